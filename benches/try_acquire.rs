@@ -1,1 +1,694 @@
-fn main() {}
+//! The non-blocking path: `try_acquire` + drop, beside its floors and its peers, in one run.
+//!
+//! Run: `cargo bench --bench try_acquire` (criterion options after `--`, e.g.
+//! `-- --warm-up-time 1 --measurement-time 2`). `MULTISEM_BENCH_SECS=S` sets the
+//! criterion measurement time and the rollback probe's duration per implementation.
+//!
+//! Benchmark IDs (`group/function`):
+//! - `uncontended/n1/{multisem_packed, floor_rmw}`
+//! - `uncontended/n2/{multisem_packed, multisem_packed_no_peaks, multisem_wide, floor_rmw,
+//!   floor_single_word, tokio_two_semaphores, mutex, per_dim_cas}`
+//! - `uncontended/n4/{multisem_packed, multisem_wide, floor_rmw}`
+//! - `contended/n2/{...same names as uncontended/n2...}`: two threads, each looping
+//!   `try_acquire([1, 1000])` + drop on one shared semaphore; time per op as one thread sees it.
+//!
+//! Floors: `floor_rmw` is N plain `fetch_sub` then N `fetch_add`, no checks at all;
+//! `floor_single_word` (N = 2) packs both dimensions in one `AtomicU64`: one CAS loop with a
+//! fits check to take, one `fetch_add` to return. Peers: two `tokio::sync::Semaphore`s taken
+//! in sequence (count, then bytes), a `parking_lot::Mutex<[u64; 2]>`, and a per-dimension CAS
+//! with rollback (written below).
+//!
+//! After criterion, the rollback probe of issue 2 section 7 prints its spurious-failure table,
+//! then a ratio table read from criterion's estimates of this run.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
+use multisem::{MultiSemaphore, Permit};
+
+mod common;
+use common::RunMode;
+
+const MIB: u64 = 1 << 20;
+
+/// The one interface every contender is measured through: take all of `amounts` or nothing;
+/// dropping the returned value gives it back.
+trait TrySem<const N: usize>: Sync {
+    type Held<'a>
+    where
+        Self: 'a;
+    fn try_take(&self, amounts: [u64; N]) -> Option<Self::Held<'_>>;
+}
+
+impl<const N: usize> TrySem<N> for MultiSemaphore<N> {
+    type Held<'a> = Permit<'a, N>;
+
+    #[inline]
+    fn try_take(&self, amounts: [u64; N]) -> Option<Permit<'_, N>> {
+        self.try_acquire(amounts).ok()
+    }
+}
+
+fn multisem_wide<const N: usize>(capacity: [u64; N]) -> MultiSemaphore<N> {
+    // A max_capacity that cannot fit one word forces the per-dimension layout.
+    MultiSemaphore::builder(capacity)
+        .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
+        .build()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floors
+
+/// N plain atomic read-modify-writes to take, N to return; no check of any kind.
+struct FloorRmw<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> FloorRmw<N> {
+    fn new(capacity: [u64; N]) -> Self {
+        Self(capacity.map(AtomicU64::new))
+    }
+}
+
+struct RmwHeld<'a, const N: usize>(&'a FloorRmw<N>, [u64; N]);
+
+impl<const N: usize> TrySem<N> for FloorRmw<N> {
+    type Held<'a> = RmwHeld<'a, N>;
+
+    #[inline]
+    fn try_take(&self, amounts: [u64; N]) -> Option<RmwHeld<'_, N>> {
+        for (a, n) in self.0.iter().zip(amounts) {
+            a.fetch_sub(n, Ordering::Acquire);
+        }
+        Some(RmwHeld(self, amounts))
+    }
+}
+
+impl<const N: usize> Drop for RmwHeld<'_, N> {
+    #[inline]
+    fn drop(&mut self) {
+        for (a, n) in self.0.0.iter().zip(self.1) {
+            a.fetch_add(n, Ordering::Release);
+        }
+    }
+}
+
+/// Both dimensions in one word: count in the top 24 bits, bytes in the low 40.
+/// One CAS (with a fits check) to take, one `fetch_add` to return.
+struct FloorSingleWord(AtomicU64);
+
+const SW_SHIFT: u32 = 40;
+const SW_LOW: u64 = (1 << SW_SHIFT) - 1;
+
+impl FloorSingleWord {
+    fn new([count, bytes]: [u64; 2]) -> Self {
+        assert!(count < 1 << (64 - SW_SHIFT) && bytes <= SW_LOW);
+        Self(AtomicU64::new((count << SW_SHIFT) | bytes))
+    }
+}
+
+struct SingleWordHeld<'a>(&'a AtomicU64, u64);
+
+impl TrySem<2> for FloorSingleWord {
+    type Held<'a> = SingleWordHeld<'a>;
+
+    #[inline]
+    fn try_take(&self, [count, bytes]: [u64; 2]) -> Option<SingleWordHeld<'_>> {
+        let packed = (count << SW_SHIFT) | bytes;
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            if cur >> SW_SHIFT < count || cur & SW_LOW < bytes {
+                return None;
+            }
+            match self.0.compare_exchange_weak(
+                cur,
+                cur - packed,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(SingleWordHeld(&self.0, packed)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+impl Drop for SingleWordHeld<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_add(self.1, Ordering::Release);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+
+/// Two tokio semaphores taken in sequence, count then bytes (bytes as u32, as tokio wants).
+struct TokioPair {
+    count: tokio::sync::Semaphore,
+    bytes: tokio::sync::Semaphore,
+}
+
+impl TokioPair {
+    fn new([count, bytes]: [u64; 2]) -> Self {
+        let cap = |n: u64| usize::try_from(n).expect("capacity fits usize");
+        Self {
+            count: tokio::sync::Semaphore::new(cap(count)),
+            bytes: tokio::sync::Semaphore::new(cap(bytes)),
+        }
+    }
+}
+
+impl TrySem<2> for TokioPair {
+    type Held<'a> = (
+        tokio::sync::SemaphorePermit<'a>,
+        tokio::sync::SemaphorePermit<'a>,
+    );
+
+    #[inline]
+    fn try_take(&self, [count, bytes]: [u64; 2]) -> Option<Self::Held<'_>> {
+        let c = self
+            .count
+            .try_acquire_many(u32::try_from(count).ok()?)
+            .ok()?;
+        // On failure `c` drops here and gives the count back: the RAII rollback.
+        let b = self
+            .bytes
+            .try_acquire_many(u32::try_from(bytes).ok()?)
+            .ok()?;
+        Some((c, b))
+    }
+}
+
+/// A plain lock around the counters.
+struct MutexPeer<const N: usize>(parking_lot::Mutex<[u64; N]>);
+
+struct MutexHeld<'a, const N: usize>(&'a parking_lot::Mutex<[u64; N]>, [u64; N]);
+
+impl<const N: usize> TrySem<N> for MutexPeer<N> {
+    type Held<'a> = MutexHeld<'a, N>;
+
+    #[inline]
+    fn try_take(&self, amounts: [u64; N]) -> Option<MutexHeld<'_, N>> {
+        let mut avail = self.0.lock();
+        if avail.iter().zip(amounts).any(|(a, n)| *a < n) {
+            return None;
+        }
+        for (a, n) in avail.iter_mut().zip(amounts) {
+            *a -= n;
+        }
+        Some(MutexHeld(&self.0, amounts))
+    }
+}
+
+impl<const N: usize> Drop for MutexHeld<'_, N> {
+    #[inline]
+    fn drop(&mut self) {
+        let mut avail = self.0.lock();
+        for (a, n) in avail.iter_mut().zip(self.1) {
+            *a += n;
+        }
+    }
+}
+
+/// The straightforward lock-free attempt: CAS each dimension in turn, and give back the
+/// dimensions already taken when a later one is short.
+struct PerDimCas<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> PerDimCas<N> {
+    fn new(capacity: [u64; N]) -> Self {
+        Self(capacity.map(AtomicU64::new))
+    }
+
+    fn give_back(&self, amounts: &[u64]) {
+        for (a, &n) in self.0.iter().zip(amounts) {
+            a.fetch_add(n, Ordering::Release);
+        }
+    }
+}
+
+struct PerDimHeld<'a, const N: usize>(&'a PerDimCas<N>, [u64; N]);
+
+impl<const N: usize> TrySem<N> for PerDimCas<N> {
+    type Held<'a> = PerDimHeld<'a, N>;
+
+    #[inline]
+    fn try_take(&self, amounts: [u64; N]) -> Option<PerDimHeld<'_, N>> {
+        for (d, (a, n)) in self.0.iter().zip(amounts).enumerate() {
+            let mut cur = a.load(Ordering::Relaxed);
+            loop {
+                if cur < n {
+                    self.give_back(&amounts[..d]);
+                    return None;
+                }
+                match a.compare_exchange_weak(cur, cur - n, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        Some(PerDimHeld(self, amounts))
+    }
+}
+
+impl<const N: usize> Drop for PerDimHeld<'_, N> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.give_back(&self.1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Criterion benches
+
+#[cold]
+#[inline(never)]
+fn unexpected_failure(name: &str) -> ! {
+    panic!("{name}: try_acquire failed where it must succeed")
+}
+
+fn bench_uncontended<const N: usize, S: TrySem<N>>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    sem: &S,
+    req: [u64; N],
+) {
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let held = sem.try_take(black_box(req));
+            if held.is_none() {
+                unexpected_failure(name);
+            }
+            drop(held);
+        })
+    });
+}
+
+/// Two threads loop take + drop on `sem` for `iters` each, started together; the reported
+/// time is the mean of the two threads' elapsed times, so criterion divides it into time per
+/// op as one thread sees it.
+fn bench_contended<S: TrySem<2>>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    sem: &S,
+    req: [u64; 2],
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let barrier = Barrier::new(2);
+            let run = || {
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let held = sem.try_take(black_box(req));
+                    if held.is_none() {
+                        unexpected_failure(name);
+                    }
+                    drop(held);
+                }
+                start.elapsed()
+            };
+            std::thread::scope(|s| {
+                let other = s.spawn(run);
+                let mine = run();
+                let theirs = other.join().expect("contending thread panicked");
+                (mine + theirs) / 2
+            })
+        })
+    });
+}
+
+const CAP1: [u64; 1] = [1024];
+const CAP2: [u64; 2] = [1024, 100 * MIB];
+// 10 + 20 + 7 + 12 bits (+ a guard bit each): small enough for the packed layout.
+const CAP4: [u64; 4] = [1000, 1_000_000, 64, 4000];
+const REQ1: [u64; 1] = [1];
+const REQ2: [u64; 2] = [1, 1000];
+const REQ4: [u64; 4] = [1, 1000, 1, 64];
+
+fn uncontended(c: &mut Criterion) {
+    {
+        let mut g = c.benchmark_group("uncontended/n1");
+        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP1), REQ1);
+        bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP1), REQ1);
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("uncontended/n2");
+        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP2), REQ2);
+        let no_peaks = MultiSemaphore::builder(CAP2).track_peaks(false).build();
+        bench_uncontended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
+        bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
+        bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
+        bench_uncontended(
+            &mut g,
+            "floor_single_word",
+            &FloorSingleWord::new(CAP2),
+            REQ2,
+        );
+        bench_uncontended(&mut g, "tokio_two_semaphores", &TokioPair::new(CAP2), REQ2);
+        bench_uncontended(
+            &mut g,
+            "mutex",
+            &MutexPeer(parking_lot::Mutex::new(CAP2)),
+            REQ2,
+        );
+        bench_uncontended(&mut g, "per_dim_cas", &PerDimCas::new(CAP2), REQ2);
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("uncontended/n4");
+        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP4), REQ4);
+        bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP4), REQ4);
+        bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP4), REQ4);
+        g.finish();
+    }
+}
+
+fn contended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contended/n2");
+    bench_contended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP2), REQ2);
+    let no_peaks = MultiSemaphore::builder(CAP2).track_peaks(false).build();
+    bench_contended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
+    bench_contended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
+    bench_contended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
+    bench_contended(
+        &mut g,
+        "floor_single_word",
+        &FloorSingleWord::new(CAP2),
+        REQ2,
+    );
+    bench_contended(&mut g, "tokio_two_semaphores", &TokioPair::new(CAP2), REQ2);
+    bench_contended(
+        &mut g,
+        "mutex",
+        &MutexPeer(parking_lot::Mutex::new(CAP2)),
+        REQ2,
+    );
+    bench_contended(&mut g, "per_dim_cas", &PerDimCas::new(CAP2), REQ2);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollback probe (issue 2, section 7)
+
+const PROBE_CAP: [u64; 2] = [8, 12_000];
+const PROBE_MAIN_HOLD: [u64; 2] = [2, 3_000];
+const PROBE_TAKE: [u64; 2] = [1, 1_500];
+const PROBE_NEVER_FITS: [u64; 2] = [1, 9_001];
+
+struct ProbeResult {
+    attempts: u64,
+    failures: u64,
+    never_fit_tries: u64,
+    /// `[1, 9001]` granted: impossible with [2, 3000] held; a bug if nonzero.
+    impossible_grants: u64,
+}
+
+/// Take `amounts`, retrying briefly: at set-up nobody else is racing, so a refusal is only
+/// tolerated for a moment.
+fn take_at_setup<S: TrySem<2>>(sem: &S, amounts: [u64; 2]) -> S::Held<'_> {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(held) = sem.try_take(amounts) {
+            return held;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "probe set-up could not take {amounts:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Capacity [8, 12000], [2, 3000] held by this thread for the run; three threads each keep
+/// one earlier [1, 1500] and loop "take a new one, then drop the older", so their demand
+/// always fits exactly and each of their failures is spurious; a fourth loops
+/// `try_acquire([1, 9001])`, which never fits.
+fn rollback_probe<S: TrySem<2>>(sem: &S, run_for: Duration) -> ProbeResult {
+    let main_hold = take_at_setup(sem, PROBE_MAIN_HOLD);
+    let stop = AtomicBool::new(false);
+    let start = Barrier::new(5);
+    let result = std::thread::scope(|s| {
+        let takers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut older = take_at_setup(sem, PROBE_TAKE);
+                    start.wait();
+                    let (mut attempts, mut failures) = (0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        attempts += 1;
+                        match sem.try_take(black_box(PROBE_TAKE)) {
+                            Some(newer) => drop(std::mem::replace(&mut older, newer)),
+                            None => failures += 1,
+                        }
+                    }
+                    drop(older);
+                    (attempts, failures)
+                })
+            })
+            .collect();
+        let never_fits = s.spawn(|| {
+            start.wait();
+            let (mut tries, mut granted) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                tries += 1;
+                if sem.try_take(black_box(PROBE_NEVER_FITS)).is_some() {
+                    granted += 1;
+                }
+            }
+            (tries, granted)
+        });
+        start.wait();
+        std::thread::sleep(run_for);
+        stop.store(true, Ordering::Relaxed);
+        let mut r = ProbeResult {
+            attempts: 0,
+            failures: 0,
+            never_fit_tries: 0,
+            impossible_grants: 0,
+        };
+        for t in takers {
+            let (a, f) = t.join().expect("probe taker panicked");
+            r.attempts += a;
+            r.failures += f;
+        }
+        (r.never_fit_tries, r.impossible_grants) =
+            never_fits.join().expect("probe thread panicked");
+        r
+    });
+    drop(main_hold);
+    result
+}
+
+fn run_probes(run_for: Duration) {
+    println!();
+    println!(
+        "rollback probe: capacity {PROBE_CAP:?}, {PROBE_MAIN_HOLD:?} held, three threads keep one \
+         {PROBE_TAKE:?} and take another (always fits), one loops try {PROBE_NEVER_FITS:?} (never fits); {:.1} s each",
+        run_for.as_secs_f64()
+    );
+    println!(
+        "{:<26} {:>12} {:>12} {:>11} {:>16}",
+        "implementation", "attempts", "failures", "spurious %", "never-fit tries"
+    );
+    let row = |name: &str, r: ProbeResult| {
+        let pct = if r.attempts == 0 {
+            0.0
+        } else {
+            100.0 * r.failures as f64 / r.attempts as f64
+        };
+        println!(
+            "{:<26} {:>12} {:>12} {:>10.3}% {:>16}",
+            name, r.attempts, r.failures, pct, r.never_fit_tries
+        );
+        if r.impossible_grants > 0 {
+            println!(
+                "  BUG: {name} granted {PROBE_NEVER_FITS:?} {} times although it cannot fit",
+                r.impossible_grants
+            );
+        }
+    };
+
+    let packed = MultiSemaphore::new(PROBE_CAP);
+    row("multisem_packed", rollback_probe(&packed, run_for));
+    check_quiescent("multisem_packed", &packed);
+    let wide = multisem_wide(PROBE_CAP);
+    row("multisem_wide", rollback_probe(&wide, run_for));
+    check_quiescent("multisem_wide", &wide);
+    row(
+        "floor_single_word",
+        rollback_probe(&FloorSingleWord::new(PROBE_CAP), run_for),
+    );
+    row(
+        "tokio_two_semaphores",
+        rollback_probe(&TokioPair::new(PROBE_CAP), run_for),
+    );
+    row(
+        "mutex",
+        rollback_probe(&MutexPeer(parking_lot::Mutex::new(PROBE_CAP)), run_for),
+    );
+    row(
+        "per_dim_cas",
+        rollback_probe(&PerDimCas::new(PROBE_CAP), run_for),
+    );
+}
+
+fn check_quiescent(name: &str, sem: &MultiSemaphore<2>) {
+    if sem.available() != sem.capacity() {
+        println!(
+            "  BUG: {name}: available() = {:?} != capacity() = {:?} with no permit out",
+            sem.available(),
+            sem.capacity()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ratio table from criterion's estimates
+
+/// Where criterion writes its results, decided as criterion decides it (without running
+/// `cargo metadata`: the bench executable lives in `<target>/<profile>/deps/`).
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|t| t.join("criterion")))
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
+}
+
+/// The typical time (ns) criterion estimated for `group/function` in this run: the slope
+/// if there is one, else the mean. `None` if missing or older than `since` (filtered out).
+fn estimate_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
+    let safe = |s: &str| s.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_");
+    let path = criterion_dir()
+        .join(safe(group))
+        .join(safe(function))
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let json = std::fs::read_to_string(path).ok()?;
+    let point = |key: &str| -> Option<f64> {
+        let at = json.find(&format!("\"{key}\":{{"))?;
+        let rest = &json[at..];
+        let p = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+        let num: String = rest[p..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+            .collect();
+        num.parse().ok()
+    };
+    point("slope").or_else(|| point("mean"))
+}
+
+fn print_ratios(since: SystemTime) {
+    let groups: [(&str, &str, &[&str]); 5] = [
+        ("uncontended/n1", "floor_rmw", &["multisem_packed"]),
+        (
+            "uncontended/n2",
+            "floor_single_word",
+            &[
+                "multisem_packed",
+                "multisem_packed_no_peaks",
+                "multisem_wide",
+                "floor_rmw",
+                "tokio_two_semaphores",
+                "mutex",
+                "per_dim_cas",
+            ],
+        ),
+        (
+            "uncontended/n4",
+            "floor_rmw",
+            &["multisem_packed", "multisem_wide"],
+        ),
+        (
+            "contended/n2",
+            "floor_single_word",
+            &[
+                "multisem_packed",
+                "multisem_packed_no_peaks",
+                "multisem_wide",
+                "floor_rmw",
+                "tokio_two_semaphores",
+                "mutex",
+                "per_dim_cas",
+            ],
+        ),
+        (
+            "contended/n2",
+            "floor_rmw",
+            &["multisem_packed", "multisem_wide"],
+        ),
+    ];
+    println!();
+    println!("ratios against the floor, from criterion's estimates of this run:");
+    println!(
+        "{:<16} {:<26} {:>11} {:>18} {:>8}",
+        "group", "function", "time", "floor", "ratio"
+    );
+    for (group, floor, functions) in groups {
+        let Some(floor_ns) = estimate_ns(group, floor, since) else {
+            println!("{group:<16} (no estimate for {floor} in this run)");
+            continue;
+        };
+        for function in functions {
+            match estimate_ns(group, function, since) {
+                Some(ns) => println!(
+                    "{group:<16} {function:<26} {:>8.2} ns {floor:>18} {:>7.2}x",
+                    ns,
+                    ns / floor_ns
+                ),
+                None => println!("{group:<16} {function:<26} {:>11}", "n/a"),
+            }
+        }
+    }
+    // Statistics cost (issue 5: at most 10%).
+    for group in ["uncontended/n2", "contended/n2"] {
+        if let (Some(on), Some(off)) = (
+            estimate_ns(group, "multisem_packed", since),
+            estimate_ns(group, "multisem_packed_no_peaks", since),
+        ) {
+            println!(
+                "{group}: peak tracking costs {:+.1}% (multisem_packed vs multisem_packed_no_peaks)",
+                100.0 * (on / off - 1.0)
+            );
+        }
+    }
+}
+
+fn main() {
+    let mode = common::run_mode();
+    let started = SystemTime::now();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(common::scenario_secs(2.0));
+    if let Some(secs) = common::secs_override() {
+        c = c.warm_up_time(Duration::from_secs_f64((secs / 2.0).min(1.0)));
+    }
+    // Command-line options (--warm-up-time, --measurement-time, filters, --test) win.
+    let mut c = c.configure_from_args();
+
+    uncontended(&mut c);
+    contended(&mut c);
+    c.final_summary();
+
+    match mode {
+        RunMode::List => {}
+        RunMode::Test => run_probes(Duration::from_millis(50)),
+        RunMode::Bench => {
+            run_probes(common::scenario_secs(1.0));
+            print_ratios(started);
+        }
+    }
+}
