@@ -1,0 +1,1776 @@
+//! Integration tests of the public contract (API.md): every method and every
+//! error variant of the non-blocking and resizing API, for N = 1, 2 and 3, in
+//! both layouts (the packed single-word default and the per-dimension layout
+//! forced with `builder(..).max_capacity([MAX_PERMITS; N])`).
+//!
+//! Every generic check below is instantiated six times by `all_shapes!`, as
+//! `<check>::n{1,2,3}_{packed,per_dim}`.
+
+use std::array::from_fn;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::*;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Packed,
+    PerDim,
+}
+
+fn max_permits<const N: usize>() -> u64 {
+    MultiSemaphore::<N>::MAX_PERMITS
+}
+
+fn make<const N: usize>(layout: Layout, cap: [u64; N]) -> MultiSemaphore<N> {
+    match layout {
+        Layout::Packed => MultiSemaphore::new(cap),
+        Layout::PerDim => MultiSemaphore::builder(cap)
+            .max_capacity([max_permits::<N>(); N])
+            .build(),
+    }
+}
+
+fn make_arc<const N: usize>(layout: Layout, cap: [u64; N]) -> Arc<MultiSemaphore<N>> {
+    Arc::new(make(layout, cap))
+}
+
+/// Small capacities that fit the packed layout for every N up to 3; all
+/// divisible by 8 so halves and quarters are exact.
+fn caps<const N: usize>() -> [u64; N] {
+    from_fn(|d| [8, 1024, 4096][d])
+}
+
+/// `v` in dimension `d`, `rest` everywhere else.
+fn at<const N: usize>(d: usize, v: u64, rest: u64) -> [u64; N] {
+    from_fn(|e| if e == d { v } else { rest })
+}
+
+fn sub<const N: usize>(a: [u64; N], b: [u64; N]) -> [u64; N] {
+    from_fn(|d| a[d] - b[d])
+}
+
+/// Aborts the test binary if the guarded section is still running after
+/// `limit`: a hang is a failure, never a stuck CI job.
+struct Watchdog {
+    _tx: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn new(what: &'static str, limit: Duration) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: `{what}` still running after {limit:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { _tx: tx }
+    }
+}
+
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    fut.poll(&mut cx)
+}
+
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (bounded) until `sem.waiters() == n`.
+fn wait_for_waiters<const N: usize>(sem: &MultiSemaphore<N>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sem.waiters() != n {
+        assert!(
+            Instant::now() < deadline,
+            "waiters() stayed {} instead of {n}",
+            sem.waiters()
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+macro_rules! all_shapes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::Layout;
+            #[test]
+            fn n1_packed() {
+                super::$name::<1>(Layout::Packed)
+            }
+            #[test]
+            fn n1_per_dim() {
+                super::$name::<1>(Layout::PerDim)
+            }
+            #[test]
+            fn n2_packed() {
+                super::$name::<2>(Layout::Packed)
+            }
+            #[test]
+            fn n2_per_dim() {
+                super::$name::<2>(Layout::PerDim)
+            }
+            #[test]
+            fn n3_packed() {
+                super::$name::<3>(Layout::Packed)
+            }
+            #[test]
+            fn n3_per_dim() {
+                super::$name::<3>(Layout::PerDim)
+            }
+        }
+    )*};
+}
+
+all_shapes!(
+    fresh_state,
+    try_acquire_success_and_drop,
+    try_acquire_insufficient_exact,
+    try_acquire_insufficient_several_short,
+    exceeds_capacity_any_dimension,
+    exceeds_capacity_never_blocks,
+    closed_fails_every_acquire,
+    close_keeps_outstanding_permits_valid,
+    error_order,
+    zero_requests,
+    zero_request_while_queued,
+    try_acquire_does_not_overtake_queued,
+    waiters_counts_queued_acquirers,
+    permit_split,
+    permit_merge,
+    permit_forget_shrinks_capacity,
+    owned_permits,
+    owned_permit_dropped_on_another_thread,
+    add_permits_grows,
+    add_permits_serves_queued,
+    set_capacity_grow_and_shrink,
+    set_capacity_below_in_flight,
+    set_capacity_fails_queued_that_no_longer_fit,
+    forget_while_over_capacity,
+    capacity_overflow_changes_nothing,
+    set_capacity_overflow_changes_nothing,
+    merge_of_huge_permits,
+    closed_stays_closed,
+    stats_counters,
+    stats_without_peaks,
+);
+
+// ---------------------------------------------------------------------------
+// Construction
+// ---------------------------------------------------------------------------
+
+#[test]
+#[should_panic(expected = "N")]
+fn new_panics_for_zero_dimensions() {
+    let _ = MultiSemaphore::<0>::new([]);
+}
+
+#[test]
+#[should_panic(expected = "MAX_PERMITS")]
+fn new_panics_above_max_permits() {
+    let _ = MultiSemaphore::new([1, MultiSemaphore::<2>::MAX_PERMITS + 1]);
+}
+
+#[test]
+#[should_panic(expected = "MAX_PERMITS")]
+fn new_panics_at_u64_max() {
+    let _ = MultiSemaphore::new([u64::MAX]);
+}
+
+#[test]
+#[should_panic]
+fn builder_panics_for_zero_dimensions() {
+    let _ = MultiSemaphore::<0>::builder([]).build();
+}
+
+#[test]
+#[should_panic]
+fn builder_panics_when_capacity_above_max() {
+    let _ = MultiSemaphore::builder([10, 10])
+        .max_capacity([10, 9])
+        .build();
+}
+
+#[test]
+#[should_panic]
+fn builder_panics_when_max_above_max_permits() {
+    let m = MultiSemaphore::<2>::MAX_PERMITS;
+    let _ = MultiSemaphore::builder([10, 10])
+        .max_capacity([m, m + 1])
+        .build();
+}
+
+#[test]
+fn max_permits_is_at_least_2_pow_60() {
+    assert!(MultiSemaphore::<1>::MAX_PERMITS >= 1 << 60);
+    assert!(MultiSemaphore::<2>::MAX_PERMITS >= 1 << 60);
+    assert!(MultiSemaphore::<3>::MAX_PERMITS >= 1 << 60);
+}
+
+#[test]
+fn new_accepts_max_permits_and_zero() {
+    let m = MultiSemaphore::<2>::MAX_PERMITS;
+    let sem = MultiSemaphore::new([m, 0]);
+    assert_eq!(sem.capacity(), [m, 0]);
+    assert_eq!(sem.available(), [m, 0]);
+    let p = sem.try_acquire([m, 0]).unwrap();
+    assert_eq!(sem.available(), [0, 0]);
+    assert_eq!(
+        sem.try_acquire([0, 1]).unwrap_err(),
+        TryAcquireError::ExceedsCapacity {
+            dim: 1,
+            requested: 1,
+            capacity: 0
+        }
+    );
+    drop(p);
+    assert_eq!(sem.available(), [m, 0]);
+}
+
+#[test]
+fn builder_defaults_match_new() {
+    let a = MultiSemaphore::new([1024, 100 << 20]);
+    let b = MultiSemaphore::builder([1024, 100 << 20]).build();
+    assert_eq!(a.capacity(), b.capacity());
+    assert_eq!(a.available(), b.available());
+    assert_eq!(a.max_capacity(), b.max_capacity());
+}
+
+fn fresh_state<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    assert_eq!(sem.capacity(), cap);
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.waiters(), 0);
+    assert!(!sem.is_closed());
+    let max = sem.max_capacity();
+    for d in 0..N {
+        assert!(
+            max[d] >= cap[d],
+            "max_capacity {max:?} below capacity {cap:?}"
+        );
+        assert!(max[d] <= max_permits::<N>());
+    }
+    if layout == Layout::PerDim {
+        assert_eq!(max, [max_permits::<N>(); N]);
+    }
+    assert_eq!(sem.stats(), Stats::<N>::default());
+    assert!(!format!("{sem:?}").is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// try_acquire
+// ---------------------------------------------------------------------------
+
+fn try_acquire_success_and_drop<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let a: [u64; N] = from_fn(|d| cap[d] / 2);
+    let p = sem.try_acquire(a).unwrap();
+    assert_eq!(p.amounts(), a);
+    assert_eq!(sem.available(), sub(cap, a));
+    assert_eq!(sem.capacity(), cap);
+    let b: [u64; N] = from_fn(|d| cap[d] / 4);
+    let q = sem.try_acquire(b).unwrap();
+    assert_eq!(sem.available(), sub(sub(cap, a), b));
+    drop(p);
+    assert_eq!(sem.available(), sub(cap, b));
+    drop(q);
+    assert_eq!(sem.available(), cap);
+
+    // Everything at once, then nothing is left in any dimension.
+    let all = sem.try_acquire(cap).unwrap();
+    assert_eq!(all.amounts(), cap);
+    assert_eq!(sem.available(), [0; N]);
+    for d in 0..N {
+        assert_eq!(
+            sem.try_acquire(at(d, 1, 0)).unwrap_err(),
+            TryAcquireError::Insufficient {
+                dim: d,
+                requested: 1,
+                available: 0
+            }
+        );
+    }
+    drop(all);
+    assert_eq!(sem.available(), cap);
+
+    // Many small ones until exhaustion of dimension 0.
+    let ones = [1; N];
+    let mut held = Vec::new();
+    while let Ok(p) = sem.try_acquire(ones) {
+        held.push(p);
+    }
+    assert_eq!(held.len() as u64, cap[0]);
+    assert_eq!(sem.available(), from_fn(|d| cap[d] - cap[0]));
+    held.clear();
+    assert_eq!(sem.available(), cap);
+}
+
+fn try_acquire_insufficient_exact<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    for d in 0..N {
+        let sem = make(layout, cap);
+        // Leave exactly 3 available in dimension d, everything elsewhere.
+        let hold = sem.try_acquire(at(d, cap[d] - 3, 0)).unwrap();
+        let before: [u64; N] = from_fn(|e| if e == d { 3 } else { cap[e] });
+        assert_eq!(sem.available(), before);
+        let err = sem.try_acquire(at(d, 4, 1)).unwrap_err();
+        assert_eq!(
+            err,
+            TryAcquireError::Insufficient {
+                dim: d,
+                requested: 4,
+                available: 3
+            }
+        );
+        // All or nothing: the dimensions that did fit were not taken.
+        assert_eq!(sem.available(), before);
+        let ok = sem.try_acquire(at(d, 3, 1)).unwrap();
+        assert_eq!(
+            sem.available(),
+            from_fn(|e| if e == d { 0 } else { cap[e] - 1 })
+        );
+        drop(ok);
+        drop(hold);
+        assert_eq!(sem.available(), cap);
+    }
+}
+
+fn try_acquire_insufficient_several_short<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    // Every dimension has 2 left; ask for 3 everywhere.
+    let hold = sem.try_acquire(from_fn(|d| cap[d] - 2)).unwrap();
+    match sem.try_acquire([3; N]).unwrap_err() {
+        TryAcquireError::Insufficient {
+            dim,
+            requested,
+            available,
+        } => {
+            assert!(dim < N);
+            assert_eq!(requested, 3);
+            assert_eq!(available, 2);
+        }
+        other => panic!("expected Insufficient, got {other:?}"),
+    }
+    assert_eq!(sem.available(), [2; N]);
+    drop(hold);
+    assert_eq!(sem.available(), cap);
+}
+
+fn exceeds_capacity_any_dimension<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    for d in 0..N {
+        let req = at(d, cap[d] + 1, 1);
+        assert_eq!(
+            sem.try_acquire(req).unwrap_err(),
+            TryAcquireError::ExceedsCapacity {
+                dim: d,
+                requested: cap[d] + 1,
+                capacity: cap[d]
+            }
+        );
+        assert_eq!(
+            sem.try_acquire(at(d, u64::MAX, 0)).unwrap_err(),
+            TryAcquireError::ExceedsCapacity {
+                dim: d,
+                requested: u64::MAX,
+                capacity: cap[d]
+            }
+        );
+        assert_eq!(sem.available(), cap);
+    }
+    // Also when the dimensions that fit are exhausted: ExceedsCapacity wins over
+    // Insufficient (it can never succeed, whatever the state).
+    let all = sem.try_acquire(cap).unwrap();
+    for d in 0..N {
+        assert_eq!(
+            sem.try_acquire(at(d, cap[d] + 1, 1)).unwrap_err(),
+            TryAcquireError::ExceedsCapacity {
+                dim: d,
+                requested: cap[d] + 1,
+                capacity: cap[d]
+            }
+        );
+    }
+    drop(all);
+    assert_eq!(sem.available(), cap);
+}
+
+fn exceeds_capacity_never_blocks<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("exceeds_capacity_never_blocks", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    // Hold everything and queue a waiter, so that a queued request would block.
+    let all = sem.try_acquire(cap).unwrap();
+    let mut queued = Box::pin(sem.acquire_async([1; N]));
+    assert!(poll_once(queued.as_mut()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    let long = Duration::from_secs(3600);
+    for d in 0..N {
+        let req = at(d, cap[d] + 1, 0);
+        let want = AcquireError::ExceedsCapacity {
+            dim: d,
+            requested: cap[d] + 1,
+            capacity: cap[d],
+        };
+        assert_eq!(sem.acquire(req).unwrap_err(), want);
+        assert_eq!(sem.acquire_timeout(req, long).unwrap_err(), want);
+        assert_eq!(
+            sem.acquire_deadline(req, Instant::now() + long)
+                .unwrap_err(),
+            want
+        );
+        assert_eq!(sem.acquire_owned(req).unwrap_err(), want);
+        assert_eq!(sem.acquire_owned_timeout(req, long).unwrap_err(), want);
+        assert_eq!(
+            sem.acquire_owned_deadline(req, Instant::now() + long)
+                .unwrap_err(),
+            want
+        );
+        let mut f = Box::pin(sem.acquire_async(req));
+        match poll_once(f.as_mut()) {
+            Poll::Ready(r) => assert_eq!(r.unwrap_err(), want),
+            Poll::Pending => panic!("acquire_async above capacity is pending"),
+        }
+        let mut f = Box::pin(sem.acquire_owned_async(req));
+        match poll_once(f.as_mut()) {
+            Poll::Ready(r) => assert_eq!(r.unwrap_err(), want),
+            Poll::Pending => panic!("acquire_owned_async above capacity is pending"),
+        }
+        assert_eq!(
+            sem.try_acquire_owned(req).unwrap_err(),
+            TryAcquireError::ExceedsCapacity {
+                dim: d,
+                requested: cap[d] + 1,
+                capacity: cap[d]
+            }
+        );
+    }
+    assert_eq!(sem.waiters(), 1);
+    drop(queued);
+    assert_eq!(sem.waiters(), 0);
+    drop(all);
+    assert_eq!(sem.available(), cap);
+}
+
+fn closed_fails_every_acquire<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("closed_fails_every_acquire", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    assert!(!sem.is_closed());
+    sem.close();
+    assert!(sem.is_closed());
+    sem.close(); // idempotent
+    assert!(sem.is_closed());
+    let long = Duration::from_secs(3600);
+    for req in [[1; N], [0; N], cap] {
+        assert_eq!(sem.try_acquire(req).unwrap_err(), TryAcquireError::Closed);
+        assert_eq!(
+            sem.try_acquire_owned(req).unwrap_err(),
+            TryAcquireError::Closed
+        );
+        assert_eq!(sem.acquire(req).unwrap_err(), AcquireError::Closed);
+        assert_eq!(
+            sem.acquire_timeout(req, long).unwrap_err(),
+            AcquireError::Closed
+        );
+        assert_eq!(
+            sem.acquire_deadline(req, Instant::now() + long)
+                .unwrap_err(),
+            AcquireError::Closed
+        );
+        assert_eq!(
+            sem.acquire_deadline(req, Instant::now() - Duration::from_millis(1))
+                .unwrap_err(),
+            AcquireError::Closed
+        );
+        assert_eq!(sem.acquire_owned(req).unwrap_err(), AcquireError::Closed);
+        assert_eq!(
+            sem.acquire_owned_timeout(req, long).unwrap_err(),
+            AcquireError::Closed
+        );
+        assert_eq!(
+            sem.acquire_owned_deadline(req, Instant::now() + long)
+                .unwrap_err(),
+            AcquireError::Closed
+        );
+        let mut f = Box::pin(sem.acquire_async(req));
+        assert_eq!(
+            poll_once(f.as_mut()).map(|r| r.map(|p| p.amounts())),
+            Poll::Ready(Err(AcquireError::Closed))
+        );
+        let mut f = Box::pin(sem.acquire_owned_async(req));
+        assert_eq!(
+            poll_once(f.as_mut()).map(|r| r.map(|p| p.amounts())),
+            Poll::Ready(Err(AcquireError::Closed))
+        );
+    }
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.stats().closed_out, 3 * 11);
+    assert_eq!(sem.stats().acquired, 0);
+}
+
+fn close_keeps_outstanding_permits_valid<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new(
+        "close_keeps_outstanding_permits_valid",
+        Duration::from_secs(60),
+    );
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let mut p = sem.try_acquire(half).unwrap();
+    let o = sem.try_acquire_owned([1; N]).unwrap();
+
+    // A blocked thread and a queued future are both woken with Closed.
+    let sem2 = Arc::clone(&sem);
+    let blocked = thread::spawn(move || sem2.acquire_timeout(cap, Duration::from_secs(30)).err());
+    wait_for_waiters(&sem, 1);
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let w = Waker::from(Arc::clone(&waker));
+    let mut fut = Box::pin(sem.acquire_owned_async(cap));
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    wait_for_waiters(&sem, 2);
+
+    sem.close();
+    assert_eq!(blocked.join().unwrap(), Some(AcquireError::Closed));
+    assert!(
+        waker.0.load(Ordering::SeqCst) >= 1,
+        "queued future not woken by close"
+    );
+    assert_eq!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&w))
+            .map(|r| r.map(|p| p.amounts())),
+        Poll::Ready(Err(AcquireError::Closed))
+    );
+    assert_eq!(sem.waiters(), 0);
+
+    // Permits out stay valid: amounts, split, merge, drop all still work.
+    assert_eq!(p.amounts(), half);
+    let part = p.split([1; N]).unwrap();
+    assert_eq!(part.amounts(), [1; N]);
+    p.merge(part);
+    assert_eq!(p.amounts(), half);
+    assert_eq!(sem.available(), sub(sub(cap, half), [1; N]));
+    drop(p);
+    assert_eq!(sem.available(), sub(cap, [1; N]));
+    thread::spawn(move || drop(o)).join().unwrap();
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.capacity(), cap);
+    assert!(sem.is_closed());
+}
+
+fn error_order<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let all = sem.try_acquire(cap).unwrap();
+    // Before close: a fitting request is Insufficient / Timeout.
+    assert!(matches!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Insufficient { .. }
+    ));
+    let past = Instant::now() - Duration::from_millis(5);
+    assert_eq!(
+        sem.acquire_deadline([1; N], past).unwrap_err(),
+        AcquireError::Timeout
+    );
+    sem.close();
+    // ExceedsCapacity before Closed.
+    let last = N - 1;
+    let too_big = at(last, cap[last] + 1, 0);
+    assert_eq!(
+        sem.try_acquire(too_big).unwrap_err(),
+        TryAcquireError::ExceedsCapacity {
+            dim: last,
+            requested: cap[last] + 1,
+            capacity: cap[last]
+        }
+    );
+    assert_eq!(
+        sem.acquire_deadline(too_big, past).unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            dim: last,
+            requested: cap[last] + 1,
+            capacity: cap[last]
+        }
+    );
+    // Closed before Insufficient / Timeout (nothing is available).
+    assert_eq!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Closed
+    );
+    assert_eq!(
+        sem.acquire_deadline([1; N], past).unwrap_err(),
+        AcquireError::Closed
+    );
+    assert_eq!(
+        sem.acquire_timeout([1; N], Duration::from_millis(1))
+            .unwrap_err(),
+        AcquireError::Closed
+    );
+    drop(all);
+    assert_eq!(sem.available(), cap);
+}
+
+fn zero_requests<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("zero_requests", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let z = sem.try_acquire([0; N]).unwrap();
+    assert_eq!(z.amounts(), [0; N]);
+    assert_eq!(sem.available(), cap);
+    // Even when nothing is available in any dimension.
+    let all = sem.try_acquire(cap).unwrap();
+    let z2 = sem.try_acquire([0; N]).unwrap();
+    let z3 = sem.try_acquire_owned([0; N]).unwrap();
+    let z4 = sem.acquire([0; N]).unwrap();
+    let z5 = sem
+        .acquire_timeout([0; N], Duration::from_secs(60))
+        .unwrap();
+    let z6 = sem
+        .acquire_deadline([0; N], Instant::now() - Duration::from_secs(1))
+        .unwrap();
+    let z7 = sem.acquire_owned([0; N]).unwrap();
+    let mut f = Box::pin(sem.acquire_async([0; N]));
+    let z8 = match poll_once(f.as_mut()) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("zero async acquire is pending"),
+    };
+    for p in [&z2, &z4, &z5, &z6, &z8] {
+        assert_eq!(p.amounts(), [0; N]);
+    }
+    assert_eq!(z3.amounts(), [0; N]);
+    assert_eq!(z7.amounts(), [0; N]);
+    assert_eq!(sem.available(), [0; N]);
+    assert_eq!(sem.stats().acquired, 9);
+    drop((z, z2, z3, z4, z5, z6, z7, z8));
+    drop(f);
+    assert_eq!(sem.available(), [0; N]);
+    drop(all);
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.capacity(), cap);
+    // A zero permit's forget changes nothing.
+    sem.try_acquire([0; N]).unwrap().forget();
+    assert_eq!(sem.capacity(), cap);
+    assert_eq!(sem.available(), cap);
+}
+
+fn zero_request_while_queued<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let all = sem.try_acquire(cap).unwrap();
+    let mut queued = Box::pin(sem.acquire_async([1; N]));
+    assert!(poll_once(queued.as_mut()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    // Taking nothing overtakes nobody: it succeeds at once.
+    let z = sem.try_acquire([0; N]).unwrap();
+    assert_eq!(z.amounts(), [0; N]);
+    drop(z);
+    drop(queued);
+    drop(all);
+    assert_eq!(sem.available(), cap);
+}
+
+fn try_acquire_does_not_overtake_queued<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let h = sem.try_acquire(half).unwrap();
+    // The head wants everything: it cannot fit until `h` comes back.
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let w = Waker::from(Arc::clone(&waker));
+    let mut head = Box::pin(sem.acquire_async(cap));
+    assert!(
+        head.as_mut()
+            .poll(&mut Context::from_waker(&w))
+            .is_pending()
+    );
+    assert_eq!(sem.waiters(), 1);
+    // The counters alone would fit [1; N], but a newcomer may not barge.
+    assert!(matches!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Insufficient { .. }
+    ));
+    assert_eq!(
+        sem.acquire_deadline([1; N], Instant::now()).unwrap_err(),
+        AcquireError::Timeout
+    );
+    assert_eq!(sem.available(), sub(cap, half));
+    drop(h);
+    assert!(waker.0.load(Ordering::SeqCst) >= 1, "head not woken");
+    let p = match head.as_mut().poll(&mut Context::from_waker(&w)) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("head not granted after release"),
+    };
+    assert_eq!(p.amounts(), cap);
+    assert_eq!(sem.available(), [0; N]);
+    assert_eq!(sem.waiters(), 0);
+    drop(p);
+    assert_eq!(sem.available(), cap);
+    // With the queue empty, try_acquire works again.
+    drop(sem.try_acquire([1; N]).unwrap());
+}
+
+fn waiters_counts_queued_acquirers<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("waiters_counts_queued_acquirers", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let all = sem.try_acquire_owned(cap).unwrap();
+    assert_eq!(sem.waiters(), 0);
+    // A future that is created but never polled is not queued.
+    let f0 = sem.acquire_owned_async([1; N]);
+    assert_eq!(sem.waiters(), 0);
+    let mut f1 = Box::pin(sem.acquire_owned_async([1; N]));
+    assert!(poll_once(f1.as_mut()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    // Polling again does not queue it twice.
+    assert!(poll_once(f1.as_mut()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    let sem2 = Arc::clone(&sem);
+    let t = thread::spawn(move || {
+        sem2.acquire_timeout([1; N], Duration::from_secs(30))
+            .map(|p| p.amounts())
+    });
+    wait_for_waiters(&sem, 2);
+    drop(f0);
+    assert_eq!(sem.waiters(), 2);
+    drop(f1); // cancelled: the blocked thread is now the head
+    assert_eq!(sem.waiters(), 1);
+    drop(all);
+    assert_eq!(t.join().unwrap(), Ok([1; N]));
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.available(), cap);
+}
+
+// ---------------------------------------------------------------------------
+// Permits
+// ---------------------------------------------------------------------------
+
+fn permit_split<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let mut p = sem.try_acquire(half).unwrap();
+    let quarter: [u64; N] = from_fn(|d| cap[d] / 4);
+    let q = p.split(quarter).unwrap();
+    assert_eq!(q.amounts(), quarter);
+    assert_eq!(p.amounts(), sub(half, quarter));
+    assert_eq!(sem.available(), sub(cap, half));
+    // More than held in any one dimension: None, and nothing changes.
+    for d in 0..N {
+        let too_much = at(d, p.amounts()[d] + 1, 0);
+        assert!(p.split(too_much).is_none());
+        assert_eq!(p.amounts(), sub(half, quarter));
+        let too_much = at(d, u64::MAX, 1);
+        assert!(p.split(too_much).is_none());
+        assert_eq!(p.amounts(), sub(half, quarter));
+    }
+    assert_eq!(sem.available(), sub(cap, half));
+    // Zero split: an empty permit.
+    let z = p.split([0; N]).unwrap();
+    assert_eq!(z.amounts(), [0; N]);
+    drop(z);
+    assert_eq!(sem.available(), sub(cap, half));
+    // Split everything: the original is left empty but still valid.
+    let rest = p.amounts();
+    let r = p.split(rest).unwrap();
+    assert_eq!(p.amounts(), [0; N]);
+    assert_eq!(r.amounts(), rest);
+    drop(q);
+    assert_eq!(sem.available(), sub(cap, rest));
+    drop(p);
+    assert_eq!(sem.available(), sub(cap, rest));
+    drop(r);
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.capacity(), cap);
+}
+
+fn permit_merge<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let a = [1; N];
+    let b: [u64; N] = from_fn(|d| cap[d] / 2);
+    let mut p = sem.try_acquire(a).unwrap();
+    let q = sem.try_acquire(b).unwrap();
+    p.merge(q);
+    assert_eq!(p.amounts(), from_fn(|d| a[d] + b[d]));
+    assert_eq!(sem.available(), from_fn(|d| cap[d] - a[d] - b[d]));
+    let z = sem.try_acquire([0; N]).unwrap();
+    p.merge(z);
+    assert_eq!(p.amounts(), from_fn(|d| a[d] + b[d]));
+    // Split and merge back round-trips.
+    let s = p.split(a).unwrap();
+    p.merge(s);
+    assert_eq!(p.amounts(), from_fn(|d| a[d] + b[d]));
+    drop(p);
+    assert_eq!(sem.available(), cap);
+}
+
+#[test]
+#[should_panic(expected = "different")]
+fn merge_of_different_semaphores_panics() {
+    let a = MultiSemaphore::new([4, 4]);
+    let b = MultiSemaphore::new([4, 4]);
+    let mut p = a.try_acquire([1, 1]).unwrap();
+    let q = b.try_acquire([1, 1]).unwrap();
+    p.merge(q);
+}
+
+#[test]
+#[should_panic(expected = "different")]
+fn merge_of_different_owned_semaphores_panics() {
+    let a = Arc::new(MultiSemaphore::new([4]));
+    let b = Arc::new(MultiSemaphore::new([4]));
+    let mut p = a.try_acquire_owned([1]).unwrap();
+    let q = b.try_acquire_owned([1]).unwrap();
+    p.merge(q);
+}
+
+#[test]
+fn merge_of_different_semaphores_changes_nothing() {
+    // The panic happens before anything moves: both semaphores keep exact books
+    // once the permits are dropped during unwinding.
+    let a = MultiSemaphore::new([4, 40]);
+    let b = MultiSemaphore::builder([4, 40])
+        .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+        .build();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut p = a.try_acquire([1, 10]).unwrap();
+        let q = b.try_acquire([2, 20]).unwrap();
+        p.merge(q);
+    }));
+    assert!(r.is_err());
+    assert_eq!(a.available(), [4, 40]);
+    assert_eq!(b.available(), [4, 40]);
+    assert_eq!(a.capacity(), [4, 40]);
+    assert_eq!(b.capacity(), [4, 40]);
+}
+
+fn permit_forget_shrinks_capacity<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let a: [u64; N] = from_fn(|d| cap[d] / 4);
+    let p = sem.try_acquire(a).unwrap();
+    let q = sem.try_acquire([1; N]).unwrap();
+    p.forget();
+    assert_eq!(sem.capacity(), sub(cap, a));
+    assert_eq!(sem.available(), sub(sub(cap, a), [1; N]));
+    drop(q);
+    assert_eq!(sem.available(), sem.capacity());
+    // ExceedsCapacity now uses the smaller capacity.
+    let c = sem.capacity();
+    assert_eq!(
+        sem.try_acquire(at(0, c[0] + 1, 0)).unwrap_err(),
+        TryAcquireError::ExceedsCapacity {
+            dim: 0,
+            requested: c[0] + 1,
+            capacity: c[0]
+        }
+    );
+    // Forget everything: capacity 0.
+    sem.try_acquire(c).unwrap().forget();
+    assert_eq!(sem.capacity(), [0; N]);
+    assert_eq!(sem.available(), [0; N]);
+    // add_permits brings capacity back.
+    sem.add_permits(cap).unwrap();
+    assert_eq!(sem.capacity(), cap);
+    assert_eq!(sem.available(), cap);
+}
+
+fn owned_permits<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let mut p = sem.try_acquire_owned(half).unwrap();
+    assert_eq!(p.amounts(), half);
+    assert_eq!(sem.available(), sub(cap, half));
+    let q = p.split([1; N]).unwrap();
+    assert_eq!(q.amounts(), [1; N]);
+    assert!(p.split(from_fn(|d| cap[d])).is_none());
+    assert_eq!(p.amounts(), sub(half, [1; N]));
+    p.merge(q);
+    assert_eq!(p.amounts(), half);
+    // Insufficient and ExceedsCapacity from the owned twin.
+    assert_eq!(
+        sem.try_acquire_owned(at(0, cap[0] - half[0] + 1, 0))
+            .unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: 0,
+            requested: cap[0] - half[0] + 1,
+            available: cap[0] - half[0]
+        }
+    );
+    // The semaphore may go away first: the permit keeps it alive.
+    let weak = Arc::downgrade(&sem);
+    drop(sem);
+    let sem = weak
+        .upgrade()
+        .expect("owned permit keeps its semaphore alive");
+    let f = sem.try_acquire_owned([1; N]).unwrap();
+    f.forget();
+    assert_eq!(sem.capacity(), sub(cap, [1; N]));
+    drop(p);
+    assert_eq!(sem.available(), sub(cap, [1; N]));
+    drop(sem);
+    assert!(
+        weak.upgrade().is_none(),
+        "no permit left, no reference left"
+    );
+}
+
+fn owned_permit_dropped_on_another_thread<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new(
+        "owned_permit_dropped_on_another_thread",
+        Duration::from_secs(60),
+    );
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let p = sem.try_acquire_owned(cap).unwrap();
+    let (tx, rx) = mpsc::channel::<OwnedPermit<N>>();
+    let completer = thread::spawn(move || {
+        // A completion callback: receives the permit and drops it.
+        let mut n = 0;
+        while let Ok(p) = rx.recv() {
+            n += p.amounts()[0];
+            drop(p);
+        }
+        n
+    });
+    assert_eq!(sem.available(), [0; N]);
+    tx.send(p).unwrap();
+    // The acquire below can only succeed once the other thread dropped it.
+    let again = sem
+        .acquire_owned_timeout(cap, Duration::from_secs(30))
+        .unwrap();
+    tx.send(again).unwrap();
+    for _ in 0..100 {
+        let p = sem
+            .acquire_owned_timeout([1; N], Duration::from_secs(30))
+            .unwrap();
+        tx.send(p).unwrap();
+    }
+    drop(tx);
+    assert_eq!(completer.join().unwrap(), 2 * cap[0] + 100);
+    assert_eq!(sem.available(), cap);
+}
+
+// ---------------------------------------------------------------------------
+// Resizing
+// ---------------------------------------------------------------------------
+
+fn add_permits_grows<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    sem.add_permits([0; N]).unwrap();
+    assert_eq!(sem.capacity(), cap);
+    let p = sem.try_acquire([1; N]).unwrap();
+    sem.add_permits(from_fn(|d| d as u64 + 1)).unwrap();
+    let cap2: [u64; N] = from_fn(|d| cap[d] + d as u64 + 1);
+    assert_eq!(sem.capacity(), cap2);
+    assert_eq!(sem.available(), sub(cap2, [1; N]));
+    drop(p);
+    assert_eq!(sem.available(), cap2);
+    let all = sem.try_acquire(cap2).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    drop(all);
+    // Grow one dimension from zero.
+    let z = make(layout, at::<N>(N - 1, 0, 5));
+    assert_eq!(
+        z.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::ExceedsCapacity {
+            dim: N - 1,
+            requested: 1,
+            capacity: 0
+        }
+    );
+    z.add_permits(at(N - 1, 1, 0)).unwrap();
+    drop(z.try_acquire([1; N]).unwrap());
+    assert_eq!(z.available(), at(N - 1, 1, 5));
+}
+
+fn add_permits_serves_queued<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("add_permits_serves_queued", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    let all = sem.try_acquire(cap).unwrap();
+    let sem2 = Arc::clone(&sem);
+    let t = thread::spawn(move || {
+        sem2.acquire_timeout([2; N], Duration::from_secs(30))
+            .map(|p| p.amounts())
+    });
+    wait_for_waiters(&sem, 1);
+    sem.add_permits([1; N]).unwrap();
+    assert_eq!(sem.waiters(), 1, "granted with too little");
+    sem.add_permits([1; N]).unwrap();
+    assert_eq!(t.join().unwrap(), Ok([2; N]));
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.capacity(), from_fn(|d| cap[d] + 2));
+    assert_eq!(sem.available(), [2; N]);
+    drop(all);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+fn set_capacity_grow_and_shrink<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let big: [u64; N] = from_fn(|d| cap[d] * 2);
+    sem.set_capacity(big).unwrap();
+    assert_eq!(sem.capacity(), big);
+    assert_eq!(sem.available(), big);
+    let p = sem.try_acquire(cap).unwrap();
+    let small: [u64; N] = from_fn(|d| cap[d] + 1);
+    sem.set_capacity(small).unwrap();
+    assert_eq!(sem.capacity(), small);
+    assert_eq!(sem.available(), [1; N]);
+    assert_eq!(
+        sem.try_acquire(at(0, small[0] + 1, 0)).unwrap_err(),
+        TryAcquireError::ExceedsCapacity {
+            dim: 0,
+            requested: small[0] + 1,
+            capacity: small[0]
+        }
+    );
+    drop(p);
+    assert_eq!(sem.available(), small);
+    sem.set_capacity(small).unwrap(); // same value: no change
+    assert_eq!(sem.capacity(), small);
+    assert_eq!(sem.available(), small);
+    sem.set_capacity([0; N]).unwrap();
+    assert_eq!(sem.capacity(), [0; N]);
+    assert_eq!(sem.available(), [0; N]);
+    drop(sem.try_acquire([0; N]).unwrap());
+    sem.set_capacity(cap).unwrap();
+    assert_eq!(sem.available(), cap);
+}
+
+fn set_capacity_below_in_flight<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let quarter: [u64; N] = from_fn(|d| cap[d] / 4);
+    let mut p1 = sem.try_acquire(half).unwrap();
+    let p2 = sem.try_acquire(quarter).unwrap();
+    // In flight: 3/4 of cap. New capacity: 1/2 of cap, so 1/4 is over.
+    sem.set_capacity(half).unwrap();
+    assert_eq!(sem.capacity(), half);
+    assert_eq!(sem.available(), [0; N], "available must read 0, never wrap");
+    assert_eq!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: 0,
+            requested: 1,
+            available: 0
+        }
+    );
+    // Returning the over part is absorbed.
+    drop(p2);
+    assert_eq!(sem.available(), [0; N]);
+    assert_eq!(sem.capacity(), half);
+    // Then returns count again.
+    let p3 = p1.split(quarter).unwrap();
+    drop(p3);
+    assert_eq!(sem.available(), quarter);
+    drop(p1);
+    assert_eq!(sem.available(), half);
+    assert_eq!(sem.capacity(), half);
+    let all = sem.try_acquire(half).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    drop(all);
+
+    // Shrink to zero with everything out, then grow back while it is out.
+    let sem = make(layout, cap);
+    let p = sem.try_acquire(cap).unwrap();
+    sem.set_capacity([0; N]).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    sem.set_capacity(half).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    sem.add_permits(cap).unwrap(); // capacity 3/2 cap, in flight cap
+    assert_eq!(sem.capacity(), from_fn(|d| half[d] + cap[d]));
+    assert_eq!(sem.available(), half);
+    drop(p);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+fn set_capacity_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let all = sem.try_acquire(cap).unwrap();
+    let w1 = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let w2 = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let k1 = Waker::from(Arc::clone(&w1));
+    let k2 = Waker::from(Arc::clone(&w2));
+    // Head wants everything, the follower a little.
+    let mut head = Box::pin(sem.acquire_async(cap));
+    let mut follower = Box::pin(sem.acquire_async([1; N]));
+    assert!(
+        head.as_mut()
+            .poll(&mut Context::from_waker(&k1))
+            .is_pending()
+    );
+    assert!(
+        follower
+            .as_mut()
+            .poll(&mut Context::from_waker(&k2))
+            .is_pending()
+    );
+    assert_eq!(sem.waiters(), 2);
+    let last = N - 1;
+    let smaller: [u64; N] = from_fn(|d| if d == last { cap[d] - 1 } else { cap[d] });
+    sem.set_capacity(smaller).unwrap();
+    assert!(w1.0.load(Ordering::SeqCst) >= 1, "head not woken by shrink");
+    match head.as_mut().poll(&mut Context::from_waker(&k1)) {
+        Poll::Ready(r) => assert_eq!(
+            r.map(|p| p.amounts()),
+            Err(AcquireError::ExceedsCapacity {
+                dim: last,
+                requested: cap[last],
+                capacity: cap[last] - 1
+            })
+        ),
+        Poll::Pending => panic!("head whose request no longer fits is still queued"),
+    }
+    assert!(
+        follower
+            .as_mut()
+            .poll(&mut Context::from_waker(&k2))
+            .is_pending()
+    );
+    assert_eq!(sem.waiters(), 1);
+    drop(all);
+    assert!(w2.0.load(Ordering::SeqCst) >= 1, "follower not woken");
+    match follower.as_mut().poll(&mut Context::from_waker(&k2)) {
+        Poll::Ready(r) => assert_eq!(r.unwrap().amounts(), [1; N]),
+        Poll::Pending => panic!("follower not granted"),
+    }
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.available(), smaller);
+}
+
+fn forget_while_over_capacity<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let half: [u64; N] = from_fn(|d| cap[d] / 2);
+    let quarter: [u64; N] = from_fn(|d| cap[d] / 4);
+    let eighth: [u64; N] = from_fn(|d| cap[d] / 8);
+    let p1 = sem.try_acquire(half).unwrap();
+    let p2 = sem.try_acquire(quarter).unwrap();
+    // In flight 3/4, capacity 1/2: 1/4 over.
+    sem.set_capacity(half).unwrap();
+    // Forgetting 1/4 only pays the over part: capacity stays 1/2.
+    p2.forget();
+    assert_eq!(sem.capacity(), half);
+    assert_eq!(sem.available(), [0; N]);
+    // Now the books balance: forgetting shrinks capacity again.
+    let mut p1 = p1;
+    let e = p1.split(eighth).unwrap();
+    e.forget();
+    assert_eq!(sem.capacity(), sub(half, eighth));
+    assert_eq!(sem.available(), [0; N]);
+    drop(p1);
+    assert_eq!(sem.available(), sub(half, eighth));
+    assert_eq!(sem.capacity(), sub(half, eighth));
+
+    // A forget larger than the over part: the rest shrinks capacity.
+    let sem = make(layout, cap);
+    let p = sem.try_acquire(half).unwrap();
+    sem.set_capacity(quarter).unwrap(); // 1/4 over
+    p.forget(); // 1/4 pays the over part, 1/4 shrinks capacity
+    assert_eq!(sem.capacity(), [0; N]);
+    assert_eq!(sem.available(), [0; N]);
+    sem.add_permits(cap).unwrap();
+    assert_eq!(sem.available(), cap);
+}
+
+fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let max = sem.max_capacity();
+    for d in 0..N {
+        let c = sem.capacity();
+        let room = max[d] - c[d];
+        // One more than the room: Overflow, and other dimensions untouched.
+        let others_fit: [u64; N] = from_fn(|e| {
+            if e == d {
+                room + 1
+            } else {
+                u64::from(max[e] > c[e])
+            }
+        });
+        let err = sem.add_permits(others_fit).unwrap_err();
+        assert_eq!(
+            err,
+            CapacityError::Overflow {
+                dim: d,
+                requested: max[d] + 1,
+                max: max[d]
+            }
+        );
+        assert_eq!(sem.capacity(), c);
+        assert_eq!(sem.available(), c);
+        // A count that would wrap u64.
+        match sem.add_permits(at(d, u64::MAX, 0)).unwrap_err() {
+            CapacityError::Overflow { dim, max: m, .. } => {
+                assert_eq!(dim, d);
+                assert_eq!(m, max[d]);
+            }
+            other => panic!("expected Overflow, got {other:?}"),
+        }
+        assert_eq!(sem.capacity(), c);
+        assert_eq!(sem.available(), c);
+        // Exactly the room: fine, and the dimension is full.
+        sem.add_permits(at(d, room, 0)).unwrap();
+        assert_eq!(sem.capacity()[d], max[d]);
+        assert_eq!(sem.available()[d], max[d]);
+        assert!(matches!(
+            sem.add_permits(at(d, 1, 0)).unwrap_err(),
+            CapacityError::Overflow { dim, requested, max: m }
+                if dim == d && requested == max[d] + 1 && m == max[d]
+        ));
+        // Still usable: take it all and give it back.
+        let p = sem.try_acquire(at(d, max[d], 0)).unwrap();
+        assert_eq!(sem.available()[d], 0);
+        drop(p);
+        assert_eq!(sem.available()[d], max[d]);
+        sem.set_capacity(cap).unwrap();
+    }
+    assert_eq!(sem.capacity(), cap);
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.max_capacity(), max);
+}
+
+fn set_capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let max = sem.max_capacity();
+    let p = sem.try_acquire([1; N]).unwrap();
+    for d in 0..N {
+        // The other dimensions ask for a valid change, which must not happen.
+        let req: [u64; N] = from_fn(|e| if e == d { max[e] + 1 } else { cap[e] + 3 });
+        assert_eq!(
+            sem.set_capacity(req).unwrap_err(),
+            CapacityError::Overflow {
+                dim: d,
+                requested: max[d] + 1,
+                max: max[d]
+            }
+        );
+        assert_eq!(sem.capacity(), cap);
+        assert_eq!(sem.available(), sub(cap, [1; N]));
+        assert!(sem.set_capacity(at(d, u64::MAX, 1)).is_err());
+        assert_eq!(sem.capacity(), cap);
+    }
+    sem.set_capacity(max).unwrap();
+    assert_eq!(sem.capacity(), max);
+    assert_eq!(sem.available(), sub(max, [1; N]));
+    drop(p);
+    assert_eq!(sem.available(), max);
+}
+
+fn merge_of_huge_permits<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let max = sem.max_capacity();
+    sem.set_capacity(max).unwrap();
+    let mut a = sem.try_acquire(from_fn(|d| max[d] - 1)).unwrap();
+    let b = sem.try_acquire([1; N]).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    a.merge(b);
+    assert_eq!(a.amounts(), max);
+    let c = a.split(max).unwrap();
+    assert_eq!(a.amounts(), [0; N]);
+    a.merge(c);
+    assert_eq!(a.amounts(), max);
+    drop(a);
+    assert_eq!(sem.available(), max);
+    // Still usable, and its capacity can shrink back.
+    sem.set_capacity(cap).unwrap();
+    drop(sem.try_acquire(cap).unwrap());
+    assert_eq!(sem.available(), cap);
+}
+
+#[test]
+fn overflow_at_max_permits_per_dim() {
+    let m = MultiSemaphore::<2>::MAX_PERMITS;
+    let sem = MultiSemaphore::builder([m, 1]).max_capacity([m, m]).build();
+    assert_eq!(
+        sem.add_permits([1, 0]).unwrap_err(),
+        CapacityError::Overflow {
+            dim: 0,
+            requested: m + 1,
+            max: m
+        }
+    );
+    assert_eq!(
+        sem.set_capacity([m + 1, 1]).unwrap_err(),
+        CapacityError::Overflow {
+            dim: 0,
+            requested: m + 1,
+            max: m
+        }
+    );
+    assert!(sem.add_permits([u64::MAX, u64::MAX]).is_err());
+    assert_eq!(sem.capacity(), [m, 1]);
+    assert_eq!(sem.available(), [m, 1]);
+    let mut p = sem.try_acquire([m - 1, 0]).unwrap();
+    p.merge(sem.try_acquire([1, 1]).unwrap());
+    assert_eq!(p.amounts(), [m, 1]);
+    drop(p);
+    assert_eq!(sem.available(), [m, 1]);
+}
+
+#[test]
+fn packed_default_reports_its_headroom() {
+    // Whatever the packed layout's limit is, it is reported and enforced, never
+    // silently truncated.
+    let sem = MultiSemaphore::new([1024, 100 << 20]);
+    let max = sem.max_capacity();
+    assert!(max[0] >= 1024 && max[1] >= 100 << 20);
+    sem.set_capacity(max).unwrap();
+    assert_eq!(sem.capacity(), max);
+    assert_eq!(sem.available(), max);
+    let p = sem.try_acquire(max).unwrap();
+    assert_eq!(sem.available(), [0, 0]);
+    drop(p);
+    assert_eq!(sem.available(), max);
+    // Reserving more room up front is honoured.
+    let big = MultiSemaphore::builder([1024, 100 << 20])
+        .max_capacity([1 << 40, 1 << 50])
+        .build();
+    assert_eq!(big.max_capacity(), [1 << 40, 1 << 50]);
+    big.set_capacity([1 << 40, 1 << 50]).unwrap();
+    assert_eq!(big.available(), [1 << 40, 1 << 50]);
+}
+
+fn closed_stays_closed<const N: usize>(layout: Layout) {
+    // tokio #8020 class: a counter update must not lose the closed flag.
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let p = sem.try_acquire([1; N]).unwrap();
+    let q = sem.try_acquire([1; N]).unwrap();
+    let mut r = sem.try_acquire([2; N]).unwrap();
+    sem.close();
+    assert!(sem.is_closed());
+    sem.add_permits([1; N]).unwrap();
+    assert!(sem.is_closed());
+    assert_eq!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Closed
+    );
+    sem.set_capacity(from_fn(|d| cap[d] + 5)).unwrap();
+    assert!(sem.is_closed());
+    assert_eq!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Closed
+    );
+    sem.set_capacity([2; N]).unwrap(); // below in flight
+    assert!(sem.is_closed());
+    p.forget();
+    assert!(sem.is_closed());
+    drop(q);
+    assert!(sem.is_closed());
+    let s = r.split([1; N]).unwrap();
+    r.merge(s);
+    drop(r);
+    assert!(sem.is_closed());
+    assert_eq!(
+        sem.try_acquire([0; N]).unwrap_err(),
+        TryAcquireError::Closed
+    );
+    assert_eq!(
+        sem.acquire_deadline([1; N], Instant::now()).unwrap_err(),
+        AcquireError::Closed
+    );
+    sem.add_permits([0; N]).unwrap();
+    assert!(sem.is_closed());
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------
+
+fn stats_counters<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::new("stats_counters", Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = make_arc(layout, cap);
+    assert_eq!(sem.stats(), Stats::<N>::default());
+
+    let a = sem.try_acquire([1; N]).unwrap();
+    let b = sem.try_acquire_owned([2; N]).unwrap();
+    let z = sem.try_acquire([0; N]).unwrap();
+    let c = sem
+        .acquire_timeout([1; N], Duration::from_secs(10))
+        .unwrap();
+    let s = sem.stats();
+    assert_eq!(s.acquired, 4);
+    assert_eq!(s.refused, [0; N]);
+    assert_eq!(s.peak_in_flight, [4; N]);
+    drop((a, z, c));
+    assert_eq!(sem.stats().peak_in_flight, [4; N], "peak is a maximum");
+
+    // refused, by the dimension named in the error.
+    let mut want_refused = [0u64; N];
+    for d in 0..N {
+        let e = sem.try_acquire(at(d, cap[d] + 1, 0)).unwrap_err();
+        assert!(matches!(e, TryAcquireError::ExceedsCapacity { dim, .. } if dim == d));
+        want_refused[d] += 1;
+        let free = sem.available()[d];
+        let e = sem.try_acquire_owned(at(d, free + 1, 0)).unwrap_err();
+        assert!(matches!(e, TryAcquireError::Insufficient { dim, .. } if dim == d));
+        want_refused[d] += 1;
+    }
+    assert_eq!(sem.stats().refused, want_refused);
+
+    // timed_out: a past deadline and a short timeout on a full semaphore.
+    let full = sem.try_acquire(sem.available()).unwrap();
+    assert_eq!(
+        sem.acquire_deadline([1; N], Instant::now() - Duration::from_secs(1))
+            .unwrap_err(),
+        AcquireError::Timeout
+    );
+    assert_eq!(
+        sem.acquire_timeout([1; N], Duration::from_millis(1))
+            .unwrap_err(),
+        AcquireError::Timeout
+    );
+    assert_eq!(
+        sem.acquire_owned_timeout([1; N], Duration::from_millis(1))
+            .unwrap_err(),
+        AcquireError::Timeout
+    );
+    assert_eq!(sem.stats().timed_out, 3);
+
+    // cancelled: an async acquire dropped while queued.
+    let mut f = Box::pin(sem.acquire_async([1; N]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    drop(f);
+    let mut f = Box::pin(sem.acquire_owned_async([1; N]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    drop(f);
+    // A future never polled was never queued: not cancelled.
+    drop(sem.acquire_async([1; N]));
+    assert_eq!(sem.stats().cancelled, 2);
+    assert_eq!(sem.stats().timed_out, 3);
+
+    // The peak covers everything held at once.
+    assert_eq!(sem.stats().peak_in_flight, cap);
+    drop(full);
+    drop(b);
+
+    // closed_out: a queued future woken by close, and refusals after close.
+    let all = sem.try_acquire(cap).unwrap();
+    let mut f = Box::pin(sem.acquire_async([1; N]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    sem.close();
+    assert!(matches!(
+        poll_once(f.as_mut()),
+        Poll::Ready(Err(AcquireError::Closed))
+    ));
+    drop(f);
+    assert_eq!(
+        sem.try_acquire([1; N]).unwrap_err(),
+        TryAcquireError::Closed
+    );
+    assert_eq!(sem.acquire([1; N]).unwrap_err(), AcquireError::Closed);
+    drop(all);
+
+    let s = sem.stats();
+    assert_eq!(s.acquired, 4 + 2);
+    assert_eq!(s.refused, want_refused, "Closed is not a refusal");
+    assert_eq!(s.timed_out, 3);
+    assert_eq!(
+        s.cancelled, 2,
+        "woken by close is closed_out, not cancelled"
+    );
+    assert_eq!(s.closed_out, 3);
+    assert_eq!(s.peak_in_flight, cap);
+    let copy = s;
+    assert_eq!(copy, s);
+}
+
+fn stats_without_peaks<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let b = MultiSemaphore::builder(cap).track_peaks(false);
+    let sem = match layout {
+        Layout::Packed => b.build(),
+        Layout::PerDim => b.max_capacity([max_permits::<N>(); N]).build(),
+    };
+    let p = sem.try_acquire(cap).unwrap();
+    assert!(sem.try_acquire([1; N]).is_err());
+    drop(p);
+    let s = sem.stats();
+    assert_eq!(s.peak_in_flight, [0; N]);
+    assert_eq!(s.acquired, 1);
+    assert_eq!(s.refused.iter().sum::<u64>(), 1);
+    // With peaks on (the default), the same run records them.
+    let sem = make(layout, cap);
+    drop(sem.try_acquire(cap).unwrap());
+    assert_eq!(sem.stats().peak_in_flight, cap);
+}
+
+// ---------------------------------------------------------------------------
+// Errors: Display and traits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn display_strings() {
+    let e = TryAcquireError::Insufficient {
+        dim: 1,
+        requested: 4096,
+        available: 1024,
+    };
+    assert_eq!(e.to_string(), "dimension 1: requested 4096, available 1024");
+    let e = TryAcquireError::ExceedsCapacity {
+        dim: 2,
+        requested: 4097,
+        capacity: 4096,
+    };
+    let s = e.to_string();
+    assert!(
+        s.contains("dimension 2") && s.contains("4097") && s.contains("capacity 4096"),
+        "{s}"
+    );
+    let s = TryAcquireError::Closed.to_string();
+    assert!(s.contains("closed"), "{s}");
+    let e = AcquireError::ExceedsCapacity {
+        dim: 0,
+        requested: 11,
+        capacity: 10,
+    };
+    let s = e.to_string();
+    assert!(
+        s.contains("dimension 0") && s.contains("11") && s.contains("capacity 10"),
+        "{s}"
+    );
+    let s = AcquireError::Closed.to_string();
+    assert!(s.contains("closed"), "{s}");
+    let s = AcquireError::Timeout.to_string();
+    assert!(s.contains("time"), "{s}");
+    let e = CapacityError::Overflow {
+        dim: 1,
+        requested: 1 << 40,
+        max: 1 << 30,
+    };
+    let s = e.to_string();
+    assert!(
+        s.contains("dimension 1")
+            && s.contains(&(1u64 << 40).to_string())
+            && s.contains(&(1u64 << 30).to_string()),
+        "{s}"
+    );
+    // Debug exists and names the variant.
+    assert!(format!("{:?}", TryAcquireError::Closed).contains("Closed"));
+    assert!(format!("{:?}", AcquireError::Timeout).contains("Timeout"));
+}
+
+#[test]
+fn display_of_real_errors() {
+    let sem = MultiSemaphore::new([4, 4096]);
+    let _p = sem.try_acquire([0, 3072]).unwrap();
+    let e = sem.try_acquire([1, 4096]).unwrap_err();
+    assert_eq!(e.to_string(), "dimension 1: requested 4096, available 1024");
+}
+
+fn assert_error<E: std::error::Error + Send + Sync + Clone + Eq + std::fmt::Debug + 'static>() {}
+fn assert_send<T: Send>() {}
+fn assert_sync<T: Sync>() {}
+fn assert_static<T: 'static>() {}
+fn is_send<T: Send>(_: &T) {}
+
+#[test]
+fn error_traits() {
+    assert_error::<TryAcquireError>();
+    assert_error::<AcquireError>();
+    assert_error::<CapacityError>();
+    // Usable as a boxed error and through `?`.
+    fn boxed() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let sem = MultiSemaphore::new([1]);
+        let _p = sem.try_acquire([1])?;
+        drop(sem.try_acquire([1])?);
+        Ok(())
+    }
+    let e = boxed().unwrap_err();
+    let e = e.downcast::<TryAcquireError>().unwrap();
+    assert_eq!(
+        *e,
+        TryAcquireError::Insufficient {
+            dim: 0,
+            requested: 1,
+            available: 0
+        }
+    );
+    let a = AcquireError::Timeout;
+    assert_eq!(a.clone(), a);
+    assert_ne!(AcquireError::Timeout, AcquireError::Closed);
+}
+
+#[test]
+fn send_sync_bounds() {
+    assert_send::<MultiSemaphore<1>>();
+    assert_sync::<MultiSemaphore<1>>();
+    assert_send::<MultiSemaphore<2>>();
+    assert_sync::<MultiSemaphore<2>>();
+    assert_send::<MultiSemaphore<3>>();
+    assert_sync::<MultiSemaphore<3>>();
+    assert_send::<Permit<'static, 2>>();
+    assert_sync::<Permit<'static, 2>>();
+    assert_send::<OwnedPermit<2>>();
+    assert_sync::<OwnedPermit<2>>();
+    assert_static::<OwnedPermit<2>>();
+    assert_send::<Acquire<'static, 2>>();
+    assert_send::<AcquireOwned<2>>();
+    assert_static::<AcquireOwned<2>>();
+    assert_send::<Stats<2>>();
+    assert_sync::<Stats<2>>();
+    assert_send::<Builder<2>>();
+
+    let sem = Arc::new(MultiSemaphore::new([2, 2]));
+    let f = sem.acquire_async([1, 1]);
+    is_send(&f);
+    let g = sem.acquire_owned_async([1, 1]);
+    is_send(&g);
+    fn is_static<T: 'static>(_: &T) {}
+    is_static(&g);
+    drop((f, g));
+}
+
+#[test]
+fn owned_async_future_runs_on_another_thread() {
+    let _wd = Watchdog::new(
+        "owned_async_future_runs_on_another_thread",
+        Duration::from_secs(60),
+    );
+    let sem = Arc::new(MultiSemaphore::new([2, 2048]));
+    let hold = sem.try_acquire_owned([2, 0]).unwrap();
+    let fut = sem.acquire_owned_async([1, 1024]);
+    let barrier = Arc::new(Barrier::new(2));
+    let b2 = Arc::clone(&barrier);
+    let t = thread::spawn(move || {
+        b2.wait();
+        futures_executor::block_on(fut).map(|p| p.amounts())
+    });
+    barrier.wait();
+    wait_for_waiters(&sem, 1);
+    drop(hold);
+    assert_eq!(t.join().unwrap(), Ok([1, 1024]));
+    assert_eq!(sem.available(), [2, 2048]);
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------
+
+/// RocketMQ #8140: with two separate semaphores, failing to get the bytes after
+/// getting the count leaked the count permit, and throughput decayed to zero.
+fn rocketmq_scenario(layout: Layout) {
+    let _wd = Watchdog::new("rocketmq_scenario", Duration::from_secs(60));
+    const MIB: u64 = 1 << 20;
+    const KIB: u64 = 1 << 10;
+    let sem = make(layout, [10, MIB]);
+    let all_bytes = sem.try_acquire([0, MIB]).unwrap();
+    assert_eq!(sem.available(), [10, 0]);
+    for _ in 0..10_000 {
+        assert_eq!(
+            sem.try_acquire([1, KIB]).unwrap_err(),
+            TryAcquireError::Insufficient {
+                dim: 1,
+                requested: KIB,
+                available: 0
+            }
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            sem.acquire_timeout([1, KIB], Duration::from_millis(1))
+                .unwrap_err(),
+            AcquireError::Timeout
+        );
+        assert_eq!(
+            sem.acquire_deadline([1, KIB], Instant::now()).unwrap_err(),
+            AcquireError::Timeout
+        );
+    }
+    // Not one count permit leaked.
+    assert_eq!(sem.available(), [10, 0]);
+    assert_eq!(sem.stats().refused, [0, 10_000]);
+    drop(all_bytes);
+    assert_eq!(sem.available(), [10, MIB]);
+    // Full throughput: ten in flight at once, the eleventh is refused by count.
+    let ten: Vec<_> = (0..10)
+        .map(|_| sem.try_acquire([1, KIB]).unwrap())
+        .collect();
+    assert_eq!(sem.available(), [0, MIB - 10 * KIB]);
+    assert_eq!(
+        sem.try_acquire([1, KIB]).unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: 0,
+            requested: 1,
+            available: 0
+        }
+    );
+    drop(ten);
+    for _ in 0..10_000 {
+        let batch: Vec<_> = (0..10)
+            .map(|_| sem.try_acquire([1, KIB]).unwrap())
+            .collect();
+        drop(batch);
+    }
+    assert_eq!(sem.available(), [10, MIB]);
+}
+
+#[test]
+fn rocketmq_scenario_packed() {
+    rocketmq_scenario(Layout::Packed);
+}
+
+#[test]
+fn rocketmq_scenario_per_dim() {
+    rocketmq_scenario(Layout::PerDim);
+}
+
+#[test]
+fn rocketmq_scenario_with_threads() {
+    // Senders race on a byte-starved semaphore; nothing leaks.
+    let _wd = Watchdog::new("rocketmq_scenario_with_threads", Duration::from_secs(60));
+    const MIB: u64 = 1 << 20;
+    for layout in [Layout::Packed, Layout::PerDim] {
+        let sem = make(layout, [10, MIB]);
+        let hog = sem.try_acquire([0, MIB - 1000]).unwrap();
+        thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for i in 0..20_000u64 {
+                        if let Ok(p) = sem.try_acquire([1, 100 + i % 1000]) {
+                            drop(p);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(sem.available(), [10, 1000]);
+        drop(hog);
+        assert_eq!(sem.available(), [10, MIB]);
+    }
+}
