@@ -1,0 +1,185 @@
+//! Issue 5: live limits (`add_permits`, `set_capacity`) under concurrency.
+
+use std::sync::Arc;
+
+use loom::thread;
+use multisem::{AcquireError, TryAcquireError};
+
+use crate::support::{Defuse, Ghost, Layout, Sem, assert_quiescent, models};
+
+models! {
+    add_permits_racing_acquire_and_release: 2,
+    shrink_below_in_flight_then_concurrent_releases: 2,
+    set_capacity_shrink_racing_queued_waiter: 2,
+    set_capacity_grow_serves_queued_waiter: 3,
+}
+
+/// `available()` must never read more than `bound` in a dimension: a wrapped
+/// counter would read close to `u64::MAX`.
+#[track_caller]
+fn assert_no_wrap(sem: &Sem, bound: [u64; 2]) {
+    let available = sem.available();
+    for d in 0..2 {
+        assert!(
+            available[d] <= bound[d],
+            "available {available:?} over {bound:?}: a counter wrapped"
+        );
+    }
+}
+
+/// A blocking waiter is queued behind a full permit; `add_permits` and the
+/// release of that permit race it. Either may serve it; both land exactly.
+fn add_permits_racing_acquire_and_release(layout: Layout) {
+    let cap = [1, 1];
+    let grown = [2, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(grown);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem.acquire([1, 1]).expect("the waiter must be granted");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    let grower = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.add_permits([1, 1]).unwrap())
+    };
+    ghost.give(held.amounts());
+    drop(held);
+    waiter.join().unwrap();
+    grower.join().unwrap();
+
+    assert_quiescent(&sem, grown);
+}
+
+/// Capacity shrinks from [2, 2] to [1, 0] while two [1, 1] permits are out and
+/// are released concurrently, one releaser trying to take [1, 0] again. The
+/// counters never wrap, a returned permit pays down the excess before anything
+/// becomes available, and at the end the books balance at the new capacity.
+fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 0];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let first = sem.try_acquire_owned([1, 1]).unwrap();
+    let second = sem.try_acquire_owned([1, 1]).unwrap();
+    ghost.take([1, 1]);
+    ghost.take([1, 1]);
+
+    let t1 = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            ghost.give(first.amounts());
+            drop(first);
+            assert_no_wrap(&sem, cap);
+        })
+    };
+    let t2 = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            ghost.give(second.amounts());
+            drop(second);
+            match sem.try_acquire([1, 0]) {
+                Ok(permit) => {
+                    ghost.take(permit.amounts());
+                    ghost.give(permit.amounts());
+                    drop(permit);
+                }
+                Err(TryAcquireError::Insufficient { dim: 0, .. }) => {}
+                Err(other) => panic!("try_acquire([1, 0]) failed with {other:?}"),
+            }
+        })
+    };
+
+    sem.set_capacity(shrunk).unwrap();
+    assert_eq!(sem.capacity(), shrunk, "capacity shrinks at once");
+    assert_no_wrap(&sem, shrunk);
+    t1.join().unwrap();
+    t2.join().unwrap();
+
+    assert_quiescent(&sem, shrunk);
+    assert_eq!(
+        sem.try_acquire([0, 1]).err(),
+        Some(TryAcquireError::ExceedsCapacity {
+            dim: 1,
+            requested: 1,
+            capacity: 0
+        })
+    );
+}
+
+/// A blocking waiter for [2, 1] is queued behind a full permit while capacity
+/// shrinks to [1, 2] and the permit is released: the waiter is granted (the
+/// release came first) or fails with `ExceedsCapacity` (the shrink came first),
+/// and never sleeps forever.
+fn set_capacity_shrink_racing_queued_waiter(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || match sem.acquire([2, 1]) {
+            Ok(permit) => {
+                ghost.take(permit.amounts());
+                ghost.give(permit.amounts());
+                drop(permit);
+            }
+            Err(AcquireError::ExceedsCapacity {
+                dim: 0,
+                requested: 2,
+                capacity: 1,
+            }) => {}
+            Err(other) => panic!("acquire([2, 1]) failed with {other:?}"),
+        })
+    };
+    let shrinker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity(shrunk).unwrap())
+    };
+    ghost.give(held.amounts());
+    drop(held);
+    waiter.join().unwrap();
+    shrinker.join().unwrap();
+
+    assert_quiescent(&sem, shrunk);
+}
+
+/// A blocking waiter is queued behind a permit that is never released before it
+/// completes; `set_capacity` grows the capacity so it fits, and it must be
+/// served with no release at all.
+fn set_capacity_grow_serves_queued_waiter(layout: Layout) {
+    let cap = [1, 1];
+    let grown = [2, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(grown);
+
+    let held = Defuse::new(sem.try_acquire(cap).unwrap());
+    ghost.take(cap);
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem.acquire([1, 1]).expect("growing must serve the waiter");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    sem.set_capacity(grown).unwrap();
+    assert_eq!(sem.capacity(), grown);
+    waiter.join().unwrap();
+
+    ghost.give(cap);
+    drop(held);
+    assert_quiescent(&sem, grown);
+}

@@ -1,0 +1,301 @@
+//! Issue 3: blocking and async acquire, FIFO, cancellation, close.
+//!
+//! A waiter that is never woken shows up as a loom deadlock ("all threads
+//! blocked"), so "the waiter completes" needs no timeout here. A timeout is
+//! modelled by polling an async acquire once and dropping it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+use loom::thread;
+use multisem::{AcquireError, TryAcquireError};
+
+use crate::support::{
+    Defuse, Ghost, Layout, WakeFlag, assert_quiescent, block_on, models, poll_once,
+};
+
+models! {
+    release_racing_blocking_acquire_no_lost_wakeup: 3,
+    release_racing_async_acquire_no_lost_wakeup: 3,
+    grant_racing_cancel_leaks_nothing: 3,
+    granted_future_dropped_before_repoll_passes_permits_on: 2,
+    head_waiter_leaving_lets_fitting_follower_in: 2,
+    close_racing_blocking_enqueue_wakes_with_closed: 3,
+    close_racing_async_enqueue_and_release_never_hangs: 2,
+    fifo_two_queued_acquirers: 2,
+}
+
+/// A blocking `acquire_owned` enqueues while another thread gives back a full
+/// permit in two parts (first dimension 0, then dimension 1). The waiter must
+/// not be granted on the first part alone and must not miss the second.
+fn release_racing_blocking_acquire_no_lost_wakeup(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let mut held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let releaser = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            let part = held.split([1, 0]).unwrap();
+            ghost.give(part.amounts());
+            drop(part);
+            ghost.give(held.amounts());
+            drop(held);
+        })
+    };
+
+    let permit = sem.acquire_owned([1, 1]).expect("acquire must be granted");
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    releaser.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
+
+/// The async twin: the future's waker must be registered so that a release
+/// racing the enqueue wakes it.
+fn release_racing_async_acquire_no_lost_wakeup(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let releaser = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            ghost.give(held.amounts());
+            drop(held);
+        })
+    };
+
+    let permit = block_on(sem.acquire_owned_async([1, 1])).expect("acquire must be granted");
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    releaser.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
+
+/// A queued async acquire is dropped (a cancel, or a timeout: same path) while
+/// another thread releases what it waits for. Whether the grant lands before the
+/// drop or not, the permits end up back in the pool: no leak, no double count,
+/// and the undelivered grant is not counted as acquired.
+fn grant_racing_cancel_leaks_nothing(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    let (_flag, waker) = WakeFlag::waker();
+    let mut fut = Box::pin(sem.acquire_async([1, 1]));
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    assert_eq!(sem.waiters(), 1);
+
+    let releaser = thread::spawn(move || drop(held));
+    drop(fut);
+    releaser.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+    // The initial try and the final probe in assert_quiescent.
+    assert_eq!(
+        sem.stats().acquired,
+        2,
+        "an undelivered grant is not acquired"
+    );
+}
+
+/// The head waiter (async) is granted and woken, then its future is dropped
+/// without being polled again. The permits must go back and on to the next
+/// waiter (a blocking thread queued behind it), which must complete.
+fn granted_future_dropped_before_repoll_passes_permits_on(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    let (flag, waker) = WakeFlag::waker();
+    let mut head = Box::pin(sem.acquire_async([1, 1]));
+    assert!(poll_once(head.as_mut(), &waker).is_pending());
+
+    let next = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem
+                .acquire([1, 1])
+                .expect("the next waiter must be granted");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    let releaser = thread::spawn(move || drop(held));
+
+    releaser.join().unwrap();
+    assert!(
+        flag.woken(),
+        "the release granted the head and must wake it"
+    );
+    drop(head);
+    next.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
+
+/// A big request at the head of the queue leaves (its future is dropped) while
+/// a smaller follower that fits what is free waits behind it: the follower is
+/// granted at once, with no further release. While the head is queued, a
+/// `try_acquire` that the counters alone would allow must not overtake it.
+fn head_waiter_leaving_lets_fitting_follower_in(layout: Layout) {
+    let cap = [2, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let kept = Defuse::new(sem.try_acquire([1, 1]).unwrap()); // held to the end
+    ghost.take([1, 1]);
+    let (_flag, waker) = WakeFlag::waker();
+    let mut head = Box::pin(sem.acquire_async([2, 1]));
+    assert!(poll_once(head.as_mut(), &waker).is_pending());
+    assert!(
+        matches!(
+            sem.try_acquire([1, 1]),
+            Err(TryAcquireError::Insufficient { .. })
+        ),
+        "try_acquire must not overtake a queued acquirer"
+    );
+
+    let follower = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem
+                .acquire([1, 1])
+                .expect("the follower must be granted once the head leaves");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    drop(head);
+    follower.join().unwrap();
+
+    ghost.give([1, 1]);
+    drop(kept);
+    assert_quiescent(&sem, cap);
+}
+
+/// `close` races a blocking acquire that cannot be served (the permit is held to
+/// the end): whether it enqueues before or after the close, it must return
+/// `Closed` and never sleep forever.
+fn close_racing_blocking_enqueue_wakes_with_closed(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = Defuse::new(sem.try_acquire(cap).unwrap());
+    let closer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.close())
+    };
+    assert_eq!(sem.acquire([1, 1]).err(), Some(AcquireError::Closed));
+    closer.join().unwrap();
+
+    assert!(sem.is_closed());
+    assert_eq!(sem.waiters(), 0);
+    drop(held);
+    assert_quiescent(&sem, cap);
+}
+
+/// `close`, a release and an async acquire all race: the acquire gets the
+/// permit or `Closed`, never hangs, and everything is back at the end.
+fn close_racing_async_enqueue_and_release_never_hangs(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let closer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.close())
+    };
+    let releaser = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            ghost.give(held.amounts());
+            drop(held);
+        })
+    };
+
+    match block_on(sem.acquire_async([1, 1])) {
+        Ok(permit) => {
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        }
+        Err(AcquireError::Closed) => {}
+        Err(other) => panic!("acquire_async failed with {other:?}"),
+    }
+    closer.join().unwrap();
+    releaser.join().unwrap();
+
+    assert!(sem.is_closed());
+    assert_quiescent(&sem, cap);
+}
+
+/// Two queued acquirers are served in arrival order: A ([2, 1], async, queued
+/// first) and B ([1, 1], blocking, queued after A). The full permit comes back
+/// in two halves; after the first half B's request fits the counters but A's
+/// does not, and B must still wait (no overtaking). A is granted when the rest
+/// comes back (its future, first polled with another waker, must be woken
+/// through `block_on`'s), and B only once A has let go.
+fn fifo_two_queued_acquirers(layout: Layout) {
+    let cap = [2, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+    let a_released = Arc::new(AtomicBool::new(false));
+
+    let mut held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let (_flag, waker) = WakeFlag::waker();
+    let mut a = Defuse::new(Box::pin(sem.acquire_async([2, 1])));
+    assert!(poll_once(a.get_mut().as_mut(), &waker).is_pending());
+
+    let b = {
+        let (sem, ghost, a_released) = (
+            Arc::clone(&sem),
+            Arc::clone(&ghost),
+            Arc::clone(&a_released),
+        );
+        thread::spawn(move || {
+            let permit = sem.acquire([1, 1]).expect("B must be granted");
+            assert!(a_released.load(SeqCst), "B was granted before A let go");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    let releaser = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            let half = held.split([1, 1]).unwrap();
+            ghost.give(half.amounts());
+            drop(half);
+            ghost.give(held.amounts());
+            drop(held);
+        })
+    };
+
+    let permit = block_on(a.get_mut().as_mut()).expect("A must be granted");
+    assert_eq!(permit.amounts(), [2, 1]);
+    ghost.take(permit.amounts());
+    a_released.store(true, SeqCst);
+    ghost.give(permit.amounts());
+    drop(permit);
+    drop(a);
+    releaser.join().unwrap();
+    b.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
