@@ -1,0 +1,500 @@
+//! Waiting acquires: the blocking loop and the futures.
+//!
+//! Both start with the lock-free fast path, then queue through
+//! `MultiSemaphore::enqueue` and wait for the queue's verdict:
+//!
+//! ```text
+//!  fast path ok ───────────────────────────────────────────────▶ Ok(permit)
+//!       │ no
+//!       ▼
+//!  enqueue (under the lock) ── fits, nobody ahead ─────────────▶ Ok(permit)
+//!       │ ── exceeds capacity / closed ────────────────────────▶ Err
+//!       ▼ queued
+//!  wait (park / Pending) ◀──┐
+//!       │ woken              │ still queued
+//!       ▼                    │
+//!  collect (under the lock) ─┘
+//!       │ Granted ─────────────────────────────────────────────▶ Ok(permit)
+//!       │ Closed / ExceedsCapacity ────────────────────────────▶ Err
+//!
+//!  deadline passed, or future dropped: cancel (under the lock)
+//!       │ still queued: unlinked, took nothing, followers served ▶ Timeout / nothing
+//!       │ already granted: the caller holds the permits ────────▶ Ok(permit) / returned
+//! ```
+//!
+//! Timeout and drop share `MultiSemaphore::cancel`, so the loom models, which
+//! have no clock, cover the timeout path by dropping futures.
+
+use crate::counters::FastError;
+use crate::error::AcquireError;
+use crate::permit::{OwnedPermit, Permit};
+use crate::semaphore::MultiSemaphore;
+use crate::stats::Event;
+use crate::sync::{self, Arc};
+use crate::waiters::{Notify, Outcome, Ticket};
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+impl<const N: usize> MultiSemaphore<N> {
+    /// Takes `amounts` in every dimension, blocking the thread until they are
+    /// all granted together. Waiters are served first come, first served.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1 << 20]);
+    /// let permit = sem.acquire([1, 4096]).unwrap();
+    /// assert_eq!(permit.amounts(), [1, 4096]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity) at once (never
+    /// blocking) if a dimension's capacity is below the request;
+    /// [`Closed`](AcquireError::Closed) if the semaphore is or gets closed
+    /// first.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread; do not call it from async code (use
+    /// [`acquire_async`](Self::acquire_async)).
+    pub fn acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, AcquireError> {
+        self.wait(amounts, None)?;
+        Ok(Permit::new(self, amounts))
+    }
+
+    /// [`acquire`](Self::acquire), giving up after `timeout`.
+    ///
+    /// ```
+    /// use multisem::{AcquireError, MultiSemaphore};
+    /// use std::time::Duration;
+    ///
+    /// let sem = MultiSemaphore::new([1, 100]);
+    /// let held = sem.acquire_timeout([1, 10], Duration::from_secs(1)).unwrap();
+    /// let err = sem.acquire_timeout([1, 10], Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err, AcquireError::Timeout);
+    /// drop(held);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire), plus [`Timeout`](AcquireError::Timeout),
+    /// never before `timeout` has passed. If the grant races the timeout the
+    /// permit is returned: it is never lost.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread for up to `timeout`.
+    pub fn acquire_timeout(
+        &self,
+        amounts: [u64; N],
+        timeout: Duration,
+    ) -> Result<Permit<'_, N>, AcquireError> {
+        self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(Permit::new(self, amounts))
+    }
+
+    /// [`acquire`](Self::acquire), giving up at `deadline`. A deadline
+    /// already past makes this a single try that fails with
+    /// [`Timeout`](AcquireError::Timeout) if the request does not fit now.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let sem = MultiSemaphore::new([10, 1 << 20]);
+    /// let deadline = Instant::now() + Duration::from_millis(100);
+    /// let permit = sem.acquire_deadline([1, 4096], deadline).unwrap();
+    /// # drop(permit);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread until `deadline` at the latest.
+    pub fn acquire_deadline(
+        &self,
+        amounts: [u64; N],
+        deadline: Instant,
+    ) -> Result<Permit<'_, N>, AcquireError> {
+        self.wait(amounts, Some(deadline))?;
+        Ok(Permit::new(self, amounts))
+    }
+
+    /// [`acquire`](Self::acquire) for a semaphore in an [`Arc`]: the permit
+    /// is `'static` and can move to another thread or into a callback.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
+    /// let permit = sem.acquire_owned([1, 4096]).unwrap();
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Blocking
+    ///
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_owned(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<OwnedPermit<N>, AcquireError> {
+        self.wait(amounts, None)?;
+        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+    }
+
+    /// [`acquire_timeout`](Self::acquire_timeout) for a semaphore in an
+    /// [`Arc`]: the permit can move into a completion callback.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
+    /// let permit = sem.acquire_owned_timeout([1, 4096], Duration::from_secs(3)).unwrap();
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Blocking
+    ///
+    /// As [`acquire_timeout`](Self::acquire_timeout).
+    pub fn acquire_owned_timeout(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        timeout: Duration,
+    ) -> Result<OwnedPermit<N>, AcquireError> {
+        self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+    }
+
+    /// [`acquire_deadline`](Self::acquire_deadline) for a semaphore in an
+    /// [`Arc`].
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let permit = sem.acquire_owned_deadline([1, 4096], deadline).unwrap();
+    /// # drop(permit);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_deadline`](Self::acquire_deadline).
+    ///
+    /// # Blocking
+    ///
+    /// As [`acquire_deadline`](Self::acquire_deadline).
+    pub fn acquire_owned_deadline(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        deadline: Instant,
+    ) -> Result<OwnedPermit<N>, AcquireError> {
+        self.wait(amounts, Some(deadline))?;
+        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+    }
+
+    /// Takes `amounts` in every dimension, waiting asynchronously until they
+    /// are all granted together. Works on any executor: the future needs
+    /// nothing but its [`Waker`](std::task::Waker). Waiters are served first
+    /// come, first served.
+    ///
+    /// For a timeout, race it with your runtime's timer (for example
+    /// `tokio::time::timeout`): dropping the future cancels the request.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1 << 20]);
+    /// let permit = futures_executor::block_on(sem.acquire_async([1, 4096])).unwrap();
+    /// assert_eq!(permit.amounts(), [1, 4096]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point takes nothing: a queued request
+    /// leaves the queue (and those behind it that now fit are served), and a
+    /// grant that raced the drop is returned to the semaphore. The request
+    /// loses its place in the queue.
+    pub fn acquire_async(&self, amounts: [u64; N]) -> Acquire<'_, N> {
+        Acquire {
+            waiting: Waiting::new(self, amounts),
+        }
+    }
+
+    /// [`acquire_async`](Self::acquire_async) for a semaphore in an [`Arc`]:
+    /// the future is `Send + 'static` (it can be spawned) and the permit can
+    /// move into a completion callback.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
+    /// let permit = futures_executor::block_on(sem.acquire_owned_async([1, 4096])).unwrap();
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire_async`](Self::acquire_async): dropping the future at any
+    /// point takes nothing.
+    pub fn acquire_owned_async(self: &Arc<Self>, amounts: [u64; N]) -> AcquireOwned<N> {
+        AcquireOwned {
+            waiting: Waiting::new(Arc::clone(self), amounts),
+        }
+    }
+
+    /// The blocking wait behind every blocking method.
+    fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<(), AcquireError> {
+        let Err(fast) = self.take_fast(amounts) else {
+            return Ok(());
+        };
+        let result = self.wait_slow(amounts, deadline, fast);
+        self.record(match &result {
+            Ok(()) => Event::Acquired,
+            Err(AcquireError::Timeout) => Event::TimedOut,
+            Err(AcquireError::Closed) => Event::ClosedOut,
+            Err(AcquireError::ExceedsCapacity { .. }) => return result,
+        });
+        result
+    }
+
+    #[cold]
+    fn wait_slow(
+        &self,
+        amounts: [u64; N],
+        deadline: Option<Instant>,
+        fast: FastError,
+    ) -> Result<(), AcquireError> {
+        if deadline.is_some_and(sync::deadline_passed) {
+            return self.try_once(amounts, fast);
+        }
+        let Some(ticket) = self.enqueue(amounts, Notify::Thread(sync::current_thread()))? else {
+            return Ok(());
+        };
+        loop {
+            if deadline.is_some_and(sync::deadline_passed) {
+                return match self.cancel(ticket) {
+                    None => Err(AcquireError::Timeout),
+                    Some(outcome) => outcome_result(outcome, amounts),
+                };
+            }
+            sync::park(deadline);
+            if let Some(outcome) = self.collect(ticket) {
+                return outcome_result(outcome, amounts);
+            }
+        }
+    }
+
+    /// A deadline already past: one try, as `try_acquire`, that fails with
+    /// `Timeout` where that would fail with `Insufficient`.
+    fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<(), AcquireError> {
+        use crate::error::TryAcquireError as E;
+        match self.try_take_locked(amounts, fast) {
+            Ok(()) => Ok(()),
+            Err(E::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+            }) => Err(AcquireError::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+            }),
+            Err(E::Closed) => Err(AcquireError::Closed),
+            Err(E::Insufficient { .. }) => Err(AcquireError::Timeout),
+        }
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = sync::now();
+    // A timeout too large to represent waits forever, in practice.
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+fn outcome_result<const N: usize>(outcome: Outcome, amounts: [u64; N]) -> Result<(), AcquireError> {
+    match outcome {
+        Outcome::Granted => Ok(()),
+        Outcome::Closed => Err(AcquireError::Closed),
+        Outcome::ExceedsCapacity { dim, capacity } => Err(AcquireError::ExceedsCapacity {
+            dim,
+            requested: amounts[dim],
+            capacity,
+        }),
+    }
+}
+
+/// The state of an async acquire, shared by [`Acquire`] and
+/// [`AcquireOwned`]; `S` reaches the semaphore (a reference or an `Arc`).
+struct Waiting<S: Deref<Target = MultiSemaphore<N>>, const N: usize> {
+    sem: S,
+    amounts: [u64; N],
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not polled yet.
+    Start,
+    /// In the queue.
+    Queued(Ticket),
+    /// Returned `Ready`; polling again panics.
+    Done,
+}
+
+impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
+    fn new(sem: S, amounts: [u64; N]) -> Self {
+        Self {
+            sem,
+            amounts,
+            state: State::Start,
+        }
+    }
+
+    #[track_caller]
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+        let sem = &*self.sem;
+        let result = match self.state {
+            State::Start => match sem.take_fast(self.amounts) {
+                Ok(()) => {
+                    self.state = State::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(_) => {
+                    let notify = Notify::Task(cx.waker().clone());
+                    match sem.enqueue(self.amounts, notify) {
+                        Ok(Some(ticket)) => {
+                            self.state = State::Queued(ticket);
+                            return Poll::Pending;
+                        }
+                        Ok(None) => Ok(()),
+                        Err(err) => Err(err),
+                    }
+                }
+            },
+            State::Queued(ticket) => match sem.collect_or_renotify(ticket, cx.waker()) {
+                None => return Poll::Pending,
+                Some(outcome) => outcome_result(outcome, self.amounts),
+            },
+            State::Done => panic!("acquire future polled after it completed"),
+        };
+        self.state = State::Done;
+        sem.record(match &result {
+            Ok(()) => Event::Acquired,
+            Err(AcquireError::Timeout) => Event::TimedOut,
+            Err(AcquireError::Closed) => Event::ClosedOut,
+            Err(AcquireError::ExceedsCapacity { .. }) => return Poll::Ready(result),
+        });
+        Poll::Ready(result)
+    }
+}
+
+impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N> {
+    fn drop(&mut self) {
+        let State::Queued(ticket) = self.state else {
+            return;
+        };
+        let sem = &*self.sem;
+        match sem.cancel(ticket) {
+            // A grant raced the drop: the permits are ours, give them back.
+            Some(Outcome::Granted) => sem.release(self.amounts),
+            // Closed or failed before the drop: nothing was taken.
+            Some(_) => return,
+            None => {}
+        }
+        sem.record(Event::Cancelled);
+    }
+}
+
+/// The future of [`MultiSemaphore::acquire_async`].
+///
+/// # Cancel safety
+///
+/// Dropping it at any point takes nothing: see
+/// [`acquire_async`](MultiSemaphore::acquire_async).
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'a, const N: usize> {
+    waiting: Waiting<&'a MultiSemaphore<N>, N>,
+}
+
+/// The future of [`MultiSemaphore::acquire_owned_async`]: `Send + 'static`.
+///
+/// # Cancel safety
+///
+/// Dropping it at any point takes nothing: see
+/// [`acquire_async`](MultiSemaphore::acquire_async).
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwned<const N: usize> {
+    waiting: Waiting<Arc<MultiSemaphore<N>>, N>,
+}
+
+impl<'a, const N: usize> Future for Acquire<'a, N> {
+    type Output = Result<Permit<'a, N>, AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let waiting = &mut self.waiting;
+        waiting
+            .poll(cx)
+            .map_ok(|()| Permit::new(waiting.sem, waiting.amounts))
+    }
+}
+
+impl<const N: usize> Future for AcquireOwned<N> {
+    type Output = Result<OwnedPermit<N>, AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let waiting = &mut self.waiting;
+        waiting
+            .poll(cx)
+            .map_ok(|()| OwnedPermit::new(Arc::clone(&waiting.sem), waiting.amounts))
+    }
+}
+
+impl<const N: usize> fmt::Debug for Acquire<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("amounts", &self.waiting.amounts)
+            .field("queued", &matches!(self.waiting.state, State::Queued(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> fmt::Debug for AcquireOwned<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireOwned")
+            .field("amounts", &self.waiting.amounts)
+            .field("queued", &matches!(self.waiting.state, State::Queued(_)))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,68 @@
+//! Configuration beyond the capacities.
+
+use crate::semaphore::MultiSemaphore;
+
+/// Builds a [`MultiSemaphore`] with room reserved to grow, or without peak
+/// tracking. Made by [`MultiSemaphore::builder`].
+///
+/// ```
+/// use multisem::MultiSemaphore;
+///
+/// // Start at 1024 messages / 100 MiB, able to grow to 64 Ki / 16 GiB later.
+/// let sem = MultiSemaphore::builder([1024, 100 << 20])
+///     .max_capacity([1 << 16, 16 << 30])
+///     .build();
+/// assert!(sem.is_single_word());
+/// sem.set_capacity([4096, 1 << 30]).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder<const N: usize> {
+    capacity: [u64; N],
+    max_capacity: Option<[u64; N]>,
+    track_peaks: bool,
+}
+
+impl<const N: usize> Builder<N> {
+    pub(crate) fn new(capacity: [u64; N]) -> Self {
+        Self {
+            capacity,
+            max_capacity: None,
+            track_peaks: true,
+        }
+    }
+
+    /// The most each dimension may grow to by
+    /// [`add_permits`](MultiSemaphore::add_permits) or
+    /// [`set_capacity`](MultiSemaphore::set_capacity).
+    ///
+    /// By default the semaphore uses the single-word layout whenever the
+    /// capacities fit, sharing the word's spare bits out as room to grow, and
+    /// reports the result in [`max_capacity`](MultiSemaphore::max_capacity).
+    /// A maximum set here is kept exactly; if the maxima do not fit in one
+    /// word, the semaphore uses one atomic per dimension (a little slower; up
+    /// to [`MAX_PERMITS`](MultiSemaphore::MAX_PERMITS) each).
+    pub fn max_capacity(mut self, max: [u64; N]) -> Self {
+        self.max_capacity = Some(max);
+        self
+    }
+
+    /// Whether to keep [`Stats::peak_in_flight`](crate::Stats::peak_in_flight)
+    /// (default `true`). Turning it off saves a few loads on every acquire.
+    pub fn track_peaks(mut self, on: bool) -> Self {
+        self.track_peaks = on;
+        self
+    }
+
+    /// The semaphore, with every permit available.
+    ///
+    /// # Panics
+    ///
+    /// If `N == 0`, a capacity or maximum is above
+    /// [`MAX_PERMITS`](MultiSemaphore::MAX_PERMITS), or a capacity is above
+    /// its maximum.
+    #[track_caller]
+    pub fn build(self) -> MultiSemaphore<N> {
+        MultiSemaphore::from_parts(self.capacity, self.max_capacity, self.track_peaks)
+    }
+}

@@ -1,0 +1,151 @@
+//! The permit counters: lock-free, never block, know nothing of waiters.
+//!
+//! Two layouts, chosen once at construction:
+//!
+//! * [`Packed`]: every dimension is a bit field of one `AtomicU64`, so an
+//!   all-or-nothing take is one compare-and-swap and a release is one
+//!   `fetch_add`. Nothing is ever taken partly, so a concurrent `try_acquire`
+//!   never fails because another call held a dimension it later gave back.
+//!   Used whenever the dimensions' maximum capacities fit in the word
+//!   (for example `[1024 messages, 100 MiB]`, with room to grow).
+//! * [`Wide`]: one `AtomicU64` per dimension, for capacities that do not fit.
+//!   A take first reads every dimension and gives up before touching any if
+//!   one is short, then takes them one by one, rolling back on a lost race.
+//!   Only a race between that check and the take can fail spuriously.
+//!
+//! Both carry two flags: `CLOSED`, and `SLOW`, which says "the waiter queue is
+//! not empty or a shrink left a debt": while it is set, fast-path takers defer
+//! to the locked path (so nobody overtakes a queued acquirer) and releasers
+//! take the lock after returning their permits (so no queued acquirer misses
+//! a release). The flags live in the same atomic as the counts (packed) or
+//! beside them in sequentially consistent order (wide); each file says why
+//! that closes the release/enqueue race.
+
+mod packed;
+mod wide;
+
+use packed::Packed;
+use wide::Wide;
+
+/// A dimension that could not supply a request, with what it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Short {
+    pub(crate) dim: usize,
+    pub(crate) available: u64,
+}
+
+/// Why the lock-free fast path took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FastError {
+    /// `CLOSED` or `SLOW` is set, or the amounts cannot even be represented:
+    /// the caller must take the locked path to decide.
+    Defer,
+    /// The counters lacked this dimension; no flag was set.
+    Short(Short),
+}
+
+/// The counters of one semaphore, in the layout chosen at construction.
+#[derive(Debug)]
+pub(crate) enum Counters<const N: usize> {
+    Packed(Packed<N>),
+    Wide(Wide<N>),
+}
+
+impl<const N: usize> Counters<N> {
+    /// Full counters (`available == capacity`) able to grow each dimension up
+    /// to `max_capacity`, or, when `max_capacity` is `None`, to whatever the
+    /// packed word leaves spare. Returns the layout and the maximum it allows.
+    pub(crate) fn new(capacity: [u64; N], max_capacity: Option<[u64; N]>) -> (Self, [u64; N]) {
+        match Packed::plan(capacity, max_capacity) {
+            Some((packed, max)) => (Self::Packed(packed), max),
+            None => {
+                let max = max_capacity.unwrap_or([crate::semaphore::MAX_PERMITS; N]);
+                (Self::Wide(Wide::new(capacity)), max)
+            }
+        }
+    }
+
+    /// Takes every amount or nothing, unless a flag is set. Returns the
+    /// counters as this take left them.
+    #[inline]
+    pub(crate) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
+        match self {
+            Self::Packed(p) => p.try_take_fast(amounts),
+            Self::Wide(w) => w.try_take_fast(amounts),
+        }
+    }
+
+    /// Takes every amount or nothing, ignoring `SLOW`: for the holder of the
+    /// queue lock, which is the one serving the queue.
+    pub(crate) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
+        match self {
+            Self::Packed(p) => p.take_locked(amounts),
+            Self::Wide(w) => w.take_locked(amounts),
+        }
+    }
+
+    /// Takes up to `wanted` in each dimension (as much as there is), and
+    /// returns what it took. Pays down a shrink's debt.
+    pub(crate) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
+        match self {
+            Self::Packed(p) => p.take_up_to(wanted),
+            Self::Wide(w) => w.take_up_to(wanted),
+        }
+    }
+
+    /// Returns permits. `true` means `SLOW` was set: the caller must run the
+    /// locked path so that queued acquirers see what came back.
+    #[inline]
+    #[must_use]
+    pub(crate) fn give(&self, amounts: [u64; N]) -> bool {
+        match self {
+            Self::Packed(p) => p.give(amounts),
+            Self::Wide(w) => w.give(amounts),
+        }
+    }
+
+    /// A snapshot of the raw counters.
+    pub(crate) fn load(&self) -> [u64; N] {
+        match self {
+            Self::Packed(p) => p.load(),
+            Self::Wide(w) => w.load(),
+        }
+    }
+
+    /// Sets or clears `SLOW`. Only under the queue lock.
+    pub(crate) fn set_slow(&self, slow: bool) {
+        match self {
+            Self::Packed(p) => p.set_slow(slow),
+            Self::Wide(w) => w.set_slow(slow),
+        }
+    }
+
+    /// Sets `CLOSED` for good. Only under the queue lock.
+    pub(crate) fn close(&self) {
+        match self {
+            Self::Packed(p) => p.close(),
+            Self::Wide(w) => w.close(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Self::Packed(p) => p.is_closed(),
+            Self::Wide(w) => w.is_closed(),
+        }
+    }
+
+    /// How many fast-path takes have succeeded (the locked path counts its
+    /// own grants).
+    pub(crate) fn fast_takes(&self) -> u64 {
+        match self {
+            Self::Packed(p) => p.fast_takes(),
+            Self::Wide(w) => w.fast_takes(),
+        }
+    }
+
+    /// Whether this is the single-word layout.
+    pub(crate) fn is_packed(&self) -> bool {
+        matches!(self, Self::Packed(_))
+    }
+}

@@ -1,0 +1,289 @@
+//! Every dimension in one `AtomicU64`: one CAS takes them all, one
+//! `fetch_add` returns them.
+//!
+//! # The word
+//!
+//! ```text
+//!  63      58 57 ...                                        2    1      0
+//! +----------+-------+--------+-------+--------+-----+------+------+--------+
+//! |  tally   | guard | field  | guard | field  | ... | pad  | SLOW | CLOSED |
+//! | (6 bits) | N-1   | N-1    | 0     | 0      |     |      |      |        |
+//! +----------+-------+--------+-------+--------+-----+------+------+--------+
+//! ```
+//!
+//! | part      | meaning                                                          |
+//! |-----------|------------------------------------------------------------------|
+//! | `CLOSED`  | set once by `close()`, never cleared                             |
+//! | `SLOW`    | waiters queued or shrink debt outstanding: use the locked path   |
+//! | field *d* | permits available in dimension *d*, `width[d]` bits              |
+//! | guard *d* | always 0 at rest; set during a take to catch a borrow            |
+//! | tally     | successful fast takes, mod 64; wraps out of the top of the word  |
+//!
+//! A take subtracts every dimension at once, SWAR style: with every guard bit
+//! set, `(word | GUARDS) - request` borrows from guard *d* exactly when field
+//! *d* is short, and the guard stops the borrow there. So one subtraction and
+//! one mask test check all dimensions, and the result (guards cleared) is the
+//! new word. The tally adds one in the same CAS; the take that wraps it to 0
+//! adds 64 to `flushed`, so counting acquisitions costs no extra atomic
+//! operation on the fast path.
+//!
+//! A field never overflows into its guard: the semaphore keeps
+//! `available + in flight <= capacity + debt <= max_capacity <= field max`
+//! (see `semaphore.rs`), so a release can add blindly.
+//!
+//! # Orderings
+//!
+//! Every state change is a read-modify-write of this one word, so all of them
+//! are totally ordered by the word's modification order and each sees the
+//! latest value: that alone closes the release/enqueue race. A waiter sets
+//! `SLOW` (RMW) before its locked take (RMW); a release's `fetch_add` (RMW)
+//! either comes first, and the take sees its permits, or comes after, and sees
+//! `SLOW`. The `Acquire` on takes and `Release` on returns make a permit carry
+//! the holder's writes to the next holder, as a lock would.
+
+use super::{FastError, Short};
+use crate::sync::{AtomicU64, Ordering};
+
+const CLOSED: u64 = 1 << 0;
+const SLOW: u64 = 1 << 1;
+const FIRST_FIELD: u32 = 2;
+const TALLY_BITS: u32 = 6;
+const TALLY_SHIFT: u32 = 64 - TALLY_BITS;
+const TALLY_ONE: u64 = 1 << TALLY_SHIFT;
+/// Bits for fields and their guards.
+const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
+
+#[derive(Debug)]
+pub(crate) struct Packed<const N: usize> {
+    word: AtomicU64,
+    /// Fast takes counted out of the tally, in steps of `1 << TALLY_BITS`.
+    flushed: AtomicU64,
+    shift: [u32; N],
+    /// The largest value each field holds: `2^width - 1`.
+    field_max: [u64; N],
+    guards: u64,
+}
+
+/// Bits needed to hold `value`.
+fn bits(value: u64) -> u32 {
+    u64::BITS - value.leading_zeros()
+}
+
+impl<const N: usize> Packed<N> {
+    /// Lays out the word for `capacity`, or `None` if it does not fit.
+    ///
+    /// With `max_capacity` given, each field is just wide enough for it.
+    /// Without, each gets what its capacity needs and the spare bits are
+    /// shared out evenly as room to grow; the returned maximum says how much.
+    pub(super) fn plan(
+        capacity: [u64; N],
+        max_capacity: Option<[u64; N]>,
+    ) -> Option<(Self, [u64; N])> {
+        let need = max_capacity.unwrap_or(capacity);
+        let mut width = need.map(bits);
+        // One guard bit per field.
+        let used: u32 = width.iter().map(|w| w + 1).sum();
+        let spare = FIELD_SPACE.checked_sub(used)?;
+        if max_capacity.is_none() {
+            let n = N as u32;
+            for (d, w) in width.iter_mut().enumerate() {
+                // Later dimensions (bytes, typically) get the remainder.
+                let bonus = u32::from((d as u32) >= n - spare % n);
+                *w += spare / n + bonus;
+            }
+        }
+        let field_max = width.map(|w| if w == 0 { 0 } else { u64::MAX >> (64 - w) });
+        let mut shift = [0; N];
+        let mut guards = 0;
+        let mut next = FIRST_FIELD;
+        for d in 0..N {
+            shift[d] = next;
+            guards |= 1 << (next + width[d]);
+            next += width[d] + 1;
+        }
+        let max =
+            max_capacity.unwrap_or_else(|| field_max.map(|m| m.min(crate::semaphore::MAX_PERMITS)));
+        let packed = Self {
+            word: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            shift,
+            field_max,
+            guards,
+        };
+        packed
+            .word
+            .store(packed.pack_unchecked(capacity), Ordering::Relaxed);
+        Some((packed, max))
+    }
+
+    /// The request as one word, or `None` if a field cannot hold it (then it
+    /// exceeds the dimension's maximum capacity too).
+    #[inline]
+    fn pack(&self, amounts: [u64; N]) -> Option<u64> {
+        let mut word = 0;
+        for (d, &amount) in amounts.iter().enumerate() {
+            if amount > self.field_max[d] {
+                return None;
+            }
+            word |= amount << self.shift[d];
+        }
+        Some(word)
+    }
+
+    /// Packs amounts known to fit: ones that were taken from these counters.
+    #[inline]
+    fn pack_unchecked(&self, amounts: [u64; N]) -> u64 {
+        let mut word = 0;
+        for (d, &amount) in amounts.iter().enumerate() {
+            debug_assert!(amount <= self.field_max[d]);
+            word |= amount << self.shift[d];
+        }
+        word
+    }
+
+    #[inline]
+    fn unpack(&self, word: u64) -> [u64; N] {
+        std::array::from_fn(|d| (word >> self.shift[d]) & self.field_max[d])
+    }
+
+    /// `word - request` in every field at once, or the first short dimension.
+    #[inline]
+    fn subtract(&self, word: u64, request: u64) -> Result<u64, Short> {
+        let borrowed = (word | self.guards).wrapping_sub(request);
+        if borrowed & self.guards == self.guards {
+            Ok(borrowed ^ self.guards)
+        } else {
+            Err(self.short(word, borrowed))
+        }
+    }
+
+    #[cold]
+    fn short(&self, word: u64, borrowed: u64) -> Short {
+        let available = self.unpack(word);
+        let dim = (0..N)
+            .find(|&d| borrowed & (1 << (self.shift[d] + bits(self.field_max[d]))) == 0)
+            .expect("a guard bit was borrowed");
+        Short {
+            dim,
+            available: available[dim],
+        }
+    }
+
+    #[inline]
+    pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
+        let request = self.pack(amounts).ok_or(FastError::Defer)?;
+        // Relaxed: only a guess for the CAS, which checks it.
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            if word & (CLOSED | SLOW) != 0 {
+                return Err(FastError::Defer);
+            }
+            let taken = self.subtract(word, request).map_err(FastError::Short)?;
+            let new = taken.wrapping_add(TALLY_ONE);
+            // Acquire: pairs with the Release of the `fetch_add` that returned
+            // these permits, so the last holder's writes are visible to us.
+            match self
+                .word
+                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if new < TALLY_ONE {
+                        self.flush_tally();
+                    }
+                    return Ok(self.unpack(new));
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// The tally wrapped to 0 with our take: move its 64 to `flushed`.
+    #[cold]
+    fn flush_tally(&self) {
+        // Relaxed: a statistic; `stats()` is exact once everything is quiet.
+        self.flushed.fetch_add(1 << TALLY_BITS, Ordering::Relaxed);
+    }
+
+    pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
+        let Some(request) = self.pack(amounts) else {
+            let dim = (0..N)
+                .find(|&d| amounts[d] > self.field_max[d])
+                .unwrap_or(0);
+            return Err(Short {
+                dim,
+                available: self.load()[dim],
+            });
+        };
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            let new = self.subtract(word, request)?;
+            // Acquire: as in `try_take_fast`.
+            match self
+                .word
+                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(self.unpack(new)),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            let have = self.unpack(word);
+            let take: [u64; N] = std::array::from_fn(|d| wanted[d].min(have[d]));
+            let new = word - self.pack_unchecked(take);
+            // Acquire: as in `try_take_fast`.
+            match self
+                .word
+                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return take,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    #[inline]
+    pub(super) fn give(&self, amounts: [u64; N]) -> bool {
+        // Release: publishes the holder's writes to the next taker (its
+        // Acquire CAS). The RMW reads the latest word, so a `SLOW` set by a
+        // waiter before this add is seen here (see "Orderings").
+        let before = self
+            .word
+            .fetch_add(self.pack_unchecked(amounts), Ordering::Release);
+        before & SLOW != 0
+    }
+
+    pub(super) fn load(&self) -> [u64; N] {
+        // Relaxed: a snapshot for callers that hold no permit on its strength.
+        self.unpack(self.word.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_slow(&self, slow: bool) {
+        // Relaxed: ordered against takes and returns by the word's
+        // modification order alone (all are RMWs of this word).
+        if slow {
+            self.word.fetch_or(SLOW, Ordering::Relaxed);
+        } else {
+            self.word.fetch_and(!SLOW, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn close(&self) {
+        // Relaxed: as `set_slow`; every CAS keeps the bits it did not change.
+        self.word.fetch_or(CLOSED, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & CLOSED != 0
+    }
+
+    pub(super) fn fast_takes(&self) -> u64 {
+        // Relaxed: statistics. While takes run, a wrap not yet flushed can
+        // make this lag by 64; it is exact once they stop.
+        let tally = self.word.load(Ordering::Relaxed) >> TALLY_SHIFT;
+        self.flushed.load(Ordering::Relaxed) + tally
+    }
+}

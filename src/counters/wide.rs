@@ -1,0 +1,194 @@
+//! One `AtomicU64` per dimension, for capacities too large to share a word.
+//!
+//! A take reads every dimension first and gives up before touching any if one
+//! is short, so a request that cannot fit never holds a dimension even
+//! briefly; then it takes the dimensions one by one and, if it loses a race on
+//! a later one, returns what it took. Only that race can make a concurrent
+//! take fail spuriously.
+//!
+//! # Orderings
+//!
+//! The flags live in their own word, so the release/enqueue race is the
+//! store-buffer pattern across two locations: a waiter sets `SLOW` and then
+//! reads the counters; a release adds to the counters and then reads the
+//! flags. All four are `SeqCst`, so in their single total order one of the
+//! two comes second and sees the other: either the waiter sees the permits, or
+//! the releaser sees `SLOW` and takes the lock to serve the queue. (On x86 a
+//! `SeqCst` load is a plain load and every RMW is already a full fence.)
+
+use super::{FastError, Short};
+use crate::sync::{AtomicU64, Ordering};
+
+const CLOSED: u64 = 1 << 0;
+const SLOW: u64 = 1 << 1;
+
+#[derive(Debug)]
+pub(crate) struct Wide<const N: usize> {
+    flags: AtomicU64,
+    available: [AtomicU64; N],
+    fast_takes: AtomicU64,
+}
+
+impl<const N: usize> Wide<N> {
+    pub(super) fn new(capacity: [u64; N]) -> Self {
+        Self {
+            flags: AtomicU64::new(0),
+            available: capacity.map(AtomicU64::new),
+            fast_takes: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
+        // Relaxed would do for a taker alone (missing a flag set this instant
+        // just orders this take first); SeqCst costs nothing extra on x86.
+        if self.flags.load(Ordering::SeqCst) & (CLOSED | SLOW) != 0 {
+            return Err(FastError::Defer);
+        }
+        match self.take(amounts, Ordering::Acquire) {
+            Ok(after) => {
+                // Relaxed: a statistic.
+                self.fast_takes.fetch_add(1, Ordering::Relaxed);
+                Ok(after)
+            }
+            Err(short) => Err(match short {
+                Taken::Short(short) => FastError::Short(short),
+                // Our rollback found waiters: they need the locked path.
+                Taken::RolledBackToWaiters => FastError::Defer,
+            }),
+        }
+    }
+
+    pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
+        // SeqCst loads: the waiter's side of the pattern in "Orderings".
+        match self.take(amounts, Ordering::SeqCst) {
+            Ok(after) => Ok(after),
+            Err(Taken::Short(short)) => Err(short),
+            // The lock holder serves the queue after this anyway.
+            Err(Taken::RolledBackToWaiters) => Err(Short {
+                dim: 0,
+                available: self.load()[0],
+            }),
+        }
+    }
+
+    /// Checks every dimension, then takes each; rolls back on a lost race.
+    fn take(&self, amounts: [u64; N], order: Ordering) -> Result<[u64; N], Taken> {
+        let load = if order == Ordering::SeqCst {
+            Ordering::SeqCst
+        } else {
+            Ordering::Relaxed
+        };
+        let mut seen = [0; N];
+        for d in 0..N {
+            seen[d] = self.available[d].load(load);
+            if seen[d] < amounts[d] {
+                return Err(Taken::Short(Short {
+                    dim: d,
+                    available: seen[d],
+                }));
+            }
+        }
+        let mut after = [0; N];
+        for d in 0..N {
+            let mut current = seen[d];
+            loop {
+                if current < amounts[d] {
+                    let mut taken = [0; N];
+                    taken[..d].copy_from_slice(&amounts[..d]);
+                    if self.give(taken) {
+                        return Err(Taken::RolledBackToWaiters);
+                    }
+                    return Err(Taken::Short(Short {
+                        dim: d,
+                        available: current,
+                    }));
+                }
+                // `order` on success: Acquire pairs with the Release of the
+                // return that put these permits here (SeqCst includes it).
+                match self.available[d].compare_exchange_weak(
+                    current,
+                    current - amounts[d],
+                    order,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => current = actual,
+                }
+            }
+            after[d] = current - amounts[d];
+        }
+        Ok(after)
+    }
+
+    pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
+        let mut took = [0; N];
+        for d in 0..N {
+            // SeqCst: runs under the lock, on the waiter's side of the pattern.
+            let mut current = self.available[d].load(Ordering::SeqCst);
+            loop {
+                let take = wanted[d].min(current);
+                match self.available[d].compare_exchange_weak(
+                    current,
+                    current - take,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => {
+                        took[d] = take;
+                        break;
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        took
+    }
+
+    #[inline]
+    pub(super) fn give(&self, amounts: [u64; N]) -> bool {
+        for (available, &amount) in self.available.iter().zip(&amounts) {
+            if amount != 0 {
+                // SeqCst (includes Release, which publishes the holder's
+                // writes): the releaser's side of the pattern in "Orderings".
+                available.fetch_add(amount, Ordering::SeqCst);
+            }
+        }
+        self.flags.load(Ordering::SeqCst) & SLOW != 0
+    }
+
+    pub(super) fn load(&self) -> [u64; N] {
+        // Relaxed: a snapshot.
+        std::array::from_fn(|d| self.available[d].load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_slow(&self, slow: bool) {
+        // SeqCst: the waiter's side of the pattern in "Orderings".
+        if slow {
+            self.flags.fetch_or(SLOW, Ordering::SeqCst);
+        } else {
+            self.flags.fetch_and(!SLOW, Ordering::SeqCst);
+        }
+    }
+
+    pub(super) fn close(&self) {
+        // SeqCst: a fast taker that reads the flags after this sees it.
+        self.flags.fetch_or(CLOSED, Ordering::SeqCst);
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.flags.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    pub(super) fn fast_takes(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.fast_takes.load(Ordering::Relaxed)
+    }
+}
+
+/// Why [`Wide::take`] took nothing.
+enum Taken {
+    Short(Short),
+    /// A lost race made us give back a part, and waiters were queued.
+    RolledBackToWaiters,
+}

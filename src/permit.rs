@@ -1,0 +1,238 @@
+//! Permits: RAII guards that give back exactly what they hold.
+
+use crate::semaphore::MultiSemaphore;
+use crate::sync::Arc;
+use std::fmt;
+use std::ops::Deref;
+
+/// Amounts held from one semaphore, reached through `S` (a reference or an
+/// `Arc`). Both public permit types are this with a different `S`.
+struct Held<S: Deref<Target = MultiSemaphore<N>>, const N: usize> {
+    sem: S,
+    amounts: [u64; N],
+}
+
+impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
+    fn split(&mut self, amounts: [u64; N]) -> Option<[u64; N]> {
+        if amounts
+            .iter()
+            .zip(&self.amounts)
+            .any(|(want, held)| want > held)
+        {
+            return None;
+        }
+        for (held, moved) in self.amounts.iter_mut().zip(amounts) {
+            *held -= moved;
+        }
+        Some(amounts)
+    }
+
+    #[track_caller]
+    fn merge(&mut self, mut other: Self) {
+        assert!(
+            std::ptr::eq(&*self.sem, &*other.sem),
+            "cannot merge permits of two different semaphores"
+        );
+        for (held, more) in self.amounts.iter_mut().zip(other.amounts) {
+            // Both are held from one semaphore, so the sum is at most what is
+            // in flight there, which is at most its max capacity: no overflow.
+            *held += more;
+        }
+        // `other` now holds nothing: its drop returns nothing.
+        other.amounts = [0; N];
+    }
+
+    fn forget(mut self) {
+        self.sem.forget_permits(self.amounts);
+        self.amounts = [0; N];
+    }
+}
+
+impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Held<S, N> {
+    #[inline]
+    fn drop(&mut self) {
+        // An empty permit (zero request, or forgotten, split or merged away)
+        // returns nothing: skip the atomic operation.
+        if self.amounts != [0; N] {
+            self.sem.release(self.amounts);
+        }
+    }
+}
+
+/// Permits held from a [`MultiSemaphore`], returned when this is dropped
+/// (also while unwinding from a panic).
+///
+/// It borrows the semaphore, so it cannot outlive it:
+///
+/// ```compile_fail
+/// use multisem::MultiSemaphore;
+///
+/// let permit = {
+///     let sem = MultiSemaphore::new([2, 100]);
+///     sem.try_acquire([1, 10]).unwrap()
+/// }; // error: `sem` does not live long enough
+/// drop(permit);
+/// ```
+///
+/// For a permit that moves into another thread or a callback, see
+/// [`OwnedPermit`].
+#[must_use = "the permits are returned as soon as this is dropped"]
+#[clippy::has_significant_drop]
+pub struct Permit<'a, const N: usize> {
+    held: Held<&'a MultiSemaphore<N>, N>,
+}
+
+/// Permits held from a [`MultiSemaphore`] behind an [`Arc`], returned when
+/// this is dropped (also while unwinding from a panic).
+///
+/// `'static + Send + Sync`: it can move into a completion callback on another
+/// thread, which releases the permits by dropping it.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use std::sync::Arc;
+///
+/// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
+/// let permit = sem.try_acquire_owned([1, 4096]).unwrap();
+/// std::thread::spawn(move || {
+///     // ... send the message, then:
+///     drop(permit);
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(sem.available(), [10, 1 << 20]);
+/// ```
+#[must_use = "the permits are returned as soon as this is dropped"]
+#[clippy::has_significant_drop]
+pub struct OwnedPermit<const N: usize> {
+    held: Held<Arc<MultiSemaphore<N>>, N>,
+}
+
+impl<'a, const N: usize> Permit<'a, N> {
+    #[inline]
+    pub(crate) fn new(sem: &'a MultiSemaphore<N>, amounts: [u64; N]) -> Self {
+        Self {
+            held: Held { sem, amounts },
+        }
+    }
+
+    /// The amounts this permit holds, per dimension.
+    pub fn amounts(&self) -> [u64; N] {
+        self.held.amounts
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &'a MultiSemaphore<N> {
+        self.held.sem
+    }
+
+    /// Gives the permits up for good: they are not returned, and the
+    /// semaphore's [`capacity`](MultiSemaphore::capacity) shrinks by them
+    /// (where a [`set_capacity`](MultiSemaphore::set_capacity) left the
+    /// semaphore over capacity, they first pay that down instead).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([4, 100]);
+    /// sem.try_acquire([1, 10]).unwrap().forget();
+    /// assert_eq!(sem.capacity(), [3, 90]);
+    /// assert_eq!(sem.available(), [3, 90]);
+    /// ```
+    pub fn forget(self) {
+        self.held.forget();
+    }
+
+    /// Moves `amounts` out of this permit into a new one, or returns `None`
+    /// (changing nothing) if this permit holds less than that in a dimension.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([4, 100]);
+    /// let mut batch = sem.try_acquire([2, 60]).unwrap();
+    /// let first = batch.split([1, 25]).unwrap();
+    /// assert_eq!((batch.amounts(), first.amounts()), ([1, 35], [1, 25]));
+    /// assert!(batch.split([2, 0]).is_none());
+    /// ```
+    pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
+        let amounts = self.held.split(amounts)?;
+        Some(Self::new(self.held.sem, amounts))
+    }
+
+    /// Moves everything `other` holds into this permit.
+    ///
+    /// # Panics
+    ///
+    /// If the permits come from different semaphores.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([4, 100]);
+    /// let mut a = sem.try_acquire([1, 10]).unwrap();
+    /// a.merge(sem.try_acquire([2, 20]).unwrap());
+    /// assert_eq!(a.amounts(), [3, 30]);
+    /// ```
+    #[track_caller]
+    pub fn merge(&mut self, other: Self) {
+        self.held.merge(other.held);
+    }
+}
+
+impl<const N: usize> OwnedPermit<N> {
+    #[inline]
+    pub(crate) fn new(sem: Arc<MultiSemaphore<N>>, amounts: [u64; N]) -> Self {
+        Self {
+            held: Held { sem, amounts },
+        }
+    }
+
+    /// The amounts this permit holds, per dimension.
+    pub fn amounts(&self) -> [u64; N] {
+        self.held.amounts
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
+        &self.held.sem
+    }
+
+    /// Gives the permits up for good; see [`Permit::forget`].
+    pub fn forget(self) {
+        self.held.forget();
+    }
+
+    /// Moves `amounts` into a new permit, or returns `None` (changing
+    /// nothing) if this one holds less; see [`Permit::split`].
+    pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
+        let amounts = self.held.split(amounts)?;
+        Some(Self::new(Arc::clone(&self.held.sem), amounts))
+    }
+
+    /// Moves everything `other` holds into this permit.
+    ///
+    /// # Panics
+    ///
+    /// If the permits come from different semaphores.
+    #[track_caller]
+    pub fn merge(&mut self, other: Self) {
+        self.held.merge(other.held);
+    }
+}
+
+impl<const N: usize> fmt::Debug for Permit<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("amounts", &self.held.amounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> fmt::Debug for OwnedPermit<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("amounts", &self.held.amounts)
+            .finish_non_exhaustive()
+    }
+}

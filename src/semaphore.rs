@@ -1,0 +1,772 @@
+//! The public type: construction, the lock-free fast path, and the locked
+//! path that serves the queue, settles shrinks and closes.
+//!
+//! # Fairness: permits stay in the counters
+//!
+//! Released permits always go back to the counters. While anyone is queued
+//! (the `SLOW` flag), no newcomer takes from them: not `try_acquire`, not a
+//! new blocking or async acquire. The holder of the queue lock grants the head
+//! of the queue once *all* of its request fits, then the next, and stops at
+//! the first that does not fit. This is Go's `x/sync/semaphore` discipline,
+//! chosen over tokio's direct hand-off (which assigns released permits to the
+//! head as they come, so the head accumulates a part while it waits) because
+//! with several dimensions a partial hand-off is hold-and-wait: a head waiting
+//! for bytes would pin count permits that others could use, the RocketMQ
+//! failure in a new form. Here a waiter never holds a part, a waiter that
+//! leaves has nothing to give back, and releasing while nobody waits never
+//! takes the lock.
+//!
+//! # Invariants (kept under the lock, checked by the loom models)
+//!
+//! For every dimension, with `debt` what a shrink below the permits in flight
+//! still has to absorb:
+//!
+//! * `counters + in flight == capacity + debt`;
+//! * `capacity + debt <= max_capacity`, so a counter never overflows;
+//! * `debt > 0` only while the counter is 0 or a return is on its way to the
+//!   lock (that return sees `SLOW` and settles it);
+//! * `SLOW` is set exactly when the queue is not empty or some debt is
+//!   outstanding (it may be set a moment early, never late);
+//! * after every visit to the lock, the queue's head does not fit.
+
+use crate::counters::{Counters, FastError, Short};
+use crate::error::{AcquireError, CapacityError, TryAcquireError};
+use crate::permit::{OwnedPermit, Permit};
+use crate::stats::{Event, StatCounters, Stats};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::waiters::{Notify, Outcome, Ticket, WaitQueue, WakeList};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+
+/// The largest capacity one dimension can have: `2^62 - 1`.
+pub(crate) const MAX_PERMITS: u64 = (1 << 62) - 1;
+
+/// A semaphore over `N` independent pools of `u64` permits, acquired all
+/// together or not at all.
+///
+/// See the [crate documentation](crate) for the guarantees and an overview.
+pub struct MultiSemaphore<const N: usize> {
+    /// The hot word(s): written by every acquire and release.
+    counters: CachePadded<Counters<N>>,
+    /// Read by every acquire, written only by resizing.
+    limits: CachePadded<Limits<N>>,
+    queue: Mutex<WaitQueue<N>>,
+    /// `queue.len()`, for `waiters()` without the lock.
+    queued: AtomicUsize,
+    stats: StatCounters<N>,
+    max_capacity: [u64; N],
+    track_peaks: bool,
+}
+
+/// Capacity, debt and peaks: changed only under the queue lock (peaks by
+/// `fetch_max` anywhere), read lock-free. Relaxed everywhere: the lock orders
+/// the writers, and lock-free readers use them only for errors and
+/// statistics, never to decide whether permits are theirs.
+#[derive(Debug)]
+struct Limits<const N: usize> {
+    capacity: [AtomicU64; N],
+    debt: [AtomicU64; N],
+    peak: [AtomicU64; N],
+}
+
+fn load_all<const N: usize>(atomics: &[AtomicU64; N]) -> [u64; N] {
+    std::array::from_fn(|d| atomics[d].load(Ordering::Relaxed))
+}
+
+impl<const N: usize> MultiSemaphore<N> {
+    /// The largest capacity of one dimension: `2^62 - 1`.
+    pub const MAX_PERMITS: u64 = MAX_PERMITS;
+
+    /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
+    ///
+    /// Where the capacities fit in one 64-bit word with room to spare
+    /// (`[1024, 100 << 20]` does, with room to grow each dimension about
+    /// 128-fold), every acquire is a single compare-and-swap. To grow further
+    /// later with [`add_permits`](Self::add_permits) or
+    /// [`set_capacity`](Self::set_capacity), reserve room with
+    /// [`builder`](Self::builder); [`max_capacity`](Self::max_capacity) tells
+    /// how far each dimension can grow.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// // At most 1024 messages and 100 MiB in flight.
+    /// let sem = MultiSemaphore::new([1024, 100 << 20]);
+    /// assert_eq!(sem.available(), [1024, 100 << 20]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `N == 0`, or a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
+    #[track_caller]
+    pub fn new(capacity: [u64; N]) -> Self {
+        Self::builder(capacity).build()
+    }
+
+    /// A [`Builder`](crate::Builder) for a semaphore with these capacities,
+    /// to reserve room to grow or turn off peak tracking.
+    pub fn builder(capacity: [u64; N]) -> crate::Builder<N> {
+        crate::Builder::new(capacity)
+    }
+
+    #[track_caller]
+    pub(crate) fn from_parts(
+        capacity: [u64; N],
+        max_capacity: Option<[u64; N]>,
+        track_peaks: bool,
+    ) -> Self {
+        assert!(
+            N > 0,
+            "MultiSemaphore needs at least one dimension (N == 0)"
+        );
+        for (dim, &cap) in capacity.iter().enumerate() {
+            assert!(
+                cap <= MAX_PERMITS,
+                "MultiSemaphore: capacity {cap} of dimension {dim} is above MAX_PERMITS ({MAX_PERMITS})"
+            );
+        }
+        if let Some(max) = max_capacity {
+            for dim in 0..N {
+                assert!(
+                    max[dim] <= MAX_PERMITS,
+                    "MultiSemaphore: max capacity {} of dimension {dim} is above MAX_PERMITS ({MAX_PERMITS})",
+                    max[dim]
+                );
+                assert!(
+                    capacity[dim] <= max[dim],
+                    "MultiSemaphore: capacity {} of dimension {dim} is above its max capacity {}",
+                    capacity[dim],
+                    max[dim]
+                );
+            }
+        }
+        let (counters, max_capacity) = Counters::new(capacity, max_capacity);
+        Self {
+            counters: CachePadded::new(counters),
+            limits: CachePadded::new(Limits {
+                capacity: capacity.map(AtomicU64::new),
+                debt: std::array::from_fn(|_| AtomicU64::new(0)),
+                peak: std::array::from_fn(|_| AtomicU64::new(0)),
+            }),
+            queue: Mutex::new(WaitQueue::new()),
+            queued: AtomicUsize::new(0),
+            stats: StatCounters::new(),
+            max_capacity,
+            track_peaks,
+        }
+    }
+
+    /// The capacity of each dimension now.
+    pub fn capacity(&self) -> [u64; N] {
+        load_all(&self.limits.capacity)
+    }
+
+    /// How far each dimension can grow by [`add_permits`](Self::add_permits)
+    /// or [`set_capacity`](Self::set_capacity); fixed at construction.
+    pub fn max_capacity(&self) -> [u64; N] {
+        self.max_capacity
+    }
+
+    /// The permits available now in each dimension: a snapshot for metrics,
+    /// exact when nothing is in flight.
+    ///
+    /// After [`set_capacity`](Self::set_capacity) shrinks a dimension below
+    /// what is in flight, it reads 0 there until enough permits come back.
+    pub fn available(&self) -> [u64; N] {
+        let counters = self.counters.load();
+        let debt = load_all(&self.limits.debt);
+        std::array::from_fn(|d| counters[d].saturating_sub(debt[d]))
+    }
+
+    /// How many blocking and async acquirers are queued: a snapshot.
+    pub fn waiters(&self) -> usize {
+        // Relaxed: a snapshot; written under the lock.
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether the semaphore is using the single-word layout (one CAS per
+    /// acquire) rather than one atomic per dimension.
+    pub fn is_single_word(&self) -> bool {
+        self.counters.is_packed()
+    }
+
+    /// Closes the semaphore: every queued acquirer wakes with
+    /// [`Closed`](AcquireError::Closed), and every later acquire fails with
+    /// it. Permits already out stay valid and return their amounts when
+    /// dropped. Closing twice is harmless; there is no reopening.
+    ///
+    /// ```
+    /// use multisem::{MultiSemaphore, TryAcquireError};
+    ///
+    /// let sem = MultiSemaphore::new([2, 100]);
+    /// let permit = sem.try_acquire([1, 10]).unwrap();
+    /// sem.close();
+    /// assert_eq!(sem.try_acquire([1, 10]).unwrap_err(), TryAcquireError::Closed);
+    /// drop(permit);
+    /// assert_eq!(sem.available(), [2, 100]);
+    /// ```
+    pub fn close(&self) {
+        let mut wake = WakeList::new();
+        {
+            let mut queue = self.queue.lock();
+            // Under the lock: an acquirer checks `CLOSED` under it before
+            // queueing, so none can queue after this and sleep forever.
+            self.counters.close();
+            while let Some((ticket, _)) = queue.front() {
+                wake.push(queue.complete(ticket, Outcome::Closed));
+            }
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.wake_all();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.counters.is_closed()
+    }
+
+    /// Takes `amounts` in every dimension, or nothing, without waiting.
+    ///
+    /// While nobody is queued this is lock-free: one compare-and-swap in the
+    /// single-word layout, with no lock, allocation or system call. It does
+    /// not overtake queued acquirers: while any is queued it fails with
+    /// `Insufficient` even where the counters alone would fit.
+    ///
+    /// ```
+    /// use multisem::{MultiSemaphore, TryAcquireError};
+    ///
+    /// let sem = MultiSemaphore::new([10, 4096]);
+    /// let permit = sem.try_acquire([1, 3000]).unwrap();
+    /// assert_eq!(
+    ///     sem.try_acquire([1, 2000]).unwrap_err(),
+    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096 }
+    /// );
+    /// // The failed call took nothing: the message count is untouched.
+    /// assert_eq!(sem.available(), [9, 1096]);
+    /// drop(permit);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`ExceedsCapacity`](TryAcquireError::ExceedsCapacity)
+    /// if a dimension's capacity is below the request;
+    /// [`Closed`](TryAcquireError::Closed) once closed;
+    /// [`Insufficient`](TryAcquireError::Insufficient) if a dimension lacks
+    /// permits now. A request of all zeros succeeds unless closed.
+    #[inline]
+    pub fn try_acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, TryAcquireError> {
+        self.try_take(amounts)?;
+        Ok(Permit::new(self, amounts))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a semaphore in an [`Arc`]: the
+    /// permit is `'static` and can move to another thread or into a callback.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 4096]));
+    /// let permit = sem.try_acquire_owned([1, 512]).unwrap();
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// assert_eq!(sem.available(), [10, 4096]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    #[inline]
+    pub fn try_acquire_owned(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<OwnedPermit<N>, TryAcquireError> {
+        self.try_take(amounts)?;
+        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+    }
+
+    /// Grows each dimension's capacity, and what is available, by `amounts`.
+    /// Queued acquirers that now fit are served.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// sem.add_permits([5, 0]).unwrap();
+    /// assert_eq!(sem.capacity(), [15, 1000]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Overflow`] if a dimension would pass its
+    /// [`max_capacity`](Self::max_capacity); then nothing changes.
+    pub fn add_permits(&self, amounts: [u64; N]) -> Result<(), CapacityError> {
+        self.resize(|capacity, dim| capacity.checked_add(amounts[dim]))
+    }
+
+    /// Sets each dimension's capacity, growing or shrinking it.
+    ///
+    /// It may go below what is in flight: the capacity changes at once,
+    /// [`available`](Self::available) reads 0 in that dimension, and permits
+    /// returned are absorbed until the books balance; nothing wraps. Queued
+    /// acquirers whose request no longer fits the new capacity fail with
+    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity); those that now fit
+    /// are served.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 100]).unwrap();
+    /// sem.set_capacity([4, 1000]).unwrap();
+    /// assert_eq!(sem.available(), [0, 900]); // 8 out, capacity 4
+    /// drop(held);
+    /// assert_eq!(sem.available(), [4, 1000]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Overflow`] if a dimension would pass its
+    /// [`max_capacity`](Self::max_capacity); then nothing changes.
+    pub fn set_capacity(&self, capacity: [u64; N]) -> Result<(), CapacityError> {
+        self.resize(|_, dim| Some(capacity[dim]))
+    }
+
+    /// A snapshot of the counters kept since construction.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([2, 100]);
+    /// let a = sem.try_acquire([2, 10]).unwrap();
+    /// assert!(sem.try_acquire([1, 10]).is_err());
+    /// let stats = sem.stats();
+    /// assert_eq!((stats.acquired, stats.refused), (1, [1, 0]));
+    /// assert_eq!(stats.peak_in_flight, [2, 10]);
+    /// drop(a);
+    /// ```
+    pub fn stats(&self) -> Stats<N> {
+        self.stats
+            .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
+    }
+}
+
+/// The fast path and its slow fallbacks.
+impl<const N: usize> MultiSemaphore<N> {
+    #[inline]
+    fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        match self.take_fast(amounts) {
+            Ok(()) => Ok(()),
+            Err(fast) => self.try_take_slow(amounts, fast),
+        }
+    }
+
+    /// The lock-free fast path alone; counts its own successes.
+    #[inline]
+    pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
+        let after = self.counters.try_take_fast(amounts)?;
+        self.note_peak(after);
+        Ok(())
+    }
+
+    #[cold]
+    fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
+        let result = self.try_take_locked(amounts, fast);
+        self.stats.record(match &result {
+            Ok(()) => Event::Acquired,
+            Err(
+                TryAcquireError::Insufficient { dim, .. }
+                | TryAcquireError::ExceedsCapacity { dim, .. },
+            ) => Event::Refused(*dim),
+            Err(TryAcquireError::Closed) => Event::ClosedOut,
+        });
+        result
+    }
+
+    /// Decides what the fast path could not. Takes the lock only when a flag
+    /// was set (closed, queued or in debt).
+    pub(crate) fn try_take_locked(
+        &self,
+        amounts: [u64; N],
+        fast: FastError,
+    ) -> Result<(), TryAcquireError> {
+        self.check_capacity(amounts).map_err(|(dim, capacity)| {
+            TryAcquireError::ExceedsCapacity {
+                dim,
+                requested: amounts[dim],
+                capacity,
+            }
+        })?;
+        if self.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        if amounts == [0; N] {
+            return Ok(());
+        }
+        if let FastError::Short(short) = fast {
+            return Err(insufficient(amounts, short));
+        }
+        let mut wake = WakeList::new();
+        let result = {
+            let mut queue = self.queue.lock();
+            self.rebalance(&mut queue, &mut wake);
+            if self.is_closed() {
+                Err(TryAcquireError::Closed)
+            } else if let Some((_, head)) = queue.front() {
+                Err(self.reserved_for(&head, amounts))
+            } else {
+                match self.counters.take_locked(amounts) {
+                    Ok(after) => {
+                        self.note_peak(after);
+                        Ok(())
+                    }
+                    Err(short) => Err(insufficient(amounts, short)),
+                }
+            }
+        };
+        wake.wake_all();
+        result
+    }
+
+    /// The error for a newcomer that the queue's `head` keeps waiting: the
+    /// first dimension this request lacks, or else the one the head lacks,
+    /// where nothing is left for newcomers.
+    fn reserved_for(&self, head: &[u64; N], amounts: [u64; N]) -> TryAcquireError {
+        let have = self.available();
+        let dim = (0..N)
+            .find(|&d| amounts[d] > have[d])
+            .or_else(|| (0..N).find(|&d| head[d] > have[d]))
+            .unwrap_or(0);
+        TryAcquireError::Insufficient {
+            dim,
+            requested: amounts[dim],
+            available: have[dim].saturating_sub(head[dim]),
+        }
+    }
+
+    /// `Err((dim, capacity))` for the first dimension whose capacity is
+    /// below the request.
+    fn check_capacity(&self, amounts: [u64; N]) -> Result<(), (usize, u64)> {
+        for (dim, &amount) in amounts.iter().enumerate() {
+            let capacity = self.limits.capacity[dim].load(Ordering::Relaxed);
+            if amount > capacity {
+                return Err((dim, capacity));
+            }
+        }
+        Ok(())
+    }
+
+    /// Raises the peaks to what is in flight, given the counters after a take.
+    #[inline]
+    fn note_peak(&self, after: [u64; N]) {
+        if !self.track_peaks {
+            return;
+        }
+        for (d, &left) in after.iter().enumerate() {
+            let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
+                + self.limits.debt[d].load(Ordering::Relaxed);
+            let in_flight = ceiling.saturating_sub(left);
+            // Relaxed: a statistic. The plain load first keeps the hot path
+            // free of a second read-modify-write once the peak is reached.
+            if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
+                self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Returns permits: lock-free unless someone is queued or a shrink is
+    /// being absorbed.
+    #[inline]
+    pub(crate) fn release(&self, amounts: [u64; N]) {
+        if self.counters.give(amounts) {
+            self.release_slow();
+        }
+    }
+
+    #[cold]
+    fn release_slow(&self) {
+        let mut wake = WakeList::new();
+        self.rebalance(&mut self.queue.lock(), &mut wake);
+        wake.wake_all();
+    }
+
+    /// `Permit::forget`: the amounts leave circulation. They first pay down
+    /// any debt (they were part of the excess in flight), then shrink the
+    /// capacity.
+    pub(crate) fn forget_permits(&self, amounts: [u64; N]) {
+        if amounts == [0; N] {
+            return;
+        }
+        let mut wake = WakeList::new();
+        {
+            let mut queue = self.queue.lock();
+            for (d, &amount) in amounts.iter().enumerate() {
+                let debt = self.limits.debt[d].load(Ordering::Relaxed);
+                let paid = debt.min(amount);
+                self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
+                // Cannot underflow: in flight (which holds `amount`) is at
+                // most capacity + debt.
+                self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
+            }
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.wake_all();
+    }
+
+    /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
+    /// dimension's new capacity (`None` when the sum overflows `u64`).
+    fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
+        let mut wake = WakeList::new();
+        {
+            let mut queue = self.queue.lock();
+            let old = self.capacity();
+            let mut new = [0; N];
+            // Check every dimension before changing any.
+            for dim in 0..N {
+                let max = self.max_capacity[dim];
+                new[dim] = match target(old[dim], dim) {
+                    Some(capacity) if capacity <= max => capacity,
+                    requested => {
+                        return Err(CapacityError::Overflow {
+                            dim,
+                            requested: requested.unwrap_or(u64::MAX),
+                            max,
+                        });
+                    }
+                };
+            }
+            let mut back = [0; N];
+            for dim in 0..N {
+                let debt = self.limits.debt[dim].load(Ordering::Relaxed);
+                let debt = if new[dim] >= old[dim] {
+                    // Growth pays the debt first, so capacity + debt stays
+                    // within max_capacity; the rest goes to the counters.
+                    let grow = new[dim] - old[dim];
+                    let paid = grow.min(debt);
+                    back[dim] = grow - paid;
+                    debt - paid
+                } else {
+                    // A shrink becomes debt, settled from the counters below
+                    // and from permits as they return.
+                    debt + (old[dim] - new[dim])
+                };
+                self.limits.debt[dim].store(debt, Ordering::Relaxed);
+                self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
+            }
+            // `SLOW` or not, we serve the queue below.
+            let _ = self.counters.give(back);
+            // Queued requests that can never fit now fail.
+            let doomed: Vec<(Ticket, usize)> = queue
+                .queued()
+                .filter_map(|(ticket, amounts)| {
+                    (0..N)
+                        .find(|&d| amounts[d] > new[d])
+                        .map(|dim| (ticket, dim))
+                })
+                .collect();
+            for (ticket, dim) in doomed {
+                let outcome = Outcome::ExceedsCapacity {
+                    dim,
+                    capacity: new[dim],
+                };
+                wake.push(queue.complete(ticket, outcome));
+            }
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.wake_all();
+        Ok(())
+    }
+}
+
+/// The locked path: queueing, serving, cancelling.
+impl<const N: usize> MultiSemaphore<N> {
+    /// The heart of the locked path, run by every visitor to the lock before
+    /// it leaves: settle any debt from the counters, grant the queue's head
+    /// while it fits, and set `SLOW` to match what is left.
+    fn rebalance(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        let in_debt = self.settle_and_serve(queue, wake);
+        self.publish(queue, in_debt);
+    }
+
+    /// Pays debt from the counters, then grants the queue's head while it
+    /// fits. Returns whether debt is left.
+    fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) -> bool {
+        let debt = load_all(&self.limits.debt);
+        let mut in_debt = false;
+        if debt != [0; N] {
+            let paid = self.counters.take_up_to(debt);
+            for d in 0..N {
+                let left = debt[d] - paid[d];
+                self.limits.debt[d].store(left, Ordering::Relaxed);
+                in_debt |= left > 0;
+            }
+        }
+        while let Some((ticket, amounts)) = queue.front() {
+            match self.counters.take_locked(amounts) {
+                Ok(after) => {
+                    self.note_peak(after);
+                    wake.push(queue.complete(ticket, Outcome::Granted));
+                }
+                Err(_) => break,
+            }
+        }
+        in_debt
+    }
+
+    /// Sets `SLOW` exactly when someone is queued or debt is left.
+    fn publish(&self, queue: &WaitQueue<N>, in_debt: bool) {
+        self.counters.set_slow(in_debt || !queue.is_empty());
+        // Relaxed: a snapshot for `waiters()`.
+        self.queued.store(queue.len(), Ordering::Relaxed);
+    }
+
+    /// Takes `amounts` now if nobody is ahead and they fit; otherwise queues
+    /// the request, to be woken through `notify`. `Ok(None)`: granted now.
+    ///
+    /// `notify` is made by the caller before the lock is taken, and dropped
+    /// after it is released if unused: cloning or dropping a waker may run
+    /// user code that calls back into the semaphore.
+    pub(crate) fn enqueue(
+        &self,
+        amounts: [u64; N],
+        notify: Notify,
+    ) -> Result<Option<Ticket>, AcquireError> {
+        let mut wake = WakeList::new();
+        let mut notify = Some(notify);
+        let result = {
+            let mut queue = self.queue.lock();
+            self.admit(&mut queue, &mut wake, amounts, &mut notify)
+        };
+        drop(notify);
+        wake.wake_all();
+        result
+    }
+
+    fn admit(
+        &self,
+        queue: &mut WaitQueue<N>,
+        wake: &mut WakeList,
+        amounts: [u64; N],
+        notify: &mut Option<Notify>,
+    ) -> Result<Option<Ticket>, AcquireError> {
+        // Capacity changes only under this lock: the check is exact.
+        if let Err((dim, capacity)) = self.check_capacity(amounts) {
+            return Err(AcquireError::ExceedsCapacity {
+                dim,
+                requested: amounts[dim],
+                capacity,
+            });
+        }
+        if self.is_closed() {
+            return Err(AcquireError::Closed);
+        }
+        if amounts == [0; N] {
+            return Ok(None);
+        }
+        // Before looking at the counters: a release from now on sees `SLOW`
+        // and comes to the lock after us, so it cannot slip between our look
+        // and our sleep (see `counters`).
+        self.counters.set_slow(true);
+        let in_debt = self.settle_and_serve(queue, wake);
+        // A dimension still in debt has an empty counter, so a request that
+        // needs it cannot be granted here.
+        let granted = queue.is_empty()
+            && match self.counters.take_locked(amounts) {
+                Ok(after) => {
+                    self.note_peak(after);
+                    true
+                }
+                Err(_) => false,
+            };
+        let ticket = match notify.take() {
+            Some(notify) if !granted => Some(queue.push(amounts, notify)),
+            unused => {
+                *notify = unused;
+                None
+            }
+        };
+        self.publish(queue, in_debt);
+        Ok(ticket)
+    }
+
+    /// The outcome of a queued request, if it has one (then the ticket is
+    /// spent).
+    pub(crate) fn collect(&self, ticket: Ticket) -> Option<Outcome> {
+        self.queue.lock().collect(ticket)
+    }
+
+    /// Like `collect`, but while still queued makes sure `waker` is the one
+    /// woken. The new waker is cloned, and the old one dropped, outside the
+    /// lock: either may run user code that calls back into the semaphore.
+    pub(crate) fn collect_or_renotify(
+        &self,
+        ticket: Ticket,
+        waker: &std::task::Waker,
+    ) -> Option<Outcome> {
+        {
+            let mut queue = self.queue.lock();
+            if let Some(outcome) = queue.collect(ticket) {
+                return Some(outcome);
+            }
+            if queue.will_wake(ticket, waker) {
+                return None;
+            }
+        }
+        let new = Notify::Task(waker.clone());
+        let old = {
+            let mut queue = self.queue.lock();
+            if let Some(outcome) = queue.collect(ticket) {
+                drop(queue);
+                drop(new);
+                return Some(outcome);
+            }
+            queue.renotify(ticket, new)
+        };
+        drop(old);
+        None
+    }
+
+    /// Gives up a queued request (timeout, or a dropped future). `None`: it
+    /// was still queued and took nothing; those behind it that now fit are
+    /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
+    /// means the caller holds the permits.
+    pub(crate) fn cancel(&self, ticket: Ticket) -> Option<Outcome> {
+        let mut wake = WakeList::new();
+        let (outcome, notify) = {
+            let mut queue = self.queue.lock();
+            match queue.cancel(ticket) {
+                Ok(notify) => {
+                    // The head may have left: serve whoever fits now.
+                    self.rebalance(&mut queue, &mut wake);
+                    (None, notify)
+                }
+                Err(outcome) => (Some(outcome), None),
+            }
+        };
+        drop(notify);
+        wake.wake_all();
+        outcome
+    }
+
+    pub(crate) fn record(&self, event: Event) {
+        self.stats.record(event);
+    }
+}
+
+fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {
+    TryAcquireError::Insufficient {
+        dim: short.dim,
+        requested: amounts[short.dim],
+        available: short.available,
+    }
+}
+
+impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiSemaphore")
+            .field("capacity", &self.capacity())
+            .field("available", &self.available())
+            .field("waiters", &self.waiters())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,82 @@
+//! The one place that names atomics, locks and thread parking.
+//!
+//! Everything concurrent in the crate comes from here, so that under
+//! `RUSTFLAGS="--cfg loom"` the same code runs on loom's model-checked
+//! primitives. Outside loom the lock is `parking_lot`'s (no poisoning); under
+//! loom a thin wrapper gives loom's mutex the same API.
+//!
+//! loom has no clock: a deadline can never pass under loom (see
+//! [`deadline_passed`]), so a timed wait there ends only by grant or close,
+//! and the models exercise the timeout path through the cancel path it shares
+//! with dropping an async acquire.
+
+pub(crate) use std::sync::Arc;
+use std::time::Instant;
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::thread::{Thread, current as current_thread};
+
+    pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+
+    /// Parks the current thread until unparked, or until `deadline` if given.
+    /// May return spuriously; callers re-check their condition.
+    pub(crate) fn park(deadline: Option<std::time::Instant>) {
+        match deadline {
+            Some(deadline) => {
+                let now = std::time::Instant::now();
+                if deadline > now {
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+            None => std::thread::park(),
+        }
+    }
+
+    pub(crate) fn now() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::thread::{Thread, current as current_thread};
+
+    /// loom's mutex behind parking_lot's API (`lock()` without poisoning).
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            // A panic while holding the lock already fails the model.
+            self.0.lock().unwrap()
+        }
+    }
+
+    /// loom has no clock and no `park_timeout`: wait for an unpark.
+    pub(crate) fn park(_deadline: Option<std::time::Instant>) {
+        loom::thread::park();
+    }
+
+    /// A fixed instant: no modelled path depends on it (see `deadline_passed`).
+    pub(crate) fn now() -> std::time::Instant {
+        use std::sync::OnceLock;
+        static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Whether `deadline` has passed. Always `false` under loom, which has no
+/// clock: a model that wants a timeout drops the acquire instead, which runs
+/// the same cancel path.
+pub(crate) fn deadline_passed(deadline: Instant) -> bool {
+    if cfg!(loom) { false } else { now() >= deadline }
+}

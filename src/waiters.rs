@@ -1,0 +1,270 @@
+//! The FIFO queue of blocked and pending acquirers, kept under the
+//! semaphore's lock.
+//!
+//! Entries live in a slab (a `Vec` of slots linked by index), so queueing
+//! allocates only when the queue grows past its previous peak, and unlinking
+//! any entry is O(1) without `unsafe`. A slot is owned by the acquirer that
+//! pushed it: it stays put (queued, then done) until that acquirer collects
+//! the outcome or cancels, and only then is it freed for reuse.
+//!
+//! # A waiter's life
+//!
+//! ```text
+//!            push                complete(Granted | Closed | ExceedsCapacity)
+//!   (none) -------> Queued ---------------------------------------> Done
+//!                     |                                               |
+//!                     | cancel: unlinked, freed,                      | collect / cancel:
+//!                     v         nothing was taken                     v  freed, the acquirer
+//!                  (free)                                          (free)  gets the outcome
+//! ```
+//!
+//! Every arrow runs under the lock, so grant, timeout, drop and close are
+//! serialized: a waiter that cancels finds either `Queued` (it took nothing)
+//! or `Done(Granted)` (it holds the permits and must keep or return them).
+//! The notifier is returned by `complete` so the caller wakes it after
+//! unlocking: a waker never runs under the lock.
+
+use crate::sync::Thread;
+use std::task::Waker;
+
+const NIL: usize = usize::MAX;
+
+/// How to wake a waiter: a parked thread or an async task.
+#[derive(Debug)]
+pub(crate) enum Notify {
+    Thread(Thread),
+    Task(Waker),
+}
+
+impl Notify {
+    pub(crate) fn wake(self) {
+        match self {
+            Self::Thread(thread) => thread.unpark(),
+            Self::Task(waker) => waker.wake(),
+        }
+    }
+}
+
+/// How a queued request ended, decided under the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The permits were taken on the waiter's behalf: it holds them now.
+    Granted,
+    Closed,
+    /// `set_capacity` shrank dimension `dim` below the request.
+    ExceedsCapacity {
+        dim: usize,
+        capacity: u64,
+    },
+}
+
+#[derive(Debug)]
+enum Slot<const N: usize> {
+    Free {
+        next_free: usize,
+    },
+    Queued {
+        amounts: [u64; N],
+        notify: Option<Notify>,
+        prev: usize,
+        next: usize,
+    },
+    Done(Outcome),
+}
+
+/// A handle to a pushed entry; only its owner holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(usize);
+
+#[derive(Debug)]
+pub(crate) struct WaitQueue<const N: usize> {
+    slots: Vec<Slot<N>>,
+    head: usize,
+    tail: usize,
+    free: usize,
+    len: usize,
+}
+
+impl<const N: usize> WaitQueue<N> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            free: NIL,
+            len: 0,
+        }
+    }
+
+    /// Queued entries (done ones not yet collected do not count).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a request at the back.
+    pub(crate) fn push(&mut self, amounts: [u64; N], notify: Notify) -> Ticket {
+        let slot = Slot::Queued {
+            amounts,
+            notify: Some(notify),
+            prev: self.tail,
+            next: NIL,
+        };
+        let index = if self.free == NIL {
+            self.slots.push(slot);
+            self.slots.len() - 1
+        } else {
+            let index = self.free;
+            let Slot::Free { next_free } = self.slots[index] else {
+                unreachable!("the free list holds free slots only")
+            };
+            self.free = next_free;
+            self.slots[index] = slot;
+            index
+        };
+        match self.tail {
+            NIL => self.head = index,
+            tail => self.set_next(tail, index),
+        }
+        self.tail = index;
+        self.len += 1;
+        Ticket(index)
+    }
+
+    /// The oldest queued request.
+    pub(crate) fn front(&self) -> Option<(Ticket, [u64; N])> {
+        match self.slots.get(self.head) {
+            Some(Slot::Queued { amounts, .. }) => Some((Ticket(self.head), *amounts)),
+            _ => None,
+        }
+    }
+
+    /// Every queued request, oldest first.
+    pub(crate) fn queued(&self) -> impl Iterator<Item = (Ticket, [u64; N])> + '_ {
+        let mut at = self.head;
+        std::iter::from_fn(move || match self.slots.get(at) {
+            Some(&Slot::Queued { amounts, next, .. }) => {
+                let item = (Ticket(at), amounts);
+                at = next;
+                Some(item)
+            }
+            _ => None,
+        })
+    }
+
+    /// Ends a queued request: unlinks it and records `outcome` for its owner.
+    /// Returns who to wake once the lock is released.
+    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
+        let notify = self.unlink(ticket.0);
+        self.slots[ticket.0] = Slot::Done(outcome);
+        notify
+    }
+
+    /// The owner collects its outcome: `None` while still queued; otherwise
+    /// the slot is freed.
+    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome> {
+        match self.slots[ticket.0] {
+            Slot::Done(outcome) => {
+                self.release_slot(ticket.0);
+                Some(outcome)
+            }
+            Slot::Queued { .. } => None,
+            Slot::Free { .. } => unreachable!("a ticket outlived its slot"),
+        }
+    }
+
+    /// The owner gives up: a queued request is unlinked (`Ok` with its
+    /// notifier, to drop outside the lock), a done one yields its outcome.
+    /// The slot is freed either way.
+    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome> {
+        let result = match self.slots[ticket.0] {
+            Slot::Done(outcome) => Err(outcome),
+            Slot::Queued { .. } => Ok(self.unlink(ticket.0)),
+            Slot::Free { .. } => unreachable!("a ticket outlived its slot"),
+        };
+        self.release_slot(ticket.0);
+        result
+    }
+
+    /// Replaces a queued request's notifier; returns the old one (to drop
+    /// outside the lock), or gives the new one back if the request is done.
+    pub(crate) fn renotify(&mut self, ticket: Ticket, new: Notify) -> Option<Notify> {
+        match &mut self.slots[ticket.0] {
+            Slot::Queued { notify, .. } => notify.replace(new),
+            _ => Some(new),
+        }
+    }
+
+    /// Whether the queued request's notifier is a waker that wakes `waker`'s task.
+    pub(crate) fn will_wake(&self, ticket: Ticket, waker: &Waker) -> bool {
+        matches!(
+            &self.slots[ticket.0],
+            Slot::Queued { notify: Some(Notify::Task(current)), .. } if current.will_wake(waker)
+        )
+    }
+
+    fn unlink(&mut self, index: usize) -> Option<Notify> {
+        let Slot::Queued {
+            notify, prev, next, ..
+        } = &mut self.slots[index]
+        else {
+            unreachable!("only queued slots are linked")
+        };
+        let (prev, next, notify) = (*prev, *next, notify.take());
+        match prev {
+            NIL => self.head = next,
+            prev => self.set_next(prev, next),
+        }
+        match next {
+            NIL => self.tail = prev,
+            next => self.set_prev(next, prev),
+        }
+        self.len -= 1;
+        notify
+    }
+
+    fn release_slot(&mut self, index: usize) {
+        self.slots[index] = Slot::Free {
+            next_free: self.free,
+        };
+        self.free = index;
+    }
+
+    fn set_next(&mut self, index: usize, to: usize) {
+        if let Slot::Queued { next, .. } = &mut self.slots[index] {
+            *next = to;
+        }
+    }
+
+    fn set_prev(&mut self, index: usize, to: usize) {
+        if let Slot::Queued { prev, .. } = &mut self.slots[index] {
+            *prev = to;
+        }
+    }
+}
+
+/// Notifiers collected under the lock, woken after it is released.
+#[derive(Debug, Default)]
+pub(crate) struct WakeList {
+    notify: Vec<Notify>,
+}
+
+impl WakeList {
+    pub(crate) fn new() -> Self {
+        Self { notify: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, notify: Option<Notify>) {
+        self.notify.extend(notify);
+    }
+
+    /// Wakes everyone. Call only with the lock released.
+    pub(crate) fn wake_all(self) {
+        for notify in self.notify {
+            notify.wake();
+        }
+    }
+}
