@@ -1,0 +1,994 @@
+//! Proptest state machine: random operation sequences applied to the real
+//! `MultiSemaphore` and to a plain sequential model, compared after every step.
+//!
+//! Operations: `try_acquire` (random vectors, zeros and over-capacity
+//! included), blocking `acquire` (only where the model says it cannot wait),
+//! `acquire_deadline` with a past deadline, `acquire_timeout` of 1 ms, async
+//! acquires polled once and then kept queued, cancelled, or completed later,
+//! dropping, splitting, merging and forgetting permits, `close`,
+//! `add_permits` and `set_capacity` (overflow included).
+//!
+//! After each step the queued futures are polled in arrival order; every result,
+//! `available()`, `capacity()`, `waiters()`, `is_closed()`, `stats()` and the
+//! amounts of every live permit must match the model. A future the model
+//! completed must also have been woken (no lost wakeup).
+//!
+//! Sequential only: one thread, so every waiting operation is one that cannot
+//! block forever (a watchdog aborts the run if one does).
+
+use std::array::from_fn;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op<const N: usize> {
+    TryAcquire {
+        amounts: [u64; N],
+        owned: bool,
+    },
+    /// Blocking `acquire`; skipped when the model says it would wait.
+    Acquire {
+        amounts: [u64; N],
+        owned: bool,
+    },
+    /// `acquire_deadline` with a deadline already past: one try.
+    DeadlinePast {
+        amounts: [u64; N],
+        owned: bool,
+    },
+    /// `acquire_timeout` of 1 ms.
+    ShortTimeout {
+        amounts: [u64; N],
+        owned: bool,
+    },
+    /// Async acquire polled once; if pending, kept queued or dropped at once.
+    Async {
+        amounts: [u64; N],
+        owned: bool,
+        keep: bool,
+    },
+    /// Drop queued future k (cancel).
+    Cancel(usize),
+    Drop(usize),
+    Split {
+        k: usize,
+        amounts: [u64; N],
+        half: bool,
+    },
+    Merge(usize, usize),
+    Forget(usize),
+    Close,
+    /// `overflow`: make that dimension pass `max_capacity()`.
+    AddPermits {
+        amounts: [u64; N],
+        overflow: Option<usize>,
+    },
+    SetCapacity {
+        capacity: [u64; N],
+        overflow: Option<usize>,
+    },
+}
+
+fn arr<const N: usize>(s: impl Strategy<Value = u64>) -> impl Strategy<Value = [u64; N]> {
+    vec(s, N).prop_map(|v| <[u64; N]>::try_from(v).unwrap())
+}
+
+fn amount() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        3 => Just(0u64),
+        8 => 1..=6u64,
+        1 => 7..=40u64,
+    ]
+}
+
+fn capacities<const N: usize>() -> impl Strategy<Value = [u64; N]> {
+    arr(prop_oneof![1 => Just(0u64), 12 => 1..=16u64])
+}
+
+fn op<const N: usize>() -> impl Strategy<Value = Op<N>> {
+    let idx = 0..64usize;
+    prop_oneof![
+        8 => (arr(amount()), any::<bool>())
+            .prop_map(|(amounts, owned)| Op::TryAcquire { amounts, owned }),
+        2 => (arr(amount()), any::<bool>())
+            .prop_map(|(amounts, owned)| Op::Acquire { amounts, owned }),
+        2 => (arr(amount()), any::<bool>())
+            .prop_map(|(amounts, owned)| Op::DeadlinePast { amounts, owned }),
+        1 => (arr(amount()), any::<bool>())
+            .prop_map(|(amounts, owned)| Op::ShortTimeout { amounts, owned }),
+        5 => (arr(amount()), any::<bool>(), prop::bool::weighted(0.7))
+            .prop_map(|(amounts, owned, keep)| Op::Async { amounts, owned, keep }),
+        2 => idx.clone().prop_map(Op::Cancel),
+        6 => idx.clone().prop_map(Op::Drop),
+        3 => (idx.clone(), arr(0..=4u64), any::<bool>())
+            .prop_map(|(k, amounts, half)| Op::Split { k, amounts, half }),
+        2 => (idx.clone(), idx.clone()).prop_map(|(j, k)| Op::Merge(j, k)),
+        1 => idx.prop_map(Op::Forget),
+        1 => Just(Op::Close),
+        2 => (arr(0..=6u64), prop::option::weighted(0.15, 0..N))
+            .prop_map(|(amounts, overflow)| Op::AddPermits { amounts, overflow }),
+        2 => (arr(0..=20u64), prop::option::weighted(0.15, 0..N))
+            .prop_map(|(capacity, overflow)| Op::SetCapacity { capacity, overflow }),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The real side
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Packed,
+    PerDim,
+}
+
+enum Held<'a, const N: usize> {
+    B(Permit<'a, N>),
+    O(OwnedPermit<N>),
+}
+
+impl<const N: usize> Held<'_, N> {
+    fn amounts(&self) -> [u64; N] {
+        match self {
+            Held::B(p) => p.amounts(),
+            Held::O(p) => p.amounts(),
+        }
+    }
+    fn split(&mut self, a: [u64; N]) -> Option<Self> {
+        match self {
+            Held::B(p) => p.split(a).map(Held::B),
+            Held::O(p) => p.split(a).map(Held::O),
+        }
+    }
+    fn forget(self) {
+        match self {
+            Held::B(p) => p.forget(),
+            Held::O(p) => p.forget(),
+        }
+    }
+    fn same_kind(&self, other: &Self) -> bool {
+        matches!(
+            (self, other),
+            (Held::B(_), Held::B(_)) | (Held::O(_), Held::O(_))
+        )
+    }
+    fn merge(&mut self, other: Self) {
+        match (self, other) {
+            (Held::B(p), Held::B(q)) => p.merge(q),
+            (Held::O(p), Held::O(q)) => p.merge(q),
+            _ => unreachable!("merge of different kinds is filtered out"),
+        }
+    }
+}
+
+type Fut<'a, const N: usize> =
+    Pin<Box<dyn Future<Output = Result<Held<'a, N>, AcquireError>> + 'a>>;
+
+struct Pending<'a, const N: usize> {
+    fut: Fut<'a, N>,
+    waker: Arc<CountingWaker>,
+    wakes_seen: usize,
+}
+
+struct CountingWaker(AtomicUsize);
+
+impl CountingWaker {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl<'a, const N: usize> Pending<'a, N> {
+    fn poll(&mut self) -> Poll<Result<Held<'a, N>, AcquireError>> {
+        self.wakes_seen = self.waker.count();
+        let w = Waker::from(Arc::clone(&self.waker));
+        self.fut.as_mut().poll(&mut Context::from_waker(&w))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------
+
+/// What the model expects of an acquire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Ok,
+    Exceeds,
+    Closed,
+    /// Short now (try_acquire: `Insufficient`; deadline/timeout: `Timeout`).
+    Short,
+    /// Short because someone is queued, though the counters may fit.
+    Queued,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum WaitState {
+    Queued,
+    Granted,
+    Failed(Expect),
+}
+
+#[derive(Debug)]
+struct Waiting<const N: usize> {
+    amounts: [u64; N],
+    state: WaitState,
+}
+
+#[derive(Debug)]
+struct Model<const N: usize> {
+    cap: [u64; N],
+    max: [u64; N],
+    /// Sum of the amounts of live permits.
+    in_flight: [u64; N],
+    closed: bool,
+    held: Vec<[u64; N]>,
+    waiting: Vec<Waiting<N>>,
+    stats: Stats<N>,
+    track_peaks: bool,
+}
+
+impl<const N: usize> Model<N> {
+    fn available(&self) -> [u64; N] {
+        from_fn(|d| self.cap[d].saturating_sub(self.in_flight[d]))
+    }
+    fn exceeds(&self, a: [u64; N]) -> bool {
+        (0..N).any(|d| a[d] > self.cap[d])
+    }
+    fn fits(&self, a: [u64; N]) -> bool {
+        let av = self.available();
+        (0..N).all(|d| a[d] <= av[d])
+    }
+    fn queued(&self) -> usize {
+        self.waiting
+            .iter()
+            .filter(|w| w.state == WaitState::Queued)
+            .count()
+    }
+    fn expect(&self, a: [u64; N]) -> Expect {
+        if self.exceeds(a) {
+            Expect::Exceeds
+        } else if self.closed {
+            Expect::Closed
+        } else if a.iter().all(|&x| x == 0) {
+            Expect::Ok
+        } else if self.queued() > 0 {
+            Expect::Queued
+        } else if self.fits(a) {
+            Expect::Ok
+        } else {
+            Expect::Short
+        }
+    }
+    fn take(&mut self, a: [u64; N]) {
+        for d in 0..N {
+            self.in_flight[d] += a[d];
+            if self.track_peaks {
+                let p = &mut self.stats.peak_in_flight[d];
+                *p = (*p).max(self.in_flight[d]);
+            }
+        }
+    }
+    /// Queued waiters whose request can never fit fail; then grant in FIFO
+    /// order while the head fits (Go x/sync style: no waiter holds a part).
+    fn serve(&mut self) {
+        for i in 0..self.waiting.len() {
+            if self.waiting[i].state == WaitState::Queued && self.exceeds(self.waiting[i].amounts) {
+                self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
+            }
+        }
+        for i in 0..self.waiting.len() {
+            if self.waiting[i].state != WaitState::Queued {
+                continue;
+            }
+            let a = self.waiting[i].amounts;
+            if !self.fits(a) {
+                break;
+            }
+            self.take(a);
+            self.waiting[i].state = WaitState::Granted;
+        }
+    }
+    fn release(&mut self, a: [u64; N]) {
+        for d in 0..N {
+            self.in_flight[d] -= a[d];
+        }
+        self.serve();
+    }
+    fn forget(&mut self, a: [u64; N]) {
+        for d in 0..N {
+            // The part that pays down an over-capacity shrink does not shrink
+            // capacity further.
+            let over = self.in_flight[d].saturating_sub(self.cap[d]);
+            let paid = a[d].min(over);
+            self.cap[d] -= a[d] - paid;
+            self.in_flight[d] -= a[d];
+        }
+        self.serve();
+    }
+    fn close(&mut self) {
+        self.closed = true;
+        for w in &mut self.waiting {
+            if w.state == WaitState::Queued {
+                w.state = WaitState::Failed(Expect::Closed);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checking results
+// ---------------------------------------------------------------------------
+
+fn check_try<const N: usize>(
+    m: &mut Model<N>,
+    a: [u64; N],
+    exp: Expect,
+    got: Result<[u64; N], TryAcquireError>,
+) -> Result<bool, TestCaseError> {
+    let av = m.available();
+    match got {
+        Ok(amounts) => {
+            prop_assert_eq!(exp, Expect::Ok, "try_acquire({:?}) succeeded", a);
+            prop_assert_eq!(amounts, a);
+            m.take(a);
+            m.stats.acquired += 1;
+            Ok(true)
+        }
+        Err(TryAcquireError::ExceedsCapacity {
+            dim,
+            requested,
+            capacity,
+        }) => {
+            prop_assert_eq!(exp, Expect::Exceeds, "try_acquire({:?})", a);
+            prop_assert!(
+                dim < N && a[dim] > m.cap[dim],
+                "dim {} does not exceed",
+                dim
+            );
+            prop_assert_eq!(requested, a[dim]);
+            prop_assert_eq!(capacity, m.cap[dim]);
+            m.stats.refused[dim] += 1;
+            Ok(false)
+        }
+        Err(TryAcquireError::Closed) => {
+            prop_assert_eq!(exp, Expect::Closed, "try_acquire({:?}) Closed", a);
+            m.stats.closed_out += 1;
+            Ok(false)
+        }
+        Err(TryAcquireError::Insufficient {
+            dim,
+            requested,
+            available,
+        }) => {
+            prop_assert!(
+                exp == Expect::Short || exp == Expect::Queued,
+                "try_acquire({:?}): Insufficient, model expects {:?}",
+                a,
+                exp
+            );
+            prop_assert!(dim < N);
+            if exp == Expect::Short {
+                prop_assert!(
+                    a[dim] > av[dim],
+                    "dim {} is not short: {:?} vs {:?}",
+                    dim,
+                    a,
+                    av
+                );
+            }
+            prop_assert_eq!(requested, a[dim]);
+            prop_assert_eq!(available, av[dim]);
+            m.stats.refused[dim] += 1;
+            Ok(false)
+        }
+        Err(other) => Err(TestCaseError::fail(format!("unknown error {other:?}"))),
+    }
+}
+
+/// For blocking, timed and async acquires. `waited`: the model's `Short` and
+/// `Queued` become `Timeout`.
+fn check_acquire<const N: usize>(
+    m: &mut Model<N>,
+    a: [u64; N],
+    exp: Expect,
+    got: Result<[u64; N], AcquireError>,
+) -> Result<bool, TestCaseError> {
+    match got {
+        Ok(amounts) => {
+            prop_assert_eq!(exp, Expect::Ok, "acquire({:?}) succeeded", a);
+            prop_assert_eq!(amounts, a);
+            m.take(a);
+            m.stats.acquired += 1;
+            Ok(true)
+        }
+        Err(AcquireError::ExceedsCapacity {
+            dim,
+            requested,
+            capacity,
+        }) => {
+            prop_assert_eq!(exp, Expect::Exceeds, "acquire({:?})", a);
+            prop_assert!(
+                dim < N && a[dim] > m.cap[dim],
+                "dim {} does not exceed",
+                dim
+            );
+            prop_assert_eq!(requested, a[dim]);
+            prop_assert_eq!(capacity, m.cap[dim]);
+            Ok(false)
+        }
+        Err(AcquireError::Closed) => {
+            prop_assert_eq!(exp, Expect::Closed, "acquire({:?}) Closed", a);
+            m.stats.closed_out += 1;
+            Ok(false)
+        }
+        Err(AcquireError::Timeout) => {
+            prop_assert!(
+                exp == Expect::Short || exp == Expect::Queued,
+                "acquire({:?}): Timeout, model expects {:?}",
+                a,
+                exp
+            );
+            m.stats.timed_out += 1;
+            Ok(false)
+        }
+        Err(other) => Err(TestCaseError::fail(format!("unknown error {other:?}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------
+
+/// Aborts the process if a run hangs (a blocking call that should not block).
+struct Watchdog {
+    _tx: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn new(limit: Duration) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: a model run still going after {limit:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { _tx: tx }
+    }
+}
+
+fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
+    let b = MultiSemaphore::builder(cap).track_peaks(track_peaks);
+    match layout {
+        Layout::Packed => b.build(),
+        Layout::PerDim => b
+            .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
+            .build(),
+    }
+}
+
+fn run<const N: usize>(
+    layout: Layout,
+    cap: [u64; N],
+    track_peaks: bool,
+    ops: Vec<Op<N>>,
+) -> Result<(), TestCaseError> {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let sem = Arc::new(make(layout, cap, track_peaks));
+    let max = sem.max_capacity();
+    if layout == Layout::PerDim {
+        prop_assert_eq!(max, [MultiSemaphore::<N>::MAX_PERMITS; N]);
+    }
+    for d in 0..N {
+        prop_assert!(max[d] >= cap[d] && max[d] <= MultiSemaphore::<N>::MAX_PERMITS);
+    }
+    let mut m = Model {
+        cap,
+        max,
+        in_flight: [0; N],
+        closed: false,
+        held: Vec::new(),
+        waiting: Vec::new(),
+        stats: Stats::default(),
+        track_peaks,
+    };
+    let mut held: Vec<Held<'_, N>> = Vec::new();
+    let mut pending: Vec<Pending<'_, N>> = Vec::new();
+
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::TryAcquire { amounts, owned } => {
+                let exp = m.expect(amounts);
+                let got = if owned {
+                    sem.try_acquire_owned(amounts).map(Held::O)
+                } else {
+                    sem.try_acquire(amounts).map(Held::B)
+                };
+                let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                if check_try(&mut m, amounts, exp, summary)? {
+                    held.push(got.unwrap());
+                    m.held.push(amounts);
+                }
+            }
+            Op::Acquire { amounts, owned } => {
+                let exp = m.expect(amounts);
+                if matches!(exp, Expect::Short | Expect::Queued) {
+                    continue; // would wait forever in a single thread
+                }
+                let got = if owned {
+                    sem.acquire_owned(amounts).map(Held::O)
+                } else {
+                    sem.acquire(amounts).map(Held::B)
+                };
+                let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                if check_acquire(&mut m, amounts, exp, summary)? {
+                    held.push(got.unwrap());
+                    m.held.push(amounts);
+                }
+            }
+            Op::DeadlinePast { amounts, owned } => {
+                let exp = m.expect(amounts);
+                let past = Instant::now() - Duration::from_millis(10);
+                let got = if owned {
+                    sem.acquire_owned_deadline(amounts, past).map(Held::O)
+                } else {
+                    sem.acquire_deadline(amounts, past).map(Held::B)
+                };
+                let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                if check_acquire(&mut m, amounts, exp, summary)? {
+                    held.push(got.unwrap());
+                    m.held.push(amounts);
+                }
+            }
+            Op::ShortTimeout { amounts, owned } => {
+                let exp = m.expect(amounts);
+                let t = Duration::from_millis(1);
+                let got = if owned {
+                    sem.acquire_owned_timeout(amounts, t).map(Held::O)
+                } else {
+                    sem.acquire_timeout(amounts, t).map(Held::B)
+                };
+                let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                if check_acquire(&mut m, amounts, exp, summary)? {
+                    held.push(got.unwrap());
+                    m.held.push(amounts);
+                }
+            }
+            Op::Async {
+                amounts,
+                owned,
+                keep,
+            } => {
+                let exp = m.expect(amounts);
+                let fut: Fut<'_, N> = if owned {
+                    let f = sem.acquire_owned_async(amounts);
+                    Box::pin(async move { f.await.map(Held::O) })
+                } else {
+                    let f = sem.acquire_async(amounts);
+                    Box::pin(async move { f.await.map(Held::B) })
+                };
+                let mut p = Pending {
+                    fut,
+                    waker: Arc::new(CountingWaker(AtomicUsize::new(0))),
+                    wakes_seen: 0,
+                };
+                match p.poll() {
+                    Poll::Ready(got) => {
+                        let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                        prop_assert!(
+                            !matches!(exp, Expect::Short | Expect::Queued),
+                            "async acquire({:?}) ready at once, model expects it to wait",
+                            amounts
+                        );
+                        if check_acquire(&mut m, amounts, exp, summary)? {
+                            held.push(got.unwrap());
+                            m.held.push(amounts);
+                        }
+                    }
+                    Poll::Pending => {
+                        prop_assert!(
+                            matches!(exp, Expect::Short | Expect::Queued),
+                            "async acquire({:?}) pending, model expects {:?}",
+                            amounts,
+                            exp
+                        );
+                        if keep {
+                            pending.push(p);
+                            m.waiting.push(Waiting {
+                                amounts,
+                                state: WaitState::Queued,
+                            });
+                        } else {
+                            drop(p);
+                            m.stats.cancelled += 1;
+                            m.serve();
+                        }
+                    }
+                }
+            }
+            Op::Cancel(k) => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let k = k % pending.len();
+                drop(pending.remove(k));
+                let w = m.waiting.remove(k);
+                prop_assert_eq!(w.state, WaitState::Queued);
+                m.stats.cancelled += 1;
+                m.serve();
+            }
+            Op::Drop(k) => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                drop(held.swap_remove(k));
+                let a = m.held.swap_remove(k);
+                m.release(a);
+            }
+            Op::Split { k, amounts, half } => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                let a = if half {
+                    m.held[k].map(|x| x / 2)
+                } else {
+                    amounts
+                };
+                let fits = (0..N).all(|d| a[d] <= m.held[k][d]);
+                match held[k].split(a) {
+                    Some(part) => {
+                        prop_assert!(fits, "split({:?}) of {:?} succeeded", a, m.held[k]);
+                        prop_assert_eq!(part.amounts(), a);
+                        for d in 0..N {
+                            m.held[k][d] -= a[d];
+                        }
+                        held.push(part);
+                        m.held.push(a);
+                    }
+                    None => {
+                        prop_assert!(!fits, "split({:?}) of {:?} refused", a, m.held[k]);
+                    }
+                }
+            }
+            Op::Merge(j, k) => {
+                if held.len() < 2 {
+                    continue;
+                }
+                let (j, k) = (j % held.len(), k % held.len());
+                if j == k || !held[j].same_kind(&held[k]) {
+                    continue;
+                }
+                let other = held.swap_remove(k);
+                let b = m.held.swap_remove(k);
+                // swap_remove moved the last element into slot k.
+                let j = if j == held.len() { k } else { j };
+                held[j].merge(other);
+                for d in 0..N {
+                    m.held[j][d] += b[d];
+                }
+            }
+            Op::Forget(k) => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                held.swap_remove(k).forget();
+                let a = m.held.swap_remove(k);
+                m.forget(a);
+            }
+            Op::Close => {
+                sem.close();
+                m.close();
+            }
+            Op::AddPermits { amounts, overflow } => {
+                let mut a = amounts;
+                if let Some(d) = overflow {
+                    a[d] = m.max[d] - m.cap[d] + 1 + amounts[d];
+                }
+                let over: Vec<usize> = (0..N).filter(|&d| m.cap[d] + a[d] > m.max[d]).collect();
+                match sem.add_permits(a) {
+                    Ok(()) => {
+                        prop_assert!(over.is_empty(), "add_permits({:?}) passed max", a);
+                        for d in 0..N {
+                            m.cap[d] += a[d];
+                        }
+                        m.serve();
+                    }
+                    Err(CapacityError::Overflow {
+                        dim,
+                        requested,
+                        max,
+                    }) => {
+                        prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, a);
+                        prop_assert_eq!(requested, m.cap[dim] + a[dim]);
+                        prop_assert_eq!(max, m.max[dim]);
+                    }
+                    Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+                }
+            }
+            Op::SetCapacity { capacity, overflow } => {
+                let mut c = capacity;
+                if let Some(d) = overflow {
+                    c[d] = m.max[d] + 1 + capacity[d];
+                }
+                let over: Vec<usize> = (0..N).filter(|&d| c[d] > m.max[d]).collect();
+                match sem.set_capacity(c) {
+                    Ok(()) => {
+                        prop_assert!(over.is_empty(), "set_capacity({:?}) passed max", c);
+                        m.cap = c;
+                        m.serve();
+                    }
+                    Err(CapacityError::Overflow {
+                        dim,
+                        requested,
+                        max,
+                    }) => {
+                        prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, c);
+                        prop_assert_eq!(requested, c[dim]);
+                        prop_assert_eq!(max, m.max[dim]);
+                    }
+                    Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+                }
+            }
+        }
+
+        // Poll every queued future in arrival order and deliver what the model
+        // completed.
+        let mut i = 0;
+        while i < pending.len() {
+            let state = m.waiting[i].state.clone();
+            let woken = pending[i].waker.count() > pending[i].wakes_seen;
+            let amounts = m.waiting[i].amounts;
+            match pending[i].poll() {
+                Poll::Pending => {
+                    prop_assert_eq!(
+                        &state,
+                        &WaitState::Queued,
+                        "step {}: queued future {} still pending",
+                        step,
+                        i
+                    );
+                    i += 1;
+                }
+                Poll::Ready(got) => {
+                    prop_assert!(
+                        state != WaitState::Queued,
+                        "step {}: queued future {} ({:?}) completed with {:?}; model: still queued",
+                        step,
+                        i,
+                        amounts,
+                        got.as_ref().map(Held::amounts)
+                    );
+                    prop_assert!(
+                        woken,
+                        "step {}: future {} completed but never woken",
+                        step,
+                        i
+                    );
+                    let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
+                    match state {
+                        WaitState::Granted => {
+                            prop_assert_eq!(summary, Ok(amounts));
+                            m.stats.acquired += 1;
+                            held.push(got.unwrap());
+                            m.held.push(amounts);
+                        }
+                        WaitState::Failed(Expect::Closed) => {
+                            prop_assert_eq!(summary, Err(AcquireError::Closed));
+                            m.stats.closed_out += 1;
+                        }
+                        WaitState::Failed(_) => match summary {
+                            Err(AcquireError::ExceedsCapacity {
+                                dim,
+                                requested,
+                                capacity,
+                            }) => {
+                                prop_assert!(dim < N && amounts[dim] > m.cap[dim]);
+                                prop_assert_eq!(requested, amounts[dim]);
+                                prop_assert_eq!(capacity, m.cap[dim]);
+                            }
+                            other => {
+                                return Err(TestCaseError::fail(format!(
+                                    "step {step}: future for {amounts:?} gave {other:?}, \
+                                     expected ExceedsCapacity"
+                                )));
+                            }
+                        },
+                        WaitState::Queued => unreachable!(),
+                    }
+                    pending.remove(i);
+                    m.waiting.remove(i);
+                }
+            }
+        }
+
+        // Compare everything observable.
+        prop_assert_eq!(sem.capacity(), m.cap, "step {}: capacity", step);
+        prop_assert_eq!(sem.available(), m.available(), "step {}: available", step);
+        prop_assert_eq!(sem.waiters(), m.waiting.len(), "step {}: waiters", step);
+        prop_assert_eq!(sem.is_closed(), m.closed, "step {}: is_closed", step);
+        prop_assert_eq!(sem.max_capacity(), m.max, "step {}: max_capacity", step);
+        prop_assert_eq!(sem.stats(), m.stats, "step {}: stats", step);
+        prop_assert_eq!(held.len(), m.held.len());
+        for (h, a) in held.iter().zip(&m.held) {
+            prop_assert_eq!(h.amounts(), *a, "step {}: permit amounts", step);
+        }
+        let sum: [u64; N] = from_fn(|d| m.held.iter().map(|a| a[d]).sum());
+        prop_assert_eq!(sum, m.in_flight);
+    }
+
+    // Quiescence: everything back, nobody queued.
+    // Cancel from the tail, so that no departure lets a follower be granted.
+    while let Some(p) = pending.pop() {
+        drop(p);
+        m.stats.cancelled += 1;
+    }
+    m.waiting.clear();
+    held.clear();
+    prop_assert_eq!(sem.waiters(), 0);
+    prop_assert_eq!(sem.available(), sem.capacity());
+    prop_assert_eq!(sem.capacity(), m.cap);
+    prop_assert_eq!(sem.stats().cancelled, m.stats.cancelled);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn model_n1_packed(cap in capacities::<1>(), peaks in any::<bool>(), ops in vec(op::<1>(), 1..64)) {
+        run(Layout::Packed, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n2_packed(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::Packed, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n2_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::PerDim, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n3_packed(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::Packed, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n3_per_dim(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::PerDim, cap, peaks, ops)?;
+    }
+}
+
+/// The sequences the random search may take long to find, written out.
+#[test]
+fn model_fixed_scenarios() {
+    use Op::*;
+    let scenarios: Vec<(Layout, [u64; 2], Vec<Op<2>>)> = vec![
+        // Head cancelled: the follower that fits is served with no release.
+        (
+            Layout::Packed,
+            [4, 100],
+            vec![
+                TryAcquire {
+                    amounts: [2, 50],
+                    owned: false,
+                },
+                Async {
+                    amounts: [4, 100],
+                    owned: true,
+                    keep: true,
+                },
+                Async {
+                    amounts: [1, 10],
+                    owned: false,
+                    keep: true,
+                },
+                Cancel(0),
+            ],
+        ),
+        // Shrink below in flight, a queued waiter that no longer fits, forget
+        // paying down the over part, then growth serving the rest.
+        (
+            Layout::PerDim,
+            [8, 80],
+            vec![
+                TryAcquire {
+                    amounts: [6, 60],
+                    owned: true,
+                },
+                Async {
+                    amounts: [8, 10],
+                    owned: false,
+                    keep: true,
+                },
+                Async {
+                    amounts: [2, 10],
+                    owned: true,
+                    keep: true,
+                },
+                SetCapacity {
+                    capacity: [4, 40],
+                    overflow: None,
+                },
+                Forget(0),
+                AddPermits {
+                    amounts: [2, 10],
+                    overflow: None,
+                },
+                Close,
+            ],
+        ),
+        // Overflow changes nothing, then a queued waiter is closed out.
+        (
+            Layout::Packed,
+            [1, 1],
+            vec![
+                TryAcquire {
+                    amounts: [1, 1],
+                    owned: false,
+                },
+                AddPermits {
+                    amounts: [1, 0],
+                    overflow: Some(1),
+                },
+                SetCapacity {
+                    capacity: [0, 0],
+                    overflow: Some(0),
+                },
+                Async {
+                    amounts: [1, 1],
+                    owned: false,
+                    keep: true,
+                },
+                TryAcquire {
+                    amounts: [0, 0],
+                    owned: true,
+                },
+                DeadlinePast {
+                    amounts: [1, 0],
+                    owned: false,
+                },
+                ShortTimeout {
+                    amounts: [0, 1],
+                    owned: true,
+                },
+                Close,
+                Drop(0),
+            ],
+        ),
+    ];
+    for (layout, cap, ops) in scenarios {
+        for peaks in [true, false] {
+            if let Err(e) = run(layout, cap, peaks, ops.clone()) {
+                panic!("{layout:?} {cap:?} {ops:?}: {e}");
+            }
+        }
+    }
+}
