@@ -45,7 +45,7 @@ impl<const N: usize> Wide<N> {
         if self.flags.load(Ordering::SeqCst) & (CLOSED | SLOW) != 0 {
             return Err(FastError::Defer);
         }
-        match self.take(amounts, Ordering::Acquire) {
+        match self.take::<false>(amounts) {
             Ok(after) => {
                 // Relaxed: a statistic.
                 self.fast_takes.fetch_add(1, Ordering::Relaxed);
@@ -61,7 +61,7 @@ impl<const N: usize> Wide<N> {
 
     pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
         // SeqCst loads: the waiter's side of the pattern in "Orderings".
-        match self.take(amounts, Ordering::SeqCst) {
+        match self.take::<true>(amounts) {
             Ok(after) => Ok(after),
             Err(Taken::Short(short)) => Err(short),
             // The lock holder serves the queue after this anyway.
@@ -73,11 +73,15 @@ impl<const N: usize> Wide<N> {
     }
 
     /// Checks every dimension, then takes each; rolls back on a lost race.
-    fn take(&self, amounts: [u64; N], order: Ordering) -> Result<[u64; N], Taken> {
-        let load = if order == Ordering::SeqCst {
-            Ordering::SeqCst
+    /// `LOCKED`: for the lock holder, whose loads take part in the SeqCst
+    /// pattern of "Orderings"; the fast path needs only Acquire on success.
+    #[inline]
+    fn take<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
+        let (load, order) = if LOCKED {
+            (Ordering::SeqCst, Ordering::SeqCst)
         } else {
-            Ordering::Relaxed
+            // Relaxed loads: only a guess, which the CAS checks.
+            (Ordering::Relaxed, Ordering::Acquire)
         };
         let mut seen = [0; N];
         for d in 0..N {
@@ -89,13 +93,15 @@ impl<const N: usize> Wide<N> {
                 }));
             }
         }
-        let mut after = [0; N];
+        let mut after = seen;
         for d in 0..N {
+            if amounts[d] == 0 {
+                continue;
+            }
             let mut current = seen[d];
             loop {
                 if current < amounts[d] {
-                    let mut taken = [0; N];
-                    taken[..d].copy_from_slice(&amounts[..d]);
+                    let taken = std::array::from_fn(|i| if i < d { amounts[i] } else { 0 });
                     if self.give(taken) {
                         return Err(Taken::RolledBackToWaiters);
                     }
