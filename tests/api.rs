@@ -165,6 +165,9 @@ all_shapes!(
     set_capacity_below_in_flight,
     set_capacity_fails_queued_that_no_longer_fit,
     forget_while_over_capacity,
+    forget_fails_queued_that_no_longer_fit,
+    layout_is_as_requested,
+    permit_semaphore_accessor,
     capacity_overflow_changes_nothing,
     set_capacity_overflow_changes_nothing,
     merge_of_huge_permits,
@@ -178,31 +181,31 @@ all_shapes!(
 // ---------------------------------------------------------------------------
 
 #[test]
-#[should_panic(expected = "N")]
+#[should_panic(expected = "at least one dimension (N == 0)")]
 fn new_panics_for_zero_dimensions() {
     let _ = MultiSemaphore::<0>::new([]);
 }
 
 #[test]
-#[should_panic(expected = "MAX_PERMITS")]
+#[should_panic(expected = "capacity 4611686018427387904 of dimension 1 is above MAX_PERMITS")]
 fn new_panics_above_max_permits() {
     let _ = MultiSemaphore::new([1, MultiSemaphore::<2>::MAX_PERMITS + 1]);
 }
 
 #[test]
-#[should_panic(expected = "MAX_PERMITS")]
+#[should_panic(expected = "is above MAX_PERMITS")]
 fn new_panics_at_u64_max() {
     let _ = MultiSemaphore::new([u64::MAX]);
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "at least one dimension (N == 0)")]
 fn builder_panics_for_zero_dimensions() {
     let _ = MultiSemaphore::<0>::builder([]).build();
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "capacity 10 of dimension 1 is above its max capacity 9")]
 fn builder_panics_when_capacity_above_max() {
     let _ = MultiSemaphore::builder([10, 10])
         .max_capacity([10, 9])
@@ -210,7 +213,7 @@ fn builder_panics_when_capacity_above_max() {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "max capacity 4611686018427387904 of dimension 1 is above MAX_PERMITS")]
 fn builder_panics_when_max_above_max_permits() {
     let m = MultiSemaphore::<2>::MAX_PERMITS;
     let _ = MultiSemaphore::builder([10, 10])
@@ -829,7 +832,7 @@ fn permit_merge<const N: usize>(layout: Layout) {
 }
 
 #[test]
-#[should_panic(expected = "different")]
+#[should_panic(expected = "cannot merge permits of two different semaphores")]
 fn merge_of_different_semaphores_panics() {
     let a = MultiSemaphore::new([4, 4]);
     let b = MultiSemaphore::new([4, 4]);
@@ -839,7 +842,7 @@ fn merge_of_different_semaphores_panics() {
 }
 
 #[test]
-#[should_panic(expected = "different")]
+#[should_panic(expected = "cannot merge permits of two different semaphores")]
 fn merge_of_different_owned_semaphores_panics() {
     let a = Arc::new(MultiSemaphore::new([4]));
     let b = Arc::new(MultiSemaphore::new([4]));
@@ -1203,6 +1206,96 @@ fn forget_while_over_capacity<const N: usize>(layout: Layout) {
     assert_eq!(sem.available(), cap);
 }
 
+/// A queued request that `forget` leaves above capacity can never be granted:
+/// like `set_capacity`, the shrink must fail it with `ExceedsCapacity` (API.md:
+/// "a request larger than a dimension's capacity ... never blocks"), or it
+/// blocks everyone queued behind it until the next resize or close.
+fn forget_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let one = sem.try_acquire([1; N]).unwrap();
+    let rest = sem.try_acquire(sub(cap, [1; N])).unwrap();
+    let w1 = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let w2 = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let k1 = Waker::from(Arc::clone(&w1));
+    let k2 = Waker::from(Arc::clone(&w2));
+    let mut head = Box::pin(sem.acquire_async(cap));
+    let mut follower = Box::pin(sem.acquire_async([1; N]));
+    assert!(
+        head.as_mut()
+            .poll(&mut Context::from_waker(&k1))
+            .is_pending()
+    );
+    assert!(
+        follower
+            .as_mut()
+            .poll(&mut Context::from_waker(&k2))
+            .is_pending()
+    );
+    // Capacity shrinks to cap - 1 in every dimension: the head can never fit.
+    one.forget();
+    assert_eq!(sem.capacity(), sub(cap, [1; N]));
+    // Everything else comes back: the follower fits with room to spare.
+    drop(rest);
+    assert_eq!(sem.available(), sub(cap, [1; N]));
+    let head_result = head
+        .as_mut()
+        .poll(&mut Context::from_waker(&k1))
+        .map(|r| r.map(|p| p.amounts()));
+    let follower_result = follower
+        .as_mut()
+        .poll(&mut Context::from_waker(&k2))
+        .map(|r| r.map(|p| p.amounts()));
+    assert_eq!(
+        (head_result, follower_result, sem.waiters()),
+        (
+            Poll::Ready(Err(AcquireError::ExceedsCapacity {
+                dim: 0,
+                requested: cap[0],
+                capacity: cap[0] - 1
+            })),
+            Poll::Ready(Ok([1; N])),
+            0
+        ),
+        "after forget shrank capacity below the queued head's request, \
+         (head, follower, waiters) should be (ExceedsCapacity, granted, 0)"
+    );
+    assert!(w1.0.load(Ordering::SeqCst) >= 1);
+    assert!(w2.0.load(Ordering::SeqCst) >= 1);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+fn layout_is_as_requested<const N: usize>(layout: Layout) {
+    let sem = make(layout, caps::<N>());
+    match layout {
+        // Small capacities fit one word: the default packs them.
+        Layout::Packed => assert!(sem.is_single_word()),
+        // For N = 1 a 62-bit maximum still fits one word; from N = 2 on,
+        // maxima of MAX_PERMITS each cannot.
+        Layout::PerDim if N >= 2 => assert!(!sem.is_single_word()),
+        Layout::PerDim => {}
+    }
+    let big = MultiSemaphore::new([max_permits::<N>(); N]);
+    if N >= 2 {
+        assert!(!big.is_single_word());
+    }
+    assert_eq!(big.capacity(), [max_permits::<N>(); N]);
+}
+
+fn permit_semaphore_accessor<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = make(layout, cap);
+    let other = make(layout, cap);
+    let p = sem.try_acquire([1; N]).unwrap();
+    assert!(std::ptr::eq(p.semaphore(), &sem));
+    assert!(!std::ptr::eq(p.semaphore(), &other));
+    assert_eq!(p.semaphore().available(), sub(cap, [1; N]));
+    let arc = make_arc(layout, cap);
+    let o = arc.try_acquire_owned([1; N]).unwrap();
+    assert!(Arc::ptr_eq(o.semaphore(), &arc));
+    drop((p, o));
+}
+
 fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
     let cap = caps::<N>();
     let sem = make(layout, cap);
@@ -1231,8 +1324,14 @@ fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
         assert_eq!(sem.available(), c);
         // A count that would wrap u64.
         match sem.add_permits(at(d, u64::MAX, 0)).unwrap_err() {
-            CapacityError::Overflow { dim, max: m, .. } => {
+            CapacityError::Overflow {
+                dim,
+                requested,
+                max: m,
+            } => {
                 assert_eq!(dim, d);
+                // The sum itself overflows u64: reported saturated.
+                assert_eq!(requested, u64::MAX);
                 assert_eq!(m, max[d]);
             }
             other => panic!("expected Overflow, got {other:?}"),
@@ -1547,42 +1646,69 @@ fn display_strings() {
         requested: 4097,
         capacity: 4096,
     };
-    let s = e.to_string();
-    assert!(
-        s.contains("dimension 2") && s.contains("4097") && s.contains("capacity 4096"),
-        "{s}"
-    );
-    let s = TryAcquireError::Closed.to_string();
-    assert!(s.contains("closed"), "{s}");
+    assert_eq!(e.to_string(), "dimension 2: requested 4097, capacity 4096");
+    assert_eq!(TryAcquireError::Closed.to_string(), "semaphore closed");
     let e = AcquireError::ExceedsCapacity {
         dim: 0,
         requested: 11,
         capacity: 10,
     };
-    let s = e.to_string();
-    assert!(
-        s.contains("dimension 0") && s.contains("11") && s.contains("capacity 10"),
-        "{s}"
+    assert_eq!(e.to_string(), "dimension 0: requested 11, capacity 10");
+    assert_eq!(AcquireError::Closed.to_string(), "semaphore closed");
+    assert_eq!(
+        AcquireError::Timeout.to_string(),
+        "timed out waiting for permits"
     );
-    let s = AcquireError::Closed.to_string();
-    assert!(s.contains("closed"), "{s}");
-    let s = AcquireError::Timeout.to_string();
-    assert!(s.contains("time"), "{s}");
     let e = CapacityError::Overflow {
         dim: 1,
         requested: 1 << 40,
         max: 1 << 30,
     };
-    let s = e.to_string();
-    assert!(
-        s.contains("dimension 1")
-            && s.contains(&(1u64 << 40).to_string())
-            && s.contains(&(1u64 << 30).to_string()),
-        "{s}"
+    assert_eq!(
+        e.to_string(),
+        "dimension 1: capacity 1099511627776 would pass the maximum 1073741824"
     );
     // Debug exists and names the variant.
     assert!(format!("{:?}", TryAcquireError::Closed).contains("Closed"));
     assert!(format!("{:?}", AcquireError::Timeout).contains("Timeout"));
+}
+
+#[test]
+fn error_predicates() {
+    let ins = TryAcquireError::Insufficient {
+        dim: 0,
+        requested: 2,
+        available: 1,
+    };
+    let exc = TryAcquireError::ExceedsCapacity {
+        dim: 0,
+        requested: 2,
+        capacity: 1,
+    };
+    assert!(ins.is_insufficient() && !ins.is_closed());
+    assert!(!exc.is_insufficient() && !exc.is_closed());
+    assert!(TryAcquireError::Closed.is_closed() && !TryAcquireError::Closed.is_insufficient());
+    let exc = AcquireError::ExceedsCapacity {
+        dim: 0,
+        requested: 2,
+        capacity: 1,
+    };
+    assert!(AcquireError::Timeout.is_timeout() && !AcquireError::Timeout.is_closed());
+    assert!(AcquireError::Closed.is_closed() && !AcquireError::Closed.is_timeout());
+    assert!(!exc.is_closed() && !exc.is_timeout());
+    // On real results.
+    let sem = MultiSemaphore::new([1]);
+    let p = sem.try_acquire([1]).unwrap();
+    assert!(sem.try_acquire([1]).unwrap_err().is_insufficient());
+    assert!(
+        sem.acquire_deadline([1], Instant::now())
+            .unwrap_err()
+            .is_timeout()
+    );
+    sem.close();
+    assert!(sem.try_acquire([1]).unwrap_err().is_closed());
+    assert!(sem.acquire([1]).unwrap_err().is_closed());
+    drop(p);
 }
 
 #[test]

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 // ---------------------------------------------------------------------------
 // Operations
@@ -400,7 +401,23 @@ fn check_try<const N: usize>(
                 );
             }
             prop_assert_eq!(requested, a[dim]);
-            prop_assert_eq!(available, av[dim]);
+            if exp == Expect::Short {
+                prop_assert_eq!(available, av[dim]);
+            } else {
+                // Refused only because someone is queued: the dimension and
+                // figure are the library's choice (it names one the head
+                // lacks), but never more than the counters hold.
+                prop_assert!(
+                    available <= av[dim],
+                    "queued: try_acquire({:?}) gave dim {} requested {} available {}; model available {:?}, waiting {:?}",
+                    a,
+                    dim,
+                    requested,
+                    available,
+                    av,
+                    m.waiting
+                );
+            }
             m.stats.refused[dim] += 1;
             Ok(false)
         }
@@ -769,9 +786,13 @@ fn run<const N: usize>(
                     prop_assert_eq!(
                         &state,
                         &WaitState::Queued,
-                        "step {}: queued future {} still pending",
+                        "step {}: queued future {} for {:?} still pending (capacity now {:?}, \
+                         available {:?})",
                         step,
-                        i
+                        i,
+                        amounts,
+                        m.cap,
+                        m.available()
                     );
                     i += 1;
                 }
@@ -858,7 +879,13 @@ fn run<const N: usize>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // 256 cases unless PROPTEST_CASES says otherwise.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/model.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn model_n1_packed(cap in capacities::<1>(), peaks in any::<bool>(), ops in vec(op::<1>(), 1..64)) {
