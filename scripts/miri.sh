@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the library's unit tests, tests/api.rs and tests/waiting.rs under Miri
+# (nightly), which checks every unsafe access, data races between threads and
+# weak-memory effects on atomics, and reports leaks.
+#
+#   scripts/miri.sh                 # all of the above
+#   scripts/miri.sh close           # only tests whose name contains "close"
+#
+# Tests shrink their loops under cfg(miri). Miri keeps isolation on, so
+# Instant/sleep use a virtual clock (timing bounds are skipped under miri).
+# Exits 0 with "skipped: ..." when nightly Miri is not installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+skip() {
+    echo "skipped: $*"
+    exit 0
+}
+
+command -v rustup >/dev/null 2>&1 || skip "rustup is not installed"
+installed=$(rustup +nightly component list --installed 2>/dev/null) ||
+    skip "no nightly toolchain (rustup toolchain install nightly --component miri rust-src)"
+grep -q '^miri' <<<"$installed" ||
+    skip "the nightly miri component is not installed (rustup component add --toolchain nightly miri rust-src)"
+grep -q '^rust-src' <<<"$installed" ||
+    skip "the nightly rust-src component is not installed (rustup component add --toolchain nightly rust-src)"
+
+# -Zmiri-permissive-provenance: parking_lot_core keeps pointers in usize words.
+# Many seeds would multiply the run time; one seed per run, override at will.
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-permissive-provenance}"
+# tests/api.rs and tests/waiting.rs use no proptest; keep any future use small.
+export PROPTEST_CASES="${PROPTEST_CASES:-4}"
+export RUST_BACKTRACE=0
+
+echo "miri: MIRIFLAGS=$MIRIFLAGS"
+cargo +nightly miri setup
+# --lib: the unit tests; the integration suites one by one so a failure names its file.
+status=0
+for target in "--lib" "--test api" "--test waiting"; do
+    echo "== cargo +nightly miri test $target $*"
+    # shellcheck disable=SC2086
+    if ! cargo +nightly miri test $target -- "$@"; then
+        echo "miri: FAILED in $target"
+        status=1
+    fi
+done
+exit $status
