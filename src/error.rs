@@ -48,8 +48,9 @@ pub enum AcquireError {
     Timeout,
     /// The request is larger than dimension `dim`'s capacity, so it was never
     /// queued. Also returned to a queued acquirer when
-    /// [`set_capacity`](crate::MultiSemaphore::set_capacity) shrinks that
-    /// dimension below its request.
+    /// [`set_capacity`](crate::MultiSemaphore::set_capacity) or
+    /// [`Permit::forget`](crate::Permit::forget) shrinks that dimension below
+    /// its request.
     ExceedsCapacity {
         /// The first dimension whose capacity is too small.
         dim: usize,

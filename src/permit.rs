@@ -129,7 +129,9 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// Gives the permits up for good: they are not returned, and the
     /// semaphore's [`capacity`](MultiSemaphore::capacity) shrinks by them
     /// (where a [`set_capacity`](MultiSemaphore::set_capacity) left the
-    /// semaphore over capacity, they first pay that down instead).
+    /// semaphore over capacity, they first pay that down instead). Queued
+    /// acquirers whose request no longer fits the smaller capacity fail with
+    /// [`ExceedsCapacity`](crate::AcquireError::ExceedsCapacity).
     ///
     /// ```
     /// use multisem::MultiSemaphore;

@@ -507,6 +507,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 // most capacity + debt.
                 self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
             }
+            self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
         wake.wake_all();
@@ -554,22 +555,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
             // `SLOW` or not, we serve the queue below.
             let _ = self.counters.give(back);
-            // Queued requests that can never fit now fail.
-            let doomed: Vec<(Ticket, usize)> = queue
-                .queued()
-                .filter_map(|(ticket, amounts)| {
-                    (0..N)
-                        .find(|&d| amounts[d] > new[d])
-                        .map(|dim| (ticket, dim))
-                })
-                .collect();
-            for (ticket, dim) in doomed {
-                let outcome = Outcome::ExceedsCapacity {
-                    dim,
-                    capacity: new[dim],
-                };
-                wake.push(queue.complete(ticket, outcome));
-            }
+            self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
         wake.wake_all();
@@ -585,6 +571,26 @@ impl<const N: usize> MultiSemaphore<N> {
     fn rebalance(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         let in_debt = self.settle_and_serve(queue, wake);
         self.publish(queue, in_debt);
+    }
+
+    /// After a capacity shrank: queued requests that can never fit now fail
+    /// with `ExceedsCapacity` rather than block everyone behind them.
+    fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        let capacity = self.capacity();
+        let oversized: Vec<(Ticket, usize)> = queue
+            .queued()
+            .filter_map(|(ticket, amounts)| {
+                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
+                Some((ticket, dim))
+            })
+            .collect();
+        for (ticket, dim) in oversized {
+            let outcome = Outcome::ExceedsCapacity {
+                dim,
+                capacity: capacity[dim],
+            };
+            wake.push(queue.complete(ticket, outcome));
+        }
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
