@@ -1479,6 +1479,33 @@ fn stats_count_timeouts_cancellations_and_closes() {
     }
 }
 
+/// Every queued acquirer that `close()` ends is counted somewhere: a future
+/// that close() woke and that is then dropped before it is polled again was
+/// "woken by close()" (API.md on `closed_out`), or, at least, "dropped before
+/// its grant" (`cancelled`). It must not vanish from the statistics.
+#[test]
+fn stats_count_a_future_closed_out_then_dropped_unpolled() {
+    let _w = watchdog();
+    for (layout, sem) in layouts([1, 10]) {
+        let hold = sem.try_acquire([1, 10]).unwrap();
+        let (cw, waker) = counting_waker();
+        let mut f = Box::pin(sem.acquire_async([1, 1]));
+        assert!(poll_with(f.as_mut(), &waker).is_pending());
+        let before = sem.stats();
+        sem.close();
+        wait_until("close to wake the future", || cw.wakes() >= 1);
+        drop(f); // woken by close, never polled again
+        let after = sem.stats();
+        assert_eq!(
+            (after.closed_out + after.cancelled) - (before.closed_out + before.cancelled),
+            1,
+            "{layout}: a queued future ended by close() and then dropped is in neither \
+             closed_out nor cancelled: before {before:?}, after {after:?}"
+        );
+        drop(hold);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Races: grant against timeout and against a future's drop.
 // ---------------------------------------------------------------------------
