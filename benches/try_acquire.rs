@@ -1,8 +1,11 @@
 //! The non-blocking path: `try_acquire` + drop, beside its floors and its peers, in one run.
 //!
-//! Run: `cargo bench --bench try_acquire` (criterion options after `--`, e.g.
-//! `-- --warm-up-time 1 --measurement-time 2`). `MULTISEM_BENCH_SECS=S` sets the
-//! criterion measurement time and the rollback probe's duration per implementation.
+//! Run: `cargo bench --bench try_acquire` (about 1.5 minutes). Defaults: criterion warm-up
+//! 1 s and measurement 2 s per benchmark, no plots, rollback probe 1 s per implementation.
+//! `MULTISEM_BENCH_SECS=S` sets the measurement time and the probe's duration to S seconds
+//! (warm-up min(S/2, 1)); criterion options after `--` win, e.g.
+//! `-- --warm-up-time 1 --measurement-time 2`, or a filter such as `-- uncontended/n2`.
+//! `cargo test --benches` runs each benchmark once and the probe for 50 ms.
 //!
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`
@@ -488,7 +491,7 @@ fn run_probes(run_for: Duration) {
     println!();
     println!(
         "rollback probe: capacity {PROBE_CAP:?}, {PROBE_MAIN_HOLD:?} held, three threads keep one \
-         {PROBE_TAKE:?} and take another (always fits), one loops try {PROBE_NEVER_FITS:?} (never fits); {:.1} s each",
+         {PROBE_TAKE:?} and take another (always fits), one loops try {PROBE_NEVER_FITS:?} (never fits); {:.2} s each",
         run_for.as_secs_f64()
     );
     println!(
@@ -670,7 +673,9 @@ fn print_ratios(since: SystemTime) {
 fn main() {
     let mode = common::run_mode();
     let started = SystemTime::now();
+    // No plots: plotters costs more time than the measurements on 2 cores.
     let mut c = Criterion::default()
+        .without_plots()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(common::scenario_secs(2.0));
     if let Some(secs) = common::secs_override() {

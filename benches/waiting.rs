@@ -140,7 +140,8 @@ impl TokioPair {
         }
         let acquire = Arc::clone(sem).acquire_many_owned(n);
         let deadline = tokio::time::Instant::from_std(deadline);
-        rt.block_on(tokio::time::timeout_at(deadline, acquire))
+        // The timer must be created inside the runtime, hence the async block.
+        rt.block_on(async { tokio::time::timeout_at(deadline, acquire).await })
             .ok()
             .map(|r| r.expect("tokio semaphore closed"))
     }
