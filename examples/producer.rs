@@ -1,0 +1,1019 @@
+//! A simulated asynchronous message producer that limits what it has in flight
+//! by message count and by bytes at the same time, with one [`MultiSemaphore`].
+//!
+//! Several sender threads make messages of varied sizes (most between 100 B and
+//! 16 KiB, a few between 256 KiB and 4 MiB). Each message is admitted with
+//! `acquire_owned_timeout([1, len], timeout)`: it takes one message permit and
+//! `len` byte permits, both or neither. The [`OwnedPermit`] travels with the
+//! message into a simulated broker, and the broker's completion callback, on a
+//! broker thread, drops it. The broker has latency and fails a share of the
+//! sends (errors, and slow replies that time out), so every path runs.
+//!
+//! Once a second the example prints a status line: messages and MiB sent per
+//! second, what is in flight against each limit, how many senders are queued,
+//! and how many timed out, by the limit that was short. At the end it prints a
+//! summary and checks that `available() == capacity()` once the brokers have
+//! drained: every permit came back.
+//!
+//! With `--naive` the same load runs through two separate counting semaphores
+//! taken one after the other, with the bug Apache RocketMQ's producer shipped
+//! (apache/rocketmq#8140, fixed by #8661): when the bytes acquire times out, the
+//! message permit already taken is never given back. Watch the message limit
+//! leak away and throughput fall.
+//!
+//! ```text
+//! cargo run --release --example producer                  # multisem, 10 s
+//! cargo run --release --example producer -- --naive       # two semaphores, the RocketMQ bug
+//! cargo run --release --example producer -- --help        # all the options
+//! ```
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::{AcquireError, MultiSemaphore, OwnedPermit};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+// ---------------------------------------------------------------------------
+// The load: message sizes and broker behaviour.
+// ---------------------------------------------------------------------------
+
+/// Small messages are 100 B up to one of these, picked at random, so most are small.
+const SMALL_MIN: u64 = 100;
+const SMALL_MAX: [u64; 3] = [KIB, 4 * KIB, 16 * KIB];
+/// Per mille of messages that are large.
+const LARGE_PER_MILLE: u64 = 30;
+const LARGE_MIN: u64 = 256 * KIB;
+const LARGE_MAX: u64 = 4 * MIB;
+
+/// Per mille of sends the broker fails at once with an error.
+const ERROR_PER_MILLE: u64 = 20;
+/// Per mille of sends whose reply never comes: the client gives up after `SLOW_REPLY`.
+const SLOW_PER_MILLE: u64 = 20;
+const SLOW_REPLY: Duration = Duration::from_millis(200);
+/// Latency of an ordinary reply, in milliseconds, before the transfer time.
+const LATENCY_MS: (u64, u64) = (1, 20);
+/// Transfer time: one millisecond per this many bytes (64 MiB/s per connection),
+/// so a 4 MiB message holds its bytes some 60 ms longer than a small one.
+const BYTES_PER_MS: u64 = 64 * KIB;
+
+// ---------------------------------------------------------------------------
+// Options.
+// ---------------------------------------------------------------------------
+
+/// The simulation keeps every message in flight in memory, so the message
+/// limit is capped; the byte limit is only a number and may be as large as the
+/// semaphore allows.
+const MAX_MESSAGES_FLAG: u64 = 1_000_000;
+
+fn help() -> String {
+    let d = Config::default();
+    format!(
+        "\
+producer: a simulated asynchronous message producer, throttled by multisem
+
+USAGE:
+    cargo run --release --example producer -- [OPTIONS]
+
+Sender threads make messages (most 100 B to 16 KiB, 3% of them 256 KiB to 4 MiB)
+and admit each one with acquire_owned_timeout([1, len], timeout) on one
+MultiSemaphore<2> of [messages, bytes]. The permit travels with the message to a
+simulated broker (1-20 ms latency plus 16 ms per MiB, 2% errors, 2% replies that
+never come and time out after 200 ms), whose completion callback drops it on a
+broker thread. The default limits are RocketMQ's [1024 messages, 100 MiB] scaled
+down about 16 times, so that back-pressure happens on a small machine.
+
+OPTIONS:
+    --seconds N         how long to send, in seconds (default {seconds})
+    --senders N         sender threads (default {senders})
+    --brokers N         broker threads that run the completion callbacks (default {brokers})
+    --max-messages N    limit on messages in flight (default {messages})
+    --max-bytes SIZE    limit on bytes in flight: 8MiB, 512KiB, 1GiB or a number
+                        of bytes (default {bytes})
+    --timeout-ms N      how long a sender waits for admission, in ms (default {timeout})
+    --seed N            seed for message sizes and broker outcomes (default {seed})
+    --naive             admit through two separate semaphores, messages then bytes,
+                        with RocketMQ's bug: when the bytes acquire times out, the
+                        message permit is never given back (apache/rocketmq#8140)
+    -h, --help          print this help
+
+Options take their value as the next argument or after '=' (--seconds=5).
+
+EXIT STATUS:
+    0  the books balance at the end (multisem: every permit came back;
+       --naive: what is missing is exactly what the bug lost)
+    1  they do not
+    2  bad options
+",
+        seconds = d.seconds,
+        senders = d.senders,
+        brokers = d.brokers,
+        messages = d.max_messages,
+        bytes = fmt_size(d.max_bytes).replace(' ', ""),
+        timeout = d.timeout.as_millis(),
+        seed = d.seed,
+    )
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    seconds: u64,
+    senders: usize,
+    brokers: usize,
+    max_messages: u64,
+    max_bytes: u64,
+    timeout: Duration,
+    seed: u64,
+    naive: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seconds: 10,
+            senders: 16,
+            brokers: 2,
+            max_messages: 64,
+            max_bytes: 8 * MIB,
+            timeout: Duration::from_millis(50),
+            seed: 1,
+            naive: false,
+        }
+    }
+}
+
+/// Parses the options; `Ok(None)` means `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut cfg = Config::default();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_string()),
+                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" if inline.is_none() => return Ok(None),
+            "--naive" if inline.is_none() => cfg.naive = true,
+            "-h" | "--help" | "--naive" => return Err(format!("{flag} takes no value")),
+            "--seconds" => cfg.seconds = parse_number(&flag, &value()?, 1, 3600)?,
+            "--senders" => cfg.senders = parse_number(&flag, &value()?, 1, 1024)? as usize,
+            "--brokers" => cfg.brokers = parse_number(&flag, &value()?, 1, 64)? as usize,
+            "--max-messages" => {
+                cfg.max_messages = parse_number(&flag, &value()?, 1, MAX_MESSAGES_FLAG)?
+            }
+            "--max-bytes" => {
+                let max = MultiSemaphore::<2>::MAX_PERMITS;
+                cfg.max_bytes = parse_size(&flag, &value()?, max)?
+            }
+            "--timeout-ms" => {
+                cfg.timeout = Duration::from_millis(parse_number(&flag, &value()?, 1, 60_000)?)
+            }
+            "--seed" => cfg.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
+            _ => return Err(format!("unknown option '{arg}'")),
+        }
+    }
+    Ok(Some(cfg))
+}
+
+fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{flag}: '{text}' is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
+    }
+    Ok(n)
+}
+
+/// A byte count with an optional binary suffix: `4096`, `512KiB`, `32MiB`, `1G`.
+fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let unit = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => 1024 * MIB,
+        _ => {
+            return Err(format!(
+                "{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)"
+            ));
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)")
+    })?;
+    match n.checked_mul(unit) {
+        Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
+        _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A tiny seeded random number generator (xorshift64*), so no dependency.
+// ---------------------------------------------------------------------------
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64, stream: u64) -> Self {
+        // splitmix64 of the seed and stream, so nearby seeds give unrelated streams
+        // and the state is never zero.
+        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi` (close enough for a simulation).
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    fn per_mille(&mut self, p: u64) -> bool {
+        self.next() % 1000 < p
+    }
+}
+
+fn message_len(rng: &mut XorShift) -> u64 {
+    if rng.per_mille(LARGE_PER_MILLE) {
+        rng.range(LARGE_MIN, LARGE_MAX)
+    } else {
+        let max = SMALL_MAX[rng.range(0, SMALL_MAX.len() as u64 - 1) as usize];
+        rng.range(SMALL_MIN, max)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Counters shared by every thread. Relaxed is enough: they are statistics,
+// read once a second and once more after every thread has been joined.
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    sent_bytes: AtomicU64,
+    acked: AtomicU64,
+    broker_errors: AtomicU64,
+    broker_timeouts: AtomicU64,
+    /// Admission timeouts, by what was short when the sender gave up.
+    short_messages: AtomicU64,
+    short_bytes: AtomicU64,
+    /// Timed out although both limits had room afterwards: the sender was queued
+    /// behind an earlier, larger request (FIFO: nobody jumps the queue).
+    behind_queue: AtomicU64,
+    too_large: AtomicU64,
+    closed: AtomicU64,
+    other_errors: AtomicU64,
+    /// `--naive` only: message permits the bug lost.
+    leaked: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------
+// The naive limiter: two counting semaphores, the way RocketMQ's producer did it.
+// ---------------------------------------------------------------------------
+
+/// A counting semaphore, `Mutex` + `Condvar`, fair like the
+/// `java.util.concurrent.Semaphore(n, true)` RocketMQ uses: waiters are served
+/// in arrival order, and a waiter proceeds only once it is first in line and
+/// all it asks for is free.
+struct CountingSemaphore {
+    capacity: u64,
+    state: Mutex<CountingState>,
+    changed: Condvar,
+}
+
+struct CountingState {
+    available: u64,
+    /// Tickets of the queued waiters, oldest first.
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+impl CountingSemaphore {
+    fn new(capacity: u64) -> Self {
+        CountingSemaphore {
+            capacity,
+            state: Mutex::new(CountingState {
+                available: capacity,
+                queue: VecDeque::new(),
+                next_ticket: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Takes `n` permits, waiting up to `timeout`; `false` if they did not come.
+    fn try_acquire_timeout(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.state);
+        if state.queue.is_empty() && state.available >= n {
+            state.available -= n;
+            return true;
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queue.push_back(ticket);
+        let acquired = loop {
+            if state.queue.front() == Some(&ticket) && state.available >= n {
+                state.queue.pop_front();
+                state.available -= n;
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.queue.retain(|&t| t != ticket);
+                break false;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        drop(state);
+        // We left the queue: whoever is first in line now may be able to go.
+        self.changed.notify_all();
+        acquired
+    }
+
+    fn release(&self, n: u64) {
+        lock(&self.state).available += n;
+        // Waiters want different amounts; wake them all and let the first in line check.
+        self.changed.notify_all();
+    }
+
+    fn available(&self) -> u64 {
+        lock(&self.state).available
+    }
+
+    fn waiters(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+}
+
+struct NaiveLimits {
+    messages: CountingSemaphore,
+    bytes: CountingSemaphore,
+}
+
+/// The send callback of the naive producer. Like RocketMQ's
+/// `BackpressureSendCallBack`, it releases on completion whatever its flags say
+/// was acquired.
+struct NaiveCallback {
+    limits: Arc<NaiveLimits>,
+    len: u64,
+    message_acquired: bool,
+    bytes_acquired: bool,
+}
+
+impl Drop for NaiveCallback {
+    fn drop(&mut self) {
+        if self.message_acquired {
+            self.limits.messages.release(1);
+        }
+        if self.bytes_acquired {
+            self.limits.bytes.release(self.len);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Admission: the one place the two modes differ.
+// ---------------------------------------------------------------------------
+
+enum Limiter {
+    Multi(Arc<MultiSemaphore<2>>),
+    Naive(Arc<NaiveLimits>),
+}
+
+/// What travels with a message to the broker. Dropping it gives its share of
+/// the limits back.
+enum Admission {
+    Multi(OwnedPermit<2>),
+    Naive(NaiveCallback),
+}
+
+impl Admission {
+    fn len(&self) -> u64 {
+        match self {
+            Admission::Multi(permit) => permit.amounts()[1],
+            Admission::Naive(callback) => callback.len,
+        }
+    }
+}
+
+/// Why a message was not admitted.
+enum Refusal {
+    /// Timed out; the message limit was short.
+    Messages,
+    /// Timed out; the byte limit was short.
+    Bytes,
+    /// Timed out, queued behind an earlier request, though both limits had room afterwards.
+    BehindQueue,
+    /// Larger than the byte limit itself: it could never be admitted.
+    TooLarge,
+    /// The semaphore was closed (at shutdown).
+    Closed,
+    Other(AcquireError),
+}
+
+impl Limiter {
+    fn admit(
+        &self,
+        len: u64,
+        timeout: Duration,
+        counters: &Counters,
+    ) -> Result<Admission, Refusal> {
+        match self {
+            Limiter::Multi(sem) => match sem.acquire_owned_timeout([1, len], timeout) {
+                Ok(permit) => Ok(Admission::Multi(permit)),
+                Err(AcquireError::Timeout) => {
+                    // All or nothing: we hold nothing now. To say which limit turned
+                    // the message away, look at what is free right after.
+                    let available = sem.available();
+                    Err(if available[0] < 1 {
+                        Refusal::Messages
+                    } else if available[1] < len {
+                        Refusal::Bytes
+                    } else {
+                        Refusal::BehindQueue
+                    })
+                }
+                Err(AcquireError::ExceedsCapacity { .. }) => Err(Refusal::TooLarge),
+                Err(AcquireError::Closed) => Err(Refusal::Closed),
+                Err(other) => Err(Refusal::Other(other)),
+            },
+            Limiter::Naive(limits) => {
+                // RocketMQ's DefaultMQProducerImpl.executeAsyncMessageSend before #8661:
+                // take a message permit, then the bytes with what is left of the timeout,
+                // and tell the callback what was taken only once both succeeded.
+                let start = Instant::now();
+                let mut callback = NaiveCallback {
+                    limits: Arc::clone(limits),
+                    len,
+                    message_acquired: false,
+                    bytes_acquired: false,
+                };
+                // Returning early drops `callback`: that is its onException, which
+                // releases what its flags say was taken.
+                if !limits.messages.try_acquire_timeout(1, timeout) {
+                    return Err(Refusal::Messages); // nothing taken, nothing to give back
+                }
+                let remaining = timeout.saturating_sub(start.elapsed());
+                if !limits.bytes.try_acquire_timeout(len, remaining) {
+                    // THE BUG: the callback's flags are still false, so dropping it
+                    // releases nothing, and the message permit taken above is lost
+                    // for good. (The fix sets each flag right after its own acquire.)
+                    bump(&counters.leaked, 1);
+                    return Err(Refusal::Bytes);
+                }
+                callback.message_acquired = true;
+                callback.bytes_acquired = true;
+                Ok(Admission::Naive(callback))
+            }
+        }
+    }
+
+    fn capacity(&self) -> [u64; 2] {
+        match self {
+            Limiter::Multi(sem) => sem.capacity(),
+            Limiter::Naive(limits) => [limits.messages.capacity, limits.bytes.capacity],
+        }
+    }
+
+    fn available(&self) -> [u64; 2] {
+        match self {
+            Limiter::Multi(sem) => sem.available(),
+            Limiter::Naive(limits) => [limits.messages.available(), limits.bytes.available()],
+        }
+    }
+
+    fn waiters(&self) -> usize {
+        match self {
+            Limiter::Multi(sem) => sem.waiters(),
+            Limiter::Naive(limits) => limits.messages.waiters() + limits.bytes.waiters(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The simulated broker: a queue ordered by when each reply arrives, and broker
+// threads that run each message's completion callback at that time.
+// ---------------------------------------------------------------------------
+
+enum Outcome {
+    Acked,
+    Error,
+    TimedOut,
+}
+
+struct InFlight {
+    due: Instant,
+    seq: u64,
+    outcome: Outcome,
+    admission: Admission,
+}
+
+// BinaryHeap is a max-heap: order by reversed (due, seq) so the earliest pops first.
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
+}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for InFlight {}
+
+struct BrokerQueue {
+    heap: BinaryHeap<InFlight>,
+    rng: XorShift,
+    seq: u64,
+    closed: bool,
+}
+
+struct Broker {
+    queue: Mutex<BrokerQueue>,
+    changed: Condvar,
+}
+
+impl Broker {
+    fn new(seed: u64) -> Self {
+        Broker {
+            queue: Mutex::new(BrokerQueue {
+                heap: BinaryHeap::new(),
+                rng: XorShift::new(seed, u64::MAX),
+                seq: 0,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Sends a message; its callback runs later on a broker thread.
+    fn send(&self, admission: Admission) {
+        let mut queue = lock(&self.queue);
+        let rng = &mut queue.rng;
+        let (outcome, latency) = if rng.per_mille(ERROR_PER_MILLE) {
+            (Outcome::Error, Duration::from_millis(rng.range(1, 5)))
+        } else if rng.per_mille(SLOW_PER_MILLE) {
+            (Outcome::TimedOut, SLOW_REPLY)
+        } else {
+            let ms = rng.range(LATENCY_MS.0, LATENCY_MS.1) + admission.len() / BYTES_PER_MS;
+            (Outcome::Acked, Duration::from_millis(ms))
+        };
+        queue.seq += 1;
+        let item = InFlight {
+            due: Instant::now() + latency,
+            seq: queue.seq,
+            outcome,
+            admission,
+        };
+        queue.heap.push(item);
+        drop(queue);
+        self.changed.notify_one();
+    }
+
+    /// A broker thread: runs completion callbacks as their replies fall due,
+    /// until closed and drained.
+    fn run(&self, counters: &Counters) {
+        let mut queue = lock(&self.queue);
+        loop {
+            let now = Instant::now();
+            let next_due = queue.heap.peek().map(|item| item.due);
+            match next_due {
+                Some(due) if due <= now => {
+                    let item = queue.heap.pop().expect("peeked above");
+                    drop(queue);
+                    complete(item, counters);
+                    queue = lock(&self.queue);
+                }
+                Some(due) => {
+                    queue = self
+                        .changed
+                        .wait_timeout(queue, due - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                None if queue.closed => return,
+                None => {
+                    queue = self
+                        .changed
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            }
+        }
+    }
+
+    /// No more sends: broker threads finish what is queued, then return.
+    fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// The completion callback, on a broker thread.
+fn complete(item: InFlight, counters: &Counters) {
+    match item.outcome {
+        Outcome::Acked => bump(&counters.acked, 1),
+        Outcome::Error => bump(&counters.broker_errors, 1),
+        Outcome::TimedOut => bump(&counters.broker_timeouts, 1),
+    }
+    // Whatever the outcome, the message is no longer in flight: dropping its
+    // admission gives its permits back, here, on the broker thread.
+    drop(item.admission);
+}
+
+// ---------------------------------------------------------------------------
+// Senders.
+// ---------------------------------------------------------------------------
+
+fn sender(
+    id: u64,
+    cfg: &Config,
+    limiter: &Limiter,
+    broker: &Broker,
+    counters: &Counters,
+    stop: &AtomicBool,
+) {
+    let mut rng = XorShift::new(cfg.seed, id);
+    while !stop.load(Ordering::Relaxed) {
+        let len = message_len(&mut rng);
+        match limiter.admit(len, cfg.timeout, counters) {
+            Ok(admission) => {
+                bump(&counters.sent, 1);
+                bump(&counters.sent_bytes, admission.len());
+                broker.send(admission);
+            }
+            Err(Refusal::Messages) => bump(&counters.short_messages, 1),
+            Err(Refusal::Bytes) => bump(&counters.short_bytes, 1),
+            Err(Refusal::BehindQueue) => bump(&counters.behind_queue, 1),
+            Err(Refusal::TooLarge) => bump(&counters.too_large, 1),
+            Err(Refusal::Closed) => bump(&counters.closed, 1),
+            Err(Refusal::Other(err)) => {
+                eprintln!("sender {id}: unexpected acquire error: {err}");
+                bump(&counters.other_errors, 1);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output.
+// ---------------------------------------------------------------------------
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+fn fmt_size(bytes: u64) -> String {
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", mib(bytes))
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// The once-a-second status table: right-aligned columns, two spaces apart.
+struct Table {
+    widths: Vec<usize>,
+}
+
+impl Table {
+    fn new(cfg: &Config) -> Self {
+        let msgs = format!("{0} / {0}", cfg.max_messages).len().max(8);
+        let bytes = format!("{0:.1} / {0:.1}", mib(cfg.max_bytes)).len().max(9);
+        let mut widths = vec![5, 6, 6, msgs, bytes, 6, 5, 5, 6];
+        if cfg.naive {
+            widths.push(9);
+        }
+        Table { widths }
+    }
+
+    fn line(&self, cells: &[String]) -> String {
+        let mut line = String::new();
+        for (cell, width) in cells.iter().zip(&self.widths) {
+            line.push_str(&format!("{cell:>width$}  "));
+        }
+        line.trim_end().to_string()
+    }
+
+    /// A label centred over columns `from..to`.
+    fn group(&self, line: &mut String, from: usize, to: usize, label: &str) {
+        let start: usize = self.widths[..from].iter().map(|w| w + 2).sum();
+        let span: usize = self.widths[from..to].iter().map(|w| w + 2).sum::<usize>() - 2;
+        let pad = start.saturating_sub(line.len());
+        line.push_str(&format!("{:pad$}{label:^span$}", ""));
+    }
+
+    fn print_header(&self, naive: bool) {
+        let mut groups = String::new();
+        self.group(&mut groups, 1, 3, "per second");
+        self.group(&mut groups, 3, 5, "in flight / limit");
+        self.group(&mut groups, 6, 9, "timed out so far");
+        println!("{}", groups.trim_end());
+        let mut names = vec![
+            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "behind",
+        ];
+        if naive {
+            names.push("msgs lost");
+        }
+        println!(
+            "{}",
+            self.line(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        );
+    }
+}
+
+fn print_intro(cfg: &Config) {
+    if cfg.naive {
+        println!(
+            "producer --naive: two counting semaphores, messages then bytes, with RocketMQ's leak"
+        );
+    } else {
+        println!("producer: one MultiSemaphore<2>, admitting by acquire_owned_timeout([1, len])");
+    }
+    println!(
+        "  limits {} messages and {} in flight; {} senders, {} broker threads; timeout {} ms; {} s",
+        cfg.max_messages,
+        fmt_size(cfg.max_bytes),
+        cfg.senders,
+        cfg.brokers,
+        cfg.timeout.as_millis(),
+        cfg.seconds,
+    );
+    if cfg.max_bytes < LARGE_MAX {
+        println!(
+            "  note: messages over {} exceed the byte limit and can never be admitted",
+            fmt_size(cfg.max_bytes)
+        );
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------------------
+// Main.
+// ---------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let cfg = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("Run with --help to see the options.");
+            return ExitCode::from(2);
+        }
+    };
+    run(&cfg)
+}
+
+fn run(cfg: &Config) -> ExitCode {
+    let limits = [cfg.max_messages, cfg.max_bytes];
+    let limiter = if cfg.naive {
+        Limiter::Naive(Arc::new(NaiveLimits {
+            messages: CountingSemaphore::new(limits[0]),
+            bytes: CountingSemaphore::new(limits[1]),
+        }))
+    } else {
+        Limiter::Multi(Arc::new(MultiSemaphore::new(limits)))
+    };
+    let broker = Broker::new(cfg.seed);
+    let counters = Counters::default();
+    let stop = AtomicBool::new(false);
+    let table = Table::new(cfg);
+
+    print_intro(cfg);
+    table.print_header(cfg.naive);
+    let start = Instant::now();
+    let mut rates = Vec::new();
+    let elapsed = thread::scope(|s| {
+        let brokers: Vec<_> = (0..cfg.brokers)
+            .map(|_| s.spawn(|| broker.run(&counters)))
+            .collect();
+        let senders: Vec<_> = (0..cfg.senders as u64)
+            .map(|id| {
+                let (limiter, broker, counters, stop) = (&limiter, &broker, &counters, &stop);
+                s.spawn(move || sender(id, cfg, limiter, broker, counters, stop))
+            })
+            .collect();
+
+        let (mut last_sent, mut last_bytes) = (0, 0);
+        for tick in 1..=cfg.seconds {
+            let due = start + Duration::from_secs(tick);
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            let (sent, bytes) = (read(&counters.sent), read(&counters.sent_bytes));
+            rates.push(sent - last_sent);
+            // In flight, as the limiter sees it: capacity - available. In --naive
+            // mode this includes the permits the bug lost, which nobody holds.
+            let capacity = limiter.capacity();
+            let available = limiter.available();
+            let held = [
+                capacity[0].saturating_sub(available[0]),
+                capacity[1].saturating_sub(available[1]),
+            ];
+            let mut cells = vec![
+                format!("{tick}s"),
+                (sent - last_sent).to_string(),
+                format!("{:.1}", mib(bytes - last_bytes)),
+                format!("{} / {}", held[0], capacity[0]),
+                format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
+                limiter.waiters().to_string(),
+                read(&counters.short_messages).to_string(),
+                read(&counters.short_bytes).to_string(),
+            ];
+            if cfg.naive {
+                // Each acquire says which semaphore timed out; no FIFO attribution.
+                cells.push("-".to_string());
+                cells.push(read(&counters.leaked).to_string());
+            } else {
+                cells.push(read(&counters.behind_queue).to_string());
+            }
+            println!("{}", table.line(&cells));
+            (last_sent, last_bytes) = (sent, bytes);
+        }
+
+        // Shut down: stop the senders. With multisem, close() also wakes every
+        // queued sender at once with Closed instead of letting it wait out its
+        // timeout; the permits already out stay valid and still come back.
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = start.elapsed();
+        if let Limiter::Multi(sem) = &limiter {
+            sem.close();
+        }
+        for handle in senders {
+            handle.join().expect("sender thread panicked");
+        }
+        // No more sends; the brokers run the callbacks still due, then return.
+        broker.close();
+        for handle in brokers {
+            handle.join().expect("broker thread panicked");
+        }
+        elapsed
+    });
+
+    summary(&limiter, &counters, elapsed, &rates)
+}
+
+fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u64]) -> ExitCode {
+    let secs = elapsed.as_secs_f64();
+    let sent = read(&counters.sent);
+    let sent_bytes = read(&counters.sent_bytes);
+    let short_messages = read(&counters.short_messages);
+    let short_bytes = read(&counters.short_bytes);
+    let behind = read(&counters.behind_queue);
+    let timeouts = short_messages + short_bytes + behind;
+    let closed = read(&counters.closed);
+
+    println!();
+    println!("summary after {secs:.1} s");
+    println!(
+        "  sent       {sent} messages, {:.1} MiB ({:.0} msg/s, {:.1} MiB/s)",
+        mib(sent_bytes),
+        sent as f64 / secs,
+        mib(sent_bytes) / secs,
+    );
+    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+        println!("             {first} msg/s in the first second, {last} msg/s in the last");
+    }
+    println!(
+        "  completed  {} acked, {} broker errors, {} broker timeouts",
+        read(&counters.acked),
+        read(&counters.broker_errors),
+        read(&counters.broker_timeouts),
+    );
+    println!(
+        "  timed out  {timeouts} waiting for admission: short of messages {short_messages}, \
+         of bytes {short_bytes}, behind the queue {behind}"
+    );
+    println!(
+        "  refused    {} too large for the byte limit, {closed} closed at shutdown",
+        read(&counters.too_large),
+    );
+
+    let capacity = limiter.capacity();
+    let available = limiter.available();
+    let mut ok = read(&counters.other_errors) == 0;
+    match limiter {
+        Limiter::Multi(sem) => {
+            let stats = sem.stats();
+            println!(
+                "  stats()    acquired {}, timed_out {}, cancelled {}, closed_out {}",
+                stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
+            );
+            println!(
+                "             peak_in_flight {} messages, {:.1} MiB",
+                stats.peak_in_flight[0],
+                mib(stats.peak_in_flight[1]),
+            );
+            println!("  capacity() {capacity:?}");
+            println!("  available() {available:?}");
+            // The library's own counters must agree with what the senders saw.
+            if stats.acquired != sent || stats.timed_out != timeouts || stats.closed_out != closed {
+                println!(
+                    "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
+                     {timeouts} timed out, {closed} closed"
+                );
+                ok = false;
+            }
+            if stats.peak_in_flight[0] > capacity[0] || stats.peak_in_flight[1] > capacity[1] {
+                println!("MISMATCH: stats().peak_in_flight is above the limits");
+                ok = false;
+            }
+            if available == capacity {
+                println!("OK: no permit leaked");
+            } else {
+                println!("LEAK: available() != capacity() after every message completed");
+                ok = false;
+            }
+        }
+        Limiter::Naive(_) => {
+            let leaked = read(&counters.leaked);
+            println!(
+                "  messages   {} of {} permits available",
+                available[0], capacity[0]
+            );
+            println!(
+                "  bytes      {} of {} permits available",
+                available[1], capacity[1]
+            );
+            // What is missing must be exactly what the bug lost: the simulation
+            // keeps its own books.
+            if available[0] + leaked != capacity[0] || available[1] != capacity[1] {
+                println!("MISMATCH: the naive limiter's books do not balance");
+                ok = false;
+            }
+            if leaked == 0 {
+                println!("no message permit was lost this time (try more --seconds)");
+            } else {
+                let share = 100.0 * leaked as f64 / capacity[0] as f64;
+                println!(
+                    "LOST: {leaked} of {} message permits ({share:.0}%) never came back. \
+                     Each was taken,",
+                    capacity[0],
+                );
+                println!(
+                    "      then the bytes acquire timed out and the error path gave nothing back"
+                );
+                println!(
+                    "      (apache/rocketmq#8140). Run without --naive: multisem keeps every one."
+                );
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
