@@ -81,6 +81,12 @@ enum Op<const N: usize> {
         capacity: [u64; N],
         overflow: Option<usize>,
     },
+    /// `first`, then drop queued future `cancel` before it is polled again:
+    /// a future granted (or failed) by `first` is dropped undelivered.
+    Then {
+        first: Box<Op<N>>,
+        cancel: usize,
+    },
 }
 
 fn arr<const N: usize>(s: impl Strategy<Value = u64>) -> impl Strategy<Value = [u64; N]> {
@@ -100,6 +106,16 @@ fn capacities<const N: usize>() -> impl Strategy<Value = [u64; N]> {
 }
 
 fn op<const N: usize>() -> impl Strategy<Value = Op<N>> {
+    prop_oneof![
+        12 => base_op(),
+        1 => (base_op(), 0..64usize).prop_map(|(first, cancel)| Op::Then {
+            first: Box::new(first),
+            cancel,
+        }),
+    ]
+}
+
+fn base_op<const N: usize>() -> impl Strategy<Value = Op<N>> {
     let idx = 0..64usize;
     prop_oneof![
         8 => (arr(amount()), any::<bool>())
@@ -248,6 +264,9 @@ struct Model<const N: usize> {
     held: Vec<[u64; N]>,
     waiting: Vec<Waiting<N>>,
     stats: Stats<N>,
+    /// Queued futures ended by `close()` and dropped before they were polled
+    /// again: each must count once, as `closed_out` or as `cancelled`.
+    closed_undelivered: u64,
     track_peaks: bool,
 }
 
@@ -475,6 +494,37 @@ fn check_acquire<const N: usize>(
     }
 }
 
+/// `stats()` equals the model's, except that each future ended by `close()`
+/// and dropped unpolled may count as `closed_out` or as `cancelled`.
+fn check_stats<const N: usize>(
+    real: Stats<N>,
+    m: &Model<N>,
+    step: usize,
+) -> Result<(), TestCaseError> {
+    let extra_closed = real.closed_out.checked_sub(m.stats.closed_out);
+    let extra_cancelled = real.cancelled.checked_sub(m.stats.cancelled);
+    let ok = match (extra_closed, extra_cancelled) {
+        (Some(a), Some(b)) => a + b == m.closed_undelivered,
+        _ => false,
+    };
+    prop_assert!(
+        ok,
+        "step {}: closed_out {} / cancelled {}; model {} / {} plus {} closed and dropped unpolled \
+         (each must count once, in one of the two)",
+        step,
+        real.closed_out,
+        real.cancelled,
+        m.stats.closed_out,
+        m.stats.cancelled,
+        m.closed_undelivered
+    );
+    let mut same = real;
+    same.closed_out = m.stats.closed_out;
+    same.cancelled = m.stats.cancelled;
+    prop_assert_eq!(same, m.stats, "step {}: stats", step);
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------
@@ -530,12 +580,17 @@ fn run<const N: usize>(
         held: Vec::new(),
         waiting: Vec::new(),
         stats: Stats::default(),
+        closed_undelivered: 0,
         track_peaks,
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
 
     for (step, op) in ops.into_iter().enumerate() {
+        let (op, cancel_after) = match op {
+            Op::Then { first, cancel } => (*first, Some(cancel)),
+            op => (op, None),
+        };
         match op {
             Op::TryAcquire { amounts, owned } => {
                 let exp = m.expect(amounts);
@@ -722,6 +777,7 @@ fn run<const N: usize>(
                 sem.close();
                 m.close();
             }
+            Op::Then { .. } => unreachable!("unwrapped above"),
             Op::AddPermits { amounts, overflow } => {
                 let mut a = amounts;
                 if let Some(d) = overflow {
@@ -771,6 +827,29 @@ fn run<const N: usize>(
                     }
                     Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
                 }
+            }
+        }
+
+        if let Some(j) = cancel_after.filter(|_| !pending.is_empty()) {
+            let j = j % pending.len();
+            drop(pending.remove(j));
+            let w = m.waiting.remove(j);
+            match w.state {
+                WaitState::Queued => {
+                    m.stats.cancelled += 1;
+                    m.serve();
+                }
+                // Granted but never delivered: the permits go back, and the
+                // acquire counts as cancelled, not acquired.
+                WaitState::Granted => {
+                    m.stats.cancelled += 1;
+                    m.release(w.amounts);
+                }
+                // Closed but never delivered: nothing was taken; it counts
+                // once, as closed out or as cancelled (the library's choice).
+                WaitState::Failed(Expect::Closed) => m.closed_undelivered += 1,
+                // No longer fits, never delivered: nothing taken or counted.
+                WaitState::Failed(_) => {}
             }
         }
 
@@ -854,7 +933,7 @@ fn run<const N: usize>(
         prop_assert_eq!(sem.waiters(), m.waiting.len(), "step {}: waiters", step);
         prop_assert_eq!(sem.is_closed(), m.closed, "step {}: is_closed", step);
         prop_assert_eq!(sem.max_capacity(), m.max, "step {}: max_capacity", step);
-        prop_assert_eq!(sem.stats(), m.stats, "step {}: stats", step);
+        check_stats(sem.stats(), &m, step)?;
         prop_assert_eq!(held.len(), m.held.len());
         for (h, a) in held.iter().zip(&m.held) {
             prop_assert_eq!(h.amounts(), *a, "step {}: permit amounts", step);
@@ -874,7 +953,7 @@ fn run<const N: usize>(
     prop_assert_eq!(sem.waiters(), 0);
     prop_assert_eq!(sem.available(), sem.capacity());
     prop_assert_eq!(sem.capacity(), m.cap);
-    prop_assert_eq!(sem.stats().cancelled, m.stats.cancelled);
+    check_stats(sem.stats(), &m, usize::MAX)?;
     Ok(())
 }
 
@@ -918,6 +997,57 @@ proptest! {
 fn model_fixed_scenarios() {
     use Op::*;
     let scenarios: Vec<(Layout, [u64; 2], Vec<Op<2>>)> = vec![
+        // A future granted by a release and dropped before it is polled: the
+        // permits go back (all of them can be taken at once afterwards).
+        (
+            Layout::Packed,
+            [2, 20],
+            vec![
+                TryAcquire {
+                    amounts: [2, 20],
+                    owned: false,
+                },
+                Async {
+                    amounts: [1, 10],
+                    owned: true,
+                    keep: true,
+                },
+                Async {
+                    amounts: [1, 10],
+                    owned: false,
+                    keep: true,
+                },
+                Then {
+                    first: Box::new(Drop(0)),
+                    cancel: 0,
+                },
+                TryAcquire {
+                    amounts: [1, 10],
+                    owned: true,
+                },
+            ],
+        ),
+        // Closed while queued and dropped before it is polled.
+        (
+            Layout::PerDim,
+            [2, 20],
+            vec![
+                TryAcquire {
+                    amounts: [2, 20],
+                    owned: true,
+                },
+                Async {
+                    amounts: [1, 10],
+                    owned: false,
+                    keep: true,
+                },
+                Then {
+                    first: Box::new(Close),
+                    cancel: 0,
+                },
+                Drop(0),
+            ],
+        ),
         // Head cancelled: the follower that fits is served with no release.
         (
             Layout::Packed,
