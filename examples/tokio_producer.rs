@@ -1,0 +1,606 @@
+//! The `producer` example on tokio: an asynchronous message producer whose
+//! sender tasks are admitted by [`MultiSemaphore::acquire_owned_async`], limited
+//! by message count and by bytes at the same time.
+//!
+//! Sender tasks on a multi-thread runtime make messages of varied sizes (most
+//! between 100 B and 16 KiB, a few between 256 KiB and 4 MiB) and admit each
+//! with `acquire_owned_async([1, len])`, wrapped in `tokio::time::timeout`.
+//! When the timeout fires, tokio drops the acquire future: that cancels the
+//! acquire, the sender leaves the queue and holds nothing (multisem's futures
+//! are cancel safe, and `stats().cancelled` counts them). An admitted message's
+//! [`OwnedPermit`] moves into a spawned completion task that sleeps the
+//! simulated broker latency, records the outcome (acked, error, or a reply that
+//! never came) and drops the permit.
+//!
+//! Once a second it prints a status line; at the end a summary, and it checks
+//! that `available() == capacity()` once every completion task has finished.
+//!
+//! ```text
+//! cargo run --release --example tokio_producer
+//! cargo run --release --example tokio_producer -- --seconds 5 --senders 32
+//! cargo run --release --example tokio_producer -- --help
+//! ```
+//!
+//! The library itself depends on no runtime: tokio is only a dev-dependency,
+//! used by this example and the tests.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use multisem::{AcquireError, MultiSemaphore};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+// The load, as in examples/producer.rs.
+/// Small messages are 100 B up to one of these, picked at random, so most are small.
+const SMALL_MIN: u64 = 100;
+const SMALL_MAX: [u64; 3] = [KIB, 4 * KIB, 16 * KIB];
+/// Per mille of messages that are large.
+const LARGE_PER_MILLE: u64 = 30;
+const LARGE_MIN: u64 = 256 * KIB;
+const LARGE_MAX: u64 = 4 * MIB;
+/// Per mille of sends the broker fails at once with an error.
+const ERROR_PER_MILLE: u64 = 20;
+/// Per mille of sends whose reply never comes: the client gives up after `SLOW_REPLY`.
+const SLOW_PER_MILLE: u64 = 20;
+const SLOW_REPLY: Duration = Duration::from_millis(200);
+/// Latency of an ordinary reply, in milliseconds, before the transfer time.
+const LATENCY_MS: (u64, u64) = (1, 20);
+/// Transfer time: one millisecond per this many bytes (64 MiB/s per connection).
+const BYTES_PER_MS: u64 = 64 * KIB;
+
+// ---------------------------------------------------------------------------
+// Options.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Config {
+    seconds: u64,
+    senders: usize,
+    max_messages: u64,
+    max_bytes: u64,
+    timeout: Duration,
+    seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seconds: 10,
+            senders: 16,
+            max_messages: 64,
+            max_bytes: 8 * MIB,
+            timeout: Duration::from_millis(50),
+            seed: 1,
+        }
+    }
+}
+
+/// Every message in flight is a task in memory, so the message limit is capped.
+const MAX_MESSAGES_FLAG: u64 = 1_000_000;
+
+fn help() -> String {
+    let d = Config::default();
+    format!(
+        "\
+tokio_producer: a simulated asynchronous message producer on tokio, throttled by multisem
+
+USAGE:
+    cargo run --release --example tokio_producer -- [OPTIONS]
+
+Sender tasks make messages (most 100 B to 16 KiB, 3% of them 256 KiB to 4 MiB)
+and admit each one with tokio::time::timeout(timeout, acquire_owned_async([1, len]))
+on one MultiSemaphore<2> of [messages, bytes]; a timeout drops (cancels) the
+acquire. The permit moves into a spawned task that sleeps the simulated broker
+latency (1-20 ms plus 16 ms per MiB, 2% errors, 2% replies that never come and
+time out after 200 ms) and then drops it.
+
+OPTIONS:
+    --seconds N         how long to send, in seconds (default {seconds})
+    --senders N         sender tasks (default {senders})
+    --max-messages N    limit on messages in flight (default {messages})
+    --max-bytes SIZE    limit on bytes in flight: 8MiB, 512KiB, 1GiB or a number
+                        of bytes (default {bytes})
+    --timeout-ms N      how long a sender waits for admission, in ms (default {timeout})
+    --seed N            seed for message sizes and broker outcomes (default {seed})
+    -h, --help          print this help
+
+Options take their value as the next argument or after '=' (--seconds=5).
+Exit status: 0 if every permit came back, 1 if not, 2 on bad options.
+",
+        seconds = d.seconds,
+        senders = d.senders,
+        messages = d.max_messages,
+        bytes = fmt_size(d.max_bytes).replace(' ', ""),
+        timeout = d.timeout.as_millis(),
+        seed = d.seed,
+    )
+}
+
+/// Parses the options; `Ok(None)` means `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut cfg = Config::default();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_string()),
+                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" if inline.is_none() => return Ok(None),
+            "-h" | "--help" => return Err(format!("{flag} takes no value")),
+            "--seconds" => cfg.seconds = parse_number(&flag, &value()?, 1, 3600)?,
+            "--senders" => cfg.senders = parse_number(&flag, &value()?, 1, 100_000)? as usize,
+            "--max-messages" => {
+                cfg.max_messages = parse_number(&flag, &value()?, 1, MAX_MESSAGES_FLAG)?
+            }
+            "--max-bytes" => {
+                let max = MultiSemaphore::<2>::MAX_PERMITS;
+                cfg.max_bytes = parse_size(&flag, &value()?, max)?
+            }
+            "--timeout-ms" => {
+                cfg.timeout = Duration::from_millis(parse_number(&flag, &value()?, 1, 60_000)?)
+            }
+            "--seed" => cfg.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
+            "--naive" => {
+                return Err("--naive is an option of the `producer` example, not this one".into());
+            }
+            _ => return Err(format!("unknown option '{arg}'")),
+        }
+    }
+    Ok(Some(cfg))
+}
+
+fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{flag}: '{text}' is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
+    }
+    Ok(n)
+}
+
+/// A byte count with an optional binary suffix: `4096`, `512KiB`, `32MiB`, `1G`.
+fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let not_a_size =
+        || format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let unit = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => 1024 * MIB,
+        _ => return Err(not_a_size()),
+    };
+    let n: u64 = digits.parse().map_err(|_| not_a_size())?;
+    match n.checked_mul(unit) {
+        Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
+        _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A tiny seeded random number generator (xorshift64*), so no dependency.
+// ---------------------------------------------------------------------------
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64, stream: u64) -> Self {
+        // splitmix64 of the seed and stream: unrelated streams, never a zero state.
+        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi` (close enough for a simulation).
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    fn per_mille(&mut self, p: u64) -> bool {
+        self.next() % 1000 < p
+    }
+}
+
+fn message_len(rng: &mut XorShift) -> u64 {
+    if rng.per_mille(LARGE_PER_MILLE) {
+        rng.range(LARGE_MIN, LARGE_MAX)
+    } else {
+        let max = SMALL_MAX[rng.range(0, SMALL_MAX.len() as u64 - 1) as usize];
+        rng.range(SMALL_MIN, max)
+    }
+}
+
+enum Outcome {
+    Acked,
+    Error,
+    TimedOut,
+}
+
+/// What the simulated broker will answer, and after how long.
+fn broker_reply(rng: &mut XorShift, len: u64) -> (Outcome, Duration) {
+    if rng.per_mille(ERROR_PER_MILLE) {
+        (Outcome::Error, Duration::from_millis(rng.range(1, 5)))
+    } else if rng.per_mille(SLOW_PER_MILLE) {
+        (Outcome::TimedOut, SLOW_REPLY)
+    } else {
+        let ms = rng.range(LATENCY_MS.0, LATENCY_MS.1) + len / BYTES_PER_MS;
+        (Outcome::Acked, Duration::from_millis(ms))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Counters shared by every task. Relaxed is enough: they are statistics, read
+// once a second and once more after every task has finished.
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    sent_bytes: AtomicU64,
+    acked: AtomicU64,
+    broker_errors: AtomicU64,
+    broker_timeouts: AtomicU64,
+    /// Acquires cancelled by `tokio::time::timeout`, by what was short then.
+    short_messages: AtomicU64,
+    short_bytes: AtomicU64,
+    /// Both limits had room right after: the sender was queued behind an
+    /// earlier, larger request (FIFO: nobody jumps the queue).
+    behind_queue: AtomicU64,
+    too_large: AtomicU64,
+    closed: AtomicU64,
+    other_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// Sender tasks.
+// ---------------------------------------------------------------------------
+
+struct Shared {
+    sem: Arc<MultiSemaphore<2>>,
+    counters: Counters,
+    stop: AtomicBool,
+    timeout: Duration,
+}
+
+/// One sender task. Each completion task it spawns holds a clone of `done`, so
+/// the receiver sees the channel close once every one of them has finished.
+async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>) {
+    let mut rng = XorShift::new(seed, id);
+    let counters = &shared.counters;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let len = message_len(&mut rng);
+        let acquire = shared.sem.acquire_owned_async([1, len]);
+        // If the timeout fires first, tokio drops `acquire`: the acquire is
+        // cancelled and nothing is held. If the grant and the timeout race,
+        // tokio polls `acquire` first, so a granted permit is never thrown away.
+        match tokio::time::timeout(shared.timeout, acquire).await {
+            Ok(Ok(permit)) => {
+                bump(&counters.sent, 1);
+                bump(&counters.sent_bytes, len);
+                let (outcome, latency) = broker_reply(&mut rng, len);
+                let (shared, done) = (Arc::clone(&shared), done.clone());
+                // The completion callback, on whatever worker runs this task.
+                tokio::spawn(async move {
+                    tokio::time::sleep(latency).await;
+                    let counters = &shared.counters;
+                    match outcome {
+                        Outcome::Acked => bump(&counters.acked, 1),
+                        Outcome::Error => bump(&counters.broker_errors, 1),
+                        Outcome::TimedOut => bump(&counters.broker_timeouts, 1),
+                    }
+                    // Whatever the outcome, the message is no longer in flight.
+                    drop(permit);
+                    drop(done);
+                });
+                // While there is room the acquire completes at once; yield so a
+                // sender never keeps a worker thread to itself.
+                tokio::task::yield_now().await;
+            }
+            Err(_elapsed) => {
+                // All or nothing: we hold nothing now. To say which limit turned
+                // the message away, look at what is free right after.
+                let available = shared.sem.available();
+                if available[0] < 1 {
+                    bump(&counters.short_messages, 1);
+                } else if available[1] < len {
+                    bump(&counters.short_bytes, 1);
+                } else {
+                    bump(&counters.behind_queue, 1);
+                }
+            }
+            Ok(Err(AcquireError::ExceedsCapacity { .. })) => bump(&counters.too_large, 1),
+            Ok(Err(AcquireError::Closed)) => bump(&counters.closed, 1),
+            Ok(Err(err)) => {
+                eprintln!("sender {id}: unexpected acquire error: {err}");
+                bump(&counters.other_errors, 1);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output.
+// ---------------------------------------------------------------------------
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+fn fmt_size(bytes: u64) -> String {
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", mib(bytes))
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// The once-a-second status table: right-aligned columns, two spaces apart.
+struct Table {
+    widths: Vec<usize>,
+}
+
+impl Table {
+    fn new(cfg: &Config) -> Self {
+        let msgs = format!("{0} / {0}", cfg.max_messages).len().max(8);
+        let bytes = format!("{0:.1} / {0:.1}", mib(cfg.max_bytes)).len().max(9);
+        Table {
+            widths: vec![5, 6, 6, msgs, bytes, 6, 5, 5, 6],
+        }
+    }
+
+    fn line(&self, cells: &[String]) -> String {
+        let mut line = String::new();
+        for (cell, width) in cells.iter().zip(&self.widths) {
+            line.push_str(&format!("{cell:>width$}  "));
+        }
+        line.trim_end().to_string()
+    }
+
+    /// A label centred over columns `from..to`.
+    fn group(&self, line: &mut String, from: usize, to: usize, label: &str) {
+        let start: usize = self.widths[..from].iter().map(|w| w + 2).sum();
+        let span: usize = self.widths[from..to].iter().map(|w| w + 2).sum::<usize>() - 2;
+        let pad = start.saturating_sub(line.len());
+        line.push_str(&format!("{:pad$}{label:^span$}", ""));
+    }
+
+    fn print_header(&self) {
+        let mut groups = String::new();
+        self.group(&mut groups, 1, 3, "per second");
+        self.group(&mut groups, 3, 5, "in flight / limit");
+        self.group(&mut groups, 6, 9, "timed out so far");
+        println!("{}", groups.trim_end());
+        let names = [
+            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "behind",
+        ];
+        println!("{}", self.line(&names.map(str::to_string)));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Main.
+// ---------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let cfg = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("Run with --help to see the options.");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> ExitCode {
+    let shared = Arc::new(Shared {
+        sem: Arc::new(MultiSemaphore::new([cfg.max_messages, cfg.max_bytes])),
+        counters: Counters::default(),
+        stop: AtomicBool::new(false),
+        timeout: cfg.timeout,
+    });
+    let table = Table::new(&cfg);
+
+    println!("tokio_producer: one MultiSemaphore<2>, timeout(acquire_owned_async([1, len]))");
+    println!(
+        "  limits {} messages and {} in flight; {} sender tasks; timeout {} ms; {} s",
+        cfg.max_messages,
+        fmt_size(cfg.max_bytes),
+        cfg.senders,
+        cfg.timeout.as_millis(),
+        cfg.seconds,
+    );
+    if cfg.max_bytes < LARGE_MAX {
+        println!(
+            "  note: messages over {} exceed the byte limit and can never be admitted",
+            fmt_size(cfg.max_bytes)
+        );
+    }
+    println!();
+    table.print_header();
+
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let start = Instant::now();
+    let senders: Vec<_> = (0..cfg.senders as u64)
+        .map(|id| tokio::spawn(sender(id, cfg.seed, Arc::clone(&shared), done_tx.clone())))
+        .collect();
+    drop(done_tx);
+
+    let counters = &shared.counters;
+    let sem = &shared.sem;
+    let capacity = sem.capacity();
+    let mut rates = Vec::new();
+    let (mut last_sent, mut last_bytes) = (0, 0);
+    for tick in 1..=cfg.seconds {
+        tokio::time::sleep_until(start + Duration::from_secs(tick)).await;
+        let (sent, bytes) = (read(&counters.sent), read(&counters.sent_bytes));
+        rates.push(sent - last_sent);
+        let available = sem.available();
+        let held = [
+            capacity[0].saturating_sub(available[0]),
+            capacity[1].saturating_sub(available[1]),
+        ];
+        let cells = [
+            format!("{tick}s"),
+            (sent - last_sent).to_string(),
+            format!("{:.1}", mib(bytes - last_bytes)),
+            format!("{} / {}", held[0], capacity[0]),
+            format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
+            sem.waiters().to_string(),
+            read(&counters.short_messages).to_string(),
+            read(&counters.short_bytes).to_string(),
+            read(&counters.behind_queue).to_string(),
+        ];
+        println!("{}", table.line(&cells));
+        (last_sent, last_bytes) = (sent, bytes);
+    }
+
+    // Shut down: stop the senders, and close the semaphore so queued acquires
+    // end at once with Closed. Permits already out stay valid and come back
+    // when their completion tasks drop them.
+    shared.stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    sem.close();
+    for handle in senders {
+        if handle.await.is_err() {
+            eprintln!("a sender task panicked");
+            bump(&counters.other_errors, 1);
+        }
+    }
+    // Every completion task holds a clone of the sender half; once the last
+    // one has finished, recv() returns None.
+    let _ = done_rx.recv().await;
+
+    summary(&shared, elapsed, &rates)
+}
+
+fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
+    let (sem, counters) = (&shared.sem, &shared.counters);
+    let secs = elapsed.as_secs_f64();
+    let sent = read(&counters.sent);
+    let sent_bytes = read(&counters.sent_bytes);
+    let short_messages = read(&counters.short_messages);
+    let short_bytes = read(&counters.short_bytes);
+    let behind = read(&counters.behind_queue);
+    let timeouts = short_messages + short_bytes + behind;
+    let closed = read(&counters.closed);
+
+    println!();
+    println!("summary after {secs:.1} s");
+    println!(
+        "  sent       {sent} messages, {:.1} MiB ({:.0} msg/s, {:.1} MiB/s)",
+        mib(sent_bytes),
+        sent as f64 / secs,
+        mib(sent_bytes) / secs,
+    );
+    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+        println!("             {first} msg/s in the first second, {last} msg/s in the last");
+    }
+    println!(
+        "  completed  {} acked, {} broker errors, {} broker timeouts",
+        read(&counters.acked),
+        read(&counters.broker_errors),
+        read(&counters.broker_timeouts),
+    );
+    println!(
+        "  timed out  {timeouts} acquires cancelled by tokio::time::timeout\n             \
+         short of messages {short_messages}, of bytes {short_bytes}, behind the queue {behind}"
+    );
+    println!(
+        "  refused    {} too large for the byte limit, {closed} closed at shutdown",
+        read(&counters.too_large),
+    );
+    let stats = sem.stats();
+    println!(
+        "  stats()    acquired {}, timed_out {}, cancelled {}, closed_out {}",
+        stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
+    );
+    println!(
+        "             peak_in_flight {} messages, {:.1} MiB",
+        stats.peak_in_flight[0],
+        mib(stats.peak_in_flight[1]),
+    );
+    let (capacity, available) = (sem.capacity(), sem.available());
+    println!("  capacity() {capacity:?}");
+    println!("  available() {available:?}");
+
+    let mut ok = read(&counters.other_errors) == 0;
+    // The library's counters must agree with what the senders saw. Every
+    // timeout dropped an acquire future that had returned Pending (tokio polls
+    // the future before the timer), so each one is a cancellation.
+    if stats.acquired != sent || stats.cancelled != timeouts || stats.closed_out != closed {
+        println!(
+            "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
+             {timeouts} cancelled, {closed} closed"
+        );
+        ok = false;
+    }
+    if stats.peak_in_flight[0] > capacity[0] || stats.peak_in_flight[1] > capacity[1] {
+        println!("MISMATCH: stats().peak_in_flight is above the limits");
+        ok = false;
+    }
+    if available == capacity {
+        println!("OK: no permit leaked");
+    } else {
+        println!("LEAK: available() != capacity() after every completion task finished");
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
