@@ -1,0 +1,660 @@
+//! Panics and re-entrancy.
+//!
+//! - Permits are returned while unwinding: a thread that panics while holding
+//!   a `Permit` or an `OwnedPermit`, between two acquisitions, with split
+//!   parts, or with a queued future; the semaphore is usable afterwards and
+//!   those queued behind are served.
+//! - Wakers that call back into the semaphore (tokio #5429 class): from
+//!   `wake()` and from the waker's drop, they try to acquire, drop permits,
+//!   resize, close or read it. None may deadlock; each case runs on its own
+//!   thread and fails (instead of hanging) if it has not finished in time.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::*;
+
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Packed,
+    PerDim,
+}
+
+const LAYOUTS: [Layout; 2] = [Layout::Packed, Layout::PerDim];
+
+fn make(layout: Layout, cap: [u64; 2]) -> MultiSemaphore<2> {
+    match layout {
+        Layout::Packed => MultiSemaphore::new(cap),
+        Layout::PerDim => MultiSemaphore::builder(cap)
+            .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+            .build(),
+    }
+}
+
+const CAP: [u64; 2] = [4, 4096];
+
+/// Runs `f` on its own thread; fails the test if it has not finished within
+/// `limit` (a deadlock), instead of hanging. A panic in `f` is re-raised.
+fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let h = thread::spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(f));
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => match h.join().unwrap() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        },
+        Err(_) => panic!("{what}: still running after {limit:?} (deadlock?)"),
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn assert_quiet(sem: &MultiSemaphore<2>) {
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
+    // Usable: the whole capacity at once, by every kind of acquire.
+    drop(sem.try_acquire(sem.capacity()).unwrap());
+    drop(
+        sem.acquire_timeout(sem.capacity(), Duration::from_secs(5))
+            .unwrap(),
+    );
+    drop(futures_executor::block_on(sem.acquire_async(sem.capacity())).unwrap());
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+fn quiet_panics() {
+    // Keep expected panics from cluttering the output.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or_default();
+            if !msg.starts_with("expected:") {
+                default(info);
+            }
+        }));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Unwinding returns permits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn permit_returned_when_a_thread_panics_holding_it() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panic holding Permit", LIMIT, move || {
+            let sem = make(layout, CAP);
+            thread::scope(|s| {
+                let r = s
+                    .spawn(|| {
+                        let _p = sem.try_acquire([3, 3000]).unwrap();
+                        let _q = sem
+                            .acquire_timeout([1, 1000], Duration::from_secs(5))
+                            .unwrap();
+                        assert_eq!(sem.available(), [0, 96]);
+                        panic!("expected: panic while holding permits");
+                    })
+                    .join();
+                assert!(r.is_err());
+            });
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn permit_returned_by_catch_unwind_in_a_thread() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("catch_unwind holding Permit", LIMIT, move || {
+            let sem = make(layout, CAP);
+            thread::scope(|s| {
+                s.spawn(|| {
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        let mut p = sem.try_acquire([4, 4096]).unwrap();
+                        let part = p.split([1, 1000]).unwrap();
+                        let mut other = p.split([1, 0]).unwrap();
+                        other.merge(part);
+                        assert_eq!(sem.available(), [0, 0]);
+                        panic!("expected: panic holding split parts");
+                    }));
+                    assert!(r.is_err());
+                    assert_eq!(sem.available(), CAP);
+                });
+            });
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn owned_permit_returned_when_its_thread_panics() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panic holding OwnedPermit", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let p = sem.try_acquire_owned([2, 2048]).unwrap();
+            let q = sem.try_acquire_owned([2, 2048]).unwrap();
+            let h = thread::spawn(move || {
+                let _p = p;
+                let _q = q;
+                panic!("expected: panic holding owned permits");
+            });
+            assert!(h.join().is_err());
+            assert_quiet(&sem);
+            // Also when the panicking thread holds the last Arc besides us.
+            let weak = Arc::downgrade(&sem);
+            let p = sem.try_acquire_owned(CAP).unwrap();
+            drop(sem);
+            let h = thread::spawn(move || {
+                let _p = p;
+                panic!("expected: panic holding the last owned permit");
+            });
+            assert!(h.join().is_err());
+            assert!(weak.upgrade().is_none(), "the semaphore leaked");
+        });
+    }
+}
+
+#[test]
+fn panic_between_two_acquisitions_returns_the_first() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panic between acquisitions", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let (took_tx, took_rx) = mpsc::channel::<()>();
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            let s2 = Arc::clone(&sem);
+            let panicker = thread::spawn(move || {
+                let _first = s2
+                    .acquire_owned_timeout([2, 2048], Duration::from_secs(5))
+                    .unwrap();
+                took_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                panic!("expected: panic between two acquisitions");
+            });
+            took_rx.recv().unwrap();
+            // A blocked acquirer wants everything: it can only be served once
+            // the first permit comes back during unwinding.
+            let s3 = Arc::clone(&sem);
+            let waiter = thread::spawn(move || {
+                s3.acquire_owned_timeout(CAP, Duration::from_secs(10))
+                    .map(|p| p.amounts())
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sem.waiters() != 1 {
+                assert!(Instant::now() < deadline, "waiter never queued");
+                thread::sleep(Duration::from_millis(1));
+            }
+            go_tx.send(()).unwrap();
+            assert!(panicker.join().is_err());
+            assert_eq!(waiter.join().unwrap(), Ok(CAP));
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn panic_after_first_of_two_acquires_when_second_would_block() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panic between two blocking acquires", LIMIT, move || {
+            let sem = make(layout, CAP);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let _count = sem.acquire_timeout([1, 0], Duration::from_secs(5)).unwrap();
+                // The bytes step fails (RocketMQ's shape): bail out by panic.
+                match sem.try_acquire([0, 8192]) {
+                    Ok(_) => unreachable!(),
+                    Err(e) => panic!("expected: {e}"),
+                }
+            }));
+            assert!(r.is_err());
+            assert_eq!(sem.available(), CAP, "the count permit leaked");
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn queued_future_dropped_while_unwinding_serves_followers() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panic with a queued future", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned([3, 100]).unwrap();
+            let s2 = Arc::clone(&sem);
+            // The head wants everything; a follower wants a little.
+            let head_polled = Arc::new(std::sync::Barrier::new(2));
+            let hp = Arc::clone(&head_polled);
+            let t = thread::spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let mut f = Box::pin(s2.acquire_owned_async(CAP));
+                    let poll = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                    assert!(poll.is_pending());
+                    hp.wait();
+                    hp.wait();
+                    panic!("expected: panic with a queued future");
+                }));
+                assert!(r.is_err());
+            });
+            head_polled.wait();
+            let mut follower = Box::pin(sem.acquire_owned_async([1, 100]));
+            assert!(
+                follower
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                    .is_pending()
+            );
+            assert_eq!(sem.waiters(), 2);
+            head_polled.wait();
+            t.join().unwrap();
+            // The head left during unwinding: the follower fits and is served.
+            let p = match follower
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("follower not served after the head unwound"),
+            };
+            assert_eq!(p.amounts(), [1, 100]);
+            drop((p, hold));
+            assert_eq!(sem.stats().cancelled, 1);
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn panic_in_a_blocked_threads_neighbour_does_not_stall_it() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("blocked thread beside a panic", LIMIT, move || {
+            let sem = make(layout, CAP);
+            thread::scope(|s| {
+                let all = sem.try_acquire(CAP).unwrap();
+                let blocked = s.spawn(|| {
+                    sem.acquire_timeout([2, 2048], Duration::from_secs(10))
+                        .map(|p| p.amounts())
+                });
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while sem.waiters() != 1 {
+                    assert!(Instant::now() < deadline);
+                    thread::sleep(Duration::from_millis(1));
+                }
+                let r = s
+                    .spawn(move || {
+                        let _all = all;
+                        panic!("expected: panic releasing everything");
+                    })
+                    .join();
+                assert!(r.is_err());
+                assert_eq!(blocked.join().unwrap(), Ok([2, 2048]));
+            });
+            assert_quiet(&sem);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Re-entrant wakers (tokio #5429 class)
+// ---------------------------------------------------------------------------
+
+type Action = Box<dyn Fn(&Arc<MultiSemaphore<2>>) + Send + Sync>;
+
+/// A waker that calls back into the semaphore when woken, and optionally when
+/// dropped. Holds only a `Weak`, so it creates no cycle.
+struct Reentrant {
+    sem: Weak<MultiSemaphore<2>>,
+    on_wake: Action,
+    on_drop: Option<Action>,
+    wakes: AtomicUsize,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        if let Some(sem) = self.sem.upgrade() {
+            (self.on_wake)(&sem);
+        }
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        if let (Some(f), Some(sem)) = (&self.on_drop, self.sem.upgrade()) {
+            f(&sem);
+        }
+    }
+}
+
+fn reentrant(
+    sem: &Arc<MultiSemaphore<2>>,
+    on_wake: Action,
+    on_drop: Option<Action>,
+) -> Arc<Reentrant> {
+    Arc::new(Reentrant {
+        sem: Arc::downgrade(sem),
+        on_wake,
+        on_drop,
+        wakes: AtomicUsize::new(0),
+    })
+}
+
+/// Everything a callback might do to the semaphore.
+fn poke(sem: &Arc<MultiSemaphore<2>>) {
+    if let Ok(p) = sem.try_acquire([1, 1]) {
+        drop(p);
+    }
+    let _ = sem.available();
+    let _ = sem.capacity();
+    let _ = sem.waiters();
+    let _ = sem.stats();
+    let _ = sem.is_closed();
+    if let Ok(p) = sem.acquire_deadline([1, 1], Instant::now()) {
+        drop(p);
+    }
+}
+
+#[test]
+fn waker_that_acquires_and_releases_on_wake() {
+    for layout in LAYOUTS {
+        within("re-entrant wake: try_acquire", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned(CAP).unwrap();
+            let w = reentrant(&sem, Box::new(poke), None);
+            let waker = Waker::from(Arc::clone(&w));
+            let mut f = Box::pin(sem.acquire_owned_async([2, 2048]));
+            assert!(
+                f.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            // The release grants the future and wakes it: the waker re-enters.
+            drop(hold);
+            assert!(w.wakes.load(Ordering::SeqCst) >= 1, "not woken");
+            let p = match f.as_mut().poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("granted future still pending"),
+            };
+            assert_eq!(p.amounts(), [2, 2048]);
+            drop(p);
+            drop(f);
+            drop(waker);
+            drop(w);
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn waker_that_drops_a_permit_on_wake() {
+    for layout in LAYOUTS {
+        within("re-entrant wake: drop permit", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned([4, 0]).unwrap();
+            // The waker owns a permit and drops it when woken: a release
+            // inside the release that woke it, which may wake a second future.
+            let stash: Arc<Mutex<Option<OwnedPermit<2>>>> =
+                Arc::new(Mutex::new(Some(sem.try_acquire_owned([0, 4096]).unwrap())));
+            let st = Arc::clone(&stash);
+            let w1 = reentrant(
+                &sem,
+                Box::new(move |_| {
+                    let p = st.lock().unwrap().take();
+                    drop(p);
+                }),
+                None,
+            );
+            let w2 = reentrant(&sem, Box::new(poke), None);
+            let k1 = Waker::from(Arc::clone(&w1));
+            let k2 = Waker::from(Arc::clone(&w2));
+            let mut f1 = Box::pin(sem.acquire_owned_async([1, 0]));
+            let mut f2 = Box::pin(sem.acquire_owned_async([1, 4096]));
+            assert!(f1.as_mut().poll(&mut Context::from_waker(&k1)).is_pending());
+            assert!(f2.as_mut().poll(&mut Context::from_waker(&k2)).is_pending());
+            drop(hold);
+            assert!(stash.lock().unwrap().is_none(), "first waker not woken");
+            assert!(
+                w2.wakes.load(Ordering::SeqCst) >= 1,
+                "second waker not woken"
+            );
+            let p1 = match f1.as_mut().poll(&mut Context::from_waker(&k1)) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("first future not granted"),
+            };
+            let p2 = match f2.as_mut().poll(&mut Context::from_waker(&k2)) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("second future not granted"),
+            };
+            assert_eq!((p1.amounts(), p2.amounts()), ([1, 0], [1, 4096]));
+            drop((p1, p2, f1, f2));
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn waker_that_resizes_or_closes_on_wake() {
+    for layout in LAYOUTS {
+        within("re-entrant wake: resize and close", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned(CAP).unwrap();
+            let w1 = reentrant(
+                &sem,
+                Box::new(|s| {
+                    s.add_permits([1, 1]).unwrap();
+                    s.set_capacity([5, 4097]).unwrap();
+                }),
+                None,
+            );
+            let k1 = Waker::from(Arc::clone(&w1));
+            let mut f1 = Box::pin(sem.acquire_owned_async([1, 1]));
+            assert!(f1.as_mut().poll(&mut Context::from_waker(&k1)).is_pending());
+            // Growth grants f1, whose waker grows again.
+            sem.add_permits([1, 1]).unwrap();
+            let p1 = match f1.as_mut().poll(&mut Context::from_waker(&k1)) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("not granted after growth"),
+            };
+            assert_eq!(sem.capacity(), [5, 4097]);
+            drop(p1);
+
+            // A waker that closes the semaphore when close() wakes it.
+            let w2 = reentrant(&sem, Box::new(|s| s.close()), None);
+            let k2 = Waker::from(Arc::clone(&w2));
+            let w3 = reentrant(&sem, Box::new(poke), None);
+            let k3 = Waker::from(Arc::clone(&w3));
+            let mut f2 = Box::pin(sem.acquire_owned_async(CAP));
+            let mut f3 = Box::pin(sem.acquire_async([1, 1]));
+            assert!(f2.as_mut().poll(&mut Context::from_waker(&k2)).is_pending());
+            assert!(f3.as_mut().poll(&mut Context::from_waker(&k3)).is_pending());
+            sem.close();
+            assert!(w2.wakes.load(Ordering::SeqCst) >= 1);
+            assert!(w3.wakes.load(Ordering::SeqCst) >= 1);
+            assert!(matches!(
+                f2.as_mut().poll(&mut Context::from_waker(&k2)),
+                Poll::Ready(Err(AcquireError::Closed))
+            ));
+            assert!(matches!(
+                f3.as_mut().poll(&mut Context::from_waker(&k3)),
+                Poll::Ready(Err(AcquireError::Closed))
+            ));
+            drop((f2, f3));
+            drop(hold);
+            assert_eq!(sem.available(), sem.capacity());
+            assert_eq!(sem.waiters(), 0);
+        });
+    }
+}
+
+#[test]
+fn waker_that_calls_back_when_dropped() {
+    // The semaphore drops stored wakers when a future is re-polled with a new
+    // one, when it is granted, closed or cancelled. Dropping the last
+    // reference runs code that re-enters the semaphore: it must not run under
+    // the semaphore's lock.
+    for layout in LAYOUTS {
+        within("re-entrant waker drop", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned(CAP).unwrap();
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mk = |sem: &Arc<MultiSemaphore<2>>| {
+                let d = Arc::clone(&drops);
+                Waker::from(reentrant(
+                    sem,
+                    Box::new(poke),
+                    Some(Box::new(move |s| {
+                        d.fetch_add(1, Ordering::SeqCst);
+                        poke(s);
+                    })),
+                ))
+            };
+            // 1. Re-poll with a different waker: the old one is dropped.
+            let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+            assert!(
+                f.as_mut()
+                    .poll(&mut Context::from_waker(&mk(&sem)))
+                    .is_pending()
+            );
+            assert!(
+                f.as_mut()
+                    .poll(&mut Context::from_waker(&mk(&sem)))
+                    .is_pending()
+            );
+            // 2. Cancelled: the stored waker is dropped.
+            drop(f);
+            // 3. Granted: the stored waker is woken and dropped.
+            let mut g = Box::pin(sem.acquire_owned_async([1, 1]));
+            assert!(
+                g.as_mut()
+                    .poll(&mut Context::from_waker(&mk(&sem)))
+                    .is_pending()
+            );
+            drop(hold);
+            let p = match g.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("not granted"),
+            };
+            drop(p);
+            // 4. Closed: the stored waker is woken and dropped.
+            let all = sem.try_acquire_owned(CAP).unwrap();
+            let mut h = Box::pin(sem.acquire_owned_async([1, 1]));
+            assert!(
+                h.as_mut()
+                    .poll(&mut Context::from_waker(&mk(&sem)))
+                    .is_pending()
+            );
+            sem.close();
+            assert!(matches!(
+                h.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+                Poll::Ready(Err(AcquireError::Closed))
+            ));
+            drop(h);
+            drop(all);
+            assert!(
+                drops.load(Ordering::SeqCst) >= 4,
+                "only {} waker drops ran",
+                drops.load(Ordering::SeqCst)
+            );
+            assert_eq!(sem.available(), sem.capacity());
+            assert_eq!(sem.waiters(), 0);
+        });
+    }
+}
+
+#[test]
+fn waker_that_blocks_on_the_semaphore_from_another_thread() {
+    // wake() hands off to a thread that acquires (blocking) and waits for it:
+    // if wakers were woken under the semaphore's lock, that thread could not
+    // get in.
+    for layout in LAYOUTS {
+        within(
+            "waker waiting on another thread's acquire",
+            LIMIT,
+            move || {
+                let sem = Arc::new(make(layout, CAP));
+                let hold = sem.try_acquire_owned([2, 2048]).unwrap();
+                let w = reentrant(
+                    &sem,
+                    Box::new(|s| {
+                        let s = Arc::clone(s);
+                        let r = thread::spawn(move || {
+                            let _ = s.available();
+                            let _ = s.waiters();
+                            s.try_acquire([0, 0]).map(|p| p.amounts())
+                        })
+                        .join()
+                        .unwrap();
+                        assert_eq!(r, Ok([0, 0]));
+                    }),
+                    None,
+                );
+                let k = Waker::from(Arc::clone(&w));
+                let mut f = Box::pin(sem.acquire_owned_async([4, 4096]));
+                assert!(f.as_mut().poll(&mut Context::from_waker(&k)).is_pending());
+                drop(hold);
+                assert!(w.wakes.load(Ordering::SeqCst) >= 1);
+                let p = match f.as_mut().poll(&mut Context::from_waker(&k)) {
+                    Poll::Ready(r) => r.unwrap(),
+                    Poll::Pending => panic!("not granted"),
+                };
+                drop(p);
+                drop(f);
+                assert_quiet(&sem);
+            },
+        );
+    }
+}
+
+#[test]
+fn panicking_waker_leaves_the_semaphore_consistent() {
+    // A waker that panics when woken: the release that woke it panics, but
+    // the books stay exact and nothing stays locked.
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panicking waker", LIMIT, move || {
+            let sem = Arc::new(make(layout, CAP));
+            let hold = sem.try_acquire_owned(CAP).unwrap();
+            let w = reentrant(&sem, Box::new(|_| panic!("expected: waker panics")), None);
+            let k = Waker::from(Arc::clone(&w));
+            let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+            assert!(f.as_mut().poll(&mut Context::from_waker(&k)).is_pending());
+            // Whether the waker's panic reaches the releaser is the
+            // library's choice; either way nothing may be left inconsistent.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
+            assert!(w.wakes.load(Ordering::SeqCst) >= 1);
+            // Nothing is locked: every call still works.
+            let _ = sem.stats();
+            let p = match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => panic!("not granted"),
+            };
+            assert_eq!(sem.available(), [3, 4095]);
+            drop(p);
+            drop(f);
+            assert_quiet(&sem);
+        });
+    }
+}
