@@ -6,6 +6,9 @@
 //! Every generic check below is instantiated six times by `all_shapes!`, as
 //! `<check>::n{1,2,3}_{packed,per_dim}`.
 
+// Per-dimension loops index several arrays at once; an index reads best.
+#![allow(clippy::needless_range_loop)]
+
 use std::array::from_fn;
 use std::future::Future;
 use std::pin::Pin;
@@ -223,9 +226,10 @@ fn builder_panics_when_max_above_max_permits() {
 
 #[test]
 fn max_permits_is_at_least_2_pow_60() {
-    assert!(MultiSemaphore::<1>::MAX_PERMITS >= 1 << 60);
-    assert!(MultiSemaphore::<2>::MAX_PERMITS >= 1 << 60);
-    assert!(MultiSemaphore::<3>::MAX_PERMITS >= 1 << 60);
+    // API.md: at least 2^60; the brief: 2^62 - 1, for every N.
+    assert_eq!(MultiSemaphore::<1>::MAX_PERMITS, (1 << 62) - 1);
+    assert_eq!(MultiSemaphore::<2>::MAX_PERMITS, (1 << 62) - 1);
+    assert_eq!(MultiSemaphore::<3>::MAX_PERMITS, (1 << 62) - 1);
 }
 
 #[test]

@@ -16,6 +16,9 @@
 //! Sequential only: one thread, so every waiting operation is one that cannot
 //! block forever (a watchdog aborts the run if one does).
 
+// Per-dimension loops index several arrays at once; an index reads best.
+#![allow(clippy::needless_range_loop)]
+
 use std::array::from_fn;
 use std::future::Future;
 use std::pin::Pin;
