@@ -298,11 +298,18 @@ fn run_thread<'a, const N: usize>(
             }
             TOp::Timeout { amounts, ms, owned } => {
                 let d = Duration::from_millis(ms);
+                let start = Instant::now();
                 let r = if owned {
                     sem.acquire_owned_timeout(amounts, d).map(Held::O)
                 } else {
                     sem.acquire_timeout(amounts, d).map(Held::B)
                 };
+                if matches!(r, Err(AcquireError::Timeout)) && start.elapsed() < d {
+                    return Err(format!(
+                        "acquire_timeout({amounts:?}, {d:?}) returned Timeout after {:?}",
+                        start.elapsed()
+                    ));
+                }
                 held.extend(record_acquire(&mut t, sh, amounts, r)?);
             }
             TOp::Deadline { amounts, ms } => {
