@@ -2,9 +2,10 @@
 //! two `tokio::sync::Semaphore`s taken in sequence and a hand-written
 //! `parking_lot::Mutex<[u64; 2]>` + `Condvar`, each scenario in the same run.
 //!
-//! Run: `cargo bench --bench waiting`. Each scenario lasts `MULTISEM_BENCH_SECS` seconds per
+//! Run: `cargo bench --bench waiting` (about 30 s), or `cargo bench --bench waiting -- handoff`
+//! (or `starvation`) for one scenario. Each scenario lasts `MULTISEM_BENCH_SECS` seconds per
 //! implementation (default 2). These are plain timed runs printed as tables, not criterion
-//! benches.
+//! benches; `cargo test --benches` runs each for 100 ms.
 //!
 //! - handoff (the async-send pattern): capacity [64, 1 MiB]; three producers call
 //!   `acquire_owned_timeout([1, size], 1 s)`, sizes 100 B..=64 KiB from a seeded xorshift, and
@@ -238,12 +239,14 @@ impl WaitSem for CondvarPair {
 const HANDOFF_CAP: [u64; 2] = [64, MIB];
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(1);
 const HANDOFF_PRODUCERS: u64 = 3;
+/// Interleaved slices per implementation (see `run_handoff`).
+const HANDOFF_ROUNDS: u32 = 4;
 
 struct HandoffResult {
     acquires: u64,
     timeouts: u64,
     elapsed: Duration,
-    /// Acquire latencies in ns, ascending.
+    /// Acquire latencies in ns (sorted only for the report).
     latencies: Vec<u64>,
 }
 
@@ -297,41 +300,78 @@ fn handoff<S: WaitSem>(sem: &Arc<S>, run_for: Duration) -> HandoffResult {
         result.elapsed = t0.elapsed();
         completer.join().expect("completer panicked");
         result.acquires = result.latencies.len() as u64;
-        result.latencies.sort_unstable();
         result
     })
 }
 
-fn handoff_row<S: WaitSem>(name: &str, sem: Arc<S>, run_for: Duration) {
+/// One handoff slice on a fresh semaphore, checked afterwards.
+fn handoff_slice<S: WaitSem>(name: &str, sem: Arc<S>, run_for: Duration) -> HandoffResult {
     let r = handoff(&sem, run_for);
-    let l = &r.latencies;
-    println!(
-        "{:<22} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        name,
-        r.acquires as f64 / r.elapsed.as_secs_f64(),
-        fmt_ns(percentile(l, 50.0)),
-        fmt_ns(percentile(l, 99.0)),
-        fmt_ns(percentile(l, 99.9)),
-        fmt_ns(l.last().copied().unwrap_or(0)),
-        r.timeouts
-    );
     sem.check_after(name, r.acquires, r.timeouts);
+    r
 }
 
-fn run_handoff(run_for: Duration) {
+/// Runs each implementation for `run_for` in total, in `rounds` interleaved slices, so that
+/// load from elsewhere on the machine falls on all of them alike.
+fn run_handoff(run_for: Duration, rounds: u32) {
     println!();
     println!(
-        "handoff: capacity {HANDOFF_CAP:?}, {HANDOFF_PRODUCERS} producers acquire_owned_timeout([1, 100..=64Ki], 1 s) -> mpsc -> 1 completer drops; {:.1} s each",
+        "handoff: capacity {HANDOFF_CAP:?}, {HANDOFF_PRODUCERS} producers acquire_owned_timeout([1, 100..=64Ki], 1 s) -> mpsc -> 1 completer drops; \
+         {:.2} s each in {rounds} interleaved slices",
         run_for.as_secs_f64()
     );
+    type Slice = fn(Duration) -> HandoffResult;
+    let contenders: [(&str, Slice); 4] = [
+        ("multisem_packed", |d| {
+            handoff_slice("multisem_packed", multisem_packed(HANDOFF_CAP), d)
+        }),
+        ("multisem_wide", |d| {
+            handoff_slice("multisem_wide", multisem_wide(HANDOFF_CAP), d)
+        }),
+        ("tokio_two_semaphores", |d| {
+            handoff_slice("tokio_two_semaphores", TokioPair::new(HANDOFF_CAP), d)
+        }),
+        ("mutex_condvar", |d| {
+            handoff_slice("mutex_condvar", CondvarPair::new(HANDOFF_CAP), d)
+        }),
+    ];
+    let slice = run_for / rounds;
+    let mut totals: Vec<HandoffResult> = contenders
+        .iter()
+        .map(|_| HandoffResult {
+            acquires: 0,
+            timeouts: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+        })
+        .collect();
+    for _ in 0..rounds {
+        for ((_, run), total) in contenders.iter().zip(&mut totals) {
+            let r = run(slice);
+            total.acquires += r.acquires;
+            total.timeouts += r.timeouts;
+            total.elapsed += r.elapsed;
+            total.latencies.extend(r.latencies);
+        }
+    }
     println!(
         "{:<22} {:>12} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "implementation", "acquires/s", "p50", "p99", "p99.9", "max", "timeouts"
     );
-    handoff_row("multisem_packed", multisem_packed(HANDOFF_CAP), run_for);
-    handoff_row("multisem_wide", multisem_wide(HANDOFF_CAP), run_for);
-    handoff_row("tokio_two_semaphores", TokioPair::new(HANDOFF_CAP), run_for);
-    handoff_row("mutex_condvar", CondvarPair::new(HANDOFF_CAP), run_for);
+    for ((name, _), mut r) in contenders.iter().zip(totals) {
+        r.latencies.sort_unstable();
+        let l = &r.latencies;
+        println!(
+            "{:<22} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9}",
+            name,
+            r.acquires as f64 / r.elapsed.as_secs_f64(),
+            fmt_ns(percentile(l, 50.0)),
+            fmt_ns(percentile(l, 99.0)),
+            fmt_ns(percentile(l, 99.9)),
+            fmt_ns(l.last().copied().unwrap_or(0)),
+            r.timeouts
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,12 +554,23 @@ fn run_starvation(run_for: Duration) {
 }
 
 fn main() {
-    let run_for = match common::run_mode() {
+    let (run_for, rounds) = match common::run_mode() {
         RunMode::List => return,
         // `cargo test --benches`: just check that every scenario runs.
-        RunMode::Test => Duration::from_millis(100),
-        RunMode::Bench => common::scenario_secs(2.0),
+        RunMode::Test => (Duration::from_millis(100), 1),
+        RunMode::Bench => (common::scenario_secs(2.0), HANDOFF_ROUNDS),
     };
-    run_handoff(run_for);
-    run_starvation(run_for);
+    // Positional arguments filter scenarios by name, as criterion's do benchmarks.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    if wanted("handoff") {
+        run_handoff(run_for, rounds);
+    }
+    if wanted("starvation") {
+        run_starvation(run_for);
+    }
 }
