@@ -12,6 +12,7 @@ models! {
     shrink_below_in_flight_then_concurrent_releases: 2,
     set_capacity_shrink_racing_queued_waiter: 2,
     set_capacity_grow_serves_queued_waiter: 3,
+    forget_racing_queued_waiter_fails_it_with_exceeds_capacity: 2,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -100,7 +101,18 @@ fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
 
     sem.set_capacity(shrunk).unwrap();
     assert_eq!(sem.capacity(), shrunk, "capacity shrinks at once");
-    assert_no_wrap(&sem, shrunk);
+    // A snapshot is exact at some instant during the call: it never shows
+    // more than the new capacity less the least that was in flight meanwhile.
+    ghost.mark_low();
+    let available = sem.available();
+    let low = ghost.low();
+    for d in 0..2 {
+        assert!(
+            available[d] <= shrunk[d].saturating_sub(low[d]),
+            "available() read {available:?} after set_capacity({shrunk:?}) returned, \
+             with at least {low:?} in flight throughout the call"
+        );
+    }
     t1.join().unwrap();
     t2.join().unwrap();
 
@@ -182,4 +194,34 @@ fn set_capacity_grow_serves_queued_waiter(layout: Layout) {
     ghost.give(cap);
     drop(held);
     assert_quiescent(&sem, grown);
+}
+
+/// A blocking waiter for [2, 1] queues behind a full permit while its holder
+/// forgets [1, 0] of it and returns the rest: capacity drops to [1, 2], so the
+/// waiter can never fit and must fail with `ExceedsCapacity` instead of
+/// blocking the queue (it can never be granted before the forget: the permit
+/// holds all of dimension 0 until then).
+fn forget_racing_queued_waiter_fails_it_with_exceeds_capacity(layout: Layout) {
+    let cap = [2, 2];
+    let sem = layout.arc(cap);
+
+    let mut held = sem.try_acquire_owned(cap).unwrap();
+    let waiter = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || {
+            assert_eq!(
+                sem.acquire([2, 1]).err(),
+                Some(AcquireError::ExceedsCapacity {
+                    dim: 0,
+                    requested: 2,
+                    capacity: 1
+                })
+            );
+        })
+    };
+    held.split([1, 0]).unwrap().forget();
+    drop(held);
+    waiter.join().unwrap();
+
+    assert_quiescent(&sem, [1, 2]);
 }

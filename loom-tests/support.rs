@@ -86,6 +86,8 @@ where
 #[derive(Debug)]
 pub(crate) struct Ghost {
     held: [AtomicU64; 2],
+    /// The least `held` since the last [`Ghost::mark_low`].
+    low: [AtomicU64; 2],
     limit: [u64; 2],
     granted: AtomicU64,
 }
@@ -94,6 +96,7 @@ impl Ghost {
     pub(crate) fn new(limit: [u64; 2]) -> Arc<Self> {
         Arc::new(Ghost {
             held: [AtomicU64::new(0), AtomicU64::new(0)],
+            low: [AtomicU64::new(0), AtomicU64::new(0)],
             limit,
             granted: AtomicU64::new(0),
         })
@@ -114,8 +117,24 @@ impl Ghost {
     /// Un-records `amounts`; call it just before the permit is dropped or forgotten.
     pub(crate) fn give(&self, amounts: [u64; 2]) {
         for (d, &amount) in amounts.iter().enumerate() {
-            self.held[d].fetch_sub(amount, SeqCst);
+            let now = self.held[d].fetch_sub(amount, SeqCst) - amount;
+            self.low[d].fetch_min(now, SeqCst);
         }
+    }
+
+    /// Starts watching the least held from now on (one watcher at a time).
+    pub(crate) fn mark_low(&self) {
+        for d in 0..2 {
+            self.low[d].store(self.held[d].load(SeqCst), SeqCst);
+        }
+    }
+
+    /// The least held in each dimension since [`Ghost::mark_low`]. The
+    /// semaphore always has at least what the ledger says in flight (a permit
+    /// is recorded after it is granted and un-recorded before it is returned),
+    /// so nothing was ever available beyond `capacity - low`.
+    pub(crate) fn low(&self) -> [u64; 2] {
+        std::array::from_fn(|d| self.low[d].load(SeqCst))
     }
 
     /// How many successful acquires were recorded.

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use loom::thread;
 use multisem::{AcquireError, TryAcquireError};
@@ -23,6 +24,9 @@ models! {
     close_racing_blocking_enqueue_wakes_with_closed: 3,
     close_racing_async_enqueue_and_release_never_hangs: 2,
     fifo_two_queued_acquirers: 2,
+    rollback_racing_enqueue_and_release_wakes_waiter: 2,
+    owned_future_cancelled_on_another_thread_leaks_nothing: 3,
+    close_wakes_every_queued_waiter: 2,
 }
 
 /// A blocking `acquire_owned` enqueues while another thread gives back a full
@@ -124,8 +128,9 @@ fn granted_future_dropped_before_repoll_passes_permits_on(layout: Layout) {
     let next = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || {
+            // The timed path (no clock under loom: it ends by grant or close).
             let permit = sem
-                .acquire([1, 1])
+                .acquire_timeout([1, 1], Duration::from_secs(10))
                 .expect("the next waiter must be granted");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
@@ -297,5 +302,93 @@ fn fifo_two_queued_acquirers(layout: Layout) {
     releaser.join().unwrap();
     b.join().unwrap();
 
+    assert_quiescent(&sem, cap);
+}
+
+/// Per-dimension layout: a `try_acquire` that takes dimension 0 and then finds
+/// dimension 1 short rolls back while a blocking acquirer of dimension 0 alone
+/// enqueues (it may have seen dimension 0 taken for that instant) and dimension
+/// 1 is released. The rollback is a return like any other: if the acquirer
+/// queued, the rollback or a later return must wake it.
+fn rollback_racing_enqueue_and_release_wakes_waiter(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned([0, 1]).unwrap();
+    ghost.take([0, 1]);
+    let releaser = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            ghost.give(held.amounts());
+            drop(held);
+        })
+    };
+    let taker = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            if let Ok(permit) = sem.try_acquire([1, 1]) {
+                ghost.take(permit.amounts());
+                ghost.give(permit.amounts());
+                drop(permit);
+            }
+        })
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let permit = sem
+        .acquire_deadline([1, 0], deadline)
+        .expect("the waiter for dimension 0 must be granted");
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    releaser.join().unwrap();
+    taker.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
+
+/// An owned async acquire is queued on one thread, then moved to another and
+/// dropped there while a third returns the permits it waits for: a grant that
+/// lands first goes back to the pool, and nothing is left queued.
+fn owned_future_cancelled_on_another_thread_leaks_nothing(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    let (_flag, waker) = WakeFlag::waker();
+    let mut fut = Box::pin(sem.acquire_owned_async([1, 1]));
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+
+    let canceller = thread::spawn(move || drop(fut));
+    drop(held);
+    canceller.join().unwrap();
+
+    assert_quiescent(&sem, cap);
+}
+
+/// Two blocking acquirers queue (in either order, each maybe after the close)
+/// behind a permit held to the end while `close` runs: both return `Closed`.
+fn close_wakes_every_queued_waiter(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = Defuse::new(sem.try_acquire(cap).unwrap());
+    let waiters: Vec<_> = [[1, 0], [0, 1]]
+        .into_iter()
+        .map(|request| {
+            let sem = Arc::clone(&sem);
+            thread::spawn(move || {
+                assert_eq!(sem.acquire(request).err(), Some(AcquireError::Closed));
+            })
+        })
+        .collect();
+    sem.close();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+
+    assert_eq!(sem.waiters(), 0);
+    drop(held);
     assert_quiescent(&sem, cap);
 }
