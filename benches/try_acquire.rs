@@ -35,7 +35,7 @@ use criterion::{BenchmarkGroup, Criterion};
 use multisem::{MultiSemaphore, Permit};
 
 mod common;
-use common::RunMode;
+use common::{RunMode, multisem_packed, multisem_packed_no_peaks, multisem_wide};
 
 const MIB: u64 = 1 << 20;
 
@@ -55,13 +55,6 @@ impl<const N: usize> TrySem<N> for MultiSemaphore<N> {
     fn try_take(&self, amounts: [u64; N]) -> Option<Permit<'_, N>> {
         self.try_acquire(amounts).ok()
     }
-}
-
-fn multisem_wide<const N: usize>(capacity: [u64; N]) -> MultiSemaphore<N> {
-    // A max_capacity that cannot fit one word forces the per-dimension layout.
-    MultiSemaphore::builder(capacity)
-        .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
-        .build()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,14 +328,14 @@ const REQ4: [u64; 4] = [1, 1000, 1, 64];
 fn uncontended(c: &mut Criterion) {
     {
         let mut g = c.benchmark_group("uncontended/n1");
-        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP1), REQ1);
+        bench_uncontended(&mut g, "multisem_packed", &multisem_packed(CAP1), REQ1);
         bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP1), REQ1);
         g.finish();
     }
     {
         let mut g = c.benchmark_group("uncontended/n2");
-        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP2), REQ2);
-        let no_peaks = MultiSemaphore::builder(CAP2).track_peaks(false).build();
+        bench_uncontended(&mut g, "multisem_packed", &multisem_packed(CAP2), REQ2);
+        let no_peaks = multisem_packed_no_peaks(CAP2);
         bench_uncontended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
         bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
         bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
@@ -364,7 +357,7 @@ fn uncontended(c: &mut Criterion) {
     }
     {
         let mut g = c.benchmark_group("uncontended/n4");
-        bench_uncontended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP4), REQ4);
+        bench_uncontended(&mut g, "multisem_packed", &multisem_packed(CAP4), REQ4);
         bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP4), REQ4);
         bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP4), REQ4);
         g.finish();
@@ -373,8 +366,8 @@ fn uncontended(c: &mut Criterion) {
 
 fn contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("contended/n2");
-    bench_contended(&mut g, "multisem_packed", &MultiSemaphore::new(CAP2), REQ2);
-    let no_peaks = MultiSemaphore::builder(CAP2).track_peaks(false).build();
+    bench_contended(&mut g, "multisem_packed", &multisem_packed(CAP2), REQ2);
+    let no_peaks = multisem_packed_no_peaks(CAP2);
     bench_contended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
     bench_contended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
     bench_contended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
@@ -516,7 +509,7 @@ fn run_probes(run_for: Duration) {
         }
     };
 
-    let packed = MultiSemaphore::new(PROBE_CAP);
+    let packed = multisem_packed(PROBE_CAP);
     row("multisem_packed", rollback_probe(&packed, run_for));
     check_quiescent("multisem_packed", &packed);
     let wide = multisem_wide(PROBE_CAP);

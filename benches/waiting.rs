@@ -96,16 +96,11 @@ impl WaitSem for MultiSemaphore<2> {
 }
 
 fn multisem_packed(capacity: [u64; 2]) -> Arc<MultiSemaphore<2>> {
-    Arc::new(MultiSemaphore::new(capacity))
+    Arc::new(common::multisem_packed(capacity))
 }
 
 fn multisem_wide(capacity: [u64; 2]) -> Arc<MultiSemaphore<2>> {
-    // A max_capacity that cannot fit one word forces the per-dimension layout.
-    Arc::new(
-        MultiSemaphore::builder(capacity)
-            .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
-            .build(),
-    )
+    Arc::new(common::multisem_wide(capacity))
 }
 
 /// Two tokio semaphores taken in sequence, count then bytes, as rocketmq-rust does. Each

@@ -100,3 +100,40 @@ pub fn fmt_ns(ns: u64) -> String {
 pub fn as_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// `MultiSemaphore::new(capacity)`, which must choose the packed single-word layout for the
+/// capacities the benches use; warns if it did not (the default `max_capacity()` is the packed
+/// word's headroom, below `MAX_PERMITS`, only in that layout).
+pub fn multisem_packed<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
+    warn_unless_packed(multisem::MultiSemaphore::new(capacity))
+}
+
+/// As [`multisem_packed`], with peak tracking off.
+pub fn multisem_packed_no_peaks<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
+    warn_unless_packed(
+        multisem::MultiSemaphore::builder(capacity)
+            .track_peaks(false)
+            .build(),
+    )
+}
+
+fn warn_unless_packed<const N: usize>(
+    sem: multisem::MultiSemaphore<N>,
+) -> multisem::MultiSemaphore<N> {
+    let max = multisem::MultiSemaphore::<N>::MAX_PERMITS;
+    if sem.max_capacity().contains(&max) {
+        eprintln!(
+            "warning: capacity {:?} did not get the packed layout (max_capacity {:?})",
+            sem.capacity(),
+            sem.max_capacity()
+        );
+    }
+    sem
+}
+
+/// The per-dimension layout, forced by a `max_capacity` that cannot fit one word.
+pub fn multisem_wide<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
+    multisem::MultiSemaphore::builder(capacity)
+        .max_capacity([multisem::MultiSemaphore::<N>::MAX_PERMITS; N])
+        .build()
+}
