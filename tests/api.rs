@@ -225,7 +225,7 @@ fn builder_panics_when_max_above_max_permits() {
 }
 
 #[test]
-fn max_permits_is_at_least_2_pow_60() {
+fn max_permits_is_2_pow_62_minus_1() {
     // API.md: at least 2^60; the brief: 2^62 - 1, for every N.
     assert_eq!(MultiSemaphore::<1>::MAX_PERMITS, (1 << 62) - 1);
     assert_eq!(MultiSemaphore::<2>::MAX_PERMITS, (1 << 62) - 1);
