@@ -426,14 +426,22 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             return;
         };
         let sem = &*self.sem;
-        match sem.cancel(ticket) {
+        let event = match sem.cancel(ticket) {
+            // Still queued: it leaves, having taken nothing.
+            None => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.
-            Some(Outcome::Granted) => sem.release(self.amounts),
-            // Closed or failed before the drop: nothing was taken.
-            Some(_) => return,
-            None => {}
-        }
-        sem.record(Event::Cancelled);
+            Some(Outcome::Granted) => {
+                sem.release(self.amounts);
+                Event::Cancelled
+            }
+            // Woken by `close()` before the drop: counted as closed out, as
+            // the poll that never came would have.
+            Some(Outcome::Closed) => Event::ClosedOut,
+            // A shrink failed it before the drop; nothing is counted for
+            // that, polled or not.
+            Some(Outcome::ExceedsCapacity { .. }) => return,
+        };
+        sem.record(event);
     }
 }
 

@@ -21,7 +21,8 @@ pub struct Stats<const N: usize> {
     pub timed_out: u64,
     /// Async acquires dropped after they were queued and before they
     /// delivered a permit (a grant that raced the drop is returned, and
-    /// counted here, not in `acquired`).
+    /// counted here, not in `acquired`; one that `close` woke first counts in
+    /// `closed_out`).
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
