@@ -1,6 +1,6 @@
 //! The non-blocking path: `try_acquire` + drop, beside its floors and its peers, in one run.
 //!
-//! Run: `cargo bench --bench try_acquire` (about 1.5 minutes). Defaults: criterion warm-up
+//! Run: `cargo bench --bench try_acquire` (about 2 minutes). Defaults: criterion warm-up
 //! 1 s and measurement 2 s per benchmark, no plots, rollback probe 1 s per implementation.
 //! `MULTISEM_BENCH_SECS=S` sets the measurement time and the probe's duration to S seconds
 //! (warm-up min(S/2, 1)); criterion options after `--` win, e.g.
@@ -21,8 +21,11 @@
 //! in sequence (count, then bytes), a `parking_lot::Mutex<[u64; 2]>`, and a per-dimension CAS
 //! with rollback (written below).
 //!
-//! After criterion, the rollback probe of issue 2 section 7 prints its spurious-failure table,
-//! then a ratio table read from criterion's estimates of this run.
+//! After criterion come three printed tables: paired runs of the N = 2 contenders (each
+//! implementation timed in turn, round after round, with medians of per-round ratios to the
+//! single-word floor: on a busy machine these are the steadier ratios, as criterion's benchmarks
+//! run a minute apart), the rollback probe of issue 2 section 7 (spurious-failure rates), and
+//! ratios read from criterion's estimates of this run.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -293,28 +296,36 @@ fn bench_contended<S: TrySem<2>>(
     req: [u64; 2],
 ) {
     g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let barrier = Barrier::new(2);
-            let run = || {
-                barrier.wait();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let held = sem.try_take(black_box(req));
-                    if held.is_none() {
-                        unexpected_failure(name);
-                    }
-                    drop(held);
-                }
-                start.elapsed()
-            };
-            std::thread::scope(|s| {
-                let other = s.spawn(run);
-                let mine = run();
-                let theirs = other.join().expect("contending thread panicked");
-                (mine + theirs) / 2
-            })
-        })
+        b.iter_custom(|iters| two_threads(name, sem, req, iters))
     });
+}
+
+/// `ops` take + drop pairs on this thread; the elapsed time.
+fn one_thread<S: TrySem<2>>(name: &str, sem: &S, req: [u64; 2], ops: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..ops {
+        let held = sem.try_take(black_box(req));
+        if held.is_none() {
+            unexpected_failure(name);
+        }
+        drop(held);
+    }
+    start.elapsed()
+}
+
+/// `ops` take + drop pairs on each of two threads started together; the mean elapsed time.
+fn two_threads<S: TrySem<2>>(name: &str, sem: &S, req: [u64; 2], ops: u64) -> Duration {
+    let barrier = Barrier::new(2);
+    let run = || {
+        barrier.wait();
+        one_thread(name, sem, req, ops)
+    };
+    std::thread::scope(|s| {
+        let other = s.spawn(run);
+        let mine = run();
+        let theirs = other.join().expect("contending thread panicked");
+        (mine + theirs) / 2
+    })
 }
 
 const CAP1: [u64; 1] = [1024];
@@ -386,6 +397,94 @@ fn contended(c: &mut Criterion) {
     );
     bench_contended(&mut g, "per_dim_cas", &PerDimCas::new(CAP2), REQ2);
     g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paired runs: the N = 2 contenders interleaved, so load from elsewhere hits all alike
+
+/// Rounds of the paired runs, and take + drop pairs per thread in each slice.
+const PAIRED_ROUNDS: usize = 25;
+const PAIRED_OPS: u64 = 200_000;
+
+/// Every N = 2 contender, measured in turn, round after round; per contender the median time
+/// per op and the median over rounds of its ratio to `floor_single_word` in the same round.
+/// On a busy machine criterion's benchmarks run minutes apart and see different loads; these
+/// ratios compare neighbours in time.
+fn run_paired(rounds: usize, ops: u64) {
+    let packed = multisem_packed(CAP2);
+    let no_peaks = multisem_packed_no_peaks(CAP2);
+    let wide = multisem_wide(CAP2);
+    let rmw = FloorRmw::new(CAP2);
+    let single = FloorSingleWord::new(CAP2);
+    let tokio = TokioPair::new(CAP2);
+    let mutex = MutexPeer(parking_lot::Mutex::new(CAP2));
+    let cas = PerDimCas::new(CAP2);
+    type Slice<'a> = Box<dyn Fn(bool) -> Duration + 'a>;
+    fn slice<'a, S: TrySem<2>>(name: &'static str, sem: &'a S, ops: u64) -> Slice<'a> {
+        Box::new(move |contended| {
+            if contended {
+                two_threads(name, sem, REQ2, ops)
+            } else {
+                one_thread(name, sem, REQ2, ops)
+            }
+        })
+    }
+    // The floor first: every ratio divides by it.
+    let contenders: [(&str, Slice<'_>); 8] = [
+        (
+            "floor_single_word",
+            slice("floor_single_word", &single, ops),
+        ),
+        ("multisem_packed", slice("multisem_packed", &packed, ops)),
+        (
+            "multisem_packed_no_peaks",
+            slice("multisem_packed_no_peaks", &no_peaks, ops),
+        ),
+        ("multisem_wide", slice("multisem_wide", &wide, ops)),
+        ("floor_rmw", slice("floor_rmw", &rmw, ops)),
+        (
+            "tokio_two_semaphores",
+            slice("tokio_two_semaphores", &tokio, ops),
+        ),
+        ("mutex", slice("mutex", &mutex, ops)),
+        ("per_dim_cas", slice("per_dim_cas", &cas, ops)),
+    ];
+    println!();
+    println!(
+        "paired runs, N = 2, try_acquire({REQ2:?}) + drop: {rounds} rounds, each timing every \
+         implementation in turn for {ops} ops per thread; medians over the rounds"
+    );
+    println!(
+        "{:<12} {:<26} {:>10} {:>20}",
+        "mode", "implementation", "ns/op", "vs floor_single_word"
+    );
+    for contended in [false, true] {
+        let mut ns = vec![Vec::with_capacity(rounds); contenders.len()];
+        for _ in 0..rounds {
+            for ((_, run), times) in contenders.iter().zip(&mut ns) {
+                times.push(run(contended).as_nanos() as f64 / ops as f64);
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let floor = ns[0].clone();
+        for ((name, _), times) in contenders.iter().zip(&ns) {
+            let ratios = times.iter().zip(&floor).map(|(t, f)| t / f).collect();
+            println!(
+                "{:<12} {:<26} {:>10.2} {:>19.2}x",
+                if contended {
+                    "contended"
+                } else {
+                    "uncontended"
+                },
+                name,
+                median(times.clone()),
+                median(ratios)
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -683,8 +782,12 @@ fn main() {
 
     match mode {
         RunMode::List => {}
-        RunMode::Test => run_probes(Duration::from_millis(50)),
+        RunMode::Test => {
+            run_paired(2, 1_000);
+            run_probes(Duration::from_millis(50));
+        }
         RunMode::Bench => {
+            run_paired(PAIRED_ROUNDS, PAIRED_OPS);
             run_probes(common::scenario_secs(1.0));
             print_ratios(started);
         }
