@@ -9,11 +9,11 @@ use multisem::TryAcquireError;
 use crate::support::{Ghost, Layout, Sem, assert_quiescent, models};
 
 models! {
-    racing_try_acquires_never_exceed_capacity: 2,
-    try_acquire_and_release_loops_keep_exact_accounting: 2,
-    rollback_racing_release_leaks_nothing: 2,
-    split_merge_forget_racing_try_acquire_keep_exact_accounting: 2,
-    close_racing_try_acquire_and_release_stays_closed: 2,
+    racing_try_acquires_never_exceed_capacity: 3,
+    try_acquire_and_release_loops_keep_exact_accounting: 3,
+    rollback_racing_release_leaks_nothing: 3,
+    split_merge_forget_racing_try_acquire_keep_exact_accounting: 3,
+    close_racing_try_acquire_and_release_stays_closed: 3,
 }
 
 /// One `try_acquire`: on success the ghost ledger checks the grant and the

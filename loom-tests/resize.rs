@@ -8,11 +8,11 @@ use multisem::{AcquireError, TryAcquireError};
 use crate::support::{Defuse, Ghost, Layout, Sem, assert_quiescent, models};
 
 models! {
-    add_permits_racing_acquire_and_release: 2,
-    shrink_below_in_flight_then_concurrent_releases: 2,
-    set_capacity_shrink_racing_queued_waiter: 2,
+    add_permits_racing_acquire_and_release: 3,
+    shrink_below_in_flight_then_concurrent_releases: 3,
+    set_capacity_shrink_racing_queued_waiter: 3,
     set_capacity_grow_serves_queued_waiter: 3,
-    forget_racing_queued_waiter_fails_it_with_exceeds_capacity: 2,
+    forget_racing_queued_waiter_fails_it_with_exceeds_capacity: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped

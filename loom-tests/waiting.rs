@@ -6,27 +6,29 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use loom::thread;
 use multisem::{AcquireError, TryAcquireError};
 
 use crate::support::{
-    Defuse, Ghost, Layout, WakeFlag, assert_quiescent, block_on, models, poll_once,
+    Defuse, Ghost, Layout, Sem, WakeFlag, assert_quiescent, block_on, models, poll_once,
 };
 
 models! {
     release_racing_blocking_acquire_no_lost_wakeup: 3,
     release_racing_async_acquire_no_lost_wakeup: 3,
     grant_racing_cancel_leaks_nothing: 3,
-    granted_future_dropped_before_repoll_passes_permits_on: 2,
-    head_waiter_leaving_lets_fitting_follower_in: 2,
+    granted_future_dropped_before_repoll_passes_permits_on: 3,
+    head_waiter_leaving_lets_fitting_follower_in: 3,
     close_racing_blocking_enqueue_wakes_with_closed: 3,
-    close_racing_async_enqueue_and_release_never_hangs: 2,
-    fifo_two_queued_acquirers: 2,
-    rollback_racing_enqueue_and_release_wakes_waiter: 2,
+    close_racing_async_enqueue_and_release_never_hangs: 3,
+    fifo_two_queued_acquirers: 3,
+    rollback_racing_enqueue_and_release_wakes_waiter: 3,
     owned_future_cancelled_on_another_thread_leaks_nothing: 3,
-    close_wakes_every_queued_waiter: 2,
+    close_wakes_every_queued_waiter: 3,
+    waker_calling_back_into_semaphore_does_not_deadlock: 3,
 }
 
 /// A blocking `acquire_owned` enqueues while another thread gives back a full
@@ -390,5 +392,78 @@ fn close_wakes_every_queued_waiter(layout: Layout) {
 
     assert_eq!(sem.waiters(), 0);
     drop(held);
+    assert_quiescent(&sem, cap);
+}
+
+/// A waker that calls back into the semaphore when woken and when dropped
+/// (both take its lock): if the library woke or dropped it under that lock,
+/// loom would report the thread blocked on a lock it holds.
+#[derive(Debug)]
+struct Reentrant {
+    sem: Arc<Sem>,
+    woken: Arc<AtomicBool>,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Whatever it gets (the woken future may even have completed and
+        // returned its permit by now), a permit taken here goes straight back.
+        drop(self.sem.try_acquire([1, 1]));
+        self.sem.add_permits([0, 0]).unwrap(); // always takes the lock
+        self.woken.store(true, SeqCst);
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        // Not while a failed model unwinds: loom's primitives are gone then.
+        if !std::thread::panicking() {
+            self.sem.add_permits([0, 0]).unwrap();
+        }
+    }
+}
+
+/// The release that grants a queued future wakes it through a waker that
+/// re-enters the semaphore and is dropped right after (re-entering again),
+/// while the owner re-polls with another waker, which makes the library drop
+/// the first one. Either way the waker must run, and be dropped, outside the
+/// semaphore's lock; the future completes with the permits, and no waker is
+/// left behind holding the semaphore.
+fn waker_calling_back_into_semaphore_does_not_deadlock(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    let woken = Arc::new(AtomicBool::new(false));
+    // Only the semaphore's queue keeps the waker once the poll has returned.
+    let waker = Waker::from(Arc::new(Reentrant {
+        sem: Arc::clone(&sem),
+        woken: Arc::clone(&woken),
+    }));
+    let mut fut = Defuse::new(Box::pin(sem.acquire_async([1, 1])));
+    assert!(poll_once(fut.get_mut().as_mut(), &waker).is_pending());
+    drop(waker);
+
+    let releaser = thread::spawn(move || drop(held));
+    let (flag, plain) = WakeFlag::waker();
+    let permit = match poll_once(fut.get_mut().as_mut(), &plain) {
+        Poll::Ready(result) => result.expect("granted"),
+        Poll::Pending => block_on(fut.get_mut().as_mut()).expect("granted"),
+    };
+    assert_eq!(permit.amounts(), cap);
+    drop(permit);
+    drop(fut);
+    releaser.join().unwrap();
+
+    let _ = (woken.load(SeqCst), flag.woken());
+    assert_eq!(
+        Arc::strong_count(&sem),
+        1,
+        "a waker (which holds the semaphore) was kept after the future completed"
+    );
     assert_quiescent(&sem, cap);
 }
