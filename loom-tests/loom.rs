@@ -11,18 +11,36 @@
 //! ```
 //!
 //! Each model prints how many executions loom explored. A failing model is a
-//! library bug; `LOOM_LOG=trace` and `LOOM_CHECKPOINT_FILE` (see loom's docs)
-//! replay the failing interleaving.
+//! library bug, or a loom false alarm (see "SeqCst" below). `LOOM_LOG=trace`
+//! (with `LOOM_LOCATION=1`) prints every step of the failing execution; run
+//! one model with `-- --exact NAME`.
 //!
 //! - [`nonblocking`]: racing `try_acquire`s, rollback against release,
 //!   `split`/`merge`/`forget` against `try_acquire`, `close` against `try_acquire`.
 //! - [`waiting`]: release against enqueue, grant against cancel, a head waiter
-//!   leaving, close against enqueue, a granted future dropped, FIFO order.
-//! - [`resize`]: `add_permits` and `set_capacity` against acquires, releases and
-//!   queued waiters.
+//!   leaving, close against enqueue, a granted future dropped, FIFO order,
+//!   a rollback against enqueue, a cancel on another thread, close waking
+//!   every waiter, a waker that re-enters the semaphore.
+//! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
+//!   releases and queued waiters; a shrink below what is in flight.
 //!
 //! loom has no clock, so a timeout is modelled by polling an async acquire once
 //! and dropping it: the library sends a passed deadline down the same cancel path.
+//! The timed methods still appear (with a far deadline) to cover their grant path.
+//!
+//! # SeqCst
+//!
+//! loom treats `SeqCst` loads and read-modify-writes as `AcqRel` (its README,
+//! "Unsupported features"); only `fence(SeqCst)` is modelled fully. A
+//! store-buffer handshake across two atomics (one side writes `A` then reads
+//! `B`, the other writes `B` then reads `A`) that relies on `SeqCst` accesses
+//! alone is correct in C11 but fails here as a lost wakeup. Such a handshake
+//! needs a `fence(SeqCst)` on each side, at least under `cfg(loom)`, for these
+//! models to check it.
+//!
+//! A model that can fail leaves what it holds across a blocking point in a
+//! `support::Defuse`, so that loom's deadlock report is not turned into an
+//! abort of the whole binary by destructors that run while unwinding.
 
 mod nonblocking;
 mod resize;

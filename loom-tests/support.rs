@@ -41,7 +41,7 @@ impl Layout {
 /// The preemption bound is `LOOM_MAX_PREEMPTIONS` when set, never more than
 /// `max_bound` (the largest bound that keeps this model fast). When the
 /// environment's bound is used as is, the model goes through `loom::model`,
-/// so `LOOM_LOG` and `LOOM_CHECKPOINT_FILE` work as loom documents them.
+/// so `LOOM_LOG` and `LOOM_LOCATION` work as loom documents them.
 pub(crate) fn check<F>(name: &str, max_bound: usize, model: F)
 where
     F: Fn() + Send + Sync + 'static,
