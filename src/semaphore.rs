@@ -38,8 +38,8 @@ use crate::waiters::{Notify, Outcome, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
-/// The largest capacity one dimension can have: `2^62 - 1`.
-pub(crate) const MAX_PERMITS: u64 = (1 << 62) - 1;
+/// The largest capacity one dimension can have: `2^60`.
+pub(crate) const MAX_PERMITS: u64 = 1 << 60;
 
 /// A semaphore over `N` independent pools of `u64` permits, acquired all
 /// together or not at all.
@@ -74,7 +74,7 @@ fn load_all<const N: usize>(atomics: &[AtomicU64; N]) -> [u64; N] {
 }
 
 impl<const N: usize> MultiSemaphore<N> {
-    /// The largest capacity of one dimension: `2^62 - 1`.
+    /// The largest capacity of one dimension: `2^60`.
     pub const MAX_PERMITS: u64 = MAX_PERMITS;
 
     /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
@@ -172,7 +172,20 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// After [`set_capacity`](Self::set_capacity) shrinks a dimension below
     /// what is in flight, it reads 0 there until enough permits come back.
+    /// Lock-free in the single-word layout while nobody is queued and no
+    /// shrink is being absorbed; otherwise it reads under the internal lock,
+    /// so that it never counts permits that a shrink has claimed.
     pub fn available(&self) -> [u64; N] {
+        if let Some(available) = self.counters.load_if_settled() {
+            return available;
+        }
+        let _queue = self.queue.lock();
+        self.available_locked()
+    }
+
+    /// `available()` for the lock holder: debt cannot change meanwhile, and
+    /// returns only add to the counters, so this never over-counts.
+    fn available_locked(&self) -> [u64; N] {
         let counters = self.counters.load();
         let debt = load_all(&self.limits.debt);
         std::array::from_fn(|d| counters[d].saturating_sub(debt[d]))
@@ -431,7 +444,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// first dimension this request lacks, or else the one the head lacks,
     /// where nothing is left for newcomers.
     fn reserved_for(&self, head: &[u64; N], amounts: [u64; N]) -> TryAcquireError {
-        let have = self.available();
+        let have = self.available_locked();
         let dim = (0..N)
             .find(|&d| amounts[d] > have[d])
             .or_else(|| (0..N).find(|&d| head[d] > have[d]))
@@ -535,6 +548,10 @@ impl<const N: usize> MultiSemaphore<N> {
                     }
                 };
             }
+            // Before any debt exists: a return from now on sees `SLOW` and
+            // comes to the lock to pay it, and no fast take can claim what
+            // the shrink needs (`debt > 0` implies `SLOW`, always).
+            self.counters.set_slow(true);
             let mut back = [0; N];
             for dim in 0..N {
                 let debt = self.limits.debt[dim].load(Ordering::Relaxed);

@@ -112,6 +112,16 @@ impl<const N: usize> Counters<N> {
         }
     }
 
+    /// The counters, if `SLOW` was clear when they were read: then no debt
+    /// was outstanding and they are exactly what is available. `None` in the
+    /// wide layout, whose words cannot be read at one instant.
+    pub(crate) fn load_if_settled(&self) -> Option<[u64; N]> {
+        match self {
+            Self::Packed(p) => p.load_if_settled(),
+            Self::Wide(_) => None,
+        }
+    }
+
     /// Sets or clears `SLOW`. Only under the queue lock.
     pub(crate) fn set_slow(&self, slow: bool) {
         match self {

@@ -261,6 +261,12 @@ impl<const N: usize> Packed<N> {
         self.unpack(self.word.load(Ordering::Relaxed))
     }
 
+    pub(super) fn load_if_settled(&self) -> Option<[u64; N]> {
+        // Relaxed: a snapshot; the one load sees counters and flag together.
+        let word = self.word.load(Ordering::Relaxed);
+        (word & SLOW == 0).then(|| self.unpack(word))
+    }
+
     pub(super) fn set_slow(&self, slow: bool) {
         // Relaxed: ordered against takes and returns by the word's
         // modification order alone (all are RMWs of this word).

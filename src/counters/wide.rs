@@ -2,82 +2,92 @@
 //!
 //! A take reads every dimension first and gives up before touching any if one
 //! is short, so a request that cannot fit never holds a dimension even
-//! briefly; then it takes the dimensions one by one and, if it loses a race on
-//! a later one, returns what it took. Only that race can make a concurrent
-//! take fail spuriously.
+//! briefly; then it takes the dimensions in order, 0 first, and if it loses a
+//! race on a later one, returns what it took. Only that race can make a
+//! concurrent take fail spuriously.
+//!
+//! # The words
+//!
+//! | word            | bits 0..=60 | bit 61 | bit 62 | bit 63   |
+//! |-----------------|-------------|--------|--------|----------|
+//! | dimension 0     | permits     | (tally if N = 1) | `SLOW` | `CLOSED` |
+//! | dimensions 1..N | permits     | tally of the last (3 bits, 61..=63)  | | |
+//!
+//! Counts stay at most `MAX_PERMITS = 2^60`, so the top bits are free.
+//! Dimension 0 carries the flags, so a fast take checks them in the CAS that
+//! takes dimension 0; the last dimension's CAS, the one that commits a take,
+//! carries the tally of fast takes, so counting acquisitions costs no atomic
+//! operation of its own (the take that wraps the tally adds its period to
+//! `flushed`).
 //!
 //! # Orderings
 //!
-//! The flags live in their own word, so the release/enqueue race is the
-//! store-buffer pattern across two locations: a waiter sets `SLOW` and then
-//! reads the counters; a release adds to the counters and then reads the
-//! flags. All four are `SeqCst`, so in their single total order one of the
-//! two comes second and sees the other: either the waiter sees the permits, or
-//! the releaser sees `SLOW` and takes the lock to serve the queue. (On x86 a
-//! `SeqCst` load is a plain load and every RMW is already a full fence.)
+//! A release adds to dimensions `N-1 ..= 1` and then to dimension 0, the word
+//! with the flags; a waiter sets `SLOW` in dimension 0 and then looks at the
+//! counters. Both are read-modify-writes of dimension 0's word, so one comes
+//! first in its modification order:
 //!
-//! # Counting takes
+//! * the release's add first: the waiter's `fetch_or` (Acquire) reads from the
+//!   release sequence of that add (Release), so every add of the release
+//!   happens before the waiter looks, and it sees the permits;
+//! * the waiter's `fetch_or` first: the release's add returns a word with
+//!   `SLOW` set, and the releaser takes the lock to serve the queue.
 //!
-//! Counts stay below `MAX_PERMITS < 2^62`, so the last dimension's word has
-//! two bits to spare: a fast take adds one to that tally in the CAS it makes
-//! there anyway, the one that commits the take (a take that fails before it
-//! counts nothing), and the take that wraps the tally adds 4 to `flushed`.
-//! Counting acquisitions thus costs a quarter of an atomic operation per
-//! take, not a whole one.
+//! No `SeqCst` is needed, and the handshake is one loom models exactly.
 
 use super::{FastError, Short};
 use crate::sync::{AtomicU64, Ordering};
 
-const CLOSED: u64 = 1 << 0;
-const SLOW: u64 = 1 << 1;
-/// Where the last dimension's word keeps the tally of fast takes.
-const TALLY_SHIFT: u32 = 62;
-const TALLY_ONE: u64 = 1 << TALLY_SHIFT;
-const COUNT: u64 = TALLY_ONE - 1;
-const _: () = assert!(crate::semaphore::MAX_PERMITS <= COUNT);
+const VALUE: u64 = (1 << 61) - 1;
+const SLOW: u64 = 1 << 62;
+const CLOSED: u64 = 1 << 63;
+const TALLY_SHIFT: u32 = 61;
+const _: () = assert!(crate::semaphore::MAX_PERMITS <= VALUE);
 
 #[derive(Debug)]
 pub(crate) struct Wide<const N: usize> {
-    flags: AtomicU64,
-    /// Permits per dimension; the last one's top two bits are the tally.
-    available: [AtomicU64; N],
-    /// Fast takes counted out of the tally, in steps of 4.
+    words: [AtomicU64; N],
+    /// Fast takes counted out of the tally, in steps of its period.
     flushed: AtomicU64,
 }
 
+/// Why [`Wide::take`] took nothing.
+enum Taken {
+    Short(Short),
+    /// `SLOW` or `CLOSED` was set (fast path only).
+    Flagged,
+    /// A lost race made us give back a part, and waiters were queued.
+    RolledBackToWaiters,
+}
+
 impl<const N: usize> Wide<N> {
+    /// Tally bits in the last word: 3, or 1 when that word also has the flags.
+    const TALLY_BITS: u32 = if N == 1 { 1 } else { 3 };
+    const TALLY_MASK: u64 = (1 << Self::TALLY_BITS) - 1;
+
     pub(super) fn new(capacity: [u64; N]) -> Self {
         Self {
-            flags: AtomicU64::new(0),
-            available: capacity.map(AtomicU64::new),
+            words: capacity.map(AtomicU64::new),
             flushed: AtomicU64::new(0),
         }
     }
 
     #[inline]
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
-        // Relaxed would do for a taker alone (missing a flag set this instant
-        // just orders this take first); SeqCst costs nothing extra on x86.
-        if self.flags.load(Ordering::SeqCst) & (CLOSED | SLOW) != 0 {
-            return Err(FastError::Defer);
-        }
         match self.take::<false>(amounts) {
             Ok(after) => Ok(after),
-            Err(short) => Err(match short {
-                Taken::Short(short) => FastError::Short(short),
-                // Our rollback found waiters: they need the locked path.
-                Taken::RolledBackToWaiters => FastError::Defer,
-            }),
+            Err(Taken::Short(short)) => Err(FastError::Short(short)),
+            // Flags set, or our rollback found waiters: the locked path decides.
+            Err(Taken::Flagged | Taken::RolledBackToWaiters) => Err(FastError::Defer),
         }
     }
 
     pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
-        // SeqCst loads: the waiter's side of the pattern in "Orderings".
         match self.take::<true>(amounts) {
             Ok(after) => Ok(after),
             Err(Taken::Short(short)) => Err(short),
             // The lock holder serves the queue after this anyway.
-            Err(Taken::RolledBackToWaiters) => Err(Short {
+            Err(Taken::Flagged | Taken::RolledBackToWaiters) => Err(Short {
                 dim: 0,
                 available: self.load()[0],
             }),
@@ -85,87 +95,102 @@ impl<const N: usize> Wide<N> {
     }
 
     /// Checks every dimension, then takes each; rolls back on a lost race.
-    /// `LOCKED`: for the lock holder, whose loads take part in the SeqCst
-    /// pattern of "Orderings", and whose grants are counted elsewhere; the
-    /// fast path needs only Acquire on success, and tallies its take.
+    /// `LOCKED`: for the lock holder, which ignores `SLOW` (it is the one
+    /// serving the queue) and counts its grants elsewhere; the fast path
+    /// respects the flags and tallies its take.
     #[inline]
     fn take<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
-        let (load, order) = if LOCKED {
-            (Ordering::SeqCst, Ordering::SeqCst)
-        } else {
-            // Relaxed loads: only a guess, which the CAS checks.
-            (Ordering::Relaxed, Ordering::Acquire)
-        };
-        let mut seen = [0; N];
-        for d in 0..N {
-            seen[d] = self.available[d].load(load);
-            if seen[d] & COUNT < amounts[d] {
-                return Err(Taken::Short(Short {
-                    dim: d,
-                    available: seen[d] & COUNT,
-                }));
-            }
+        // Acquire: a waiter's look at the counters after setting `SLOW` (see
+        // "Orderings"); on the fast path, only a guess that the CAS checks.
+        let seen: [u64; N] = std::array::from_fn(|d| self.words[d].load(Ordering::Acquire));
+        if !LOCKED && seen[0] & (SLOW | CLOSED) != 0 {
+            return Err(Taken::Flagged);
         }
-        let mut after = seen.map(|raw| raw & COUNT);
+        if let Some(dim) = (0..N).find(|&d| seen[d] & VALUE < amounts[d]) {
+            return Err(Taken::Short(Short {
+                dim,
+                available: seen[dim] & VALUE,
+            }));
+        }
+        let mut after = seen.map(|word| word & VALUE);
         for d in 0..N {
-            let tally = if !LOCKED && d == N - 1 { TALLY_ONE } else { 0 };
-            if amounts[d] == 0 && tally == 0 {
+            let tally = !LOCKED && d == N - 1;
+            if amounts[d] == 0 && !tally {
                 continue;
             }
             let mut current = seen[d];
             let new = loop {
-                if current & COUNT < amounts[d] {
-                    let taken = std::array::from_fn(|i| if i < d { amounts[i] } else { 0 });
-                    if self.give(taken) {
-                        return Err(Taken::RolledBackToWaiters);
-                    }
-                    return Err(Taken::Short(Short {
-                        dim: d,
-                        available: current & COUNT,
-                    }));
+                if !LOCKED && d == 0 && current & (SLOW | CLOSED) != 0 {
+                    return Err(Taken::Flagged);
                 }
-                // The tally wraps out of the top of the word on its own.
-                let new = (current - amounts[d]).wrapping_add(tally);
-                // `order` on success: Acquire pairs with the Release of the
-                // return that put these permits here (SeqCst includes it).
-                match self.available[d].compare_exchange_weak(
+                if current & VALUE < amounts[d] {
+                    return Err(self.roll_back(amounts, d, current & VALUE));
+                }
+                let mut new = current - amounts[d];
+                if tally {
+                    new = Self::bump_tally(new);
+                }
+                // Acquire: pairs with the Release of the return that put
+                // these permits here, so the last holder's writes are visible.
+                match self.words[d].compare_exchange_weak(
                     current,
                     new,
-                    order,
+                    Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => break new,
                     Err(actual) => current = actual,
                 }
             };
-            if tally != 0 && new < TALLY_ONE {
+            if tally && (new >> TALLY_SHIFT) & Self::TALLY_MASK == 0 {
                 self.flush_tally();
             }
-            after[d] = new & COUNT;
+            after[d] = new & VALUE;
         }
         Ok(after)
     }
 
-    /// The tally wrapped to 0 with our take: move its 4 to `flushed`.
+    /// Dimension `short` lacked permits after dimensions `..short` were
+    /// taken: give those back.
+    #[cold]
+    fn roll_back(&self, amounts: [u64; N], short: usize, available: u64) -> Taken {
+        let taken = std::array::from_fn(|d| if d < short { amounts[d] } else { 0 });
+        if self.give(taken) {
+            Taken::RolledBackToWaiters
+        } else {
+            Taken::Short(Short {
+                dim: short,
+                available,
+            })
+        }
+    }
+
+    #[inline]
+    fn bump_tally(word: u64) -> u64 {
+        let tally = (word >> TALLY_SHIFT).wrapping_add(1) & Self::TALLY_MASK;
+        (word & !(Self::TALLY_MASK << TALLY_SHIFT)) | (tally << TALLY_SHIFT)
+    }
+
+    /// The tally wrapped to 0 with our take: move its period to `flushed`.
     #[cold]
     fn flush_tally(&self) {
         // Relaxed: a statistic; `stats()` is exact once everything is quiet.
         self.flushed
-            .fetch_add(1 << (64 - TALLY_SHIFT), Ordering::Relaxed);
+            .fetch_add(1 << Self::TALLY_BITS, Ordering::Relaxed);
     }
 
     pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
         let mut took = [0; N];
         for d in 0..N {
-            // SeqCst: runs under the lock, on the waiter's side of the pattern.
-            let mut current = self.available[d].load(Ordering::SeqCst);
+            let mut current = self.words[d].load(Ordering::Relaxed);
             loop {
-                let take = wanted[d].min(current & COUNT);
-                match self.available[d].compare_exchange_weak(
+                let take = wanted[d].min(current & VALUE);
+                // Acquire: as in `take`.
+                match self.words[d].compare_exchange_weak(
                     current,
                     current - take,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
                 ) {
                     Ok(_) => {
                         took[d] = take;
@@ -180,50 +205,47 @@ impl<const N: usize> Wide<N> {
 
     #[inline]
     pub(super) fn give(&self, amounts: [u64; N]) -> bool {
-        for (available, &amount) in self.available.iter().zip(&amounts) {
-            if amount != 0 {
-                // SeqCst (includes Release, which publishes the holder's
-                // writes): the releaser's side of the pattern in "Orderings".
-                available.fetch_add(amount, Ordering::SeqCst);
+        for d in (1..N).rev() {
+            if amounts[d] != 0 {
+                // Release: publishes the holder's writes to the next taker.
+                self.words[d].fetch_add(amounts[d], Ordering::Release);
             }
         }
-        self.flags.load(Ordering::SeqCst) & SLOW != 0
+        // Always, even for 0: this add is the one a waiter's `fetch_or`
+        // orders itself against (see "Orderings"). Release heads the release
+        // sequence the waiter acquires; the flags it returns are current.
+        let before = self.words[0].fetch_add(amounts[0], Ordering::Release);
+        before & SLOW != 0
     }
 
     pub(super) fn load(&self) -> [u64; N] {
         // Relaxed: a snapshot.
-        std::array::from_fn(|d| self.available[d].load(Ordering::Relaxed) & COUNT)
+        std::array::from_fn(|d| self.words[d].load(Ordering::Relaxed) & VALUE)
     }
 
     pub(super) fn set_slow(&self, slow: bool) {
-        // SeqCst: the waiter's side of the pattern in "Orderings".
+        // AcqRel: Acquire is the waiter's side of "Orderings"; Release keeps
+        // the lock holder's writes ordered before the flag change.
         if slow {
-            self.flags.fetch_or(SLOW, Ordering::SeqCst);
+            self.words[0].fetch_or(SLOW, Ordering::AcqRel);
         } else {
-            self.flags.fetch_and(!SLOW, Ordering::SeqCst);
+            self.words[0].fetch_and(!SLOW, Ordering::AcqRel);
         }
     }
 
     pub(super) fn close(&self) {
-        // SeqCst: a fast taker that reads the flags after this sees it.
-        self.flags.fetch_or(CLOSED, Ordering::SeqCst);
+        // AcqRel: as `set_slow`; every CAS keeps the bits it does not change.
+        self.words[0].fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.flags.load(Ordering::SeqCst) & CLOSED != 0
+        self.words[0].load(Ordering::Relaxed) & CLOSED != 0
     }
 
     pub(super) fn fast_takes(&self) -> u64 {
         // Relaxed: statistics. While takes run, a wrap not yet flushed can
-        // make this lag by 4; it is exact once they stop.
-        let tally = self.available[N - 1].load(Ordering::Relaxed) >> TALLY_SHIFT;
+        // make this lag by one period; it is exact once they stop.
+        let tally = (self.words[N - 1].load(Ordering::Relaxed) >> TALLY_SHIFT) & Self::TALLY_MASK;
         self.flushed.load(Ordering::Relaxed) + tally
     }
-}
-
-/// Why [`Wide::take`] took nothing.
-enum Taken {
-    Short(Short),
-    /// A lost race made us give back a part, and waiters were queued.
-    RolledBackToWaiters,
 }
