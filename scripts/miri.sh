@@ -5,6 +5,7 @@
 #
 #   scripts/miri.sh                 # all of the above
 #   scripts/miri.sh close           # only tests whose name contains "close"
+#   MIRI_TARGETS="--lib|--test waiting" scripts/miri.sh   # chosen suites, "|"-separated (CI)
 #
 # Tests shrink their loops under cfg(miri). Miri keeps isolation on, so
 # Instant/sleep use a virtual clock (timing bounds are skipped under miri).
@@ -35,13 +36,25 @@ export RUST_BACKTRACE=0
 echo "miri: MIRIFLAGS=$MIRIFLAGS"
 cargo +nightly miri setup
 # --lib: the unit tests; the integration suites one by one so a failure names its file.
+# Tests too long for Miri's interpreter: their own watchdogs (on Miri's
+# clock) end them. tests/api.rs `rocketmq_scenario*` loop 10 000 times.
+# Set MIRI_SKIP="" to run them anyway.
+MIRI_SKIP="${MIRI_SKIP-rocketmq_scenario}"
 status=0
-for target in "--lib" "--test api" "--test waiting"; do
-    echo "== cargo +nightly miri test $target $*"
+IFS='|' read -r -a targets <<<"${MIRI_TARGETS:---lib|--test api|--test waiting}"
+for target in "${targets[@]}"; do
+    skips=()
+    for name in $MIRI_SKIP; do
+        skips+=(--skip "$name")
+    done
+    echo "== cargo +nightly miri test $target -- ${skips[*]} $*"
     # shellcheck disable=SC2086
-    if ! cargo +nightly miri test $target -- "$@"; then
+    if ! cargo +nightly miri test $target -- "${skips[@]}" "$@"; then
         echo "miri: FAILED in $target"
         status=1
     fi
 done
+if [ $status -eq 0 ]; then
+    echo "miri: all passed"
+fi
 exit $status

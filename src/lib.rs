@@ -109,3 +109,8 @@ pub use error::{AcquireError, CapacityError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -72,6 +72,11 @@ struct Watchdog {
 impl Watchdog {
     fn new(what: &'static str, limit: Duration) -> Self {
         let (tx, rx) = mpsc::channel::<()>();
+        if cfg!(miri) {
+            // Miri reports a deadlock itself, and its virtual clock runs with
+            // the (slow) interpretation: a watchdog would only misfire.
+            return Watchdog { _tx: tx };
+        }
         thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
                 eprintln!("watchdog: `{what}` still running after {limit:?}; aborting");
@@ -1822,7 +1827,8 @@ fn rocketmq_scenario(layout: Layout) {
     let sem = make(layout, [10, MIB]);
     let all_bytes = sem.try_acquire([0, MIB]).unwrap();
     assert_eq!(sem.available(), [10, 0]);
-    for _ in 0..10_000 {
+    let refusals = if cfg!(miri) { 100 } else { 10_000 };
+    for _ in 0..refusals {
         assert_eq!(
             sem.try_acquire([1, KIB]).unwrap_err(),
             TryAcquireError::Insufficient {
@@ -1845,7 +1851,7 @@ fn rocketmq_scenario(layout: Layout) {
     }
     // Not one count permit leaked.
     assert_eq!(sem.available(), [10, 0]);
-    assert_eq!(sem.stats().refused, [0, 10_000]);
+    assert_eq!(sem.stats().refused, [0, refusals]);
     drop(all_bytes);
     assert_eq!(sem.available(), [10, MIB]);
     // Full throughput: ten in flight at once, the eleventh is refused by count.
