@@ -289,6 +289,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     #[cold]
+    #[inline(never)]
     fn wait_slow(
         &self,
         amounts: [u64; N],

@@ -266,7 +266,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// [`Closed`](TryAcquireError::Closed) once closed;
     /// [`Insufficient`](TryAcquireError::Insufficient) if a dimension lacks
     /// permits now. A request of all zeros succeeds unless closed.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, TryAcquireError> {
         self.try_take(amounts)?;
         Ok(Permit::new(self, amounts))
@@ -288,7 +288,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// As [`try_acquire`](Self::try_acquire).
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire_owned(
         self: &Arc<Self>,
         amounts: [u64; N],
@@ -382,6 +382,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     #[cold]
+    #[inline(never)]
     fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
         let result = self.try_take_locked(amounts, fast);
         self.stats.record(match &result {
@@ -496,6 +497,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     #[cold]
+    #[inline(never)]
     fn release_slow(&self) {
         let mut wake = WakeList::new();
         self.rebalance(&mut self.queue.lock(), &mut wake);

@@ -43,6 +43,7 @@
 
 use super::{FastError, Short};
 use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
 
 const CLOSED: u64 = 1 << 0;
 const SLOW: u64 = 1 << 1;
@@ -55,7 +56,10 @@ const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
 
 #[derive(Debug)]
 pub(crate) struct Packed<const N: usize> {
-    word: AtomicU64,
+    /// On a cache line of its own: the layout below is read by every
+    /// operation and must not be invalidated each time another core takes or
+    /// returns permits.
+    word: CachePadded<AtomicU64>,
     /// Fast takes counted out of the tally, in steps of `1 << TALLY_BITS`.
     flushed: AtomicU64,
     shift: [u32; N],
@@ -104,7 +108,7 @@ impl<const N: usize> Packed<N> {
         let max =
             max_capacity.unwrap_or_else(|| field_max.map(|m| m.min(crate::semaphore::MAX_PERMITS)));
         let packed = Self {
-            word: AtomicU64::new(0),
+            word: CachePadded::new(AtomicU64::new(0)),
             flushed: AtomicU64::new(0),
             shift,
             field_max,
@@ -158,6 +162,7 @@ impl<const N: usize> Packed<N> {
     }
 
     #[cold]
+    #[inline(never)]
     fn short(&self, word: u64, borrowed: u64) -> Short {
         let available = self.unpack(word);
         let dim = (0..N)
@@ -199,6 +204,7 @@ impl<const N: usize> Packed<N> {
 
     /// The tally wrapped to 0 with our take: move its 64 to `flushed`.
     #[cold]
+    #[inline(never)]
     fn flush_tally(&self) {
         // Relaxed: a statistic; `stats()` is exact once everything is quiet.
         self.flushed.fetch_add(1 << TALLY_BITS, Ordering::Relaxed);

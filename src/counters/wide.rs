@@ -37,6 +37,7 @@
 
 use super::{FastError, Short};
 use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
 
 const VALUE: u64 = (1 << 61) - 1;
 const SLOW: u64 = 1 << 62;
@@ -46,7 +47,9 @@ const _: () = assert!(crate::semaphore::MAX_PERMITS <= VALUE);
 
 #[derive(Debug)]
 pub(crate) struct Wide<const N: usize> {
-    words: [AtomicU64; N],
+    /// Padded away from what every operation reads (the layout's tag), which
+    /// must not be invalidated by each take and return on another core.
+    words: CachePadded<[AtomicU64; N]>,
     /// Fast takes counted out of the tally, in steps of its period.
     flushed: AtomicU64,
 }
@@ -67,12 +70,14 @@ impl<const N: usize> Wide<N> {
 
     pub(super) fn new(capacity: [u64; N]) -> Self {
         Self {
-            words: capacity.map(AtomicU64::new),
+            words: CachePadded::new(capacity.map(AtomicU64::new)),
             flushed: AtomicU64::new(0),
         }
     }
 
-    #[inline]
+    // Out of line: keeps the single-word fast path, which shares the
+    // dispatching function, small enough to inline at the call site.
+    #[inline(never)]
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
         match self.take::<false>(amounts) {
             Ok(after) => Ok(after),
@@ -153,6 +158,7 @@ impl<const N: usize> Wide<N> {
     /// Dimension `short` lacked permits after dimensions `..short` were
     /// taken: give those back.
     #[cold]
+    #[inline(never)]
     fn roll_back(&self, amounts: [u64; N], short: usize, available: u64) -> Taken {
         let taken = std::array::from_fn(|d| if d < short { amounts[d] } else { 0 });
         if self.give(taken) {
@@ -173,6 +179,7 @@ impl<const N: usize> Wide<N> {
 
     /// The tally wrapped to 0 with our take: move its period to `flushed`.
     #[cold]
+    #[inline(never)]
     fn flush_tally(&self) {
         // Relaxed: a statistic; `stats()` is exact once everything is quiet.
         self.flushed
