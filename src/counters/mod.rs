@@ -17,8 +17,8 @@
 //! not empty or a shrink left a debt": while it is set, fast-path takers defer
 //! to the locked path (so nobody overtakes a queued acquirer) and releasers
 //! take the lock after returning their permits (so no queued acquirer misses
-//! a release). The flags live in the same atomic as the counts (packed) or
-//! beside them in sequentially consistent order (wide); each file says why
+//! a release). The flags live in the word of the counts (packed) or of
+//! dimension 0 (wide), which every release updates last; each file says why
 //! that closes the release/enqueue race.
 
 mod packed;
