@@ -553,7 +553,7 @@ impl<const N: usize> MultiSemaphore<N> {
             // Before any debt exists: a return from now on sees `SLOW` and
             // comes to the lock to pay it, and no fast take can claim what
             // the shrink needs (`debt > 0` implies `SLOW`, always).
-            self.counters.set_slow(true);
+            self.set_slow(&mut queue, true);
             let mut back = [0; N];
             for dim in 0..N {
                 let debt = self.limits.debt[dim].load(Ordering::Relaxed);
@@ -638,10 +638,19 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Sets `SLOW` exactly when someone is queued or debt is left.
-    fn publish(&self, queue: &WaitQueue<N>, in_debt: bool) {
-        self.counters.set_slow(in_debt || !queue.is_empty());
+    fn publish(&self, queue: &mut WaitQueue<N>, in_debt: bool) {
+        let slow = in_debt || !queue.is_empty();
+        self.set_slow(queue, slow);
         // Relaxed: a snapshot for `waiters()`.
         self.queued.store(queue.len(), Ordering::Relaxed);
+    }
+
+    /// Sets `SLOW` to `slow`, touching the hot word only if that changes it.
+    fn set_slow(&self, queue: &mut WaitQueue<N>, slow: bool) {
+        if queue.slow != slow {
+            self.counters.set_slow(slow);
+            queue.slow = slow;
+        }
     }
 
     /// Takes `amounts` now if nobody is ahead and they fit; otherwise queues
@@ -690,7 +699,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
-        self.counters.set_slow(true);
+        self.set_slow(queue, true);
         let in_debt = self.settle_and_serve(queue, wake);
         // A dimension still in debt has an empty counter, so a request that
         // needs it cannot be granted here.

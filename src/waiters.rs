@@ -83,6 +83,10 @@ pub(crate) struct WaitQueue<const N: usize> {
     tail: usize,
     free: usize,
     len: usize,
+    /// What the counters' `SLOW` flag was last set to. Only the lock holder
+    /// changes that flag, so this mirror lets it skip a read-modify-write of
+    /// the hot word when nothing changes.
+    pub(crate) slow: bool,
 }
 
 impl<const N: usize> WaitQueue<N> {
@@ -93,6 +97,7 @@ impl<const N: usize> WaitQueue<N> {
             tail: NIL,
             free: NIL,
             len: 0,
+            slow: false,
         }
     }
 
@@ -246,24 +251,31 @@ impl<const N: usize> WaitQueue<N> {
     }
 }
 
-/// Notifiers collected under the lock, woken after it is released.
+/// Notifiers collected under the lock, woken after it is released. The
+/// first few are kept inline: a release that wakes a waiter or two (the usual
+/// case) allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct WakeList {
-    notify: Vec<Notify>,
+    inline: [Option<Notify>; 4],
+    more: Vec<Notify>,
 }
 
 impl WakeList {
     pub(crate) fn new() -> Self {
-        Self { notify: Vec::new() }
+        Self::default()
     }
 
     pub(crate) fn push(&mut self, notify: Option<Notify>) {
-        self.notify.extend(notify);
+        let Some(notify) = notify else { return };
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(notify),
+            None => self.more.push(notify),
+        }
     }
 
     /// Wakes everyone. Call only with the lock released.
     pub(crate) fn wake_all(self) {
-        for notify in self.notify {
+        for notify in self.inline.into_iter().flatten().chain(self.more) {
             notify.wake();
         }
     }
