@@ -31,7 +31,7 @@ use crate::permit::{OwnedPermit, Permit};
 use crate::semaphore::MultiSemaphore;
 use crate::stats::Event;
 use crate::sync::{self, Arc};
-use crate::waiters::{Notify, Outcome, Ticket};
+use crate::waiters::{Notify, Outcome, Parked, Ticket};
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
@@ -299,18 +299,23 @@ impl<const N: usize> MultiSemaphore<N> {
         if deadline.is_some_and(sync::deadline_passed) {
             return self.try_once(amounts, fast);
         }
-        let Some(ticket) = self.enqueue(amounts, Notify::Thread(sync::current_thread()))? else {
+        let parked = Parked::current();
+        let Some(ticket) = self.enqueue(amounts, Notify::Thread(parked.clone()))? else {
             return Ok(());
         };
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
-                return match self.cancel(ticket) {
+                return match self.cancel(ticket, Some(&parked)) {
                     None => Err(AcquireError::Timeout),
                     Some(outcome) => outcome_result(outcome, amounts),
                 };
             }
-            sync::park(deadline);
-            if let Some(outcome) = self.collect(ticket) {
+            // A grant often comes within microseconds: a short spin on the
+            // flag first saves the sleep and the wake-up system call.
+            if !sync::spin_until(|| parked.granted()) {
+                sync::park(deadline);
+            }
+            if let Some(outcome) = self.collect_parked(ticket, &parked) {
                 return outcome_result(outcome, amounts);
             }
         }
@@ -427,7 +432,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             return;
         };
         let sem = &*self.sem;
-        let event = match sem.cancel(ticket) {
+        let event = match sem.cancel(ticket, None) {
             // Still queued: it leaves, having taken nothing.
             None => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.

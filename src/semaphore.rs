@@ -34,7 +34,7 @@ use crate::error::{AcquireError, CapacityError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waiters::{Notify, Outcome, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -722,10 +722,18 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(ticket)
     }
 
-    /// The outcome of a queued request, if it has one (then the ticket is
-    /// spent).
-    pub(crate) fn collect(&self, ticket: Ticket) -> Option<Outcome> {
-        self.queue.lock().collect(ticket)
+    /// The outcome of a parked thread's request, if it has one (then the
+    /// ticket is spent). A grant is seen without the lock.
+    pub(crate) fn collect_parked(&self, ticket: Ticket, parked: &Parked) -> Option<Outcome> {
+        if parked.granted() {
+            return Some(Outcome::Granted);
+        }
+        let mut queue = self.queue.lock();
+        // Under the lock, where grants happen: a grant freed the slot.
+        if parked.granted() {
+            return Some(Outcome::Granted);
+        }
+        queue.collect(ticket)
     }
 
     /// Like `collect`, but while still queued makes sure `waker` is the one
@@ -762,11 +770,16 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Gives up a queued request (timeout, or a dropped future). `None`: it
     /// was still queued and took nothing; those behind it that now fit are
     /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
-    /// means the caller holds the permits.
-    pub(crate) fn cancel(&self, ticket: Ticket) -> Option<Outcome> {
+    /// means the caller holds the permits. `parked`: the blocked thread's
+    /// flag, for a request made by `wait`.
+    pub(crate) fn cancel(&self, ticket: Ticket, parked: Option<&Parked>) -> Option<Outcome> {
         let mut wake = WakeList::new();
         let (outcome, notify) = {
             let mut queue = self.queue.lock();
+            // A grant, under this lock, freed the slot of a parked thread.
+            if parked.is_some_and(Parked::granted) {
+                return Some(Outcome::Granted);
+            }
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.

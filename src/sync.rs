@@ -15,7 +15,7 @@ use std::time::Instant;
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::{Thread, current as current_thread};
 
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
@@ -37,11 +37,24 @@ mod imp {
     pub(crate) fn now() -> std::time::Instant {
         std::time::Instant::now()
     }
+
+    /// Spins, then yields, a few microseconds in all, until `done()`;
+    /// returns whether it is.
+    pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            if done() {
+                return true;
+            }
+            backoff.snooze();
+        }
+        done()
+    }
 }
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::thread::{Thread, current as current_thread};
 
     /// loom's mutex behind parking_lot's API (`lock()` without poisoning).
@@ -62,6 +75,12 @@ mod imp {
     /// loom has no clock and no `park_timeout`: wait for an unpark.
     pub(crate) fn park(_deadline: Option<std::time::Instant>) {
         loom::thread::park();
+    }
+
+    /// No spinning under loom: `Backoff` yields through std, which loom
+    /// cannot see, and a spin changes no outcome, only how soon it is seen.
+    pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
+        done()
     }
 
     /// A fixed instant: no modelled path depends on it (see `deadline_passed`).

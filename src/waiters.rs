@@ -24,7 +24,7 @@
 //! The notifier is returned by `complete` so the caller wakes it after
 //! unlocking: a waker never runs under the lock.
 
-use crate::sync::Thread;
+use crate::sync::{Arc, AtomicBool, Ordering, Thread};
 use std::task::Waker;
 
 const NIL: usize = usize::MAX;
@@ -32,14 +32,39 @@ const NIL: usize = usize::MAX;
 /// How to wake a waiter: a parked thread or an async task.
 #[derive(Debug)]
 pub(crate) enum Notify {
-    Thread(Thread),
+    Thread(Parked),
     Task(Waker),
+}
+
+/// A blocked thread, with the flag a grant raises so that the thread can
+/// leave with its permits without taking the lock again.
+#[derive(Debug, Clone)]
+pub(crate) struct Parked {
+    thread: Thread,
+    granted: Arc<AtomicBool>,
+}
+
+impl Parked {
+    pub(crate) fn current() -> Self {
+        Self {
+            thread: crate::sync::current_thread(),
+            granted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the request was granted. Once `true`, its slot is gone: the
+    /// owner must not touch its ticket again.
+    pub(crate) fn granted(&self) -> bool {
+        // Acquire: pairs with the Release in `complete`, so the permits taken
+        // on our behalf (and what their last holder wrote) are ours to see.
+        self.granted.load(Ordering::Acquire)
+    }
 }
 
 impl Notify {
     pub(crate) fn wake(self) {
         match self {
-            Self::Thread(thread) => thread.unpark(),
+            Self::Thread(parked) => parked.thread.unpark(),
             Self::Task(waker) => waker.wake(),
         }
     }
@@ -162,9 +187,19 @@ impl<const N: usize> WaitQueue<N> {
 
     /// Ends a queued request: unlinks it and records `outcome` for its owner.
     /// Returns who to wake once the lock is released.
+    ///
+    /// A parked thread that is granted learns it from its flag instead: its
+    /// slot is freed at once, and it leaves without taking the lock again.
     pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
         let notify = self.unlink(ticket.0);
-        self.slots[ticket.0] = Slot::Done(outcome);
+        match (&notify, outcome) {
+            (Some(Notify::Thread(parked)), Outcome::Granted) => {
+                // Release: pairs with the Acquire in `Parked::granted`.
+                parked.granted.store(true, Ordering::Release);
+                self.release_slot(ticket.0);
+            }
+            _ => self.slots[ticket.0] = Slot::Done(outcome),
+        }
         notify
     }
 
