@@ -75,9 +75,7 @@ impl<const N: usize> Wide<N> {
         }
     }
 
-    // Out of line: keeps the single-word fast path, which shares the
-    // dispatching function, small enough to inline at the call site.
-    #[inline(never)]
+    #[inline]
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
         match self.take::<false>(amounts) {
             Ok(after) => Ok(after),
@@ -118,41 +116,72 @@ impl<const N: usize> Wide<N> {
             }));
         }
         let mut after = seen.map(|word| word & VALUE);
-        for d in 0..N {
-            let tally = !LOCKED && d == N - 1;
-            if amounts[d] == 0 && !tally {
-                continue;
+        // All but the last dimension, then the last apart: it carries the
+        // tally, so the fast path always takes it, and the loop bounds stay
+        // constant (for N = 2, no loop is left at all).
+        for d in 0..N - 1 {
+            if amounts[d] != 0 {
+                let check_flags = !LOCKED && d == 0;
+                after[d] = self.take_one(d, amounts[d], seen[d], check_flags, false, amounts)?;
             }
-            let mut current = seen[d];
-            let new = loop {
-                if !LOCKED && d == 0 && current & (SLOW | CLOSED) != 0 {
-                    return Err(Taken::Flagged);
-                }
-                if current & VALUE < amounts[d] {
-                    return Err(self.roll_back(amounts, d, current & VALUE));
-                }
-                let mut new = current - amounts[d];
-                if tally {
-                    new = Self::bump_tally(new);
-                }
-                // Acquire: pairs with the Release of the return that put
-                // these permits here, so the last holder's writes are visible.
-                match self.words[d].compare_exchange_weak(
-                    current,
-                    new,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break new,
-                    Err(actual) => current = actual,
-                }
-            };
-            if tally && (new >> TALLY_SHIFT) & Self::TALLY_MASK == 0 {
-                self.flush_tally();
-            }
-            after[d] = new & VALUE;
+        }
+        let last = N - 1;
+        if !LOCKED || amounts[last] != 0 {
+            let check_flags = !LOCKED && last == 0;
+            after[last] = self.take_one(
+                last,
+                amounts[last],
+                seen[last],
+                check_flags,
+                !LOCKED,
+                amounts,
+            )?;
         }
         Ok(after)
+    }
+
+    /// Takes `amount` from dimension `d`, starting from the guess `current`,
+    /// and returns what is left. On a shortage, gives back the dimensions
+    /// before `d` (of `request`); with `check_flags`, fails if a flag is set.
+    #[inline(always)]
+    fn take_one(
+        &self,
+        d: usize,
+        amount: u64,
+        mut current: u64,
+        check_flags: bool,
+        tally: bool,
+        request: [u64; N],
+    ) -> Result<u64, Taken> {
+        loop {
+            if check_flags && current & (SLOW | CLOSED) != 0 {
+                // Only dimension 0 checks: nothing was taken before it.
+                return Err(Taken::Flagged);
+            }
+            if current & VALUE < amount {
+                return Err(self.roll_back(request, d, current & VALUE));
+            }
+            let mut new = current - amount;
+            if tally {
+                new = Self::bump_tally(new);
+            }
+            // Acquire: pairs with the Release of the return that put these
+            // permits here, so the last holder's writes are visible.
+            match self.words[d].compare_exchange_weak(
+                current,
+                new,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if tally && (new >> TALLY_SHIFT) & Self::TALLY_MASK == 0 {
+                        self.flush_tally();
+                    }
+                    return Ok(new & VALUE);
+                }
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Dimension `short` lacked permits after dimensions `..short` were
