@@ -37,31 +37,8 @@ use std::time::{Duration, Instant};
 
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit};
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * KIB;
-
-// ---------------------------------------------------------------------------
-// The load: message sizes and broker behaviour.
-// ---------------------------------------------------------------------------
-
-/// Small messages are 100 B up to one of these, picked at random, so most are small.
-const SMALL_MIN: u64 = 100;
-const SMALL_MAX: [u64; 3] = [KIB, 4 * KIB, 16 * KIB];
-/// Per mille of messages that are large.
-const LARGE_PER_MILLE: u64 = 30;
-const LARGE_MIN: u64 = 256 * KIB;
-const LARGE_MAX: u64 = 4 * MIB;
-
-/// Per mille of sends the broker fails at once with an error.
-const ERROR_PER_MILLE: u64 = 20;
-/// Per mille of sends whose reply never comes: the client gives up after `SLOW_REPLY`.
-const SLOW_PER_MILLE: u64 = 20;
-const SLOW_REPLY: Duration = Duration::from_millis(200);
-/// Latency of an ordinary reply, in milliseconds, before the transfer time.
-const LATENCY_MS: (u64, u64) = (1, 20);
-/// Transfer time: one millisecond per this many bytes (64 MiB/s per connection),
-/// so a 4 MiB message holds its bytes some 60 ms longer than a small one.
-const BYTES_PER_MS: u64 = 64 * KIB;
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------
 // Options.
@@ -186,86 +163,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
     Ok(Some(cfg))
 }
 
-fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
-    let n: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{flag}: '{text}' is not a whole number"))?;
-    if n < min || n > max {
-        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
-    }
-    Ok(n)
-}
-
-/// A byte count with an optional binary suffix: `4096`, `512KiB`, `32MiB`, `1G`.
-fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, suffix) = text.split_at(split);
-    let unit = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => KIB,
-        "m" | "mib" => MIB,
-        "g" | "gib" => 1024 * MIB,
-        _ => {
-            return Err(format!(
-                "{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)"
-            ));
-        }
-    };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)")
-    })?;
-    match n.checked_mul(unit) {
-        Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
-        _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A tiny seeded random number generator (xorshift64*), so no dependency.
-// ---------------------------------------------------------------------------
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64, stream: u64) -> Self {
-        // splitmix64 of the seed and stream, so nearby seeds give unrelated streams
-        // and the state is never zero.
-        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        XorShift((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi` (close enough for a simulation).
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-
-    fn per_mille(&mut self, p: u64) -> bool {
-        self.next() % 1000 < p
-    }
-}
-
-fn message_len(rng: &mut XorShift) -> u64 {
-    if rng.per_mille(LARGE_PER_MILLE) {
-        rng.range(LARGE_MIN, LARGE_MAX)
-    } else {
-        let max = SMALL_MAX[rng.range(0, SMALL_MAX.len() as u64 - 1) as usize];
-        rng.range(SMALL_MIN, max)
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Counters shared by every thread. Relaxed is enough: they are statistics,
 // read once a second and once more after every thread has been joined.
@@ -289,14 +186,6 @@ struct Counters {
     other_errors: AtomicU64,
     /// `--naive` only: message permits the bug lost.
     leaked: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
-}
-
-fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -704,22 +593,6 @@ fn sender(
 // ---------------------------------------------------------------------------
 // Output.
 // ---------------------------------------------------------------------------
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / MIB as f64
-}
-
-fn fmt_size(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
-        format!("{} MiB", bytes / MIB)
-    } else if bytes >= MIB {
-        format!("{:.1} MiB", mib(bytes))
-    } else if bytes >= KIB && bytes % KIB == 0 {
-        format!("{} KiB", bytes / KIB)
-    } else {
-        format!("{bytes} B")
-    }
-}
 
 /// The once-a-second status table: right-aligned columns, two spaces apart.
 struct Table {

@@ -1,0 +1,139 @@
+//! What the two producer demos share: the simulated load (message sizes and
+//! broker behaviour), a tiny seeded random number generator, option parsing
+//! and number formatting. Each demo uses part of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) const KIB: u64 = 1024;
+
+pub(crate) const MIB: u64 = 1024 * KIB;
+
+/// Small messages are 100 B up to one of these, picked at random, so most are small.
+pub(crate) const SMALL_MIN: u64 = 100;
+
+pub(crate) const SMALL_MAX: [u64; 3] = [KIB, 4 * KIB, 16 * KIB];
+
+/// Per mille of messages that are large.
+pub(crate) const LARGE_PER_MILLE: u64 = 30;
+
+pub(crate) const LARGE_MIN: u64 = 256 * KIB;
+
+pub(crate) const LARGE_MAX: u64 = 4 * MIB;
+
+/// Per mille of sends the broker fails at once with an error.
+pub(crate) const ERROR_PER_MILLE: u64 = 20;
+
+/// Per mille of sends whose reply never comes: the client gives up after `SLOW_REPLY`.
+pub(crate) const SLOW_PER_MILLE: u64 = 20;
+
+pub(crate) const SLOW_REPLY: Duration = Duration::from_millis(200);
+
+/// Latency of an ordinary reply, in milliseconds, before the transfer time.
+pub(crate) const LATENCY_MS: (u64, u64) = (1, 20);
+
+/// Transfer time: one millisecond per this many bytes (64 MiB/s per connection),
+/// so a 4 MiB message holds its bytes some 60 ms longer than a small one.
+pub(crate) const BYTES_PER_MS: u64 = 64 * KIB;
+
+pub(crate) fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{flag}: '{text}' is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
+    }
+    Ok(n)
+}
+
+/// A byte count with an optional binary suffix: `4096`, `512KiB`, `32MiB`, `1G`.
+pub(crate) fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let unit = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => 1024 * MIB,
+        _ => {
+            return Err(format!(
+                "{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)"
+            ));
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)")
+    })?;
+    match n.checked_mul(unit) {
+        Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
+        _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
+    }
+}
+
+/// A tiny seeded random number generator (xorshift64*), so no dependency.
+pub(crate) struct XorShift(u64);
+
+impl XorShift {
+    pub(crate) fn new(seed: u64, stream: u64) -> Self {
+        // splitmix64 of the seed and stream, so nearby seeds give unrelated streams
+        // and the state is never zero.
+        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi` (close enough for a simulation).
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    pub(crate) fn per_mille(&mut self, p: u64) -> bool {
+        self.next() % 1000 < p
+    }
+}
+
+pub(crate) fn message_len(rng: &mut XorShift) -> u64 {
+    if rng.per_mille(LARGE_PER_MILLE) {
+        rng.range(LARGE_MIN, LARGE_MAX)
+    } else {
+        let max = SMALL_MAX[rng.range(0, SMALL_MAX.len() as u64 - 1) as usize];
+        rng.range(SMALL_MIN, max)
+    }
+}
+
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+pub(crate) fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+pub(crate) fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+pub(crate) fn fmt_size(bytes: u64) -> String {
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", mib(bytes))
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
