@@ -114,6 +114,8 @@ impl<const N: usize> Packed<N> {
             field_max,
             guards,
         };
+        // Relaxed: not shared yet; handing the semaphore to other threads
+        // publishes it.
         packed
             .word
             .store(packed.pack_unchecked(capacity), Ordering::Relaxed);
@@ -220,6 +222,7 @@ impl<const N: usize> Packed<N> {
                 available: self.load()[dim],
             });
         };
+        // Relaxed: only a guess for the CAS, which checks it.
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
             let new = self.subtract(word, request)?;
@@ -235,6 +238,7 @@ impl<const N: usize> Packed<N> {
     }
 
     pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
+        // Relaxed: only a guess for the CAS, which checks it.
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
             let have = self.unpack(word);
@@ -289,6 +293,8 @@ impl<const N: usize> Packed<N> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
+        // Relaxed: a hint for error order; whoever must not miss `CLOSED`
+        // reads it under the lock, where `close` sets it.
         self.word.load(Ordering::Relaxed) & CLOSED != 0
     }
 

@@ -218,6 +218,7 @@ impl<const N: usize> Wide<N> {
     pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
         let mut took = [0; N];
         for d in 0..N {
+            // Relaxed: only a guess for the CAS, which checks it.
             let mut current = self.words[d].load(Ordering::Relaxed);
             loop {
                 let take = wanted[d].min(current & VALUE);
@@ -275,6 +276,7 @@ impl<const N: usize> Wide<N> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
+        // Relaxed: as in the packed layout, the lock holder's reads decide.
         self.words[0].load(Ordering::Relaxed) & CLOSED != 0
     }
 
