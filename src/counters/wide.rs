@@ -117,7 +117,8 @@ impl<const N: usize> Wide<N> {
         match self.take::<true>(amounts) {
             Ok(after) => Ok(after),
             Err(Taken::Short(short)) => Err(short),
-            // The lock holder serves the queue after this anyway.
+            // Not reached: the locked path ignores the flags, and its
+            // rollbacks report the shortage.
             Err(Taken::Flagged | Taken::RolledBackToWaiters) => Err(Short {
                 dim: 0,
                 available: self.load()[0],
@@ -249,8 +250,9 @@ impl<const N: usize> Wide<N> {
 
     /// The take of dimension `failed` could not go on (`why`): give back the
     /// dimensions taken before it, `N-1 ..= failed+1`, and the tally, if
-    /// any. Returns `why`, or, if waiters were queued when the permits came
-    /// back, [`Taken::RolledBackToWaiters`] so that the caller serves them.
+    /// any. Returns `why`, or, on the fast path, if waiters were queued when
+    /// the permits came back, [`Taken::RolledBackToWaiters`] so that the
+    /// caller serves them.
     #[cold]
     #[inline(never)]
     fn roll_back<const LOCKED: bool>(&self, request: [u64; N], failed: usize, why: Taken) -> Taken {
@@ -264,7 +266,8 @@ impl<const N: usize> Wide<N> {
             self.untallied.fetch_add(1, Ordering::Relaxed);
         }
         let taken = std::array::from_fn(|d| if d > failed { request[d] } else { 0 });
-        if self.give(taken) {
+        // The lock holder serves the queue after this anyway.
+        if self.give(taken) && !LOCKED {
             Taken::RolledBackToWaiters
         } else {
             why
