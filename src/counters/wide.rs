@@ -12,9 +12,8 @@
 //! that read it first, right behind the previous release, would stall on
 //! that add still in flight (measured on x86: 4 of the 28 ns that a take and
 //! a release cost). Read after the take's first CAS, it is read once the add
-//! is done. A
-//! mirror of its flags (`flagged`, on the same cache line) lets the fast path
-//! defer to the queue before it touches any word.
+//! is done. A mirror of its flags (`flagged`, on the same cache line) lets
+//! the fast path defer to the queue before it touches any word.
 //!
 //! # The words
 //!
@@ -131,12 +130,7 @@ impl<const N: usize> Wide<N> {
     /// fast path, flagged). `LOCKED`: for the lock holder, which ignores
     /// `SLOW` (it is the one serving the queue) and counts its grants
     /// elsewhere; the fast path respects the flags and tallies its take.
-    ///
-    /// Dimension 0 comes last because every release ends with an add to it:
-    /// a take that loaded it first, right behind the previous release, would
-    /// read a word whose locked add is still in flight, and on x86 that read
-    /// costs about as much as a third of the whole take. Loaded after the
-    /// first CAS instead, it is read once that add is done.
+    /// Dimension 0 comes last for speed: see the module documentation.
     #[inline]
     fn take<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
         // Relaxed: a hint; the CAS or load of word 0 below decides.
