@@ -12,7 +12,7 @@ models! {
     racing_try_acquires_never_exceed_capacity: 3,
     try_acquire_and_release_loops_keep_exact_accounting: 3,
     rollback_racing_release_leaks_nothing: 3,
-    rollback_of_dimension_1_racing_release_counts_exactly: 3,
+    rollback_of_dimension_1_racing_take_counts_exactly: 3,
     split_merge_forget_racing_try_acquire_keep_exact_accounting: 3,
     close_racing_try_acquire_and_release_stays_closed: 3,
 }
@@ -138,35 +138,31 @@ fn rollback_racing_release_leaks_nothing(layout: Layout) {
 }
 
 /// The mirror image, for the per-dimension layout's order (dimensions `N-1`
-/// down to 0): a request that fits dimension 1 but not dimension 0 takes
-/// dimension 1, then finds 0 short and gives 1 back, racing the release of
-/// dimension 0 and a third thread that wants only dimension 1. No permit is
-/// lost, and the acquisition count is exact: the rolled-back take, counted
-/// when it took dimension 1, is counted out again.
-fn rollback_of_dimension_1_racing_release_counts_exactly(layout: Layout) {
+/// down to 0, with the pre-check reading a shadow of dimension 0): a request
+/// for both dimensions races one for dimension 0 only, which can take it
+/// between the first one's check and its take of dimension 0. Then the first
+/// has taken dimension 1 and must give it back, racing a third thread that
+/// wants only dimension 1. No permit is lost, and the acquisition count is
+/// exact: the rolled-back take, counted when it took dimension 1, is counted
+/// out again.
+fn rollback_of_dimension_1_racing_take_counts_exactly(layout: Layout) {
     let cap = [1, 1];
     let sem = layout.arc(cap);
     let ghost = Ghost::new(cap);
 
-    let held = sem.try_acquire_owned([1, 0]).unwrap();
-    ghost.take([1, 0]);
-
-    let releaser = {
-        let ghost = Arc::clone(&ghost);
-        thread::spawn(move || {
-            ghost.give(held.amounts());
-            drop(held);
-        })
+    let count_only = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || try_once(&sem, &ghost, [1, 0]))
     };
-    let other = {
+    let bytes_only = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || try_once(&sem, &ghost, [0, 1]))
     };
-    let mine = try_once(&sem, &ghost, [1, 1]);
-    releaser.join().unwrap();
-    let theirs = other.join().unwrap();
+    let both = try_once(&sem, &ghost, [1, 1]);
+    let count = count_only.join().unwrap();
+    let bytes = bytes_only.join().unwrap();
 
-    let successes = 1 + u64::from(mine) + u64::from(theirs);
+    let successes = u64::from(both) + u64::from(count) + u64::from(bytes);
     assert_eq!(sem.stats().acquired, successes, "acquisitions counted");
     assert_quiescent(&sem, cap);
 }

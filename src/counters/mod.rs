@@ -9,10 +9,9 @@
 //!   Used whenever the dimensions' maximum capacities fit in the word
 //!   (for example `[1024 messages, 100 MiB]`, with room to grow).
 //! * [`Wide`]: one `AtomicU64` per dimension, for capacities that do not fit.
-//!   A take first reads the dimensions it takes first and gives up before
-//!   touching any if one is short, then takes them one by one, rolling back
-//!   on a lost race or a short dimension 0 (the flag word, taken last). Only
-//!   such a rollback can make another take fail spuriously.
+//!   A take first checks every dimension and gives up before touching any
+//!   if one is short, then takes them one by one, rolling back on a lost
+//!   race. Only that race can make another take fail spuriously.
 //!
 //! Both carry two flags: `CLOSED`, and `SLOW`, which says "the waiter queue is
 //! not empty or a shrink left a debt": while it is set, fast-path takers defer

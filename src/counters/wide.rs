@@ -1,19 +1,27 @@
 //! One `AtomicU64` per dimension, for capacities too large to share a word.
 //!
-//! A take goes through the dimensions in the order a release does, `N-1`
-//! down to 0: it reads dimensions `N-1 ..= 1` and gives up before touching
-//! any if one is short, takes them one by one, then reads and takes dimension
-//! 0, the word with the flags. If it loses a race, or dimension 0 is short or
-//! flagged, it returns what it took. Only such a take can make another fail
-//! spuriously, and only for the moment between its take and its return; a
-//! request that some dimension `1..N` cannot supply touches nothing.
+//! A take first checks every dimension and gives up before touching any if
+//! one is short, so a request that cannot fit never holds a dimension even
+//! briefly. Then it takes the dimensions in the order a release returns them,
+//! `N-1` down to 0, and if it loses a race on one, or finds dimension 0 (the
+//! word with the flags) short or flagged after all, returns what it took.
+//! Only such a race can make another take fail spuriously.
 //!
-//! Why dimension 0 last: a release ends with a locked add to it, and a take
-//! that read it first, right behind the previous release, would stall on
-//! that add still in flight (measured on x86: 4 of the 28 ns that a take and
-//! a release cost). Read after the take's first CAS, it is read once the add
-//! is done. A mirror of its flags (`flagged`, on the same cache line) lets
-//! the fast path defer to the queue before it touches any word.
+//! Why dimension 0 last, and its check through a shadow: a release ends with
+//! a locked add to word 0, and a take that read word 0 right behind it would
+//! stall until that add is done (measured on x86: 4 of the 28 ns that a take
+//! and a release cost). So the take reads word 0 only after its first CAS,
+//! which waits for the add anyway, and its check reads `shadow0` instead: a
+//! recent lower bound of word 0, with its flags, at another address.
+//!
+//! * A take that leaves word 0 below the shadow lowers it; a release never
+//!   raises it. In a steady state nothing writes it: a store beside the
+//!   locked operations would cost what the stall did.
+//! * The flag changes (under the queue lock) write it exactly.
+//! * A shadow that doubts a take (a flag, too few permits) is checked
+//!   against word 0 itself and corrected, so it never fails a take nor sends
+//!   it to the lock. One that let a take through wrongly is found out by the
+//!   CAS of word 0 and corrected there.
 //!
 //! # The words
 //!
@@ -46,7 +54,7 @@
 //! No `SeqCst` is needed, and the handshake is one loom models exactly.
 
 use super::{FastError, Short};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 const VALUE: u64 = (1 << 61) - 1;
@@ -70,11 +78,11 @@ pub(crate) struct Wide<const N: usize> {
 #[derive(Debug)]
 struct Hot<const N: usize> {
     words: [AtomicU64; N],
-    /// Whether word 0 has `SLOW` or `CLOSED`, mirrored for the fast path,
-    /// which reads word 0 last (see [`Wide::take`]): a hint that lets it defer
-    /// before touching any word. Written under the queue lock, before the
-    /// flags are set and after they are cleared; word 0 stays the authority.
-    flagged: AtomicBool,
+    /// A recent lower bound of word 0 (its permits, with its flags), read by
+    /// the fast path's pre-check instead of word 0 itself (see the module
+    /// documentation). A hint only: racing writers can leave it stale, and
+    /// word 0 decides; whoever finds it wrong there writes what it found.
+    shadow0: AtomicU64,
 }
 
 /// Why [`Wide::take`] took nothing.
@@ -95,7 +103,7 @@ impl<const N: usize> Wide<N> {
         Self {
             hot: CachePadded::new(Hot {
                 words: capacity.map(AtomicU64::new),
-                flagged: AtomicBool::new(false),
+                shadow0: AtomicU64::new(capacity[0]),
             }),
             flushed: AtomicU64::new(0),
             untallied: AtomicU64::new(0),
@@ -125,36 +133,24 @@ impl<const N: usize> Wide<N> {
         }
     }
 
-    /// Takes dimensions `N-1 ..= 1`, checked together first, then dimension
-    /// 0 with the flags; gives back what it took if one is short (or, on the
-    /// fast path, flagged). `LOCKED`: for the lock holder, which ignores
-    /// `SLOW` (it is the one serving the queue) and counts its grants
-    /// elsewhere; the fast path respects the flags and tallies its take.
-    /// Dimension 0 comes last for speed: see the module documentation.
+    /// Checks every dimension, then takes dimensions `N-1 ..= 1` and last
+    /// dimension 0, with the flags; gives back what it took if one is short
+    /// (or, on the fast path, flagged). `LOCKED`: for the lock holder, which
+    /// ignores `SLOW` (it is the one serving the queue) and counts its grants
+    /// elsewhere; the fast path respects the flags and tallies its take. Why
+    /// word 0 last, and read through its shadow: see the module documentation.
     #[inline]
     fn take<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
-        // Relaxed: a hint; the CAS or load of word 0 below decides.
-        if !LOCKED && N > 1 && self.hot.flagged.load(Ordering::Relaxed) {
-            return Err(Taken::Flagged);
-        }
         // Acquire: a waiter's look at the counters after setting `SLOW` (see
         // "Orderings"); on the fast path, only a guess that the CAS checks.
-        // (Dimension 0 is loaded below, after the first CAS.)
-        let seen: [u64; N] = std::array::from_fn(|d| {
-            if d == 0 {
-                0
-            } else {
-                self.hot.words[d].load(Ordering::Acquire)
-            }
+        // Relaxed, the shadow: a hint, which a doubt sends to `recheck`.
+        let mut seen: [u64; N] = std::array::from_fn(|d| match d {
+            0 if !LOCKED => self.hot.shadow0.load(Ordering::Relaxed),
+            _ => self.hot.words[d].load(Ordering::Acquire),
         });
-        if let Some(dim) = (1..N).find(|&d| seen[d] & VALUE < amounts[d]) {
-            return Err(Taken::Short(self.first_short(
-                amounts,
-                Short {
-                    dim,
-                    available: seen[dim] & VALUE,
-                },
-            )));
+        let flagged = !LOCKED && seen[0] & (SLOW | CLOSED) != 0;
+        if flagged || (0..N).any(|d| seen[d] & VALUE < amounts[d]) {
+            seen[0] = self.recheck::<LOCKED>(amounts, seen)?;
         }
         let mut after = seen.map(|word| word & VALUE);
         // The first word taken, N - 1, carries the tally, so the fast path
@@ -165,16 +161,50 @@ impl<const N: usize> Wide<N> {
                 after[d] = self.take_one::<LOCKED>(d, amounts[d], seen[d], amounts)?;
             }
         }
-        // Acquire: as above.
+        // Acquire: as above. Read after the first CAS, so the last release's
+        // add to this word is done (see the module documentation).
         let current = self.hot.words[0].load(Ordering::Acquire);
         after[0] = if amounts[0] != 0 || (!LOCKED && N == 1) {
             self.take_one::<LOCKED>(0, amounts[0], current, amounts)?
         } else if !LOCKED && current & (SLOW | CLOSED) != 0 {
+            self.shadow(current);
             return Err(self.roll_back::<LOCKED>(amounts, 0, Taken::Flagged));
         } else {
             current & VALUE
         };
+        // Keep the shadow a lower bound: lower it when this take went below
+        // it (a release never raises it, so in a steady state nothing is
+        // written). The fast path's word 0 had no flags, nor has `after[0]`.
+        if !LOCKED && after[0] < seen[0] & VALUE {
+            self.shadow(after[0]);
+        }
         Ok(after)
+    }
+
+    /// The pre-check doubts the take (a flag, or a short dimension) on the
+    /// strength of `seen`, whose word 0 may be a stale shadow: decide on word
+    /// 0 itself, so that a stale shadow never fails a take nor sends it to
+    /// the lock. Corrects the shadow, and returns word 0 if the take goes on.
+    #[cold]
+    #[inline(never)]
+    fn recheck<const LOCKED: bool>(
+        &self,
+        amounts: [u64; N],
+        mut seen: [u64; N],
+    ) -> Result<u64, Taken> {
+        // Acquire: as in `take`.
+        seen[0] = self.hot.words[0].load(Ordering::Acquire);
+        self.shadow(seen[0]);
+        if !LOCKED && seen[0] & (SLOW | CLOSED) != 0 {
+            return Err(Taken::Flagged);
+        }
+        match (0..N).find(|&dim| seen[dim] & VALUE < amounts[dim]) {
+            Some(dim) => Err(Taken::Short(Short {
+                dim,
+                available: seen[dim] & VALUE,
+            })),
+            None => Ok(seen[0]),
+        }
     }
 
     /// Takes `amount` from dimension `d`, starting from the guess `current`,
@@ -193,9 +223,14 @@ impl<const N: usize> Wide<N> {
         let tally = !LOCKED && d == N - 1;
         loop {
             if check_flags && current & (SLOW | CLOSED) != 0 {
+                self.shadow(current);
                 return Err(self.roll_back::<LOCKED>(request, d, Taken::Flagged));
             }
             if current & VALUE < amount {
+                if d == 0 {
+                    // The shadow let this take through: correct it.
+                    self.shadow(current);
+                }
                 let short = self.first_short(
                     request,
                     Short {
@@ -268,6 +303,13 @@ impl<const N: usize> Wide<N> {
         }
     }
 
+    /// Records what this thread just made word 0.
+    #[inline]
+    fn shadow(&self, word0: u64) {
+        // Relaxed: a hint (see `Hot::shadow0`).
+        self.hot.shadow0.store(word0, Ordering::Relaxed);
+    }
+
     #[inline]
     fn bump_tally(word: u64) -> u64 {
         let tally = (word >> TALLY_SHIFT).wrapping_add(1) & Self::TALLY_MASK;
@@ -298,6 +340,9 @@ impl<const N: usize> Wide<N> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if d == 0 {
+                            self.shadow(current - take);
+                        }
                         took[d] = take;
                         break;
                     }
@@ -331,24 +376,19 @@ impl<const N: usize> Wide<N> {
     pub(super) fn set_slow(&self, slow: bool) {
         // AcqRel: Acquire is the waiter's side of "Orderings"; Release keeps
         // the lock holder's writes ordered before the flag change.
-        // Relaxed, on the mirror: a hint only; raised before the flag and
-        // lowered after it, so it rarely says less than the flags do.
         if slow {
-            self.hot.flagged.store(true, Ordering::Relaxed);
-            self.hot.words[0].fetch_or(SLOW, Ordering::AcqRel);
+            let before = self.hot.words[0].fetch_or(SLOW, Ordering::AcqRel);
+            self.shadow(before | SLOW);
         } else {
             let before = self.hot.words[0].fetch_and(!SLOW, Ordering::AcqRel);
-            if before & CLOSED == 0 {
-                self.hot.flagged.store(false, Ordering::Relaxed);
-            }
+            self.shadow(before & !SLOW);
         }
     }
 
     pub(super) fn close(&self) {
-        // Relaxed: as in `set_slow`.
-        self.hot.flagged.store(true, Ordering::Relaxed);
         // AcqRel: as `set_slow`; every CAS keeps the bits it does not change.
-        self.hot.words[0].fetch_or(CLOSED, Ordering::AcqRel);
+        let before = self.hot.words[0].fetch_or(CLOSED, Ordering::AcqRel);
+        self.shadow(before | CLOSED);
     }
 
     pub(super) fn is_closed(&self) -> bool {
