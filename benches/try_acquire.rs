@@ -24,7 +24,8 @@
 //! After criterion come three printed tables: paired runs of the N = 2 contenders (each
 //! implementation timed in turn, round after round, with medians of per-round ratios to the
 //! single-word floor: on a busy machine these are the steadier ratios, as criterion's benchmarks
-//! run a minute apart), the rollback probe of issue 2 section 7 (spurious-failure rates), and
+//! run a minute apart), the rollback probe of issue 2 section 7 (spurious-failure rates; then
+//! the same probe with its dimensions swapped, for multisem and the per-dimension CAS), and
 //! ratios read from criterion's estimates of this run.
 
 use std::hint::black_box;
@@ -496,16 +497,43 @@ fn run_paired(rounds: usize, ops: u64) {
 // ---------------------------------------------------------------------------------------------
 // Rollback probe (issue 2, section 7)
 
-const PROBE_CAP: [u64; 2] = [8, 12_000];
-const PROBE_MAIN_HOLD: [u64; 2] = [2, 3_000];
-const PROBE_TAKE: [u64; 2] = [1, 1_500];
-const PROBE_NEVER_FITS: [u64; 2] = [1, 9_001];
+/// One probe's numbers: `main_hold` is held for the run, three threads keep one `take` and take
+/// another (their demand fits exactly), and one loops on `never_fits`.
+#[derive(Clone, Copy)]
+struct ProbeShape {
+    cap: [u64; 2],
+    main_hold: [u64; 2],
+    take: [u64; 2],
+    never_fits: [u64; 2],
+}
+
+/// Issue 2's probe: the request that never fits is short in dimension 1 (bytes).
+const PROBE: ProbeShape = ProbeShape {
+    cap: [8, 12_000],
+    main_hold: [2, 3_000],
+    take: [1, 1_500],
+    never_fits: [1, 9_001],
+};
+
+impl ProbeShape {
+    /// The same probe with the dimensions swapped: the request that never fits is short in
+    /// dimension 0, the one the per-dimension layout takes last (and checks through a shadow).
+    fn swapped(self) -> Self {
+        let swap = |[a, b]: [u64; 2]| [b, a];
+        Self {
+            cap: swap(self.cap),
+            main_hold: swap(self.main_hold),
+            take: swap(self.take),
+            never_fits: swap(self.never_fits),
+        }
+    }
+}
 
 struct ProbeResult {
     attempts: u64,
     failures: u64,
     never_fit_tries: u64,
-    /// `[1, 9001]` granted: impossible with [2, 3000] held; a bug if nonzero.
+    /// `never_fits` granted: impossible with `main_hold` held; a bug if nonzero.
     impossible_grants: u64,
 }
 
@@ -525,24 +553,23 @@ fn take_at_setup<S: TrySem<2>>(sem: &S, amounts: [u64; 2]) -> S::Held<'_> {
     }
 }
 
-/// Capacity [8, 12000], [2, 3000] held by this thread for the run; three threads each keep
-/// one earlier [1, 1500] and loop "take a new one, then drop the older", so their demand
-/// always fits exactly and each of their failures is spurious; a fourth loops
-/// `try_acquire([1, 9001])`, which never fits.
-fn rollback_probe<S: TrySem<2>>(sem: &S, run_for: Duration) -> ProbeResult {
-    let main_hold = take_at_setup(sem, PROBE_MAIN_HOLD);
+/// With `shape.main_hold` held by this thread for the run, three threads each keep one earlier
+/// `shape.take` and loop "take a new one, then drop the older", so their demand always fits
+/// exactly and each of their failures is spurious; a fourth loops on `shape.never_fits`.
+fn rollback_probe<S: TrySem<2>>(sem: &S, shape: ProbeShape, run_for: Duration) -> ProbeResult {
+    let main_hold = take_at_setup(sem, shape.main_hold);
     let stop = AtomicBool::new(false);
     let start = Barrier::new(5);
     let result = std::thread::scope(|s| {
         let takers: Vec<_> = (0..3)
             .map(|_| {
                 s.spawn(|| {
-                    let mut older = take_at_setup(sem, PROBE_TAKE);
+                    let mut older = take_at_setup(sem, shape.take);
                     start.wait();
                     let (mut attempts, mut failures) = (0u64, 0u64);
                     while !stop.load(Ordering::Relaxed) {
                         attempts += 1;
-                        match sem.try_take(black_box(PROBE_TAKE)) {
+                        match sem.try_take(black_box(shape.take)) {
                             Some(newer) => drop(std::mem::replace(&mut older, newer)),
                             None => failures += 1,
                         }
@@ -557,7 +584,7 @@ fn rollback_probe<S: TrySem<2>>(sem: &S, run_for: Duration) -> ProbeResult {
             let (mut tries, mut granted) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
                 tries += 1;
-                if sem.try_take(black_box(PROBE_NEVER_FITS)).is_some() {
+                if sem.try_take(black_box(shape.never_fits)).is_some() {
                     granted += 1;
                 }
             }
@@ -586,10 +613,22 @@ fn rollback_probe<S: TrySem<2>>(sem: &S, run_for: Duration) -> ProbeResult {
 }
 
 fn run_probes(run_for: Duration) {
+    probe_table(PROBE, run_for, true);
+    probe_table(PROBE.swapped(), run_for, false);
+}
+
+/// One probe shape for multisem's two layouts, and, with `peers`, for the floor and the peers.
+fn probe_table(shape: ProbeShape, run_for: Duration, peers: bool) {
+    let ProbeShape {
+        cap,
+        main_hold,
+        take,
+        never_fits,
+    } = shape;
     println!();
     println!(
-        "rollback probe: capacity {PROBE_CAP:?}, {PROBE_MAIN_HOLD:?} held, three threads keep one \
-         {PROBE_TAKE:?} and take another (always fits), one loops try {PROBE_NEVER_FITS:?} (never fits); {:.2} s each",
+        "rollback probe: capacity {cap:?}, {main_hold:?} held, three threads keep one {take:?} and \
+         take another (always fits), one loops try {never_fits:?} (never fits); {:.2} s each",
         run_for.as_secs_f64()
     );
     println!(
@@ -608,33 +647,36 @@ fn run_probes(run_for: Duration) {
         );
         if r.impossible_grants > 0 {
             println!(
-                "  BUG: {name} granted {PROBE_NEVER_FITS:?} {} times although it cannot fit",
+                "  BUG: {name} granted {never_fits:?} {} times although it cannot fit",
                 r.impossible_grants
             );
         }
     };
 
-    let packed = multisem_packed(PROBE_CAP);
-    row("multisem_packed", rollback_probe(&packed, run_for));
+    let packed = multisem_packed(cap);
+    row("multisem_packed", rollback_probe(&packed, shape, run_for));
     check_quiescent("multisem_packed", &packed);
-    let wide = multisem_wide(PROBE_CAP);
-    row("multisem_wide", rollback_probe(&wide, run_for));
+    let wide = multisem_wide(cap);
+    row("multisem_wide", rollback_probe(&wide, shape, run_for));
     check_quiescent("multisem_wide", &wide);
     row(
+        "per_dim_cas",
+        rollback_probe(&PerDimCas::new(cap), shape, run_for),
+    );
+    if !peers {
+        return;
+    }
+    row(
         "floor_single_word",
-        rollback_probe(&FloorSingleWord::new(PROBE_CAP), run_for),
+        rollback_probe(&FloorSingleWord::new(cap), shape, run_for),
     );
     row(
         "tokio_two_semaphores",
-        rollback_probe(&TokioPair::new(PROBE_CAP), run_for),
+        rollback_probe(&TokioPair::new(cap), shape, run_for),
     );
     row(
         "mutex",
-        rollback_probe(&MutexPeer(parking_lot::Mutex::new(PROBE_CAP)), run_for),
-    );
-    row(
-        "per_dim_cas",
-        rollback_probe(&PerDimCas::new(PROBE_CAP), run_for),
+        rollback_probe(&MutexPeer(parking_lot::Mutex::new(cap)), shape, run_for),
     );
 }
 
