@@ -59,13 +59,20 @@ pub(crate) struct Packed<const N: usize> {
     /// On a cache line of its own: the layout below is read by every
     /// operation and must not be invalidated each time another core takes or
     /// returns permits.
-    word: CachePadded<AtomicU64>,
-    /// Fast takes counted out of the tally, in steps of `1 << TALLY_BITS`.
-    flushed: AtomicU64,
+    hot: CachePadded<Hot>,
     shift: [u32; N],
     /// The largest value each field holds: `2^width - 1`.
     field_max: [u64; N],
     guards: u64,
+}
+
+/// What takes and returns write.
+#[derive(Debug)]
+struct Hot {
+    word: AtomicU64,
+    /// Fast takes counted out of the tally, in steps of `1 << TALLY_BITS`:
+    /// beside the word, whose line the flushing take's core holds already.
+    flushed: AtomicU64,
 }
 
 /// Bits needed to hold `value`.
@@ -108,8 +115,10 @@ impl<const N: usize> Packed<N> {
         let max =
             max_capacity.unwrap_or_else(|| field_max.map(|m| m.min(crate::semaphore::MAX_PERMITS)));
         let packed = Self {
-            word: CachePadded::new(AtomicU64::new(0)),
-            flushed: AtomicU64::new(0),
+            hot: CachePadded::new(Hot {
+                word: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+            }),
             shift,
             field_max,
             guards,
@@ -117,6 +126,7 @@ impl<const N: usize> Packed<N> {
         // Relaxed: not shared yet; handing the semaphore to other threads
         // publishes it.
         packed
+            .hot
             .word
             .store(packed.pack_unchecked(capacity), Ordering::Relaxed);
         Some((packed, max))
@@ -180,7 +190,7 @@ impl<const N: usize> Packed<N> {
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
         let request = self.pack(amounts).ok_or(FastError::Defer)?;
         // Relaxed: only a guess for the CAS, which checks it.
-        let mut word = self.word.load(Ordering::Relaxed);
+        let mut word = self.hot.word.load(Ordering::Relaxed);
         loop {
             if word & (CLOSED | SLOW) != 0 {
                 return Err(FastError::Defer);
@@ -189,10 +199,12 @@ impl<const N: usize> Packed<N> {
             let new = taken.wrapping_add(TALLY_ONE);
             // Acquire: pairs with the Release of the `fetch_add` that returned
             // these permits, so the last holder's writes are visible to us.
-            match self
-                .word
-                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.hot.word.compare_exchange_weak(
+                word,
+                new,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     if new < TALLY_ONE {
                         self.flush_tally();
@@ -209,7 +221,9 @@ impl<const N: usize> Packed<N> {
     #[inline(never)]
     fn flush_tally(&self) {
         // Relaxed: a statistic; `stats()` is exact once everything is quiet.
-        self.flushed.fetch_add(1 << TALLY_BITS, Ordering::Relaxed);
+        self.hot
+            .flushed
+            .fetch_add(1 << TALLY_BITS, Ordering::Relaxed);
     }
 
     pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
@@ -223,14 +237,16 @@ impl<const N: usize> Packed<N> {
             });
         };
         // Relaxed: only a guess for the CAS, which checks it.
-        let mut word = self.word.load(Ordering::Relaxed);
+        let mut word = self.hot.word.load(Ordering::Relaxed);
         loop {
             let new = self.subtract(word, request)?;
             // Acquire: as in `try_take_fast`.
-            match self
-                .word
-                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.hot.word.compare_exchange_weak(
+                word,
+                new,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(self.unpack(new)),
                 Err(actual) => word = actual,
             }
@@ -239,16 +255,18 @@ impl<const N: usize> Packed<N> {
 
     pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
         // Relaxed: only a guess for the CAS, which checks it.
-        let mut word = self.word.load(Ordering::Relaxed);
+        let mut word = self.hot.word.load(Ordering::Relaxed);
         loop {
             let have = self.unpack(word);
             let take: [u64; N] = std::array::from_fn(|d| wanted[d].min(have[d]));
             let new = word - self.pack_unchecked(take);
             // Acquire: as in `try_take_fast`.
-            match self
-                .word
-                .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.hot.word.compare_exchange_weak(
+                word,
+                new,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return take,
                 Err(actual) => word = actual,
             }
@@ -261,6 +279,7 @@ impl<const N: usize> Packed<N> {
         // Acquire CAS). The RMW reads the latest word, so a `SLOW` set by a
         // waiter before this add is seen here (see "Orderings").
         let before = self
+            .hot
             .word
             .fetch_add(self.pack_unchecked(amounts), Ordering::Release);
         before & SLOW != 0
@@ -268,12 +287,12 @@ impl<const N: usize> Packed<N> {
 
     pub(super) fn load(&self) -> [u64; N] {
         // Relaxed: a snapshot for callers that hold no permit on its strength.
-        self.unpack(self.word.load(Ordering::Relaxed))
+        self.unpack(self.hot.word.load(Ordering::Relaxed))
     }
 
     pub(super) fn load_if_settled(&self) -> Option<[u64; N]> {
         // Relaxed: a snapshot; the one load sees counters and flag together.
-        let word = self.word.load(Ordering::Relaxed);
+        let word = self.hot.word.load(Ordering::Relaxed);
         (word & SLOW == 0).then(|| self.unpack(word))
     }
 
@@ -281,27 +300,27 @@ impl<const N: usize> Packed<N> {
         // Relaxed: ordered against takes and returns by the word's
         // modification order alone (all are RMWs of this word).
         if slow {
-            self.word.fetch_or(SLOW, Ordering::Relaxed);
+            self.hot.word.fetch_or(SLOW, Ordering::Relaxed);
         } else {
-            self.word.fetch_and(!SLOW, Ordering::Relaxed);
+            self.hot.word.fetch_and(!SLOW, Ordering::Relaxed);
         }
     }
 
     pub(super) fn close(&self) {
         // Relaxed: as `set_slow`; every CAS keeps the bits it did not change.
-        self.word.fetch_or(CLOSED, Ordering::Relaxed);
+        self.hot.word.fetch_or(CLOSED, Ordering::Relaxed);
     }
 
     pub(super) fn is_closed(&self) -> bool {
         // Relaxed: a hint for error order; whoever must not miss `CLOSED`
         // reads it under the lock, where `close` sets it.
-        self.word.load(Ordering::Relaxed) & CLOSED != 0
+        self.hot.word.load(Ordering::Relaxed) & CLOSED != 0
     }
 
     pub(super) fn fast_takes(&self) -> u64 {
         // Relaxed: statistics. While takes run, a wrap not yet flushed can
         // make this lag by 64; it is exact once they stop.
-        let tally = self.word.load(Ordering::Relaxed) >> TALLY_SHIFT;
-        self.flushed.load(Ordering::Relaxed) + tally
+        let tally = self.hot.word.load(Ordering::Relaxed) >> TALLY_SHIFT;
+        self.hot.flushed.load(Ordering::Relaxed) + tally
     }
 }

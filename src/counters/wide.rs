@@ -68,8 +68,6 @@ pub(crate) struct Wide<const N: usize> {
     /// Padded away from what every operation reads (the layout's tag), which
     /// must not be invalidated by each take and return on another core.
     hot: CachePadded<Hot<N>>,
-    /// Fast takes counted out of the tally, in steps of its period.
-    flushed: AtomicU64,
     /// Fast takes tallied and then rolled back.
     untallied: AtomicU64,
 }
@@ -83,6 +81,9 @@ struct Hot<const N: usize> {
     /// documentation). A hint only: racing writers can leave it stale, and
     /// word 0 decides; whoever finds it wrong there writes what it found.
     shadow0: AtomicU64,
+    /// Fast takes counted out of the tally, in steps of its period: beside
+    /// the words, whose line the flushing take's core holds already.
+    flushed: AtomicU64,
 }
 
 /// Why [`Wide::take`] took nothing.
@@ -104,8 +105,8 @@ impl<const N: usize> Wide<N> {
             hot: CachePadded::new(Hot {
                 words: capacity.map(AtomicU64::new),
                 shadow0: AtomicU64::new(capacity[0]),
+                flushed: AtomicU64::new(0),
             }),
-            flushed: AtomicU64::new(0),
             untallied: AtomicU64::new(0),
         }
     }
@@ -321,7 +322,8 @@ impl<const N: usize> Wide<N> {
     #[inline(never)]
     fn flush_tally(&self) {
         // Relaxed: a statistic; `stats()` is exact once everything is quiet.
-        self.flushed
+        self.hot
+            .flushed
             .fetch_add(1 << Self::TALLY_BITS, Ordering::Relaxed);
     }
 
@@ -401,7 +403,7 @@ impl<const N: usize> Wide<N> {
         // make this lag by one period; it is exact once they stop.
         let tally =
             (self.hot.words[N - 1].load(Ordering::Relaxed) >> TALLY_SHIFT) & Self::TALLY_MASK;
-        (self.flushed.load(Ordering::Relaxed) + tally)
+        (self.hot.flushed.load(Ordering::Relaxed) + tally)
             .saturating_sub(self.untallied.load(Ordering::Relaxed))
     }
 }
