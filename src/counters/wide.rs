@@ -229,7 +229,8 @@ impl<const N: usize> Wide<N> {
             }
             if current & VALUE < amount {
                 if d == 0 {
-                    // The shadow let this take through: correct it.
+                    // The shadow let this take through (or, on the locked
+                    // path, may be as wrong): correct it.
                     self.shadow(current);
                 }
                 let short = self.first_short(
