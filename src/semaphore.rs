@@ -428,13 +428,8 @@ impl<const N: usize> MultiSemaphore<N> {
             } else if let Some((_, head)) = queue.front() {
                 Err(self.reserved_for(&head, amounts))
             } else {
-                match self.counters.take_locked(amounts) {
-                    Ok(after) => {
-                        self.note_peak(after);
-                        Ok(())
-                    }
-                    Err(short) => Err(insufficient(amounts, short)),
-                }
+                self.take_locked(amounts)
+                    .map_err(|short| insufficient(amounts, short))
             }
         };
         wake.wake_all();
@@ -466,6 +461,14 @@ impl<const N: usize> MultiSemaphore<N> {
                 return Err((dim, capacity));
             }
         }
+        Ok(())
+    }
+
+    /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
+    /// is no bar), and raises the peaks to match.
+    fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
+        let after = self.counters.take_locked(amounts)?;
+        self.note_peak(after);
         Ok(())
     }
 
@@ -626,13 +629,10 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         }
         while let Some((ticket, amounts)) = queue.front() {
-            match self.counters.take_locked(amounts) {
-                Ok(after) => {
-                    self.note_peak(after);
-                    wake.push(queue.complete(ticket, Outcome::Granted));
-                }
-                Err(_) => break,
+            if self.take_locked(amounts).is_err() {
+                break;
             }
+            wake.push(queue.complete(ticket, Outcome::Granted));
         }
         in_debt
     }
@@ -703,14 +703,7 @@ impl<const N: usize> MultiSemaphore<N> {
         let in_debt = self.settle_and_serve(queue, wake);
         // A dimension still in debt has an empty counter, so a request that
         // needs it cannot be granted here.
-        let granted = queue.is_empty()
-            && match self.counters.take_locked(amounts) {
-                Ok(after) => {
-                    self.note_peak(after);
-                    true
-                }
-                Err(_) => false,
-            };
+        let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
         let ticket = match notify.take() {
             Some(notify) if !granted => Some(queue.push(amounts, notify)),
             unused => {
