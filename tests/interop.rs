@@ -10,77 +10,19 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use std::thread::{self, JoinHandle};
+use std::task::{Context, Poll};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use multisem::{AcquireError, MultiSemaphore};
 
+mod common;
+use common::{Rng, Watchdog, counting_waker, layouts, poll_once, poll_with};
+
 type Sem = MultiSemaphore<2>;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Ends the process if the test that armed it runs longer than `LIMIT`.
-struct Watchdog {
-    disarm: Option<Sender<()>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let name = thread::current().name().unwrap_or("<unnamed>").to_owned();
-    let handle = thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
-            eprintln!("watchdog: test `{name}` still running after {LIMIT:?}; aborting");
-            std::process::exit(101);
-        }
-    });
-    Watchdog {
-        disarm: Some(tx),
-        handle: Some(handle),
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.disarm.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn layouts(cap: [u64; 2]) -> Vec<(&'static str, Arc<Sem>)> {
-    vec![
-        ("packed", Arc::new(Sem::new(cap))),
-        (
-            "per-dim",
-            Arc::new(
-                Sem::builder(cap)
-                    .max_capacity([Sem::MAX_PERMITS; 2])
-                    .build(),
-            ),
-        ),
-    ]
-}
-
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the callers saw, to compare with `stats()` and the capacity.
 #[derive(Default)]
@@ -138,7 +80,7 @@ fn multi_thread_runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn tokio_many_tasks_with_timeouts_cancelling_acquires() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     let rt = multi_thread_runtime();
     const CAP: [u64; 2] = [8, 64 * 1024];
     for (layout, sem) in layouts(CAP) {
@@ -201,7 +143,7 @@ fn tokio_many_tasks_with_timeouts_cancelling_acquires() {
 
 #[test]
 fn tokio_tasks_share_the_semaphore_with_blocking_threads() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     let rt = multi_thread_runtime();
     const CAP: [u64; 2] = [4, 4096];
     for (layout, sem) in layouts(CAP) {
@@ -251,7 +193,7 @@ fn tokio_tasks_share_the_semaphore_with_blocking_threads() {
 
 #[test]
 fn tokio_current_thread_select_cancels_acquires() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     const CAP: [u64; 2] = [2, 100];
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -302,7 +244,7 @@ fn tokio_current_thread_select_cancels_acquires() {
 
 #[test]
 fn tokio_close_wakes_every_pending_task() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     let rt = multi_thread_runtime();
     for (layout, sem) in layouts([4, 100]) {
         let hold = sem.try_acquire_owned([4, 100]).unwrap();
@@ -355,7 +297,7 @@ fn tokio_close_wakes_every_pending_task() {
 /// once with a no-op waker and dropped (cancellation by drop).
 #[test]
 fn futures_block_on_on_several_threads_with_dropped_futures() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     const CAP: [u64; 2] = [3, 3000];
     for (layout, sem) in layouts(CAP) {
         let books = Arc::new(Books::default());
@@ -390,8 +332,7 @@ fn futures_block_on_on_several_threads_with_dropped_futures() {
                         };
                         if rng.below(3) == 0 {
                             // Poll once, then cancel by dropping if it is pending.
-                            let mut cx = Context::from_waker(Waker::noop());
-                            match fut.as_mut().poll(&mut cx) {
+                            match poll_once(fut.as_mut()) {
                                 Poll::Ready(a) => assert_eq!(a, amounts),
                                 Poll::Pending => {
                                     books.cancelled.fetch_add(1, SeqCst);
@@ -483,7 +424,7 @@ impl Future for JoinAll<'_> {
 /// cancelled after a few polls by dropping them.
 #[test]
 fn futures_local_pool_with_cancellation() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     const CAP: [u64; 2] = [3, 300];
     for (layout, sem) in layouts(CAP) {
         let books = Arc::new(Books::default());
@@ -544,38 +485,27 @@ fn futures_local_pool_with_cancellation() {
 /// that unparks a thread, woken by a release on another thread.
 #[test]
 fn std_only_waker_is_enough() {
-    struct Unpark(thread::Thread, AtomicU64);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.1.fetch_add(1, SeqCst);
-            self.0.unpark();
-        }
-    }
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     for (layout, sem) in layouts([1, 1]) {
         let hold = sem.try_acquire_owned([1, 1]).unwrap();
-        let unpark = Arc::new(Unpark(thread::current(), AtomicU64::new(0)));
-        let waker = Waker::from(Arc::clone(&unpark));
-        let mut cx = Context::from_waker(&waker);
+        // A `std::task::Wake` that counts and unparks this thread.
+        let (unpark, waker) = counting_waker();
         let mut fut = Box::pin(sem.acquire_owned_async([1, 1]));
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(poll_with(fut.as_mut(), &waker).is_pending());
         let releaser = thread::spawn(move || {
             thread::sleep(Duration::from_millis(5));
             drop(hold);
         });
         let start = Instant::now();
         let p = loop {
-            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            if let Poll::Ready(r) = poll_with(fut.as_mut(), &waker) {
                 break r.unwrap();
             }
             assert!(start.elapsed() < LIMIT, "{layout}: never woken");
             thread::park_timeout(Duration::from_secs(1));
         };
         releaser.join().unwrap();
-        assert!(
-            unpark.1.load(SeqCst) >= 1,
-            "{layout}: granted without a wake"
-        );
+        assert!(unpark.wakes() >= 1, "{layout}: granted without a wake");
         drop(p);
         assert_eq!(sem.available(), [1, 1]);
     }
@@ -585,7 +515,7 @@ fn std_only_waker_is_enough() {
 /// future created on one thread and completed on another.
 #[test]
 fn owned_future_moves_between_executors() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(LIMIT);
     let rt = multi_thread_runtime();
     for (layout, sem) in layouts([1, 10]) {
         let hold = sem.try_acquire_owned([1, 10]).unwrap();

@@ -1,0 +1,151 @@
+//! Shared by the integration tests: a watchdog against hangs, a counting
+//! waker and polling helpers, the two layouts, and a small seeded RNG. Each
+//! test file uses only a part of it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use multisem::MultiSemaphore;
+
+/// Ends the process if the section that armed it still runs after its
+/// limit: a hang is a failure, never a stuck CI job. Disarmed on drop.
+pub struct Watchdog {
+    disarm: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn new(what: impl Into<String>, limit: Duration) -> Self {
+        let what = what.into();
+        let (tx, rx) = mpsc::channel::<()>();
+        if cfg!(miri) {
+            // Miri reports a deadlock itself, and its virtual clock runs with
+            // the (slow) interpretation: a watchdog would only misfire.
+            return Self {
+                disarm: Some(tx),
+                handle: None,
+            };
+        }
+        let handle = thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "watchdog: `{what}` still running after {limit:?}; a wait is stuck \
+                     (lost wakeup?). Ending the test process."
+                );
+                std::process::exit(101);
+            }
+        });
+        Self {
+            disarm: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Guards the calling test, named after its thread.
+    pub fn this_test(limit: Duration) -> Self {
+        Self::new(thread::current().name().unwrap_or("<unnamed test>"), limit)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.disarm.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A waker that counts its wakes and unparks the thread that made it.
+pub struct CountingWaker {
+    wakes: AtomicUsize,
+    thread: Thread,
+}
+
+impl CountingWaker {
+    pub fn wakes(&self) -> usize {
+        self.wakes.load(SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// A [`CountingWaker`] for this thread, and the `Waker` made from it.
+pub fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker {
+        wakes: AtomicUsize::new(0),
+        thread: thread::current(),
+    });
+    let waker = Waker::from(Arc::clone(&counter));
+    (counter, waker)
+}
+
+pub fn poll_with<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(waker))
+}
+
+/// One poll with a waker that does nothing.
+pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    poll_with(fut, Waker::noop())
+}
+
+/// The same capacity in both layouts: the packed single word, and one word
+/// per dimension (forced by reserving room up to `MAX_PERMITS`).
+pub fn layouts(cap: [u64; 2]) -> Vec<(&'static str, Arc<MultiSemaphore<2>>)> {
+    vec![
+        ("packed", Arc::new(MultiSemaphore::new(cap))),
+        (
+            "per-dim",
+            Arc::new(
+                MultiSemaphore::builder(cap)
+                    .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+                    .build(),
+            ),
+        ),
+    ]
+}
+
+/// xorshift64*, seeded: reproducible randomness without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `0..n` (modulo bias is irrelevant here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+
+    /// Up to `max` microseconds.
+    pub fn micros(&mut self, max: u64) -> Duration {
+        Duration::from_micros(self.below(max + 1))
+    }
+}
