@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,11 +31,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    Packed,
-    PerDim,
-}
+mod common;
+use common::{Layout, poll_once};
 
 #[derive(Clone, Debug)]
 enum TOp<const N: usize> {
@@ -334,7 +331,7 @@ fn run_thread<'a, const N: usize>(
             }
             TOp::AsyncCancel { amounts } => {
                 let mut f = Box::pin(sem.acquire_async(amounts));
-                match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                match poll_once(f.as_mut()) {
                     Poll::Ready(r) => {
                         held.extend(record_acquire(&mut t, sh, amounts, r.map(Held::B))?)
                     }
@@ -435,13 +432,7 @@ fn run_thread<'a, const N: usize>(
 }
 
 fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
-    let b = MultiSemaphore::builder(cap).track_peaks(track_peaks);
-    match layout {
-        Layout::Packed => b.build(),
-        Layout::PerDim => b
-            .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
-            .build(),
-    }
+    layout.builder(cap).track_peaks(track_peaks).build()
 }
 
 fn run<const N: usize>(

@@ -22,16 +22,17 @@
 use std::array::from_fn;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use multisem::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+
+mod common;
+use common::{CountingWaker, Layout, Watchdog, counting_waker, poll_with};
 
 // ---------------------------------------------------------------------------
 // Operations
@@ -149,12 +150,6 @@ fn base_op<const N: usize>() -> impl Strategy<Value = Op<N>> {
 // The real side
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    Packed,
-    PerDim,
-}
-
 enum Held<'a, const N: usize> {
     B(Permit<'a, N>),
     O(OwnedPermit<N>),
@@ -199,32 +194,25 @@ type Fut<'a, const N: usize> =
 
 struct Pending<'a, const N: usize> {
     fut: Fut<'a, N>,
-    waker: Arc<CountingWaker>,
+    counter: Arc<CountingWaker>,
+    waker: Waker,
     wakes_seen: usize,
 }
 
-struct CountingWaker(AtomicUsize);
-
-impl CountingWaker {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 impl<'a, const N: usize> Pending<'a, N> {
+    fn new(fut: Fut<'a, N>) -> Self {
+        let (counter, waker) = counting_waker();
+        Self {
+            fut,
+            counter,
+            waker,
+            wakes_seen: 0,
+        }
+    }
+
     fn poll(&mut self) -> Poll<Result<Held<'a, N>, AcquireError>> {
-        self.wakes_seen = self.waker.count();
-        let w = Waker::from(Arc::clone(&self.waker));
-        self.fut.as_mut().poll(&mut Context::from_waker(&w))
+        self.wakes_seen = self.counter.wakes();
+        poll_with(self.fut.as_mut(), &self.waker)
     }
 }
 
@@ -532,32 +520,8 @@ fn check_stats<const N: usize>(
 // The run
 // ---------------------------------------------------------------------------
 
-/// Aborts the process if a run hangs (a blocking call that should not block).
-struct Watchdog {
-    _tx: mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    fn new(limit: Duration) -> Self {
-        let (tx, rx) = mpsc::channel::<()>();
-        thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("watchdog: a model run still going after {limit:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog { _tx: tx }
-    }
-}
-
 fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
-    let b = MultiSemaphore::builder(cap).track_peaks(track_peaks);
-    match layout {
-        Layout::Packed => b.build(),
-        Layout::PerDim => b
-            .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
-            .build(),
-    }
+    layout.builder(cap).track_peaks(track_peaks).build()
 }
 
 fn run<const N: usize>(
@@ -566,7 +530,7 @@ fn run<const N: usize>(
     track_peaks: bool,
     ops: Vec<Op<N>>,
 ) -> Result<(), TestCaseError> {
-    let _wd = Watchdog::new(Duration::from_secs(60));
+    let _wd = Watchdog::new("a model run", Duration::from_secs(60));
     let sem = Arc::new(make(layout, cap, track_peaks));
     let max = sem.max_capacity();
     if layout == Layout::PerDim {
@@ -665,11 +629,7 @@ fn run<const N: usize>(
                     let f = sem.acquire_async(amounts);
                     Box::pin(async move { f.await.map(Held::B) })
                 };
-                let mut p = Pending {
-                    fut,
-                    waker: Arc::new(CountingWaker(AtomicUsize::new(0))),
-                    wakes_seen: 0,
-                };
+                let mut p = Pending::new(fut);
                 match p.poll() {
                     Poll::Ready(got) => {
                         let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
@@ -861,7 +821,7 @@ fn run<const N: usize>(
         let mut i = 0;
         while i < pending.len() {
             let state = m.waiting[i].state.clone();
-            let woken = pending[i].waker.count() > pending[i].wakes_seen;
+            let woken = pending[i].counter.wakes() > pending[i].wakes_seen;
             let amounts = m.waiting[i].amounts;
             match pending[i].poll() {
                 Poll::Pending => {

@@ -9,32 +9,19 @@
 //!   resize, close or read it. None may deadlock; each case runs on its own
 //!   thread and fails (instead of hanging) if it has not finished in time.
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use multisem::*;
 
-#[derive(Clone, Copy, Debug)]
-enum Layout {
-    Packed,
-    PerDim,
-}
+mod common;
+use common::{Layout, poll_once, poll_with};
 
 const LAYOUTS: [Layout; 2] = [Layout::Packed, Layout::PerDim];
-
-fn make(layout: Layout, cap: [u64; 2]) -> MultiSemaphore<2> {
-    match layout {
-        Layout::Packed => MultiSemaphore::new(cap),
-        Layout::PerDim => MultiSemaphore::builder(cap)
-            .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
-            .build(),
-    }
-}
 
 const CAP: [u64; 2] = [4, 4096];
 
@@ -102,7 +89,7 @@ fn permit_returned_when_a_thread_panics_holding_it() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panic holding Permit", LIMIT, move || {
-            let sem = make(layout, CAP);
+            let sem = layout.make(CAP);
             thread::scope(|s| {
                 let r = s
                     .spawn(|| {
@@ -126,7 +113,7 @@ fn permit_returned_by_catch_unwind_in_a_thread() {
     quiet_panics();
     for layout in LAYOUTS {
         within("catch_unwind holding Permit", LIMIT, move || {
-            let sem = make(layout, CAP);
+            let sem = layout.make(CAP);
             thread::scope(|s| {
                 s.spawn(|| {
                     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -151,7 +138,7 @@ fn owned_permit_returned_when_its_thread_panics() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panic holding OwnedPermit", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let p = sem.try_acquire_owned([2, 2048]).unwrap();
             let q = sem.try_acquire_owned([2, 2048]).unwrap();
             let h = thread::spawn(move || {
@@ -180,7 +167,7 @@ fn panic_between_two_acquisitions_returns_the_first() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panic between acquisitions", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let (took_tx, took_rx) = mpsc::channel::<()>();
             let (go_tx, go_rx) = mpsc::channel::<()>();
             let s2 = Arc::clone(&sem);
@@ -218,7 +205,7 @@ fn panic_after_first_of_two_acquires_when_second_would_block() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panic between two blocking acquires", LIMIT, move || {
-            let sem = make(layout, CAP);
+            let sem = layout.make(CAP);
             let r = catch_unwind(AssertUnwindSafe(|| {
                 let _count = sem.acquire_timeout([1, 0], Duration::from_secs(5)).unwrap();
                 // The bytes step fails (RocketMQ's shape): bail out by panic.
@@ -239,7 +226,7 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panic with a queued future", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned([3, 100]).unwrap();
             let s2 = Arc::clone(&sem);
             // The head wants everything; a follower wants a little.
@@ -248,7 +235,7 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
             let t = thread::spawn(move || {
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     let mut f = Box::pin(s2.acquire_owned_async(CAP));
-                    let poll = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                    let poll = poll_once(f.as_mut());
                     assert!(poll.is_pending());
                     hp.wait();
                     hp.wait();
@@ -258,20 +245,12 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
             });
             head_polled.wait();
             let mut follower = Box::pin(sem.acquire_owned_async([1, 100]));
-            assert!(
-                follower
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-                    .is_pending()
-            );
+            assert!(poll_once(follower.as_mut()).is_pending());
             assert_eq!(sem.waiters(), 2);
             head_polled.wait();
             t.join().unwrap();
             // The head left during unwinding: the follower fits and is served.
-            let p = match follower
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-            {
+            let p = match poll_once(follower.as_mut()) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("follower not served after the head unwound"),
             };
@@ -288,7 +267,7 @@ fn panic_in_a_blocked_threads_neighbour_does_not_stall_it() {
     quiet_panics();
     for layout in LAYOUTS {
         within("blocked thread beside a panic", LIMIT, move || {
-            let sem = make(layout, CAP);
+            let sem = layout.make(CAP);
             thread::scope(|s| {
                 let all = sem.try_acquire(CAP).unwrap();
                 let blocked = s.spawn(|| {
@@ -381,20 +360,16 @@ fn poke(sem: &Arc<MultiSemaphore<2>>) {
 fn waker_that_acquires_and_releases_on_wake() {
     for layout in LAYOUTS {
         within("re-entrant wake: try_acquire", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let w = reentrant(&sem, Box::new(poke), None);
             let waker = Waker::from(Arc::clone(&w));
             let mut f = Box::pin(sem.acquire_owned_async([2, 2048]));
-            assert!(
-                f.as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_pending()
-            );
+            assert!(poll_with(f.as_mut(), &waker).is_pending());
             // The release grants the future and wakes it: the waker re-enters.
             drop(hold);
             assert!(w.wakes.load(Ordering::SeqCst) >= 1, "not woken");
-            let p = match f.as_mut().poll(&mut Context::from_waker(&waker)) {
+            let p = match poll_with(f.as_mut(), &waker) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("granted future still pending"),
             };
@@ -412,7 +387,7 @@ fn waker_that_acquires_and_releases_on_wake() {
 fn waker_that_drops_a_permit_on_wake() {
     for layout in LAYOUTS {
         within("re-entrant wake: drop permit", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned([4, 0]).unwrap();
             // The waker owns a permit and drops it when woken: a release
             // inside the release that woke it, which may wake a second future.
@@ -432,19 +407,19 @@ fn waker_that_drops_a_permit_on_wake() {
             let k2 = Waker::from(Arc::clone(&w2));
             let mut f1 = Box::pin(sem.acquire_owned_async([1, 0]));
             let mut f2 = Box::pin(sem.acquire_owned_async([1, 4096]));
-            assert!(f1.as_mut().poll(&mut Context::from_waker(&k1)).is_pending());
-            assert!(f2.as_mut().poll(&mut Context::from_waker(&k2)).is_pending());
+            assert!(poll_with(f1.as_mut(), &k1).is_pending());
+            assert!(poll_with(f2.as_mut(), &k2).is_pending());
             drop(hold);
             assert!(stash.lock().unwrap().is_none(), "first waker not woken");
             assert!(
                 w2.wakes.load(Ordering::SeqCst) >= 1,
                 "second waker not woken"
             );
-            let p1 = match f1.as_mut().poll(&mut Context::from_waker(&k1)) {
+            let p1 = match poll_with(f1.as_mut(), &k1) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("first future not granted"),
             };
-            let p2 = match f2.as_mut().poll(&mut Context::from_waker(&k2)) {
+            let p2 = match poll_with(f2.as_mut(), &k2) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("second future not granted"),
             };
@@ -459,7 +434,7 @@ fn waker_that_drops_a_permit_on_wake() {
 fn waker_that_resizes_or_closes_on_wake() {
     for layout in LAYOUTS {
         within("re-entrant wake: resize and close", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let w1 = reentrant(
                 &sem,
@@ -471,10 +446,10 @@ fn waker_that_resizes_or_closes_on_wake() {
             );
             let k1 = Waker::from(Arc::clone(&w1));
             let mut f1 = Box::pin(sem.acquire_owned_async([1, 1]));
-            assert!(f1.as_mut().poll(&mut Context::from_waker(&k1)).is_pending());
+            assert!(poll_with(f1.as_mut(), &k1).is_pending());
             // Growth grants f1, whose waker grows again.
             sem.add_permits([1, 1]).unwrap();
-            let p1 = match f1.as_mut().poll(&mut Context::from_waker(&k1)) {
+            let p1 = match poll_with(f1.as_mut(), &k1) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("not granted after growth"),
             };
@@ -488,17 +463,17 @@ fn waker_that_resizes_or_closes_on_wake() {
             let k3 = Waker::from(Arc::clone(&w3));
             let mut f2 = Box::pin(sem.acquire_owned_async(CAP));
             let mut f3 = Box::pin(sem.acquire_async([1, 1]));
-            assert!(f2.as_mut().poll(&mut Context::from_waker(&k2)).is_pending());
-            assert!(f3.as_mut().poll(&mut Context::from_waker(&k3)).is_pending());
+            assert!(poll_with(f2.as_mut(), &k2).is_pending());
+            assert!(poll_with(f3.as_mut(), &k3).is_pending());
             sem.close();
             assert!(w2.wakes.load(Ordering::SeqCst) >= 1);
             assert!(w3.wakes.load(Ordering::SeqCst) >= 1);
             assert!(matches!(
-                f2.as_mut().poll(&mut Context::from_waker(&k2)),
+                poll_with(f2.as_mut(), &k2),
                 Poll::Ready(Err(AcquireError::Closed))
             ));
             assert!(matches!(
-                f3.as_mut().poll(&mut Context::from_waker(&k3)),
+                poll_with(f3.as_mut(), &k3),
                 Poll::Ready(Err(AcquireError::Closed))
             ));
             drop((f2, f3));
@@ -517,7 +492,7 @@ fn waker_that_calls_back_when_dropped() {
     // the semaphore's lock.
     for layout in LAYOUTS {
         within("re-entrant waker drop", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let drops = Arc::new(AtomicUsize::new(0));
             let mk = |sem: &Arc<MultiSemaphore<2>>| {
@@ -533,27 +508,15 @@ fn waker_that_calls_back_when_dropped() {
             };
             // 1. Re-poll with a different waker: the old one is dropped.
             let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
-            assert!(
-                f.as_mut()
-                    .poll(&mut Context::from_waker(&mk(&sem)))
-                    .is_pending()
-            );
-            assert!(
-                f.as_mut()
-                    .poll(&mut Context::from_waker(&mk(&sem)))
-                    .is_pending()
-            );
+            assert!(poll_with(f.as_mut(), &mk(&sem)).is_pending());
+            assert!(poll_with(f.as_mut(), &mk(&sem)).is_pending());
             // 2. Cancelled: the stored waker is dropped.
             drop(f);
             // 3. Granted: the stored waker is woken and dropped.
             let mut g = Box::pin(sem.acquire_owned_async([1, 1]));
-            assert!(
-                g.as_mut()
-                    .poll(&mut Context::from_waker(&mk(&sem)))
-                    .is_pending()
-            );
+            assert!(poll_with(g.as_mut(), &mk(&sem)).is_pending());
             drop(hold);
-            let p = match g.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            let p = match poll_once(g.as_mut()) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("not granted"),
             };
@@ -561,14 +524,10 @@ fn waker_that_calls_back_when_dropped() {
             // 4. Closed: the stored waker is woken and dropped.
             let all = sem.try_acquire_owned(CAP).unwrap();
             let mut h = Box::pin(sem.acquire_owned_async([1, 1]));
-            assert!(
-                h.as_mut()
-                    .poll(&mut Context::from_waker(&mk(&sem)))
-                    .is_pending()
-            );
+            assert!(poll_with(h.as_mut(), &mk(&sem)).is_pending());
             sem.close();
             assert!(matches!(
-                h.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+                poll_once(h.as_mut()),
                 Poll::Ready(Err(AcquireError::Closed))
             ));
             drop(h);
@@ -594,7 +553,7 @@ fn waker_that_blocks_on_the_semaphore_from_another_thread() {
             "waker waiting on another thread's acquire",
             LIMIT,
             move || {
-                let sem = Arc::new(make(layout, CAP));
+                let sem = Arc::new(layout.make(CAP));
                 let hold = sem.try_acquire_owned([2, 2048]).unwrap();
                 let w = reentrant(
                     &sem,
@@ -613,10 +572,10 @@ fn waker_that_blocks_on_the_semaphore_from_another_thread() {
                 );
                 let k = Waker::from(Arc::clone(&w));
                 let mut f = Box::pin(sem.acquire_owned_async([4, 4096]));
-                assert!(f.as_mut().poll(&mut Context::from_waker(&k)).is_pending());
+                assert!(poll_with(f.as_mut(), &k).is_pending());
                 drop(hold);
                 assert!(w.wakes.load(Ordering::SeqCst) >= 1);
-                let p = match f.as_mut().poll(&mut Context::from_waker(&k)) {
+                let p = match poll_with(f.as_mut(), &k) {
                     Poll::Ready(r) => r.unwrap(),
                     Poll::Pending => panic!("not granted"),
                 };
@@ -635,19 +594,19 @@ fn panicking_waker_leaves_the_semaphore_consistent() {
     quiet_panics();
     for layout in LAYOUTS {
         within("panicking waker", LIMIT, move || {
-            let sem = Arc::new(make(layout, CAP));
+            let sem = Arc::new(layout.make(CAP));
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let w = reentrant(&sem, Box::new(|_| panic!("expected: waker panics")), None);
             let k = Waker::from(Arc::clone(&w));
             let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
-            assert!(f.as_mut().poll(&mut Context::from_waker(&k)).is_pending());
+            assert!(poll_with(f.as_mut(), &k).is_pending());
             // Whether the waker's panic reaches the releaser is the
             // library's choice; either way nothing may be left inconsistent.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
             assert!(w.wakes.load(Ordering::SeqCst) >= 1);
             // Nothing is locked: every call still works.
             let _ = sem.stats();
-            let p = match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            let p = match poll_once(f.as_mut()) {
                 Poll::Ready(r) => r.unwrap(),
                 Poll::Pending => panic!("not granted"),
             };

@@ -43,6 +43,9 @@ use std::time::{Duration, Instant};
 
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit, Permit, TryAcquireError};
 
+mod common;
+use common::Rng;
+
 type Sem = MultiSemaphore<2>;
 
 /// Starting capacity: messages and bytes.
@@ -60,38 +63,17 @@ const TASKS: usize = 16;
 const PANIC_MARKER: &str = "soak: deliberate panic while holding a permit";
 const JOIN_LIMIT: Duration = Duration::from_secs(60);
 
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+/// Mostly small messages, a few large ones, sometimes zero.
+fn draw_amounts(rng: &mut Rng) -> [u64; 2] {
+    if rng.chance(50) {
+        return [0, 0];
     }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-    fn micros(&mut self, max: u64) -> Duration {
-        Duration::from_micros(self.below(max + 1))
-    }
-    /// Mostly small messages, a few large ones, sometimes zero.
-    fn amounts(&mut self) -> [u64; 2] {
-        if self.chance(50) {
-            return [0, 0];
-        }
-        let bytes = if self.chance(10) {
-            1 + self.below(MAX_REQ[1])
-        } else {
-            1 + self.below(4096)
-        };
-        [1 + self.below(MAX_REQ[0]), bytes]
-    }
+    let bytes = if rng.chance(10) {
+        1 + rng.below(MAX_REQ[1])
+    } else {
+        1 + rng.below(4096)
+    };
+    [1 + rng.below(MAX_REQ[0]), bytes]
 }
 
 /// What the callers saw.
@@ -368,7 +350,7 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
     };
     while !ctx.done() {
         ctx.books.ops.fetch_add(1, Relaxed);
-        let mut a = rng.amounts();
+        let mut a = draw_amounts(&mut rng);
         let oversized = rng.chance(200);
         if oversized {
             a = [HI[0] + 1, 1];
@@ -560,7 +542,7 @@ async fn tokio_task(ctx: Arc<Ctx>, seed: u64, completer: Completer) {
     let sem = Arc::clone(&ctx.sem);
     while !ctx.done() {
         ctx.books.ops.fetch_add(1, Relaxed);
-        let a = rng.amounts();
+        let a = draw_amounts(&mut rng);
         let wait = rng.micros(3000);
         let r = if rng.chance(2) {
             tokio::time::timeout(wait, sem.acquire_owned_async(a))

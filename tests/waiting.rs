@@ -14,14 +14,17 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, JoinHandle, Thread};
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use futures_executor::block_on;
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit, Permit, TryAcquireError};
+
+mod common;
+use common::{Watchdog, counting_waker, layouts, poll_with};
 
 type Sem = MultiSemaphore<2>;
 type Got = Result<[u64; 2], AcquireError>;
@@ -36,41 +39,6 @@ const TEST_LIMIT: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------
 // Harness: watchdog, bounded background threads, hand-written executor.
 // ---------------------------------------------------------------------------
-
-/// Ends the process if the test that armed it runs longer than `TEST_LIMIT`.
-/// This is the last line of defence against a wait on the test's own thread
-/// that never returns (e.g. `acquire()` with a lost wakeup).
-struct Watchdog {
-    disarm: Option<Sender<()>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let name = thread::current().name().unwrap_or("<unnamed>").to_owned();
-    let handle = thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(TEST_LIMIT) {
-            eprintln!(
-                "watchdog: test `{name}` still running after {TEST_LIMIT:?}; \
-                 a wait is stuck (lost wakeup?). Aborting the test process."
-            );
-            std::process::exit(101);
-        }
-    });
-    Watchdog {
-        disarm: Some(tx),
-        handle: Some(handle),
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.disarm.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
 
 /// A background thread whose result is collected with a timeout.
 struct Bg<T> {
@@ -121,41 +89,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A waker that counts its wakes and unparks the thread that made it.
-struct CountingWaker {
-    wakes: AtomicUsize,
-    thread: Thread,
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, SeqCst);
-        self.thread.unpark();
-    }
-}
-
-impl CountingWaker {
-    fn wakes(&self) -> usize {
-        self.wakes.load(SeqCst)
-    }
-}
-
-fn counting_waker() -> (Arc<CountingWaker>, Waker) {
-    let cw = Arc::new(CountingWaker {
-        wakes: AtomicUsize::new(0),
-        thread: thread::current(),
-    });
-    let waker = Waker::from(Arc::clone(&cw));
-    (cw, waker)
-}
-
-fn poll_with<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(waker))
-}
-
 /// Drives `fut` on this thread until it completes or `limit` passes (then the
 /// future is dropped, i.e. cancelled, and `None` is returned).
 fn block_on_for<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
@@ -177,21 +110,6 @@ fn block_on_for<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
 // ---------------------------------------------------------------------------
 // The semaphores and the eight waiting methods.
 // ---------------------------------------------------------------------------
-
-/// The same capacity in both layouts: packed single word and per-dimension.
-fn layouts(cap: [u64; 2]) -> Vec<(&'static str, Arc<Sem>)> {
-    vec![
-        ("packed", Arc::new(Sem::new(cap))),
-        (
-            "per-dim",
-            Arc::new(
-                Sem::builder(cap)
-                    .max_capacity([Sem::MAX_PERMITS; 2])
-                    .build(),
-            ),
-        ),
-    ]
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
@@ -365,7 +283,7 @@ fn past() -> Instant {
 
 #[test]
 fn every_method_succeeds_at_once_when_it_fits() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 1000]) {
         for m in METHODS {
             let acquired = sem.stats().acquired;
@@ -382,7 +300,7 @@ fn every_method_succeeds_at_once_when_it_fits() {
 
 #[test]
 fn every_method_blocks_until_a_release_on_another_thread() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([4, 1000]) {
         // Short in the count dimension, then short in the bytes dimension.
         for (hold_amounts, want) in [([4, 0], [2, 50]), ([0, 980], [1, 50])] {
@@ -408,7 +326,7 @@ fn every_method_blocks_until_a_release_on_another_thread() {
 
 #[test]
 fn exceeds_capacity_fails_at_once_and_is_never_queued() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 100]) {
         // Everything is held: a request that were queued would block forever.
         let hold = sem.try_acquire_owned([2, 100]).unwrap();
@@ -452,7 +370,7 @@ fn exceeds_capacity_fails_at_once_and_is_never_queued() {
 
 #[test]
 fn oversized_request_does_not_hold_up_small_ones() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 100]) {
         for m in METHODS {
             assert_eq!(
@@ -471,7 +389,7 @@ fn oversized_request_does_not_hold_up_small_ones() {
 
 #[test]
 fn zero_request_succeeds_at_once_even_when_nothing_is_free() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 100]) {
         let hold = sem.try_acquire([2, 100]).unwrap();
         for m in METHODS {
@@ -491,7 +409,7 @@ fn zero_request_succeeds_at_once_even_when_nothing_is_free() {
 
 #[test]
 fn zero_request_does_not_wait_behind_queued_acquirers() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 100]) {
         let hold = sem.try_acquire_owned([2, 100]).unwrap();
         let w = queue(&sem, Timeout, [1, 1]);
@@ -525,7 +443,7 @@ fn zero_request_does_not_wait_behind_queued_acquirers() {
 
 #[test]
 fn closed_semaphore_fails_every_method_and_permits_out_stay_valid() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([4, 100]) {
         let out = sem.try_acquire_owned([1, 10]).unwrap();
         sem.close();
@@ -555,7 +473,7 @@ fn closed_semaphore_fails_every_method_and_permits_out_stay_valid() {
 
 #[test]
 fn close_wakes_every_queued_acquirer() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([4, 100]) {
         let hold = sem.try_acquire_owned([4, 100]).unwrap();
         let holders: Vec<Holder> = METHODS.iter().map(|&m| queue(&sem, m, [1, 1])).collect();
@@ -601,7 +519,7 @@ fn close_wakes_every_queued_acquirer() {
 
 #[test]
 fn past_deadline_is_one_try() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([4, 100]) {
         let then = past();
         // Fits: Ok, like a try.
@@ -657,7 +575,7 @@ fn past_deadline_is_one_try() {
 
 #[test]
 fn timeout_is_never_early_and_returns_soon_after_the_deadline() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([4, 100]) {
         let hold = sem.try_acquire([4, 50]).unwrap();
         for wait in [1, 30, 120].map(Duration::from_millis) {
@@ -698,7 +616,7 @@ fn timeout_is_never_early_and_returns_soon_after_the_deadline() {
 /// KAFKA-3651 class: a timed-out waiter leaves nothing behind, in any dimension.
 #[test]
 fn timeout_leaves_queue_empty_and_every_dimension_unchanged() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 1000]) {
         for (hold_amounts, want) in [
             ([5, 1000], [1, 10]),
@@ -741,7 +659,7 @@ fn timeout_leaves_queue_empty_and_every_dimension_unchanged() {
 
 #[test]
 fn two_queued_acquirers_are_granted_in_arrival_order() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     let pairs = [
         (Acquire, Async),
         (Async, Timeout),
@@ -770,7 +688,7 @@ fn two_queued_acquirers_are_granted_in_arrival_order() {
 
 #[test]
 fn two_queued_futures_are_granted_in_arrival_order() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([1, 100]) {
         let hold = sem.try_acquire([1, 100]).unwrap();
         let (cw1, w1) = counting_waker();
@@ -804,7 +722,7 @@ fn two_queued_futures_are_granted_in_arrival_order() {
 /// even where the counters alone would let them in.
 #[test]
 fn no_newcomer_barges_past_a_queued_head() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         let hold = sem.try_acquire_owned([5, 0]).unwrap();
         let big = queue(&sem, Timeout, [10, 0]);
@@ -840,7 +758,7 @@ fn no_newcomer_barges_past_a_queued_head() {
 /// blocking, async and `try_acquire` newcomers hammer small requests.
 #[test]
 fn large_request_is_not_starved_by_a_stream_of_small_ones() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     let rounds = if cfg!(miri) { 1 } else { 5 };
     for (layout, sem) in layouts([4, 4000]) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -901,7 +819,7 @@ fn large_request_is_not_starved_by_a_stream_of_small_ones() {
 /// first leaves by timing out, the second completes with no further release.
 #[test]
 fn head_timing_out_lets_the_follower_in_without_a_release() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         for (head, follower) in [
             (Timeout, Acquire),
@@ -932,7 +850,7 @@ fn head_timing_out_lets_the_follower_in_without_a_release() {
 
 #[test]
 fn head_future_dropped_lets_the_follower_in_without_a_release() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         for follower in METHODS {
             for owned_head in [false, true] {
@@ -965,7 +883,7 @@ fn head_future_dropped_lets_the_follower_in_without_a_release() {
 
 #[test]
 fn head_leaving_wakes_a_follower_future_in_the_bytes_dimension() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         let hold = sem.try_acquire([0, 10]).unwrap();
         let head_sem = Arc::clone(&sem);
@@ -1001,7 +919,7 @@ fn head_leaving_wakes_a_follower_future_in_the_bytes_dimension() {
 /// No hold-and-wait: a request waiting for bytes does not pin a count permit.
 #[test]
 fn queued_request_pins_no_dimension_while_it_waits() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         for m in METHODS {
             let hold = sem.try_acquire([0, 98]).unwrap();
@@ -1038,7 +956,7 @@ fn queued_request_pins_no_dimension_while_it_waits() {
 
 #[test]
 fn add_permits_serves_queued_waiters() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 100]) {
         let hold = sem.try_acquire([2, 100]).unwrap();
         let a = queue(&sem, Timeout, [2, 10]);
@@ -1072,7 +990,7 @@ fn add_permits_serves_queued_waiters() {
 
 #[test]
 fn set_capacity_below_a_queued_request_fails_it() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         let hold = sem.try_acquire([10, 0]).unwrap();
         let w1 = queue(&sem, Timeout, [8, 10]);
@@ -1105,7 +1023,7 @@ fn set_capacity_below_a_queued_request_fails_it() {
 
 #[test]
 fn set_capacity_failing_the_head_lets_the_follower_in() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
         let hold = sem.try_acquire([1, 0]).unwrap();
         let head = queue(&sem, Async, [10, 0]);
@@ -1126,7 +1044,7 @@ fn set_capacity_failing_the_head_lets_the_follower_in() {
 
 #[test]
 fn repoll_with_a_new_waker_is_woken_through_the_new_one() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([1, 10]) {
         for owned in [false, true] {
             let hold = sem.try_acquire([1, 10]).unwrap();
@@ -1158,7 +1076,7 @@ fn repoll_with_a_new_waker_is_woken_through_the_new_one() {
 /// polled again returns its permits, and the next waiter is woken.
 #[test]
 fn granted_future_dropped_before_repoll_returns_permits_and_wakes_next() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([1, 10]) {
         let acquired = sem.stats().acquired;
         let hold = sem.try_acquire([1, 10]).unwrap();
@@ -1189,7 +1107,7 @@ fn granted_future_dropped_before_repoll_returns_permits_and_wakes_next() {
 /// never polled again. Dropping it must return what it was granted.
 #[test]
 fn two_futures_in_one_task_first_kept_unpolled() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([1, 10]) {
         // (a) The first was polled once (queued), then ignored.
         let hold = sem.try_acquire([1, 10]).unwrap();
@@ -1260,7 +1178,7 @@ fn acquire_futures_are_send() {
 
 #[test]
 fn owned_permit_moved_into_a_callback_on_another_thread() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     let n = if cfg!(miri) { 8 } else { 200 };
     for (layout, sem) in layouts([4, 40]) {
         let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
@@ -1338,7 +1256,7 @@ impl Drop for ReentrantWaker {
 /// waker that calls back in. Every step runs on a bounded thread.
 #[test]
 fn waker_calling_back_into_the_semaphore_does_not_deadlock() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 10]) {
         let reentered = Arc::new(AtomicUsize::new(0));
         let make = |sem: &Arc<Sem>| {
@@ -1405,7 +1323,7 @@ fn waker_calling_back_into_the_semaphore_does_not_deadlock() {
 
 #[test]
 fn queued_future_dropped_with_reentrant_waker_does_not_deadlock() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 10]) {
         let reentered = Arc::new(AtomicUsize::new(0));
         let hold = sem.try_acquire_owned([2, 10]).unwrap();
@@ -1435,7 +1353,7 @@ fn queued_future_dropped_with_reentrant_waker_does_not_deadlock() {
 
 #[test]
 fn stats_count_timeouts_cancellations_and_closes() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([2, 10]) {
         let hold = sem.try_acquire([2, 10]).unwrap();
         // Two timeouts and one past deadline.
@@ -1485,7 +1403,7 @@ fn stats_count_timeouts_cancellations_and_closes() {
 /// its grant" (`cancelled`). It must not vanish from the statistics.
 #[test]
 fn stats_count_a_future_closed_out_then_dropped_unpolled() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([1, 10]) {
         let hold = sem.try_acquire([1, 10]).unwrap();
         let (cw, waker) = counting_waker();
@@ -1528,7 +1446,7 @@ impl Rng {
 /// admit more than the capacity, and every permit comes back.
 #[test]
 fn grants_racing_timeouts_and_drops_keep_exact_accounting() {
-    let _w = watchdog();
+    let _w = Watchdog::this_test(TEST_LIMIT);
     let iters = if cfg!(miri) { 15 } else { 400 };
     for (layout, sem) in layouts([3, 30]) {
         let in_use = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
-use multisem::MultiSemaphore;
+use multisem::{Builder, MultiSemaphore};
 
 /// Ends the process if the section that armed it still runs after its
 /// limit: a hang is a failure, never a stuck CI job. Disarmed on drop.
@@ -104,19 +104,34 @@ pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
     poll_with(fut, Waker::noop())
 }
 
-/// The same capacity in both layouts: the packed single word, and one word
-/// per dimension (forced by reserving room up to `MAX_PERMITS`).
+/// The two internal layouts: every dimension packed in one word, or one
+/// word per dimension (forced by reserving room up to `MAX_PERMITS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Packed,
+    PerDim,
+}
+
+impl Layout {
+    /// A builder for `cap` in this layout.
+    pub fn builder<const N: usize>(self, cap: [u64; N]) -> Builder<N> {
+        let builder = MultiSemaphore::builder(cap);
+        match self {
+            Layout::Packed => builder,
+            Layout::PerDim => builder.max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N]),
+        }
+    }
+
+    pub fn make<const N: usize>(self, cap: [u64; N]) -> MultiSemaphore<N> {
+        self.builder(cap).build()
+    }
+}
+
+/// The same capacity in both layouts, named.
 pub fn layouts(cap: [u64; 2]) -> Vec<(&'static str, Arc<MultiSemaphore<2>>)> {
     vec![
-        ("packed", Arc::new(MultiSemaphore::new(cap))),
-        (
-            "per-dim",
-            Arc::new(
-                MultiSemaphore::builder(cap)
-                    .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
-                    .build(),
-            ),
-        ),
+        ("packed", Arc::new(Layout::Packed.make(cap))),
+        ("per-dim", Arc::new(Layout::PerDim.make(cap))),
     ]
 }
 
