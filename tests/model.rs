@@ -353,6 +353,53 @@ impl<const N: usize> Model<N> {
 // Checking results
 // ---------------------------------------------------------------------------
 
+/// A grant of `a` by `call`: the model must expect it, and books it.
+fn granted<const N: usize>(
+    m: &mut Model<N>,
+    call: &str,
+    a: [u64; N],
+    exp: Expect,
+    amounts: [u64; N],
+) -> Result<bool, TestCaseError> {
+    prop_assert_eq!(exp, Expect::Ok, "{}({:?}) succeeded", call, a);
+    prop_assert_eq!(amounts, a);
+    m.take(a);
+    m.stats.acquired += 1;
+    Ok(true)
+}
+
+/// `ExceedsCapacity { dim, requested, capacity }` from `call`: the model must
+/// expect it, and the fields must name a dimension whose capacity is short.
+fn exceeded<const N: usize>(
+    m: &Model<N>,
+    call: &str,
+    a: [u64; N],
+    exp: Expect,
+    (dim, requested, capacity): (usize, u64, u64),
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(exp, Expect::Exceeds, "{}({:?})", call, a);
+    prop_assert!(
+        dim < N && a[dim] > m.cap[dim],
+        "dim {} does not exceed",
+        dim
+    );
+    prop_assert_eq!(requested, a[dim]);
+    prop_assert_eq!(capacity, m.cap[dim]);
+    Ok(())
+}
+
+/// `Closed` from `call`: the model must expect it, and books it.
+fn closed_out<const N: usize>(
+    m: &mut Model<N>,
+    call: &str,
+    a: [u64; N],
+    exp: Expect,
+) -> Result<bool, TestCaseError> {
+    prop_assert_eq!(exp, Expect::Closed, "{}({:?}) Closed", call, a);
+    m.stats.closed_out += 1;
+    Ok(false)
+}
+
 fn check_try<const N: usize>(
     m: &mut Model<N>,
     a: [u64; N],
@@ -361,34 +408,17 @@ fn check_try<const N: usize>(
 ) -> Result<bool, TestCaseError> {
     let av = m.available();
     match got {
-        Ok(amounts) => {
-            prop_assert_eq!(exp, Expect::Ok, "try_acquire({:?}) succeeded", a);
-            prop_assert_eq!(amounts, a);
-            m.take(a);
-            m.stats.acquired += 1;
-            Ok(true)
-        }
+        Ok(amounts) => granted(m, "try_acquire", a, exp, amounts),
         Err(TryAcquireError::ExceedsCapacity {
             dim,
             requested,
             capacity,
         }) => {
-            prop_assert_eq!(exp, Expect::Exceeds, "try_acquire({:?})", a);
-            prop_assert!(
-                dim < N && a[dim] > m.cap[dim],
-                "dim {} does not exceed",
-                dim
-            );
-            prop_assert_eq!(requested, a[dim]);
-            prop_assert_eq!(capacity, m.cap[dim]);
+            exceeded(m, "try_acquire", a, exp, (dim, requested, capacity))?;
             m.stats.refused[dim] += 1;
             Ok(false)
         }
-        Err(TryAcquireError::Closed) => {
-            prop_assert_eq!(exp, Expect::Closed, "try_acquire({:?}) Closed", a);
-            m.stats.closed_out += 1;
-            Ok(false)
-        }
+        Err(TryAcquireError::Closed) => closed_out(m, "try_acquire", a, exp),
         Err(TryAcquireError::Insufficient {
             dim,
             requested,
@@ -444,33 +474,16 @@ fn check_acquire<const N: usize>(
     got: Result<[u64; N], AcquireError>,
 ) -> Result<bool, TestCaseError> {
     match got {
-        Ok(amounts) => {
-            prop_assert_eq!(exp, Expect::Ok, "acquire({:?}) succeeded", a);
-            prop_assert_eq!(amounts, a);
-            m.take(a);
-            m.stats.acquired += 1;
-            Ok(true)
-        }
+        Ok(amounts) => granted(m, "acquire", a, exp, amounts),
         Err(AcquireError::ExceedsCapacity {
             dim,
             requested,
             capacity,
         }) => {
-            prop_assert_eq!(exp, Expect::Exceeds, "acquire({:?})", a);
-            prop_assert!(
-                dim < N && a[dim] > m.cap[dim],
-                "dim {} does not exceed",
-                dim
-            );
-            prop_assert_eq!(requested, a[dim]);
-            prop_assert_eq!(capacity, m.cap[dim]);
+            exceeded(m, "acquire", a, exp, (dim, requested, capacity))?;
             Ok(false)
         }
-        Err(AcquireError::Closed) => {
-            prop_assert_eq!(exp, Expect::Closed, "acquire({:?}) Closed", a);
-            m.stats.closed_out += 1;
-            Ok(false)
-        }
+        Err(AcquireError::Closed) => closed_out(m, "acquire", a, exp),
         Err(AcquireError::Timeout) => {
             prop_assert!(
                 exp == Expect::Short || exp == Expect::Queued,
