@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, Watchdog, counting_waker, poll_once, poll_with};
+use common::{Layout, Watchdog, counting_waker, poll_once, poll_with, ready};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -605,10 +605,7 @@ fn zero_requests<const N: usize>(layout: Layout) {
         .unwrap();
     let z7 = sem.acquire_owned([0; N]).unwrap();
     let mut f = Box::pin(sem.acquire_async([0; N]));
-    let z8 = match poll_once(f.as_mut()) {
-        Poll::Ready(r) => r.unwrap(),
-        Poll::Pending => panic!("zero async acquire is pending"),
-    };
+    let z8 = ready(poll_once(f.as_mut()), "zero async acquire is pending").unwrap();
     for p in [&z2, &z4, &z5, &z6, &z8] {
         assert_eq!(p.amounts(), [0; N]);
     }
@@ -666,10 +663,11 @@ fn try_acquire_does_not_overtake_queued<const N: usize>(layout: Layout) {
     assert_eq!(sem.available(), sub(cap, half));
     drop(h);
     assert!(waker.wakes() >= 1, "head not woken");
-    let p = match poll_with(head.as_mut(), &w) {
-        Poll::Ready(r) => r.unwrap(),
-        Poll::Pending => panic!("head not granted after release"),
-    };
+    let p = ready(
+        poll_with(head.as_mut(), &w),
+        "head not granted after release",
+    )
+    .unwrap();
     assert_eq!(p.amounts(), cap);
     assert_eq!(sem.available(), [0; N]);
     assert_eq!(sem.waiters(), 0);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, poll_once, poll_with};
+use common::{Layout, poll_once, poll_with, ready};
 
 const LAYOUTS: [Layout; 2] = [Layout::Packed, Layout::PerDim];
 
@@ -250,10 +250,11 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
             head_polled.wait();
             t.join().unwrap();
             // The head left during unwinding: the follower fits and is served.
-            let p = match poll_once(follower.as_mut()) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("follower not served after the head unwound"),
-            };
+            let p = ready(
+                poll_once(follower.as_mut()),
+                "follower not served after the head unwound",
+            )
+            .unwrap();
             assert_eq!(p.amounts(), [1, 100]);
             drop((p, hold));
             assert_eq!(sem.stats().cancelled, 1);
@@ -369,10 +370,11 @@ fn waker_that_acquires_and_releases_on_wake() {
             // The release grants the future and wakes it: the waker re-enters.
             drop(hold);
             assert!(w.wakes.load(Ordering::SeqCst) >= 1, "not woken");
-            let p = match poll_with(f.as_mut(), &waker) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("granted future still pending"),
-            };
+            let p = ready(
+                poll_with(f.as_mut(), &waker),
+                "granted future still pending",
+            )
+            .unwrap();
             assert_eq!(p.amounts(), [2, 2048]);
             drop(p);
             drop(f);
@@ -415,14 +417,8 @@ fn waker_that_drops_a_permit_on_wake() {
                 w2.wakes.load(Ordering::SeqCst) >= 1,
                 "second waker not woken"
             );
-            let p1 = match poll_with(f1.as_mut(), &k1) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("first future not granted"),
-            };
-            let p2 = match poll_with(f2.as_mut(), &k2) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("second future not granted"),
-            };
+            let p1 = ready(poll_with(f1.as_mut(), &k1), "first future not granted").unwrap();
+            let p2 = ready(poll_with(f2.as_mut(), &k2), "second future not granted").unwrap();
             assert_eq!((p1.amounts(), p2.amounts()), ([1, 0], [1, 4096]));
             drop((p1, p2, f1, f2));
             assert_quiet(&sem);
@@ -449,10 +445,7 @@ fn waker_that_resizes_or_closes_on_wake() {
             assert!(poll_with(f1.as_mut(), &k1).is_pending());
             // Growth grants f1, whose waker grows again.
             sem.add_permits([1, 1]).unwrap();
-            let p1 = match poll_with(f1.as_mut(), &k1) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("not granted after growth"),
-            };
+            let p1 = ready(poll_with(f1.as_mut(), &k1), "not granted after growth").unwrap();
             assert_eq!(sem.capacity(), [5, 4097]);
             drop(p1);
 
@@ -516,10 +509,7 @@ fn waker_that_calls_back_when_dropped() {
             let mut g = Box::pin(sem.acquire_owned_async([1, 1]));
             assert!(poll_with(g.as_mut(), &mk(&sem)).is_pending());
             drop(hold);
-            let p = match poll_once(g.as_mut()) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("not granted"),
-            };
+            let p = ready(poll_once(g.as_mut()), "not granted").unwrap();
             drop(p);
             // 4. Closed: the stored waker is woken and dropped.
             let all = sem.try_acquire_owned(CAP).unwrap();
@@ -575,10 +565,7 @@ fn waker_that_blocks_on_the_semaphore_from_another_thread() {
                 assert!(poll_with(f.as_mut(), &k).is_pending());
                 drop(hold);
                 assert!(w.wakes.load(Ordering::SeqCst) >= 1);
-                let p = match poll_with(f.as_mut(), &k) {
-                    Poll::Ready(r) => r.unwrap(),
-                    Poll::Pending => panic!("not granted"),
-                };
+                let p = ready(poll_with(f.as_mut(), &k), "not granted").unwrap();
                 drop(p);
                 drop(f);
                 assert_quiet(&sem);
@@ -606,10 +593,7 @@ fn panicking_waker_leaves_the_semaphore_consistent() {
             assert!(w.wakes.load(Ordering::SeqCst) >= 1);
             // Nothing is locked: every call still works.
             let _ = sem.stats();
-            let p = match poll_once(f.as_mut()) {
-                Poll::Ready(r) => r.unwrap(),
-                Poll::Pending => panic!("not granted"),
-            };
+            let p = ready(poll_once(f.as_mut()), "not granted").unwrap();
             assert_eq!(sem.available(), [3, 4095]);
             drop(p);
             drop(f);

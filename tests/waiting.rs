@@ -24,7 +24,7 @@ use futures_executor::block_on;
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit, Permit, TryAcquireError};
 
 mod common;
-use common::{Watchdog, counting_waker, layouts, poll_with};
+use common::{Watchdog, counting_waker, layouts, poll_with, ready};
 
 type Sem = MultiSemaphore<2>;
 type Got = Result<[u64; 2], AcquireError>;
@@ -703,10 +703,11 @@ fn two_queued_futures_are_granted_in_arrival_order() {
             poll_with(f2.as_mut(), &w2).is_pending(),
             "{layout}: second overtook the first"
         );
-        let p1 = match poll_with(f1.as_mut(), &w1) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("{layout}: woken head is not ready"),
-        };
+        let p1 = ready(
+            poll_with(f1.as_mut(), &w1),
+            format_args!("{layout}: woken head is not ready"),
+        )
+        .unwrap();
         assert!(poll_with(f2.as_mut(), &w2).is_pending());
         drop(p1);
         let p2 = block_on_for(f2, LIMIT)
@@ -904,10 +905,11 @@ fn head_leaving_wakes_a_follower_future_in_the_bytes_dimension() {
             Poll::Ready(r) => r.unwrap(),
             Poll::Pending => {
                 wait_until("the follower to be woken", || cw.wakes() >= 1);
-                match poll_with(follower.as_mut(), &waker) {
-                    Poll::Ready(r) => r.unwrap(),
-                    Poll::Pending => panic!("{layout}: follower woken but not granted"),
-                }
+                ready(
+                    poll_with(follower.as_mut(), &waker),
+                    format_args!("{layout}: follower woken but not granted"),
+                )
+                .unwrap()
             }
         };
         assert_eq!(sem.available(), [9, 40]);
@@ -974,10 +976,11 @@ fn add_permits_serves_queued_waiters() {
         let wakes = cw.wakes();
         sem.add_permits([1, 0]).unwrap();
         wait_until("b to be woken by add_permits", || cw.wakes() > wakes);
-        let p = match poll_with(b.as_mut(), &waker) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("{layout}: b woken but not granted"),
-        };
+        let p = ready(
+            poll_with(b.as_mut(), &waker),
+            format_args!("{layout}: b woken but not granted"),
+        )
+        .unwrap();
         assert_eq!(sem.capacity(), [5, 160]);
         assert_eq!(sem.available(), [0, 0]);
         drop(p);
@@ -1090,10 +1093,11 @@ fn granted_future_dropped_before_repoll_returns_permits_and_wakes_next() {
         wait_until("f1 to be woken", || cw1.wakes() >= 1);
         drop(f1); // granted, never collected
         wait_until("f2 to be woken after f1 was dropped", || cw2.wakes() >= 1);
-        let p2 = match poll_with(f2.as_mut(), &w2) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("{layout}: f2 woken but not granted"),
-        };
+        let p2 = ready(
+            poll_with(f2.as_mut(), &w2),
+            format_args!("{layout}: f2 woken but not granted"),
+        )
+        .unwrap();
         assert_eq!(sem.available(), [0, 5], "{layout}");
         drop(p2);
         assert_eq!(sem.available(), [1, 10], "{layout}");
@@ -1131,10 +1135,11 @@ fn two_futures_in_one_task_first_kept_unpolled() {
         let wakes = cw.wakes();
         drop(first);
         wait_until("the task to be woken again", || cw.wakes() > wakes);
-        let p = match poll_with(second.as_mut(), &task_waker) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("{layout}: second not granted after first dropped"),
-        };
+        let p = ready(
+            poll_with(second.as_mut(), &task_waker),
+            format_args!("{layout}: second not granted after first dropped"),
+        )
+        .unwrap();
         drop(p);
         assert_eq!(sem.available(), [1, 10]);
 
@@ -1281,10 +1286,11 @@ fn waker_calling_back_into_the_semaphore_does_not_deadlock() {
         wait_until("the re-entrant waker to be woken", || {
             rw2.wakes.load(SeqCst) >= 1
         });
-        let p = match poll_with(f.as_mut(), &waker2) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("{layout}: woken but not granted"),
-        };
+        let p = ready(
+            poll_with(f.as_mut(), &waker2),
+            format_args!("{layout}: woken but not granted"),
+        )
+        .unwrap();
         drop(p);
         drop(f);
 

@@ -3,6 +3,7 @@
 //! test file uses only a part of it.
 #![allow(dead_code)]
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -97,6 +98,16 @@ pub fn counting_waker() -> (Arc<CountingWaker>, Waker) {
 
 pub fn poll_with<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     fut.poll(&mut Context::from_waker(waker))
+}
+
+/// What a poll that must be ready gave; fails the test, saying `what`, if
+/// it was pending.
+#[track_caller]
+pub fn ready<T>(poll: Poll<T>, what: impl fmt::Display) -> T {
+    match poll {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("{what} (still pending)"),
+    }
 }
 
 /// One poll with a waker that does nothing.
