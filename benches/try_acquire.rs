@@ -337,6 +337,66 @@ const REQ1: [u64; 1] = [1];
 const REQ2: [u64; 2] = [1, 1000];
 const REQ4: [u64; 4] = [1, 1000, 1, 64];
 
+/// Every N = 2 contender on `CAP2`, built once, visited in table order (the single-word floor
+/// first: the paired table divides by it).
+struct ContendersN2 {
+    single: FloorSingleWord,
+    packed: MultiSemaphore<2>,
+    no_peaks: MultiSemaphore<2>,
+    wide: MultiSemaphore<2>,
+    rmw: FloorRmw<2>,
+    tokio: TokioPair,
+    mutex: MutexPeer<2>,
+    cas: PerDimCas<2>,
+}
+
+/// What is done with each contender.
+trait VisitN2<'a> {
+    fn visit<S: TrySem<2>>(&mut self, name: &'static str, sem: &'a S);
+}
+
+impl ContendersN2 {
+    fn new() -> Self {
+        Self {
+            single: FloorSingleWord::new(CAP2),
+            packed: multisem_packed(CAP2),
+            no_peaks: multisem_packed_no_peaks(CAP2),
+            wide: multisem_wide(CAP2),
+            rmw: FloorRmw::new(CAP2),
+            tokio: TokioPair::new(CAP2),
+            mutex: MutexPeer(parking_lot::Mutex::new(CAP2)),
+            cas: PerDimCas::new(CAP2),
+        }
+    }
+
+    fn each<'a>(&'a self, v: &mut impl VisitN2<'a>) {
+        v.visit("floor_single_word", &self.single);
+        v.visit("multisem_packed", &self.packed);
+        v.visit("multisem_packed_no_peaks", &self.no_peaks);
+        v.visit("multisem_wide", &self.wide);
+        v.visit("floor_rmw", &self.rmw);
+        v.visit("tokio_two_semaphores", &self.tokio);
+        v.visit("mutex", &self.mutex);
+        v.visit("per_dim_cas", &self.cas);
+    }
+}
+
+/// Benchmarks each contender into a criterion group, alone or with two threads.
+struct Benchmark<'g, 'c> {
+    group: &'g mut BenchmarkGroup<'c, WallTime>,
+    contended: bool,
+}
+
+impl VisitN2<'_> for Benchmark<'_, '_> {
+    fn visit<S: TrySem<2>>(&mut self, name: &'static str, sem: &S) {
+        if self.contended {
+            bench_contended(self.group, name, sem, REQ2);
+        } else {
+            bench_uncontended(self.group, name, sem, REQ2);
+        }
+    }
+}
+
 fn uncontended(c: &mut Criterion) {
     {
         let mut g = c.benchmark_group("uncontended/n1");
@@ -345,27 +405,12 @@ fn uncontended(c: &mut Criterion) {
         g.finish();
     }
     {
-        let mut g = c.benchmark_group("uncontended/n2");
-        bench_uncontended(&mut g, "multisem_packed", &multisem_packed(CAP2), REQ2);
-        let no_peaks = multisem_packed_no_peaks(CAP2);
-        bench_uncontended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
-        bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
-        bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
-        bench_uncontended(
-            &mut g,
-            "floor_single_word",
-            &FloorSingleWord::new(CAP2),
-            REQ2,
-        );
-        bench_uncontended(&mut g, "tokio_two_semaphores", &TokioPair::new(CAP2), REQ2);
-        bench_uncontended(
-            &mut g,
-            "mutex",
-            &MutexPeer(parking_lot::Mutex::new(CAP2)),
-            REQ2,
-        );
-        bench_uncontended(&mut g, "per_dim_cas", &PerDimCas::new(CAP2), REQ2);
-        g.finish();
+        let mut group = c.benchmark_group("uncontended/n2");
+        ContendersN2::new().each(&mut Benchmark {
+            group: &mut group,
+            contended: false,
+        });
+        group.finish();
     }
     {
         let mut g = c.benchmark_group("uncontended/n4");
@@ -377,27 +422,12 @@ fn uncontended(c: &mut Criterion) {
 }
 
 fn contended(c: &mut Criterion) {
-    let mut g = c.benchmark_group("contended/n2");
-    bench_contended(&mut g, "multisem_packed", &multisem_packed(CAP2), REQ2);
-    let no_peaks = multisem_packed_no_peaks(CAP2);
-    bench_contended(&mut g, "multisem_packed_no_peaks", &no_peaks, REQ2);
-    bench_contended(&mut g, "multisem_wide", &multisem_wide(CAP2), REQ2);
-    bench_contended(&mut g, "floor_rmw", &FloorRmw::new(CAP2), REQ2);
-    bench_contended(
-        &mut g,
-        "floor_single_word",
-        &FloorSingleWord::new(CAP2),
-        REQ2,
-    );
-    bench_contended(&mut g, "tokio_two_semaphores", &TokioPair::new(CAP2), REQ2);
-    bench_contended(
-        &mut g,
-        "mutex",
-        &MutexPeer(parking_lot::Mutex::new(CAP2)),
-        REQ2,
-    );
-    bench_contended(&mut g, "per_dim_cas", &PerDimCas::new(CAP2), REQ2);
-    g.finish();
+    let mut group = c.benchmark_group("contended/n2");
+    ContendersN2::new().each(&mut Benchmark {
+        group: &mut group,
+        contended: true,
+    });
+    group.finish();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,44 +442,33 @@ const PAIRED_OPS: u64 = 200_000;
 /// On a busy machine criterion's benchmarks run minutes apart and see different loads; these
 /// ratios compare neighbours in time.
 fn run_paired(rounds: usize, ops: u64) {
-    let packed = multisem_packed(CAP2);
-    let no_peaks = multisem_packed_no_peaks(CAP2);
-    let wide = multisem_wide(CAP2);
-    let rmw = FloorRmw::new(CAP2);
-    let single = FloorSingleWord::new(CAP2);
-    let tokio = TokioPair::new(CAP2);
-    let mutex = MutexPeer(parking_lot::Mutex::new(CAP2));
-    let cas = PerDimCas::new(CAP2);
     type Slice<'a> = Box<dyn Fn(bool) -> Duration + 'a>;
-    fn slice<'a, S: TrySem<2>>(name: &'static str, sem: &'a S, ops: u64) -> Slice<'a> {
-        Box::new(move |contended| {
-            if contended {
-                two_threads(name, sem, REQ2, ops)
-            } else {
-                one_thread(name, sem, REQ2, ops)
-            }
-        })
+    /// Collects, per contender, a closure timing `ops` take + drop pairs alone or contended.
+    struct Slices<'a> {
+        ops: u64,
+        all: Vec<(&'static str, Slice<'a>)>,
     }
-    // The floor first: every ratio divides by it.
-    let contenders: [(&str, Slice<'_>); 8] = [
-        (
-            "floor_single_word",
-            slice("floor_single_word", &single, ops),
-        ),
-        ("multisem_packed", slice("multisem_packed", &packed, ops)),
-        (
-            "multisem_packed_no_peaks",
-            slice("multisem_packed_no_peaks", &no_peaks, ops),
-        ),
-        ("multisem_wide", slice("multisem_wide", &wide, ops)),
-        ("floor_rmw", slice("floor_rmw", &rmw, ops)),
-        (
-            "tokio_two_semaphores",
-            slice("tokio_two_semaphores", &tokio, ops),
-        ),
-        ("mutex", slice("mutex", &mutex, ops)),
-        ("per_dim_cas", slice("per_dim_cas", &cas, ops)),
-    ];
+    impl<'a> VisitN2<'a> for Slices<'a> {
+        fn visit<S: TrySem<2>>(&mut self, name: &'static str, sem: &'a S) {
+            let ops = self.ops;
+            let slice: Slice<'a> = Box::new(move |contended| {
+                if contended {
+                    two_threads(name, sem, REQ2, ops)
+                } else {
+                    one_thread(name, sem, REQ2, ops)
+                }
+            });
+            self.all.push((name, slice));
+        }
+    }
+    let set = ContendersN2::new();
+    let mut slices = Slices {
+        ops,
+        all: Vec::new(),
+    };
+    set.each(&mut slices);
+    // The floor comes first: every ratio divides by it.
+    let contenders = slices.all;
     println!();
     println!(
         "paired runs, N = 2, try_acquire({REQ2:?}) + drop: {rounds} rounds, each timing every \
