@@ -13,18 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-    echo "skipped: $*"
-    exit 0
-}
-
-command -v rustup >/dev/null 2>&1 || skip "rustup is not installed"
-installed=$(rustup +nightly component list --installed 2>/dev/null) ||
-    skip "no nightly toolchain (rustup toolchain install nightly --component miri rust-src)"
-grep -q '^miri' <<<"$installed" ||
-    skip "the nightly miri component is not installed (rustup component add --toolchain nightly miri rust-src)"
-grep -q '^rust-src' <<<"$installed" ||
-    skip "the nightly rust-src component is not installed (rustup component add --toolchain nightly rust-src)"
+# shellcheck source=scripts/nightly.sh
+. scripts/nightly.sh
+require_nightly miri rust-src
 
 # -Zmiri-permissive-provenance: parking_lot_core keeps pointers in usize words.
 # Many seeds would multiply the run time; one seed per run, override at will.
@@ -36,9 +27,8 @@ export RUST_BACKTRACE=0
 echo "miri: MIRIFLAGS=$MIRIFLAGS"
 cargo +nightly miri setup
 # --lib: the unit tests; the integration suites one by one so a failure names its file.
-# Tests too long for Miri's interpreter: their own watchdogs (on Miri's
-# clock) end them. tests/api.rs `rocketmq_scenario*` loop 10 000 times.
-# Set MIRI_SKIP="" to run them anyway.
+# Tests too long for Miri's interpreter are skipped: tests/api.rs
+# `rocketmq_scenario*` loop 10 000 times. Set MIRI_SKIP="" to run them anyway.
 MIRI_SKIP="${MIRI_SKIP-rocketmq_scenario}"
 status=0
 IFS='|' read -r -a targets <<<"${MIRI_TARGETS:---lib|--test api|--test waiting}"

@@ -12,16 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-    echo "skipped: $*"
-    exit 0
-}
+# shellcheck source=scripts/nightly.sh
+. scripts/nightly.sh
+require_nightly rust-src
 
-command -v rustup >/dev/null 2>&1 || skip "rustup is not installed"
-installed=$(rustup +nightly component list --installed 2>/dev/null) ||
-    skip "no nightly toolchain (rustup toolchain install nightly --component rust-src)"
-grep -q '^rust-src' <<<"$installed" ||
-    skip "the nightly rust-src component is not installed (rustup component add --toolchain nightly rust-src)"
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 case "$target" in
     x86_64-unknown-linux-gnu | aarch64-unknown-linux-gnu) ;;
