@@ -95,10 +95,11 @@ fn try_acquire_and_release_loops_keep_exact_accounting(layout: Layout) {
     );
 }
 
-/// A request that fits dimension 0 but not dimension 1 (where a per-dimension
-/// layout may take dimension 0 and roll it back) races the release of dimension
-/// 1 and a third thread that wants only dimension 0. Whatever the order, the
-/// rollback gives back what it took and no permit is lost or counted twice.
+/// A request that fits dimension 0 but not dimension 1 (where a layout that
+/// takes dimension 0 first would roll it back; the per-dimension layout's
+/// pre-check refuses it before taking anything) races the release of
+/// dimension 1 and a third thread that wants only dimension 0. Whatever the
+/// order, nothing is lost or counted twice.
 fn rollback_racing_release_leaks_nothing(layout: Layout) {
     let cap = [1, 1];
     let sem = layout.arc(cap);

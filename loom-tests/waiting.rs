@@ -26,6 +26,7 @@ models! {
     close_racing_async_enqueue_and_release_never_hangs: 3,
     fifo_two_queued_acquirers: 3,
     rollback_racing_enqueue_and_release_wakes_waiter: 3,
+    rollback_of_dimension_1_racing_enqueue_wakes_waiter: 3,
     owned_future_cancelled_on_another_thread_leaks_nothing: 3,
     close_wakes_every_queued_waiter: 3,
     waker_calling_back_into_semaphore_does_not_deadlock: 3,
@@ -307,18 +308,33 @@ fn fifo_two_queued_acquirers(layout: Layout) {
     assert_quiescent(&sem, cap);
 }
 
-/// Per-dimension layout: a `try_acquire` that takes dimension 0 and then finds
-/// dimension 1 short rolls back while a blocking acquirer of dimension 0 alone
-/// enqueues (it may have seen dimension 0 taken for that instant) and dimension
-/// 1 is released. The rollback is a return like any other: if the acquirer
-/// queued, the rollback or a later return must wake it.
+/// A `try_acquire([1, 1])` short in dimension 1 (held at first) races the
+/// release of dimension 1 and a blocking acquirer of dimension 0 alone, which
+/// may see dimension 0 taken for an instant and enqueue. A layout that takes
+/// dimension 0 first rolls it back here; the rollback is a return like any
+/// other: if the acquirer queued, the rollback or a later return must wake it.
 fn rollback_racing_enqueue_and_release_wakes_waiter(layout: Layout) {
+    rollback_racing_enqueue(layout, 1);
+}
+
+/// The mirror image, for the per-dimension layout's order (dimension 1 taken
+/// first, dimension 0 last): the take of dimension 1 is rolled back when
+/// dimension 0 turns out short, or flagged by the acquirer of dimension 1
+/// alone that queued meanwhile, and that acquirer must still be woken.
+fn rollback_of_dimension_1_racing_enqueue_wakes_waiter(layout: Layout) {
+    rollback_racing_enqueue(layout, 0);
+}
+
+/// Dimension `short` is held at first and released by one thread; another
+/// tries `[1, 1]`; this one blocks for the other dimension alone.
+fn rollback_racing_enqueue(layout: Layout, short: usize) {
     let cap = [1, 1];
     let sem = layout.arc(cap);
     let ghost = Ghost::new(cap);
+    let one_of = |dim: usize| -> [u64; 2] { std::array::from_fn(|d| u64::from(d == dim)) };
 
-    let held = sem.try_acquire_owned([0, 1]).unwrap();
-    ghost.take([0, 1]);
+    let held = sem.try_acquire_owned(one_of(short)).unwrap();
+    ghost.take(one_of(short));
     let releaser = {
         let ghost = Arc::clone(&ghost);
         thread::spawn(move || {
@@ -339,8 +355,8 @@ fn rollback_racing_enqueue_and_release_wakes_waiter(layout: Layout) {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let permit = sem
-        .acquire_deadline([1, 0], deadline)
-        .expect("the waiter for dimension 0 must be granted");
+        .acquire_deadline(one_of(1 - short), deadline)
+        .expect("the waiter for the other dimension must be granted");
     ghost.take(permit.amounts());
     ghost.give(permit.amounts());
     drop(permit);
