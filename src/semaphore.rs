@@ -70,6 +70,7 @@ struct Limits<const N: usize> {
 }
 
 fn load_all<const N: usize>(atomics: &[AtomicU64; N]) -> [u64; N] {
+    // Relaxed: as everywhere on `Limits` (see there).
     std::array::from_fn(|d| atomics[d].load(Ordering::Relaxed))
 }
 
@@ -456,6 +457,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// below the request.
     fn check_capacity(&self, amounts: [u64; N]) -> Result<(), (usize, u64)> {
         for (dim, &amount) in amounts.iter().enumerate() {
+            // Relaxed: see `Limits`; exact where it matters, under the lock.
             let capacity = self.limits.capacity[dim].load(Ordering::Relaxed);
             if amount > capacity {
                 return Err((dim, capacity));
@@ -479,6 +481,7 @@ impl<const N: usize> MultiSemaphore<N> {
             return;
         }
         for (d, &left) in after.iter().enumerate() {
+            // Relaxed: see `Limits`; a statistic.
             let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
                 + self.limits.debt[d].load(Ordering::Relaxed);
             let in_flight = ceiling.saturating_sub(left);
@@ -518,6 +521,7 @@ impl<const N: usize> MultiSemaphore<N> {
         {
             let mut queue = self.queue.lock();
             for (d, &amount) in amounts.iter().enumerate() {
+                // Relaxed: see `Limits`; we hold the lock.
                 let debt = self.limits.debt[d].load(Ordering::Relaxed);
                 let paid = debt.min(amount);
                 self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
@@ -559,6 +563,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.set_slow(&mut queue, true);
             let mut back = [0; N];
             for dim in 0..N {
+                // Relaxed: see `Limits`; we hold the lock.
                 let debt = self.limits.debt[dim].load(Ordering::Relaxed);
                 let debt = if new[dim] >= old[dim] {
                     // Growth pays the debt first, so capacity + debt stays
@@ -624,6 +629,7 @@ impl<const N: usize> MultiSemaphore<N> {
             let paid = self.counters.take_up_to(debt);
             for d in 0..N {
                 let left = debt[d] - paid[d];
+                // Relaxed: see `Limits`; we hold the lock.
                 self.limits.debt[d].store(left, Ordering::Relaxed);
                 in_debt |= left > 0;
             }

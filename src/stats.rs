@@ -87,11 +87,13 @@ impl<const N: usize> StatCounters<N> {
             Event::Cancelled => &self.cancelled,
             Event::ClosedOut => &self.closed_out,
         };
+        // Relaxed: a statistic; exact once the callers are quiet.
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The snapshot, given what the fast path counted.
     pub(crate) fn snapshot(&self, fast_acquired: u64, peak_in_flight: [u64; N]) -> Stats<N> {
+        // Relaxed: a snapshot of statistics, not one instant.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             acquired: fast_acquired + load(&self.slow_acquired),
