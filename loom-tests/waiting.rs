@@ -25,6 +25,7 @@ models! {
     close_racing_blocking_enqueue_wakes_with_closed: 3,
     close_racing_async_enqueue_and_release_never_hangs: 3,
     fifo_two_queued_acquirers: 3,
+    waiter_seen_in_waiters_is_not_overtaken: 3,
     rollback_racing_enqueue_and_release_wakes_waiter: 3,
     rollback_of_dimension_1_racing_enqueue_wakes_waiter: 3,
     owned_future_cancelled_on_another_thread_leaks_nothing: 3,
@@ -249,6 +250,43 @@ fn close_racing_async_enqueue_and_release_never_hangs(layout: Layout) {
     releaser.join().unwrap();
 
     assert!(sem.is_closed());
+    assert_quiescent(&sem, cap);
+}
+
+/// One thread blocks for dimension 0; another spins until `waiters()` counts
+/// it, then tries dimension 1 alone, which the counters could supply. Having
+/// seen the waiter, it must not overtake it (`Insufficient`), in either
+/// layout: in the per-dimension one that request reads word 0's flags with a
+/// plain load, which sees `SLOW` only because `waiters()` synchronises with
+/// the enqueue.
+fn waiter_seen_in_waiters_is_not_overtaken(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let waiter = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let permit = sem
+                .acquire_deadline([1, 0], deadline)
+                .expect("the waiter must be granted");
+            assert_eq!(permit.amounts(), [1, 0]);
+        })
+    };
+    while sem.waiters() == 0 {
+        thread::yield_now();
+    }
+    assert!(
+        matches!(
+            sem.try_acquire([0, 1]),
+            Err(TryAcquireError::Insufficient { .. })
+        ),
+        "a try_acquire overtook a waiter it had seen queued"
+    );
+    drop(held);
+    waiter.join().unwrap();
+
     assert_quiescent(&sem, cap);
 }
 

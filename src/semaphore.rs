@@ -193,9 +193,13 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// How many blocking and async acquirers are queued: a snapshot.
+    ///
+    /// A caller that sees a waiter here also sees it queued: its next
+    /// `try_acquire` or acquire does not overtake that waiter.
     pub fn waiters(&self) -> usize {
-        // Relaxed: a snapshot; written under the lock.
-        self.queued.load(Ordering::Relaxed)
+        // Acquire: pairs with the Release in `publish`, so whoever sees a
+        // waiter counted also sees the `SLOW` flag set before it was.
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Whether the semaphore is using the single-word layout (one CAS per
@@ -647,8 +651,9 @@ impl<const N: usize> MultiSemaphore<N> {
     fn publish(&self, queue: &mut WaitQueue<N>, in_debt: bool) {
         let slow = in_debt || !queue.is_empty();
         self.set_slow(queue, slow);
-        // Relaxed: a snapshot for `waiters()`.
-        self.queued.store(queue.len(), Ordering::Relaxed);
+        // Release: `waiters()` (Acquire) then sees the `SLOW` set above;
+        // a caller who saw a waiter must not overtake it.
+        self.queued.store(queue.len(), Ordering::Release);
     }
 
     /// Sets `SLOW` to `slow`, touching the hot word only if that changes it.
