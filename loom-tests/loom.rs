@@ -15,11 +15,13 @@
 //! (with `LOOM_LOCATION=1`) prints every step of the failing execution; run
 //! one model with `-- --exact NAME`.
 //!
-//! - [`nonblocking`]: racing `try_acquire`s, rollback against release,
+//! - [`nonblocking`]: racing `try_acquire`s, rollback against release and
+//!   against another take,
 //!   `split`/`merge`/`forget` against `try_acquire`, `close` against `try_acquire`.
 //! - [`waiting`]: release against enqueue, grant against cancel, a head waiter
 //!   leaving, close against enqueue, a granted future dropped, FIFO order,
-//!   a rollback against enqueue, a cancel on another thread, close waking
+//!   a rollback against enqueue (both dimension orders), a waiter seen in
+//!   `waiters()` not overtaken, a cancel on another thread, close waking
 //!   every waiter, a waker that re-enters the semaphore.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
 //!   releases and queued waiters; a shrink below what is in flight.
