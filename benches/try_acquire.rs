@@ -9,8 +9,10 @@
 //!
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`
-//! - `uncontended/n2/{multisem_packed, multisem_packed_no_peaks, multisem_wide, floor_rmw,
-//!   floor_single_word, tokio_two_semaphores, mutex, per_dim_cas}`
+//! - `uncontended/n2/{multisem_packed, multisem_packed_no_peaks, multisem_wide,
+//!   multisem_wide_big, floor_rmw, floor_single_word, tokio_two_semaphores, mutex, per_dim_cas}`:
+//!   `multisem_wide` is the tiered layout forced on `[1024, 100 MiB]` by reserving room up to
+//!   `MAX_PERMITS`; `multisem_wide_big` gets it on `[2^40, 2^50]`, which cannot fit one word.
 //! - `uncontended/n4/{multisem_packed, multisem_wide, floor_rmw}`
 //! - `contended/n2/{...same names as uncontended/n2...}`: two threads, each looping
 //!   `try_acquire([1, 1000])` + drop on one shared semaphore; time per op as one thread sees it.
@@ -39,7 +41,7 @@ use criterion::{BenchmarkGroup, Criterion};
 use multisem::{MultiSemaphore, Permit};
 
 mod common;
-use common::{RunMode, multisem_packed, multisem_packed_no_peaks, multisem_wide};
+use common::{RunMode, multisem_big, multisem_packed, multisem_packed_no_peaks, multisem_wide};
 
 const MIB: u64 = 1 << 20;
 
@@ -331,6 +333,9 @@ fn two_threads<S: TrySem<2>>(name: &str, sem: &S, req: [u64; 2], ops: u64) -> Du
 
 const CAP1: [u64; 1] = [1024];
 const CAP2: [u64; 2] = [1024, 100 * MIB];
+/// Capacities too large for one word even without room to grow (41 + 51 bits): the tiered
+/// layout, with 2^27 - 1 of each dimension in its front word and the rest behind.
+const BIG2: [u64; 2] = [1 << 40, 1 << 50];
 // 10 + 20 + 7 + 12 bits (+ a guard bit each): small enough for the packed layout.
 const CAP4: [u64; 4] = [1000, 1_000_000, 64, 4000];
 const REQ1: [u64; 1] = [1];
@@ -344,6 +349,7 @@ struct ContendersN2 {
     packed: MultiSemaphore<2>,
     no_peaks: MultiSemaphore<2>,
     wide: MultiSemaphore<2>,
+    wide_big: MultiSemaphore<2>,
     rmw: FloorRmw<2>,
     tokio: TokioPair,
     mutex: MutexPeer<2>,
@@ -362,6 +368,7 @@ impl ContendersN2 {
             packed: multisem_packed(CAP2),
             no_peaks: multisem_packed_no_peaks(CAP2),
             wide: multisem_wide(CAP2),
+            wide_big: multisem_big(BIG2),
             rmw: FloorRmw::new(CAP2),
             tokio: TokioPair::new(CAP2),
             mutex: MutexPeer(parking_lot::Mutex::new(CAP2)),
@@ -374,6 +381,7 @@ impl ContendersN2 {
         v.visit("multisem_packed", &self.packed);
         v.visit("multisem_packed_no_peaks", &self.no_peaks);
         v.visit("multisem_wide", &self.wide);
+        v.visit("multisem_wide_big", &self.wide_big);
         v.visit("floor_rmw", &self.rmw);
         v.visit("tokio_two_semaphores", &self.tokio);
         v.visit("mutex", &self.mutex);

@@ -1,7 +1,9 @@
 #![cfg(loom)]
 //! loom models of `multisem`: every interleaving of two or three threads, within
 //! a preemption bound, on capacities of 1-2 per dimension and two dimensions,
-//! for both internal layouts (one packed word and one atomic per dimension).
+//! for the packed layout and twice for the tiered one: with every permit in
+//! the reserve behind the front word, and with capacities split between the
+//! two (see `support::Layout`).
 //!
 //! Run them with
 //!
@@ -20,7 +22,8 @@
 //!   `split`/`merge`/`forget` against `try_acquire`, `close` against `try_acquire`.
 //! - [`waiting`]: release against enqueue, grant against cancel, a head waiter
 //!   leaving, close against enqueue, a granted future dropped, FIFO order,
-//!   a rollback against enqueue (both dimension orders), a waiter seen in
+//!   a rollback against enqueue (both dimension orders, and one forced by a
+//!   take that wins the second dimension), a waiter seen in
 //!   `waiters()` not overtaken, a cancel on another thread, close waking
 //!   every waiter, a waker that re-enters the semaphore.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,

@@ -1,4 +1,4 @@
-//! Helpers shared by the models: the two layouts, the model runner that counts
+//! Helpers shared by the models: the layouts, the model runner that counts
 //! executions, a ghost ledger of what callers hold, and async polling helpers.
 
 use std::future::Future;
@@ -12,22 +12,33 @@ use multisem::MultiSemaphore;
 
 pub(crate) type Sem = MultiSemaphore<2>;
 
-/// The two internal layouts: every model runs against both.
+/// The layouts every model runs against: the packed one, and the tiered one
+/// twice, with front words chosen for these capacities of 1 and 2 (forced by
+/// reserving room up to `MAX_PERMITS`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Layout {
     /// Small capacities: both dimensions packed in one word.
     Packed,
-    /// `max_capacity` at `MAX_PERMITS` forces one atomic per dimension.
-    Wide,
+    /// Tiered, with no front fields: every permit is in the reserve, so a
+    /// take of both dimensions takes two words and may roll one back, and
+    /// commits with a CAS of the front word for the flags.
+    Reserve,
+    /// Tiered, with 1-permit front fields: capacities of 2 are split between
+    /// the tiers, so takes split and returns overflow into the reserve.
+    Split,
 }
 
 impl Layout {
+    /// Peak tracking is off: its Relaxed loads and `fetch_max`, statistics
+    /// that decide nothing, would only multiply the interleavings (the api
+    /// tests check the peaks).
     pub(crate) fn build(self, capacity: [u64; 2]) -> Sem {
+        let builder = MultiSemaphore::builder(capacity).track_peaks(false);
+        let tiered = builder.clone().max_capacity([Sem::MAX_PERMITS; 2]);
         match self {
-            Layout::Packed => MultiSemaphore::new(capacity),
-            Layout::Wide => MultiSemaphore::builder(capacity)
-                .max_capacity([Sem::MAX_PERMITS; 2])
-                .build(),
+            Layout::Packed => builder.build(),
+            Layout::Reserve => tiered.front_bits([0, 0]).build(),
+            Layout::Split => tiered.front_bits([1, 1]).build(),
         }
     }
 
@@ -253,30 +264,23 @@ pub(crate) fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> 
     fut.poll(&mut Context::from_waker(waker))
 }
 
-/// Generates one `#[test]` per model and layout: `packed::NAME` and `wide::NAME`.
-/// Each entry is `NAME: MAX_PREEMPTION_BOUND`.
+/// Generates one `#[test]` per model and layout: `packed::NAME`,
+/// `reserve::NAME` and `split::NAME`. Each entry is `NAME: MAX_PREEMPTION_BOUND`.
 macro_rules! models {
     ($($model:ident: $bound:expr),* $(,)?) => {
-        mod packed {
+        $crate::support::models!(@layout packed, Packed, $($model: $bound),*);
+        $crate::support::models!(@layout reserve, Reserve, $($model: $bound),*);
+        $crate::support::models!(@layout split, Split, $($model: $bound),*);
+    };
+    (@layout $module:ident, $layout:ident, $($model:ident: $bound:expr),*) => {
+        mod $module {
             $(
                 #[test]
                 fn $model() {
                     $crate::support::check(
                         concat!(module_path!(), "::", stringify!($model)),
                         $bound,
-                        || super::$model($crate::support::Layout::Packed),
-                    );
-                }
-            )*
-        }
-        mod wide {
-            $(
-                #[test]
-                fn $model() {
-                    $crate::support::check(
-                        concat!(module_path!(), "::", stringify!($model)),
-                        $bound,
-                        || super::$model($crate::support::Layout::Wide),
+                        || super::$model($crate::support::Layout::$layout),
                     );
                 }
             )*

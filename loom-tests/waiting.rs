@@ -28,6 +28,7 @@ models! {
     waiter_seen_in_waiters_is_not_overtaken: 3,
     rollback_racing_enqueue_and_release_wakes_waiter: 3,
     rollback_of_dimension_1_racing_enqueue_wakes_waiter: 3,
+    rollback_lost_to_a_take_wakes_waiter: 3,
     owned_future_cancelled_on_another_thread_leaks_nothing: 3,
     close_wakes_every_queued_waiter: 3,
     waker_calling_back_into_semaphore_does_not_deadlock: 3,
@@ -363,6 +364,59 @@ fn rollback_of_dimension_1_racing_enqueue_wakes_waiter(layout: Layout) {
     rollback_racing_enqueue(layout, 0);
 }
 
+/// A thread that tries `request` once and, if granted, lets it go.
+fn spawn_try_once(sem: &Arc<Sem>, ghost: &Arc<Ghost>, request: [u64; 2]) -> thread::JoinHandle<()> {
+    let (sem, ghost) = (Arc::clone(sem), Arc::clone(ghost));
+    thread::spawn(move || {
+        if let Ok(permit) = sem.try_acquire(request) {
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        }
+    })
+}
+
+/// A `try_acquire([1, 1])` finds both dimensions free and takes one, then
+/// loses the other to a `try_acquire([0, 1])`, which keeps its permit until
+/// the end, and gives back what it took. A blocking acquirer of dimension 0
+/// alone may meanwhile have seen dimension 0 taken and queued: then only the
+/// give-back can wake it, so it must serve the queue (the tiered layout's
+/// reserve take, which checks both dimensions first, loses such a race only
+/// between its check and its second CAS).
+fn rollback_lost_to_a_take_wakes_waiter(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let both = spawn_try_once(&sem, &ghost, [1, 1]);
+    let bytes = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem.try_acquire_owned([0, 1]).ok();
+            if let Some(permit) = &permit {
+                ghost.take(permit.amounts());
+            }
+            Defuse::new(permit)
+        })
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let permit = sem
+        .acquire_deadline([1, 0], deadline)
+        .expect("the waiter for dimension 0 must be granted");
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    both.join().unwrap();
+    let mut kept = bytes.join().unwrap();
+    if let Some(permit) = kept.get_mut().take() {
+        ghost.give(permit.amounts());
+        drop(permit);
+    }
+
+    assert_quiescent(&sem, cap);
+}
+
 /// Dimension `short` is held at first and released by one thread; another
 /// tries `[1, 1]`; this one blocks for the other dimension alone.
 fn rollback_racing_enqueue(layout: Layout, short: usize) {
@@ -380,16 +434,7 @@ fn rollback_racing_enqueue(layout: Layout, short: usize) {
             drop(held);
         })
     };
-    let taker = {
-        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
-        thread::spawn(move || {
-            if let Ok(permit) = sem.try_acquire([1, 1]) {
-                ghost.take(permit.amounts());
-                ghost.give(permit.amounts());
-                drop(permit);
-            }
-        })
-    };
+    let taker = spawn_try_once(&sem, &ghost, [1, 1]);
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let permit = sem

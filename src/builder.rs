@@ -21,6 +21,7 @@ pub struct Builder<const N: usize> {
     capacity: [u64; N],
     max_capacity: Option<[u64; N]>,
     track_peaks: bool,
+    front_bits: Option<[u32; N]>,
 }
 
 impl<const N: usize> Builder<N> {
@@ -29,6 +30,7 @@ impl<const N: usize> Builder<N> {
             capacity,
             max_capacity: None,
             track_peaks: true,
+            front_bits: None,
         }
     }
 
@@ -40,8 +42,10 @@ impl<const N: usize> Builder<N> {
     /// capacities fit, sharing the word's spare bits out as room to grow, and
     /// reports the result in [`max_capacity`](MultiSemaphore::max_capacity).
     /// A maximum set here is kept exactly; if the maxima do not fit in one
-    /// word, the semaphore uses one atomic per dimension (a little slower; up
-    /// to [`MAX_PERMITS`](MultiSemaphore::MAX_PERMITS) each).
+    /// word, the semaphore uses the tiered layout (up to
+    /// [`MAX_PERMITS`](MultiSemaphore::MAX_PERMITS) each): a packed word in
+    /// front holds as much of each dimension as fits and serves most acquires
+    /// with one CAS, and one atomic per dimension behind it holds the rest.
     pub fn max_capacity(mut self, max: [u64; N]) -> Self {
         self.max_capacity = Some(max);
         self
@@ -54,6 +58,16 @@ impl<const N: usize> Builder<N> {
         self
     }
 
+    /// For tests of this crate, not part of the API: where the capacities do
+    /// not fit in one word, how many bits each dimension gets in the front
+    /// word (0: none), so that small capacities exercise the reserve behind
+    /// it. `build` panics if they do not fit in the word.
+    #[doc(hidden)]
+    pub fn front_bits(mut self, bits: [u32; N]) -> Self {
+        self.front_bits = Some(bits);
+        self
+    }
+
     /// The semaphore, with every permit available.
     ///
     /// # Panics
@@ -63,6 +77,11 @@ impl<const N: usize> Builder<N> {
     /// its maximum.
     #[track_caller]
     pub fn build(self) -> MultiSemaphore<N> {
-        MultiSemaphore::from_parts(self.capacity, self.max_capacity, self.track_peaks)
+        MultiSemaphore::from_parts(
+            self.capacity,
+            self.max_capacity,
+            self.track_peaks,
+            self.front_bits,
+        )
     }
 }

@@ -29,7 +29,7 @@
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Short};
+use crate::counters::{Counters, FastError, Seen, Short};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
 use crate::stats::{Event, StatCounters, Stats};
@@ -115,6 +115,7 @@ impl<const N: usize> MultiSemaphore<N> {
         capacity: [u64; N],
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
+        front_bits: Option<[u32; N]>,
     ) -> Self {
         assert!(
             N > 0,
@@ -141,7 +142,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 );
             }
         }
-        let (counters, max_capacity) = Counters::new(capacity, max_capacity);
+        let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
         Self {
             counters: CachePadded::new(counters),
             limits: CachePadded::new(Limits {
@@ -187,7 +188,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// `available()` for the lock holder: debt cannot change meanwhile, and
     /// returns only add to the counters, so this never over-counts.
     fn available_locked(&self) -> [u64; N] {
-        let counters = self.counters.load();
+        let counters = self.counters.load_locked();
         let debt = load_all(&self.limits.debt);
         std::array::from_fn(|d| counters[d].saturating_sub(debt[d]))
     }
@@ -203,7 +204,9 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Whether the semaphore is using the single-word layout (one CAS per
-    /// acquire) rather than one atomic per dimension.
+    /// acquire) rather than the tiered one (a packed front word with one
+    /// atomic per dimension behind it), which capacities too large for one
+    /// word need.
     pub fn is_single_word(&self) -> bool {
         self.counters.is_packed()
     }
@@ -245,8 +248,9 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// Takes `amounts` in every dimension, or nothing, without waiting.
     ///
-    /// While nobody is queued this is lock-free: one compare-and-swap in the
-    /// single-word layout, with no lock, allocation or system call. It does
+    /// While nobody is queued this is lock-free, with no lock, allocation or
+    /// system call: one compare-and-swap in the single-word layout, and in
+    /// the tiered layout too while its front word has enough. It does
     /// not overtake queued acquirers: while any is queued it fails with
     /// `Insufficient` even where the counters alone would fit.
     ///
@@ -381,8 +385,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// The lock-free fast path alone; counts its own successes.
     #[inline]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
-        let after = self.counters.try_take_fast(amounts)?;
-        self.note_peak(after);
+        let seen = self.counters.try_take_fast(amounts)?;
+        self.note_peak(seen);
         Ok(())
     }
 
@@ -473,18 +477,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
     /// is no bar), and raises the peaks to match.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let after = self.counters.take_locked(amounts)?;
-        self.note_peak(after);
+        let seen = self.counters.take_locked(amounts)?;
+        self.note_peak(seen);
         Ok(())
     }
 
-    /// Raises the peaks to what is in flight, given the counters after a take.
+    /// Raises the peaks to what is in flight, given what a take saw.
     #[inline]
-    fn note_peak(&self, after: [u64; N]) {
+    fn note_peak(&self, seen: Seen<N>) {
         if !self.track_peaks {
             return;
         }
-        for (d, &left) in after.iter().enumerate() {
+        for (d, &left) in self.counters.left(seen).iter().enumerate() {
             // Relaxed: see `Limits`; a statistic.
             let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
                 + self.limits.debt[d].load(Ordering::Relaxed);

@@ -1371,6 +1371,75 @@ fn packed_default_reports_its_headroom() {
     assert_eq!(big.available(), [1 << 40, 1 << 50]);
 }
 
+#[test]
+fn capacities_too_large_for_one_word_use_the_tiered_layout() {
+    // 41 + 51 bits: no single word holds them, even without room to grow.
+    let cap = [1u64 << 40, 1 << 50];
+    let sem = MultiSemaphore::new(cap);
+    assert!(!sem.is_single_word());
+    assert_eq!(sem.available(), cap);
+    // Small requests (served by the front word) and ones far larger than any
+    // field of it (served partly by the reserve) mix and return exactly.
+    let small = sem.try_acquire([1, 1500]).unwrap();
+    let large = sem.try_acquire([1 << 39, 1 << 49]).unwrap();
+    let rest = sem.try_acquire([(1 << 39) - 1, (1 << 49) - 1500]).unwrap();
+    assert_eq!(sem.available(), [0, 0]);
+    assert_eq!(
+        sem.try_acquire([0, 1]).unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: 1,
+            requested: 1,
+            available: 0
+        }
+    );
+    drop(large);
+    assert_eq!(sem.available(), [1 << 39, 1 << 49]);
+    drop(small);
+    drop(rest);
+    assert_eq!(sem.available(), cap);
+    assert_eq!(sem.stats().acquired, 3);
+    assert_eq!(sem.stats().peak_in_flight, cap);
+    // And everything at once, after all that moving between the tiers.
+    drop(sem.try_acquire(cap).unwrap());
+    assert_eq!(sem.available(), cap);
+}
+
+#[test]
+fn tiered_layout_with_no_front_field_for_a_dimension() {
+    // Dimension 0 lives wholly in the reserve; dimension 1 has a 1-permit
+    // field in front. Every take and return of dimension 0 crosses the tiers.
+    let sem = MultiSemaphore::builder([3, 3])
+        .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+        .front_bits([0, 1])
+        .build();
+    let a = sem.try_acquire([1, 1]).unwrap();
+    let b = sem.try_acquire([2, 2]).unwrap();
+    assert_eq!(
+        sem.try_acquire([1, 0]).unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: 0,
+            requested: 1,
+            available: 0
+        }
+    );
+    drop(a);
+    assert_eq!(sem.available(), [1, 1]);
+    drop(b);
+    assert_eq!(sem.available(), [3, 3]);
+    sem.set_capacity([1, 5]).unwrap();
+    drop(sem.try_acquire([1, 5]).unwrap());
+    assert_eq!(sem.available(), [1, 5]);
+}
+
+#[test]
+#[should_panic(expected = "do not fit in one word")]
+fn front_bits_that_do_not_fit_panic() {
+    let _ = MultiSemaphore::builder([1, 1])
+        .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+        .front_bits([40, 40])
+        .build();
+}
+
 fn closed_stays_closed<const N: usize>(layout: Layout) {
     // tokio #8020 class: a counter update must not lose the closed flag.
     let cap = caps::<N>();

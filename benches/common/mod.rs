@@ -131,9 +131,19 @@ fn warn_unless_packed<const N: usize>(
     sem
 }
 
-/// The per-dimension layout, forced by a `max_capacity` that cannot fit one word.
+/// The tiered layout (a packed front word, one word per dimension behind it), forced by a `max_capacity` that cannot fit one word.
 pub fn multisem_wide<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
     multisem::MultiSemaphore::builder(capacity)
         .max_capacity([multisem::MultiSemaphore::<N>::MAX_PERMITS; N])
         .build()
+}
+
+/// A semaphore on capacities that do not fit one word, as given: the tiered layout.
+pub fn multisem_big<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
+    let sem = multisem::MultiSemaphore::new(capacity);
+    assert!(
+        !sem.is_single_word(),
+        "{capacity:?} was meant not to fit one word"
+    );
+    sem
 }

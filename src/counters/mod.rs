@@ -8,24 +8,26 @@
 //!   never fails because another call held a dimension it later gave back.
 //!   Used whenever the dimensions' maximum capacities fit in the word
 //!   (for example `[1024 messages, 100 MiB]`, with room to grow).
-//! * [`Wide`]: one `AtomicU64` per dimension, for capacities that do not fit.
-//!   A take first checks every dimension and gives up before touching any
-//!   if one is short, then takes them one by one, rolling back on a lost
-//!   race. Only that race can make another take fail spuriously.
+//! * [`Tiered`]: for capacities that do not fit. A packed front word holds
+//!   as much of each dimension as its field can, and serves most takes and
+//!   returns with one CAS each; a reserve of one `AtomicU64` per dimension
+//!   holds the rest. A take the front cannot serve takes its part of the
+//!   reserve first and commits with a CAS of the front word.
 //!
-//! Both carry two flags: `CLOSED`, and `SLOW`, which says "the waiter queue is
-//! not empty or a shrink left a debt": while it is set, fast-path takers defer
-//! to the locked path (so nobody overtakes a queued acquirer) and releasers
-//! take the lock after returning their permits (so no queued acquirer misses
-//! a release). The flags live in the word of the counts (packed) or of
-//! dimension 0 (wide), which every release updates last; each file says why
-//! that closes the release/enqueue race.
+//! Both carry two flags in the packed word: `CLOSED`, and `SLOW`, which
+//! says "the waiter queue is not empty or a shrink left a debt": while it is
+//! set, fast-path takers defer to the locked path (so nobody overtakes a
+//! queued acquirer) and releasers take the lock after returning their
+//! permits (so no queued acquirer misses a release). Every take and return
+//! ends with a read-modify-write of that word; each file says why that
+//! closes the release/enqueue race.
 
 mod packed;
-mod wide;
+mod reserve;
+mod tiered;
 
 use packed::Packed;
-use wide::Wide;
+use tiered::Tiered;
 
 /// A dimension that could not supply a request, with what it held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,43 +46,65 @@ pub(crate) enum FastError {
     Short(Short),
 }
 
+/// What a take saw of the counters it left: all of them in the packed
+/// layout, the front word's part in the tiered one. [`Counters::left`]
+/// completes it, only when someone wants it (peak tracking).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen<const N: usize>([u64; N]);
+
 /// The counters of one semaphore, in the layout chosen at construction.
 #[derive(Debug)]
 pub(crate) enum Counters<const N: usize> {
     Packed(Packed<N>),
-    Wide(Wide<N>),
+    Tiered(Tiered<N>),
 }
 
 impl<const N: usize> Counters<N> {
     /// Full counters (`available == capacity`) able to grow each dimension up
     /// to `max_capacity`, or, when `max_capacity` is `None`, to whatever the
     /// packed word leaves spare. Returns the layout and the maximum it allows.
-    pub(crate) fn new(capacity: [u64; N], max_capacity: Option<[u64; N]>) -> (Self, [u64; N]) {
+    /// `front_bits` sets the tiered layout's front fields (for tests).
+    #[track_caller]
+    pub(crate) fn new(
+        capacity: [u64; N],
+        max_capacity: Option<[u64; N]>,
+        front_bits: Option<[u32; N]>,
+    ) -> (Self, [u64; N]) {
         match Packed::plan(capacity, max_capacity) {
             Some((packed, max)) => (Self::Packed(packed), max),
             None => {
                 let max = max_capacity.unwrap_or([crate::semaphore::MAX_PERMITS; N]);
-                (Self::Wide(Wide::new(capacity)), max)
+                (Self::Tiered(Tiered::new(capacity, front_bits)), max)
             }
         }
     }
 
-    /// Takes every amount or nothing, unless a flag is set. Returns the
-    /// counters as this take left them.
+    /// Takes every amount or nothing, unless a flag is set. Returns what it
+    /// saw of the counters it left.
     #[inline]
-    pub(crate) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
+    pub(crate) fn try_take_fast(&self, amounts: [u64; N]) -> Result<Seen<N>, FastError> {
         match self {
-            Self::Packed(p) => p.try_take_fast(amounts),
-            Self::Wide(w) => w.try_take_fast(amounts),
+            Self::Packed(p) => p.try_take_fast(amounts).map(Seen),
+            Self::Tiered(t) => t.try_take_fast(amounts).map(Seen),
         }
     }
 
     /// Takes every amount or nothing, ignoring `SLOW`: for the holder of the
     /// queue lock, which is the one serving the queue.
-    pub(crate) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
+    pub(crate) fn take_locked(&self, amounts: [u64; N]) -> Result<Seen<N>, Short> {
         match self {
-            Self::Packed(p) => p.take_locked(amounts),
-            Self::Wide(w) => w.take_locked(amounts),
+            Self::Packed(p) => p.take_locked(amounts).map(Seen),
+            Self::Tiered(t) => t.take_locked(amounts).map(Seen),
+        }
+    }
+
+    /// The counters as a take that saw `seen` left them (approximately, in
+    /// the tiered layout, whose reserve is read now): for statistics.
+    #[inline]
+    pub(crate) fn left(&self, seen: Seen<N>) -> [u64; N] {
+        match self {
+            Self::Packed(_) => seen.0,
+            Self::Tiered(t) => t.with_reserve(seen.0),
         }
     }
 
@@ -89,7 +113,7 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
         match self {
             Self::Packed(p) => p.take_up_to(wanted),
-            Self::Wide(w) => w.take_up_to(wanted),
+            Self::Tiered(t) => t.take_up_to(wanted),
         }
     }
 
@@ -100,25 +124,27 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn give(&self, amounts: [u64; N]) -> bool {
         match self {
             Self::Packed(p) => p.give(amounts),
-            Self::Wide(w) => w.give(amounts),
+            Self::Tiered(t) => t.give(amounts),
         }
     }
 
-    /// A snapshot of the raw counters.
-    pub(crate) fn load(&self) -> [u64; N] {
+    /// The raw counters, exact at one instant during the call, for the
+    /// holder of the queue lock: it can never count a permit twice, and so
+    /// never shows more than is there.
+    pub(crate) fn load_locked(&self) -> [u64; N] {
         match self {
             Self::Packed(p) => p.load(),
-            Self::Wide(w) => w.load(),
+            Self::Tiered(t) => t.load_locked(),
         }
     }
 
     /// The counters, if `SLOW` was clear when they were read: then no debt
     /// was outstanding and they are exactly what is available. `None` in the
-    /// wide layout, whose words cannot be read at one instant.
+    /// tiered layout, whose words cannot be read at one instant.
     pub(crate) fn load_if_settled(&self) -> Option<[u64; N]> {
         match self {
             Self::Packed(p) => p.load_if_settled(),
-            Self::Wide(_) => None,
+            Self::Tiered(_) => None,
         }
     }
 
@@ -126,7 +152,7 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn set_slow(&self, slow: bool) {
         match self {
             Self::Packed(p) => p.set_slow(slow),
-            Self::Wide(w) => w.set_slow(slow),
+            Self::Tiered(t) => t.set_slow(slow),
         }
     }
 
@@ -134,14 +160,14 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn close(&self) {
         match self {
             Self::Packed(p) => p.close(),
-            Self::Wide(w) => w.close(),
+            Self::Tiered(t) => t.close(),
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Self::Packed(p) => p.is_closed(),
-            Self::Wide(w) => w.is_closed(),
+            Self::Tiered(t) => t.is_closed(),
         }
     }
 
@@ -150,7 +176,7 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn fast_takes(&self) -> u64 {
         match self {
             Self::Packed(p) => p.fast_takes(),
-            Self::Wide(w) => w.fast_takes(),
+            Self::Tiered(t) => t.fast_takes(),
         }
     }
 

@@ -53,6 +53,8 @@ const TALLY_SHIFT: u32 = 64 - TALLY_BITS;
 const TALLY_ONE: u64 = 1 << TALLY_SHIFT;
 /// Bits for fields and their guards.
 const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
+/// A front field never needs more than `MAX_PERMITS` takes.
+const MAX_FRONT_BITS: u32 = 61;
 
 #[derive(Debug)]
 pub(crate) struct Packed<const N: usize> {
@@ -80,6 +82,51 @@ fn bits(value: u64) -> u32 {
     u64::BITS - value.leading_zeros()
 }
 
+/// Shares `spare` bits out over the fields as room to grow, the remainder
+/// to the later dimensions (bytes, typically).
+fn share_out<const N: usize>(width: &mut [u32; N], spare: u32) {
+    let n = N as u32;
+    for (d, w) in width.iter_mut().enumerate() {
+        let bonus = u32::from((d as u32) >= n - spare % n);
+        *w += spare / n + bonus;
+    }
+}
+
+/// The field widths of the tiered layout's front word for `capacity`, which
+/// does not fit in one word whole: each dimension gets the bits its capacity
+/// needs or a fair share of the word, whichever is less, the small ones
+/// first so that what they leave goes to the large ones; bits left over are
+/// shared out. A dimension may get no field at all (when `N` is large): its
+/// permits then all stay in the reserve.
+pub(super) fn front_widths<const N: usize>(capacity: [u64; N]) -> [u32; N] {
+    let mut order: [usize; N] = std::array::from_fn(|d| d);
+    order.sort_by_key(|&d| capacity[d]);
+    let mut width = [0; N];
+    let mut left = FIELD_SPACE;
+    for (i, &d) in order.iter().enumerate() {
+        let share = left / (N - i) as u32;
+        // A field costs its width and its guard bit.
+        let w = bits(capacity[d])
+            .min(share.saturating_sub(1))
+            .min(MAX_FRONT_BITS);
+        if w > 0 {
+            width[d] = w;
+            left -= w + 1;
+        }
+    }
+    if width.iter().all(|&w| w > 0) {
+        // What is left is room for the front to hold more after growth.
+        share_out(&mut width, left);
+    }
+    width
+}
+
+/// Whether `width` (chosen by a test through the builder) fits the front word.
+pub(super) fn front_widths_fit(width: &[u32]) -> bool {
+    let used: u32 = width.iter().map(|&w| if w == 0 { 0 } else { w + 1 }).sum();
+    width.iter().all(|&w| w <= MAX_FRONT_BITS) && used <= FIELD_SPACE
+}
+
 impl<const N: usize> Packed<N> {
     /// Lays out the word for `capacity`, or `None` if it does not fit.
     ///
@@ -96,24 +143,38 @@ impl<const N: usize> Packed<N> {
         let used: u32 = width.iter().map(|w| w + 1).sum();
         let spare = FIELD_SPACE.checked_sub(used)?;
         if max_capacity.is_none() {
-            let n = N as u32;
-            for (d, w) in width.iter_mut().enumerate() {
-                // Later dimensions (bytes, typically) get the remainder.
-                let bonus = u32::from((d as u32) >= n - spare % n);
-                *w += spare / n + bonus;
-            }
+            share_out(&mut width, spare);
         }
+        let packed = Self::with_widths(width, capacity);
+        let max = max_capacity.unwrap_or_else(|| {
+            packed
+                .field_max
+                .map(|m| m.min(crate::semaphore::MAX_PERMITS))
+        });
+        Some((packed, max))
+    }
+
+    /// The front word of the tiered layout: fields of the widths that
+    /// [`front_widths`] chose, holding `initial` (each at most its field).
+    pub(super) fn front(width: [u32; N], initial: [u64; N]) -> Self {
+        Self::with_widths(width, initial)
+    }
+
+    /// A word whose field *d* is `width[d]` bits wide (0: no field at all,
+    /// and no guard), holding `initial`.
+    fn with_widths(width: [u32; N], initial: [u64; N]) -> Self {
         let field_max = width.map(|w| if w == 0 { 0 } else { u64::MAX >> (64 - w) });
         let mut shift = [0; N];
         let mut guards = 0;
         let mut next = FIRST_FIELD;
         for d in 0..N {
             shift[d] = next;
-            guards |= 1 << (next + width[d]);
-            next += width[d] + 1;
+            if width[d] > 0 {
+                guards |= 1 << (next + width[d]);
+                next += width[d] + 1;
+            }
         }
-        let max =
-            max_capacity.unwrap_or_else(|| field_max.map(|m| m.min(crate::semaphore::MAX_PERMITS)));
+        debug_assert!(next <= TALLY_SHIFT, "fields overlap the tally");
         let packed = Self {
             hot: CachePadded::new(Hot {
                 word: AtomicU64::new(0),
@@ -128,8 +189,8 @@ impl<const N: usize> Packed<N> {
         packed
             .hot
             .word
-            .store(packed.pack_unchecked(capacity), Ordering::Relaxed);
-        Some((packed, max))
+            .store(packed.pack_unchecked(initial), Ordering::Relaxed);
+        packed
     }
 
     /// The request as one word, or `None` if a field cannot hold it (then it
@@ -177,8 +238,12 @@ impl<const N: usize> Packed<N> {
     #[inline(never)]
     fn short(&self, word: u64, borrowed: u64) -> Short {
         let available = self.unpack(word);
+        // Fields of width 0 have no guard (and are never requested from).
         let dim = (0..N)
-            .find(|&d| borrowed & (1 << (self.shift[d] + bits(self.field_max[d]))) == 0)
+            .find(|&d| {
+                self.field_max[d] != 0
+                    && borrowed & (1 << (self.shift[d] + bits(self.field_max[d]))) == 0
+            })
             .expect("a guard bit was borrowed");
         Short {
             dim,
@@ -190,7 +255,29 @@ impl<const N: usize> Packed<N> {
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
         let request = self.pack(amounts).ok_or(FastError::Defer)?;
         // Relaxed: only a guess for the CAS, which checks it.
-        let mut word = self.hot.word.load(Ordering::Relaxed);
+        let word = self.hot.word.load(Ordering::Relaxed);
+        self.take_fast_from(word, request)
+    }
+
+    /// The tiered layout's commit of a split take: `try_take_fast` (or, for
+    /// the lock holder, `take_locked`) of amounts that the fields can hold,
+    /// starting from the guess `word` that `peek` returned.
+    pub(super) fn commit<const LOCKED: bool>(
+        &self,
+        word: u64,
+        amounts: [u64; N],
+    ) -> Result<[u64; N], FastError> {
+        let request = self.pack_unchecked(amounts);
+        if LOCKED {
+            self.take_locked_from(word, request)
+                .map_err(FastError::Short)
+        } else {
+            self.take_fast_from(word, request)
+        }
+    }
+
+    #[inline(always)]
+    fn take_fast_from(&self, mut word: u64, request: u64) -> Result<[u64; N], FastError> {
         loop {
             if word & (CLOSED | SLOW) != 0 {
                 return Err(FastError::Defer);
@@ -237,7 +324,11 @@ impl<const N: usize> Packed<N> {
             });
         };
         // Relaxed: only a guess for the CAS, which checks it.
-        let mut word = self.hot.word.load(Ordering::Relaxed);
+        let word = self.hot.word.load(Ordering::Relaxed);
+        self.take_locked_from(word, request)
+    }
+
+    fn take_locked_from(&self, mut word: u64, request: u64) -> Result<[u64; N], Short> {
         loop {
             let new = self.subtract(word, request)?;
             // Acquire: as in `try_take_fast`.
@@ -285,6 +376,100 @@ impl<const N: usize> Packed<N> {
         before & SLOW != 0
     }
 
+    /// Returns what fits into the fields, as the tiered layout's front, and
+    /// hands the rest, before that, to `overflow`. Returns whether `SLOW`
+    /// was set. A field never passes its maximum: the reserve behind it takes
+    /// what does not fit, so no return can overflow the word.
+    #[inline]
+    pub(super) fn give_bounded(&self, amounts: [u64; N], overflow: impl FnMut([u64; N])) -> bool {
+        if let Some(add) = self.pack(amounts) {
+            // Relaxed: only a guess for the CAS, which checks it.
+            let mut word = self.hot.word.load(Ordering::Relaxed);
+            loop {
+                // Fields are at most their maximum and guards are clear, so
+                // a field that passes its maximum carries into its guard and
+                // no further.
+                let sum = word + add;
+                if sum & self.guards != 0 {
+                    break;
+                }
+                // Release: as in `give`; the flags it returns are current.
+                match self.hot.word.compare_exchange_weak(
+                    word,
+                    sum,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return word & SLOW != 0,
+                    Err(actual) => word = actual,
+                }
+            }
+        }
+        self.give_overflowing(amounts, overflow)
+    }
+
+    /// `give_bounded` for a return that does not fit the fields: what does
+    /// not fit goes to `overflow` first, and then the CAS adds the rest. The
+    /// CAS comes last even if it adds nothing, because it is the
+    /// read-modify-write that orders the return against a waiter's `SLOW`.
+    #[cold]
+    #[inline(never)]
+    fn give_overflowing(&self, mut amounts: [u64; N], mut overflow: impl FnMut([u64; N])) -> bool {
+        if (0..N).all(|d| amounts[d] == 0 || self.field_max[d] == 0) {
+            // No field can take any of it: all to the reserve, then the RMW.
+            overflow(amounts);
+            return self.touch();
+        }
+        // Relaxed: only a guess for the CAS, which checks it.
+        let mut word = self.hot.word.load(Ordering::Relaxed);
+        loop {
+            let have = self.unpack(word);
+            let fits: [u64; N] =
+                std::array::from_fn(|d| amounts[d].min(self.field_max[d] - have[d]));
+            if fits != amounts {
+                overflow(std::array::from_fn(|d| amounts[d] - fits[d]));
+                amounts = fits;
+            }
+            // Release: as in `give`.
+            match self.hot.word.compare_exchange_weak(
+                word,
+                word + self.pack_unchecked(amounts),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return word & SLOW != 0,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// A read-modify-write that changes nothing, after permits went back to
+    /// the tiered layout's reserve: returns whether `SLOW` is set, ordered
+    /// as a return's CAS is.
+    pub(super) fn touch(&self) -> bool {
+        // Release: as in `give`, heading the release sequence that a
+        // waiter's `set_slow` acquires.
+        self.hot.word.fetch_add(0, Ordering::Release) & SLOW != 0
+    }
+
+    /// The word as it is, for the tiered layout to split a request by, and
+    /// to pass to `commit`, whose CAS checks it, or to compare later to see
+    /// whether anything changed.
+    pub(super) fn peek(&self) -> u64 {
+        // Relaxed: a guess (see above).
+        self.hot.word.load(Ordering::Relaxed)
+    }
+
+    /// Whether `word` has a flag set.
+    pub(super) fn flagged(word: u64) -> bool {
+        word & (SLOW | CLOSED) != 0
+    }
+
+    /// The fields of `word`.
+    pub(super) fn fields(&self, word: u64) -> [u64; N] {
+        self.unpack(word)
+    }
+
     pub(super) fn load(&self) -> [u64; N] {
         // Relaxed: a snapshot for callers that hold no permit on its strength.
         self.unpack(self.hot.word.load(Ordering::Relaxed))
@@ -297,18 +482,28 @@ impl<const N: usize> Packed<N> {
     }
 
     pub(super) fn set_slow(&self, slow: bool) {
-        // Relaxed: ordered against takes and returns by the word's
-        // modification order alone (all are RMWs of this word).
+        // In this layout the word's modification order alone orders the flag
+        // against takes and returns (all are RMWs of this word). AcqRel for
+        // the tiered layout, whose returns also add to the reserve first:
+        // Acquire makes those adds visible to the waiter that sets `SLOW`
+        // after them, Release keeps the lock holder's writes before it.
         if slow {
-            self.hot.word.fetch_or(SLOW, Ordering::Relaxed);
+            self.hot.word.fetch_or(SLOW, Ordering::AcqRel);
         } else {
-            self.hot.word.fetch_and(!SLOW, Ordering::Relaxed);
+            self.hot.word.fetch_and(!SLOW, Ordering::AcqRel);
         }
     }
 
     pub(super) fn close(&self) {
-        // Relaxed: as `set_slow`; every CAS keeps the bits it did not change.
-        self.hot.word.fetch_or(CLOSED, Ordering::Relaxed);
+        // AcqRel: as `set_slow`; every CAS keeps the bits it did not change.
+        self.hot.word.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
+    /// Whether `SLOW` is set; exact for the queue lock's holder, under
+    /// which alone it changes.
+    pub(super) fn is_slow(&self) -> bool {
+        // Relaxed: only the lock holder changes `SLOW`, and it asks.
+        self.hot.word.load(Ordering::Relaxed) & SLOW != 0
     }
 
     pub(super) fn is_closed(&self) -> bool {

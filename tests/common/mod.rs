@@ -115,8 +115,11 @@ pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
     poll_with(fut, Waker::noop())
 }
 
-/// The two internal layouts: every dimension packed in one word, or one
-/// word per dimension (forced by reserving room up to `MAX_PERMITS`).
+/// The two internal layouts: every dimension packed in one word, or the
+/// tiered one (forced by reserving room up to `MAX_PERMITS`), here with a
+/// front word of 2 bits per dimension, so that these small capacities keep
+/// most of their permits in the reserve behind it and every path between
+/// the two tiers runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Packed,
@@ -129,7 +132,9 @@ impl Layout {
         let builder = MultiSemaphore::builder(cap);
         match self {
             Layout::Packed => builder,
-            Layout::PerDim => builder.max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N]),
+            Layout::PerDim => builder
+                .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
+                .front_bits([2; N]),
         }
     }
 

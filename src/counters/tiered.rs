@@ -1,0 +1,235 @@
+//! For capacities too large to share one word: a packed front word that
+//! serves most acquires with one CAS, and a reserve of one word per
+//! dimension behind it.
+//!
+//! # Two tiers
+//!
+//! The front is a [`Packed`] word whose fields are as wide as the word
+//! allows (see `front_widths`), with the flags and the tally; the reserve
+//! ([`Reserve`]) holds what does not fit. A dimension's available permits
+//! are its front field plus its reserve word. Permits carry no mark of where
+//! they came from:
+//!
+//! * a take first tries the front alone: one CAS, as in the packed layout;
+//! * if the front is short (or a field cannot even hold the request), the
+//!   take splits: what the front has of each dimension from the front, the
+//!   rest from the reserve. It takes the reserve's part first and commits
+//!   with a CAS of the front word, which checks the flags and tallies, and
+//!   gives the reserve's part back if that CAS cannot take the front's part;
+//! * a return adds to the front what fits below each field's maximum (one
+//!   CAS) and the rest to the reserve, before that CAS.
+//!
+//! So the front refills itself from returns, and in a steady state an
+//! acquire and a release cost one CAS each, as in the packed layout: the
+//! reserve is touched only when the front runs dry or fills up.
+//!
+//! A split take can fail spuriously only when it raced a return that moved
+//! permits between the tiers or another split take's brief hold on the
+//! reserve; it looks at the front once more before it reports a shortage.
+//!
+//! # Orderings
+//!
+//! Every take and return ends with a read-modify-write of the front word,
+//! the word with the flags, and a waiter sets `SLOW` there (`AcqRel`) before
+//! it looks at the counters. One of the two comes first in the front word's
+//! modification order:
+//!
+//! * the return's CAS (Release) first: the waiter's `fetch_or` (Acquire)
+//!   reads from its release sequence, so the return's adds to the reserve
+//!   happen before the waiter looks, and it sees them;
+//! * the waiter's `fetch_or` first: the return's CAS reads `SLOW`, and the
+//!   returner takes the lock to serve the queue.
+//!
+//! A take that gives its reserve part back (its commit lost to a flag or a
+//! race) touches the front word in the same way after it, so that permits
+//! never come back unseen by a waiter that queued meanwhile. The front word
+//! is also where a split take's commit sees `SLOW`, so no take completes
+//! past a queued waiter.
+
+use super::packed::{Packed, front_widths, front_widths_fit};
+use super::reserve::{Reserve, Shortfall};
+use super::{FastError, Short};
+
+#[derive(Debug)]
+pub(crate) struct Tiered<const N: usize> {
+    front: Packed<N>,
+    reserve: Reserve<N>,
+}
+
+/// Why [`Tiered::take_split`] took nothing.
+enum Taken {
+    Short(Short),
+    /// `SLOW` or `CLOSED` was set (fast path only).
+    Flagged,
+    /// A part went back to the reserve, and waiters were queued.
+    GaveBackToWaiters,
+}
+
+impl<const N: usize> Tiered<N> {
+    /// Full counters for `capacity`, with the front fields `front_bits` wide
+    /// if given (for tests), else as wide as the word allows.
+    ///
+    /// # Panics
+    ///
+    /// If `front_bits` do not fit in the word.
+    #[track_caller]
+    pub(super) fn new(capacity: [u64; N], front_bits: Option<[u32; N]>) -> Self {
+        let width = match front_bits {
+            Some(width) => {
+                assert!(
+                    front_widths_fit(&width),
+                    "MultiSemaphore: front bits {width:?} do not fit in one word"
+                );
+                width
+            }
+            None => front_widths(capacity),
+        };
+        let front_max = width.map(|w| if w == 0 { 0 } else { u64::MAX >> (64 - w) });
+        let front: [u64; N] = std::array::from_fn(|d| capacity[d].min(front_max[d]));
+        Self {
+            front: Packed::front(width, front),
+            reserve: Reserve::new(std::array::from_fn(|d| capacity[d] - front[d])),
+        }
+    }
+
+    #[inline]
+    pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
+        match self.front.try_take_fast(amounts) {
+            Ok(front) => Ok(front),
+            // The front is short, flagged, or cannot hold the request: the
+            // split take decides.
+            Err(_) => match self.take_split::<false>(amounts) {
+                Ok(after) => Ok(after),
+                Err(Taken::Short(short)) => Err(FastError::Short(short)),
+                Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(FastError::Defer),
+            },
+        }
+    }
+
+    pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
+        match self.take_split::<true>(amounts) {
+            Ok(after) => Ok(after),
+            Err(Taken::Short(short)) => Err(short),
+            // Not reached: the lock holder ignores the flags.
+            Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(Short {
+                dim: 0,
+                available: self.load_locked()[0],
+            }),
+        }
+    }
+
+    /// The counters, given the front word's fields as a take left them: for
+    /// peak tracking.
+    #[inline]
+    pub(super) fn with_reserve(&self, front: [u64; N]) -> [u64; N] {
+        let reserve = self.reserve.load();
+        std::array::from_fn(|d| front[d] + reserve[d])
+    }
+
+    /// Takes what the front has of each dimension from the front and the
+    /// rest from the reserve: the reserve's part first, then the front's in
+    /// the CAS that commits (and, on the fast path, checks the flags and
+    /// tallies). `LOCKED`: for the lock holder, who ignores `SLOW` and counts
+    /// its grants elsewhere.
+    #[cold]
+    #[inline(never)]
+    fn take_split<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
+        loop {
+            let word = self.front.peek();
+            if !LOCKED && Packed::<N>::flagged(word) {
+                return Err(Taken::Flagged);
+            }
+            let front = self.front.fields(word);
+            let from_front: [u64; N] = std::array::from_fn(|d| amounts[d].min(front[d]));
+            let from_reserve: [u64; N] = std::array::from_fn(|d| amounts[d] - from_front[d]);
+            match self.reserve.take(from_reserve) {
+                Ok(()) => {}
+                Err(Shortfall { short, taken }) => {
+                    if taken != [0; N] && self.give_back::<LOCKED>(taken) {
+                        return Err(Taken::GaveBackToWaiters);
+                    }
+                    if self.front.fields(self.front.peek())[short.dim] > front[short.dim] {
+                        // A return refilled the front under the split: look
+                        // again before failing.
+                        continue;
+                    }
+                    return Err(Taken::Short(Short {
+                        dim: short.dim,
+                        available: short.available + front[short.dim],
+                    }));
+                }
+            }
+            match self.front.commit::<LOCKED>(word, from_front) {
+                Ok(front) => return Ok(front),
+                Err(why) => {
+                    if self.give_back::<LOCKED>(from_reserve) {
+                        return Err(Taken::GaveBackToWaiters);
+                    }
+                    if let FastError::Defer = why {
+                        return Err(Taken::Flagged);
+                    }
+                    // Another take emptied the front under us: split again.
+                }
+            }
+        }
+    }
+
+    /// Returns a split take's reserve part, then touches the front word so
+    /// that a waiter queued meanwhile is served (see "Orderings"). Returns
+    /// whether one was, for the fast path to send its caller to the lock.
+    fn give_back<const LOCKED: bool>(&self, taken: [u64; N]) -> bool {
+        self.reserve.give(taken);
+        self.front.touch() && !LOCKED
+    }
+
+    pub(super) fn take_up_to(&self, wanted: [u64; N]) -> [u64; N] {
+        let front = self.front.take_up_to(wanted);
+        let reserve = self
+            .reserve
+            .take_up_to(std::array::from_fn(|d| wanted[d] - front[d]));
+        std::array::from_fn(|d| front[d] + reserve[d])
+    }
+
+    #[inline]
+    pub(super) fn give(&self, amounts: [u64; N]) -> bool {
+        self.front
+            .give_bounded(amounts, |overflow| self.reserve.give(overflow))
+    }
+
+    /// For the holder of the queue lock. The tiers cannot be read at one
+    /// instant, and a permit that a take moved from the front to the reserve
+    /// (taken from one, returned to the other) between the two reads would
+    /// count twice. So the read holds `SLOW` (setting it for the while, if
+    /// it was clear), under which no take completes but the lock holder's:
+    /// permits only come back, and what it reads is never more than is there.
+    pub(super) fn load_locked(&self) -> [u64; N] {
+        let was_slow = self.front.is_slow();
+        if !was_slow {
+            self.front.set_slow(true);
+        }
+        let front = self.front.load();
+        // Read-modify-writes: they read the latest value, which no take
+        // lowers any more (Relaxed: a count, no data rides on it).
+        let reserve = self.reserve.load_latest();
+        if !was_slow {
+            self.front.set_slow(false);
+        }
+        std::array::from_fn(|d| front[d] + reserve[d])
+    }
+
+    pub(super) fn set_slow(&self, slow: bool) {
+        self.front.set_slow(slow);
+    }
+
+    pub(super) fn close(&self) {
+        self.front.close();
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.front.is_closed()
+    }
+
+    pub(super) fn fast_takes(&self) -> u64 {
+        self.front.fast_takes()
+    }
+}
