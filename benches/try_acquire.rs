@@ -10,9 +10,12 @@
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`
 //! - `uncontended/n2/{multisem_packed, multisem_packed_no_peaks, multisem_wide,
-//!   multisem_wide_big, floor_rmw, floor_single_word, tokio_two_semaphores, mutex, per_dim_cas}`:
+//!   multisem_wide_big, multisem_reserve_only, floor_rmw, floor_single_word,
+//!   tokio_two_semaphores, mutex, per_dim_cas}`:
 //!   `multisem_wide` is the tiered layout forced on `[1024, 100 MiB]` by reserving room up to
-//!   `MAX_PERMITS`; `multisem_wide_big` gets it on `[2^40, 2^50]`, which cannot fit one word.
+//!   `MAX_PERMITS`; `multisem_wide_big` gets it on `[2^40, 2^50]`, which cannot fit one word;
+//!   `multisem_reserve_only` is its worst case, with no front fields (every take and return
+//!   through the per-dimension reserve, as when the front has run dry).
 //! - `uncontended/n4/{multisem_packed, multisem_wide, floor_rmw}`
 //! - `contended/n2/{...same names as uncontended/n2...}`: two threads, each looping
 //!   `try_acquire([1, 1000])` + drop on one shared semaphore; time per op as one thread sees it.
@@ -41,7 +44,10 @@ use criterion::{BenchmarkGroup, Criterion};
 use multisem::{MultiSemaphore, Permit};
 
 mod common;
-use common::{RunMode, multisem_big, multisem_packed, multisem_packed_no_peaks, multisem_wide};
+use common::{
+    RunMode, multisem_big, multisem_packed, multisem_packed_no_peaks, multisem_reserve_only,
+    multisem_wide,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -350,6 +356,7 @@ struct ContendersN2 {
     no_peaks: MultiSemaphore<2>,
     wide: MultiSemaphore<2>,
     wide_big: MultiSemaphore<2>,
+    reserve_only: MultiSemaphore<2>,
     rmw: FloorRmw<2>,
     tokio: TokioPair,
     mutex: MutexPeer<2>,
@@ -369,6 +376,7 @@ impl ContendersN2 {
             no_peaks: multisem_packed_no_peaks(CAP2),
             wide: multisem_wide(CAP2),
             wide_big: multisem_big(BIG2),
+            reserve_only: multisem_reserve_only(CAP2),
             rmw: FloorRmw::new(CAP2),
             tokio: TokioPair::new(CAP2),
             mutex: MutexPeer(parking_lot::Mutex::new(CAP2)),
@@ -382,6 +390,7 @@ impl ContendersN2 {
         v.visit("multisem_packed_no_peaks", &self.no_peaks);
         v.visit("multisem_wide", &self.wide);
         v.visit("multisem_wide_big", &self.wide_big);
+        v.visit("multisem_reserve_only", &self.reserve_only);
         v.visit("floor_rmw", &self.rmw);
         v.visit("tokio_two_semaphores", &self.tokio);
         v.visit("mutex", &self.mutex);
@@ -686,6 +695,14 @@ fn probe_table(shape: ProbeShape, run_for: Duration, peers: bool) {
     let wide = multisem_wide(cap);
     row("multisem_wide", rollback_probe(&wide, shape, run_for));
     check_quiescent("multisem_wide", &wide);
+    // The probe's capacities fit the tiered layout's front word; with no front fields every
+    // take and return goes through the per-dimension reserve instead.
+    let reserve = multisem_reserve_only(cap);
+    row(
+        "multisem_reserve_only",
+        rollback_probe(&reserve, shape, run_for),
+    );
+    check_quiescent("multisem_reserve_only", &reserve);
     row(
         "per_dim_cas",
         rollback_probe(&PerDimCas::new(cap), shape, run_for),
@@ -762,39 +779,26 @@ fn estimate_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
 }
 
 fn print_ratios(since: SystemTime) {
+    /// The N = 2 contenders' names, in table order, less the floor they are divided by.
+    struct Names(Vec<&'static str>);
+    impl VisitN2<'_> for Names {
+        fn visit<S: TrySem<2>>(&mut self, name: &'static str, _: &S) {
+            if name != "floor_single_word" {
+                self.0.push(name);
+            }
+        }
+    }
+    let mut n2 = Names(Vec::new());
+    ContendersN2::new().each(&mut n2);
     let groups: [(&str, &str, &[&str]); 5] = [
         ("uncontended/n1", "floor_rmw", &["multisem_packed"]),
-        (
-            "uncontended/n2",
-            "floor_single_word",
-            &[
-                "multisem_packed",
-                "multisem_packed_no_peaks",
-                "multisem_wide",
-                "floor_rmw",
-                "tokio_two_semaphores",
-                "mutex",
-                "per_dim_cas",
-            ],
-        ),
+        ("uncontended/n2", "floor_single_word", &n2.0),
         (
             "uncontended/n4",
             "floor_rmw",
             &["multisem_packed", "multisem_wide"],
         ),
-        (
-            "contended/n2",
-            "floor_single_word",
-            &[
-                "multisem_packed",
-                "multisem_packed_no_peaks",
-                "multisem_wide",
-                "floor_rmw",
-                "tokio_two_semaphores",
-                "mutex",
-                "per_dim_cas",
-            ],
-        ),
+        ("contended/n2", "floor_single_word", &n2.0),
         (
             "contended/n2",
             "floor_rmw",

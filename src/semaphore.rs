@@ -29,7 +29,7 @@
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Seen, Short};
+use crate::counters::{Counters, FastError, Short};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
 use crate::stats::{Event, StatCounters, Stats};
@@ -385,8 +385,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// The lock-free fast path alone; counts its own successes.
     #[inline]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
-        let seen = self.counters.try_take_fast(amounts)?;
-        self.note_peak(seen);
+        let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
+        self.note_peak(after);
         Ok(())
     }
 
@@ -477,18 +477,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
     /// is no bar), and raises the peaks to match.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let seen = self.counters.take_locked(amounts)?;
-        self.note_peak(seen);
+        let after = self.counters.take_locked(amounts, self.track_peaks)?;
+        self.note_peak(after);
         Ok(())
     }
 
-    /// Raises the peaks to what is in flight, given what a take saw.
+    /// Raises the peaks to what is in flight, given the counters after a take.
     #[inline]
-    fn note_peak(&self, seen: Seen<N>) {
+    fn note_peak(&self, after: [u64; N]) {
         if !self.track_peaks {
             return;
         }
-        for (d, &left) in self.counters.left(seen).iter().enumerate() {
+        for (d, &left) in after.iter().enumerate() {
             // Relaxed: see `Limits`; a statistic.
             let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
                 + self.limits.debt[d].load(Ordering::Relaxed);

@@ -89,6 +89,10 @@ macro_rules! all_shapes {
             fn n3_per_dim() {
                 super::$name::<3>(Layout::PerDim)
             }
+            #[test]
+            fn n2_reserve_only() {
+                super::$name::<2>(Layout::ReserveOnly)
+            }
         }
     )*};
 }
@@ -226,7 +230,7 @@ fn fresh_state<const N: usize>(layout: Layout) {
         );
         assert!(max[d] <= max_permits::<N>());
     }
-    if layout == Layout::PerDim {
+    if layout != Layout::Packed {
         assert_eq!(max, [max_permits::<N>(); N]);
     }
     assert_eq!(sem.stats(), Stats::<N>::default());
@@ -1181,8 +1185,8 @@ fn layout_is_as_requested<const N: usize>(layout: Layout) {
         Layout::Packed => assert!(sem.is_single_word()),
         // For N = 1 a 62-bit maximum still fits one word; from N = 2 on,
         // maxima of MAX_PERMITS each cannot.
-        Layout::PerDim if N >= 2 => assert!(!sem.is_single_word()),
-        Layout::PerDim => {}
+        Layout::PerDim | Layout::ReserveOnly if N >= 2 => assert!(!sem.is_single_word()),
+        Layout::PerDim | Layout::ReserveOnly => {}
     }
     let big = MultiSemaphore::new([max_permits::<N>(); N]);
     if N >= 2 {
@@ -1432,6 +1436,35 @@ fn tiered_layout_with_no_front_field_for_a_dimension() {
 }
 
 #[test]
+fn many_large_dimensions_share_the_front_word() {
+    // 40 dimensions of 2^40: a fair share of the front word is under two
+    // bits, so some dimensions get a 1-bit field and the rest none at all.
+    const N: usize = 40;
+    let cap = [1u64 << 40; N];
+    let sem = MultiSemaphore::new(cap);
+    assert!(!sem.is_single_word());
+    let one = sem.try_acquire([1; N]).unwrap();
+    let mut rest_amounts = cap;
+    rest_amounts.iter_mut().for_each(|a| *a -= 1);
+    let rest = sem.try_acquire(rest_amounts).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    let mut one_more = [0; N];
+    one_more[N - 1] = 1;
+    assert_eq!(
+        sem.try_acquire(one_more).unwrap_err(),
+        TryAcquireError::Insufficient {
+            dim: N - 1,
+            requested: 1,
+            available: 0
+        }
+    );
+    drop(one);
+    assert_eq!(sem.available(), [1; N]);
+    drop(rest);
+    assert_eq!(sem.available(), cap);
+}
+
+#[test]
 #[should_panic(expected = "do not fit in one word")]
 fn front_bits_that_do_not_fit_panic() {
     let _ = MultiSemaphore::builder([1, 1])
@@ -1593,6 +1626,10 @@ fn stats_without_peaks<const N: usize>(layout: Layout) {
     let sem = match layout {
         Layout::Packed => b.build(),
         Layout::PerDim => b.max_capacity([max_permits::<N>(); N]).build(),
+        Layout::ReserveOnly => b
+            .max_capacity([max_permits::<N>(); N])
+            .front_bits([0; N])
+            .build(),
     };
     let p = sem.try_acquire(cap).unwrap();
     assert!(sem.try_acquire([1; N]).is_err());
@@ -1860,7 +1897,7 @@ fn rocketmq_scenario_with_threads() {
     // Senders race on a byte-starved semaphore; nothing leaks.
     let _wd = Watchdog::new("rocketmq_scenario_with_threads", Duration::from_secs(60));
     const MIB: u64 = 1 << 20;
-    for layout in [Layout::Packed, Layout::PerDim] {
+    for layout in Layout::ALL {
         let sem = layout.make([10, MIB]);
         let hog = sem.try_acquire([0, MIB - 1000]).unwrap();
         thread::scope(|s| {

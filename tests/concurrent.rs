@@ -654,6 +654,11 @@ proptest! {
     }
 
     #[test]
+    fn concurrent_n2_reserve_only((cap, peaks, threads) in case::<2>()) {
+        run(Layout::ReserveOnly, cap, peaks, threads)?;
+    }
+
+    #[test]
     fn concurrent_n3_packed((cap, peaks, threads) in case::<3>()) {
         run(Layout::Packed, cap, peaks, threads)?;
     }
@@ -669,7 +674,7 @@ proptest! {
 /// acquire with short timeouts, on a semaphore that fits only a few at once.
 #[test]
 fn concurrent_fixed_mix() {
-    for layout in [Layout::Packed, Layout::PerDim] {
+    for layout in Layout::ALL {
         let ops: Vec<TOp<2>> = (0..200)
             .map(|i| match i % 8 {
                 0 => TOp::Try {

@@ -546,7 +546,7 @@ fn run<const N: usize>(
     let _wd = Watchdog::new("a model run", Duration::from_secs(60));
     let sem = Arc::new(make(layout, cap, track_peaks));
     let max = sem.max_capacity();
-    if layout == Layout::PerDim {
+    if layout != Layout::Packed {
         prop_assert_eq!(max, [MultiSemaphore::<N>::MAX_PERMITS; N]);
     }
     for d in 0..N {
@@ -955,6 +955,11 @@ proptest! {
     #[test]
     fn model_n2_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
         run(Layout::PerDim, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n2_reserve_only(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::ReserveOnly, cap, peaks, ops)?;
     }
 
     #[test]

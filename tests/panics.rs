@@ -21,7 +21,7 @@ use multisem::*;
 mod common;
 use common::{Layout, poll_once, poll_with, ready};
 
-const LAYOUTS: [Layout; 2] = [Layout::Packed, Layout::PerDim];
+const LAYOUTS: [Layout; 3] = Layout::ALL;
 
 const CAP: [u64; 2] = [4, 4096];
 

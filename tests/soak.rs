@@ -9,7 +9,7 @@
 //!
 //! `SOAK_SECONDS` (default 10) is the total time, split between two runs: the
 //! packed single-word layout (ended by stopping the load and restoring the
-//! capacity) and the per-dimension layout (ended by `close()` under load).
+//! capacity) and the tiered layout (ended by `close()` under load).
 //! `--nocapture` shows the operations per second of each run.
 //!
 //! What runs concurrently:
@@ -813,10 +813,13 @@ fn soak() {
         secs / 2.0,
         false,
     );
+    // The tiered layout, with front fields far smaller than the capacities,
+    // so that permits keep crossing between the front word and the reserve.
     run(
-        "per-dim",
+        "tiered",
         Sem::builder(CAP0)
             .max_capacity([Sem::MAX_PERMITS; 2])
+            .front_bits([2, 10])
             .build(),
         secs / 2.0,
         true,

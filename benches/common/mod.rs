@@ -138,6 +138,15 @@ pub fn multisem_wide<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemap
         .build()
 }
 
+/// The tiered layout with no fields in its front word (a hook for tests, hidden from the
+/// docs), so that every permit lives in the per-dimension reserve: its worst case.
+pub fn multisem_reserve_only<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
+    multisem::MultiSemaphore::builder(capacity)
+        .max_capacity([multisem::MultiSemaphore::<N>::MAX_PERMITS; N])
+        .front_bits([0; N])
+        .build()
+}
+
 /// A semaphore on capacities that do not fit one word, as given: the tiered layout.
 pub fn multisem_big<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
     let sem = multisem::MultiSemaphore::new(capacity);

@@ -46,12 +46,6 @@ pub(crate) enum FastError {
     Short(Short),
 }
 
-/// What a take saw of the counters it left: all of them in the packed
-/// layout, the front word's part in the tiered one. [`Counters::left`]
-/// completes it, only when someone wants it (peak tracking).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Seen<const N: usize>([u64; N]);
-
 /// The counters of one semaphore, in the layout chosen at construction.
 #[derive(Debug)]
 pub(crate) enum Counters<const N: usize> {
@@ -79,32 +73,28 @@ impl<const N: usize> Counters<N> {
         }
     }
 
-    /// Takes every amount or nothing, unless a flag is set. Returns what it
-    /// saw of the counters it left.
+    /// Takes every amount or nothing, unless a flag is set. Returns the
+    /// counters as this take left them if `counted` (for peak tracking;
+    /// reading the tiered layout's reserve costs loads), else what it saw.
     #[inline]
-    pub(crate) fn try_take_fast(&self, amounts: [u64; N]) -> Result<Seen<N>, FastError> {
+    pub(crate) fn try_take_fast(
+        &self,
+        amounts: [u64; N],
+        counted: bool,
+    ) -> Result<[u64; N], FastError> {
         match self {
-            Self::Packed(p) => p.try_take_fast(amounts).map(Seen),
-            Self::Tiered(t) => t.try_take_fast(amounts).map(Seen),
+            Self::Packed(p) => p.try_take_fast(amounts),
+            Self::Tiered(t) => t.try_take_fast(amounts).map(|front| t.left(front, counted)),
         }
     }
 
     /// Takes every amount or nothing, ignoring `SLOW`: for the holder of the
-    /// queue lock, which is the one serving the queue.
-    pub(crate) fn take_locked(&self, amounts: [u64; N]) -> Result<Seen<N>, Short> {
+    /// queue lock, which is the one serving the queue. Returns as
+    /// `try_take_fast`.
+    pub(crate) fn take_locked(&self, amounts: [u64; N], counted: bool) -> Result<[u64; N], Short> {
         match self {
-            Self::Packed(p) => p.take_locked(amounts).map(Seen),
-            Self::Tiered(t) => t.take_locked(amounts).map(Seen),
-        }
-    }
-
-    /// The counters as a take that saw `seen` left them (approximately, in
-    /// the tiered layout, whose reserve is read now): for statistics.
-    #[inline]
-    pub(crate) fn left(&self, seen: Seen<N>) -> [u64; N] {
-        match self {
-            Self::Packed(_) => seen.0,
-            Self::Tiered(t) => t.with_reserve(seen.0),
+            Self::Packed(p) => p.take_locked(amounts),
+            Self::Tiered(t) => t.take_locked(amounts).map(|front| t.left(front, counted)),
         }
     }
 

@@ -31,6 +31,11 @@
 //! `available + in flight <= capacity + debt <= max_capacity <= field max`
 //! (see `semaphore.rs`), so a release can add blindly.
 //!
+//! The tiered layout's front word is such a word too, but its fields need
+//! not hold a dimension's whole capacity: there a return adds by CAS what
+//! fits below each field's maximum and leaves the rest to the reserve
+//! ([`Packed::give_bounded`]), and a dimension may have no field at all.
+//!
 //! # Orderings
 //!
 //! Every state change is a read-modify-write of this one word, so all of them
@@ -53,7 +58,7 @@ const TALLY_SHIFT: u32 = 64 - TALLY_BITS;
 const TALLY_ONE: u64 = 1 << TALLY_SHIFT;
 /// Bits for fields and their guards.
 const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
-/// A front field never needs more than `MAX_PERMITS` takes.
+/// Enough for `MAX_PERMITS`, the most a front field ever holds.
 const MAX_FRONT_BITS: u32 = 61;
 
 #[derive(Debug)]
@@ -452,9 +457,8 @@ impl<const N: usize> Packed<N> {
         self.hot.word.fetch_add(0, Ordering::Release) & SLOW != 0
     }
 
-    /// The word as it is, for the tiered layout to split a request by, and
-    /// to pass to `commit`, whose CAS checks it, or to compare later to see
-    /// whether anything changed.
+    /// The word as it is, for the tiered layout to split a request by and
+    /// to pass to `commit`, whose CAS checks it.
     pub(super) fn peek(&self) -> u64 {
         // Relaxed: a guess (see above).
         self.hot.word.load(Ordering::Relaxed)

@@ -118,10 +118,13 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
-    /// The counters, given the front word's fields as a take left them: for
-    /// peak tracking.
+    /// The counters, given the front word's fields as a take left them, if
+    /// `counted` (for peak tracking); else those fields alone.
     #[inline]
-    pub(super) fn with_reserve(&self, front: [u64; N]) -> [u64; N] {
+    pub(super) fn left(&self, front: [u64; N], counted: bool) -> [u64; N] {
+        if !counted {
+            return front;
+        }
         let reserve = self.reserve.load();
         std::array::from_fn(|d| front[d] + reserve[d])
     }

@@ -115,15 +115,22 @@ pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
     poll_with(fut, Waker::noop())
 }
 
-/// The two internal layouts: every dimension packed in one word, or the
-/// tiered one (forced by reserving room up to `MAX_PERMITS`), here with a
-/// front word of 2 bits per dimension, so that these small capacities keep
-/// most of their permits in the reserve behind it and every path between
-/// the two tiers runs.
+/// The internal layouts: every dimension packed in one word, or the tiered
+/// one (forced by reserving room up to `MAX_PERMITS`) in two shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Packed,
+    /// Tiered, with a front word of 2 bits per dimension, so that these
+    /// small capacities keep most of their permits in the reserve behind it
+    /// and every path between the two tiers runs.
     PerDim,
+    /// Tiered, with no front fields: every permit in the reserve.
+    ReserveOnly,
+}
+
+impl Layout {
+    /// Every layout, for suites that run each.
+    pub const ALL: [Layout; 3] = [Layout::Packed, Layout::PerDim, Layout::ReserveOnly];
 }
 
 impl Layout {
@@ -135,6 +142,9 @@ impl Layout {
             Layout::PerDim => builder
                 .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
                 .front_bits([2; N]),
+            Layout::ReserveOnly => builder
+                .max_capacity([MultiSemaphore::<N>::MAX_PERMITS; N])
+                .front_bits([0; N]),
         }
     }
 
@@ -143,11 +153,12 @@ impl Layout {
     }
 }
 
-/// The same capacity in both layouts, named.
+/// The same capacity in every layout, named.
 pub fn layouts(cap: [u64; 2]) -> Vec<(&'static str, Arc<MultiSemaphore<2>>)> {
     vec![
         ("packed", Arc::new(Layout::Packed.make(cap))),
         ("per-dim", Arc::new(Layout::PerDim.make(cap))),
+        ("reserve-only", Arc::new(Layout::ReserveOnly.make(cap))),
     ]
 }
 
