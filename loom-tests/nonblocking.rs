@@ -96,8 +96,8 @@ fn try_acquire_and_release_loops_keep_exact_accounting(layout: Layout) {
 }
 
 /// A request that fits dimension 0 but not dimension 1 (where a layout that
-/// takes dimension 0 first would roll it back; the per-dimension layout's
-/// pre-check refuses it before taking anything) races the release of
+/// takes dimension 0 first would roll it back; the tiered layout's reserve
+/// checks both before taking anything) races the release of
 /// dimension 1 and a third thread that wants only dimension 0. Whatever the
 /// order, nothing is lost or counted twice.
 fn rollback_racing_release_leaks_nothing(layout: Layout) {
@@ -138,14 +138,12 @@ fn rollback_racing_release_leaks_nothing(layout: Layout) {
     assert_quiescent(&sem, cap);
 }
 
-/// The mirror image, for the per-dimension layout's order (dimensions `N-1`
-/// down to 0, with the pre-check reading a shadow of dimension 0): a request
-/// for both dimensions races one for dimension 0 only, which can take it
-/// between the first one's check and its take of dimension 0. Then the first
-/// has taken dimension 1 and must give it back, racing a third thread that
-/// wants only dimension 1. No permit is lost, and the acquisition count is
-/// exact: the rolled-back take, counted when it took dimension 1, is counted
-/// out again.
+/// A request for both dimensions races one for dimension 0 only and one for
+/// dimension 1 only, each of which can take its dimension between the first
+/// one's check and its take. Then the first may have taken the other
+/// dimension already and must give it back, racing the third thread. No
+/// permit is lost, and the acquisition count is exact: a take is counted
+/// only when it commits.
 fn rollback_of_dimension_1_racing_take_counts_exactly(layout: Layout) {
     let cap = [1, 1];
     let sem = layout.arc(cap);

@@ -356,10 +356,10 @@ fn rollback_racing_enqueue_and_release_wakes_waiter(layout: Layout) {
     rollback_racing_enqueue(layout, 1);
 }
 
-/// The mirror image, for the per-dimension layout's order (dimension 1 taken
-/// first, dimension 0 last): the take of dimension 1 is rolled back when
-/// dimension 0 turns out short, or flagged by the acquirer of dimension 1
-/// alone that queued meanwhile, and that acquirer must still be woken.
+/// The mirror image: dimension 0 is held at first, and the acquirer blocks
+/// for dimension 1 alone. A take of dimension 1 that finds dimension 0 short,
+/// or the flag of the acquirer that queued meanwhile, gives it back, and
+/// that acquirer must still be woken.
 fn rollback_of_dimension_1_racing_enqueue_wakes_waiter(layout: Layout) {
     rollback_racing_enqueue(layout, 0);
 }

@@ -1,10 +1,10 @@
 //! Integration tests of the public contract (API.md): every method and every
 //! error variant of the non-blocking and resizing API, for N = 1, 2 and 3, in
-//! both layouts (the packed single-word default and the per-dimension layout
-//! forced with `builder(..).max_capacity([MAX_PERMITS; N])`).
+//! the packed single-word default and in the tiered layout, forced with
+//! `builder(..).max_capacity([MAX_PERMITS; N])` (see `common::Layout`).
 //!
-//! Every generic check below is instantiated six times by `all_shapes!`, as
-//! `<check>::n{1,2,3}_{packed,per_dim}`.
+//! Every generic check below is instantiated seven times by `all_shapes!`, as
+//! `<check>::n{1,2,3}_{packed,per_dim}` and `<check>::n2_reserve_only`.
 
 // Per-dimension loops index several arrays at once; an index reads best.
 #![allow(clippy::needless_range_loop)]

@@ -21,7 +21,9 @@
 //!
 //! So the front refills itself from returns, and in a steady state an
 //! acquire and a release cost one CAS each, as in the packed layout: the
-//! reserve is touched only when the front runs dry or fills up.
+//! reserve is touched only when the front runs dry or fills up, or for a
+//! request larger than a front field. Then a take and a return each cost a
+//! locked operation per dimension asked of, and one on the front word.
 //!
 //! A split take can fail spuriously only when it raced a return that moved
 //! permits between the tiers or another split take's brief hold on the
@@ -34,7 +36,8 @@
 //! it looks at the counters. One of the two comes first in the front word's
 //! modification order:
 //!
-//! * the return's CAS (Release) first: the waiter's `fetch_or` (Acquire)
+//! * the return's CAS (Release; a `touch` when nothing of it fits the
+//!   front) first: the waiter's `fetch_or` (Acquire)
 //!   reads from its release sequence, so the return's adds to the reserve
 //!   happen before the waiter looks, and it sees them;
 //! * the waiter's `fetch_or` first: the return's CAS reads `SLOW`, and the
@@ -44,7 +47,8 @@
 //! race) touches the front word in the same way after it, so that permits
 //! never come back unseen by a waiter that queued meanwhile. The front word
 //! is also where a split take's commit sees `SLOW`, so no take completes
-//! past a queued waiter.
+//! past a queued waiter; and the lock holder holds `SLOW` while it reads
+//! both tiers, so that it never counts a permit twice (`load_locked`).
 
 use super::packed::{Packed, front_widths, front_widths_fit};
 use super::reserve::{Reserve, Shortfall};
