@@ -16,7 +16,8 @@
 //!   `MAX_PERMITS`; `multisem_wide_big` gets it on `[2^40, 2^50]`, which cannot fit one word;
 //!   `multisem_reserve_only` is its worst case, with no front fields (every take and return
 //!   through the per-dimension reserve, as when the front has run dry).
-//! - `uncontended/n4/{multisem_packed, multisem_wide, floor_rmw}`
+//! - `uncontended/n4/{multisem_packed, multisem_wide, multisem_wide_big_request, floor_rmw}`:
+//!   the third takes `[1, 64 KiB, 1, 1]` of `[2^40; 4]`, more than its 13-bit front field.
 //! - `contended/n2/{...same names as uncontended/n2...}`: two threads, each looping
 //!   `try_acquire([1, 1000])` + drop on one shared semaphore; time per op as one thread sees it.
 //!
@@ -347,6 +348,8 @@ const CAP4: [u64; 4] = [1000, 1_000_000, 64, 4000];
 const REQ1: [u64; 1] = [1];
 const REQ2: [u64; 2] = [1, 1000];
 const REQ4: [u64; 4] = [1, 1000, 1, 64];
+const BIG4: [u64; 4] = [1 << 40; 4];
+const BIG_REQ4: [u64; 4] = [1, 64 << 10, 1, 1];
 
 /// Every N = 2 contender on `CAP2`, built once, visited in table order (the single-word floor
 /// first: the paired table divides by it).
@@ -433,6 +436,14 @@ fn uncontended(c: &mut Criterion) {
         let mut g = c.benchmark_group("uncontended/n4");
         bench_uncontended(&mut g, "multisem_packed", &multisem_packed(CAP4), REQ4);
         bench_uncontended(&mut g, "multisem_wide", &multisem_wide(CAP4), REQ4);
+        // Four dimensions of 2^40 leave 13-bit front fields: a 64 KiB request is larger than
+        // its field, so every take and return also goes through that dimension's reserve word.
+        bench_uncontended(
+            &mut g,
+            "multisem_wide_big_request",
+            &multisem_big(BIG4),
+            BIG_REQ4,
+        );
         bench_uncontended(&mut g, "floor_rmw", &FloorRmw::new(CAP4), REQ4);
         g.finish();
     }
@@ -796,7 +807,11 @@ fn print_ratios(since: SystemTime) {
         (
             "uncontended/n4",
             "floor_rmw",
-            &["multisem_packed", "multisem_wide"],
+            &[
+                "multisem_packed",
+                "multisem_wide",
+                "multisem_wide_big_request",
+            ],
         ),
         ("contended/n2", "floor_single_word", &n2.0),
         (
