@@ -87,6 +87,15 @@ fn bits(value: u64) -> u32 {
     u64::BITS - value.leading_zeros()
 }
 
+/// The largest value a field `width` bits wide holds.
+fn field_max(width: u32) -> u64 {
+    if width == 0 {
+        0
+    } else {
+        u64::MAX >> (64 - width)
+    }
+}
+
 /// Shares `spare` bits out over the fields as room to grow, the remainder
 /// to the later dimensions (bytes, typically).
 fn share_out<const N: usize>(width: &mut [u32; N], spare: u32) {
@@ -159,16 +168,18 @@ impl<const N: usize> Packed<N> {
         Some((packed, max))
     }
 
-    /// The front word of the tiered layout: fields of the widths that
-    /// [`front_widths`] chose, holding `initial` (each at most its field).
-    pub(super) fn front(width: [u32; N], initial: [u64; N]) -> Self {
-        Self::with_widths(width, initial)
+    /// The front word of the tiered layout, with fields of the widths that
+    /// [`front_widths`] chose, each as full as `capacity` allows; returns it
+    /// and what it holds.
+    pub(super) fn front(width: [u32; N], capacity: [u64; N]) -> (Self, [u64; N]) {
+        let held = std::array::from_fn(|d| capacity[d].min(field_max(width[d])));
+        (Self::with_widths(width, held), held)
     }
 
     /// A word whose field *d* is `width[d]` bits wide (0: no field at all,
     /// and no guard), holding `initial`.
     fn with_widths(width: [u32; N], initial: [u64; N]) -> Self {
-        let field_max = width.map(|w| if w == 0 { 0 } else { u64::MAX >> (64 - w) });
+        let field_max = width.map(field_max);
         let mut shift = [0; N];
         let mut guards = 0;
         let mut next = FIRST_FIELD;

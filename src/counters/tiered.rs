@@ -88,11 +88,10 @@ impl<const N: usize> Tiered<N> {
             }
             None => front_widths(capacity),
         };
-        let front_max = width.map(|w| if w == 0 { 0 } else { u64::MAX >> (64 - w) });
-        let front: [u64; N] = std::array::from_fn(|d| capacity[d].min(front_max[d]));
+        let (front, held) = Packed::front(width, capacity);
         Self {
-            front: Packed::front(width, front),
-            reserve: Reserve::new(std::array::from_fn(|d| capacity[d] - front[d])),
+            front,
+            reserve: Reserve::new(std::array::from_fn(|d| capacity[d] - held[d])),
         }
     }
 
