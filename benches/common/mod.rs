@@ -131,7 +131,8 @@ fn warn_unless_packed<const N: usize>(
     sem
 }
 
-/// The tiered layout (a packed front word, one word per dimension behind it), forced by a `max_capacity` that cannot fit one word.
+/// The tiered layout (a packed front word, one word per dimension behind it), forced by a
+/// `max_capacity` that cannot fit one word.
 pub fn multisem_wide<const N: usize>(capacity: [u64; N]) -> multisem::MultiSemaphore<N> {
     multisem::MultiSemaphore::builder(capacity)
         .max_capacity([multisem::MultiSemaphore::<N>::MAX_PERMITS; N])
