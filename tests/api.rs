@@ -1183,10 +1183,9 @@ fn layout_is_as_requested<const N: usize>(layout: Layout) {
     match layout {
         // Small capacities fit one word: the default packs them.
         Layout::Packed => assert!(sem.is_single_word()),
-        // For N = 1 a 62-bit maximum still fits one word; from N = 2 on,
-        // maxima of MAX_PERMITS each cannot.
-        Layout::PerDim | Layout::ReserveOnly if N >= 2 => assert!(!sem.is_single_word()),
-        Layout::PerDim | Layout::ReserveOnly => {}
+        // A maximum of MAX_PERMITS (61 bits and a guard) does not fit beside
+        // the flags and the tally, even alone.
+        Layout::PerDim | Layout::ReserveOnly => assert!(!sem.is_single_word()),
     }
     let big = MultiSemaphore::new([max_permits::<N>(); N]);
     if N >= 2 {
