@@ -53,7 +53,9 @@ use common::{
 const MIB: u64 = 1 << 20;
 
 /// The one interface every contender is measured through: take all of `amounts` or nothing;
-/// dropping the returned value gives it back.
+/// dropping the returned value gives it back. Every implementation (and drop) is
+/// `#[inline(always)]`, so that the harness adds no call of its own: what each contender's own
+/// code inlines into a caller's loop is what is timed.
 trait TrySem<const N: usize>: Sync {
     type Held<'a>
     where
@@ -64,7 +66,7 @@ trait TrySem<const N: usize>: Sync {
 impl<const N: usize> TrySem<N> for MultiSemaphore<N> {
     type Held<'a> = Permit<'a, N>;
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, amounts: [u64; N]) -> Option<Permit<'_, N>> {
         self.try_acquire(amounts).ok()
     }
@@ -87,7 +89,7 @@ struct RmwHeld<'a, const N: usize>(&'a FloorRmw<N>, [u64; N]);
 impl<const N: usize> TrySem<N> for FloorRmw<N> {
     type Held<'a> = RmwHeld<'a, N>;
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, amounts: [u64; N]) -> Option<RmwHeld<'_, N>> {
         for (a, n) in self.0.iter().zip(amounts) {
             a.fetch_sub(n, Ordering::Acquire);
@@ -97,7 +99,7 @@ impl<const N: usize> TrySem<N> for FloorRmw<N> {
 }
 
 impl<const N: usize> Drop for RmwHeld<'_, N> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         for (a, n) in self.0.0.iter().zip(self.1) {
             a.fetch_add(n, Ordering::Release);
@@ -124,7 +126,7 @@ struct SingleWordHeld<'a>(&'a AtomicU64, u64);
 impl TrySem<2> for FloorSingleWord {
     type Held<'a> = SingleWordHeld<'a>;
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, [count, bytes]: [u64; 2]) -> Option<SingleWordHeld<'_>> {
         let packed = (count << SW_SHIFT) | bytes;
         let mut cur = self.0.load(Ordering::Relaxed);
@@ -146,7 +148,7 @@ impl TrySem<2> for FloorSingleWord {
 }
 
 impl Drop for SingleWordHeld<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.0.fetch_add(self.1, Ordering::Release);
     }
@@ -177,7 +179,7 @@ impl TrySem<2> for TokioPair {
         tokio::sync::SemaphorePermit<'a>,
     );
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, [count, bytes]: [u64; 2]) -> Option<Self::Held<'_>> {
         let c = self
             .count
@@ -200,7 +202,7 @@ struct MutexHeld<'a, const N: usize>(&'a parking_lot::Mutex<[u64; N]>, [u64; N])
 impl<const N: usize> TrySem<N> for MutexPeer<N> {
     type Held<'a> = MutexHeld<'a, N>;
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, amounts: [u64; N]) -> Option<MutexHeld<'_, N>> {
         let mut avail = self.0.lock();
         if avail.iter().zip(amounts).any(|(a, n)| *a < n) {
@@ -214,7 +216,7 @@ impl<const N: usize> TrySem<N> for MutexPeer<N> {
 }
 
 impl<const N: usize> Drop for MutexHeld<'_, N> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let mut avail = self.0.lock();
         for (a, n) in avail.iter_mut().zip(self.1) {
@@ -244,7 +246,7 @@ struct PerDimHeld<'a, const N: usize>(&'a PerDimCas<N>, [u64; N]);
 impl<const N: usize> TrySem<N> for PerDimCas<N> {
     type Held<'a> = PerDimHeld<'a, N>;
 
-    #[inline]
+    #[inline(always)]
     fn try_take(&self, amounts: [u64; N]) -> Option<PerDimHeld<'_, N>> {
         for (d, (a, n)) in self.0.iter().zip(amounts).enumerate() {
             let mut cur = a.load(Ordering::Relaxed);
@@ -264,7 +266,7 @@ impl<const N: usize> TrySem<N> for PerDimCas<N> {
 }
 
 impl<const N: usize> Drop for PerDimHeld<'_, N> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.0.give_back(&self.1);
     }

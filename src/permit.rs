@@ -49,7 +49,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
 }
 
 impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Held<S, N> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // An empty permit (zero request, or forgotten, split or merged away)
         // returns nothing: skip the atomic operation.

@@ -374,7 +374,12 @@ impl<const N: usize> MultiSemaphore<N> {
 
 /// The fast path and its slow fallbacks.
 impl<const N: usize> MultiSemaphore<N> {
-    #[inline]
+    /// Inlined into callers down to the CAS, as a permit's drop is down to
+    /// the `fetch_add`: everything else (the locked path, the tiered
+    /// layout's split take, a rising peak) is out of line, so what is
+    /// inlined is small, and a hot loop keeps no call between its two
+    /// atomic operations.
+    #[inline(always)]
     fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
@@ -383,7 +388,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// The lock-free fast path alone; counts its own successes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
         let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
         self.note_peak(after);
@@ -483,7 +488,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Raises the peaks to what is in flight, given the counters after a take.
-    #[inline]
+    #[inline(always)]
     fn note_peak(&self, after: [u64; N]) {
         if !self.track_peaks {
             return;
@@ -496,14 +501,23 @@ impl<const N: usize> MultiSemaphore<N> {
             // Relaxed: a statistic. The plain load first keeps the hot path
             // free of a second read-modify-write once the peak is reached.
             if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
-                self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
+                self.raise_peak(d, in_flight);
             }
         }
     }
 
+    /// Out of line: peaks rise rarely once a load has settled, and the
+    /// `fetch_max` loop would make the inlined fast path too big to inline.
+    #[cold]
+    #[inline(never)]
+    fn raise_peak(&self, d: usize, in_flight: u64) {
+        // Relaxed: a statistic.
+        self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
+    }
+
     /// Returns permits: lock-free unless someone is queued or a shrink is
     /// being absorbed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, amounts: [u64; N]) {
         if self.counters.give(amounts) {
             self.release_slow();

@@ -73,18 +73,38 @@ impl<const N: usize> Counters<N> {
         }
     }
 
+    /// The packed word that every take and return goes through: all of the
+    /// counters in the packed layout, the front in the tiered one. Where the
+    /// two variants place it at the same offset (they do on x86-64), this
+    /// compiles to no branch at all.
+    #[inline(always)]
+    fn front(&self) -> &Packed<N> {
+        match self {
+            Self::Packed(p) => p,
+            Self::Tiered(t) => t.front(),
+        }
+    }
+
     /// Takes every amount or nothing, unless a flag is set. Returns the
     /// counters as this take left them if `counted` (for peak tracking;
     /// reading the tiered layout's reserve costs loads), else what it saw.
-    #[inline]
+    ///
+    /// Both layouts share the one CAS of the front word, so the code inlined
+    /// into callers is that of the packed layout alone; the tiered layout's
+    /// split take is out of line.
+    #[inline(always)]
     pub(crate) fn try_take_fast(
         &self,
         amounts: [u64; N],
         counted: bool,
     ) -> Result<[u64; N], FastError> {
-        match self {
-            Self::Packed(p) => p.try_take_fast(amounts),
-            Self::Tiered(t) => t.try_take_fast(amounts).map(|front| t.left(front, counted)),
+        match (self.front().try_take_fast(amounts), self) {
+            (Ok(front), Self::Tiered(t)) if counted => Ok(t.with_reserve(front)),
+            (Ok(front), _) => Ok(front),
+            (Err(why), Self::Packed(_)) => Err(why),
+            // The front is short, flagged, or cannot hold the request: the
+            // split take decides.
+            (Err(_), Self::Tiered(t)) => t.try_take_split(amounts, counted),
         }
     }
 
@@ -94,7 +114,13 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn take_locked(&self, amounts: [u64; N], counted: bool) -> Result<[u64; N], Short> {
         match self {
             Self::Packed(p) => p.take_locked(amounts),
-            Self::Tiered(t) => t.take_locked(amounts).map(|front| t.left(front, counted)),
+            Self::Tiered(t) => t.take_locked(amounts).map(|front| {
+                if counted {
+                    t.with_reserve(front)
+                } else {
+                    front
+                }
+            }),
         }
     }
 
@@ -109,7 +135,7 @@ impl<const N: usize> Counters<N> {
 
     /// Returns permits. `true` means `SLOW` was set: the caller must run the
     /// locked path so that queued acquirers see what came back.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub(crate) fn give(&self, amounts: [u64; N]) -> bool {
         match self {

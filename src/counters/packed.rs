@@ -267,7 +267,7 @@ impl<const N: usize> Packed<N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
         let request = self.pack(amounts).ok_or(FastError::Defer)?;
         // Relaxed: only a guess for the CAS, which checks it.
@@ -380,7 +380,7 @@ impl<const N: usize> Packed<N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn give(&self, amounts: [u64; N]) -> bool {
         // Release: publishes the holder's writes to the next taker (its
         // Acquire CAS). The RMW reads the latest word, so a `SLOW` set by a

@@ -95,17 +95,28 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
-    #[inline]
-    pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
-        match self.front.try_take_fast(amounts) {
+    /// The front word, which the fast path tries alone first (see
+    /// `Counters::try_take_fast`).
+    #[inline(always)]
+    pub(super) fn front(&self) -> &Packed<N> {
+        &self.front
+    }
+
+    /// The fast path once the front alone could not serve `amounts`: the
+    /// split take, with the counters it left if `counted` (see
+    /// [`Self::with_reserve`]).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn try_take_split(
+        &self,
+        amounts: [u64; N],
+        counted: bool,
+    ) -> Result<[u64; N], FastError> {
+        match self.take_split::<false>(amounts) {
+            Ok(front) if counted => Ok(self.with_reserve(front)),
             Ok(front) => Ok(front),
-            // The front is short, flagged, or cannot hold the request: the
-            // split take decides.
-            Err(_) => match self.take_split::<false>(amounts) {
-                Ok(after) => Ok(after),
-                Err(Taken::Short(short)) => Err(FastError::Short(short)),
-                Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(FastError::Defer),
-            },
+            Err(Taken::Short(short)) => Err(FastError::Short(short)),
+            Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(FastError::Defer),
         }
     }
 
@@ -121,13 +132,10 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
-    /// The counters, given the front word's fields as a take left them, if
-    /// `counted` (for peak tracking); else those fields alone.
+    /// The counters, given the front word's fields as a take left them: for
+    /// peak tracking, at the cost of a load per dimension.
     #[inline]
-    pub(super) fn left(&self, front: [u64; N], counted: bool) -> [u64; N] {
-        if !counted {
-            return front;
-        }
+    pub(super) fn with_reserve(&self, front: [u64; N]) -> [u64; N] {
         let reserve = self.reserve.load();
         std::array::from_fn(|d| front[d] + reserve[d])
     }
@@ -137,8 +145,6 @@ impl<const N: usize> Tiered<N> {
     /// the CAS that commits (and, on the fast path, checks the flags and
     /// tallies). `LOCKED`: for the lock holder, who ignores `SLOW` and counts
     /// its grants elsewhere.
-    #[cold]
-    #[inline(never)]
     fn take_split<const LOCKED: bool>(&self, amounts: [u64; N]) -> Result<[u64; N], Taken> {
         loop {
             let word = self.front.peek();
@@ -196,7 +202,9 @@ impl<const N: usize> Tiered<N> {
         std::array::from_fn(|d| front[d] + reserve[d])
     }
 
-    #[inline]
+    /// Out of line: a permit's drop, inlined into every caller, then holds
+    /// only the packed layout's one `fetch_add` and this call.
+    #[inline(never)]
     pub(super) fn give(&self, amounts: [u64; N]) -> bool {
         self.front
             .give_bounded(amounts, |overflow| self.reserve.give(overflow))
