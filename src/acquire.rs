@@ -437,7 +437,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             None => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.
             Some(Outcome::Granted) => {
-                sem.release(self.amounts);
+                sem.release(&self.amounts);
                 Event::Cancelled
             }
             // Woken by `close()` before the drop: counted as closed out, as

@@ -54,7 +54,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Held<S, N> {
         // An empty permit (zero request, or forgotten, split or merged away)
         // returns nothing: skip the atomic operation.
         if self.amounts != [0; N] {
-            self.sem.release(self.amounts);
+            self.sem.release(&self.amounts);
         }
     }
 }

@@ -390,8 +390,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// The lock-free fast path alone; counts its own successes.
     #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
+        let low_water = self.peak_low_water();
         let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
-        self.note_peak(after);
+        self.note_peak(after, low_water);
         Ok(())
     }
 
@@ -483,25 +484,39 @@ impl<const N: usize> MultiSemaphore<N> {
     /// is no bar), and raises the peaks to match.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
         let after = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(after);
+        self.note_peak(after, self.peak_low_water());
         Ok(())
     }
 
-    /// Raises the peaks to what is in flight, given the counters after a take.
+    /// Per dimension, the fewest permits that can be left without passing
+    /// the peak in flight: `capacity + debt - peak` (0 when peaks are not
+    /// tracked, so that nothing passes it).
+    ///
+    /// The fast path reads it before its take, not after: loads after the
+    /// take's CAS wait for the CAS to end (a locked instruction orders the
+    /// loads that follow it) and keep the word's cache line away from other
+    /// cores for longer. Compared after the take, it costs a compare per
+    /// dimension.
     #[inline(always)]
-    fn note_peak(&self, after: [u64; N]) {
+    fn peak_low_water(&self) -> [u64; N] {
         if !self.track_peaks {
-            return;
+            return [0; N];
         }
-        for (d, &left) in after.iter().enumerate() {
+        std::array::from_fn(|d| {
             // Relaxed: see `Limits`; a statistic.
             let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
                 + self.limits.debt[d].load(Ordering::Relaxed);
-            let in_flight = ceiling.saturating_sub(left);
-            // Relaxed: a statistic. The plain load first keeps the hot path
-            // free of a second read-modify-write once the peak is reached.
-            if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
-                self.raise_peak(d, in_flight);
+            ceiling.saturating_sub(self.limits.peak[d].load(Ordering::Relaxed))
+        })
+    }
+
+    /// Raises the peaks to what is in flight, given the counters after a take
+    /// and the low water read before it.
+    #[inline(always)]
+    fn note_peak(&self, after: [u64; N], low_water: [u64; N]) {
+        for d in 0..N {
+            if after[d] < low_water[d] {
+                self.raise_peak(d, after[d]);
             }
         }
     }
@@ -510,15 +525,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// `fetch_max` loop would make the inlined fast path too big to inline.
     #[cold]
     #[inline(never)]
-    fn raise_peak(&self, d: usize, in_flight: u64) {
-        // Relaxed: a statistic.
+    fn raise_peak(&self, d: usize, left: u64) {
+        // Relaxed: see `Limits`; a statistic.
+        let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
+            + self.limits.debt[d].load(Ordering::Relaxed);
+        let in_flight = ceiling.saturating_sub(left);
         self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
     }
 
     /// Returns permits: lock-free unless someone is queued or a shrink is
     /// being absorbed.
     #[inline(always)]
-    pub(crate) fn release(&self, amounts: [u64; N]) {
+    pub(crate) fn release(&self, amounts: &[u64; N]) {
         if self.counters.give(amounts) {
             self.release_slow();
         }
@@ -603,7 +621,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
             }
             // `SLOW` or not, we serve the queue below.
-            let _ = self.counters.give(back);
+            let _ = self.counters.give(&back);
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }

@@ -135,11 +135,15 @@ impl<const N: usize> Counters<N> {
 
     /// Returns permits. `true` means `SLOW` was set: the caller must run the
     /// locked path so that queued acquirers see what came back.
+    ///
+    /// By reference: the tiered layout's out-of-line return reads the
+    /// amounts where the permit holds them, so the packed layout's inlined
+    /// path stores no copy of them for it.
     #[inline(always)]
     #[must_use]
-    pub(crate) fn give(&self, amounts: [u64; N]) -> bool {
+    pub(crate) fn give(&self, amounts: &[u64; N]) -> bool {
         match self {
-            Self::Packed(p) => p.give(amounts),
+            Self::Packed(p) => p.give(*amounts),
             Self::Tiered(t) => t.give(amounts),
         }
     }

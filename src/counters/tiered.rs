@@ -205,7 +205,11 @@ impl<const N: usize> Tiered<N> {
     /// Out of line: a permit's drop, inlined into every caller, then holds
     /// only the packed layout's one `fetch_add` and this call.
     #[inline(never)]
-    pub(super) fn give(&self, amounts: [u64; N]) -> bool {
+    pub(super) fn give(&self, amounts: &[u64; N]) -> bool {
+        // One load per element, not one copy of the array: the caller has
+        // just stored them one by one, and a wider load could not be
+        // forwarded from those stores.
+        let amounts = std::array::from_fn(|d| amounts[d]);
         self.front
             .give_bounded(amounts, |overflow| self.reserve.give(overflow))
     }
