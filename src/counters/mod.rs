@@ -143,7 +143,8 @@ impl<const N: usize> Counters<N> {
     #[must_use]
     pub(crate) fn give(&self, amounts: &[u64; N]) -> bool {
         match self {
-            Self::Packed(p) => p.give(*amounts),
+            // One load per element (see `Tiered::give`).
+            Self::Packed(p) => p.give(std::array::from_fn(|d| amounts[d])),
             Self::Tiered(t) => t.give(amounts),
         }
     }
