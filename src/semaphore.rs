@@ -504,10 +504,18 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         std::array::from_fn(|d| {
             // Relaxed: see `Limits`; a statistic.
-            let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
-                + self.limits.debt[d].load(Ordering::Relaxed);
-            ceiling.saturating_sub(self.limits.peak[d].load(Ordering::Relaxed))
+            self.peak_ceiling(d)
+                .saturating_sub(self.limits.peak[d].load(Ordering::Relaxed))
         })
+    }
+
+    /// What dimension `d` holds in all, available or in flight: the most
+    /// that can be in flight.
+    #[inline(always)]
+    fn peak_ceiling(&self, d: usize) -> u64 {
+        // Relaxed: see `Limits`; a statistic.
+        self.limits.capacity[d].load(Ordering::Relaxed)
+            + self.limits.debt[d].load(Ordering::Relaxed)
     }
 
     /// Raises the peaks to what is in flight, given the counters after a take
@@ -526,10 +534,8 @@ impl<const N: usize> MultiSemaphore<N> {
     #[cold]
     #[inline(never)]
     fn raise_peak(&self, d: usize, left: u64) {
+        let in_flight = self.peak_ceiling(d).saturating_sub(left);
         // Relaxed: see `Limits`; a statistic.
-        let ceiling = self.limits.capacity[d].load(Ordering::Relaxed)
-            + self.limits.debt[d].load(Ordering::Relaxed);
-        let in_flight = ceiling.saturating_sub(left);
         self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
     }
 

@@ -99,8 +99,8 @@ impl<const N: usize> Counters<N> {
         counted: bool,
     ) -> Result<[u64; N], FastError> {
         match (self.front().try_take_fast(amounts), self) {
-            (Ok(front), Self::Tiered(t)) if counted => Ok(t.with_reserve(front)),
-            (Ok(front), _) => Ok(front),
+            (Ok(front), Self::Packed(_)) => Ok(front),
+            (Ok(front), Self::Tiered(t)) => Ok(t.left(front, counted)),
             (Err(why), Self::Packed(_)) => Err(why),
             // The front is short, flagged, or cannot hold the request: the
             // split take decides.
@@ -114,13 +114,7 @@ impl<const N: usize> Counters<N> {
     pub(crate) fn take_locked(&self, amounts: [u64; N], counted: bool) -> Result<[u64; N], Short> {
         match self {
             Self::Packed(p) => p.take_locked(amounts),
-            Self::Tiered(t) => t.take_locked(amounts).map(|front| {
-                if counted {
-                    t.with_reserve(front)
-                } else {
-                    front
-                }
-            }),
+            Self::Tiered(t) => t.take_locked(amounts).map(|front| t.left(front, counted)),
         }
     }
 

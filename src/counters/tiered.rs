@@ -103,8 +103,7 @@ impl<const N: usize> Tiered<N> {
     }
 
     /// The fast path once the front alone could not serve `amounts`: the
-    /// split take, with the counters it left if `counted` (see
-    /// [`Self::with_reserve`]).
+    /// split take. Returns as [`Self::left`].
     #[cold]
     #[inline(never)]
     pub(super) fn try_take_split(
@@ -113,8 +112,7 @@ impl<const N: usize> Tiered<N> {
         counted: bool,
     ) -> Result<[u64; N], FastError> {
         match self.take_split::<false>(amounts) {
-            Ok(front) if counted => Ok(self.with_reserve(front)),
-            Ok(front) => Ok(front),
+            Ok(front) => Ok(self.left(front, counted)),
             Err(Taken::Short(short)) => Err(FastError::Short(short)),
             Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(FastError::Defer),
         }
@@ -132,10 +130,14 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
-    /// The counters, given the front word's fields as a take left them: for
-    /// peak tracking, at the cost of a load per dimension.
+    /// The counters, given the front word's fields as a take left them, if
+    /// `counted` (for peak tracking, at the cost of a load per dimension);
+    /// else those fields alone.
     #[inline]
-    pub(super) fn with_reserve(&self, front: [u64; N]) -> [u64; N] {
+    pub(super) fn left(&self, front: [u64; N], counted: bool) -> [u64; N] {
+        if !counted {
+            return front;
+        }
         let reserve = self.reserve.load();
         std::array::from_fn(|d| front[d] + reserve[d])
     }
