@@ -5,13 +5,14 @@
 //! `MULTISEM_BENCH_SECS=S` sets the measurement time and the probe's duration to S seconds
 //! (warm-up min(S/2, 1)); criterion options after `--` win, e.g.
 //! `-- --warm-up-time 1 --measurement-time 2`, or a filter such as `-- uncontended/n2`.
+//! `MULTISEM_PAIRED_ROUNDS=R` sets the rounds of the paired table below (default 25).
 //! `cargo test --benches` runs each benchmark once and the probe for 50 ms.
 //!
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`
 //! - `uncontended/n2/{multisem_packed, multisem_packed_no_peaks, multisem_wide,
 //!   multisem_wide_big, multisem_reserve_only, floor_rmw, floor_single_word,
-//!   tokio_two_semaphores, mutex, per_dim_cas}`:
+//!   floor_single_word_backoff, tokio_two_semaphores, mutex, per_dim_cas}`:
 //!   `multisem_wide` is the tiered layout forced on `[1024, 100 MiB]` by reserving room up to
 //!   `MAX_PERMITS`; `multisem_wide_big` gets it on `[2^40, 2^50]`, which cannot fit one word;
 //!   `multisem_reserve_only` is its worst case, with no front fields (every take and return
@@ -23,7 +24,9 @@
 //!
 //! Floors: `floor_rmw` is N plain `fetch_sub` then N `fetch_add`, no checks at all;
 //! `floor_single_word` (N = 2) packs both dimensions in one `AtomicU64`: one CAS loop with a
-//! fits check to take, one `fetch_add` to return. Peers: two `tokio::sync::Semaphore`s taken
+//! fits check to take, one `fetch_add` to return; `floor_single_word_backoff` is the same with
+//! multisem's pause after a lost CAS race, so that the contended figures show what that pause
+//! buys apart from the rest. Peers: two `tokio::sync::Semaphore`s taken
 //! in sequence (count, then bytes), a `parking_lot::Mutex<[u64; 2]>`, and a per-dimension CAS
 //! with rollback (written below).
 //!
@@ -108,13 +111,15 @@ impl<const N: usize> Drop for RmwHeld<'_, N> {
 }
 
 /// Both dimensions in one word: count in the top 24 bits, bytes in the low 40.
-/// One CAS (with a fits check) to take, one `fetch_add` to return.
-struct FloorSingleWord(AtomicU64);
+/// One CAS (with a fits check) to take, one `fetch_add` to return. With `BACKOFF`, a lost CAS
+/// race pauses before the next try as multisem's fast take does (8 spin-loop hints, doubling
+/// to 64), so that the contended table can tell that policy from the rest of multisem's cost.
+struct FloorSingleWord<const BACKOFF: bool>(AtomicU64);
 
 const SW_SHIFT: u32 = 40;
 const SW_LOW: u64 = (1 << SW_SHIFT) - 1;
 
-impl FloorSingleWord {
+impl<const BACKOFF: bool> FloorSingleWord<BACKOFF> {
     fn new([count, bytes]: [u64; 2]) -> Self {
         assert!(count < 1 << (64 - SW_SHIFT) && bytes <= SW_LOW);
         Self(AtomicU64::new((count << SW_SHIFT) | bytes))
@@ -123,12 +128,13 @@ impl FloorSingleWord {
 
 struct SingleWordHeld<'a>(&'a AtomicU64, u64);
 
-impl TrySem<2> for FloorSingleWord {
+impl<const BACKOFF: bool> TrySem<2> for FloorSingleWord<BACKOFF> {
     type Held<'a> = SingleWordHeld<'a>;
 
     #[inline(always)]
     fn try_take(&self, [count, bytes]: [u64; 2]) -> Option<SingleWordHeld<'_>> {
         let packed = (count << SW_SHIFT) | bytes;
+        let mut pauses = 8;
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             if cur >> SW_SHIFT < count || cur & SW_LOW < bytes {
@@ -141,7 +147,14 @@ impl TrySem<2> for FloorSingleWord {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Some(SingleWordHeld(&self.0, packed)),
-                Err(now) => cur = now,
+                Err(now) if !BACKOFF => cur = now,
+                Err(_) => {
+                    for _ in 0..pauses {
+                        std::hint::spin_loop();
+                    }
+                    pauses = (pauses * 2).min(64);
+                    cur = self.0.load(Ordering::Relaxed);
+                }
             }
         }
     }
@@ -356,7 +369,8 @@ const BIG_REQ4: [u64; 4] = [1, 64 << 10, 1, 1];
 /// Every N = 2 contender on `CAP2`, built once, visited in table order (the single-word floor
 /// first: the paired table divides by it).
 struct ContendersN2 {
-    single: FloorSingleWord,
+    single: FloorSingleWord<false>,
+    single_backoff: FloorSingleWord<true>,
     packed: MultiSemaphore<2>,
     no_peaks: MultiSemaphore<2>,
     wide: MultiSemaphore<2>,
@@ -377,6 +391,7 @@ impl ContendersN2 {
     fn new() -> Self {
         Self {
             single: FloorSingleWord::new(CAP2),
+            single_backoff: FloorSingleWord::new(CAP2),
             packed: multisem_packed(CAP2),
             no_peaks: multisem_packed_no_peaks(CAP2),
             wide: multisem_wide(CAP2),
@@ -397,6 +412,7 @@ impl ContendersN2 {
         v.visit("multisem_wide_big", &self.wide_big);
         v.visit("multisem_reserve_only", &self.reserve_only);
         v.visit("floor_rmw", &self.rmw);
+        v.visit("floor_single_word_backoff", &self.single_backoff);
         v.visit("tokio_two_semaphores", &self.tokio);
         v.visit("mutex", &self.mutex);
         v.visit("per_dim_cas", &self.cas);
@@ -463,8 +479,10 @@ fn contended(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 // Paired runs: the N = 2 contenders interleaved, so load from elsewhere hits all alike
 
-/// Rounds of the paired runs, and take + drop pairs per thread in each slice.
+/// Rounds of the paired runs (`$MULTISEM_PAIRED_ROUNDS` if set: more rounds, steadier
+/// medians on a busy machine), and take + drop pairs per thread in each slice.
 const PAIRED_ROUNDS: usize = 25;
+const PAIRED_ROUNDS_VAR: &str = "MULTISEM_PAIRED_ROUNDS";
 const PAIRED_OPS: u64 = 200_000;
 
 /// Every N = 2 contender, measured in turn, round after round; per contender the median time
@@ -534,11 +552,30 @@ fn run_paired(rounds: usize, ops: u64) {
                 median(per_round(i, 0))
             );
         }
+        let at = |name: &str| {
+            contenders
+                .iter()
+                .position(|(n, _)| *n == name)
+                .expect("a contender of that name")
+        };
         // Statistics cost (issue 5: at most 10%): multisem_packed against its twin without
         // peak tracking, round by round.
         println!(
             "{mode:<12} peak tracking costs {:+.1}% (multisem_packed / multisem_packed_no_peaks)",
-            100.0 * (median(per_round(1, 2)) - 1.0)
+            100.0
+                * (median(per_round(
+                    at("multisem_packed"),
+                    at("multisem_packed_no_peaks")
+                )) - 1.0)
+        );
+        // multisem against the floor with its own backoff after a lost race: what the rest
+        // of multisem costs.
+        println!(
+            "{mode:<12} multisem_packed / floor_single_word_backoff: {:.2}x",
+            median(per_round(
+                at("multisem_packed"),
+                at("floor_single_word_backoff")
+            ))
         );
     }
 }
@@ -725,7 +762,7 @@ fn probe_table(shape: ProbeShape, run_for: Duration, peers: bool) {
     }
     row(
         "floor_single_word",
-        rollback_probe(&FloorSingleWord::new(cap), shape, run_for),
+        rollback_probe(&FloorSingleWord::<false>::new(cap), shape, run_for),
     );
     row(
         "tokio_two_semaphores",
@@ -871,7 +908,12 @@ fn main() {
             run_probes(Duration::from_millis(50));
         }
         RunMode::Bench => {
-            run_paired(PAIRED_ROUNDS, PAIRED_OPS);
+            let rounds = std::env::var(PAIRED_ROUNDS_VAR)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&r: &usize| r > 0)
+                .unwrap_or(PAIRED_ROUNDS);
+            run_paired(rounds, PAIRED_OPS);
             run_probes(common::scenario_secs(1.0));
             print_ratios(started);
         }

@@ -93,6 +93,17 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// `times` spin-loop hints: a pause of a few nanoseconds each. None under
+/// loom, where a pause changes no outcome, only how soon it is seen.
+#[inline]
+pub(crate) fn pause(times: u32) {
+    if !cfg!(loom) {
+        for _ in 0..times {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// Whether `deadline` has passed. Always `false` under loom, which has no
 /// clock: a model that wants a timeout drops the acquire instead, which runs
 /// the same cancel path.

@@ -27,6 +27,10 @@
 //! adds 64 to `flushed`, so counting acquisitions costs no extra atomic
 //! operation on the fast path.
 //!
+//! A fast take whose CAS loses a race pauses before it retries (see
+//! [`LostRaces`]): an immediate retry would pull the word's cache line from
+//! the core that just won, in the middle of its take and return.
+//!
 //! A field never overflows into its guard: the semaphore keeps
 //! `available + in flight <= capacity + debt <= max_capacity <= field max`
 //! (see `semaphore.rs`), so a release can add blindly.
@@ -60,6 +64,38 @@ const TALLY_ONE: u64 = 1 << TALLY_SHIFT;
 const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
 /// Enough for `MAX_PERMITS`, the most a front field ever holds.
 const MAX_FRONT_BITS: u32 = 61;
+
+/// Backoff after a lost CAS race on the word.
+///
+/// A CAS that fails lost to another core, which wrote the word a moment ago,
+/// holds its cache line, and will most likely write it again at once (its
+/// permit's return, or its next take). Retrying at once would pull the line
+/// away from it in between, so that both cores pay a line transfer for each
+/// operation; pausing for about one transfer first lets it finish. The
+/// pause doubles with each race lost in a row, up to a cap, as contention
+/// grows. Only lost races pause: an uncontended take or return never does.
+struct LostRaces {
+    pauses: u32,
+}
+
+impl LostRaces {
+    /// Spin-loop hints after the first lost race: about one cache-line
+    /// transfer between cores on current x86-64 parts.
+    const FIRST: u32 = 8;
+    /// At most 8 times that.
+    const MAX: u32 = 64;
+
+    fn new() -> Self {
+        Self {
+            pauses: Self::FIRST,
+        }
+    }
+
+    fn pause(&mut self) {
+        crate::sync::pause(self.pauses);
+        self.pauses = (self.pauses * 2).min(Self::MAX);
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Packed<const N: usize> {
@@ -288,35 +324,81 @@ impl<const N: usize> Packed<N> {
             self.take_locked_from(word, request)
                 .map_err(FastError::Short)
         } else {
-            self.take_fast_from(word, request)
+            self.take_holding(word, request)
         }
     }
 
+    /// One CAS, inlined; a lost race goes on out of line, in
+    /// [`Packed::take_contended`].
     #[inline(always)]
-    fn take_fast_from(&self, mut word: u64, request: u64) -> Result<[u64; N], FastError> {
+    fn take_fast_from(&self, word: u64, request: u64) -> Result<[u64; N], FastError> {
+        let mut new = self.after_take(word, request)?;
+        if self.cas_take(word, new).is_err() {
+            new = self.take_contended(request)?;
+        }
+        Ok(self.taken(new))
+    }
+
+    /// The fast take after its CAS lost a race: pauses before each retry
+    /// (see [`LostRaces`]). Returns the word it wrote.
+    #[cold]
+    #[inline(never)]
+    fn take_contended(&self, request: u64) -> Result<u64, FastError> {
+        let mut lost = LostRaces::new();
         loop {
-            if word & (CLOSED | SLOW) != 0 {
-                return Err(FastError::Defer);
+            lost.pause();
+            // Relaxed: only a guess for the CAS, which checks it.
+            let word = self.hot.word.load(Ordering::Relaxed);
+            let new = self.after_take(word, request)?;
+            if self.cas_take(word, new).is_ok() {
+                return Ok(new);
             }
-            let taken = self.subtract(word, request).map_err(FastError::Short)?;
-            let new = taken.wrapping_add(TALLY_ONE);
-            // Acquire: pairs with the Release of the `fetch_add` that returned
-            // these permits, so the last holder's writes are visible to us.
-            match self.hot.word.compare_exchange_weak(
-                word,
-                new,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if new < TALLY_ONE {
-                        self.flush_tally();
-                    }
-                    return Ok(self.unpack(new));
-                }
+        }
+    }
+
+    /// The fast take for a split take's commit, which holds reserve permits
+    /// while it runs: it retries at once, so as to hold them no longer than
+    /// it must.
+    fn take_holding(&self, mut word: u64, request: u64) -> Result<[u64; N], FastError> {
+        loop {
+            let new = self.after_take(word, request)?;
+            match self.cas_take(word, new) {
+                Ok(()) => return Ok(self.taken(new)),
                 Err(actual) => word = actual,
             }
         }
+    }
+
+    /// The word after taking `request` from `word`, tally counted, or why
+    /// the fast path cannot take it.
+    #[inline(always)]
+    fn after_take(&self, word: u64, request: u64) -> Result<u64, FastError> {
+        if word & (CLOSED | SLOW) != 0 {
+            return Err(FastError::Defer);
+        }
+        let taken = self.subtract(word, request).map_err(FastError::Short)?;
+        Ok(taken.wrapping_add(TALLY_ONE))
+    }
+
+    /// Replaces `word` with `new`, a take of it; on a lost race, the word as
+    /// it is now.
+    #[inline(always)]
+    fn cas_take(&self, word: u64, new: u64) -> Result<(), u64> {
+        // Acquire: pairs with the Release of the `fetch_add` that returned
+        // these permits, so the last holder's writes are visible to us.
+        self.hot
+            .word
+            .compare_exchange_weak(word, new, Ordering::Acquire, Ordering::Relaxed)
+            .map(drop)
+    }
+
+    /// The counters a successful take left, `new` being the word it wrote.
+    #[inline(always)]
+    fn taken(&self, new: u64) -> [u64; N] {
+        if new < TALLY_ONE {
+            self.flush_tally();
+        }
+        self.unpack(new)
     }
 
     /// The tally wrapped to 0 with our take: move its 64 to `flushed`.
