@@ -80,7 +80,8 @@ struct LostRaces {
 
 impl LostRaces {
     /// Spin-loop hints after the first lost race: about one cache-line
-    /// transfer between cores on current x86-64 parts.
+    /// transfer between cores where a hint takes some 10 ns, as on the
+    /// development machine (CPUs with a slower `pause` wait longer).
     const FIRST: u32 = 8;
     /// At most 8 times that.
     const MAX: u32 = 64;
