@@ -28,7 +28,7 @@
 //! operation on the fast path.
 //!
 //! A fast take whose CAS loses a race pauses before it retries (see
-//! [`LostRaces`]): an immediate retry would pull the word's cache line from
+//! [`Packed::take_contended`]): an immediate retry would pull the word's cache line from
 //! the core that just won, in the middle of its take and return.
 //!
 //! A field never overflows into its guard: the semaphore keeps
@@ -65,38 +65,13 @@ const FIELD_SPACE: u32 = TALLY_SHIFT - FIRST_FIELD;
 /// Enough for `MAX_PERMITS`, the most a front field ever holds.
 const MAX_FRONT_BITS: u32 = 61;
 
-/// Backoff after a lost CAS race on the word.
-///
-/// A CAS that fails lost to another core, which wrote the word a moment ago,
-/// holds its cache line, and will most likely write it again at once (its
-/// permit's return, or its next take). Retrying at once would pull the line
-/// away from it in between, so that both cores pay a line transfer for each
-/// operation; pausing for about one transfer first lets it finish. The
-/// pause doubles with each race lost in a row, up to a cap, as contention
-/// grows. Only lost races pause: an uncontended take or return never does.
-struct LostRaces {
-    pauses: u32,
-}
-
-impl LostRaces {
-    /// Spin-loop hints after the first lost race: about one cache-line
-    /// transfer between cores where a hint takes some 10 ns, as on the
-    /// development machine (CPUs with a slower `pause` wait longer).
-    const FIRST: u32 = 8;
-    /// At most 8 times that.
-    const MAX: u32 = 64;
-
-    fn new() -> Self {
-        Self {
-            pauses: Self::FIRST,
-        }
-    }
-
-    fn pause(&mut self) {
-        crate::sync::pause(self.pauses);
-        self.pauses = (self.pauses * 2).min(Self::MAX);
-    }
-}
+/// Spin-loop hints after a fast take's first lost race (see
+/// [`Packed::take_contended`]): about one cache-line transfer between cores
+/// where a hint takes some 10 ns, as on the development machine (CPUs with a
+/// slower `pause` wait longer). Each further race lost in a row doubles it,
+/// up to `MAX_PAUSES`.
+const FIRST_PAUSES: u32 = 8;
+const MAX_PAUSES: u32 = 8 * FIRST_PAUSES;
 
 #[derive(Debug)]
 pub(crate) struct Packed<const N: usize> {
@@ -330,7 +305,7 @@ impl<const N: usize> Packed<N> {
     }
 
     /// One CAS, inlined; a lost race goes on out of line, in
-    /// [`Packed::take_contended`].
+    /// [`Self::take_contended`].
     #[inline(always)]
     fn take_fast_from(&self, word: u64, request: u64) -> Result<[u64; N], FastError> {
         let mut new = self.after_take(word, request)?;
@@ -340,14 +315,21 @@ impl<const N: usize> Packed<N> {
         Ok(self.taken(new))
     }
 
-    /// The fast take after its CAS lost a race: pauses before each retry
-    /// (see [`LostRaces`]). Returns the word it wrote.
+    /// The fast take after its CAS lost a race; returns the word it wrote.
+    ///
+    /// The CAS lost to another core, which wrote the word a moment ago, holds
+    /// its cache line, and will most likely write it again at once (its
+    /// permit's return, or its next take). Retrying at once would pull the
+    /// line away from it in between, so that both cores pay a line transfer
+    /// for each operation; pausing for about one transfer first lets it
+    /// finish. Only lost races pause: an uncontended take never does.
     #[cold]
     #[inline(never)]
     fn take_contended(&self, request: u64) -> Result<u64, FastError> {
-        let mut lost = LostRaces::new();
+        let mut pauses = FIRST_PAUSES;
         loop {
-            lost.pause();
+            crate::sync::pause(pauses);
+            pauses = (pauses * 2).min(MAX_PAUSES);
             // Relaxed: only a guess for the CAS, which checks it.
             let word = self.hot.word.load(Ordering::Relaxed);
             let new = self.after_take(word, request)?;
