@@ -8,11 +8,11 @@
 //! benches; `cargo test --benches` runs each for 100 ms.
 //!
 //! - handoff (the async-send pattern): capacity [64, 1 MiB]; three producers call
-//!   `acquire_owned_timeout([1, size], 1 s)`, sizes 100 B..=64 KiB from a seeded xorshift, and
+//!   `acquire_owned_blocking_timeout([1, size], 1 s)`, sizes 100 B..=64 KiB from a seeded xorshift, and
 //!   send the owned permit through a `std::sync::mpsc` channel to one completer thread that
 //!   drops it. Reports acquires/s and acquire latency p50/p99/p99.9/max.
 //! - starvation: capacity [65536, 1 MiB]; two threads hammer
-//!   `acquire_owned_timeout([1, 1 KiB], 20 ms)` and hand each permit to a completer that holds
+//!   `acquire_owned_blocking_timeout([1, 1 KiB], 20 ms)` and hand each permit to a completer that holds
 //!   it 5-15 ms; a third asks for [1, 512 KiB] with a 1 s timeout, drops what it gets, sleeps
 //!   10 ms, and repeats for the run. Reports big grants, big timeouts, big wait p50/p99/max.
 
@@ -41,7 +41,7 @@ trait WaitSem: Send + Sync + Sized + 'static {
     fn ctx(&self) -> Self::Ctx;
 
     /// `None` on timeout.
-    fn acquire_timeout(
+    fn acquire_blocking_timeout(
         sem: &Arc<Self>,
         ctx: &mut Self::Ctx,
         amounts: [u64; 2],
@@ -58,16 +58,18 @@ impl WaitSem for MultiSemaphore<2> {
 
     fn ctx(&self) {}
 
-    fn acquire_timeout(
+    fn acquire_blocking_timeout(
         sem: &Arc<Self>,
         _: &mut (),
         amounts: [u64; 2],
         timeout: Duration,
     ) -> Option<OwnedPermit<2>> {
-        match sem.acquire_owned_timeout(amounts, timeout) {
+        match sem.acquire_owned_blocking_timeout(amounts, timeout) {
             Ok(permit) => Some(permit),
             Err(AcquireError::Timeout) => None,
-            Err(e) => panic!("multisem acquire_owned_timeout({amounts:?}): unexpected {e}"),
+            Err(e) => {
+                panic!("multisem acquire_owned_blocking_timeout({amounts:?}): unexpected {e}")
+            }
         }
     }
 
@@ -157,7 +159,7 @@ impl WaitSem for TokioPair {
             .expect("tokio runtime")
     }
 
-    fn acquire_timeout(
+    fn acquire_blocking_timeout(
         sem: &Arc<Self>,
         rt: &mut tokio::runtime::Runtime,
         [count, bytes]: [u64; 2],
@@ -205,7 +207,7 @@ impl WaitSem for CondvarPair {
 
     fn ctx(&self) {}
 
-    fn acquire_timeout(
+    fn acquire_blocking_timeout(
         sem: &Arc<Self>,
         _: &mut (),
         amounts: [u64; 2],
@@ -264,7 +266,8 @@ fn handoff<S: WaitSem>(sem: &Arc<S>, run_for: Duration) -> HandoffResult {
                     while !stop.load(Ordering::Relaxed) {
                         let size = rng.range(100, 64 * KIB);
                         let t0 = Instant::now();
-                        match S::acquire_timeout(sem, &mut ctx, [1, size], HANDOFF_TIMEOUT) {
+                        match S::acquire_blocking_timeout(sem, &mut ctx, [1, size], HANDOFF_TIMEOUT)
+                        {
                             Some(permit) => {
                                 latencies.push(as_ns(t0.elapsed()));
                                 tx.send(permit).expect("completer alive");
@@ -311,7 +314,7 @@ fn handoff_slice<S: WaitSem>(name: &str, sem: Arc<S>, run_for: Duration) -> Hand
 fn run_handoff(run_for: Duration, rounds: u32) {
     println!();
     println!(
-        "handoff: capacity {HANDOFF_CAP:?}, {HANDOFF_PRODUCERS} producers acquire_owned_timeout([1, 100..=64Ki], 1 s) -> mpsc -> 1 completer drops; \
+        "handoff: capacity {HANDOFF_CAP:?}, {HANDOFF_PRODUCERS} producers acquire_owned_blocking_timeout([1, 100..=64Ki], 1 s) -> mpsc -> 1 completer drops; \
          {:.2} s each in {rounds} interleaved slices",
         run_for.as_secs_f64()
     );
@@ -459,7 +462,7 @@ fn starvation<S: WaitSem>(sem: &Arc<S>, run_for: Duration) -> StarvationResult {
                     start.wait();
                     while !stop.load(Ordering::Relaxed) {
                         let hold = Duration::from_millis(rng.range(5, 15));
-                        match S::acquire_timeout(sem, &mut ctx, SMALL, SMALL_TIMEOUT) {
+                        match S::acquire_blocking_timeout(sem, &mut ctx, SMALL, SMALL_TIMEOUT) {
                             Some(permit) => {
                                 grants += 1;
                                 tx.send((permit, Instant::now() + hold))
@@ -481,7 +484,7 @@ fn starvation<S: WaitSem>(sem: &Arc<S>, run_for: Duration) -> StarvationResult {
         let end = Instant::now() + run_for;
         while Instant::now() < end {
             let t0 = Instant::now();
-            match S::acquire_timeout(sem, &mut ctx, BIG, BIG_TIMEOUT) {
+            match S::acquire_blocking_timeout(sem, &mut ctx, BIG, BIG_TIMEOUT) {
                 Some(permit) => {
                     r.big_grants += 1;
                     drop(permit);
@@ -527,7 +530,7 @@ fn starvation_row<S: WaitSem>(name: &str, sem: Arc<S>, run_for: Duration) {
 fn run_starvation(run_for: Duration) {
     println!();
     println!(
-        "starvation: capacity {STARVE_CAP:?}, 2 threads acquire_owned_timeout({SMALL:?}, 20 ms) held 5-15 ms; \
+        "starvation: capacity {STARVE_CAP:?}, 2 threads acquire_owned_blocking_timeout({SMALL:?}, 20 ms) held 5-15 ms; \
          1 thread acquires {BIG:?} with a 1 s timeout, then pauses 10 ms; {:.1} s each",
         run_for.as_secs_f64()
     );

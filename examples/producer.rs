@@ -3,7 +3,7 @@
 //!
 //! Several sender threads make messages of varied sizes (most between 100 B and
 //! 16 KiB, a few between 256 KiB and 4 MiB). Each message is admitted with
-//! `acquire_owned_timeout([1, len], timeout)`: it takes one message permit and
+//! `acquire_owned_blocking_timeout([1, len], timeout)`: it takes one message permit and
 //! `len` byte permits, both or neither. The [`OwnedPermit`] travels with the
 //! message into a simulated broker, and the broker's completion callback, on a
 //! broker thread, drops it. The broker has latency and fails a share of the
@@ -59,7 +59,7 @@ USAGE:
     cargo run --release --example producer -- [OPTIONS]
 
 Sender threads make messages (most 100 B to 16 KiB, 3% of them 256 KiB to 4 MiB)
-and admit each one with acquire_owned_timeout([1, len], timeout) on one
+and admit each one with acquire_owned_blocking_timeout([1, len], timeout) on one
 MultiSemaphore<2> of [messages, bytes]. The permit travels with the message to a
 simulated broker (1-20 ms latency plus 16 ms per MiB, 2% errors, 2% replies that
 never come and time out after 200 ms), whose completion callback drops it on a
@@ -349,7 +349,7 @@ impl Limiter {
         counters: &Counters,
     ) -> Result<Admission, Refusal> {
         match self {
-            Limiter::Multi(sem) => match sem.acquire_owned_timeout([1, len], timeout) {
+            Limiter::Multi(sem) => match sem.acquire_owned_blocking_timeout([1, len], timeout) {
                 Ok(permit) => Ok(Admission::Multi(permit)),
                 Err(AcquireError::Timeout) => {
                     // All or nothing: we hold nothing now. To say which limit turned
@@ -651,7 +651,9 @@ fn print_intro(cfg: &Config) {
             "producer --naive: two counting semaphores, messages then bytes, with RocketMQ's leak"
         );
     } else {
-        println!("producer: one MultiSemaphore<2>, admitting by acquire_owned_timeout([1, len])");
+        println!(
+            "producer: one MultiSemaphore<2>, admitting by acquire_owned_blocking_timeout([1, len])"
+        );
     }
     println!(
         "  limits {} messages and {} in flight; {} senders, {} broker threads; timeout {} ms; {} s",

@@ -1,10 +1,10 @@
 //! The `producer` example on tokio: an asynchronous message producer whose
-//! sender tasks are admitted by [`MultiSemaphore::acquire_owned_async`], limited
+//! sender tasks are admitted by [`MultiSemaphore::acquire_owned`], limited
 //! by message count and by bytes at the same time.
 //!
 //! Sender tasks on a multi-thread runtime make messages of varied sizes (most
 //! between 100 B and 16 KiB, a few between 256 KiB and 4 MiB) and admit each
-//! with `acquire_owned_async([1, len])`, wrapped in `tokio::time::timeout`.
+//! with `acquire_owned([1, len])`, wrapped in `tokio::time::timeout`.
 //! When the timeout fires, tokio drops the acquire future: that cancels the
 //! acquire, the sender leaves the queue and holds nothing (multisem's futures
 //! are cancel safe, and `stats().cancelled` counts them). An admitted message's
@@ -76,7 +76,7 @@ USAGE:
     cargo run --release --example tokio_producer -- [OPTIONS]
 
 Sender tasks make messages (most 100 B to 16 KiB, 3% of them 256 KiB to 4 MiB)
-and admit each one with tokio::time::timeout(timeout, acquire_owned_async([1, len]))
+and admit each one with tokio::time::timeout(timeout, acquire_owned([1, len]))
 on one MultiSemaphore<2> of [messages, bytes]; a timeout drops (cancels) the
 acquire. The permit moves into a spawned task that sleeps the simulated broker
 latency (1-20 ms plus 16 ms per MiB, 2% errors, 2% replies that never come and
@@ -206,10 +206,10 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
     let counters = &shared.counters;
     while !shared.stop.load(Ordering::Relaxed) {
         let len = message_len(&mut rng);
-        let acquire = shared.sem.acquire_owned_async([1, len]);
-        // If the timeout fires first, tokio drops `acquire`: the acquire is
+        let acquire = shared.sem.acquire_owned([1, len]);
+        // If the timeout fires first, tokio drops `acquire_blocking`: the acquire is
         // cancelled and nothing is held. If the grant and the timeout race,
-        // tokio polls `acquire` first, so a granted permit is never thrown away.
+        // tokio polls `acquire_blocking` first, so a granted permit is never thrown away.
         match tokio::time::timeout(shared.timeout, acquire).await {
             Ok(Ok(permit)) => {
                 bump(&counters.sent, 1);
@@ -341,7 +341,7 @@ async fn run(cfg: Config) -> ExitCode {
     });
     let table = Table::new(&cfg);
 
-    println!("tokio_producer: one MultiSemaphore<2>, timeout(acquire_owned_async([1, len]))");
+    println!("tokio_producer: one MultiSemaphore<2>, timeout(acquire_owned([1, len]))");
     println!(
         "  limits {} messages and {} in flight; {} sender tasks; timeout {} ms; {} s",
         cfg.max_messages,

@@ -41,7 +41,9 @@ fn add_permits_racing_acquire_and_release(layout: Layout) {
     let waiter = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || {
-            let permit = sem.acquire([1, 1]).expect("the waiter must be granted");
+            let permit = sem
+                .acquire_blocking([1, 1])
+                .expect("the waiter must be granted");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
             drop(permit);
@@ -141,7 +143,7 @@ fn set_capacity_shrink_racing_queued_waiter(layout: Layout) {
     ghost.take(cap);
     let waiter = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
-        thread::spawn(move || match sem.acquire([2, 1]) {
+        thread::spawn(move || match sem.acquire_blocking([2, 1]) {
             Ok(permit) => {
                 ghost.take(permit.amounts());
                 ghost.give(permit.amounts());
@@ -181,7 +183,9 @@ fn set_capacity_grow_serves_queued_waiter(layout: Layout) {
     let waiter = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || {
-            let permit = sem.acquire([1, 1]).expect("growing must serve the waiter");
+            let permit = sem
+                .acquire_blocking([1, 1])
+                .expect("growing must serve the waiter");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
             drop(permit);
@@ -210,7 +214,7 @@ fn forget_racing_queued_waiter_fails_it_with_exceeds_capacity(layout: Layout) {
         let sem = Arc::clone(&sem);
         thread::spawn(move || {
             assert_eq!(
-                sem.acquire([2, 1]).err(),
+                sem.acquire_blocking([2, 1]).err(),
                 Some(AcquireError::ExceedsCapacity {
                     dim: 0,
                     requested: 2,

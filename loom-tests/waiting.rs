@@ -34,7 +34,7 @@ models! {
     waker_calling_back_into_semaphore_does_not_deadlock: 3,
 }
 
-/// A blocking `acquire_owned` enqueues while another thread gives back a full
+/// A blocking `acquire_owned_blocking` enqueues while another thread gives back a full
 /// permit in two parts (first dimension 0, then dimension 1). The waiter must
 /// not be granted on the first part alone and must not miss the second.
 fn release_racing_blocking_acquire_no_lost_wakeup(layout: Layout) {
@@ -55,7 +55,9 @@ fn release_racing_blocking_acquire_no_lost_wakeup(layout: Layout) {
         })
     };
 
-    let permit = sem.acquire_owned([1, 1]).expect("acquire must be granted");
+    let permit = sem
+        .acquire_owned_blocking([1, 1])
+        .expect("acquire must be granted");
     ghost.take(permit.amounts());
     ghost.give(permit.amounts());
     drop(permit);
@@ -81,7 +83,7 @@ fn release_racing_async_acquire_no_lost_wakeup(layout: Layout) {
         })
     };
 
-    let permit = block_on(sem.acquire_owned_async([1, 1])).expect("acquire must be granted");
+    let permit = block_on(sem.acquire_owned([1, 1])).expect("acquire must be granted");
     ghost.take(permit.amounts());
     ghost.give(permit.amounts());
     drop(permit);
@@ -100,7 +102,7 @@ fn grant_racing_cancel_leaks_nothing(layout: Layout) {
 
     let held = sem.try_acquire_owned(cap).unwrap();
     let (_flag, waker) = WakeFlag::waker();
-    let mut fut = Box::pin(sem.acquire_async([1, 1]));
+    let mut fut = Box::pin(sem.acquire([1, 1]));
     assert!(poll_once(fut.as_mut(), &waker).is_pending());
     assert_eq!(sem.waiters(), 1);
 
@@ -127,7 +129,7 @@ fn granted_future_dropped_before_repoll_passes_permits_on(layout: Layout) {
 
     let held = sem.try_acquire_owned(cap).unwrap();
     let (flag, waker) = WakeFlag::waker();
-    let mut head = Box::pin(sem.acquire_async([1, 1]));
+    let mut head = Box::pin(sem.acquire([1, 1]));
     assert!(poll_once(head.as_mut(), &waker).is_pending());
 
     let next = {
@@ -135,7 +137,7 @@ fn granted_future_dropped_before_repoll_passes_permits_on(layout: Layout) {
         thread::spawn(move || {
             // The timed path (no clock under loom: it ends by grant or close).
             let permit = sem
-                .acquire_timeout([1, 1], Duration::from_secs(10))
+                .acquire_blocking_timeout([1, 1], Duration::from_secs(10))
                 .expect("the next waiter must be granted");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
@@ -167,7 +169,7 @@ fn head_waiter_leaving_lets_fitting_follower_in(layout: Layout) {
     let kept = Defuse::new(sem.try_acquire([1, 1]).unwrap()); // held to the end
     ghost.take([1, 1]);
     let (_flag, waker) = WakeFlag::waker();
-    let mut head = Box::pin(sem.acquire_async([2, 1]));
+    let mut head = Box::pin(sem.acquire([2, 1]));
     assert!(poll_once(head.as_mut(), &waker).is_pending());
     assert!(
         matches!(
@@ -181,7 +183,7 @@ fn head_waiter_leaving_lets_fitting_follower_in(layout: Layout) {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || {
             let permit = sem
-                .acquire([1, 1])
+                .acquire_blocking([1, 1])
                 .expect("the follower must be granted once the head leaves");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
@@ -208,7 +210,10 @@ fn close_racing_blocking_enqueue_wakes_with_closed(layout: Layout) {
         let sem = Arc::clone(&sem);
         thread::spawn(move || sem.close())
     };
-    assert_eq!(sem.acquire([1, 1]).err(), Some(AcquireError::Closed));
+    assert_eq!(
+        sem.acquire_blocking([1, 1]).err(),
+        Some(AcquireError::Closed)
+    );
     closer.join().unwrap();
 
     assert!(sem.is_closed());
@@ -238,14 +243,14 @@ fn close_racing_async_enqueue_and_release_never_hangs(layout: Layout) {
         })
     };
 
-    match block_on(sem.acquire_async([1, 1])) {
+    match block_on(sem.acquire([1, 1])) {
         Ok(permit) => {
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
             drop(permit);
         }
         Err(AcquireError::Closed) => {}
-        Err(other) => panic!("acquire_async failed with {other:?}"),
+        Err(other) => panic!("acquire failed with {other:?}"),
     }
     closer.join().unwrap();
     releaser.join().unwrap();
@@ -270,7 +275,7 @@ fn waiter_seen_in_waiters_is_not_overtaken(layout: Layout) {
         thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(10);
             let permit = sem
-                .acquire_deadline([1, 0], deadline)
+                .acquire_blocking_deadline([1, 0], deadline)
                 .expect("the waiter must be granted");
             assert_eq!(permit.amounts(), [1, 0]);
         })
@@ -306,7 +311,7 @@ fn fifo_two_queued_acquirers(layout: Layout) {
     let mut held = sem.try_acquire_owned(cap).unwrap();
     ghost.take(cap);
     let (_flag, waker) = WakeFlag::waker();
-    let mut a = Defuse::new(Box::pin(sem.acquire_async([2, 1])));
+    let mut a = Defuse::new(Box::pin(sem.acquire([2, 1])));
     assert!(poll_once(a.get_mut().as_mut(), &waker).is_pending());
 
     let b = {
@@ -316,7 +321,7 @@ fn fifo_two_queued_acquirers(layout: Layout) {
             Arc::clone(&a_released),
         );
         thread::spawn(move || {
-            let permit = sem.acquire([1, 1]).expect("B must be granted");
+            let permit = sem.acquire_blocking([1, 1]).expect("B must be granted");
             assert!(a_released.load(SeqCst), "B was granted before A let go");
             ghost.take(permit.amounts());
             ghost.give(permit.amounts());
@@ -402,7 +407,7 @@ fn rollback_lost_to_a_take_wakes_waiter(layout: Layout) {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let permit = sem
-        .acquire_deadline([1, 0], deadline)
+        .acquire_blocking_deadline([1, 0], deadline)
         .expect("the waiter for dimension 0 must be granted");
     ghost.take(permit.amounts());
     ghost.give(permit.amounts());
@@ -438,7 +443,7 @@ fn rollback_racing_enqueue(layout: Layout, short: usize) {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let permit = sem
-        .acquire_deadline(one_of(1 - short), deadline)
+        .acquire_blocking_deadline(one_of(1 - short), deadline)
         .expect("the waiter for the other dimension must be granted");
     ghost.take(permit.amounts());
     ghost.give(permit.amounts());
@@ -458,7 +463,7 @@ fn owned_future_cancelled_on_another_thread_leaks_nothing(layout: Layout) {
 
     let held = sem.try_acquire_owned(cap).unwrap();
     let (_flag, waker) = WakeFlag::waker();
-    let mut fut = Box::pin(sem.acquire_owned_async([1, 1]));
+    let mut fut = Box::pin(sem.acquire_owned([1, 1]));
     assert!(poll_once(fut.as_mut(), &waker).is_pending());
 
     let canceller = thread::spawn(move || drop(fut));
@@ -480,7 +485,10 @@ fn close_wakes_every_queued_waiter(layout: Layout) {
         .map(|request| {
             let sem = Arc::clone(&sem);
             thread::spawn(move || {
-                assert_eq!(sem.acquire(request).err(), Some(AcquireError::Closed));
+                assert_eq!(
+                    sem.acquire_blocking(request).err(),
+                    Some(AcquireError::Closed)
+                );
             })
         })
         .collect();
@@ -543,7 +551,7 @@ fn waker_calling_back_into_semaphore_does_not_deadlock(layout: Layout) {
         sem: Arc::clone(&sem),
         woken: Arc::clone(&woken),
     }));
-    let mut fut = Defuse::new(Box::pin(sem.acquire_async([1, 1])));
+    let mut fut = Defuse::new(Box::pin(sem.acquire([1, 1])));
     assert!(poll_once(fut.get_mut().as_mut(), &waker).is_pending());
     drop(waker);
 

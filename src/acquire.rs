@@ -47,7 +47,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// use multisem::MultiSemaphore;
     ///
     /// let sem = MultiSemaphore::new([10, 1 << 20]);
-    /// let permit = sem.acquire([1, 4096]).unwrap();
+    /// let permit = sem.acquire_blocking([1, 4096]).unwrap();
     /// assert_eq!(permit.amounts(), [1, 4096]);
     /// ```
     ///
@@ -61,35 +61,36 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Blocking
     ///
     /// Parks the thread; do not call it from async code (use
-    /// [`acquire_async`](Self::acquire_async)).
-    pub fn acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, AcquireError> {
+    /// [`acquire`](Self::acquire)).
+    pub fn acquire_blocking(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, AcquireError> {
         self.wait(amounts, None)?;
         Ok(Permit::new(self, amounts))
     }
 
-    /// [`acquire`](Self::acquire), giving up after `timeout`.
+    /// [`acquire_blocking`](Self::acquire_blocking), giving up after `timeout`.
     ///
     /// ```
     /// use multisem::{AcquireError, MultiSemaphore};
     /// use std::time::Duration;
     ///
     /// let sem = MultiSemaphore::new([1, 100]);
-    /// let held = sem.acquire_timeout([1, 10], Duration::from_secs(1)).unwrap();
-    /// let err = sem.acquire_timeout([1, 10], Duration::from_millis(10)).unwrap_err();
+    /// let held = sem.acquire_blocking_timeout([1, 10], Duration::from_secs(1)).unwrap();
+    /// let err = sem.acquire_blocking_timeout([1, 10], Duration::from_millis(10)).unwrap_err();
     /// assert_eq!(err, AcquireError::Timeout);
     /// drop(held);
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire), plus [`Timeout`](AcquireError::Timeout),
+    /// As [`acquire_blocking`](Self::acquire_blocking), plus [`Timeout`](AcquireError::Timeout),
     /// never before `timeout` has passed. If the grant races the timeout the
     /// permit is returned: it is never lost.
     ///
     /// # Blocking
     ///
-    /// Parks the thread for up to `timeout`.
-    pub fn acquire_timeout(
+    /// Parks the thread for up to `timeout`; in async code use
+    /// [`acquire`](Self::acquire) raced with your runtime's timer.
+    pub fn acquire_blocking_timeout(
         &self,
         amounts: [u64; N],
         timeout: Duration,
@@ -98,7 +99,7 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(Permit::new(self, amounts))
     }
 
-    /// [`acquire`](Self::acquire), giving up at `deadline`. A deadline
+    /// [`acquire_blocking`](Self::acquire_blocking), giving up at `deadline`. A deadline
     /// already past makes this a single try that fails with
     /// [`Timeout`](AcquireError::Timeout) if the request does not fit now.
     ///
@@ -108,18 +109,19 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// let sem = MultiSemaphore::new([10, 1 << 20]);
     /// let deadline = Instant::now() + Duration::from_millis(100);
-    /// let permit = sem.acquire_deadline([1, 4096], deadline).unwrap();
+    /// let permit = sem.acquire_blocking_deadline([1, 4096], deadline).unwrap();
     /// # drop(permit);
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire_timeout`](Self::acquire_timeout).
+    /// As [`acquire_blocking_timeout`](Self::acquire_blocking_timeout).
     ///
     /// # Blocking
     ///
-    /// Parks the thread until `deadline` at the latest.
-    pub fn acquire_deadline(
+    /// Parks the thread until `deadline` at the latest; in async code use
+    /// [`acquire`](Self::acquire) raced with your runtime's timer.
+    pub fn acquire_blocking_deadline(
         &self,
         amounts: [u64; N],
         deadline: Instant,
@@ -128,7 +130,7 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(Permit::new(self, amounts))
     }
 
-    /// [`acquire`](Self::acquire) for a semaphore in an [`Arc`]: the permit
+    /// [`acquire_blocking`](Self::acquire_blocking) for a semaphore in an [`Arc`]: the permit
     /// is `'static` and can move to another thread or into a callback.
     ///
     /// ```
@@ -136,18 +138,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// use std::sync::Arc;
     ///
     /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
-    /// let permit = sem.acquire_owned([1, 4096]).unwrap();
+    /// let permit = sem.acquire_owned_blocking([1, 4096]).unwrap();
     /// std::thread::spawn(move || drop(permit)).join().unwrap();
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire).
+    /// As [`acquire_blocking`](Self::acquire_blocking).
     ///
     /// # Blocking
     ///
-    /// As [`acquire`](Self::acquire).
-    pub fn acquire_owned(
+    /// As [`acquire_blocking`](Self::acquire_blocking).
+    pub fn acquire_owned_blocking(
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, AcquireError> {
@@ -155,7 +157,7 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(OwnedPermit::new(Arc::clone(self), amounts))
     }
 
-    /// [`acquire_timeout`](Self::acquire_timeout) for a semaphore in an
+    /// [`acquire_blocking_timeout`](Self::acquire_blocking_timeout) for a semaphore in an
     /// [`Arc`]: the permit can move into a completion callback.
     ///
     /// ```
@@ -164,18 +166,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// use std::time::Duration;
     ///
     /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
-    /// let permit = sem.acquire_owned_timeout([1, 4096], Duration::from_secs(3)).unwrap();
+    /// let permit = sem.acquire_owned_blocking_timeout([1, 4096], Duration::from_secs(3)).unwrap();
     /// std::thread::spawn(move || drop(permit)).join().unwrap();
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire_timeout`](Self::acquire_timeout).
+    /// As [`acquire_blocking_timeout`](Self::acquire_blocking_timeout).
     ///
     /// # Blocking
     ///
-    /// As [`acquire_timeout`](Self::acquire_timeout).
-    pub fn acquire_owned_timeout(
+    /// As [`acquire_blocking_timeout`](Self::acquire_blocking_timeout).
+    pub fn acquire_owned_blocking_timeout(
         self: &Arc<Self>,
         amounts: [u64; N],
         timeout: Duration,
@@ -184,7 +186,7 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(OwnedPermit::new(Arc::clone(self), amounts))
     }
 
-    /// [`acquire_deadline`](Self::acquire_deadline) for a semaphore in an
+    /// [`acquire_blocking_deadline`](Self::acquire_blocking_deadline) for a semaphore in an
     /// [`Arc`].
     ///
     /// ```
@@ -194,18 +196,18 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
     /// let deadline = Instant::now() + Duration::from_secs(1);
-    /// let permit = sem.acquire_owned_deadline([1, 4096], deadline).unwrap();
+    /// let permit = sem.acquire_owned_blocking_deadline([1, 4096], deadline).unwrap();
     /// # drop(permit);
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire_deadline`](Self::acquire_deadline).
+    /// As [`acquire_blocking_deadline`](Self::acquire_blocking_deadline).
     ///
     /// # Blocking
     ///
-    /// As [`acquire_deadline`](Self::acquire_deadline).
-    pub fn acquire_owned_deadline(
+    /// As [`acquire_blocking_deadline`](Self::acquire_blocking_deadline).
+    pub fn acquire_owned_blocking_deadline(
         self: &Arc<Self>,
         amounts: [u64; N],
         deadline: Instant,
@@ -226,13 +228,13 @@ impl<const N: usize> MultiSemaphore<N> {
     /// use multisem::MultiSemaphore;
     ///
     /// let sem = MultiSemaphore::new([10, 1 << 20]);
-    /// let permit = futures_executor::block_on(sem.acquire_async([1, 4096])).unwrap();
+    /// let permit = futures_executor::block_on(sem.acquire([1, 4096])).unwrap();
     /// assert_eq!(permit.amounts(), [1, 4096]);
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire).
+    /// As [`acquire_blocking`](Self::acquire_blocking).
     ///
     /// # Cancel safety
     ///
@@ -240,13 +242,13 @@ impl<const N: usize> MultiSemaphore<N> {
     /// leaves the queue (and those behind it that now fit are served), and a
     /// grant that raced the drop is returned to the semaphore. The request
     /// loses its place in the queue.
-    pub fn acquire_async(&self, amounts: [u64; N]) -> Acquire<'_, N> {
+    pub fn acquire(&self, amounts: [u64; N]) -> Acquire<'_, N> {
         Acquire {
             waiting: Waiting::new(self, amounts),
         }
     }
 
-    /// [`acquire_async`](Self::acquire_async) for a semaphore in an [`Arc`]:
+    /// [`acquire`](Self::acquire) for a semaphore in an [`Arc`]:
     /// the future is `Send + 'static` (it can be spawned) and the permit can
     /// move into a completion callback.
     ///
@@ -255,19 +257,19 @@ impl<const N: usize> MultiSemaphore<N> {
     /// use std::sync::Arc;
     ///
     /// let sem = Arc::new(MultiSemaphore::new([10, 1 << 20]));
-    /// let permit = futures_executor::block_on(sem.acquire_owned_async([1, 4096])).unwrap();
+    /// let permit = futures_executor::block_on(sem.acquire_owned([1, 4096])).unwrap();
     /// std::thread::spawn(move || drop(permit)).join().unwrap();
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire).
+    /// As [`acquire_blocking`](Self::acquire_blocking).
     ///
     /// # Cancel safety
     ///
-    /// As [`acquire_async`](Self::acquire_async): dropping the future at any
+    /// As [`acquire`](Self::acquire): dropping the future at any
     /// point takes nothing.
-    pub fn acquire_owned_async(self: &Arc<Self>, amounts: [u64; N]) -> AcquireOwned<N> {
+    pub fn acquire_owned(self: &Arc<Self>, amounts: [u64; N]) -> AcquireOwned<N> {
         AcquireOwned {
             waiting: Waiting::new(Arc::clone(self), amounts),
         }
@@ -451,23 +453,23 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
     }
 }
 
-/// The future of [`MultiSemaphore::acquire_async`].
+/// The future of [`MultiSemaphore::acquire`].
 ///
 /// # Cancel safety
 ///
 /// Dropping it at any point takes nothing: see
-/// [`acquire_async`](MultiSemaphore::acquire_async).
+/// [`acquire`](MultiSemaphore::acquire).
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a, const N: usize> {
     waiting: Waiting<&'a MultiSemaphore<N>, N>,
 }
 
-/// The future of [`MultiSemaphore::acquire_owned_async`]: `Send + 'static`.
+/// The future of [`MultiSemaphore::acquire_owned`]: `Send + 'static`.
 ///
 /// # Cancel safety
 ///
 /// Dropping it at any point takes nothing: see
-/// [`acquire_async`](MultiSemaphore::acquire_async).
+/// [`acquire`](MultiSemaphore::acquire).
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireOwned<const N: usize> {
     waiting: Waiting<Arc<MultiSemaphore<N>>, N>,

@@ -36,8 +36,8 @@ pub enum TryAcquireError {
     Closed,
 }
 
-/// Why a waiting acquire ([`acquire`](crate::MultiSemaphore::acquire),
-/// `acquire_timeout`, `acquire_deadline`, `acquire_async` and their owned
+/// Why a waiting acquire ([`acquire_blocking`](crate::MultiSemaphore::acquire_blocking),
+/// `acquire_blocking_timeout`, `acquire_blocking_deadline`, `acquire` and their owned
 /// twins) took nothing.
 ///
 /// Whatever the variant, no permit is held once the call has returned.

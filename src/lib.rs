@@ -69,12 +69,18 @@
 //!
 //! # Which method
 //!
+//! The rule, as in tokio and async-lock: the short names (`acquire`,
+//! `acquire_owned`) are async and return `#[must_use]` futures; every method
+//! that blocks the thread says so in its name (`acquire_blocking*`). A
+//! `.await` typed out of habit does what it says, and a forgotten one is
+//! warned about, never silently compiled into a blocking call.
+//!
 //! | you want to | call |
 //! |---|---|
 //! | admit or shed load in a hot loop, never waiting | [`try_acquire`](MultiSemaphore::try_acquire) |
-//! | block a thread, bounded in time | [`acquire_timeout`](MultiSemaphore::acquire_timeout), [`acquire_deadline`](MultiSemaphore::acquire_deadline) |
-//! | block a thread until granted or closed | [`acquire`](MultiSemaphore::acquire) |
-//! | wait in async code, on any runtime | [`acquire_async`](MultiSemaphore::acquire_async) |
+//! | block a thread, bounded in time | [`acquire_blocking_timeout`](MultiSemaphore::acquire_blocking_timeout), [`acquire_blocking_deadline`](MultiSemaphore::acquire_blocking_deadline) |
+//! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
+//! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |

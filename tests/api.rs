@@ -384,7 +384,7 @@ fn exceeds_capacity_never_blocks<const N: usize>(layout: Layout) {
     let sem = make_arc(layout, cap);
     // Hold everything and queue a waiter, so that a queued request would block.
     let all = sem.try_acquire(cap).unwrap();
-    let mut queued = Box::pin(sem.acquire_async([1; N]));
+    let mut queued = Box::pin(sem.acquire([1; N]));
     assert!(poll_once(queued.as_mut()).is_pending());
     assert_eq!(sem.waiters(), 1);
     let long = Duration::from_secs(3600);
@@ -395,29 +395,32 @@ fn exceeds_capacity_never_blocks<const N: usize>(layout: Layout) {
             requested: cap[d] + 1,
             capacity: cap[d],
         };
-        assert_eq!(sem.acquire(req).unwrap_err(), want);
-        assert_eq!(sem.acquire_timeout(req, long).unwrap_err(), want);
+        assert_eq!(sem.acquire_blocking(req).unwrap_err(), want);
+        assert_eq!(sem.acquire_blocking_timeout(req, long).unwrap_err(), want);
         assert_eq!(
-            sem.acquire_deadline(req, Instant::now() + long)
+            sem.acquire_blocking_deadline(req, Instant::now() + long)
                 .unwrap_err(),
             want
         );
-        assert_eq!(sem.acquire_owned(req).unwrap_err(), want);
-        assert_eq!(sem.acquire_owned_timeout(req, long).unwrap_err(), want);
+        assert_eq!(sem.acquire_owned_blocking(req).unwrap_err(), want);
         assert_eq!(
-            sem.acquire_owned_deadline(req, Instant::now() + long)
+            sem.acquire_owned_blocking_timeout(req, long).unwrap_err(),
+            want
+        );
+        assert_eq!(
+            sem.acquire_owned_blocking_deadline(req, Instant::now() + long)
                 .unwrap_err(),
             want
         );
-        let mut f = Box::pin(sem.acquire_async(req));
+        let mut f = Box::pin(sem.acquire(req));
         match poll_once(f.as_mut()) {
             Poll::Ready(r) => assert_eq!(r.unwrap_err(), want),
-            Poll::Pending => panic!("acquire_async above capacity is pending"),
+            Poll::Pending => panic!("acquire above capacity is pending"),
         }
-        let mut f = Box::pin(sem.acquire_owned_async(req));
+        let mut f = Box::pin(sem.acquire_owned(req));
         match poll_once(f.as_mut()) {
             Poll::Ready(r) => assert_eq!(r.unwrap_err(), want),
-            Poll::Pending => panic!("acquire_owned_async above capacity is pending"),
+            Poll::Pending => panic!("acquire_owned above capacity is pending"),
         }
         assert_eq!(
             sem.try_acquire_owned(req).unwrap_err(),
@@ -451,37 +454,40 @@ fn closed_fails_every_acquire<const N: usize>(layout: Layout) {
             sem.try_acquire_owned(req).unwrap_err(),
             TryAcquireError::Closed
         );
-        assert_eq!(sem.acquire(req).unwrap_err(), AcquireError::Closed);
+        assert_eq!(sem.acquire_blocking(req).unwrap_err(), AcquireError::Closed);
         assert_eq!(
-            sem.acquire_timeout(req, long).unwrap_err(),
+            sem.acquire_blocking_timeout(req, long).unwrap_err(),
             AcquireError::Closed
         );
         assert_eq!(
-            sem.acquire_deadline(req, Instant::now() + long)
+            sem.acquire_blocking_deadline(req, Instant::now() + long)
                 .unwrap_err(),
             AcquireError::Closed
         );
         assert_eq!(
-            sem.acquire_deadline(req, Instant::now() - Duration::from_millis(1))
+            sem.acquire_blocking_deadline(req, Instant::now() - Duration::from_millis(1))
                 .unwrap_err(),
             AcquireError::Closed
         );
-        assert_eq!(sem.acquire_owned(req).unwrap_err(), AcquireError::Closed);
         assert_eq!(
-            sem.acquire_owned_timeout(req, long).unwrap_err(),
+            sem.acquire_owned_blocking(req).unwrap_err(),
             AcquireError::Closed
         );
         assert_eq!(
-            sem.acquire_owned_deadline(req, Instant::now() + long)
+            sem.acquire_owned_blocking_timeout(req, long).unwrap_err(),
+            AcquireError::Closed
+        );
+        assert_eq!(
+            sem.acquire_owned_blocking_deadline(req, Instant::now() + long)
                 .unwrap_err(),
             AcquireError::Closed
         );
-        let mut f = Box::pin(sem.acquire_async(req));
+        let mut f = Box::pin(sem.acquire(req));
         assert_eq!(
             poll_once(f.as_mut()).map(|r| r.map(|p| p.amounts())),
             Poll::Ready(Err(AcquireError::Closed))
         );
-        let mut f = Box::pin(sem.acquire_owned_async(req));
+        let mut f = Box::pin(sem.acquire_owned(req));
         assert_eq!(
             poll_once(f.as_mut()).map(|r| r.map(|p| p.amounts())),
             Poll::Ready(Err(AcquireError::Closed))
@@ -506,10 +512,13 @@ fn close_keeps_outstanding_permits_valid<const N: usize>(layout: Layout) {
 
     // A blocked thread and a queued future are both woken with Closed.
     let sem2 = Arc::clone(&sem);
-    let blocked = thread::spawn(move || sem2.acquire_timeout(cap, Duration::from_secs(30)).err());
+    let blocked = thread::spawn(move || {
+        sem2.acquire_blocking_timeout(cap, Duration::from_secs(30))
+            .err()
+    });
     wait_for_waiters(&sem, 1);
     let (waker, w) = counting_waker();
-    let mut fut = Box::pin(sem.acquire_owned_async(cap));
+    let mut fut = Box::pin(sem.acquire_owned(cap));
     assert!(poll_with(fut.as_mut(), &w).is_pending());
     wait_for_waiters(&sem, 2);
 
@@ -548,7 +557,7 @@ fn error_order<const N: usize>(layout: Layout) {
     ));
     let past = Instant::now() - Duration::from_millis(5);
     assert_eq!(
-        sem.acquire_deadline([1; N], past).unwrap_err(),
+        sem.acquire_blocking_deadline([1; N], past).unwrap_err(),
         AcquireError::Timeout
     );
     sem.close();
@@ -564,7 +573,7 @@ fn error_order<const N: usize>(layout: Layout) {
         }
     );
     assert_eq!(
-        sem.acquire_deadline(too_big, past).unwrap_err(),
+        sem.acquire_blocking_deadline(too_big, past).unwrap_err(),
         AcquireError::ExceedsCapacity {
             dim: last,
             requested: cap[last] + 1,
@@ -577,11 +586,11 @@ fn error_order<const N: usize>(layout: Layout) {
         TryAcquireError::Closed
     );
     assert_eq!(
-        sem.acquire_deadline([1; N], past).unwrap_err(),
+        sem.acquire_blocking_deadline([1; N], past).unwrap_err(),
         AcquireError::Closed
     );
     assert_eq!(
-        sem.acquire_timeout([1; N], Duration::from_millis(1))
+        sem.acquire_blocking_timeout([1; N], Duration::from_millis(1))
             .unwrap_err(),
         AcquireError::Closed
     );
@@ -600,15 +609,15 @@ fn zero_requests<const N: usize>(layout: Layout) {
     let all = sem.try_acquire(cap).unwrap();
     let z2 = sem.try_acquire([0; N]).unwrap();
     let z3 = sem.try_acquire_owned([0; N]).unwrap();
-    let z4 = sem.acquire([0; N]).unwrap();
+    let z4 = sem.acquire_blocking([0; N]).unwrap();
     let z5 = sem
-        .acquire_timeout([0; N], Duration::from_secs(60))
+        .acquire_blocking_timeout([0; N], Duration::from_secs(60))
         .unwrap();
     let z6 = sem
-        .acquire_deadline([0; N], Instant::now() - Duration::from_secs(1))
+        .acquire_blocking_deadline([0; N], Instant::now() - Duration::from_secs(1))
         .unwrap();
-    let z7 = sem.acquire_owned([0; N]).unwrap();
-    let mut f = Box::pin(sem.acquire_async([0; N]));
+    let z7 = sem.acquire_owned_blocking([0; N]).unwrap();
+    let mut f = Box::pin(sem.acquire([0; N]));
     let z8 = ready(poll_once(f.as_mut()), "zero async acquire is pending").unwrap();
     for p in [&z2, &z4, &z5, &z6, &z8] {
         assert_eq!(p.amounts(), [0; N]);
@@ -633,7 +642,7 @@ fn zero_request_while_queued<const N: usize>(layout: Layout) {
     let cap = caps::<N>();
     let sem = layout.make(cap);
     let all = sem.try_acquire(cap).unwrap();
-    let mut queued = Box::pin(sem.acquire_async([1; N]));
+    let mut queued = Box::pin(sem.acquire([1; N]));
     assert!(poll_once(queued.as_mut()).is_pending());
     assert_eq!(sem.waiters(), 1);
     // Taking nothing overtakes nobody: it succeeds at once.
@@ -652,7 +661,7 @@ fn try_acquire_does_not_overtake_queued<const N: usize>(layout: Layout) {
     let h = sem.try_acquire(half).unwrap();
     // The head wants everything: it cannot fit until `h` comes back.
     let (waker, w) = counting_waker();
-    let mut head = Box::pin(sem.acquire_async(cap));
+    let mut head = Box::pin(sem.acquire(cap));
     assert!(poll_with(head.as_mut(), &w).is_pending());
     assert_eq!(sem.waiters(), 1);
     // The counters alone would fit [1; N], but a newcomer may not barge.
@@ -661,7 +670,8 @@ fn try_acquire_does_not_overtake_queued<const N: usize>(layout: Layout) {
         TryAcquireError::Insufficient { .. }
     ));
     assert_eq!(
-        sem.acquire_deadline([1; N], Instant::now()).unwrap_err(),
+        sem.acquire_blocking_deadline([1; N], Instant::now())
+            .unwrap_err(),
         AcquireError::Timeout
     );
     assert_eq!(sem.available(), sub(cap, half));
@@ -688,9 +698,9 @@ fn waiters_counts_queued_acquirers<const N: usize>(layout: Layout) {
     let all = sem.try_acquire_owned(cap).unwrap();
     assert_eq!(sem.waiters(), 0);
     // A future that is created but never polled is not queued.
-    let f0 = sem.acquire_owned_async([1; N]);
+    let f0 = sem.acquire_owned([1; N]);
     assert_eq!(sem.waiters(), 0);
-    let mut f1 = Box::pin(sem.acquire_owned_async([1; N]));
+    let mut f1 = Box::pin(sem.acquire_owned([1; N]));
     assert!(poll_once(f1.as_mut()).is_pending());
     assert_eq!(sem.waiters(), 1);
     // Polling again does not queue it twice.
@@ -698,7 +708,7 @@ fn waiters_counts_queued_acquirers<const N: usize>(layout: Layout) {
     assert_eq!(sem.waiters(), 1);
     let sem2 = Arc::clone(&sem);
     let t = thread::spawn(move || {
-        sem2.acquire_timeout([1; N], Duration::from_secs(30))
+        sem2.acquire_blocking_timeout([1; N], Duration::from_secs(30))
             .map(|p| p.amounts())
     });
     wait_for_waiters(&sem, 2);
@@ -910,12 +920,12 @@ fn owned_permit_dropped_on_another_thread<const N: usize>(layout: Layout) {
     tx.send(p).unwrap();
     // The acquire below can only succeed once the other thread dropped it.
     let again = sem
-        .acquire_owned_timeout(cap, Duration::from_secs(30))
+        .acquire_owned_blocking_timeout(cap, Duration::from_secs(30))
         .unwrap();
     tx.send(again).unwrap();
     for _ in 0..100 {
         let p = sem
-            .acquire_owned_timeout([1; N], Duration::from_secs(30))
+            .acquire_owned_blocking_timeout([1; N], Duration::from_secs(30))
             .unwrap();
         tx.send(p).unwrap();
     }
@@ -965,7 +975,7 @@ fn add_permits_serves_queued<const N: usize>(layout: Layout) {
     let all = sem.try_acquire(cap).unwrap();
     let sem2 = Arc::clone(&sem);
     let t = thread::spawn(move || {
-        sem2.acquire_timeout([2; N], Duration::from_secs(30))
+        sem2.acquire_blocking_timeout([2; N], Duration::from_secs(30))
             .map(|p| p.amounts())
     });
     wait_for_waiters(&sem, 1);
@@ -1068,8 +1078,8 @@ fn set_capacity_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) 
     let (w1, k1) = counting_waker();
     let (w2, k2) = counting_waker();
     // Head wants everything, the follower a little.
-    let mut head = Box::pin(sem.acquire_async(cap));
-    let mut follower = Box::pin(sem.acquire_async([1; N]));
+    let mut head = Box::pin(sem.acquire(cap));
+    let mut follower = Box::pin(sem.acquire([1; N]));
     assert!(poll_with(head.as_mut(), &k1).is_pending());
     assert!(poll_with(follower.as_mut(), &k2).is_pending());
     assert_eq!(sem.waiters(), 2);
@@ -1146,8 +1156,8 @@ fn forget_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) {
     let rest = sem.try_acquire(sub(cap, [1; N])).unwrap();
     let (w1, k1) = counting_waker();
     let (w2, k2) = counting_waker();
-    let mut head = Box::pin(sem.acquire_async(cap));
-    let mut follower = Box::pin(sem.acquire_async([1; N]));
+    let mut head = Box::pin(sem.acquire(cap));
+    let mut follower = Box::pin(sem.acquire([1; N]));
     assert!(poll_with(head.as_mut(), &k1).is_pending());
     assert!(poll_with(follower.as_mut(), &k2).is_pending());
     // Capacity shrinks to cap - 1 in every dimension: the head can never fit.
@@ -1506,7 +1516,8 @@ fn closed_stays_closed<const N: usize>(layout: Layout) {
         TryAcquireError::Closed
     );
     assert_eq!(
-        sem.acquire_deadline([1; N], Instant::now()).unwrap_err(),
+        sem.acquire_blocking_deadline([1; N], Instant::now())
+            .unwrap_err(),
         AcquireError::Closed
     );
     sem.add_permits([0; N]).unwrap();
@@ -1528,7 +1539,7 @@ fn stats_counters<const N: usize>(layout: Layout) {
     let b = sem.try_acquire_owned([2; N]).unwrap();
     let z = sem.try_acquire([0; N]).unwrap();
     let c = sem
-        .acquire_timeout([1; N], Duration::from_secs(10))
+        .acquire_blocking_timeout([1; N], Duration::from_secs(10))
         .unwrap();
     let s = sem.stats();
     assert_eq!(s.acquired, 4);
@@ -1553,31 +1564,31 @@ fn stats_counters<const N: usize>(layout: Layout) {
     // timed_out: a past deadline and a short timeout on a full semaphore.
     let full = sem.try_acquire(sem.available()).unwrap();
     assert_eq!(
-        sem.acquire_deadline([1; N], Instant::now() - Duration::from_secs(1))
+        sem.acquire_blocking_deadline([1; N], Instant::now() - Duration::from_secs(1))
             .unwrap_err(),
         AcquireError::Timeout
     );
     assert_eq!(
-        sem.acquire_timeout([1; N], Duration::from_millis(1))
+        sem.acquire_blocking_timeout([1; N], Duration::from_millis(1))
             .unwrap_err(),
         AcquireError::Timeout
     );
     assert_eq!(
-        sem.acquire_owned_timeout([1; N], Duration::from_millis(1))
+        sem.acquire_owned_blocking_timeout([1; N], Duration::from_millis(1))
             .unwrap_err(),
         AcquireError::Timeout
     );
     assert_eq!(sem.stats().timed_out, 3);
 
     // cancelled: an async acquire dropped while queued.
-    let mut f = Box::pin(sem.acquire_async([1; N]));
+    let mut f = Box::pin(sem.acquire([1; N]));
     assert!(poll_once(f.as_mut()).is_pending());
     drop(f);
-    let mut f = Box::pin(sem.acquire_owned_async([1; N]));
+    let mut f = Box::pin(sem.acquire_owned([1; N]));
     assert!(poll_once(f.as_mut()).is_pending());
     drop(f);
     // A future never polled was never queued: not cancelled.
-    drop(sem.acquire_async([1; N]));
+    drop(sem.acquire([1; N]));
     assert_eq!(sem.stats().cancelled, 2);
     assert_eq!(sem.stats().timed_out, 3);
 
@@ -1588,7 +1599,7 @@ fn stats_counters<const N: usize>(layout: Layout) {
 
     // closed_out: a queued future woken by close, and refusals after close.
     let all = sem.try_acquire(cap).unwrap();
-    let mut f = Box::pin(sem.acquire_async([1; N]));
+    let mut f = Box::pin(sem.acquire([1; N]));
     assert!(poll_once(f.as_mut()).is_pending());
     sem.close();
     assert!(matches!(
@@ -1600,7 +1611,10 @@ fn stats_counters<const N: usize>(layout: Layout) {
         sem.try_acquire([1; N]).unwrap_err(),
         TryAcquireError::Closed
     );
-    assert_eq!(sem.acquire([1; N]).unwrap_err(), AcquireError::Closed);
+    assert_eq!(
+        sem.acquire_blocking([1; N]).unwrap_err(),
+        AcquireError::Closed
+    );
     drop(all);
 
     let s = sem.stats();
@@ -1713,13 +1727,13 @@ fn error_predicates() {
     let p = sem.try_acquire([1]).unwrap();
     assert!(sem.try_acquire([1]).unwrap_err().is_insufficient());
     assert!(
-        sem.acquire_deadline([1], Instant::now())
+        sem.acquire_blocking_deadline([1], Instant::now())
             .unwrap_err()
             .is_timeout()
     );
     sem.close();
     assert!(sem.try_acquire([1]).unwrap_err().is_closed());
-    assert!(sem.acquire([1]).unwrap_err().is_closed());
+    assert!(sem.acquire_blocking([1]).unwrap_err().is_closed());
     drop(p);
 }
 
@@ -1785,9 +1799,9 @@ fn send_sync_bounds() {
     assert_send::<Builder<2>>();
 
     let sem = Arc::new(MultiSemaphore::new([2, 2]));
-    let f = sem.acquire_async([1, 1]);
+    let f = sem.acquire([1, 1]);
     is_send(&f);
-    let g = sem.acquire_owned_async([1, 1]);
+    let g = sem.acquire_owned([1, 1]);
     is_send(&g);
     fn is_static<T: 'static>(_: &T) {}
     is_static(&g);
@@ -1802,7 +1816,7 @@ fn owned_async_future_runs_on_another_thread() {
     );
     let sem = Arc::new(MultiSemaphore::new([2, 2048]));
     let hold = sem.try_acquire_owned([2, 0]).unwrap();
-    let fut = sem.acquire_owned_async([1, 1024]);
+    let fut = sem.acquire_owned([1, 1024]);
     let barrier = Arc::new(Barrier::new(2));
     let b2 = Arc::clone(&barrier);
     let t = thread::spawn(move || {
@@ -1842,12 +1856,13 @@ fn rocketmq_scenario(layout: Layout) {
     }
     for _ in 0..3 {
         assert_eq!(
-            sem.acquire_timeout([1, KIB], Duration::from_millis(1))
+            sem.acquire_blocking_timeout([1, KIB], Duration::from_millis(1))
                 .unwrap_err(),
             AcquireError::Timeout
         );
         assert_eq!(
-            sem.acquire_deadline([1, KIB], Instant::now()).unwrap_err(),
+            sem.acquire_blocking_deadline([1, KIB], Instant::now())
+                .unwrap_err(),
             AcquireError::Timeout
         );
     }

@@ -297,13 +297,13 @@ fn run_thread<'a, const N: usize>(
                 let d = Duration::from_millis(ms);
                 let start = Instant::now();
                 let r = if owned {
-                    sem.acquire_owned_timeout(amounts, d).map(Held::O)
+                    sem.acquire_owned_blocking_timeout(amounts, d).map(Held::O)
                 } else {
-                    sem.acquire_timeout(amounts, d).map(Held::B)
+                    sem.acquire_blocking_timeout(amounts, d).map(Held::B)
                 };
                 if matches!(r, Err(AcquireError::Timeout)) && start.elapsed() < d {
                     return Err(format!(
-                        "acquire_timeout({amounts:?}, {d:?}) returned Timeout after {:?}",
+                        "acquire_blocking_timeout({amounts:?}, {d:?}) returned Timeout after {:?}",
                         start.elapsed()
                     ));
                 }
@@ -311,18 +311,22 @@ fn run_thread<'a, const N: usize>(
             }
             TOp::Deadline { amounts, ms } => {
                 let deadline = Instant::now() + Duration::from_millis(ms);
-                let r = sem.acquire_deadline(amounts, deadline).map(Held::B);
+                let r = sem
+                    .acquire_blocking_deadline(amounts, deadline)
+                    .map(Held::B);
                 if matches!(r, Err(AcquireError::Timeout)) && Instant::now() < deadline {
-                    return Err("acquire_deadline returned Timeout before its deadline".into());
+                    return Err(
+                        "acquire_blocking_deadline returned Timeout before its deadline".into(),
+                    );
                 }
                 held.extend(record_acquire(&mut t, sh, amounts, r)?);
             }
             TOp::Async { amounts, ms, owned } => {
                 let d = Duration::from_millis(ms);
                 let r = if owned {
-                    block_on_timeout(sem.acquire_owned_async(amounts), d).map(|r| r.map(Held::O))
+                    block_on_timeout(sem.acquire_owned(amounts), d).map(|r| r.map(Held::O))
                 } else {
-                    block_on_timeout(sem.acquire_async(amounts), d).map(|r| r.map(Held::B))
+                    block_on_timeout(sem.acquire(amounts), d).map(|r| r.map(Held::B))
                 };
                 match r {
                     Some(r) => held.extend(record_acquire(&mut t, sh, amounts, r)?),
@@ -330,7 +334,7 @@ fn run_thread<'a, const N: usize>(
                 }
             }
             TOp::AsyncCancel { amounts } => {
-                let mut f = Box::pin(sem.acquire_async(amounts));
+                let mut f = Box::pin(sem.acquire(amounts));
                 match poll_once(f.as_mut()) {
                     Poll::Ready(r) => {
                         held.extend(record_acquire(&mut t, sh, amounts, r.map(Held::B))?)

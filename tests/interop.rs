@@ -1,4 +1,4 @@
-//! Runtime interop: `acquire_async` and `acquire_owned_async` driven by tokio
+//! Runtime interop: `acquire` and `acquire_owned` driven by tokio
 //! (multi-thread and current-thread runtimes, cancelled by `tokio::time::timeout`
 //! and `tokio::select!`) and by `futures-executor` (`block_on` on several
 //! threads, `LocalPool`), with cancellation by dropping futures. The library
@@ -97,9 +97,7 @@ fn tokio_many_tasks_with_timeouts_cancelling_acquires() {
                             let hold = Duration::from_micros(rng.below(500));
                             if i % 2 == 0 {
                                 // Owned permit, 'static future.
-                                match tokio::time::timeout(wait, sem.acquire_owned_async(amounts))
-                                    .await
-                                {
+                                match tokio::time::timeout(wait, sem.acquire_owned(amounts)).await {
                                     Ok(Ok(p)) => {
                                         books.take(p.amounts(), CAP);
                                         tokio::time::sleep(hold).await;
@@ -113,7 +111,7 @@ fn tokio_many_tasks_with_timeouts_cancelling_acquires() {
                                 }
                             } else {
                                 // Borrowed permit held across an await in a spawned task.
-                                match tokio::time::timeout(wait, sem.acquire_async(amounts)).await {
+                                match tokio::time::timeout(wait, sem.acquire(amounts)).await {
                                     Ok(Ok(p)) => {
                                         books.take(p.amounts(), CAP);
                                         tokio::task::yield_now().await;
@@ -154,7 +152,7 @@ fn tokio_tasks_share_the_semaphore_with_blocking_threads() {
                 thread::spawn(move || {
                     for _ in 0..100 {
                         let p = sem
-                            .acquire_timeout([1, 1024], Duration::from_secs(10))
+                            .acquire_blocking_timeout([1, 1024], Duration::from_secs(10))
                             .unwrap();
                         books.take(p.amounts(), CAP);
                         thread::yield_now();
@@ -169,7 +167,7 @@ fn tokio_tasks_share_the_semaphore_with_blocking_threads() {
                     let (sem, books) = (Arc::clone(&sem), Arc::clone(&books));
                     tokio::spawn(async move {
                         for _ in 0..50 {
-                            let p = sem.acquire_owned_async([2, 2048]).await.unwrap();
+                            let p = sem.acquire_owned([2, 2048]).await.unwrap();
                             books.take(p.amounts(), CAP);
                             tokio::task::yield_now().await;
                             books.give(p.amounts());
@@ -215,7 +213,7 @@ fn tokio_current_thread_select_cancels_acquires() {
                                     let wait = Duration::from_micros(rng.below(2000));
                                     tokio::select! {
                                         biased;
-                                        r = sem.acquire_async(amounts) => {
+                                        r = sem.acquire(amounts) => {
                                             let p = r.unwrap();
                                             books.take(p.amounts(), CAP);
                                             tokio::time::sleep(Duration::from_micros(200)).await;
@@ -254,9 +252,9 @@ fn tokio_close_wakes_every_pending_task() {
                     let sem = Arc::clone(&sem);
                     tokio::spawn(async move {
                         if i % 2 == 0 {
-                            sem.acquire_owned_async([1, 1]).await.map(|p| p.amounts())
+                            sem.acquire_owned([1, 1]).await.map(|p| p.amounts())
                         } else {
-                            sem.acquire_async([1, 1]).await.map(|p| p.amounts())
+                            sem.acquire([1, 1]).await.map(|p| p.amounts())
                         }
                     })
                 })
@@ -310,7 +308,7 @@ fn futures_block_on_on_several_threads_with_dropped_futures() {
                         let amounts = [1 + rng.below(2), 1 + rng.below(1500)];
                         let owned = rng.below(2) == 0;
                         let mut fut: Pin<Box<dyn Future<Output = [u64; 2]> + '_>> = if owned {
-                            let f = sem.acquire_owned_async(amounts);
+                            let f = sem.acquire_owned(amounts);
                             let books = Arc::clone(&books);
                             Box::pin(async move {
                                 let p = f.await.unwrap();
@@ -320,7 +318,7 @@ fn futures_block_on_on_several_threads_with_dropped_futures() {
                                 p.amounts()
                             })
                         } else {
-                            let f = sem.acquire_async(amounts);
+                            let f = sem.acquire(amounts);
                             let books = Arc::clone(&books);
                             Box::pin(async move {
                                 let p = f.await.unwrap();
@@ -439,7 +437,7 @@ fn futures_local_pool_with_cancellation() {
                         let polls = rng.below(6) as u32;
                         let (r, was_pending) = if i % 2 == 0 {
                             let (r, p) = CancelAfter {
-                                fut: Some(Box::pin(sem.acquire_async(amounts))),
+                                fut: Some(Box::pin(sem.acquire(amounts))),
                                 polls,
                                 was_pending: false,
                             }
@@ -447,7 +445,7 @@ fn futures_local_pool_with_cancellation() {
                             (r.map(|r| r.map(|p| (p.amounts(), None, Some(p)))), p)
                         } else {
                             let (r, p) = CancelAfter {
-                                fut: Some(Box::pin(sem.acquire_owned_async(amounts))),
+                                fut: Some(Box::pin(sem.acquire_owned(amounts))),
                                 polls,
                                 was_pending: false,
                             }
@@ -490,7 +488,7 @@ fn std_only_waker_is_enough() {
         let hold = sem.try_acquire_owned([1, 1]).unwrap();
         // A `std::task::Wake` that counts and unparks this thread.
         let (unpark, waker) = counting_waker();
-        let mut fut = Box::pin(sem.acquire_owned_async([1, 1]));
+        let mut fut = Box::pin(sem.acquire_owned([1, 1]));
         assert!(poll_with(fut.as_mut(), &waker).is_pending());
         let releaser = thread::spawn(move || {
             thread::sleep(Duration::from_millis(5));
@@ -519,7 +517,7 @@ fn owned_future_moves_between_executors() {
     let rt = multi_thread_runtime();
     for (layout, sem) in layouts([1, 10]) {
         let hold = sem.try_acquire_owned([1, 10]).unwrap();
-        let mut fut = Box::pin(sem.acquire_owned_async([1, 10]));
+        let mut fut = Box::pin(sem.acquire_owned([1, 10]));
         // First poll under futures-executor's LocalPool (queues it)...
         let mut pool = futures_executor::LocalPool::new();
         let polled = Arc::new(Mutex::new(false));

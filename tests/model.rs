@@ -2,8 +2,8 @@
 //! `MultiSemaphore` and to a plain sequential model, compared after every step.
 //!
 //! Operations: `try_acquire` (random vectors, zeros and over-capacity
-//! included), blocking `acquire` (only where the model says it cannot wait),
-//! `acquire_deadline` with a past deadline, `acquire_timeout` of 1 ms, async
+//! included), blocking `acquire_blocking` (only where the model says it cannot wait),
+//! `acquire_blocking_deadline` with a past deadline, `acquire_blocking_timeout` of 1 ms, async
 //! acquires polled once and then kept queued, cancelled, or completed later,
 //! dropping, splitting, merging and forgetting permits, `close`,
 //! `add_permits` and `set_capacity` (overflow included).
@@ -44,17 +44,17 @@ enum Op<const N: usize> {
         amounts: [u64; N],
         owned: bool,
     },
-    /// Blocking `acquire`; skipped when the model says it would wait.
+    /// Blocking `acquire_blocking`; skipped when the model says it would wait.
     Acquire {
         amounts: [u64; N],
         owned: bool,
     },
-    /// `acquire_deadline` with a deadline already past: one try.
+    /// `acquire_blocking_deadline` with a deadline already past: one try.
     DeadlinePast {
         amounts: [u64; N],
         owned: bool,
     },
-    /// `acquire_timeout` of 1 ms.
+    /// `acquire_blocking_timeout` of 1 ms.
     ShortTimeout {
         amounts: [u64; N],
         owned: bool,
@@ -591,9 +591,9 @@ fn run<const N: usize>(
                     continue; // would wait forever in a single thread
                 }
                 let got = if owned {
-                    sem.acquire_owned(amounts).map(Held::O)
+                    sem.acquire_owned_blocking(amounts).map(Held::O)
                 } else {
-                    sem.acquire(amounts).map(Held::B)
+                    sem.acquire_blocking(amounts).map(Held::B)
                 };
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
@@ -605,9 +605,10 @@ fn run<const N: usize>(
                 let exp = m.expect(amounts);
                 let past = Instant::now() - Duration::from_millis(10);
                 let got = if owned {
-                    sem.acquire_owned_deadline(amounts, past).map(Held::O)
+                    sem.acquire_owned_blocking_deadline(amounts, past)
+                        .map(Held::O)
                 } else {
-                    sem.acquire_deadline(amounts, past).map(Held::B)
+                    sem.acquire_blocking_deadline(amounts, past).map(Held::B)
                 };
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
@@ -619,9 +620,9 @@ fn run<const N: usize>(
                 let exp = m.expect(amounts);
                 let t = Duration::from_millis(1);
                 let got = if owned {
-                    sem.acquire_owned_timeout(amounts, t).map(Held::O)
+                    sem.acquire_owned_blocking_timeout(amounts, t).map(Held::O)
                 } else {
-                    sem.acquire_timeout(amounts, t).map(Held::B)
+                    sem.acquire_blocking_timeout(amounts, t).map(Held::B)
                 };
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
@@ -636,10 +637,10 @@ fn run<const N: usize>(
             } => {
                 let exp = m.expect(amounts);
                 let fut: Fut<'_, N> = if owned {
-                    let f = sem.acquire_owned_async(amounts);
+                    let f = sem.acquire_owned(amounts);
                     Box::pin(async move { f.await.map(Held::O) })
                 } else {
-                    let f = sem.acquire_async(amounts);
+                    let f = sem.acquire(amounts);
                     Box::pin(async move { f.await.map(Held::B) })
                 };
                 let mut p = Pending::new(fut);

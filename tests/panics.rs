@@ -55,10 +55,10 @@ fn assert_quiet(sem: &MultiSemaphore<2>) {
     // Usable: the whole capacity at once, by every kind of acquire.
     drop(sem.try_acquire(sem.capacity()).unwrap());
     drop(
-        sem.acquire_timeout(sem.capacity(), Duration::from_secs(5))
+        sem.acquire_blocking_timeout(sem.capacity(), Duration::from_secs(5))
             .unwrap(),
     );
-    drop(futures_executor::block_on(sem.acquire_async(sem.capacity())).unwrap());
+    drop(futures_executor::block_on(sem.acquire(sem.capacity())).unwrap());
     assert_eq!(sem.available(), sem.capacity());
 }
 
@@ -95,7 +95,7 @@ fn permit_returned_when_a_thread_panics_holding_it() {
                     .spawn(|| {
                         let _p = sem.try_acquire([3, 3000]).unwrap();
                         let _q = sem
-                            .acquire_timeout([1, 1000], Duration::from_secs(5))
+                            .acquire_blocking_timeout([1, 1000], Duration::from_secs(5))
                             .unwrap();
                         assert_eq!(sem.available(), [0, 96]);
                         panic!("expected: panic while holding permits");
@@ -173,7 +173,7 @@ fn panic_between_two_acquisitions_returns_the_first() {
             let s2 = Arc::clone(&sem);
             let panicker = thread::spawn(move || {
                 let _first = s2
-                    .acquire_owned_timeout([2, 2048], Duration::from_secs(5))
+                    .acquire_owned_blocking_timeout([2, 2048], Duration::from_secs(5))
                     .unwrap();
                 took_tx.send(()).unwrap();
                 go_rx.recv().unwrap();
@@ -184,7 +184,7 @@ fn panic_between_two_acquisitions_returns_the_first() {
             // the first permit comes back during unwinding.
             let s3 = Arc::clone(&sem);
             let waiter = thread::spawn(move || {
-                s3.acquire_owned_timeout(CAP, Duration::from_secs(10))
+                s3.acquire_owned_blocking_timeout(CAP, Duration::from_secs(10))
                     .map(|p| p.amounts())
             });
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -207,7 +207,9 @@ fn panic_after_first_of_two_acquires_when_second_would_block() {
         within("panic between two blocking acquires", LIMIT, move || {
             let sem = layout.make(CAP);
             let r = catch_unwind(AssertUnwindSafe(|| {
-                let _count = sem.acquire_timeout([1, 0], Duration::from_secs(5)).unwrap();
+                let _count = sem
+                    .acquire_blocking_timeout([1, 0], Duration::from_secs(5))
+                    .unwrap();
                 // The bytes step fails (RocketMQ's shape): bail out by panic.
                 match sem.try_acquire([0, 8192]) {
                     Ok(_) => unreachable!(),
@@ -234,7 +236,7 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
             let hp = Arc::clone(&head_polled);
             let t = thread::spawn(move || {
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    let mut f = Box::pin(s2.acquire_owned_async(CAP));
+                    let mut f = Box::pin(s2.acquire_owned(CAP));
                     let poll = poll_once(f.as_mut());
                     assert!(poll.is_pending());
                     hp.wait();
@@ -244,7 +246,7 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
                 assert!(r.is_err());
             });
             head_polled.wait();
-            let mut follower = Box::pin(sem.acquire_owned_async([1, 100]));
+            let mut follower = Box::pin(sem.acquire_owned([1, 100]));
             assert!(poll_once(follower.as_mut()).is_pending());
             assert_eq!(sem.waiters(), 2);
             head_polled.wait();
@@ -272,7 +274,7 @@ fn panic_in_a_blocked_threads_neighbour_does_not_stall_it() {
             thread::scope(|s| {
                 let all = sem.try_acquire(CAP).unwrap();
                 let blocked = s.spawn(|| {
-                    sem.acquire_timeout([2, 2048], Duration::from_secs(10))
+                    sem.acquire_blocking_timeout([2, 2048], Duration::from_secs(10))
                         .map(|p| p.amounts())
                 });
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -352,7 +354,7 @@ fn poke(sem: &Arc<MultiSemaphore<2>>) {
     let _ = sem.waiters();
     let _ = sem.stats();
     let _ = sem.is_closed();
-    if let Ok(p) = sem.acquire_deadline([1, 1], Instant::now()) {
+    if let Ok(p) = sem.acquire_blocking_deadline([1, 1], Instant::now()) {
         drop(p);
     }
 }
@@ -365,7 +367,7 @@ fn waker_that_acquires_and_releases_on_wake() {
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let w = reentrant(&sem, Box::new(poke), None);
             let waker = Waker::from(Arc::clone(&w));
-            let mut f = Box::pin(sem.acquire_owned_async([2, 2048]));
+            let mut f = Box::pin(sem.acquire_owned([2, 2048]));
             assert!(poll_with(f.as_mut(), &waker).is_pending());
             // The release grants the future and wakes it: the waker re-enters.
             drop(hold);
@@ -407,8 +409,8 @@ fn waker_that_drops_a_permit_on_wake() {
             let w2 = reentrant(&sem, Box::new(poke), None);
             let k1 = Waker::from(Arc::clone(&w1));
             let k2 = Waker::from(Arc::clone(&w2));
-            let mut f1 = Box::pin(sem.acquire_owned_async([1, 0]));
-            let mut f2 = Box::pin(sem.acquire_owned_async([1, 4096]));
+            let mut f1 = Box::pin(sem.acquire_owned([1, 0]));
+            let mut f2 = Box::pin(sem.acquire_owned([1, 4096]));
             assert!(poll_with(f1.as_mut(), &k1).is_pending());
             assert!(poll_with(f2.as_mut(), &k2).is_pending());
             drop(hold);
@@ -441,7 +443,7 @@ fn waker_that_resizes_or_closes_on_wake() {
                 None,
             );
             let k1 = Waker::from(Arc::clone(&w1));
-            let mut f1 = Box::pin(sem.acquire_owned_async([1, 1]));
+            let mut f1 = Box::pin(sem.acquire_owned([1, 1]));
             assert!(poll_with(f1.as_mut(), &k1).is_pending());
             // Growth grants f1, whose waker grows again.
             sem.add_permits([1, 1]).unwrap();
@@ -454,8 +456,8 @@ fn waker_that_resizes_or_closes_on_wake() {
             let k2 = Waker::from(Arc::clone(&w2));
             let w3 = reentrant(&sem, Box::new(poke), None);
             let k3 = Waker::from(Arc::clone(&w3));
-            let mut f2 = Box::pin(sem.acquire_owned_async(CAP));
-            let mut f3 = Box::pin(sem.acquire_async([1, 1]));
+            let mut f2 = Box::pin(sem.acquire_owned(CAP));
+            let mut f3 = Box::pin(sem.acquire([1, 1]));
             assert!(poll_with(f2.as_mut(), &k2).is_pending());
             assert!(poll_with(f3.as_mut(), &k3).is_pending());
             sem.close();
@@ -500,20 +502,20 @@ fn waker_that_calls_back_when_dropped() {
                 ))
             };
             // 1. Re-poll with a different waker: the old one is dropped.
-            let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+            let mut f = Box::pin(sem.acquire_owned([1, 1]));
             assert!(poll_with(f.as_mut(), &mk(&sem)).is_pending());
             assert!(poll_with(f.as_mut(), &mk(&sem)).is_pending());
             // 2. Cancelled: the stored waker is dropped.
             drop(f);
             // 3. Granted: the stored waker is woken and dropped.
-            let mut g = Box::pin(sem.acquire_owned_async([1, 1]));
+            let mut g = Box::pin(sem.acquire_owned([1, 1]));
             assert!(poll_with(g.as_mut(), &mk(&sem)).is_pending());
             drop(hold);
             let p = ready(poll_once(g.as_mut()), "not granted").unwrap();
             drop(p);
             // 4. Closed: the stored waker is woken and dropped.
             let all = sem.try_acquire_owned(CAP).unwrap();
-            let mut h = Box::pin(sem.acquire_owned_async([1, 1]));
+            let mut h = Box::pin(sem.acquire_owned([1, 1]));
             assert!(poll_with(h.as_mut(), &mk(&sem)).is_pending());
             sem.close();
             assert!(matches!(
@@ -561,7 +563,7 @@ fn waker_that_blocks_on_the_semaphore_from_another_thread() {
                     None,
                 );
                 let k = Waker::from(Arc::clone(&w));
-                let mut f = Box::pin(sem.acquire_owned_async([4, 4096]));
+                let mut f = Box::pin(sem.acquire_owned([4, 4096]));
                 assert!(poll_with(f.as_mut(), &k).is_pending());
                 drop(hold);
                 assert!(w.wakes.load(Ordering::SeqCst) >= 1);
@@ -585,7 +587,7 @@ fn panicking_waker_leaves_the_semaphore_consistent() {
             let hold = sem.try_acquire_owned(CAP).unwrap();
             let w = reentrant(&sem, Box::new(|_| panic!("expected: waker panics")), None);
             let k = Waker::from(Arc::clone(&w));
-            let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+            let mut f = Box::pin(sem.acquire_owned([1, 1]));
             assert!(poll_with(f.as_mut(), &k).is_pending());
             // Whether the waker's panic reaches the releaser is the
             // library's choice; either way nothing may be left inconsistent.

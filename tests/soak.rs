@@ -14,13 +14,13 @@
 //!
 //! What runs concurrently:
 //! - worker threads picking at random: `try_acquire` (borrowed and owned),
-//!   `acquire`, `acquire_timeout`, `acquire_deadline` (past deadlines included),
+//!   `acquire_blocking`, `acquire_blocking_timeout`, `acquire_blocking_deadline` (past deadlines included),
 //!   owned timed acquires whose permit moves to a completer thread that drops
 //!   it, async acquires driven by hand with random cancellation and a waker
 //!   that calls back into the semaphore, owned async acquires under
 //!   `futures_executor::block_on`, panics while holding permits (caught),
 //!   `split`/`merge`/`forget`, zero requests and requests above any capacity;
-//! - tokio tasks doing `acquire_owned_async` / `acquire_async` cancelled by
+//! - tokio tasks doing `acquire_owned` / `acquire` cancelled by
 //!   `tokio::time::timeout`, some handing their permit to a completer thread;
 //! - a resizer calling `add_permits` and `set_capacity` (also below what is in
 //!   flight);
@@ -364,8 +364,8 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                 }
                 None
             }
-            2 => ctx.acquired(sem.acquire(a).map(Held::Borrowed), a),
-            3 => ctx.acquired(sem.acquire_timeout(a, wait).map(Held::Borrowed), a),
+            2 => ctx.acquired(sem.acquire_blocking(a).map(Held::Borrowed), a),
+            3 => ctx.acquired(sem.acquire_blocking_timeout(a, wait).map(Held::Borrowed), a),
             4 => {
                 // A quarter of the deadlines are already past: one try.
                 let deadline = if rng.chance(4) {
@@ -373,24 +373,29 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                 } else {
                     Instant::now() + wait
                 };
-                ctx.acquired(sem.acquire_deadline(a, deadline).map(Held::Borrowed), a)
+                ctx.acquired(
+                    sem.acquire_blocking_deadline(a, deadline)
+                        .map(Held::Borrowed),
+                    a,
+                )
             }
             5 => {
                 // Owned permit moved to a completer thread that drops it.
-                if let Some(t) =
-                    ctx.acquired(sem.acquire_owned_timeout(a, wait).map(Held::Owned), a)
-                {
+                if let Some(t) = ctx.acquired(
+                    sem.acquire_owned_blocking_timeout(a, wait).map(Held::Owned),
+                    a,
+                ) {
                     send(&mut rng, t);
                 }
                 None
             }
             6 => ctx.acquired(
-                sem.acquire_owned_deadline(a, Instant::now() + wait)
+                sem.acquire_owned_blocking_deadline(a, Instant::now() + wait)
                     .map(Held::Owned),
                 a,
             ),
             7 => {
-                let f = sem.acquire_async(a);
+                let f = sem.acquire(a);
                 drive_or_cancel(
                     &ctx,
                     &mut rng,
@@ -399,7 +404,7 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                 )
             }
             8 => {
-                let f = sem.acquire_owned_async(a);
+                let f = sem.acquire_owned(a);
                 drive_or_cancel(
                     &ctx,
                     &mut rng,
@@ -408,14 +413,14 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                 )
             }
             9 => ctx.acquired(
-                futures_executor::block_on(sem.acquire_owned_async(a)).map(Held::Owned),
+                futures_executor::block_on(sem.acquire_owned(a)).map(Held::Owned),
                 a,
             ),
             10 => {
                 // Panic while holding: unwinding must return the permit.
                 let r = panic::catch_unwind(AssertUnwindSafe(|| {
                     if let Some(t) =
-                        ctx.acquired(sem.acquire_timeout(a, wait).map(Held::Borrowed), a)
+                        ctx.acquired(sem.acquire_blocking_timeout(a, wait).map(Held::Borrowed), a)
                     {
                         let _keep = t;
                         panic::panic_any(PANIC_MARKER);
@@ -429,7 +434,11 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
             11 => {
                 // Split, then merge back, drop apart, or (rarely) forget a part.
                 let two = [a[0].max(2), a[1].max(2)];
-                match ctx.acquired(sem.acquire_owned_timeout(two, wait).map(Held::Owned), two) {
+                match ctx.acquired(
+                    sem.acquire_owned_blocking_timeout(two, wait)
+                        .map(Held::Owned),
+                    two,
+                ) {
                     Some(mut t) => {
                         let part = [1 + rng.below(two[0] - 1), 1 + rng.below(two[1] - 1)];
                         let mut p = t.split(part).expect("split within what is held");
@@ -469,7 +478,7 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                 }
             }
             _ => ctx.acquired(
-                futures_executor::block_on(sem.acquire_async(a)).map(Held::Borrowed),
+                futures_executor::block_on(sem.acquire(a)).map(Held::Borrowed),
                 a,
             ),
         };
@@ -545,11 +554,11 @@ async fn tokio_task(ctx: Arc<Ctx>, seed: u64, completer: Completer) {
         let a = draw_amounts(&mut rng);
         let wait = rng.micros(3000);
         let r = if rng.chance(2) {
-            tokio::time::timeout(wait, sem.acquire_owned_async(a))
+            tokio::time::timeout(wait, sem.acquire_owned(a))
                 .await
                 .map(|r| r.map(Held::Owned))
         } else {
-            tokio::time::timeout(wait, sem.acquire_async(a))
+            tokio::time::timeout(wait, sem.acquire(a))
                 .await
                 .map(|r| r.map(Held::Borrowed))
         };
@@ -748,12 +757,13 @@ fn run(layout: &str, sem: Sem, secs: f64, close_at_end: bool) {
     }
     if close_at_end {
         assert_eq!(
-            sem.acquire_timeout([1, 1], Duration::from_secs(1)).err(),
+            sem.acquire_blocking_timeout([1, 1], Duration::from_secs(1))
+                .err(),
             Some(AcquireError::Closed)
         );
     } else {
         let all = sem
-            .acquire_timeout(CAP0, Duration::from_secs(1))
+            .acquire_blocking_timeout(CAP0, Duration::from_secs(1))
             .expect("full capacity");
         drop(all);
     }

@@ -1,5 +1,5 @@
-//! Tests of the waiting half of `multisem`: `acquire`, `acquire_timeout`,
-//! `acquire_deadline`, `acquire_async` and their owned twins.
+//! Tests of the waiting half of `multisem`: `acquire_blocking`, `acquire_blocking_timeout`,
+//! `acquire_blocking_deadline`, `acquire` and their owned twins.
 //!
 //! Every blocking step is bounded: timed acquires use seconds-long timeouts,
 //! background threads are joined through a channel with a timeout, and each
@@ -153,18 +153,22 @@ impl Held<'_> {
 /// Acquires with method `m`; timed methods get `LONG`.
 fn take(sem: &Arc<Sem>, m: Method, amounts: [u64; 2]) -> Result<Held<'_>, AcquireError> {
     match m {
-        Acquire => sem.acquire(amounts).map(Held::Borrowed),
-        Timeout => sem.acquire_timeout(amounts, LONG).map(Held::Borrowed),
-        Deadline => sem
-            .acquire_deadline(amounts, Instant::now() + LONG)
+        Acquire => sem.acquire_blocking(amounts).map(Held::Borrowed),
+        Timeout => sem
+            .acquire_blocking_timeout(amounts, LONG)
             .map(Held::Borrowed),
-        Async => block_on(sem.acquire_async(amounts)).map(Held::Borrowed),
-        Owned => sem.acquire_owned(amounts).map(Held::Owned),
-        OwnedTimeout => sem.acquire_owned_timeout(amounts, LONG).map(Held::Owned),
-        OwnedDeadline => sem
-            .acquire_owned_deadline(amounts, Instant::now() + LONG)
+        Deadline => sem
+            .acquire_blocking_deadline(amounts, Instant::now() + LONG)
+            .map(Held::Borrowed),
+        Async => block_on(sem.acquire(amounts)).map(Held::Borrowed),
+        Owned => sem.acquire_owned_blocking(amounts).map(Held::Owned),
+        OwnedTimeout => sem
+            .acquire_owned_blocking_timeout(amounts, LONG)
             .map(Held::Owned),
-        OwnedAsync => block_on(sem.acquire_owned_async(amounts)).map(Held::Owned),
+        OwnedDeadline => sem
+            .acquire_owned_blocking_deadline(amounts, Instant::now() + LONG)
+            .map(Held::Owned),
+        OwnedAsync => block_on(sem.acquire_owned(amounts)).map(Held::Owned),
     }
 }
 
@@ -177,11 +181,17 @@ fn take_until(
 ) -> Result<Held<'_>, AcquireError> {
     let timeout = deadline.saturating_duration_since(Instant::now());
     match m {
-        Timeout => sem.acquire_timeout(amounts, timeout).map(Held::Borrowed),
-        Deadline => sem.acquire_deadline(amounts, deadline).map(Held::Borrowed),
-        OwnedTimeout => sem.acquire_owned_timeout(amounts, timeout).map(Held::Owned),
+        Timeout => sem
+            .acquire_blocking_timeout(amounts, timeout)
+            .map(Held::Borrowed),
+        Deadline => sem
+            .acquire_blocking_deadline(amounts, deadline)
+            .map(Held::Borrowed),
+        OwnedTimeout => sem
+            .acquire_owned_blocking_timeout(amounts, timeout)
+            .map(Held::Owned),
         OwnedDeadline => sem
-            .acquire_owned_deadline(amounts, deadline)
+            .acquire_owned_blocking_deadline(amounts, deadline)
             .map(Held::Owned),
         _ => unreachable!("{m:?} is not timed"),
     }
@@ -458,7 +468,7 @@ fn closed_semaphore_fails_every_method_and_permits_out_stay_valid() {
         // Past deadline on a closed semaphore: Closed comes before Timeout.
         let then = past();
         assert_eq!(
-            sem.acquire_deadline([4, 100], then).err(),
+            sem.acquire_blocking_deadline([4, 100], then).err(),
             Some(AcquireError::Closed)
         );
         assert_eq!(sem.stats().closed_out, 9, "{layout}");
@@ -479,8 +489,8 @@ fn close_wakes_every_queued_acquirer() {
         let holders: Vec<Holder> = METHODS.iter().map(|&m| queue(&sem, m, [1, 1])).collect();
         // And two futures driven by hand, one borrowed, one owned.
         let (cw, waker) = counting_waker();
-        let mut f1 = Box::pin(sem.acquire_async([1, 1]));
-        let mut f2 = Box::pin(sem.acquire_owned_async([2, 2]));
+        let mut f1 = Box::pin(sem.acquire([1, 1]));
+        let mut f2 = Box::pin(sem.acquire_owned([2, 2]));
         assert!(poll_with(f1.as_mut(), &waker).is_pending());
         assert!(poll_with(f2.as_mut(), &waker).is_pending());
         assert_eq!(sem.waiters(), METHODS.len() + 2, "{layout}");
@@ -529,13 +539,13 @@ fn past_deadline_is_one_try() {
             Ok([1, 1])
         );
         assert_eq!(
-            sem.acquire_timeout([1, 1], Duration::ZERO)
+            sem.acquire_blocking_timeout([1, 1], Duration::ZERO)
                 .unwrap()
                 .amounts(),
             [1, 1]
         );
         assert_eq!(
-            sem.acquire_owned_timeout([1, 1], Duration::ZERO)
+            sem.acquire_owned_blocking_timeout([1, 1], Duration::ZERO)
                 .unwrap()
                 .amounts(),
             [1, 1]
@@ -554,7 +564,7 @@ fn past_deadline_is_one_try() {
             assert_eq!(sem.available(), [1, 100]);
         }
         assert_eq!(
-            sem.acquire_timeout([2, 1], Duration::ZERO).err(),
+            sem.acquire_blocking_timeout([2, 1], Duration::ZERO).err(),
             Some(AcquireError::Timeout)
         );
         // A past deadline does not barge past a queued acquirer either.
@@ -585,8 +595,12 @@ fn timeout_is_never_early_and_returns_soon_after_the_deadline() {
                 let start = Instant::now();
                 let deadline = start + wait;
                 let r = match m {
-                    Timeout => got(&sem.acquire_timeout([1, 1], wait).map(Held::Borrowed)),
-                    OwnedTimeout => got(&sem.acquire_owned_timeout([1, 1], wait).map(Held::Owned)),
+                    Timeout => got(&sem
+                        .acquire_blocking_timeout([1, 1], wait)
+                        .map(Held::Borrowed)),
+                    OwnedTimeout => got(&sem
+                        .acquire_owned_blocking_timeout([1, 1], wait)
+                        .map(Held::Owned)),
                     _ => got(&take_until(&sem, m, [1, 1], deadline)),
                 };
                 let end = Instant::now();
@@ -639,7 +653,7 @@ fn timeout_leaves_queue_empty_and_every_dimension_unchanged() {
             }
             // An async acquire dropped while queued leaves nothing either.
             let (_cw, waker) = counting_waker();
-            let mut f = Box::pin(sem.acquire_async(want));
+            let mut f = Box::pin(sem.acquire(want));
             assert!(poll_with(f.as_mut(), &waker).is_pending());
             assert_eq!(sem.waiters(), 1);
             drop(f);
@@ -693,8 +707,8 @@ fn two_queued_futures_are_granted_in_arrival_order() {
         let hold = sem.try_acquire([1, 100]).unwrap();
         let (cw1, w1) = counting_waker();
         let (_cw2, w2) = counting_waker();
-        let mut f1 = Box::pin(sem.acquire_async([1, 10]));
-        let mut f2 = Box::pin(sem.acquire_owned_async([1, 10]));
+        let mut f1 = Box::pin(sem.acquire([1, 10]));
+        let mut f2 = Box::pin(sem.acquire_owned([1, 10]));
         assert!(poll_with(f1.as_mut(), &w1).is_pending());
         assert!(poll_with(f2.as_mut(), &w2).is_pending());
         drop(hold);
@@ -737,7 +751,8 @@ fn no_newcomer_barges_past_a_queued_head() {
             "{layout}: try_acquire barged past the queue"
         );
         assert_eq!(
-            sem.acquire_timeout([1, 0], Duration::from_millis(20)).err(),
+            sem.acquire_blocking_timeout([1, 0], Duration::from_millis(20))
+                .err(),
             Some(AcquireError::Timeout),
             "{layout}: a timed newcomer barged past the queue"
         );
@@ -771,14 +786,10 @@ fn large_request_is_not_starved_by_a_stream_of_small_ones() {
                 while !stop.load(SeqCst) {
                     let p = match kind {
                         0 | 1 => Some(Held::Borrowed(
-                            sem.acquire_timeout([1, 1000], LONG).unwrap(),
+                            sem.acquire_blocking_timeout([1, 1000], LONG).unwrap(),
                         )),
-                        2 => Some(Held::Borrowed(
-                            block_on(sem.acquire_async([1, 1000])).unwrap(),
-                        )),
-                        3 => Some(Held::Owned(
-                            block_on(sem.acquire_owned_async([1, 1000])).unwrap(),
-                        )),
+                        2 => Some(Held::Borrowed(block_on(sem.acquire([1, 1000])).unwrap())),
+                        3 => Some(Held::Owned(block_on(sem.acquire_owned([1, 1000])).unwrap())),
                         _ => sem.try_acquire([1, 1000]).ok().map(Held::Borrowed),
                     };
                     if p.is_some() {
@@ -795,7 +806,7 @@ fn large_request_is_not_starved_by_a_stream_of_small_ones() {
         for round in 0..rounds {
             let before = ops.load(SeqCst);
             let all = sem
-                .acquire_timeout([4, 4000], LONG)
+                .acquire_blocking_timeout([4, 4000], LONG)
                 .unwrap_or_else(|e| panic!("{layout} round {round}: large request starved: {e}"));
             assert_eq!(sem.available(), [0, 0]);
             drop(all);
@@ -859,10 +870,10 @@ fn head_future_dropped_lets_the_follower_in_without_a_release() {
                 let hold = sem.try_acquire([1, 0]).unwrap();
                 let (_cw, waker) = counting_waker();
                 let head: Pin<Box<dyn Future<Output = Got> + '_>> = if owned_head {
-                    let f = sem.acquire_owned_async([10, 0]);
+                    let f = sem.acquire_owned([10, 0]);
                     Box::pin(async move { f.await.map(|p| p.amounts()) })
                 } else {
-                    let f = sem.acquire_async([10, 0]);
+                    let f = sem.acquire([10, 0]);
                     Box::pin(async move { f.await.map(|p| p.amounts()) })
                 };
                 let mut head = head;
@@ -890,14 +901,14 @@ fn head_leaving_wakes_a_follower_future_in_the_bytes_dimension() {
         let head_sem = Arc::clone(&sem);
         let head_t = bg(move || {
             got(&head_sem
-                .acquire_timeout([1, 100], Duration::from_millis(300))
+                .acquire_blocking_timeout([1, 100], Duration::from_millis(300))
                 .map(Held::Borrowed))
         });
         wait_until("the head to queue", || {
             sem.waiters() == 1 || head_t.is_finished()
         });
         let (cw, waker) = counting_waker();
-        let mut follower = Box::pin(sem.acquire_async([1, 50]));
+        let mut follower = Box::pin(sem.acquire([1, 50]));
         // Ready at once only if the head has already left (slow machine).
         let first = poll_with(follower.as_mut(), &waker);
         assert_eq!(head_t.join(), Err(AcquireError::Timeout));
@@ -941,7 +952,7 @@ fn queued_request_pins_no_dimension_while_it_waits() {
         // Same with a future driven by hand.
         let hold = sem.try_acquire([0, 98]).unwrap();
         let (_cw, waker) = counting_waker();
-        let mut f = Box::pin(sem.acquire_async([1, 5]));
+        let mut f = Box::pin(sem.acquire([1, 5]));
         assert!(poll_with(f.as_mut(), &waker).is_pending());
         assert_eq!(sem.available(), [10, 2], "{layout} future pinned something");
         drop(hold);
@@ -963,7 +974,7 @@ fn add_permits_serves_queued_waiters() {
         let hold = sem.try_acquire([2, 100]).unwrap();
         let a = queue(&sem, Timeout, [2, 10]);
         let (cw, waker) = counting_waker();
-        let mut b = Box::pin(sem.acquire_async([1, 50]));
+        let mut b = Box::pin(sem.acquire([1, 50]));
         assert!(poll_with(b.as_mut(), &waker).is_pending());
         assert_eq!(sem.waiters(), 2);
 
@@ -998,7 +1009,7 @@ fn set_capacity_below_a_queued_request_fails_it() {
         let hold = sem.try_acquire([10, 0]).unwrap();
         let w1 = queue(&sem, Timeout, [8, 10]);
         let (cw, waker) = counting_waker();
-        let mut w2 = Box::pin(sem.acquire_owned_async([0, 90]));
+        let mut w2 = Box::pin(sem.acquire_owned([0, 90]));
         assert!(poll_with(w2.as_mut(), &waker).is_pending());
         let w3 = queue(&sem, OwnedAsync, [2, 0]);
         assert_eq!(sem.waiters(), 3);
@@ -1054,10 +1065,10 @@ fn repoll_with_a_new_waker_is_woken_through_the_new_one() {
             let (_a, waker_a) = counting_waker();
             let (b, waker_b) = counting_waker();
             let mut f: Pin<Box<dyn Future<Output = Got> + '_>> = if owned {
-                let f = sem.acquire_owned_async([1, 10]);
+                let f = sem.acquire_owned([1, 10]);
                 Box::pin(async move { f.await.map(|p| p.amounts()) })
             } else {
-                let f = sem.acquire_async([1, 10]);
+                let f = sem.acquire([1, 10]);
                 Box::pin(async move { f.await.map(|p| p.amounts()) })
             };
             assert!(poll_with(f.as_mut(), &waker_a).is_pending());
@@ -1085,8 +1096,8 @@ fn granted_future_dropped_before_repoll_returns_permits_and_wakes_next() {
         let hold = sem.try_acquire([1, 10]).unwrap();
         let (cw1, w1) = counting_waker();
         let (cw2, w2) = counting_waker();
-        let mut f1 = Box::pin(sem.acquire_async([1, 10]));
-        let mut f2 = Box::pin(sem.acquire_owned_async([1, 5]));
+        let mut f1 = Box::pin(sem.acquire([1, 10]));
+        let mut f2 = Box::pin(sem.acquire_owned([1, 5]));
         assert!(poll_with(f1.as_mut(), &w1).is_pending());
         assert!(poll_with(f2.as_mut(), &w2).is_pending());
         drop(hold);
@@ -1116,8 +1127,8 @@ fn two_futures_in_one_task_first_kept_unpolled() {
         // (a) The first was polled once (queued), then ignored.
         let hold = sem.try_acquire([1, 10]).unwrap();
         let (cw, task_waker) = counting_waker();
-        let mut first = Box::pin(sem.acquire_async([1, 10]));
-        let mut second = Box::pin(sem.acquire_async([1, 10]));
+        let mut first = Box::pin(sem.acquire([1, 10]));
+        let mut second = Box::pin(sem.acquire([1, 10]));
         assert!(poll_with(first.as_mut(), &task_waker).is_pending());
         assert!(poll_with(second.as_mut(), &task_waker).is_pending());
         drop(hold);
@@ -1145,8 +1156,8 @@ fn two_futures_in_one_task_first_kept_unpolled() {
 
         // (b) The first was created but never polled: it is not queued at all.
         let hold = sem.try_acquire([1, 10]).unwrap();
-        let first = sem.acquire_async([1, 10]);
-        let mut second = Box::pin(sem.acquire_owned_async([1, 10]));
+        let first = sem.acquire([1, 10]);
+        let mut second = Box::pin(sem.acquire_owned([1, 10]));
         assert!(poll_with(second.as_mut(), &task_waker).is_pending());
         assert_eq!(sem.waiters(), 1);
         drop(hold);
@@ -1166,9 +1177,9 @@ fn acquire_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
     fn assert_static<T: 'static>(_: &T) {}
     let sem = Arc::new(Sem::new([1, 1]));
-    let f = sem.acquire_async([1, 1]);
+    let f = sem.acquire([1, 1]);
     assert_send(&f);
-    let g = sem.acquire_owned_async([1, 1]);
+    let g = sem.acquire_owned([1, 1]);
     assert_send(&g);
     assert_static(&g);
     // An owned future can be driven on another thread.
@@ -1198,9 +1209,9 @@ fn owned_permit_moved_into_a_callback_on_another_thread() {
         });
         for i in 0..n {
             let p = if i % 2 == 0 {
-                sem.acquire_owned_timeout([1, 10], LONG).unwrap()
+                sem.acquire_owned_blocking_timeout([1, 10], LONG).unwrap()
             } else {
-                block_on_for(sem.acquire_owned_async([1, 10]), LIMIT)
+                block_on_for(sem.acquire_owned([1, 10]), LIMIT)
                     .expect("owned async acquire stuck")
                     .unwrap()
             };
@@ -1275,7 +1286,7 @@ fn waker_calling_back_into_the_semaphore_does_not_deadlock() {
         // Woken by a release (permit drop on another thread).
         let hold = sem.try_acquire_owned([2, 10]).unwrap();
         let (rw, waker) = make(&sem);
-        let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+        let mut f = Box::pin(sem.acquire_owned([1, 1]));
         assert!(poll_with(f.as_mut(), &waker).is_pending());
         // Re-poll with a fresh re-entrant waker: the old one is dropped somewhere.
         let (rw2, waker2) = make(&sem);
@@ -1304,7 +1315,7 @@ fn waker_calling_back_into_the_semaphore_does_not_deadlock() {
         for (name, op) in ops {
             let hold = sem.try_acquire_owned(sem.available()).unwrap();
             let (rw, waker) = make(&sem);
-            let mut f = Box::pin(sem.acquire_owned_async([1, 0]));
+            let mut f = Box::pin(sem.acquire_owned([1, 0]));
             assert!(
                 poll_with(f.as_mut(), &waker).is_pending(),
                 "{layout} {name}"
@@ -1339,7 +1350,7 @@ fn queued_future_dropped_with_reentrant_waker_does_not_deadlock() {
             reentered: Arc::clone(&reentered),
         });
         let waker = Waker::from(rw);
-        let mut f = Box::pin(sem.acquire_owned_async([1, 1]));
+        let mut f = Box::pin(sem.acquire_owned([1, 1]));
         assert!(poll_with(f.as_mut(), &waker).is_pending());
         drop(waker); // the semaphore now holds the last reference
         bg(move || drop(f)).join();
@@ -1364,24 +1375,25 @@ fn stats_count_timeouts_cancellations_and_closes() {
         let hold = sem.try_acquire([2, 10]).unwrap();
         // Two timeouts and one past deadline.
         assert_eq!(
-            sem.acquire_timeout([1, 1], Duration::from_millis(5)).err(),
-            Some(AcquireError::Timeout)
-        );
-        assert_eq!(
-            sem.acquire_owned_timeout([1, 1], Duration::from_millis(5))
+            sem.acquire_blocking_timeout([1, 1], Duration::from_millis(5))
                 .err(),
             Some(AcquireError::Timeout)
         );
         assert_eq!(
-            sem.acquire_deadline([1, 1], past()).err(),
+            sem.acquire_owned_blocking_timeout([1, 1], Duration::from_millis(5))
+                .err(),
+            Some(AcquireError::Timeout)
+        );
+        assert_eq!(
+            sem.acquire_blocking_deadline([1, 1], past()).err(),
             Some(AcquireError::Timeout)
         );
         // One future cancelled while queued; one dropped before it was ever polled.
         let (_cw, waker) = counting_waker();
-        let mut f = Box::pin(sem.acquire_async([1, 1]));
+        let mut f = Box::pin(sem.acquire([1, 1]));
         assert!(poll_with(f.as_mut(), &waker).is_pending());
         drop(f);
-        drop(sem.acquire_owned_async([1, 1]));
+        drop(sem.acquire_owned([1, 1]));
         // Two queued acquirers closed out, then one acquire on the closed semaphore.
         let a = queue(&sem, Timeout, [1, 1]);
         let b = queue(&sem, OwnedAsync, [1, 1]);
@@ -1390,7 +1402,10 @@ fn stats_count_timeouts_cancellations_and_closes() {
         assert_eq!(b.result(), Err(AcquireError::Closed));
         a.finish();
         b.finish();
-        assert_eq!(sem.acquire([1, 1]).err(), Some(AcquireError::Closed));
+        assert_eq!(
+            sem.acquire_blocking([1, 1]).err(),
+            Some(AcquireError::Closed)
+        );
         drop(hold);
 
         let s = sem.stats();
@@ -1413,7 +1428,7 @@ fn stats_count_a_future_closed_out_then_dropped_unpolled() {
     for (layout, sem) in layouts([1, 10]) {
         let hold = sem.try_acquire([1, 10]).unwrap();
         let (cw, waker) = counting_waker();
-        let mut f = Box::pin(sem.acquire_async([1, 1]));
+        let mut f = Box::pin(sem.acquire([1, 1]));
         assert!(poll_with(f.as_mut(), &waker).is_pending());
         let before = sem.stats();
         sem.close();
@@ -1485,10 +1500,10 @@ fn grants_racing_timeouts_and_drops_keep_exact_accounting() {
                                 let mut f: Pin<
                                     Box<dyn Future<Output = Result<Held<'_>, AcquireError>> + '_>,
                                 > = if k == 2 {
-                                    let f = sem.acquire_async(amounts);
+                                    let f = sem.acquire(amounts);
                                     Box::pin(async move { f.await.map(Held::Borrowed) })
                                 } else {
-                                    let f = sem.acquire_owned_async(amounts);
+                                    let f = sem.acquire_owned(amounts);
                                     Box::pin(async move { f.await.map(Held::Owned) })
                                 };
                                 let mut out = None;
