@@ -34,7 +34,7 @@ use crate::error::{AcquireError, CapacityError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -181,7 +181,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         self.available_locked()
     }
 
@@ -229,16 +229,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // Under the lock: an acquirer checks `CLOSED` under it before
             // queueing, so none can queue after this and sleep forever.
             self.counters.close();
-            while let Some((ticket, _)) = queue.front() {
-                wake.push(queue.complete(ticket, Outcome::Closed));
-            }
+            // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(wake, false);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -435,19 +433,25 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(insufficient(amounts, short));
         }
         let mut wake = WakeList::new();
-        let result = {
-            let mut queue = self.queue.lock();
+        let result = loop {
+            let mut queue = self.lock();
             self.rebalance(&mut queue, &mut wake);
-            if self.is_closed() {
+            if wake.is_full() {
+                // The serve stopped at a full batch: the head may fit yet.
+                drop(queue);
+                wake.wake_batch();
+                continue;
+            }
+            break if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 Err(self.reserved_for(&head, amounts))
             } else {
                 self.take_locked(amounts)
                     .map_err(|short| insufficient(amounts, short))
-            }
+            };
         };
-        wake.wake_all();
+        wake.finish();
         result
     }
 
@@ -552,8 +556,8 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(never)]
     fn release_slow(&self) {
         let mut wake = WakeList::new();
-        self.rebalance(&mut self.queue.lock(), &mut wake);
-        wake.wake_all();
+        self.rebalance(&mut self.lock(), &mut wake);
+        self.wake_and_serve(wake, false);
     }
 
     /// `Permit::forget`: the amounts leave circulation. They first pay down
@@ -565,7 +569,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             for (d, &amount) in amounts.iter().enumerate() {
                 // Relaxed: see `Limits`; we hold the lock.
                 let debt = self.limits.debt[d].load(Ordering::Relaxed);
@@ -578,7 +582,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(wake, true);
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -586,7 +590,7 @@ impl<const N: usize> MultiSemaphore<N> {
     fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             let old = self.capacity();
             let mut new = [0; N];
             // Check every dimension before changing any.
@@ -631,13 +635,37 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(wake, true);
         Ok(())
     }
 }
 
 /// The locked path: queueing, serving, cancelling.
 impl<const N: usize> MultiSemaphore<N> {
+    /// Locks the queue. The guard frees what the queue retired only after
+    /// unlocking.
+    fn lock(&self) -> QueueGuard<'_, N> {
+        QueueGuard::lock(&self.queue)
+    }
+
+    /// Wakes whom a visit to the lock granted or closed out. A visit stops
+    /// serving when its batch of notifiers is full (so that collecting them
+    /// never allocates): while one came back full, wake that batch and visit
+    /// again, to serve the rest. `resized`: the visit failed oversized
+    /// requests after a shrink, and must go on doing so. Re-raises the first
+    /// panic of a waker once everyone is woken (see `WakeList::finish`).
+    fn wake_and_serve(&self, mut wake: WakeList, resized: bool) {
+        while wake.is_full() {
+            wake.wake_batch();
+            let mut queue = self.lock();
+            if resized {
+                self.fail_oversized(&mut queue, &mut wake);
+            }
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.finish();
+    }
+
     /// The heart of the locked path, run by every visitor to the lock before
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
@@ -650,24 +678,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// with `ExceedsCapacity` rather than block everyone behind them.
     fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         let capacity = self.capacity();
-        let oversized: Vec<(Ticket, usize)> = queue
-            .queued()
-            .filter_map(|(ticket, amounts)| {
-                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
-                Some((ticket, dim))
-            })
-            .collect();
-        for (ticket, dim) in oversized {
-            let outcome = Outcome::ExceedsCapacity {
-                dim,
-                capacity: capacity[dim],
-            };
-            wake.push(queue.complete(ticket, outcome));
+        let mut at = queue.front();
+        while let Some((ticket, amounts)) = at {
+            if wake.is_full() {
+                break;
+            }
+            at = queue.next(ticket);
+            if let Some(dim) = (0..N).find(|&d| amounts[d] > capacity[d]) {
+                let outcome = Outcome::ExceedsCapacity {
+                    dim,
+                    capacity: capacity[dim],
+                };
+                wake.push(queue.complete(ticket, outcome));
+            }
         }
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits. Returns whether debt is left.
+    /// fits (once closed: closes it out), until the wake batch is full.
+    /// Returns whether debt is left.
     fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) -> bool {
         let debt = load_all(&self.limits.debt);
         let mut in_debt = false;
@@ -680,11 +709,19 @@ impl<const N: usize> MultiSemaphore<N> {
                 in_debt |= left > 0;
             }
         }
-        while let Some((ticket, amounts)) = queue.front() {
-            if self.take_locked(amounts).is_err() {
+        let closed = self.is_closed();
+        while !wake.is_full() {
+            let Some((ticket, amounts)) = queue.front() else {
                 break;
-            }
-            wake.push(queue.complete(ticket, Outcome::Granted));
+            };
+            let outcome = if closed {
+                Outcome::Closed
+            } else if self.take_locked(amounts).is_ok() {
+                Outcome::Granted
+            } else {
+                break;
+            };
+            wake.push(queue.complete(ticket, outcome));
         }
         in_debt
     }
@@ -719,12 +756,29 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<Option<Ticket>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
-        let result = {
-            let mut queue = self.queue.lock();
-            self.admit(&mut queue, &mut wake, amounts, &mut notify)
+        let mut chunk = None;
+        let result = loop {
+            let mut queue = self.lock();
+            let unneeded = chunk.take().and_then(|chunk| queue.add_chunk(chunk));
+            let admitted = self.admit(&mut queue, &mut wake, amounts, &mut notify);
+            drop(queue);
+            drop(unneeded);
+            match admitted {
+                Ok(Admitted::Granted) => break Ok(None),
+                Ok(Admitted::Queued(ticket)) => break Ok(Some(ticket)),
+                // The queue is full: grow it without the lock, then retry
+                // from the start (anything may have changed meanwhile).
+                Ok(Admitted::Grow(len)) => {
+                    if wake.is_full() {
+                        wake.wake_batch();
+                    }
+                    chunk = Some(WaitQueue::new_chunk(len));
+                }
+                Err(err) => break Err(err),
+            }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(wake, false);
         result
     }
 
@@ -734,7 +788,7 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Admitted, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
         if let Err((dim, capacity)) = self.check_capacity(amounts) {
             return Err(AcquireError::ExceedsCapacity {
@@ -747,7 +801,7 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(None);
+            return Ok(Admitted::Granted);
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
@@ -756,16 +810,16 @@ impl<const N: usize> MultiSemaphore<N> {
         let in_debt = self.settle_and_serve(queue, wake);
         // A dimension still in debt has an empty counter, so a request that
         // needs it cannot be granted here.
-        let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
-        let ticket = match notify.take() {
-            Some(notify) if !granted => Some(queue.push(amounts, notify)),
-            unused => {
-                *notify = unused;
-                None
-            }
+        let admitted = if queue.is_empty() && self.take_locked(amounts).is_ok() {
+            Admitted::Granted
+        } else if queue.has_room() {
+            let notify = notify.take().expect("a request is queued once");
+            Admitted::Queued(queue.push(amounts, notify))
+        } else {
+            Admitted::Grow(queue.next_chunk_len())
         };
         self.publish(queue, in_debt);
-        Ok(ticket)
+        Ok(admitted)
     }
 
     /// The outcome of a parked thread's request, if it has one (then the
@@ -774,7 +828,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if parked.granted() {
             return Some(Outcome::Granted);
         }
-        let mut queue = self.queue.lock();
+        let mut queue = self.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
             return Some(Outcome::Granted);
@@ -791,7 +845,7 @@ impl<const N: usize> MultiSemaphore<N> {
         waker: &std::task::Waker,
     ) -> Option<Outcome> {
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 return Some(outcome);
             }
@@ -801,7 +855,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         let new = Notify::Task(waker.clone());
         let old = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 drop(queue);
                 drop(new);
@@ -821,7 +875,7 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn cancel(&self, ticket: Ticket, parked: Option<&Parked>) -> Option<Outcome> {
         let mut wake = WakeList::new();
         let (outcome, notify) = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // A grant, under this lock, freed the slot of a parked thread.
             if parked.is_some_and(Parked::granted) {
                 return Some(Outcome::Granted);
@@ -836,13 +890,21 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(wake, false);
         outcome
     }
 
     pub(crate) fn record(&self, event: Event) {
         self.stats.record(event);
     }
+}
+
+/// What `admit` did with a request.
+enum Admitted {
+    Granted,
+    Queued(Ticket),
+    /// Nothing: the queue needs a chunk of this many slots first.
+    Grow(usize),
 }
 
 fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {
