@@ -111,6 +111,11 @@ mod stats;
 mod sync;
 mod waiters;
 
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tower")]
+pub mod tower;
+
 pub use acquire::{Acquire, AcquireOwned};
 pub use builder::Builder;
 pub use error::{AcquireError, CapacityError, TryAcquireError};
