@@ -54,6 +54,11 @@
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;
 //!   a grant that raced the drop goes back to the semaphore.
+//! * **A panicking waker strands nobody.** A release, resize or `close` that
+//!   grants (or closes out) several waiters wakes every one of them even if a
+//!   waker panics, then re-raises the first such panic to its caller. While
+//!   the caller is already unwinding (a permit dropped during a panic), that
+//!   panic is swallowed instead, since raising it would abort the process.
 //!
 //! # Fairness design
 //!
@@ -110,6 +115,11 @@ mod semaphore;
 mod stats;
 mod sync;
 mod waiters;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use acquire::{Acquire, AcquireOwned};
 pub use builder::Builder;
