@@ -139,7 +139,7 @@ pub mod tower;
 
 pub use acquire::{Acquire, AcquireOwned};
 pub use builder::Builder;
-pub use error::{AcquireError, CapacityError, TryAcquireError};
+pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;
 pub use stats::Stats;
