@@ -131,6 +131,7 @@ impl AsyncSem for TokioPair {
 
 struct Steady {
     acquires: u64,
+    allocs: u64,
     ns_per_acquire: f64,
     allocs_per_acquire: f64,
 }
@@ -172,6 +173,7 @@ fn steady<S: AsyncSem>(run_for: Duration) -> Steady {
     let acquires = d1 - d0;
     Steady {
         acquires,
+        allocs: a1 - a0,
         ns_per_acquire: (t1 - t0).as_nanos() as f64 / acquires.max(1) as f64,
         allocs_per_acquire: (a1 - a0) as f64 / acquires.max(1) as f64,
     }
@@ -239,6 +241,39 @@ fn cancelled<S: AsyncSem>(q: usize) -> isize {
     live() as isize - before
 }
 
+/// The locked path alone, on one thread: 200 futures queued behind 4
+/// permits; each round returns the oldest permit (granting the head), polls
+/// the granted future, and queues it again at the back. Returns ns per round.
+fn rounds<S: AsyncSem>(run_for: Duration) -> f64 {
+    let sem = S::new([4, 4]);
+    let mut held: std::collections::VecDeque<_> = (0..4)
+        .map(|_| S::permit(block_on(sem.acquire([1, 1]))))
+        .collect();
+    let mut futures: Vec<_> = (0..200).map(|_| Box::pin(sem.acquire([1, 1]))).collect();
+    for f in &mut futures {
+        assert!(poll_once(f.as_mut()).is_pending());
+    }
+    let mut run = |n: usize| {
+        for round in 0..n {
+            let f = &mut futures[round % 200];
+            drop(held.pop_front());
+            match poll_once(f.as_mut()) {
+                Poll::Ready(p) => held.push_back(S::permit(p)),
+                Poll::Pending => panic!("not granted"),
+            }
+            f.set(sem.acquire([1, 1]));
+            assert!(poll_once(f.as_mut()).is_pending());
+        }
+    };
+    run(10_000);
+    let (start, mut n) = (Instant::now(), 0);
+    while start.elapsed() < run_for {
+        run(10_000);
+        n += 10_000;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
 fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     match poll_once(f.as_mut()) {
@@ -260,21 +295,28 @@ fn main() {
         "steady: 2 workers, 256 tasks, capacity [64, 1 MiB], owned async acquires ({run_for:?} each)"
     );
     println!(
-        "{:<22} {:>12} {:>14} {:>16}",
-        "", "acquires", "ns / acquire", "allocs / acquire"
+        "{:<22} {:>12} {:>14} {:>8} {:>16}",
+        "", "acquires", "ns / acquire", "allocs", "allocs / acquire"
     );
     let ms = steady::<MultiSemaphore<2>>(run_for);
     let tk = steady::<TokioPair>(run_for);
     for (name, s) in [("multisem", &ms), ("two tokio semaphores", &tk)] {
         println!(
-            "{name:<22} {:>12} {:>14.0} {:>16.5}",
-            s.acquires, s.ns_per_acquire, s.allocs_per_acquire
+            "{name:<22} {:>12} {:>14.0} {:>8} {:>16.6}",
+            s.acquires, s.ns_per_acquire, s.allocs, s.allocs_per_acquire
         );
     }
     println!(
         "cost per acquire, multisem / tokio pair: {:.2}x",
         ms.ns_per_acquire / tk.ns_per_acquire
     );
+    println!();
+    println!("one thread, 200 queued behind 4 permits: release, grant, collect, queue again");
+    let ms = rounds::<MultiSemaphore<2>>(run_for / 2);
+    let tk = rounds::<TokioPair>(run_for / 2);
+    println!("{:<22} {ms:>8.0} ns / round", "multisem");
+    println!("{:<22} {tk:>8.0} ns / round", "two tokio semaphores");
+    println!("multisem / tokio pair: {:.2}x", ms / tk);
     println!();
     println!("queue: every permit held, Q futures of [1, 1] queued, then drained");
     println!(

@@ -27,7 +27,9 @@
 //!   lock (that return sees `SLOW` and settles it);
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
-//! * after every visit to the lock, the queue's head does not fit.
+//! * after every visit to the lock, the queue's head does not fit, unless
+//!   the visit stopped at a full batch of wakes; then its visitor comes back
+//!   (`wake_and_serve`) once it has woken that batch.
 
 use crate::counters::{Counters, FastError, Short};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
@@ -236,7 +238,7 @@ impl<const N: usize> MultiSemaphore<N> {
             // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
         }
-        self.wake_and_serve(wake, false);
+        self.wake_and_serve(&mut wake, false);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -557,7 +559,7 @@ impl<const N: usize> MultiSemaphore<N> {
     fn release_slow(&self) {
         let mut wake = WakeList::new();
         self.rebalance(&mut self.lock(), &mut wake);
-        self.wake_and_serve(wake, false);
+        self.wake_and_serve(&mut wake, false);
     }
 
     /// `Permit::forget`: the amounts leave circulation. They first pay down
@@ -582,7 +584,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        self.wake_and_serve(wake, true);
+        self.wake_and_serve(&mut wake, true);
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -635,7 +637,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        self.wake_and_serve(wake, true);
+        self.wake_and_serve(&mut wake, true);
         Ok(())
     }
 }
@@ -654,14 +656,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// again, to serve the rest. `resized`: the visit failed oversized
     /// requests after a shrink, and must go on doing so. Re-raises the first
     /// panic of a waker once everyone is woken (see `WakeList::finish`).
-    fn wake_and_serve(&self, mut wake: WakeList, resized: bool) {
+    fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
         while wake.is_full() {
             wake.wake_batch();
             let mut queue = self.lock();
             if resized {
-                self.fail_oversized(&mut queue, &mut wake);
+                self.fail_oversized(&mut queue, wake);
             }
-            self.rebalance(&mut queue, &mut wake);
+            self.rebalance(&mut queue, wake);
         }
         wake.finish();
     }
@@ -778,7 +780,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        self.wake_and_serve(wake, false);
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -890,7 +892,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        self.wake_and_serve(wake, false);
+        self.wake_and_serve(&mut wake, false);
         outcome
     }
 

@@ -173,6 +173,7 @@ pub(crate) struct WaitQueue<const N: usize> {
 
 /// The chunk and offset of slot `index`: chunk 0 holds index 0, chunk
 /// `c >= 1` holds `2^(c-1)..2^c`.
+#[inline]
 fn locate(index: u32) -> (usize, usize) {
     match index {
         0 => (0, 0),
@@ -216,14 +217,18 @@ impl<const N: usize> WaitQueue<N> {
         self.len == 0
     }
 
+    #[inline]
     fn slot(&self, index: u32) -> &Slot<N> {
         let (chunk, offset) = locate(index);
-        &self.chunks[chunk].0[offset]
+        // The mask changes nothing (indices stay below `2^31`, so chunks
+        // below 32) and spares a bounds check.
+        &self.chunks[chunk % MAX_CHUNKS].0[offset]
     }
 
+    #[inline]
     fn slot_mut(&mut self, index: u32) -> &mut Slot<N> {
         let (chunk, offset) = locate(index);
-        &mut self.chunks[chunk].0[offset]
+        &mut self.chunks[chunk % MAX_CHUNKS].0[offset]
     }
 
     /// Whether `push` has a slot to use, or the table must grow first.
@@ -493,6 +498,7 @@ pub(crate) struct WakeList {
 }
 
 impl WakeList {
+    #[inline]
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -529,7 +535,7 @@ impl WakeList {
     /// is already unwinding (a permit dropped during a panic), the waker's
     /// panic is swallowed instead: raising it there would abort the process,
     /// and the panic already under way reports the failure.
-    pub(crate) fn finish(mut self) {
+    pub(crate) fn finish(&mut self) {
         self.wake_batch();
         if let Some(panic) = self.first_panic.take() {
             if !std::thread::panicking() {
