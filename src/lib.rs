@@ -81,9 +81,10 @@
 //! | block a thread, bounded in time | [`acquire_blocking_timeout`](MultiSemaphore::acquire_blocking_timeout), [`acquire_blocking_deadline`](MultiSemaphore::acquire_blocking_deadline) |
 //! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
+//! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
-//! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |
+//! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
 //!
 //! # How it is checked
 //!
@@ -107,11 +108,12 @@ mod counters;
 mod error;
 mod permit;
 mod semaphore;
+mod shortfall;
 mod stats;
 mod sync;
 mod waiters;
 
-pub use acquire::{Acquire, AcquireOwned};
+pub use acquire::{Acquire, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout};
 pub use builder::Builder;
 pub use error::{AcquireError, CapacityError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
