@@ -102,6 +102,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod acquire;
+pub mod adaptive;
 mod builder;
 mod counters;
 mod error;
