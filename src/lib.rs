@@ -91,6 +91,20 @@
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |
+//! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()` |
+//! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503` |
+//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer` |
+//!
+//! # Cargo features
+//!
+//! All are off by default; the default build depends only on `parking_lot`
+//! and `crossbeam-utils`.
+//!
+//! | feature | adds | on crates |
+//! |---|---|---|
+//! | `tower` | `tower`: a layer that takes each request's permit in `call`, waits or sheds, and holds it until the response is done | `tower-service`, `tower-layer`, `pin-project-lite` |
+//! | `http` | `http`: weighers by `Content-Length`, the permit carried in the response body, `413` / `503` + `Retry-After` answers (implies `tower`) | `http`, `http-body` 1.x |
+//! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, and a wait-time histogram, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
 //!
 //! # How it is checked
 //!
@@ -120,6 +134,8 @@ mod waiters;
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "futures")]
 pub mod stream;
 #[cfg(feature = "tower")]

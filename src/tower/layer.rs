@@ -202,7 +202,8 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// not observed (that path stays free of clocks and calls). A request
     /// dropped while it waits (its client left) is not observed either; the
     /// semaphore counts it in [`Stats::cancelled`](crate::Stats::cancelled).
-    /// The hook is where a wait-time histogram belongs.
+    /// The `metrics` feature's `Exporter::wait_observer` records these in a
+    /// histogram.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
