@@ -87,6 +87,8 @@
 //! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
+//! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()` |
@@ -134,6 +136,8 @@ mod waiters;
 pub mod http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "futures")]
+pub mod stream;
 #[cfg(feature = "tower")]
 pub mod tower;
 
