@@ -380,7 +380,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// inlined is small, and a hot loop keeps no call between its two
     /// atomic operations.
     #[inline(always)]
-    fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
             Err(fast) => self.try_take_slow(amounts, fast),

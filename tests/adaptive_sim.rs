@@ -12,12 +12,21 @@ use std::time::Duration;
 use sim::*;
 
 fn short(traffic: Traffic, seed: u64) -> Scenario {
-    Scenario::three_phases(traffic, Duration::from_secs(1), Duration::from_secs(2), seed)
+    Scenario::three_phases(
+        traffic,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        seed,
+    )
 }
 
 #[test]
 fn same_seed_same_figures() {
-    for limiter in [Limiter::Joint, Limiter::CountOnly, Limiter::Static([8, 4 * MIB])] {
+    for limiter in [
+        Limiter::Joint,
+        Limiter::CountOnly,
+        Limiter::Static([8, 4 * MIB]),
+    ] {
         let a = run(&short(Traffic::MIXED, 7), limiter);
         let b = run(&short(Traffic::MIXED, 7), limiter);
         assert_eq!(a, b, "{}", limiter.name());
@@ -30,18 +39,27 @@ fn same_seed_same_figures() {
 fn the_downstream_is_bounded_and_the_books_balance() {
     for traffic in [Traffic::MIXED, Traffic::Single(KIB)] {
         let scenario = short(traffic, 1);
-        for limiter in [Limiter::Joint, Limiter::CountOnly, Limiter::Static([512, BYTES_MAX])] {
+        for limiter in [
+            Limiter::Joint,
+            Limiter::CountOnly,
+            Limiter::Static([512, BYTES_MAX]),
+        ] {
             let report = run(&scenario, limiter);
             assert!(report.balanced, "{}: permits leaked", limiter.name());
             for (phase, measured) in scenario.phases.iter().zip(&report.phases) {
                 let d = phase.downstream;
                 let by_bytes = d.bandwidth;
-                let by_workers = d.workers as f64 / d.overhead.as_secs_f64() * traffic.largest() as f64;
+                let by_workers =
+                    d.workers as f64 / d.overhead.as_secs_f64() * traffic.largest() as f64;
                 // A little slack: requests started in the previous phase end in this one.
                 assert!(
                     measured.goodput <= 1.05 * by_bytes.min(by_workers),
                     "{} {}: {} B/s past the downstream's {} / {}",
-                    limiter.name(), phase.name, measured.goodput, by_bytes, by_workers
+                    limiter.name(),
+                    phase.name,
+                    measured.goodput,
+                    by_bytes,
+                    by_workers
                 );
                 assert!(measured.successes > 0);
                 assert!(measured.p50 <= measured.p99);
@@ -54,7 +72,10 @@ fn the_downstream_is_bounded_and_the_books_balance() {
 #[test]
 fn a_limit_too_high_for_the_halved_downstream_times_out() {
     // Unbounded count and bytes: the queue grows until requests time out.
-    let report = run(&short(Traffic::MIXED, 1), Limiter::Static([4096, BYTES_MAX]));
+    let report = run(
+        &short(Traffic::MIXED, 1),
+        Limiter::Static([4096, BYTES_MAX]),
+    );
     assert!(report.phases[1].drop_rate > 0.01, "{:?}", report.phases[1]);
 }
 
@@ -66,7 +87,10 @@ fn the_oracle_picks_the_best_feasible_static_limit() {
     for &other in &grid {
         let r = &run(&scenario.single(1), Limiter::Static(other)).phases[0];
         if r.drop_rate <= 0.01 {
-            assert!(r.goodput <= best.goodput / 0.98 + 1.0, "{other:?} beats {limits:?}");
+            assert!(
+                r.goodput <= best.goodput / 0.98 + 1.0,
+                "{other:?} beats {limits:?}"
+            );
         }
     }
     assert!(best.drop_rate <= 0.01);

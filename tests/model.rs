@@ -5,7 +5,8 @@
 //! included), blocking `acquire_blocking` (only where the model says it cannot wait),
 //! `acquire_blocking_deadline` with a past deadline, `acquire_blocking_timeout` of 1 ms, async
 //! acquires polled once and then kept queued, cancelled, or completed later,
-//! dropping, splitting, merging and forgetting permits, `close`,
+//! dropping, splitting, merging, forgetting, growing (`try_grow`) and
+//! partly releasing (`release`) permits, `close`,
 //! `add_permits` and `set_capacity` (overflow included).
 //!
 //! After each step the queued futures are polled in arrival order; every result,
@@ -75,6 +76,17 @@ enum Op<const N: usize> {
     },
     Merge(usize, usize),
     Forget(usize),
+    /// `try_grow` of permit k.
+    Grow {
+        k: usize,
+        amounts: [u64; N],
+    },
+    /// `release` of part of permit k (`half`: half of what it holds).
+    Release {
+        k: usize,
+        amounts: [u64; N],
+        half: bool,
+    },
     Close,
     /// `overflow`: make that dimension pass `max_capacity()`.
     AddPermits {
@@ -137,7 +149,10 @@ fn base_op<const N: usize>() -> impl Strategy<Value = Op<N>> {
         3 => (idx.clone(), arr(0..=4u64), any::<bool>())
             .prop_map(|(k, amounts, half)| Op::Split { k, amounts, half }),
         2 => (idx.clone(), idx.clone()).prop_map(|(j, k)| Op::Merge(j, k)),
-        1 => idx.prop_map(Op::Forget),
+        1 => idx.clone().prop_map(Op::Forget),
+        3 => (idx.clone(), arr(amount())).prop_map(|(k, amounts)| Op::Grow { k, amounts }),
+        3 => (idx.clone(), arr(0..=4u64), any::<bool>())
+            .prop_map(|(k, amounts, half)| Op::Release { k, amounts, half }),
         1 => Just(Op::Close),
         2 => (arr(0..=6u64), prop::option::weighted(0.15, 0..N))
             .prop_map(|(amounts, overflow)| Op::AddPermits { amounts, overflow }),
@@ -172,6 +187,18 @@ impl<const N: usize> Held<'_, N> {
         match self {
             Held::B(p) => p.forget(),
             Held::O(p) => p.forget(),
+        }
+    }
+    fn try_grow(&mut self, a: [u64; N]) -> Result<(), TryAcquireError> {
+        match self {
+            Held::B(p) => p.try_grow(a),
+            Held::O(p) => p.try_grow(a),
+        }
+    }
+    fn release(&mut self, a: [u64; N]) -> Result<(), ReleaseError> {
+        match self {
+            Held::B(p) => p.release(a),
+            Held::O(p) => p.release(a),
         }
     }
     fn same_kind(&self, other: &Self) -> bool {
@@ -533,6 +560,12 @@ fn check_stats<const N: usize>(
 // The run
 // ---------------------------------------------------------------------------
 
+/// The amounts a split or release takes from a permit holding `held`:
+/// half of it, or the drawn `amounts` (which may be more than held).
+fn part_of<const N: usize>(held: [u64; N], amounts: [u64; N], half: bool) -> [u64; N] {
+    if half { held.map(|x| x / 2) } else { amounts }
+}
+
 fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
     layout.builder(cap).track_peaks(track_peaks).build()
 }
@@ -703,11 +736,7 @@ fn run<const N: usize>(
                     continue;
                 }
                 let k = k % held.len();
-                let a = if half {
-                    m.held[k].map(|x| x / 2)
-                } else {
-                    amounts
-                };
+                let a = part_of(m.held[k], amounts, half);
                 let fits = (0..N).all(|d| a[d] <= m.held[k][d]);
                 match held[k].split(a) {
                     Some(part) => {
@@ -749,6 +778,60 @@ fn run<const N: usize>(
                 held.swap_remove(k).forget();
                 let a = m.held.swap_remove(k);
                 m.forget(a);
+            }
+            Op::Grow { k, amounts } => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                let exp = m.expect(amounts);
+                let got = held[k].try_grow(amounts).map(|()| amounts);
+                let before = m.held[k];
+                if check_try(&mut m, amounts, exp, got)? {
+                    for d in 0..N {
+                        m.held[k][d] += amounts[d];
+                    }
+                }
+                prop_assert_eq!(
+                    held[k].amounts(),
+                    m.held[k],
+                    "grow({:?}) of {:?}",
+                    amounts,
+                    before
+                );
+            }
+            Op::Release { k, amounts, half } => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                let a = part_of(m.held[k], amounts, half);
+                let short = (0..N).find(|&d| a[d] > m.held[k][d]);
+                match (held[k].release(a), short) {
+                    (Ok(()), None) => {
+                        for d in 0..N {
+                            m.held[k][d] -= a[d];
+                        }
+                        m.release(a);
+                    }
+                    (
+                        Err(ReleaseError::ExceedsHeld {
+                            dim,
+                            requested,
+                            held: h,
+                        }),
+                        Some(d),
+                    ) => {
+                        prop_assert_eq!((dim, requested, h), (d, a[d], m.held[k][d]));
+                    }
+                    (got, _) => {
+                        return Err(TestCaseError::fail(format!(
+                            "release({a:?}) of {:?} gave {got:?}",
+                            m.held[k]
+                        )));
+                    }
+                }
+                prop_assert_eq!(held[k].amounts(), m.held[k]);
             }
             Op::Close => {
                 sem.close();
