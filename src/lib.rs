@@ -88,6 +88,8 @@
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
 //! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
+//! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()` |
@@ -122,6 +124,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod acquire;
+pub mod adaptive;
 mod builder;
 mod counters;
 mod error;
@@ -136,6 +139,8 @@ mod waiters;
 pub mod http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "futures")]
+pub mod stream;
 #[cfg(feature = "tower")]
 pub mod tower;
 
