@@ -37,6 +37,17 @@ pub(crate) struct Short {
     pub(crate) available: u64,
 }
 
+/// Which fast takes go out of line after their CAS: see
+/// [`Counters::low_water_word`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch<const N: usize> {
+    Nothing,
+    /// Those that leave a counter below these.
+    Below([u64; N]),
+    /// All that take anything.
+    EveryTake,
+}
+
 /// What a successful fast take after a miss left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Took<const N: usize> {
@@ -144,19 +155,20 @@ impl<const N: usize> Counters<N> {
         self.front().below(word, low_water)
     }
 
-    /// The low-water word for the peak check after a fast take: with `low`,
-    /// per dimension the fewest permits a take can leave without passing
-    /// the peak in flight, the packed layout's fields hold them; the tiered
-    /// layout's front cannot tell what its fields leave in all, so there every
-    /// field is at its maximum and every take that takes from the front is
-    /// checked out of line (`left_after`). With `low` `None` (peaks are not
-    /// tracked), all fields are 0: no take is below it. `generation` rides
-    /// along, mod 64 (see `MultiSemaphore::refresh_low_water`).
-    pub(crate) fn low_water_word(&self, low: Option<[u64; N]>, generation: u64) -> u64 {
-        let low = match (low, self) {
-            (None, _) => [0; N],
-            (Some(low), Self::Packed(_)) => low,
-            (Some(_), Self::Tiered(t)) => t.front().full(),
+    /// The low-water word that a fast take compares the word it wrote with
+    /// ([`Self::below`]), to go out of line for what `watch` names. For
+    /// [`Watch::Below`], the packed layout's fields hold the fewest permits
+    /// a take may leave; the tiered layout's front cannot tell what its fields
+    /// leave in all, so there, as for [`Watch::EveryTake`], every field is at
+    /// its maximum and every take that takes from the front is below it.
+    /// For [`Watch::Nothing`] all fields are 0: no take is below it.
+    /// `generation` rides along, mod 64 (see
+    /// `MultiSemaphore::refresh_low_water`).
+    pub(crate) fn low_water_word(&self, watch: Watch<N>, generation: u64) -> u64 {
+        let low = match (watch, self) {
+            (Watch::Nothing, _) => [0; N],
+            (Watch::Below(low), Self::Packed(_)) => low,
+            (Watch::Below(_) | Watch::EveryTake, _) => self.front().full(),
         };
         self.front().low_water_word(low, generation)
     }
