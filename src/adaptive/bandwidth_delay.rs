@@ -62,7 +62,7 @@ impl Default for BandwidthDelay {
             gain: 1.5,
             requests: 2.0,
             probe_every: 50,
-            bandwidth_windows: 10,
+            bandwidth_windows: 5,
             delay_windows: 100,
             rates: VecDeque::new(),
             delays: VecDeque::new(),
@@ -107,7 +107,7 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows the bandwidth (and request size) maximum spans (default 10).
+    /// Windows the bandwidth (and request size) maximum spans (default 5).
     ///
     /// ```
     /// let a = multisem::adaptive::BandwidthDelay::default().bandwidth_windows(10);
