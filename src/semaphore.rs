@@ -29,9 +29,10 @@
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Short};
+use crate::counters::{Counters, FastError, Miss, Once, Short, Took, Watch};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
-use crate::permit::{OwnedPermit, Permit};
+use crate::permit::{OwnedPermit, Permit, PermitSource};
+use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
@@ -67,6 +68,26 @@ struct Limits<const N: usize> {
     capacity: [AtomicU64; N],
     debt: [AtomicU64; N],
     peak: [AtomicU64; N],
+    /// Per dimension, the fewest permits a take can leave in the counters
+    /// without passing the peak in flight (`capacity + debt - peak`), packed
+    /// as the counter word is, so that a fast take checks its peaks with one
+    /// load and one subtraction; see `refresh_low_water` for how it never
+    /// falls below the truth.
+    low_water: AtomicU64,
+}
+
+/// What the low water must send out of line: every take while acquired
+/// amounts are counted (that count is kept out of line); else, while peaks are
+/// tracked, takes that pass the peak, given the fewest permits they may leave
+/// (`low`); else nothing.
+fn watch<const N: usize>(amounts: bool, peaks: bool, low: impl FnOnce() -> [u64; N]) -> Watch<N> {
+    if amounts {
+        Watch::EveryTake
+    } else if peaks {
+        Watch::Below(low())
+    } else {
+        Watch::Nothing
+    }
 }
 
 fn load_all<const N: usize>(atomics: &[AtomicU64; N]) -> [u64; N] {
@@ -96,9 +117,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
     /// ```
     ///
+    /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
+    /// error (so is an empty array, which infers `N == 0`):
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([]); // error: N must be in 1..=64
+    /// # let _: MultiSemaphore<0> = sem;
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([1; 65]).build(); // error: N must be in 1..=64
+    /// ```
+    ///
     /// # Panics
     ///
-    /// If `N == 0`, or a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
+    /// If a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
     #[track_caller]
     pub fn new(capacity: [u64; N]) -> Self {
         Self::builder(capacity).build()
@@ -107,6 +144,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// A [`Builder`](crate::Builder) for a semaphore with these capacities,
     /// to reserve room to grow or turn off peak tracking.
     pub fn builder(capacity: [u64; N]) -> crate::Builder<N> {
+        const {
+            assert!(
+                N > 0 && N <= 64,
+                "a MultiSemaphore has 1 to 64 dimensions: N must be in 1..=64"
+            );
+        }
         crate::Builder::new(capacity)
     }
 
@@ -115,12 +158,9 @@ impl<const N: usize> MultiSemaphore<N> {
         capacity: [u64; N],
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
+        track_amounts: bool,
         front_bits: Option<[u32; N]>,
     ) -> Self {
-        assert!(
-            N > 0,
-            "MultiSemaphore needs at least one dimension (N == 0)"
-        );
         for (dim, &cap) in capacity.iter().enumerate() {
             assert!(
                 cap <= MAX_PERMITS,
@@ -143,16 +183,19 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         }
         let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
+        // Nothing in flight yet: the counters may go down to the capacity.
+        let low_water = counters.low_water_word(watch(track_amounts, track_peaks, || capacity), 0);
         Self {
             counters: CachePadded::new(counters),
             limits: CachePadded::new(Limits {
                 capacity: capacity.map(AtomicU64::new),
                 debt: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: std::array::from_fn(|_| AtomicU64::new(0)),
+                low_water: AtomicU64::new(low_water),
             }),
             queue: Mutex::new(WaitQueue::new()),
             queued: AtomicUsize::new(0),
-            stats: StatCounters::new(),
+            stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
         }
@@ -277,8 +320,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// permits now. A request of all zeros succeeds unless closed.
     #[inline(always)]
     pub fn try_acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, TryAcquireError> {
-        self.try_take(amounts)?;
-        Ok(Permit::new(self, amounts))
+        Self::try_acquire_from(self, amounts)
     }
 
     /// [`try_acquire`](Self::try_acquire) for a semaphore in an [`Arc`]: the
@@ -302,8 +344,7 @@ impl<const N: usize> MultiSemaphore<N> {
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, TryAcquireError> {
-        self.try_take(amounts)?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        Self::try_acquire_from(self, amounts)
     }
 
     /// Grows each dimension's capacity, and what is available, by `amounts`.
@@ -370,16 +411,134 @@ impl<const N: usize> MultiSemaphore<N> {
         self.stats
             .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
     }
+
+    /// What live permits hold now, per dimension: a snapshot for metrics,
+    /// exact when no acquire, release or resize runs at the same time (as
+    /// [`available`](Self::available)).
+    ///
+    /// Unlike `capacity() - available()`, it stays true after
+    /// [`set_capacity`](Self::set_capacity) shrinks a dimension below what is
+    /// in flight: it counts what the shrink is still waiting for.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 800]).unwrap();
+    /// sem.set_capacity([4, 400]).unwrap();
+    /// assert_eq!(sem.available(), [0, 0]);
+    /// assert_eq!(sem.in_flight(), [8, 800]); // capacity - available says [4, 400]
+    /// drop(held);
+    /// assert_eq!(sem.in_flight(), [0, 0]);
+    /// ```
+    ///
+    /// Lock-free in the single-word layout while nobody is queued and no
+    /// shrink is being absorbed; otherwise it reads under the internal lock.
+    pub fn in_flight(&self) -> [u64; N] {
+        // Settled: no debt, so in flight is capacity - counters. The
+        // capacity is read on both sides of the counters: if a resize ran
+        // between, read under the lock instead.
+        let capacity = self.capacity();
+        if let Some(counters) = self.counters.load_if_settled() {
+            if self.capacity() == capacity {
+                return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
+            }
+        }
+        let _queue = self.queue.lock();
+        // `counters + in flight == capacity + debt` (see the module docs).
+        let counters = self.counters.load_locked();
+        let capacity = self.capacity();
+        let debt = load_all(&self.limits.debt);
+        std::array::from_fn(|d| (capacity[d] + debt[d]).saturating_sub(counters[d]))
+    }
+
+    /// The request of the oldest queued acquirer, the one served next, or
+    /// `None` while nobody is queued: a snapshot, read under the internal
+    /// lock.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([1, 900]).unwrap();
+    /// let mut big = Box::pin(sem.acquire([2, 500]));
+    /// # let waker = std::task::Waker::noop();
+    /// # let _ = big.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+    /// // ... polled once: it is queued.
+    /// assert_eq!(sem.head_request(), Some([2, 500]));
+    /// assert_eq!(sem.head_shortfall(), Some([0, 400]));
+    /// drop(big);
+    /// assert_eq!(sem.head_request(), None);
+    /// # drop(held);
+    /// ```
+    pub fn head_request(&self) -> Option<[u64; N]> {
+        self.queue.lock().front().map(|(_, amounts)| amounts)
+    }
+
+    /// What the oldest queued acquirer still lacks in each dimension (its
+    /// request minus what is available, 0 where it fits), or `None` while
+    /// nobody is queued: for a dashboard that sees waiters and wants to know
+    /// which budget they wait for. A snapshot, read under the internal lock;
+    /// see [`head_request`](Self::head_request).
+    pub fn head_shortfall(&self) -> Option<[u64; N]> {
+        let queue = self.queue.lock();
+        let (_, head) = queue.front()?;
+        let have = self.available_locked();
+        Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
+    }
 }
 
 /// The fast path and its slow fallbacks.
 impl<const N: usize> MultiSemaphore<N> {
-    /// Inlined into callers down to the CAS, as a permit's drop is down to
-    /// the `fetch_add`: everything else (the locked path, the tiered
-    /// layout's split take, a rising peak) is out of line, so what is
-    /// inlined is small, and a hot loop keeps no call between its two
-    /// atomic operations.
+    /// `try_acquire` and `try_acquire_owned`: takes `amounts` and returns a
+    /// permit made from `source`. Inlined into callers down to the CAS, as a
+    /// permit's drop is down to the `fetch_add`: everything else (a lost
+    /// race, a shortage, the locked path, the tiered layout's split take, a
+    /// rising peak, the tally's wrap) is one call out of line, with its
+    /// arguments in registers, which makes the permit itself; so what is
+    /// inlined is small enough for the caller's own wrapper to be inlined in
+    /// turn, and keeps nothing in a register across a call.
     #[inline(always)]
+    fn try_acquire_from<'a, S: PermitSource<'a, N>>(
+        source: S,
+        amounts: [u64; N],
+    ) -> Result<S::Permit, TryAcquireError> {
+        let sem = source.semaphore();
+        // Relaxed: see `Limits`; a statistic. Loaded before the take: a load
+        // after the CAS would wait for it.
+        let low_water = sem.limits.low_water.load(Ordering::Relaxed);
+        let (word, miss) = match sem.counters.try_take_once(amounts, low_water) {
+            Once::Took => return Ok(source.permit(amounts)),
+            Once::ToNote(word) => (word, None),
+            Once::Missed(miss) => (0, Some(miss)),
+        };
+        Self::try_acquire_slow(source, amounts, word, miss)
+    }
+
+    /// `try_acquire_from` after a first try that missed (`miss`), or that
+    /// took, writing `word`, and has something to note.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_slow<'a, S: PermitSource<'a, N>>(
+        source: S,
+        amounts: [u64; N],
+        word: u64,
+        miss: Option<Miss>,
+    ) -> Result<S::Permit, TryAcquireError> {
+        let sem = source.semaphore();
+        match miss {
+            None => sem.note_take(word, &amounts),
+            Some(miss) => {
+                if let Err(fast) = sem.take_after_miss(amounts, miss) {
+                    sem.try_take_slow(amounts, fast)?;
+                }
+            }
+        }
+        Ok(source.permit(amounts))
+    }
+
+    /// `try_acquire` without the permit: the caller holds the amounts some
+    /// other way (`Permit::try_grow`).
     pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
@@ -387,27 +546,87 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// The lock-free fast path alone; counts its own successes.
+    /// The lock-free fast path alone; counts its own successes. Inlined as
+    /// `try_acquire_from` is.
     #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
-        let low_water = self.peak_low_water();
-        let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
-        self.note_peak(after, low_water);
+        // Relaxed: as in `try_acquire_from`.
+        let low_water = self.limits.low_water.load(Ordering::Relaxed);
+        match self.counters.try_take_once(amounts, low_water) {
+            Once::Took => Ok(()),
+            Once::ToNote(word) => {
+                self.note_take(word, &amounts);
+                Ok(())
+            }
+            Once::Missed(miss) => self.take_after_miss(amounts, miss),
+        }
+    }
+
+    /// The fast path after its first try missed: a retry, a fresh look, or
+    /// the tiered layout's split take (see `Counters::take_after_miss`).
+    #[cold]
+    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
+        match self
+            .counters
+            .take_after_miss(amounts, miss, self.track_peaks)?
+        {
+            Took::Word(word) => {
+                // Relaxed: see `Limits`; a statistic.
+                let low_water = self.limits.low_water.load(Ordering::Relaxed);
+                if self.counters.below(word, low_water) {
+                    self.note_peak_after(word);
+                }
+            }
+            Took::Left(left) => self.note_peak(left),
+        }
+        if self.stats.tracks_amounts() {
+            self.stats.add_amounts(&amounts);
+        }
         Ok(())
+    }
+
+    /// What a fast take of `amounts` that wrote `word` has to note: the
+    /// tally's wrap, the amounts if they are counted, and peaks if it went
+    /// below the low water.
+    #[cold]
+    #[inline(never)]
+    fn note_take(&self, word: u64, amounts: &[u64; N]) {
+        self.counters.count_tally(word);
+        if self.stats.tracks_amounts() {
+            self.stats.add_amounts(amounts);
+        }
+        // Relaxed: see `Limits`; a statistic. Loaded again, after the take:
+        // the low water is never below the truth, whenever it is read
+        // (see `refresh_low_water`).
+        let low_water = self.limits.low_water.load(Ordering::Relaxed);
+        if self.counters.below(word, low_water) {
+            self.note_peak_after(word);
+        }
+    }
+
+    /// A fast take that wrote `word` went below the low water: raise the
+    /// peaks to match. In the packed layout, also bring the low water down
+    /// to them (or, where debt paid since left it high, to the truth); the
+    /// tiered layout's stays where it is (see `Counters::low_water_word`).
+    fn note_peak_after(&self, word: u64) {
+        self.note_peak(self.counters.left_after(word));
+        if self.counters.is_packed() {
+            self.refresh_low_water();
+        }
     }
 
     #[cold]
     #[inline(never)]
     fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
         let result = self.try_take_locked(amounts, fast);
-        self.stats.record(match &result {
-            Ok(()) => Event::Acquired,
+        match &result {
+            Ok(()) => self.stats.acquired(&amounts),
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
-            ) => Event::Refused(*dim),
-            Err(TryAcquireError::Closed) => Event::ClosedOut,
-        });
+            ) => self.stats.record(Event::Refused(*dim)),
+            Err(TryAcquireError::Closed) => self.stats.record(Event::ClosedOut),
+        }
         result
     }
 
@@ -419,6 +638,7 @@ impl<const N: usize> MultiSemaphore<N> {
         fast: FastError,
     ) -> Result<(), TryAcquireError> {
         self.check_capacity(amounts).map_err(|(dim, capacity)| {
+            self.stats.record(Event::Exceeded(dim));
             TryAcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -441,7 +661,7 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(&head, amounts))
+                Err(self.reserved_for(head, amounts))
             } else {
                 self.take_locked(amounts)
                     .map_err(|short| insufficient(amounts, short))
@@ -452,19 +672,22 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks,
-    /// where nothing is left for newcomers.
-    fn reserved_for(&self, head: &[u64; N], amounts: [u64; N]) -> TryAcquireError {
+    /// first dimension this request lacks, or else the one the head lacks
+    /// (see [`Shortfall`]), with what is available there.
+    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
         let have = self.available_locked();
-        let dim = (0..N)
-            .find(|&d| amounts[d] > have[d])
-            .or_else(|| (0..N).find(|&d| head[d] > have[d]))
-            .unwrap_or(0);
+        let dim = Shortfall::of(amounts, have, Some(head)).dim;
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim].saturating_sub(head[dim]),
+            available: have[dim],
         }
+    }
+
+    /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
+    fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
+        let head = queue.front().map(|(_, head)| head);
+        Shortfall::of(amounts, self.available_locked(), head)
     }
 
     /// `Err((dim, capacity))` for the first dimension whose capacity is
@@ -483,25 +706,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
     /// is no bar), and raises the peaks to match.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let after = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(after, self.peak_low_water());
+        let left = self.counters.take_locked(amounts, self.track_peaks)?;
+        self.note_peak(left);
         Ok(())
     }
 
     /// Per dimension, the fewest permits that can be left without passing
-    /// the peak in flight: `capacity + debt - peak` (0 when peaks are not
-    /// tracked, so that nothing passes it).
-    ///
-    /// The fast path reads it before its take, not after: loads after the
-    /// take's CAS wait for the CAS to end (a locked instruction orders the
-    /// loads that follow it) and keep the word's cache line away from other
-    /// cores for longer. Compared after the take, it costs a compare per
-    /// dimension.
-    #[inline(always)]
+    /// the peak in flight: `capacity + debt - peak`.
     fn peak_low_water(&self) -> [u64; N] {
-        if !self.track_peaks {
-            return [0; N];
-        }
         std::array::from_fn(|d| {
             // Relaxed: see `Limits`; a statistic.
             self.peak_ceiling(d)
@@ -511,32 +723,80 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// What dimension `d` holds in all, available or in flight: the most
     /// that can be in flight.
-    #[inline(always)]
     fn peak_ceiling(&self, d: usize) -> u64 {
         // Relaxed: see `Limits`; a statistic.
         self.limits.capacity[d].load(Ordering::Relaxed)
             + self.limits.debt[d].load(Ordering::Relaxed)
     }
 
-    /// Raises the peaks to what is in flight, given the counters after a take
-    /// and the low water read before it.
-    #[inline(always)]
-    fn note_peak(&self, after: [u64; N], low_water: [u64; N]) {
-        for d in 0..N {
-            if after[d] < low_water[d] {
-                self.raise_peak(d, after[d]);
+    /// Raises the peaks to what is in flight, given the counters after a
+    /// take. The low water stays where it was: above the truth now, it sends
+    /// the next fast take out of line, which brings it down.
+    fn note_peak(&self, left: [u64; N]) {
+        if !self.track_peaks {
+            return;
+        }
+        for (d, &left) in left.iter().enumerate() {
+            let in_flight = self.peak_ceiling(d).saturating_sub(left);
+            // Relaxed: see `Limits`; a statistic. Loaded first so that a
+            // peak that does not rise costs no read-modify-write.
+            if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
+                self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
             }
         }
     }
 
-    /// Out of line: peaks rise rarely once a load has settled, and the
-    /// `fetch_max` loop would make the inlined fast path too big to inline.
-    #[cold]
-    #[inline(never)]
-    fn raise_peak(&self, d: usize, left: u64) {
-        let in_flight = self.peak_ceiling(d).saturating_sub(left);
-        // Relaxed: see `Limits`; a statistic.
-        self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
+    /// What the low water must send out of line now (see `watch`).
+    fn watch(&self) -> Watch<N> {
+        watch(self.stats.tracks_amounts(), self.track_peaks, || {
+            self.peak_low_water()
+        })
+    }
+
+    /// Brings the low water to `capacity + debt - peak` as they are now.
+    ///
+    /// It must never be above the truth for long, nor below it ever: below,
+    /// a take that passes the peak would not be seen. Peaks only rise and a
+    /// shrink's debt only falls here, which lower the truth; only a resize
+    /// raises it, and the resize then calls `rebase_low_water`, which bumps
+    /// the word's generation. So this CAS fails, and computes again, if a
+    /// resize came between its load and its CAS: a value computed from a
+    /// capacity since grown never lands. (A low water left high, by a debt
+    /// paid or a race between two of these, only sends a take or two out of
+    /// line needlessly, and comes down on the first.)
+    fn refresh_low_water(&self) {
+        // Acquire: pairs with the Release of `rebase_low_water`, so that the
+        // capacity read below is at least as new as the generation read here.
+        let mut current = self.limits.low_water.load(Ordering::Acquire);
+        loop {
+            let generation = Counters::<N>::generation(current);
+            let fresh = self.counters.low_water_word(self.watch(), generation);
+            if fresh == current {
+                return;
+            }
+            // Relaxed on success: the word carries no data. Acquire on
+            // failure: as the load above.
+            match self.limits.low_water.compare_exchange_weak(
+                current,
+                fresh,
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// For a resize, under the queue lock, after it changed capacities and
+    /// debts: the low water as they are now, in a new generation, so that no
+    /// `refresh_low_water` begun before lands a value from the old ones.
+    fn rebase_low_water(&self) {
+        // Relaxed: only the lock holder changes the generation.
+        let generation = Counters::<N>::generation(self.limits.low_water.load(Ordering::Relaxed));
+        let fresh = self.counters.low_water_word(self.watch(), generation + 1);
+        // Release: see `refresh_low_water`.
+        self.limits.low_water.store(fresh, Ordering::Release);
     }
 
     /// Returns permits: lock-free unless someone is queued or a shrink is
@@ -626,6 +886,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.limits.debt[dim].store(debt, Ordering::Relaxed);
                 self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
             }
+            self.rebase_low_water();
             // `SLOW` or not, we serve the queue below.
             let _ = self.counters.give(&back);
             self.fail_oversized(&mut queue, &mut wake);
@@ -658,6 +919,7 @@ impl<const N: usize> MultiSemaphore<N> {
             })
             .collect();
         for (ticket, dim) in oversized {
+            self.stats.record(Event::Exceeded(dim));
             let outcome = Outcome::ExceedsCapacity {
                 dim,
                 capacity: capacity[dim],
@@ -737,6 +999,7 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<Option<Ticket>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
         if let Err((dim, capacity)) = self.check_capacity(amounts) {
+            self.stats.record(Event::Exceeded(dim));
             return Err(AcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -757,6 +1020,10 @@ impl<const N: usize> MultiSemaphore<N> {
         // A dimension still in debt has an empty counter, so a request that
         // needs it cannot be granted here.
         let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
+        if !granted {
+            let dim = self.shortfall_locked(queue, amounts).dim;
+            self.stats.record(Event::Waited(dim));
+        }
         let ticket = match notify.take() {
             Some(notify) if !granted => Some(queue.push(amounts, notify)),
             unused => {
@@ -813,35 +1080,48 @@ impl<const N: usize> MultiSemaphore<N> {
         None
     }
 
-    /// Gives up a queued request (timeout, or a dropped future). `None`: it
-    /// was still queued and took nothing; those behind it that now fit are
-    /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
-    /// means the caller holds the permits. `parked`: the blocked thread's
-    /// flag, for a request made by `wait`.
-    pub(crate) fn cancel(&self, ticket: Ticket, parked: Option<&Parked>) -> Option<Outcome> {
+    /// Gives up a queued request of `amounts` (timeout, or a dropped
+    /// future). `Ok(dim)`: it was still queued, held back by dimension `dim`
+    /// (see [`Shortfall`]), and took nothing; those behind it that now fit
+    /// are served. `Err(outcome)`: it had ended first, and a `Granted`
+    /// outcome means the caller holds the permits. `parked`: the blocked
+    /// thread's flag, for a request made by `wait`.
+    pub(crate) fn cancel(
+        &self,
+        ticket: Ticket,
+        amounts: [u64; N],
+        parked: Option<&Parked>,
+    ) -> Result<usize, Outcome> {
         let mut wake = WakeList::new();
-        let (outcome, notify) = {
+        let (result, notify) = {
             let mut queue = self.queue.lock();
             // A grant, under this lock, freed the slot of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                return Some(Outcome::Granted);
+                return Err(Outcome::Granted);
             }
+            // Before it leaves: it may be the head itself.
+            let dim = self.shortfall_locked(&queue, amounts).dim;
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
                     self.rebalance(&mut queue, &mut wake);
-                    (None, notify)
+                    (Ok(dim), notify)
                 }
-                Err(outcome) => (Some(outcome), None),
+                Err(outcome) => (Err(outcome), None),
             }
         };
         drop(notify);
         wake.wake_all();
-        outcome
+        result
     }
 
     pub(crate) fn record(&self, event: Event) {
         self.stats.record(event);
+    }
+
+    /// A grant off the fast path, delivered to its caller.
+    pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
+        self.stats.acquired(amounts);
     }
 }
 
