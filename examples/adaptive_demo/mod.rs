@@ -327,8 +327,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
             let t = start.elapsed();
             let (workers, bandwidth) = broker_capacity(t, options.seconds);
             let limits = ctl.limits();
-            let available = sem.available();
-            let in_flight = [0, 1].map(|d| limits[d].saturating_sub(available[d]));
+            let in_flight = sem.in_flight();
             let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
             latencies.sort_unstable();
             let acked = tally.acked_bytes.load(Ordering::Relaxed);
