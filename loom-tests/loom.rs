@@ -28,11 +28,15 @@
 //!   take that wins the second dimension), a waiter seen in
 //!   `waiters()` not overtaken, a cancel on another thread, close waking
 //!   every waiter, a waker that re-enters the semaphore.
+//! - [`grow`]: `try_grow` racing a partial `release` and an enqueue.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
 //!   releases and queued waiters; a shrink below what is in flight, whose
 //!   debt holds back every grant (checked against the new capacity); a take
 //!   that gave its reserve part back and is then refused by a shrink still
 //!   serving the queue.
+//! - [`stats`]: the statistics kept off the fast path (amounts granted, waits
+//!   and timeouts by dimension, `in_flight`) against racing grants, timeouts
+//!   and fast takes.
 //!
 //! loom has no clock, so a timeout is modelled by polling an async acquire once
 //! and dropping it: the library sends a passed deadline down the same cancel path.
@@ -52,7 +56,9 @@
 //! `support::Defuse`, so that loom's deadlock report is not turned into an
 //! abort of the whole binary by destructors that run while unwinding.
 
+mod grow;
 mod nonblocking;
 mod resize;
+mod stats;
 mod support;
 mod waiting;

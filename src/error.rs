@@ -82,6 +82,24 @@ pub enum CapacityError {
     },
 }
 
+/// Why [`Permit::release`](crate::Permit::release) (or
+/// [`OwnedPermit::release`](crate::OwnedPermit::release)) gave nothing back.
+///
+/// The permit is unchanged: it still holds everything it held before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The permit holds less than `requested` in dimension `dim`.
+    ExceedsHeld {
+        /// The first dimension where the permit holds too little.
+        dim: usize,
+        /// The amount asked to release in that dimension.
+        requested: u64,
+        /// What the permit holds in that dimension.
+        held: u64,
+    },
+}
+
 impl TryAcquireError {
     /// Whether this is [`TryAcquireError::Closed`].
     pub fn is_closed(&self) -> bool {
@@ -168,3 +186,20 @@ impl fmt::Display for CapacityError {
 impl std::error::Error for TryAcquireError {}
 impl std::error::Error for AcquireError {}
 impl std::error::Error for CapacityError {}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ExceedsHeld {
+                dim,
+                requested,
+                held,
+            } => write!(
+                f,
+                "dimension {dim}: asked to release {requested}, the permit holds {held}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReleaseError {}

@@ -54,6 +54,11 @@
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;
 //!   a grant that raced the drop goes back to the semaphore.
+//! * **A panicking waker strands nobody.** A release, resize or `close` that
+//!   grants (or closes out) several waiters wakes every one of them even if a
+//!   waker panics, then re-raises the first such panic to its caller. While
+//!   the caller is already unwinding (a permit dropped during a panic), that
+//!   panic is swallowed instead, since raising it would abort the process.
 //!
 //! # Fairness design
 //!
@@ -81,9 +86,26 @@
 //! | block a thread, bounded in time | [`acquire_blocking_timeout`](MultiSemaphore::acquire_blocking_timeout), [`acquire_blocking_deadline`](MultiSemaphore::acquire_blocking_deadline) |
 //! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
+//! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
+//! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
-//! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |
+//! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
+//! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()` |
+//! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503` |
+//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer` |
+//!
+//! # Cargo features
+//!
+//! All are off by default; the default build depends only on `parking_lot`
+//! and `crossbeam-utils`.
+//!
+//! | feature | adds | on crates |
+//! |---|---|---|
+//! | `tower` | `tower`: a layer that takes each request's permit in `call`, waits or sheds, and holds it until the response is done | `tower-service`, `tower-layer`, `pin-project-lite` |
+//! | `http` | `http`: weighers by `Content-Length`, the permit carried in the response body, `413` / `503` + `Retry-After` answers (implies `tower`) | `http`, `http-body` 1.x |
+//! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, and a wait-time histogram, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
 //!
 //! # How it is checked
 //!
@@ -102,18 +124,29 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod acquire;
+pub mod adaptive;
 mod builder;
 mod counters;
 mod error;
 mod permit;
 mod semaphore;
+mod shortfall;
 mod stats;
 mod sync;
 mod waiters;
 
-pub use acquire::{Acquire, AcquireOwned};
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "futures")]
+pub mod stream;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+pub use acquire::{Acquire, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout};
 pub use builder::Builder;
-pub use error::{AcquireError, CapacityError, TryAcquireError};
+pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;
 pub use stats::Stats;

@@ -1,5 +1,6 @@
 //! Permits: RAII guards that give back exactly what they hold.
 
+use crate::error::{ReleaseError, TryAcquireError};
 use crate::semaphore::MultiSemaphore;
 use crate::sync::Arc;
 use std::fmt;
@@ -13,18 +14,44 @@ struct Held<S: Deref<Target = MultiSemaphore<N>>, const N: usize> {
 }
 
 impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
-    fn split(&mut self, amounts: [u64; N]) -> Option<[u64; N]> {
-        if amounts
-            .iter()
-            .zip(&self.amounts)
-            .any(|(want, held)| want > held)
-        {
-            return None;
+    /// Takes `amounts` out of this permit, or returns the first dimension
+    /// where it holds less (then nothing changes).
+    fn take_out(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
+        if let Some(dim) = (0..N).find(|&d| amounts[d] > self.amounts[d]) {
+            return Err(ReleaseError::ExceedsHeld {
+                dim,
+                requested: amounts[dim],
+                held: self.amounts[dim],
+            });
         }
         for (held, moved) in self.amounts.iter_mut().zip(amounts) {
             *held -= moved;
         }
-        Some(amounts)
+        Ok(())
+    }
+
+    fn split(&mut self, amounts: [u64; N]) -> Option<[u64; N]> {
+        self.take_out(amounts).ok().map(|()| amounts)
+    }
+
+    /// `try_acquire` of `amounts`, added to this permit: the same fast path,
+    /// the same deference to queued acquirers, the same errors.
+    fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        self.sem.try_take(amounts)?;
+        for (held, more) in self.amounts.iter_mut().zip(amounts) {
+            // As in `merge`: all of it is in flight from one semaphore.
+            *held += more;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
+        self.take_out(amounts)?;
+        // As in `drop`: an empty release touches no atomic.
+        if amounts != [0; N] {
+            self.sem.release(&amounts);
+        }
+        Ok(())
     }
 
     #[track_caller]
@@ -180,6 +207,76 @@ impl<'a, const N: usize> Permit<'a, N> {
     pub fn merge(&mut self, other: Self) {
         self.held.merge(other.held);
     }
+
+    /// Takes `amounts` more from the semaphore into this permit, all of
+    /// them or none, without waiting: for a size known only after the
+    /// permit was taken (a message compressed, a download's length fetched).
+    ///
+    /// It behaves exactly as [`try_acquire`](MultiSemaphore::try_acquire)
+    /// of `amounts` followed by [`merge`](Self::merge), without the second
+    /// permit: lock-free while nobody is queued, and never overtaking a
+    /// queued acquirer (while any is queued it fails with `Insufficient`). It
+    /// never clamps: it grows by exactly `amounts` or not at all. A grow
+    /// counts as an acquire in [`stats`](MultiSemaphore::stats).
+    ///
+    /// ```
+    /// use multisem::{MultiSemaphore, TryAcquireError};
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let mut permit = sem.try_acquire([1, 100])?; // the size we guessed
+    /// permit.try_grow([0, 150])?;                   // the size it turned out to be
+    /// assert_eq!(permit.amounts(), [1, 250]);
+    /// // All or nothing: a grow that does not fit changes nothing.
+    /// assert!(permit.try_grow([1, 800]).unwrap_err().is_insufficient());
+    /// assert_eq!(permit.amounts(), [1, 250]);
+    /// # Ok::<(), TryAcquireError>(())
+    /// ```
+    ///
+    /// # Why there is no waiting grow
+    ///
+    /// A permit that waits for more while it holds what it has is
+    /// hold-and-wait, the deadlock this crate exists to prevent: two
+    /// producers each holding half the bytes and each waiting to grow by the
+    /// other half never finish, and a queued grow would pin its permits
+    /// while acquirers behind it starve. Where a grow does not fit now,
+    /// either drop the permit and [`acquire`](MultiSemaphore::acquire) the
+    /// full size (waiting while holding nothing), or
+    /// [`release`](Self::release) what you can first.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](MultiSemaphore::try_acquire), checked on `amounts`
+    /// alone; the permit is unchanged.
+    pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        self.held.try_grow(amounts)
+    }
+
+    /// Gives `amounts` back to the semaphore now, keeping the rest: for a
+    /// size that shrank once known (a message that compressed well), or
+    /// work that finishes in parts. All or nothing: queued acquirers that
+    /// now fit are served, as when a permit is dropped.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let mut permit = sem.try_acquire([1, 600]).unwrap();
+    /// permit.release([0, 400]).unwrap(); // it compressed to 200
+    /// assert_eq!(permit.amounts(), [1, 200]);
+    /// assert_eq!(sem.available(), [9, 800]);
+    /// // More than held: an error, and nothing is given back.
+    /// let err = permit.release([0, 201]).unwrap_err();
+    /// assert_eq!(err.to_string(), "dimension 1: asked to release 201, the permit holds 200");
+    /// assert_eq!(permit.amounts(), [1, 200]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError::ExceedsHeld`] if the permit holds less than `amounts`
+    /// in a dimension; then nothing changes.
+    pub fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
+        self.held.release(amounts)
+    }
 }
 
 impl<const N: usize> OwnedPermit<N> {
@@ -220,6 +317,47 @@ impl<const N: usize> OwnedPermit<N> {
     #[track_caller]
     pub fn merge(&mut self, other: Self) {
         self.held.merge(other.held);
+    }
+
+    /// Takes `amounts` more into this permit, all or none, without waiting;
+    /// see [`Permit::try_grow`] (and there, why no grow waits).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    /// let mut permit = sem.try_acquire_owned([1, 100]).unwrap();
+    /// permit.try_grow([0, 150]).unwrap();
+    /// assert_eq!(permit.amounts(), [1, 250]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](MultiSemaphore::try_acquire); the permit is
+    /// unchanged.
+    pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        self.held.try_grow(amounts)
+    }
+
+    /// Gives `amounts` back now, keeping the rest; see [`Permit::release`].
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    /// let mut permit = sem.try_acquire_owned([1, 600]).unwrap();
+    /// permit.release([0, 400]).unwrap();
+    /// assert_eq!(sem.available(), [9, 800]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError::ExceedsHeld`] if the permit holds less than `amounts`
+    /// in a dimension; then nothing changes.
+    pub fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
+        self.held.release(amounts)
     }
 }
 

@@ -37,6 +37,7 @@
 use crate::counters::{Counters, FastError, MAX_PERMITS, Short};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
+use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
@@ -100,9 +101,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
     /// ```
     ///
+    /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
+    /// error (so is an empty array, which infers `N == 0`):
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([]); // error: N must be in 1..=64
+    /// # let _: MultiSemaphore<0> = sem;
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([1; 65]).build(); // error: N must be in 1..=64
+    /// ```
+    ///
     /// # Panics
     ///
-    /// If `N == 0`, or a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
+    /// If a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
     #[track_caller]
     pub fn new(capacity: [u64; N]) -> Self {
         Self::builder(capacity).build()
@@ -111,6 +128,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// A [`Builder`](crate::Builder) for a semaphore with these capacities,
     /// to reserve room to grow or turn off peak tracking.
     pub fn builder(capacity: [u64; N]) -> crate::Builder<N> {
+        const {
+            assert!(
+                N > 0 && N <= 64,
+                "a MultiSemaphore has 1 to 64 dimensions: N must be in 1..=64"
+            );
+        }
         crate::Builder::new(capacity)
     }
 
@@ -119,12 +142,9 @@ impl<const N: usize> MultiSemaphore<N> {
         capacity: [u64; N],
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
+        track_amounts: bool,
         front_bits: Option<[u32; N]>,
     ) -> Self {
-        assert!(
-            N > 0,
-            "MultiSemaphore needs at least one dimension (N == 0)"
-        );
         for (dim, &cap) in capacity.iter().enumerate() {
             assert!(
                 cap <= MAX_PERMITS,
@@ -156,7 +176,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }),
             queue: Mutex::new(WaitQueue::new()),
             queued: AtomicUsize::new(0),
-            stats: StatCounters::new(),
+            stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
         }
@@ -327,6 +347,81 @@ impl<const N: usize> MultiSemaphore<N> {
         self.stats
             .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
     }
+
+    /// What live permits hold now, per dimension: a snapshot for metrics,
+    /// exact when no acquire, release or resize runs at the same time (as
+    /// [`available`](Self::available)).
+    ///
+    /// Unlike `capacity() - available()`, it stays true after
+    /// [`set_capacity`](Self::set_capacity) shrinks a dimension below what is
+    /// in flight: it counts what the shrink is still waiting for.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 800]).unwrap();
+    /// sem.set_capacity([4, 400]).unwrap();
+    /// assert_eq!(sem.available(), [0, 0]);
+    /// assert_eq!(sem.in_flight(), [8, 800]); // capacity - available says [4, 400]
+    /// drop(held);
+    /// assert_eq!(sem.in_flight(), [0, 0]);
+    /// ```
+    ///
+    /// Lock-free in the single-word layout while nobody is queued and no
+    /// shrink is being absorbed; otherwise it reads under the internal lock.
+    pub fn in_flight(&self) -> [u64; N] {
+        // Settled: no debt, so in flight is capacity - counters. The
+        // capacity is read on both sides of the counters: if a resize ran
+        // between, read under the lock instead.
+        let capacity = self.capacity();
+        if let Some(counters) = self.counters.load_if_settled() {
+            if self.capacity() == capacity {
+                return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
+            }
+        }
+        let _queue = self.queue.lock();
+        // `counters + in flight == capacity + debt` (see the module docs).
+        let counters = self.counters.load_locked();
+        let capacity = self.capacity();
+        let debt = load_all(&self.limits.debt);
+        std::array::from_fn(|d| (capacity[d] + debt[d]).saturating_sub(counters[d]))
+    }
+
+    /// The request of the oldest queued acquirer, the one served next, or
+    /// `None` while nobody is queued: a snapshot, read under the internal
+    /// lock.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([1, 900]).unwrap();
+    /// let mut big = Box::pin(sem.acquire([2, 500]));
+    /// # let waker = std::task::Waker::noop();
+    /// # let _ = big.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+    /// // ... polled once: it is queued.
+    /// assert_eq!(sem.head_request(), Some([2, 500]));
+    /// assert_eq!(sem.head_shortfall(), Some([0, 400]));
+    /// drop(big);
+    /// assert_eq!(sem.head_request(), None);
+    /// # drop(held);
+    /// ```
+    pub fn head_request(&self) -> Option<[u64; N]> {
+        self.queue.lock().front().map(|(_, amounts)| amounts)
+    }
+
+    /// What the oldest queued acquirer still lacks in each dimension (its
+    /// request minus what is available, 0 where it fits), or `None` while
+    /// nobody is queued: for a dashboard that sees waiters and wants to know
+    /// which budget they wait for. A snapshot, read under the internal lock;
+    /// see [`head_request`](Self::head_request).
+    pub fn head_shortfall(&self) -> Option<[u64; N]> {
+        let queue = self.queue.lock();
+        let (_, head) = queue.front()?;
+        let have = self.available_locked();
+        Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
+    }
 }
 
 /// The fast path and its slow fallbacks.
@@ -337,7 +432,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// inlined is small, and a hot loop keeps no call between its two
     /// atomic operations.
     #[inline(always)]
-    fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
             Err(fast) => self.try_take_slow(amounts, fast),
@@ -350,6 +445,9 @@ impl<const N: usize> MultiSemaphore<N> {
         let low_water = self.peak_low_water();
         let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
         self.note_peak(after, low_water);
+        if self.stats.tracks_amounts() {
+            self.stats.add_amounts(&amounts);
+        }
         Ok(())
     }
 
@@ -357,14 +455,14 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(never)]
     fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
         let result = self.try_take_locked(amounts, fast);
-        self.stats.record(match &result {
-            Ok(()) => Event::Acquired,
+        match &result {
+            Ok(()) => self.stats.acquired(&amounts),
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
-            ) => Event::Refused(*dim),
-            Err(TryAcquireError::Closed) => Event::ClosedOut,
-        });
+            ) => self.stats.record(Event::Refused(*dim)),
+            Err(TryAcquireError::Closed) => self.stats.record(Event::ClosedOut),
+        }
         result
     }
 
@@ -396,7 +494,7 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(&head, amounts))
+                Err(self.reserved_for(head, amounts))
             } else {
                 self.take_locked(amounts)
                     .map_err(|short| insufficient(amounts, short))
@@ -407,18 +505,15 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks,
-    /// where nothing is left for newcomers.
-    fn reserved_for(&self, head: &[u64; N], amounts: [u64; N]) -> TryAcquireError {
+    /// first dimension this request lacks, or else the one the head lacks
+    /// (see [`Shortfall`]), with what is available there.
+    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
         let have = self.available_locked();
-        let dim = (0..N)
-            .find(|&d| amounts[d] > have[d])
-            .or_else(|| (0..N).find(|&d| head[d] > have[d]))
-            .unwrap_or(0);
+        let dim = Shortfall::of(amounts, have, Some(head)).dim;
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim].saturating_sub(head[dim]),
+            available: have[dim],
         }
     }
 
@@ -426,6 +521,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// contract gives: `ExceedsCapacity`, then `Closed`.
     fn refuse(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.check_capacity(amounts).map_err(|(dim, capacity)| {
+            self.stats.record(Event::Exceeded(dim));
             TryAcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -436,6 +532,12 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(TryAcquireError::Closed);
         }
         Ok(())
+    }
+
+    /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
+    fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
+        let head = queue.front().map(|(_, head)| head);
+        Shortfall::of(amounts, self.available_locked(), head)
     }
 
     /// `Err((dim, capacity))` for the first dimension whose capacity is
@@ -601,6 +703,7 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<Option<Ticket>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
         if let Err((dim, capacity)) = self.check_capacity(amounts) {
+            self.stats.record(Event::Exceeded(dim));
             // The caller's fast take may have given permits back while
             // waiters were queued (`FastError::GaveBack`): serve them.
             self.rebalance(queue, wake);
@@ -623,6 +726,10 @@ impl<const N: usize> MultiSemaphore<N> {
         self.set_slow(queue, true);
         self.settle_and_serve(queue, wake);
         let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
+        if !granted {
+            let dim = self.shortfall_locked(queue, amounts).dim;
+            self.stats.record(Event::Waited(dim));
+        }
         let ticket = match notify.take() {
             Some(notify) if !granted => Some(queue.push(amounts, notify)),
             unused => {
@@ -679,35 +786,48 @@ impl<const N: usize> MultiSemaphore<N> {
         None
     }
 
-    /// Gives up a queued request (timeout, or a dropped future). `None`: it
-    /// was still queued and took nothing; those behind it that now fit are
-    /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
-    /// means the caller holds the permits. `parked`: the blocked thread's
-    /// flag, for a request made by `wait`.
-    pub(crate) fn cancel(&self, ticket: Ticket, parked: Option<&Parked>) -> Option<Outcome> {
+    /// Gives up a queued request of `amounts` (timeout, or a dropped
+    /// future). `Ok(dim)`: it was still queued, held back by dimension `dim`
+    /// (see [`Shortfall`]), and took nothing; those behind it that now fit
+    /// are served. `Err(outcome)`: it had ended first, and a `Granted`
+    /// outcome means the caller holds the permits. `parked`: the blocked
+    /// thread's flag, for a request made by `wait`.
+    pub(crate) fn cancel(
+        &self,
+        ticket: Ticket,
+        amounts: [u64; N],
+        parked: Option<&Parked>,
+    ) -> Result<usize, Outcome> {
         let mut wake = WakeList::new();
-        let (outcome, notify) = {
+        let (result, notify) = {
             let mut queue = self.queue.lock();
             // A grant, under this lock, freed the slot of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                return Some(Outcome::Granted);
+                return Err(Outcome::Granted);
             }
+            // Before it leaves: it may be the head itself.
+            let dim = self.shortfall_locked(&queue, amounts).dim;
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
                     self.rebalance(&mut queue, &mut wake);
-                    (None, notify)
+                    (Ok(dim), notify)
                 }
-                Err(outcome) => (Some(outcome), None),
+                Err(outcome) => (Err(outcome), None),
             }
         };
         drop(notify);
         wake.wake_all();
-        outcome
+        result
     }
 
     pub(crate) fn record(&self, event: Event) {
         self.stats.record(event);
+    }
+
+    /// A grant off the fast path, delivered to its caller.
+    pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
+        self.stats.acquired(amounts);
     }
 }
 

@@ -25,6 +25,7 @@
 //! unlocking: a waker never runs under the lock.
 
 use crate::sync::{Arc, AtomicBool, Ordering, Thread};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Waker;
 
 const NIL: usize = usize::MAX;
@@ -309,9 +310,25 @@ impl WakeList {
     }
 
     /// Wakes everyone. Call only with the lock released.
+    ///
+    /// A waker may panic. Every waiter on the list already holds its outcome
+    /// (its permits, or `Closed`), so each must still be woken: a panic is
+    /// caught, the rest are woken, and then the first panic is re-raised to
+    /// the caller (the release, resize or close that woke them). If this
+    /// thread is already unwinding (a permit dropped during a panic), the
+    /// waker's panic is swallowed instead: raising it there would abort the
+    /// process, and the panic already under way reports the failure.
     pub(crate) fn wake_all(self) {
+        let mut first_panic = None;
         for notify in self.inline.into_iter().flatten().chain(self.more) {
-            notify.wake();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| notify.wake())) {
+                first_panic.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = first_panic {
+            if !std::thread::panicking() {
+                resume_unwind(panic);
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 //! included), blocking `acquire_blocking` (only where the model says it cannot wait),
 //! `acquire_blocking_deadline` with a past deadline, `acquire_blocking_timeout` of 1 ms, async
 //! acquires polled once and then kept queued, cancelled, or completed later,
-//! dropping, splitting, merging and forgetting permits, `close`,
+//! dropping, splitting, merging, forgetting, growing (`try_grow`) and
+//! partly releasing (`release`) permits, `close`,
 //! `add_permits` and `set_capacity` (overflow included).
 //!
 //! After each step the queued futures are polled in arrival order; every result,
@@ -23,7 +24,8 @@ use std::array::from_fn;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use multisem::*;
@@ -60,11 +62,16 @@ enum Op<const N: usize> {
         owned: bool,
     },
     /// Async acquire polled once; if pending, kept queued or dropped at once.
+    /// `timed`: made `with_timeout` on a timer that `Expire` fires.
     Async {
         amounts: [u64; N],
         owned: bool,
         keep: bool,
+        timed: bool,
     },
+    /// Fire the timer of queued future k (if it has one): it times out
+    /// unless it ended first.
+    Expire(usize),
     /// Drop queued future k (cancel).
     Cancel(usize),
     Drop(usize),
@@ -75,6 +82,17 @@ enum Op<const N: usize> {
     },
     Merge(usize, usize),
     Forget(usize),
+    /// `try_grow` of permit k.
+    Grow {
+        k: usize,
+        amounts: [u64; N],
+    },
+    /// `release` of part of permit k (`half`: half of what it holds).
+    Release {
+        k: usize,
+        amounts: [u64; N],
+        half: bool,
+    },
     Close,
     /// `overflow`: make that dimension pass `max_capacity()`.
     AddPermits {
@@ -130,14 +148,18 @@ fn base_op<const N: usize>() -> impl Strategy<Value = Op<N>> {
             .prop_map(|(amounts, owned)| Op::DeadlinePast { amounts, owned }),
         1 => (arr(amount()), any::<bool>())
             .prop_map(|(amounts, owned)| Op::ShortTimeout { amounts, owned }),
-        5 => (arr(amount()), any::<bool>(), prop::bool::weighted(0.7))
-            .prop_map(|(amounts, owned, keep)| Op::Async { amounts, owned, keep }),
+        5 => (arr(amount()), any::<bool>(), prop::bool::weighted(0.7), any::<bool>())
+            .prop_map(|(amounts, owned, keep, timed)| Op::Async { amounts, owned, keep, timed }),
+        1 => idx.clone().prop_map(Op::Expire),
         2 => idx.clone().prop_map(Op::Cancel),
         6 => idx.clone().prop_map(Op::Drop),
         3 => (idx.clone(), arr(0..=4u64), any::<bool>())
             .prop_map(|(k, amounts, half)| Op::Split { k, amounts, half }),
         2 => (idx.clone(), idx.clone()).prop_map(|(j, k)| Op::Merge(j, k)),
-        1 => idx.prop_map(Op::Forget),
+        1 => idx.clone().prop_map(Op::Forget),
+        3 => (idx.clone(), arr(amount())).prop_map(|(k, amounts)| Op::Grow { k, amounts }),
+        3 => (idx.clone(), arr(0..=4u64), any::<bool>())
+            .prop_map(|(k, amounts, half)| Op::Release { k, amounts, half }),
         1 => Just(Op::Close),
         2 => (arr(0..=6u64), prop::option::weighted(0.15, 0..N))
             .prop_map(|(amounts, overflow)| Op::AddPermits { amounts, overflow }),
@@ -174,6 +196,18 @@ impl<const N: usize> Held<'_, N> {
             Held::O(p) => p.forget(),
         }
     }
+    fn try_grow(&mut self, a: [u64; N]) -> Result<(), TryAcquireError> {
+        match self {
+            Held::B(p) => p.try_grow(a),
+            Held::O(p) => p.try_grow(a),
+        }
+    }
+    fn release(&mut self, a: [u64; N]) -> Result<(), ReleaseError> {
+        match self {
+            Held::B(p) => p.release(a),
+            Held::O(p) => p.release(a),
+        }
+    }
     fn same_kind(&self, other: &Self) -> bool {
         matches!(
             (self, other),
@@ -197,16 +231,35 @@ struct Pending<'a, const N: usize> {
     counter: Arc<CountingWaker>,
     waker: Waker,
     wakes_seen: usize,
+    /// The timer of a `with_timeout` future.
+    timer: Option<Timer>,
+}
+
+/// A timer that completes once fired (the model polls every step, so it
+/// needs no waker).
+#[derive(Clone, Default)]
+struct Timer(Arc<AtomicBool>);
+
+impl Future for Timer {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0.load(SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl<'a, const N: usize> Pending<'a, N> {
-    fn new(fut: Fut<'a, N>) -> Self {
+    fn new(fut: Fut<'a, N>, timer: Option<Timer>) -> Self {
         let (counter, waker) = counting_waker();
         Self {
             fut,
             counter,
             waker,
             wakes_seen: 0,
+            timer,
         }
     }
 
@@ -243,6 +296,8 @@ enum WaitState {
 struct Waiting<const N: usize> {
     amounts: [u64; N],
     state: WaitState,
+    /// Its timer has fired (`Expire`).
+    expired: bool,
 }
 
 #[derive(Debug)]
@@ -259,6 +314,7 @@ struct Model<const N: usize> {
     /// again: each must count once, as `closed_out` or as `cancelled`.
     closed_undelivered: u64,
     track_peaks: bool,
+    track_amounts: bool,
 }
 
 impl<const N: usize> Model<N> {
@@ -271,6 +327,28 @@ impl<const N: usize> Model<N> {
     fn fits(&self, a: [u64; N]) -> bool {
         let av = self.available();
         (0..N).all(|d| a[d] <= av[d])
+    }
+    /// The oldest queued request.
+    fn head(&self) -> Option<[u64; N]> {
+        self.waiting
+            .iter()
+            .find(|w| w.state == WaitState::Queued)
+            .map(|w| w.amounts)
+    }
+    /// The dimension that holds `a` back now, as `Stats` documents it: the
+    /// first where `a` is short, else the first the queue's head lacks.
+    fn held_back(&self, a: [u64; N]) -> usize {
+        let av = self.available();
+        let short = |x: [u64; N]| (0..N).find(|&d| x[d] > av[d]);
+        short(a)
+            .or_else(|| self.head().and_then(short))
+            .unwrap_or_else(|| (0..N).find(|&d| a[d] > 0).unwrap_or(0))
+    }
+    /// A waiting acquire of `a` timed out now.
+    fn time_out(&mut self, a: [u64; N]) {
+        let d = self.held_back(a);
+        self.stats.timed_out += 1;
+        self.stats.timed_out_by[d] += 1;
     }
     fn queued(&self) -> usize {
         self.waiting
@@ -306,8 +384,11 @@ impl<const N: usize> Model<N> {
     /// order while the head fits (Go x/sync style: no waiter holds a part).
     fn serve(&mut self) {
         for i in 0..self.waiting.len() {
-            if self.waiting[i].state == WaitState::Queued && self.exceeds(self.waiting[i].amounts) {
+            let a = self.waiting[i].amounts;
+            if self.waiting[i].state == WaitState::Queued && self.exceeds(a) {
                 self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
+                let d = (0..N).find(|&d| a[d] > self.cap[d]).unwrap();
+                self.stats.exceeded[d] += 1;
             }
         }
         for i in 0..self.waiting.len() {
@@ -339,6 +420,15 @@ impl<const N: usize> Model<N> {
         }
         self.serve();
     }
+    /// A grant of `a` delivered to its caller.
+    fn deliver(&mut self, a: [u64; N]) {
+        self.stats.acquired += 1;
+        if self.track_amounts {
+            for d in 0..N {
+                self.stats.acquired_amounts[d] += a[d];
+            }
+        }
+    }
     fn close(&mut self) {
         self.closed = true;
         for w in &mut self.waiting {
@@ -364,27 +454,32 @@ fn granted<const N: usize>(
     prop_assert_eq!(exp, Expect::Ok, "{}({:?}) succeeded", call, a);
     prop_assert_eq!(amounts, a);
     m.take(a);
-    m.stats.acquired += 1;
+    m.deliver(a);
     Ok(true)
 }
 
 /// `ExceedsCapacity { dim, requested, capacity }` from `call`: the model must
-/// expect it, and the fields must name a dimension whose capacity is short.
+/// expect it, and the fields must name the first dimension whose capacity is
+/// short. Books it.
 fn exceeded<const N: usize>(
-    m: &Model<N>,
+    m: &mut Model<N>,
     call: &str,
     a: [u64; N],
     exp: Expect,
     (dim, requested, capacity): (usize, u64, u64),
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(exp, Expect::Exceeds, "{}({:?})", call, a);
-    prop_assert!(
-        dim < N && a[dim] > m.cap[dim],
-        "dim {} does not exceed",
+    prop_assert_eq!(
+        Some(dim),
+        (0..N).find(|&d| a[d] > m.cap[d]),
+        "{}({:?}): ExceedsCapacity names dim {}",
+        call,
+        a,
         dim
     );
     prop_assert_eq!(requested, a[dim]);
     prop_assert_eq!(capacity, m.cap[dim]);
+    m.stats.exceeded[dim] += 1;
     Ok(())
 }
 
@@ -430,34 +525,18 @@ fn check_try<const N: usize>(
                 a,
                 exp
             );
-            prop_assert!(dim < N);
-            if exp == Expect::Short {
-                prop_assert!(
-                    a[dim] > av[dim],
-                    "dim {} is not short: {:?} vs {:?}",
-                    dim,
-                    a,
-                    av
-                );
-            }
+            // The first dimension short, or else the first the head lacks.
+            prop_assert_eq!(
+                dim,
+                m.held_back(a),
+                "try_acquire({:?}): Insufficient names dim {}; available {:?}, waiting {:?}",
+                a,
+                dim,
+                av,
+                m.waiting
+            );
             prop_assert_eq!(requested, a[dim]);
-            if exp == Expect::Short {
-                prop_assert_eq!(available, av[dim]);
-            } else {
-                // Refused only because someone is queued: the dimension and
-                // figure are the library's choice (it names one the head
-                // lacks), but never more than the counters hold.
-                prop_assert!(
-                    available <= av[dim],
-                    "queued: try_acquire({:?}) gave dim {} requested {} available {}; model available {:?}, waiting {:?}",
-                    a,
-                    dim,
-                    requested,
-                    available,
-                    av,
-                    m.waiting
-                );
-            }
+            prop_assert_eq!(available, av[dim]);
             m.stats.refused[dim] += 1;
             Ok(false)
         }
@@ -491,7 +570,11 @@ fn check_acquire<const N: usize>(
                 a,
                 exp
             );
-            m.stats.timed_out += 1;
+            // It waited (or, its deadline past, would have), then timed out,
+            // held back by the same dimension throughout.
+            let d = m.held_back(a);
+            m.stats.waited[d] += 1;
+            m.time_out(a);
             Ok(false)
         }
         Err(other) => Err(TestCaseError::fail(format!("unknown error {other:?}"))),
@@ -533,18 +616,39 @@ fn check_stats<const N: usize>(
 // The run
 // ---------------------------------------------------------------------------
 
-fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
-    layout.builder(cap).track_peaks(track_peaks).build()
+/// The amounts a split or release takes from a permit holding `held`:
+/// half of it, or the drawn `amounts` (which may be more than held).
+fn part_of<const N: usize>(held: [u64; N], amounts: [u64; N], half: bool) -> [u64; N] {
+    if half { held.map(|x| x / 2) } else { amounts }
+}
+
+/// What the semaphore keeps besides its counters.
+#[derive(Clone, Copy, Debug)]
+struct Tracking {
+    peaks: bool,
+    amounts: bool,
+}
+
+fn tracking() -> impl Strategy<Value = Tracking> {
+    any::<(bool, bool)>().prop_map(|(peaks, amounts)| Tracking { peaks, amounts })
+}
+
+fn make<const N: usize>(layout: Layout, cap: [u64; N], track: Tracking) -> MultiSemaphore<N> {
+    layout
+        .builder(cap)
+        .track_peaks(track.peaks)
+        .track_amounts(track.amounts)
+        .build()
 }
 
 fn run<const N: usize>(
     layout: Layout,
     cap: [u64; N],
-    track_peaks: bool,
+    track: Tracking,
     ops: Vec<Op<N>>,
 ) -> Result<(), TestCaseError> {
     let _wd = Watchdog::new("a model run", Duration::from_secs(60));
-    let sem = Arc::new(make(layout, cap, track_peaks));
+    let sem = Arc::new(make(layout, cap, track));
     let max = sem.max_capacity();
     if layout != Layout::Packed {
         prop_assert_eq!(max, [MultiSemaphore::<N>::MAX_PERMITS; N]);
@@ -561,7 +665,8 @@ fn run<const N: usize>(
         waiting: Vec::new(),
         stats: Stats::default(),
         closed_undelivered: 0,
-        track_peaks,
+        track_peaks: track.peaks,
+        track_amounts: track.amounts,
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
@@ -634,16 +739,29 @@ fn run<const N: usize>(
                 amounts,
                 owned,
                 keep,
+                timed,
             } => {
                 let exp = m.expect(amounts);
-                let fut: Fut<'_, N> = if owned {
-                    let f = sem.acquire_owned(amounts);
-                    Box::pin(async move { f.await.map(Held::O) })
-                } else {
-                    let f = sem.acquire(amounts);
-                    Box::pin(async move { f.await.map(Held::B) })
+                let timer = timed.then(Timer::default);
+                let fut: Fut<'_, N> = match (owned, timer.clone()) {
+                    (true, None) => {
+                        let f = sem.acquire_owned(amounts);
+                        Box::pin(async move { f.await.map(Held::O) })
+                    }
+                    (true, Some(t)) => {
+                        let f = sem.acquire_owned(amounts).with_timeout(t);
+                        Box::pin(async move { f.await.map(Held::O) })
+                    }
+                    (false, None) => {
+                        let f = sem.acquire(amounts);
+                        Box::pin(async move { f.await.map(Held::B) })
+                    }
+                    (false, Some(t)) => {
+                        let f = sem.acquire(amounts).with_timeout(t);
+                        Box::pin(async move { f.await.map(Held::B) })
+                    }
                 };
-                let mut p = Pending::new(fut);
+                let mut p = Pending::new(fut, timer);
                 match p.poll() {
                     Poll::Ready(got) => {
                         let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
@@ -664,11 +782,14 @@ fn run<const N: usize>(
                             amounts,
                             exp
                         );
+                        let d = m.held_back(amounts);
+                        m.stats.waited[d] += 1;
                         if keep {
                             pending.push(p);
                             m.waiting.push(Waiting {
                                 amounts,
                                 state: WaitState::Queued,
+                                expired: false,
                             });
                         } else {
                             drop(p);
@@ -676,6 +797,16 @@ fn run<const N: usize>(
                             m.serve();
                         }
                     }
+                }
+            }
+            Op::Expire(k) => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let k = k % pending.len();
+                if let Some(timer) = &pending[k].timer {
+                    timer.0.store(true, SeqCst);
+                    m.waiting[k].expired = true;
                 }
             }
             Op::Cancel(k) => {
@@ -703,11 +834,7 @@ fn run<const N: usize>(
                     continue;
                 }
                 let k = k % held.len();
-                let a = if half {
-                    m.held[k].map(|x| x / 2)
-                } else {
-                    amounts
-                };
+                let a = part_of(m.held[k], amounts, half);
                 let fits = (0..N).all(|d| a[d] <= m.held[k][d]);
                 match held[k].split(a) {
                     Some(part) => {
@@ -749,6 +876,60 @@ fn run<const N: usize>(
                 held.swap_remove(k).forget();
                 let a = m.held.swap_remove(k);
                 m.forget(a);
+            }
+            Op::Grow { k, amounts } => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                let exp = m.expect(amounts);
+                let got = held[k].try_grow(amounts).map(|()| amounts);
+                let before = m.held[k];
+                if check_try(&mut m, amounts, exp, got)? {
+                    for d in 0..N {
+                        m.held[k][d] += amounts[d];
+                    }
+                }
+                prop_assert_eq!(
+                    held[k].amounts(),
+                    m.held[k],
+                    "grow({:?}) of {:?}",
+                    amounts,
+                    before
+                );
+            }
+            Op::Release { k, amounts, half } => {
+                if held.is_empty() {
+                    continue;
+                }
+                let k = k % held.len();
+                let a = part_of(m.held[k], amounts, half);
+                let short = (0..N).find(|&d| a[d] > m.held[k][d]);
+                match (held[k].release(a), short) {
+                    (Ok(()), None) => {
+                        for d in 0..N {
+                            m.held[k][d] -= a[d];
+                        }
+                        m.release(a);
+                    }
+                    (
+                        Err(ReleaseError::ExceedsHeld {
+                            dim,
+                            requested,
+                            held: h,
+                        }),
+                        Some(d),
+                    ) => {
+                        prop_assert_eq!((dim, requested, h), (d, a[d], m.held[k][d]));
+                    }
+                    (got, _) => {
+                        return Err(TestCaseError::fail(format!(
+                            "release({a:?}) of {:?} gave {got:?}",
+                            m.held[k]
+                        )));
+                    }
+                }
+                prop_assert_eq!(held[k].amounts(), m.held[k]);
             }
             Op::Close => {
                 sem.close();
@@ -837,6 +1018,31 @@ fn run<const N: usize>(
             let state = m.waiting[i].state.clone();
             let woken = pending[i].counter.wakes() > pending[i].wakes_seen;
             let amounts = m.waiting[i].amounts;
+            if state == WaitState::Queued && m.waiting[i].expired {
+                // Its timer fired while it was still queued: it times out,
+                // held back by what it (or the head) lacks now.
+                let got = pending[i].poll();
+                let summary = match &got {
+                    Poll::Ready(r) => Some(r.as_ref().map(Held::amounts).map_err(Clone::clone)),
+                    Poll::Pending => None,
+                };
+                prop_assert_eq!(
+                    summary,
+                    Some(Err(AcquireError::Timeout)),
+                    "step {}: expired future {} for {:?}",
+                    step,
+                    i,
+                    amounts
+                );
+                m.time_out(amounts);
+                pending.remove(i);
+                m.waiting.remove(i);
+                // Its leaving may let those before it be served: poll all
+                // again.
+                m.serve();
+                i = 0;
+                continue;
+            }
             match pending[i].poll() {
                 Poll::Pending => {
                     prop_assert_eq!(
@@ -871,7 +1077,7 @@ fn run<const N: usize>(
                     match state {
                         WaitState::Granted => {
                             prop_assert_eq!(summary, Ok(amounts));
-                            m.stats.acquired += 1;
+                            m.deliver(amounts);
                             held.push(got.unwrap());
                             m.held.push(amounts);
                         }
@@ -910,6 +1116,17 @@ fn run<const N: usize>(
         prop_assert_eq!(sem.waiters(), m.waiting.len(), "step {}: waiters", step);
         prop_assert_eq!(sem.is_closed(), m.closed, "step {}: is_closed", step);
         prop_assert_eq!(sem.max_capacity(), m.max, "step {}: max_capacity", step);
+        prop_assert_eq!(sem.in_flight(), m.in_flight, "step {}: in_flight", step);
+        let head = m.head();
+        prop_assert_eq!(sem.head_request(), head, "step {}: head_request", step);
+        let av = m.available();
+        let shortfall = head.map(|h| from_fn(|d| h[d].saturating_sub(av[d])));
+        prop_assert_eq!(
+            sem.head_shortfall(),
+            shortfall,
+            "step {}: head_shortfall",
+            step
+        );
         check_stats(sem.stats(), &m, step)?;
         prop_assert_eq!(held.len(), m.held.len());
         for (h, a) in held.iter().zip(&m.held) {
@@ -944,33 +1161,33 @@ proptest! {
     })]
 
     #[test]
-    fn model_n1_packed(cap in capacities::<1>(), peaks in any::<bool>(), ops in vec(op::<1>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n1_packed(cap in capacities::<1>(), track in tracking(), ops in vec(op::<1>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_packed(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n2_packed(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::PerDim, cap, peaks, ops)?;
+    fn model_n2_per_dim(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_reserve_only(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::ReserveOnly, cap, peaks, ops)?;
+    fn model_n2_reserve_only(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::ReserveOnly, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n3_packed(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n3_packed(cap in capacities::<3>(), track in tracking(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n3_per_dim(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
-        run(Layout::PerDim, cap, peaks, ops)?;
+    fn model_n3_per_dim(cap in capacities::<3>(), track in tracking(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 }
 
@@ -993,11 +1210,13 @@ fn model_fixed_scenarios() {
                     amounts: [1, 10],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Then {
                     first: Box::new(Drop(0)),
@@ -1022,6 +1241,7 @@ fn model_fixed_scenarios() {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Then {
                     first: Box::new(Close),
@@ -1043,11 +1263,13 @@ fn model_fixed_scenarios() {
                     amounts: [4, 100],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Cancel(0),
             ],
@@ -1066,11 +1288,13 @@ fn model_fixed_scenarios() {
                     amounts: [8, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [2, 10],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 SetCapacity {
                     capacity: [4, 40],
@@ -1105,6 +1329,7 @@ fn model_fixed_scenarios() {
                     amounts: [1, 1],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 TryAcquire {
                     amounts: [0, 0],
@@ -1124,8 +1349,9 @@ fn model_fixed_scenarios() {
         ),
     ];
     for (layout, cap, ops) in scenarios {
-        for peaks in [true, false] {
-            if let Err(e) = run(layout, cap, peaks, ops.clone()) {
+        for (peaks, amounts) in [(true, false), (false, true)] {
+            let track = Tracking { peaks, amounts };
+            if let Err(e) = run(layout, cap, track, ops.clone()) {
                 panic!("{layout:?} {cap:?} {ops:?}: {e}");
             }
         }

@@ -603,3 +603,235 @@ fn panicking_waker_leaves_the_semaphore_consistent() {
         });
     }
 }
+
+// ---------------------------------------------------------------------------
+// A panicking waker strands nobody
+// ---------------------------------------------------------------------------
+
+/// A waker that counts its wakes and then, if `panics` says so, panics with
+/// that message.
+struct Panicky {
+    wakes: AtomicUsize,
+    panics: Option<&'static str>,
+}
+
+impl Wake for Panicky {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        if let Some(msg) = self.panics {
+            std::panic::panic_any(msg);
+        }
+    }
+}
+
+fn panicky(panics: Option<&'static str>) -> (Arc<Panicky>, Waker) {
+    let w = Arc::new(Panicky {
+        wakes: AtomicUsize::new(0),
+        panics,
+    });
+    let k = Waker::from(Arc::clone(&w));
+    (w, k)
+}
+
+type Queued = (Arc<Panicky>, std::pin::Pin<Box<AcquireOwned<2>>>);
+
+/// Queues one `[1, 1]` future per entry of `panics` (in that order) behind
+/// `hold`, each with its own waker.
+fn queue_futures(sem: &Arc<MultiSemaphore<2>>, panics: &[Option<&'static str>]) -> Vec<Queued> {
+    let queued: Vec<Queued> = panics
+        .iter()
+        .map(|&p| {
+            let (w, k) = panicky(p);
+            let mut f = Box::pin(sem.acquire_owned([1, 1]));
+            assert!(poll_with(f.as_mut(), &k).is_pending());
+            (w, f)
+        })
+        .collect();
+    assert_eq!(sem.waiters(), panics.len());
+    queued
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn panicking_waker_does_not_strand_the_others_granted_by_the_same_release() {
+    // Six waiters granted by one release (past the wake list's inline
+    // part); the first and the fourth wakers panic. Every waiter is woken
+    // once, and the releaser sees the first panic.
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panicking waker, release", LIMIT, move || {
+            let sem = Arc::new(layout.make([8, 8]));
+            let hold = sem.try_acquire_owned([8, 8]).unwrap();
+            let panics = [
+                Some("expected: first waker"),
+                None,
+                None,
+                Some("expected: fourth waker"),
+                None,
+                None,
+            ];
+            let mut queued = queue_futures(&sem, &panics);
+            let err = catch_unwind(AssertUnwindSafe(move || drop(hold)))
+                .expect_err("the waker's panic reaches the releaser");
+            assert_eq!(panic_message(&*err), "expected: first waker");
+            for (i, (w, _)) in queued.iter().enumerate() {
+                assert_eq!(w.wakes.load(Ordering::SeqCst), 1, "waiter {i} not woken");
+            }
+            assert_eq!(sem.waiters(), 0);
+            let permits: Vec<_> = queued
+                .iter_mut()
+                .map(|(_, f)| ready(poll_once(f.as_mut()), "granted").unwrap())
+                .collect();
+            assert_eq!(sem.available(), [2, 2]);
+            drop(permits);
+            drop(queued);
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn panicking_waker_does_not_strand_blocked_threads_behind_it() {
+    // The head is a future whose waker panics; three threads are blocked
+    // (parked, no timeout) behind it. One release grants all four: each
+    // thread must be unparked, not left asleep forever.
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panicking waker, blocked threads", LIMIT, move || {
+            let sem = Arc::new(layout.make([4, 4]));
+            let hold = sem.try_acquire_owned([4, 4]).unwrap();
+            let mut head = queue_futures(&sem, &[Some("expected: head's waker")]);
+            let (tx, rx) = mpsc::channel();
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let (sem, tx) = (Arc::clone(&sem), tx.clone());
+                    thread::spawn(move || {
+                        let p = sem.acquire_blocking([1, 1]).unwrap();
+                        let _ = tx.send(p.amounts());
+                        drop(p);
+                    })
+                })
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sem.waiters() != 4 {
+                assert!(Instant::now() < deadline, "threads did not queue");
+                thread::sleep(Duration::from_millis(1));
+            }
+            // Past their spin: they are parked.
+            thread::sleep(Duration::from_millis(50));
+            assert!(catch_unwind(AssertUnwindSafe(move || drop(hold))).is_err());
+            for i in 0..3 {
+                let got = rx.recv_timeout(Duration::from_secs(10));
+                assert_eq!(got, Ok([1, 1]), "blocked thread {i} never woken");
+            }
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            let (w, f) = &mut head[0];
+            assert_eq!(w.wakes.load(Ordering::SeqCst), 1);
+            drop(ready(poll_once(f.as_mut()), "head granted").unwrap());
+            drop(head);
+            assert_quiet(&sem);
+        });
+    }
+}
+
+#[test]
+fn panicking_waker_does_not_strand_the_others_woken_by_close() {
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("panicking waker, close", LIMIT, move || {
+            let sem = Arc::new(layout.make([8, 8]));
+            let hold = sem.try_acquire_owned([8, 8]).unwrap();
+            let panics = [None, Some("expected: second waker"), None, None, None, None];
+            let mut queued = queue_futures(&sem, &panics);
+            let s2 = Arc::clone(&sem);
+            let blocked = thread::spawn(move || s2.acquire_blocking([1, 1]).map(|p| p.amounts()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sem.waiters() != panics.len() + 1 {
+                assert!(Instant::now() < deadline, "thread did not queue");
+                thread::sleep(Duration::from_millis(1));
+            }
+            thread::sleep(Duration::from_millis(50));
+            let err = catch_unwind(AssertUnwindSafe(|| sem.close()))
+                .expect_err("the waker's panic reaches the closer");
+            assert_eq!(panic_message(&*err), "expected: second waker");
+            assert!(sem.is_closed());
+            for (i, (w, f)) in queued.iter_mut().enumerate() {
+                assert_eq!(w.wakes.load(Ordering::SeqCst), 1, "waiter {i} not woken");
+                let r = ready(poll_once(f.as_mut()), "closed out");
+                assert_eq!(r.unwrap_err(), AcquireError::Closed);
+            }
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || tx.send(blocked.join().unwrap()));
+            let got = rx.recv_timeout(Duration::from_secs(10));
+            assert_eq!(
+                got,
+                Ok(Err(AcquireError::Closed)),
+                "blocked thread never woken"
+            );
+            drop(hold);
+            drop(queued);
+            assert_eq!(sem.available(), sem.capacity());
+            assert_eq!(sem.waiters(), 0);
+        });
+    }
+}
+
+/// The child's half of `panicking_waker_while_unwinding_does_not_abort`.
+const UNWIND_CHILD: &str = "MULTISEM_PANICS_UNWIND_CHILD";
+
+#[test]
+fn panicking_waker_while_unwinding_does_not_abort() {
+    // A thread panics holding a permit; dropping it during the unwind grants
+    // queued futures, and the first one's waker panics. Raising that panic
+    // there would abort the process, so this runs in a child process: an
+    // abort fails the test instead of ending the run.
+    if std::env::var_os(UNWIND_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "panicking_waker_while_unwinding_does_not_abort",
+                "--test-threads=1",
+            ])
+            .env(UNWIND_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child failed ({:?}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    quiet_panics();
+    for layout in LAYOUTS {
+        let sem = Arc::new(layout.make([4, 4]));
+        let hold = sem.try_acquire_owned([4, 4]).unwrap();
+        let panics = [Some("expected: waker panics during unwind"), None, None];
+        let mut queued = queue_futures(&sem, &panics);
+        let err = catch_unwind(AssertUnwindSafe(move || {
+            let _hold = hold;
+            panic!("expected: the original panic");
+        }))
+        .expect_err("the original panic goes on");
+        // The waker's panic was swallowed: the original one arrives.
+        assert_eq!(panic_message(&*err), "expected: the original panic");
+        for (i, (w, f)) in queued.iter_mut().enumerate() {
+            assert_eq!(w.wakes.load(Ordering::SeqCst), 1, "waiter {i} not woken");
+            drop(ready(poll_once(f.as_mut()), "granted").unwrap());
+        }
+        drop(queued);
+        assert_quiet(&sem);
+    }
+}

@@ -16,6 +16,7 @@
 use super::{MultiSemaphore, load_all};
 use crate::counters::Short;
 use crate::error::CapacityError;
+use crate::stats::Event;
 use crate::sync::Ordering;
 use crate::waiters::{Outcome, Ticket, WaitQueue, WakeList};
 
@@ -156,6 +157,7 @@ impl<const N: usize> MultiSemaphore<N> {
             })
             .collect();
         for (ticket, dim) in oversized {
+            self.stats.record(Event::Exceeded(dim));
             let outcome = Outcome::ExceedsCapacity {
                 dim,
                 capacity: capacity[dim],

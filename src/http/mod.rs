@@ -1,0 +1,83 @@
+//! HTTP services: weigh requests by their bytes, hold the permit until the
+//! response body has been sent, answer refusals with `413` / `503`
+//! (feature `http`, which implies `tower`; `http` and `http-body` 1.x).
+//!
+//! [`layer`] bounds the requests *and the request bytes* in flight across
+//! every connection of a hyper (or axum, or tonic) server:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use multisem::MultiSemaphore;
+//! use std::sync::Arc;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//!
+//! # futures_executor::block_on(async {
+//! // At most 256 requests and 64 MiB of request bodies in flight; a request
+//! // of unknown length counts as 1 MiB.
+//! let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+//! let layer = multisem::http::layer(sem.clone(), 1 << 20);
+//! let mut svc = layer.layer(service_fn(|req: http::Request<Full<Bytes>>| async move {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
+//! }));
+//! let req = http::Request::new(Full::new(Bytes::from(vec![0; 4096])));
+//! let response = svc.ready().await?.call(req).await?;
+//! // The permit rides in the body until its last frame has been sent:
+//! assert_eq!(sem.available(), [255, (64 << 20) - 4096]);
+//! drop(response);
+//! assert_eq!(sem.available(), sem.capacity());
+//! # Ok::<(), std::convert::Infallible>(())
+//! # }).unwrap();
+//! ```
+//!
+//! * [`RequestBytes`] weighs a request `[1, bytes]`: its `Content-Length`,
+//!   else its body's exact size hint, else a configured default.
+//! * [`UntilBodyEnd`] moves the permit into the response body
+//!   ([`PermitBody`]), which returns it when the body has yielded its last
+//!   frame, failed, or been dropped (a client that disconnects mid-body),
+//!   not when the response head is ready.
+//! * A refusal becomes a response, not a service error (with hyper, a
+//!   service error aborts the connection): `413 Payload Too Large` for a
+//!   request above the byte capacity, which is refused at once instead of
+//!   waiting forever; `503 Service Unavailable` with `Retry-After` for a shed,
+//!   timed-out or closed-out request. [`refusal_response`] builds the same
+//!   answers for a stack that keeps refusals as errors.
+
+mod body;
+mod hold;
+mod weigh;
+
+pub use body::PermitBody;
+pub use hold::{UntilBodyEnd, refusal_response};
+pub use weigh::RequestBytes;
+
+use crate::MultiSemaphore;
+use crate::tower::AdmitLayer;
+use std::sync::Arc;
+
+/// A layer for HTTP services over a `[requests, bytes]` semaphore: weighs
+/// each request with [`RequestBytes`] (`default_bytes` for a body of
+/// unknown length), waits first come first served, holds the permit until
+/// the response body ends ([`UntilBodyEnd`]), and names the dimensions
+/// `"requests"` and `"bytes"`.
+///
+/// Every setting of [`AdmitLayer`] still applies, for example
+/// `.shed()` or `.wait_timeout(..)`.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use std::{sync::Arc, time::Duration};
+///
+/// let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+/// let layer = multisem::http::layer(sem, 64 << 10)
+///     .wait_timeout(Duration::from_secs(1), tokio::time::sleep);
+/// # let _ = layer;
+/// ```
+pub fn layer(
+    sem: Arc<MultiSemaphore<2>>,
+    default_bytes: u64,
+) -> AdmitLayer<RequestBytes, 2, UntilBodyEnd> {
+    AdmitLayer::new(sem, RequestBytes::new(default_bytes))
+        .names(["requests", "bytes"])
+        .hold(UntilBodyEnd::default())
+}

@@ -1,0 +1,236 @@
+//! Gauges, counters and a wait-time histogram on the
+//! [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+//!
+//! An [`Exporter`] reads a semaphore's snapshot ([`available`],
+//! [`capacity`], [`waiters`], [`stats`]) and publishes it to whatever
+//! recorder the application installed (Prometheus, StatsD, ...). Call
+//! [`record`](Exporter::record) periodically, for example once a second
+//! from a timer task, or just before each scrape.
+//!
+//! **Zero cost on the fast path.** Nothing here runs inside
+//! `try_acquire`, an acquire or a permit's drop: the semaphore keeps the
+//! counters it always keeps, and the exporter reads them when asked. The
+//! `try_acquire` bench gives the same figures with the feature on and off
+//! (README, "Performance"). The one metric recorded as it happens, the
+//! wait-time histogram, is recorded by the tower layer on the wait path
+//! only ([`Exporter::wait_observer`], with the `tower` feature).
+//!
+//! Without the facade, [`stats`] gives the same numbers.
+//!
+//! | metric | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `multisem_capacity` | gauge | `semaphore`, `dimension` | [`capacity`] |
+//! | `multisem_in_flight` | gauge | `semaphore`, `dimension` | held now: capacity - available |
+//! | `multisem_available` | gauge | `semaphore`, `dimension` | [`available`] |
+//! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once |
+//! | `multisem_waiters` | gauge | `semaphore` | [`waiters`]: queued acquirers |
+//! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
+//! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals (the layer's sheds too), by the short dimension |
+//! | `multisem_timed_out_total` | counter | `semaphore` | blocking acquires that timed out |
+//! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (the layer's wait timeouts and gone clients) |
+//! | `multisem_closed_out_total` | counter | `semaphore` | acquires refused or woken by `close` |
+//! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the layer queued waited, by how it ended |
+//!
+//! [`available`]: crate::MultiSemaphore::available
+//! [`capacity`]: crate::MultiSemaphore::capacity
+//! [`waiters`]: crate::MultiSemaphore::waiters
+//! [`stats`]: crate::MultiSemaphore::stats
+
+use crate::MultiSemaphore;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use std::fmt;
+use std::sync::Arc;
+
+/// Publishes one semaphore's state to the `metrics` facade, labelled
+/// `semaphore = name` and, per dimension, `dimension = ` the name you give it.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::metrics::Exporter;
+/// use std::sync::Arc;
+///
+/// let sem = Arc::new(MultiSemaphore::new([1024, 100 << 20]));
+/// let exporter = Exporter::new(sem.clone(), "producer", ["messages", "bytes"]);
+/// exporter.describe(); // once, after the recorder is installed
+/// let _held = sem.try_acquire([1, 4096]).unwrap();
+/// exporter.record();   // periodically: gauges and counters as of now
+/// ```
+pub struct Exporter<const N: usize> {
+    sem: Arc<MultiSemaphore<N>>,
+    name: &'static str,
+    dimensions: [&'static str; N],
+}
+
+impl<const N: usize> Exporter<N> {
+    /// An exporter for `sem`, labelled `semaphore = name`, naming its
+    /// dimensions `dimensions` (for example `["messages", "bytes"]`).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::sync::Arc;
+    ///
+    /// let exporter = Exporter::new(Arc::new(MultiSemaphore::new([64, 1 << 20])), "gateway", ["requests", "bytes"]);
+    /// # let _ = exporter;
+    /// ```
+    pub fn new(
+        sem: Arc<MultiSemaphore<N>>,
+        name: &'static str,
+        dimensions: [&'static str; N],
+    ) -> Self {
+        Self {
+            sem,
+            name,
+            dimensions,
+        }
+    }
+
+    /// Describes every metric (unit and help text) to the installed
+    /// recorder; call it once, after installing the recorder.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::sync::Arc;
+    ///
+    /// Exporter::new(Arc::new(MultiSemaphore::new([8])), "jobs", ["jobs"]).describe();
+    /// ```
+    pub fn describe(&self) {
+        describe_gauge!("multisem_capacity", "Capacity of each dimension.");
+        describe_gauge!("multisem_in_flight", "Permits held now, per dimension.");
+        describe_gauge!("multisem_available", "Permits free now, per dimension.");
+        describe_gauge!(
+            "multisem_peak_in_flight",
+            "Most permits ever held at once, per dimension."
+        );
+        describe_gauge!("multisem_waiters", "Acquirers queued now.");
+        describe_counter!("multisem_acquired_total", "Successful acquires.");
+        describe_counter!(
+            "multisem_refused_total",
+            "try_acquire refusals, by the dimension that was short."
+        );
+        describe_counter!(
+            "multisem_timed_out_total",
+            "Blocking acquires that timed out."
+        );
+        describe_counter!(
+            "multisem_cancelled_total",
+            "Async acquires dropped while queued."
+        );
+        describe_counter!(
+            "multisem_closed_out_total",
+            "Acquires refused or woken by close()."
+        );
+        describe_histogram!(
+            "multisem_wait_seconds",
+            Unit::Seconds,
+            "How long each request queued by the tower layer waited."
+        );
+    }
+
+    /// Publishes the semaphore's state as of now: sets every gauge, and
+    /// brings every counter up to the semaphore's own count (the counters
+    /// are kept by the semaphore since its construction, so a missed call
+    /// loses nothing).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([8]));
+    /// let exporter = Exporter::new(sem, "jobs", ["jobs"]);
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// # rt.block_on(async {
+    /// let task = tokio::spawn(async move {
+    ///     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    ///     loop {
+    ///         tick.tick().await;
+    ///         exporter.record();
+    ///     }
+    /// });
+    /// # task.abort();
+    /// # });
+    /// ```
+    pub fn record(&self) {
+        let sem = &*self.sem;
+        let (name, dims) = (self.name, &self.dimensions);
+        let capacity = sem.capacity();
+        let available = sem.available();
+        let stats = sem.stats();
+        for (dim, &dimension) in dims.iter().enumerate() {
+            let labels = [("semaphore", name), ("dimension", dimension)];
+            gauge!("multisem_capacity", &labels).set(capacity[dim] as f64);
+            gauge!("multisem_available", &labels).set(available[dim] as f64);
+            gauge!("multisem_in_flight", &labels)
+                .set(capacity[dim].saturating_sub(available[dim]) as f64);
+            gauge!("multisem_peak_in_flight", &labels).set(stats.peak_in_flight[dim] as f64);
+            counter!("multisem_refused_total", &labels).absolute(stats.refused[dim]);
+        }
+        let labels = [("semaphore", name)];
+        gauge!("multisem_waiters", &labels).set(sem.waiters() as f64);
+        counter!("multisem_acquired_total", &labels).absolute(stats.acquired);
+        counter!("multisem_timed_out_total", &labels).absolute(stats.timed_out);
+        counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
+        counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);
+    }
+
+    /// A hook for [`AdmitLayer::on_wait`](crate::tower::AdmitLayer::on_wait)
+    /// that records how long each queued request waited in the
+    /// `multisem_wait_seconds` histogram, labelled `outcome` = `admitted`,
+    /// `timed_out`, `closed` or `too_large`. It runs only for requests that
+    /// had to wait: admission at once stays free of clocks and calls.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+    /// let exporter = Exporter::new(sem.clone(), "gateway", ["requests", "bytes"]);
+    /// let layer = AdmitLayer::new(sem, |body: &Vec<u8>| [1, body.len() as u64])
+    ///     .on_wait(exporter.wait_observer());
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn wait_observer(
+        &self,
+    ) -> impl Fn(std::time::Duration, crate::tower::Waited) + Send + Sync + 'static {
+        use crate::tower::Waited;
+        let name = self.name;
+        move |waited, end| {
+            let outcome = match end {
+                Waited::Admitted => "admitted",
+                Waited::TimedOut => "timed_out",
+                Waited::Closed => "closed",
+                _ => "too_large",
+            };
+            metrics::histogram!("multisem_wait_seconds", "semaphore" => name, "outcome" => outcome)
+                .record(waited.as_secs_f64());
+        }
+    }
+
+    /// The semaphore this exports.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::sync::Arc;
+    ///
+    /// let exporter = Exporter::new(Arc::new(MultiSemaphore::new([8])), "jobs", ["jobs"]);
+    /// assert_eq!(exporter.semaphore().capacity(), [8]);
+    /// ```
+    pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
+        &self.sem
+    }
+}
+
+impl<const N: usize> fmt::Debug for Exporter<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exporter")
+            .field("name", &self.name)
+            .field("dimensions", &self.dimensions)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,276 @@
+//! The response future: waits for the permit if it must, then runs the
+//! inner service's future with the permit held.
+
+use super::layer::{Config, Mode, Sleep};
+use super::{Closed, Hold, Refused, TimedOut, TooLarge, Waited};
+use crate::{AcquireError, AcquireOwned, OwnedPermit};
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+use tower_service::Service;
+
+/// The future of [`Admit`](super::Admit)'s `call` for inner service `S`,
+/// request type `Request`, hold `H` and `N` dimensions.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::tower::{AdmitFuture, AdmitLayer, UntilResponse};
+/// use std::sync::Arc;
+/// use tower::{service_fn, util::ServiceFn, Layer, Service};
+///
+/// type Inner = ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::convert::Infallible>>>;
+/// let mut svc = AdmitLayer::new(Arc::new(MultiSemaphore::new([2])), |_: &u32| [1])
+///     .layer(service_fn((|n| std::future::ready(Ok(n))) as fn(u32) -> _));
+/// let future: AdmitFuture<Inner, u32, UntilResponse, 1> = svc.call(7);
+/// assert_eq!(futures_executor::block_on(future).unwrap(), 7);
+/// ```
+pub type AdmitFuture<S, Request, H, const N: usize> =
+    ResponseFuture<<S as Service<Request>>::Future, Waiting<S, Request, N>, OwnedPermit<N>, H>;
+
+pin_project! {
+    /// The response future behind [`AdmitFuture`], spelled with the types
+    /// it holds: `F`, the inner service's future; `Q`, the [`Waiting`]
+    /// state of a request queued for its permit; `P`, the permit; `H`, the
+    /// [`Hold`]. Name it through [`AdmitFuture`].
+    ///
+    /// Dropping it at any point returns whatever it holds: a queued request
+    /// leaves the queue, and a permit goes back to the semaphore.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, Layer, Service};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([1]));
+    /// let mut svc = AdmitLayer::new(sem.clone(), |_: &()| [1])
+    ///     .layer(service_fn(|()| std::future::pending::<Result<(), std::convert::Infallible>>()));
+    /// let future = svc.call(());
+    /// assert_eq!(sem.available(), [0]);
+    /// drop(future); // the client went away
+    /// assert_eq!(sem.available(), [1]);
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F, Q, P, H> {
+        #[pin]
+        state: State<F, Q, P>,
+        hold: H,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, Q, P> {
+        // Admitted: the inner future runs with the permit held.
+        Calling { #[pin] future: F, permit: Option<P> },
+        // Queued for the permit.
+        Waiting { waiting: Q },
+        // Refused before it was ever queued.
+        Refused { refused: Option<Refused> },
+        // Finished by a refusal while waiting: the queued acquire is gone.
+        Done,
+    }
+}
+
+impl<F, Q, P, H> ResponseFuture<F, Q, P, H> {
+    pub(crate) fn calling(future: F, permit: P, hold: H) -> Self {
+        Self {
+            state: State::Calling {
+                future,
+                permit: Some(permit),
+            },
+            hold,
+        }
+    }
+
+    pub(crate) fn waiting(waiting: Q, hold: H) -> Self {
+        Self {
+            state: State::Waiting { waiting },
+            hold,
+        }
+    }
+
+    pub(crate) fn refused(refused: Refused, hold: H) -> Self {
+        Self {
+            state: State::Refused {
+                refused: Some(refused),
+            },
+            hold,
+        }
+    }
+}
+
+impl<S, Request, H, const N: usize> Future
+    for ResponseFuture<S::Future, Waiting<S, Request, N>, OwnedPermit<N>, H>
+where
+    S: Service<Request>,
+    H: Hold<S::Response, S::Error, N>,
+{
+    type Output = Result<H::Response, H::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future, permit } => {
+                    let result = ready!(future.poll(cx));
+                    let permit = permit.take().expect("future polled after it completed");
+                    return Poll::Ready(match result {
+                        Ok(response) => Ok(this.hold.respond(response, permit)),
+                        Err(err) => {
+                            drop(permit);
+                            Err(this.hold.fail(err))
+                        }
+                    });
+                }
+                StateProj::Waiting { waiting } => match ready!(waiting.poll_admit(cx)) {
+                    Ok((mut service, request, permit)) => {
+                        let future = service.call(request);
+                        this.state.set(State::Calling {
+                            future,
+                            permit: Some(permit),
+                        });
+                    }
+                    Err(refused) => {
+                        // Leave the queue now, not when the caller drops us.
+                        this.state.set(State::Done);
+                        return Poll::Ready(this.hold.refuse(refused));
+                    }
+                },
+                StateProj::Refused { refused } => {
+                    let refused = refused.take().expect("future polled after it completed");
+                    return Poll::Ready(this.hold.refuse(refused));
+                }
+                StateProj::Done => panic!("future polled after it completed"),
+            }
+        }
+    }
+}
+
+/// A request queued for its permit, with the ready inner service it goes
+/// to once admitted: part of [`AdmitFuture`]'s type.
+///
+/// It waits with the semaphore's [`acquire_owned`](crate::MultiSemaphore::acquire_owned)
+/// (first come, first served), raced with the layer's timeout if it has one.
+///
+/// ```
+/// use multisem::tower::Waiting;
+///
+/// // Only ever made by the layer; it shows up in the future's type.
+/// fn queued<S, R, const N: usize>(w: &Waiting<S, R, N>) -> [u64; N] { w.amounts() }
+/// # let _ = queued::<(), (), 1>;
+/// ```
+pub struct Waiting<S, Request, const N: usize> {
+    acquire: AcquireOwned<N>,
+    sleep: Option<Sleep>,
+    started: Instant,
+    service: Option<S>,
+    request: Option<Request>,
+    amounts: [u64; N],
+    config: Arc<Config<N>>,
+}
+
+impl<S, Request, const N: usize> Waiting<S, Request, N> {
+    pub(crate) fn new(
+        service: S,
+        request: Request,
+        amounts: [u64; N],
+        config: Arc<Config<N>>,
+    ) -> Self {
+        let sleep = match &config.mode {
+            Mode::Wait {
+                timeout: Some((after, sleep)),
+            } => Some(sleep(*after)),
+            _ => None,
+        };
+        Self {
+            acquire: config.sem.acquire_owned(amounts),
+            sleep,
+            started: Instant::now(),
+            service: Some(service),
+            request: Some(request),
+            amounts,
+            config,
+        }
+    }
+
+    /// What the request asks for in each dimension.
+    pub fn amounts(&self) -> [u64; N] {
+        self.amounts
+    }
+
+    /// Polls the acquire, then the timeout; on admission hands back the
+    /// ready service and the request with the permit.
+    fn poll_admit(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(S, Request, OwnedPermit<N>), Refused>> {
+        let config = &*self.config;
+        let (result, end) = match Pin::new(&mut self.acquire).poll(cx) {
+            Poll::Ready(Ok(permit)) => {
+                let service = self.service.take().expect("admitted twice");
+                let request = self.request.take().expect("admitted twice");
+                (Ok((service, request, permit)), Waited::Admitted)
+            }
+            Poll::Ready(Err(AcquireError::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+            })) => (
+                Err(Refused::TooLarge(TooLarge {
+                    dim,
+                    name: config.names[dim],
+                    requested,
+                    capacity,
+                })),
+                Waited::TooLarge,
+            ),
+            Poll::Ready(Err(_)) => (Err(Refused::Closed(Closed::default())), Waited::Closed),
+            Poll::Pending => {
+                let Some(sleep) = &mut self.sleep else {
+                    return Poll::Pending;
+                };
+                ready!(sleep.as_mut().poll(cx));
+                let available = config.sem.available();
+                let dim = (0..N).find(|&dim| available[dim] < self.amounts[dim]);
+                let timed_out = TimedOut {
+                    dim,
+                    name: dim.map_or("", |dim| config.names[dim]),
+                    waited: self.started.elapsed(),
+                };
+                (Err(Refused::TimedOut(timed_out)), Waited::TimedOut)
+            }
+        };
+        if let Some(observe) = &config.on_wait {
+            observe(self.started.elapsed(), end);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F, Q: fmt::Debug, P: fmt::Debug, H: fmt::Debug> fmt::Debug for ResponseFuture<F, Q, P, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("ResponseFuture");
+        match &self.state {
+            State::Calling { permit, .. } => out.field("permit", permit),
+            State::Waiting { waiting } => out.field("waiting", waiting),
+            State::Refused { refused } => out.field("refused", refused),
+            State::Done => out.field("done", &true),
+        };
+        out.field("hold", &self.hold).finish_non_exhaustive()
+    }
+}
+
+impl<S, Request, const N: usize> fmt::Debug for Waiting<S, Request, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiting")
+            .field("amounts", &self.amounts)
+            .field("since", &self.started)
+            .field("timeout", &self.sleep.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,325 @@
+//! The layer and its settings.
+
+use super::{Admit, UntilResponse};
+use crate::MultiSemaphore;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed sleep, made only for a request that has to wait.
+pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Makes a [`Sleep`] from the runtime's sleep function.
+pub(crate) type SleepFn = Arc<dyn Fn(Duration) -> Sleep + Send + Sync>;
+
+/// Called once per request that waited, with how long and how it ended.
+pub(crate) type OnWait = Arc<dyn Fn(Duration, Waited) + Send + Sync>;
+
+/// How a request that had to wait for its permit stopped waiting; passed to
+/// [`AdmitLayer::on_wait`].
+///
+/// ```
+/// use multisem::tower::Waited;
+///
+/// fn label(end: Waited) -> &'static str {
+///     match end {
+///         Waited::Admitted => "admitted",
+///         Waited::TimedOut => "timed_out",
+///         _ => "refused",
+///     }
+/// }
+/// assert_eq!(label(Waited::Closed), "refused");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Waited {
+    /// It got its permit and went on to the inner service.
+    Admitted,
+    /// Its wait timeout passed first.
+    TimedOut,
+    /// The semaphore was closed while it waited.
+    Closed,
+    /// A capacity shrink left it larger than a dimension's capacity.
+    TooLarge,
+}
+
+/// How the layer treats a request that does not fit now.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// Refuse it at once.
+    Shed,
+    /// Queue it, first come first served, bounded by `timeout` if given.
+    Wait {
+        timeout: Option<(Duration, SleepFn)>,
+    },
+}
+
+/// What every service made by one layer shares.
+pub(crate) struct Config<const N: usize> {
+    pub(crate) sem: Arc<MultiSemaphore<N>>,
+    pub(crate) mode: Mode,
+    pub(crate) names: [&'static str; N],
+    pub(crate) on_wait: Option<OnWait>,
+}
+
+/// A tower [`Layer`](tower_layer::Layer) that admits each request by its
+/// weight through a shared [`MultiSemaphore`], taking the permit in `call`
+/// and holding it until the response is done. See the [module
+/// docs](super) for the guarantees and costs.
+///
+/// `N` is the number of dimensions, `W` the [weigher](super::Weigh) and
+/// `H` the [hold](super::Hold) (by default [`UntilResponse`]).
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::tower::AdmitLayer;
+/// use std::{sync::Arc, time::Duration};
+///
+/// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+/// // Wait up to 2 s for room, first come first served:
+/// let waiting = AdmitLayer::new(sem.clone(), |body: &Vec<u8>| [1, body.len() as u64])
+///     .names(["requests", "bytes"])
+///     .wait_timeout(Duration::from_secs(2), tokio::time::sleep);
+/// // Or never wait: refuse at once when the request does not fit now.
+/// let shedding = AdmitLayer::new(sem, |body: &Vec<u8>| [1, body.len() as u64]).shed();
+/// # let _ = (waiting, shedding);
+/// ```
+pub struct AdmitLayer<W, const N: usize, H = UntilResponse> {
+    sem: Arc<MultiSemaphore<N>>,
+    weigher: W,
+    hold: H,
+    mode: Mode,
+    names: [&'static str; N],
+    on_wait: Option<OnWait>,
+}
+
+impl<W, const N: usize> AdmitLayer<W, N> {
+    /// A layer in wait mode without a timeout, holding each permit until the
+    /// response future completes ([`UntilResponse`]).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([16]));
+    /// let layer = AdmitLayer::new(sem, |_: &String| [1]);
+    /// # let _ = layer;
+    /// ```
+    pub fn new(sem: Arc<MultiSemaphore<N>>, weigher: W) -> Self {
+        Self {
+            sem,
+            weigher,
+            hold: UntilResponse,
+            mode: Mode::Wait { timeout: None },
+            names: [""; N],
+            on_wait: None,
+        }
+    }
+}
+
+impl<W, const N: usize, H> AdmitLayer<W, N, H> {
+    /// Names the dimensions (e.g. `["requests", "bytes"]`) for the errors'
+    /// messages and [`name`](super::Shed::name)s.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let layer = AdmitLayer::new(sem, |b: &Vec<u8>| [1, b.len() as u64]).names(["requests", "bytes"]);
+    /// # let _ = layer;
+    /// ```
+    pub fn names(mut self, names: [&'static str; N]) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Shed mode: a request that does not fit now is refused at once with
+    /// [`Shed`](super::Shed); nothing ever waits.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]).shed();
+    /// # let _ = layer;
+    /// ```
+    pub fn shed(mut self) -> Self {
+        self.mode = Mode::Shed;
+        self
+    }
+
+    /// Wait mode without a timeout (the default): a request that does not fit
+    /// now waits its turn, first come first served, until it fits or the
+    /// semaphore is closed.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]).shed().wait();
+    /// # let _ = layer;
+    /// ```
+    pub fn wait(mut self) -> Self {
+        self.mode = Mode::Wait { timeout: None };
+        self
+    }
+
+    /// Wait mode, giving up after `timeout` with [`TimedOut`](super::TimedOut).
+    /// `sleep` is the runtime's sleep function (for example
+    /// `tokio::time::sleep`); it is called, and its future boxed, only for a
+    /// request that has to wait.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1])
+    ///     .wait_timeout(Duration::from_millis(500), tokio::time::sleep);
+    /// # let _ = layer;
+    /// ```
+    pub fn wait_timeout<F, Fut>(mut self, timeout: Duration, sleep: F) -> Self
+    where
+        F: Fn(Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let sleep: SleepFn = Arc::new(move |after| Box::pin(sleep(after)));
+        self.mode = Mode::Wait {
+            timeout: Some((timeout, sleep)),
+        };
+        self
+    }
+
+    /// Calls `observe` once for every request that had to wait, with how
+    /// long it waited and how the wait ended; requests admitted at once are
+    /// not observed (that path stays free of clocks and calls). A request
+    /// dropped while it waits (its client left) is not observed either; the
+    /// semaphore counts it in [`Stats::cancelled`](crate::Stats::cancelled).
+    /// The `metrics` feature's `Exporter::wait_observer` records these in a
+    /// histogram.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::{AdmitLayer, Waited};
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1])
+    ///     .on_wait(|waited, end| if end == Waited::TimedOut { eprintln!("gave up after {waited:?}") });
+    /// # let _ = layer;
+    /// ```
+    pub fn on_wait<F>(mut self, observe: F) -> Self
+    where
+        F: Fn(Duration, Waited) + Send + Sync + 'static,
+    {
+        self.on_wait = Some(Arc::new(observe));
+        self
+    }
+
+    /// Replaces what the layer does with a response and its permit, and with
+    /// a refusal (see [`Hold`](super::Hold)).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::{AdmitLayer, UntilResponse};
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]).hold(UntilResponse);
+    /// # let _ = layer;
+    /// ```
+    pub fn hold<H2>(self, hold: H2) -> AdmitLayer<W, N, H2> {
+        AdmitLayer {
+            sem: self.sem,
+            weigher: self.weigher,
+            hold,
+            mode: self.mode,
+            names: self.names,
+            on_wait: self.on_wait,
+        }
+    }
+
+    /// The semaphore the layer admits through.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]);
+    /// assert_eq!(layer.semaphore().capacity(), [16]);
+    /// ```
+    pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
+        &self.sem
+    }
+}
+
+impl<S, W: Clone, const N: usize, H: Clone> tower_layer::Layer<S> for AdmitLayer<W, N, H> {
+    type Service = Admit<S, W, N, H>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let config = Config {
+            sem: Arc::clone(&self.sem),
+            mode: self.mode.clone(),
+            names: self.names,
+            on_wait: self.on_wait.clone(),
+        };
+        Admit::new(
+            inner,
+            Arc::new(config),
+            self.weigher.clone(),
+            self.hold.clone(),
+        )
+    }
+}
+
+impl<W: Clone, const N: usize, H: Clone> Clone for AdmitLayer<W, N, H> {
+    fn clone(&self) -> Self {
+        Self {
+            sem: Arc::clone(&self.sem),
+            weigher: self.weigher.clone(),
+            hold: self.hold.clone(),
+            mode: self.mode.clone(),
+            names: self.names,
+            on_wait: self.on_wait.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shed => f.write_str("Shed"),
+            Self::Wait { timeout } => f
+                .debug_struct("Wait")
+                .field("timeout", &timeout.as_ref().map(|(after, _)| after))
+                .finish(),
+        }
+    }
+}
+
+impl<W, const N: usize, H: fmt::Debug> fmt::Debug for AdmitLayer<W, N, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmitLayer")
+            .field("capacity", &self.sem.capacity())
+            .field("mode", &self.mode)
+            .field("names", &self.names)
+            .field("hold", &self.hold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> fmt::Debug for Config<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("capacity", &self.sem.capacity())
+            .field("mode", &self.mode)
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}

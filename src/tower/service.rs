@@ -1,0 +1,164 @@
+//! The service: weighs each request and takes its permit in `call`.
+
+use super::layer::{Config, Mode};
+use super::{
+    AdmitFuture, Closed, Hold, Refused, ResponseFuture, Shed, TooLarge, UntilResponse, Waiting,
+    Weigh,
+};
+use crate::{MultiSemaphore, TryAcquireError};
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The service made by [`AdmitLayer`](super::AdmitLayer): admits each
+/// request by its weight before passing it to `S`.
+///
+/// `poll_ready` only drives `S`'s readiness; `call` weighs the request and
+/// takes its permit, at once if it fits (no lock, no allocation), else by
+/// waiting or shedding as the layer says. `S` must be `Clone` because a
+/// request that waits takes the ready inner service along, leaving a clone
+/// in its place, as tower's `Oneshot` does.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::tower::AdmitLayer;
+/// use std::sync::Arc;
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+///
+/// # futures_executor::block_on(async {
+/// let sem = Arc::new(MultiSemaphore::new([2]));
+/// let mut svc = AdmitLayer::new(sem.clone(), |_: &u32| [1])
+///     .layer(service_fn(|n: u32| async move { Ok::<_, std::convert::Infallible>(n * 2) }));
+/// let pending = svc.ready().await.unwrap().call(21); // the permit is taken here
+/// assert_eq!(sem.available(), [1]);
+/// assert_eq!(pending.await.unwrap(), 42);
+/// assert_eq!(sem.available(), [2]);
+/// # });
+/// ```
+pub struct Admit<S, W, const N: usize, H = UntilResponse> {
+    inner: S,
+    config: Arc<Config<N>>,
+    weigher: W,
+    hold: H,
+}
+
+impl<S, W, const N: usize, H> Admit<S, W, N, H> {
+    pub(crate) fn new(inner: S, config: Arc<Config<N>>, weigher: W, hold: H) -> Self {
+        Self {
+            inner,
+            config,
+            weigher,
+            hold,
+        }
+    }
+
+    /// The inner service.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    /// use tower::Layer;
+    ///
+    /// let svc = AdmitLayer::new(Arc::new(MultiSemaphore::new([2])), |_: &()| [1]).layer("inner");
+    /// assert_eq!(*svc.get_ref(), "inner");
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The semaphore requests are admitted through.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    /// use tower::Layer;
+    ///
+    /// let svc = AdmitLayer::new(Arc::new(MultiSemaphore::new([2])), |_: &()| [1]).layer(());
+    /// assert_eq!(svc.semaphore().capacity(), [2]);
+    /// ```
+    pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
+        &self.config.sem
+    }
+}
+
+impl<S, W, Request, H, const N: usize> Service<Request> for Admit<S, W, N, H>
+where
+    S: Service<Request> + Clone,
+    W: Weigh<Request, N>,
+    H: Hold<S::Response, S::Error, N> + Clone,
+{
+    type Response = H::Response;
+    type Error = H::Error;
+    type Future = AdmitFuture<S, Request, H, N>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // No permit here: the request, and so its weight, is not known yet,
+        // and an idle connection must not sit on one.
+        self.inner.poll_ready(cx).map_err(|err| self.hold.fail(err))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let amounts = self.weigher.weigh(&request);
+        let config = &self.config;
+        let hold = self.hold.clone();
+        let refused = match config.sem.try_acquire_owned(amounts) {
+            Ok(permit) => return ResponseFuture::calling(self.inner.call(request), permit, hold),
+            Err(TryAcquireError::Insufficient {
+                dim,
+                requested,
+                available,
+            }) => match &config.mode {
+                Mode::Shed => Refused::Shed(Shed {
+                    dim,
+                    name: config.names[dim],
+                    requested,
+                    available,
+                }),
+                Mode::Wait { .. } => {
+                    // The ready service goes with the request; a clone,
+                    // not yet ready, stays for the next `poll_ready`.
+                    let clone = self.inner.clone();
+                    let ready = std::mem::replace(&mut self.inner, clone);
+                    let waiting = Waiting::new(ready, request, amounts, Arc::clone(config));
+                    return ResponseFuture::waiting(waiting, hold);
+                }
+            },
+            Err(TryAcquireError::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+            }) => Refused::TooLarge(TooLarge {
+                dim,
+                name: config.names[dim],
+                requested,
+                capacity,
+            }),
+            Err(_) => Refused::Closed(Closed::default()),
+        };
+        ResponseFuture::refused(refused, hold)
+    }
+}
+
+impl<S: Clone, W: Clone, const N: usize, H: Clone> Clone for Admit<S, W, N, H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            weigher: self.weigher.clone(),
+            hold: self.hold.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, W, const N: usize, H: fmt::Debug> fmt::Debug for Admit<S, W, N, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admit")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("hold", &self.hold)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,311 @@
+//! The `http` layer behind a real hyper 1.x server on 127.0.0.1, with real
+//! clients: bytes in flight stay under the limit, shed mode answers 503
+//! and recovers, a streamed body holds its permit to the last frame (or to
+//! the client's disconnect), and a request above capacity gets a 413 at once.
+//!
+//! Every loop is bounded in count, every await in time; servers and clients
+//! are tasks of the test's runtime and end with it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use multisem::MultiSemaphore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tower::{Layer, Service, service_fn};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Awaits `future`, failing the test if it takes longer than [`LIMIT`].
+async fn bounded<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("a step took longer than its limit")
+}
+
+/// Sleeps until `done` holds, failing after [`LIMIT`].
+async fn until(done: impl Fn() -> bool) {
+    bounded(async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+}
+
+/// Serves `svc` on a fresh loopback port, one task per connection.
+async fn serve<S, B>(svc: S) -> SocketAddr
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends one POST of `len` bytes on a new connection; returns the response
+/// with its body still to be read.
+async fn post(addr: SocketAddr, len: usize) -> Response<Incoming> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::post("/")
+        .header(http::header::HOST, "127.0.0.1")
+        .body(Full::new(Bytes::from(vec![7u8; len])))
+        .unwrap();
+    sender.send_request(request).await.unwrap()
+}
+
+/// Reads a whole response body.
+async fn read_body(response: Response<Incoming>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+fn full(text: &'static str) -> Body {
+    Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_in_flight_stay_under_the_limit_and_every_request_is_served() {
+    const BYTE_LIMIT: u64 = 64 * 1024;
+    let sem = Arc::new(MultiSemaphore::new([64, BYTE_LIMIT]));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let (flight, top) = (Arc::clone(&in_flight), Arc::clone(&peak));
+    let handler = service_fn(move |req: Request<Incoming>| {
+        let (flight, top) = (Arc::clone(&flight), Arc::clone(&top));
+        async move {
+            // Measured inside the handler: the declared bytes of every
+            // request being handled now.
+            let len: u64 = req.headers()[http::header::CONTENT_LENGTH]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let now = flight.fetch_add(len, SeqCst) + len;
+            top.fetch_max(now, SeqCst);
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            flight.fetch_sub(len, SeqCst);
+            Ok::<_, Infallible>(Response::new(full(if body.len() as u64 == len {
+                "ok"
+            } else {
+                "short"
+            })))
+        }
+    });
+    let addr = serve(multisem::http::layer(Arc::clone(&sem), 1024).layer(handler)).await;
+
+    let clients: Vec<_> = (0..12)
+        .map(|client| {
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    let len = 1024 + (client * 7919 + i * 4099) % (24 * 1024);
+                    let response = post(addr, len).await;
+                    assert_eq!(response.status(), StatusCode::OK);
+                    assert_eq!(read_body(response).await, "ok");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        bounded(client).await.unwrap();
+    }
+    let peak = peak.load(SeqCst);
+    assert!(
+        peak <= BYTE_LIMIT,
+        "{peak} bytes in flight, limit {BYTE_LIMIT}"
+    );
+    assert!(
+        peak > BYTE_LIMIT / 4,
+        "the load never got near the limit ({peak})"
+    );
+    until(|| sem.available() == sem.capacity()).await;
+    assert_eq!(sem.stats().acquired, 12 * 15);
+}
+
+/// A handler that answers once `open` turns true.
+fn gated(
+    open: watch::Receiver<bool>,
+) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send {
+    service_fn(move |_req: Request<Incoming>| {
+        let mut open = open.clone();
+        async move {
+            let _ = open.wait_for(|open| *open).await;
+            Ok::<_, Infallible>(Response::new(full("done")))
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shed_mode_answers_503_at_once_while_full_and_serves_once_drained() {
+    let sem = Arc::new(MultiSemaphore::new([2, 1 << 20]));
+    let (open, gate) = watch::channel(false);
+    let layer = multisem::http::layer(Arc::clone(&sem), 1024).shed();
+    let addr = serve(layer.layer(gated(gate))).await;
+
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(post(addr, 10))).collect();
+    until(|| sem.available()[0] == 0).await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let response = bounded(post(addr, 10)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        assert!(
+            response.headers()["x-multisem-refused"]
+                .to_str()
+                .unwrap()
+                .contains("requests short"),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a shed must not wait"
+        );
+    }
+    open.send(true).unwrap();
+    for response in held {
+        let response = bounded(response).await.unwrap();
+        assert_eq!(read_body(response).await, "done");
+    }
+    until(|| sem.available() == sem.capacity()).await;
+    let response = bounded(post(addr, 10)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bounded(read_body(response)).await, "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_holds_its_permit_until_its_last_frame_or_the_disconnect() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let (senders_tx, mut senders) = mpsc::unbounded_channel::<mpsc::Sender<Bytes>>();
+    // Each response streams whatever the test sends on the channel handed
+    // to it, and ends when the test drops that sender.
+    let handler = service_fn(move |_req: Request<Incoming>| {
+        let senders_tx = senders_tx.clone();
+        async move {
+            let (tx, rx) = mpsc::channel::<Bytes>(4);
+            senders_tx.send(tx).unwrap();
+            Ok::<_, Infallible>(Response::new(ChannelBody(rx).boxed()))
+        }
+    });
+    let addr = serve(multisem::http::layer(Arc::clone(&sem), 1024).layer(handler)).await;
+
+    // Sent to the end: held after the head and the first frame, back after the last.
+    let mut response = bounded(post(addr, 100)).await;
+    let frames = bounded(senders.recv()).await.unwrap();
+    frames.send(Bytes::from_static(b"first")).await.unwrap();
+    let frame = bounded(response.body_mut().frame()).await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "first");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        sem.available(),
+        [3, (1 << 20) - 100],
+        "the head is out, the body is not"
+    );
+    frames.send(Bytes::from_static(b"last")).await.unwrap();
+    drop(frames);
+    let rest = bounded(read_body(response)).await;
+    assert_eq!(rest, "last");
+    until(|| sem.available() == sem.capacity()).await;
+
+    // The client disconnects mid-body: the permit comes back all the same.
+    let mut response = bounded(post(addr, 200)).await;
+    let frames = bounded(senders.recv()).await.unwrap();
+    frames.send(Bytes::from_static(b"first")).await.unwrap();
+    bounded(response.body_mut().frame()).await.unwrap().unwrap();
+    assert_eq!(sem.available(), [3, (1 << 20) - 200]);
+    drop(response); // closes the connection: its task was the only user
+    // The server notices when it next writes; keep offering frames.
+    let keep_sending = tokio::spawn(async move {
+        for _ in 0..1000 {
+            if frames.send(Bytes::from_static(b"more")).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    until(|| sem.available() == sem.capacity()).await;
+    bounded(keep_sending).await.unwrap();
+}
+
+/// A response body of the data frames sent on a channel, ending when its
+/// sender is dropped.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|data| data.map(|data| Ok(Frame::data(data))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_larger_than_the_byte_capacity_gets_413_at_once() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let handler = service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(full("served")))
+    });
+    // Wait mode without a timeout: a request that can never fit must still
+    // be answered at once, not queued forever.
+    let addr = serve(multisem::http::layer(Arc::clone(&sem), 1024).layer(handler)).await;
+    let mut stream = bounded(TcpStream::connect(addr)).await.unwrap();
+    // Only the head: the body is never sent, so only an answer from the
+    // head alone can come back.
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2097152\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0; 1024];
+    let read = bounded(stream.read(&mut head)).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..read]).to_lowercase();
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(
+        head.contains("x-multisem-refused: too large: bytes requested 2097152, capacity 1048576"),
+        "{head}"
+    );
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
+    // A request that fits is still served.
+    let response = bounded(post(addr, 1000)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bounded(read_body(response)).await, "served");
+}

@@ -1,0 +1,240 @@
+//! Acceptance tests of permits that change size: `try_grow` and `release`
+//! on `Permit` and `OwnedPermit`, every error, in every layout.
+//!
+//! Each test states the scenario a producer meets: a size known only after
+//! encoding (grow), a message that compressed well (release), and the rule
+//! that neither may overtake a queued acquirer or take part of a request.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use multisem::*;
+
+mod common;
+use common::{Layout, counting_waker, poll_once, poll_with, ready};
+
+/// Every layout, each test run on all three.
+fn each_layout(mut check: impl FnMut(Layout, Arc<MultiSemaphore<2>>)) {
+    for layout in Layout::ALL {
+        check(layout, Arc::new(layout.make([4, 1000])));
+    }
+}
+
+#[test]
+fn grow_takes_exactly_the_amounts_and_drop_returns_all() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 100]).unwrap();
+        permit.try_grow([1, 250]).unwrap();
+        assert_eq!(permit.amounts(), [2, 350], "{layout:?}");
+        assert_eq!(sem.available(), [2, 650], "{layout:?}");
+        drop(permit);
+        assert_eq!(sem.available(), [4, 1000], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_of_zero_changes_nothing() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 100]).unwrap();
+        permit.try_grow([0, 0]).unwrap();
+        assert_eq!(permit.amounts(), [1, 100], "{layout:?}");
+        assert_eq!(sem.available(), [3, 900], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_short_is_insufficient_and_takes_nothing() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 600]).unwrap();
+        // Dimension 0 fits, dimension 1 does not: nothing of either is taken.
+        assert_eq!(
+            permit.try_grow([2, 401]).unwrap_err(),
+            TryAcquireError::Insufficient {
+                dim: 1,
+                requested: 401,
+                available: 400
+            },
+            "{layout:?}"
+        );
+        assert_eq!(permit.amounts(), [1, 600], "{layout:?}");
+        assert_eq!(sem.available(), [3, 400], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_above_capacity_is_exceeds_capacity() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 10]).unwrap();
+        assert_eq!(
+            permit.try_grow([0, 1001]).unwrap_err(),
+            TryAcquireError::ExceedsCapacity {
+                dim: 1,
+                requested: 1001,
+                capacity: 1000
+            },
+            "{layout:?}"
+        );
+        assert_eq!(permit.amounts(), [1, 10], "{layout:?}");
+        assert_eq!(sem.available(), [3, 990], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_after_close_is_closed_and_the_permit_stays_valid() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire_owned([1, 10]).unwrap();
+        sem.close();
+        assert_eq!(
+            permit.try_grow([1, 10]).unwrap_err(),
+            TryAcquireError::Closed,
+            "{layout:?}"
+        );
+        // The error order of try_acquire: capacity first, then closed.
+        assert!(matches!(
+            permit.try_grow([5, 0]).unwrap_err(),
+            TryAcquireError::ExceedsCapacity { dim: 0, .. }
+        ));
+        assert_eq!(permit.amounts(), [1, 10], "{layout:?}");
+        drop(permit);
+        assert_eq!(sem.available(), [4, 1000], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_never_overtakes_a_queued_acquirer() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 500]).unwrap();
+        let blocker = sem.try_acquire([0, 300]).unwrap();
+        // A request for [1, 400] waits: only 200 bytes are free.
+        let (wakes, waker) = counting_waker();
+        let mut queued = pin!(sem.acquire([1, 400]));
+        assert!(poll_with(queued.as_mut(), &waker).is_pending());
+        // The counters would fit a grow of [1, 100], but it would overtake
+        // the queued request: refused, and nothing taken.
+        let err = permit.try_grow([1, 100]).unwrap_err();
+        assert!(err.is_insufficient(), "{layout:?}: {err}");
+        assert_eq!(permit.amounts(), [1, 500], "{layout:?}");
+        // Once the queue is served, the same grow fits.
+        drop(blocker);
+        assert_eq!(wakes.wakes(), 1, "{layout:?}");
+        let head = ready(poll_with(queued.as_mut(), &waker), "the head was granted").unwrap();
+        assert_eq!(head.amounts(), [1, 400]);
+        permit.try_grow([1, 100]).unwrap();
+        assert_eq!(permit.amounts(), [2, 600], "{layout:?}");
+        assert_eq!(sem.available(), [1, 0], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_is_refused_while_a_shrink_is_absorbed() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([2, 800]).unwrap();
+        sem.set_capacity([4, 500]).unwrap();
+        // 800 held against a capacity of 500: nothing is free for growing.
+        let err = permit.try_grow([0, 1]).unwrap_err();
+        assert!(err.is_insufficient(), "{layout:?}: {err}");
+        permit.release([0, 500]).unwrap();
+        assert_eq!(sem.available(), [2, 200], "{layout:?}");
+        permit.try_grow([0, 200]).unwrap();
+        assert_eq!(sem.available(), [2, 0], "{layout:?}");
+        drop(permit);
+        assert_eq!(sem.available(), [4, 500], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_counts_as_an_acquire_and_raises_the_peak() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 100]).unwrap();
+        permit.try_grow([1, 200]).unwrap();
+        let stats = sem.stats();
+        assert_eq!(stats.acquired, 2, "{layout:?}");
+        assert_eq!(stats.peak_in_flight, [2, 300], "{layout:?}");
+        assert!(permit.try_grow([0, 701]).is_err());
+        assert_eq!(sem.stats().refused, [0, 1], "{layout:?}");
+    });
+}
+
+#[test]
+fn release_gives_back_part_and_keeps_the_rest() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire_owned([3, 900]).unwrap();
+        permit.release([1, 600]).unwrap();
+        assert_eq!(permit.amounts(), [2, 300], "{layout:?}");
+        assert_eq!(sem.available(), [2, 700], "{layout:?}");
+        permit.release([2, 300]).unwrap();
+        assert_eq!(permit.amounts(), [0, 0], "{layout:?}");
+        drop(permit);
+        assert_eq!(sem.available(), [4, 1000], "{layout:?}");
+    });
+}
+
+#[test]
+fn release_of_more_than_held_is_an_error_and_gives_nothing_back() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([2, 100]).unwrap();
+        // Dimension 0 could be released, dimension 1 not: neither is.
+        let err = permit.release([1, 101]).unwrap_err();
+        assert_eq!(
+            err,
+            ReleaseError::ExceedsHeld {
+                dim: 1,
+                requested: 101,
+                held: 100
+            },
+            "{layout:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "dimension 1: asked to release 101, the permit holds 100"
+        );
+        assert_eq!(permit.amounts(), [2, 100], "{layout:?}");
+        assert_eq!(sem.available(), [2, 900], "{layout:?}");
+    });
+}
+
+#[test]
+fn release_after_close_still_returns_the_permits() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([2, 100]).unwrap();
+        sem.close();
+        permit.release([1, 50]).unwrap();
+        assert_eq!(sem.available(), [3, 950], "{layout:?}");
+    });
+}
+
+#[test]
+fn release_serves_a_queued_acquirer_at_once() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 900]).unwrap();
+        let (wakes, waker) = counting_waker();
+        let mut queued = pin!(sem.acquire([1, 500]));
+        assert!(poll_with(queued.as_mut(), &waker).is_pending());
+        // Giving back 399 is not enough: still queued.
+        permit.release([0, 399]).unwrap();
+        assert_eq!(wakes.wakes(), 0, "{layout:?}");
+        assert!(poll_once(queued.as_mut()).is_pending());
+        // One more byte and the head fits: granted without a further drop.
+        permit.release([0, 1]).unwrap();
+        let granted = ready(poll_with(queued.as_mut(), &waker), "granted on release").unwrap();
+        assert_eq!(granted.amounts(), [1, 500], "{layout:?}");
+        assert_eq!(permit.amounts(), [1, 500], "{layout:?}");
+    });
+}
+
+#[test]
+fn grow_then_release_round_trip_for_every_n() {
+    fn check<const N: usize>(cap: [u64; N]) {
+        for layout in Layout::ALL {
+            let sem = layout.make(cap);
+            let mut permit = sem.try_acquire([1; N]).unwrap();
+            permit.try_grow([1; N]).unwrap();
+            assert_eq!(permit.amounts(), [2; N]);
+            permit.release([2; N]).unwrap();
+            assert_eq!(sem.available(), cap, "{layout:?}");
+        }
+    }
+    check([8]);
+    check([8, 1024]);
+    check([8, 1024, 4096]);
+}

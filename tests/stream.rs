@@ -1,0 +1,315 @@
+//! The stream admission adaptor (feature `futures`): order, back-pressure
+//! on the source, bounds in flight on two executors (tokio's multi-thread
+//! runtime and futures-executor's thread pool), refusals that give the item
+//! back, FIFO with other acquirers, and cancel safety at every point.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::stream::{self, FusedStream, StreamExt};
+use multisem::stream::{Admit, Refused};
+use multisem::{AcquireError, MultiSemaphore};
+
+mod common;
+use common::{Watchdog, counting_waker, poll_once};
+
+/// A message: its sequence number and its size in bytes.
+type Msg = (u64, u64);
+
+fn weigh(msg: &Msg) -> [u64; 2] {
+    [1, msg.1]
+}
+
+/// `count` messages of 1..=max_size bytes, sizes reproducible from `seed`.
+fn messages(count: u64, max_size: u64, seed: u64) -> Vec<Msg> {
+    let mut rng = common::Rng::new(seed);
+    (0..count).map(|i| (i, 1 + rng.below(max_size))).collect()
+}
+
+/// A source that counts how many items were pulled from it.
+fn counted(items: Vec<Msg>, pulled: Arc<AtomicUsize>) -> impl futures_util::Stream<Item = Msg> {
+    stream::iter(items).inspect(move |_| {
+        pulled.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn yields_every_item_in_order_with_the_permit_of_its_weight() {
+    let sem = Arc::new(MultiSemaphore::new([100, 1 << 20]));
+    let msgs = messages(50, 1000, 1);
+    let admitted: Vec<_> = futures_executor::block_on(
+        Admit::new(stream::iter(msgs.clone()), Arc::clone(&sem), weigh).collect::<Vec<_>>(),
+    );
+    assert_eq!(admitted.len(), msgs.len());
+    for (got, want) in admitted.iter().zip(&msgs) {
+        let (msg, permit) = got.as_ref().unwrap();
+        assert_eq!(msg, want);
+        assert_eq!(permit.amounts(), weigh(want));
+    }
+    drop(admitted);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// One poll of the adaptor with `waker` (it is `Unpin`: no pinning needed).
+fn poll_next<S: futures_util::Stream + Unpin>(s: &mut S, waker: &Waker) -> Poll<Option<S::Item>> {
+    s.poll_next_unpin(&mut Context::from_waker(waker))
+}
+
+#[test]
+fn pulls_the_next_item_only_once_the_current_one_is_admitted() {
+    let sem = Arc::new(MultiSemaphore::new([2, 1000]));
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let source = counted(
+        vec![(0, 600), (1, 300), (2, 500), (3, 10)],
+        Arc::clone(&pulled),
+    );
+    let mut admit = Admit::new(source, Arc::clone(&sem), weigh);
+    let (wakes, waker) = counting_waker();
+
+    let Poll::Ready(Some(Ok((_, first)))) = poll_next(&mut admit, &waker) else {
+        panic!("the first item fits")
+    };
+    let Poll::Ready(Some(Ok((_, second)))) = poll_next(&mut admit, &waker) else {
+        panic!("the second item fits")
+    };
+    // The third (500 bytes) does not fit beside 900: it waits, and the
+    // source is not pulled again, however often the adaptor is polled.
+    for _ in 0..3 {
+        assert!(poll_next(&mut admit, &waker).is_pending());
+    }
+    assert_eq!(pulled.load(Ordering::SeqCst), 3);
+    assert!(admit.is_waiting());
+    assert_eq!(sem.waiters(), 1);
+    assert_eq!(futures_util::Stream::size_hint(&admit), (2, Some(2)));
+
+    drop(first);
+    assert_eq!(wakes.wakes(), 1, "the waiting item is woken by the release");
+    let Poll::Ready(Some(Ok((third, permit)))) = poll_next(&mut admit, &waker) else {
+        panic!("the third item was granted")
+    };
+    assert_eq!((third, permit.amounts()), ((2, 500), [1, 500]));
+    assert_eq!(pulled.load(Ordering::SeqCst), 3);
+    drop((second, permit));
+    let rest: Vec<_> = futures_executor::block_on((&mut admit).collect::<Vec<_>>());
+    assert_eq!(rest.len(), 1);
+    assert!(admit.is_terminated());
+    assert!(matches!(poll_next(&mut admit, &waker), Poll::Ready(None)));
+    drop(rest);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[test]
+fn an_oversized_item_is_refused_with_the_item_and_the_stream_goes_on() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let out: Vec<_> = futures_executor::block_on(
+        Admit::new(
+            stream::iter(vec![(0, 10), (1, 1001), (2, 20)]),
+            Arc::clone(&sem),
+            weigh,
+        )
+        .collect::<Vec<_>>(),
+    );
+    assert!(matches!(&out[0], Ok(((0, 10), _))));
+    let Err(refused) = &out[1] else {
+        panic!("1001 bytes exceed the capacity")
+    };
+    assert_eq!(
+        refused,
+        &Refused {
+            item: (1, 1001),
+            error: AcquireError::ExceedsCapacity {
+                dim: 1,
+                requested: 1001,
+                capacity: 1000
+            }
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        "item refused: dimension 1: requested 1001, capacity 1000"
+    );
+    assert!(matches!(&out[2], Ok(((2, 20), _))));
+}
+
+#[test]
+fn closing_refuses_the_waiting_item_and_every_later_one() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut admit = Admit::new(stream::iter(vec![(0, 1), (1, 1)]), Arc::clone(&sem), weigh);
+    assert!(poll_once(pin!(admit.next())).is_pending());
+    sem.close();
+    let rest: Vec<_> = futures_executor::block_on(admit.collect::<Vec<_>>());
+    let errors: Vec<_> = rest
+        .into_iter()
+        .map(|r| r.map(|_| ()).unwrap_err())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            Refused {
+                item: (0, 1),
+                error: AcquireError::Closed
+            },
+            Refused {
+                item: (1, 1),
+                error: AcquireError::Closed
+            }
+        ]
+    );
+    drop(held);
+    assert_eq!(sem.available(), [1, 100]);
+}
+
+#[test]
+fn a_waiting_item_does_not_overtake_an_earlier_waiter_nor_is_overtaken() {
+    let sem = Arc::new(MultiSemaphore::new([4, 100]));
+    let held = sem.try_acquire_owned([0, 95]).unwrap();
+    // An earlier waiter for 60 bytes, then the adaptor's item of 30.
+    let mut earlier = pin!(sem.acquire_owned([1, 60]));
+    assert!(poll_once(earlier.as_mut()).is_pending());
+    let mut admit = Admit::new(stream::iter(vec![(0, 30)]), Arc::clone(&sem), weigh);
+    assert!(poll_once(pin!(admit.next())).is_pending());
+    assert_eq!(sem.waiters(), 2);
+    // A newcomer that the 5 free bytes could serve must not overtake them.
+    assert!(sem.try_acquire([1, 5]).unwrap_err().is_insufficient());
+    drop(held);
+    // The release serves both, in arrival order.
+    let earlier = match poll_once(earlier.as_mut()) {
+        Poll::Ready(result) => result.unwrap(),
+        Poll::Pending => panic!("the earlier waiter was granted"),
+    };
+    let Poll::Ready(Some(Ok((_, item)))) = poll_once(pin!(admit.next())) else {
+        panic!("then the item")
+    };
+    assert_eq!((earlier.amounts(), item.amounts()), ([1, 60], [1, 30]));
+    assert_eq!(sem.available(), [2, 10]);
+}
+
+#[test]
+fn dropping_the_adaptor_while_an_item_waits_leaks_nothing() {
+    let sem = Arc::new(MultiSemaphore::new([2, 100]));
+    let held = sem.try_acquire_owned([0, 90]).unwrap();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let mut admit = Admit::new(
+        counted(vec![(0, 50), (1, 1)], Arc::clone(&pulled)),
+        Arc::clone(&sem),
+        weigh,
+    );
+    assert!(poll_once(pin!(admit.next())).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    drop(admit);
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(pulled.load(Ordering::SeqCst), 1);
+    assert_eq!(sem.stats().cancelled, 1);
+    drop(held);
+    assert_eq!(sem.available(), [2, 100]);
+}
+
+#[test]
+fn dropping_the_adaptor_after_a_grant_it_never_collected_returns_the_grant() {
+    let sem = Arc::new(MultiSemaphore::new([2, 100]));
+    let held = sem.try_acquire_owned([0, 90]).unwrap();
+    let mut admit = Admit::new(stream::iter(vec![(0, 50)]), Arc::clone(&sem), weigh);
+    assert!(poll_once(pin!(admit.next())).is_pending());
+    // The release grants the waiting item's permit on its behalf...
+    drop(held);
+    assert_eq!(sem.waiters(), 0);
+    // ...and the adaptor is dropped before it is polled again.
+    drop(admit);
+    assert_eq!(sem.available(), [2, 100]);
+}
+
+/// A producer on a multi-thread tokio runtime: the adaptor admits a stream of
+/// messages and spawns one send per message, which holds the permit until it
+/// finishes. Messages and bytes in flight stay within the capacity, every
+/// message is sent once, and everything comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_producer_stays_within_both_budgets() {
+    let _wd = Watchdog::this_test(Duration::from_secs(60));
+    let cap = [8, 4096];
+    let sem = Arc::new(MultiSemaphore::new(cap));
+    let msgs = messages(400, 1024, 7);
+    let total: u64 = msgs.iter().map(|m| m.1).sum();
+    let sent_bytes = Arc::new(AtomicU64::new(0));
+    let mut admit = Admit::new(stream::iter(msgs), Arc::clone(&sem), weigh);
+    let mut sends = Vec::new();
+    while let Some(next) = admit.next().await {
+        let (msg, permit) = next.unwrap();
+        let sent_bytes = Arc::clone(&sent_bytes);
+        sends.push(tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            sent_bytes.fetch_add(msg.1, Ordering::SeqCst);
+            drop(permit);
+        }));
+    }
+    for send in sends {
+        tokio::time::timeout(Duration::from_secs(10), send)
+            .await
+            .expect("a send finished")
+            .unwrap();
+    }
+    assert_eq!(sent_bytes.load(Ordering::SeqCst), total);
+    let peak = sem.stats().peak_in_flight;
+    assert!(peak[0] <= cap[0] && peak[1] <= cap[1], "peak {peak:?}");
+    assert_eq!(sem.available(), cap);
+}
+
+/// The same producer on futures-executor's thread pool: no tokio anywhere.
+#[test]
+fn thread_pool_producer_stays_within_both_budgets() {
+    let _wd = Watchdog::this_test(Duration::from_secs(60));
+    let cap = [4, 2048];
+    let sem = Arc::new(MultiSemaphore::new(cap));
+    let pool = futures_executor::ThreadPool::builder()
+        .pool_size(2)
+        .create()
+        .unwrap();
+    let msgs = messages(300, 1024, 11);
+    let count = msgs.len();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let producer = {
+        let sem = Arc::clone(&sem);
+        let pool = pool.clone();
+        async move {
+            let mut admit = Admit::new(stream::iter(msgs), sem, weigh);
+            while let Some(next) = admit.next().await {
+                let (msg, permit) = next.unwrap();
+                let done_tx = done_tx.clone();
+                pool.spawn_ok(async move {
+                    drop(permit);
+                    done_tx.send(msg.0).unwrap();
+                });
+            }
+        }
+    };
+    pool.spawn_ok(producer);
+    let mut seen: Vec<u64> = (0..count)
+        .map(|_| done_rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..count as u64).collect::<Vec<_>>());
+    let peak = sem.stats().peak_in_flight;
+    assert!(peak[0] <= cap[0] && peak[1] <= cap[1], "peak {peak:?}");
+    // The last sends may still be dropping their permits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sem.available() != cap {
+        assert!(std::time::Instant::now() < deadline, "permits came back");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_source_that_is_not_unpin_is_accepted() {
+    let sem = Arc::new(MultiSemaphore::new([2, 100]));
+    // `unfold` with an async block is !Unpin: the adaptor boxes it once.
+    let source = stream::unfold(0u64, |n| async move { (n < 3).then_some(((n, 10), n + 1)) });
+    let out: Vec<_> = futures_executor::block_on(
+        Admit::new(source, Arc::clone(&sem), weigh)
+            .map(|r| r.unwrap().0)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(out, [(0, 10), (1, 10), (2, 10)]);
+}

@@ -1,0 +1,307 @@
+//! The tower layer on any request type: where the permit is taken, how
+//! long it is held, and each refusal. Every await is bounded by a timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use multisem::MultiSemaphore;
+use multisem::tower::{AdmitLayer, BoxError, Closed, Refused, Shed, TimedOut, TooLarge, Waited};
+use tokio::sync::oneshot;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test if it takes longer than [`LIMIT`].
+async fn bounded<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("a step took longer than its limit")
+}
+
+/// Yields to the runtime until `done` holds, failing after [`LIMIT`].
+async fn until(done: impl Fn() -> bool) {
+    bounded(async {
+        while !done() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// A service that answers each `u64` request once `release` is sent on
+/// the channel it registered, so the test decides when responses finish.
+#[derive(Clone, Default)]
+struct Gate {
+    pending: Arc<Mutex<Vec<oneshot::Sender<()>>>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn open_one(&self) {
+        let tx = self.pending.lock().unwrap().remove(0);
+        tx.send(()).unwrap();
+    }
+
+    fn waiting(&self) -> usize {
+        self.pending.lock().unwrap().len()
+    }
+}
+
+impl Service<u64> for Gate {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<u64, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, bytes: u64) -> Self::Future {
+        self.calls.fetch_add(1, SeqCst);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+            Ok(bytes)
+        })
+    }
+}
+
+/// A service that answers each request with itself at once.
+fn echo() -> impl Service<u64, Response = u64, Error = Infallible, Future: Send> + Clone {
+    service_fn(|bytes: u64| async move { Ok::<_, Infallible>(bytes) })
+}
+
+fn bytes_layer(sem: &Arc<MultiSemaphore<2>>) -> AdmitLayer<fn(&u64) -> [u64; 2], 2> {
+    AdmitLayer::new(
+        Arc::clone(sem),
+        (|bytes: &u64| [1, *bytes]) as fn(&u64) -> [u64; 2],
+    )
+    .names(["requests", "bytes"])
+}
+
+#[tokio::test]
+async fn poll_ready_takes_nothing_and_call_takes_the_weight() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let gate = Gate::default();
+    let mut svc = bytes_layer(&sem).layer(gate.clone());
+    bounded(svc.ready()).await.unwrap();
+    assert_eq!(
+        sem.available(),
+        [4, 1000],
+        "poll_ready must not take a permit"
+    );
+    let response = svc.call(300);
+    assert_eq!(sem.available(), [3, 700]);
+    let response = tokio::spawn(response);
+    until(|| gate.waiting() > 0).await;
+    assert_eq!(
+        sem.available(),
+        [3, 700],
+        "held while the response is pending"
+    );
+    gate.open_one();
+    assert_eq!(bounded(response).await.unwrap().unwrap(), 300);
+    assert_eq!(sem.available(), [4, 1000]);
+}
+
+#[tokio::test]
+async fn dropping_the_response_future_returns_the_permit() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let gate = Gate::default();
+    let mut svc = bytes_layer(&sem).layer(gate.clone());
+    let response = bounded(svc.ready()).await.unwrap().call(500);
+    let task = tokio::spawn(response);
+    until(|| gate.waiting() > 0).await;
+    task.abort(); // the client went away mid-request
+    assert!(bounded(task).await.unwrap_err().is_cancelled());
+    assert_eq!(sem.available(), [4, 1000]);
+}
+
+#[tokio::test]
+async fn an_inner_error_returns_the_permit_and_passes_through() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc =
+        bytes_layer(&sem).layer(service_fn(|_: u64| async { Err::<u64, _>("inner failed") }));
+    let err = bounded(svc.ready().await.unwrap().call(10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "inner failed");
+    assert!(Refused::find(&*err).is_none());
+    assert_eq!(sem.available(), [4, 1000]);
+}
+
+#[tokio::test]
+async fn shed_mode_refuses_at_once_naming_the_short_dimension() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let gate = Gate::default();
+    let mut svc = bytes_layer(&sem).shed().layer(gate.clone());
+    let first = svc.ready().await.unwrap().call(800);
+    let err = bounded(svc.ready().await.unwrap().call(300))
+        .await
+        .unwrap_err();
+    let shed = err.downcast_ref::<Shed>().expect("a Shed error");
+    assert_eq!(
+        (shed.dim(), shed.name(), shed.requested(), shed.available()),
+        (1, "bytes", 300, 200)
+    );
+    assert_eq!(
+        err.to_string(),
+        "shed: bytes short, requested 300, available 200"
+    );
+    assert_eq!(
+        gate.calls.load(SeqCst),
+        1,
+        "a shed request never reaches the inner service"
+    );
+    // One that fits still goes through while the first is held.
+    let small = svc.ready().await.unwrap().call(200);
+    assert_eq!(sem.available(), [2, 0]);
+    let (first, small) = (tokio::spawn(first), tokio::spawn(small));
+    until(|| gate.waiting() >= 2).await;
+    gate.open_one();
+    gate.open_one();
+    bounded(first).await.unwrap().unwrap();
+    bounded(small).await.unwrap().unwrap();
+    assert_eq!(sem.available(), [4, 1000]);
+}
+
+#[tokio::test]
+async fn wait_mode_serves_in_arrival_order_once_room_comes_back() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let gate = Gate::default();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ends);
+    let mut svc = bytes_layer(&sem)
+        .on_wait(move |_, end| seen.lock().unwrap().push(end))
+        .layer(gate.clone());
+    let holder = tokio::spawn(svc.ready().await.unwrap().call(900));
+    let big = tokio::spawn(svc.ready().await.unwrap().call(600));
+    // A waiting request takes its place in the queue when first polled.
+    until(|| sem.waiters() >= 1).await;
+    let small = tokio::spawn(svc.ready().await.unwrap().call(100));
+    until(|| sem.waiters() >= 2).await;
+    assert_eq!(
+        gate.calls.load(SeqCst),
+        1,
+        "waiting requests have not reached the service"
+    );
+    // `small` fits in what is left, but `big` came first: FIFO holds it back.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(gate.calls.load(SeqCst), 1);
+    gate.open_one();
+    bounded(holder).await.unwrap().unwrap();
+    until(|| gate.calls.load(SeqCst) >= 3).await;
+    gate.open_one();
+    gate.open_one();
+    assert_eq!(bounded(big).await.unwrap().unwrap(), 600);
+    assert_eq!(bounded(small).await.unwrap().unwrap(), 100);
+    assert_eq!(sem.available(), [4, 1000]);
+    assert_eq!(*ends.lock().unwrap(), [Waited::Admitted, Waited::Admitted]);
+}
+
+#[tokio::test]
+async fn wait_timeout_gives_up_and_takes_nothing() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = bytes_layer(&sem)
+        .wait_timeout(Duration::from_millis(30), tokio::time::sleep)
+        .layer(echo());
+    let held = sem.try_acquire([0, 950]).unwrap();
+    let err = bounded(svc.ready().await.unwrap().call(100))
+        .await
+        .unwrap_err();
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert_eq!((timed_out.dim(), timed_out.name()), (Some(1), "bytes"));
+    assert!(timed_out.waited() >= Duration::from_millis(30));
+    assert_eq!(sem.waiters(), 0, "a timed-out request leaves the queue");
+    drop(held);
+    assert_eq!(sem.available(), [4, 1000]);
+    // With room, the same service admits at once.
+    assert_eq!(
+        bounded(svc.ready().await.unwrap().call(100)).await.unwrap(),
+        100
+    );
+}
+
+#[tokio::test]
+async fn too_large_is_refused_at_once_in_wait_mode() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = bytes_layer(&sem).layer(echo());
+    let err = bounded(svc.ready().await.unwrap().call(1001))
+        .await
+        .unwrap_err();
+    let too_large = err.downcast_ref::<TooLarge>().expect("a TooLarge error");
+    assert_eq!(
+        (too_large.dim(), too_large.requested(), too_large.capacity()),
+        (1, 1001, 1000)
+    );
+    assert_eq!(
+        err.to_string(),
+        "too large: bytes requested 1001, capacity 1000"
+    );
+    assert_eq!(sem.waiters(), 0);
+}
+
+#[tokio::test]
+async fn close_refuses_queued_and_new_requests() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1000]));
+    let mut svc = bytes_layer(&sem).layer(echo());
+    let held = sem.try_acquire([1, 0]).unwrap();
+    let queued = tokio::spawn(svc.ready().await.unwrap().call(10));
+    until(|| sem.waiters() > 0).await;
+    sem.close();
+    let err: BoxError = bounded(queued).await.unwrap().unwrap_err();
+    assert!(err.is::<Closed>());
+    drop(held);
+    let err = bounded(svc.ready().await.unwrap().call(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(Refused::find(&*err), Some(Refused::Closed(_))));
+}
+
+#[tokio::test]
+async fn a_dropped_waiting_request_leaves_the_queue_and_lets_the_next_in() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = bytes_layer(&sem).layer(echo());
+    let held = sem.try_acquire([0, 500]).unwrap();
+    let big = tokio::spawn(svc.ready().await.unwrap().call(900));
+    until(|| sem.waiters() >= 1).await;
+    let small = tokio::spawn(svc.ready().await.unwrap().call(100));
+    until(|| sem.waiters() >= 2).await;
+    big.abort();
+    // With the head gone, `small` fits: it is served with no release.
+    assert_eq!(bounded(small).await.unwrap().unwrap(), 100);
+    assert!(bounded(big).await.unwrap_err().is_cancelled());
+    drop(held);
+    assert_eq!(sem.available(), [4, 1000]);
+    assert_eq!(sem.waiters(), 0);
+}
+
+#[test]
+fn the_layer_works_without_a_runtime() {
+    let sem = Arc::new(MultiSemaphore::new([1]));
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |_: &String| [1]).layer(service_fn(
+        |s: String| async move { Ok::<_, Infallible>(s.len()) },
+    ));
+    let len = futures_executor::block_on(async {
+        svc.ready().await.unwrap().call("four".to_string()).await
+    });
+    assert_eq!(len.unwrap(), 4);
+    assert_eq!(sem.available(), [1]);
+}
+
+#[test]
+fn futures_and_services_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = bytes_layer(&sem)
+        .wait_timeout(Duration::from_secs(1), tokio::time::sleep)
+        .layer(Gate::default());
+    is_send(&svc);
+    let future = svc.call(1);
+    is_send(&future);
+}
