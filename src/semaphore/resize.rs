@@ -137,6 +137,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.limits.debt[dim].store(debt, Ordering::Relaxed);
                 self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
             }
+            self.rebase_low_water();
             // `SLOW` or not, we serve the queue below.
             let _ = self.counters.give(&back);
             self.fail_oversized(&mut queue, &mut wake);
@@ -182,18 +183,23 @@ impl<const N: usize> MultiSemaphore<N> {
         })
     }
 
-    /// Before a locked take of `amounts`: settles the debt and fails with
-    /// the first dimension asked for that still owes, whose counter is then
-    /// empty. A dimension not asked for may stay in debt: granting nothing
-    /// of it never raises what is in flight there. Under the lock.
+    /// Before a locked take of `amounts`: settles the debt and, if a
+    /// dimension asked for still owes, fails with the first dimension the
+    /// request lacks (one in debt has nothing available). A dimension not
+    /// asked for may stay in debt: granting nothing of it never raises what
+    /// is in flight there. Under the lock.
     pub(super) fn clear_of_debt(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let owes = |debt: [u64; N]| (0..N).find(|&d| amounts[d] > 0 && debt[d] > 0);
-        if owes(load_all(&self.limits.debt)).is_none() {
+        let owes = |debt: [u64; N]| (0..N).any(|d| amounts[d] > 0 && debt[d] > 0);
+        if !owes(load_all(&self.limits.debt)) || !owes(self.settle_debt()) {
             return Ok(());
         }
-        match owes(self.settle_debt()) {
-            None => Ok(()),
-            Some(dim) => Err(Short { dim, available: 0 }),
-        }
+        let available = self.available_locked();
+        let dim = (0..N)
+            .find(|&d| amounts[d] > available[d])
+            .expect("a dimension in debt has nothing available");
+        Err(Short {
+            dim,
+            available: available[dim],
+        })
     }
 }
