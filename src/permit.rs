@@ -95,6 +95,43 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Held<S, N> {
     }
 }
 
+/// What a permit is made from: a reference to the semaphore (for a
+/// [`Permit`]) or to its `Arc` (for an [`OwnedPermit`]). One pointer, so that
+/// the fast path passes it to its out-of-line part in one register.
+pub(crate) trait PermitSource<'a, const N: usize>: Copy {
+    type Permit;
+    fn semaphore(self) -> &'a MultiSemaphore<N>;
+    fn permit(self, amounts: [u64; N]) -> Self::Permit;
+}
+
+impl<'a, const N: usize> PermitSource<'a, N> for &'a MultiSemaphore<N> {
+    type Permit = Permit<'a, N>;
+
+    #[inline(always)]
+    fn semaphore(self) -> &'a MultiSemaphore<N> {
+        self
+    }
+
+    #[inline(always)]
+    fn permit(self, amounts: [u64; N]) -> Permit<'a, N> {
+        Permit::new(self, amounts)
+    }
+}
+
+impl<'a, const N: usize> PermitSource<'a, N> for &'a Arc<MultiSemaphore<N>> {
+    type Permit = OwnedPermit<N>;
+
+    #[inline(always)]
+    fn semaphore(self) -> &'a MultiSemaphore<N> {
+        self
+    }
+
+    #[inline(always)]
+    fn permit(self, amounts: [u64; N]) -> OwnedPermit<N> {
+        OwnedPermit::new(Arc::clone(self), amounts)
+    }
+}
+
 /// Permits held from a [`MultiSemaphore`], returned when this is dropped
 /// (also while unwinding from a panic).
 ///

@@ -199,6 +199,13 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
     }
 
     /// What the request asks for in each dimension.
+    ///
+    /// ```
+    /// use multisem::tower::Waiting;
+    ///
+    /// fn bytes_queued<S, R>(w: &Waiting<S, R, 2>) -> u64 { w.amounts()[1] }
+    /// # let _ = bytes_queued::<(), ()>;
+    /// ```
     pub fn amounts(&self) -> [u64; N] {
         self.amounts
     }
