@@ -35,6 +35,7 @@
 //! * after every visit to the lock, the queue's head does not fit.
 
 use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
+use crate::dims::{DimNames, DimSet};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
@@ -61,6 +62,7 @@ pub struct MultiSemaphore<const N: usize> {
     stats: StatCounters<N>,
     max_capacity: [u64; N],
     track_peaks: bool,
+    names: DimNames,
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
@@ -163,6 +165,7 @@ impl<const N: usize> MultiSemaphore<N> {
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
         track_amounts: bool,
+        names: Option<&'static [&'static str; N]>,
         front_bits: Option<[u32; N]>,
     ) -> Self {
         for (dim, &cap) in capacity.iter().enumerate() {
@@ -202,7 +205,13 @@ impl<const N: usize> MultiSemaphore<N> {
             stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
+            names: DimNames::new(names.map(|names| &names[..])),
         }
+    }
+
+    /// The dimension names given to the builder, for errors.
+    pub(crate) fn names(&self) -> DimNames {
+        self.names
     }
 
     /// The capacity of each dimension now.
@@ -306,10 +315,12 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// let sem = MultiSemaphore::new([10, 4096]);
     /// let permit = sem.try_acquire([1, 3000]).unwrap();
-    /// assert_eq!(
-    ///     sem.try_acquire([1, 2000]).unwrap_err(),
-    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096 }
-    /// );
+    /// let err = sem.try_acquire([1, 2000]).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096, .. }
+    /// ));
+    /// assert_eq!(err.to_string(), "insufficient permits in dimension 1: requested 2000, available 1096");
     /// // The failed call took nothing: the message count is untouched.
     /// assert_eq!(sem.available(), [9, 1096]);
     /// drop(permit);
@@ -606,7 +617,8 @@ impl<const N: usize> MultiSemaphore<N> {
             return Ok(());
         }
         if let FastError::Short(short) = fast {
-            return Err(insufficient(amounts, short));
+            // Cold: a second look finds every other dimension short.
+            return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
         let result = {
@@ -615,26 +627,50 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(head, amounts))
+                let have = self.available_locked();
+                Err(self.insufficient(amounts, have, Some(head), None))
             } else {
-                self.take_locked(amounts)
-                    .map_err(|short| insufficient(amounts, short))
+                self.take_locked(amounts).map_err(|short| {
+                    let have = self.available_locked();
+                    self.insufficient(amounts, have, None, Some(short))
+                })
             }
         };
         wake.wake_all();
         result
     }
 
-    /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks
-    /// (see [`Shortfall`]), with what is available there.
-    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
-        let have = self.available_locked();
-        let dim = Shortfall::of(amounts, have, Some(head)).dim;
+    /// `Insufficient` for `amounts`, given what was available (`have`) and
+    /// the queue's `head`: see [`Shortfall`]. `first`: the dimension a take
+    /// found short, with what it held, which the error names whatever
+    /// `have` (read after it) says.
+    fn insufficient(
+        &self,
+        amounts: [u64; N],
+        have: [u64; N],
+        head: Option<[u64; N]>,
+        first: Option<Short>,
+    ) -> TryAcquireError {
+        let shortfall = Shortfall::of(amounts, have, head);
+        let (dim, available, short) = match first {
+            Some(first) => {
+                let own = (0..N).filter(|&d| amounts[d] > have[d]);
+                let short = own.fold(DimSet::one(first.dim), DimSet::with);
+                (first.dim, first.available, short)
+            }
+            None => (
+                shortfall.dim,
+                have[shortfall.dim],
+                DimSet::from_bits(shortfall.short),
+            ),
+        };
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim],
+            available,
+            queued_ahead: shortfall.queued_ahead,
+            short,
+            names: self.names,
         }
     }
 
@@ -643,11 +679,7 @@ impl<const N: usize> MultiSemaphore<N> {
     fn refuse(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.check_capacity(amounts).map_err(|(dim, capacity)| {
             self.stats.record(Event::Exceeded(dim));
-            TryAcquireError::ExceedsCapacity {
-                dim,
-                requested: amounts[dim],
-                capacity,
-            }
+            TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
         })?;
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
@@ -865,11 +897,12 @@ impl<const N: usize> MultiSemaphore<N> {
             // The caller's fast take may have given permits back while
             // waiters were queued (`FastError::GaveBack`): serve them.
             self.rebalance(queue, wake);
-            return Err(AcquireError::ExceedsCapacity {
+            return Err(AcquireError::exceeds(
                 dim,
-                requested: amounts[dim],
+                amounts[dim],
                 capacity,
-            });
+                self.names,
+            ));
         }
         if self.is_closed() {
             self.rebalance(queue, wake);
@@ -989,19 +1022,15 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 }
 
-fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {
-    TryAcquireError::Insufficient {
-        dim: short.dim,
-        requested: amounts[short.dim],
-        available: short.available,
-    }
-}
-
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MultiSemaphore")
-            .field("capacity", &self.capacity())
+        let mut f = f.debug_struct("MultiSemaphore");
+        if self.names != DimNames::default() {
+            f.field("names", &self.names);
+        }
+        f.field("capacity", &self.capacity())
             .field("available", &self.available())
+            .field("in_flight", &self.in_flight())
             .field("waiters", &self.waiters())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
