@@ -233,6 +233,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 dim,
                 requested,
                 capacity,
+                ..
             }) => (
                 Err(Refused::TooLarge(TooLarge {
                     dim,
