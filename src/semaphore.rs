@@ -191,7 +191,8 @@ impl<const N: usize> MultiSemaphore<N> {
                 );
             }
         }
-        let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
+        let (counters, max_capacity) =
+            Counters::new(capacity, max_capacity, front_bits, track_peaks);
         // Nothing in flight yet: the counters may go down to the capacity.
         let low_water = counters.low_water_word(watch(track_amounts, track_peaks, || capacity), 0);
         Self {
@@ -378,11 +379,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// drop(a);
     /// ```
     pub fn stats(&self) -> Stats<N> {
-        self.stats.snapshot(
-            self.counters.fast_takes(),
-            load_all(&self.limits.peak),
-            self.names,
-        )
+        let peaks = self
+            .counters
+            .peaks()
+            .unwrap_or_else(|| load_all(&self.limits.peak));
+        self.stats
+            .snapshot(self.counters.fast_takes(), peaks, self.names)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,
@@ -539,18 +541,15 @@ impl<const N: usize> MultiSemaphore<N> {
     /// the tiered layout's split take (see `Counters::take_after_miss`).
     #[cold]
     fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
-        match self
-            .counters
-            .take_after_miss(amounts, miss, self.track_peaks)?
-        {
+        match self.counters.take_after_miss(amounts, miss)? {
             Took::Word(word) => {
                 // Relaxed: see `Limits`; a statistic.
                 let low_water = self.limits.low_water.load(Ordering::Relaxed);
                 if self.counters.below(word, low_water) {
-                    self.note_peak_after(word);
+                    self.note_peak_after(word, &amounts);
                 }
             }
-            Took::Left(left) => self.note_peak(left),
+            Took::Split => self.counters.granted(&amounts),
         }
         if self.stats.tracks_amounts() {
             self.stats.add_amounts(&amounts);
@@ -573,18 +572,24 @@ impl<const N: usize> MultiSemaphore<N> {
         // (see `refresh_low_water`).
         let low_water = self.limits.low_water.load(Ordering::Relaxed);
         if self.counters.below(word, low_water) {
-            self.note_peak_after(word);
+            self.note_peak_after(word, amounts);
         }
     }
 
-    /// A fast take that wrote `word` went below the low water: raise the
-    /// peaks to match. In the packed layout, also bring the low water down
-    /// to them (or, where debt paid since left it high, to the truth); the
-    /// tiered layout's stays where it is (see `Counters::low_water_word`).
-    fn note_peak_after(&self, word: u64) {
-        self.note_peak(self.counters.left_after(word));
+    /// A fast take of `amounts` that wrote `word` went below the low water:
+    /// raise the peaks to match. In the packed layout, from the word, and
+    /// bring the low water down to them (or, where debt paid since left it
+    /// high, to the truth). The tiered layout's low water sends every take
+    /// here (see `Counters::low_water_word`), and it counts what its permits
+    /// hold instead: its two tiers cannot be read at one instant, and a part
+    /// of the reserve that another take holds for a moment is no permit's
+    /// (see `counters/held.rs`).
+    fn note_peak_after(&self, word: u64, amounts: &[u64; N]) {
         if self.counters.is_packed() {
+            self.note_peak(self.counters.left_after(word));
             self.refresh_low_water();
+        } else {
+            self.counters.granted(amounts);
         }
     }
 
@@ -716,8 +721,13 @@ impl<const N: usize> MultiSemaphore<N> {
     /// debt: every grant on the locked path comes through here.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
         self.clear_of_debt(amounts)?;
-        let left = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(left);
+        let left = self.counters.take_locked(amounts)?;
+        if self.counters.is_packed() {
+            self.note_peak(left);
+        } else {
+            // As in `note_peak_after`.
+            self.counters.granted(&amounts);
+        }
         Ok(())
     }
 

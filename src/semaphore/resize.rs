@@ -74,6 +74,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if amounts == [0; N] {
             return;
         }
+        self.counters.forgot(&amounts);
         let mut wake = WakeList::new();
         {
             let mut queue = self.queue.lock();
@@ -140,7 +141,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
             self.rebase_low_water();
             // `SLOW` or not, we serve the queue below.
-            let _ = self.counters.give(&back);
+            self.counters.add(&back);
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
