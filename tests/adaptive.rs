@@ -397,3 +397,36 @@ fn books_balance_after_free_running_resizes() {
     assert_eq!(sem.in_flight(), [0, 0]);
     assert_eq!(sem.capacity(), ctl.limits());
 }
+
+/// Resizes happen at most once a window: a window closes only once it is
+/// both long enough and holds enough samples.
+#[test]
+fn resizes_are_rate_limited_by_window_and_samples() {
+    let sem = semaphore([100, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1000, Aimd::default())
+        .window(Duration::from_millis(100), 16)
+        .build();
+    let start = Instant::now();
+    // 1000 drops over one virtual second: at most 10 windows close.
+    for i in 0..1000u64 {
+        let permit = ctl.try_acquire_at([1, 1], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(i));
+    }
+    assert!(
+        (9..=10).contains(&ctl.resizes()),
+        "{} resizes",
+        ctl.resizes()
+    );
+    // 15 samples spread over ten seconds never fill a window.
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1000, Aimd::default())
+        .window(Duration::from_millis(100), 16)
+        .build();
+    for i in 0..15u64 {
+        let permit = ctl.try_acquire_at([1, 1], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(700 * i));
+    }
+    assert_eq!(ctl.resizes(), 0);
+    assert!(ctl.last_window().is_none());
+}

@@ -77,7 +77,7 @@ impl BandwidthDelay {
     /// for queueing at the downstream, as a share of what keeps it busy.
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.0);
+    /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.5);
     /// # let _ = a;
     /// ```
     pub fn gain(mut self, gain: f64) -> Self {
@@ -88,7 +88,7 @@ impl BandwidthDelay {
     /// Whole requests of room beyond the product (default 2.0).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().requests(1.0);
+    /// let a = multisem::adaptive::BandwidthDelay::default().requests(3.0);
     /// # let _ = a;
     /// ```
     pub fn requests(mut self, requests: f64) -> Self {
@@ -99,7 +99,7 @@ impl BandwidthDelay {
     /// Windows between probes at half the product (default 50; 0: never).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(10);
+    /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(100);
     /// # let _ = a;
     /// ```
     pub fn probe_every(mut self, probe_every: u32) -> Self {
@@ -118,10 +118,10 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows the base delay minimum spans (default 20).
+    /// Windows the base delay minimum spans (default 100).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(10);
+    /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(200);
     /// # let _ = a;
     /// ```
     pub fn delay_windows(mut self, delay_windows: usize) -> Self {
