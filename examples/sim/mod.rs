@@ -19,7 +19,13 @@
 //! * **Network.** A fixed one-way delay each way.
 //! * **Downstream** (a broker): `workers` threads, each taking one request
 //!   at a time from a FIFO queue of at most `queue` requests (a request that
-//!   finds it full is refused at once, like a broker's "busy"). A worker
+//!   finds it full is refused at once, like a broker's "busy"). The README's
+//!   scenario leaves the queue unbounded, so that overload shows as it
+//!   usually does first, as latency and then timeouts; a small bounded queue
+//!   answers overload with refusals that return in one round trip, and a
+//!   client without a limiter then resends at once, which turns the run into
+//!   a refusal storm that measures the client's retry policy rather than its
+//!   limits. A worker
 //!   first spends a fixed `overhead` on the request (parsing, bookkeeping,
 //!   the per-request part of an fsync), then moves its bytes over a link of
 //!   `bandwidth` bytes per second, **shared equally among the requests
