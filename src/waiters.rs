@@ -9,9 +9,9 @@
 //! cancels, and only then is it freed for reuse. Freed slots go on a free
 //! list, so a queue that stays within its size allocates nothing.
 //!
-//! The slab is a row of chunks that double: chunk 0 and chunk 1 hold one slot
-//! each, chunk `c` holds `2^(c-1)`, so `c` chunks hold `2^(c-1)` slots and a
-//! slot's index names its chunk by its highest bit. Growing adds a chunk and
+//! The slab is a row of chunks that double: chunk `c` holds `2^c` slots, so
+//! `c` chunks hold `2^c - 1` and slot `i` lies in the chunk named by the
+//! highest bit of `i + 1`. Growing adds a chunk and
 //! never moves a slot, and the chunk is allocated by the acquirer that needs
 //! it *outside* the lock (see `MultiSemaphore::enqueue`): the lock is never
 //! held across an allocation or a copy of the table. The table holds at most
@@ -22,8 +22,8 @@
 //! outcome is collected), the chunks beyond the first [`KEPT_CHUNKS`] are
 //! retired: taken out under the lock, and freed by the lock's holder after it
 //! unlocks (see [`QueueGuard`]). A peak's memory goes back once the queue
-//! drains; the first 64 slots stay, so a queue that comes and goes under
-//! that size allocates nothing.
+//! drains; the first 63 slots stay, so a queue that comes and goes within
+//! them allocates nothing.
 //!
 //! # A waiter's life
 //!
@@ -61,10 +61,11 @@ use std::task::Waker;
 /// The index that names no slot.
 const NIL: u32 = u32::MAX;
 
-/// Chunks kept when the queue drains: chunks 0 to 6 hold 64 slots.
-const KEPT_CHUNKS: usize = 7;
+/// Chunks kept when the queue drains: chunks 0 to 5 hold 63 slots.
+const KEPT_CHUNKS: usize = 6;
 
-/// Chunks at most: `2^31` slots, indices below `NIL`.
+/// Room for chunks: 31 of them hold `2^31 - 1` slots, indices below `NIL`;
+/// a power of two, so that masking a chunk's number spares a bounds check.
 const MAX_CHUNKS: usize = 32;
 
 /// How to wake a waiter: a parked thread or an async task.
@@ -171,25 +172,19 @@ pub(crate) struct WaitQueue<const N: usize> {
     pub(crate) slow: bool,
 }
 
-/// The chunk and offset of slot `index`: chunk 0 holds index 0, chunk
-/// `c >= 1` holds `2^(c-1)..2^c`.
+/// The chunk and offset of slot `index`: chunk `c` holds indices
+/// `2^c - 1 .. 2^(c+1) - 1`. Branch-free: it runs on every slot access.
 #[inline]
 fn locate(index: u32) -> (usize, usize) {
-    match index {
-        0 => (0, 0),
-        _ => {
-            let chunk = (u32::BITS - index.leading_zeros()) as usize;
-            (chunk, (index - (1 << (chunk - 1))) as usize)
-        }
-    }
+    // Cannot overflow: indices stay below `2^31 - 1`.
+    let position = index + 1;
+    let chunk = (u32::BITS - 1 - position.leading_zeros()) as usize;
+    (chunk, (position - (1 << chunk)) as usize)
 }
 
 /// How many slots `count` chunks hold.
 fn slots_in(count: usize) -> u32 {
-    match count {
-        0 => 0,
-        _ => 1 << (count - 1),
-    }
+    (1 << count) - 1
 }
 
 impl<const N: usize> WaitQueue<N> {
@@ -220,8 +215,8 @@ impl<const N: usize> WaitQueue<N> {
     #[inline]
     fn slot(&self, index: u32) -> &Slot<N> {
         let (chunk, offset) = locate(index);
-        // The mask changes nothing (indices stay below `2^31`, so chunks
-        // below 32) and spares a bounds check.
+        // The mask changes nothing (chunks stay below 31) and spares a
+        // bounds check.
         &self.chunks[chunk % MAX_CHUNKS].0[offset]
     }
 
@@ -240,13 +235,13 @@ impl<const N: usize> WaitQueue<N> {
     ///
     /// # Panics
     ///
-    /// With `2^31` slots in use, an amount of memory no process reaches.
+    /// With `2^31 - 1` slots in use, an amount of memory no process reaches.
     pub(crate) fn next_chunk_len(&self) -> usize {
         assert!(
-            self.chunk_count < MAX_CHUNKS,
-            "MultiSemaphore: more than 2^31 waiters"
+            self.chunk_count < MAX_CHUNKS - 1,
+            "MultiSemaphore: more than 2^31 - 1 waiters"
         );
-        slots_in(self.chunk_count).max(1) as usize
+        1 << self.chunk_count
     }
 
     /// A chunk of `len` free slots: made by the caller without the lock.
@@ -268,24 +263,26 @@ impl<const N: usize> WaitQueue<N> {
 
     /// Appends a request at the back. Call only when `has_room()`.
     pub(crate) fn push(&mut self, amounts: [u64; N], notify: Notify) -> Ticket {
-        let index = if self.free != NIL {
-            let index = self.free;
-            let Slot::Free { next_free } = *self.slot(index) else {
-                unreachable!("the free list holds free slots only")
-            };
-            self.free = next_free;
-            index
+        let (index, from_free_list) = if self.free != NIL {
+            (self.free, true)
         } else {
             assert!(self.has_room(), "push without room");
             self.fresh += 1;
-            self.fresh - 1
+            (self.fresh - 1, false)
         };
-        *self.slot_mut(index) = Slot::Queued {
+        let queued = Slot::Queued {
             amounts,
             notify: Some(notify),
             prev: self.tail,
             next: NIL,
         };
+        let old = std::mem::replace(self.slot_mut(index), queued);
+        if from_free_list {
+            let Slot::Free { next_free } = old else {
+                unreachable!("the free list holds free slots only")
+            };
+            self.free = next_free;
+        }
         match self.tail {
             NIL => self.head = index,
             tail => self.set_next(tail, index),
@@ -325,14 +322,11 @@ impl<const N: usize> WaitQueue<N> {
     /// A parked thread that is granted learns it from its flag instead: its
     /// slot is freed at once, and it leaves without taking the lock again.
     pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
-        let notify = self.unlink(ticket.0);
-        match (&notify, outcome) {
-            (Some(Notify::Thread(parked)), Outcome::Granted) => {
-                // Release: pairs with the Acquire in `Parked::granted`.
-                parked.granted.store(true, Ordering::Release);
-                self.release_slot(ticket.0);
-            }
-            _ => *self.slot_mut(ticket.0) = Slot::Done(outcome),
+        let notify = self.unlink(ticket.0, Slot::Done(outcome));
+        if let (Some(Notify::Thread(parked)), Outcome::Granted) = (&notify, outcome) {
+            // Release: pairs with the Acquire in `Parked::granted`.
+            parked.granted.store(true, Ordering::Release);
+            self.release_slot(ticket.0);
         }
         notify
     }
@@ -340,9 +334,14 @@ impl<const N: usize> WaitQueue<N> {
     /// The owner collects its outcome: `None` while still queued; otherwise
     /// the slot is freed.
     pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome> {
-        match *self.slot(ticket.0) {
+        let free = Slot::Free {
+            next_free: self.free,
+        };
+        let slot = self.slot_mut(ticket.0);
+        match *slot {
             Slot::Done(outcome) => {
-                self.release_slot(ticket.0);
+                *slot = free;
+                self.freed(ticket.0);
                 Some(outcome)
             }
             Slot::Queued { .. } => None,
@@ -354,12 +353,18 @@ impl<const N: usize> WaitQueue<N> {
     /// notifier, to drop outside the lock), a done one yields its outcome.
     /// The slot is freed either way.
     pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome> {
+        let free = Slot::Free {
+            next_free: self.free,
+        };
         let result = match *self.slot(ticket.0) {
-            Slot::Done(outcome) => Err(outcome),
-            Slot::Queued { .. } => Ok(self.unlink(ticket.0)),
+            Slot::Done(outcome) => {
+                *self.slot_mut(ticket.0) = free;
+                Err(outcome)
+            }
+            Slot::Queued { .. } => Ok(self.unlink(ticket.0, free)),
             _ => unreachable!("a ticket outlived its slot"),
         };
-        self.release_slot(ticket.0);
+        self.freed(ticket.0);
         result
     }
 
@@ -386,14 +391,15 @@ impl<const N: usize> WaitQueue<N> {
         self.retired.take()
     }
 
-    fn unlink(&mut self, index: u32) -> Option<Notify> {
+    /// Unlinks queued slot `index`, leaving `then` in its place; returns
+    /// its notifier. One lookup of the slot itself, on a hot path.
+    fn unlink(&mut self, index: u32, then: Slot<N>) -> Option<Notify> {
         let Slot::Queued {
             notify, prev, next, ..
-        } = self.slot_mut(index)
+        } = std::mem::replace(self.slot_mut(index), then)
         else {
             unreachable!("only queued slots are linked")
         };
-        let (prev, next, notify) = (*prev, *next, notify.take());
         match prev {
             NIL => self.head = next,
             prev => self.set_next(prev, next),
@@ -410,6 +416,11 @@ impl<const N: usize> WaitQueue<N> {
         *self.slot_mut(index) = Slot::Free {
             next_free: self.free,
         };
+        self.freed(index);
+    }
+
+    /// Slot `index` was just made free, linked to the free list's old head.
+    fn freed(&mut self, index: u32) {
         self.free = index;
         self.used -= 1;
         if self.used == 0 {

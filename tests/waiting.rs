@@ -1707,3 +1707,42 @@ fn a_shrink_fails_many_oversized_waiters_and_serves_the_rest() {
         assert_eq!(sem.available(), [40, 150], "{layout}");
     }
 }
+
+#[test]
+fn a_queue_past_its_kept_slots_stays_in_order_across_cancels_and_drains() {
+    // 300 waiters (past the 63 slots the queue keeps, over several chunks),
+    // a random third cancelled, the rest served one at a time in arrival
+    // order; three rounds, each after the queue drained.
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    let mut rng = common::Rng::new(12);
+    for (layout, sem) in layouts([1, 1]) {
+        for round in 0..3 {
+            let hold = sem.try_acquire_owned([1, 1]).unwrap();
+            let mut queued: Vec<_> = queue_many(&sem, 300, [1, 1])
+                .into_iter()
+                .map(Some)
+                .collect();
+            for entry in queued.iter_mut() {
+                if rng.chance(3) {
+                    *entry = None;
+                }
+            }
+            let left = queued.iter().flatten().count();
+            assert_eq!(sem.waiters(), left, "{layout} round {round}");
+            let mut permit = hold;
+            for (i, entry) in queued.iter_mut().enumerate() {
+                let Some((cw, waker, f)) = entry else {
+                    continue;
+                };
+                assert_eq!(cw.wakes(), 0, "{layout} round {round}: {i} woken early");
+                drop(permit);
+                assert_eq!(cw.wakes(), 1, "{layout} round {round}: {i} not woken");
+                permit = ready(poll_with(f.as_mut(), waker), "granted").unwrap();
+            }
+            drop(permit);
+            drop(queued);
+            assert_eq!(sem.waiters(), 0);
+            assert_eq!(sem.available(), [1, 1], "{layout} round {round}");
+        }
+    }
+}
