@@ -26,6 +26,7 @@
 //! have no clock, cover the timeout path by dropping futures.
 
 use crate::counters::FastError;
+use crate::dims::DimNames;
 use crate::error::AcquireError;
 use crate::permit::{OwnedPermit, Permit};
 use crate::semaphore::MultiSemaphore;
@@ -316,7 +317,7 @@ impl<const N: usize> MultiSemaphore<N> {
                         self.record(Event::TimedOut(dim));
                         Err(AcquireError::Timeout)
                     }
-                    Err(outcome) => outcome_result(outcome, amounts),
+                    Err(outcome) => outcome_result(outcome, amounts, self.names()),
                 };
             }
             // A grant often comes within microseconds: a short spin on the
@@ -325,7 +326,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 sync::park(deadline);
             }
             if let Some(outcome) = self.collect_parked(ticket, &parked) {
-                return outcome_result(outcome, amounts);
+                return outcome_result(outcome, amounts, self.names());
             }
         }
     }
@@ -340,11 +341,8 @@ impl<const N: usize> MultiSemaphore<N> {
                 dim,
                 requested,
                 capacity,
-            }) => Err(AcquireError::ExceedsCapacity {
-                dim,
-                requested,
-                capacity,
-            }),
+                names,
+            }) => Err(AcquireError::exceeds(dim, requested, capacity, names)),
             Err(E::Closed) => Err(AcquireError::Closed),
             Err(E::Insufficient { dim, .. }) => {
                 // It would have waited, had its deadline not passed.
@@ -363,15 +361,17 @@ fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
-fn outcome_result<const N: usize>(outcome: Outcome, amounts: [u64; N]) -> Result<(), AcquireError> {
+fn outcome_result<const N: usize>(
+    outcome: Outcome,
+    amounts: [u64; N],
+    names: DimNames,
+) -> Result<(), AcquireError> {
     match outcome {
         Outcome::Granted => Ok(()),
         Outcome::Closed => Err(AcquireError::Closed),
-        Outcome::ExceedsCapacity { dim, capacity } => Err(AcquireError::ExceedsCapacity {
-            dim,
-            requested: amounts[dim],
-            capacity,
-        }),
+        Outcome::ExceedsCapacity { dim, capacity } => {
+            Err(AcquireError::exceeds(dim, amounts[dim], capacity, names))
+        }
     }
 }
 
@@ -425,7 +425,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
             },
             State::Queued(ticket) => match sem.collect_or_renotify(ticket, cx.waker()) {
                 None => return Poll::Pending,
-                Some(outcome) => outcome_result(outcome, self.amounts),
+                Some(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
             },
             State::Done => panic!("acquire future polled after it completed"),
         };
@@ -457,7 +457,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
                 self.sem.record(Event::TimedOut(dim));
                 return Err(AcquireError::Timeout);
             }
-            Err(outcome) => outcome_result(outcome, self.amounts),
+            Err(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
         };
         self.record(&result);
         result

@@ -1,5 +1,6 @@
 //! The public type: construction, the lock-free fast path, and the locked
-//! path that serves the queue, settles shrinks and closes.
+//! path that serves the queue and closes; resizing and its debt are in
+//! [`resize`].
 //!
 //! # Fairness: permits stay in the counters
 //!
@@ -25,12 +26,17 @@
 //! * `capacity + debt <= max_capacity`, so a counter never overflows;
 //! * `debt > 0` only while the counter is 0 or a return is on its way to the
 //!   lock (that return sees `SLOW` and settles it);
+//! * no dimension is granted while it is in debt: every locked take settles
+//!   first what returns brought since the last visit and refuses a dimension
+//!   that still owes (see [`resize`]), so in flight never passes the
+//!   capacity in force once a shrink's debt is paid, nor grows while it is not;
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Miss, Once, Short, Took, Watch};
-use crate::error::{AcquireError, CapacityError, TryAcquireError};
+use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
+use crate::dims::{DimNames, DimSet};
+use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
@@ -39,8 +45,7 @@ use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
-/// The largest capacity one dimension can have: `2^60`.
-pub(crate) const MAX_PERMITS: u64 = 1 << 60;
+mod resize;
 
 /// A semaphore over `N` independent pools of `u64` permits, acquired all
 /// together or not at all.
@@ -57,6 +62,7 @@ pub struct MultiSemaphore<const N: usize> {
     stats: StatCounters<N>,
     max_capacity: [u64; N],
     track_peaks: bool,
+    names: DimNames,
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
@@ -159,6 +165,7 @@ impl<const N: usize> MultiSemaphore<N> {
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
         track_amounts: bool,
+        names: Option<&'static [&'static str; N]>,
         front_bits: Option<[u32; N]>,
     ) -> Self {
         for (dim, &cap) in capacity.iter().enumerate() {
@@ -182,7 +189,8 @@ impl<const N: usize> MultiSemaphore<N> {
                 );
             }
         }
-        let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
+        let (counters, max_capacity) =
+            Counters::new(capacity, max_capacity, front_bits, track_peaks);
         // Nothing in flight yet: the counters may go down to the capacity.
         let low_water = counters.low_water_word(watch(track_amounts, track_peaks, || capacity), 0);
         Self {
@@ -198,7 +206,13 @@ impl<const N: usize> MultiSemaphore<N> {
             stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
+            names: DimNames::new(names.map(|names| &names[..])),
         }
+    }
+
+    /// The dimension names given to the builder, for errors.
+    pub(crate) fn names(&self) -> DimNames {
+        self.names
     }
 
     /// The capacity of each dimension now.
@@ -302,10 +316,12 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// let sem = MultiSemaphore::new([10, 4096]);
     /// let permit = sem.try_acquire([1, 3000]).unwrap();
-    /// assert_eq!(
-    ///     sem.try_acquire([1, 2000]).unwrap_err(),
-    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096 }
-    /// );
+    /// let err = sem.try_acquire([1, 2000]).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096, .. }
+    /// ));
+    /// assert_eq!(err.to_string(), "insufficient permits in dimension 1: requested 2000, available 1096");
     /// // The failed call took nothing: the message count is untouched.
     /// assert_eq!(sem.available(), [9, 1096]);
     /// drop(permit);
@@ -347,53 +363,6 @@ impl<const N: usize> MultiSemaphore<N> {
         Self::try_acquire_from(self, amounts)
     }
 
-    /// Grows each dimension's capacity, and what is available, by `amounts`.
-    /// Queued acquirers that now fit are served.
-    ///
-    /// ```
-    /// use multisem::MultiSemaphore;
-    ///
-    /// let sem = MultiSemaphore::new([10, 1000]);
-    /// sem.add_permits([5, 0]).unwrap();
-    /// assert_eq!(sem.capacity(), [15, 1000]);
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`CapacityError::Overflow`] if a dimension would pass its
-    /// [`max_capacity`](Self::max_capacity); then nothing changes.
-    pub fn add_permits(&self, amounts: [u64; N]) -> Result<(), CapacityError> {
-        self.resize(|capacity, dim| capacity.checked_add(amounts[dim]))
-    }
-
-    /// Sets each dimension's capacity, growing or shrinking it.
-    ///
-    /// It may go below what is in flight: the capacity changes at once,
-    /// [`available`](Self::available) reads 0 in that dimension, and permits
-    /// returned are absorbed until the books balance; nothing wraps. Queued
-    /// acquirers whose request no longer fits the new capacity fail with
-    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity); those that now fit
-    /// are served.
-    ///
-    /// ```
-    /// use multisem::MultiSemaphore;
-    ///
-    /// let sem = MultiSemaphore::new([10, 1000]);
-    /// let held = sem.try_acquire([8, 100]).unwrap();
-    /// sem.set_capacity([4, 1000]).unwrap();
-    /// assert_eq!(sem.available(), [0, 900]); // 8 out, capacity 4
-    /// drop(held);
-    /// assert_eq!(sem.available(), [4, 1000]);
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`CapacityError::Overflow`] if a dimension would pass its
-    /// [`max_capacity`](Self::max_capacity); then nothing changes.
-    pub fn set_capacity(&self, capacity: [u64; N]) -> Result<(), CapacityError> {
-        self.resize(|_, dim| Some(capacity[dim]))
-    }
-
     /// A snapshot of the counters kept since construction.
     ///
     /// ```
@@ -408,8 +377,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// drop(a);
     /// ```
     pub fn stats(&self) -> Stats<N> {
-        self.stats
-            .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
+        let peaks = self
+            .counters
+            .peaks()
+            .unwrap_or_else(|| load_all(&self.limits.peak));
+        self.stats.snapshot(self.counters.fast_takes(), peaks)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,
@@ -566,18 +538,15 @@ impl<const N: usize> MultiSemaphore<N> {
     /// the tiered layout's split take (see `Counters::take_after_miss`).
     #[cold]
     fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
-        match self
-            .counters
-            .take_after_miss(amounts, miss, self.track_peaks)?
-        {
+        match self.counters.take_after_miss(amounts, miss)? {
             Took::Word(word) => {
                 // Relaxed: see `Limits`; a statistic.
                 let low_water = self.limits.low_water.load(Ordering::Relaxed);
                 if self.counters.below(word, low_water) {
-                    self.note_peak_after(word);
+                    self.note_peak_after(word, &amounts);
                 }
             }
-            Took::Left(left) => self.note_peak(left),
+            Took::Split => self.counters.granted(&amounts),
         }
         if self.stats.tracks_amounts() {
             self.stats.add_amounts(&amounts);
@@ -600,18 +569,24 @@ impl<const N: usize> MultiSemaphore<N> {
         // (see `refresh_low_water`).
         let low_water = self.limits.low_water.load(Ordering::Relaxed);
         if self.counters.below(word, low_water) {
-            self.note_peak_after(word);
+            self.note_peak_after(word, amounts);
         }
     }
 
-    /// A fast take that wrote `word` went below the low water: raise the
-    /// peaks to match. In the packed layout, also bring the low water down
-    /// to them (or, where debt paid since left it high, to the truth); the
-    /// tiered layout's stays where it is (see `Counters::low_water_word`).
-    fn note_peak_after(&self, word: u64) {
-        self.note_peak(self.counters.left_after(word));
+    /// A fast take of `amounts` that wrote `word` went below the low water:
+    /// raise the peaks to match. In the packed layout, from the word, and
+    /// bring the low water down to them (or, where debt paid since left it
+    /// high, to the truth). The tiered layout's low water sends every take
+    /// here (see `Counters::low_water_word`), and it counts what its permits
+    /// hold instead: its two tiers cannot be read at one instant, and a part
+    /// of the reserve that another take holds for a moment is no permit's
+    /// (see `counters/held.rs`).
+    fn note_peak_after(&self, word: u64, amounts: &[u64; N]) {
         if self.counters.is_packed() {
+            self.note_peak(self.counters.left_after(word));
             self.refresh_low_water();
+        } else {
+            self.counters.granted(amounts);
         }
     }
 
@@ -631,28 +606,26 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Decides what the fast path could not. Takes the lock only when a flag
-    /// was set (closed, queued or in debt).
+    /// was set (closed, queued or in debt), or a visit is owed.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
         fast: FastError,
     ) -> Result<(), TryAcquireError> {
-        self.check_capacity(amounts).map_err(|(dim, capacity)| {
-            self.stats.record(Event::Exceeded(dim));
-            TryAcquireError::ExceedsCapacity {
-                dim,
-                requested: amounts[dim],
-                capacity,
+        if let Err(refused) = self.refuse(amounts) {
+            if fast == FastError::GaveBack {
+                // What the take gave back may be just what the queue's head
+                // waits for: serve it before leaving.
+                self.release_slow();
             }
-        })?;
-        if self.is_closed() {
-            return Err(TryAcquireError::Closed);
+            return Err(refused);
         }
         if amounts == [0; N] {
             return Ok(());
         }
         if let FastError::Short(short) = fast {
-            return Err(insufficient(amounts, short));
+            // Cold: a second look finds every other dimension short.
+            return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
         let result = {
@@ -661,27 +634,64 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(head, amounts))
+                let have = self.available_locked();
+                Err(self.insufficient(amounts, have, Some(head), None))
             } else {
-                self.take_locked(amounts)
-                    .map_err(|short| insufficient(amounts, short))
+                self.take_locked(amounts).map_err(|short| {
+                    let have = self.available_locked();
+                    self.insufficient(amounts, have, None, Some(short))
+                })
             }
         };
         wake.wake_all();
         result
     }
 
-    /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks
-    /// (see [`Shortfall`]), with what is available there.
-    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
-        let have = self.available_locked();
-        let dim = Shortfall::of(amounts, have, Some(head)).dim;
+    /// `Insufficient` for `amounts`, given what was available (`have`) and
+    /// the queue's `head`: see [`Shortfall`]. `first`: the dimension a take
+    /// found short, with what it held, which the error names whatever
+    /// `have` (read after it) says.
+    fn insufficient(
+        &self,
+        amounts: [u64; N],
+        have: [u64; N],
+        head: Option<[u64; N]>,
+        first: Option<Short>,
+    ) -> TryAcquireError {
+        let shortfall = Shortfall::of(amounts, have, head);
+        let (dim, available, short) = match first {
+            Some(first) => {
+                let own = (0..N).filter(|&d| amounts[d] > have[d]);
+                let short = own.fold(DimSet::one(first.dim), DimSet::with);
+                (first.dim, first.available, short)
+            }
+            None => (
+                shortfall.dim,
+                have[shortfall.dim],
+                DimSet::from_bits(shortfall.short),
+            ),
+        };
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim],
+            available,
+            queued_ahead: shortfall.queued_ahead,
+            short,
+            names: self.names,
         }
+    }
+
+    /// The refusals that need no look at the counters, in the order the
+    /// contract gives: `ExceedsCapacity`, then `Closed`.
+    fn refuse(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        self.check_capacity(amounts).map_err(|(dim, capacity)| {
+            self.stats.record(Event::Exceeded(dim));
+            TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
+        })?;
+        if self.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        Ok(())
     }
 
     /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
@@ -704,10 +714,17 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
-    /// is no bar), and raises the peaks to match.
+    /// is no bar), and raises the peaks to match. Nothing of a dimension in
+    /// debt: every grant on the locked path comes through here.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let left = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(left);
+        self.clear_of_debt(amounts)?;
+        let left = self.counters.take_locked(amounts)?;
+        if self.counters.is_packed() {
+            self.note_peak(left);
+        } else {
+            // As in `note_peak_after`.
+            self.counters.granted(&amounts);
+        }
         Ok(())
     }
 
@@ -815,86 +832,6 @@ impl<const N: usize> MultiSemaphore<N> {
         self.rebalance(&mut self.queue.lock(), &mut wake);
         wake.wake_all();
     }
-
-    /// `Permit::forget`: the amounts leave circulation. They first pay down
-    /// any debt (they were part of the excess in flight), then shrink the
-    /// capacity.
-    pub(crate) fn forget_permits(&self, amounts: [u64; N]) {
-        if amounts == [0; N] {
-            return;
-        }
-        let mut wake = WakeList::new();
-        {
-            let mut queue = self.queue.lock();
-            for (d, &amount) in amounts.iter().enumerate() {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[d].load(Ordering::Relaxed);
-                let paid = debt.min(amount);
-                self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
-                // Cannot underflow: in flight (which holds `amount`) is at
-                // most capacity + debt.
-                self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
-            }
-            self.fail_oversized(&mut queue, &mut wake);
-            self.rebalance(&mut queue, &mut wake);
-        }
-        wake.wake_all();
-    }
-
-    /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
-    /// dimension's new capacity (`None` when the sum overflows `u64`).
-    fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
-        let mut wake = WakeList::new();
-        {
-            let mut queue = self.queue.lock();
-            let old = self.capacity();
-            let mut new = [0; N];
-            // Check every dimension before changing any.
-            for dim in 0..N {
-                let max = self.max_capacity[dim];
-                new[dim] = match target(old[dim], dim) {
-                    Some(capacity) if capacity <= max => capacity,
-                    requested => {
-                        return Err(CapacityError::Overflow {
-                            dim,
-                            requested: requested.unwrap_or(u64::MAX),
-                            max,
-                        });
-                    }
-                };
-            }
-            // Before any debt exists: a return from now on sees `SLOW` and
-            // comes to the lock to pay it, and no fast take can claim what
-            // the shrink needs (`debt > 0` implies `SLOW`, always).
-            self.set_slow(&mut queue, true);
-            let mut back = [0; N];
-            for dim in 0..N {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[dim].load(Ordering::Relaxed);
-                let debt = if new[dim] >= old[dim] {
-                    // Growth pays the debt first, so capacity + debt stays
-                    // within max_capacity; the rest goes to the counters.
-                    let grow = new[dim] - old[dim];
-                    let paid = grow.min(debt);
-                    back[dim] = grow - paid;
-                    debt - paid
-                } else {
-                    // A shrink becomes debt, settled from the counters below
-                    // and from permits as they return.
-                    debt + (old[dim] - new[dim])
-                };
-                self.limits.debt[dim].store(debt, Ordering::Relaxed);
-                self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
-            }
-            self.rebase_low_water();
-            // `SLOW` or not, we serve the queue below.
-            let _ = self.counters.give(&back);
-            self.fail_oversized(&mut queue, &mut wake);
-            self.rebalance(&mut queue, &mut wake);
-        }
-        wake.wake_all();
-        Ok(())
-    }
 }
 
 /// The locked path: queueing, serving, cancelling.
@@ -903,56 +840,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
     fn rebalance(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
-        let in_debt = self.settle_and_serve(queue, wake);
-        self.publish(queue, in_debt);
-    }
-
-    /// After a capacity shrank: queued requests that can never fit now fail
-    /// with `ExceedsCapacity` rather than block everyone behind them.
-    fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
-        let capacity = self.capacity();
-        let oversized: Vec<(Ticket, usize)> = queue
-            .queued()
-            .filter_map(|(ticket, amounts)| {
-                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
-                Some((ticket, dim))
-            })
-            .collect();
-        for (ticket, dim) in oversized {
-            self.stats.record(Event::Exceeded(dim));
-            let outcome = Outcome::ExceedsCapacity {
-                dim,
-                capacity: capacity[dim],
-            };
-            wake.push(queue.complete(ticket, outcome));
-        }
+        self.settle_and_serve(queue, wake);
+        self.publish(queue);
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits. Returns whether debt is left.
-    fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) -> bool {
-        let debt = load_all(&self.limits.debt);
-        let mut in_debt = false;
-        if debt != [0; N] {
-            let paid = self.counters.take_up_to(debt);
-            for d in 0..N {
-                let left = debt[d] - paid[d];
-                // Relaxed: see `Limits`; we hold the lock.
-                self.limits.debt[d].store(left, Ordering::Relaxed);
-                in_debt |= left > 0;
-            }
-        }
+    /// fits.
+    fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        self.settle_debt();
         while let Some((ticket, amounts)) = queue.front() {
             if self.take_locked(amounts).is_err() {
                 break;
             }
             wake.push(queue.complete(ticket, Outcome::Granted));
         }
-        in_debt
     }
 
     /// Sets `SLOW` exactly when someone is queued or debt is left.
-    fn publish(&self, queue: &mut WaitQueue<N>, in_debt: bool) {
+    fn publish(&self, queue: &mut WaitQueue<N>) {
+        let in_debt = load_all(&self.limits.debt) != [0; N];
         let slow = in_debt || !queue.is_empty();
         self.set_slow(queue, slow);
         // Release: `waiters()` (Acquire) then sees the `SLOW` set above;
@@ -1000,13 +906,18 @@ impl<const N: usize> MultiSemaphore<N> {
         // Capacity changes only under this lock: the check is exact.
         if let Err((dim, capacity)) = self.check_capacity(amounts) {
             self.stats.record(Event::Exceeded(dim));
-            return Err(AcquireError::ExceedsCapacity {
+            // The caller's fast take may have given permits back while
+            // waiters were queued (`FastError::GaveBack`): serve them.
+            self.rebalance(queue, wake);
+            return Err(AcquireError::exceeds(
                 dim,
-                requested: amounts[dim],
+                amounts[dim],
                 capacity,
-            });
+                self.names,
+            ));
         }
         if self.is_closed() {
+            self.rebalance(queue, wake);
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
@@ -1016,9 +927,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
         self.set_slow(queue, true);
-        let in_debt = self.settle_and_serve(queue, wake);
-        // A dimension still in debt has an empty counter, so a request that
-        // needs it cannot be granted here.
+        self.settle_and_serve(queue, wake);
         let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
         if !granted {
             let dim = self.shortfall_locked(queue, amounts).dim;
@@ -1031,7 +940,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 None
             }
         };
-        self.publish(queue, in_debt);
+        self.publish(queue);
         Ok(ticket)
     }
 
@@ -1125,19 +1034,15 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 }
 
-fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {
-    TryAcquireError::Insufficient {
-        dim: short.dim,
-        requested: amounts[short.dim],
-        available: short.available,
-    }
-}
-
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MultiSemaphore")
-            .field("capacity", &self.capacity())
+        let mut f = f.debug_struct("MultiSemaphore");
+        if self.names != DimNames::default() {
+            f.field("names", &self.names);
+        }
+        f.field("capacity", &self.capacity())
             .field("available", &self.available())
+            .field("in_flight", &self.in_flight())
             .field("waiters", &self.waiters())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()

@@ -13,8 +13,7 @@ use crossbeam_utils::CachePadded;
 
 #[derive(Debug)]
 pub(crate) struct Reserve<const N: usize> {
-    /// Away from the front word: in a steady state nothing writes these, and
-    /// the loads that read them (peak tracking) hit a shared line.
+    /// Away from the front word: in a steady state nothing writes these.
     words: CachePadded<[AtomicU64; N]>,
 }
 
@@ -105,7 +104,7 @@ impl<const N: usize> Reserve<N> {
             if amount != 0 {
                 // Release: publishes the holder's writes to the next taker.
                 // Never overflows: a dimension's permits, in flight or not,
-                // stay below `MAX_PERMITS` (see `semaphore.rs`).
+                // stay below `MAX_PERMITS` (see `counters/mod.rs`).
                 word.fetch_add(amount, Ordering::Release);
             }
         }
@@ -117,11 +116,5 @@ impl<const N: usize> Reserve<N> {
         // Relaxed: an RMW reads the latest value whatever its ordering; it
         // is only counted.
         std::array::from_fn(|d| self.words[d].fetch_add(0, Ordering::Relaxed))
-    }
-
-    /// A snapshot.
-    pub(super) fn load(&self) -> [u64; N] {
-        // Relaxed: a snapshot, or a statistic (peaks).
-        std::array::from_fn(|d| self.words[d].load(Ordering::Relaxed))
     }
 }
