@@ -7,7 +7,9 @@
 //! // At most 1024 messages and 100 MiB in flight.
 //! let sem = MultiSemaphore::new([1024, 100 << 20]);
 //!
-//! let permit = sem.try_acquire([1, 4096])?;       // one message of 4 KiB
+//! let message = vec![0u8; 4096];
+//! // Lengths are `usize`, permits `u64`: `as u64` never truncates.
+//! let permit = sem.try_acquire([1, message.len() as u64])?; // one message of 4 KiB
 //! assert_eq!(sem.available(), [1023, (100 << 20) - 4096]);
 //!
 //! // A request that cannot fit takes nothing at all, in no dimension.

@@ -107,13 +107,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
     ///
-    /// Where the capacities fit in one 64-bit word with room to spare
-    /// (`[1024, 100 << 20]` does, with room to grow each dimension about
-    /// 128-fold), every acquire is a single compare-and-swap. To grow further
-    /// later with [`add_permits`](Self::add_permits) or
-    /// [`set_capacity`](Self::set_capacity), reserve room with
-    /// [`builder`](Self::builder); [`max_capacity`](Self::max_capacity) tells
-    /// how far each dimension can grow.
+    /// Where the capacities fit in one 64-bit word with room to spare, every
+    /// acquire is a single compare-and-swap, and the word's spare bits are
+    /// shared out as room to grow by [`add_permits`](Self::add_permits) or
+    /// [`set_capacity`](Self::set_capacity).
+    /// [`max_capacity`](Self::max_capacity) tells how far each dimension can
+    /// grow: for `[1024, 100 << 20]`, to `2^19 - 1` messages and `2^35 - 1`
+    /// bytes (32 GiB), some 500-fold and 300-fold. To be sure of more, reserve
+    /// it with [`builder`](Self::builder).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -121,6 +122,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// // At most 1024 messages and 100 MiB in flight.
     /// let sem = MultiSemaphore::new([1024, 100 << 20]);
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
+    /// assert_eq!(sem.max_capacity(), [(1 << 19) - 1, (1 << 35) - 1]);
     /// ```
     ///
     /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
@@ -381,7 +383,8 @@ impl<const N: usize> MultiSemaphore<N> {
             .counters
             .peaks()
             .unwrap_or_else(|| load_all(&self.limits.peak));
-        self.stats.snapshot(self.counters.fast_takes(), peaks)
+        self.stats
+            .snapshot(self.counters.fast_takes(), peaks, self.names)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,

@@ -980,6 +980,7 @@ fn run<const N: usize>(
                         dim,
                         requested,
                         max,
+                        ..
                     }) => {
                         prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, a);
                         prop_assert_eq!(requested, m.cap[dim] + a[dim]);
@@ -1004,6 +1005,7 @@ fn run<const N: usize>(
                         dim,
                         requested,
                         max,
+                        ..
                     }) => {
                         prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, c);
                         prop_assert_eq!(requested, c[dim]);

@@ -111,6 +111,7 @@ impl<const N: usize> MultiSemaphore<N> {
                             dim,
                             requested: requested.unwrap_or(u64::MAX),
                             max,
+                            names: self.names,
                         });
                     }
                 };
