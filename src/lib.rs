@@ -56,6 +56,10 @@
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;
 //!   a grant that raced the drop goes back to the semaphore.
+//! * **Waiting allocates nothing in steady state.** An async acquire that
+//!   queues, and the release that grants it, reuse the queue's memory; the
+//!   queue grows outside the internal lock and gives the memory of its peak
+//!   back once it drains.
 //! * **A panicking waker strands nobody.** A release, resize or `close` that
 //!   grants (or closes out) several waiters wakes every one of them even if a
 //!   waker panics, then re-raises the first such panic to its caller. While

@@ -32,7 +32,9 @@
 //!   capacity in force once a shrink's debt is paid, nor grows while it is not;
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
-//! * after every visit to the lock, the queue's head does not fit.
+//! * after every visit to the lock, the queue's head does not fit, unless
+//!   the visit stopped at a full batch of wakes; then its visitor comes back
+//!   (`wake_and_serve`) once it has woken that batch.
 
 use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
 use crate::dims::{DimNames, DimSet};
@@ -41,7 +43,7 @@ use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -240,7 +242,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         self.available_locked()
     }
 
@@ -288,16 +290,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // Under the lock: an acquirer checks `CLOSED` under it before
             // queueing, so none can queue after this and sleep forever.
             self.counters.close();
-            while let Some((ticket, _)) = queue.front() {
-                wake.push(queue.complete(ticket, Outcome::Closed));
-            }
+            // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -419,7 +419,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         // `counters + in flight == capacity + debt` (see the module docs).
         let counters = self.counters.load_locked();
         let capacity = self.capacity();
@@ -447,7 +447,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # drop(held);
     /// ```
     pub fn head_request(&self) -> Option<[u64; N]> {
-        self.queue.lock().front().map(|(_, amounts)| amounts)
+        self.lock().front().map(|(_, amounts)| amounts)
     }
 
     /// What the oldest queued acquirer still lacks in each dimension (its
@@ -456,7 +456,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// which budget they wait for. A snapshot, read under the internal lock;
     /// see [`head_request`](Self::head_request).
     pub fn head_shortfall(&self) -> Option<[u64; N]> {
-        let queue = self.queue.lock();
+        let queue = self.lock();
         let (_, head) = queue.front()?;
         let have = self.available_locked();
         Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
@@ -631,10 +631,16 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
-        let result = {
-            let mut queue = self.queue.lock();
+        let result = loop {
+            let mut queue = self.lock();
             self.rebalance(&mut queue, &mut wake);
-            if self.is_closed() {
+            if wake.is_full() {
+                // The serve stopped at a full batch: the head may fit yet.
+                drop(queue);
+                wake.wake_batch();
+                continue;
+            }
+            break if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 let have = self.available_locked();
@@ -644,9 +650,9 @@ impl<const N: usize> MultiSemaphore<N> {
                     let have = self.available_locked();
                     self.insufficient(amounts, have, None, Some(short))
                 })
-            }
+            };
         };
-        wake.wake_all();
+        wake.finish();
         result
     }
 
@@ -832,13 +838,37 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(never)]
     fn release_slow(&self) {
         let mut wake = WakeList::new();
-        self.rebalance(&mut self.queue.lock(), &mut wake);
-        wake.wake_all();
+        self.rebalance(&mut self.lock(), &mut wake);
+        self.wake_and_serve(&mut wake, false);
     }
 }
 
 /// The locked path: queueing, serving, cancelling.
 impl<const N: usize> MultiSemaphore<N> {
+    /// Locks the queue. The guard frees what the queue retired only after
+    /// unlocking.
+    fn lock(&self) -> QueueGuard<'_, N> {
+        QueueGuard::lock(&self.queue)
+    }
+
+    /// Wakes whom a visit to the lock granted or closed out. A visit stops
+    /// serving when its batch of notifiers is full (so that collecting them
+    /// never allocates): while one came back full, wake that batch and visit
+    /// again, to serve the rest. `resized`: the visit failed oversized
+    /// requests after a shrink, and must go on doing so. Re-raises the first
+    /// panic of a waker once everyone is woken (see `WakeList::finish`).
+    fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
+        while wake.is_full() {
+            wake.wake_batch();
+            let mut queue = self.lock();
+            if resized {
+                self.fail_oversized(&mut queue, wake);
+            }
+            self.rebalance(&mut queue, wake);
+        }
+        wake.finish();
+    }
+
     /// The heart of the locked path, run by every visitor to the lock before
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
@@ -848,14 +878,22 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits.
+    /// fits (once closed: closes it out), until the wake batch is full.
     fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         self.settle_debt();
-        while let Some((ticket, amounts)) = queue.front() {
-            if self.take_locked(amounts).is_err() {
+        let closed = self.is_closed();
+        while !wake.is_full() {
+            let Some((ticket, amounts)) = queue.front() else {
                 break;
-            }
-            wake.push(queue.complete(ticket, Outcome::Granted));
+            };
+            let outcome = if closed {
+                Outcome::Closed
+            } else if self.take_locked(amounts).is_ok() {
+                Outcome::Granted
+            } else {
+                break;
+            };
+            wake.push(queue.complete(ticket, outcome));
         }
     }
 
@@ -890,12 +928,29 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<Option<Ticket>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
-        let result = {
-            let mut queue = self.queue.lock();
-            self.admit(&mut queue, &mut wake, amounts, &mut notify)
+        let mut chunk = None;
+        let result = loop {
+            let mut queue = self.lock();
+            let unneeded = chunk.take().and_then(|chunk| queue.add_chunk(chunk));
+            let admitted = self.admit(&mut queue, &mut wake, amounts, &mut notify);
+            drop(queue);
+            drop(unneeded);
+            match admitted {
+                Ok(Admitted::Granted) => break Ok(None),
+                Ok(Admitted::Queued(ticket)) => break Ok(Some(ticket)),
+                // The queue is full: grow it without the lock, then retry
+                // from the start (anything may have changed meanwhile).
+                // Those this visit granted are woken first, as after any
+                // visit, not after the allocation.
+                Ok(Admitted::Grow(len)) => {
+                    wake.wake_batch();
+                    chunk = Some(WaitQueue::new_chunk(len));
+                }
+                Err(err) => break Err(err),
+            }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -905,7 +960,7 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Admitted, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
         if let Err((dim, capacity)) = self.check_capacity(amounts) {
             self.stats.record(Event::Exceeded(dim));
@@ -924,27 +979,25 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(None);
+            return Ok(Admitted::Granted);
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
         self.set_slow(queue, true);
         self.settle_and_serve(queue, wake);
-        let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
-        if !granted {
+        let admitted = if queue.is_empty() && self.take_locked(amounts).is_ok() {
+            Admitted::Granted
+        } else if queue.has_room() {
             let dim = self.shortfall_locked(queue, amounts).dim;
             self.stats.record(Event::Waited(dim));
-        }
-        let ticket = match notify.take() {
-            Some(notify) if !granted => Some(queue.push(amounts, notify)),
-            unused => {
-                *notify = unused;
-                None
-            }
+            let notify = notify.take().expect("a request is queued once");
+            Admitted::Queued(queue.push(amounts, notify))
+        } else {
+            Admitted::Grow(queue.next_chunk_len())
         };
         self.publish(queue);
-        Ok(ticket)
+        Ok(admitted)
     }
 
     /// The outcome of a parked thread's request, if it has one (then the
@@ -953,7 +1006,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if parked.granted() {
             return Some(Outcome::Granted);
         }
-        let mut queue = self.queue.lock();
+        let mut queue = self.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
             return Some(Outcome::Granted);
@@ -970,7 +1023,7 @@ impl<const N: usize> MultiSemaphore<N> {
         waker: &std::task::Waker,
     ) -> Option<Outcome> {
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 return Some(outcome);
             }
@@ -980,7 +1033,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         let new = Notify::Task(waker.clone());
         let old = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 drop(queue);
                 drop(new);
@@ -1006,7 +1059,7 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<usize, Outcome> {
         let mut wake = WakeList::new();
         let (result, notify) = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // A grant, under this lock, freed the slot of a parked thread.
             if parked.is_some_and(Parked::granted) {
                 return Err(Outcome::Granted);
@@ -1023,7 +1076,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -1035,6 +1088,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
         self.stats.acquired(amounts);
     }
+}
+
+/// What `admit` did with a request.
+enum Admitted {
+    Granted,
+    Queued(Ticket),
+    /// Nothing: the queue needs a chunk of this many slots first.
+    Grow(usize),
 }
 
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
