@@ -28,7 +28,7 @@
 use crate::counters::FastError;
 use crate::error::AcquireError;
 use crate::permit::{OwnedPermit, Permit};
-use crate::semaphore::MultiSemaphore;
+use crate::semaphore::{Enqueued, MultiSemaphore};
 use crate::stats::Event;
 use crate::sync::{self, Arc};
 use crate::waiters::{Notify, Outcome, Parked, Ticket};
@@ -54,7 +54,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity) at once (never
-    /// blocking) if a dimension's capacity is below the request;
+    /// blocking) if a dimension's capacity is below the request (unless the
+    /// semaphore [clamps](crate::Builder::clamp_oversized) such requests);
     /// [`Closed`](AcquireError::Closed) if the semaphore is or gets closed
     /// first.
     ///
@@ -63,8 +64,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Parks the thread; do not call it from async code (use
     /// [`acquire`](Self::acquire)).
     pub fn acquire_blocking(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, None)?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, None)?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking), giving up after `timeout`.
@@ -95,8 +96,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, Some(deadline_after(timeout)))?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking), giving up at `deadline`. A deadline
@@ -126,8 +127,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Instant,
     ) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, Some(deadline))?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, Some(deadline))?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking) for a semaphore in an [`Arc`]: the permit
@@ -153,8 +154,8 @@ impl<const N: usize> MultiSemaphore<N> {
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, None)?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, None)?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// [`acquire_blocking_timeout`](Self::acquire_blocking_timeout) for a semaphore in an
@@ -182,8 +183,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, Some(deadline_after(timeout)))?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// [`acquire_blocking_deadline`](Self::acquire_blocking_deadline) for a semaphore in an
@@ -212,8 +213,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Instant,
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, Some(deadline))?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, Some(deadline))?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// Takes `amounts` in every dimension, waiting asynchronously until they
@@ -275,14 +276,15 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// The blocking wait behind every blocking method.
-    fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<(), AcquireError> {
+    /// The blocking wait behind every blocking method. Returns what it
+    /// took: `amounts`, or their clamp.
+    fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<[u64; N], AcquireError> {
         let Err(fast) = self.take_fast(amounts) else {
-            return Ok(());
+            return Ok(amounts);
         };
         let result = self.wait_slow(amounts, deadline, fast);
         self.record(match &result {
-            Ok(()) => Event::Acquired,
+            Ok(_) => Event::Acquired,
             Err(AcquireError::Timeout) => Event::TimedOut,
             Err(AcquireError::Closed) => Event::ClosedOut,
             Err(AcquireError::ExceedsCapacity { .. }) => return result,
@@ -297,17 +299,18 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Option<Instant>,
         fast: FastError,
-    ) -> Result<(), AcquireError> {
+    ) -> Result<[u64; N], AcquireError> {
         if deadline.is_some_and(sync::deadline_passed) {
             return self.try_once(amounts, fast);
         }
         let parked = Parked::current();
-        let Some(ticket) = self.enqueue(amounts, Notify::Thread(parked.clone()))? else {
-            return Ok(());
+        let ticket = match self.enqueue(amounts, Notify::Thread(parked.clone()))? {
+            Enqueued::Granted(taken) => return Ok(taken),
+            Enqueued::Queued(ticket) => ticket,
         };
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
-                return match self.cancel(ticket, Some(&parked)) {
+                return match self.cancel(ticket, Some((&parked, amounts))) {
                     None => Err(AcquireError::Timeout),
                     Some(outcome) => outcome_result(outcome, amounts),
                 };
@@ -317,7 +320,7 @@ impl<const N: usize> MultiSemaphore<N> {
             if !sync::spin_until(|| parked.granted()) {
                 sync::park(deadline);
             }
-            if let Some(outcome) = self.collect_parked(ticket, &parked) {
+            if let Some(outcome) = self.collect_parked(ticket, &parked, amounts) {
                 return outcome_result(outcome, amounts);
             }
         }
@@ -325,10 +328,10 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A deadline already past: one try, as `try_acquire`, that fails with
     /// `Timeout` where that would fail with `Insufficient`.
-    fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<(), AcquireError> {
+    fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<[u64; N], AcquireError> {
         use crate::error::TryAcquireError as E;
-        match self.try_take_locked(amounts, fast) {
-            Ok(()) => Ok(()),
+        match self.try_take_locked(amounts, fast, self.clamps_oversized()) {
+            Ok(taken) => Ok(taken),
             Err(E::ExceedsCapacity {
                 dim,
                 requested,
@@ -351,9 +354,14 @@ fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
-fn outcome_result<const N: usize>(outcome: Outcome, amounts: [u64; N]) -> Result<(), AcquireError> {
+/// The result of a request for `amounts` that ended with `outcome`: what
+/// was granted, or the error.
+fn outcome_result<const N: usize>(
+    outcome: Outcome<N>,
+    amounts: [u64; N],
+) -> Result<[u64; N], AcquireError> {
     match outcome {
-        Outcome::Granted => Ok(()),
+        Outcome::Granted(granted) => Ok(granted),
         Outcome::Closed => Err(AcquireError::Closed),
         Outcome::ExceedsCapacity { dim, capacity } => Err(AcquireError::ExceedsCapacity {
             dim,
@@ -390,23 +398,24 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         }
     }
 
+    /// Ready with what was granted: the request, or its clamp.
     #[track_caller]
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<[u64; N], AcquireError>> {
         let sem = &*self.sem;
         let result = match self.state {
             State::Start => match sem.take_fast(self.amounts) {
                 Ok(()) => {
                     self.state = State::Done;
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(self.amounts));
                 }
                 Err(_) => {
                     let notify = Notify::Task(cx.waker().clone());
                     match sem.enqueue(self.amounts, notify) {
-                        Ok(Some(ticket)) => {
+                        Ok(Enqueued::Queued(ticket)) => {
                             self.state = State::Queued(ticket);
                             return Poll::Pending;
                         }
-                        Ok(None) => Ok(()),
+                        Ok(Enqueued::Granted(taken)) => Ok(taken),
                         Err(err) => Err(err),
                     }
                 }
@@ -419,7 +428,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         };
         self.state = State::Done;
         sem.record(match &result {
-            Ok(()) => Event::Acquired,
+            Ok(_) => Event::Acquired,
             Err(AcquireError::Timeout) => Event::TimedOut,
             Err(AcquireError::Closed) => Event::ClosedOut,
             Err(AcquireError::ExceedsCapacity { .. }) => return Poll::Ready(result),
@@ -438,8 +447,8 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             // Still queued: it leaves, having taken nothing.
             None => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.
-            Some(Outcome::Granted) => {
-                sem.release(&self.amounts);
+            Some(Outcome::Granted(granted)) => {
+                sem.release(&granted);
                 Event::Cancelled
             }
             // Woken by `close()` before the drop: counted as closed out, as
@@ -482,7 +491,7 @@ impl<'a, const N: usize> Future for Acquire<'a, N> {
         let waiting = &mut self.waiting;
         waiting
             .poll(cx)
-            .map_ok(|()| Permit::new(waiting.sem, waiting.amounts))
+            .map_ok(|taken| Permit::new(waiting.sem, taken))
     }
 }
 
@@ -493,7 +502,7 @@ impl<const N: usize> Future for AcquireOwned<N> {
         let waiting = &mut self.waiting;
         waiting
             .poll(cx)
-            .map_ok(|()| OwnedPermit::new(Arc::clone(&waiting.sem), waiting.amounts))
+            .map_ok(|taken| OwnedPermit::new(Arc::clone(&waiting.sem), taken))
     }
 }
 

@@ -37,7 +37,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
     /// `try_acquire` of `amounts`, added to this permit: the same fast path,
     /// the same deference to queued acquirers, the same errors.
     fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
-        self.sem.try_take(amounts)?;
+        self.sem.try_take_exact(amounts)?;
         for (held, more) in self.amounts.iter_mut().zip(amounts) {
             // As in `merge`: all of it is in flight from one semaphore.
             *held += more;

@@ -56,6 +56,9 @@ pub struct MultiSemaphore<const N: usize> {
     stats: StatCounters<N>,
     max_capacity: [u64; N],
     track_peaks: bool,
+    /// `Builder::clamp_oversized`: a request above a capacity is granted
+    /// that capacity instead of failing with `ExceedsCapacity`.
+    clamp_oversized: bool,
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
@@ -155,7 +158,21 @@ impl<const N: usize> MultiSemaphore<N> {
             stats: StatCounters::new(),
             max_capacity,
             track_peaks,
+            clamp_oversized: false,
         }
+    }
+
+    /// For `Builder::build`.
+    pub(crate) fn with_clamp_oversized(mut self, on: bool) -> Self {
+        self.clamp_oversized = on;
+        self
+    }
+
+    /// Whether a request above a dimension's capacity is clamped to that
+    /// capacity rather than refused; see
+    /// [`Builder::clamp_oversized`](crate::Builder::clamp_oversized).
+    pub fn clamps_oversized(&self) -> bool {
+        self.clamp_oversized
     }
 
     /// The capacity of each dimension now.
@@ -271,14 +288,16 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// In this order: [`ExceedsCapacity`](TryAcquireError::ExceedsCapacity)
-    /// if a dimension's capacity is below the request;
+    /// if a dimension's capacity is below the request (unless the semaphore
+    /// [clamps](crate::Builder::clamp_oversized) such requests: then it
+    /// takes the capacity, and `Insufficient` names the clamped amount);
     /// [`Closed`](TryAcquireError::Closed) once closed;
     /// [`Insufficient`](TryAcquireError::Insufficient) if a dimension lacks
     /// permits now. A request of all zeros succeeds unless closed.
     #[inline(always)]
     pub fn try_acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, TryAcquireError> {
-        self.try_take(amounts)?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.try_take(amounts)?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`try_acquire`](Self::try_acquire) for a semaphore in an [`Arc`]: the
@@ -302,8 +321,8 @@ impl<const N: usize> MultiSemaphore<N> {
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, TryAcquireError> {
-        self.try_take(amounts)?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.try_take(amounts)?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// Grows each dimension's capacity, and what is available, by `amounts`.
@@ -379,11 +398,26 @@ impl<const N: usize> MultiSemaphore<N> {
     /// layout's split take, a rising peak) is out of line, so what is
     /// inlined is small, and a hot loop keeps no call between its two
     /// atomic operations.
+    ///
+    /// Returns what it took: `amounts`, or less where the semaphore clamps
+    /// oversized requests (an oversized request never passes the fast path,
+    /// whose counters never exceed the capacity, so the clamp is decided on
+    /// the locked path).
     #[inline(always)]
-    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<[u64; N], TryAcquireError> {
+        match self.take_fast(amounts) {
+            Ok(()) => Ok(amounts),
+            Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
+        }
+    }
+
+    /// `try_take` that never clamps, for `try_grow`: a permit grows by
+    /// exactly what was asked or not at all.
+    #[inline(always)]
+    pub(crate) fn try_take_exact(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
-            Err(fast) => self.try_take_slow(amounts, fast),
+            Err(fast) => self.try_take_slow(amounts, fast, false).map(|_| ()),
         }
     }
 
@@ -398,10 +432,15 @@ impl<const N: usize> MultiSemaphore<N> {
 
     #[cold]
     #[inline(never)]
-    fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
-        let result = self.try_take_locked(amounts, fast);
+    fn try_take_slow(
+        &self,
+        amounts: [u64; N],
+        fast: FastError,
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        let result = self.try_take_locked(amounts, fast, clamp);
         self.stats.record(match &result {
-            Ok(()) => Event::Acquired,
+            Ok(_) => Event::Acquired,
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
@@ -412,43 +451,70 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Decides what the fast path could not. Takes the lock only when a flag
-    /// was set (closed, queued or in debt).
+    /// was set (closed, queued or in debt), or to clamp an oversized request
+    /// (`clamp`) to the capacity, which changes only under the lock.
+    /// Returns what it took.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
         fast: FastError,
-    ) -> Result<(), TryAcquireError> {
-        self.check_capacity(amounts).map_err(|(dim, capacity)| {
-            TryAcquireError::ExceedsCapacity {
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        let oversized = self.check_capacity(amounts).err();
+        if let (Some((dim, capacity)), false) = (oversized, clamp) {
+            return Err(TryAcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
                 capacity,
-            }
-        })?;
+            });
+        }
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(());
+            return Ok(amounts);
         }
-        if let FastError::Short(short) = fast {
+        if let (FastError::Short(short), None) = (fast, oversized) {
             return Err(insufficient(amounts, short));
         }
         let mut wake = WakeList::new();
         let result = {
             let mut queue = self.queue.lock();
             self.rebalance(&mut queue, &mut wake);
+            let amounts = if clamp { self.clamp(amounts) } else { amounts };
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 Err(self.reserved_for(&head, amounts))
             } else {
                 self.take_locked(amounts)
+                    .map(|()| amounts)
                     .map_err(|short| insufficient(amounts, short))
             }
         };
         wake.wake_all();
+        if let Ok(taken) = result {
+            self.note_clamped(amounts, taken);
+        }
         result
+    }
+
+    /// With clamping on, `amounts` lowered to each dimension's capacity. Exact
+    /// under the lock, where capacities change: a clamp follows the capacity
+    /// at the time of the grant.
+    fn clamp(&self, amounts: [u64; N]) -> [u64; N] {
+        if !self.clamp_oversized {
+            return amounts;
+        }
+        let capacity = self.capacity();
+        std::array::from_fn(|d| amounts[d].min(capacity[d]))
+    }
+
+    /// Counts a grant of less than the request in `Stats::clamped`.
+    fn note_clamped(&self, requested: [u64; N], granted: [u64; N]) {
+        if granted != requested {
+            self.stats.record(Event::Clamped);
+        }
     }
 
     /// The error for a newcomer that the queue's `head` keeps waiting: the
@@ -648,7 +714,11 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// After a capacity shrank: queued requests that can never fit now fail
     /// with `ExceedsCapacity` rather than block everyone behind them.
+    /// Not where requests are clamped: those follow the capacity instead.
     fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        if self.clamp_oversized {
+            return;
+        }
         let capacity = self.capacity();
         let oversized: Vec<(Ticket, usize)> = queue
             .queued()
@@ -681,10 +751,14 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         }
         while let Some((ticket, amounts)) = queue.front() {
-            if self.take_locked(amounts).is_err() {
+            // A clamped head waits for its whole clamp: all of a dimension
+            // it asked more than the capacity of, at the capacity of now.
+            let grant = self.clamp(amounts);
+            if self.take_locked(grant).is_err() {
                 break;
             }
-            wake.push(queue.complete(ticket, Outcome::Granted));
+            self.note_clamped(amounts, grant);
+            wake.push(queue.complete(ticket, Outcome::Granted(grant)));
         }
         in_debt
     }
@@ -707,7 +781,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Takes `amounts` now if nobody is ahead and they fit; otherwise queues
-    /// the request, to be woken through `notify`. `Ok(None)`: granted now.
+    /// the request, to be woken through `notify`.
     ///
     /// `notify` is made by the caller before the lock is taken, and dropped
     /// after it is released if unused: cloning or dropping a waker may run
@@ -716,7 +790,7 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         amounts: [u64; N],
         notify: Notify,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Enqueued<N>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
         let result = {
@@ -734,9 +808,10 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Enqueued<N>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
-        if let Err((dim, capacity)) = self.check_capacity(amounts) {
+        if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
+        {
             return Err(AcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -747,7 +822,7 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(None);
+            return Ok(Enqueued::Granted(amounts));
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
@@ -756,28 +831,37 @@ impl<const N: usize> MultiSemaphore<N> {
         let in_debt = self.settle_and_serve(queue, wake);
         // A dimension still in debt has an empty counter, so a request that
         // needs it cannot be granted here.
-        let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
-        let ticket = match notify.take() {
-            Some(notify) if !granted => Some(queue.push(amounts, notify)),
+        let grant = self.clamp(amounts);
+        let granted = queue.is_empty() && self.take_locked(grant).is_ok();
+        // Queued with the request itself: it is clamped when granted.
+        let enqueued = match notify.take() {
+            Some(notify) if !granted => Enqueued::Queued(queue.push(amounts, notify)),
             unused => {
                 *notify = unused;
-                None
+                self.note_clamped(amounts, grant);
+                Enqueued::Granted(grant)
             }
         };
         self.publish(queue, in_debt);
-        Ok(ticket)
+        Ok(enqueued)
     }
 
-    /// The outcome of a parked thread's request, if it has one (then the
-    /// ticket is spent). A grant is seen without the lock.
-    pub(crate) fn collect_parked(&self, ticket: Ticket, parked: &Parked) -> Option<Outcome> {
+    /// The outcome of a parked thread's request for `amounts`, if it has
+    /// one (then the ticket is spent). A grant of the whole request is seen
+    /// without the lock.
+    pub(crate) fn collect_parked(
+        &self,
+        ticket: Ticket,
+        parked: &Parked,
+        amounts: [u64; N],
+    ) -> Option<Outcome<N>> {
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
         let mut queue = self.queue.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
         queue.collect(ticket)
     }
@@ -789,7 +873,7 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         ticket: Ticket,
         waker: &std::task::Waker,
-    ) -> Option<Outcome> {
+    ) -> Option<Outcome<N>> {
         {
             let mut queue = self.queue.lock();
             if let Some(outcome) = queue.collect(ticket) {
@@ -817,14 +901,19 @@ impl<const N: usize> MultiSemaphore<N> {
     /// was still queued and took nothing; those behind it that now fit are
     /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
     /// means the caller holds the permits. `parked`: the blocked thread's
-    /// flag, for a request made by `wait`.
-    pub(crate) fn cancel(&self, ticket: Ticket, parked: Option<&Parked>) -> Option<Outcome> {
+    /// flag and request, for a request made by `wait`.
+    pub(crate) fn cancel(
+        &self,
+        ticket: Ticket,
+        parked: Option<(&Parked, [u64; N])>,
+    ) -> Option<Outcome<N>> {
         let mut wake = WakeList::new();
         let (outcome, notify) = {
             let mut queue = self.queue.lock();
-            // A grant, under this lock, freed the slot of a parked thread.
-            if parked.is_some_and(Parked::granted) {
-                return Some(Outcome::Granted);
+            // A grant of the whole request, under this lock, freed the slot
+            // of a parked thread.
+            if let Some((_, amounts)) = parked.filter(|(parked, _)| parked.granted()) {
+                return Some(Outcome::Granted(amounts));
             }
             match queue.cancel(ticket) {
                 Ok(notify) => {
@@ -843,6 +932,15 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn record(&self, event: Event) {
         self.stats.record(event);
     }
+}
+
+/// What `enqueue` did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
+    /// Queued: wait for the ticket's outcome.
+    Queued(Ticket),
 }
 
 fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {

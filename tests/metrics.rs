@@ -177,5 +177,9 @@ async fn the_layer_records_wait_times_by_outcome() {
     // The current-thread runtime runs the spawned task on this thread, so
     // its wait is recorded through the same local recorder.
     let admitted = memory.all("multisem_wait_seconds{semaphore=gateway,outcome=admitted}");
-    assert_eq!(admitted.len(), 1, "only the request that waited is observed");
+    assert_eq!(
+        admitted.len(),
+        1,
+        "only the request that waited is observed"
+    );
 }

@@ -7,7 +7,9 @@
 //! acquires polled once and then kept queued, cancelled, or completed later,
 //! dropping, splitting, merging, forgetting, growing (`try_grow`) and
 //! partly releasing (`release`) permits, `close`,
-//! `add_permits` and `set_capacity` (overflow included).
+//! `add_permits` and `set_capacity` (overflow included); all of it again on
+//! semaphores built with `clamp_oversized(true)`, where a request above a
+//! capacity is granted the capacity of the moment it is granted.
 //!
 //! After each step the queued futures are polled in arrival order; every result,
 //! `available()`, `capacity()`, `waiters()`, `is_closed()`, `stats()` and the
@@ -286,6 +288,9 @@ struct Model<const N: usize> {
     /// again: each must count once, as `closed_out` or as `cancelled`.
     closed_undelivered: u64,
     track_peaks: bool,
+    /// `Builder::clamp_oversized`: a request above a capacity is granted
+    /// that capacity (the capacity at the time of the grant).
+    clamp: bool,
 }
 
 impl<const N: usize> Model<N> {
@@ -305,8 +310,24 @@ impl<const N: usize> Model<N> {
             .filter(|w| w.state == WaitState::Queued)
             .count()
     }
-    fn expect(&self, a: [u64; N]) -> Expect {
+    /// What a request of `a` is granted: `a`, or its clamp.
+    fn grant_of(&self, a: [u64; N]) -> [u64; N] {
+        if self.clamp {
+            from_fn(|d| a[d].min(self.cap[d]))
+        } else {
+            a
+        }
+    }
+    /// `expect` for a call that never clamps (`try_grow`).
+    fn expect_exact(&self, a: [u64; N]) -> Expect {
         if self.exceeds(a) {
+            Expect::Exceeds
+        } else {
+            self.expect(a)
+        }
+    }
+    fn expect(&self, a: [u64; N]) -> Expect {
+        if self.exceeds(a) && !self.clamp {
             Expect::Exceeds
         } else if self.closed {
             Expect::Closed
@@ -314,7 +335,7 @@ impl<const N: usize> Model<N> {
             Expect::Ok
         } else if self.queued() > 0 {
             Expect::Queued
-        } else if self.fits(a) {
+        } else if self.fits(self.grant_of(a)) {
             Expect::Ok
         } else {
             Expect::Short
@@ -331,9 +352,14 @@ impl<const N: usize> Model<N> {
     }
     /// Queued waiters whose request can never fit fail; then grant in FIFO
     /// order while the head fits (Go x/sync style: no waiter holds a part).
+    /// A clamped waiter is granted its clamp at the capacity of that moment,
+    /// never failed; `amounts` then records what it was granted.
     fn serve(&mut self) {
         for i in 0..self.waiting.len() {
-            if self.waiting[i].state == WaitState::Queued && self.exceeds(self.waiting[i].amounts) {
+            if self.waiting[i].state == WaitState::Queued
+                && !self.clamp
+                && self.exceeds(self.waiting[i].amounts)
+            {
                 self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
             }
         }
@@ -342,10 +368,15 @@ impl<const N: usize> Model<N> {
                 continue;
             }
             let a = self.waiting[i].amounts;
-            if !self.fits(a) {
+            let g = self.grant_of(a);
+            if !self.fits(g) {
                 break;
             }
-            self.take(a);
+            self.take(g);
+            if g != a {
+                self.stats.clamped += 1;
+            }
+            self.waiting[i].amounts = g;
             self.waiting[i].state = WaitState::Granted;
         }
     }
@@ -389,9 +420,13 @@ fn granted<const N: usize>(
     amounts: [u64; N],
 ) -> Result<bool, TestCaseError> {
     prop_assert_eq!(exp, Expect::Ok, "{}({:?}) succeeded", call, a);
-    prop_assert_eq!(amounts, a);
-    m.take(a);
+    let g = m.grant_of(a);
+    prop_assert_eq!(amounts, g);
+    m.take(g);
     m.stats.acquired += 1;
+    if g != a {
+        m.stats.clamped += 1;
+    }
     Ok(true)
 }
 
@@ -451,6 +486,8 @@ fn check_try<const N: usize>(
             requested,
             available,
         }) => {
+            // The error names the request as it would be granted: clamped.
+            let a = m.grant_of(a);
             prop_assert!(
                 exp == Expect::Short || exp == Expect::Queued,
                 "try_acquire({:?}): Insufficient, model expects {:?}",
@@ -566,18 +603,31 @@ fn part_of<const N: usize>(held: [u64; N], amounts: [u64; N], half: bool) -> [u6
     if half { held.map(|x| x / 2) } else { amounts }
 }
 
-fn make<const N: usize>(layout: Layout, cap: [u64; N], track_peaks: bool) -> MultiSemaphore<N> {
-    layout.builder(cap).track_peaks(track_peaks).build()
-}
-
 fn run<const N: usize>(
     layout: Layout,
     cap: [u64; N],
     track_peaks: bool,
     ops: Vec<Op<N>>,
 ) -> Result<(), TestCaseError> {
+    run_clamping(layout, cap, track_peaks, false, ops)
+}
+
+/// `run`, with `clamp_oversized(clamp)`.
+fn run_clamping<const N: usize>(
+    layout: Layout,
+    cap: [u64; N],
+    track_peaks: bool,
+    clamp: bool,
+    ops: Vec<Op<N>>,
+) -> Result<(), TestCaseError> {
     let _wd = Watchdog::new("a model run", Duration::from_secs(60));
-    let sem = Arc::new(make(layout, cap, track_peaks));
+    let sem = Arc::new(
+        layout
+            .builder(cap)
+            .track_peaks(track_peaks)
+            .clamp_oversized(clamp)
+            .build(),
+    );
     let max = sem.max_capacity();
     if layout != Layout::Packed {
         prop_assert_eq!(max, [MultiSemaphore::<N>::MAX_PERMITS; N]);
@@ -595,6 +645,7 @@ fn run<const N: usize>(
         stats: Stats::default(),
         closed_undelivered: 0,
         track_peaks,
+        clamp,
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
@@ -615,7 +666,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_try(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::Acquire { amounts, owned } => {
@@ -631,7 +682,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::DeadlinePast { amounts, owned } => {
@@ -646,7 +697,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::ShortTimeout { amounts, owned } => {
@@ -660,7 +711,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::Async {
@@ -687,7 +738,7 @@ fn run<const N: usize>(
                         );
                         if check_acquire(&mut m, amounts, exp, summary)? {
                             held.push(got.unwrap());
-                            m.held.push(amounts);
+                            m.held.push(m.grant_of(amounts));
                         }
                     }
                     Poll::Pending => {
@@ -784,7 +835,7 @@ fn run<const N: usize>(
                     continue;
                 }
                 let k = k % held.len();
-                let exp = m.expect(amounts);
+                let exp = m.expect_exact(amounts);
                 let got = held[k].try_grow(amounts).map(|()| amounts);
                 let before = m.held[k];
                 if check_try(&mut m, amounts, exp, got)? {
@@ -1049,6 +1100,16 @@ proptest! {
     #[test]
     fn model_n3_packed(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
         run(Layout::Packed, cap, peaks, ops)?;
+    }
+
+    #[test]
+    fn model_n2_clamp_packed(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
+        run_clamping(Layout::Packed, cap, peaks, true, ops)?;
+    }
+
+    #[test]
+    fn model_n2_clamp_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
+        run_clamping(Layout::PerDim, cap, peaks, true, ops)?;
     }
 
     #[test]
