@@ -31,6 +31,9 @@
 //! - [`grow`]: `try_grow` racing a partial `release` and an enqueue.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
 //!   releases and queued waiters; a shrink below what is in flight.
+//! - [`stats`]: the statistics kept off the fast path (amounts granted, waits
+//!   and timeouts by dimension, `in_flight`) against racing grants, timeouts
+//!   and fast takes.
 //!
 //! loom has no clock, so a timeout is modelled by polling an async acquire once
 //! and dropping it: the library sends a passed deadline down the same cancel path.
@@ -54,5 +57,6 @@ mod clamp;
 mod grow;
 mod nonblocking;
 mod resize;
+mod stats;
 mod support;
 mod waiting;

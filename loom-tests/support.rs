@@ -50,6 +50,20 @@ impl Layout {
     pub(crate) fn arc(self, capacity: [u64; 2]) -> Arc<Sem> {
         Arc::new(self.build(capacity))
     }
+
+    /// As [`Layout::arc`], keeping `Stats::acquired_amounts`: for the models
+    /// of the statistics, whose counters race with the takes they count.
+    pub(crate) fn arc_counting_amounts(self, capacity: [u64; 2]) -> Arc<Sem> {
+        let builder = MultiSemaphore::builder(capacity)
+            .track_peaks(false)
+            .track_amounts(true);
+        let tiered = builder.clone().max_capacity([Sem::MAX_PERMITS; 2]);
+        Arc::new(match self {
+            Layout::Packed => builder.build(),
+            Layout::Reserve => tiered.front_bits([0, 0]).build(),
+            Layout::Split => tiered.front_bits([1, 1]).build(),
+        })
+    }
 }
 
 /// Runs `model` under loom and prints how many executions loom explored.

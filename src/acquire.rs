@@ -222,8 +222,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// nothing but its [`Waker`](std::task::Waker). Waiters are served first
     /// come, first served.
     ///
-    /// For a timeout, race it with your runtime's timer (for example
-    /// `tokio::time::timeout`): dropping the future cancels the request.
+    /// For a timeout, hand your runtime's timer to
+    /// [`with_timeout`](Acquire::with_timeout): the acquire then fails with
+    /// [`Timeout`](AcquireError::Timeout) and counts in
+    /// [`Stats::timed_out`](crate::Stats::timed_out). Racing it with
+    /// `tokio::time::timeout` works too, but that drops the future, which
+    /// the semaphore can only count as [`cancelled`](crate::Stats::cancelled).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -283,12 +287,12 @@ impl<const N: usize> MultiSemaphore<N> {
             return Ok(amounts);
         };
         let result = self.wait_slow(amounts, deadline, fast);
-        self.record(match &result {
-            Ok(_) => Event::Acquired,
-            Err(AcquireError::Timeout) => Event::TimedOut,
-            Err(AcquireError::Closed) => Event::ClosedOut,
-            Err(AcquireError::ExceedsCapacity { .. }) => return result,
-        });
+        match &result {
+            Ok(taken) => self.record_acquired(taken),
+            Err(AcquireError::Closed) => self.record(Event::ClosedOut),
+            // Counted where they were decided, with their dimension.
+            Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
+        }
         result
     }
 
@@ -310,9 +314,12 @@ impl<const N: usize> MultiSemaphore<N> {
         };
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
-                return match self.cancel(ticket, Some((&parked, amounts))) {
-                    None => Err(AcquireError::Timeout),
-                    Some(outcome) => outcome_result(outcome, amounts),
+                return match self.cancel(ticket, amounts, Some(&parked)) {
+                    Ok(dim) => {
+                        self.record(Event::TimedOut(dim));
+                        Err(AcquireError::Timeout)
+                    }
+                    Err(outcome) => outcome_result(outcome, amounts),
                 };
             }
             // A grant often comes within microseconds: a short spin on the
@@ -342,7 +349,12 @@ impl<const N: usize> MultiSemaphore<N> {
                 capacity,
             }),
             Err(E::Closed) => Err(AcquireError::Closed),
-            Err(E::Insufficient { .. }) => Err(AcquireError::Timeout),
+            Err(E::Insufficient { dim, .. }) => {
+                // It would have waited, had its deadline not passed.
+                self.record(Event::Waited(dim));
+                self.record(Event::TimedOut(dim));
+                Err(AcquireError::Timeout)
+            }
         }
     }
 }
@@ -427,13 +439,53 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
             State::Done => panic!("acquire future polled after it completed"),
         };
         self.state = State::Done;
-        sem.record(match &result {
-            Ok(_) => Event::Acquired,
-            Err(AcquireError::Timeout) => Event::TimedOut,
-            Err(AcquireError::Closed) => Event::ClosedOut,
-            Err(AcquireError::ExceedsCapacity { .. }) => return Poll::Ready(result),
-        });
+        self.record(&result);
         Poll::Ready(result)
+    }
+
+    /// Counts a result delivered to the caller. `ExceedsCapacity` and
+    /// `Timeout` were counted where they were decided.
+    fn record(&self, result: &Result<[u64; N], AcquireError>) {
+        match result {
+            Ok(taken) => self.sem.record_acquired(taken),
+            Err(AcquireError::Closed) => self.sem.record(Event::ClosedOut),
+            Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
+        }
+    }
+
+    /// The timer of [`Acquire::with_timeout`] fired while this was pending:
+    /// gives the request up, counting a timeout, unless it ended first
+    /// (then that result is delivered; a grant is never lost).
+    fn time_out(&mut self) -> Result<[u64; N], AcquireError> {
+        let State::Queued(ticket) = self.state else {
+            unreachable!("a pending acquire is queued")
+        };
+        self.state = State::Done;
+        let result = match self.sem.cancel(ticket, self.amounts, None) {
+            Ok(dim) => {
+                self.sem.record(Event::TimedOut(dim));
+                return Err(AcquireError::Timeout);
+            }
+            Err(outcome) => outcome_result(outcome, self.amounts),
+        };
+        self.record(&result);
+        result
+    }
+
+    /// `poll`, racing `timer`: see [`Acquire::with_timeout`].
+    #[track_caller]
+    fn poll_timed<T: Future>(
+        &mut self,
+        timer: Pin<&mut T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<[u64; N], AcquireError>> {
+        if let Poll::Ready(result) = self.poll(cx) {
+            return Poll::Ready(result);
+        }
+        match timer.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(self.time_out()),
+        }
     }
 }
 
@@ -443,20 +495,20 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             return;
         };
         let sem = &*self.sem;
-        let event = match sem.cancel(ticket, None) {
+        let event = match sem.cancel(ticket, self.amounts, None) {
             // Still queued: it leaves, having taken nothing.
-            None => Event::Cancelled,
+            Ok(_) => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.
-            Some(Outcome::Granted(granted)) => {
+            Err(Outcome::Granted(granted)) => {
                 sem.release(&granted);
                 Event::Cancelled
             }
             // Woken by `close()` before the drop: counted as closed out, as
             // the poll that never came would have.
-            Some(Outcome::Closed) => Event::ClosedOut,
-            // A shrink failed it before the drop; nothing is counted for
-            // that, polled or not.
-            Some(Outcome::ExceedsCapacity { .. }) => return,
+            Err(Outcome::Closed) => Event::ClosedOut,
+            // A shrink failed it before the drop; counted (in `exceeded`)
+            // when it did, polled or not.
+            Err(Outcome::ExceedsCapacity { .. }) => return,
         };
         sem.record(event);
     }
@@ -482,6 +534,134 @@ pub struct Acquire<'a, const N: usize> {
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireOwned<const N: usize> {
     waiting: Waiting<Arc<MultiSemaphore<N>>, N>,
+}
+
+impl<'a, const N: usize> Acquire<'a, N> {
+    /// This acquire, given up when `timer` completes first: then it fails
+    /// with [`Timeout`](AcquireError::Timeout) and counts in
+    /// [`Stats::timed_out`](crate::Stats::timed_out), which a drop by the
+    /// runtime's own timeout (`tokio::time::timeout`) cannot do: the
+    /// semaphore sees that only as a cancel. Any runtime's timer future
+    /// works (`tokio::time::sleep`, `async_io::Timer`,
+    /// `futures_timer::Delay`); its output is ignored.
+    ///
+    /// ```
+    /// use multisem::{AcquireError, MultiSemaphore};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([1, 1000]).unwrap();
+    /// let timer = tokio::time::sleep(Duration::from_millis(10));
+    /// let err = sem.acquire([1, 100]).with_timeout(timer).await.unwrap_err();
+    /// assert_eq!(err, AcquireError::Timeout);
+    /// assert_eq!(sem.stats().timed_out_by, [0, 1]); // bytes held it back
+    /// # drop(held);
+    /// # });
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](MultiSemaphore::acquire). If the grant and the timer
+    /// race, the permit is delivered: it is never lost.
+    pub fn with_timeout<T: Future>(self, timer: T) -> AcquireTimeout<'a, N, T> {
+        AcquireTimeout {
+            waiting: self.waiting,
+            timer: Box::pin(timer),
+        }
+    }
+}
+
+impl<const N: usize> AcquireOwned<N> {
+    /// This acquire, given up when `timer` completes first; see
+    /// [`Acquire::with_timeout`].
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    /// let timer = tokio::time::sleep(Duration::from_secs(1));
+    /// let permit = sem.acquire_owned([1, 100]).with_timeout(timer).await.unwrap();
+    /// # drop(permit);
+    /// # });
+    /// ```
+    pub fn with_timeout<T: Future>(self, timer: T) -> AcquireOwnedTimeout<N, T> {
+        AcquireOwnedTimeout {
+            waiting: self.waiting,
+            timer: Box::pin(timer),
+        }
+    }
+}
+
+/// The future of [`Acquire::with_timeout`].
+///
+/// # Cancel safety
+///
+/// Dropping it at any point takes nothing: see
+/// [`acquire`](MultiSemaphore::acquire).
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireTimeout<'a, const N: usize, T> {
+    waiting: Waiting<&'a MultiSemaphore<N>, N>,
+    /// Boxed: pinned without `unsafe` projection.
+    timer: Pin<Box<T>>,
+}
+
+/// The future of [`AcquireOwned::with_timeout`]: `Send + 'static` where the
+/// timer is.
+///
+/// # Cancel safety
+///
+/// Dropping it at any point takes nothing: see
+/// [`acquire`](MultiSemaphore::acquire).
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwnedTimeout<const N: usize, T> {
+    waiting: Waiting<Arc<MultiSemaphore<N>>, N>,
+    timer: Pin<Box<T>>,
+}
+
+impl<'a, const N: usize, T: Future> Future for AcquireTimeout<'a, N, T> {
+    type Output = Result<Permit<'a, N>, AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let waiting = &mut this.waiting;
+        waiting
+            .poll_timed(this.timer.as_mut(), cx)
+            .map_ok(|taken| Permit::new(waiting.sem, taken))
+    }
+}
+
+impl<const N: usize, T: Future> Future for AcquireOwnedTimeout<N, T> {
+    type Output = Result<OwnedPermit<N>, AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let waiting = &mut this.waiting;
+        waiting
+            .poll_timed(this.timer.as_mut(), cx)
+            .map_ok(|taken| OwnedPermit::new(Arc::clone(&waiting.sem), taken))
+    }
+}
+
+impl<const N: usize, T> fmt::Debug for AcquireTimeout<'_, N, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireTimeout")
+            .field("amounts", &self.waiting.amounts)
+            .field("queued", &matches!(self.waiting.state, State::Queued(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize, T> fmt::Debug for AcquireOwnedTimeout<N, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireOwnedTimeout")
+            .field("amounts", &self.waiting.amounts)
+            .field("queued", &matches!(self.waiting.state, State::Queued(_)))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, const N: usize> Future for Acquire<'a, N> {

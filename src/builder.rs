@@ -22,6 +22,7 @@ pub struct Builder<const N: usize> {
     max_capacity: Option<[u64; N]>,
     track_peaks: bool,
     clamp_oversized: bool,
+    track_amounts: bool,
     front_bits: Option<[u32; N]>,
 }
 
@@ -32,6 +33,7 @@ impl<const N: usize> Builder<N> {
             max_capacity: None,
             track_peaks: true,
             clamp_oversized: false,
+            track_amounts: false,
             front_bits: None,
         }
     }
@@ -97,6 +99,28 @@ impl<const N: usize> Builder<N> {
         self
     }
 
+    /// Whether to keep [`Stats::acquired_amounts`](crate::Stats::acquired_amounts),
+    /// the total granted per dimension (default `false`).
+    ///
+    /// Off by default because it is the one statistic the lock-free fast
+    /// path cannot keep for free: every grant adds its amounts to shared
+    /// counters, one atomic add per dimension it asks for. Turn it on where
+    /// throughput figures (bytes per second from two snapshots) are worth
+    /// that.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([10, 1 << 20]).track_amounts(true).build();
+    /// drop(sem.try_acquire([1, 4096]).unwrap());
+    /// drop(sem.try_acquire([1, 1000]).unwrap());
+    /// assert_eq!(sem.stats().acquired_amounts, [2, 5096]);
+    /// ```
+    pub fn track_amounts(mut self, on: bool) -> Self {
+        self.track_amounts = on;
+        self
+    }
+
     /// For tests of this crate, not part of the API: where the capacities do
     /// not fit in one word, how many bits each dimension gets in the front
     /// word (0: none), so that small capacities exercise the reserve behind
@@ -111,7 +135,7 @@ impl<const N: usize> Builder<N> {
     ///
     /// # Panics
     ///
-    /// If `N == 0`, a capacity or maximum is above
+    /// If a capacity or maximum is above
     /// [`MAX_PERMITS`](MultiSemaphore::MAX_PERMITS), or a capacity is above
     /// its maximum.
     #[track_caller]
@@ -120,6 +144,7 @@ impl<const N: usize> Builder<N> {
             self.capacity,
             self.max_capacity,
             self.track_peaks,
+            self.track_amounts,
             self.front_bits,
         )
         .with_clamp_oversized(self.clamp_oversized)

@@ -88,12 +88,13 @@
 //! | block a thread, bounded in time | [`acquire_blocking_timeout`](MultiSemaphore::acquire_blocking_timeout), [`acquire_blocking_deadline`](MultiSemaphore::acquire_blocking_deadline) |
 //! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
+//! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
 //! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
-//! | see why you are throttled | [`available`](MultiSemaphore::available), [`waiters`](MultiSemaphore::waiters), [`stats`](MultiSemaphore::stats) |
+//! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()` |
 //! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503` |
 //! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer` |
@@ -126,11 +127,13 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod acquire;
+pub mod adaptive;
 mod builder;
 mod counters;
 mod error;
 mod permit;
 mod semaphore;
+mod shortfall;
 mod stats;
 mod sync;
 mod waiters;
@@ -144,7 +147,7 @@ pub mod stream;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use acquire::{Acquire, AcquireOwned};
+pub use acquire::{Acquire, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout};
 pub use builder::Builder;
 pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};

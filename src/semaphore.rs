@@ -32,6 +32,7 @@
 use crate::counters::{Counters, FastError, Short};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit};
+use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
@@ -99,9 +100,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
     /// ```
     ///
+    /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
+    /// error (so is an empty array, which infers `N == 0`):
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([]); // error: N must be in 1..=64
+    /// # let _: MultiSemaphore<0> = sem;
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([1; 65]).build(); // error: N must be in 1..=64
+    /// ```
+    ///
     /// # Panics
     ///
-    /// If `N == 0`, or a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
+    /// If a capacity is above [`MAX_PERMITS`](Self::MAX_PERMITS).
     #[track_caller]
     pub fn new(capacity: [u64; N]) -> Self {
         Self::builder(capacity).build()
@@ -110,6 +127,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// A [`Builder`](crate::Builder) for a semaphore with these capacities,
     /// to reserve room to grow or turn off peak tracking.
     pub fn builder(capacity: [u64; N]) -> crate::Builder<N> {
+        const {
+            assert!(
+                N > 0 && N <= 64,
+                "a MultiSemaphore has 1 to 64 dimensions: N must be in 1..=64"
+            );
+        }
         crate::Builder::new(capacity)
     }
 
@@ -118,12 +141,9 @@ impl<const N: usize> MultiSemaphore<N> {
         capacity: [u64; N],
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
+        track_amounts: bool,
         front_bits: Option<[u32; N]>,
     ) -> Self {
-        assert!(
-            N > 0,
-            "MultiSemaphore needs at least one dimension (N == 0)"
-        );
         for (dim, &cap) in capacity.iter().enumerate() {
             assert!(
                 cap <= MAX_PERMITS,
@@ -155,7 +175,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }),
             queue: Mutex::new(WaitQueue::new()),
             queued: AtomicUsize::new(0),
-            stats: StatCounters::new(),
+            stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
             clamp_oversized: false,
@@ -389,6 +409,85 @@ impl<const N: usize> MultiSemaphore<N> {
         self.stats
             .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
     }
+
+    /// What live permits hold now, per dimension: a snapshot for metrics,
+    /// exact when no acquire, release or resize runs at the same time (as
+    /// [`available`](Self::available)).
+    ///
+    /// Unlike `capacity() - available()`, it stays true after
+    /// [`set_capacity`](Self::set_capacity) shrinks a dimension below what is
+    /// in flight: it counts what the shrink is still waiting for.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 800]).unwrap();
+    /// sem.set_capacity([4, 400]).unwrap();
+    /// assert_eq!(sem.available(), [0, 0]);
+    /// assert_eq!(sem.in_flight(), [8, 800]); // capacity - available says [4, 400]
+    /// drop(held);
+    /// assert_eq!(sem.in_flight(), [0, 0]);
+    /// ```
+    ///
+    /// Lock-free in the single-word layout while nobody is queued and no
+    /// shrink is being absorbed; otherwise it reads under the internal lock.
+    pub fn in_flight(&self) -> [u64; N] {
+        // Settled: no debt, so in flight is capacity - counters. The
+        // capacity is read on both sides of the counters: if a resize ran
+        // between, read under the lock instead.
+        let capacity = self.capacity();
+        if let Some(counters) = self.counters.load_if_settled() {
+            if self.capacity() == capacity {
+                return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
+            }
+        }
+        let _queue = self.queue.lock();
+        // `counters + in flight == capacity + debt` (see the module docs).
+        let counters = self.counters.load_locked();
+        let capacity = self.capacity();
+        let debt = load_all(&self.limits.debt);
+        std::array::from_fn(|d| (capacity[d] + debt[d]).saturating_sub(counters[d]))
+    }
+
+    /// The request of the oldest queued acquirer, the one served next, or
+    /// `None` while nobody is queued: a snapshot, read under the internal
+    /// lock.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([1, 900]).unwrap();
+    /// let mut big = Box::pin(sem.acquire([2, 500]));
+    /// # let waker = std::task::Waker::noop();
+    /// # let _ = big.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+    /// // ... polled once: it is queued.
+    /// assert_eq!(sem.head_request(), Some([2, 500]));
+    /// assert_eq!(sem.head_shortfall(), Some([0, 400]));
+    /// drop(big);
+    /// assert_eq!(sem.head_request(), None);
+    /// # drop(held);
+    /// ```
+    pub fn head_request(&self) -> Option<[u64; N]> {
+        self.queue.lock().front().map(|(_, amounts)| amounts)
+    }
+
+    /// What the oldest queued acquirer still lacks in each dimension (its
+    /// request minus what is available, 0 where it fits), or `None` while
+    /// nobody is queued: for a dashboard that sees waiters and wants to know
+    /// which budget they wait for. A snapshot, read under the internal lock;
+    /// see [`head_request`](Self::head_request). On a semaphore that
+    /// [clamps](crate::Builder::clamp_oversized) oversized requests, it is
+    /// what the head lacks of its clamp (`head_request` is what it asked).
+    pub fn head_shortfall(&self) -> Option<[u64; N]> {
+        let queue = self.queue.lock();
+        let (_, head) = queue.front()?;
+        // A clamped head waits for its clamp, not for what it asked.
+        let head = self.clamp(head);
+        let have = self.available_locked();
+        Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
+    }
 }
 
 /// The fast path and its slow fallbacks.
@@ -427,6 +526,9 @@ impl<const N: usize> MultiSemaphore<N> {
         let low_water = self.peak_low_water();
         let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
         self.note_peak(after, low_water);
+        if self.stats.tracks_amounts() {
+            self.stats.add_amounts(&amounts);
+        }
         Ok(())
     }
 
@@ -439,14 +541,14 @@ impl<const N: usize> MultiSemaphore<N> {
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
         let result = self.try_take_locked(amounts, fast, clamp);
-        self.stats.record(match &result {
-            Ok(_) => Event::Acquired,
+        match &result {
+            Ok(taken) => self.stats.acquired(taken),
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
-            ) => Event::Refused(*dim),
-            Err(TryAcquireError::Closed) => Event::ClosedOut,
-        });
+            ) => self.stats.record(Event::Refused(*dim)),
+            Err(TryAcquireError::Closed) => self.stats.record(Event::ClosedOut),
+        }
         result
     }
 
@@ -462,6 +564,7 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<[u64; N], TryAcquireError> {
         let oversized = self.check_capacity(amounts).err();
         if let (Some((dim, capacity)), false) = (oversized, clamp) {
+            self.stats.record(Event::Exceeded(dim));
             return Err(TryAcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -485,7 +588,7 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(&head, amounts))
+                Err(self.reserved_for(self.clamp(head), amounts))
             } else {
                 self.take_locked(amounts)
                     .map(|()| amounts)
@@ -518,19 +621,22 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks,
-    /// where nothing is left for newcomers.
-    fn reserved_for(&self, head: &[u64; N], amounts: [u64; N]) -> TryAcquireError {
+    /// first dimension this request lacks, or else the one the head lacks
+    /// (see [`Shortfall`]), with what is available there.
+    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
         let have = self.available_locked();
-        let dim = (0..N)
-            .find(|&d| amounts[d] > have[d])
-            .or_else(|| (0..N).find(|&d| head[d] > have[d]))
-            .unwrap_or(0);
+        let dim = Shortfall::of(amounts, have, Some(head)).dim;
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim].saturating_sub(head[dim]),
+            available: have[dim],
         }
+    }
+
+    /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
+    fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
+        let head = queue.front().map(|(_, head)| self.clamp(head));
+        Shortfall::of(amounts, self.available_locked(), head)
     }
 
     /// `Err((dim, capacity))` for the first dimension whose capacity is
@@ -728,6 +834,7 @@ impl<const N: usize> MultiSemaphore<N> {
             })
             .collect();
         for (ticket, dim) in oversized {
+            self.stats.record(Event::Exceeded(dim));
             let outcome = Outcome::ExceedsCapacity {
                 dim,
                 capacity: capacity[dim],
@@ -812,6 +919,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // Capacity changes only under this lock: the check is exact.
         if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
         {
+            self.stats.record(Event::Exceeded(dim));
             return Err(AcquireError::ExceedsCapacity {
                 dim,
                 requested: amounts[dim],
@@ -833,6 +941,10 @@ impl<const N: usize> MultiSemaphore<N> {
         // needs it cannot be granted here.
         let grant = self.clamp(amounts);
         let granted = queue.is_empty() && self.take_locked(grant).is_ok();
+        if !granted {
+            let dim = self.shortfall_locked(queue, grant).dim;
+            self.stats.record(Event::Waited(dim));
+        }
         // Queued with the request itself: it is clamped when granted.
         let enqueued = match notify.take() {
             Some(notify) if !granted => Enqueued::Queued(queue.push(amounts, notify)),
@@ -897,40 +1009,51 @@ impl<const N: usize> MultiSemaphore<N> {
         None
     }
 
-    /// Gives up a queued request (timeout, or a dropped future). `None`: it
-    /// was still queued and took nothing; those behind it that now fit are
-    /// served. `Some(outcome)`: it had ended first, and a `Granted` outcome
-    /// means the caller holds the permits. `parked`: the blocked thread's
-    /// flag and request, for a request made by `wait`.
+    /// Gives up a queued request of `amounts` (timeout, or a dropped
+    /// future). `Ok(dim)`: it was still queued, held back by dimension `dim`
+    /// (see [`Shortfall`]), and took nothing; those behind it that now fit
+    /// are served. `Err(outcome)`: it had ended first, and a `Granted`
+    /// outcome means the caller holds the permits. `parked`: the blocked
+    /// thread's flag, for a request made by `wait` (its flag means the whole
+    /// request was granted; a clamped grant is in its slot).
     pub(crate) fn cancel(
         &self,
         ticket: Ticket,
-        parked: Option<(&Parked, [u64; N])>,
-    ) -> Option<Outcome<N>> {
+        amounts: [u64; N],
+        parked: Option<&Parked>,
+    ) -> Result<usize, Outcome<N>> {
         let mut wake = WakeList::new();
-        let (outcome, notify) = {
+        let (result, notify) = {
             let mut queue = self.queue.lock();
             // A grant of the whole request, under this lock, freed the slot
             // of a parked thread.
-            if let Some((_, amounts)) = parked.filter(|(parked, _)| parked.granted()) {
-                return Some(Outcome::Granted(amounts));
+            if parked.is_some_and(Parked::granted) {
+                return Err(Outcome::Granted(amounts));
             }
+            // Before it leaves: it may be the head itself. What holds it
+            // back is judged on what it would be granted (its clamp).
+            let dim = self.shortfall_locked(&queue, self.clamp(amounts)).dim;
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
                     self.rebalance(&mut queue, &mut wake);
-                    (None, notify)
+                    (Ok(dim), notify)
                 }
-                Err(outcome) => (Some(outcome), None),
+                Err(outcome) => (Err(outcome), None),
             }
         };
         drop(notify);
         wake.wake_all();
-        outcome
+        result
     }
 
     pub(crate) fn record(&self, event: Event) {
         self.stats.record(event);
+    }
+
+    /// A grant off the fast path, delivered to its caller.
+    pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
+        self.stats.acquired(amounts);
     }
 }
 

@@ -8,21 +8,59 @@ use crate::sync::{AtomicU64, Ordering};
 /// Read while acquires run, the fields may disagree with each other by a few
 /// operations (each is read on its own); once everything is quiet they are
 /// exact.
+///
+/// # Which dimension held a request back
+///
+/// `refused`, `waited` and `timed_out_by` count each event under one
+/// dimension, decided under the semaphore's lock from what was available at
+/// that moment: the first dimension in which the request itself was short;
+/// or, where the request would have fit but acquirers queued ahead of it come
+/// first, the first dimension that the queue's head lacked. So a producer
+/// held back behind a large request for bytes learns that bytes, not count,
+/// is its limit.
+///
+/// # Timeouts of async acquires
+///
+/// An async acquire raced with a runtime's timer (`tokio::time::timeout`)
+/// is dropped when the timer wins: the semaphore cannot tell that drop from
+/// any other, so it counts in `cancelled`. To count it in `timed_out` (and
+/// `timed_out_by`), hand the timer to the acquire with
+/// [`Acquire::with_timeout`](crate::Acquire::with_timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats<const N: usize> {
     /// Successful acquires delivered to callers, by every method (zero
     /// requests included).
     pub acquired: u64,
+    /// What the acquires counted in `acquired` were granted in all, per
+    /// dimension: two snapshots give the throughput (for example bytes per
+    /// second). Kept only by a semaphore built with
+    /// [`track_amounts(true)`](crate::Builder::track_amounts); zero
+    /// otherwise.
+    pub acquired_amounts: [u64; N],
     /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), by the
     /// dimension the error names.
     pub refused: [u64; N],
+    /// Acquires of every kind that failed with `ExceedsCapacity`, by the
+    /// dimension the error names: `try_acquire` (also counted in
+    /// `refused`), waiting acquires refused at once, and queued ones failed
+    /// by a shrink (counted when the shrink fails them, delivered or not).
+    pub exceeded: [u64; N],
+    /// Waiting acquires (blocking, timed or async) that could not be granted
+    /// at once, by the dimension that held them back when they queued (see
+    /// above). A timed acquire whose deadline had already passed counts
+    /// here too, though it never queued.
+    pub waited: [u64; N],
     /// Acquires that returned [`AcquireError::Timeout`](crate::AcquireError::Timeout).
     pub timed_out: u64,
+    /// `timed_out` by the dimension that held each one back when its time
+    /// ran out (see above); the fields add up to `timed_out`.
+    pub timed_out_by: [u64; N],
     /// Async acquires dropped after they were queued and before they
     /// delivered a permit (a grant that raced the drop is returned, and
     /// counted here, not in `acquired`; one that `close` woke first counts in
-    /// `closed_out`).
+    /// `closed_out`). Includes those dropped by a runtime's timeout: see
+    /// above.
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
@@ -41,8 +79,12 @@ impl<const N: usize> Default for Stats<N> {
     fn default() -> Self {
         Self {
             acquired: 0,
+            acquired_amounts: [0; N],
             refused: [0; N],
+            exceeded: [0; N],
+            waited: [0; N],
             timed_out: 0,
+            timed_out_by: [0; N],
             cancelled: 0,
             closed_out: 0,
             clamped: 0,
@@ -58,41 +100,68 @@ impl<const N: usize> Default for Stats<N> {
 #[derive(Debug)]
 pub(crate) struct StatCounters<const N: usize> {
     slow_acquired: AtomicU64,
+    /// Only with `track_amounts`: an atomic add per dimension is too much
+    /// for every fast take to pay by default.
+    acquired_amounts: Option<[AtomicU64; N]>,
     refused: [AtomicU64; N],
-    timed_out: AtomicU64,
+    exceeded: [AtomicU64; N],
+    waited: [AtomicU64; N],
+    timed_out_by: [AtomicU64; N],
     cancelled: AtomicU64,
     closed_out: AtomicU64,
     clamped: AtomicU64,
 }
 
-/// What a slow-path operation ended with, for the statistics.
+/// What a slow-path operation ended with, for the statistics. Grants are
+/// counted by [`StatCounters::acquired`], with their amounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Event {
-    Acquired,
+    /// A `try_acquire` failed, held back by this dimension.
     Refused(usize),
-    TimedOut,
+    /// An acquire failed with `ExceedsCapacity` in this dimension.
+    Exceeded(usize),
+    /// A waiting acquire could not be granted at once, held back by this
+    /// dimension.
+    Waited(usize),
+    /// A waiting acquire timed out, held back by this dimension.
+    TimedOut(usize),
     Cancelled,
     ClosedOut,
     Clamped,
 }
 
+fn zeros<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
 impl<const N: usize> StatCounters<N> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(track_amounts: bool) -> Self {
         Self {
             slow_acquired: AtomicU64::new(0),
-            refused: std::array::from_fn(|_| AtomicU64::new(0)),
-            timed_out: AtomicU64::new(0),
+            acquired_amounts: track_amounts.then(zeros),
+            refused: zeros(),
+            exceeded: zeros(),
+            waited: zeros(),
+            timed_out_by: zeros(),
             cancelled: AtomicU64::new(0),
             closed_out: AtomicU64::new(0),
             clamped: AtomicU64::new(0),
         }
     }
 
+    /// Whether grants' amounts are counted: the fast path then calls
+    /// [`add_amounts`](Self::add_amounts) for its own grants.
+    #[inline(always)]
+    pub(crate) fn tracks_amounts(&self) -> bool {
+        self.acquired_amounts.is_some()
+    }
+
     pub(crate) fn record(&self, event: Event) {
         let counter = match event {
-            Event::Acquired => &self.slow_acquired,
             Event::Refused(dim) => &self.refused[dim],
-            Event::TimedOut => &self.timed_out,
+            Event::Exceeded(dim) => &self.exceeded[dim],
+            Event::Waited(dim) => &self.waited[dim],
+            Event::TimedOut(dim) => &self.timed_out_by[dim],
             Event::Cancelled => &self.cancelled,
             Event::ClosedOut => &self.closed_out,
             Event::Clamped => &self.clamped,
@@ -101,14 +170,42 @@ impl<const N: usize> StatCounters<N> {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A grant off the fast path, delivered to its caller.
+    pub(crate) fn acquired(&self, amounts: &[u64; N]) {
+        // Relaxed: a statistic; exact once the callers are quiet.
+        self.slow_acquired.fetch_add(1, Ordering::Relaxed);
+        self.add_amounts(amounts);
+    }
+
+    /// Counts a grant's amounts, if they are tracked. Out of line: the fast
+    /// path inlines only the test of `tracks_amounts`.
+    #[inline(never)]
+    pub(crate) fn add_amounts(&self, amounts: &[u64; N]) {
+        let Some(totals) = &self.acquired_amounts else {
+            return;
+        };
+        for (total, &amount) in totals.iter().zip(amounts) {
+            if amount > 0 {
+                // Relaxed: a statistic; exact once the callers are quiet.
+                total.fetch_add(amount, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The snapshot, given what the fast path counted.
     pub(crate) fn snapshot(&self, fast_acquired: u64, peak_in_flight: [u64; N]) -> Stats<N> {
         // Relaxed: a snapshot of statistics, not one instant.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let all = |c: &[AtomicU64; N]| -> [u64; N] { std::array::from_fn(|d| load(&c[d])) };
+        let timed_out_by = all(&self.timed_out_by);
         Stats {
             acquired: fast_acquired + load(&self.slow_acquired),
-            refused: std::array::from_fn(|d| load(&self.refused[d])),
-            timed_out: load(&self.timed_out),
+            acquired_amounts: self.acquired_amounts.as_ref().map_or([0; N], all),
+            refused: all(&self.refused),
+            exceeded: all(&self.exceeded),
+            waited: all(&self.waited),
+            timed_out: timed_out_by.iter().sum(),
+            timed_out_by,
             cancelled: load(&self.cancelled),
             closed_out: load(&self.closed_out),
             clamped: load(&self.clamped),

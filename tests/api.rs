@@ -131,17 +131,19 @@ all_shapes!(
     closed_stays_closed,
     stats_counters,
     stats_without_peaks,
+    in_flight_exact_after_shrink,
+    head_request_and_shortfall,
+    acquired_amounts_when_tracked,
+    waits_and_timeouts_by_dimension,
+    try_acquire_refused_by_the_heads_dimension,
+    exceeded_counts_every_kind_of_acquire,
+    with_timeout_counts_a_timeout,
 );
 
 // ---------------------------------------------------------------------------
-// Construction
+// Construction (N == 0 and N > 64 are compile errors: see the
+// compile_fail doctests on `MultiSemaphore::new`)
 // ---------------------------------------------------------------------------
-
-#[test]
-#[should_panic(expected = "at least one dimension (N == 0)")]
-fn new_panics_for_zero_dimensions() {
-    let _ = MultiSemaphore::<0>::new([]);
-}
 
 #[test]
 #[should_panic(expected = "capacity 1152921504606846977 of dimension 1 is above MAX_PERMITS")]
@@ -153,12 +155,6 @@ fn new_panics_above_max_permits() {
 #[should_panic(expected = "is above MAX_PERMITS")]
 fn new_panics_at_u64_max() {
     let _ = MultiSemaphore::new([u64::MAX]);
-}
-
-#[test]
-#[should_panic(expected = "at least one dimension (N == 0)")]
-fn builder_panics_for_zero_dimensions() {
-    let _ = MultiSemaphore::<0>::builder([]).build();
 }
 
 #[test]
@@ -1653,6 +1649,258 @@ fn stats_without_peaks<const N: usize>(layout: Layout) {
     let sem = layout.make(cap);
     drop(sem.try_acquire(cap).unwrap());
     assert_eq!(sem.stats().peak_in_flight, cap);
+}
+
+// ---------------------------------------------------------------------------
+// In flight, the queue's head, and statistics by dimension
+// ---------------------------------------------------------------------------
+
+fn in_flight_exact_after_shrink<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    assert_eq!(sem.in_flight(), [0; N]);
+    // Hold all but a quarter, then shrink to half: available reads 0,
+    // capacity - available understates what is out, in_flight does not.
+    let held: [u64; N] = from_fn(|d| cap[d] - cap[d] / 4);
+    let p = sem.try_acquire(held).unwrap();
+    assert_eq!(sem.in_flight(), held);
+    sem.set_capacity(from_fn(|d| cap[d] / 2)).unwrap();
+    assert_eq!(sem.available(), [0; N]);
+    assert_eq!(sem.in_flight(), held);
+    let mut p = p;
+    let part = p.split(from_fn(|d| cap[d] / 8)).unwrap();
+    drop(part);
+    assert_eq!(sem.in_flight(), sub(held, from_fn(|d| cap[d] / 8)));
+    drop(p);
+    assert_eq!(sem.in_flight(), [0; N]);
+    assert_eq!(sem.available(), from_fn(|d| cap[d] / 2));
+    // A forgotten permit leaves flight and capacity together.
+    sem.try_acquire([1; N]).unwrap().forget();
+    assert_eq!(sem.in_flight(), [0; N]);
+}
+
+fn head_request_and_shortfall<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    assert_eq!((sem.head_request(), sem.head_shortfall()), (None, None));
+    let last = N - 1;
+    // All of the last dimension out but one; the head wants 3 of it.
+    let held = sem.try_acquire(at(last, cap[last] - 1, 1)).unwrap();
+    let want = at(last, 3, 1);
+    let mut head = Box::pin(sem.acquire(want));
+    assert!(poll_once(head.as_mut()).is_pending());
+    let mut behind = Box::pin(sem.acquire([1; N]));
+    assert!(poll_once(behind.as_mut()).is_pending());
+    assert_eq!(sem.head_request(), Some(want));
+    assert_eq!(sem.head_shortfall(), Some(at(last, 2, 0)));
+    // The head leaves: the one behind it is the head now, and fits.
+    drop(head);
+    assert!(matches!(poll_once(behind.as_mut()), Poll::Ready(Ok(_))));
+    assert_eq!(sem.head_request(), None);
+    drop(held);
+}
+
+fn acquired_amounts_when_tracked<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = Arc::new(layout.builder(cap).track_amounts(true).build());
+    let untracked = layout.make(cap);
+    let mut total = [0u64; N];
+    let mut add = |a: [u64; N]| (0..N).for_each(|d| total[d] += a[d]);
+    // Fast path, owned, zero, blocking, async, and a queued grant.
+    drop(sem.try_acquire([1; N]).unwrap());
+    add([1; N]);
+    drop(sem.try_acquire_owned(at(0, 2, 1)).unwrap());
+    add(at(0, 2, 1));
+    drop(sem.try_acquire([0; N]).unwrap());
+    drop(sem.acquire_blocking([3; N]).unwrap());
+    add([3; N]);
+    drop(futures_executor::block_on(sem.acquire([2; N])).unwrap());
+    add([2; N]);
+    let all = sem.try_acquire(cap).unwrap();
+    add(cap);
+    let mut f = Box::pin(sem.acquire_owned([1; N]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    drop(all);
+    drop(ready(poll_once(f.as_mut()), "granted after the release").unwrap());
+    add([1; N]);
+    // Refusals add nothing.
+    assert!(sem.try_acquire(from_fn(|d| cap[d] + 1)).is_err());
+    let s = sem.stats();
+    assert_eq!(s.acquired_amounts, total);
+    assert_eq!(s.acquired, 7);
+    // Off by default: the same acquires leave it at zero.
+    drop(untracked.try_acquire([1; N]).unwrap());
+    drop(untracked.acquire_blocking([1; N]).unwrap());
+    assert_eq!(untracked.stats().acquired_amounts, [0; N]);
+    assert_eq!(untracked.stats().acquired, 2);
+}
+
+fn waits_and_timeouts_by_dimension<const N: usize>(layout: Layout) {
+    let _wd = Watchdog::this_test(Duration::from_secs(60));
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    let last = N - 1;
+    // The last dimension is all out: every wait is held back by it.
+    let held = sem.try_acquire(at(last, cap[last], 0)).unwrap();
+    let past = Instant::now() - Duration::from_secs(1);
+    assert_eq!(
+        sem.acquire_blocking_deadline([1; N], past).unwrap_err(),
+        AcquireError::Timeout
+    );
+    assert_eq!(
+        sem.acquire_blocking_timeout(at(last, 1, 0), Duration::from_millis(1))
+            .unwrap_err(),
+        AcquireError::Timeout
+    );
+    let mut f = Box::pin(sem.acquire([1; N]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    let s = sem.stats();
+    assert_eq!(s.waited, at(last, 3, 0));
+    assert_eq!(s.timed_out_by, at(last, 2, 0));
+    assert_eq!(s.timed_out, 2);
+    // Behind that head, a request for the first dimension alone, which
+    // fits, is held back by the head's dimension.
+    assert_eq!(
+        sem.acquire_blocking_timeout(at(0, 1, 0), Duration::from_millis(1))
+            .unwrap_err(),
+        AcquireError::Timeout
+    );
+    let s = sem.stats();
+    assert_eq!(s.waited, at(last, 4, 0));
+    assert_eq!(s.timed_out_by, at(last, 3, 0));
+    // A dropped future is cancelled, not timed out.
+    drop(f);
+    let s = sem.stats();
+    assert_eq!((s.timed_out, s.cancelled), (3, 1));
+    drop(held);
+    // With room, nothing waits.
+    drop(sem.acquire_blocking([1; N]).unwrap());
+    assert_eq!(sem.stats().waited, at(last, 4, 0));
+}
+
+fn try_acquire_refused_by_the_heads_dimension<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    let last = N - 1;
+    let held = sem.try_acquire(at(last, cap[last], 0)).unwrap();
+    let mut head = Box::pin(sem.acquire(at(last, 1, 0)));
+    assert!(poll_once(head.as_mut()).is_pending());
+    // Dimension 0 has room, but the head waits for the last one.
+    match sem.try_acquire(at(0, 1, 0)).unwrap_err() {
+        TryAcquireError::Insufficient {
+            dim,
+            requested,
+            available,
+            ..
+        } => {
+            assert_eq!(dim, last, "the head's dimension");
+            assert_eq!(requested, at::<N>(0, 1, 0)[last]);
+            assert_eq!(available, 0, "what available() shows there");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sem.stats().refused, at(last, 1, 0));
+    drop(head);
+    drop(held);
+}
+
+fn exceeded_counts_every_kind_of_acquire<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    let last = N - 1;
+    let too_big = at(last, cap[last] + 1, 0);
+    assert!(sem.try_acquire(too_big).is_err());
+    assert!(sem.acquire_blocking(too_big).is_err());
+    assert!(
+        sem.acquire_blocking_deadline(too_big, Instant::now())
+            .is_err()
+    );
+    assert!(futures_executor::block_on(sem.acquire(too_big)).is_err());
+    // Queued, then failed by a shrink: counted when the shrink fails it,
+    // even though it is dropped without being polled again.
+    let held = sem.try_acquire(cap).unwrap();
+    let mut f = Box::pin(sem.acquire(at(0, 4, 0)));
+    assert!(poll_once(f.as_mut()).is_pending());
+    sem.set_capacity(at(0, 2, cap[last])).unwrap();
+    drop(f);
+    let s = sem.stats();
+    let mut want = at(last, 4, 0);
+    want[0] += 1;
+    assert_eq!(s.exceeded, want);
+    assert_eq!(s.refused, at(last, 1, 0), "refused counts try_acquire only");
+    drop(held);
+}
+
+fn with_timeout_counts_a_timeout<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = Arc::new(layout.make(cap));
+    let last = N - 1;
+    let held = sem.try_acquire(at(last, cap[last], 0)).unwrap();
+    // A timer already complete: the acquire queues, then times out.
+    let err = futures_executor::block_on(sem.acquire([1; N]).with_timeout(async {}));
+    assert_eq!(err.unwrap_err(), AcquireError::Timeout);
+    let err = futures_executor::block_on(sem.acquire_owned([1; N]).with_timeout(async {}));
+    assert_eq!(err.unwrap_err(), AcquireError::Timeout);
+    let s = sem.stats();
+    assert_eq!((s.timed_out, s.cancelled), (2, 0));
+    assert_eq!(s.timed_out_by, at(last, 2, 0));
+    assert_eq!(s.waited, at(last, 2, 0));
+    assert_eq!(sem.waiters(), 0);
+    drop(held);
+    // A grant that comes first wins over a timer that never fires.
+    let never = std::future::pending::<()>();
+    let p = futures_executor::block_on(sem.acquire([1; N]).with_timeout(never)).unwrap();
+    assert_eq!(p.amounts(), [1; N]);
+    // Granted while queued, then the timer fires: the grant is delivered.
+    let all = sem.try_acquire(sem.available()).unwrap();
+    // A timer that completes on its second poll.
+    let mut polls = 0;
+    let late = std::future::poll_fn(move |_| {
+        polls += 1;
+        if polls > 1 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    let mut f = Box::pin(sem.acquire([1; N]).with_timeout(late));
+    assert!(poll_once(f.as_mut()).is_pending());
+    drop(all);
+    let got = ready(poll_once(f.as_mut()), "granted before the timer");
+    assert_eq!(got.unwrap().amounts(), [1; N]);
+    assert_eq!(sem.stats().timed_out, 2);
+    drop(p);
+}
+
+#[test]
+fn tokio_timeout_counts_as_cancelled() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sem = MultiSemaphore::new([10, 100]);
+        let held = sem.try_acquire([1, 100]).unwrap();
+        let wait = Duration::from_millis(5);
+        // The runtime's timeout drops the future: a cancel.
+        assert!(
+            tokio::time::timeout(wait, sem.acquire([1, 1]))
+                .await
+                .is_err()
+        );
+        // The timer handed to the acquire: a timeout, by dimension.
+        let err = sem
+            .acquire([1, 1])
+            .with_timeout(tokio::time::sleep(wait))
+            .await
+            .unwrap_err();
+        assert_eq!(err, AcquireError::Timeout);
+        let s = sem.stats();
+        assert_eq!((s.cancelled, s.timed_out), (1, 1));
+        assert_eq!(s.timed_out_by, [0, 1]);
+        assert_eq!(s.waited, [0, 2]);
+        drop(held);
+    });
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,8 @@ use std::array::from_fn;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use multisem::*;
@@ -63,11 +64,16 @@ enum Op<const N: usize> {
         owned: bool,
     },
     /// Async acquire polled once; if pending, kept queued or dropped at once.
+    /// `timed`: made `with_timeout` on a timer that `Expire` fires.
     Async {
         amounts: [u64; N],
         owned: bool,
         keep: bool,
+        timed: bool,
     },
+    /// Fire the timer of queued future k (if it has one): it times out
+    /// unless it ended first.
+    Expire(usize),
     /// Drop queued future k (cancel).
     Cancel(usize),
     Drop(usize),
@@ -144,8 +150,9 @@ fn base_op<const N: usize>() -> impl Strategy<Value = Op<N>> {
             .prop_map(|(amounts, owned)| Op::DeadlinePast { amounts, owned }),
         1 => (arr(amount()), any::<bool>())
             .prop_map(|(amounts, owned)| Op::ShortTimeout { amounts, owned }),
-        5 => (arr(amount()), any::<bool>(), prop::bool::weighted(0.7))
-            .prop_map(|(amounts, owned, keep)| Op::Async { amounts, owned, keep }),
+        5 => (arr(amount()), any::<bool>(), prop::bool::weighted(0.7), any::<bool>())
+            .prop_map(|(amounts, owned, keep, timed)| Op::Async { amounts, owned, keep, timed }),
+        1 => idx.clone().prop_map(Op::Expire),
         2 => idx.clone().prop_map(Op::Cancel),
         6 => idx.clone().prop_map(Op::Drop),
         3 => (idx.clone(), arr(0..=4u64), any::<bool>())
@@ -226,16 +233,35 @@ struct Pending<'a, const N: usize> {
     counter: Arc<CountingWaker>,
     waker: Waker,
     wakes_seen: usize,
+    /// The timer of a `with_timeout` future.
+    timer: Option<Timer>,
+}
+
+/// A timer that completes once fired (the model polls every step, so it
+/// needs no waker).
+#[derive(Clone, Default)]
+struct Timer(Arc<AtomicBool>);
+
+impl Future for Timer {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0.load(SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl<'a, const N: usize> Pending<'a, N> {
-    fn new(fut: Fut<'a, N>) -> Self {
+    fn new(fut: Fut<'a, N>, timer: Option<Timer>) -> Self {
         let (counter, waker) = counting_waker();
         Self {
             fut,
             counter,
             waker,
             wakes_seen: 0,
+            timer,
         }
     }
 
@@ -272,6 +298,8 @@ enum WaitState {
 struct Waiting<const N: usize> {
     amounts: [u64; N],
     state: WaitState,
+    /// Its timer has fired (`Expire`).
+    expired: bool,
 }
 
 #[derive(Debug)]
@@ -288,6 +316,7 @@ struct Model<const N: usize> {
     /// again: each must count once, as `closed_out` or as `cancelled`.
     closed_undelivered: u64,
     track_peaks: bool,
+    track_amounts: bool,
     /// `Builder::clamp_oversized`: a request above a capacity is granted
     /// that capacity (the capacity at the time of the grant).
     clamp: bool,
@@ -303,6 +332,29 @@ impl<const N: usize> Model<N> {
     fn fits(&self, a: [u64; N]) -> bool {
         let av = self.available();
         (0..N).all(|d| a[d] <= av[d])
+    }
+    /// The oldest queued request.
+    fn head(&self) -> Option<[u64; N]> {
+        self.waiting
+            .iter()
+            .find(|w| w.state == WaitState::Queued)
+            .map(|w| w.amounts)
+    }
+    /// The dimension that holds `a` back now, as `Stats` documents it: the
+    /// first where `a` is short, else the first the queue's head lacks.
+    /// Requests are judged on what they would be granted (their clamp).
+    fn held_back(&self, a: [u64; N]) -> usize {
+        let av = self.available();
+        let short = |x: [u64; N]| (0..N).find(|&d| self.grant_of(x)[d] > av[d]);
+        short(a)
+            .or_else(|| self.head().and_then(short))
+            .unwrap_or_else(|| (0..N).find(|&d| a[d] > 0).unwrap_or(0))
+    }
+    /// A waiting acquire of `a` timed out now.
+    fn time_out(&mut self, a: [u64; N]) {
+        let d = self.held_back(a);
+        self.stats.timed_out += 1;
+        self.stats.timed_out_by[d] += 1;
     }
     fn queued(&self) -> usize {
         self.waiting
@@ -356,11 +408,11 @@ impl<const N: usize> Model<N> {
     /// never failed; `amounts` then records what it was granted.
     fn serve(&mut self) {
         for i in 0..self.waiting.len() {
-            if self.waiting[i].state == WaitState::Queued
-                && !self.clamp
-                && self.exceeds(self.waiting[i].amounts)
-            {
+            let a = self.waiting[i].amounts;
+            if self.waiting[i].state == WaitState::Queued && !self.clamp && self.exceeds(a) {
                 self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
+                let d = (0..N).find(|&d| a[d] > self.cap[d]).unwrap();
+                self.stats.exceeded[d] += 1;
             }
         }
         for i in 0..self.waiting.len() {
@@ -397,6 +449,15 @@ impl<const N: usize> Model<N> {
         }
         self.serve();
     }
+    /// A grant of `a` delivered to its caller.
+    fn deliver(&mut self, a: [u64; N]) {
+        self.stats.acquired += 1;
+        if self.track_amounts {
+            for d in 0..N {
+                self.stats.acquired_amounts[d] += a[d];
+            }
+        }
+    }
     fn close(&mut self) {
         self.closed = true;
         for w in &mut self.waiting {
@@ -423,7 +484,7 @@ fn granted<const N: usize>(
     let g = m.grant_of(a);
     prop_assert_eq!(amounts, g);
     m.take(g);
-    m.stats.acquired += 1;
+    m.deliver(g);
     if g != a {
         m.stats.clamped += 1;
     }
@@ -431,22 +492,27 @@ fn granted<const N: usize>(
 }
 
 /// `ExceedsCapacity { dim, requested, capacity }` from `call`: the model must
-/// expect it, and the fields must name a dimension whose capacity is short.
+/// expect it, and the fields must name the first dimension whose capacity is
+/// short. Books it.
 fn exceeded<const N: usize>(
-    m: &Model<N>,
+    m: &mut Model<N>,
     call: &str,
     a: [u64; N],
     exp: Expect,
     (dim, requested, capacity): (usize, u64, u64),
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(exp, Expect::Exceeds, "{}({:?})", call, a);
-    prop_assert!(
-        dim < N && a[dim] > m.cap[dim],
-        "dim {} does not exceed",
+    prop_assert_eq!(
+        Some(dim),
+        (0..N).find(|&d| a[d] > m.cap[d]),
+        "{}({:?}): ExceedsCapacity names dim {}",
+        call,
+        a,
         dim
     );
     prop_assert_eq!(requested, a[dim]);
     prop_assert_eq!(capacity, m.cap[dim]);
+    m.stats.exceeded[dim] += 1;
     Ok(())
 }
 
@@ -494,34 +560,18 @@ fn check_try<const N: usize>(
                 a,
                 exp
             );
-            prop_assert!(dim < N);
-            if exp == Expect::Short {
-                prop_assert!(
-                    a[dim] > av[dim],
-                    "dim {} is not short: {:?} vs {:?}",
-                    dim,
-                    a,
-                    av
-                );
-            }
+            // The first dimension short, or else the first the head lacks.
+            prop_assert_eq!(
+                dim,
+                m.held_back(a),
+                "try_acquire({:?}): Insufficient names dim {}; available {:?}, waiting {:?}",
+                a,
+                dim,
+                av,
+                m.waiting
+            );
             prop_assert_eq!(requested, a[dim]);
-            if exp == Expect::Short {
-                prop_assert_eq!(available, av[dim]);
-            } else {
-                // Refused only because someone is queued: the dimension and
-                // figure are the library's choice (it names one the head
-                // lacks), but never more than the counters hold.
-                prop_assert!(
-                    available <= av[dim],
-                    "queued: try_acquire({:?}) gave dim {} requested {} available {}; model available {:?}, waiting {:?}",
-                    a,
-                    dim,
-                    requested,
-                    available,
-                    av,
-                    m.waiting
-                );
-            }
+            prop_assert_eq!(available, av[dim]);
             m.stats.refused[dim] += 1;
             Ok(false)
         }
@@ -555,7 +605,11 @@ fn check_acquire<const N: usize>(
                 a,
                 exp
             );
-            m.stats.timed_out += 1;
+            // It waited (or, its deadline past, would have), then timed out,
+            // held back by the same dimension throughout.
+            let d = m.held_back(a);
+            m.stats.waited[d] += 1;
+            m.time_out(a);
             Ok(false)
         }
         Err(other) => Err(TestCaseError::fail(format!("unknown error {other:?}"))),
@@ -603,31 +657,47 @@ fn part_of<const N: usize>(held: [u64; N], amounts: [u64; N], half: bool) -> [u6
     if half { held.map(|x| x / 2) } else { amounts }
 }
 
+/// What the semaphore keeps besides its counters, and its oversized policy.
+#[derive(Clone, Copy, Debug)]
+struct Tracking {
+    peaks: bool,
+    amounts: bool,
+    clamp: bool,
+}
+
+fn tracking() -> impl Strategy<Value = Tracking> {
+    any::<(bool, bool)>().prop_map(|(peaks, amounts)| Tracking {
+        peaks,
+        amounts,
+        clamp: false,
+    })
+}
+
+/// `tracking()` on a semaphore built with `clamp_oversized(true)`.
+fn clamping() -> impl Strategy<Value = Tracking> {
+    tracking().prop_map(|track| Tracking {
+        clamp: true,
+        ..track
+    })
+}
+
+fn make<const N: usize>(layout: Layout, cap: [u64; N], track: Tracking) -> MultiSemaphore<N> {
+    layout
+        .builder(cap)
+        .track_peaks(track.peaks)
+        .track_amounts(track.amounts)
+        .clamp_oversized(track.clamp)
+        .build()
+}
+
 fn run<const N: usize>(
     layout: Layout,
     cap: [u64; N],
-    track_peaks: bool,
-    ops: Vec<Op<N>>,
-) -> Result<(), TestCaseError> {
-    run_clamping(layout, cap, track_peaks, false, ops)
-}
-
-/// `run`, with `clamp_oversized(clamp)`.
-fn run_clamping<const N: usize>(
-    layout: Layout,
-    cap: [u64; N],
-    track_peaks: bool,
-    clamp: bool,
+    track: Tracking,
     ops: Vec<Op<N>>,
 ) -> Result<(), TestCaseError> {
     let _wd = Watchdog::new("a model run", Duration::from_secs(60));
-    let sem = Arc::new(
-        layout
-            .builder(cap)
-            .track_peaks(track_peaks)
-            .clamp_oversized(clamp)
-            .build(),
-    );
+    let sem = Arc::new(make(layout, cap, track));
     let max = sem.max_capacity();
     if layout != Layout::Packed {
         prop_assert_eq!(max, [MultiSemaphore::<N>::MAX_PERMITS; N]);
@@ -644,8 +714,9 @@ fn run_clamping<const N: usize>(
         waiting: Vec::new(),
         stats: Stats::default(),
         closed_undelivered: 0,
-        track_peaks,
-        clamp,
+        track_peaks: track.peaks,
+        track_amounts: track.amounts,
+        clamp: track.clamp,
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
@@ -718,16 +789,29 @@ fn run_clamping<const N: usize>(
                 amounts,
                 owned,
                 keep,
+                timed,
             } => {
                 let exp = m.expect(amounts);
-                let fut: Fut<'_, N> = if owned {
-                    let f = sem.acquire_owned(amounts);
-                    Box::pin(async move { f.await.map(Held::O) })
-                } else {
-                    let f = sem.acquire(amounts);
-                    Box::pin(async move { f.await.map(Held::B) })
+                let timer = timed.then(Timer::default);
+                let fut: Fut<'_, N> = match (owned, timer.clone()) {
+                    (true, None) => {
+                        let f = sem.acquire_owned(amounts);
+                        Box::pin(async move { f.await.map(Held::O) })
+                    }
+                    (true, Some(t)) => {
+                        let f = sem.acquire_owned(amounts).with_timeout(t);
+                        Box::pin(async move { f.await.map(Held::O) })
+                    }
+                    (false, None) => {
+                        let f = sem.acquire(amounts);
+                        Box::pin(async move { f.await.map(Held::B) })
+                    }
+                    (false, Some(t)) => {
+                        let f = sem.acquire(amounts).with_timeout(t);
+                        Box::pin(async move { f.await.map(Held::B) })
+                    }
                 };
-                let mut p = Pending::new(fut);
+                let mut p = Pending::new(fut, timer);
                 match p.poll() {
                     Poll::Ready(got) => {
                         let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
@@ -748,11 +832,14 @@ fn run_clamping<const N: usize>(
                             amounts,
                             exp
                         );
+                        let d = m.held_back(amounts);
+                        m.stats.waited[d] += 1;
                         if keep {
                             pending.push(p);
                             m.waiting.push(Waiting {
                                 amounts,
                                 state: WaitState::Queued,
+                                expired: false,
                             });
                         } else {
                             drop(p);
@@ -760,6 +847,16 @@ fn run_clamping<const N: usize>(
                             m.serve();
                         }
                     }
+                }
+            }
+            Op::Expire(k) => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let k = k % pending.len();
+                if let Some(timer) = &pending[k].timer {
+                    timer.0.store(true, SeqCst);
+                    m.waiting[k].expired = true;
                 }
             }
             Op::Cancel(k) => {
@@ -971,6 +1068,31 @@ fn run_clamping<const N: usize>(
             let state = m.waiting[i].state.clone();
             let woken = pending[i].counter.wakes() > pending[i].wakes_seen;
             let amounts = m.waiting[i].amounts;
+            if state == WaitState::Queued && m.waiting[i].expired {
+                // Its timer fired while it was still queued: it times out,
+                // held back by what it (or the head) lacks now.
+                let got = pending[i].poll();
+                let summary = match &got {
+                    Poll::Ready(r) => Some(r.as_ref().map(Held::amounts).map_err(Clone::clone)),
+                    Poll::Pending => None,
+                };
+                prop_assert_eq!(
+                    summary,
+                    Some(Err(AcquireError::Timeout)),
+                    "step {}: expired future {} for {:?}",
+                    step,
+                    i,
+                    amounts
+                );
+                m.time_out(amounts);
+                pending.remove(i);
+                m.waiting.remove(i);
+                // Its leaving may let those before it be served: poll all
+                // again.
+                m.serve();
+                i = 0;
+                continue;
+            }
             match pending[i].poll() {
                 Poll::Pending => {
                     prop_assert_eq!(
@@ -1005,7 +1127,7 @@ fn run_clamping<const N: usize>(
                     match state {
                         WaitState::Granted => {
                             prop_assert_eq!(summary, Ok(amounts));
-                            m.stats.acquired += 1;
+                            m.deliver(amounts);
                             held.push(got.unwrap());
                             m.held.push(amounts);
                         }
@@ -1044,6 +1166,18 @@ fn run_clamping<const N: usize>(
         prop_assert_eq!(sem.waiters(), m.waiting.len(), "step {}: waiters", step);
         prop_assert_eq!(sem.is_closed(), m.closed, "step {}: is_closed", step);
         prop_assert_eq!(sem.max_capacity(), m.max, "step {}: max_capacity", step);
+        prop_assert_eq!(sem.in_flight(), m.in_flight, "step {}: in_flight", step);
+        let head = m.head();
+        prop_assert_eq!(sem.head_request(), head, "step {}: head_request", step);
+        let av = m.available();
+        // What the head lacks of what it would be granted (its clamp).
+        let shortfall = head.map(|h| from_fn(|d| m.grant_of(h)[d].saturating_sub(av[d])));
+        prop_assert_eq!(
+            sem.head_shortfall(),
+            shortfall,
+            "step {}: head_shortfall",
+            step
+        );
         check_stats(sem.stats(), &m, step)?;
         prop_assert_eq!(held.len(), m.held.len());
         for (h, a) in held.iter().zip(&m.held) {
@@ -1078,43 +1212,43 @@ proptest! {
     })]
 
     #[test]
-    fn model_n1_packed(cap in capacities::<1>(), peaks in any::<bool>(), ops in vec(op::<1>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n1_packed(cap in capacities::<1>(), track in tracking(), ops in vec(op::<1>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_packed(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n2_packed(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::PerDim, cap, peaks, ops)?;
+    fn model_n2_per_dim(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_reserve_only(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run(Layout::ReserveOnly, cap, peaks, ops)?;
+    fn model_n2_reserve_only(cap in capacities::<2>(), track in tracking(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::ReserveOnly, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n3_packed(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
-        run(Layout::Packed, cap, peaks, ops)?;
+    fn model_n3_packed(cap in capacities::<3>(), track in tracking(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_clamp_packed(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run_clamping(Layout::Packed, cap, peaks, true, ops)?;
+    fn model_n2_clamp_packed(cap in capacities::<2>(), track in clamping(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n2_clamp_per_dim(cap in capacities::<2>(), peaks in any::<bool>(), ops in vec(op::<2>(), 1..64)) {
-        run_clamping(Layout::PerDim, cap, peaks, true, ops)?;
+    fn model_n2_clamp_per_dim(cap in capacities::<2>(), track in clamping(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 
     #[test]
-    fn model_n3_per_dim(cap in capacities::<3>(), peaks in any::<bool>(), ops in vec(op::<3>(), 1..64)) {
-        run(Layout::PerDim, cap, peaks, ops)?;
+    fn model_n3_per_dim(cap in capacities::<3>(), track in tracking(), ops in vec(op::<3>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 }
 
@@ -1137,11 +1271,13 @@ fn model_fixed_scenarios() {
                     amounts: [1, 10],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Then {
                     first: Box::new(Drop(0)),
@@ -1166,6 +1302,7 @@ fn model_fixed_scenarios() {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Then {
                     first: Box::new(Close),
@@ -1187,11 +1324,13 @@ fn model_fixed_scenarios() {
                     amounts: [4, 100],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [1, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Cancel(0),
             ],
@@ -1210,11 +1349,13 @@ fn model_fixed_scenarios() {
                     amounts: [8, 10],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 Async {
                     amounts: [2, 10],
                     owned: true,
                     keep: true,
+                    timed: false,
                 },
                 SetCapacity {
                     capacity: [4, 40],
@@ -1249,6 +1390,7 @@ fn model_fixed_scenarios() {
                     amounts: [1, 1],
                     owned: false,
                     keep: true,
+                    timed: false,
                 },
                 TryAcquire {
                     amounts: [0, 0],
@@ -1268,8 +1410,13 @@ fn model_fixed_scenarios() {
         ),
     ];
     for (layout, cap, ops) in scenarios {
-        for peaks in [true, false] {
-            if let Err(e) = run(layout, cap, peaks, ops.clone()) {
+        for (peaks, amounts) in [(true, false), (false, true)] {
+            let track = Tracking {
+                peaks,
+                amounts,
+                clamp: false,
+            };
+            if let Err(e) = run(layout, cap, track, ops.clone()) {
                 panic!("{layout:?} {cap:?} {ops:?}: {e}");
             }
         }

@@ -137,3 +137,47 @@ pub(crate) fn fmt_size(bytes: u64) -> String {
         format!("{bytes} B")
     }
 }
+
+/// Splits `--flag=value` into the flag and its inline value; any other
+/// argument is a flag with no inline value.
+pub(crate) fn split_flag(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => {
+            (flag.to_string(), Some(value.to_string()))
+        }
+        _ => (arg.to_string(), None),
+    }
+}
+
+/// The value of `flag`: its inline value, else the next argument.
+pub(crate) fn flag_value(
+    flag: &str,
+    inline: Option<&str>,
+    args: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    match inline {
+        Some(value) => Ok(value.to_string()),
+        None => args.next().ok_or_else(|| format!("{flag} needs a value")),
+    }
+}
+
+/// What `parse` made of the command line: the options, or, for `--help`
+/// (`Ok(None)`) and bad options, the exit code after printing the help or
+/// the error.
+pub(crate) fn options_or_exit<C>(
+    parse: Result<Option<C>, String>,
+    help: impl FnOnce() -> String,
+) -> Result<C, std::process::ExitCode> {
+    match parse {
+        Ok(Some(cfg)) => Ok(cfg),
+        Ok(None) => {
+            print!("{}", help());
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("Run with --help to see the options.");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

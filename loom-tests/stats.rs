@@ -1,0 +1,99 @@
+//! Issue 13: statistics that stay exact when the events they count race.
+//!
+//! `acquired_amounts` is counted by fast takes and by grants under the lock,
+//! a timed-out waiter counts its dimension under the lock while a release
+//! may grant it, and `in_flight` reads the counters while they move.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::task::Poll;
+
+use loom::thread;
+use multisem::AcquireError;
+
+use crate::support::{Layout, WakeFlag, assert_quiescent, models, poll_once};
+
+models! {
+    stats_exact_under_grant_timeout_and_fast_take: 2,
+}
+
+/// What the model's callers were granted: count and amounts (std atomics, as
+/// the ghost ledger in `support`).
+#[derive(Default)]
+struct Delivered {
+    count: AtomicU64,
+    amounts: [AtomicU64; 2],
+}
+
+impl Delivered {
+    fn add(&self, amounts: [u64; 2]) {
+        self.count.fetch_add(1, SeqCst);
+        for d in 0..2 {
+            self.amounts[d].fetch_add(amounts[d], SeqCst);
+        }
+    }
+}
+
+/// A waiter times out (its timer is already done when it is first polled)
+/// while another thread returns what it waits for and a third takes on the
+/// fast path. Whatever the order, the statistics match what the callers
+/// saw: every delivered grant counted once with its amounts, a timeout
+/// counted once under one dimension, a refusal under one dimension, and
+/// `in_flight` never above the capacity and zero at the end.
+fn stats_exact_under_grant_timeout_and_fast_take(layout: Layout) {
+    let cap = [2, 2];
+    let sem = layout.arc_counting_amounts(cap);
+    let delivered = Arc::new(Delivered::default());
+
+    let held = sem.try_acquire_owned([1, 2]).unwrap();
+    delivered.add(held.amounts());
+    let releaser = thread::spawn(move || drop(held));
+    let taker = {
+        let sem = Arc::clone(&sem);
+        let delivered = Arc::clone(&delivered);
+        thread::spawn(move || {
+            let in_flight = sem.in_flight();
+            assert!(
+                in_flight[0] <= cap[0] && in_flight[1] <= cap[1],
+                "{in_flight:?}"
+            );
+            match sem.try_acquire([1, 0]) {
+                Ok(permit) => {
+                    delivered.add(permit.amounts());
+                    drop(permit);
+                    0
+                }
+                Err(_) => 1,
+            }
+        })
+    };
+
+    let (_flag, waker) = WakeFlag::waker();
+    let mut fut = Box::pin(sem.acquire([1, 1]).with_timeout(async {}));
+    let timed_out = match poll_once(fut.as_mut(), &waker) {
+        Poll::Ready(Ok(permit)) => {
+            delivered.add(permit.amounts());
+            drop(permit);
+            0
+        }
+        Poll::Ready(Err(AcquireError::Timeout)) => 1,
+        other => panic!("a done timer must end the acquire: {other:?}"),
+    };
+    drop(fut);
+    releaser.join().unwrap();
+    let refused = taker.join().unwrap();
+
+    let s = sem.stats();
+    assert_eq!(s.acquired, delivered.count.load(SeqCst));
+    let amounts: [u64; 2] = std::array::from_fn(|d| delivered.amounts[d].load(SeqCst));
+    assert_eq!(s.acquired_amounts, amounts);
+    assert_eq!(s.timed_out, timed_out);
+    assert_eq!(s.timed_out_by.iter().sum::<u64>(), timed_out);
+    assert_eq!(s.refused.iter().sum::<u64>(), refused);
+    // A timeout waited first; a grant may have come at once or after a wait.
+    let waited = s.waited.iter().sum::<u64>();
+    assert!(waited >= timed_out && waited <= 1, "waited {waited}");
+    assert_eq!(s.cancelled, 0, "a timer handed to the acquire is no cancel");
+    assert_eq!(sem.in_flight(), [0, 0]);
+    assert_quiescent(&sem, cap);
+}

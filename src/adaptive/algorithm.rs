@@ -1,0 +1,119 @@
+//! The trait every limit algorithm implements, and how two combine.
+
+use super::window::Window;
+
+/// One dimension as the controller sees it when a window closes.
+///
+/// ```
+/// use multisem::adaptive::{Algorithm, Dimension, Window};
+///
+/// /// Grows the limit only while the dimension is in use.
+/// struct Creep;
+///
+/// impl Algorithm for Creep {
+///     fn update(&mut self, _: &Window, dim: &Dimension) -> u64 {
+///         if dim.peak_in_flight * 2 >= dim.limit { dim.limit + 1 } else { dim.limit }
+///     }
+/// }
+/// # let _ = Creep;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dimension {
+    /// Which dimension of the semaphore.
+    pub index: usize,
+    /// The limit (capacity) in force.
+    pub limit: u64,
+    /// The most seen in flight in this dimension at a completion during the
+    /// window: a limit well above it is not what holds the caller back.
+    pub peak_in_flight: u64,
+    /// The lowest limit the controller will set.
+    pub min: u64,
+    /// The highest limit the controller will set.
+    pub max: u64,
+}
+
+/// A rule that proposes a dimension's next limit from a window of
+/// completions. The controller clamps what it returns into the dimension's
+/// bounds, so an algorithm need not.
+///
+/// Algorithms start from [`Dimension::limit`], the limit in force, so that
+/// two combined with [`Min`] (or a limit clamped by its bounds) stay in step.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::adaptive::{Algorithm, Controller, Dimension, Window};
+/// use std::sync::Arc;
+///
+/// /// Halves the limit on any drop, else adds one.
+/// struct Halve;
+///
+/// impl Algorithm for Halve {
+///     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+///         if window.drops > 0 { dim.limit / 2 } else { dim.limit + 1 }
+///     }
+/// }
+///
+/// let sem = Arc::new(MultiSemaphore::new([8, 1 << 20]));
+/// let ctl = Controller::builder(sem).limit(0, 1..=64, Halve).build();
+/// # drop(ctl);
+/// ```
+pub trait Algorithm: Send + 'static {
+    /// The next limit for `dim`, given what completed in `window`.
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
+}
+
+impl<A: Algorithm + ?Sized> Algorithm for Box<A> {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        (**self).update(window, dim)
+    }
+}
+
+/// The smaller of two algorithms' limits; both see every window.
+///
+/// ```
+/// use multisem::adaptive::{Aimd, Gradient2, Min};
+///
+/// // Latency-driven, with a drop-driven back-off as a safety net.
+/// let count = Min(Aimd::default(), Gradient2::default());
+/// # let _ = count;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Min<A, B>(pub A, pub B);
+
+impl<A: Algorithm, B: Algorithm> Algorithm for Min<A, B> {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        let a = self.0.update(window, dim);
+        let b = self.1.update(window, dim);
+        a.min(b)
+    }
+}
+
+/// An estimate kept in floating point between windows, so that steps
+/// smaller than one unit add up; re-based on the limit in force whenever
+/// something else (a partner in [`Min`], the bounds) moved it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Estimate(Option<f64>);
+
+impl Estimate {
+    /// The estimate, or the limit in force if they no longer agree.
+    pub(crate) fn current(&mut self, limit: u64) -> f64 {
+        match self.0 {
+            Some(value) if value.floor() as u64 == limit => value,
+            _ => limit as f64,
+        }
+    }
+
+    /// Keeps `value` and returns it as a limit (rounded down, saturating).
+    pub(crate) fn set(&mut self, value: f64) -> u64 {
+        let value = if value.is_finite() {
+            value.max(0.0)
+        } else {
+            0.0
+        };
+        // `as` saturates at u64::MAX for huge floats.
+        let limit = value.floor() as u64;
+        self.0 = Some(value);
+        limit
+    }
+}

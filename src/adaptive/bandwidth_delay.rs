@@ -1,0 +1,196 @@
+//! A byte limit from the bandwidth-delay product, as BBR sizes its window.
+
+use std::collections::VecDeque;
+
+use super::algorithm::{Algorithm, Dimension, Estimate};
+use super::window::Window;
+
+/// A byte limit from the bandwidth-delay product: what the downstream
+/// delivers per second times how long a byte is in flight when nothing
+/// queues, times a [`gain`](Self::gain), as BBR sizes its congestion window,
+/// plus room for a few whole requests:
+///
+/// `limit = gain × bandwidth × base_delay + requests × request`
+///
+/// * `bandwidth`: the highest delivery rate (delivered bytes per second) of
+///   the last [`bandwidth_windows`](Self::bandwidth_windows) windows;
+/// * `base_delay`: the lowest round-trip time of the last
+///   [`delay_windows`](Self::delay_windows) windows, less the time the
+///   fastest request's own bytes take at `bandwidth`: the overhead a request
+///   pays whatever its size (the network, the downstream's per-request work);
+/// * `request`: the byte-weighted mean request size (the largest of the
+///   same windows as `bandwidth`). A request holds its bytes for the whole
+///   time they take to deliver, so with mixed sizes the limit must fit the
+///   requests that carry the bytes, not just the overhead of the fastest
+///   ones; without this term, a bandwidth-delay product measured on
+///   1 KiB requests is smaller than one 1 MiB request. With
+///   [`requests`](Self::requests) at 2, the next request is ready (its
+///   overhead paid) while one transfers, so the bottleneck never idles.
+///
+/// The rate is measured on what the limit let through, so a limit that is
+/// too low grows by up to the gain each window until the round-trip time
+/// rises. The base delay must not include queueing the limit itself causes,
+/// or the product feeds on its own queue: it is a minimum over many windows,
+/// and every [`probe_every`](Self::probe_every) windows one window runs at
+/// half the limit (BBR's ProbeRTT), so that queues drain and the minimum is
+/// measured afresh.
+///
+/// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
+///
+/// ```
+/// use multisem::adaptive::BandwidthDelay;
+///
+/// let bytes = BandwidthDelay::default().gain(2.0).probe_every(0);
+/// # let _ = bytes;
+/// ```
+#[derive(Debug, Clone)]
+pub struct BandwidthDelay {
+    gain: f64,
+    requests: f64,
+    probe_every: u32,
+    bandwidth_windows: usize,
+    delay_windows: usize,
+    rates: VecDeque<(f64, u64)>,
+    delays: VecDeque<f64>,
+    since_probe: u32,
+    estimate: Estimate,
+}
+
+impl Default for BandwidthDelay {
+    fn default() -> Self {
+        BandwidthDelay {
+            gain: 1.5,
+            requests: 2.0,
+            probe_every: 50,
+            bandwidth_windows: 10,
+            delay_windows: 100,
+            rates: VecDeque::new(),
+            delays: VecDeque::new(),
+            since_probe: 0,
+            estimate: Estimate::default(),
+        }
+    }
+}
+
+impl BandwidthDelay {
+    /// Multiplies the bandwidth-delay product (default 1.5): the headroom
+    /// for queueing at the downstream, as a share of what keeps it busy.
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.0);
+    /// # let _ = a;
+    /// ```
+    pub fn gain(mut self, gain: f64) -> Self {
+        self.gain = gain;
+        self
+    }
+
+    /// Whole requests of room beyond the product (default 2.0).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().requests(1.0);
+    /// # let _ = a;
+    /// ```
+    pub fn requests(mut self, requests: f64) -> Self {
+        self.requests = requests;
+        self
+    }
+
+    /// Windows between probes at half the limit (default 50; 0: never).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(10);
+    /// # let _ = a;
+    /// ```
+    pub fn probe_every(mut self, probe_every: u32) -> Self {
+        self.probe_every = probe_every;
+        self
+    }
+
+    /// Windows the bandwidth (and request size) maximum spans (default 10).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().bandwidth_windows(10);
+    /// # let _ = a;
+    /// ```
+    pub fn bandwidth_windows(mut self, bandwidth_windows: usize) -> Self {
+        self.bandwidth_windows = bandwidth_windows;
+        self
+    }
+
+    /// Windows the base delay minimum spans (default 20).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(10);
+    /// # let _ = a;
+    /// ```
+    pub fn delay_windows(mut self, delay_windows: usize) -> Self {
+        self.delay_windows = delay_windows;
+        self
+    }
+}
+
+impl BandwidthDelay {
+    /// The bandwidth in bytes per second and the request size the last
+    /// update used (0.0, 0 before any).
+    ///
+    /// ```
+    /// use multisem::adaptive::BandwidthDelay;
+    ///
+    /// assert_eq!(BandwidthDelay::default().bandwidth(), (0.0, 0));
+    /// ```
+    pub fn bandwidth(&self) -> (f64, u64) {
+        self.rates.iter().fold((0.0, 0), |(rate, size), &(r, s)| {
+            (f64::max(rate, r), size.max(s))
+        })
+    }
+
+    /// The base delay in seconds the last update used (`None` before any).
+    ///
+    /// ```
+    /// use multisem::adaptive::BandwidthDelay;
+    ///
+    /// assert_eq!(BandwidthDelay::default().base_delay(), None);
+    /// ```
+    pub fn base_delay(&self) -> Option<f64> {
+        self.delays.iter().copied().reduce(f64::min)
+    }
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
+    queue.push_back(value);
+    while queue.len() > len.max(1) {
+        queue.pop_front();
+    }
+}
+
+impl Algorithm for BandwidthDelay {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        let limit = self.estimate.current(dim.limit);
+        if window.successes == 0 || window.delivered_bytes == 0 {
+            return self.estimate.set(limit);
+        }
+        let rate = window.delivery_rate();
+        push_bounded(
+            &mut self.rates,
+            (rate, window.weighted_size),
+            self.bandwidth_windows,
+        );
+        let (bandwidth, request) = self.bandwidth();
+        let own_bytes = if bandwidth > 0.0 {
+            window.min_rtt_bytes as f64 / bandwidth
+        } else {
+            0.0
+        };
+        let delay = (window.min_rtt.as_secs_f64() - own_bytes).max(0.0);
+        push_bounded(&mut self.delays, delay, self.delay_windows);
+        let base_delay = self.base_delay().unwrap_or(delay);
+        let target = self.gain * bandwidth * base_delay + self.requests * request as f64;
+        self.since_probe += 1;
+        if self.probe_every > 0 && self.since_probe >= self.probe_every {
+            self.since_probe = 0;
+            return self.estimate.set(target * 0.5);
+        }
+        self.estimate.set(target)
+    }
+}

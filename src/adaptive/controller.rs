@@ -1,0 +1,476 @@
+//! The controller: gathers completions into windows and resizes the semaphore.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use super::algorithm::{Algorithm, Dimension};
+use super::tracked::{Outcome, TrackedPermit};
+use super::window::{Accumulator, Window};
+use crate::error::{AcquireError, TryAcquireError};
+use crate::permit::OwnedPermit;
+use crate::semaphore::MultiSemaphore;
+use crate::sync::{Arc, Mutex};
+
+/// Sets a [`MultiSemaphore`]'s capacity from the outcomes its permits
+/// report: each adaptive dimension follows its own [`Algorithm`], between
+/// bounds the user gives. See the [module docs](super) for the whole story.
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::adaptive::{Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let sem = Arc::new(MultiSemaphore::new([16, 8 << 20]));
+/// let ctl = Controller::builder(Arc::clone(&sem))
+///     .limit(0, 4..=1024, Min(Aimd::default(), Gradient2::default()))
+///     .limit(1, (4 << 20)..=(1 << 30), BandwidthDelay::default())
+///     .window(Duration::from_millis(100), 20)
+///     .build();
+///
+/// let permit = ctl.acquire_blocking_timeout([1, 512], Duration::from_secs(1)).unwrap();
+/// permit.complete(Outcome::delivered(512));
+/// assert_eq!(ctl.limits(), sem.capacity());
+/// ```
+pub struct Controller<const N: usize> {
+    sem: Arc<MultiSemaphore<N>>,
+    state: Mutex<State<N>>,
+}
+
+struct State<const N: usize> {
+    algorithms: [Option<Box<dyn Algorithm>>; N],
+    bounds: [(u64, u64); N],
+    limits: [u64; N],
+    min_window: Duration,
+    min_samples: u64,
+    window: Accumulator,
+    peak_in_flight: [u64; N],
+    started: Option<Instant>,
+    last: Option<Window>,
+    resizes: u64,
+}
+
+impl<const N: usize> Controller<N> {
+    /// Starts configuring a controller for `sem`. Dimensions not given a
+    /// [`limit`](ControllerBuilder::limit) keep their capacity.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::adaptive::{Aimd, Controller};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// assert_eq!(ctl.limits(), [16, 1 << 20]);
+    /// ```
+    pub fn builder(sem: Arc<MultiSemaphore<N>>) -> ControllerBuilder<N> {
+        ControllerBuilder {
+            sem,
+            algorithms: std::array::from_fn(|_| None),
+            bounds: [(0, 0); N],
+            min_window: Duration::from_millis(100),
+            min_samples: 16,
+        }
+    }
+
+    /// The semaphore it drives.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 1..=256, Aimd::default()).build();
+    /// assert!(Arc::ptr_eq(ctl.semaphore(), &sem));
+    /// ```
+    pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
+        &self.sem
+    }
+
+    /// The limits it last set (the semaphore's capacity, unless someone
+    /// else resized it since).
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// let sem = Arc::new(MultiSemaphore::new([1000, 1 << 20]));
+    /// // The capacity is clamped into the bounds at once.
+    /// let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// assert_eq!(ctl.limits(), [256, 1 << 20]);
+    /// ```
+    pub fn limits(&self) -> [u64; N] {
+        self.state.lock().limits
+    }
+
+    /// The last window closed, if any: what the algorithms last saw.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// assert!(ctl.last_window().is_none());
+    /// ```
+    pub fn last_window(&self) -> Option<Window> {
+        self.state.lock().last.clone()
+    }
+
+    /// How many times it has resized the semaphore.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// assert_eq!(ctl.resizes(), 0);
+    /// ```
+    pub fn resizes(&self) -> u64 {
+        self.state.lock().resizes
+    }
+
+    /// Tracks a permit already acquired from the semaphore, granted now.
+    ///
+    /// # Panics
+    ///
+    /// If the permit belongs to another semaphore.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.track(sem.try_acquire_owned([1, 100]).unwrap());
+    /// permit.complete(Outcome::success());
+    /// ```
+    #[track_caller]
+    pub fn track(self: &Arc<Self>, permit: OwnedPermit<N>) -> TrackedPermit<N> {
+        self.track_at(permit, Instant::now())
+    }
+
+    /// [`track`](Self::track) with the grant time supplied by the caller.
+    ///
+    /// # Panics
+    ///
+    /// If the permit belongs to another semaphore.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::{sync::Arc, time::Instant};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.track_at(sem.try_acquire_owned([1, 100]).unwrap(), Instant::now());
+    /// # drop(permit);
+    /// ```
+    #[track_caller]
+    pub fn track_at(
+        self: &Arc<Self>,
+        permit: OwnedPermit<N>,
+        granted: Instant,
+    ) -> TrackedPermit<N> {
+        assert!(
+            Arc::ptr_eq(permit.semaphore(), &self.sem),
+            "the permit belongs to another semaphore than the controller's"
+        );
+        TrackedPermit::new(permit, Arc::clone(self), granted)
+    }
+
+    /// [`MultiSemaphore::try_acquire_owned`], tracked from now.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.try_acquire([1, 100]).unwrap();
+    /// permit.complete(Outcome::success());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::try_acquire`].
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<TrackedPermit<N>, TryAcquireError> {
+        self.try_acquire_at(amounts, Instant::now())
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with the grant time supplied by
+    /// the caller (a simulation's virtual clock).
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::{sync::Arc, time::Instant};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.try_acquire_at([1, 100], Instant::now()).unwrap();
+    /// # drop(permit);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::try_acquire`].
+    pub fn try_acquire_at(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        granted: Instant,
+    ) -> Result<TrackedPermit<N>, TryAcquireError> {
+        let permit = self.sem.try_acquire_owned(amounts)?;
+        Ok(TrackedPermit::new(permit, Arc::clone(self), granted))
+    }
+
+    /// [`MultiSemaphore::acquire_owned_blocking_timeout`], tracked from the grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.acquire_blocking_timeout([1, 100], Duration::from_millis(10)).unwrap();
+    /// permit.complete(Outcome::success());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::acquire_blocking_timeout`].
+    pub fn acquire_blocking_timeout(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        timeout: Duration,
+    ) -> Result<TrackedPermit<N>, AcquireError> {
+        let permit = self.sem.acquire_owned_blocking_timeout(amounts, timeout)?;
+        Ok(self.track(permit))
+    }
+
+    /// [`MultiSemaphore::acquire_owned`], tracked from the grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// # futures_executor::block_on(async {
+    /// let permit = ctl.acquire([1, 100]).await.unwrap();
+    /// permit.complete(Outcome::success());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::acquire_owned`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`MultiSemaphore::acquire_owned`]: dropped before its grant, it
+    /// holds nothing.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<TrackedPermit<N>, AcquireError> {
+        let permit = self.sem.acquire_owned(amounts).await?;
+        Ok(self.track(permit))
+    }
+
+    /// Counts one completion; closes the window and resizes if it is due.
+    pub(crate) fn record(&self, granted: Instant, now: Instant, outcome: Outcome) {
+        if outcome == Outcome::Ignore {
+            return;
+        }
+        let rtt = now.saturating_duration_since(granted);
+        let mut state = self.state.lock();
+        state.window.record(rtt, outcome);
+        let capacity = self.sem.capacity();
+        let available = self.sem.available();
+        for d in 0..N {
+            // After a shrink below what is in flight, available reads 0 and
+            // this reads the capacity: a floor, which is all a peak needs.
+            let in_flight = capacity[d].saturating_sub(available[d]);
+            state.peak_in_flight[d] = state.peak_in_flight[d].max(in_flight);
+        }
+        let started = *state.started.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(started);
+        if elapsed >= state.min_window && state.window.samples() >= state.min_samples {
+            self.close_window(&mut state, elapsed, now);
+        }
+    }
+
+    fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) {
+        let window = state.window.finish(elapsed);
+        let mut next = state.limits;
+        for (d, next) in next.iter_mut().enumerate() {
+            let (min, max) = state.bounds[d];
+            let dim = Dimension {
+                index: d,
+                limit: state.limits[d],
+                peak_in_flight: state.peak_in_flight[d],
+                min,
+                max,
+            };
+            if let Some(algorithm) = state.algorithms[d].as_mut() {
+                *next = algorithm.update(&window, &dim).clamp(min, max);
+            }
+        }
+        // Bounds were checked against the semaphore's maximum at build, so
+        // this cannot fail unless someone rebuilt the semaphore's limits
+        // behind our back; then keep the old ones and try next window.
+        if next != state.limits && self.sem.set_capacity(next).is_ok() {
+            state.limits = next;
+            state.resizes += 1;
+        }
+        state.window = Accumulator::default();
+        state.peak_in_flight = [0; N];
+        state.started = Some(now);
+        state.last = Some(window);
+    }
+}
+
+impl<const N: usize> fmt::Debug for Controller<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("Controller")
+            .field("limits", &state.limits)
+            .field("bounds", &state.bounds)
+            .field("resizes", &state.resizes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Controller`]; made by [`Controller::builder`].
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::adaptive::{BandwidthDelay, Controller};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let sem = Arc::new(MultiSemaphore::new([64, 8 << 20]));
+/// let ctl = Controller::builder(sem)
+///     .limit(1, (1 << 20)..=(1 << 30), BandwidthDelay::default())
+///     .window(Duration::from_millis(250), 50)
+///     .build();
+/// # drop(ctl);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ControllerBuilder<const N: usize> {
+    sem: Arc<MultiSemaphore<N>>,
+    algorithms: [Option<Box<dyn Algorithm>>; N],
+    bounds: [(u64, u64); N],
+    min_window: Duration,
+    min_samples: u64,
+}
+
+impl<const N: usize> ControllerBuilder<N> {
+    /// Lets `algorithm` set dimension `dim`'s limit, within `bounds`.
+    ///
+    /// Set a byte dimension's lower bound to at least the largest request:
+    /// a request above the capacity in force fails with `ExceedsCapacity`.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem).limit(0, 2..=512, Aimd::default()).build();
+    /// # drop(ctl);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `dim >= N`, the bounds are empty or start at 0, or their upper end
+    /// is above the semaphore's [`max_capacity`](MultiSemaphore::max_capacity).
+    #[track_caller]
+    pub fn limit(
+        mut self,
+        dim: usize,
+        bounds: RangeInclusive<u64>,
+        algorithm: impl Algorithm,
+    ) -> Self {
+        assert!(
+            dim < N,
+            "dimension {dim} out of range: the semaphore has {N}"
+        );
+        let (min, max) = bounds.into_inner();
+        assert!(
+            0 < min && min <= max,
+            "dimension {dim}: bounds {min}..={max} must be non-empty and start above 0"
+        );
+        let ceiling = self.sem.max_capacity()[dim];
+        assert!(
+            max <= ceiling,
+            "dimension {dim}: upper bound {max} is above the semaphore's max capacity {ceiling} \
+             (raise it with MultiSemaphore::builder(..).max_capacity(..))"
+        );
+        self.algorithms[dim] = Some(Box::new(algorithm));
+        self.bounds[dim] = (min, max);
+        self
+    }
+
+    /// How often limits may change: a window closes, and the algorithms run,
+    /// once it is at least `min_duration` long **and** holds at least
+    /// `min_samples` drops and successes (default 100 ms and 16).
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem)
+    ///     .limit(0, 2..=512, Aimd::default())
+    ///     .window(Duration::from_secs(1), 100)
+    ///     .build();
+    /// # drop(ctl);
+    /// ```
+    pub fn window(mut self, min_duration: Duration, min_samples: u64) -> Self {
+        self.min_window = min_duration;
+        self.min_samples = min_samples;
+        self
+    }
+
+    /// Builds the controller, clamping the semaphore's capacity into the
+    /// bounds at once.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    /// let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 8..=512, Aimd::default()).build();
+    /// assert_eq!(sem.capacity(), [8, 1 << 20]);
+    /// # drop(ctl);
+    /// ```
+    pub fn build(self) -> Arc<Controller<N>> {
+        let capacity = self.sem.capacity();
+        let mut bounds = self.bounds;
+        for (d, bound) in bounds.iter_mut().enumerate() {
+            if self.algorithms[d].is_none() {
+                *bound = (capacity[d], capacity[d]);
+            }
+        }
+        let limits: [u64; N] = std::array::from_fn(|d| capacity[d].clamp(bounds[d].0, bounds[d].1));
+        if limits != capacity {
+            self.sem
+                .set_capacity(limits)
+                .expect("bounds were checked against the semaphore's max capacity");
+        }
+        Arc::new(Controller {
+            sem: self.sem,
+            state: Mutex::new(State {
+                algorithms: self.algorithms,
+                bounds,
+                limits,
+                min_window: self.min_window,
+                min_samples: self.min_samples,
+                window: Accumulator::default(),
+                peak_in_flight: [0; N],
+                started: None,
+                last: None,
+                resizes: 0,
+            }),
+        })
+    }
+}
+
+impl<const N: usize> fmt::Debug for ControllerBuilder<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControllerBuilder")
+            .field("bounds", &self.bounds)
+            .field("min_window", &self.min_window)
+            .field("min_samples", &self.min_samples)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,126 @@
+//! Netflix's Gradient2: the short-term round-trip time against the long-term one.
+
+use super::algorithm::{Algorithm, Dimension, Estimate};
+use super::window::Window;
+
+/// The gradient algorithm of Netflix's concurrency-limits (`Gradient2Limit`):
+/// it compares the window's mean round-trip time (short term) with an
+/// exponential average over many windows (long term). While the short term
+/// stays within [`tolerance`](Self::tolerance) times the long term, the limit
+/// grows by a queue allowance of √limit; beyond it, the limit shrinks in
+/// proportion (at most by half a step). Every step is smoothed.
+///
+/// Use it for a request count whose latency grows as requests queue. With
+/// mixed request sizes the round-trip times are mixed too, which blurs the
+/// signal; bound the bytes with [`BandwidthDelay`](super::BandwidthDelay)
+/// beside it.
+///
+/// ```
+/// use multisem::adaptive::Gradient2;
+///
+/// let count = Gradient2::default().tolerance(2.0);
+/// # let _ = count;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gradient2 {
+    tolerance: f64,
+    smoothing: f64,
+    long_windows: u32,
+    utilization: f64,
+    long_rtt: Option<f64>,
+    estimate: Estimate,
+}
+
+impl Default for Gradient2 {
+    fn default() -> Self {
+        Gradient2 {
+            tolerance: 1.5,
+            smoothing: 0.2,
+            long_windows: 20,
+            utilization: 0.5,
+            long_rtt: None,
+            estimate: Estimate::default(),
+        }
+    }
+}
+
+impl Gradient2 {
+    /// How far the short-term time may exceed the long-term one before the
+    /// limit shrinks (default 1.5).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::Gradient2::default().tolerance(1.0);
+    /// # let _ = a;
+    /// ```
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Weight of each step's proposal against the limit in force (default 0.2).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::Gradient2::default().smoothing(1.0);
+    /// # let _ = a;
+    /// ```
+    pub fn smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = smoothing;
+        self
+    }
+
+    /// Windows the long-term average spans (default 20).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::Gradient2::default().long_windows(10);
+    /// # let _ = a;
+    /// ```
+    pub fn long_windows(mut self, long_windows: u32) -> Self {
+        self.long_windows = long_windows;
+        self
+    }
+
+    /// Grow only if the peak in flight reached this share of the limit
+    /// (default 0.5).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::Gradient2::default().utilization(1.0);
+    /// # let _ = a;
+    /// ```
+    pub fn utilization(mut self, utilization: f64) -> Self {
+        self.utilization = utilization;
+        self
+    }
+}
+
+impl Algorithm for Gradient2 {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        let limit = self.estimate.current(dim.limit);
+        if window.successes == 0 {
+            return self.estimate.set(limit);
+        }
+        let short = window.mean_rtt.as_secs_f64();
+        let weight = 2.0 / (f64::from(self.long_windows.max(1)) + 1.0);
+        let mut long = match self.long_rtt {
+            Some(long) => long + weight * (short - long),
+            None => short,
+        };
+        // As in Gradient2: a long term far above the short term is stale
+        // (the downstream got faster); let it decay faster.
+        if short > 0.0 && long / short > 2.0 {
+            long *= 0.95;
+        }
+        self.long_rtt = Some(long);
+        if (dim.peak_in_flight as f64) < self.utilization * dim.limit as f64 {
+            // Not using the limit: no evidence for growing it.
+            return self.estimate.set(limit);
+        }
+        let gradient = if short > 0.0 {
+            (self.tolerance * long / short).clamp(0.5, 1.0)
+        } else {
+            1.0
+        };
+        let proposal = limit * gradient + limit.sqrt();
+        self.estimate
+            .set(limit * (1.0 - self.smoothing) + proposal * self.smoothing)
+    }
+}

@@ -1,0 +1,185 @@
+//! A permit that remembers when it was granted, and what its request's outcome was.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::controller::Controller;
+use crate::permit::OwnedPermit;
+use crate::sync::Arc;
+
+/// What became of a request, as its caller reports it to the
+/// [`Controller`] through [`TrackedPermit::complete`].
+///
+/// ```
+/// use multisem::adaptive::Outcome;
+///
+/// let ok = Outcome::delivered(4096);            // a success that moved 4 KiB
+/// let busy = Outcome::Dropped;                  // a timeout, a 429 or 503, "busy"
+/// let unrelated = Outcome::Ignore;              // e.g. a malformed request
+/// assert_ne!(ok, busy);
+/// # let _ = unrelated;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request succeeded; `delivered` is the bytes it moved, if the
+    /// caller counts them (a byte limit needs them).
+    Success {
+        /// Bytes delivered, if known.
+        delivered: Option<u64>,
+    },
+    /// The downstream was overloaded: the request timed out or was refused
+    /// as too much (429, 503, a broker's "busy").
+    Dropped,
+    /// The request failed for a reason unrelated to load: not a sample.
+    Ignore,
+}
+
+impl Outcome {
+    /// A success without a byte count.
+    ///
+    /// ```
+    /// use multisem::adaptive::Outcome;
+    /// assert_eq!(Outcome::success(), Outcome::Success { delivered: None });
+    /// ```
+    pub const fn success() -> Self {
+        Outcome::Success { delivered: None }
+    }
+
+    /// A success that delivered `bytes`.
+    ///
+    /// ```
+    /// use multisem::adaptive::Outcome;
+    /// assert_eq!(Outcome::delivered(10), Outcome::Success { delivered: Some(10) });
+    /// ```
+    pub const fn delivered(bytes: u64) -> Self {
+        Outcome::Success {
+            delivered: Some(bytes),
+        }
+    }
+}
+
+/// An [`OwnedPermit`] that notes when it was granted, made by a
+/// [`Controller`]. [`complete`](Self::complete) reports the request's
+/// outcome and round-trip time to the controller and returns the permits.
+///
+/// **Dropped without an outcome, it counts as [`Outcome::Ignore`]:** the
+/// permits go back and the controller takes no sample (a request abandoned
+/// for reasons of the caller's own says nothing about the downstream). Mark
+/// timeouts explicitly with [`Outcome::Dropped`].
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use multisem::adaptive::{Aimd, Controller, Outcome};
+/// use std::sync::Arc;
+///
+/// let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+/// let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 1..=64, Aimd::default()).build();
+/// let permit = ctl.try_acquire([1, 1000]).unwrap();
+/// std::thread::spawn(move || permit.complete(Outcome::Dropped)).join().unwrap();
+/// assert_eq!(sem.available(), sem.capacity());
+/// ```
+#[must_use = "the permits are returned as soon as this is dropped"]
+#[clippy::has_significant_drop]
+pub struct TrackedPermit<const N: usize> {
+    permit: OwnedPermit<N>,
+    controller: Arc<Controller<N>>,
+    granted: Instant,
+}
+
+impl<const N: usize> TrackedPermit<N> {
+    pub(crate) fn new(
+        permit: OwnedPermit<N>,
+        controller: Arc<Controller<N>>,
+        granted: Instant,
+    ) -> Self {
+        TrackedPermit {
+            permit,
+            controller,
+            granted,
+        }
+    }
+
+    /// The amounts held.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let permit = ctl.try_acquire([1, 1000]).unwrap();
+    /// assert_eq!(permit.amounts(), [1, 1000]);
+    /// ```
+    pub fn amounts(&self) -> [u64; N] {
+        self.permit.amounts()
+    }
+
+    /// When the permit was granted (or handed to [`Controller::track`]).
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let permit = ctl.try_acquire([1, 1000]).unwrap();
+    /// assert!(permit.granted() <= std::time::Instant::now());
+    /// ```
+    pub fn granted(&self) -> Instant {
+        self.granted
+    }
+
+    /// Reports `outcome`, timed from the grant to now, and returns the permits.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let permit = ctl.try_acquire([1, 1000]).unwrap();
+    /// permit.complete(Outcome::delivered(1000));
+    /// ```
+    pub fn complete(self, outcome: Outcome) {
+        self.complete_at(outcome, Instant::now());
+    }
+
+    /// [`complete`](Self::complete) at a time the caller supplies (a
+    /// simulation's virtual clock). A `now` before the grant counts as a
+    /// round trip of zero.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::{sync::Arc, time::{Duration, Instant}};
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let start = Instant::now();
+    /// let permit = ctl.try_acquire_at([1, 1000], start).unwrap();
+    /// permit.complete_at(Outcome::success(), start + Duration::from_millis(5));
+    /// ```
+    pub fn complete_at(self, outcome: Outcome, now: Instant) {
+        // Record before the permits go back, so the in-flight figure the
+        // controller reads includes this request.
+        self.controller.record(self.granted, now, outcome);
+    }
+
+    /// Gives up tracking: the plain permit, with no sample taken.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let permit = ctl.try_acquire([1, 1000]).unwrap().into_permit();
+    /// assert_eq!(permit.amounts(), [1, 1000]);
+    /// ```
+    pub fn into_permit(self) -> OwnedPermit<N> {
+        self.permit
+    }
+}
+
+impl<const N: usize> fmt::Debug for TrackedPermit<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackedPermit")
+            .field("amounts", &self.permit.amounts())
+            .field("granted", &self.granted)
+            .finish()
+    }
+}

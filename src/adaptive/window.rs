@@ -1,0 +1,157 @@
+//! What one window of completions reports to the algorithms.
+
+use std::time::Duration;
+
+use super::tracked::Outcome;
+
+/// The completions of one window, summed up: what an [`Algorithm`](super::Algorithm)
+/// sees when the [`Controller`](super::Controller) asks it for a new limit.
+///
+/// Round-trip times cover successes only: a drop's time says when the
+/// caller gave up, not how long the downstream took. Ignored outcomes are
+/// not counted at all.
+///
+/// ```
+/// use multisem::adaptive::{Algorithm, Dimension, Window};
+///
+/// /// Halves the limit on any drop, else adds one.
+/// struct Halve;
+///
+/// impl Algorithm for Halve {
+///     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+///         if window.drops > 0 { dim.limit / 2 } else { dim.limit + 1 }
+///     }
+/// }
+/// # let _ = Halve;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Window {
+    /// How long the window lasted.
+    pub elapsed: Duration,
+    /// Completions marked as successes.
+    pub successes: u64,
+    /// Completions marked as dropped (overload: timeouts, 429/503, "busy").
+    pub drops: u64,
+    /// Bytes the successes delivered, as their outcomes reported.
+    pub delivered_bytes: u64,
+    /// The shortest round-trip time of a success, `ZERO` if none.
+    pub min_rtt: Duration,
+    /// The bytes delivered by the success that had [`min_rtt`](Self::min_rtt).
+    pub min_rtt_bytes: u64,
+    /// The mean round-trip time of the successes, `ZERO` if none.
+    pub mean_rtt: Duration,
+    /// The longest round-trip time of a success, `ZERO` if none.
+    pub max_rtt: Duration,
+    /// The byte-weighted mean size of the successes' deliveries (the sum of
+    /// squared sizes over the sum of sizes): the size of the request a
+    /// delivered byte typically belongs to. 0 if nothing was delivered.
+    pub weighted_size: u64,
+}
+
+impl Window {
+    /// Drops as a share of successes and drops, 0.0 for an empty window.
+    ///
+    /// ```
+    /// # use multisem::adaptive::Window;
+    /// # fn f(window: &Window) -> bool {
+    /// window.drop_rate() > 0.01
+    /// # }
+    /// # let _ = f;
+    /// ```
+    pub fn drop_rate(&self) -> f64 {
+        let answered = self.successes + self.drops;
+        if answered == 0 {
+            0.0
+        } else {
+            self.drops as f64 / answered as f64
+        }
+    }
+
+    /// Delivered bytes per second over the window.
+    ///
+    /// ```
+    /// # use multisem::adaptive::Window;
+    /// # fn f(window: &Window) -> f64 {
+    /// window.delivery_rate() / (1 << 20) as f64 // MiB/s
+    /// # }
+    /// # let _ = f;
+    /// ```
+    pub fn delivery_rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.delivered_bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Running sums for the window being filled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accumulator {
+    successes: u64,
+    drops: u64,
+    delivered: u64,
+    rtt_sum_ns: u128,
+    min_rtt: Option<(Duration, u64)>,
+    max_rtt: Duration,
+    /// Sum of squared delivered sizes, in f64: a u64 square overflows at 4 GiB.
+    size_squares: f64,
+}
+
+impl Accumulator {
+    /// Counts one outcome; returns whether it was a sample (not ignored).
+    pub(crate) fn record(&mut self, rtt: Duration, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Ignore => false,
+            Outcome::Dropped => {
+                self.drops = self.drops.saturating_add(1);
+                true
+            }
+            Outcome::Success { delivered } => {
+                let bytes = delivered.unwrap_or(0);
+                self.successes = self.successes.saturating_add(1);
+                self.delivered = self.delivered.saturating_add(bytes);
+                self.size_squares += (bytes as f64) * (bytes as f64);
+                self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(rtt.as_nanos());
+                if self.min_rtt.is_none_or(|(min, _)| rtt < min) {
+                    self.min_rtt = Some((rtt, bytes));
+                }
+                self.max_rtt = self.max_rtt.max(rtt);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn samples(&self) -> u64 {
+        self.successes.saturating_add(self.drops)
+    }
+
+    pub(crate) fn finish(&self, elapsed: Duration) -> Window {
+        let mean_rtt = match self.successes {
+            0 => Duration::ZERO,
+            n => {
+                let ns = self.rtt_sum_ns / u128::from(n);
+                Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+            }
+        };
+        let weighted_size = if self.delivered == 0 {
+            0
+        } else {
+            (self.size_squares / self.delivered as f64) as u64
+        };
+        let (min_rtt, min_rtt_bytes) = self.min_rtt.unwrap_or((Duration::ZERO, 0));
+        Window {
+            elapsed,
+            successes: self.successes,
+            drops: self.drops,
+            delivered_bytes: self.delivered,
+            min_rtt,
+            min_rtt_bytes,
+            mean_rtt,
+            max_rtt: self.max_rtt,
+            weighted_size,
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The adaptive controller: its arithmetic (bounds, overflow, reaction to
+//! drops) and its exactness while it resizes under concurrent threads.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Rng, Watchdog};
+use multisem::MultiSemaphore;
+use multisem::adaptive::{
+    Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window,
+};
+use proptest::prelude::*;
+
+const MAX: u64 = MultiSemaphore::<2>::MAX_PERMITS;
+
+fn semaphore(cap: [u64; 2]) -> Arc<MultiSemaphore<2>> {
+    Arc::new(
+        MultiSemaphore::builder(cap)
+            .max_capacity([MAX, MAX])
+            .build(),
+    )
+}
+
+/// A controller over both dimensions, with a window of one sample.
+fn eager(sem: &Arc<MultiSemaphore<2>>, count: (u64, u64), bytes: (u64, u64)) -> Arc<Controller<2>> {
+    Controller::builder(Arc::clone(sem))
+        .limit(
+            0,
+            count.0..=count.1,
+            Min(Aimd::default(), Gradient2::default()),
+        )
+        .limit(
+            1,
+            bytes.0..=bytes.1,
+            Min(BandwidthDelay::default(), Aimd::default().step(1e18)),
+        )
+        .window(Duration::ZERO, 1)
+        .build()
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Success {
+        rtt_ns: u64,
+        delivered: u64,
+        amounts: [u64; 2],
+    },
+    Dropped {
+        rtt_ns: u64,
+    },
+    Ignore,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let rtt = prop_oneof![Just(0u64), 1u64..1_000_000_000, Just(u64::MAX / 4)];
+    let bytes = prop_oneof![Just(0u64), 1u64..1 << 30, Just(u64::MAX)];
+    prop_oneof![
+        4 => (rtt.clone(), bytes, 0u64..4, 0u64..1 << 20).prop_map(|(rtt_ns, delivered, c, b)| Step::Success { rtt_ns, delivered, amounts: [c, b] }),
+        2 => rtt.prop_map(|rtt_ns| Step::Dropped { rtt_ns }),
+        1 => Just(Step::Ignore),
+    ]
+}
+
+fn bounds() -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        (1u64..100, 0u64..1000).prop_map(|(lo, span)| (lo, lo + span)),
+        Just((1, MAX)),
+        Just((MAX - 1, MAX)),
+    ]
+}
+
+proptest! {
+    /// Whatever the outcomes, times and byte counts (up to u64::MAX), the
+    /// limits stay within their bounds, nothing overflows or panics, the
+    /// semaphore's capacity is the controller's limits, and every permit
+    /// comes back.
+    #[test]
+    fn limits_stay_within_bounds(count in bounds(), bytes in bounds(), steps in proptest::collection::vec(step(), 1..200)) {
+        let sem = semaphore([count.0, bytes.0]);
+        let ctl = eager(&sem, count, bytes);
+        let start = Instant::now();
+        let mut now = start;
+        for step in steps {
+            let amounts = match &step { Step::Success { amounts, .. } => [amounts[0].min(sem.capacity()[0]), amounts[1].min(sem.capacity()[1])], _ => [1, 1] };
+            let Ok(permit) = ctl.try_acquire_at(amounts, now) else { continue };
+            let (rtt, outcome) = match step {
+                Step::Success { rtt_ns, delivered, .. } => (rtt_ns, Outcome::delivered(delivered)),
+                Step::Dropped { rtt_ns } => (rtt_ns, Outcome::Dropped),
+                Step::Ignore => (0, Outcome::Ignore),
+            };
+            now += Duration::from_nanos(rtt);
+            permit.complete_at(outcome, now);
+            let limits = ctl.limits();
+            prop_assert!((count.0..=count.1).contains(&limits[0]), "count {} outside {count:?}", limits[0]);
+            prop_assert!((bytes.0..=bytes.1).contains(&limits[1]), "bytes {} outside {bytes:?}", limits[1]);
+            prop_assert_eq!(sem.capacity(), limits);
+        }
+        prop_assert_eq!(sem.available(), sem.capacity());
+    }
+}
+
+/// Runs `algorithm` on one window with `drops` drops and `successes`
+/// successes at a 10 ms round trip, from `limit`.
+fn one_window(algorithm: impl Algorithm, limit: u64, successes: u64, drops: u64) -> u64 {
+    let sem = Arc::new(
+        MultiSemaphore::builder([limit, 1])
+            .max_capacity([1 << 20, 1])
+            .build(),
+    );
+    let start = Instant::now();
+    // Hold the limit in use, so a window without drops may grow it.
+    let _busy = sem.try_acquire_owned([limit - 1, 0]).unwrap();
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1 << 20, algorithm)
+        .window(Duration::from_millis(100), successes + drops)
+        .build();
+    for i in 0..successes + drops {
+        let permit = ctl.try_acquire_at([1, 0], start).unwrap();
+        let outcome = if i < drops {
+            Outcome::Dropped
+        } else {
+            Outcome::success()
+        };
+        permit.complete_at(outcome, start + Duration::from_millis(100 + 10 * i));
+    }
+    assert!(ctl.last_window().is_some(), "the window closed");
+    ctl.limits()[0]
+}
+
+#[test]
+fn more_drops_never_raise_the_limit() {
+    for limit in [2, 10, 100, 10_000] {
+        let mut previous = u64::MAX;
+        for drops in 0..=20 {
+            let aimd = one_window(Aimd::default(), limit, 20 - drops, drops);
+            assert!(
+                aimd <= previous,
+                "limit {limit}: {drops} drops gave {aimd}, fewer gave {previous}"
+            );
+            previous = aimd;
+            let both = one_window(
+                Min(Aimd::default(), Gradient2::default()),
+                limit,
+                20 - drops,
+                drops,
+            );
+            assert!(both <= aimd.max(limit), "Min never passes its parts");
+            if drops > 0 {
+                assert!(
+                    aimd < limit,
+                    "a window with drops lowers the limit ({limit} -> {aimd})"
+                );
+            } else {
+                assert!(aimd > limit, "a busy window without drops raises it");
+            }
+        }
+    }
+}
+
+#[test]
+fn drops_lower_the_limit_to_its_floor_and_no_further() {
+    let sem = semaphore([1000, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 7..=1000, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let start = Instant::now();
+    let mut seen = vec![ctl.limits()[0]];
+    for i in 0..200 {
+        let permit = ctl.try_acquire_at([1, 1], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(i));
+        seen.push(ctl.limits()[0]);
+    }
+    assert!(
+        seen.windows(2).all(|w| w[1] <= w[0]),
+        "never rises on drops: {seen:?}"
+    );
+    assert_eq!(*seen.last().unwrap(), 7);
+    assert_eq!(sem.capacity(), [7, 1 << 20]);
+}
+
+#[test]
+fn a_permit_dropped_without_an_outcome_is_ignored() {
+    let sem = semaphore([10, 1000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=100, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    for _ in 0..10 {
+        drop(ctl.try_acquire([1, 10]).unwrap());
+        ctl.try_acquire([1, 10]).unwrap().complete(Outcome::Ignore);
+    }
+    assert_eq!(ctl.resizes(), 0);
+    assert!(ctl.last_window().is_none());
+    assert_eq!(sem.available(), [10, 1000]);
+}
+
+#[test]
+fn bandwidth_delay_follows_the_bandwidth_delay_product() {
+    // 100 requests of 1 MiB per 100 ms window at a 10 ms round trip of which
+    // 1 ms is the bytes: 1000 MiB/s, a base delay of 9 ms, so
+    // 1.5 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 15.5 MiB.
+    let mib = 1u64 << 20;
+    let sem = semaphore([1000, 64 * mib]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(1, mib..=(1 << 40), BandwidthDelay::default())
+        .window(Duration::from_millis(100), 100)
+        .build();
+    let start = Instant::now();
+    let mut t = start;
+    for _ in 0..5 {
+        for _ in 0..100 {
+            let permit = ctl.try_acquire_at([1, mib], t).unwrap();
+            t += Duration::from_millis(1);
+            permit.complete_at(Outcome::delivered(mib), t + Duration::from_millis(9));
+        }
+    }
+    let expected = 15.5 * mib as f64;
+    let got = ctl.limits()[1] as f64;
+    assert!(
+        (got - expected).abs() < 0.05 * expected,
+        "{got} vs {expected}"
+    );
+}
+
+/// A window's figures, as an algorithm sees them.
+#[test]
+fn a_custom_algorithm_sees_the_window() {
+    struct Spy(Arc<std::sync::Mutex<Vec<(Window, Dimension)>>>);
+    impl Algorithm for Spy {
+        fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+            self.0.lock().unwrap().push((window.clone(), *dim));
+            dim.limit + 1
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sem = semaphore([4, 1000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=10, Spy(Arc::clone(&seen)))
+        .window(Duration::from_millis(10), 3)
+        .build();
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let a = ctl.try_acquire_at([1, 100], t0).unwrap();
+    let b = ctl.try_acquire_at([1, 300], t0).unwrap();
+    let c = ctl.try_acquire_at([1, 0], t0).unwrap();
+    a.complete_at(Outcome::delivered(100), t0 + ms(4));
+    b.complete_at(Outcome::delivered(300), t0 + ms(8));
+    c.complete_at(Outcome::Dropped, t0 + ms(20));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (window, dim) = &seen[0];
+    assert_eq!(
+        (window.successes, window.drops, window.delivered_bytes),
+        (2, 1, 400)
+    );
+    assert_eq!(
+        (window.min_rtt, window.min_rtt_bytes, window.max_rtt),
+        (ms(4), 100, ms(8))
+    );
+    assert_eq!(window.mean_rtt, ms(6));
+    assert_eq!(window.weighted_size, (100 * 100 + 300 * 300) / 400);
+    assert_eq!(window.elapsed, ms(16)); // from the first completion
+    assert_eq!(
+        (dim.index, dim.limit, dim.peak_in_flight, dim.min, dim.max),
+        (0, 4, 3, 1, 10)
+    );
+    assert_eq!(sem.capacity(), [5, 1000]);
+}
+
+/// Real threads acquire and complete while the controller resizes on
+/// nearly every completion. Grants and checks run under a shared lock and
+/// completions (the only place a resize or release happens) under an
+/// exclusive one, so while a thread checks, the capacity in force is fixed
+/// and the amounts the test tracks are at most what is really held: any
+/// grant above the capacity in force shows.
+#[test]
+fn no_grant_above_the_capacity_in_force_while_resizing() {
+    let _watchdog = Watchdog::this_test(Duration::from_secs(60));
+    let sem = semaphore([8, 8000]);
+    let ctl = eager(&sem, (1, 16), (1000, 16_000));
+    let gate = Arc::new(RwLock::new(()));
+    let held: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let threads = 4;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (ctl, gate, held, barrier) = (
+                Arc::clone(&ctl),
+                Arc::clone(&gate),
+                Arc::clone(&held),
+                Arc::clone(&barrier),
+            );
+            thread::spawn(move || {
+                let mut rng = Rng::new(t as u64 + 1);
+                let mut mine = Vec::new();
+                barrier.wait();
+                for _ in 0..3000 {
+                    if mine.len() < 4 && !rng.chance(3) {
+                        let amounts = [1 + rng.below(2), 1 + rng.below(1000)];
+                        let _read = gate.read().unwrap();
+                        if let Ok(permit) = ctl.try_acquire(amounts) {
+                            let capacity = ctl.semaphore().capacity();
+                            for d in 0..2 {
+                                let now = held[d].fetch_add(amounts[d], SeqCst) + amounts[d];
+                                assert!(
+                                    now <= capacity[d],
+                                    "dimension {d}: {now} held, capacity {}",
+                                    capacity[d]
+                                );
+                            }
+                            mine.push(permit);
+                        }
+                    } else if !mine.is_empty() {
+                        let permit = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                        let outcome = match rng.below(3) {
+                            0 => Outcome::Dropped,
+                            1 => Outcome::delivered(permit.amounts()[1]),
+                            _ => Outcome::success(),
+                        };
+                        let _write = gate.write().unwrap();
+                        for d in 0..2 {
+                            held[d].fetch_sub(permit.amounts()[d], SeqCst);
+                        }
+                        permit.complete(outcome);
+                    }
+                }
+                let _write = gate.write().unwrap();
+                for permit in mine {
+                    for d in 0..2 {
+                        held[d].fetch_sub(permit.amounts()[d], SeqCst);
+                    }
+                    drop(permit);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert!(
+        ctl.resizes() > 10,
+        "the controller resized ({} times)",
+        ctl.resizes()
+    );
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+    assert_eq!(sem.capacity(), ctl.limits());
+}
+
+/// The same without the lock: acquires (blocking and try) race completions
+/// and resizes freely; at quiescence the books balance.
+#[test]
+fn books_balance_after_free_running_resizes() {
+    let _watchdog = Watchdog::this_test(Duration::from_secs(60));
+    let sem = semaphore([8, 8000]);
+    let ctl = eager(&sem, (2, 16), (1000, 16_000));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let ctl = Arc::clone(&ctl);
+            thread::spawn(move || {
+                let mut rng = Rng::new(100 + t);
+                for _ in 0..2000 {
+                    let amounts = [1 + rng.below(2), 1 + rng.below(1000)];
+                    let permit = if rng.chance(2) {
+                        ctl.acquire_blocking_timeout(amounts, Duration::from_millis(5))
+                            .ok()
+                    } else {
+                        ctl.try_acquire(amounts).ok()
+                    };
+                    if let Some(permit) = permit {
+                        if rng.chance(8) {
+                            thread::yield_now();
+                        }
+                        match rng.below(4) {
+                            0 => permit.complete(Outcome::Dropped),
+                            1 => permit.complete(Outcome::delivered(amounts[1])),
+                            2 => drop(permit),
+                            _ => permit.complete(Outcome::success()),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert!(ctl.resizes() > 10);
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.capacity(), ctl.limits());
+}

@@ -1,0 +1,97 @@
+//! The simulation behind the README's adaptive table: deterministic, and
+//! right about the simple things (a downstream cannot deliver more than its
+//! bandwidth; every permit comes back). Short phases, so it runs in debug
+//! builds in seconds; `cargo run --release --example adaptive_sim` runs the
+//! full one.
+
+#[path = "../examples/sim/mod.rs"]
+mod sim;
+
+use std::time::Duration;
+
+use sim::*;
+
+fn short(traffic: Traffic, seed: u64) -> Scenario {
+    Scenario::three_phases(
+        traffic,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        seed,
+    )
+}
+
+#[test]
+fn same_seed_same_figures() {
+    for limiter in [
+        Limiter::Joint,
+        Limiter::CountOnly,
+        Limiter::Static([8, 4 * MIB]),
+    ] {
+        let a = run(&short(Traffic::MIXED, 7), limiter);
+        let b = run(&short(Traffic::MIXED, 7), limiter);
+        assert_eq!(a, b, "{}", limiter.name());
+        let other = run(&short(Traffic::MIXED, 8), limiter);
+        assert_ne!(a.completions, other.completions, "the seed matters");
+    }
+}
+
+#[test]
+fn the_downstream_is_bounded_and_the_books_balance() {
+    for traffic in [Traffic::MIXED, Traffic::Single(KIB)] {
+        let scenario = short(traffic, 1);
+        for limiter in [
+            Limiter::Joint,
+            Limiter::CountOnly,
+            Limiter::Static([512, BYTES_MAX]),
+        ] {
+            let report = run(&scenario, limiter);
+            assert!(report.balanced, "{}: permits leaked", limiter.name());
+            for (phase, measured) in scenario.phases.iter().zip(&report.phases) {
+                let d = phase.downstream;
+                let by_bytes = d.bandwidth;
+                let by_workers =
+                    d.workers as f64 / d.overhead.as_secs_f64() * traffic.largest() as f64;
+                // A little slack: requests started in the previous phase end in this one.
+                assert!(
+                    measured.goodput <= 1.05 * by_bytes.min(by_workers),
+                    "{} {}: {} B/s past the downstream's {} / {}",
+                    limiter.name(),
+                    phase.name,
+                    measured.goodput,
+                    by_bytes,
+                    by_workers
+                );
+                assert!(measured.successes > 0);
+                assert!(measured.p50 <= measured.p99);
+                assert!(measured.p99 <= scenario.timeout + Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_limit_too_high_for_the_halved_downstream_times_out() {
+    // Unbounded count and bytes: the queue grows until requests time out.
+    let report = run(
+        &short(Traffic::MIXED, 1),
+        Limiter::Static([4096, BYTES_MAX]),
+    );
+    assert!(report.phases[1].drop_rate > 0.01, "{:?}", report.phases[1]);
+}
+
+#[test]
+fn the_oracle_picks_the_best_feasible_static_limit() {
+    let scenario = short(Traffic::MIXED, 1);
+    let grid = [[4, 2 * MIB], [16, 3 * MIB], [4096, BYTES_MAX]];
+    let (limits, best) = oracle(&scenario, 1, &grid);
+    for &other in &grid {
+        let r = &run(&scenario.single(1), Limiter::Static(other)).phases[0];
+        if r.drop_rate <= 0.01 {
+            assert!(
+                r.goodput <= best.goodput / 0.98 + 1.0,
+                "{other:?} beats {limits:?}"
+            );
+        }
+    }
+    assert!(best.drop_rate <= 0.01);
+}
