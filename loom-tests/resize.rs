@@ -120,12 +120,12 @@ fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
 
     assert_quiescent(&sem, shrunk);
     assert_eq!(
-        sem.try_acquire([0, 1]).err(),
-        Some(TryAcquireError::ExceedsCapacity {
+        sem.try_acquire([0, 1]).unwrap_err(),
+        crate::support::TryExceeds {
             dim: 1,
             requested: 1,
             capacity: 0
-        })
+        }
     );
 }
 
@@ -153,6 +153,7 @@ fn set_capacity_shrink_racing_queued_waiter(layout: Layout) {
                 dim: 0,
                 requested: 2,
                 capacity: 1,
+                ..
             }) => {}
             Err(other) => panic!("acquire([2, 1]) failed with {other:?}"),
         })
@@ -214,12 +215,12 @@ fn forget_racing_queued_waiter_fails_it_with_exceeds_capacity(layout: Layout) {
         let sem = Arc::clone(&sem);
         thread::spawn(move || {
             assert_eq!(
-                sem.acquire_blocking([2, 1]).err(),
-                Some(AcquireError::ExceedsCapacity {
+                sem.acquire_blocking([2, 1]).unwrap_err(),
+                crate::support::Exceeds {
                     dim: 0,
                     requested: 2,
                     capacity: 1
-                })
+                }
             );
         })
     };

@@ -307,3 +307,7 @@ macro_rules! models {
     };
 }
 pub(crate) use models;
+
+#[path = "../tests/common/expected_error.rs"]
+mod expected_error;
+pub(crate) use expected_error::{Exceeds, TryExceeds};

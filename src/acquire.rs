@@ -26,6 +26,7 @@
 //! have no clock, cover the timeout path by dropping futures.
 
 use crate::counters::FastError;
+use crate::dims::DimNames;
 use crate::error::AcquireError;
 use crate::permit::{OwnedPermit, Permit};
 use crate::semaphore::{Enqueued, MultiSemaphore};
@@ -319,7 +320,7 @@ impl<const N: usize> MultiSemaphore<N> {
                         self.record(Event::TimedOut(dim));
                         Err(AcquireError::Timeout)
                     }
-                    Err(outcome) => outcome_result(outcome, amounts),
+                    Err(outcome) => outcome_result(outcome, amounts, self.names()),
                 };
             }
             // A grant often comes within microseconds: a short spin on the
@@ -328,7 +329,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 sync::park(deadline);
             }
             if let Some(outcome) = self.collect_parked(ticket, &parked, amounts) {
-                return outcome_result(outcome, amounts);
+                return outcome_result(outcome, amounts, self.names());
             }
         }
     }
@@ -343,11 +344,8 @@ impl<const N: usize> MultiSemaphore<N> {
                 dim,
                 requested,
                 capacity,
-            }) => Err(AcquireError::ExceedsCapacity {
-                dim,
-                requested,
-                capacity,
-            }),
+                names,
+            }) => Err(AcquireError::exceeds(dim, requested, capacity, names)),
             Err(E::Closed) => Err(AcquireError::Closed),
             Err(E::Insufficient { dim, .. }) => {
                 // It would have waited, had its deadline not passed.
@@ -371,15 +369,14 @@ fn deadline_after(timeout: Duration) -> Instant {
 fn outcome_result<const N: usize>(
     outcome: Outcome<N>,
     amounts: [u64; N],
+    names: DimNames,
 ) -> Result<[u64; N], AcquireError> {
     match outcome {
         Outcome::Granted(granted) => Ok(granted),
         Outcome::Closed => Err(AcquireError::Closed),
-        Outcome::ExceedsCapacity { dim, capacity } => Err(AcquireError::ExceedsCapacity {
-            dim,
-            requested: amounts[dim],
-            capacity,
-        }),
+        Outcome::ExceedsCapacity { dim, capacity } => {
+            Err(AcquireError::exceeds(dim, amounts[dim], capacity, names))
+        }
     }
 }
 
@@ -434,7 +431,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
             },
             State::Queued(ticket) => match sem.collect_or_renotify(ticket, cx.waker()) {
                 None => return Poll::Pending,
-                Some(outcome) => outcome_result(outcome, self.amounts),
+                Some(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
             },
             State::Done => panic!("acquire future polled after it completed"),
         };
@@ -466,7 +463,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
                 self.sem.record(Event::TimedOut(dim));
                 return Err(AcquireError::Timeout);
             }
-            Err(outcome) => outcome_result(outcome, self.amounts),
+            Err(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
         };
         self.record(&result);
         result

@@ -23,6 +23,7 @@ pub struct Builder<const N: usize> {
     track_peaks: bool,
     clamp_oversized: bool,
     track_amounts: bool,
+    names: Option<&'static [&'static str; N]>,
     front_bits: Option<[u32; N]>,
 }
 
@@ -34,6 +35,7 @@ impl<const N: usize> Builder<N> {
             track_peaks: true,
             clamp_oversized: false,
             track_amounts: false,
+            names: None,
             front_bits: None,
         }
     }
@@ -121,6 +123,27 @@ impl<const N: usize> Builder<N> {
         self
     }
 
+    /// Names for the dimensions, used by the `Display` and `Debug` of errors
+    /// and of the semaphore, so that a log says "bytes" rather than
+    /// "dimension 1". A `&'static` array, as a literal is: errors carry it,
+    /// and stay `Clone + Eq + Send + Sync + 'static`.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([10, 1024]).names(&["messages", "bytes"]).build();
+    /// let err = sem.try_acquire([1, 4096]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "request exceeds capacity in bytes: requested 4096, capacity 1024"
+    /// );
+    /// assert!(format!("{err:?}").contains(r#"dim: 1 ("bytes")"#));
+    /// ```
+    pub fn names(mut self, names: &'static [&'static str; N]) -> Self {
+        self.names = Some(names);
+        self
+    }
+
     /// For tests of this crate, not part of the API: where the capacities do
     /// not fit in one word, how many bits each dimension gets in the front
     /// word (0: none), so that small capacities exercise the reserve behind
@@ -145,6 +168,7 @@ impl<const N: usize> Builder<N> {
             self.max_capacity,
             self.track_peaks,
             self.track_amounts,
+            self.names,
             self.front_bits,
         )
         .with_clamp_oversized(self.clamp_oversized)

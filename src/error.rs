@@ -1,29 +1,62 @@
 //! Error types: one enum per family of operations.
 
+use crate::dims::{DimNames, DimSet, Labels};
 use std::fmt;
 
 /// Why [`try_acquire`](crate::MultiSemaphore::try_acquire) (or its owned twin)
 /// took nothing.
 ///
 /// Whatever the variant, no permit is held once the call has returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Display` names the kind, the dimension (by its
+/// [name](crate::Builder::names), if the semaphore has names) and the
+/// numbers:
+///
+/// ```
+/// use multisem::MultiSemaphore;
+///
+/// let sem = MultiSemaphore::builder([10, 1024]).names(&["messages", "bytes"]).build();
+/// let held = sem.try_acquire([1, 1000]).unwrap();
+/// assert_eq!(
+///     sem.try_acquire([1, 100]).unwrap_err().to_string(),
+///     "insufficient permits in bytes: requested 100, available 24"
+/// );
+/// assert_eq!(
+///     sem.try_acquire([1, 4096]).unwrap_err().to_string(),
+///     "request exceeds capacity in bytes: requested 4096, capacity 1024"
+/// );
+/// # drop(held);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TryAcquireError {
-    /// Dimension `dim` lacks permits now; a later attempt may succeed.
+    /// The request does not fit now; a later attempt may succeed.
     ///
-    /// While other acquirers are queued, their demand comes first: then
-    /// `available` is what a newcomer may take, which can be 0 even where the
-    /// counters alone would fit.
+    /// Either dimensions lacked permits (`queued_ahead` is `false`, and
+    /// `short` names every one of them), or the request would have fit what
+    /// is available but acquirers queued ahead of it come first, as they
+    /// always do (`queued_ahead` is `true`, and `short` names the dimensions
+    /// the oldest of them lacks).
+    #[non_exhaustive]
     Insufficient {
-        /// The first dimension that was short.
+        /// The first dimension in `short`.
         dim: usize,
         /// The amount asked for in that dimension.
         requested: u64,
-        /// What a newcomer could take in that dimension at the time.
+        /// What [`available`](crate::MultiSemaphore::available) showed in
+        /// that dimension at the time.
         available: u64,
+        /// Whether the request was refused only because others are queued
+        /// ahead of it.
+        queued_ahead: bool,
+        /// Every dimension that was short (see above).
+        short: DimSet,
+        /// The semaphore's dimension names, if it has any.
+        names: DimNames,
     },
     /// The request is larger than dimension `dim`'s capacity: it can never
     /// succeed while the capacity stays as it is.
+    #[non_exhaustive]
     ExceedsCapacity {
         /// The first dimension whose capacity is too small.
         dim: usize,
@@ -31,6 +64,8 @@ pub enum TryAcquireError {
         requested: u64,
         /// That dimension's capacity.
         capacity: u64,
+        /// The semaphore's dimension names, if it has any.
+        names: DimNames,
     },
     /// The semaphore was [closed](crate::MultiSemaphore::close).
     Closed,
@@ -41,7 +76,9 @@ pub enum TryAcquireError {
 /// twins) took nothing.
 ///
 /// Whatever the variant, no permit is held once the call has returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which dimension held a timed-out request back is counted in
+/// [`Stats::timed_out_by`](crate::Stats::timed_out_by).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AcquireError {
     /// The deadline passed before the request could be granted.
@@ -51,6 +88,7 @@ pub enum AcquireError {
     /// [`set_capacity`](crate::MultiSemaphore::set_capacity) or
     /// [`Permit::forget`](crate::Permit::forget) shrinks that dimension below
     /// its request.
+    #[non_exhaustive]
     ExceedsCapacity {
         /// The first dimension whose capacity is too small.
         dim: usize,
@@ -58,6 +96,8 @@ pub enum AcquireError {
         requested: u64,
         /// That dimension's capacity.
         capacity: u64,
+        /// The semaphore's dimension names, if it has any.
+        names: DimNames,
     },
     /// The semaphore was [closed](crate::MultiSemaphore::close) before the
     /// request was granted.
@@ -101,6 +141,29 @@ pub enum ReleaseError {
 }
 
 impl TryAcquireError {
+    /// `ExceedsCapacity` for `dim`.
+    pub(crate) fn exceeds(dim: usize, requested: u64, capacity: u64, names: DimNames) -> Self {
+        Self::ExceedsCapacity {
+            dim,
+            requested,
+            capacity,
+            names,
+        }
+    }
+
+    /// Whether this is an [`Insufficient`](Self::Insufficient) refusal
+    /// because acquirers are queued ahead, though the request would have
+    /// fit what is available.
+    pub fn is_queued_ahead(&self) -> bool {
+        matches!(
+            self,
+            Self::Insufficient {
+                queued_ahead: true,
+                ..
+            }
+        )
+    }
+
     /// Whether this is [`TryAcquireError::Closed`].
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed)
@@ -113,6 +176,16 @@ impl TryAcquireError {
 }
 
 impl AcquireError {
+    /// `ExceedsCapacity` for `dim`.
+    pub(crate) fn exceeds(dim: usize, requested: u64, capacity: u64, names: DimNames) -> Self {
+        Self::ExceedsCapacity {
+            dim,
+            requested,
+            capacity,
+            names,
+        }
+    }
+
     /// Whether this is [`AcquireError::Closed`].
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed)
@@ -126,11 +199,26 @@ impl AcquireError {
 
 const CLOSED_MESSAGE: &str = "semaphore closed";
 
-fn exceeds(f: &mut fmt::Formatter<'_>, dim: usize, requested: u64, capacity: u64) -> fmt::Result {
+fn exceeds(
+    f: &mut fmt::Formatter<'_>,
+    (dim, requested, capacity, names): (usize, u64, u64, DimNames),
+) -> fmt::Result {
     write!(
         f,
-        "dimension {dim}: requested {requested}, capacity {capacity}"
+        "request exceeds capacity in {}: requested {requested}, capacity {capacity}",
+        names.label(dim)
     )
+}
+
+fn debug_exceeds(
+    f: &mut fmt::Formatter<'_>,
+    (dim, requested, capacity, names): (usize, u64, u64, DimNames),
+) -> fmt::Result {
+    f.debug_struct("ExceedsCapacity")
+        .field("dim", &names.label(dim))
+        .field("requested", &requested)
+        .field("capacity", &capacity)
+        .finish()
 }
 
 impl fmt::Display for TryAcquireError {
@@ -140,16 +228,73 @@ impl fmt::Display for TryAcquireError {
                 dim,
                 requested,
                 available,
-            } => write!(
-                f,
-                "dimension {dim}: requested {requested}, available {available}"
-            ),
+                queued_ahead,
+                short,
+                names,
+            } => {
+                if queued_ahead {
+                    write!(
+                        f,
+                        "others are queued ahead, waiting for {}: requested {requested}, available {available}",
+                        names.label(dim)
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        "insufficient permits in {}: requested {requested}, available {available}",
+                        names.label(dim)
+                    )?;
+                }
+                let mut more = short.iter().filter(|&d| d != dim).peekable();
+                if more.peek().is_some() {
+                    f.write_str(" (also short: ")?;
+                    for (i, d) in more.enumerate() {
+                        if i > 0 {
+                            f.write_str(", ")?;
+                        }
+                        write!(f, "{}", names.label(d))?;
+                    }
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
             Self::ExceedsCapacity {
                 dim,
                 requested,
                 capacity,
-            } => exceeds(f, dim, requested, capacity),
+                names,
+            } => exceeds(f, (dim, requested, capacity, names)),
             Self::Closed => f.write_str(CLOSED_MESSAGE),
+        }
+    }
+}
+
+/// By hand: dimensions show their names, where the semaphore has some.
+impl fmt::Debug for TryAcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Insufficient {
+                dim,
+                requested,
+                available,
+                queued_ahead,
+                short,
+                names,
+            } => f
+                .debug_struct("Insufficient")
+                .field("dim", &names.label(dim))
+                .field("requested", &requested)
+                .field("available", &available)
+                .field("queued_ahead", &queued_ahead)
+                .field("short", &Labels(short, names))
+                .finish(),
+            Self::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+                names,
+            } => debug_exceeds(f, (dim, requested, capacity, names)),
+            Self::Closed => f.write_str("Closed"),
         }
     }
 }
@@ -162,8 +307,25 @@ impl fmt::Display for AcquireError {
                 dim,
                 requested,
                 capacity,
-            } => exceeds(f, dim, requested, capacity),
+                names,
+            } => exceeds(f, (dim, requested, capacity, names)),
             Self::Closed => f.write_str(CLOSED_MESSAGE),
+        }
+    }
+}
+
+/// By hand: dimensions show their names, where the semaphore has some.
+impl fmt::Debug for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Timeout => f.write_str("Timeout"),
+            Self::ExceedsCapacity {
+                dim,
+                requested,
+                capacity,
+                names,
+            } => debug_exceeds(f, (dim, requested, capacity, names)),
+            Self::Closed => f.write_str("Closed"),
         }
     }
 }

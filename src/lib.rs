@@ -130,6 +130,7 @@ mod acquire;
 pub mod adaptive;
 mod builder;
 mod counters;
+mod dims;
 mod error;
 mod permit;
 mod semaphore;
@@ -149,6 +150,7 @@ pub mod tower;
 
 pub use acquire::{Acquire, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout};
 pub use builder::Builder;
+pub use dims::{DimNames, DimSet};
 pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;

@@ -10,8 +10,9 @@
 //! **Zero cost on the fast path.** Nothing here runs inside
 //! `try_acquire`, an acquire or a permit's drop: the semaphore keeps the
 //! counters it always keeps, and the exporter reads them when asked. The
-//! `try_acquire` bench gives the same figures with the feature on and off
-//! (README, "Performance"). The one metric recorded as it happens, the
+//! `try_acquire` bench compiles to the same machine code with the feature
+//! on and off, and measures the same within its noise (README, "In a tower
+//! / hyper service"). The one metric recorded as it happens, the
 //! wait-time histogram, is recorded by the tower layer on the wait path
 //! only ([`Exporter::wait_observer`], with the `tower` feature).
 //!
@@ -20,18 +21,22 @@
 //! | metric | kind | labels | meaning |
 //! |---|---|---|---|
 //! | `multisem_capacity` | gauge | `semaphore`, `dimension` | [`capacity`] |
-//! | `multisem_in_flight` | gauge | `semaphore`, `dimension` | held now: capacity - available |
+//! | `multisem_in_flight` | gauge | `semaphore`, `dimension` | [`in_flight`]: held by live permits |
 //! | `multisem_available` | gauge | `semaphore`, `dimension` | [`available`] |
 //! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once |
 //! | `multisem_waiters` | gauge | `semaphore` | [`waiters`]: queued acquirers |
 //! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
-//! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals (the layer's sheds too), by the short dimension |
-//! | `multisem_timed_out_total` | counter | `semaphore` | blocking acquires that timed out |
-//! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (the layer's wait timeouts and gone clients) |
+//! | `multisem_acquired_amount_total` | counter | `semaphore`, `dimension` | what they were granted (with [`track_amounts`](crate::Builder::track_amounts)) |
+//! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals by the short dimension (the tower layer's first try, which then queues or sheds, included) |
+//! | `multisem_waited_total` | counter | `semaphore`, `dimension` | waiting acquires that had to queue, by the dimension that held them back |
+//! | `multisem_exceeded_total` | counter | `semaphore`, `dimension` | requests above a dimension's capacity |
+//! | `multisem_timed_out_total` | counter | `semaphore`, `dimension` | timed-out acquires (the tower layer's wait timeouts included), by the dimension that held them back |
+//! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (a client that went away) |
 //! | `multisem_closed_out_total` | counter | `semaphore` | acquires refused or woken by `close` |
-//! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the layer queued waited, by how it ended |
+//! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the tower layer queued waited, by how it ended |
 //!
 //! [`available`]: crate::MultiSemaphore::available
+//! [`in_flight`]: crate::MultiSemaphore::in_flight
 //! [`capacity`]: crate::MultiSemaphore::capacity
 //! [`waiters`]: crate::MultiSemaphore::waiters
 //! [`stats`]: crate::MultiSemaphore::stats
@@ -157,20 +162,24 @@ impl<const N: usize> Exporter<N> {
         let (name, dims) = (self.name, &self.dimensions);
         let capacity = sem.capacity();
         let available = sem.available();
+        let in_flight = sem.in_flight();
         let stats = sem.stats();
         for (dim, &dimension) in dims.iter().enumerate() {
             let labels = [("semaphore", name), ("dimension", dimension)];
             gauge!("multisem_capacity", &labels).set(capacity[dim] as f64);
             gauge!("multisem_available", &labels).set(available[dim] as f64);
-            gauge!("multisem_in_flight", &labels)
-                .set(capacity[dim].saturating_sub(available[dim]) as f64);
+            gauge!("multisem_in_flight", &labels).set(in_flight[dim] as f64);
             gauge!("multisem_peak_in_flight", &labels).set(stats.peak_in_flight[dim] as f64);
+            counter!("multisem_acquired_amount_total", &labels)
+                .absolute(stats.acquired_amounts[dim]);
             counter!("multisem_refused_total", &labels).absolute(stats.refused[dim]);
+            counter!("multisem_waited_total", &labels).absolute(stats.waited[dim]);
+            counter!("multisem_exceeded_total", &labels).absolute(stats.exceeded[dim]);
+            counter!("multisem_timed_out_total", &labels).absolute(stats.timed_out_by[dim]);
         }
         let labels = [("semaphore", name)];
         gauge!("multisem_waiters", &labels).set(sem.waiters() as f64);
         counter!("multisem_acquired_total", &labels).absolute(stats.acquired);
-        counter!("multisem_timed_out_total", &labels).absolute(stats.timed_out);
         counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
         counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);
     }

@@ -37,7 +37,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
     /// `try_acquire` of `amounts`, added to this permit: the same fast path,
     /// the same deference to queued acquirers, the same errors.
     fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
-        self.sem.try_take_exact(amounts)?;
+        self.sem.try_take(amounts)?;
         for (held, more) in self.amounts.iter_mut().zip(amounts) {
             // As in `merge`: all of it is in flight from one semaphore.
             *held += more;
@@ -54,12 +54,21 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
         Ok(())
     }
 
+    fn is_from(&self, sem: &MultiSemaphore<N>) -> bool {
+        std::ptr::eq(&*self.sem, sem)
+    }
+
     #[track_caller]
-    fn merge(&mut self, mut other: Self) {
+    fn merge(&mut self, other: Self) {
         assert!(
-            std::ptr::eq(&*self.sem, &*other.sem),
+            self.is_from(&other.sem),
             "cannot merge permits of two different semaphores"
         );
+        self.absorb(other);
+    }
+
+    /// `merge` without the check: `other` must come from the same semaphore.
+    fn absorb(&mut self, mut other: Self) {
         for (held, more) in self.amounts.iter_mut().zip(other.amounts) {
             // Both are held from one semaphore, so the sum is at most what is
             // in flight there, which is at most its max capacity: no overflow.
@@ -83,6 +92,43 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Held<S, N> {
         if self.amounts != [0; N] {
             self.sem.release(&self.amounts);
         }
+    }
+}
+
+/// What a permit is made from: a reference to the semaphore (for a
+/// [`Permit`]) or to its `Arc` (for an [`OwnedPermit`]). One pointer, so that
+/// the fast path passes it to its out-of-line part in one register.
+pub(crate) trait PermitSource<'a, const N: usize>: Copy {
+    type Permit;
+    fn semaphore(self) -> &'a MultiSemaphore<N>;
+    fn permit(self, amounts: [u64; N]) -> Self::Permit;
+}
+
+impl<'a, const N: usize> PermitSource<'a, N> for &'a MultiSemaphore<N> {
+    type Permit = Permit<'a, N>;
+
+    #[inline(always)]
+    fn semaphore(self) -> &'a MultiSemaphore<N> {
+        self
+    }
+
+    #[inline(always)]
+    fn permit(self, amounts: [u64; N]) -> Permit<'a, N> {
+        Permit::new(self, amounts)
+    }
+}
+
+impl<'a, const N: usize> PermitSource<'a, N> for &'a Arc<MultiSemaphore<N>> {
+    type Permit = OwnedPermit<N>;
+
+    #[inline(always)]
+    fn semaphore(self) -> &'a MultiSemaphore<N> {
+        self
+    }
+
+    #[inline(always)]
+    fn permit(self, amounts: [u64; N]) -> OwnedPermit<N> {
+        OwnedPermit::new(Arc::clone(self), amounts)
     }
 }
 
@@ -208,6 +254,46 @@ impl<'a, const N: usize> Permit<'a, N> {
         self.held.merge(other.held);
     }
 
+    /// Moves everything `other` holds into this permit, if both come from
+    /// the same semaphore; otherwise gives `other` back untouched (where
+    /// [`merge`](Self::merge) panics).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let (a, b) = (MultiSemaphore::new([4, 100]), MultiSemaphore::new([4, 100]));
+    /// let mut permit = a.try_acquire([1, 10]).unwrap();
+    /// permit.try_merge(a.try_acquire([1, 5]).unwrap()).unwrap();
+    /// let stranger = b.try_acquire([2, 20]).unwrap();
+    /// let stranger = permit.try_merge(stranger).unwrap_err();
+    /// assert_eq!((permit.amounts(), stranger.amounts()), ([2, 15], [2, 20]));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `other` itself, if it comes from another semaphore.
+    pub fn try_merge(&mut self, other: Self) -> Result<(), Self> {
+        if !self.held.is_from(other.held.sem) {
+            return Err(other);
+        }
+        self.held.absorb(other.held);
+        Ok(())
+    }
+
+    /// Whether this permit's amounts came from `sem` (and go back to it).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let (a, b) = (MultiSemaphore::new([4, 100]), MultiSemaphore::new([4, 100]));
+    /// let permit = a.try_acquire([1, 10]).unwrap();
+    /// assert!(permit.is_from(&a));
+    /// assert!(!permit.is_from(&b));
+    /// ```
+    pub fn is_from(&self, sem: &MultiSemaphore<N>) -> bool {
+        self.held.is_from(sem)
+    }
+
     /// Takes `amounts` more from the semaphore into this permit, all of
     /// them or none, without waiting: for a size known only after the
     /// permit was taken (a message compressed, a download's length fetched).
@@ -317,6 +403,37 @@ impl<const N: usize> OwnedPermit<N> {
     #[track_caller]
     pub fn merge(&mut self, other: Self) {
         self.held.merge(other.held);
+    }
+
+    /// Moves everything `other` holds into this permit if both come from the
+    /// same semaphore, or gives `other` back; see [`Permit::try_merge`].
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let a = Arc::new(MultiSemaphore::new([4, 100]));
+    /// let b = Arc::new(MultiSemaphore::new([4, 100]));
+    /// let mut permit = a.try_acquire_owned([1, 10]).unwrap();
+    /// let stranger = permit.try_merge(b.try_acquire_owned([1, 1]).unwrap()).unwrap_err();
+    /// assert!(stranger.is_from(&b));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `other` itself, if it comes from another semaphore.
+    pub fn try_merge(&mut self, other: Self) -> Result<(), Self> {
+        if !self.held.is_from(&other.held.sem) {
+            return Err(other);
+        }
+        self.held.absorb(other.held);
+        Ok(())
+    }
+
+    /// Whether this permit's amounts came from `sem` (an
+    /// `&Arc<MultiSemaphore>` works too); see [`Permit::is_from`].
+    pub fn is_from(&self, sem: &MultiSemaphore<N>) -> bool {
+        self.held.is_from(sem)
     }
 
     /// Takes `amounts` more into this permit, all or none, without waiting;

@@ -29,9 +29,10 @@
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Short};
+use crate::counters::{Counters, FastError, Miss, Once, Short, Took, Watch};
+use crate::dims::{DimNames, DimSet};
 use crate::error::{AcquireError, CapacityError, TryAcquireError};
-use crate::permit::{OwnedPermit, Permit};
+use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -57,6 +58,7 @@ pub struct MultiSemaphore<const N: usize> {
     stats: StatCounters<N>,
     max_capacity: [u64; N],
     track_peaks: bool,
+    names: DimNames,
     /// `Builder::clamp_oversized`: a request above a capacity is granted
     /// that capacity instead of failing with `ExceedsCapacity`.
     clamp_oversized: bool,
@@ -71,6 +73,26 @@ struct Limits<const N: usize> {
     capacity: [AtomicU64; N],
     debt: [AtomicU64; N],
     peak: [AtomicU64; N],
+    /// Per dimension, the fewest permits a take can leave in the counters
+    /// without passing the peak in flight (`capacity + debt - peak`), packed
+    /// as the counter word is, so that a fast take checks its peaks with one
+    /// load and one subtraction; see `refresh_low_water` for how it never
+    /// falls below the truth.
+    low_water: AtomicU64,
+}
+
+/// What the low water must send out of line: every take while acquired
+/// amounts are counted (that count is kept out of line); else, while peaks are
+/// tracked, takes that pass the peak, given the fewest permits they may leave
+/// (`low`); else nothing.
+fn watch<const N: usize>(amounts: bool, peaks: bool, low: impl FnOnce() -> [u64; N]) -> Watch<N> {
+    if amounts {
+        Watch::EveryTake
+    } else if peaks {
+        Watch::Below(low())
+    } else {
+        Watch::Nothing
+    }
 }
 
 fn load_all<const N: usize>(atomics: &[AtomicU64; N]) -> [u64; N] {
@@ -142,6 +164,7 @@ impl<const N: usize> MultiSemaphore<N> {
         max_capacity: Option<[u64; N]>,
         track_peaks: bool,
         track_amounts: bool,
+        names: Option<&'static [&'static str; N]>,
         front_bits: Option<[u32; N]>,
     ) -> Self {
         for (dim, &cap) in capacity.iter().enumerate() {
@@ -166,20 +189,29 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         }
         let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
+        // Nothing in flight yet: the counters may go down to the capacity.
+        let low_water = counters.low_water_word(watch(track_amounts, track_peaks, || capacity), 0);
         Self {
             counters: CachePadded::new(counters),
             limits: CachePadded::new(Limits {
                 capacity: capacity.map(AtomicU64::new),
                 debt: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: std::array::from_fn(|_| AtomicU64::new(0)),
+                low_water: AtomicU64::new(low_water),
             }),
             queue: Mutex::new(WaitQueue::new()),
             queued: AtomicUsize::new(0),
             stats: StatCounters::new(track_amounts),
             max_capacity,
             track_peaks,
+            names: DimNames::new(names.map(|names| &names[..])),
             clamp_oversized: false,
         }
+    }
+
+    /// The dimension names given to the builder, for errors.
+    pub(crate) fn names(&self) -> DimNames {
+        self.names
     }
 
     /// For `Builder::build`.
@@ -296,10 +328,12 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// let sem = MultiSemaphore::new([10, 4096]);
     /// let permit = sem.try_acquire([1, 3000]).unwrap();
-    /// assert_eq!(
-    ///     sem.try_acquire([1, 2000]).unwrap_err(),
-    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096 }
-    /// );
+    /// let err = sem.try_acquire([1, 2000]).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     TryAcquireError::Insufficient { dim: 1, requested: 2000, available: 1096, .. }
+    /// ));
+    /// assert_eq!(err.to_string(), "insufficient permits in dimension 1: requested 2000, available 1096");
     /// // The failed call took nothing: the message count is untouched.
     /// assert_eq!(sem.available(), [9, 1096]);
     /// drop(permit);
@@ -316,8 +350,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// permits now. A request of all zeros succeeds unless closed.
     #[inline(always)]
     pub fn try_acquire(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, TryAcquireError> {
-        let taken = self.try_take(amounts)?;
-        Ok(Permit::new(self, taken))
+        Self::try_acquire_from(self, amounts)
     }
 
     /// [`try_acquire`](Self::try_acquire) for a semaphore in an [`Arc`]: the
@@ -341,8 +374,7 @@ impl<const N: usize> MultiSemaphore<N> {
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, TryAcquireError> {
-        let taken = self.try_take(amounts)?;
-        Ok(OwnedPermit::new(Arc::clone(self), taken))
+        Self::try_acquire_from(self, amounts)
     }
 
     /// Grows each dimension's capacity, and what is available, by `amounts`.
@@ -492,44 +524,135 @@ impl<const N: usize> MultiSemaphore<N> {
 
 /// The fast path and its slow fallbacks.
 impl<const N: usize> MultiSemaphore<N> {
-    /// Inlined into callers down to the CAS, as a permit's drop is down to
-    /// the `fetch_add`: everything else (the locked path, the tiered
-    /// layout's split take, a rising peak) is out of line, so what is
-    /// inlined is small, and a hot loop keeps no call between its two
-    /// atomic operations.
-    ///
-    /// Returns what it took: `amounts`, or less where the semaphore clamps
-    /// oversized requests (an oversized request never passes the fast path,
-    /// whose counters never exceed the capacity, so the clamp is decided on
-    /// the locked path).
+    /// `try_acquire` and `try_acquire_owned`: takes `amounts` and returns a
+    /// permit made from `source`. Inlined into callers down to the CAS, as a
+    /// permit's drop is down to the `fetch_add`: everything else (a lost
+    /// race, a shortage, the locked path, the tiered layout's split take, a
+    /// rising peak, the tally's wrap) is one call out of line, with its
+    /// arguments in registers, which makes the permit itself; so what is
+    /// inlined is small enough for the caller's own wrapper to be inlined in
+    /// turn, and keeps nothing in a register across a call.
     #[inline(always)]
-    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<[u64; N], TryAcquireError> {
-        match self.take_fast(amounts) {
-            Ok(()) => Ok(amounts),
-            Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
-        }
+    fn try_acquire_from<'a, S: PermitSource<'a, N>>(
+        source: S,
+        amounts: [u64; N],
+    ) -> Result<S::Permit, TryAcquireError> {
+        let sem = source.semaphore();
+        // Relaxed: see `Limits`; a statistic. Loaded before the take: a load
+        // after the CAS would wait for it.
+        let low_water = sem.limits.low_water.load(Ordering::Relaxed);
+        let (word, miss) = match sem.counters.try_take_once(amounts, low_water) {
+            Once::Took => return Ok(source.permit(amounts)),
+            Once::ToNote(word) => (word, None),
+            Once::Missed(miss) => (0, Some(miss)),
+        };
+        Self::try_acquire_slow(source, amounts, word, miss)
     }
 
-    /// `try_take` that never clamps, for `try_grow`: a permit grows by
+    /// `try_acquire_from` after a first try that missed (`miss`), or that
+    /// took, writing `word`, and has something to note.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_slow<'a, S: PermitSource<'a, N>>(
+        source: S,
+        amounts: [u64; N],
+        word: u64,
+        miss: Option<Miss>,
+    ) -> Result<S::Permit, TryAcquireError> {
+        let sem = source.semaphore();
+        // What it takes: `amounts`, or less where the semaphore clamps
+        // oversized requests. An oversized request never passes the fast
+        // path (its counters never exceed the capacity), so the clamp is
+        // decided on the locked path, in `try_take_slow`.
+        let mut taken = amounts;
+        match miss {
+            None => sem.note_take(word, &amounts),
+            Some(miss) => {
+                if let Err(fast) = sem.take_after_miss(amounts, miss) {
+                    taken = sem.try_take_slow(amounts, fast, sem.clamp_oversized)?;
+                }
+            }
+        }
+        Ok(source.permit(taken))
+    }
+
+    /// `try_acquire` without the permit: the caller holds the amounts some
+    /// other way (`Permit::try_grow`). Never clamps: a permit grows by
     /// exactly what was asked or not at all.
-    #[inline(always)]
-    pub(crate) fn try_take_exact(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
             Err(fast) => self.try_take_slow(amounts, fast, false).map(|_| ()),
         }
     }
 
-    /// The lock-free fast path alone; counts its own successes.
+    /// The lock-free fast path alone; counts its own successes. Inlined as
+    /// `try_acquire_from` is.
     #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
-        let low_water = self.peak_low_water();
-        let after = self.counters.try_take_fast(amounts, self.track_peaks)?;
-        self.note_peak(after, low_water);
+        // Relaxed: as in `try_acquire_from`.
+        let low_water = self.limits.low_water.load(Ordering::Relaxed);
+        match self.counters.try_take_once(amounts, low_water) {
+            Once::Took => Ok(()),
+            Once::ToNote(word) => {
+                self.note_take(word, &amounts);
+                Ok(())
+            }
+            Once::Missed(miss) => self.take_after_miss(amounts, miss),
+        }
+    }
+
+    /// The fast path after its first try missed: a retry, a fresh look, or
+    /// the tiered layout's split take (see `Counters::take_after_miss`).
+    #[cold]
+    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
+        match self
+            .counters
+            .take_after_miss(amounts, miss, self.track_peaks)?
+        {
+            Took::Word(word) => {
+                // Relaxed: see `Limits`; a statistic.
+                let low_water = self.limits.low_water.load(Ordering::Relaxed);
+                if self.counters.below(word, low_water) {
+                    self.note_peak_after(word);
+                }
+            }
+            Took::Left(left) => self.note_peak(left),
+        }
         if self.stats.tracks_amounts() {
             self.stats.add_amounts(&amounts);
         }
         Ok(())
+    }
+
+    /// What a fast take of `amounts` that wrote `word` has to note: the
+    /// tally's wrap, the amounts if they are counted, and peaks if it went
+    /// below the low water.
+    #[cold]
+    #[inline(never)]
+    fn note_take(&self, word: u64, amounts: &[u64; N]) {
+        self.counters.count_tally(word);
+        if self.stats.tracks_amounts() {
+            self.stats.add_amounts(amounts);
+        }
+        // Relaxed: see `Limits`; a statistic. Loaded again, after the take:
+        // the low water is never below the truth, whenever it is read
+        // (see `refresh_low_water`).
+        let low_water = self.limits.low_water.load(Ordering::Relaxed);
+        if self.counters.below(word, low_water) {
+            self.note_peak_after(word);
+        }
+    }
+
+    /// A fast take that wrote `word` went below the low water: raise the
+    /// peaks to match. In the packed layout, also bring the low water down
+    /// to them (or, where debt paid since left it high, to the truth); the
+    /// tiered layout's stays where it is (see `Counters::low_water_word`).
+    fn note_peak_after(&self, word: u64) {
+        self.note_peak(self.counters.left_after(word));
+        if self.counters.is_packed() {
+            self.refresh_low_water();
+        }
     }
 
     #[cold]
@@ -565,11 +688,12 @@ impl<const N: usize> MultiSemaphore<N> {
         let oversized = self.check_capacity(amounts).err();
         if let (Some((dim, capacity)), false) = (oversized, clamp) {
             self.stats.record(Event::Exceeded(dim));
-            return Err(TryAcquireError::ExceedsCapacity {
+            return Err(TryAcquireError::exceeds(
                 dim,
-                requested: amounts[dim],
+                amounts[dim],
                 capacity,
-            });
+                self.names,
+            ));
         }
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
@@ -578,7 +702,8 @@ impl<const N: usize> MultiSemaphore<N> {
             return Ok(amounts);
         }
         if let (FastError::Short(short), None) = (fast, oversized) {
-            return Err(insufficient(amounts, short));
+            // Cold: a second look finds every other dimension short.
+            return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
         let result = {
@@ -588,11 +713,15 @@ impl<const N: usize> MultiSemaphore<N> {
             if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
-                Err(self.reserved_for(self.clamp(head), amounts))
+                let have = self.available_locked();
+                Err(self.insufficient(amounts, have, Some(self.clamp(head)), None))
             } else {
                 self.take_locked(amounts)
                     .map(|()| amounts)
-                    .map_err(|short| insufficient(amounts, short))
+                    .map_err(|short| {
+                        let have = self.available_locked();
+                        self.insufficient(amounts, have, None, Some(short))
+                    })
             }
         };
         wake.wake_all();
@@ -620,16 +749,37 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// The error for a newcomer that the queue's `head` keeps waiting: the
-    /// first dimension this request lacks, or else the one the head lacks
-    /// (see [`Shortfall`]), with what is available there.
-    fn reserved_for(&self, head: [u64; N], amounts: [u64; N]) -> TryAcquireError {
-        let have = self.available_locked();
-        let dim = Shortfall::of(amounts, have, Some(head)).dim;
+    /// `Insufficient` for `amounts`, given what was available (`have`) and
+    /// the queue's `head`: see [`Shortfall`]. `first`: the dimension a take
+    /// found short, with what it held, which the error names whatever
+    /// `have` (read after it) says.
+    fn insufficient(
+        &self,
+        amounts: [u64; N],
+        have: [u64; N],
+        head: Option<[u64; N]>,
+        first: Option<Short>,
+    ) -> TryAcquireError {
+        let shortfall = Shortfall::of(amounts, have, head);
+        let (dim, available, short) = match first {
+            Some(first) => {
+                let own = (0..N).filter(|&d| amounts[d] > have[d]);
+                let short = own.fold(DimSet::one(first.dim), DimSet::with);
+                (first.dim, first.available, short)
+            }
+            None => (
+                shortfall.dim,
+                have[shortfall.dim],
+                DimSet::from_bits(shortfall.short),
+            ),
+        };
         TryAcquireError::Insufficient {
             dim,
             requested: amounts[dim],
-            available: have[dim],
+            available,
+            queued_ahead: shortfall.queued_ahead,
+            short,
+            names: self.names,
         }
     }
 
@@ -655,25 +805,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
     /// is no bar), and raises the peaks to match.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
-        let after = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(after, self.peak_low_water());
+        let left = self.counters.take_locked(amounts, self.track_peaks)?;
+        self.note_peak(left);
         Ok(())
     }
 
     /// Per dimension, the fewest permits that can be left without passing
-    /// the peak in flight: `capacity + debt - peak` (0 when peaks are not
-    /// tracked, so that nothing passes it).
-    ///
-    /// The fast path reads it before its take, not after: loads after the
-    /// take's CAS wait for the CAS to end (a locked instruction orders the
-    /// loads that follow it) and keep the word's cache line away from other
-    /// cores for longer. Compared after the take, it costs a compare per
-    /// dimension.
-    #[inline(always)]
+    /// the peak in flight: `capacity + debt - peak`.
     fn peak_low_water(&self) -> [u64; N] {
-        if !self.track_peaks {
-            return [0; N];
-        }
         std::array::from_fn(|d| {
             // Relaxed: see `Limits`; a statistic.
             self.peak_ceiling(d)
@@ -683,32 +822,80 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// What dimension `d` holds in all, available or in flight: the most
     /// that can be in flight.
-    #[inline(always)]
     fn peak_ceiling(&self, d: usize) -> u64 {
         // Relaxed: see `Limits`; a statistic.
         self.limits.capacity[d].load(Ordering::Relaxed)
             + self.limits.debt[d].load(Ordering::Relaxed)
     }
 
-    /// Raises the peaks to what is in flight, given the counters after a take
-    /// and the low water read before it.
-    #[inline(always)]
-    fn note_peak(&self, after: [u64; N], low_water: [u64; N]) {
-        for d in 0..N {
-            if after[d] < low_water[d] {
-                self.raise_peak(d, after[d]);
+    /// Raises the peaks to what is in flight, given the counters after a
+    /// take. The low water stays where it was: above the truth now, it sends
+    /// the next fast take out of line, which brings it down.
+    fn note_peak(&self, left: [u64; N]) {
+        if !self.track_peaks {
+            return;
+        }
+        for (d, &left) in left.iter().enumerate() {
+            let in_flight = self.peak_ceiling(d).saturating_sub(left);
+            // Relaxed: see `Limits`; a statistic. Loaded first so that a
+            // peak that does not rise costs no read-modify-write.
+            if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
+                self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
             }
         }
     }
 
-    /// Out of line: peaks rise rarely once a load has settled, and the
-    /// `fetch_max` loop would make the inlined fast path too big to inline.
-    #[cold]
-    #[inline(never)]
-    fn raise_peak(&self, d: usize, left: u64) {
-        let in_flight = self.peak_ceiling(d).saturating_sub(left);
-        // Relaxed: see `Limits`; a statistic.
-        self.limits.peak[d].fetch_max(in_flight, Ordering::Relaxed);
+    /// What the low water must send out of line now (see `watch`).
+    fn watch(&self) -> Watch<N> {
+        watch(self.stats.tracks_amounts(), self.track_peaks, || {
+            self.peak_low_water()
+        })
+    }
+
+    /// Brings the low water to `capacity + debt - peak` as they are now.
+    ///
+    /// It must never be above the truth for long, nor below it ever: below,
+    /// a take that passes the peak would not be seen. Peaks only rise and a
+    /// shrink's debt only falls here, which lower the truth; only a resize
+    /// raises it, and the resize then calls `rebase_low_water`, which bumps
+    /// the word's generation. So this CAS fails, and computes again, if a
+    /// resize came between its load and its CAS: a value computed from a
+    /// capacity since grown never lands. (A low water left high, by a debt
+    /// paid or a race between two of these, only sends a take or two out of
+    /// line needlessly, and comes down on the first.)
+    fn refresh_low_water(&self) {
+        // Acquire: pairs with the Release of `rebase_low_water`, so that the
+        // capacity read below is at least as new as the generation read here.
+        let mut current = self.limits.low_water.load(Ordering::Acquire);
+        loop {
+            let generation = Counters::<N>::generation(current);
+            let fresh = self.counters.low_water_word(self.watch(), generation);
+            if fresh == current {
+                return;
+            }
+            // Relaxed on success: the word carries no data. Acquire on
+            // failure: as the load above.
+            match self.limits.low_water.compare_exchange_weak(
+                current,
+                fresh,
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// For a resize, under the queue lock, after it changed capacities and
+    /// debts: the low water as they are now, in a new generation, so that no
+    /// `refresh_low_water` begun before lands a value from the old ones.
+    fn rebase_low_water(&self) {
+        // Relaxed: only the lock holder changes the generation.
+        let generation = Counters::<N>::generation(self.limits.low_water.load(Ordering::Relaxed));
+        let fresh = self.counters.low_water_word(self.watch(), generation + 1);
+        // Release: see `refresh_low_water`.
+        self.limits.low_water.store(fresh, Ordering::Release);
     }
 
     /// Returns permits: lock-free unless someone is queued or a shrink is
@@ -798,6 +985,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.limits.debt[dim].store(debt, Ordering::Relaxed);
                 self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
             }
+            self.rebase_low_water();
             // `SLOW` or not, we serve the queue below.
             let _ = self.counters.give(&back);
             self.fail_oversized(&mut queue, &mut wake);
@@ -920,11 +1108,12 @@ impl<const N: usize> MultiSemaphore<N> {
         if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
         {
             self.stats.record(Event::Exceeded(dim));
-            return Err(AcquireError::ExceedsCapacity {
+            return Err(AcquireError::exceeds(
                 dim,
-                requested: amounts[dim],
+                amounts[dim],
                 capacity,
-            });
+                self.names,
+            ));
         }
         if self.is_closed() {
             return Err(AcquireError::Closed);
@@ -1066,19 +1255,15 @@ pub(crate) enum Enqueued<const N: usize> {
     Queued(Ticket),
 }
 
-fn insufficient<const N: usize>(amounts: [u64; N], short: Short) -> TryAcquireError {
-    TryAcquireError::Insufficient {
-        dim: short.dim,
-        requested: amounts[short.dim],
-        available: short.available,
-    }
-}
-
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MultiSemaphore")
-            .field("capacity", &self.capacity())
+        let mut f = f.debug_struct("MultiSemaphore");
+        if self.names != DimNames::default() {
+            f.field("names", &self.names);
+        }
+        f.field("capacity", &self.capacity())
             .field("available", &self.available())
+            .field("in_flight", &self.in_flight())
             .field("waiters", &self.waiters())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()

@@ -192,7 +192,7 @@ fn new_accepts_max_permits_and_zero() {
     assert_eq!(sem.available(), [0, 0]);
     assert_eq!(
         sem.try_acquire([0, 1]).unwrap_err(),
-        TryAcquireError::ExceedsCapacity {
+        common::TryExceeds {
             dim: 1,
             requested: 1,
             capacity: 0
@@ -260,7 +260,7 @@ fn try_acquire_success_and_drop<const N: usize>(layout: Layout) {
     for d in 0..N {
         assert_eq!(
             sem.try_acquire(at(d, 1, 0)).unwrap_err(),
-            TryAcquireError::Insufficient {
+            common::Insufficient {
                 dim: d,
                 requested: 1,
                 available: 0
@@ -293,7 +293,7 @@ fn try_acquire_insufficient_exact<const N: usize>(layout: Layout) {
         let err = sem.try_acquire(at(d, 4, 1)).unwrap_err();
         assert_eq!(
             err,
-            TryAcquireError::Insufficient {
+            common::Insufficient {
                 dim: d,
                 requested: 4,
                 available: 3
@@ -322,6 +322,7 @@ fn try_acquire_insufficient_several_short<const N: usize>(layout: Layout) {
             dim,
             requested,
             available,
+            ..
         } => {
             assert!(dim < N);
             assert_eq!(requested, 3);
@@ -341,7 +342,7 @@ fn exceeds_capacity_any_dimension<const N: usize>(layout: Layout) {
         let req = at(d, cap[d] + 1, 1);
         assert_eq!(
             sem.try_acquire(req).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            common::TryExceeds {
                 dim: d,
                 requested: cap[d] + 1,
                 capacity: cap[d]
@@ -349,7 +350,7 @@ fn exceeds_capacity_any_dimension<const N: usize>(layout: Layout) {
         );
         assert_eq!(
             sem.try_acquire(at(d, u64::MAX, 0)).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            common::TryExceeds {
                 dim: d,
                 requested: u64::MAX,
                 capacity: cap[d]
@@ -363,7 +364,7 @@ fn exceeds_capacity_any_dimension<const N: usize>(layout: Layout) {
     for d in 0..N {
         assert_eq!(
             sem.try_acquire(at(d, cap[d] + 1, 1)).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            common::TryExceeds {
                 dim: d,
                 requested: cap[d] + 1,
                 capacity: cap[d]
@@ -386,7 +387,7 @@ fn exceeds_capacity_never_blocks<const N: usize>(layout: Layout) {
     let long = Duration::from_secs(3600);
     for d in 0..N {
         let req = at(d, cap[d] + 1, 0);
-        let want = AcquireError::ExceedsCapacity {
+        let want = common::Exceeds {
             dim: d,
             requested: cap[d] + 1,
             capacity: cap[d],
@@ -420,7 +421,7 @@ fn exceeds_capacity_never_blocks<const N: usize>(layout: Layout) {
         }
         assert_eq!(
             sem.try_acquire_owned(req).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            common::TryExceeds {
                 dim: d,
                 requested: cap[d] + 1,
                 capacity: cap[d]
@@ -562,7 +563,7 @@ fn error_order<const N: usize>(layout: Layout) {
     let too_big = at(last, cap[last] + 1, 0);
     assert_eq!(
         sem.try_acquire(too_big).unwrap_err(),
-        TryAcquireError::ExceedsCapacity {
+        common::TryExceeds {
             dim: last,
             requested: cap[last] + 1,
             capacity: cap[last]
@@ -570,7 +571,7 @@ fn error_order<const N: usize>(layout: Layout) {
     );
     assert_eq!(
         sem.acquire_blocking_deadline(too_big, past).unwrap_err(),
-        AcquireError::ExceedsCapacity {
+        common::Exceeds {
             dim: last,
             requested: cap[last] + 1,
             capacity: cap[last]
@@ -837,7 +838,7 @@ fn permit_forget_shrinks_capacity<const N: usize>(layout: Layout) {
     let c = sem.capacity();
     assert_eq!(
         sem.try_acquire(at(0, c[0] + 1, 0)).unwrap_err(),
-        TryAcquireError::ExceedsCapacity {
+        common::TryExceeds {
             dim: 0,
             requested: c[0] + 1,
             capacity: c[0]
@@ -870,7 +871,7 @@ fn owned_permits<const N: usize>(layout: Layout) {
     assert_eq!(
         sem.try_acquire_owned(at(0, cap[0] - half[0] + 1, 0))
             .unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 0,
             requested: cap[0] - half[0] + 1,
             available: cap[0] - half[0]
@@ -953,7 +954,7 @@ fn add_permits_grows<const N: usize>(layout: Layout) {
     let z = layout.make(at::<N>(N - 1, 0, 5));
     assert_eq!(
         z.try_acquire([1; N]).unwrap_err(),
-        TryAcquireError::ExceedsCapacity {
+        common::TryExceeds {
             dim: N - 1,
             requested: 1,
             capacity: 0
@@ -1000,7 +1001,7 @@ fn set_capacity_grow_and_shrink<const N: usize>(layout: Layout) {
     assert_eq!(sem.available(), [1; N]);
     assert_eq!(
         sem.try_acquire(at(0, small[0] + 1, 0)).unwrap_err(),
-        TryAcquireError::ExceedsCapacity {
+        common::TryExceeds {
             dim: 0,
             requested: small[0] + 1,
             capacity: small[0]
@@ -1032,7 +1033,7 @@ fn set_capacity_below_in_flight<const N: usize>(layout: Layout) {
     assert_eq!(sem.available(), [0; N], "available must read 0, never wrap");
     assert_eq!(
         sem.try_acquire([1; N]).unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 0,
             requested: 1,
             available: 0
@@ -1085,8 +1086,8 @@ fn set_capacity_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) 
     assert!(w1.wakes() >= 1, "head not woken by shrink");
     match poll_with(head.as_mut(), &k1) {
         Poll::Ready(r) => assert_eq!(
-            r.map(|p| p.amounts()),
-            Err(AcquireError::ExceedsCapacity {
+            r.map(|p| p.amounts()).map_err(common::plain),
+            Err(common::Plain::Exceeds {
                 dim: last,
                 requested: cap[last],
                 capacity: cap[last] - 1
@@ -1163,12 +1164,13 @@ fn forget_fails_queued_that_no_longer_fit<const N: usize>(layout: Layout) {
     // is granted as the permits return (before it is polled again).
     drop(rest);
     assert_eq!(sem.available(), sub(cap, [2; N]));
-    let head_result = poll_with(head.as_mut(), &k1).map(|r| r.map(|p| p.amounts()));
+    let head_result =
+        poll_with(head.as_mut(), &k1).map(|r| r.map(|p| p.amounts()).map_err(common::plain));
     let follower_result = poll_with(follower.as_mut(), &k2).map(|r| r.map(|p| p.amounts()));
     assert_eq!(
         (head_result, follower_result, sem.waiters()),
         (
-            Poll::Ready(Err(AcquireError::ExceedsCapacity {
+            Poll::Ready(Err(common::Plain::Exceeds {
                 dim: 0,
                 requested: cap[0],
                 capacity: cap[0] - 1
@@ -1393,7 +1395,7 @@ fn capacities_too_large_for_one_word_use_the_tiered_layout() {
     assert_eq!(sem.available(), [0, 0]);
     assert_eq!(
         sem.try_acquire([0, 1]).unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 1,
             requested: 1,
             available: 0
@@ -1423,7 +1425,7 @@ fn tiered_layout_with_no_front_field_for_a_dimension() {
     let b = sem.try_acquire([2, 2]).unwrap();
     assert_eq!(
         sem.try_acquire([1, 0]).unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 0,
             requested: 1,
             available: 0
@@ -1455,7 +1457,7 @@ fn many_large_dimensions_share_the_front_word() {
     one_more[N - 1] = 1;
     assert_eq!(
         sem.try_acquire(one_more).unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: N - 1,
             requested: 1,
             available: 0
@@ -1909,26 +1911,33 @@ fn tokio_timeout_counts_as_cancelled() {
 
 #[test]
 fn display_strings() {
-    let e = TryAcquireError::Insufficient {
-        dim: 1,
-        requested: 4096,
-        available: 1024,
-    };
-    assert_eq!(e.to_string(), "dimension 1: requested 4096, available 1024");
-    let e = TryAcquireError::ExceedsCapacity {
-        dim: 2,
-        requested: 4097,
-        capacity: 4096,
-    };
-    assert_eq!(e.to_string(), "dimension 2: requested 4097, capacity 4096");
-    assert_eq!(TryAcquireError::Closed.to_string(), "semaphore closed");
-    let e = AcquireError::ExceedsCapacity {
-        dim: 0,
-        requested: 11,
-        capacity: 10,
-    };
-    assert_eq!(e.to_string(), "dimension 0: requested 11, capacity 10");
-    assert_eq!(AcquireError::Closed.to_string(), "semaphore closed");
+    let sem = MultiSemaphore::new([4, 1024, 4096]);
+    let held = sem.try_acquire([0, 0, 3072]).unwrap();
+    let e = sem.try_acquire([1, 0, 2048]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "insufficient permits in dimension 2: requested 2048, available 1024"
+    );
+    let e = sem.try_acquire([0, 0, 4097]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "request exceeds capacity in dimension 2: requested 4097, capacity 4096"
+    );
+    let e = sem.acquire_blocking([5, 0, 0]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "request exceeds capacity in dimension 0: requested 5, capacity 4"
+    );
+    drop(held);
+    sem.close();
+    assert_eq!(
+        sem.try_acquire([1, 0, 0]).unwrap_err().to_string(),
+        "semaphore closed"
+    );
+    assert_eq!(
+        sem.acquire_blocking([1, 0, 0]).unwrap_err().to_string(),
+        "semaphore closed"
+    );
     assert_eq!(
         AcquireError::Timeout.to_string(),
         "timed out waiting for permits"
@@ -1948,32 +1957,131 @@ fn display_strings() {
 }
 
 #[test]
+fn insufficient_names_every_short_dimension() {
+    let sem = MultiSemaphore::new([2, 100, 10]);
+    let held = sem.try_acquire([2, 0, 10]).unwrap();
+    let e = sem.try_acquire([1, 1, 1]).unwrap_err();
+    match e {
+        TryAcquireError::Insufficient {
+            dim,
+            available,
+            queued_ahead,
+            short,
+            ..
+        } => {
+            assert_eq!((dim, available, queued_ahead), (0, 0, false));
+            assert_eq!(short.iter().collect::<Vec<_>>(), [0, 2]);
+            assert_eq!(short.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!e.is_queued_ahead());
+    assert_eq!(
+        e.to_string(),
+        "insufficient permits in dimension 0: requested 1, available 0 (also short: dimension 2)"
+    );
+    drop(held);
+}
+
+#[test]
+fn insufficient_tells_queued_ahead_from_a_shortage() {
+    for layout in Layout::ALL {
+        let sem = layout.make([10, 100]);
+        let held = sem.try_acquire([1, 100]).unwrap();
+        let mut head = Box::pin(sem.acquire([1, 50]));
+        assert!(poll_once(head.as_mut()).is_pending());
+        // [1, 0] fits what is available ([9, 0]), but the head comes first.
+        let e = sem.try_acquire([1, 0]).unwrap_err();
+        assert!(e.is_queued_ahead(), "{layout:?}: {e:?}");
+        match e {
+            TryAcquireError::Insufficient {
+                dim,
+                requested,
+                available,
+                short,
+                ..
+            } => {
+                assert_eq!((dim, requested, available), (1, 0, 0), "{layout:?}");
+                assert_eq!(
+                    short.iter().collect::<Vec<_>>(),
+                    [1],
+                    "the head lacks bytes"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            "others are queued ahead, waiting for dimension 1: requested 0, available 0"
+        );
+        // A real shortage while others are queued is still a shortage.
+        let e = sem.try_acquire([1, 10]).unwrap_err();
+        assert!(!e.is_queued_ahead(), "{layout:?}: {e:?}");
+        assert!(e.is_insufficient());
+        drop(head);
+        drop(held);
+    }
+}
+
+#[test]
+fn dimension_names_in_display_and_debug() {
+    static NAMES: [&str; 2] = ["messages", "bytes"];
+    let sem = Arc::new(MultiSemaphore::builder([10, 1024]).names(&NAMES).build());
+    let held = sem.try_acquire([10, 1000]).unwrap();
+    let e = sem.try_acquire([1, 100]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "insufficient permits in messages: requested 1, available 0 (also short: bytes)"
+    );
+    let debug = format!("{e:?}");
+    assert!(debug.contains(r#"dim: 0 ("messages")"#), "{debug}");
+    assert!(debug.contains(r#"1 ("bytes")"#), "{debug}");
+    let TryAcquireError::Insufficient { names, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((names.get(1), names.get(2)), (Some("bytes"), None));
+    let e = sem.acquire_blocking([1, 2048]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "request exceeds capacity in bytes: requested 2048, capacity 1024"
+    );
+    assert!(format!("{e:?}").contains(r#"dim: 1 ("bytes")"#));
+    // A queued request failed by a shrink carries the names too.
+    let mut f = Box::pin(sem.acquire_owned([1, 1000]));
+    assert!(poll_once(f.as_mut()).is_pending());
+    sem.set_capacity([10, 512]).unwrap();
+    let e = ready(poll_once(f.as_mut()), "failed by the shrink").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "request exceeds capacity in bytes: requested 1000, capacity 512"
+    );
+    assert!(format!("{sem:?}").contains(r#"names: ["messages", "bytes"]"#));
+    // Without names: numbered dimensions, and errors equal across semaphores.
+    let plain = MultiSemaphore::new([10, 1024]);
+    let e = plain.try_acquire([1, 2048]).unwrap_err();
+    assert_eq!(
+        e,
+        MultiSemaphore::new([10, 1024])
+            .try_acquire([1, 2048])
+            .unwrap_err()
+    );
+    assert!(format!("{e:?}").contains("dim: 1,"), "{e:?}");
+    drop(held);
+}
+
+#[test]
 fn error_predicates() {
-    let ins = TryAcquireError::Insufficient {
-        dim: 0,
-        requested: 2,
-        available: 1,
-    };
-    let exc = TryAcquireError::ExceedsCapacity {
-        dim: 0,
-        requested: 2,
-        capacity: 1,
-    };
-    assert!(ins.is_insufficient() && !ins.is_closed());
-    assert!(!exc.is_insufficient() && !exc.is_closed());
+    let sem = MultiSemaphore::new([1]);
+    let p = sem.try_acquire([1]).unwrap();
+    let ins = sem.try_acquire([1]).unwrap_err();
+    let exc = sem.try_acquire([2]).unwrap_err();
+    assert!(ins.is_insufficient() && !ins.is_closed() && !ins.is_queued_ahead());
+    assert!(!exc.is_insufficient() && !exc.is_closed() && !exc.is_queued_ahead());
     assert!(TryAcquireError::Closed.is_closed() && !TryAcquireError::Closed.is_insufficient());
-    let exc = AcquireError::ExceedsCapacity {
-        dim: 0,
-        requested: 2,
-        capacity: 1,
-    };
+    let exc = sem.acquire_blocking([2]).unwrap_err();
     assert!(AcquireError::Timeout.is_timeout() && !AcquireError::Timeout.is_closed());
     assert!(AcquireError::Closed.is_closed() && !AcquireError::Closed.is_timeout());
     assert!(!exc.is_closed() && !exc.is_timeout());
-    // On real results.
-    let sem = MultiSemaphore::new([1]);
-    let p = sem.try_acquire([1]).unwrap();
-    assert!(sem.try_acquire([1]).unwrap_err().is_insufficient());
     assert!(
         sem.acquire_blocking_deadline([1], Instant::now())
             .unwrap_err()
@@ -1990,7 +2098,35 @@ fn display_of_real_errors() {
     let sem = MultiSemaphore::new([4, 4096]);
     let _p = sem.try_acquire([0, 3072]).unwrap();
     let e = sem.try_acquire([1, 4096]).unwrap_err();
-    assert_eq!(e.to_string(), "dimension 1: requested 4096, available 1024");
+    assert_eq!(
+        e.to_string(),
+        "insufficient permits in dimension 1: requested 4096, available 1024"
+    );
+}
+
+#[test]
+fn try_merge_and_is_from() {
+    let a = Arc::new(MultiSemaphore::new([4, 100]));
+    let b = Arc::new(MultiSemaphore::new([4, 100]));
+    let mut p = a.try_acquire([1, 10]).unwrap();
+    assert!(p.is_from(&a) && !p.is_from(&b));
+    p.try_merge(a.try_acquire([1, 5]).unwrap()).unwrap();
+    let stranger = p.try_merge(b.try_acquire([2, 20]).unwrap()).unwrap_err();
+    assert_eq!((p.amounts(), stranger.amounts()), ([2, 15], [2, 20]));
+    assert_eq!((a.in_flight(), b.in_flight()), ([2, 15], [2, 20]));
+    drop((p, stranger));
+    assert_eq!((a.available(), b.available()), ([4, 100], [4, 100]));
+    // Owned twins.
+    let mut o = a.try_acquire_owned([1, 1]).unwrap();
+    assert!(o.is_from(&a) && !o.is_from(&b));
+    o.try_merge(a.try_acquire_owned([1, 1]).unwrap()).unwrap();
+    let back = o
+        .try_merge(b.try_acquire_owned([1, 1]).unwrap())
+        .unwrap_err();
+    assert!(back.is_from(&b));
+    assert_eq!((o.amounts(), back.amounts()), ([2, 2], [1, 1]));
+    drop((o, back));
+    assert_eq!((a.available(), b.available()), ([4, 100], [4, 100]));
 }
 
 fn assert_error<E: std::error::Error + Send + Sync + Clone + Eq + std::fmt::Debug + 'static>() {}
@@ -2015,7 +2151,7 @@ fn error_traits() {
     let e = e.downcast::<TryAcquireError>().unwrap();
     assert_eq!(
         *e,
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 0,
             requested: 1,
             available: 0
@@ -2095,7 +2231,7 @@ fn rocketmq_scenario(layout: Layout) {
     for _ in 0..refusals {
         assert_eq!(
             sem.try_acquire([1, KIB]).unwrap_err(),
-            TryAcquireError::Insufficient {
+            common::Insufficient {
                 dim: 1,
                 requested: KIB,
                 available: 0
@@ -2126,7 +2262,7 @@ fn rocketmq_scenario(layout: Layout) {
     assert_eq!(sem.available(), [0, MIB - 10 * KIB]);
     assert_eq!(
         sem.try_acquire([1, KIB]).unwrap_err(),
-        TryAcquireError::Insufficient {
+        common::Insufficient {
             dim: 0,
             requested: 1,
             available: 0

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, Watchdog, counting_waker, poll_once, poll_with, ready};
+use common::{
+    Insufficient, Layout, TryExceeds, Watchdog, counting_waker, poll_once, poll_with, ready,
+};
 
 fn clamping(layout: Layout, cap: [u64; 2]) -> Arc<MultiSemaphore<2>> {
     Arc::new(layout.builder(cap).clamp_oversized(true).build())
@@ -74,7 +76,7 @@ fn clamped_try_acquire_is_insufficient_until_the_dimension_is_free() {
         let small = sem.try_acquire([1, 1]).unwrap();
         assert_eq!(
             sem.try_acquire([1, 500]).unwrap_err(),
-            TryAcquireError::Insufficient {
+            Insufficient {
                 dim: 1,
                 requested: 100,
                 available: 99
@@ -118,7 +120,7 @@ fn try_grow_never_clamps() {
         let mut permit = sem.try_acquire([1, 10]).unwrap();
         assert_eq!(
             permit.try_grow([0, 101]).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            TryExceeds {
                 dim: 1,
                 requested: 101,
                 capacity: 100

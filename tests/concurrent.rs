@@ -200,8 +200,13 @@ fn record_try<'a, const N: usize>(
             dim,
             requested,
             available,
+            queued_ahead,
+            ..
         }) => {
-            if dim >= N || requested != a[dim] || available >= requested && requested > 0 {
+            // Refused behind a queue, the request may fit what is available;
+            // otherwise the named dimension really was short.
+            let truthful = queued_ahead || available < requested;
+            if dim >= N || requested != a[dim] || !truthful {
                 return Err(format!(
                     "bad Insufficient for {a:?}: dim {dim} requested {requested} available {available}"
                 ));

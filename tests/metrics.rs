@@ -119,19 +119,38 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
     assert_eq!(memory.last("multisem_waiters{semaphore=producer}"), 0.0);
     assert_eq!(
-        memory.last("multisem_timed_out_total{semaphore=producer}"),
+        memory.last(&dim("multisem_timed_out_total", "messages")),
         0.0
     );
+    assert_eq!(memory.last(&dim("multisem_exceeded_total", "bytes")), 0.0);
 
     // A second record brings everything up to date.
     drop(held);
-    sem.acquire_blocking_timeout([11, 0], std::time::Duration::ZERO)
-        .unwrap_err();
+    sem.try_acquire([1, 2000]).unwrap_err();
+    let hog = sem.try_acquire([10, 0]).unwrap();
+    let past = std::time::Duration::ZERO;
+    assert!(
+        sem.acquire_blocking_timeout([1, 0], past)
+            .unwrap_err()
+            .is_timeout()
+    );
+    drop(hog);
     sem.close();
     sem.try_acquire([1, 1]).unwrap_err();
     metrics::with_local_recorder(&memory, || exporter.record());
     assert_eq!(memory.last(&dim("multisem_in_flight", "bytes")), 0.0);
     assert_eq!(memory.last(&dim("multisem_available", "messages")), 10.0);
+    assert_eq!(memory.last(&dim("multisem_exceeded_total", "bytes")), 1.0);
+    assert_eq!(memory.last(&dim("multisem_refused_total", "bytes")), 2.0);
+    assert_eq!(
+        memory.last(&dim("multisem_timed_out_total", "messages")),
+        1.0
+    );
+    assert_eq!(memory.last(&dim("multisem_waited_total", "messages")), 1.0);
+    assert_eq!(
+        memory.last("multisem_acquired_total{semaphore=producer}"),
+        2.0
+    );
     assert_eq!(
         memory.last("multisem_closed_out_total{semaphore=producer}"),
         1.0

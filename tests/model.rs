@@ -541,6 +541,7 @@ fn check_try<const N: usize>(
             dim,
             requested,
             capacity,
+            ..
         }) => {
             exceeded(m, "try_acquire", a, exp, (dim, requested, capacity))?;
             m.stats.refused[dim] += 1;
@@ -551,9 +552,34 @@ fn check_try<const N: usize>(
             dim,
             requested,
             available,
+            queued_ahead,
+            short,
+            ..
         }) => {
             // The error names the request as it would be granted: clamped.
             let a = m.grant_of(a);
+            // Every dimension the request lacks; where it lacks none, it is
+            // refused for the queue's head, and names what the head lacks
+            // (of its clamp).
+            let lacking =
+                |x: [u64; N]| -> Vec<usize> { (0..N).filter(|&d| x[d] > av[d]).collect() };
+            let own = lacking(a);
+            let want_short = match m.head() {
+                Some(head) if own.is_empty() => lacking(m.grant_of(head)),
+                _ => own.clone(),
+            };
+            prop_assert_eq!(
+                queued_ahead,
+                own.is_empty(),
+                "try_acquire({:?}): queued_ahead",
+                a
+            );
+            prop_assert_eq!(
+                short.iter().collect::<Vec<_>>(),
+                want_short,
+                "try_acquire({:?}): short",
+                a
+            );
             prop_assert!(
                 exp == Expect::Short || exp == Expect::Queued,
                 "try_acquire({:?}): Insufficient, model expects {:?}",
@@ -593,6 +619,7 @@ fn check_acquire<const N: usize>(
             dim,
             requested,
             capacity,
+            ..
         }) => {
             exceeded(m, "acquire", a, exp, (dim, requested, capacity))?;
             Ok(false)
@@ -1140,6 +1167,7 @@ fn run<const N: usize>(
                                 dim,
                                 requested,
                                 capacity,
+                                ..
                             }) => {
                                 prop_assert!(dim < N && amounts[dim] > m.cap[dim]);
                                 prop_assert_eq!(requested, amounts[dim]);

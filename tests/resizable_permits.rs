@@ -49,7 +49,7 @@ fn grow_short_is_insufficient_and_takes_nothing() {
         // Dimension 0 fits, dimension 1 does not: nothing of either is taken.
         assert_eq!(
             permit.try_grow([2, 401]).unwrap_err(),
-            TryAcquireError::Insufficient {
+            common::Insufficient {
                 dim: 1,
                 requested: 401,
                 available: 400
@@ -67,7 +67,7 @@ fn grow_above_capacity_is_exceeds_capacity() {
         let mut permit = sem.try_acquire([1, 10]).unwrap();
         assert_eq!(
             permit.try_grow([0, 1001]).unwrap_err(),
-            TryAcquireError::ExceedsCapacity {
+            common::TryExceeds {
                 dim: 1,
                 requested: 1001,
                 capacity: 1000

@@ -116,20 +116,18 @@ fn an_oversized_item_is_refused_with_the_item_and_the_stream_goes_on() {
     let Err(refused) = &out[1] else {
         panic!("1001 bytes exceed the capacity")
     };
+    assert_eq!(refused.item, (1, 1001));
     assert_eq!(
-        refused,
-        &Refused {
-            item: (1, 1001),
-            error: AcquireError::ExceedsCapacity {
-                dim: 1,
-                requested: 1001,
-                capacity: 1000
-            }
+        refused.error,
+        common::Exceeds {
+            dim: 1,
+            requested: 1001,
+            capacity: 1000
         }
     );
     assert_eq!(
         refused.to_string(),
-        "item refused: dimension 1: requested 1001, capacity 1000"
+        "item refused: request exceeds capacity in dimension 1: requested 1001, capacity 1000"
     );
     assert!(matches!(&out[2], Ok(((2, 20), _))));
 }

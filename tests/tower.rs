@@ -218,6 +218,11 @@ async fn wait_timeout_gives_up_and_takes_nothing() {
     assert_eq!((timed_out.dim(), timed_out.name()), (Some(1), "bytes"));
     assert!(timed_out.waited() >= Duration::from_millis(30));
     assert_eq!(sem.waiters(), 0, "a timed-out request leaves the queue");
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.timed_out, stats.timed_out_by, stats.cancelled),
+        (1, [0, 1], 0)
+    );
     drop(held);
     assert_eq!(sem.available(), [4, 1000]);
     // With room, the same service admits at once.

@@ -272,8 +272,8 @@ fn queue(sem: &Arc<Sem>, m: Method, amounts: [u64; 2]) -> Holder {
     h
 }
 
-fn exceeds(dim: usize, requested: u64, capacity: u64) -> AcquireError {
-    AcquireError::ExceedsCapacity {
+fn exceeds(dim: usize, requested: u64, capacity: u64) -> common::Plain {
+    common::Plain::Exceeds {
         dim,
         requested,
         capacity,
@@ -344,7 +344,7 @@ fn exceeds_capacity_fails_at_once_and_is_never_queued() {
             for (req, dim, cap) in [([3, 1], 0, 2), ([1, 101], 1, 100), ([0, 1000], 1, 100)] {
                 let ctx = format!("{layout} {m:?} {req:?}");
                 assert_eq!(
-                    take_in_thread(&sem, m, req),
+                    take_in_thread(&sem, m, req).map_err(common::plain),
                     Err(exceeds(dim, req[dim], cap)),
                     "{ctx}"
                 );
@@ -356,7 +356,7 @@ fn exceeds_capacity_fails_at_once_and_is_never_queued() {
         let w = queue(&sem, Timeout, [1, 1]);
         for m in METHODS {
             assert_eq!(
-                take_in_thread(&sem, m, [1, 101]),
+                take_in_thread(&sem, m, [1, 101]).map_err(common::plain),
                 Err(exceeds(1, 101, 100)),
                 "{layout} {m:?} behind a waiter"
             );
@@ -369,7 +369,7 @@ fn exceeds_capacity_fails_at_once_and_is_never_queued() {
         sem.close();
         for m in METHODS {
             assert_eq!(
-                take_in_thread(&sem, m, [3, 0]),
+                take_in_thread(&sem, m, [3, 0]).map_err(common::plain),
                 Err(exceeds(0, 3, 2)),
                 "{layout} {m:?} closed"
             );
@@ -384,7 +384,7 @@ fn oversized_request_does_not_hold_up_small_ones() {
     for (layout, sem) in layouts([2, 100]) {
         for m in METHODS {
             assert_eq!(
-                take_in_thread(&sem, m, [1, 101]),
+                take_in_thread(&sem, m, [1, 101]).map_err(common::plain),
                 Err(exceeds(1, 101, 100)),
                 "{layout} {m:?}"
             );
@@ -1016,10 +1016,14 @@ fn set_capacity_below_a_queued_request_fails_it() {
 
         sem.set_capacity([5, 80]).unwrap();
         assert_eq!(sem.capacity(), [5, 80]);
-        assert_eq!(w1.result(), Err(exceeds(0, 8, 5)), "{layout}");
+        assert_eq!(
+            w1.result().map_err(common::plain),
+            Err(exceeds(0, 8, 5)),
+            "{layout}"
+        );
         wait_until("w2 to be woken by set_capacity", || cw.wakes() >= 1);
         assert!(
-            matches!(poll_with(w2.as_mut(), &waker), Poll::Ready(Err(e)) if e == exceeds(1, 90, 80)),
+            matches!(poll_with(w2.as_mut(), &waker), Poll::Ready(Err(e)) if common::plain(e.clone()) == exceeds(1, 90, 80)),
             "{layout}"
         );
         // w3 still fits the new capacity, but 10 are in flight against 5.
@@ -1043,7 +1047,11 @@ fn set_capacity_failing_the_head_lets_the_follower_in() {
         let head = queue(&sem, Async, [10, 0]);
         let follower = queue(&sem, Timeout, [1, 0]);
         sem.set_capacity([9, 100]).unwrap();
-        assert_eq!(head.result(), Err(exceeds(0, 10, 9)), "{layout}");
+        assert_eq!(
+            head.result().map_err(common::plain),
+            Err(exceeds(0, 10, 9)),
+            "{layout}"
+        );
         assert_eq!(follower.result(), Ok([1, 0]), "{layout}");
         follower.finish();
         head.finish();

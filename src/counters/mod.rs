@@ -27,6 +27,7 @@ mod reserve;
 mod tiered;
 
 use packed::Packed;
+pub(crate) use packed::{Miss, Once};
 use tiered::Tiered;
 
 /// A dimension that could not supply a request, with what it held.
@@ -34,6 +35,26 @@ use tiered::Tiered;
 pub(crate) struct Short {
     pub(crate) dim: usize,
     pub(crate) available: u64,
+}
+
+/// Which fast takes go out of line after their CAS: see
+/// [`Counters::low_water_word`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch<const N: usize> {
+    Nothing,
+    /// Those that leave a counter below these.
+    Below([u64; N]),
+    /// All that take anything.
+    EveryTake,
+}
+
+/// What a successful fast take after a miss left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Took<const N: usize> {
+    /// The packed word (the front) it wrote, its tally counted.
+    Word(u64),
+    /// The counters a tiered split take left (see `take_after_miss`).
+    Left([u64; N]),
 }
 
 /// Why the lock-free fast path took nothing.
@@ -85,32 +106,91 @@ impl<const N: usize> Counters<N> {
         }
     }
 
-    /// Takes every amount or nothing, unless a flag is set. Returns the
-    /// counters as this take left them if `counted` (for peak tracking;
-    /// reading the tiered layout's reserve costs loads), else what it saw.
+    /// One try at taking every amount or nothing from the packed word alone
+    /// (the front, in the tiered layout): one load and one CAS, inlined into
+    /// callers. A word it wrote that has something to note (its tally
+    /// wrapped, or a field went below `low_water`, a word from
+    /// [`Self::low_water_word`]) goes to [`Self::count_tally`] and
+    /// [`Self::below`]; on a miss, [`Self::take_after_miss`] decides.
     ///
     /// Both layouts share the one CAS of the front word, so the code inlined
-    /// into callers is that of the packed layout alone; the tiered layout's
-    /// split take is out of line.
+    /// into callers is that of the packed layout alone.
     #[inline(always)]
-    pub(crate) fn try_take_fast(
+    pub(crate) fn try_take_once(&self, amounts: [u64; N], low_water: u64) -> Once {
+        self.front().try_take_once(amounts, low_water)
+    }
+
+    /// Counts the tally out of `word`, written by `try_take_once`, if it
+    /// wrapped.
+    pub(crate) fn count_tally(&self, word: u64) {
+        self.front().count_tally(word);
+    }
+
+    /// The fast take after `try_take_once` missed: in the packed layout a
+    /// retry after a lost race, or a fresh look that says why it cannot take;
+    /// in the tiered layout, if the front still cannot serve, the split take,
+    /// which returns the counters as it left them if `counted`, else the
+    /// front's fields.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn take_after_miss(
         &self,
         amounts: [u64; N],
+        miss: Miss,
         counted: bool,
-    ) -> Result<[u64; N], FastError> {
-        match (self.front().try_take_fast(amounts), self) {
-            (Ok(front), Self::Packed(_)) => Ok(front),
-            (Ok(front), Self::Tiered(t)) => Ok(t.left(front, counted)),
+    ) -> Result<Took<N>, FastError> {
+        match (self.front().take_after_miss(amounts, miss), self) {
+            (Ok(word), _) => Ok(Took::Word(word)),
             (Err(why), Self::Packed(_)) => Err(why),
             // The front is short, flagged, or cannot hold the request: the
             // split take decides.
-            (Err(_), Self::Tiered(t)) => t.try_take_split(amounts, counted),
+            (Err(_), Self::Tiered(t)) => t.try_take_split(amounts, counted).map(Took::Left),
+        }
+    }
+
+    /// Whether a field of `word`, which `try_take_once` wrote, is below the
+    /// same field of `low_water`, a word from [`Self::low_water_word`].
+    #[inline(always)]
+    pub(crate) fn below(&self, word: u64, low_water: u64) -> bool {
+        self.front().below(word, low_water)
+    }
+
+    /// The low-water word that a fast take compares the word it wrote with
+    /// ([`Self::below`]), to go out of line for what `watch` names. For
+    /// [`Watch::Below`], the packed layout's fields hold the fewest permits
+    /// a take may leave; the tiered layout's front cannot tell what its fields
+    /// leave in all, so there, as for [`Watch::EveryTake`], every field is at
+    /// its maximum and every take that takes from the front is below it.
+    /// For [`Watch::Nothing`] all fields are 0: no take is below it.
+    /// `generation` rides along, mod 64 (see
+    /// `MultiSemaphore::refresh_low_water`).
+    pub(crate) fn low_water_word(&self, watch: Watch<N>, generation: u64) -> u64 {
+        let low = match (watch, self) {
+            (Watch::Nothing, _) => [0; N],
+            (Watch::Below(low), Self::Packed(_)) => low,
+            (Watch::Below(_) | Watch::EveryTake, _) => self.front().full(),
+        };
+        self.front().low_water_word(low, generation)
+    }
+
+    /// The generation in a word from [`Self::low_water_word`].
+    pub(crate) fn generation(low_water: u64) -> u64 {
+        Packed::<N>::generation(low_water)
+    }
+
+    /// The counters after the fast take that wrote `word`: its fields, plus
+    /// the reserve in the tiered layout.
+    pub(crate) fn left_after(&self, word: u64) -> [u64; N] {
+        match self {
+            Self::Packed(p) => p.fields(word),
+            Self::Tiered(t) => t.left(t.front().fields(word), true),
         }
     }
 
     /// Takes every amount or nothing, ignoring `SLOW`: for the holder of the
-    /// queue lock, which is the one serving the queue. Returns as
-    /// `try_take_fast`.
+    /// queue lock, which is the one serving the queue. Returns the counters
+    /// as it left them if `counted` (the tiered layout's reserve costs a
+    /// load per dimension), else the front's fields.
     pub(crate) fn take_locked(&self, amounts: [u64; N], counted: bool) -> Result<[u64; N], Short> {
         match self {
             Self::Packed(p) => p.take_locked(amounts),

@@ -73,6 +73,26 @@ const MAX_FRONT_BITS: u32 = 61;
 const FIRST_PAUSES: u32 = 8;
 const MAX_PAUSES: u32 = 8 * FIRST_PAUSES;
 
+/// What [`Packed::try_take_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Once {
+    /// It took, and there is nothing to note.
+    Took,
+    /// It took, writing this word, which has something to note.
+    ToNote(u64),
+    /// It took nothing.
+    Missed(Miss),
+}
+
+/// Why [`Packed::try_take_once`] took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// Its CAS lost a race: pause, then try again.
+    LostRace,
+    /// A flag, a short field, or amounts a field cannot hold: look again.
+    Other,
+}
+
 #[derive(Debug)]
 pub(crate) struct Packed<const N: usize> {
     /// On a cache line of its own: the layout below is read by every
@@ -82,7 +102,12 @@ pub(crate) struct Packed<const N: usize> {
     shift: [u32; N],
     /// The largest value each field holds: `2^width - 1`.
     field_max: [u64; N],
+    /// `!field_max`: the bits that an amount too large for the field has.
+    over_max: [u64; N],
     guards: u64,
+    /// The bits a take must find clear after its subtraction: the guards
+    /// (one was borrowed) and the flags.
+    refuse: u64,
 }
 
 /// What takes and returns write.
@@ -203,6 +228,7 @@ impl<const N: usize> Packed<N> {
             }
         }
         debug_assert!(next <= TALLY_SHIFT, "fields overlap the tally");
+        debug_assert_eq!(shift[0], FIRST_FIELD, "see `shift`");
         let packed = Self {
             hot: CachePadded::new(Hot {
                 word: AtomicU64::new(0),
@@ -210,7 +236,9 @@ impl<const N: usize> Packed<N> {
             }),
             shift,
             field_max,
+            over_max: field_max.map(|max| !max),
             guards,
+            refuse: guards | CLOSED | SLOW,
         };
         // Relaxed: not shared yet; handing the semaphore to other threads
         // publishes it.
@@ -225,14 +253,21 @@ impl<const N: usize> Packed<N> {
     /// exceeds the dimension's maximum capacity too).
     #[inline]
     fn pack(&self, amounts: [u64; N]) -> Option<u64> {
+        // One test for all dimensions: a bit above a field's maximum.
+        let mut over = 0;
         let mut word = 0;
         for (d, &amount) in amounts.iter().enumerate() {
-            if amount > self.field_max[d] {
-                return None;
-            }
-            word |= amount << self.shift[d];
+            over |= amount & self.over_max[d];
+            word |= amount << self.shift(d);
         }
-        Some(word)
+        (over == 0).then_some(word)
+    }
+
+    /// Where field `d` starts: a constant for the first, which follows the
+    /// flags in every layout.
+    #[inline(always)]
+    fn shift(&self, d: usize) -> u32 {
+        if d == 0 { FIRST_FIELD } else { self.shift[d] }
     }
 
     /// Packs amounts known to fit: ones that were taken from these counters.
@@ -241,7 +276,7 @@ impl<const N: usize> Packed<N> {
         let mut word = 0;
         for (d, &amount) in amounts.iter().enumerate() {
             debug_assert!(amount <= self.field_max[d]);
-            word |= amount << self.shift[d];
+            word |= amount << self.shift(d);
         }
         word
     }
@@ -251,20 +286,25 @@ impl<const N: usize> Packed<N> {
         std::array::from_fn(|d| (word >> self.shift[d]) & self.field_max[d])
     }
 
+    /// `word - request` in every field at once, or `None` if a field is
+    /// short.
+    #[inline(always)]
+    fn minus(&self, word: u64, request: u64) -> Option<u64> {
+        let borrowed = (word | self.guards).wrapping_sub(request);
+        (borrowed & self.guards == self.guards).then_some(borrowed ^ self.guards)
+    }
+
     /// `word - request` in every field at once, or the first short dimension.
     #[inline]
     fn subtract(&self, word: u64, request: u64) -> Result<u64, Short> {
-        let borrowed = (word | self.guards).wrapping_sub(request);
-        if borrowed & self.guards == self.guards {
-            Ok(borrowed ^ self.guards)
-        } else {
-            Err(self.short(word, borrowed))
-        }
+        self.minus(word, request)
+            .ok_or_else(|| self.short(word, request))
     }
 
     #[cold]
     #[inline(never)]
-    fn short(&self, word: u64, borrowed: u64) -> Short {
+    fn short(&self, word: u64, request: u64) -> Short {
+        let borrowed = (word | self.guards).wrapping_sub(request);
         let available = self.unpack(word);
         // Fields of width 0 have no guard (and are never requested from).
         let dim = (0..N)
@@ -279,15 +319,60 @@ impl<const N: usize> Packed<N> {
         }
     }
 
+    /// One try at taking every amount or nothing: one load and one CAS,
+    /// inlined into callers. Says whether the word it wrote has something to
+    /// note out of line: its tally wrapped ([`Self::count_tally`]), or a
+    /// field went below `low_water` ([`Self::below`]); both are worked out
+    /// before the CAS, from values already in registers. A miss goes on in
+    /// [`Self::take_after_miss`].
     #[inline(always)]
-    pub(super) fn try_take_fast(&self, amounts: [u64; N]) -> Result<[u64; N], FastError> {
-        let request = self.pack(amounts).ok_or(FastError::Defer)?;
+    pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: u64) -> Once {
+        let Some(request) = self.pack(amounts) else {
+            return Once::Missed(Miss::Other);
+        };
         // Relaxed: only a guess for the CAS, which checks it.
         let word = self.hot.word.load(Ordering::Relaxed);
-        self.take_fast_from(word, request)
+        // As `minus`, with the flags checked in the same test: they pass
+        // through the subtraction unchanged, and a borrowed guard comes out
+        // set.
+        let new = ((word | self.guards).wrapping_sub(request)) ^ self.guards;
+        if new & self.refuse != 0 {
+            return Once::Missed(Miss::Other);
+        }
+        let new = new.wrapping_add(TALLY_ONE);
+        let note = Self::tally_wrapped(new) | self.below(new, low_water);
+        match self.cas_take(word, new) {
+            Ok(()) if note => Once::ToNote(new),
+            Ok(()) => Once::Took,
+            Err(_) => Once::Missed(Miss::LostRace),
+        }
     }
 
-    /// The tiered layout's commit of a split take: `try_take_fast` (or, for
+    /// The fast take after [`Self::try_take_once`] missed: after a lost race,
+    /// a pause and another try (see [`Self::take_contended`]); otherwise a
+    /// fresh look, which says why it cannot take (or takes, if permits came
+    /// back meanwhile). Returns the word it wrote, its tally counted.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<u64, FastError> {
+        let request = self.pack(amounts).ok_or(FastError::Defer)?;
+        let new = match miss {
+            Miss::LostRace => self.take_contended(request)?,
+            Miss::Other => {
+                // Relaxed: only a guess for the CAS, which checks it.
+                let word = self.hot.word.load(Ordering::Relaxed);
+                let new = self.after_take(word, request)?;
+                match self.cas_take(word, new) {
+                    Ok(()) => new,
+                    Err(_) => self.take_contended(request)?,
+                }
+            }
+        };
+        self.count_tally(new);
+        Ok(new)
+    }
+
+    /// The tiered layout's commit of a split take: a fast take (or, for
     /// the lock holder, `take_locked`) of amounts that the fields can hold,
     /// starting from the guess `word` that `peek` returned.
     pub(super) fn commit<const LOCKED: bool>(
@@ -302,17 +387,6 @@ impl<const N: usize> Packed<N> {
         } else {
             self.take_holding(word, request)
         }
-    }
-
-    /// One CAS, inlined; a lost race goes on out of line, in
-    /// [`Self::take_contended`].
-    #[inline(always)]
-    fn take_fast_from(&self, word: u64, request: u64) -> Result<[u64; N], FastError> {
-        let mut new = self.after_take(word, request)?;
-        if self.cas_take(word, new).is_err() {
-            new = self.take_contended(request)?;
-        }
-        Ok(self.taken(new))
     }
 
     /// The fast take after its CAS lost a race; returns the word it wrote.
@@ -376,12 +450,24 @@ impl<const N: usize> Packed<N> {
     }
 
     /// The counters a successful take left, `new` being the word it wrote.
-    #[inline(always)]
     fn taken(&self, new: u64) -> [u64; N] {
-        if new < TALLY_ONE {
+        self.count_tally(new);
+        self.unpack(new)
+    }
+
+    /// After a successful fast take that wrote `new`: if its tally wrapped,
+    /// counts the 64 takes out of the word.
+    #[inline]
+    pub(super) fn count_tally(&self, new: u64) {
+        if Self::tally_wrapped(new) {
             self.flush_tally();
         }
-        self.unpack(new)
+    }
+
+    /// Whether the fast take that wrote `new` wrapped the tally to 0.
+    #[inline(always)]
+    pub(super) fn tally_wrapped(new: u64) -> bool {
+        new < TALLY_ONE
     }
 
     /// The tally wrapped to 0 with our take: move its 64 to `flushed`.
@@ -412,7 +498,7 @@ impl<const N: usize> Packed<N> {
     fn take_locked_from(&self, mut word: u64, request: u64) -> Result<[u64; N], Short> {
         loop {
             let new = self.subtract(word, request)?;
-            // Acquire: as in `try_take_fast`.
+            // Acquire: as in `cas_take`.
             match self.hot.word.compare_exchange_weak(
                 word,
                 new,
@@ -432,7 +518,7 @@ impl<const N: usize> Packed<N> {
             let have = self.unpack(word);
             let take: [u64; N] = std::array::from_fn(|d| wanted[d].min(have[d]));
             let new = word - self.pack_unchecked(take);
-            // Acquire: as in `try_take_fast`.
+            // Acquire: as in `cas_take`.
             match self.hot.word.compare_exchange_weak(
                 word,
                 new,
@@ -548,6 +634,35 @@ impl<const N: usize> Packed<N> {
     /// The fields of `word`.
     pub(super) fn fields(&self, word: u64) -> [u64; N] {
         self.unpack(word)
+    }
+
+    /// Whether a field of `word` (one a take wrote) is below the same field
+    /// of `low_water` (one that [`Self::low_water_word`] packed), checked in
+    /// all fields at once as a take is (see [`Self::subtract`]). Flag and
+    /// tally bits cannot borrow into a guard: they lie below the first field,
+    /// are 0 in both words, or lie above the last guard.
+    #[inline(always)]
+    pub(super) fn below(&self, word: u64, low_water: u64) -> bool {
+        (word | self.guards).wrapping_sub(low_water) & self.guards != self.guards
+    }
+
+    /// `low` packed as a low-water word for [`Self::below`], each value cut
+    /// to its field (a field of width 0 gets nothing), with `generation`
+    /// (mod 64) where a take's word has its tally.
+    pub(super) fn low_water_word(&self, low: [u64; N], generation: u64) -> u64 {
+        let low = std::array::from_fn(|d| low[d].min(self.field_max[d]));
+        self.pack_unchecked(low) | (generation << TALLY_SHIFT)
+    }
+
+    /// The generation that [`Self::low_water_word`] packed into `word`.
+    pub(super) fn generation(word: u64) -> u64 {
+        word >> TALLY_SHIFT
+    }
+
+    /// Every field at its maximum: a word that every take which takes
+    /// anything from a field is below.
+    pub(super) fn full(&self) -> [u64; N] {
+        self.field_max
     }
 
     pub(super) fn load(&self) -> [u64; N] {

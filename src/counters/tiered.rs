@@ -96,7 +96,7 @@ impl<const N: usize> Tiered<N> {
     }
 
     /// The front word, which the fast path tries alone first (see
-    /// `Counters::try_take_fast`).
+    /// `Counters::try_take_once`).
     #[inline(always)]
     pub(super) fn front(&self) -> &Packed<N> {
         &self.front
@@ -104,8 +104,6 @@ impl<const N: usize> Tiered<N> {
 
     /// The fast path once the front alone could not serve `amounts`: the
     /// split take. Returns as [`Self::left`].
-    #[cold]
-    #[inline(never)]
     pub(super) fn try_take_split(
         &self,
         amounts: [u64; N],

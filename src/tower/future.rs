@@ -3,7 +3,7 @@
 
 use super::layer::{Config, Mode, Sleep};
 use super::{Closed, Hold, Refused, TimedOut, TooLarge, Waited};
-use crate::{AcquireError, AcquireOwned, OwnedPermit};
+use crate::{AcquireError, AcquireOwned, AcquireOwnedTimeout, OwnedPermit};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -165,8 +165,7 @@ where
 /// # let _ = queued::<(), (), 1>;
 /// ```
 pub struct Waiting<S, Request, const N: usize> {
-    acquire: AcquireOwned<N>,
-    sleep: Option<Sleep>,
+    acquire: Acquiring<N>,
     started: Instant,
     service: Option<S>,
     request: Option<Request>,
@@ -181,15 +180,18 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         amounts: [u64; N],
         config: Arc<Config<N>>,
     ) -> Self {
-        let sleep = match &config.mode {
+        let acquire = config.sem.acquire_owned(amounts);
+        let acquire = match &config.mode {
+            // The semaphore races the timer itself, so a timeout counts
+            // in its `timed_out` (by the dimension that held it back), not
+            // as a cancel.
             Mode::Wait {
                 timeout: Some((after, sleep)),
-            } => Some(sleep(*after)),
-            _ => None,
+            } => Acquiring::Timed(acquire.with_timeout(sleep(*after))),
+            _ => Acquiring::Plain(acquire),
         };
         Self {
-            acquire: config.sem.acquire_owned(amounts),
-            sleep,
+            acquire,
             started: Instant::now(),
             service: Some(service),
             request: Some(request),
@@ -199,6 +201,13 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
     }
 
     /// What the request asks for in each dimension.
+    ///
+    /// ```
+    /// use multisem::tower::Waiting;
+    ///
+    /// fn bytes_queued<S, R>(w: &Waiting<S, R, 2>) -> u64 { w.amounts()[1] }
+    /// # let _ = bytes_queued::<(), ()>;
+    /// ```
     pub fn amounts(&self) -> [u64; N] {
         self.amounts
     }
@@ -210,17 +219,22 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(S, Request, OwnedPermit<N>), Refused>> {
         let config = &*self.config;
-        let (result, end) = match Pin::new(&mut self.acquire).poll(cx) {
-            Poll::Ready(Ok(permit)) => {
+        let polled = match &mut self.acquire {
+            Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
+            Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
+        };
+        let (result, end) = match ready!(polled) {
+            Ok(permit) => {
                 let service = self.service.take().expect("admitted twice");
                 let request = self.request.take().expect("admitted twice");
                 (Ok((service, request, permit)), Waited::Admitted)
             }
-            Poll::Ready(Err(AcquireError::ExceedsCapacity {
+            Err(AcquireError::ExceedsCapacity {
                 dim,
                 requested,
                 capacity,
-            })) => (
+                ..
+            }) => (
                 Err(Refused::TooLarge(TooLarge {
                     dim,
                     name: config.names[dim],
@@ -229,12 +243,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 })),
                 Waited::TooLarge,
             ),
-            Poll::Ready(Err(_)) => (Err(Refused::Closed(Closed::default())), Waited::Closed),
-            Poll::Pending => {
-                let Some(sleep) = &mut self.sleep else {
-                    return Poll::Pending;
-                };
-                ready!(sleep.as_mut().poll(cx));
+            Err(AcquireError::Timeout) => {
                 let available = config.sem.available();
                 let dim = (0..N).find(|&dim| available[dim] < self.amounts[dim]);
                 let timed_out = TimedOut {
@@ -244,12 +253,19 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 };
                 (Err(Refused::TimedOut(timed_out)), Waited::TimedOut)
             }
+            Err(_) => (Err(Refused::Closed(Closed::default())), Waited::Closed),
         };
         if let Some(observe) = &config.on_wait {
             observe(self.started.elapsed(), end);
         }
         Poll::Ready(result)
     }
+}
+
+/// The semaphore's acquire, raced with the layer's timer if it has one.
+enum Acquiring<const N: usize> {
+    Plain(AcquireOwned<N>),
+    Timed(AcquireOwnedTimeout<N, Sleep>),
 }
 
 impl<F, Q: fmt::Debug, P: fmt::Debug, H: fmt::Debug> fmt::Debug for ResponseFuture<F, Q, P, H> {
@@ -270,7 +286,7 @@ impl<S, Request, const N: usize> fmt::Debug for Waiting<S, Request, N> {
         f.debug_struct("Waiting")
             .field("amounts", &self.amounts)
             .field("since", &self.started)
-            .field("timeout", &self.sleep.is_some())
+            .field("timeout", &matches!(self.acquire, Acquiring::Timed(_)))
             .finish_non_exhaustive()
     }
 }

@@ -174,7 +174,10 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// Wait mode, giving up after `timeout` with [`TimedOut`](super::TimedOut).
     /// `sleep` is the runtime's sleep function (for example
     /// `tokio::time::sleep`); it is called, and its future boxed, only for a
-    /// request that has to wait.
+    /// request that has to wait. The semaphore races that timer itself, so a
+    /// timeout counts in [`Stats::timed_out`](crate::Stats::timed_out) and
+    /// `timed_out_by` (by the dimension that held the request back), not as
+    /// a cancel.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

@@ -110,6 +110,7 @@ where
                 dim,
                 requested,
                 available,
+                ..
             }) => match &config.mode {
                 Mode::Shed => Refused::Shed(Shed {
                     dim,
@@ -130,6 +131,7 @@ where
                 dim,
                 requested,
                 capacity,
+                ..
             }) => Refused::TooLarge(TooLarge {
                 dim,
                 name: config.names[dim],

@@ -191,3 +191,39 @@ impl Rng {
         Duration::from_micros(self.below(max + 1))
     }
 }
+
+mod expected_error;
+#[allow(unused_imports)] // each test file uses a part, as the rest of this module
+pub use expected_error::{Exceeds, Insufficient, TryExceeds};
+
+/// An `AcquireError` with only what tests compare, for results compared
+/// whole (`Err(..)` inside tuples or `Poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plain {
+    Timeout,
+    Exceeds {
+        dim: usize,
+        requested: u64,
+        capacity: u64,
+    },
+    Closed,
+}
+
+/// `err` as a [`Plain`].
+pub fn plain(err: multisem::AcquireError) -> Plain {
+    match err {
+        multisem::AcquireError::Timeout => Plain::Timeout,
+        multisem::AcquireError::ExceedsCapacity {
+            dim,
+            requested,
+            capacity,
+            ..
+        } => Plain::Exceeds {
+            dim,
+            requested,
+            capacity,
+        },
+        multisem::AcquireError::Closed => Plain::Closed,
+        other => panic!("an error tests do not know: {other:?}"),
+    }
+}
