@@ -5,11 +5,13 @@
 //! the reserve behind the front word, and with capacities split between the
 //! two (see `support::Layout`).
 //!
-//! Run them with
+//! They are a crate of their own, `multisem-loom` (a workspace member that a
+//! plain `cargo test` leaves out), so that this build compiles `multisem` and
+//! loom alone, none of the root's dev-dependencies. Run them with
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2 \
-//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom -- --nocapture
+//!     CARGO_TARGET_DIR=target/loom cargo test --release -p multisem-loom -- --nocapture
 //! ```
 //!
 //! Each model prints how many executions loom explored. A failing model is a
@@ -30,7 +32,10 @@
 //!   and growth) and the release it waits for.
 //! - [`grow`]: `try_grow` racing a partial `release` and an enqueue.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
-//!   releases and queued waiters; a shrink below what is in flight.
+//!   releases and queued waiters; a shrink below what is in flight, whose
+//!   debt holds back every grant (checked against the new capacity); a take
+//!   that gave its reserve part back and is then refused by a shrink still
+//!   serving the queue.
 //! - [`stats`]: the statistics kept off the fast path (amounts granted, waits
 //!   and timeouts by dimension, `in_flight`) against racing grants, timeouts
 //!   and fast takes.

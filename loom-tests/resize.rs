@@ -13,6 +13,7 @@ models! {
     set_capacity_shrink_racing_queued_waiter: 3,
     set_capacity_grow_serves_queued_waiter: 3,
     forget_racing_queued_waiter_fails_it_with_exceeds_capacity: 3,
+    give_back_refused_by_a_shrink_still_serves_the_queue: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -61,10 +62,14 @@ fn add_permits_racing_acquire_and_release(layout: Layout) {
     assert_quiescent(&sem, grown);
 }
 
-/// Capacity shrinks from [2, 2] to [1, 0] while two [1, 1] permits are out and
-/// are released concurrently, one releaser trying to take [1, 0] again. The
-/// counters never wrap, a returned permit pays down the excess before anything
-/// becomes available, and at the end the books balance at the new capacity.
+/// Capacity shrinks from [2, 2] to [1, 0] while two [1, 1] permits are out
+/// and the first is released concurrently; then a second thread, still
+/// holding the other, tries to take [1, 0], racing that release, and returns
+/// its permit. The counters never wrap, and no grant passes the *new*
+/// capacity: the debt holds back every grant of a dimension that owes, even
+/// one racing a return that lands in the counters between the locked path's
+/// settling of the debt and its take. At the end the books balance at the new
+/// capacity.
 fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
     let cap = [2, 2];
     let shrunk = [1, 0];
@@ -84,11 +89,13 @@ fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
             assert_no_wrap(&sem, cap);
         })
     };
+    sem.set_capacity(shrunk).unwrap();
+    assert_eq!(sem.capacity(), shrunk, "capacity shrinks at once");
+    // From here on, every grant is checked against the new capacity.
+    ghost.lower_limit(shrunk);
     let t2 = {
         let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
         thread::spawn(move || {
-            ghost.give(second.amounts());
-            drop(second);
             match sem.try_acquire([1, 0]) {
                 Ok(permit) => {
                     ghost.take(permit.amounts());
@@ -98,11 +105,10 @@ fn shrink_below_in_flight_then_concurrent_releases(layout: Layout) {
                 Err(TryAcquireError::Insufficient { dim: 0, .. }) => {}
                 Err(other) => panic!("try_acquire([1, 0]) failed with {other:?}"),
             }
+            ghost.give(second.amounts());
+            drop(second);
         })
     };
-
-    sem.set_capacity(shrunk).unwrap();
-    assert_eq!(sem.capacity(), shrunk, "capacity shrinks at once");
     // A snapshot is exact at some instant during the call: it never shows
     // more than the new capacity less the least that was in flight meanwhile.
     ghost.mark_low();
@@ -229,4 +235,53 @@ fn forget_racing_queued_waiter_fails_it_with_exceeds_capacity(layout: Layout) {
     waiter.join().unwrap();
 
     assert_quiescent(&sem, [1, 2]);
+}
+
+/// A take of [2, 1] (on this thread) holds its reserve part when a waiter for
+/// [1, 1] queues and the capacity shrinks to [1, 2]; its commit then sees
+/// `SLOW` and gives its part back, and the shrink makes it fail with
+/// `ExceedsCapacity`, a refusal that needs no lock. The permits it gave back
+/// are what the waiter needs (with the shrink's debt paid): the take must
+/// visit the lock to serve the queue before it returns, or the waiter sleeps
+/// for good with its permits free.
+fn give_back_refused_by_a_shrink_still_serves_the_queue(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let limit = ghost.limit();
+            let permit = sem
+                .acquire_blocking([1, 1])
+                .expect("[1, 1] fits both capacities: the waiter must be granted");
+            ghost.take_under(permit.amounts(), limit);
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    let shrinker = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            sem.set_capacity(shrunk).unwrap();
+            ghost.lower_limit(shrunk);
+        })
+    };
+    let limit = ghost.limit();
+    match sem.try_acquire([2, 1]) {
+        Ok(permit) => {
+            ghost.take_under(permit.amounts(), limit);
+            ghost.give(permit.amounts());
+            drop(permit);
+        }
+        Err(TryAcquireError::Insufficient { .. })
+        | Err(TryAcquireError::ExceedsCapacity { dim: 0, .. }) => {}
+        Err(other) => panic!("try_acquire([2, 1]) failed with {other:?}"),
+    }
+    shrinker.join().unwrap();
+    waiter.join().unwrap();
+
+    assert_quiescent(&sem, shrunk);
 }

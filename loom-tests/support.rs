@@ -112,13 +112,14 @@ where
 /// adding scheduling points that would multiply the explored executions. A
 /// caller records a permit after its acquire returns and un-records it before
 /// dropping it, so the ledger never counts more than the semaphore has handed
-/// out: any excess over `limit` is a real over-grant.
+/// out: any excess over the limit is a real over-grant.
 #[derive(Debug)]
 pub(crate) struct Ghost {
     held: [AtomicU64; 2],
     /// The least `held` since the last [`Ghost::mark_low`].
     low: [AtomicU64; 2],
-    limit: [u64; 2],
+    /// The capacity in force: lowered by a model after a shrink returns.
+    limit: [AtomicU64; 2],
     granted: AtomicU64,
 }
 
@@ -127,15 +128,35 @@ impl Ghost {
         Arc::new(Ghost {
             held: [AtomicU64::new(0), AtomicU64::new(0)],
             low: [AtomicU64::new(0), AtomicU64::new(0)],
-            limit,
+            limit: limit.map(AtomicU64::new),
             granted: AtomicU64::new(0),
         })
     }
 
     /// Records `amounts` as held and checks no dimension is over its limit.
     pub(crate) fn take(&self, amounts: [u64; 2]) {
+        self.take_under(amounts, self.limit());
+    }
+
+    /// The limit now. A caller that reads it before an acquire and checks
+    /// the grant against it ([`Ghost::take_under`]) checks against the
+    /// capacity in force when the acquire began, or a later one.
+    pub(crate) fn limit(&self) -> [u64; 2] {
+        std::array::from_fn(|d| self.limit[d].load(SeqCst))
+    }
+
+    /// Lowers the limit to `limit`: call it once a shrink has returned, so
+    /// that acquires begun after that are checked against the new capacity.
+    pub(crate) fn lower_limit(&self, limit: [u64; 2]) {
+        for d in 0..2 {
+            self.limit[d].store(limit[d], SeqCst);
+        }
+    }
+
+    /// [`Ghost::take`] against `limit`, read before the acquire began.
+    pub(crate) fn take_under(&self, amounts: [u64; 2], limit: [u64; 2]) {
         self.granted.fetch_add(1, SeqCst);
-        for (d, (&amount, &limit)) in amounts.iter().zip(&self.limit).enumerate() {
+        for (d, (&amount, &limit)) in amounts.iter().zip(&limit).enumerate() {
             let now = self.held[d].fetch_add(amount, SeqCst) + amount;
             assert!(
                 now <= limit,

@@ -1,5 +1,6 @@
 //! The public type: construction, the lock-free fast path, and the locked
-//! path that serves the queue, settles shrinks and closes.
+//! path that serves the queue and closes; resizing and its debt are in
+//! [`resize`].
 //!
 //! # Fairness: permits stay in the counters
 //!
@@ -25,13 +26,17 @@
 //! * `capacity + debt <= max_capacity`, so a counter never overflows;
 //! * `debt > 0` only while the counter is 0 or a return is on its way to the
 //!   lock (that return sees `SLOW` and settles it);
+//! * no dimension is granted while it is in debt: every locked take settles
+//!   first what returns brought since the last visit and refuses a dimension
+//!   that still owes (see [`resize`]), so in flight never passes the
+//!   capacity in force once a shrink's debt is paid, nor grows while it is not;
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
 //! * after every visit to the lock, the queue's head does not fit.
 
-use crate::counters::{Counters, FastError, Miss, Once, Short, Took, Watch};
+use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
 use crate::dims::{DimNames, DimSet};
-use crate::error::{AcquireError, CapacityError, TryAcquireError};
+use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
@@ -40,8 +45,7 @@ use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
-/// The largest capacity one dimension can have: `2^60`.
-pub(crate) const MAX_PERMITS: u64 = 1 << 60;
+mod resize;
 
 /// A semaphore over `N` independent pools of `u64` permits, acquired all
 /// together or not at all.
@@ -377,53 +381,6 @@ impl<const N: usize> MultiSemaphore<N> {
         Self::try_acquire_from(self, amounts)
     }
 
-    /// Grows each dimension's capacity, and what is available, by `amounts`.
-    /// Queued acquirers that now fit are served.
-    ///
-    /// ```
-    /// use multisem::MultiSemaphore;
-    ///
-    /// let sem = MultiSemaphore::new([10, 1000]);
-    /// sem.add_permits([5, 0]).unwrap();
-    /// assert_eq!(sem.capacity(), [15, 1000]);
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`CapacityError::Overflow`] if a dimension would pass its
-    /// [`max_capacity`](Self::max_capacity); then nothing changes.
-    pub fn add_permits(&self, amounts: [u64; N]) -> Result<(), CapacityError> {
-        self.resize(|capacity, dim| capacity.checked_add(amounts[dim]))
-    }
-
-    /// Sets each dimension's capacity, growing or shrinking it.
-    ///
-    /// It may go below what is in flight: the capacity changes at once,
-    /// [`available`](Self::available) reads 0 in that dimension, and permits
-    /// returned are absorbed until the books balance; nothing wraps. Queued
-    /// acquirers whose request no longer fits the new capacity fail with
-    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity); those that now fit
-    /// are served.
-    ///
-    /// ```
-    /// use multisem::MultiSemaphore;
-    ///
-    /// let sem = MultiSemaphore::new([10, 1000]);
-    /// let held = sem.try_acquire([8, 100]).unwrap();
-    /// sem.set_capacity([4, 1000]).unwrap();
-    /// assert_eq!(sem.available(), [0, 900]); // 8 out, capacity 4
-    /// drop(held);
-    /// assert_eq!(sem.available(), [4, 1000]);
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`CapacityError::Overflow`] if a dimension would pass its
-    /// [`max_capacity`](Self::max_capacity); then nothing changes.
-    pub fn set_capacity(&self, capacity: [u64; N]) -> Result<(), CapacityError> {
-        self.resize(|_, dim| Some(capacity[dim]))
-    }
-
     /// A snapshot of the counters kept since construction.
     ///
     /// ```
@@ -676,32 +633,29 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Decides what the fast path could not. Takes the lock only when a flag
-    /// was set (closed, queued or in debt), or to clamp an oversized request
-    /// (`clamp`) to the capacity, which changes only under the lock.
-    /// Returns what it took.
+    /// was set (closed, queued or in debt), or a visit is owed, or to clamp
+    /// an oversized request (`clamp`) to the capacity, which changes only
+    /// under the lock. Returns what it took.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
         fast: FastError,
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
-        let oversized = self.check_capacity(amounts).err();
-        if let (Some((dim, capacity)), false) = (oversized, clamp) {
-            self.stats.record(Event::Exceeded(dim));
-            return Err(TryAcquireError::exceeds(
-                dim,
-                amounts[dim],
-                capacity,
-                self.names,
-            ));
-        }
-        if self.is_closed() {
-            return Err(TryAcquireError::Closed);
+        // A request clamped to the capacity is never refused for its size.
+        let clamped = clamp && self.check_capacity(amounts).is_err();
+        if let Err(refused) = self.refuse(amounts, clamped) {
+            if fast == FastError::GaveBack {
+                // What the take gave back may be just what the queue's head
+                // waits for: serve it before leaving.
+                self.release_slow();
+            }
+            return Err(refused);
         }
         if amounts == [0; N] {
             return Ok(amounts);
         }
-        if let (FastError::Short(short), None) = (fast, oversized) {
+        if let (FastError::Short(short), false) = (fast, clamped) {
             // Cold: a second look finds every other dimension short.
             return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
@@ -783,6 +737,22 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
+    /// The refusals that need no look at the counters, in the order the
+    /// contract gives: `ExceedsCapacity`, then `Closed`.
+    /// `clamped`: the request is to be clamped, so its size is no reason.
+    fn refuse(&self, amounts: [u64; N], clamped: bool) -> Result<(), TryAcquireError> {
+        if !clamped {
+            self.check_capacity(amounts).map_err(|(dim, capacity)| {
+                self.stats.record(Event::Exceeded(dim));
+                TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
+            })?;
+        }
+        if self.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        Ok(())
+    }
+
     /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
     fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
         let head = queue.front().map(|(_, head)| self.clamp(head));
@@ -803,8 +773,10 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Takes `amounts` for the lock holder, who serves the queue (so `SLOW`
-    /// is no bar), and raises the peaks to match.
+    /// is no bar), and raises the peaks to match. Nothing of a dimension in
+    /// debt: every grant on the locked path comes through here.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
+        self.clear_of_debt(amounts)?;
         let left = self.counters.take_locked(amounts, self.track_peaks)?;
         self.note_peak(left);
         Ok(())
@@ -914,86 +886,6 @@ impl<const N: usize> MultiSemaphore<N> {
         self.rebalance(&mut self.queue.lock(), &mut wake);
         wake.wake_all();
     }
-
-    /// `Permit::forget`: the amounts leave circulation. They first pay down
-    /// any debt (they were part of the excess in flight), then shrink the
-    /// capacity.
-    pub(crate) fn forget_permits(&self, amounts: [u64; N]) {
-        if amounts == [0; N] {
-            return;
-        }
-        let mut wake = WakeList::new();
-        {
-            let mut queue = self.queue.lock();
-            for (d, &amount) in amounts.iter().enumerate() {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[d].load(Ordering::Relaxed);
-                let paid = debt.min(amount);
-                self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
-                // Cannot underflow: in flight (which holds `amount`) is at
-                // most capacity + debt.
-                self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
-            }
-            self.fail_oversized(&mut queue, &mut wake);
-            self.rebalance(&mut queue, &mut wake);
-        }
-        wake.wake_all();
-    }
-
-    /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
-    /// dimension's new capacity (`None` when the sum overflows `u64`).
-    fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
-        let mut wake = WakeList::new();
-        {
-            let mut queue = self.queue.lock();
-            let old = self.capacity();
-            let mut new = [0; N];
-            // Check every dimension before changing any.
-            for dim in 0..N {
-                let max = self.max_capacity[dim];
-                new[dim] = match target(old[dim], dim) {
-                    Some(capacity) if capacity <= max => capacity,
-                    requested => {
-                        return Err(CapacityError::Overflow {
-                            dim,
-                            requested: requested.unwrap_or(u64::MAX),
-                            max,
-                        });
-                    }
-                };
-            }
-            // Before any debt exists: a return from now on sees `SLOW` and
-            // comes to the lock to pay it, and no fast take can claim what
-            // the shrink needs (`debt > 0` implies `SLOW`, always).
-            self.set_slow(&mut queue, true);
-            let mut back = [0; N];
-            for dim in 0..N {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[dim].load(Ordering::Relaxed);
-                let debt = if new[dim] >= old[dim] {
-                    // Growth pays the debt first, so capacity + debt stays
-                    // within max_capacity; the rest goes to the counters.
-                    let grow = new[dim] - old[dim];
-                    let paid = grow.min(debt);
-                    back[dim] = grow - paid;
-                    debt - paid
-                } else {
-                    // A shrink becomes debt, settled from the counters below
-                    // and from permits as they return.
-                    debt + (old[dim] - new[dim])
-                };
-                self.limits.debt[dim].store(debt, Ordering::Relaxed);
-                self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
-            }
-            self.rebase_low_water();
-            // `SLOW` or not, we serve the queue below.
-            let _ = self.counters.give(&back);
-            self.fail_oversized(&mut queue, &mut wake);
-            self.rebalance(&mut queue, &mut wake);
-        }
-        wake.wake_all();
-        Ok(())
-    }
 }
 
 /// The locked path: queueing, serving, cancelling.
@@ -1002,49 +894,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
     fn rebalance(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
-        let in_debt = self.settle_and_serve(queue, wake);
-        self.publish(queue, in_debt);
-    }
-
-    /// After a capacity shrank: queued requests that can never fit now fail
-    /// with `ExceedsCapacity` rather than block everyone behind them.
-    /// Not where requests are clamped: those follow the capacity instead.
-    fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
-        if self.clamp_oversized {
-            return;
-        }
-        let capacity = self.capacity();
-        let oversized: Vec<(Ticket, usize)> = queue
-            .queued()
-            .filter_map(|(ticket, amounts)| {
-                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
-                Some((ticket, dim))
-            })
-            .collect();
-        for (ticket, dim) in oversized {
-            self.stats.record(Event::Exceeded(dim));
-            let outcome = Outcome::ExceedsCapacity {
-                dim,
-                capacity: capacity[dim],
-            };
-            wake.push(queue.complete(ticket, outcome));
-        }
+        self.settle_and_serve(queue, wake);
+        self.publish(queue);
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits. Returns whether debt is left.
-    fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) -> bool {
-        let debt = load_all(&self.limits.debt);
-        let mut in_debt = false;
-        if debt != [0; N] {
-            let paid = self.counters.take_up_to(debt);
-            for d in 0..N {
-                let left = debt[d] - paid[d];
-                // Relaxed: see `Limits`; we hold the lock.
-                self.limits.debt[d].store(left, Ordering::Relaxed);
-                in_debt |= left > 0;
-            }
-        }
+    /// fits.
+    fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        self.settle_debt();
         while let Some((ticket, amounts)) = queue.front() {
             // A clamped head waits for its whole clamp: all of a dimension
             // it asked more than the capacity of, at the capacity of now.
@@ -1055,11 +912,11 @@ impl<const N: usize> MultiSemaphore<N> {
             self.note_clamped(amounts, grant);
             wake.push(queue.complete(ticket, Outcome::Granted(grant)));
         }
-        in_debt
     }
 
     /// Sets `SLOW` exactly when someone is queued or debt is left.
-    fn publish(&self, queue: &mut WaitQueue<N>, in_debt: bool) {
+    fn publish(&self, queue: &mut WaitQueue<N>) {
+        let in_debt = load_all(&self.limits.debt) != [0; N];
         let slow = in_debt || !queue.is_empty();
         self.set_slow(queue, slow);
         // Release: `waiters()` (Acquire) then sees the `SLOW` set above;
@@ -1108,6 +965,9 @@ impl<const N: usize> MultiSemaphore<N> {
         if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
         {
             self.stats.record(Event::Exceeded(dim));
+            // The caller's fast take may have given permits back while
+            // waiters were queued (`FastError::GaveBack`): serve them.
+            self.rebalance(queue, wake);
             return Err(AcquireError::exceeds(
                 dim,
                 amounts[dim],
@@ -1116,6 +976,7 @@ impl<const N: usize> MultiSemaphore<N> {
             ));
         }
         if self.is_closed() {
+            self.rebalance(queue, wake);
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
@@ -1125,9 +986,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
         self.set_slow(queue, true);
-        let in_debt = self.settle_and_serve(queue, wake);
-        // A dimension still in debt has an empty counter, so a request that
-        // needs it cannot be granted here.
+        self.settle_and_serve(queue, wake);
         let grant = self.clamp(amounts);
         let granted = queue.is_empty() && self.take_locked(grant).is_ok();
         if !granted {
@@ -1143,7 +1002,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 Enqueued::Granted(grant)
             }
         };
-        self.publish(queue, in_debt);
+        self.publish(queue);
         Ok(enqueued)
     }
 

@@ -30,6 +30,12 @@ use packed::Packed;
 pub(crate) use packed::{Miss, Once};
 use tiered::Tiered;
 
+/// The most permits one dimension can hold, `2^60`: a limit of this
+/// representation. Every dimension's capacity plus debt stays at or below
+/// it, so a reserve word, a front field and the sums in between never
+/// overflow; `MultiSemaphore::MAX_PERMITS` publishes it.
+pub(crate) const MAX_PERMITS: u64 = 1 << 60;
+
 /// A dimension that could not supply a request, with what it held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Short {
@@ -65,6 +71,11 @@ pub(crate) enum FastError {
     Defer,
     /// The counters lacked this dimension; no flag was set.
     Short(Short),
+    /// As `Defer`, and the take held permits that it gave back while
+    /// waiters were queued: they may have missed them, so the caller owes
+    /// the lock a visit to serve the queue, whatever it decides (even a
+    /// refusal that needs no lock, such as `ExceedsCapacity` or `Closed`).
+    GaveBack,
 }
 
 /// The counters of one semaphore, in the layout chosen at construction.
@@ -88,7 +99,7 @@ impl<const N: usize> Counters<N> {
         match Packed::plan(capacity, max_capacity) {
             Some((packed, max)) => (Self::Packed(packed), max),
             None => {
-                let max = max_capacity.unwrap_or([crate::semaphore::MAX_PERMITS; N]);
+                let max = max_capacity.unwrap_or([MAX_PERMITS; N]);
                 (Self::Tiered(Tiered::new(capacity, front_bits)), max)
             }
         }

@@ -197,11 +197,8 @@ impl<const N: usize> Packed<N> {
             share_out(&mut width, spare);
         }
         let packed = Self::with_widths(width, capacity);
-        let max = max_capacity.unwrap_or_else(|| {
-            packed
-                .field_max
-                .map(|m| m.min(crate::semaphore::MAX_PERMITS))
-        });
+        let max =
+            max_capacity.unwrap_or_else(|| packed.field_max.map(|m| m.min(super::MAX_PERMITS)));
         Some((packed, max))
     }
 

@@ -105,7 +105,7 @@ impl<const N: usize> Reserve<N> {
             if amount != 0 {
                 // Release: publishes the holder's writes to the next taker.
                 // Never overflows: a dimension's permits, in flight or not,
-                // stay below `MAX_PERMITS` (see `semaphore.rs`).
+                // stay below `MAX_PERMITS` (see `counters/mod.rs`).
                 word.fetch_add(amount, Ordering::Release);
             }
         }

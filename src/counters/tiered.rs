@@ -112,7 +112,8 @@ impl<const N: usize> Tiered<N> {
         match self.take_split::<false>(amounts) {
             Ok(front) => Ok(self.left(front, counted)),
             Err(Taken::Short(short)) => Err(FastError::Short(short)),
-            Err(Taken::Flagged | Taken::GaveBackToWaiters) => Err(FastError::Defer),
+            Err(Taken::Flagged) => Err(FastError::Defer),
+            Err(Taken::GaveBackToWaiters) => Err(FastError::GaveBack),
         }
     }
 

@@ -1,0 +1,210 @@
+//! Resizing: `add_permits`, `set_capacity` and `Permit::forget`, and the
+//! debt that a shrink below what is in flight leaves.
+//!
+//! # Debt
+//!
+//! A shrink cannot take back permits that are out. It lowers the capacity at
+//! once and records the difference as debt, which permits pay as they come
+//! back to the counters: each visitor to the lock settles what the counters
+//! hold (`settle_debt`). Until a dimension's debt is paid, it grants nothing:
+//! more is in flight there than the capacity in force allows. A return can
+//! land in the counters at any moment, between a visitor's settling and its
+//! take, so every locked take settles and checks the dimensions it asks for
+//! first (`clear_of_debt`); the lock-free takes cannot run at all, since
+//! `SLOW` stays set while any debt is outstanding.
+
+use super::{MultiSemaphore, load_all};
+use crate::counters::Short;
+use crate::error::CapacityError;
+use crate::stats::Event;
+use crate::sync::Ordering;
+use crate::waiters::{Outcome, Ticket, WaitQueue, WakeList};
+
+impl<const N: usize> MultiSemaphore<N> {
+    /// Grows each dimension's capacity, and what is available, by `amounts`.
+    /// Queued acquirers that now fit are served.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// sem.add_permits([5, 0]).unwrap();
+    /// assert_eq!(sem.capacity(), [15, 1000]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Overflow`] if a dimension would pass its
+    /// [`max_capacity`](Self::max_capacity); then nothing changes.
+    pub fn add_permits(&self, amounts: [u64; N]) -> Result<(), CapacityError> {
+        self.resize(|capacity, dim| capacity.checked_add(amounts[dim]))
+    }
+
+    /// Sets each dimension's capacity, growing or shrinking it.
+    ///
+    /// It may go below what is in flight: the capacity changes at once,
+    /// [`available`](Self::available) reads 0 in that dimension, and permits
+    /// returned are absorbed until the books balance; nothing wraps. Queued
+    /// acquirers whose request no longer fits the new capacity fail with
+    /// [`ExceedsCapacity`](crate::AcquireError::ExceedsCapacity); those that now fit
+    /// are served.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 100]).unwrap();
+    /// sem.set_capacity([4, 1000]).unwrap();
+    /// assert_eq!(sem.available(), [0, 900]); // 8 out, capacity 4
+    /// drop(held);
+    /// assert_eq!(sem.available(), [4, 1000]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Overflow`] if a dimension would pass its
+    /// [`max_capacity`](Self::max_capacity); then nothing changes.
+    pub fn set_capacity(&self, capacity: [u64; N]) -> Result<(), CapacityError> {
+        self.resize(|_, dim| Some(capacity[dim]))
+    }
+    /// `Permit::forget`: the amounts leave circulation. They first pay down
+    /// any debt (they were part of the excess in flight), then shrink the
+    /// capacity.
+    pub(crate) fn forget_permits(&self, amounts: [u64; N]) {
+        if amounts == [0; N] {
+            return;
+        }
+        let mut wake = WakeList::new();
+        {
+            let mut queue = self.queue.lock();
+            for (d, &amount) in amounts.iter().enumerate() {
+                // Relaxed: see `Limits`; we hold the lock.
+                let debt = self.limits.debt[d].load(Ordering::Relaxed);
+                let paid = debt.min(amount);
+                self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
+                // Cannot underflow: in flight (which holds `amount`) is at
+                // most capacity + debt.
+                self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
+            }
+            self.fail_oversized(&mut queue, &mut wake);
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.wake_all();
+    }
+
+    /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
+    /// dimension's new capacity (`None` when the sum overflows `u64`).
+    fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
+        let mut wake = WakeList::new();
+        {
+            let mut queue = self.queue.lock();
+            let old = self.capacity();
+            let mut new = [0; N];
+            // Check every dimension before changing any.
+            for dim in 0..N {
+                let max = self.max_capacity[dim];
+                new[dim] = match target(old[dim], dim) {
+                    Some(capacity) if capacity <= max => capacity,
+                    requested => {
+                        return Err(CapacityError::Overflow {
+                            dim,
+                            requested: requested.unwrap_or(u64::MAX),
+                            max,
+                        });
+                    }
+                };
+            }
+            // Before any debt exists: a return from now on sees `SLOW` and
+            // comes to the lock to pay it, and no fast take can claim what
+            // the shrink needs (`debt > 0` implies `SLOW`, always).
+            self.set_slow(&mut queue, true);
+            let mut back = [0; N];
+            for dim in 0..N {
+                // Relaxed: see `Limits`; we hold the lock.
+                let debt = self.limits.debt[dim].load(Ordering::Relaxed);
+                let debt = if new[dim] >= old[dim] {
+                    // Growth pays the debt first, so capacity + debt stays
+                    // within max_capacity; the rest goes to the counters.
+                    let grow = new[dim] - old[dim];
+                    let paid = grow.min(debt);
+                    back[dim] = grow - paid;
+                    debt - paid
+                } else {
+                    // A shrink becomes debt, settled from the counters below
+                    // and from permits as they return.
+                    debt + (old[dim] - new[dim])
+                };
+                self.limits.debt[dim].store(debt, Ordering::Relaxed);
+                self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
+            }
+            self.rebase_low_water();
+            // `SLOW` or not, we serve the queue below.
+            let _ = self.counters.give(&back);
+            self.fail_oversized(&mut queue, &mut wake);
+            self.rebalance(&mut queue, &mut wake);
+        }
+        wake.wake_all();
+        Ok(())
+    }
+    /// After a capacity shrank: queued requests that can never fit now fail
+    /// with `ExceedsCapacity` rather than block everyone behind them.
+    /// Not where requests are clamped (`Builder::clamp_oversized`): those
+    /// follow the capacity instead, granted the capacity of their grant.
+    fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        if self.clamp_oversized {
+            return;
+        }
+        let capacity = self.capacity();
+        let oversized: Vec<(Ticket, usize)> = queue
+            .queued()
+            .filter_map(|(ticket, amounts)| {
+                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
+                Some((ticket, dim))
+            })
+            .collect();
+        for (ticket, dim) in oversized {
+            self.stats.record(Event::Exceeded(dim));
+            let outcome = Outcome::ExceedsCapacity {
+                dim,
+                capacity: capacity[dim],
+            };
+            wake.push(queue.complete(ticket, outcome));
+        }
+    }
+
+    /// Pays what debt it can from the counters (permits that came back since
+    /// the last visit); returns what is still owed. Under the lock.
+    pub(super) fn settle_debt(&self) -> [u64; N] {
+        let debt = load_all(&self.limits.debt);
+        if debt == [0; N] {
+            return debt;
+        }
+        let paid = self.counters.take_up_to(debt);
+        std::array::from_fn(|d| {
+            let left = debt[d] - paid[d];
+            // Relaxed: see `Limits`; we hold the lock.
+            self.limits.debt[d].store(left, Ordering::Relaxed);
+            left
+        })
+    }
+
+    /// Before a locked take of `amounts`: settles the debt and, if a
+    /// dimension asked for still owes, fails with the first dimension the
+    /// request lacks (one in debt has nothing available). A dimension not
+    /// asked for may stay in debt: granting nothing of it never raises what
+    /// is in flight there. Under the lock.
+    pub(super) fn clear_of_debt(&self, amounts: [u64; N]) -> Result<(), Short> {
+        let owes = |debt: [u64; N]| (0..N).any(|d| amounts[d] > 0 && debt[d] > 0);
+        if !owes(load_all(&self.limits.debt)) || !owes(self.settle_debt()) {
+            return Ok(());
+        }
+        let available = self.available_locked();
+        let dim = (0..N)
+            .find(|&d| amounts[d] > available[d])
+            .expect("a dimension in debt has nothing available");
+        Err(Short {
+            dim,
+            available: available[dim],
+        })
+    }
+}
