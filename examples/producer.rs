@@ -24,6 +24,7 @@
 //! ```text
 //! cargo run --release --example producer                  # multisem, 10 s
 //! cargo run --release --example producer -- --naive       # two semaphores, the RocketMQ bug
+//! cargo run --release --example producer -- --adaptive    # limits that follow the broker
 //! cargo run --release --example producer -- --help        # all the options
 //! ```
 
@@ -39,6 +40,8 @@ use multisem::{AcquireError, MultiSemaphore, OwnedPermit};
 
 mod common;
 use common::*;
+
+mod adaptive_demo;
 
 // ---------------------------------------------------------------------------
 // Options.
@@ -78,6 +81,9 @@ OPTIONS:
     --naive             admit through two separate semaphores, messages then bytes,
                         with RocketMQ's bug: when the bytes acquire times out, the
                         message permit is never given back (apache/rocketmq#8140)
+    --adaptive          let the adaptive controller set both limits, against a
+                        broker whose capacity halves and recovers during the run
+                        (its own options: --seconds, --senders, --small, --csv)
     -h, --help          print this help
 
 Options take their value as the next argument or after '=' (--seconds=5).
@@ -678,6 +684,10 @@ fn print_intro(cfg: &Config) {
 // ---------------------------------------------------------------------------
 
 fn main() -> ExitCode {
+    if std::env::args().any(|arg| arg == "--adaptive") {
+        // Limits set by the adaptive controller: examples/adaptive_demo.
+        return adaptive_demo::run(std::env::args().skip(1));
+    }
     let cfg = match parse_args(std::env::args().skip(1)) {
         Ok(Some(cfg)) => cfg,
         Ok(None) => {

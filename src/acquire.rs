@@ -117,7 +117,14 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// # Errors
     ///
-    /// As [`acquire_blocking_timeout`](Self::acquire_blocking_timeout).
+    /// As [`acquire_blocking_timeout`](Self::acquire_blocking_timeout). While
+    /// it waits, a [`set_capacity`](Self::set_capacity) (or a
+    /// [`forget`](crate::Permit::forget)) that shrinks a dimension below the
+    /// request fails it at once with
+    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity), long before the
+    /// deadline: the request could then never be granted, and a head of the
+    /// queue that cannot be granted would hold back everyone behind it until
+    /// its deadline.
     ///
     /// # Blocking
     ///

@@ -7,7 +7,9 @@
 //! // At most 1024 messages and 100 MiB in flight.
 //! let sem = MultiSemaphore::new([1024, 100 << 20]);
 //!
-//! let permit = sem.try_acquire([1, 4096])?;       // one message of 4 KiB
+//! let message = vec![0u8; 4096];
+//! // Lengths are `usize`, permits `u64`: `as u64` never truncates.
+//! let permit = sem.try_acquire([1, message.len() as u64])?; // one message of 4 KiB
 //! assert_eq!(sem.available(), [1023, (100 << 20) - 4096]);
 //!
 //! // A request that cannot fit takes nothing at all, in no dimension.
@@ -56,6 +58,10 @@
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;
 //!   a grant that raced the drop goes back to the semaphore.
+//! * **Waiting allocates nothing in steady state.** An async acquire that
+//!   queues, and the release that grants it, reuse the queue's memory; the
+//!   queue grows outside the internal lock and gives the memory of its peak
+//!   back once it drains.
 //! * **A panicking waker strands nobody.** A release, resize or `close` that
 //!   grants (or closes out) several waiters wakes every one of them even if a
 //!   waker panics, then re-raises the first such panic to its caller. While

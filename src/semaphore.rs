@@ -32,7 +32,9 @@
 //!   capacity in force once a shrink's debt is paid, nor grows while it is not;
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
-//! * after every visit to the lock, the queue's head does not fit.
+//! * after every visit to the lock, the queue's head does not fit, unless
+//!   the visit stopped at a full batch of wakes; then its visitor comes back
+//!   (`wake_and_serve`) once it has woken that batch.
 
 use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
 use crate::dims::{DimNames, DimSet};
@@ -41,7 +43,7 @@ use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -110,13 +112,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
     ///
-    /// Where the capacities fit in one 64-bit word with room to spare
-    /// (`[1024, 100 << 20]` does, with room to grow each dimension about
-    /// 128-fold), every acquire is a single compare-and-swap. To grow further
-    /// later with [`add_permits`](Self::add_permits) or
-    /// [`set_capacity`](Self::set_capacity), reserve room with
-    /// [`builder`](Self::builder); [`max_capacity`](Self::max_capacity) tells
-    /// how far each dimension can grow.
+    /// Where the capacities fit in one 64-bit word with room to spare, every
+    /// acquire is a single compare-and-swap, and the word's spare bits are
+    /// shared out as room to grow by [`add_permits`](Self::add_permits) or
+    /// [`set_capacity`](Self::set_capacity).
+    /// [`max_capacity`](Self::max_capacity) tells how far each dimension can
+    /// grow: for `[1024, 100 << 20]`, to `2^19 - 1` messages and `2^35 - 1`
+    /// bytes (32 GiB), some 500-fold and 300-fold. To be sure of more, reserve
+    /// it with [`builder`](Self::builder).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -124,6 +127,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// // At most 1024 messages and 100 MiB in flight.
     /// let sem = MultiSemaphore::new([1024, 100 << 20]);
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
+    /// assert_eq!(sem.max_capacity(), [(1 << 19) - 1, (1 << 35) - 1]);
     /// ```
     ///
     /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
@@ -192,7 +196,8 @@ impl<const N: usize> MultiSemaphore<N> {
                 );
             }
         }
-        let (counters, max_capacity) = Counters::new(capacity, max_capacity, front_bits);
+        let (counters, max_capacity) =
+            Counters::new(capacity, max_capacity, front_bits, track_peaks);
         // Nothing in flight yet: the counters may go down to the capacity.
         let low_water = counters.low_water_word(watch(track_amounts, track_peaks, || capacity), 0);
         Self {
@@ -254,7 +259,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         self.available_locked()
     }
 
@@ -302,16 +307,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // Under the lock: an acquirer checks `CLOSED` under it before
             // queueing, so none can queue after this and sleep forever.
             self.counters.close();
-            while let Some((ticket, _)) = queue.front() {
-                wake.push(queue.complete(ticket, Outcome::Closed));
-            }
+            // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -395,8 +398,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// drop(a);
     /// ```
     pub fn stats(&self) -> Stats<N> {
+        let peaks = self
+            .counters
+            .peaks()
+            .unwrap_or_else(|| load_all(&self.limits.peak));
         self.stats
-            .snapshot(self.counters.fast_takes(), load_all(&self.limits.peak))
+            .snapshot(self.counters.fast_takes(), peaks, self.names)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,
@@ -431,7 +438,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         // `counters + in flight == capacity + debt` (see the module docs).
         let counters = self.counters.load_locked();
         let capacity = self.capacity();
@@ -459,7 +466,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # drop(held);
     /// ```
     pub fn head_request(&self) -> Option<[u64; N]> {
-        self.queue.lock().front().map(|(_, amounts)| amounts)
+        self.lock().front().map(|(_, amounts)| amounts)
     }
 
     /// What the oldest queued acquirer still lacks in each dimension (its
@@ -470,7 +477,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// [clamps](crate::Builder::clamp_oversized) oversized requests, it is
     /// what the head lacks of its clamp (`head_request` is what it asked).
     pub fn head_shortfall(&self) -> Option<[u64; N]> {
-        let queue = self.queue.lock();
+        let queue = self.lock();
         let (_, head) = queue.front()?;
         // A clamped head waits for its clamp, not for what it asked.
         let head = self.clamp(head);
@@ -563,18 +570,15 @@ impl<const N: usize> MultiSemaphore<N> {
     /// the tiered layout's split take (see `Counters::take_after_miss`).
     #[cold]
     fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
-        match self
-            .counters
-            .take_after_miss(amounts, miss, self.track_peaks)?
-        {
+        match self.counters.take_after_miss(amounts, miss)? {
             Took::Word(word) => {
                 // Relaxed: see `Limits`; a statistic.
                 let low_water = self.limits.low_water.load(Ordering::Relaxed);
                 if self.counters.below(word, low_water) {
-                    self.note_peak_after(word);
+                    self.note_peak_after(word, &amounts);
                 }
             }
-            Took::Left(left) => self.note_peak(left),
+            Took::Split => self.counters.granted(&amounts),
         }
         if self.stats.tracks_amounts() {
             self.stats.add_amounts(&amounts);
@@ -597,18 +601,24 @@ impl<const N: usize> MultiSemaphore<N> {
         // (see `refresh_low_water`).
         let low_water = self.limits.low_water.load(Ordering::Relaxed);
         if self.counters.below(word, low_water) {
-            self.note_peak_after(word);
+            self.note_peak_after(word, amounts);
         }
     }
 
-    /// A fast take that wrote `word` went below the low water: raise the
-    /// peaks to match. In the packed layout, also bring the low water down
-    /// to them (or, where debt paid since left it high, to the truth); the
-    /// tiered layout's stays where it is (see `Counters::low_water_word`).
-    fn note_peak_after(&self, word: u64) {
-        self.note_peak(self.counters.left_after(word));
+    /// A fast take of `amounts` that wrote `word` went below the low water:
+    /// raise the peaks to match. In the packed layout, from the word, and
+    /// bring the low water down to them (or, where debt paid since left it
+    /// high, to the truth). The tiered layout's low water sends every take
+    /// here (see `Counters::low_water_word`), and it counts what its permits
+    /// hold instead: its two tiers cannot be read at one instant, and a part
+    /// of the reserve that another take holds for a moment is no permit's
+    /// (see `counters/held.rs`).
+    fn note_peak_after(&self, word: u64, amounts: &[u64; N]) {
         if self.counters.is_packed() {
+            self.note_peak(self.counters.left_after(word));
             self.refresh_low_water();
+        } else {
+            self.counters.granted(amounts);
         }
     }
 
@@ -660,11 +670,18 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
-        let result = {
-            let mut queue = self.queue.lock();
+        let result = loop {
+            let mut queue = self.lock();
             self.rebalance(&mut queue, &mut wake);
+            if wake.is_full() {
+                // The serve stopped at a full batch: the head may fit yet.
+                drop(queue);
+                wake.wake_batch();
+                continue;
+            }
+            // Under the lock, where capacities change: the clamp is exact.
             let amounts = if clamp { self.clamp(amounts) } else { amounts };
-            if self.is_closed() {
+            break if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 let have = self.available_locked();
@@ -676,9 +693,9 @@ impl<const N: usize> MultiSemaphore<N> {
                         let have = self.available_locked();
                         self.insufficient(amounts, have, None, Some(short))
                     })
-            }
+            };
         };
-        wake.wake_all();
+        wake.finish();
         if let Ok(taken) = result {
             self.note_clamped(amounts, taken);
         }
@@ -777,8 +794,13 @@ impl<const N: usize> MultiSemaphore<N> {
     /// debt: every grant on the locked path comes through here.
     fn take_locked(&self, amounts: [u64; N]) -> Result<(), Short> {
         self.clear_of_debt(amounts)?;
-        let left = self.counters.take_locked(amounts, self.track_peaks)?;
-        self.note_peak(left);
+        let left = self.counters.take_locked(amounts)?;
+        if self.counters.is_packed() {
+            self.note_peak(left);
+        } else {
+            // As in `note_peak_after`.
+            self.counters.granted(&amounts);
+        }
         Ok(())
     }
 
@@ -883,13 +905,37 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(never)]
     fn release_slow(&self) {
         let mut wake = WakeList::new();
-        self.rebalance(&mut self.queue.lock(), &mut wake);
-        wake.wake_all();
+        self.rebalance(&mut self.lock(), &mut wake);
+        self.wake_and_serve(&mut wake, false);
     }
 }
 
 /// The locked path: queueing, serving, cancelling.
 impl<const N: usize> MultiSemaphore<N> {
+    /// Locks the queue. The guard frees what the queue retired only after
+    /// unlocking.
+    fn lock(&self) -> QueueGuard<'_, N> {
+        QueueGuard::lock(&self.queue)
+    }
+
+    /// Wakes whom a visit to the lock granted or closed out. A visit stops
+    /// serving when its batch of notifiers is full (so that collecting them
+    /// never allocates): while one came back full, wake that batch and visit
+    /// again, to serve the rest. `resized`: the visit failed oversized
+    /// requests after a shrink, and must go on doing so. Re-raises the first
+    /// panic of a waker once everyone is woken (see `WakeList::finish`).
+    fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
+        while wake.is_full() {
+            wake.wake_batch();
+            let mut queue = self.lock();
+            if resized {
+                self.fail_oversized(&mut queue, wake);
+            }
+            self.rebalance(&mut queue, wake);
+        }
+        wake.finish();
+    }
+
     /// The heart of the locked path, run by every visitor to the lock before
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
@@ -899,18 +945,26 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits.
+    /// fits (once closed: closes it out), until the wake batch is full.
     fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         self.settle_debt();
-        while let Some((ticket, amounts)) = queue.front() {
+        let closed = self.is_closed();
+        while !wake.is_full() {
+            let Some((ticket, amounts)) = queue.front() else {
+                break;
+            };
             // A clamped head waits for its whole clamp: all of a dimension
             // it asked more than the capacity of, at the capacity of now.
             let grant = self.clamp(amounts);
-            if self.take_locked(grant).is_err() {
+            let outcome = if closed {
+                Outcome::Closed
+            } else if self.take_locked(grant).is_ok() {
+                self.note_clamped(amounts, grant);
+                Outcome::Granted(grant)
+            } else {
                 break;
-            }
-            self.note_clamped(amounts, grant);
-            wake.push(queue.complete(ticket, Outcome::Granted(grant)));
+            };
+            wake.push(queue.complete(ticket, outcome));
         }
     }
 
@@ -945,12 +999,29 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<Enqueued<N>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
-        let result = {
-            let mut queue = self.queue.lock();
-            self.admit(&mut queue, &mut wake, amounts, &mut notify)
+        let mut chunk = None;
+        let result = loop {
+            let mut queue = self.lock();
+            let unneeded = chunk.take().and_then(|chunk| queue.add_chunk(chunk));
+            let admitted = self.admit(&mut queue, &mut wake, amounts, &mut notify);
+            drop(queue);
+            drop(unneeded);
+            match admitted {
+                Ok(Admitted::Granted(taken)) => break Ok(Enqueued::Granted(taken)),
+                Ok(Admitted::Queued(ticket)) => break Ok(Enqueued::Queued(ticket)),
+                // The queue is full: grow it without the lock, then retry
+                // from the start (anything may have changed meanwhile).
+                // Those this visit granted are woken first, as after any
+                // visit, not after the allocation.
+                Ok(Admitted::Grow(len)) => {
+                    wake.wake_batch();
+                    chunk = Some(WaitQueue::new_chunk(len));
+                }
+                Err(err) => break Err(err),
+            }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -960,7 +1031,7 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Enqueued<N>, AcquireError> {
+    ) -> Result<Admitted<N>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
         if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
         {
@@ -980,7 +1051,7 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(Enqueued::Granted(amounts));
+            return Ok(Admitted::Granted(amounts));
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
@@ -988,22 +1059,20 @@ impl<const N: usize> MultiSemaphore<N> {
         self.set_slow(queue, true);
         self.settle_and_serve(queue, wake);
         let grant = self.clamp(amounts);
-        let granted = queue.is_empty() && self.take_locked(grant).is_ok();
-        if !granted {
+        let admitted = if queue.is_empty() && self.take_locked(grant).is_ok() {
+            self.note_clamped(amounts, grant);
+            Admitted::Granted(grant)
+        } else if queue.has_room() {
             let dim = self.shortfall_locked(queue, grant).dim;
             self.stats.record(Event::Waited(dim));
-        }
-        // Queued with the request itself: it is clamped when granted.
-        let enqueued = match notify.take() {
-            Some(notify) if !granted => Enqueued::Queued(queue.push(amounts, notify)),
-            unused => {
-                *notify = unused;
-                self.note_clamped(amounts, grant);
-                Enqueued::Granted(grant)
-            }
+            let notify = notify.take().expect("a request is queued once");
+            // Queued with the request itself: it is clamped when granted.
+            Admitted::Queued(queue.push(amounts, notify))
+        } else {
+            Admitted::Grow(queue.next_chunk_len())
         };
         self.publish(queue);
-        Ok(enqueued)
+        Ok(admitted)
     }
 
     /// The outcome of a parked thread's request for `amounts`, if it has
@@ -1018,7 +1087,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if parked.granted() {
             return Some(Outcome::Granted(amounts));
         }
-        let mut queue = self.queue.lock();
+        let mut queue = self.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
             return Some(Outcome::Granted(amounts));
@@ -1035,7 +1104,7 @@ impl<const N: usize> MultiSemaphore<N> {
         waker: &std::task::Waker,
     ) -> Option<Outcome<N>> {
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 return Some(outcome);
             }
@@ -1045,7 +1114,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         let new = Notify::Task(waker.clone());
         let old = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 drop(queue);
                 drop(new);
@@ -1072,7 +1141,7 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<usize, Outcome<N>> {
         let mut wake = WakeList::new();
         let (result, notify) = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // A grant of the whole request, under this lock, freed the slot
             // of a parked thread.
             if parked.is_some_and(Parked::granted) {
@@ -1091,7 +1160,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -1112,6 +1181,15 @@ pub(crate) enum Enqueued<const N: usize> {
     Granted([u64; N]),
     /// Queued: wait for the ticket's outcome.
     Queued(Ticket),
+}
+
+/// What `admit` did with a request.
+enum Admitted<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
+    Queued(Ticket),
+    /// Nothing: the queue needs a chunk of this many slots first.
+    Grow(usize),
 }
 
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {

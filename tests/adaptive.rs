@@ -203,7 +203,7 @@ fn a_permit_dropped_without_an_outcome_is_ignored() {
 fn bandwidth_delay_follows_the_bandwidth_delay_product() {
     // 100 requests of 1 MiB per 100 ms window at a 10 ms round trip of which
     // 1 ms is the bytes: 1000 MiB/s, a base delay of 9 ms, so
-    // 1.5 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 15.5 MiB.
+    // 1.25 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 13.25 MiB.
     let mib = 1u64 << 20;
     let sem = semaphore([1000, 64 * mib]);
     let ctl = Controller::builder(Arc::clone(&sem))
@@ -219,7 +219,7 @@ fn bandwidth_delay_follows_the_bandwidth_delay_product() {
             permit.complete_at(Outcome::delivered(mib), t + Duration::from_millis(9));
         }
     }
-    let expected = 15.5 * mib as f64;
+    let expected = 13.25 * mib as f64;
     let got = ctl.limits()[1] as f64;
     assert!(
         (got - expected).abs() < 0.05 * expected,
@@ -276,8 +276,8 @@ fn a_custom_algorithm_sees_the_window() {
 /// nearly every completion. Grants and checks run under a shared lock and
 /// completions (the only place a resize or release happens) under an
 /// exclusive one, so while a thread checks, the capacity in force is fixed
-/// and the amounts the test tracks are at most what is really held: any
-/// grant above the capacity in force shows.
+/// and nothing is released: any grant above the capacity in force shows, in
+/// `in_flight()` and in the amounts the test tracks itself.
 #[test]
 fn no_grant_above_the_capacity_in_force_while_resizing() {
     let _watchdog = Watchdog::this_test(Duration::from_secs(60));
@@ -305,11 +305,13 @@ fn no_grant_above_the_capacity_in_force_while_resizing() {
                         let _read = gate.read().unwrap();
                         if let Ok(permit) = ctl.try_acquire(amounts) {
                             let capacity = ctl.semaphore().capacity();
+                            let in_flight = ctl.semaphore().in_flight();
                             for d in 0..2 {
                                 let now = held[d].fetch_add(amounts[d], SeqCst) + amounts[d];
                                 assert!(
-                                    now <= capacity[d],
-                                    "dimension {d}: {now} held, capacity {}",
+                                    now <= capacity[d] && in_flight[d] <= capacity[d],
+                                    "dimension {d}: {now} held by the test, {} in flight, capacity {}",
+                                    in_flight[d],
                                     capacity[d]
                                 );
                             }
@@ -348,6 +350,7 @@ fn no_grant_above_the_capacity_in_force_while_resizing() {
         ctl.resizes()
     );
     assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+    assert_eq!(sem.in_flight(), [0, 0]);
     assert_eq!(sem.capacity(), ctl.limits());
 }
 
@@ -391,5 +394,39 @@ fn books_balance_after_free_running_resizes() {
     }
     assert!(ctl.resizes() > 10);
     assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.in_flight(), [0, 0]);
     assert_eq!(sem.capacity(), ctl.limits());
+}
+
+/// Resizes happen at most once a window: a window closes only once it is
+/// both long enough and holds enough samples.
+#[test]
+fn resizes_are_rate_limited_by_window_and_samples() {
+    let sem = semaphore([100, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1000, Aimd::default())
+        .window(Duration::from_millis(100), 16)
+        .build();
+    let start = Instant::now();
+    // 1000 drops over one virtual second: at most 10 windows close.
+    for i in 0..1000u64 {
+        let permit = ctl.try_acquire_at([1, 1], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(i));
+    }
+    assert!(
+        (9..=10).contains(&ctl.resizes()),
+        "{} resizes",
+        ctl.resizes()
+    );
+    // 15 samples spread over ten seconds never fill a window.
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1000, Aimd::default())
+        .window(Duration::from_millis(100), 16)
+        .build();
+    for i in 0..15u64 {
+        let permit = ctl.try_acquire_at([1, 1], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(700 * i));
+    }
+    assert_eq!(ctl.resizes(), 0);
+    assert!(ctl.last_window().is_none());
 }

@@ -1031,6 +1031,7 @@ fn run<const N: usize>(
                         dim,
                         requested,
                         max,
+                        ..
                     }) => {
                         prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, a);
                         prop_assert_eq!(requested, m.cap[dim] + a[dim]);
@@ -1055,6 +1056,7 @@ fn run<const N: usize>(
                         dim,
                         requested,
                         max,
+                        ..
                     }) => {
                         prop_assert!(over.contains(&dim), "Overflow on dim {} for {:?}", dim, c);
                         prop_assert_eq!(requested, c[dim]);

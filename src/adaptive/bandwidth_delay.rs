@@ -31,9 +31,9 @@ use super::window::Window;
 /// too low grows by up to the gain each window until the round-trip time
 /// rises. The base delay must not include queueing the limit itself causes,
 /// or the product feeds on its own queue: it is a minimum over many windows,
-/// and every [`probe_every`](Self::probe_every) windows one window runs at
-/// half the limit (BBR's ProbeRTT), so that queues drain and the minimum is
-/// measured afresh.
+/// and every [`probe_every`](Self::probe_every) windows one window runs with
+/// half the product (BBR's ProbeRTT; the whole requests stay), so that
+/// queues drain and the minimum is measured afresh.
 ///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
@@ -59,10 +59,10 @@ pub struct BandwidthDelay {
 impl Default for BandwidthDelay {
     fn default() -> Self {
         BandwidthDelay {
-            gain: 1.5,
+            gain: 1.25,
             requests: 2.0,
             probe_every: 50,
-            bandwidth_windows: 10,
+            bandwidth_windows: 5,
             delay_windows: 100,
             rates: VecDeque::new(),
             delays: VecDeque::new(),
@@ -73,11 +73,11 @@ impl Default for BandwidthDelay {
 }
 
 impl BandwidthDelay {
-    /// Multiplies the bandwidth-delay product (default 1.5): the headroom
+    /// Multiplies the bandwidth-delay product (default 1.25): the headroom
     /// for queueing at the downstream, as a share of what keeps it busy.
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.0);
+    /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.5);
     /// # let _ = a;
     /// ```
     pub fn gain(mut self, gain: f64) -> Self {
@@ -88,7 +88,7 @@ impl BandwidthDelay {
     /// Whole requests of room beyond the product (default 2.0).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().requests(1.0);
+    /// let a = multisem::adaptive::BandwidthDelay::default().requests(3.0);
     /// # let _ = a;
     /// ```
     pub fn requests(mut self, requests: f64) -> Self {
@@ -96,10 +96,10 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows between probes at half the limit (default 50; 0: never).
+    /// Windows between probes at half the product (default 50; 0: never).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(10);
+    /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(100);
     /// # let _ = a;
     /// ```
     pub fn probe_every(mut self, probe_every: u32) -> Self {
@@ -107,7 +107,7 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows the bandwidth (and request size) maximum spans (default 10).
+    /// Windows the bandwidth (and request size) maximum spans (default 5).
     ///
     /// ```
     /// let a = multisem::adaptive::BandwidthDelay::default().bandwidth_windows(10);
@@ -118,10 +118,10 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows the base delay minimum spans (default 20).
+    /// Windows the base delay minimum spans (default 100).
     ///
     /// ```
-    /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(10);
+    /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(200);
     /// # let _ = a;
     /// ```
     pub fn delay_windows(mut self, delay_windows: usize) -> Self {
@@ -185,12 +185,15 @@ impl Algorithm for BandwidthDelay {
         let delay = (window.min_rtt.as_secs_f64() - own_bytes).max(0.0);
         push_bounded(&mut self.delays, delay, self.delay_windows);
         let base_delay = self.base_delay().unwrap_or(delay);
-        let target = self.gain * bandwidth * base_delay + self.requests * request as f64;
+        let product = self.gain * bandwidth * base_delay;
+        let whole_requests = self.requests * request as f64;
         self.since_probe += 1;
         if self.probe_every > 0 && self.since_probe >= self.probe_every {
             self.since_probe = 0;
-            return self.estimate.set(target * 0.5);
+            // Halve the part that can queue; the whole requests stay, so the
+            // bottleneck keeps working while the queue drains.
+            return self.estimate.set(0.5 * product + whole_requests);
         }
-        self.estimate.set(target)
+        self.estimate.set(product + whole_requests)
     }
 }

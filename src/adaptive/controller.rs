@@ -278,13 +278,9 @@ impl<const N: usize> Controller<N> {
         let rtt = now.saturating_duration_since(granted);
         let mut state = self.state.lock();
         state.window.record(rtt, outcome);
-        let capacity = self.sem.capacity();
-        let available = self.sem.available();
-        for d in 0..N {
-            // After a shrink below what is in flight, available reads 0 and
-            // this reads the capacity: a floor, which is all a peak needs.
-            let in_flight = capacity[d].saturating_sub(available[d]);
-            state.peak_in_flight[d] = state.peak_in_flight[d].max(in_flight);
+        let in_flight = self.sem.in_flight();
+        for (peak, now) in state.peak_in_flight.iter_mut().zip(in_flight) {
+            *peak = (*peak).max(now);
         }
         let started = *state.started.get_or_insert(now);
         let elapsed = now.saturating_duration_since(started);

@@ -101,14 +101,11 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    /// Counts one outcome; returns whether it was a sample (not ignored).
-    pub(crate) fn record(&mut self, rtt: Duration, outcome: Outcome) -> bool {
+    /// Counts one outcome; an ignored one counts for nothing.
+    pub(crate) fn record(&mut self, rtt: Duration, outcome: Outcome) {
         match outcome {
-            Outcome::Ignore => false,
-            Outcome::Dropped => {
-                self.drops = self.drops.saturating_add(1);
-                true
-            }
+            Outcome::Ignore => {}
+            Outcome::Dropped => self.drops = self.drops.saturating_add(1),
             Outcome::Success { delivered } => {
                 let bytes = delivered.unwrap_or(0);
                 self.successes = self.successes.saturating_add(1);
@@ -119,7 +116,6 @@ impl Accumulator {
                     self.min_rtt = Some((rtt, bytes));
                 }
                 self.max_rtt = self.max_rtt.max(rtt);
-                true
             }
         }
     }

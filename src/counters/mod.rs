@@ -22,6 +22,7 @@
 //! ends with a read-modify-write of that word; each file says why that
 //! closes the release/enqueue race.
 
+mod held;
 mod packed;
 mod reserve;
 mod tiered;
@@ -56,11 +57,11 @@ pub(crate) enum Watch<const N: usize> {
 
 /// What a successful fast take after a miss left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Took<const N: usize> {
+pub(crate) enum Took {
     /// The packed word (the front) it wrote, its tally counted.
     Word(u64),
-    /// The counters a tiered split take left (see `take_after_miss`).
-    Left([u64; N]),
+    /// A tiered split take committed (see `take_after_miss`).
+    Split,
 }
 
 /// Why the lock-free fast path took nothing.
@@ -89,18 +90,21 @@ impl<const N: usize> Counters<N> {
     /// Full counters (`available == capacity`) able to grow each dimension up
     /// to `max_capacity`, or, when `max_capacity` is `None`, to whatever the
     /// packed word leaves spare. Returns the layout and the maximum it allows.
-    /// `front_bits` sets the tiered layout's front fields (for tests).
+    /// `front_bits` sets the tiered layout's front fields (for tests);
+    /// `track_peaks` has the tiered layout count what permits hold.
     #[track_caller]
     pub(crate) fn new(
         capacity: [u64; N],
         max_capacity: Option<[u64; N]>,
         front_bits: Option<[u32; N]>,
+        track_peaks: bool,
     ) -> (Self, [u64; N]) {
         match Packed::plan(capacity, max_capacity) {
             Some((packed, max)) => (Self::Packed(packed), max),
             None => {
                 let max = max_capacity.unwrap_or([MAX_PERMITS; N]);
-                (Self::Tiered(Tiered::new(capacity, front_bits)), max)
+                let tiered = Tiered::new(capacity, front_bits, track_peaks);
+                (Self::Tiered(tiered), max)
             }
         }
     }
@@ -139,23 +143,16 @@ impl<const N: usize> Counters<N> {
 
     /// The fast take after `try_take_once` missed: in the packed layout a
     /// retry after a lost race, or a fresh look that says why it cannot take;
-    /// in the tiered layout, if the front still cannot serve, the split take,
-    /// which returns the counters as it left them if `counted`, else the
-    /// front's fields.
+    /// in the tiered layout, if the front still cannot serve, the split take.
     #[cold]
     #[inline(never)]
-    pub(crate) fn take_after_miss(
-        &self,
-        amounts: [u64; N],
-        miss: Miss,
-        counted: bool,
-    ) -> Result<Took<N>, FastError> {
+    pub(crate) fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<Took, FastError> {
         match (self.front().take_after_miss(amounts, miss), self) {
             (Ok(word), _) => Ok(Took::Word(word)),
             (Err(why), Self::Packed(_)) => Err(why),
             // The front is short, flagged, or cannot hold the request: the
             // split take decides.
-            (Err(_), Self::Tiered(t)) => t.try_take_split(amounts, counted).map(Took::Left),
+            (Err(_), Self::Tiered(t)) => t.try_take_split(amounts).map(|()| Took::Split),
         }
     }
 
@@ -189,23 +186,44 @@ impl<const N: usize> Counters<N> {
         Packed::<N>::generation(low_water)
     }
 
-    /// The counters after the fast take that wrote `word`: its fields, plus
-    /// the reserve in the tiered layout.
+    /// The packed layout's counters after the fast take that wrote `word`:
+    /// its fields (in the tiered layout, the front's alone).
     pub(crate) fn left_after(&self, word: u64) -> [u64; N] {
+        self.front().fields(word)
+    }
+
+    /// After a grant of `amounts`, in the tiered layout: counts them as held
+    /// by permits, for its peaks, if it tracks them (see `held.rs`).
+    pub(crate) fn granted(&self, amounts: &[u64; N]) {
+        if let Self::Tiered(t) = self {
+            t.granted(amounts);
+        }
+    }
+
+    /// `Permit::forget`: the amounts leave circulation without coming back.
+    pub(crate) fn forgot(&self, amounts: &[u64; N]) {
+        if let Self::Tiered(t) = self {
+            t.returned(amounts);
+        }
+    }
+
+    /// The tiered layout's peaks, counted from what permits hold, if it
+    /// tracks them; `None` in the packed layout, whose peaks the semaphore
+    /// reads off its one word.
+    pub(crate) fn peaks(&self) -> Option<[u64; N]> {
         match self {
-            Self::Packed(p) => p.fields(word),
-            Self::Tiered(t) => t.left(t.front().fields(word), true),
+            Self::Packed(_) => None,
+            Self::Tiered(t) => t.peaks(),
         }
     }
 
     /// Takes every amount or nothing, ignoring `SLOW`: for the holder of the
-    /// queue lock, which is the one serving the queue. Returns the counters
-    /// as it left them if `counted` (the tiered layout's reserve costs a
-    /// load per dimension), else the front's fields.
-    pub(crate) fn take_locked(&self, amounts: [u64; N], counted: bool) -> Result<[u64; N], Short> {
+    /// queue lock, which is the one serving the queue. Returns the front's
+    /// fields as it left them: in the packed layout, all of the counters.
+    pub(crate) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
         match self {
             Self::Packed(p) => p.take_locked(amounts),
-            Self::Tiered(t) => t.take_locked(amounts).map(|front| t.left(front, counted)),
+            Self::Tiered(t) => t.take_locked(amounts),
         }
     }
 
@@ -232,6 +250,15 @@ impl<const N: usize> Counters<N> {
             Self::Packed(p) => p.give(std::array::from_fn(|d| amounts[d])),
             Self::Tiered(t) => t.give(amounts),
         }
+    }
+
+    /// Adds permits that no permit held (the capacity grew); `SLOW` or not,
+    /// the caller then serves the queue.
+    pub(crate) fn add(&self, amounts: &[u64; N]) {
+        let _ = match self {
+            Self::Packed(p) => p.give(*amounts),
+            Self::Tiered(t) => t.add(*amounts),
+        };
     }
 
     /// The raw counters, exact at one instant during the call, for the

@@ -13,8 +13,7 @@ use crossbeam_utils::CachePadded;
 
 #[derive(Debug)]
 pub(crate) struct Reserve<const N: usize> {
-    /// Away from the front word: in a steady state nothing writes these, and
-    /// the loads that read them (peak tracking) hit a shared line.
+    /// Away from the front word: in a steady state nothing writes these.
     words: CachePadded<[AtomicU64; N]>,
 }
 
@@ -117,11 +116,5 @@ impl<const N: usize> Reserve<N> {
         // Relaxed: an RMW reads the latest value whatever its ordering; it
         // is only counted.
         std::array::from_fn(|d| self.words[d].fetch_add(0, Ordering::Relaxed))
-    }
-
-    /// A snapshot.
-    pub(super) fn load(&self) -> [u64; N] {
-        // Relaxed: a snapshot, or a statistic (peaks).
-        std::array::from_fn(|d| self.words[d].load(Ordering::Relaxed))
     }
 }

@@ -50,6 +50,7 @@
 //! past a queued waiter; and the lock holder holds `SLOW` while it reads
 //! both tiers, so that it never counts a permit twice (`load_locked`).
 
+use super::held::Held;
 use super::packed::{Packed, front_widths, front_widths_fit};
 use super::reserve::{Reserve, Shortfall};
 use super::{FastError, Short};
@@ -58,6 +59,8 @@ use super::{FastError, Short};
 pub(crate) struct Tiered<const N: usize> {
     front: Packed<N>,
     reserve: Reserve<N>,
+    /// With peak tracking: what granted permits hold (see `held.rs`).
+    held: Option<Held<N>>,
 }
 
 /// Why [`Tiered::take_split`] took nothing.
@@ -71,13 +74,14 @@ enum Taken {
 
 impl<const N: usize> Tiered<N> {
     /// Full counters for `capacity`, with the front fields `front_bits` wide
-    /// if given (for tests), else as wide as the word allows.
+    /// if given (for tests), else as wide as the word allows; counting what
+    /// permits hold if `track_peaks`.
     ///
     /// # Panics
     ///
     /// If `front_bits` do not fit in the word.
     #[track_caller]
-    pub(super) fn new(capacity: [u64; N], front_bits: Option<[u32; N]>) -> Self {
+    pub(super) fn new(capacity: [u64; N], front_bits: Option<[u32; N]>, track_peaks: bool) -> Self {
         let width = match front_bits {
             Some(width) => {
                 assert!(
@@ -92,6 +96,7 @@ impl<const N: usize> Tiered<N> {
         Self {
             front,
             reserve: Reserve::new(std::array::from_fn(|d| capacity[d] - held[d])),
+            held: track_peaks.then(Held::new),
         }
     }
 
@@ -103,14 +108,10 @@ impl<const N: usize> Tiered<N> {
     }
 
     /// The fast path once the front alone could not serve `amounts`: the
-    /// split take. Returns as [`Self::left`].
-    pub(super) fn try_take_split(
-        &self,
-        amounts: [u64; N],
-        counted: bool,
-    ) -> Result<[u64; N], FastError> {
+    /// split take.
+    pub(super) fn try_take_split(&self, amounts: [u64; N]) -> Result<(), FastError> {
         match self.take_split::<false>(amounts) {
-            Ok(front) => Ok(self.left(front, counted)),
+            Ok(_) => Ok(()),
             Err(Taken::Short(short)) => Err(FastError::Short(short)),
             Err(Taken::Flagged) => Err(FastError::Defer),
             Err(Taken::GaveBackToWaiters) => Err(FastError::GaveBack),
@@ -129,16 +130,25 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
-    /// The counters, given the front word's fields as a take left them, if
-    /// `counted` (for peak tracking, at the cost of a load per dimension);
-    /// else those fields alone.
-    #[inline]
-    pub(super) fn left(&self, front: [u64; N], counted: bool) -> [u64; N] {
-        if !counted {
-            return front;
+    /// After a grant of `amounts`: counts them as held, if peaks are
+    /// tracked. Counted only once committed, so a part of the reserve that a
+    /// take held for a moment and gave back never counts.
+    pub(super) fn granted(&self, amounts: &[u64; N]) {
+        if let Some(held) = &self.held {
+            held.granted(amounts);
         }
-        let reserve = self.reserve.load();
-        std::array::from_fn(|d| front[d] + reserve[d])
+    }
+
+    /// Before a return or forget of `amounts`: no longer held.
+    pub(super) fn returned(&self, amounts: &[u64; N]) {
+        if let Some(held) = &self.held {
+            held.returned(amounts);
+        }
+    }
+
+    /// The most that permits have held at once, if peaks are tracked.
+    pub(super) fn peaks(&self) -> Option<[u64; N]> {
+        self.held.as_ref().map(Held::peaks)
     }
 
     /// Takes what the front has of each dimension from the front and the
@@ -211,6 +221,12 @@ impl<const N: usize> Tiered<N> {
         // just stored them one by one, and a wider load could not be
         // forwarded from those stores.
         let amounts = std::array::from_fn(|d| amounts[d]);
+        self.returned(&amounts);
+        self.add(amounts)
+    }
+
+    /// Adds permits that no permit held: growth of the capacity.
+    pub(super) fn add(&self, amounts: [u64; N]) -> bool {
         self.front
             .give_bounded(amounts, |overflow| self.reserve.give(overflow))
     }

@@ -1,0 +1,79 @@
+//! What the adaptive controller costs: a tracked acquire and its completion,
+//! against the plain owned acquire and drop, on one thread, in one run.
+//!
+//! Run: `cargo bench --bench adaptive -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! Benchmark IDs (`adaptive/...`), all `[1, 1000]` from `[1024, 100 MiB]`:
+//! - `plain`: `try_acquire_owned` + drop on a semaphore no controller knows;
+//! - `plain_under_controller`: the same on a semaphore a controller drives:
+//!   the core does not know the controller, so this is the same code;
+//! - `tracked_ignore`: `Controller::try_acquire` (the acquire and a clock
+//!   read) + drop without an outcome (no sample);
+//! - `tracked_complete`: the same + `complete(Outcome::delivered(1000))`: a
+//!   second clock read, the controller's lock and window sums, and a
+//!   resize every window (100 ms);
+//! - `tracked_complete_at`: the same with caller-supplied times (no clock
+//!   reads), which is the controller's own share.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use multisem::MultiSemaphore;
+use multisem::adaptive::{Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome};
+
+const CAPACITY: [u64; 2] = [1024, 100 << 20];
+const AMOUNTS: [u64; 2] = [1, 1000];
+
+fn controlled() -> Arc<Controller<2>> {
+    let sem = Arc::new(
+        MultiSemaphore::builder(CAPACITY)
+            .max_capacity([4096, 1 << 30])
+            .build(),
+    );
+    Controller::builder(sem)
+        .limit(0, 16..=4096, Min(Aimd::default(), Gradient2::default()))
+        .limit(1, (1 << 20)..=(1 << 30), BandwidthDelay::default())
+        .build()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adaptive");
+    let plain = Arc::new(MultiSemaphore::new(CAPACITY));
+    group.bench_function("plain", |b| {
+        b.iter(|| drop(black_box(plain.try_acquire_owned(black_box(AMOUNTS)))))
+    });
+    let ctl = controlled();
+    let sem = Arc::clone(ctl.semaphore());
+    group.bench_function("plain_under_controller", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire_owned(black_box(AMOUNTS)))))
+    });
+    group.bench_function("tracked_ignore", |b| {
+        b.iter(|| drop(black_box(ctl.try_acquire(black_box(AMOUNTS)))))
+    });
+    group.bench_function("tracked_complete", |b| {
+        b.iter(|| {
+            if let Ok(permit) = ctl.try_acquire(black_box(AMOUNTS)) {
+                permit.complete(Outcome::delivered(1000));
+            }
+        })
+    });
+    let at = controlled();
+    let start = Instant::now();
+    let mut t = 0u64;
+    group.bench_function("tracked_complete_at", |b| {
+        b.iter(|| {
+            t += 1000;
+            let now = start + Duration::from_nanos(t);
+            if let Ok(permit) = at.try_acquire_at(black_box(AMOUNTS), now) {
+                permit.complete_at(Outcome::delivered(1000), now + Duration::from_micros(50));
+            }
+        })
+    });
+    group.finish();
+    assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,394 @@
+//! `producer --adaptive`: the producer's limits set by the adaptive
+//! controller, against a simulated broker whose capacity changes during the
+//! run (full, then halved, then full again), in real time on real threads.
+//!
+//! Kept in its own module so that the producer's other modes stay as they
+//! are; the producer's `main` hands over when it sees `--adaptive`.
+//!
+//! The broker, like the simulation's downstream (`examples/sim`) but 10 ms
+//! away each way: `workers` threads' worth of slots, each spending a fixed overhead on a request and
+//! then moving its bytes over a link shared equally by the requests
+//! transferring; an unbounded queue in front. A request that has waited
+//! longer than the client's timeout by the time it is answered (or
+//! reached in the queue) is reported as dropped. One thread runs it all, so
+//! its times are as exact as the OS's sleeps.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::MultiSemaphore;
+use multisem::adaptive::{
+    Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome, TrackedPermit,
+};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+struct Options {
+    seconds: u64,
+    senders: usize,
+    timeout: Duration,
+    csv: String,
+    /// Every message 1 KiB instead of 90% 1 KiB, 10% 1 MiB.
+    small: bool,
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        seconds: 15,
+        senders: 32,
+        timeout: Duration::from_secs(1),
+        csv: "target/adaptive_producer.csv".into(),
+        small: false,
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--adaptive" => {}
+            "--small" => options.small = true,
+            "--seconds" => {
+                options.seconds = value()?.parse().map_err(|_| "--seconds: a whole number")?
+            }
+            "--senders" => {
+                options.senders = value()?.parse().map_err(|_| "--senders: a whole number")?
+            }
+            "--csv" => options.csv = value()?,
+            _ => {
+                return Err(format!(
+                    "'{flag}' is not an option of --adaptive (--seconds, --senders, --small, --csv)"
+                ));
+            }
+        }
+    }
+    if options.seconds < 3 || options.senders == 0 {
+        return Err("--seconds must be at least 3 and --senders at least 1".into());
+    }
+    Ok(options)
+}
+
+/// The broker's capacity at `t` into the run: full, halved in the middle
+/// third, full again.
+fn broker_capacity(t: Duration, seconds: u64) -> (usize, f64) {
+    let third = seconds as f64 / 3.0;
+    let halved = (third..2.0 * third).contains(&t.as_secs_f64());
+    if halved {
+        (8, (32 * MIB) as f64)
+    } else {
+        (16, (64 * MIB) as f64)
+    }
+}
+
+const OVERHEAD: Duration = Duration::from_millis(5);
+
+/// One-way network delay: a broker some distance away, so that the
+/// bandwidth-delay product is more than a request or two.
+const NETWORK: Duration = Duration::from_millis(10);
+
+struct Job {
+    permit: TrackedPermit<2>,
+    len: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    sent_bytes: AtomicU64,
+    acked_bytes: AtomicU64,
+    drops: AtomicU64,
+    admission_timeouts: AtomicU64,
+    latencies: Mutex<Vec<u64>>,
+}
+
+/// The broker: one thread owning the queue, the workers and the link.
+fn broker(jobs: mpsc::Receiver<Job>, start: Instant, options: &Options, tally: &Tally) {
+    let mut arriving: VecDeque<(Instant, Job)> = VecDeque::new();
+    let mut replies: Vec<(Instant, Job, bool)> = Vec::new();
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut overhead: Vec<(Instant, Job)> = Vec::new();
+    let mut link: Vec<(f64, Job)> = Vec::new(); // bytes left, job
+    let mut last = Instant::now();
+    let mut open = true;
+    let answer = |job: Job, now: Instant, served: bool| {
+        let waited = now.saturating_duration_since(job.permit.granted());
+        if served && waited <= options.timeout {
+            tally.acked_bytes.fetch_add(job.len, Ordering::Relaxed);
+            tally
+                .latencies
+                .lock()
+                .unwrap()
+                .push(waited.as_nanos() as u64);
+            job.permit.complete_at(Outcome::delivered(job.len), now);
+        } else {
+            tally.drops.fetch_add(1, Ordering::Relaxed);
+            job.permit.complete_at(Outcome::Dropped, now);
+        }
+    };
+    while open
+        || !arriving.is_empty()
+        || !queue.is_empty()
+        || !overhead.is_empty()
+        || !link.is_empty()
+        || !replies.is_empty()
+    {
+        let now = Instant::now();
+        while arriving.front().is_some_and(|(t, _)| *t <= now) {
+            queue.push_back(arriving.pop_front().unwrap().1);
+        }
+        let mut i = 0;
+        while i < replies.len() {
+            if replies[i].0 <= now {
+                let (_, job, served) = replies.swap_remove(i);
+                answer(job, now, served);
+            } else {
+                i += 1;
+            }
+        }
+        let (workers, bandwidth) = broker_capacity(now - start, options.seconds);
+        // Move the link on: each transfer got an equal share since `last`.
+        if !link.is_empty() {
+            let share = (now - last).as_secs_f64() * bandwidth / link.len() as f64;
+            for (left, _) in &mut link {
+                *left -= share;
+            }
+            let mut i = 0;
+            while i < link.len() {
+                if link[i].0 <= 0.0 {
+                    replies.push((now + NETWORK, link.swap_remove(i).1, true));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        last = now;
+        let mut i = 0;
+        while i < overhead.len() {
+            if overhead[i].0 <= now {
+                let (_, job) = overhead.swap_remove(i);
+                link.push((job.len as f64, job));
+            } else {
+                i += 1;
+            }
+        }
+        while overhead.len() + link.len() < workers {
+            let Some(job) = queue.pop_front() else { break };
+            if now.saturating_duration_since(job.permit.granted()) > options.timeout {
+                replies.push((now + NETWORK, job, false)); // its client gave up while it queued
+            } else {
+                overhead.push((now + OVERHEAD, job));
+            }
+        }
+        let next_overhead = overhead.iter().map(|(t, _)| *t).min();
+        let next_link = link
+            .iter()
+            .map(|(left, _)| *left)
+            .reduce(f64::min)
+            .map(|left| {
+                now + Duration::from_secs_f64((left * link.len() as f64 / bandwidth).max(0.0))
+            });
+        let next_arrival = arriving.front().map(|(t, _)| *t);
+        let next_reply = replies.iter().map(|(t, _, _)| *t).min();
+        let wake = [next_overhead, next_link, next_arrival, next_reply]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = wake
+            .map_or(Duration::from_millis(5), |t| {
+                t.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(5));
+        match jobs.recv_timeout(wait) {
+            Ok(job) => {
+                let at = Instant::now() + NETWORK;
+                arriving.push_back((at, job));
+                while let Ok(job) = jobs.try_recv() {
+                    arriving.push_back((at, job));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => open = false,
+        }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{} KiB", bytes / KIB)
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
+}
+
+/// Runs the demo; the producer's `main` calls this when it sees `--adaptive`.
+pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
+    let options = match parse(args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let largest = if options.small { KIB } else { MIB };
+    let sem = Arc::new(
+        MultiSemaphore::builder([16, 8 * MIB])
+            .max_capacity([4096, 4 << 30])
+            .build(),
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=4096, Min(Aimd::default(), Gradient2::default()))
+        // The byte limit may go as low as the largest message, no lower.
+        .limit(1, largest..=(4 << 30), BandwidthDelay::default())
+        .build();
+    println!(
+        "producer --adaptive: {} senders, {} messages, timeout {:?}.\n\
+         The broker, 10 ms away, has 16 workers and 64 MiB/s, halved from {:.0} s to {:.0} s; the controller\n\
+         sets the message limit (AIMD + Gradient2) and the byte limit (bandwidth x delay).\n",
+        options.senders,
+        if options.small {
+            "1 KiB"
+        } else {
+            "90% 1 KiB / 10% 1 MiB"
+        },
+        options.timeout,
+        options.seconds as f64 / 3.0,
+        2.0 * options.seconds as f64 / 3.0,
+    );
+    println!(
+        "    t  broker            limits [msgs, bytes]   in flight        sent/s   MiB/s  p50 ms  p99 ms  drops  adm.timeouts"
+    );
+    let tally = Tally::default();
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut csv = String::from(
+        "t_s,broker_workers,broker_mib_s,count_limit,bytes_limit,count_in_flight,bytes_in_flight,goodput_mib_s,p50_ms,p99_ms,drops\n",
+    );
+    thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let options = &options;
+        let tally = &tally;
+        s.spawn(move || broker(rx, start, options, tally));
+        for id in 0..options.senders as u64 {
+            let (tx, ctl, stop) = (tx.clone(), Arc::clone(&ctl), &stop);
+            s.spawn(move || {
+                let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let len = if x % 10 == 0 && !options.small {
+                        MIB
+                    } else {
+                        KIB
+                    };
+                    match ctl.acquire_blocking_timeout([1, len], Duration::from_millis(200)) {
+                        Ok(permit) => {
+                            tally.sent.fetch_add(1, Ordering::Relaxed);
+                            tally.sent_bytes.fetch_add(len, Ordering::Relaxed);
+                            if tx.send(Job { permit, len }).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => {
+                            tally.admission_timeouts.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let tick = Duration::from_millis(250);
+        let mut last = (0, 0, 0, 0);
+        let mut second: Vec<u64> = Vec::new();
+        for n in 1..=options.seconds * 4 {
+            thread::sleep((start + tick * n as u32).saturating_duration_since(Instant::now()));
+            let t = start.elapsed();
+            let (workers, bandwidth) = broker_capacity(t, options.seconds);
+            let limits = ctl.limits();
+            let in_flight = sem.in_flight();
+            let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
+            latencies.sort_unstable();
+            let acked = tally.acked_bytes.load(Ordering::Relaxed);
+            let _ = writeln!(
+                csv,
+                "{:.2},{workers},{:.0},{},{},{},{},{:.2},{:.2},{:.2},{}",
+                t.as_secs_f64(),
+                bandwidth / MIB as f64,
+                limits[0],
+                limits[1],
+                in_flight[0],
+                in_flight[1],
+                (acked - last.2) as f64 / MIB as f64 / tick.as_secs_f64(),
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99),
+                tally.drops.load(Ordering::Relaxed) - last.3,
+            );
+            last.2 = acked;
+            last.3 = tally.drops.load(Ordering::Relaxed);
+            second.extend(latencies);
+            if n % 4 == 0 {
+                second.sort_unstable();
+                let sent = tally.sent.load(Ordering::Relaxed);
+                let sent_bytes = tally.sent_bytes.load(Ordering::Relaxed);
+                println!(
+                    "{:>5.1}  {:>2} x {:>3} MiB/s   [{:>4}, {:>9}]   [{:>4}, {:>8}]  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>5}  {:>5}",
+                    t.as_secs_f64(),
+                    workers,
+                    bandwidth as u64 / MIB,
+                    limits[0],
+                    size(limits[1]),
+                    in_flight[0],
+                    size(in_flight[1]),
+                    sent - last.0,
+                    (sent_bytes - last.1) as f64 / MIB as f64,
+                    percentile(&second, 0.5),
+                    percentile(&second, 0.99),
+                    tally.drops.load(Ordering::Relaxed),
+                    tally.admission_timeouts.load(Ordering::Relaxed),
+                );
+                last.0 = sent;
+                last.1 = sent_bytes;
+                second.clear();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let balanced = sem.available() == sem.capacity();
+    println!(
+        "\n{} resizes; limits at the end {:?}; every permit came back: {}",
+        ctl.resizes(),
+        ctl.limits(),
+        if balanced { "yes" } else { "NO" }
+    );
+    match std::fs::write(&options.csv, csv) {
+        Ok(()) => println!("limits and latency over time: {}", options.csv),
+        Err(e) => eprintln!("could not write {}: {e}", options.csv),
+    }
+    if balanced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
