@@ -110,9 +110,11 @@ impl Notify {
 
 /// How a queued request ended, decided under the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The permits were taken on the waiter's behalf: it holds them now.
-    Granted,
+pub(crate) enum Outcome<const N: usize> {
+    /// These permits were taken on the waiter's behalf: it holds them now.
+    /// They are the request, or less where the semaphore clamps requests
+    /// above a capacity (to that capacity at the time of the grant).
+    Granted([u64; N]),
     Closed,
     /// `set_capacity` shrank dimension `dim` below the request.
     ExceedsCapacity {
@@ -132,7 +134,7 @@ enum Slot<const N: usize> {
         prev: u32,
         next: u32,
     },
-    Done(Outcome),
+    Done(Outcome<N>),
     /// In a retired chunk's first slot: the next retired chunk, so that a
     /// whole row of them is handed out of the lock as one value (and freed
     /// when it is dropped).
@@ -322,12 +324,18 @@ impl<const N: usize> WaitQueue<N> {
     /// Ends a queued request: unlinks it and records `outcome` for its owner.
     /// Returns who to wake once the lock is released.
     ///
-    /// A parked thread that is granted learns it from its flag instead: its
-    /// slot is freed at once, and it leaves without taking the lock again.
-    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
+    /// A parked thread that is granted its whole request learns it from its
+    /// flag instead: its slot is freed at once, and it leaves without taking
+    /// the lock again. One granted less (clamped) collects the amounts from
+    /// its slot.
+    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome<N>) -> Option<Notify> {
+        let requested = match *self.slot(ticket.0) {
+            Slot::Queued { amounts, .. } => amounts,
+            _ => unreachable!("only queued requests complete"),
+        };
         let notify = self.unlink(ticket.0);
         match (&notify, outcome) {
-            (Some(Notify::Thread(parked)), Outcome::Granted) => {
+            (Some(Notify::Thread(parked)), Outcome::Granted(granted)) if granted == requested => {
                 // Release: pairs with the Acquire in `Parked::granted`.
                 parked.granted.store(true, Ordering::Release);
                 self.release_slot(ticket.0);
@@ -339,7 +347,7 @@ impl<const N: usize> WaitQueue<N> {
 
     /// The owner collects its outcome: `None` while still queued; otherwise
     /// the slot is freed.
-    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome> {
+    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome<N>> {
         match *self.slot(ticket.0) {
             Slot::Done(outcome) => {
                 self.release_slot(ticket.0);
@@ -353,7 +361,7 @@ impl<const N: usize> WaitQueue<N> {
     /// The owner gives up: a queued request is unlinked (`Ok` with its
     /// notifier, to drop outside the lock), a done one yields its outcome.
     /// The slot is freed either way.
-    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome> {
+    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome<N>> {
         let result = match *self.slot(ticket.0) {
             Slot::Done(outcome) => Err(outcome),
             Slot::Queued { .. } => Ok(self.unlink(ticket.0)),
