@@ -300,15 +300,34 @@ impl Rng {
     }
 }
 
-/// The joint controller as the simulation (and the README) configure it.
+/// How often the controllers may resize: 25 ms windows, a quarter of the
+/// default. A window in which a queue stood is what makes
+/// [`BandwidthDelay`] drain, and only a window that began after a change
+/// can show one; with the default 100 ms windows that is 100 to 200 ms after
+/// the fleet halves, and the requests of that time are more than 1% of the
+/// phase (the README's table has the figures).
+pub const WINDOW: Duration = Duration::from_millis(25);
+
+/// The joint controller as the simulation (and the README) configure it:
+/// `BandwidthDelay`'s filters span as many windows as it takes to keep
+/// their default spans in time (500 ms of rates, 10 s of delays, a probe
+/// every 5 s) at 25 ms windows.
 pub fn joint_controller(sem: Arc<MultiSemaphore<2>>, largest: u64) -> Arc<Controller<2>> {
+    let bytes = BandwidthDelay::default()
+        .bandwidth_windows(20)
+        .delay_windows(400)
+        .probe_every(200);
     Controller::builder(sem)
         .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, count_algorithm())
-        .limit(1, largest..=BYTES_MAX, BandwidthDelay::default())
+        .limit(1, largest..=BYTES_MAX, bytes)
+        .window(WINDOW, 16)
         .build()
 }
 
 /// The count-only controller: the same count algorithm, bytes left alone.
+/// It keeps the default 100 ms windows: at 25 ms its `Aimd` and `Gradient2`
+/// climb four times as fast, and its p99 about doubles, so the comparison
+/// would flatter the joint controller.
 pub fn count_only_controller(sem: Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {
     Controller::builder(sem)
         .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, count_algorithm())
