@@ -7,6 +7,9 @@
 //! `-- --warm-up-time 1 --measurement-time 2`, or a filter such as `-- uncontended/n2`.
 //! `MULTISEM_PAIRED_ROUNDS=R` sets the rounds of the paired table below (default 25).
 //! `cargo test --benches` runs each benchmark once and the probe for 50 ms.
+//! With one codegen unit for multisem and this bench (the dependencies keep theirs):
+//! `cargo bench --bench try_acquire --config 'profile.bench.package.multisem.codegen-units=1'`.
+//! What a user's crate sees, under both profiles, is `benches/caller/`'s to measure.
 //!
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`

@@ -106,11 +106,12 @@ pub enum AcquireError {
 
 /// Why [`add_permits`](crate::MultiSemaphore::add_permits) or
 /// [`set_capacity`](crate::MultiSemaphore::set_capacity) changed nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CapacityError {
     /// Dimension `dim` would pass its
     /// [`max_capacity`](crate::MultiSemaphore::max_capacity).
+    #[non_exhaustive]
     Overflow {
         /// The first dimension that would overflow.
         dim: usize,
@@ -119,7 +120,28 @@ pub enum CapacityError {
         requested: u64,
         /// The most that dimension can hold.
         max: u64,
+        /// The semaphore's dimension names, if it has any.
+        names: DimNames,
     },
+}
+
+/// By hand: dimensions show their names, where the semaphore has some.
+impl fmt::Debug for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Overflow {
+                dim,
+                requested,
+                max,
+                names,
+            } => f
+                .debug_struct("Overflow")
+                .field("dim", &names.label(dim))
+                .field("requested", &requested)
+                .field("max", &max)
+                .finish(),
+        }
+    }
 }
 
 /// Why [`Permit::release`](crate::Permit::release) (or
@@ -337,9 +359,11 @@ impl fmt::Display for CapacityError {
                 dim,
                 requested,
                 max,
+                names,
             } => write!(
                 f,
-                "dimension {dim}: capacity {requested} would pass the maximum {max}"
+                "capacity of {} would pass its maximum: requested {requested}, max {max}",
+                names.label(dim)
             ),
         }
     }

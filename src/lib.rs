@@ -7,7 +7,9 @@
 //! // At most 1024 messages and 100 MiB in flight.
 //! let sem = MultiSemaphore::new([1024, 100 << 20]);
 //!
-//! let permit = sem.try_acquire([1, 4096])?;       // one message of 4 KiB
+//! let message = vec![0u8; 4096];
+//! // Lengths are `usize`, permits `u64`: `as u64` never truncates.
+//! let permit = sem.try_acquire([1, message.len() as u64])?; // one message of 4 KiB
 //! assert_eq!(sem.available(), [1023, (100 << 20) - 4096]);
 //!
 //! // A request that cannot fit takes nothing at all, in no dimension.
@@ -43,7 +45,9 @@
 //!   arriving after it, and `try_acquire` does not overtake queued acquirers.
 //!   A queued request that leaves lets those behind it proceed at once.
 //! * **Never blocks on the impossible.** A request above a dimension's
-//!   capacity fails at once with `ExceedsCapacity`.
+//!   capacity fails at once with `ExceedsCapacity`, or, on a semaphore
+//!   built with [`clamp_oversized`](Builder::clamp_oversized), is granted
+//!   that whole capacity and runs alone in it.
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
 //!   system call. Where the capacities fit in one 64-bit word (for example
@@ -54,6 +58,10 @@
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;
 //!   a grant that raced the drop goes back to the semaphore.
+//! * **Waiting allocates nothing in steady state.** An async acquire that
+//!   queues, and the release that grants it, reuse the queue's memory; the
+//!   queue grows outside the internal lock and gives the memory of its peak
+//!   back once it drains.
 //! * **A panicking waker strands nobody.** A release, resize or `close` that
 //!   grants (or closes out) several waiters wakes every one of them even if a
 //!   waker panics, then re-raises the first such panic to its caller. While
@@ -89,6 +97,7 @@
 //! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |

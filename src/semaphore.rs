@@ -32,7 +32,9 @@
 //!   capacity in force once a shrink's debt is paid, nor grows while it is not;
 //! * `SLOW` is set exactly when the queue is not empty or some debt is
 //!   outstanding (it may be set a moment early, never late);
-//! * after every visit to the lock, the queue's head does not fit.
+//! * after every visit to the lock, the queue's head does not fit, unless
+//!   the visit stopped at a full batch of wakes; then its visitor comes back
+//!   (`wake_and_serve`) once it has woken that batch.
 
 use crate::counters::{Counters, FastError, MAX_PERMITS, Miss, Once, Short, Took, Watch};
 use crate::dims::{DimNames, DimSet};
@@ -41,7 +43,7 @@ use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waiters::{Notify, Outcome, Parked, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -63,6 +65,9 @@ pub struct MultiSemaphore<const N: usize> {
     max_capacity: [u64; N],
     track_peaks: bool,
     names: DimNames,
+    /// `Builder::clamp_oversized`: a request above a capacity is granted
+    /// that capacity instead of failing with `ExceedsCapacity`.
+    clamp_oversized: bool,
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
@@ -107,13 +112,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
     ///
-    /// Where the capacities fit in one 64-bit word with room to spare
-    /// (`[1024, 100 << 20]` does, with room to grow each dimension about
-    /// 128-fold), every acquire is a single compare-and-swap. To grow further
-    /// later with [`add_permits`](Self::add_permits) or
-    /// [`set_capacity`](Self::set_capacity), reserve room with
-    /// [`builder`](Self::builder); [`max_capacity`](Self::max_capacity) tells
-    /// how far each dimension can grow.
+    /// Where the capacities fit in one 64-bit word with room to spare, every
+    /// acquire is a single compare-and-swap, and the word's spare bits are
+    /// shared out as room to grow by [`add_permits`](Self::add_permits) or
+    /// [`set_capacity`](Self::set_capacity).
+    /// [`max_capacity`](Self::max_capacity) tells how far each dimension can
+    /// grow: for `[1024, 100 << 20]`, to `2^19 - 1` messages and `2^35 - 1`
+    /// bytes (32 GiB), some 500-fold and 300-fold. To be sure of more, reserve
+    /// it with [`builder`](Self::builder).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -121,6 +127,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// // At most 1024 messages and 100 MiB in flight.
     /// let sem = MultiSemaphore::new([1024, 100 << 20]);
     /// assert_eq!(sem.available(), [1024, 100 << 20]);
+    /// assert_eq!(sem.max_capacity(), [(1 << 19) - 1, (1 << 35) - 1]);
     /// ```
     ///
     /// A semaphore needs 1 to 64 dimensions; any other `N` is a compile
@@ -207,12 +214,26 @@ impl<const N: usize> MultiSemaphore<N> {
             max_capacity,
             track_peaks,
             names: DimNames::new(names.map(|names| &names[..])),
+            clamp_oversized: false,
         }
     }
 
     /// The dimension names given to the builder, for errors.
     pub(crate) fn names(&self) -> DimNames {
         self.names
+    }
+
+    /// For `Builder::build`.
+    pub(crate) fn with_clamp_oversized(mut self, on: bool) -> Self {
+        self.clamp_oversized = on;
+        self
+    }
+
+    /// Whether a request above a dimension's capacity is clamped to that
+    /// capacity rather than refused; see
+    /// [`Builder::clamp_oversized`](crate::Builder::clamp_oversized).
+    pub fn clamps_oversized(&self) -> bool {
+        self.clamp_oversized
     }
 
     /// The capacity of each dimension now.
@@ -238,7 +259,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         self.available_locked()
     }
 
@@ -286,16 +307,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             // Under the lock: an acquirer checks `CLOSED` under it before
             // queueing, so none can queue after this and sleep forever.
             self.counters.close();
-            while let Some((ticket, _)) = queue.front() {
-                wake.push(queue.complete(ticket, Outcome::Closed));
-            }
+            // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -338,7 +357,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// In this order: [`ExceedsCapacity`](TryAcquireError::ExceedsCapacity)
-    /// if a dimension's capacity is below the request;
+    /// if a dimension's capacity is below the request (unless the semaphore
+    /// [clamps](crate::Builder::clamp_oversized) such requests: then it
+    /// takes the capacity, and `Insufficient` names the clamped amount);
     /// [`Closed`](TryAcquireError::Closed) once closed;
     /// [`Insufficient`](TryAcquireError::Insufficient) if a dimension lacks
     /// permits now. A request of all zeros succeeds unless closed.
@@ -389,7 +410,8 @@ impl<const N: usize> MultiSemaphore<N> {
             .counters
             .peaks()
             .unwrap_or_else(|| load_all(&self.limits.peak));
-        self.stats.snapshot(self.counters.fast_takes(), peaks)
+        self.stats
+            .snapshot(self.counters.fast_takes(), peaks, self.names)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,
@@ -424,7 +446,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
-        let _queue = self.queue.lock();
+        let _queue = self.lock();
         // `counters + in flight == capacity + debt` (see the module docs).
         let counters = self.counters.load_locked();
         let capacity = self.capacity();
@@ -452,17 +474,21 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # drop(held);
     /// ```
     pub fn head_request(&self) -> Option<[u64; N]> {
-        self.queue.lock().front().map(|(_, amounts)| amounts)
+        self.lock().front().map(|(_, amounts)| amounts)
     }
 
     /// What the oldest queued acquirer still lacks in each dimension (its
     /// request minus what is available, 0 where it fits), or `None` while
     /// nobody is queued: for a dashboard that sees waiters and wants to know
     /// which budget they wait for. A snapshot, read under the internal lock;
-    /// see [`head_request`](Self::head_request).
+    /// see [`head_request`](Self::head_request). On a semaphore that
+    /// [clamps](crate::Builder::clamp_oversized) oversized requests, it is
+    /// what the head lacks of its clamp (`head_request` is what it asked).
     pub fn head_shortfall(&self) -> Option<[u64; N]> {
-        let queue = self.queue.lock();
+        let queue = self.lock();
         let (_, head) = queue.front()?;
+        // A clamped head waits for its clamp, not for what it asked.
+        let head = self.clamp(head);
         let have = self.available_locked();
         Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
     }
@@ -506,23 +532,29 @@ impl<const N: usize> MultiSemaphore<N> {
         miss: Option<Miss>,
     ) -> Result<S::Permit, TryAcquireError> {
         let sem = source.semaphore();
+        // What it takes: `amounts`, or less where the semaphore clamps
+        // oversized requests. An oversized request never passes the fast
+        // path (its counters never exceed the capacity), so the clamp is
+        // decided on the locked path, in `try_take_slow`.
+        let mut taken = amounts;
         match miss {
             None => sem.note_take(word, &amounts),
             Some(miss) => {
                 if let Err(fast) = sem.take_after_miss(amounts, miss) {
-                    sem.try_take_slow(amounts, fast)?;
+                    taken = sem.try_take_slow(amounts, fast, sem.clamp_oversized)?;
                 }
             }
         }
-        Ok(source.permit(amounts))
+        Ok(source.permit(taken))
     }
 
     /// `try_acquire` without the permit: the caller holds the amounts some
-    /// other way (`Permit::try_grow`).
+    /// other way (`Permit::try_grow`). Never clamps: a permit grows by
+    /// exactly what was asked or not at all.
     pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
-            Err(fast) => self.try_take_slow(amounts, fast),
+            Err(fast) => self.try_take_slow(amounts, fast, false).map(|_| ()),
         }
     }
 
@@ -600,10 +632,15 @@ impl<const N: usize> MultiSemaphore<N> {
 
     #[cold]
     #[inline(never)]
-    fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
-        let result = self.try_take_locked(amounts, fast);
+    fn try_take_slow(
+        &self,
+        amounts: [u64; N],
+        fast: FastError,
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        let result = self.try_take_locked(amounts, fast, clamp);
         match &result {
-            Ok(()) => self.stats.acquired(&amounts),
+            Ok(taken) => self.stats.acquired(taken),
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
@@ -614,13 +651,18 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Decides what the fast path could not. Takes the lock only when a flag
-    /// was set (closed, queued or in debt), or a visit is owed.
+    /// was set (closed, queued or in debt), or a visit is owed, or to clamp
+    /// an oversized request (`clamp`) to the capacity, which changes only
+    /// under the lock. Returns what it took.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
         fast: FastError,
-    ) -> Result<(), TryAcquireError> {
-        if let Err(refused) = self.refuse(amounts) {
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        // A request clamped to the capacity is never refused for its size.
+        let clamped = clamp && self.check_capacity(amounts).is_err();
+        if let Err(refused) = self.refuse(amounts, clamped) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
                 // waits for: serve it before leaving.
@@ -629,30 +671,61 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(refused);
         }
         if amounts == [0; N] {
-            return Ok(());
+            return Ok(amounts);
         }
-        if let FastError::Short(short) = fast {
+        if let (FastError::Short(short), false) = (fast, clamped) {
             // Cold: a second look finds every other dimension short.
             return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
         let mut wake = WakeList::new();
-        let result = {
-            let mut queue = self.queue.lock();
+        let result = loop {
+            let mut queue = self.lock();
             self.rebalance(&mut queue, &mut wake);
-            if self.is_closed() {
+            if wake.is_full() {
+                // The serve stopped at a full batch: the head may fit yet.
+                drop(queue);
+                wake.wake_batch();
+                continue;
+            }
+            // Under the lock, where capacities change: the clamp is exact.
+            let amounts = if clamp { self.clamp(amounts) } else { amounts };
+            break if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 let have = self.available_locked();
-                Err(self.insufficient(amounts, have, Some(head), None))
+                Err(self.insufficient(amounts, have, Some(self.clamp(head)), None))
             } else {
-                self.take_locked(amounts).map_err(|short| {
-                    let have = self.available_locked();
-                    self.insufficient(amounts, have, None, Some(short))
-                })
-            }
+                self.take_locked(amounts)
+                    .map(|()| amounts)
+                    .map_err(|short| {
+                        let have = self.available_locked();
+                        self.insufficient(amounts, have, None, Some(short))
+                    })
+            };
         };
-        wake.wake_all();
+        wake.finish();
+        if let Ok(taken) = result {
+            self.note_clamped(amounts, taken);
+        }
         result
+    }
+
+    /// With clamping on, `amounts` lowered to each dimension's capacity. Exact
+    /// under the lock, where capacities change: a clamp follows the capacity
+    /// at the time of the grant.
+    fn clamp(&self, amounts: [u64; N]) -> [u64; N] {
+        if !self.clamp_oversized {
+            return amounts;
+        }
+        let capacity = self.capacity();
+        std::array::from_fn(|d| amounts[d].min(capacity[d]))
+    }
+
+    /// Counts a grant of less than the request in `Stats::clamped`.
+    fn note_clamped(&self, requested: [u64; N], granted: [u64; N]) {
+        if granted != requested {
+            self.stats.record(Event::Clamped);
+        }
     }
 
     /// `Insufficient` for `amounts`, given what was available (`have`) and
@@ -691,11 +764,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// The refusals that need no look at the counters, in the order the
     /// contract gives: `ExceedsCapacity`, then `Closed`.
-    fn refuse(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
-        self.check_capacity(amounts).map_err(|(dim, capacity)| {
-            self.stats.record(Event::Exceeded(dim));
-            TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
-        })?;
+    /// `clamped`: the request is to be clamped, so its size is no reason.
+    fn refuse(&self, amounts: [u64; N], clamped: bool) -> Result<(), TryAcquireError> {
+        if !clamped {
+            self.check_capacity(amounts).map_err(|(dim, capacity)| {
+                self.stats.record(Event::Exceeded(dim));
+                TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
+            })?;
+        }
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
         }
@@ -704,7 +780,7 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
     fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
-        let head = queue.front().map(|(_, head)| head);
+        let head = queue.front().map(|(_, head)| self.clamp(head));
         Shortfall::of(amounts, self.available_locked(), head)
     }
 
@@ -837,13 +913,37 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(never)]
     fn release_slow(&self) {
         let mut wake = WakeList::new();
-        self.rebalance(&mut self.queue.lock(), &mut wake);
-        wake.wake_all();
+        self.rebalance(&mut self.lock(), &mut wake);
+        self.wake_and_serve(&mut wake, false);
     }
 }
 
 /// The locked path: queueing, serving, cancelling.
 impl<const N: usize> MultiSemaphore<N> {
+    /// Locks the queue. The guard frees what the queue retired only after
+    /// unlocking.
+    fn lock(&self) -> QueueGuard<'_, N> {
+        QueueGuard::lock(&self.queue)
+    }
+
+    /// Wakes whom a visit to the lock granted or closed out. A visit stops
+    /// serving when its batch of notifiers is full (so that collecting them
+    /// never allocates): while one came back full, wake that batch and visit
+    /// again, to serve the rest. `resized`: the visit failed oversized
+    /// requests after a shrink, and must go on doing so. Re-raises the first
+    /// panic of a waker once everyone is woken (see `WakeList::finish`).
+    fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
+        while wake.is_full() {
+            wake.wake_batch();
+            let mut queue = self.lock();
+            if resized {
+                self.fail_oversized(&mut queue, wake);
+            }
+            self.rebalance(&mut queue, wake);
+        }
+        wake.finish();
+    }
+
     /// The heart of the locked path, run by every visitor to the lock before
     /// it leaves: settle any debt from the counters, grant the queue's head
     /// while it fits, and set `SLOW` to match what is left.
@@ -853,14 +953,26 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits.
+    /// fits (once closed: closes it out), until the wake batch is full.
     fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         self.settle_debt();
-        while let Some((ticket, amounts)) = queue.front() {
-            if self.take_locked(amounts).is_err() {
+        let closed = self.is_closed();
+        while !wake.is_full() {
+            let Some((ticket, amounts)) = queue.front() else {
                 break;
-            }
-            wake.push(queue.complete(ticket, Outcome::Granted));
+            };
+            // A clamped head waits for its whole clamp: all of a dimension
+            // it asked more than the capacity of, at the capacity of now.
+            let grant = self.clamp(amounts);
+            let outcome = if closed {
+                Outcome::Closed
+            } else if self.take_locked(grant).is_ok() {
+                self.note_clamped(amounts, grant);
+                Outcome::Granted(grant)
+            } else {
+                break;
+            };
+            wake.push(queue.complete(ticket, outcome));
         }
     }
 
@@ -883,7 +995,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Takes `amounts` now if nobody is ahead and they fit; otherwise queues
-    /// the request, to be woken through `notify`. `Ok(None)`: granted now.
+    /// the request, to be woken through `notify`.
     ///
     /// `notify` is made by the caller before the lock is taken, and dropped
     /// after it is released if unused: cloning or dropping a waker may run
@@ -892,15 +1004,32 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         amounts: [u64; N],
         notify: Notify,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Enqueued<N>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
-        let result = {
-            let mut queue = self.queue.lock();
-            self.admit(&mut queue, &mut wake, amounts, &mut notify)
+        let mut chunk = None;
+        let result = loop {
+            let mut queue = self.lock();
+            let unneeded = chunk.take().and_then(|chunk| queue.add_chunk(chunk));
+            let admitted = self.admit(&mut queue, &mut wake, amounts, &mut notify);
+            drop(queue);
+            drop(unneeded);
+            match admitted {
+                Ok(Admitted::Granted(taken)) => break Ok(Enqueued::Granted(taken)),
+                Ok(Admitted::Queued(ticket)) => break Ok(Enqueued::Queued(ticket)),
+                // The queue is full: grow it without the lock, then retry
+                // from the start (anything may have changed meanwhile).
+                // Those this visit granted are woken first, as after any
+                // visit, not after the allocation.
+                Ok(Admitted::Grow(len)) => {
+                    wake.wake_batch();
+                    chunk = Some(WaitQueue::new_chunk(len));
+                }
+                Err(err) => break Err(err),
+            }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -910,9 +1039,10 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Admitted<N>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
-        if let Err((dim, capacity)) = self.check_capacity(amounts) {
+        if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
+        {
             self.stats.record(Event::Exceeded(dim));
             // The caller's fast take may have given permits back while
             // waiters were queued (`FastError::GaveBack`): serve them.
@@ -929,39 +1059,46 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(None);
+            return Ok(Admitted::Granted(amounts));
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
         self.set_slow(queue, true);
         self.settle_and_serve(queue, wake);
-        let granted = queue.is_empty() && self.take_locked(amounts).is_ok();
-        if !granted {
-            let dim = self.shortfall_locked(queue, amounts).dim;
+        let grant = self.clamp(amounts);
+        let admitted = if queue.is_empty() && self.take_locked(grant).is_ok() {
+            self.note_clamped(amounts, grant);
+            Admitted::Granted(grant)
+        } else if queue.has_room() {
+            let dim = self.shortfall_locked(queue, grant).dim;
             self.stats.record(Event::Waited(dim));
-        }
-        let ticket = match notify.take() {
-            Some(notify) if !granted => Some(queue.push(amounts, notify)),
-            unused => {
-                *notify = unused;
-                None
-            }
+            let notify = notify.take().expect("a request is queued once");
+            // Queued with the request itself: it is clamped when granted.
+            Admitted::Queued(queue.push(amounts, notify))
+        } else {
+            Admitted::Grow(queue.next_chunk_len())
         };
         self.publish(queue);
-        Ok(ticket)
+        Ok(admitted)
     }
 
-    /// The outcome of a parked thread's request, if it has one (then the
-    /// ticket is spent). A grant is seen without the lock.
-    pub(crate) fn collect_parked(&self, ticket: Ticket, parked: &Parked) -> Option<Outcome> {
+    /// The outcome of a parked thread's request for `amounts`, if it has
+    /// one (then the ticket is spent). A grant of the whole request is seen
+    /// without the lock.
+    pub(crate) fn collect_parked(
+        &self,
+        ticket: Ticket,
+        parked: &Parked,
+        amounts: [u64; N],
+    ) -> Option<Outcome<N>> {
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
-        let mut queue = self.queue.lock();
+        let mut queue = self.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
         queue.collect(ticket)
     }
@@ -973,9 +1110,9 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         ticket: Ticket,
         waker: &std::task::Waker,
-    ) -> Option<Outcome> {
+    ) -> Option<Outcome<N>> {
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 return Some(outcome);
             }
@@ -985,7 +1122,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         let new = Notify::Task(waker.clone());
         let old = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 drop(queue);
                 drop(new);
@@ -1002,22 +1139,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// (see [`Shortfall`]), and took nothing; those behind it that now fit
     /// are served. `Err(outcome)`: it had ended first, and a `Granted`
     /// outcome means the caller holds the permits. `parked`: the blocked
-    /// thread's flag, for a request made by `wait`.
+    /// thread's flag, for a request made by `wait` (its flag means the whole
+    /// request was granted; a clamped grant is in its slot).
     pub(crate) fn cancel(
         &self,
         ticket: Ticket,
         amounts: [u64; N],
         parked: Option<&Parked>,
-    ) -> Result<usize, Outcome> {
+    ) -> Result<usize, Outcome<N>> {
         let mut wake = WakeList::new();
         let (result, notify) = {
-            let mut queue = self.queue.lock();
-            // A grant, under this lock, freed the slot of a parked thread.
+            let mut queue = self.lock();
+            // A grant of the whole request, under this lock, freed the slot
+            // of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                return Err(Outcome::Granted);
+                return Err(Outcome::Granted(amounts));
             }
-            // Before it leaves: it may be the head itself.
-            let dim = self.shortfall_locked(&queue, amounts).dim;
+            // Before it leaves: it may be the head itself. What holds it
+            // back is judged on what it would be granted (its clamp).
+            let dim = self.shortfall_locked(&queue, self.clamp(amounts)).dim;
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
@@ -1028,7 +1168,7 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         };
         drop(notify);
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, false);
         result
     }
 
@@ -1040,6 +1180,24 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
         self.stats.acquired(amounts);
     }
+}
+
+/// What `enqueue` did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
+    /// Queued: wait for the ticket's outcome.
+    Queued(Ticket),
+}
+
+/// What `admit` did with a request.
+enum Admitted<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
+    Queued(Ticket),
+    /// Nothing: the queue needs a chunk of this many slots first.
+    Grow(usize),
 }
 
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {

@@ -1,6 +1,8 @@
 //! Statistics: a cheap snapshot of counters kept since construction.
 
+use crate::dims::DimNames;
 use crate::sync::{AtomicU64, Ordering};
+use std::fmt;
 
 /// A snapshot of a semaphore's counters since construction; see
 /// [`MultiSemaphore::stats`](crate::MultiSemaphore::stats).
@@ -26,7 +28,18 @@ use crate::sync::{AtomicU64, Ordering};
 /// any other, so it counts in `cancelled`. To count it in `timed_out` (and
 /// `timed_out_by`), hand the timer to the acquire with
 /// [`Acquire::with_timeout`](crate::Acquire::with_timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Its `Debug` shows the per-dimension figures by name, where the semaphore
+/// has [names](crate::Builder::names):
+///
+/// ```
+/// use multisem::MultiSemaphore;
+///
+/// let sem = MultiSemaphore::builder([10, 1024]).names(&["messages", "bytes"]).build();
+/// assert!(sem.try_acquire([1, 2048]).is_err());
+/// assert!(format!("{:?}", sem.stats()).contains(r#"refused: {"messages": 0, "bytes": 1}"#));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats<const N: usize> {
     /// Successful acquires delivered to callers, by every method (zero
@@ -64,10 +77,50 @@ pub struct Stats<const N: usize> {
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
+    /// Grants of less than the request: requests above a capacity clamped
+    /// to it, on a semaphore built with
+    /// [`clamp_oversized`](crate::Builder::clamp_oversized). Counted when
+    /// the grant is made (each also counts in `acquired` once delivered).
+    pub clamped: u64,
     /// The most held at once by live permits, per dimension. Zero if the
     /// semaphore was built with
     /// [`track_peaks(false)`](crate::Builder::track_peaks).
     pub peak_in_flight: [u64; N],
+    /// The semaphore's dimension names, if it has any.
+    pub names: DimNames,
+}
+
+/// Per-dimension figures in `Debug` output: by name where there are names.
+struct PerDim<'a, const N: usize>(&'a [u64; N], DimNames);
+
+impl<const N: usize> fmt::Debug for PerDim<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1.get(0).is_none() {
+            return fmt::Debug::fmt(self.0, f);
+        }
+        let name = |d: usize| self.1.get(d).unwrap_or("?");
+        f.debug_map()
+            .entries(self.0.iter().enumerate().map(|(d, v)| (name(d), v)))
+            .finish()
+    }
+}
+
+impl<const N: usize> fmt::Debug for Stats<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per_dim = |v| PerDim(v, self.names);
+        f.debug_struct("Stats")
+            .field("acquired", &self.acquired)
+            .field("acquired_amounts", &per_dim(&self.acquired_amounts))
+            .field("refused", &per_dim(&self.refused))
+            .field("exceeded", &per_dim(&self.exceeded))
+            .field("waited", &per_dim(&self.waited))
+            .field("timed_out", &self.timed_out)
+            .field("timed_out_by", &per_dim(&self.timed_out_by))
+            .field("cancelled", &self.cancelled)
+            .field("closed_out", &self.closed_out)
+            .field("peak_in_flight", &per_dim(&self.peak_in_flight))
+            .finish()
+    }
 }
 
 impl<const N: usize> Default for Stats<N> {
@@ -82,7 +135,9 @@ impl<const N: usize> Default for Stats<N> {
             timed_out_by: [0; N],
             cancelled: 0,
             closed_out: 0,
+            clamped: 0,
             peak_in_flight: [0; N],
+            names: DimNames::default(),
         }
     }
 }
@@ -103,6 +158,7 @@ pub(crate) struct StatCounters<const N: usize> {
     timed_out_by: [AtomicU64; N],
     cancelled: AtomicU64,
     closed_out: AtomicU64,
+    clamped: AtomicU64,
 }
 
 /// What a slow-path operation ended with, for the statistics. Grants are
@@ -120,6 +176,7 @@ pub(crate) enum Event {
     TimedOut(usize),
     Cancelled,
     ClosedOut,
+    Clamped,
 }
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
@@ -137,6 +194,7 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by: zeros(),
             cancelled: AtomicU64::new(0),
             closed_out: AtomicU64::new(0),
+            clamped: AtomicU64::new(0),
         }
     }
 
@@ -155,6 +213,7 @@ impl<const N: usize> StatCounters<N> {
             Event::TimedOut(dim) => &self.timed_out_by[dim],
             Event::Cancelled => &self.cancelled,
             Event::ClosedOut => &self.closed_out,
+            Event::Clamped => &self.clamped,
         };
         // Relaxed: a statistic; exact once the callers are quiet.
         counter.fetch_add(1, Ordering::Relaxed);
@@ -183,7 +242,12 @@ impl<const N: usize> StatCounters<N> {
     }
 
     /// The snapshot, given what the fast path counted.
-    pub(crate) fn snapshot(&self, fast_acquired: u64, peak_in_flight: [u64; N]) -> Stats<N> {
+    pub(crate) fn snapshot(
+        &self,
+        fast_acquired: u64,
+        peak_in_flight: [u64; N],
+        names: DimNames,
+    ) -> Stats<N> {
         // Relaxed: a snapshot of statistics, not one instant.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let all = |c: &[AtomicU64; N]| -> [u64; N] { std::array::from_fn(|d| load(&c[d])) };
@@ -198,7 +262,9 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by,
             cancelled: load(&self.cancelled),
             closed_out: load(&self.closed_out),
+            clamped: load(&self.clamped),
             peak_in_flight,
+            names,
         }
     }
 }

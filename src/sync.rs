@@ -19,6 +19,7 @@ mod imp {
     pub(crate) use std::thread::{Thread, current as current_thread};
 
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
     /// Parks the current thread until unparked, or until `deadline` if given.
     /// May return spuriously; callers re-check their condition.
@@ -61,12 +62,14 @@ mod imp {
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Self(loom::sync::Mutex::new(value))
         }
 
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             // A panic while holding the lock already fails the model.
             self.0.lock().unwrap()
         }

@@ -1,11 +1,29 @@
 //! The FIFO queue of blocked and pending acquirers, kept under the
 //! semaphore's lock.
 //!
-//! Entries live in a slab (a `Vec` of slots linked by index), so queueing
-//! allocates only when the queue grows past its previous peak, and unlinking
-//! any entry is O(1) without `unsafe`. A slot is owned by the acquirer that
-//! pushed it: it stays put (queued, then done) until that acquirer collects
-//! the outcome or cancels, and only then is it freed for reuse.
+//! # Where a waiter lives
+//!
+//! Entries live in a slab of slots linked by index, so unlinking any entry is
+//! O(1) without `unsafe`. A slot is owned by the acquirer that pushed it: it
+//! stays put (queued, then done) until that acquirer collects the outcome or
+//! cancels, and only then is it freed for reuse. Freed slots go on a free
+//! list, so a queue that stays within its size allocates nothing.
+//!
+//! The slab is a row of chunks that double: chunk 0 and chunk 1 hold one slot
+//! each, chunk `c` holds `2^(c-1)`, so `c` chunks hold `2^(c-1)` slots and a
+//! slot's index names its chunk by its highest bit. Growing adds a chunk and
+//! never moves a slot, and the chunk is allocated by the acquirer that needs
+//! it *outside* the lock (see `MultiSemaphore::enqueue`): the lock is never
+//! held across an allocation or a copy of the table. The table holds at most
+//! twice the slots in use at its peak, so a queued waiter costs at most two
+//! slots plus its future.
+//!
+//! When the last slot in use is freed (the queue has drained and every
+//! outcome is collected), the chunks beyond the first [`KEPT_CHUNKS`] are
+//! retired: taken out under the lock, and freed by the lock's holder after it
+//! unlocks (see [`QueueGuard`]). A peak's memory goes back once the queue
+//! drains; the first 64 slots stay, so a queue that comes and goes under
+//! that size allocates nothing.
 //!
 //! # A waiter's life
 //!
@@ -23,12 +41,31 @@
 //! or `Done(Granted)` (it holds the permits and must keep or return them).
 //! The notifier is returned by `complete` so the caller wakes it after
 //! unlocking: a waker never runs under the lock.
+//!
+//! # Waking in batches
+//!
+//! The notifiers a visit to the lock collects go in a [`WakeList`] of fixed
+//! size on the stack, so a release allocates nothing however many it grants.
+//! A visit stops granting when the list is full; the visitor wakes that batch
+//! after unlocking, then visits again to go on serving (see
+//! `MultiSemaphore::wake_and_serve`). Meanwhile `SLOW` stays set (the queue is
+//! not empty), so no newcomer overtakes those still queued, and any other
+//! visitor serves the queue from its head just the same.
 
-use crate::sync::{Arc, AtomicBool, Ordering, Thread};
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering, Thread};
+use std::any::Any;
+use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Waker;
 
-const NIL: usize = usize::MAX;
+/// The index that names no slot.
+const NIL: u32 = u32::MAX;
+
+/// Chunks kept when the queue drains: chunks 0 to 6 hold 64 slots.
+const KEPT_CHUNKS: usize = 7;
+
+/// Chunks at most: `2^31` slots, indices below `NIL`.
+const MAX_CHUNKS: usize = 32;
 
 /// How to wake a waiter: a parked thread or an async task.
 #[derive(Debug)]
@@ -73,9 +110,11 @@ impl Notify {
 
 /// How a queued request ended, decided under the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The permits were taken on the waiter's behalf: it holds them now.
-    Granted,
+pub(crate) enum Outcome<const N: usize> {
+    /// These permits were taken on the waiter's behalf: it holds them now.
+    /// They are the request, or less where the semaphore clamps requests
+    /// above a capacity (to that capacity at the time of the grant).
+    Granted([u64; N]),
     Closed,
     /// `set_capacity` shrank dimension `dim` below the request.
     ExceedsCapacity {
@@ -87,42 +126,86 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 enum Slot<const N: usize> {
     Free {
-        next_free: usize,
+        next_free: u32,
     },
     Queued {
         amounts: [u64; N],
         notify: Option<Notify>,
-        prev: usize,
-        next: usize,
+        prev: u32,
+        next: u32,
     },
-    Done(Outcome),
+    Done(Outcome<N>),
+    /// In a retired chunk's first slot: the next retired chunk, so that a
+    /// whole row of them is handed out of the lock as one value (and freed
+    /// when it is dropped).
+    Retired {
+        _next: Option<Chunk<N>>,
+    },
 }
+
+/// A run of slots, allocated at once.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk<const N: usize>(Box<[Slot<N>]>);
 
 /// A handle to a pushed entry; only its owner holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticket(usize);
+pub(crate) struct Ticket(u32);
 
 #[derive(Debug)]
 pub(crate) struct WaitQueue<const N: usize> {
-    slots: Vec<Slot<N>>,
-    head: usize,
-    tail: usize,
-    free: usize,
+    /// `chunks[..chunk_count]` are allocated; the rest are empty.
+    chunks: [Chunk<N>; MAX_CHUNKS],
+    chunk_count: usize,
+    /// Slots from here to the end of the table have not been used since the
+    /// table was last empty: they are free without being on the free list.
+    fresh: u32,
+    free: u32,
+    /// Slots queued or done: when it falls to 0, the table is reset.
+    used: u32,
+    head: u32,
+    tail: u32,
     len: usize,
+    /// Chunks retired under the lock, to be freed after it is released.
+    retired: Option<Chunk<N>>,
     /// What the counters' `SLOW` flag was last set to. Only the lock holder
     /// changes that flag, so this mirror lets it skip a read-modify-write of
     /// the hot word when nothing changes.
     pub(crate) slow: bool,
 }
 
+/// The chunk and offset of slot `index`: chunk 0 holds index 0, chunk
+/// `c >= 1` holds `2^(c-1)..2^c`.
+#[inline]
+fn locate(index: u32) -> (usize, usize) {
+    match index {
+        0 => (0, 0),
+        _ => {
+            let chunk = (u32::BITS - index.leading_zeros()) as usize;
+            (chunk, (index - (1 << (chunk - 1))) as usize)
+        }
+    }
+}
+
+/// How many slots `count` chunks hold.
+fn slots_in(count: usize) -> u32 {
+    match count {
+        0 => 0,
+        _ => 1 << (count - 1),
+    }
+}
+
 impl<const N: usize> WaitQueue<N> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            slots: Vec::new(),
+            chunks: Default::default(),
+            chunk_count: 0,
+            fresh: 0,
+            free: NIL,
+            used: 0,
             head: NIL,
             tail: NIL,
-            free: NIL,
             len: 0,
+            retired: None,
             slow: false,
         }
     }
@@ -136,25 +219,74 @@ impl<const N: usize> WaitQueue<N> {
         self.len == 0
     }
 
-    /// Appends a request at the back.
+    #[inline]
+    fn slot(&self, index: u32) -> &Slot<N> {
+        let (chunk, offset) = locate(index);
+        // The mask changes nothing (indices stay below `2^31`, so chunks
+        // below 32) and spares a bounds check.
+        &self.chunks[chunk % MAX_CHUNKS].0[offset]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: u32) -> &mut Slot<N> {
+        let (chunk, offset) = locate(index);
+        &mut self.chunks[chunk % MAX_CHUNKS].0[offset]
+    }
+
+    /// Whether `push` has a slot to use, or the table must grow first.
+    pub(crate) fn has_room(&self) -> bool {
+        self.free != NIL || self.fresh < slots_in(self.chunk_count)
+    }
+
+    /// The size of the chunk that would grow the table now.
+    ///
+    /// # Panics
+    ///
+    /// With `2^31` slots in use, an amount of memory no process reaches.
+    pub(crate) fn next_chunk_len(&self) -> usize {
+        assert!(
+            self.chunk_count < MAX_CHUNKS,
+            "MultiSemaphore: more than 2^31 waiters"
+        );
+        slots_in(self.chunk_count).max(1) as usize
+    }
+
+    /// A chunk of `len` free slots: made by the caller without the lock.
+    pub(crate) fn new_chunk(len: usize) -> Chunk<N> {
+        Chunk((0..len).map(|_| Slot::Free { next_free: NIL }).collect())
+    }
+
+    /// Grows the table by `chunk` if it is still full and `chunk` is the
+    /// size it needs; otherwise (someone grew or emptied it meanwhile) gives
+    /// `chunk` back, to be dropped outside the lock.
+    pub(crate) fn add_chunk(&mut self, chunk: Chunk<N>) -> Option<Chunk<N>> {
+        if self.has_room() || chunk.0.len() != self.next_chunk_len() {
+            return Some(chunk);
+        }
+        self.chunks[self.chunk_count] = chunk;
+        self.chunk_count += 1;
+        None
+    }
+
+    /// Appends a request at the back. Call only when `has_room()`.
     pub(crate) fn push(&mut self, amounts: [u64; N], notify: Notify) -> Ticket {
-        let slot = Slot::Queued {
+        let index = if self.free != NIL {
+            let index = self.free;
+            let Slot::Free { next_free } = *self.slot(index) else {
+                unreachable!("the free list holds free slots only")
+            };
+            self.free = next_free;
+            index
+        } else {
+            assert!(self.has_room(), "push without room");
+            self.fresh += 1;
+            self.fresh - 1
+        };
+        *self.slot_mut(index) = Slot::Queued {
             amounts,
             notify: Some(notify),
             prev: self.tail,
             next: NIL,
-        };
-        let index = if self.free == NIL {
-            self.slots.push(slot);
-            self.slots.len() - 1
-        } else {
-            let index = self.free;
-            let Slot::Free { next_free } = self.slots[index] else {
-                unreachable!("the free list holds free slots only")
-            };
-            self.free = next_free;
-            self.slots[index] = slot;
-            index
         };
         match self.tail {
             NIL => self.head = index,
@@ -162,69 +294,78 @@ impl<const N: usize> WaitQueue<N> {
         }
         self.tail = index;
         self.len += 1;
+        self.used += 1;
         Ticket(index)
     }
 
     /// The oldest queued request.
     pub(crate) fn front(&self) -> Option<(Ticket, [u64; N])> {
-        match self.slots.get(self.head) {
-            Some(Slot::Queued { amounts, .. }) => Some((Ticket(self.head), *amounts)),
-            _ => None,
+        self.entry(self.head)
+    }
+
+    /// The queued request after `ticket` (which must be queued).
+    pub(crate) fn next(&self, ticket: Ticket) -> Option<(Ticket, [u64; N])> {
+        match self.slot(ticket.0) {
+            &Slot::Queued { next, .. } => self.entry(next),
+            _ => unreachable!("only queued slots are linked"),
         }
     }
 
-    /// Every queued request, oldest first.
-    pub(crate) fn queued(&self) -> impl Iterator<Item = (Ticket, [u64; N])> + '_ {
-        let mut at = self.head;
-        std::iter::from_fn(move || match self.slots.get(at) {
-            Some(&Slot::Queued { amounts, next, .. }) => {
-                let item = (Ticket(at), amounts);
-                at = next;
-                Some(item)
-            }
-            _ => None,
-        })
+    fn entry(&self, index: u32) -> Option<(Ticket, [u64; N])> {
+        match index {
+            NIL => None,
+            _ => match self.slot(index) {
+                Slot::Queued { amounts, .. } => Some((Ticket(index), *amounts)),
+                _ => unreachable!("only queued slots are linked"),
+            },
+        }
     }
 
     /// Ends a queued request: unlinks it and records `outcome` for its owner.
     /// Returns who to wake once the lock is released.
     ///
-    /// A parked thread that is granted learns it from its flag instead: its
-    /// slot is freed at once, and it leaves without taking the lock again.
-    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
+    /// A parked thread that is granted its whole request learns it from its
+    /// flag instead: its slot is freed at once, and it leaves without taking
+    /// the lock again. One granted less (clamped) collects the amounts from
+    /// its slot.
+    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome<N>) -> Option<Notify> {
+        let requested = match *self.slot(ticket.0) {
+            Slot::Queued { amounts, .. } => amounts,
+            _ => unreachable!("only queued requests complete"),
+        };
         let notify = self.unlink(ticket.0);
         match (&notify, outcome) {
-            (Some(Notify::Thread(parked)), Outcome::Granted) => {
+            (Some(Notify::Thread(parked)), Outcome::Granted(granted)) if granted == requested => {
                 // Release: pairs with the Acquire in `Parked::granted`.
                 parked.granted.store(true, Ordering::Release);
                 self.release_slot(ticket.0);
             }
-            _ => self.slots[ticket.0] = Slot::Done(outcome),
+            _ => *self.slot_mut(ticket.0) = Slot::Done(outcome),
         }
         notify
     }
 
     /// The owner collects its outcome: `None` while still queued; otherwise
     /// the slot is freed.
-    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome> {
-        match self.slots[ticket.0] {
+    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome<N>> {
+        match *self.slot(ticket.0) {
             Slot::Done(outcome) => {
                 self.release_slot(ticket.0);
                 Some(outcome)
             }
             Slot::Queued { .. } => None,
-            Slot::Free { .. } => unreachable!("a ticket outlived its slot"),
+            _ => unreachable!("a ticket outlived its slot"),
         }
     }
 
     /// The owner gives up: a queued request is unlinked (`Ok` with its
     /// notifier, to drop outside the lock), a done one yields its outcome.
     /// The slot is freed either way.
-    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome> {
-        let result = match self.slots[ticket.0] {
+    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome<N>> {
+        let result = match *self.slot(ticket.0) {
             Slot::Done(outcome) => Err(outcome),
             Slot::Queued { .. } => Ok(self.unlink(ticket.0)),
-            Slot::Free { .. } => unreachable!("a ticket outlived its slot"),
+            _ => unreachable!("a ticket outlived its slot"),
         };
         self.release_slot(ticket.0);
         result
@@ -233,7 +374,7 @@ impl<const N: usize> WaitQueue<N> {
     /// Replaces a queued request's notifier; returns the old one (to drop
     /// outside the lock), or gives the new one back if the request is done.
     pub(crate) fn renotify(&mut self, ticket: Ticket, new: Notify) -> Option<Notify> {
-        match &mut self.slots[ticket.0] {
+        match self.slot_mut(ticket.0) {
             Slot::Queued { notify, .. } => notify.replace(new),
             _ => Some(new),
         }
@@ -242,15 +383,21 @@ impl<const N: usize> WaitQueue<N> {
     /// Whether the queued request's notifier is a waker that wakes `waker`'s task.
     pub(crate) fn will_wake(&self, ticket: Ticket, waker: &Waker) -> bool {
         matches!(
-            &self.slots[ticket.0],
+            self.slot(ticket.0),
             Slot::Queued { notify: Some(Notify::Task(current)), .. } if current.will_wake(waker)
         )
     }
 
-    fn unlink(&mut self, index: usize) -> Option<Notify> {
+    /// Chunks retired since the last call: the caller drops them once it has
+    /// released the lock.
+    fn take_retired(&mut self) -> Option<Chunk<N>> {
+        self.retired.take()
+    }
+
+    fn unlink(&mut self, index: u32) -> Option<Notify> {
         let Slot::Queued {
             notify, prev, next, ..
-        } = &mut self.slots[index]
+        } = self.slot_mut(index)
         else {
             unreachable!("only queued slots are linked")
         };
@@ -267,65 +414,138 @@ impl<const N: usize> WaitQueue<N> {
         notify
     }
 
-    fn release_slot(&mut self, index: usize) {
-        self.slots[index] = Slot::Free {
+    fn release_slot(&mut self, index: u32) {
+        *self.slot_mut(index) = Slot::Free {
             next_free: self.free,
         };
         self.free = index;
+        self.used -= 1;
+        if self.used == 0 {
+            self.reset();
+        }
     }
 
-    fn set_next(&mut self, index: usize, to: usize) {
-        if let Slot::Queued { next, .. } = &mut self.slots[index] {
+    /// Every slot is free: forget the free list (all slots count as fresh
+    /// again, so the next pushes use the lowest ones) and retire the chunks
+    /// beyond the kept ones, chained through their first slots.
+    fn reset(&mut self) {
+        self.free = NIL;
+        self.fresh = 0;
+        let mut chain = self.retired.take();
+        while self.chunk_count > KEPT_CHUNKS {
+            self.chunk_count -= 1;
+            let mut chunk = std::mem::take(&mut self.chunks[self.chunk_count]);
+            chunk.0[0] = Slot::Retired { _next: chain };
+            chain = Some(chunk);
+        }
+        self.retired = chain;
+    }
+
+    fn set_next(&mut self, index: u32, to: u32) {
+        if let Slot::Queued { next, .. } = self.slot_mut(index) {
             *next = to;
         }
     }
 
-    fn set_prev(&mut self, index: usize, to: usize) {
-        if let Slot::Queued { prev, .. } = &mut self.slots[index] {
+    fn set_prev(&mut self, index: u32, to: u32) {
+        if let Slot::Queued { prev, .. } = self.slot_mut(index) {
             *prev = to;
         }
     }
 }
 
-/// Notifiers collected under the lock, woken after it is released. The
-/// first few are kept inline: a release that wakes a waiter or two (the usual
-/// case) allocates nothing.
+/// The queue, locked. On drop it releases the lock and only then frees the
+/// chunks retired meanwhile, so that no visit holds the lock across a free.
+pub(crate) struct QueueGuard<'a, const N: usize> {
+    /// `Some` until dropped.
+    guard: Option<MutexGuard<'a, WaitQueue<N>>>,
+}
+
+impl<'a, const N: usize> QueueGuard<'a, N> {
+    pub(crate) fn lock(queue: &'a Mutex<WaitQueue<N>>) -> Self {
+        Self {
+            guard: Some(queue.lock()),
+        }
+    }
+}
+
+impl<const N: usize> Deref for QueueGuard<'_, N> {
+    type Target = WaitQueue<N>;
+
+    fn deref(&self) -> &WaitQueue<N> {
+        self.guard.as_ref().expect("locked until dropped")
+    }
+}
+
+impl<const N: usize> DerefMut for QueueGuard<'_, N> {
+    fn deref_mut(&mut self) -> &mut WaitQueue<N> {
+        self.guard.as_mut().expect("locked until dropped")
+    }
+}
+
+impl<const N: usize> Drop for QueueGuard<'_, N> {
+    fn drop(&mut self) {
+        let retired = self.guard.as_mut().and_then(|queue| queue.take_retired());
+        drop(self.guard.take());
+        drop(retired);
+    }
+}
+
+/// How many notifiers one visit to the lock collects at most.
+const WAKE_BATCH: usize = 8;
+
+/// Notifiers collected under the lock, woken after it is released: a batch
+/// of fixed size, so collecting them never allocates under the lock. A visit
+/// that fills it stops serving; its caller wakes the batch and visits again.
 #[derive(Debug, Default)]
 pub(crate) struct WakeList {
-    inline: [Option<Notify>; 4],
-    more: Vec<Notify>,
+    batch: [Option<Notify>; WAKE_BATCH],
+    len: usize,
+    /// The first panic of a waker, raised once everyone is woken.
+    first_panic: Option<Box<dyn Any + Send>>,
 }
 
 impl WakeList {
+    #[inline]
     pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub(crate) fn push(&mut self, notify: Option<Notify>) {
-        let Some(notify) = notify else { return };
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(notify),
-            None => self.more.push(notify),
-        }
+    /// Whether the batch is full: a visit must stop granting.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == WAKE_BATCH
     }
 
-    /// Wakes everyone. Call only with the lock released.
+    /// Adds a notifier. Call only when not `is_full()`: a visit checks
+    /// before it grants.
+    pub(crate) fn push(&mut self, notify: Option<Notify>) {
+        let Some(notify) = notify else { return };
+        self.batch[self.len] = Some(notify);
+        self.len += 1;
+    }
+
+    /// Wakes the batch and empties it. Call only with the lock released.
     ///
-    /// A waker may panic. Every waiter on the list already holds its outcome
-    /// (its permits, or `Closed`), so each must still be woken: a panic is
-    /// caught, the rest are woken, and then the first panic is re-raised to
-    /// the caller (the release, resize or close that woke them). If this
-    /// thread is already unwinding (a permit dropped during a panic), the
-    /// waker's panic is swallowed instead: raising it there would abort the
-    /// process, and the panic already under way reports the failure.
-    pub(crate) fn wake_all(self) {
-        let mut first_panic = None;
-        for notify in self.inline.into_iter().flatten().chain(self.more) {
+    /// A waker may panic. Every waiter in the batch already holds its
+    /// outcome (its permits, or `Closed`), so each must still be woken: a
+    /// panic is caught, kept if it is the first, and the rest are woken.
+    pub(crate) fn wake_batch(&mut self) {
+        for notify in self.batch[..self.len].iter_mut().filter_map(Option::take) {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| notify.wake())) {
-                first_panic.get_or_insert(panic);
+                self.first_panic.get_or_insert(panic);
             }
         }
-        if let Some(panic) = first_panic {
+        self.len = 0;
+    }
+
+    /// Wakes the rest, then re-raises the first panic of a waker, to the
+    /// caller (the release, resize or close that woke them). If this thread
+    /// is already unwinding (a permit dropped during a panic), the waker's
+    /// panic is swallowed instead: raising it there would abort the process,
+    /// and the panic already under way reports the failure.
+    pub(crate) fn finish(&mut self) {
+        self.wake_batch();
+        if let Some(panic) = self.first_panic.take() {
             if !std::thread::panicking() {
                 resume_unwind(panic);
             }

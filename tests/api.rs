@@ -1232,7 +1232,7 @@ fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
         let err = sem.add_permits(others_fit).unwrap_err();
         assert_eq!(
             err,
-            CapacityError::Overflow {
+            common::Overflow {
                 dim: d,
                 requested: max[d] + 1,
                 max: max[d]
@@ -1246,6 +1246,7 @@ fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
                 dim,
                 requested,
                 max: m,
+                ..
             } => {
                 assert_eq!(dim, d);
                 // The sum itself overflows u64: reported saturated.
@@ -1262,7 +1263,7 @@ fn capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
         assert_eq!(sem.available()[d], max[d]);
         assert!(matches!(
             sem.add_permits(at(d, 1, 0)).unwrap_err(),
-            CapacityError::Overflow { dim, requested, max: m }
+            CapacityError::Overflow { dim, requested, max: m, .. }
                 if dim == d && requested == max[d] + 1 && m == max[d]
         ));
         // Still usable: take it all and give it back.
@@ -1287,7 +1288,7 @@ fn set_capacity_overflow_changes_nothing<const N: usize>(layout: Layout) {
         let req: [u64; N] = from_fn(|e| if e == d { max[e] + 1 } else { cap[e] + 3 });
         assert_eq!(
             sem.set_capacity(req).unwrap_err(),
-            CapacityError::Overflow {
+            common::Overflow {
                 dim: d,
                 requested: max[d] + 1,
                 max: max[d]
@@ -1333,7 +1334,7 @@ fn overflow_at_max_permits_per_dim() {
     let sem = MultiSemaphore::builder([m, 1]).max_capacity([m, m]).build();
     assert_eq!(
         sem.add_permits([1, 0]).unwrap_err(),
-        CapacityError::Overflow {
+        common::Overflow {
             dim: 0,
             requested: m + 1,
             max: m
@@ -1341,7 +1342,7 @@ fn overflow_at_max_permits_per_dim() {
     );
     assert_eq!(
         sem.set_capacity([m + 1, 1]).unwrap_err(),
-        CapacityError::Overflow {
+        common::Overflow {
             dim: 0,
             requested: m + 1,
             max: m
@@ -1942,15 +1943,24 @@ fn display_strings() {
         AcquireError::Timeout.to_string(),
         "timed out waiting for permits"
     );
-    let e = CapacityError::Overflow {
-        dim: 1,
-        requested: 1 << 40,
-        max: 1 << 30,
-    };
+    let sem = MultiSemaphore::builder([1, 1])
+        .max_capacity([1, 1 << 30])
+        .build();
+    let e = sem.set_capacity([1, 1 << 40]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "dimension 1: capacity 1099511627776 would pass the maximum 1073741824"
+        "capacity of dimension 1 would pass its maximum: requested 1099511627776, max 1073741824"
     );
+    let named = MultiSemaphore::builder([1, 1])
+        .max_capacity([1, 1 << 30])
+        .names(&["messages", "bytes"])
+        .build();
+    let e = named.add_permits([0, 1 << 30]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "capacity of bytes would pass its maximum: requested 1073741825, max 1073741824"
+    );
+    assert!(format!("{e:?}").contains(r#"dim: 1 ("bytes")"#), "{e:?}");
     // Debug exists and names the variant.
     assert!(format!("{:?}", TryAcquireError::Closed).contains("Closed"));
     assert!(format!("{:?}", AcquireError::Timeout).contains("Timeout"));

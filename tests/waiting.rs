@@ -1566,3 +1566,144 @@ fn grants_racing_timeouts_and_drops_keep_exact_accounting() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Many waiters served by one call (more than one batch of wakes)
+// ---------------------------------------------------------------------------
+
+/// `n` futures of `amounts` each, queued in order with their own wakers.
+fn queue_many(
+    sem: &Arc<Sem>,
+    n: usize,
+    amounts: [u64; 2],
+) -> Vec<(
+    Arc<common::CountingWaker>,
+    Waker,
+    Pin<Box<multisem::AcquireOwned<2>>>,
+)> {
+    (0..n)
+        .map(|_| {
+            let (cw, waker) = counting_waker();
+            let mut f = Box::pin(sem.acquire_owned(amounts));
+            assert!(poll_with(f.as_mut(), &waker).is_pending());
+            (cw, waker, f)
+        })
+        .collect()
+}
+
+#[test]
+fn one_release_serves_many_waiters_in_order_and_wakes_each_once() {
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    for (layout, sem) in layouts([30, 3000]) {
+        let hold = sem.try_acquire_owned([30, 3000]).unwrap();
+        let mut first = queue_many(&sem, 20, [1, 100]);
+        // Blocked threads in the middle of the queue; they hand their
+        // permits back to this thread.
+        let (tx, rx) = mpsc::channel();
+        let threads: Vec<_> = (0..5)
+            .map(|i| {
+                let (s, tx) = (Arc::clone(&sem), tx.clone());
+                let t = thread::spawn(move || tx.send(s.acquire_owned_blocking([1, 100])));
+                wait_until("a thread to queue", || sem.waiters() == 21 + i);
+                t
+            })
+            .collect();
+        let mut last = queue_many(&sem, 10, [1, 100]);
+        // Does not fit until every permit is back: stays queued.
+        let mut tail = queue_many(&sem, 1, [30, 3000]);
+        assert_eq!(sem.waiters(), 36);
+        // One release: 30 fit, the 20 futures, the 5 threads and the first
+        // 5 of `last`, in that order.
+        drop(hold);
+        let mut merged = sem.try_acquire_owned([0, 0]).unwrap();
+        for t in threads {
+            t.join().unwrap().unwrap();
+            merged.merge(rx.recv_timeout(LIMIT).unwrap().unwrap());
+        }
+        for (i, (cw, waker, f)) in first.iter_mut().chain(&mut last[..5]).enumerate() {
+            assert_eq!(cw.wakes(), 1, "{layout}: waiter {i}");
+            merged.merge(ready(poll_with(f.as_mut(), waker), "granted").unwrap());
+        }
+        assert_eq!(merged.amounts(), [30, 3000]);
+        assert_eq!(sem.waiters(), 6, "{layout}");
+        for (cw, _, _) in &last[5..] {
+            assert_eq!(cw.wakes(), 0, "{layout}: served out of order");
+        }
+        // All 30 back in one release: the last 5 are served; the tail waits
+        // for the permits they hold.
+        drop(merged);
+        let mut held = Vec::new();
+        for (cw, waker, f) in &mut last[5..] {
+            assert_eq!(cw.wakes(), 1, "{layout}");
+            held.push(ready(poll_with(f.as_mut(), waker), "granted").unwrap());
+        }
+        assert_eq!(sem.waiters(), 1, "{layout}");
+        drop(held);
+        let (cw, waker, f) = &mut tail[0];
+        assert_eq!(cw.wakes(), 1, "{layout}");
+        drop(ready(poll_with(f.as_mut(), waker), "granted").unwrap());
+        assert_eq!(sem.waiters(), 0);
+        assert_eq!(sem.available(), [30, 3000], "{layout}");
+    }
+}
+
+#[test]
+fn close_wakes_many_waiters() {
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    for (layout, sem) in layouts([4, 400]) {
+        let hold = sem.try_acquire_owned([4, 400]).unwrap();
+        let mut queued = queue_many(&sem, 30, [1, 1]);
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let s = Arc::clone(&sem);
+                let t = thread::spawn(move || s.acquire_blocking([1, 1]).map(|p| p.amounts()));
+                wait_until("a thread to queue", || sem.waiters() == 31 + i);
+                t
+            })
+            .collect();
+        sem.close();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Err(AcquireError::Closed), "{layout}");
+        }
+        for (cw, waker, f) in &mut queued {
+            assert_eq!(cw.wakes(), 1, "{layout}");
+            let r = ready(poll_with(f.as_mut(), waker), "closed out");
+            assert_eq!(r.unwrap_err(), AcquireError::Closed, "{layout}");
+        }
+        assert_eq!(sem.waiters(), 0);
+        drop(hold);
+        assert_eq!(sem.available(), [4, 400], "{layout}");
+    }
+}
+
+#[test]
+fn a_shrink_fails_many_oversized_waiters_and_serves_the_rest() {
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    for (layout, sem) in layouts([40, 4000]) {
+        let hold = sem.try_acquire_owned([40, 4000]).unwrap();
+        // Alternating: [2, 10] stays within the new capacity, [1, 200] does not.
+        let mut queued = Vec::new();
+        for _ in 0..15 {
+            queued.extend(queue_many(&sem, 1, [2, 10]));
+            queued.extend(queue_many(&sem, 1, [1, 200]));
+        }
+        sem.set_capacity([40, 150]).unwrap();
+        for (i, (cw, waker, f)) in queued.iter_mut().enumerate().skip(1).step_by(2) {
+            assert_eq!(cw.wakes(), 1, "{layout}: oversized waiter {i}");
+            let r = ready(poll_with(f.as_mut(), waker), "failed");
+            assert!(
+                matches!(r, Err(AcquireError::ExceedsCapacity { dim: 1, .. })),
+                "{layout}: {r:?}"
+            );
+        }
+        assert_eq!(sem.waiters(), 15, "{layout}");
+        drop(hold);
+        for (i, (cw, waker, f)) in queued.iter_mut().enumerate().step_by(2) {
+            assert_eq!(cw.wakes(), 1, "{layout}: waiter {i}");
+            let p = ready(poll_with(f.as_mut(), waker), "granted").unwrap();
+            assert_eq!(p.amounts(), [2, 10]);
+        }
+        assert_eq!(sem.waiters(), 0);
+        assert_eq!(sem.available(), [40, 150], "{layout}");
+    }
+}

@@ -59,7 +59,7 @@ impl Aimd {
     /// The limit is multiplied by this after a window with drops (default 0.9).
     ///
     /// ```
-    /// let a = multisem::adaptive::Aimd::default().backoff(1.0);
+    /// let a = multisem::adaptive::Aimd::default().backoff(0.5);
     /// # let _ = a;
     /// ```
     pub fn backoff(mut self, backoff: f64) -> Self {
@@ -70,7 +70,7 @@ impl Aimd {
     /// The drop rate a window may have without a back-off (default 0.0: any drop).
     ///
     /// ```
-    /// let a = multisem::adaptive::Aimd::default().tolerance(1.0);
+    /// let a = multisem::adaptive::Aimd::default().tolerance(0.01);
     /// # let _ = a;
     /// ```
     pub fn tolerance(mut self, tolerance: f64) -> Self {
@@ -82,7 +82,7 @@ impl Aimd {
     /// (default 0.5), so an idle limit does not climb without bound.
     ///
     /// ```
-    /// let a = multisem::adaptive::Aimd::default().utilization(1.0);
+    /// let a = multisem::adaptive::Aimd::default().utilization(0.8);
     /// # let _ = a;
     /// ```
     pub fn utilization(mut self, utilization: f64) -> Self {

@@ -49,7 +49,7 @@ impl Gradient2 {
     /// limit shrinks (default 1.5).
     ///
     /// ```
-    /// let a = multisem::adaptive::Gradient2::default().tolerance(1.0);
+    /// let a = multisem::adaptive::Gradient2::default().tolerance(2.0);
     /// # let _ = a;
     /// ```
     pub fn tolerance(mut self, tolerance: f64) -> Self {
@@ -60,7 +60,7 @@ impl Gradient2 {
     /// Weight of each step's proposal against the limit in force (default 0.2).
     ///
     /// ```
-    /// let a = multisem::adaptive::Gradient2::default().smoothing(1.0);
+    /// let a = multisem::adaptive::Gradient2::default().smoothing(0.1);
     /// # let _ = a;
     /// ```
     pub fn smoothing(mut self, smoothing: f64) -> Self {
@@ -71,7 +71,7 @@ impl Gradient2 {
     /// Windows the long-term average spans (default 20).
     ///
     /// ```
-    /// let a = multisem::adaptive::Gradient2::default().long_windows(10);
+    /// let a = multisem::adaptive::Gradient2::default().long_windows(50);
     /// # let _ = a;
     /// ```
     pub fn long_windows(mut self, long_windows: u32) -> Self {
@@ -83,7 +83,7 @@ impl Gradient2 {
     /// (default 0.5).
     ///
     /// ```
-    /// let a = multisem::adaptive::Gradient2::default().utilization(1.0);
+    /// let a = multisem::adaptive::Gradient2::default().utilization(0.8);
     /// # let _ = a;
     /// ```
     pub fn utilization(mut self, utilization: f64) -> Self {

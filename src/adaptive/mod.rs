@@ -64,6 +64,11 @@
 //! Time is read with [`Instant::now`](std::time::Instant::now), or supplied by
 //! the caller (the `*_at` methods), so that a simulation in virtual time can
 //! drive the same code.
+//!
+//! The module is always compiled, not behind a cargo feature: it has no
+//! dependency, the core does not import it, and none of it runs unless a
+//! controller is built, so a feature would save only its compile time, and
+//! would make every example and test that uses it name the feature.
 
 mod aimd;
 mod algorithm;

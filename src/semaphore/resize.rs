@@ -18,7 +18,7 @@ use crate::counters::Short;
 use crate::error::CapacityError;
 use crate::stats::Event;
 use crate::sync::Ordering;
-use crate::waiters::{Outcome, Ticket, WaitQueue, WakeList};
+use crate::waiters::{Outcome, WaitQueue, WakeList};
 
 impl<const N: usize> MultiSemaphore<N> {
     /// Grows each dimension's capacity, and what is available, by `amounts`.
@@ -77,7 +77,7 @@ impl<const N: usize> MultiSemaphore<N> {
         self.counters.forgot(&amounts);
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             for (d, &amount) in amounts.iter().enumerate() {
                 // Relaxed: see `Limits`; we hold the lock.
                 let debt = self.limits.debt[d].load(Ordering::Relaxed);
@@ -90,7 +90,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, true);
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -98,7 +98,7 @@ impl<const N: usize> MultiSemaphore<N> {
     fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
         let mut wake = WakeList::new();
         {
-            let mut queue = self.queue.lock();
+            let mut queue = self.lock();
             let old = self.capacity();
             let mut new = [0; N];
             // Check every dimension before changing any.
@@ -111,6 +111,7 @@ impl<const N: usize> MultiSemaphore<N> {
                             dim,
                             requested: requested.unwrap_or(u64::MAX),
                             max,
+                            names: self.names,
                         });
                     }
                 };
@@ -144,27 +145,33 @@ impl<const N: usize> MultiSemaphore<N> {
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
-        wake.wake_all();
+        self.wake_and_serve(&mut wake, true);
         Ok(())
     }
     /// After a capacity shrank: queued requests that can never fit now fail
     /// with `ExceedsCapacity` rather than block everyone behind them.
-    fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+    /// Stops at a full batch of wakes; `wake_and_serve` comes back for the
+    /// rest. Not where requests are clamped (`Builder::clamp_oversized`):
+    /// those follow the capacity instead, granted the capacity of their grant.
+    pub(super) fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        if self.clamp_oversized {
+            return;
+        }
         let capacity = self.capacity();
-        let oversized: Vec<(Ticket, usize)> = queue
-            .queued()
-            .filter_map(|(ticket, amounts)| {
-                let dim = (0..N).find(|&d| amounts[d] > capacity[d])?;
-                Some((ticket, dim))
-            })
-            .collect();
-        for (ticket, dim) in oversized {
-            self.stats.record(Event::Exceeded(dim));
-            let outcome = Outcome::ExceedsCapacity {
-                dim,
-                capacity: capacity[dim],
-            };
-            wake.push(queue.complete(ticket, outcome));
+        let mut at = queue.front();
+        while let Some((ticket, amounts)) = at {
+            if wake.is_full() {
+                break;
+            }
+            at = queue.next(ticket);
+            if let Some(dim) = (0..N).find(|&d| amounts[d] > capacity[d]) {
+                self.stats.record(Event::Exceeded(dim));
+                let outcome = Outcome::ExceedsCapacity {
+                    dim,
+                    capacity: capacity[dim],
+                };
+                wake.push(queue.complete(ticket, outcome));
+            }
         }
     }
 

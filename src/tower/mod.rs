@@ -89,5 +89,15 @@ pub use service::Admit;
 pub use weigh::Weigh;
 
 /// The error type of tower stacks: the layer's refusals and the inner
-/// service's errors, boxed.
+/// service's errors, boxed (the same type as `tower::BoxError`).
+///
+/// ```
+/// use multisem::tower::{BoxError, Shed, TimedOut};
+///
+/// fn retry_later(err: &BoxError) -> bool {
+///     err.is::<Shed>() || err.is::<TimedOut>()
+/// }
+/// let inner: BoxError = "connection refused".into();
+/// assert!(!retry_later(&inner));
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

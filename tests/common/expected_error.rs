@@ -39,3 +39,7 @@ expected_error!(
     /// `AcquireError::ExceedsCapacity`'s numbers.
     Exceeds: AcquireError::ExceedsCapacity { dim: usize, requested: u64, capacity: u64 }
 );
+expected_error!(
+    /// `CapacityError::Overflow`'s numbers.
+    Overflow: CapacityError::Overflow { dim: usize, requested: u64, max: u64 }
+);

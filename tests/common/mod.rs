@@ -194,7 +194,7 @@ impl Rng {
 
 mod expected_error;
 #[allow(unused_imports)] // each test file uses a part, as the rest of this module
-pub use expected_error::{Exceeds, Insufficient, TryExceeds};
+pub use expected_error::{Exceeds, Insufficient, Overflow, TryExceeds};
 
 /// An `AcquireError` with only what tests compare, for results compared
 /// whole (`Err(..)` inside tuples or `Poll`).

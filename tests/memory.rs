@@ -1,0 +1,229 @@
+//! What async waiting allocates and keeps, counted by a global allocator
+//! that tallies each thread's own allocations (so tests running in parallel
+//! do not see each other's). Every test here is single-threaded: futures
+//! are polled by hand with a no-op waker.
+//!
+//! - Steady state allocates nothing: once the queue has held its usual
+//!   number of waiters, queueing, granting (one at a time or many per
+//!   release), collecting and cancelling allocate nothing.
+//! - A queued waiter costs at most 152 bytes (its future plus the queue's
+//!   memory), tokio's figure, at any queue length.
+//! - The memory of a queue's peak is given back once the queue drains.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use multisem::{AcquireOwned, MultiSemaphore, OwnedPermit};
+
+struct PerThread;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn note(allocs: u64, bytes: isize) {
+    // `try_with`: nothing to count once the thread's locals are gone.
+    let _ = ALLOCS.try_with(|a| a.set(a.get() + allocs));
+    let _ = LIVE.try_with(|l| l.set(l.get() + bytes));
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; the counters only
+// observe sizes, in const-initialized thread locals that never allocate.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for PerThread {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(1, layout.size() as isize);
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(0, -(layout.size() as isize));
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(1, new_size as isize - layout.size() as isize);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PerThread = PerThread;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+type Fut = Pin<Box<AcquireOwned<2>>>;
+
+fn poll(f: &mut Fut) -> Poll<OwnedPermit<2>> {
+    f.as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .map(Result::unwrap)
+}
+
+fn queue(sem: &Arc<MultiSemaphore<2>>, f: &mut Fut, amounts: [u64; 2]) {
+    // In place: the box is reused, so this allocates nothing itself.
+    f.set(sem.acquire_owned(amounts));
+    assert!(poll(f).is_pending(), "expected to queue");
+}
+
+fn granted(f: &mut Fut) -> OwnedPermit<2> {
+    match poll(f) {
+        Poll::Ready(p) => p,
+        Poll::Pending => panic!("expected a grant"),
+    }
+}
+
+#[test]
+fn steady_queueing_and_granting_allocate_nothing() {
+    // 200 waiters queued behind 4 permits, the pattern of a busy async
+    // sender: each grant is used, returned, and its task queues again.
+    let sem = Arc::new(MultiSemaphore::new([4, 4096]));
+    let mut held: Vec<OwnedPermit<2>> = (0..4)
+        .map(|_| sem.try_acquire_owned([1, 1024]).unwrap())
+        .collect();
+    held.reserve(16);
+    let mut futures: Vec<Fut> = (0..200)
+        .map(|_| Box::pin(sem.acquire_owned([1, 1024])))
+        .collect();
+    let run = |futures: &mut Vec<Fut>, held: &mut Vec<OwnedPermit<2>>, rounds: usize| {
+        for f in futures.iter_mut() {
+            assert!(poll(f).is_pending());
+        }
+        for round in 0..rounds {
+            let i = round % futures.len();
+            // The oldest waiter is granted by this release...
+            drop(held.remove(0));
+            held.push(granted(&mut futures[i]));
+            // ...and queues again at the back.
+            queue(&sem, &mut futures[i], [1, 1024]);
+        }
+    };
+    // The first pass grows the queue to its size; the second must not
+    // allocate at all.
+    run(&mut futures, &mut held, 1000);
+    let before = allocs();
+    run(&mut futures, &mut held, 1000);
+    assert_eq!(allocs() - before, 0, "allocations in steady state");
+    drop(held);
+    drop(futures);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[test]
+fn a_release_that_grants_many_allocates_nothing() {
+    // One permit of 40 is returned at once: 40 waiters are granted by the
+    // one release (more than one batch of wakes). The queue drains between
+    // passes and refills within the slots it keeps (64).
+    let sem = Arc::new(MultiSemaphore::new([40, 40]));
+    let mut futures: Vec<Fut> = (0..60)
+        .map(|_| Box::pin(sem.acquire_owned([1, 1])))
+        .collect();
+    let mut permits = Vec::with_capacity(60);
+    for pass in 0..2 {
+        let before = allocs();
+        let all = sem.try_acquire_owned([40, 40]).unwrap();
+        for f in futures.iter_mut() {
+            queue(&sem, f, [1, 1]);
+        }
+        drop(all);
+        for f in &mut futures[..40] {
+            permits.push(granted(f));
+        }
+        assert_eq!(sem.waiters(), 20);
+        permits.clear();
+        for f in &mut futures[40..50] {
+            permits.push(granted(f));
+        }
+        // The last 10 are dropped before they collect their grants.
+        for f in &mut futures[50..] {
+            f.set(sem.acquire_owned([0, 0]));
+        }
+        permits.clear();
+        if pass == 1 {
+            assert_eq!(allocs() - before, 0, "allocations on the second pass");
+        }
+    }
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
+}
+
+/// The bytes each of `q` queued waiters costs: its boxed future plus what
+/// the queue allocated for it.
+fn bytes_per_waiter(q: usize) -> f64 {
+    let sem = Arc::new(MultiSemaphore::new([q as u64, 1]));
+    let hold = sem.try_acquire_owned([q as u64, 1]).unwrap();
+    let mut futures: Vec<Fut> = Vec::with_capacity(q);
+    let before = live();
+    for _ in 0..q {
+        let mut f = Box::pin(sem.acquire_owned([1, 1]));
+        assert!(poll(&mut f).is_pending());
+        futures.push(f);
+    }
+    let per_waiter = (live() - before) as f64 / q as f64;
+    drop(futures);
+    drop(hold);
+    per_waiter
+}
+
+#[test]
+fn a_queued_waiter_costs_at_most_152_bytes_at_any_length() {
+    // 152 bytes: what a tokio `Semaphore` acquire future holds.
+    for q in [1, 2, 3, 5, 9, 17, 100, 1025, 10_000] {
+        let bytes = bytes_per_waiter(q);
+        assert!(bytes <= 152.0, "{bytes} bytes per waiter with {q} queued");
+    }
+}
+
+/// What the semaphore holds after `q` waiters came and went: granted and
+/// collected (`grant`), or cancelled while queued.
+fn kept_after_drain(q: usize, grant: bool) -> isize {
+    let sem = Arc::new(MultiSemaphore::new([q as u64, q as u64]));
+    let mut futures: Vec<Fut> = Vec::with_capacity(q);
+    let before = live();
+    let hold = sem.try_acquire_owned([q as u64, q as u64]).unwrap();
+    for _ in 0..q {
+        let mut f = Box::pin(sem.acquire_owned([1, 1]));
+        assert!(poll(&mut f).is_pending());
+        futures.push(f);
+    }
+    if grant {
+        drop(hold);
+        for f in &mut futures {
+            drop(granted(f));
+        }
+        futures.clear();
+    } else {
+        futures.clear();
+        drop(hold);
+    }
+    assert_eq!(sem.available(), sem.capacity());
+    live() - before
+}
+
+#[test]
+fn a_peaks_memory_is_given_back_once_the_queue_drains() {
+    // What stays is bounded (the first 64 slots), whatever the peak was.
+    for grant in [true, false] {
+        let small = kept_after_drain(64, grant);
+        for q in [1_000, 10_000] {
+            let kept = kept_after_drain(q, grant);
+            assert!(
+                kept <= small && kept <= 4096,
+                "{kept} bytes kept after {q} waiters drained (grant: {grant}); \
+                 {small} after 64"
+            );
+        }
+    }
+}
