@@ -58,7 +58,11 @@ use super::packed::{Packed, front_widths, front_widths_fit};
 use super::reserve::{Reserve, Shortfall};
 use super::{FastError, Short};
 
+/// `repr(C)`, the front first: so that it lies where the packed layout's
+/// word does, and the fast path finds it without asking which layout this is
+/// (see `Counters::front`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Tiered<const N: usize> {
     front: Packed<N>,
     reserve: Reserve<N>,
