@@ -339,6 +339,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// not overtake queued acquirers: while any is queued it fails with
     /// `Insufficient` even where the counters alone would fit.
     ///
+    /// It fails with `Insufficient` only if, at one instant during the call,
+    /// a dimension lacked what it asks (or an acquirer was queued); with one
+    /// exception, in the tiered layout, for a take that its front word
+    /// cannot serve: behind the front, a dimension that another take held
+    /// for a moment and gave back (having lost a later dimension to a third
+    /// take) can make it fail. A request that cannot fit never holds any
+    /// part. The README measures how rare that is.
+    ///
     /// ```
     /// use multisem::{MultiSemaphore, TryAcquireError};
     ///
