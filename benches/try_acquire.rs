@@ -7,6 +7,9 @@
 //! `-- --warm-up-time 1 --measurement-time 2`, or a filter such as `-- uncontended/n2`.
 //! `MULTISEM_PAIRED_ROUNDS=R` sets the rounds of the paired table below (default 25).
 //! `cargo test --benches` runs each benchmark once and the probe for 50 ms.
+//! With one codegen unit for multisem and this bench (the dependencies keep theirs):
+//! `cargo bench --bench try_acquire --config 'profile.bench.package.multisem.codegen-units=1'`.
+//! What a user's crate sees, under both profiles, is `benches/caller/`'s to measure.
 //!
 //! Benchmark IDs (`group/function`):
 //! - `uncontended/n1/{multisem_packed, floor_rmw}`
@@ -34,8 +37,10 @@
 //! implementation timed in turn, round after round, with medians of per-round ratios to the
 //! single-word floor: on a busy machine these are the steadier ratios, as criterion's benchmarks
 //! run a minute apart), the rollback probe of issue 2 section 7 (spurious-failure rates; then
-//! the same probe with its dimensions swapped, for multisem and the per-dimension CAS), and
-//! ratios read from criterion's estimates of this run.
+//! the same probe with its dimensions swapped, for multisem and the per-dimension CAS), the
+//! adversarial probe of issue 12 (a victim whose request always fits, beside two takes that race
+//! for the dimension a reserve takes last and so give back a part they held; in both dimension
+//! orders), and ratios read from criterion's estimates of this run.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -785,6 +790,151 @@ fn check_quiescent(name: &str, sem: &MultiSemaphore<2>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Adversarial probe (issue 12, item 5)
+
+/// Two adversaries whose requests overlap in the dimension the reserve takes last race for it:
+/// one often passes the reserve's check on every dimension, takes its first one and then loses
+/// the second, and gives the first back. A victim loops on a request that fits beside anything
+/// the adversaries' *granted* permits hold at once, so each of its failures is spurious: it met
+/// a part that a losing take held for a moment.
+#[derive(Clone, Copy)]
+struct AdversaryShape {
+    cap: [u64; 2],
+    adversaries: [[u64; 2]; 2],
+    victim: [u64; 2],
+}
+
+/// `[9, 10]` and `[1, 1]` cannot both be granted (dimension 1 holds 10), and `[1, 0]` fits beside
+/// either. `[9, 10]` takes its 9 of dimension 0 first, and loses dimension 1 whenever `[1, 1]`
+/// took one in between: then dimension 0 held 10 for a moment, and the victim fails.
+const ADVERSARIES: AdversaryShape = AdversaryShape {
+    cap: [10, 10],
+    adversaries: [[9, 10], [1, 1]],
+    victim: [1, 0],
+};
+
+impl AdversaryShape {
+    /// The same race with the dimensions swapped: the contested dimension is now the one the
+    /// reserve takes first, so a losing take has taken nothing when it loses.
+    fn swapped(self) -> Self {
+        let swap = |[a, b]: [u64; 2]| [b, a];
+        Self {
+            cap: swap(self.cap),
+            adversaries: self.adversaries.map(swap),
+            victim: swap(self.victim),
+        }
+    }
+}
+
+struct VictimResult {
+    attempts: u64,
+    failures: u64,
+    adversary_grants: [u64; 2],
+}
+
+/// Two threads loop on the adversaries' requests (dropping each grant at once) and a third on
+/// the victim's, for `run_for`.
+fn adversary_probe<S: TrySem<2>>(
+    sem: &S,
+    shape: AdversaryShape,
+    run_for: Duration,
+) -> VictimResult {
+    let stop = AtomicBool::new(false);
+    let start = Barrier::new(4);
+    std::thread::scope(|s| {
+        let adversaries = shape.adversaries.map(|request| {
+            let (stop, start) = (&stop, &start);
+            s.spawn(move || {
+                start.wait();
+                let mut granted = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(held) = sem.try_take(black_box(request)) {
+                        granted += 1;
+                        drop(held);
+                    }
+                }
+                granted
+            })
+        });
+        let victim = s.spawn(|| {
+            start.wait();
+            let (mut attempts, mut failures) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                attempts += 1;
+                match sem.try_take(black_box(shape.victim)) {
+                    Some(held) => drop(held),
+                    None => failures += 1,
+                }
+            }
+            (attempts, failures)
+        });
+        start.wait();
+        std::thread::sleep(run_for);
+        stop.store(true, Ordering::Relaxed);
+        let (attempts, failures) = victim.join().expect("victim panicked");
+        VictimResult {
+            attempts,
+            failures,
+            adversary_grants: adversaries.map(|t| t.join().expect("adversary panicked")),
+        }
+    })
+}
+
+fn run_adversary_probes(run_for: Duration) {
+    adversary_table(ADVERSARIES, run_for);
+    adversary_table(ADVERSARIES.swapped(), run_for);
+}
+
+/// The adversarial probe for multisem's layouts (the reserve-only one forces every take
+/// through the per-dimension reserve) and the per-dimension CAS with rollback.
+fn adversary_table(shape: AdversaryShape, run_for: Duration) {
+    let AdversaryShape {
+        cap,
+        adversaries,
+        victim,
+    } = shape;
+    println!();
+    println!(
+        "adversarial probe: capacity {cap:?}, two threads loop try {:?} and {:?} (never both \
+         granted), one loops try {victim:?} (always fits beside them); {:.2} s each",
+        adversaries[0],
+        adversaries[1],
+        run_for.as_secs_f64()
+    );
+    println!(
+        "{:<26} {:>12} {:>12} {:>11} {:>24}",
+        "implementation", "victim tries", "failures", "spurious %", "adversary grants"
+    );
+    let row = |name: &str, r: VictimResult| {
+        let pct = if r.attempts == 0 {
+            0.0
+        } else {
+            100.0 * r.failures as f64 / r.attempts as f64
+        };
+        println!(
+            "{:<26} {:>12} {:>12} {:>10.4}% {:>11} {:>12}",
+            name, r.attempts, r.failures, pct, r.adversary_grants[0], r.adversary_grants[1]
+        );
+    };
+    let packed = multisem_packed(cap);
+    row("multisem_packed", adversary_probe(&packed, shape, run_for));
+    check_quiescent("multisem_packed", &packed);
+    let wide = multisem_wide(cap);
+    row("multisem_wide", adversary_probe(&wide, shape, run_for));
+    check_quiescent("multisem_wide", &wide);
+    let reserve = multisem_reserve_only(cap);
+    row(
+        "multisem_reserve_only",
+        adversary_probe(&reserve, shape, run_for),
+    );
+    check_quiescent("multisem_reserve_only", &reserve);
+    row(
+        "per_dim_cas",
+        adversary_probe(&PerDimCas::new(cap), shape, run_for),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ratio table from criterion's estimates
 
 /// Where criterion writes its results, decided as criterion decides it (without running
@@ -906,6 +1056,7 @@ fn main() {
         RunMode::Test => {
             run_paired(2, 1_000);
             run_probes(Duration::from_millis(50));
+            run_adversary_probes(Duration::from_millis(50));
         }
         RunMode::Bench => {
             let rounds = std::env::var(PAIRED_ROUNDS_VAR)
@@ -915,6 +1066,7 @@ fn main() {
                 .unwrap_or(PAIRED_ROUNDS);
             run_paired(rounds, PAIRED_OPS);
             run_probes(common::scenario_secs(1.0));
+            run_adversary_probes(common::scenario_secs(1.0));
             print_ratios(started);
         }
     }

@@ -25,6 +25,8 @@
 //! cargo run --release --example producer                  # multisem, 10 s
 //! cargo run --release --example producer -- --naive       # two semaphores, the RocketMQ bug
 //! cargo run --release --example producer -- --adaptive    # limits that follow the broker
+//! cargo run --release --features futures --example producer -- --stream
+//!                                   # a stream admitted by weight; grow, release, clamp
 //! cargo run --release --example producer -- --help        # all the options
 //! ```
 
@@ -42,6 +44,8 @@ mod common;
 use common::*;
 
 mod adaptive_demo;
+#[cfg(feature = "futures")]
+mod stream_demo;
 
 // ---------------------------------------------------------------------------
 // Options.
@@ -84,6 +88,11 @@ OPTIONS:
     --adaptive          let the adaptive controller set both limits, against a
                         broker whose capacity halves and recovers during the run
                         (its own options: --seconds, --senders, --small, --csv)
+    --stream            (build with --features futures) a stream of encoded
+                        messages on tokio, admitted by stream::Admit; compression
+                        resizes each permit (release, try_grow); messages above
+                        the byte budget are clamped to it and sent alone
+                        (its own options: --messages, --seed)
     -h, --help          print this help
 
 Options take their value as the next argument or after '=' (--seconds=5).
@@ -687,6 +696,19 @@ fn main() -> ExitCode {
     if std::env::args().any(|arg| arg == "--adaptive") {
         // Limits set by the adaptive controller: examples/adaptive_demo.
         return adaptive_demo::run(std::env::args().skip(1));
+    }
+    if std::env::args().any(|arg| arg == "--stream") {
+        // Stream admission, resizable permits, the oversized policy:
+        // examples/stream_demo.
+        #[cfg(feature = "futures")]
+        return stream_demo::run(std::env::args().skip(1));
+        #[cfg(not(feature = "futures"))]
+        {
+            eprintln!(
+                "error: --stream needs the futures feature: cargo run --release --features futures --example producer -- --stream"
+            );
+            return ExitCode::from(2);
+        }
     }
     let cfg = match parse_args(std::env::args().skip(1)) {
         Ok(Some(cfg)) => cfg,

@@ -4,10 +4,11 @@
 //!
 //! Sender tasks on a multi-thread runtime make messages of varied sizes (most
 //! between 100 B and 16 KiB, a few between 256 KiB and 4 MiB) and admit each
-//! with `acquire_owned([1, len])`, wrapped in `tokio::time::timeout`.
-//! When the timeout fires, tokio drops the acquire future: that cancels the
-//! acquire, the sender leaves the queue and holds nothing (multisem's futures
-//! are cancel safe, and `stats().cancelled` counts them). An admitted message's
+//! with `acquire_owned([1, len]).with_timeout(tokio::time::sleep(timeout))`.
+//! When the timer fires first, the acquire gives up: the sender leaves the
+//! queue, holds nothing, and `stats()` counts a timeout under the limit that
+//! held it back (`timed_out_by`: messages or bytes; a sender queued behind a
+//! larger request counts under what that request lacks). An admitted message's
 //! [`OwnedPermit`] moves into a spawned completion task that sleeps the
 //! simulated broker latency, records the outcome (acked, error, or a reply that
 //! never came) and drops the permit.
@@ -76,9 +77,9 @@ USAGE:
     cargo run --release --example tokio_producer -- [OPTIONS]
 
 Sender tasks make messages (most 100 B to 16 KiB, 3% of them 256 KiB to 4 MiB)
-and admit each one with tokio::time::timeout(timeout, acquire_owned([1, len]))
-on one MultiSemaphore<2> of [messages, bytes]; a timeout drops (cancels) the
-acquire. The permit moves into a spawned task that sleeps the simulated broker
+and admit each one with acquire_owned([1, len]).with_timeout(sleep(timeout))
+on one MultiSemaphore<2> of [messages, bytes]; stats() counts each timeout by
+the limit that held it back. The permit moves into a spawned task that sleeps the simulated broker
 latency (1-20 ms plus 16 ms per MiB, 2% errors, 2% replies that never come and
 time out after 200 ms) and then drops it.
 
@@ -177,12 +178,8 @@ struct Counters {
     acked: AtomicU64,
     broker_errors: AtomicU64,
     broker_timeouts: AtomicU64,
-    /// Acquires cancelled by `tokio::time::timeout`, by what was short then.
-    short_messages: AtomicU64,
-    short_bytes: AtomicU64,
-    /// Both limits had room right after: the sender was queued behind an
-    /// earlier, larger request (FIFO: nobody jumps the queue).
-    behind_queue: AtomicU64,
+    /// Acquires that timed out (`stats()` says which limit held them back).
+    timed_out: AtomicU64,
     too_large: AtomicU64,
     closed: AtomicU64,
     other_errors: AtomicU64,
@@ -206,12 +203,13 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
     let counters = &shared.counters;
     while !shared.stop.load(Ordering::Relaxed) {
         let len = message_len(&mut rng);
-        let acquire = shared.sem.acquire_owned([1, len]);
-        // If the timeout fires first, tokio drops `acquire_blocking`: the acquire is
-        // cancelled and nothing is held. If the grant and the timeout race,
-        // tokio polls `acquire_blocking` first, so a granted permit is never thrown away.
-        match tokio::time::timeout(shared.timeout, acquire).await {
-            Ok(Ok(permit)) => {
+        // If the timer fires first, the acquire gives up and nothing is held;
+        // if the grant and the timer race, the grant wins: a granted permit is
+        // never thrown away. (`tokio::time::timeout` would work too, but it
+        // drops the future, which stats() can only count as a cancel.)
+        let timer = tokio::time::sleep(shared.timeout);
+        match shared.sem.acquire_owned([1, len]).with_timeout(timer).await {
+            Ok(permit) => {
                 bump(&counters.sent, 1);
                 bump(&counters.sent_bytes, len);
                 let (outcome, latency) = broker_reply(&mut rng, len);
@@ -233,21 +231,11 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
                 // sender never keeps a worker thread to itself.
                 tokio::task::yield_now().await;
             }
-            Err(_elapsed) => {
-                // All or nothing: we hold nothing now. To say which limit turned
-                // the message away, look at what is free right after.
-                let available = shared.sem.available();
-                if available[0] < 1 {
-                    bump(&counters.short_messages, 1);
-                } else if available[1] < len {
-                    bump(&counters.short_bytes, 1);
-                } else {
-                    bump(&counters.behind_queue, 1);
-                }
-            }
-            Ok(Err(AcquireError::ExceedsCapacity { .. })) => bump(&counters.too_large, 1),
-            Ok(Err(AcquireError::Closed)) => bump(&counters.closed, 1),
-            Ok(Err(err)) => {
+            // All or nothing: we hold nothing now.
+            Err(AcquireError::Timeout) => bump(&counters.timed_out, 1),
+            Err(AcquireError::ExceedsCapacity { .. }) => bump(&counters.too_large, 1),
+            Err(AcquireError::Closed) => bump(&counters.closed, 1),
+            Err(err) => {
                 eprintln!("sender {id}: unexpected acquire error: {err}");
                 bump(&counters.other_errors, 1);
             }
@@ -296,7 +284,7 @@ impl Table {
         self.group(&mut groups, 6, 9, "timed out so far");
         println!("{}", groups.trim_end());
         let names = [
-            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "behind",
+            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "total",
         ];
         println!("{}", self.line(&names.map(str::to_string)));
     }
@@ -334,14 +322,18 @@ fn main() -> ExitCode {
 
 async fn run(cfg: Config) -> ExitCode {
     let shared = Arc::new(Shared {
-        sem: Arc::new(MultiSemaphore::new([cfg.max_messages, cfg.max_bytes])),
+        sem: Arc::new(
+            MultiSemaphore::builder([cfg.max_messages, cfg.max_bytes])
+                .names(&["messages", "bytes"])
+                .build(),
+        ),
         counters: Counters::default(),
         stop: AtomicBool::new(false),
         timeout: cfg.timeout,
     });
     let table = Table::new(&cfg);
 
-    println!("tokio_producer: one MultiSemaphore<2>, timeout(acquire_owned([1, len]))");
+    println!("tokio_producer: one MultiSemaphore<2>, acquire_owned([1, len]).with_timeout(..)");
     println!(
         "  limits {} messages and {} in flight; {} sender tasks; timeout {} ms; {} s",
         cfg.max_messages,
@@ -375,11 +367,8 @@ async fn run(cfg: Config) -> ExitCode {
         tokio::time::sleep_until(start + Duration::from_secs(tick)).await;
         let (sent, bytes) = (read(&counters.sent), read(&counters.sent_bytes));
         rates.push(sent - last_sent);
-        let available = sem.available();
-        let held = [
-            capacity[0].saturating_sub(available[0]),
-            capacity[1].saturating_sub(available[1]),
-        ];
+        let held = sem.in_flight();
+        let stats = sem.stats();
         let cells = [
             format!("{tick}s"),
             (sent - last_sent).to_string(),
@@ -387,9 +376,9 @@ async fn run(cfg: Config) -> ExitCode {
             format!("{} / {}", held[0], capacity[0]),
             format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
             sem.waiters().to_string(),
-            read(&counters.short_messages).to_string(),
-            read(&counters.short_bytes).to_string(),
-            read(&counters.behind_queue).to_string(),
+            stats.timed_out_by[0].to_string(),
+            stats.timed_out_by[1].to_string(),
+            stats.timed_out.to_string(),
         ];
         println!("{}", table.line(&cells));
         (last_sent, last_bytes) = (sent, bytes);
@@ -419,11 +408,9 @@ fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
     let secs = elapsed.as_secs_f64();
     let sent = read(&counters.sent);
     let sent_bytes = read(&counters.sent_bytes);
-    let short_messages = read(&counters.short_messages);
-    let short_bytes = read(&counters.short_bytes);
-    let behind = read(&counters.behind_queue);
-    let timeouts = short_messages + short_bytes + behind;
+    let timeouts = read(&counters.timed_out);
     let closed = read(&counters.closed);
+    let stats = sem.stats();
 
     println!();
     println!("summary after {secs:.1} s");
@@ -443,14 +430,13 @@ fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
         read(&counters.broker_timeouts),
     );
     println!(
-        "  timed out  {timeouts} acquires cancelled by tokio::time::timeout\n             \
-         short of messages {short_messages}, of bytes {short_bytes}, behind the queue {behind}"
+        "  timed out  {timeouts} acquires, held back by messages {}, by bytes {}",
+        stats.timed_out_by[0], stats.timed_out_by[1],
     );
     println!(
         "  refused    {} too large for the byte limit, {closed} closed at shutdown",
         read(&counters.too_large),
     );
-    let stats = sem.stats();
     println!(
         "  stats()    acquired {}, timed_out {}, cancelled {}, closed_out {}",
         stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
@@ -465,13 +451,16 @@ fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
     println!("  available() {available:?}");
 
     let mut ok = read(&counters.other_errors) == 0;
-    // The library's counters must agree with what the senders saw. Every
-    // timeout dropped an acquire future that had returned Pending (tokio polls
-    // the future before the timer), so each one is a cancellation.
-    if stats.acquired != sent || stats.cancelled != timeouts || stats.closed_out != closed {
+    // The library's counters must agree with what the senders saw: the
+    // timer handed to each acquire makes a timeout a timeout, not a cancel.
+    if stats.acquired != sent
+        || stats.timed_out != timeouts
+        || stats.cancelled != 0
+        || stats.closed_out != closed
+    {
         println!(
             "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
-             {timeouts} cancelled, {closed} closed"
+             {timeouts} timed out, {closed} closed"
         );
         ok = false;
     }

@@ -28,6 +28,8 @@
 //!   take that wins the second dimension), a waiter seen in
 //!   `waiters()` not overtaken, a cancel on another thread, close waking
 //!   every waiter, a waker that re-enters the semaphore.
+//! - [`clamp`]: a clamped request at the head racing `set_capacity` (shrink
+//!   and growth) and the release it waits for.
 //! - [`grow`]: `try_grow` racing a partial `release` and an enqueue.
 //! - [`resize`]: `add_permits`, `set_capacity` and `forget` against acquires,
 //!   releases and queued waiters; a shrink below what is in flight, whose
@@ -56,6 +58,7 @@
 //! `support::Defuse`, so that loom's deadlock report is not turned into an
 //! abort of the whole binary by destructors that run while unwinding.
 
+mod clamp;
 mod grow;
 mod nonblocking;
 mod resize;

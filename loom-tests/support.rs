@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use multisem::MultiSemaphore;
+use multisem::{Builder, MultiSemaphore};
 
 pub(crate) type Sem = MultiSemaphore<2>;
 
@@ -33,12 +33,17 @@ impl Layout {
     /// that decide nothing, would only multiply the interleavings (the api
     /// tests check the peaks).
     pub(crate) fn build(self, capacity: [u64; 2]) -> Sem {
+        self.builder(capacity).build()
+    }
+
+    /// The builder `build` uses, for models that set more options.
+    pub(crate) fn builder(self, capacity: [u64; 2]) -> Builder<2> {
         let builder = MultiSemaphore::builder(capacity).track_peaks(false);
         let tiered = builder.clone().max_capacity([Sem::MAX_PERMITS; 2]);
         match self {
-            Layout::Packed => builder.build(),
-            Layout::Reserve => tiered.front_bits([0, 0]).build(),
-            Layout::Split => tiered.front_bits([1, 1]).build(),
+            Layout::Packed => builder,
+            Layout::Reserve => tiered.front_bits([0, 0]),
+            Layout::Split => tiered.front_bits([1, 1]),
         }
     }
 

@@ -29,7 +29,7 @@ use crate::counters::FastError;
 use crate::dims::DimNames;
 use crate::error::AcquireError;
 use crate::permit::{OwnedPermit, Permit};
-use crate::semaphore::MultiSemaphore;
+use crate::semaphore::{Enqueued, MultiSemaphore};
 use crate::stats::Event;
 use crate::sync::{self, Arc};
 use crate::waiters::{Notify, Outcome, Parked, Ticket};
@@ -55,7 +55,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity) at once (never
-    /// blocking) if a dimension's capacity is below the request;
+    /// blocking) if a dimension's capacity is below the request (unless the
+    /// semaphore [clamps](crate::Builder::clamp_oversized) such requests);
     /// [`Closed`](AcquireError::Closed) if the semaphore is or gets closed
     /// first.
     ///
@@ -64,8 +65,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Parks the thread; do not call it from async code (use
     /// [`acquire`](Self::acquire)).
     pub fn acquire_blocking(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, None)?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, None)?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking), giving up after `timeout`.
@@ -96,8 +97,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, Some(deadline_after(timeout)))?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking), giving up at `deadline`. A deadline
@@ -134,8 +135,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Instant,
     ) -> Result<Permit<'_, N>, AcquireError> {
-        self.wait(amounts, Some(deadline))?;
-        Ok(Permit::new(self, amounts))
+        let taken = self.wait(amounts, Some(deadline))?;
+        Ok(Permit::new(self, taken))
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking) for a semaphore in an [`Arc`]: the permit
@@ -161,8 +162,8 @@ impl<const N: usize> MultiSemaphore<N> {
         self: &Arc<Self>,
         amounts: [u64; N],
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, None)?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, None)?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// [`acquire_blocking_timeout`](Self::acquire_blocking_timeout) for a semaphore in an
@@ -190,8 +191,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, Some(deadline_after(timeout)))?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// [`acquire_blocking_deadline`](Self::acquire_blocking_deadline) for a semaphore in an
@@ -220,8 +221,8 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Instant,
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        self.wait(amounts, Some(deadline))?;
-        Ok(OwnedPermit::new(Arc::clone(self), amounts))
+        let taken = self.wait(amounts, Some(deadline))?;
+        Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
     /// Takes `amounts` in every dimension, waiting asynchronously until they
@@ -287,14 +288,15 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// The blocking wait behind every blocking method.
-    fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<(), AcquireError> {
+    /// The blocking wait behind every blocking method. Returns what it
+    /// took: `amounts`, or their clamp.
+    fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<[u64; N], AcquireError> {
         let Err(fast) = self.take_fast(amounts) else {
-            return Ok(());
+            return Ok(amounts);
         };
         let result = self.wait_slow(amounts, deadline, fast);
         match &result {
-            Ok(()) => self.record_acquired(&amounts),
+            Ok(taken) => self.record_acquired(taken),
             Err(AcquireError::Closed) => self.record(Event::ClosedOut),
             // Counted where they were decided, with their dimension.
             Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
@@ -309,13 +311,14 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Option<Instant>,
         fast: FastError,
-    ) -> Result<(), AcquireError> {
+    ) -> Result<[u64; N], AcquireError> {
         if deadline.is_some_and(sync::deadline_passed) {
             return self.try_once(amounts, fast);
         }
         let parked = Parked::current();
-        let Some(ticket) = self.enqueue(amounts, Notify::Thread(parked.clone()))? else {
-            return Ok(());
+        let ticket = match self.enqueue(amounts, Notify::Thread(parked.clone()))? {
+            Enqueued::Granted(taken) => return Ok(taken),
+            Enqueued::Queued(ticket) => ticket,
         };
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
@@ -332,7 +335,7 @@ impl<const N: usize> MultiSemaphore<N> {
             if !sync::spin_until(|| parked.granted()) {
                 sync::park(deadline);
             }
-            if let Some(outcome) = self.collect_parked(ticket, &parked) {
+            if let Some(outcome) = self.collect_parked(ticket, &parked, amounts) {
                 return outcome_result(outcome, amounts, self.names());
             }
         }
@@ -340,10 +343,10 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A deadline already past: one try, as `try_acquire`, that fails with
     /// `Timeout` where that would fail with `Insufficient`.
-    fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<(), AcquireError> {
+    fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<[u64; N], AcquireError> {
         use crate::error::TryAcquireError as E;
-        match self.try_take_locked(amounts, fast) {
-            Ok(()) => Ok(()),
+        match self.try_take_locked(amounts, fast, self.clamps_oversized()) {
+            Ok(taken) => Ok(taken),
             Err(E::ExceedsCapacity {
                 dim,
                 requested,
@@ -368,13 +371,15 @@ fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// The result of a request for `amounts` that ended with `outcome`: what
+/// was granted, or the error.
 fn outcome_result<const N: usize>(
-    outcome: Outcome,
+    outcome: Outcome<N>,
     amounts: [u64; N],
     names: DimNames,
-) -> Result<(), AcquireError> {
+) -> Result<[u64; N], AcquireError> {
     match outcome {
-        Outcome::Granted => Ok(()),
+        Outcome::Granted(granted) => Ok(granted),
         Outcome::Closed => Err(AcquireError::Closed),
         Outcome::ExceedsCapacity { dim, capacity } => {
             Err(AcquireError::exceeds(dim, amounts[dim], capacity, names))
@@ -409,23 +414,24 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         }
     }
 
+    /// Ready with what was granted: the request, or its clamp.
     #[track_caller]
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<[u64; N], AcquireError>> {
         let sem = &*self.sem;
         let result = match self.state {
             State::Start => match sem.take_fast(self.amounts) {
                 Ok(()) => {
                     self.state = State::Done;
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(self.amounts));
                 }
                 Err(_) => {
                     let notify = Notify::Task(cx.waker().clone());
                     match sem.enqueue(self.amounts, notify) {
-                        Ok(Some(ticket)) => {
+                        Ok(Enqueued::Queued(ticket)) => {
                             self.state = State::Queued(ticket);
                             return Poll::Pending;
                         }
-                        Ok(None) => Ok(()),
+                        Ok(Enqueued::Granted(taken)) => Ok(taken),
                         Err(err) => Err(err),
                     }
                 }
@@ -443,9 +449,9 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
 
     /// Counts a result delivered to the caller. `ExceedsCapacity` and
     /// `Timeout` were counted where they were decided.
-    fn record(&self, result: &Result<(), AcquireError>) {
+    fn record(&self, result: &Result<[u64; N], AcquireError>) {
         match result {
-            Ok(()) => self.sem.record_acquired(&self.amounts),
+            Ok(taken) => self.sem.record_acquired(taken),
             Err(AcquireError::Closed) => self.sem.record(Event::ClosedOut),
             Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
         }
@@ -454,7 +460,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
     /// The timer of [`Acquire::with_timeout`] fired while this was pending:
     /// gives the request up, counting a timeout, unless it ended first
     /// (then that result is delivered; a grant is never lost).
-    fn time_out(&mut self) -> Result<(), AcquireError> {
+    fn time_out(&mut self) -> Result<[u64; N], AcquireError> {
         let State::Queued(ticket) = self.state else {
             unreachable!("a pending acquire is queued")
         };
@@ -476,7 +482,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         &mut self,
         timer: Pin<&mut T>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(), AcquireError>> {
+    ) -> Poll<Result<[u64; N], AcquireError>> {
         if let Poll::Ready(result) = self.poll(cx) {
             return Poll::Ready(result);
         }
@@ -497,8 +503,8 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             // Still queued: it leaves, having taken nothing.
             Ok(_) => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back.
-            Err(Outcome::Granted) => {
-                sem.release(&self.amounts);
+            Err(Outcome::Granted(granted)) => {
+                sem.release(&granted);
                 Event::Cancelled
             }
             // Woken by `close()` before the drop: counted as closed out, as
@@ -628,7 +634,7 @@ impl<'a, const N: usize, T: Future> Future for AcquireTimeout<'a, N, T> {
         let waiting = &mut this.waiting;
         waiting
             .poll_timed(this.timer.as_mut(), cx)
-            .map_ok(|()| Permit::new(waiting.sem, waiting.amounts))
+            .map_ok(|taken| Permit::new(waiting.sem, taken))
     }
 }
 
@@ -640,7 +646,7 @@ impl<const N: usize, T: Future> Future for AcquireOwnedTimeout<N, T> {
         let waiting = &mut this.waiting;
         waiting
             .poll_timed(this.timer.as_mut(), cx)
-            .map_ok(|()| OwnedPermit::new(Arc::clone(&waiting.sem), waiting.amounts))
+            .map_ok(|taken| OwnedPermit::new(Arc::clone(&waiting.sem), taken))
     }
 }
 
@@ -669,7 +675,7 @@ impl<'a, const N: usize> Future for Acquire<'a, N> {
         let waiting = &mut self.waiting;
         waiting
             .poll(cx)
-            .map_ok(|()| Permit::new(waiting.sem, waiting.amounts))
+            .map_ok(|taken| Permit::new(waiting.sem, taken))
     }
 }
 
@@ -680,7 +686,7 @@ impl<const N: usize> Future for AcquireOwned<N> {
         let waiting = &mut self.waiting;
         waiting
             .poll(cx)
-            .map_ok(|()| OwnedPermit::new(Arc::clone(&waiting.sem), waiting.amounts))
+            .map_ok(|taken| OwnedPermit::new(Arc::clone(&waiting.sem), taken))
     }
 }
 

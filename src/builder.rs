@@ -21,6 +21,7 @@ pub struct Builder<const N: usize> {
     capacity: [u64; N],
     max_capacity: Option<[u64; N]>,
     track_peaks: bool,
+    clamp_oversized: bool,
     track_amounts: bool,
     names: Option<&'static [&'static str; N]>,
     front_bits: Option<[u32; N]>,
@@ -32,6 +33,7 @@ impl<const N: usize> Builder<N> {
             capacity,
             max_capacity: None,
             track_peaks: true,
+            clamp_oversized: false,
             track_amounts: false,
             names: None,
             front_bits: None,
@@ -59,6 +61,43 @@ impl<const N: usize> Builder<N> {
     /// (default `true`). Turning it off saves a few loads on every acquire.
     pub fn track_peaks(mut self, on: bool) -> Self {
         self.track_peaks = on;
+        self
+    }
+
+    /// The policy for a request larger than a dimension's capacity (default
+    /// `false`: it fails at once with `ExceedsCapacity`, as documented on
+    /// each acquire).
+    ///
+    /// With `true`, such a request is **clamped** instead: in each dimension
+    /// it asks more than the capacity of, it is granted the whole capacity.
+    /// So it waits, first come first served like any request, until that
+    /// dimension is entirely free, and then runs alone in it; the permit's
+    /// [`amounts`](crate::Permit::amounts) say what it really holds. For a
+    /// producer whose one message is larger than the byte budget: it goes
+    /// through on its own rather than failing or waiting forever.
+    ///
+    /// * The clamp follows the capacity at the time of the grant: a queued
+    ///   request whose capacity shrinks or grows with
+    ///   [`set_capacity`](MultiSemaphore::set_capacity) is granted the
+    ///   capacity of the moment it is granted (never failed by a shrink).
+    /// * Nothing else changes: no waiter holds a part while it waits, and a
+    ///   clamped request at the head holds back those behind it, as a large
+    ///   one does.
+    /// * [`try_grow`](crate::Permit::try_grow) never clamps.
+    /// * [`Stats::clamped`](crate::Stats::clamped) counts the clamped grants.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([16, 1 << 20]).clamp_oversized(true).build();
+    /// let big = sem.try_acquire([1, 5 << 20]).unwrap(); // 5 MiB against a 1 MiB budget
+    /// assert_eq!(big.amounts(), [1, 1 << 20]);           // it holds all of the bytes
+    /// assert!(sem.try_acquire([1, 1]).is_err());        // so it runs alone in them
+    /// drop(big);
+    /// assert_eq!(sem.stats().clamped, 1);
+    /// ```
+    pub fn clamp_oversized(mut self, on: bool) -> Self {
+        self.clamp_oversized = on;
         self
     }
 
@@ -132,5 +171,6 @@ impl<const N: usize> Builder<N> {
             self.names,
             self.front_bits,
         )
+        .with_clamp_oversized(self.clamp_oversized)
     }
 }

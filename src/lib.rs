@@ -45,7 +45,9 @@
 //!   arriving after it, and `try_acquire` does not overtake queued acquirers.
 //!   A queued request that leaves lets those behind it proceed at once.
 //! * **Never blocks on the impossible.** A request above a dimension's
-//!   capacity fails at once with `ExceedsCapacity`.
+//!   capacity fails at once with `ExceedsCapacity`, or, on a semaphore
+//!   built with [`clamp_oversized`](Builder::clamp_oversized), is granted
+//!   that whole capacity and runs alone in it.
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
 //!   system call. Where the capacities fit in one 64-bit word (for example
@@ -95,6 +97,7 @@
 //! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
 //! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
@@ -112,6 +115,7 @@
 //! | `tower` | `tower`: a layer that takes each request's permit in `call`, waits or sheds, and holds it until the response is done | `tower-service`, `tower-layer`, `pin-project-lite` |
 //! | `http` | `http`: weighers by `Content-Length`, the permit carried in the response body, `413` / `503` + `Retry-After` answers (implies `tower`) | `http`, `http-body` 1.x |
 //! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, and a wait-time histogram, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
+//! | `futures` | `stream`: `Admit`, a `Stream` adaptor that yields each item with the permit of its weight, in order, pulling the next only once the current is admitted | `futures-core` 0.3 (no default features) |
 //!
 //! # How it is checked
 //!

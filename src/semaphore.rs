@@ -65,6 +65,9 @@ pub struct MultiSemaphore<const N: usize> {
     max_capacity: [u64; N],
     track_peaks: bool,
     names: DimNames,
+    /// `Builder::clamp_oversized`: a request above a capacity is granted
+    /// that capacity instead of failing with `ExceedsCapacity`.
+    clamp_oversized: bool,
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
@@ -211,12 +214,35 @@ impl<const N: usize> MultiSemaphore<N> {
             max_capacity,
             track_peaks,
             names: DimNames::new(names.map(|names| &names[..])),
+            clamp_oversized: false,
         }
     }
 
     /// The dimension names given to the builder, for errors.
     pub(crate) fn names(&self) -> DimNames {
         self.names
+    }
+
+    /// For `Builder::build`.
+    pub(crate) fn with_clamp_oversized(mut self, on: bool) -> Self {
+        self.clamp_oversized = on;
+        self
+    }
+
+    /// Whether a request above a dimension's capacity is clamped to that
+    /// capacity rather than refused; see
+    /// [`Builder::clamp_oversized`](crate::Builder::clamp_oversized).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// assert!(!MultiSemaphore::new([4, 100]).clamps_oversized());
+    /// let sem = MultiSemaphore::builder([4, 100]).clamp_oversized(true).build();
+    /// assert!(sem.clamps_oversized());
+    /// assert_eq!(sem.try_acquire([1, 500]).unwrap().amounts(), [1, 100]);
+    /// ```
+    pub fn clamps_oversized(&self) -> bool {
+        self.clamp_oversized
     }
 
     /// The capacity of each dimension now.
@@ -313,6 +339,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// not overtake queued acquirers: while any is queued it fails with
     /// `Insufficient` even where the counters alone would fit.
     ///
+    /// It fails with `Insufficient` only if, at one instant during the call,
+    /// a dimension lacked what it asks (or an acquirer was queued); with one
+    /// exception, in the tiered layout, for a take that its front word
+    /// cannot serve: behind the front, a dimension that another take held
+    /// for a moment and gave back (having lost a later dimension to a third
+    /// take) can make it fail. A request that cannot fit never holds any
+    /// part. The README measures how rare that is.
+    ///
     /// ```
     /// use multisem::{MultiSemaphore, TryAcquireError};
     ///
@@ -332,7 +366,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Errors
     ///
     /// In this order: [`ExceedsCapacity`](TryAcquireError::ExceedsCapacity)
-    /// if a dimension's capacity is below the request;
+    /// if a dimension's capacity is below the request (unless the semaphore
+    /// [clamps](crate::Builder::clamp_oversized) such requests: then it
+    /// takes the capacity, and `Insufficient` names the clamped amount);
     /// [`Closed`](TryAcquireError::Closed) once closed;
     /// [`Insufficient`](TryAcquireError::Insufficient) if a dimension lacks
     /// permits now. A request of all zeros succeeds unless closed.
@@ -454,10 +490,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// request minus what is available, 0 where it fits), or `None` while
     /// nobody is queued: for a dashboard that sees waiters and wants to know
     /// which budget they wait for. A snapshot, read under the internal lock;
-    /// see [`head_request`](Self::head_request).
+    /// see [`head_request`](Self::head_request). On a semaphore that
+    /// [clamps](crate::Builder::clamp_oversized) oversized requests, it is
+    /// what the head lacks of its clamp (`head_request` is what it asked).
     pub fn head_shortfall(&self) -> Option<[u64; N]> {
         let queue = self.lock();
         let (_, head) = queue.front()?;
+        // A clamped head waits for its clamp, not for what it asked.
+        let head = self.clamp(head);
         let have = self.available_locked();
         Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
     }
@@ -501,23 +541,29 @@ impl<const N: usize> MultiSemaphore<N> {
         miss: Option<Miss>,
     ) -> Result<S::Permit, TryAcquireError> {
         let sem = source.semaphore();
+        // What it takes: `amounts`, or less where the semaphore clamps
+        // oversized requests. An oversized request never passes the fast
+        // path (its counters never exceed the capacity), so the clamp is
+        // decided on the locked path, in `try_take_slow`.
+        let mut taken = amounts;
         match miss {
             None => sem.note_take(word, &amounts),
             Some(miss) => {
                 if let Err(fast) = sem.take_after_miss(amounts, miss) {
-                    sem.try_take_slow(amounts, fast)?;
+                    taken = sem.try_take_slow(amounts, fast, sem.clamp_oversized)?;
                 }
             }
         }
-        Ok(source.permit(amounts))
+        Ok(source.permit(taken))
     }
 
     /// `try_acquire` without the permit: the caller holds the amounts some
-    /// other way (`Permit::try_grow`).
+    /// other way (`Permit::try_grow`). Never clamps: a permit grows by
+    /// exactly what was asked or not at all.
     pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
-            Err(fast) => self.try_take_slow(amounts, fast),
+            Err(fast) => self.try_take_slow(amounts, fast, false).map(|_| ()),
         }
     }
 
@@ -595,10 +641,15 @@ impl<const N: usize> MultiSemaphore<N> {
 
     #[cold]
     #[inline(never)]
-    fn try_take_slow(&self, amounts: [u64; N], fast: FastError) -> Result<(), TryAcquireError> {
-        let result = self.try_take_locked(amounts, fast);
+    fn try_take_slow(
+        &self,
+        amounts: [u64; N],
+        fast: FastError,
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        let result = self.try_take_locked(amounts, fast, clamp);
         match &result {
-            Ok(()) => self.stats.acquired(&amounts),
+            Ok(taken) => self.stats.acquired(taken),
             Err(
                 TryAcquireError::Insufficient { dim, .. }
                 | TryAcquireError::ExceedsCapacity { dim, .. },
@@ -609,13 +660,18 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Decides what the fast path could not. Takes the lock only when a flag
-    /// was set (closed, queued or in debt), or a visit is owed.
+    /// was set (closed, queued or in debt), or a visit is owed, or to clamp
+    /// an oversized request (`clamp`) to the capacity, which changes only
+    /// under the lock. Returns what it took.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
         fast: FastError,
-    ) -> Result<(), TryAcquireError> {
-        if let Err(refused) = self.refuse(amounts) {
+        clamp: bool,
+    ) -> Result<[u64; N], TryAcquireError> {
+        // A request clamped to the capacity is never refused for its size.
+        let clamped = clamp && self.check_capacity(amounts).is_err();
+        if let Err(refused) = self.refuse(amounts, clamped) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
                 // waits for: serve it before leaving.
@@ -624,9 +680,9 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(refused);
         }
         if amounts == [0; N] {
-            return Ok(());
+            return Ok(amounts);
         }
-        if let FastError::Short(short) = fast {
+        if let (FastError::Short(short), false) = (fast, clamped) {
             // Cold: a second look finds every other dimension short.
             return Err(self.insufficient(amounts, self.available(), None, Some(short)));
         }
@@ -640,20 +696,45 @@ impl<const N: usize> MultiSemaphore<N> {
                 wake.wake_batch();
                 continue;
             }
+            // Under the lock, where capacities change: the clamp is exact.
+            let amounts = if clamp { self.clamp(amounts) } else { amounts };
             break if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 let have = self.available_locked();
-                Err(self.insufficient(amounts, have, Some(head), None))
+                Err(self.insufficient(amounts, have, Some(self.clamp(head)), None))
             } else {
-                self.take_locked(amounts).map_err(|short| {
-                    let have = self.available_locked();
-                    self.insufficient(amounts, have, None, Some(short))
-                })
+                self.take_locked(amounts)
+                    .map(|()| amounts)
+                    .map_err(|short| {
+                        let have = self.available_locked();
+                        self.insufficient(amounts, have, None, Some(short))
+                    })
             };
         };
         wake.finish();
+        if let Ok(taken) = result {
+            self.note_clamped(amounts, taken);
+        }
         result
+    }
+
+    /// With clamping on, `amounts` lowered to each dimension's capacity. Exact
+    /// under the lock, where capacities change: a clamp follows the capacity
+    /// at the time of the grant.
+    fn clamp(&self, amounts: [u64; N]) -> [u64; N] {
+        if !self.clamp_oversized {
+            return amounts;
+        }
+        let capacity = self.capacity();
+        std::array::from_fn(|d| amounts[d].min(capacity[d]))
+    }
+
+    /// Counts a grant of less than the request in `Stats::clamped`.
+    fn note_clamped(&self, requested: [u64; N], granted: [u64; N]) {
+        if granted != requested {
+            self.stats.record(Event::Clamped);
+        }
     }
 
     /// `Insufficient` for `amounts`, given what was available (`have`) and
@@ -692,11 +773,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// The refusals that need no look at the counters, in the order the
     /// contract gives: `ExceedsCapacity`, then `Closed`.
-    fn refuse(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
-        self.check_capacity(amounts).map_err(|(dim, capacity)| {
-            self.stats.record(Event::Exceeded(dim));
-            TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
-        })?;
+    /// `clamped`: the request is to be clamped, so its size is no reason.
+    fn refuse(&self, amounts: [u64; N], clamped: bool) -> Result<(), TryAcquireError> {
+        if !clamped {
+            self.check_capacity(amounts).map_err(|(dim, capacity)| {
+                self.stats.record(Event::Exceeded(dim));
+                TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
+            })?;
+        }
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
         }
@@ -705,7 +789,7 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// What holds `amounts` back now, for the lock holder: see [`Shortfall`].
     fn shortfall_locked(&self, queue: &WaitQueue<N>, amounts: [u64; N]) -> Shortfall {
-        let head = queue.front().map(|(_, head)| head);
+        let head = queue.front().map(|(_, head)| self.clamp(head));
         Shortfall::of(amounts, self.available_locked(), head)
     }
 
@@ -886,10 +970,14 @@ impl<const N: usize> MultiSemaphore<N> {
             let Some((ticket, amounts)) = queue.front() else {
                 break;
             };
+            // A clamped head waits for its whole clamp: all of a dimension
+            // it asked more than the capacity of, at the capacity of now.
+            let grant = self.clamp(amounts);
             let outcome = if closed {
                 Outcome::Closed
-            } else if self.take_locked(amounts).is_ok() {
-                Outcome::Granted
+            } else if self.take_locked(grant).is_ok() {
+                self.note_clamped(amounts, grant);
+                Outcome::Granted(grant)
             } else {
                 break;
             };
@@ -916,7 +1004,7 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Takes `amounts` now if nobody is ahead and they fit; otherwise queues
-    /// the request, to be woken through `notify`. `Ok(None)`: granted now.
+    /// the request, to be woken through `notify`.
     ///
     /// `notify` is made by the caller before the lock is taken, and dropped
     /// after it is released if unused: cloning or dropping a waker may run
@@ -925,7 +1013,7 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         amounts: [u64; N],
         notify: Notify,
-    ) -> Result<Option<Ticket>, AcquireError> {
+    ) -> Result<Enqueued<N>, AcquireError> {
         let mut wake = WakeList::new();
         let mut notify = Some(notify);
         let mut chunk = None;
@@ -936,8 +1024,8 @@ impl<const N: usize> MultiSemaphore<N> {
             drop(queue);
             drop(unneeded);
             match admitted {
-                Ok(Admitted::Granted) => break Ok(None),
-                Ok(Admitted::Queued(ticket)) => break Ok(Some(ticket)),
+                Ok(Admitted::Granted(taken)) => break Ok(Enqueued::Granted(taken)),
+                Ok(Admitted::Queued(ticket)) => break Ok(Enqueued::Queued(ticket)),
                 // The queue is full: grow it without the lock, then retry
                 // from the start (anything may have changed meanwhile).
                 // Those this visit granted are woken first, as after any
@@ -960,9 +1048,10 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         amounts: [u64; N],
         notify: &mut Option<Notify>,
-    ) -> Result<Admitted, AcquireError> {
+    ) -> Result<Admitted<N>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
-        if let Err((dim, capacity)) = self.check_capacity(amounts) {
+        if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
+        {
             self.stats.record(Event::Exceeded(dim));
             // The caller's fast take may have given permits back while
             // waiters were queued (`FastError::GaveBack`): serve them.
@@ -979,19 +1068,22 @@ impl<const N: usize> MultiSemaphore<N> {
             return Err(AcquireError::Closed);
         }
         if amounts == [0; N] {
-            return Ok(Admitted::Granted);
+            return Ok(Admitted::Granted(amounts));
         }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
         self.set_slow(queue, true);
         self.settle_and_serve(queue, wake);
-        let admitted = if queue.is_empty() && self.take_locked(amounts).is_ok() {
-            Admitted::Granted
+        let grant = self.clamp(amounts);
+        let admitted = if queue.is_empty() && self.take_locked(grant).is_ok() {
+            self.note_clamped(amounts, grant);
+            Admitted::Granted(grant)
         } else if queue.has_room() {
-            let dim = self.shortfall_locked(queue, amounts).dim;
+            let dim = self.shortfall_locked(queue, grant).dim;
             self.stats.record(Event::Waited(dim));
             let notify = notify.take().expect("a request is queued once");
+            // Queued with the request itself: it is clamped when granted.
             Admitted::Queued(queue.push(amounts, notify))
         } else {
             Admitted::Grow(queue.next_chunk_len())
@@ -1000,16 +1092,22 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(admitted)
     }
 
-    /// The outcome of a parked thread's request, if it has one (then the
-    /// ticket is spent). A grant is seen without the lock.
-    pub(crate) fn collect_parked(&self, ticket: Ticket, parked: &Parked) -> Option<Outcome> {
+    /// The outcome of a parked thread's request for `amounts`, if it has
+    /// one (then the ticket is spent). A grant of the whole request is seen
+    /// without the lock.
+    pub(crate) fn collect_parked(
+        &self,
+        ticket: Ticket,
+        parked: &Parked,
+        amounts: [u64; N],
+    ) -> Option<Outcome<N>> {
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
         let mut queue = self.lock();
         // Under the lock, where grants happen: a grant freed the slot.
         if parked.granted() {
-            return Some(Outcome::Granted);
+            return Some(Outcome::Granted(amounts));
         }
         queue.collect(ticket)
     }
@@ -1021,7 +1119,7 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         ticket: Ticket,
         waker: &std::task::Waker,
-    ) -> Option<Outcome> {
+    ) -> Option<Outcome<N>> {
         {
             let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
@@ -1050,22 +1148,25 @@ impl<const N: usize> MultiSemaphore<N> {
     /// (see [`Shortfall`]), and took nothing; those behind it that now fit
     /// are served. `Err(outcome)`: it had ended first, and a `Granted`
     /// outcome means the caller holds the permits. `parked`: the blocked
-    /// thread's flag, for a request made by `wait`.
+    /// thread's flag, for a request made by `wait` (its flag means the whole
+    /// request was granted; a clamped grant is in its slot).
     pub(crate) fn cancel(
         &self,
         ticket: Ticket,
         amounts: [u64; N],
         parked: Option<&Parked>,
-    ) -> Result<usize, Outcome> {
+    ) -> Result<usize, Outcome<N>> {
         let mut wake = WakeList::new();
         let (result, notify) = {
             let mut queue = self.lock();
-            // A grant, under this lock, freed the slot of a parked thread.
+            // A grant of the whole request, under this lock, freed the slot
+            // of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                return Err(Outcome::Granted);
+                return Err(Outcome::Granted(amounts));
             }
-            // Before it leaves: it may be the head itself.
-            let dim = self.shortfall_locked(&queue, amounts).dim;
+            // Before it leaves: it may be the head itself. What holds it
+            // back is judged on what it would be granted (its clamp).
+            let dim = self.shortfall_locked(&queue, self.clamp(amounts)).dim;
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
@@ -1090,9 +1191,19 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 }
 
+/// What `enqueue` did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
+    /// Queued: wait for the ticket's outcome.
+    Queued(Ticket),
+}
+
 /// What `admit` did with a request.
-enum Admitted {
-    Granted,
+enum Admitted<const N: usize> {
+    /// Granted at once: these amounts (the request, or its clamp).
+    Granted([u64; N]),
     Queued(Ticket),
     /// Nothing: the queue needs a chunk of this many slots first.
     Grow(usize),

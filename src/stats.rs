@@ -77,6 +77,11 @@ pub struct Stats<const N: usize> {
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
+    /// Grants of less than the request: requests above a capacity clamped
+    /// to it, on a semaphore built with
+    /// [`clamp_oversized`](crate::Builder::clamp_oversized). Counted when
+    /// the grant is made (each also counts in `acquired` once delivered).
+    pub clamped: u64,
     /// The most held at once by live permits, per dimension. Zero if the
     /// semaphore was built with
     /// [`track_peaks(false)`](crate::Builder::track_peaks).
@@ -130,6 +135,7 @@ impl<const N: usize> Default for Stats<N> {
             timed_out_by: [0; N],
             cancelled: 0,
             closed_out: 0,
+            clamped: 0,
             peak_in_flight: [0; N],
             names: DimNames::default(),
         }
@@ -152,6 +158,7 @@ pub(crate) struct StatCounters<const N: usize> {
     timed_out_by: [AtomicU64; N],
     cancelled: AtomicU64,
     closed_out: AtomicU64,
+    clamped: AtomicU64,
 }
 
 /// What a slow-path operation ended with, for the statistics. Grants are
@@ -169,6 +176,7 @@ pub(crate) enum Event {
     TimedOut(usize),
     Cancelled,
     ClosedOut,
+    Clamped,
 }
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
@@ -186,6 +194,7 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by: zeros(),
             cancelled: AtomicU64::new(0),
             closed_out: AtomicU64::new(0),
+            clamped: AtomicU64::new(0),
         }
     }
 
@@ -204,6 +213,7 @@ impl<const N: usize> StatCounters<N> {
             Event::TimedOut(dim) => &self.timed_out_by[dim],
             Event::Cancelled => &self.cancelled,
             Event::ClosedOut => &self.closed_out,
+            Event::Clamped => &self.clamped,
         };
         // Relaxed: a statistic; exact once the callers are quiet.
         counter.fetch_add(1, Ordering::Relaxed);
@@ -252,6 +262,7 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by,
             cancelled: load(&self.cancelled),
             closed_out: load(&self.closed_out),
+            clamped: load(&self.clamped),
             peak_in_flight,
             names,
         }

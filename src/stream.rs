@@ -53,8 +53,10 @@ use std::task::{Context, Poll};
 ///
 /// # Errors
 ///
-/// An item the semaphore refuses (its weight above a capacity, or the
-/// semaphore closed) comes out as [`Refused`], with the item, so the caller decides
+/// An item the semaphore refuses (its weight above a capacity, unless the
+/// semaphore was built with
+/// [`clamp_oversized`](crate::Builder::clamp_oversized); or the semaphore
+/// closed) comes out as [`Refused`], with the item, so the caller decides
 /// whether to skip it, fail the stream or stop. The adaptor then goes on
 /// with the next item.
 ///

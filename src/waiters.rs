@@ -111,9 +111,11 @@ impl Notify {
 
 /// How a queued request ended, decided under the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The permits were taken on the waiter's behalf: it holds them now.
-    Granted,
+pub(crate) enum Outcome<const N: usize> {
+    /// These permits were taken on the waiter's behalf: it holds them now.
+    /// They are the request, or less where the semaphore clamps requests
+    /// above a capacity (to that capacity at the time of the grant).
+    Granted([u64; N]),
     Closed,
     /// `set_capacity` shrank dimension `dim` below the request.
     ExceedsCapacity {
@@ -133,7 +135,7 @@ enum Slot<const N: usize> {
         prev: u32,
         next: u32,
     },
-    Done(Outcome),
+    Done(Outcome<N>),
     /// In a retired chunk's first slot: the next retired chunk, so that a
     /// whole row of them is handed out of the lock as one value (and freed
     /// when it is dropped).
@@ -319,21 +321,25 @@ impl<const N: usize> WaitQueue<N> {
     /// Ends a queued request: unlinks it and records `outcome` for its owner.
     /// Returns who to wake once the lock is released.
     ///
-    /// A parked thread that is granted learns it from its flag instead: its
-    /// slot is freed at once, and it leaves without taking the lock again.
-    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome) -> Option<Notify> {
-        let notify = self.unlink(ticket.0, Slot::Done(outcome));
-        if let (Some(Notify::Thread(parked)), Outcome::Granted) = (&notify, outcome) {
-            // Release: pairs with the Acquire in `Parked::granted`.
-            parked.granted.store(true, Ordering::Release);
-            self.release_slot(ticket.0);
+    /// A parked thread that is granted its whole request learns it from its
+    /// flag instead: its slot is freed at once, and it leaves without taking
+    /// the lock again. One granted less (clamped) collects the amounts from
+    /// its slot.
+    pub(crate) fn complete(&mut self, ticket: Ticket, outcome: Outcome<N>) -> Option<Notify> {
+        let (notify, requested) = self.unlink(ticket.0, Slot::Done(outcome));
+        if let (Some(Notify::Thread(parked)), Outcome::Granted(granted)) = (&notify, outcome) {
+            if granted == requested {
+                // Release: pairs with the Acquire in `Parked::granted`.
+                parked.granted.store(true, Ordering::Release);
+                self.release_slot(ticket.0);
+            }
         }
         notify
     }
 
     /// The owner collects its outcome: `None` while still queued; otherwise
     /// the slot is freed.
-    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome> {
+    pub(crate) fn collect(&mut self, ticket: Ticket) -> Option<Outcome<N>> {
         let free = Slot::Free {
             next_free: self.free,
         };
@@ -352,7 +358,7 @@ impl<const N: usize> WaitQueue<N> {
     /// The owner gives up: a queued request is unlinked (`Ok` with its
     /// notifier, to drop outside the lock), a done one yields its outcome.
     /// The slot is freed either way.
-    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome> {
+    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Result<Option<Notify>, Outcome<N>> {
         let free = Slot::Free {
             next_free: self.free,
         };
@@ -361,7 +367,7 @@ impl<const N: usize> WaitQueue<N> {
                 *self.slot_mut(ticket.0) = free;
                 Err(outcome)
             }
-            Slot::Queued { .. } => Ok(self.unlink(ticket.0, free)),
+            Slot::Queued { .. } => Ok(self.unlink(ticket.0, free).0),
             _ => unreachable!("a ticket outlived its slot"),
         };
         self.freed(ticket.0);
@@ -392,10 +398,14 @@ impl<const N: usize> WaitQueue<N> {
     }
 
     /// Unlinks queued slot `index`, leaving `then` in its place; returns
-    /// its notifier. One lookup of the slot itself, on a hot path.
-    fn unlink(&mut self, index: u32, then: Slot<N>) -> Option<Notify> {
+    /// its notifier and request. One lookup of the slot itself, on a hot
+    /// path.
+    fn unlink(&mut self, index: u32, then: Slot<N>) -> (Option<Notify>, [u64; N]) {
         let Slot::Queued {
-            notify, prev, next, ..
+            amounts,
+            notify,
+            prev,
+            next,
         } = std::mem::replace(self.slot_mut(index), then)
         else {
             unreachable!("only queued slots are linked")
@@ -409,7 +419,7 @@ impl<const N: usize> WaitQueue<N> {
             next => self.set_prev(next, prev),
         }
         self.len -= 1;
-        notify
+        (notify, amounts)
     }
 
     fn release_slot(&mut self, index: u32) {

@@ -227,6 +227,83 @@ fn bandwidth_delay_follows_the_bandwidth_delay_product() {
     );
 }
 
+/// A 100 ms window of 1 KiB successes at `rate` per second, the fastest
+/// taking `min_rtt_ms`.
+fn kib_window(rate: u64, min_rtt_ms: u64) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(100);
+    window.successes = rate / 10;
+    window.delivered_bytes = rate / 10 * 1024;
+    window.min_rtt = Duration::from_millis(min_rtt_ms);
+    window.min_rtt_bytes = 1024;
+    window.mean_rtt = window.min_rtt;
+    window.max_rtt = window.min_rtt;
+    window.weighted_size = 1024;
+    window
+}
+
+#[test]
+fn bandwidth_delay_drains_a_queue_that_stood_through_a_window() {
+    // 3200 requests/s at a 6 ms base delay, then half the rate with every
+    // request queued (16 ms): the queue says the downstream was busy, so
+    // the halved rate replaces the maximum of the last windows at once.
+    let run = |algorithm: BandwidthDelay| {
+        let mut algorithm = algorithm;
+        let mut dim = Dimension::default();
+        (dim.limit, dim.min, dim.max) = (24 * 1024, 1024, 1 << 30);
+        for _ in 0..10 {
+            dim.limit = algorithm.update(&kib_window(3200, 6), &dim);
+        }
+        let before = dim.limit;
+        let after = algorithm.update(&kib_window(1600, 16), &dim);
+        (before, after)
+    };
+    let (before, after) = run(BandwidthDelay::default().probe_every(0));
+    // 1.25 * 3200 KiB/s * ~6 ms + 2 KiB, then the same at 1600 KiB/s.
+    let expected = |rate: f64| 1.25 * rate * 1024.0 * (0.006 - 1.0 / rate) + 2048.0;
+    let close = |got: u64, want: f64| (got as f64 - want).abs() < 0.05 * want;
+    assert!(close(before, expected(3200.0)), "{before}");
+    assert!(close(after, expected(1600.0)), "{after}");
+    // Without the drain, the old rate holds for the windows the maximum spans.
+    let (_, held) = run(BandwidthDelay::default()
+        .probe_every(0)
+        .drain(f64::INFINITY));
+    assert_eq!(held, before);
+}
+
+#[test]
+fn bandwidth_delay_keeps_its_maximum_through_a_slow_window_without_a_queue() {
+    // A slow window whose fastest success was not queued (a gap in the
+    // traffic, a window short of large messages) does not lower the limit.
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let mut dim = Dimension::default();
+    (dim.limit, dim.min, dim.max) = (24 * 1024, 1024, 1 << 30);
+    for _ in 0..10 {
+        dim.limit = algorithm.update(&kib_window(3200, 6), &dim);
+    }
+    let before = dim.limit;
+    assert_eq!(algorithm.update(&kib_window(1600, 6), &dim), before);
+}
+
+#[test]
+fn bandwidth_delay_per_request_counts_requests() {
+    // 3200 requests/s at ~6 ms: 2 * 3200 * 6 ms + 2 = 40 requests, whatever
+    // their size; then a queue and half the rate: 2 * 1600 * 6 ms + 2 = 21.
+    let mut algorithm = BandwidthDelay::default()
+        .per_request()
+        .gain(2.0)
+        .probe_every(0);
+    let mut dim = Dimension::default();
+    (dim.limit, dim.min, dim.max) = (16, 1, 4096);
+    for _ in 0..10 {
+        let mut window = kib_window(3200, 6);
+        window.weighted_size = 1 << 20; // sizes do not count
+        dim.limit = algorithm.update(&window, &dim);
+    }
+    assert_eq!(dim.limit, 40);
+    assert_eq!(algorithm.update(&kib_window(1600, 16), &dim), 21);
+}
+
 /// A window's figures, as an algorithm sees them.
 #[test]
 fn a_custom_algorithm_sees_the_window() {

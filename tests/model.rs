@@ -7,7 +7,9 @@
 //! acquires polled once and then kept queued, cancelled, or completed later,
 //! dropping, splitting, merging, forgetting, growing (`try_grow`) and
 //! partly releasing (`release`) permits, `close`,
-//! `add_permits` and `set_capacity` (overflow included).
+//! `add_permits` and `set_capacity` (overflow included); all of it again on
+//! semaphores built with `clamp_oversized(true)`, where a request above a
+//! capacity is granted the capacity of the moment it is granted.
 //!
 //! After each step the queued futures are polled in arrival order; every result,
 //! `available()`, `capacity()`, `waiters()`, `is_closed()`, `stats()` and the
@@ -315,6 +317,9 @@ struct Model<const N: usize> {
     closed_undelivered: u64,
     track_peaks: bool,
     track_amounts: bool,
+    /// `Builder::clamp_oversized`: a request above a capacity is granted
+    /// that capacity (the capacity at the time of the grant).
+    clamp: bool,
 }
 
 impl<const N: usize> Model<N> {
@@ -337,9 +342,10 @@ impl<const N: usize> Model<N> {
     }
     /// The dimension that holds `a` back now, as `Stats` documents it: the
     /// first where `a` is short, else the first the queue's head lacks.
+    /// Requests are judged on what they would be granted (their clamp).
     fn held_back(&self, a: [u64; N]) -> usize {
         let av = self.available();
-        let short = |x: [u64; N]| (0..N).find(|&d| x[d] > av[d]);
+        let short = |x: [u64; N]| (0..N).find(|&d| self.grant_of(x)[d] > av[d]);
         short(a)
             .or_else(|| self.head().and_then(short))
             .unwrap_or_else(|| (0..N).find(|&d| a[d] > 0).unwrap_or(0))
@@ -356,8 +362,24 @@ impl<const N: usize> Model<N> {
             .filter(|w| w.state == WaitState::Queued)
             .count()
     }
-    fn expect(&self, a: [u64; N]) -> Expect {
+    /// What a request of `a` is granted: `a`, or its clamp.
+    fn grant_of(&self, a: [u64; N]) -> [u64; N] {
+        if self.clamp {
+            from_fn(|d| a[d].min(self.cap[d]))
+        } else {
+            a
+        }
+    }
+    /// `expect` for a call that never clamps (`try_grow`).
+    fn expect_exact(&self, a: [u64; N]) -> Expect {
         if self.exceeds(a) {
+            Expect::Exceeds
+        } else {
+            self.expect(a)
+        }
+    }
+    fn expect(&self, a: [u64; N]) -> Expect {
+        if self.exceeds(a) && !self.clamp {
             Expect::Exceeds
         } else if self.closed {
             Expect::Closed
@@ -365,7 +387,7 @@ impl<const N: usize> Model<N> {
             Expect::Ok
         } else if self.queued() > 0 {
             Expect::Queued
-        } else if self.fits(a) {
+        } else if self.fits(self.grant_of(a)) {
             Expect::Ok
         } else {
             Expect::Short
@@ -382,10 +404,12 @@ impl<const N: usize> Model<N> {
     }
     /// Queued waiters whose request can never fit fail; then grant in FIFO
     /// order while the head fits (Go x/sync style: no waiter holds a part).
+    /// A clamped waiter is granted its clamp at the capacity of that moment,
+    /// never failed; `amounts` then records what it was granted.
     fn serve(&mut self) {
         for i in 0..self.waiting.len() {
             let a = self.waiting[i].amounts;
-            if self.waiting[i].state == WaitState::Queued && self.exceeds(a) {
+            if self.waiting[i].state == WaitState::Queued && !self.clamp && self.exceeds(a) {
                 self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
                 let d = (0..N).find(|&d| a[d] > self.cap[d]).unwrap();
                 self.stats.exceeded[d] += 1;
@@ -396,10 +420,15 @@ impl<const N: usize> Model<N> {
                 continue;
             }
             let a = self.waiting[i].amounts;
-            if !self.fits(a) {
+            let g = self.grant_of(a);
+            if !self.fits(g) {
                 break;
             }
-            self.take(a);
+            self.take(g);
+            if g != a {
+                self.stats.clamped += 1;
+            }
+            self.waiting[i].amounts = g;
             self.waiting[i].state = WaitState::Granted;
         }
     }
@@ -452,9 +481,13 @@ fn granted<const N: usize>(
     amounts: [u64; N],
 ) -> Result<bool, TestCaseError> {
     prop_assert_eq!(exp, Expect::Ok, "{}({:?}) succeeded", call, a);
-    prop_assert_eq!(amounts, a);
-    m.take(a);
-    m.deliver(a);
+    let g = m.grant_of(a);
+    prop_assert_eq!(amounts, g);
+    m.take(g);
+    m.deliver(g);
+    if g != a {
+        m.stats.clamped += 1;
+    }
     Ok(true)
 }
 
@@ -523,13 +556,16 @@ fn check_try<const N: usize>(
             short,
             ..
         }) => {
+            // The error names the request as it would be granted: clamped.
+            let a = m.grant_of(a);
             // Every dimension the request lacks; where it lacks none, it is
-            // refused for the queue's head, and names what the head lacks.
+            // refused for the queue's head, and names what the head lacks
+            // (of its clamp).
             let lacking =
                 |x: [u64; N]| -> Vec<usize> { (0..N).filter(|&d| x[d] > av[d]).collect() };
             let own = lacking(a);
             let want_short = match m.head() {
-                Some(head) if own.is_empty() => lacking(head),
+                Some(head) if own.is_empty() => lacking(m.grant_of(head)),
                 _ => own.clone(),
             };
             prop_assert_eq!(
@@ -648,15 +684,28 @@ fn part_of<const N: usize>(held: [u64; N], amounts: [u64; N], half: bool) -> [u6
     if half { held.map(|x| x / 2) } else { amounts }
 }
 
-/// What the semaphore keeps besides its counters.
+/// What the semaphore keeps besides its counters, and its oversized policy.
 #[derive(Clone, Copy, Debug)]
 struct Tracking {
     peaks: bool,
     amounts: bool,
+    clamp: bool,
 }
 
 fn tracking() -> impl Strategy<Value = Tracking> {
-    any::<(bool, bool)>().prop_map(|(peaks, amounts)| Tracking { peaks, amounts })
+    any::<(bool, bool)>().prop_map(|(peaks, amounts)| Tracking {
+        peaks,
+        amounts,
+        clamp: false,
+    })
+}
+
+/// `tracking()` on a semaphore built with `clamp_oversized(true)`.
+fn clamping() -> impl Strategy<Value = Tracking> {
+    tracking().prop_map(|track| Tracking {
+        clamp: true,
+        ..track
+    })
 }
 
 fn make<const N: usize>(layout: Layout, cap: [u64; N], track: Tracking) -> MultiSemaphore<N> {
@@ -664,6 +713,7 @@ fn make<const N: usize>(layout: Layout, cap: [u64; N], track: Tracking) -> Multi
         .builder(cap)
         .track_peaks(track.peaks)
         .track_amounts(track.amounts)
+        .clamp_oversized(track.clamp)
         .build()
 }
 
@@ -693,6 +743,7 @@ fn run<const N: usize>(
         closed_undelivered: 0,
         track_peaks: track.peaks,
         track_amounts: track.amounts,
+        clamp: track.clamp,
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
@@ -713,7 +764,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_try(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::Acquire { amounts, owned } => {
@@ -729,7 +780,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::DeadlinePast { amounts, owned } => {
@@ -744,7 +795,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::ShortTimeout { amounts, owned } => {
@@ -758,7 +809,7 @@ fn run<const N: usize>(
                 let summary = got.as_ref().map(Held::amounts).map_err(Clone::clone);
                 if check_acquire(&mut m, amounts, exp, summary)? {
                     held.push(got.unwrap());
-                    m.held.push(amounts);
+                    m.held.push(m.grant_of(amounts));
                 }
             }
             Op::Async {
@@ -798,7 +849,7 @@ fn run<const N: usize>(
                         );
                         if check_acquire(&mut m, amounts, exp, summary)? {
                             held.push(got.unwrap());
-                            m.held.push(amounts);
+                            m.held.push(m.grant_of(amounts));
                         }
                     }
                     Poll::Pending => {
@@ -908,7 +959,7 @@ fn run<const N: usize>(
                     continue;
                 }
                 let k = k % held.len();
-                let exp = m.expect(amounts);
+                let exp = m.expect_exact(amounts);
                 let got = held[k].try_grow(amounts).map(|()| amounts);
                 let before = m.held[k];
                 if check_try(&mut m, amounts, exp, got)? {
@@ -1149,7 +1200,8 @@ fn run<const N: usize>(
         let head = m.head();
         prop_assert_eq!(sem.head_request(), head, "step {}: head_request", step);
         let av = m.available();
-        let shortfall = head.map(|h| from_fn(|d| h[d].saturating_sub(av[d])));
+        // What the head lacks of what it would be granted (its clamp).
+        let shortfall = head.map(|h| from_fn(|d| m.grant_of(h)[d].saturating_sub(av[d])));
         prop_assert_eq!(
             sem.head_shortfall(),
             shortfall,
@@ -1212,6 +1264,16 @@ proptest! {
     #[test]
     fn model_n3_packed(cap in capacities::<3>(), track in tracking(), ops in vec(op::<3>(), 1..64)) {
         run(Layout::Packed, cap, track, ops)?;
+    }
+
+    #[test]
+    fn model_n2_clamp_packed(cap in capacities::<2>(), track in clamping(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::Packed, cap, track, ops)?;
+    }
+
+    #[test]
+    fn model_n2_clamp_per_dim(cap in capacities::<2>(), track in clamping(), ops in vec(op::<2>(), 1..64)) {
+        run(Layout::PerDim, cap, track, ops)?;
     }
 
     #[test]
@@ -1379,7 +1441,11 @@ fn model_fixed_scenarios() {
     ];
     for (layout, cap, ops) in scenarios {
         for (peaks, amounts) in [(true, false), (false, true)] {
-            let track = Tracking { peaks, amounts };
+            let track = Tracking {
+                peaks,
+                amounts,
+                clamp: false,
+            };
             if let Err(e) = run(layout, cap, track, ops.clone()) {
                 panic!("{layout:?} {cap:?} {ops:?}: {e}");
             }

@@ -311,3 +311,28 @@ fn a_source_that_is_not_unpin_is_accepted() {
     );
     assert_eq!(out, [(0, 10), (1, 10), (2, 10)]);
 }
+
+/// The README's example ("Producers"), as written there.
+#[test]
+fn readme_example() {
+    // 64 messages and 1 MiB in flight; a message above 1 MiB is sent alone.
+    let sem = Arc::new(
+        MultiSemaphore::builder([64, 1 << 20])
+            .clamp_oversized(true)
+            .build(),
+    );
+    let encoded = futures_util::stream::iter(vec![vec![0u8; 4096], vec![1; 3 << 20]]);
+    let mut admitted = Admit::new(encoded, Arc::clone(&sem), |m: &Vec<u8>| [1, m.len() as u64]);
+    futures_executor::block_on(async {
+        while let Some(next) = admitted.next().await {
+            let (message, mut permit) = next.expect("clamped, never refused");
+            let compressed_len = message.len() as u64 / 2; // say
+            if let Some(saved) = permit.amounts()[1].checked_sub(compressed_len) {
+                permit.release([0, saved]).unwrap(); // give the difference back now
+            }
+            // ... send, and drop the permit in the completion callback
+            drop(permit);
+        }
+    });
+    assert_eq!(sem.stats().clamped, 1);
+}

@@ -17,7 +17,24 @@ use super::window::Window;
 /// }
 /// # let _ = Creep;
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// [`Dimension::default()`] (dimension 0, every figure zero) plus the
+/// fields set by hand makes one for a test of an algorithm on its own:
+///
+/// ```
+/// use multisem::adaptive::{Algorithm, Dimension, Gradient2, Window};
+/// use std::time::Duration;
+///
+/// let mut dim = Dimension::default();
+/// (dim.limit, dim.peak_in_flight, dim.min, dim.max) = (100, 100, 1, 1000);
+/// let mut window = Window::default();
+/// (window.successes, window.mean_rtt) = (50, Duration::from_millis(10));
+///
+/// // The first window sets the long-term round-trip time; a steady one grows the limit.
+/// let mut gradient = Gradient2::default();
+/// assert!(gradient.update(&window, &dim) > 100);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Dimension {
     /// Which dimension of the semaphore.

@@ -35,6 +35,19 @@ use super::window::Window;
 /// half the product (BBR's ProbeRTT; the whole requests stay), so that
 /// queues drain and the minimum is measured afresh.
 ///
+/// The maximum over several windows keeps one slow window (a few large
+/// messages that happened to finish in the next one) from starving the
+/// link, but it holds an old rate for those windows after the downstream
+/// slows down. So a window whose *fastest* success was already queued, its
+/// delay above [`drain`](Self::drain) times the base delay, replaces them:
+/// a queue that stood for a whole window means the downstream was busy
+/// throughout it, so the window's rate is what it can deliver now, not an
+/// underestimate, and the limit drops at once to drain the queue (BBR's
+/// drain). While the bottleneck is a bandwidth shared by the requests
+/// transferring, small requests are not queued and the fastest success
+/// stays near the base delay; it is a worker bottleneck (every request
+/// waits for a worker) that raises it.
+///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
 /// ```
@@ -47,6 +60,8 @@ use super::window::Window;
 pub struct BandwidthDelay {
     gain: f64,
     requests: f64,
+    drain: f64,
+    per_request: bool,
     probe_every: u32,
     bandwidth_windows: usize,
     delay_windows: usize,
@@ -61,6 +76,8 @@ impl Default for BandwidthDelay {
         BandwidthDelay {
             gain: 1.25,
             requests: 2.0,
+            drain: 2.0,
+            per_request: false,
             probe_every: 50,
             bandwidth_windows: 5,
             delay_windows: 100,
@@ -93,6 +110,37 @@ impl BandwidthDelay {
     /// ```
     pub fn requests(mut self, requests: f64) -> Self {
         self.requests = requests;
+        self
+    }
+
+    /// How far a window's fastest success may exceed the base delay before
+    /// the window counts as one through which a queue stood (default 2.0;
+    /// `f64::INFINITY`: never). Then its delivery rate replaces the
+    /// maximum of the last windows. Keep it above the queueing the
+    /// [`gain`](Self::gain) itself causes (about `gain` times the base delay).
+    ///
+    /// ```
+    /// let a = multisem::adaptive::BandwidthDelay::default().drain(3.0);
+    /// # let _ = a;
+    /// ```
+    pub fn drain(mut self, drain: f64) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Counts requests instead of bytes, for the count dimension: the rate
+    /// is successes per second and every request is one unit, so the limit
+    /// is `gain × requests per second × base_delay + requests`, Little's law
+    /// for a downstream whose bottleneck is its number of workers.
+    ///
+    /// ```
+    /// use multisem::adaptive::{Aimd, BandwidthDelay, Min};
+    ///
+    /// let count = Min(Aimd::default(), BandwidthDelay::default().per_request());
+    /// # let _ = count;
+    /// ```
+    pub fn per_request(mut self) -> Self {
+        self.per_request = true;
         self
     }
 
@@ -167,24 +215,42 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
 impl Algorithm for BandwidthDelay {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
-        if window.successes == 0 || window.delivered_bytes == 0 {
+        let (delivered, size, min_rtt_size) = if self.per_request {
+            (window.successes, 1, 0)
+        } else {
+            (
+                window.delivered_bytes,
+                window.weighted_size,
+                window.min_rtt_bytes,
+            )
+        };
+        if window.successes == 0 || delivered == 0 {
             return self.estimate.set(limit);
         }
-        let rate = window.delivery_rate();
-        push_bounded(
-            &mut self.rates,
-            (rate, window.weighted_size),
-            self.bandwidth_windows,
-        );
-        let (bandwidth, request) = self.bandwidth();
+        let secs = window.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            delivered as f64 / secs
+        } else {
+            0.0
+        };
+        let sample = (rate, size);
+        push_bounded(&mut self.rates, sample, self.bandwidth_windows);
+        let (bandwidth, _) = self.bandwidth();
         let own_bytes = if bandwidth > 0.0 {
-            window.min_rtt_bytes as f64 / bandwidth
+            min_rtt_size as f64 / bandwidth
         } else {
             0.0
         };
         let delay = (window.min_rtt.as_secs_f64() - own_bytes).max(0.0);
+        let base_delay = self.base_delay().map_or(delay, |base| base.min(delay));
+        if delay > self.drain * base_delay {
+            // A queue stood through the whole window: the downstream was busy,
+            // so this rate is what it delivers now. Forget the faster past.
+            self.rates.clear();
+            self.rates.push_back(sample);
+        }
         push_bounded(&mut self.delays, delay, self.delay_windows);
-        let base_delay = self.base_delay().unwrap_or(delay);
+        let (bandwidth, request) = self.bandwidth();
         let product = self.gain * bandwidth * base_delay;
         let whole_requests = self.requests * request as f64;
         self.since_probe += 1;

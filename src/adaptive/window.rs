@@ -24,7 +24,28 @@ use super::tracked::Outcome;
 /// }
 /// # let _ = Halve;
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// To test an algorithm on its own, start from [`Window::default()`] (an
+/// empty window: every figure zero) and set the fields it reads; the same
+/// goes for [`Dimension`](super::Dimension):
+///
+/// ```
+/// use multisem::adaptive::{Aimd, Algorithm, Dimension, Window};
+/// use std::time::Duration;
+///
+/// let mut window = Window::default();
+/// window.elapsed = Duration::from_millis(100);
+/// window.successes = 90;
+/// window.drops = 10;
+///
+/// let mut dim = Dimension::default();
+/// dim.limit = 100;
+/// dim.max = 1000;
+///
+/// // 10% drops: AIMD backs off by its default 0.9.
+/// assert_eq!(Aimd::default().update(&window, &dim), 90);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Window {
     /// How long the window lasted.

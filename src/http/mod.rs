@@ -17,7 +17,7 @@
 //! // of unknown length counts as 1 MiB.
 //! let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
 //! let layer = multisem::http::layer(sem.clone(), 1 << 20);
-//! let mut svc = layer.layer(service_fn(|req: http::Request<Full<Bytes>>| async move {
+//! let mut svc = layer.layer(service_fn(|_req: http::Request<Full<Bytes>>| async move {
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
 //! }));
 //! let req = http::Request::new(Full::new(Bytes::from(vec![0; 4096])));

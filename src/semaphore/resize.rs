@@ -151,8 +151,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// After a capacity shrank: queued requests that can never fit now fail
     /// with `ExceedsCapacity` rather than block everyone behind them.
     /// Stops at a full batch of wakes; `wake_and_serve` comes back for the
-    /// rest.
+    /// rest. Not where requests are clamped (`Builder::clamp_oversized`):
+    /// those follow the capacity instead, granted the capacity of their grant.
     pub(super) fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+        if self.clamp_oversized {
+            return;
+        }
         let capacity = self.capacity();
         let mut at = queue.front();
         while let Some((ticket, amounts)) = at {

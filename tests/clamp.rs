@@ -1,0 +1,297 @@
+//! Acceptance tests of the oversized policy, `Builder::clamp_oversized`: a
+//! request above a dimension's capacity is granted that whole capacity,
+//! waits for it first come first served, runs alone in it, follows the
+//! capacity of the moment it is granted, and is counted in `Stats::clamped`.
+//! Every layout; every way to acquire.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::*;
+
+mod common;
+use common::{
+    Insufficient, Layout, TryExceeds, Watchdog, counting_waker, poll_once, poll_with, ready,
+};
+
+fn clamping(layout: Layout, cap: [u64; 2]) -> Arc<MultiSemaphore<2>> {
+    Arc::new(layout.builder(cap).clamp_oversized(true).build())
+}
+
+fn each_layout(mut check: impl FnMut(Layout, Arc<MultiSemaphore<2>>)) {
+    for layout in Layout::ALL {
+        check(layout, clamping(layout, [4, 100]));
+    }
+}
+
+#[test]
+fn off_by_default_an_oversized_request_still_fails_at_once() {
+    for layout in Layout::ALL {
+        let sem = layout.make([4, 100]);
+        assert!(!sem.clamps_oversized());
+        assert!(matches!(
+            sem.try_acquire([1, 101]),
+            Err(TryAcquireError::ExceedsCapacity { dim: 1, .. })
+        ));
+        assert!(matches!(
+            sem.acquire_blocking([1, 101]),
+            Err(AcquireError::ExceedsCapacity { dim: 1, .. })
+        ));
+        assert_eq!(sem.stats().clamped, 0);
+    }
+}
+
+#[test]
+fn try_acquire_takes_the_whole_dimension_and_reports_it() {
+    each_layout(|layout, sem| {
+        assert!(sem.clamps_oversized());
+        let big = sem.try_acquire([1, 250]).unwrap();
+        assert_eq!(big.amounts(), [1, 100], "{layout:?}");
+        assert_eq!(sem.available(), [3, 0], "{layout:?}");
+        // It runs alone in the bytes: nothing else gets a byte meanwhile.
+        assert!(sem.try_acquire([1, 1]).unwrap_err().is_insufficient());
+        assert!(sem.try_acquire([1, 0]).is_ok());
+        let stats = sem.stats();
+        assert_eq!((stats.acquired, stats.clamped), (2, 1), "{layout:?}");
+        drop(big);
+        assert_eq!(sem.available(), [4, 100], "{layout:?}");
+    });
+}
+
+#[test]
+fn a_request_that_fits_is_not_clamped_nor_counted() {
+    each_layout(|layout, sem| {
+        let p = sem.try_acquire([4, 100]).unwrap();
+        assert_eq!(p.amounts(), [4, 100]);
+        assert_eq!(sem.stats().clamped, 0, "{layout:?}");
+    });
+}
+
+#[test]
+fn clamped_try_acquire_is_insufficient_until_the_dimension_is_free() {
+    each_layout(|layout, sem| {
+        let small = sem.try_acquire([1, 1]).unwrap();
+        assert_eq!(
+            sem.try_acquire([1, 500]).unwrap_err(),
+            Insufficient {
+                dim: 1,
+                requested: 100,
+                available: 99
+            },
+            "{layout:?}: the error names the clamped request"
+        );
+        assert_eq!(sem.available(), [3, 99], "{layout:?}");
+        drop(small);
+        assert_eq!(sem.try_acquire([1, 500]).unwrap().amounts(), [1, 100]);
+    });
+}
+
+#[test]
+fn clamped_every_dimension_at_once() {
+    each_layout(|layout, sem| {
+        let all = sem.try_acquire([9, 900]).unwrap();
+        assert_eq!(all.amounts(), [4, 100], "{layout:?}");
+        assert_eq!(sem.stats().clamped, 1);
+    });
+}
+
+#[test]
+fn closed_still_wins_over_a_clamp() {
+    each_layout(|layout, sem| {
+        sem.close();
+        assert_eq!(
+            sem.try_acquire([1, 500]).unwrap_err(),
+            TryAcquireError::Closed,
+            "{layout:?}"
+        );
+        assert_eq!(
+            sem.acquire_blocking([1, 500]).unwrap_err(),
+            AcquireError::Closed
+        );
+    });
+}
+
+#[test]
+fn try_grow_never_clamps() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 10]).unwrap();
+        assert_eq!(
+            permit.try_grow([0, 101]).unwrap_err(),
+            TryExceeds {
+                dim: 1,
+                requested: 101,
+                capacity: 100
+            },
+            "{layout:?}"
+        );
+        assert_eq!(permit.amounts(), [1, 10]);
+        assert_eq!(sem.stats().clamped, 0);
+    });
+}
+
+#[test]
+fn async_clamped_request_waits_its_turn_then_runs_alone() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([1, 30]).unwrap();
+        let (wakes, waker) = counting_waker();
+        let mut big = pin!(sem.acquire([1, 1000]));
+        assert!(poll_with(big.as_mut(), &waker).is_pending(), "{layout:?}");
+        // Behind it, a small request waits too (FIFO), though 70 are free.
+        let mut small = pin!(sem.acquire([1, 10]));
+        assert!(poll_once(small.as_mut()).is_pending());
+        drop(held);
+        assert_eq!(wakes.wakes(), 1);
+        let big = ready(poll_with(big.as_mut(), &waker), "granted").unwrap();
+        assert_eq!(big.amounts(), [1, 100], "{layout:?}");
+        assert!(poll_once(small.as_mut()).is_pending(), "{layout:?}: alone");
+        drop(big);
+        let small = ready(poll_once(small.as_mut()), "then the small one").unwrap();
+        assert_eq!(small.amounts(), [1, 10]);
+        assert_eq!(sem.stats().clamped, 1);
+    });
+}
+
+#[test]
+fn a_queued_clamp_follows_the_capacity_at_the_time_of_the_grant() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([0, 10]).unwrap();
+        let mut big = pin!(sem.acquire_owned([1, 500]));
+        assert!(poll_once(big.as_mut()).is_pending());
+        // A shrink does not fail it (it would without the clamp)...
+        sem.set_capacity([4, 50]).unwrap();
+        assert!(poll_once(big.as_mut()).is_pending(), "{layout:?}");
+        // ...and a growth past the request is granted the request, no more.
+        sem.set_capacity([4, 300]).unwrap();
+        assert!(poll_once(big.as_mut()).is_pending(), "{layout:?}");
+        drop(held);
+        let big = ready(poll_once(big.as_mut()), "granted").unwrap();
+        assert_eq!(
+            big.amounts(),
+            [1, 300],
+            "{layout:?}: the capacity at the grant"
+        );
+        drop(big);
+        assert_eq!(sem.available(), [4, 300]);
+    });
+}
+
+#[test]
+fn a_queued_clamp_granted_after_a_shrink_below_in_flight() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([0, 90]).unwrap();
+        let mut big = pin!(sem.acquire([1, 500]));
+        assert!(poll_once(big.as_mut()).is_pending());
+        sem.set_capacity([4, 40]).unwrap(); // 90 in flight, capacity 40
+        drop(held);
+        let big = ready(poll_once(big.as_mut()), "granted once all is back").unwrap();
+        assert_eq!(big.amounts(), [1, 40], "{layout:?}");
+        drop(big);
+        assert_eq!(sem.available(), [4, 40]);
+    });
+}
+
+#[test]
+fn a_queued_clamp_whose_capacity_grows_above_the_request_gets_the_request() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([4, 0]).unwrap();
+        let mut big = pin!(sem.acquire([1, 150]));
+        assert!(poll_once(big.as_mut()).is_pending());
+        sem.add_permits([0, 100]).unwrap();
+        drop(held);
+        let big = ready(poll_once(big.as_mut()), "granted").unwrap();
+        assert_eq!(big.amounts(), [1, 150], "{layout:?}");
+        assert_eq!(sem.stats().clamped, 0, "{layout:?}: not clamped after all");
+    });
+}
+
+#[test]
+fn a_dropped_future_returns_exactly_its_clamped_grant() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([1, 1]).unwrap();
+        let mut big = Box::pin(sem.acquire([1, 500]));
+        assert!(poll_once(big.as_mut()).is_pending());
+        drop(held); // grants [1, 100] to the future
+        assert_eq!(sem.available(), [3, 0], "{layout:?}");
+        drop(big); // never polled again: the grant goes back
+        assert_eq!(sem.available(), [4, 100], "{layout:?}");
+        let stats = sem.stats();
+        assert_eq!((stats.clamped, stats.cancelled), (1, 1), "{layout:?}");
+    });
+}
+
+#[test]
+fn blocking_clamped_request_is_granted_the_capacity() {
+    let _wd = Watchdog::this_test(Duration::from_secs(30));
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire_owned([0, 60]).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let waiter = {
+            let sem = Arc::clone(&sem);
+            thread::spawn(move || {
+                let permit = sem
+                    .acquire_owned_blocking_timeout([2, 1 << 40], Duration::from_secs(20))
+                    .unwrap();
+                tx.send(permit.amounts()).unwrap();
+            })
+        };
+        while sem.waiters() == 0 {
+            thread::yield_now();
+        }
+        // Shrink while it waits: its clamp follows.
+        sem.set_capacity([4, 80]).unwrap();
+        drop(held);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+            [2, 80],
+            "{layout:?}"
+        );
+        waiter.join().unwrap();
+        assert_eq!(sem.available(), [4, 80]);
+    });
+}
+
+#[test]
+fn blocking_clamped_at_once_and_past_deadline() {
+    each_layout(|layout, sem| {
+        let p = sem.acquire_blocking([1, 101]).unwrap();
+        assert_eq!(p.amounts(), [1, 100], "{layout:?}");
+        drop(p);
+        let past = Instant::now() - Duration::from_millis(1);
+        let p = sem.acquire_blocking_deadline([1, 101], past).unwrap();
+        assert_eq!(p.amounts(), [1, 100], "{layout:?}");
+        // Past deadline and short: Timeout, never ExceedsCapacity.
+        assert_eq!(
+            sem.acquire_blocking_deadline([1, 1], past).unwrap_err(),
+            AcquireError::Timeout
+        );
+        drop(p);
+        assert_eq!(sem.stats().clamped, 2);
+    });
+}
+
+#[test]
+fn a_zero_capacity_dimension_clamps_to_zero() {
+    for layout in Layout::ALL {
+        let sem = clamping(layout, [4, 0]);
+        let p = sem.try_acquire([1, 10]).unwrap();
+        assert_eq!(p.amounts(), [1, 0], "{layout:?}");
+    }
+}
+
+#[test]
+fn timed_out_clamped_waiter_leaves_nothing_behind() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([0, 1]).unwrap();
+        let err = sem
+            .acquire_blocking_timeout([1, 1000], Duration::from_millis(5))
+            .unwrap_err();
+        assert_eq!(err, AcquireError::Timeout, "{layout:?}");
+        assert_eq!(sem.waiters(), 0);
+        drop(held);
+        assert_eq!(sem.available(), [4, 100]);
+        assert!(sem.try_acquire([0, 100]).is_ok());
+    });
+}
