@@ -1070,6 +1070,12 @@ impl<const N: usize> MultiSemaphore<N> {
         if amounts == [0; N] {
             return Ok(Admitted::Granted(amounts));
         }
+        if !queue.has_room() {
+            // Before anything changes here (`SLOW` above all): the caller
+            // grows the queue without the lock and comes back, and that
+            // visit serves the queue as this one would have.
+            return Ok(Admitted::Grow(queue.next_chunk_len()));
+        }
         // Before looking at the counters: a release from now on sees `SLOW`
         // and comes to the lock after us, so it cannot slip between our look
         // and our sleep (see `counters`).
@@ -1079,14 +1085,13 @@ impl<const N: usize> MultiSemaphore<N> {
         let admitted = if queue.is_empty() && self.take_locked(grant).is_ok() {
             self.note_clamped(amounts, grant);
             Admitted::Granted(grant)
-        } else if queue.has_room() {
+        } else {
+            // Serving only frees slots: the room checked above is still there.
             let dim = self.shortfall_locked(queue, grant).dim;
             self.stats.record(Event::Waited(dim));
             let notify = notify.take().expect("a request is queued once");
             // Queued with the request itself: it is clamped when granted.
             Admitted::Queued(queue.push(amounts, notify))
-        } else {
-            Admitted::Grow(queue.next_chunk_len())
         };
         self.publish(queue);
         Ok(admitted)
