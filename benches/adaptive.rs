@@ -14,9 +14,18 @@
 //!   resize every window (100 ms);
 //! - `tracked_complete_at`: the same with caller-supplied times (no clock
 //!   reads), which is the controller's own share.
+//!
+//! And `adaptive_contention/...`: `N` threads, started together, each
+//! acquiring and completing in a loop on one shared controller, so that
+//! completions meet on the controller's lock; the time is wall time per
+//! operation of one thread (compare within a thread count):
+//! - `plain/N`: `try_acquire_owned` + drop, no controller;
+//! - `tracked_complete_at/N`: the controller's `try_acquire_at` +
+//!   `complete_at` (no clock reads: the lock and the sums alone).
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -75,5 +84,62 @@ fn bench(c: &mut Criterion) {
     assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
 }
 
-criterion_group!(benches, bench);
+/// Runs `op` `iters` times on each of `threads` threads released together;
+/// the wall time from the release to the last thread's end.
+fn together(threads: usize, iters: u64, op: impl Fn(u64) + Sync) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                barrier.wait();
+                for i in 0..iters {
+                    op(i);
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // The scope joins every thread before it returns.
+        start
+    })
+    .elapsed()
+}
+
+fn contention(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adaptive_contention");
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    let mut counts = vec![1, 2, 4, cores];
+    counts.sort_unstable();
+    counts.dedup();
+    for threads in counts {
+        let plain = Arc::new(MultiSemaphore::new(CAPACITY));
+        group.bench_function(format!("plain/{threads}"), |b| {
+            b.iter_custom(|iters| {
+                together(threads, iters, |_| {
+                    drop(black_box(plain.try_acquire_owned(black_box(AMOUNTS))))
+                })
+            })
+        });
+        let ctl = controlled();
+        let start = Instant::now();
+        group.bench_function(format!("tracked_complete_at/{threads}"), |b| {
+            b.iter_custom(|iters| {
+                together(threads, iters, |i| {
+                    // Each thread's clock advances 1 µs an operation, so
+                    // windows close (and the semaphore resizes) as they
+                    // would at a million completions per second per thread.
+                    let now = start + Duration::from_micros(i);
+                    if let Ok(permit) = ctl.try_acquire_at(black_box(AMOUNTS), now) {
+                        permit
+                            .complete_at(Outcome::delivered(1000), now + Duration::from_micros(50));
+                    }
+                })
+            })
+        });
+        assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, contention);
 criterion_main!(benches);

@@ -33,6 +33,7 @@
 //! | `multisem_timed_out_total` | counter | `semaphore`, `dimension` | timed-out acquires (the tower layer's wait timeouts included), by the dimension that held them back |
 //! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (a client that went away) |
 //! | `multisem_closed_out_total` | counter | `semaphore` | acquires refused or woken by `close` |
+//! | `multisem_clamped_total` | counter | `semaphore` | requests above a capacity granted that capacity (with [`clamp_oversized`](crate::Builder::clamp_oversized)) |
 //! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the tower layer queued waited, by how it ended |
 //!
 //! [`available`]: crate::MultiSemaphore::available
@@ -126,6 +127,10 @@ impl<const N: usize> Exporter<N> {
             "multisem_closed_out_total",
             "Acquires refused or woken by close()."
         );
+        describe_counter!(
+            "multisem_clamped_total",
+            "Requests above a capacity granted that capacity."
+        );
         describe_histogram!(
             "multisem_wait_seconds",
             Unit::Seconds,
@@ -182,6 +187,7 @@ impl<const N: usize> Exporter<N> {
         counter!("multisem_acquired_total", &labels).absolute(stats.acquired);
         counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
         counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);
+        counter!("multisem_clamped_total", &labels).absolute(stats.clamped);
     }
 
     /// A hook for [`AdmitLayer::on_wait`](crate::tower::AdmitLayer::on_wait)

@@ -232,6 +232,15 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Whether a request above a dimension's capacity is clamped to that
     /// capacity rather than refused; see
     /// [`Builder::clamp_oversized`](crate::Builder::clamp_oversized).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// assert!(!MultiSemaphore::new([4, 100]).clamps_oversized());
+    /// let sem = MultiSemaphore::builder([4, 100]).clamp_oversized(true).build();
+    /// assert!(sem.clamps_oversized());
+    /// assert_eq!(sem.try_acquire([1, 500]).unwrap().amounts(), [1, 100]);
+    /// ```
     pub fn clamps_oversized(&self) -> bool {
         self.clamp_oversized
     }

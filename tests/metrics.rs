@@ -157,6 +157,29 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
 }
 
+#[test]
+fn record_counts_clamped_grants() {
+    let memory = Memory::default();
+    let sem = Arc::new(
+        MultiSemaphore::builder([10, 1000])
+            .clamp_oversized(true)
+            .build(),
+    );
+    let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"]);
+    let big = sem.try_acquire([1, 5000]).unwrap();
+    assert_eq!(big.amounts(), [1, 1000]);
+    assert!(sem.try_acquire([1, 10]).unwrap_err().is_insufficient());
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(
+        memory.last("multisem_clamped_total{semaphore=producer}"),
+        1.0
+    );
+    assert_eq!(
+        memory.last("multisem_in_flight{semaphore=producer,dimension=bytes}"),
+        1000.0
+    );
+}
+
 #[cfg(feature = "tower")]
 #[tokio::test]
 async fn the_layer_records_wait_times_by_outcome() {
