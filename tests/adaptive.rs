@@ -285,6 +285,25 @@ fn bandwidth_delay_keeps_its_maximum_through_a_slow_window_without_a_queue() {
     assert_eq!(algorithm.update(&kib_window(1600, 6), &dim), before);
 }
 
+#[test]
+fn bandwidth_delay_per_request_counts_requests() {
+    // 3200 requests/s at ~6 ms: 2 * 3200 * 6 ms + 2 = 40 requests, whatever
+    // their size; then a queue and half the rate: 2 * 1600 * 6 ms + 2 = 21.
+    let mut algorithm = BandwidthDelay::default()
+        .per_request()
+        .gain(2.0)
+        .probe_every(0);
+    let mut dim = Dimension::default();
+    (dim.limit, dim.min, dim.max) = (16, 1, 4096);
+    for _ in 0..10 {
+        let mut window = kib_window(3200, 6);
+        window.weighted_size = 1 << 20; // sizes do not count
+        dim.limit = algorithm.update(&window, &dim);
+    }
+    assert_eq!(dim.limit, 40);
+    assert_eq!(algorithm.update(&kib_window(1600, 16), &dim), 21);
+}
+
 /// A window's figures, as an algorithm sees them.
 #[test]
 fn a_custom_algorithm_sees_the_window() {

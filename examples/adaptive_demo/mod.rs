@@ -23,9 +23,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use multisem::MultiSemaphore;
-use multisem::adaptive::{
-    Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome, TrackedPermit,
-};
+use multisem::adaptive::{Outcome, TrackedPermit};
+
+#[path = "../sim/mod.rs"]
+mod sim;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -254,18 +255,16 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     let largest = if options.small { KIB } else { MIB };
     let sem = Arc::new(
         MultiSemaphore::builder([16, 8 * MIB])
-            .max_capacity([4096, 4 << 30])
+            .max_capacity([sim::COUNT_BOUNDS.1, sim::BYTES_MAX])
             .build(),
     );
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=4096, Min(Aimd::default(), Gradient2::default()))
-        // The byte limit may go as low as the largest message, no lower.
-        .limit(1, largest..=(4 << 30), BandwidthDelay::default())
-        .build();
+    // The simulation's joint controller (examples/sim): the count by
+    // Little's law, the bytes by the bandwidth-delay product, 25 ms windows.
+    let ctl = sim::joint_controller(Arc::clone(&sem), largest);
     println!(
         "producer --adaptive: {} senders, {} messages, timeout {:?}.\n\
          The broker, 10 ms away, has 16 workers and 64 MiB/s, halved from {:.0} s to {:.0} s; the controller\n\
-         sets the message limit (AIMD + Gradient2) and the byte limit (bandwidth x delay).\n",
+         sets the message limit (requests/s x delay) and the byte limit (bytes/s x delay).\n",
         options.senders,
         if options.small {
             "1 KiB"

@@ -209,7 +209,8 @@ pub enum Limiter {
     /// AIMD and Gradient2 on the count; bytes unbounded: what the existing
     /// adaptive limiters do.
     CountOnly,
-    /// The count as in `CountOnly`, the bytes by the bandwidth-delay product.
+    /// The count by Little's law (and `Aimd`), the bytes by the bandwidth-delay
+    /// product: see [`joint_controller`].
     Joint,
 }
 
@@ -309,23 +310,32 @@ impl Rng {
 pub const WINDOW: Duration = Duration::from_millis(25);
 
 /// The joint controller as the simulation (and the README) configure it:
-/// `BandwidthDelay`'s filters span as many windows as it takes to keep
-/// their default spans in time (500 ms of rates, 10 s of delays, a probe
-/// every 5 s) at 25 ms windows.
+/// the count by Little's law (`BandwidthDelay::per_request`: requests per
+/// second times the base delay, with a gain of 2 since a count limit must
+/// hold small and large requests alike) under `Aimd`'s back-off on drops,
+/// the bytes by the bandwidth-delay product; both `BandwidthDelay`s' filters
+/// span as many windows as keep their default spans in time (500 ms of
+/// rates, 10 s of delays, a probe every 5 s) at 25 ms windows.
 pub fn joint_controller(sem: Arc<MultiSemaphore<2>>, largest: u64) -> Arc<Controller<2>> {
-    let bytes = BandwidthDelay::default()
-        .bandwidth_windows(20)
-        .delay_windows(400)
-        .probe_every(200);
+    let spans = |algorithm: BandwidthDelay| {
+        algorithm
+            .bandwidth_windows(20)
+            .delay_windows(400)
+            .probe_every(200)
+    };
+    let count = Min(
+        Aimd::default(),
+        spans(BandwidthDelay::default().per_request().gain(2.0)),
+    );
     Controller::builder(sem)
-        .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, count_algorithm())
-        .limit(1, largest..=BYTES_MAX, bytes)
+        .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, count)
+        .limit(1, largest..=BYTES_MAX, spans(BandwidthDelay::default()))
         .window(WINDOW, 16)
         .build()
 }
 
-/// The count-only controller: the same count algorithm, bytes left alone.
-/// It keeps the default 100 ms windows: at 25 ms its `Aimd` and `Gradient2`
+/// The count-only controller: `Aimd` and `Gradient2` on the count, as the
+/// existing adaptive limiters do, bytes left alone. It keeps the default 100 ms windows: at 25 ms its `Aimd` and `Gradient2`
 /// climb four times as fast, and its p99 about doubles, so the comparison
 /// would flatter the joint controller.
 pub fn count_only_controller(sem: Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {

@@ -61,6 +61,7 @@ pub struct BandwidthDelay {
     gain: f64,
     requests: f64,
     drain: f64,
+    per_request: bool,
     probe_every: u32,
     bandwidth_windows: usize,
     delay_windows: usize,
@@ -76,6 +77,7 @@ impl Default for BandwidthDelay {
             gain: 1.25,
             requests: 2.0,
             drain: 2.0,
+            per_request: false,
             probe_every: 50,
             bandwidth_windows: 5,
             delay_windows: 100,
@@ -123,6 +125,22 @@ impl BandwidthDelay {
     /// ```
     pub fn drain(mut self, drain: f64) -> Self {
         self.drain = drain;
+        self
+    }
+
+    /// Counts requests instead of bytes, for the count dimension: the rate
+    /// is successes per second and every request is one unit, so the limit
+    /// is `gain × requests per second × base_delay + requests`, Little's law
+    /// for a downstream whose bottleneck is its number of workers.
+    ///
+    /// ```
+    /// use multisem::adaptive::{Aimd, BandwidthDelay, Min};
+    ///
+    /// let count = Min(Aimd::default(), BandwidthDelay::default().per_request());
+    /// # let _ = count;
+    /// ```
+    pub fn per_request(mut self) -> Self {
+        self.per_request = true;
         self
     }
 
@@ -197,15 +215,29 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
 impl Algorithm for BandwidthDelay {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
-        if window.successes == 0 || window.delivered_bytes == 0 {
+        let (delivered, size, min_rtt_size) = if self.per_request {
+            (window.successes, 1, 0)
+        } else {
+            (
+                window.delivered_bytes,
+                window.weighted_size,
+                window.min_rtt_bytes,
+            )
+        };
+        if window.successes == 0 || delivered == 0 {
             return self.estimate.set(limit);
         }
-        let rate = window.delivery_rate();
-        let sample = (rate, window.weighted_size);
+        let secs = window.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            delivered as f64 / secs
+        } else {
+            0.0
+        };
+        let sample = (rate, size);
         push_bounded(&mut self.rates, sample, self.bandwidth_windows);
         let (bandwidth, _) = self.bandwidth();
         let own_bytes = if bandwidth > 0.0 {
-            window.min_rtt_bytes as f64 / bandwidth
+            min_rtt_size as f64 / bandwidth
         } else {
             0.0
         };

@@ -58,6 +58,7 @@
 //! | [`Aimd`] | drops | any dimension, as a safety net: backs off multiplicatively when the downstream sheds load |
 //! | [`Gradient2`] | round-trip time, short term against long term | the request count, where latency grows with the number of requests queued |
 //! | [`BandwidthDelay`] | delivered bytes per second and the uncongested delay | the bytes, where the downstream's bottleneck is a bandwidth |
+//! | [`BandwidthDelay::per_request`] | requests per second and the uncongested delay (Little's law) | the request count, where the bottleneck is a number of workers |
 //! | [`Min`] | the smaller of two | combining a drop-driven and a latency-driven limit |
 //! | your own | anything in a [`Window`] | implement [`Algorithm`] |
 //!
