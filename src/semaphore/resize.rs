@@ -198,16 +198,22 @@ impl<const N: usize> MultiSemaphore<N> {
     /// is in flight there. Under the lock.
     pub(super) fn clear_of_debt(&self, amounts: [u64; N]) -> Result<(), Short> {
         let owes = |debt: [u64; N]| (0..N).any(|d| amounts[d] > 0 && debt[d] > 0);
-        if !owes(load_all(&self.limits.debt)) || !owes(self.settle_debt()) {
+        if !owes(load_all(&self.limits.debt)) {
             return Ok(());
         }
-        let available = self.available_locked();
-        let dim = (0..N)
-            .find(|&d| amounts[d] > available[d])
-            .expect("a dimension in debt has nothing available");
-        Err(Short {
-            dim,
-            available: available[dim],
-        })
+        loop {
+            if !owes(self.settle_debt()) {
+                return Ok(());
+            }
+            let available = self.available_locked();
+            if let Some(dim) = (0..N).find(|&d| amounts[d] > available[d]) {
+                return Err(Short {
+                    dim,
+                    available: available[dim],
+                });
+            }
+            // A return landed after the settling, enough to pay what is
+            // owed and more: settle again (each round pays some debt).
+        }
     }
 }
