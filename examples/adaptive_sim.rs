@@ -58,6 +58,7 @@ fn main() {
         }
         let runs = [
             run(&scenario, Limiter::CountOnly),
+            run(&scenario, Limiter::JointCountOnly),
             run(&scenario, Limiter::Joint),
         ];
         for (p, phase) in scenario.phases.iter().enumerate() {

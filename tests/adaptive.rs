@@ -507,3 +507,30 @@ fn resizes_are_rate_limited_by_window_and_samples() {
     assert_eq!(ctl.resizes(), 0);
     assert!(ctl.last_window().is_none());
 }
+
+#[test]
+fn the_count_and_bytes_preset_resizes_both_dimensions_after_25_ms() {
+    let kib = 1024;
+    let sem = semaphore([16, 64 * kib]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .count_and_bytes(0, 1..=4096, 1, kib..=(1 << 30))
+        .build();
+    let t0 = Instant::now();
+    let at = |millis: u64| t0 + Duration::from_millis(millis);
+    // 16 successes of 5 ms over 15 ms: enough samples, too short a window.
+    for i in 0..16 {
+        let permit = ctl.try_acquire_at([1, kib], at(i)).unwrap();
+        permit.complete_at(Outcome::delivered(kib), at(i + 5));
+    }
+    assert!(ctl.last_window().is_none());
+    assert_eq!(ctl.limits(), [16, 64 * kib]);
+    // 25 ms after the first completion the window closes: 680 requests/s
+    // at a 5 ms base delay fit in ~9 requests, and ~5 KiB.
+    let permit = ctl.try_acquire_at([1, kib], at(25)).unwrap();
+    permit.complete_at(Outcome::delivered(kib), at(30));
+    assert_eq!(ctl.last_window().unwrap().successes, 17);
+    let [count, bytes] = ctl.limits();
+    assert!((8..=10).contains(&count), "count {count}");
+    assert!((4 * kib..=6 * kib).contains(&bytes), "bytes {bytes}");
+    assert_eq!(sem.capacity(), [count, bytes]);
+}

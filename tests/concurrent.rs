@@ -10,6 +10,9 @@
 //!   unfinished);
 //! - the semaphore is still usable.
 //!
+//! Permits also grow (`try_grow`, counted as acquires and refusals like
+//! `try_acquire`) and give part back (`release`) while the others run.
+//!
 //! During the run a checker thread samples a shared in-flight counter (raised
 //! after each acquire, lowered before each release) and `available()` /
 //! `capacity()`: none may pass the largest capacity the case can reach.
@@ -63,6 +66,10 @@ enum TOp<const N: usize> {
     Split(usize, [u64; N]),
     Merge(usize, usize),
     Forget(usize),
+    /// `try_grow` of permit k.
+    Grow(usize, [u64; N]),
+    /// `release` of part of permit k.
+    Release(usize, [u64; N]),
     AddPermits([u64; N]),
     SetCapacity([u64; N]),
     Close,
@@ -90,6 +97,8 @@ fn top<const N: usize>() -> impl Strategy<Value = TOp<N>> {
         4 => (0..16usize, arr(0..=2u64)).prop_map(|(k, a)| TOp::Split(k, a)),
         4 => (0..16usize, 0..16usize).prop_map(|(j, k)| TOp::Merge(j, k)),
         2 => (0..16usize).prop_map(TOp::Forget),
+        4 => (0..16usize, arr(amount())).prop_map(|(k, a)| TOp::Grow(k, a)),
+        4 => (0..16usize, arr(0..=2u64)).prop_map(|(k, a)| TOp::Release(k, a)),
         2 => arr(0..=3u64).prop_map(TOp::AddPermits),
         2 => arr(0..=10u64).prop_map(TOp::SetCapacity),
         1 => Just(TOp::Close),
@@ -399,6 +408,59 @@ fn run_thread<'a, const N: usize>(
                         }
                         if held[j].amounts() != sum {
                             return Err("merge miscounted".into());
+                        }
+                    }
+                }
+            }
+            TOp::Grow(k, a) => {
+                if !held.is_empty() {
+                    let k = k % held.len();
+                    let before = held[k].amounts();
+                    let r = match &mut held[k] {
+                        Held::B(p) => p.try_grow(a),
+                        Held::O(p) => p.try_grow(a),
+                    };
+                    let after = held[k].amounts();
+                    match r {
+                        Ok(()) if after == from_fn(|d| before[d] + a[d]) => {
+                            t.acquired += 1;
+                            for d in 0..N {
+                                sh.in_flight[d].fetch_add(a[d], Ordering::SeqCst);
+                                t.largest[d] = t.largest[d].max(after[d]);
+                            }
+                        }
+                        Err(e) if after == before => {
+                            record_try::<N>(&mut t, sh, a, Err(e))?;
+                        }
+                        r => {
+                            return Err(format!(
+                                "grow({a:?}) of {before:?} gave {r:?}, holding {after:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+            TOp::Release(k, a) => {
+                if !held.is_empty() {
+                    let k = k % held.len();
+                    let before = held[k].amounts();
+                    let fits = (0..N).all(|d| a[d] <= before[d]);
+                    if fits {
+                        // Lowered before the permits go back, as for a drop.
+                        lower(sh, a);
+                    }
+                    let r = match &mut held[k] {
+                        Held::B(p) => p.release(a),
+                        Held::O(p) => p.release(a),
+                    };
+                    let after = held[k].amounts();
+                    match r {
+                        Ok(()) if fits && after == from_fn(|d| before[d] - a[d]) => {}
+                        Err(ReleaseError::ExceedsHeld { .. }) if !fits && after == before => {}
+                        r => {
+                            return Err(format!(
+                                "release({a:?}) of {before:?} gave {r:?}, holding {after:?}"
+                            ));
                         }
                     }
                 }

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use multisem::MultiSemaphore;
-use multisem::adaptive::{Outcome, TrackedPermit};
+use multisem::adaptive::{Controller, Outcome, TrackedPermit};
 
 #[path = "../sim/mod.rs"]
 mod sim;
@@ -258,9 +258,16 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
             .max_capacity([sim::COUNT_BOUNDS.1, sim::BYTES_MAX])
             .build(),
     );
-    // The simulation's joint controller (examples/sim): the count by
+    // The library's preset, as the simulation measured it: the count by
     // Little's law, the bytes by the bandwidth-delay product, 25 ms windows.
-    let ctl = sim::joint_controller(Arc::clone(&sem), largest);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .count_and_bytes(
+            0,
+            sim::COUNT_BOUNDS.0..=sim::COUNT_BOUNDS.1,
+            1,
+            largest..=sim::BYTES_MAX,
+        )
+        .build();
     println!(
         "producer --adaptive: {} senders, {} messages, timeout {:?}.\n\
          The broker, 10 ms away, has 16 workers and 64 MiB/s, halved from {:.0} s to {:.0} s; the controller\n\

@@ -55,9 +55,7 @@ use std::time::{Duration, Instant};
 
 use multisem::MultiSemaphore;
 use multisem::OwnedPermit;
-use multisem::adaptive::{
-    Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome, TrackedPermit,
-};
+use multisem::adaptive::{Aimd, Controller, Gradient2, Min, Outcome, TrackedPermit, preset};
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -212,6 +210,9 @@ pub enum Limiter {
     /// The count by Little's law (and `Aimd`), the bytes by the bandwidth-delay
     /// product: see [`joint_controller`].
     Joint,
+    /// The joint controller's count algorithm (Little's law and `Aimd`) and
+    /// windows; bytes unbounded: see [`joint_count_only_controller`].
+    JointCountOnly,
 }
 
 /// Bounds the adaptive limiters may move in.
@@ -225,6 +226,7 @@ impl Limiter {
             Limiter::Static([c, b]) => format!("static [{c}, {}]", fmt_bytes(b)),
             Limiter::CountOnly => "count-only".into(),
             Limiter::Joint => "joint".into(),
+            Limiter::JointCountOnly => "joint's count only".into(),
         }
     }
 }
@@ -301,36 +303,22 @@ impl Rng {
     }
 }
 
-/// How often the controllers may resize: 25 ms windows, a quarter of the
-/// default. A window in which a queue stood is what makes
-/// [`BandwidthDelay`] drain, and only a window that began after a change
-/// can show one; with the default 100 ms windows that is 100 to 200 ms after
-/// the fleet halves, and the requests of that time are more than 1% of the
-/// phase (the README's table has the figures).
-pub const WINDOW: Duration = Duration::from_millis(25);
-
-/// The joint controller as the simulation (and the README) configure it:
-/// the count by Little's law (`BandwidthDelay::per_request`: requests per
-/// second times the base delay, with a gain of 2 since a count limit must
-/// hold small and large requests alike) under `Aimd`'s back-off on drops,
-/// the bytes by the bandwidth-delay product; both `BandwidthDelay`s' filters
-/// span as many windows as keep their default spans in time (500 ms of
-/// rates, 10 s of delays, a probe every 5 s) at 25 ms windows.
+/// The joint controller: the library's preset
+/// ([`ControllerBuilder::count_and_bytes`](multisem::adaptive::ControllerBuilder::count_and_bytes)),
+/// the count by Little's law under `Aimd`'s back-off, the bytes by the
+/// bandwidth-delay product, 25 ms windows.
 pub fn joint_controller(sem: Arc<MultiSemaphore<2>>, largest: u64) -> Arc<Controller<2>> {
-    let spans = |algorithm: BandwidthDelay| {
-        algorithm
-            .bandwidth_windows(20)
-            .delay_windows(400)
-            .probe_every(200)
-    };
-    let count = Min(
-        Aimd::default(),
-        spans(BandwidthDelay::default().per_request().gain(2.0)),
-    );
     Controller::builder(sem)
-        .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, count)
-        .limit(1, largest..=BYTES_MAX, spans(BandwidthDelay::default()))
-        .window(WINDOW, 16)
+        .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
+        .build()
+}
+
+/// The joint controller's own count algorithm and windows, bytes left
+/// alone: how much of the joint controller's gain the byte dimension makes.
+pub fn joint_count_only_controller(sem: Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {
+    Controller::builder(sem)
+        .limit(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, preset::count())
+        .window(preset::WINDOW, preset::MIN_SAMPLES)
         .build()
 }
 
@@ -432,7 +420,7 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
     let largest = scenario.traffic.largest();
     let (sem, controller) = match limiter {
         Limiter::Static(limits) => (Arc::new(MultiSemaphore::new(limits)), None),
-        Limiter::CountOnly | Limiter::Joint => {
+        Limiter::CountOnly | Limiter::Joint | Limiter::JointCountOnly => {
             // Start where a user would: a modest guess, within the bounds.
             let sem = Arc::new(
                 MultiSemaphore::builder([16, 8 * largest])
@@ -441,6 +429,10 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
             );
             let ctl = match limiter {
                 Limiter::Joint => joint_controller(Arc::clone(&sem), largest),
+                Limiter::JointCountOnly => {
+                    sem.set_capacity([16, BYTES_MAX]).unwrap();
+                    joint_count_only_controller(Arc::clone(&sem))
+                }
                 _ => {
                     sem.set_capacity([16, BYTES_MAX]).unwrap();
                     count_only_controller(Arc::clone(&sem))

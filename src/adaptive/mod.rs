@@ -76,6 +76,7 @@ mod algorithm;
 mod bandwidth_delay;
 mod controller;
 mod gradient;
+pub mod preset;
 mod tracked;
 mod window;
 

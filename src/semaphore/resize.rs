@@ -212,9 +212,8 @@ impl<const N: usize> MultiSemaphore<N> {
                     available: available[dim],
                 });
             }
-            // A return (a lock-free release, or a split take giving its
-            // part back) landed in the counters since the settle: settle
-            // it too. Each round pays some debt, so this ends.
+            // A return landed after the settling, enough to pay what is
+            // owed and more: settle again (each round pays some debt).
         }
     }
 }
