@@ -510,9 +510,16 @@ impl<const N: usize> MultiSemaphore<N> {
     /// permit's drop is down to the `fetch_add`: everything else (a lost
     /// race, a shortage, the locked path, the tiered layout's split take, a
     /// rising peak, the tally's wrap) is one call out of line, with its
-    /// arguments in registers, which makes the permit itself; so what is
-    /// inlined is small enough for the caller's own wrapper to be inlined in
-    /// turn, and keeps nothing in a register across a call.
+    /// arguments in registers, so that what is inlined is small enough for
+    /// the caller's own wrapper to be inlined in turn.
+    ///
+    /// The permit is made once, after both paths meet, from the amounts they
+    /// took. Were the call out of line to return the permit itself, through
+    /// memory, the inlined path would have to write its permit to the same
+    /// place for the two to meet, and the caller would read it back with
+    /// loads that straddle those stores: a failed store forwarding, which
+    /// doubled the cost of `try_acquire` + drop in a loop that keeps the
+    /// permit in an `Option` (`benches/try_acquire.rs`).
     #[inline(always)]
     fn try_acquire_from<'a, S: PermitSource<'a, N>>(
         source: S,
@@ -522,39 +529,35 @@ impl<const N: usize> MultiSemaphore<N> {
         // Relaxed: see `Limits`; a statistic. Loaded before the take: a load
         // after the CAS would wait for it.
         let low_water = sem.limits.low_water.load(Ordering::Relaxed);
-        let (word, miss) = match sem.counters.try_take_once(amounts, low_water) {
-            Once::Took => return Ok(source.permit(amounts)),
-            Once::ToNote(word) => (word, None),
-            Once::Missed(miss) => (0, Some(miss)),
+        let once = sem.counters.try_take_once(amounts, low_water);
+        // One call site, so that what is inlined stays small.
+        let taken = match once {
+            Once::Took => amounts,
+            _ => sem.try_acquire_slow(amounts, once)?,
         };
-        Self::try_acquire_slow(source, amounts, word, miss)
+        Ok(source.permit(taken))
     }
 
-    /// `try_acquire_from` after a first try that missed (`miss`), or that
-    /// took, writing `word`, and has something to note.
+    /// `try_acquire_from` after a first try that missed, or that took and
+    /// has something to note. Returns what it took: `amounts`, or less where
+    /// the semaphore clamps oversized requests.
     #[cold]
     #[inline(never)]
-    fn try_acquire_slow<'a, S: PermitSource<'a, N>>(
-        source: S,
-        amounts: [u64; N],
-        word: u64,
-        miss: Option<Miss>,
-    ) -> Result<S::Permit, TryAcquireError> {
-        let sem = source.semaphore();
-        // What it takes: `amounts`, or less where the semaphore clamps
-        // oversized requests. An oversized request never passes the fast
-        // path (its counters never exceed the capacity), so the clamp is
-        // decided on the locked path, in `try_take_slow`.
-        let mut taken = amounts;
-        match miss {
-            None => sem.note_take(word, &amounts),
-            Some(miss) => {
-                if let Err(fast) = sem.take_after_miss(amounts, miss) {
-                    taken = sem.try_take_slow(amounts, fast, sem.clamp_oversized)?;
-                }
+    fn try_acquire_slow(&self, amounts: [u64; N], once: Once) -> Result<[u64; N], TryAcquireError> {
+        // An oversized request never passes the fast path (its counters
+        // never exceed the capacity), so the clamp is decided on the locked
+        // path, in `try_take_slow`.
+        match once {
+            Once::Took => Ok(amounts),
+            Once::ToNote(word) => {
+                self.note_take(word, &amounts);
+                Ok(amounts)
             }
+            Once::Missed(miss) => match self.take_after_miss(amounts, miss) {
+                Ok(()) => Ok(amounts),
+                Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
+            },
         }
-        Ok(source.permit(taken))
     }
 
     /// `try_acquire` without the permit: the caller holds the amounts some
