@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Mutation testing of the accounting core with cargo-mutants: every surviving
+# mutant is a change to the code that no test notices. Not in CI: on 2 cores a
+# mutant costs about 25 s (an incremental build, then the library's unit tests
+# and tests/, whose stress tests run for a few seconds each), so the core's
+# ~800 mutants take hours. Run it after a change to the files below, on those
+# files.
+#
+#   scripts/mutants.sh                       # every file of the core
+#   scripts/mutants.sh src/counters/held.rs  # some of them
+#   MUTANTS_JOBS=2 scripts/mutants.sh        # two builds at once (a copy each)
+#   MUTANTS_IN_PLACE=1 scripts/mutants.sh F  # mutate this tree, one at a time:
+#                                            # no copy, no rebuild from scratch;
+#                                            # keep the tree to itself meanwhile
+#
+# Results: target/mutants/mutants.out/{caught,missed,timeout,unviable}.txt.
+# A mutant that survives is either a missing test (write one that asserts what
+# a user relies on) or cannot change behaviour: then it is listed, with why,
+# in scripts/mutants-equivalent.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+    files=(
+        src/counters/mod.rs
+        src/counters/packed.rs
+        src/counters/tiered.rs
+        src/counters/reserve.rs
+        src/counters/held.rs
+        src/permit.rs
+        src/waiters.rs
+        src/semaphore.rs
+        src/semaphore/resize.rs
+    )
+fi
+
+args=(
+    # The library's unit tests and tests/; the doctests would cost a build per
+    # example and the loom models live in a crate of their own.
+    --cargo-test-arg=--lib --cargo-test-arg=--tests
+    # The stress tests run for up to ~10 s; a mutant that hangs one is caught
+    # by its watchdog or by this.
+    --timeout "${MUTANTS_TIMEOUT:-180}"
+    --output "${MUTANTS_OUT:-target/mutants}"
+)
+for f in "${files[@]}"; do args+=(--file "$f"); done
+if [ -n "${MUTANTS_IN_PLACE:-}" ]; then
+    args+=(--in-place)
+else
+    args+=(--jobs "${MUTANTS_JOBS:-1}")
+fi
+
+status=0
+cargo mutants "${args[@]}" || status=$?
+out="${MUTANTS_OUT:-target/mutants}/mutants.out"
+count() { [ -f "$out/$1.txt" ] && grep -c . "$out/$1.txt" || echo 0; }
+caught=$(count caught) missed=$(count missed) timeout=$(count timeout) unviable=$(count unviable)
+viable=$((caught + missed + timeout))
+echo "mutants: caught $caught, missed $missed, timed out $timeout, unviable $unviable;" \
+    "score $caught/$viable (timeouts count as caught by cargo-mutants' exit code only)"
+exit $status
