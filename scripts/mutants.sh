@@ -37,6 +37,8 @@ if [ ${#files[@]} -eq 0 ]; then
     )
 fi
 
+out_dir="${MUTANTS_OUT:-target/mutants}"
+mkdir -p "$out_dir"
 args=(
     # The library's unit tests and tests/; the doctests would cost a build per
     # example and the loom models live in a crate of their own.
@@ -44,7 +46,7 @@ args=(
     # The stress tests run for up to ~10 s; a mutant that hangs one is caught
     # by its watchdog or by this.
     --timeout "${MUTANTS_TIMEOUT:-180}"
-    --output "${MUTANTS_OUT:-target/mutants}"
+    --output "$out_dir"
 )
 for f in "${files[@]}"; do args+=(--file "$f"); done
 if [ -n "${MUTANTS_IN_PLACE:-}" ]; then
@@ -55,8 +57,8 @@ fi
 
 status=0
 cargo mutants "${args[@]}" || status=$?
-out="${MUTANTS_OUT:-target/mutants}/mutants.out"
-count() { [ -f "$out/$1.txt" ] && grep -c . "$out/$1.txt" || echo 0; }
+out="$out_dir/mutants.out"
+count() { if [ -f "$out/$1.txt" ]; then grep -c . "$out/$1.txt" || true; else echo 0; fi; }
 caught=$(count caught) missed=$(count missed) timeout=$(count timeout) unviable=$(count unviable)
 viable=$((caught + missed + timeout))
 echo "mutants: caught $caught, missed $missed, timed out $timeout, unviable $unviable;" \
