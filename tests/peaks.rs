@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, Watchdog};
+use common::{Layout, Watchdog, stress_time};
 
 /// How long the threads race when nothing goes wrong.
 const RUN: Duration = Duration::from_secs(4);
@@ -49,7 +49,7 @@ fn peaks_count_only_granted_permits(sem: MultiSemaphore<2>, unit: u64) {
         .collect();
     let start = Instant::now();
     let mut peak = [0; 2];
-    while start.elapsed() < RUN {
+    while start.elapsed() < stress_time(RUN) {
         peak = sem.stats().peak_in_flight;
         if peak[0] > most[0] || peak[1] > most[1] {
             break;

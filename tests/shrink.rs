@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, Watchdog};
+use common::{Layout, Watchdog, stress_time};
 
 const HELD: u64 = 2000;
 const SHRUNK: u64 = 5;
@@ -46,7 +46,7 @@ fn debt_holds_back_every_grant(layout: Layout, method: Method) {
     let _wd = Watchdog::this_test(Duration::from_secs(60));
     let start = Instant::now();
     let mut rounds = 0u64;
-    while rounds == 0 || start.elapsed() < CASE_TIME {
+    while rounds == 0 || start.elapsed() < stress_time(CASE_TIME) {
         rounds += 1;
         let sem = Arc::new(layout.make([HELD]));
         let held: Vec<OwnedPermit<1>> = (0..HELD)

@@ -227,3 +227,15 @@ pub fn plain(err: multisem::AcquireError) -> Plain {
         other => panic!("an error tests do not know: {other:?}"),
     }
 }
+
+/// How long a stress test that races threads for a fixed time runs: `full`,
+/// scaled by `$MULTISEM_STRESS_SCALE` (a factor in (0, 1], for quick runs such
+/// as `scripts/mutants.sh`'s; malformed or out-of-range values are ignored).
+pub fn stress_time(full: Duration) -> Duration {
+    let scale = std::env::var("MULTISEM_STRESS_SCALE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s <= 1.0)
+        .unwrap_or(1.0);
+    full.mul_f64(scale)
+}
