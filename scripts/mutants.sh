@@ -9,6 +9,7 @@
 #   scripts/mutants.sh                       # every file of the core
 #   scripts/mutants.sh src/counters/held.rs  # some of them
 #   MUTANTS_JOBS=2 scripts/mutants.sh        # two builds at once (a copy each)
+#   MUTANTS_ARGS="--re held" scripts/mutants.sh  # more cargo-mutants options
 #   MUTANTS_IN_PLACE=1 scripts/mutants.sh F  # mutate this tree, one at a time:
 #                                            # no copy, no rebuild from scratch;
 #                                            # keep the tree to itself meanwhile
@@ -49,6 +50,9 @@ args=(
     --output "$out_dir"
 )
 for f in "${files[@]}"; do args+=(--file "$f"); done
+# Extra options for cargo-mutants, e.g. MUTANTS_ARGS="--baseline skip".
+read -r -a extra <<<"${MUTANTS_ARGS:-}"
+args+=("${extra[@]}")
 if [ -n "${MUTANTS_IN_PLACE:-}" ]; then
     args+=(--in-place)
 else
