@@ -15,6 +15,8 @@ use crate::support::{Layout, WakeFlag, assert_quiescent, models, poll_once};
 
 models! {
     stats_exact_under_grant_timeout_and_fast_take: 2,
+    peak_set_racing_growth_is_not_lost: 2,
+    in_flight_racing_growth_counts_what_is_held: 2,
 }
 
 /// What the model's callers were granted: count and amounts (std atomics, as
@@ -96,4 +98,59 @@ fn stats_exact_under_grant_timeout_and_fast_take(layout: Layout) {
     assert_eq!(s.cancelled, 0, "a timer handed to the acquire is no cancel");
     assert_eq!(sem.in_flight(), [0, 0]);
     assert_quiescent(&sem, cap);
+}
+
+/// A take sets a new peak, and so lowers the low-water word that tells later
+/// takes when to look at the peaks again, while another thread grows the
+/// capacity, which raises that word. The take's lowering was computed from
+/// the old capacity: it must not land over the growth's (the word carries a
+/// generation that the growth bumps), or the word would stay too low and a
+/// later take that sets a higher peak would never be seen. Nor may the take
+/// count its permits against the grown capacity before the growth's permits
+/// are there. Whatever the order, the peak is `[1, 1]` once both are done,
+/// and holding `[2, 2]` then must show as the peak.
+fn peak_set_racing_growth_is_not_lost(layout: Layout) {
+    let sem = Arc::new(layout.builder([1, 1]).track_peaks(true).build());
+    let taker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.try_acquire_owned([1, 1]).unwrap())
+    };
+    let grower = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([2, 2]).unwrap())
+    };
+    let first = taker.join().unwrap();
+    grower.join().unwrap();
+    assert_eq!(
+        sem.stats().peak_in_flight,
+        [1, 1],
+        "one permit of [1, 1] was granted so far"
+    );
+    let second = sem.try_acquire([1, 1]).unwrap();
+    assert_eq!(
+        sem.stats().peak_in_flight,
+        [2, 2],
+        "the second take set a peak"
+    );
+    drop((first, second));
+    assert_quiescent(&sem, [2, 2]);
+}
+
+/// `in_flight()` while the capacity grows: its lock-free read takes the
+/// capacity on both sides of the counters and reads under the lock if the
+/// two differ, so it never mixes the capacity before the growth with the
+/// counters after it (or the reverse). It counts the one permit held,
+/// whatever the order.
+fn in_flight_racing_growth_counts_what_is_held(layout: Layout) {
+    let sem = layout.arc([2, 2]);
+    let grower = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([4, 4]).unwrap())
+    };
+    let held = sem.try_acquire([1, 1]).unwrap();
+    assert_eq!(sem.in_flight(), [1, 1], "while the capacity grows");
+    grower.join().unwrap();
+    assert_eq!(sem.in_flight(), [1, 1], "once it grew");
+    drop(held);
+    assert_quiescent(&sem, [4, 4]);
 }

@@ -42,7 +42,7 @@ use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -446,12 +446,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Lock-free in the single-word layout while nobody is queued and no
     /// shrink is being absorbed; otherwise it reads under the internal lock.
     pub fn in_flight(&self) -> [u64; N] {
-        // Settled: no debt, so in flight is capacity - counters. The
-        // capacity is read on both sides of the counters: if a resize ran
-        // between, read under the lock instead.
+        // Settled: no debt, so in flight is capacity - counters, if both
+        // are read between the same two resizes: the low water's generation
+        // tells (see `limits_unchanged_since`); if one ran, or runs, read
+        // under the lock instead. Acquire: as a fast take's load.
+        let before = self.limits.low_water.load(Ordering::Acquire);
         let capacity = self.capacity();
         if let Some(counters) = self.counters.load_if_settled() {
-            if self.capacity() == capacity {
+            if self.limits_unchanged_since(before) {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
@@ -526,34 +528,39 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
     ) -> Result<S::Permit, TryAcquireError> {
         let sem = source.semaphore();
-        // Relaxed: see `Limits`; a statistic. Loaded before the take: a load
-        // after the CAS would wait for it.
-        let low_water = sem.limits.low_water.load(Ordering::Relaxed);
-        let once = sem.counters.try_take_once(amounts, low_water);
+        // The low water is loaded before the CAS (a load after it would wait
+        // for it), and after the word: see `Packed::try_take_once`.
+        let (once, low_water) = sem.counters.try_take_once(amounts, &sem.limits.low_water);
         // One call site, so that what is inlined stays small.
         let taken = match once {
             Once::Took => amounts,
-            _ => sem.try_acquire_slow(amounts, once)?,
+            _ => sem.try_acquire_slow(amounts, once, low_water)?,
         };
         Ok(source.permit(taken))
     }
 
     /// `try_acquire_from` after a first try that missed, or that took and
-    /// has something to note. Returns what it took: `amounts`, or less where
-    /// the semaphore clamps oversized requests.
+    /// has something to note; `low_water` is the word it loaded before.
+    /// Returns what it took: `amounts`, or less where the semaphore clamps
+    /// oversized requests.
     #[cold]
     #[inline(never)]
-    fn try_acquire_slow(&self, amounts: [u64; N], once: Once) -> Result<[u64; N], TryAcquireError> {
+    fn try_acquire_slow(
+        &self,
+        amounts: [u64; N],
+        once: Once,
+        low_water: u64,
+    ) -> Result<[u64; N], TryAcquireError> {
         // An oversized request never passes the fast path (its counters
         // never exceed the capacity), so the clamp is decided on the locked
         // path, in `try_take_slow`.
         match once {
             Once::Took => Ok(amounts),
             Once::ToNote(word) => {
-                self.note_take(word, &amounts);
+                self.note_take(word, &amounts, low_water);
                 Ok(amounts)
             }
-            Once::Missed(miss) => match self.take_after_miss(amounts, miss) {
+            Once::Missed(miss) => match self.take_after_miss(amounts, miss, low_water) {
                 Ok(()) => Ok(amounts),
                 Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
             },
@@ -574,28 +581,27 @@ impl<const N: usize> MultiSemaphore<N> {
     /// `try_acquire_from` is.
     #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
-        // Relaxed: as in `try_acquire_from`.
-        let low_water = self.limits.low_water.load(Ordering::Relaxed);
-        match self.counters.try_take_once(amounts, low_water) {
-            Once::Took => Ok(()),
-            Once::ToNote(word) => {
-                self.note_take(word, &amounts);
+        match self.counters.try_take_once(amounts, &self.limits.low_water) {
+            (Once::Took, _) => Ok(()),
+            (Once::ToNote(word), low_water) => {
+                self.note_take(word, &amounts, low_water);
                 Ok(())
             }
-            Once::Missed(miss) => self.take_after_miss(amounts, miss),
+            (Once::Missed(miss), low_water) => self.take_after_miss(amounts, miss, low_water),
         }
     }
 
     /// The fast path after its first try missed: a retry, a fresh look, or
     /// the tiered layout's split take (see `Counters::take_after_miss`).
+    /// `before` is the low-water word loaded before the first try.
     #[cold]
-    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
+    fn take_after_miss(&self, amounts: [u64; N], miss: Miss, before: u64) -> Result<(), FastError> {
         match self.counters.take_after_miss(amounts, miss)? {
             Took::Word(word) => {
                 // Relaxed: see `Limits`; a statistic.
                 let low_water = self.limits.low_water.load(Ordering::Relaxed);
                 if self.counters.below(word, low_water) {
-                    self.note_peak_after(word, &amounts);
+                    self.note_peak_after(word, &amounts, before);
                 }
             }
             Took::Split => self.counters.granted(&amounts),
@@ -608,10 +614,11 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// What a fast take of `amounts` that wrote `word` has to note: the
     /// tally's wrap, the amounts if they are counted, and peaks if it went
-    /// below the low water.
+    /// below the low water. `before`: the low-water word loaded before the
+    /// take.
     #[cold]
     #[inline(never)]
-    fn note_take(&self, word: u64, amounts: &[u64; N]) {
+    fn note_take(&self, word: u64, amounts: &[u64; N], before: u64) {
         self.counters.count_tally(word);
         if self.stats.tracks_amounts() {
             self.stats.add_amounts(amounts);
@@ -621,7 +628,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // (see `refresh_low_water`).
         let low_water = self.limits.low_water.load(Ordering::Relaxed);
         if self.counters.below(word, low_water) {
-            self.note_peak_after(word, amounts);
+            self.note_peak_after(word, amounts, before);
         }
     }
 
@@ -633,13 +640,60 @@ impl<const N: usize> MultiSemaphore<N> {
     /// hold instead: its two tiers cannot be read at one instant, and a part
     /// of the reserve that another take holds for a moment is no permit's
     /// (see `counters/held.rs`).
-    fn note_peak_after(&self, word: u64, amounts: &[u64; N]) {
-        if self.counters.is_packed() {
-            self.note_peak(self.counters.left_after(word));
-            self.refresh_low_water();
-        } else {
+    ///
+    /// In flight is `capacity + debt - left`, and the word was written
+    /// before the capacity and debt are read here: if a resize ran between,
+    /// the grown capacity would count permits that the word never had
+    /// (`before`, the low-water word loaded before the take, tells: see
+    /// `limits_unchanged_since`). Then it counts what is in flight under the
+    /// lock instead, where the two agree.
+    fn note_peak_after(&self, word: u64, amounts: &[u64; N], before: u64) {
+        if !self.counters.is_packed() {
             self.counters.granted(amounts);
+            return;
         }
+        if self.track_peaks {
+            let ceilings = self.peak_ceilings();
+            if self.limits_unchanged_since(before) {
+                self.raise_peaks(ceilings, self.counters.left_after(word));
+            } else {
+                self.note_peak_locked();
+            }
+        }
+        self.refresh_low_water();
+    }
+
+    /// Whether no resize began between the load of `before`, a low-water
+    /// word loaded (Acquire) before a fast take's CAS (or before the read of
+    /// the counters, Acquire too, in `in_flight`), and this call: then the
+    /// capacities and debts read before this call are those that the word
+    /// the take wrote (or read) was counted against.
+    ///
+    /// A resize opens the low water (an odd generation: `open_low_water`)
+    /// before it changes any capacity, debt or counter, and closes it after
+    /// (even: `rebase_low_water`); the take's CAS could not pass while it
+    /// ran (`SLOW` is set throughout). So a take that loaded an even
+    /// generation came after every resize closed before it (its Acquire load
+    /// reads the closing, and all the resize did happens before the take);
+    /// and if a capacity or debt read before this call came from a later
+    /// resize, the fences make the opening visible to the load below, which
+    /// then shows another generation. Generations wrap at 64: 32 resizes
+    /// racing one take could fool it, which no resize rate comes near.
+    fn limits_unchanged_since(&self, before: u64) -> bool {
+        // Acquire: pairs with `open_low_water`'s Release fence (see above).
+        fence(Ordering::Acquire);
+        // Relaxed: the fence orders it after the reads of the limits.
+        let now = self.limits.low_water.load(Ordering::Relaxed);
+        let generation = Counters::<N>::generation(before);
+        generation % 2 == 0 && Counters::<N>::generation(now) == generation
+    }
+
+    /// Raises the peaks to what is in flight now, read under the lock, where
+    /// no resize runs: for a fast take that raced one.
+    #[cold]
+    fn note_peak_locked(&self) {
+        let _queue = self.lock();
+        self.note_peak(self.counters.load_locked());
     }
 
     #[cold]
@@ -843,14 +897,25 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Raises the peaks to what is in flight, given the counters after a
-    /// take. The low water stays where it was: above the truth now, it sends
-    /// the next fast take out of line, which brings it down.
+    /// take, for the holder of the lock. The low water stays where it was:
+    /// above the truth now, it sends the next fast take out of line, which
+    /// brings it down.
     fn note_peak(&self, left: [u64; N]) {
-        if !self.track_peaks {
-            return;
+        if self.track_peaks {
+            self.raise_peaks(self.peak_ceilings(), left);
         }
+    }
+
+    /// Every dimension's [`peak_ceiling`](Self::peak_ceiling).
+    fn peak_ceilings(&self) -> [u64; N] {
+        std::array::from_fn(|d| self.peak_ceiling(d))
+    }
+
+    /// Raises the peaks to `ceilings - left`, what is in flight when the
+    /// counters hold `left` under those ceilings.
+    fn raise_peaks(&self, ceilings: [u64; N], left: [u64; N]) {
         for (d, &left) in left.iter().enumerate() {
-            let in_flight = self.peak_ceiling(d).saturating_sub(left);
+            let in_flight = ceilings[d].saturating_sub(left);
             // Relaxed: see `Limits`; a statistic. Loaded first so that a
             // peak that does not rise costs no read-modify-write.
             if in_flight > self.limits.peak[d].load(Ordering::Relaxed) {
@@ -883,6 +948,10 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut current = self.limits.low_water.load(Ordering::Acquire);
         loop {
             let generation = Counters::<N>::generation(current);
+            if generation % 2 == 1 {
+                // A resize is under way; it rebases the word when done.
+                return;
+            }
             let fresh = self.counters.low_water_word(self.watch(), generation);
             if fresh == current {
                 return;
@@ -901,15 +970,37 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
+    /// For a resize, under the queue lock, with `SLOW` set, before it
+    /// changes any capacity or debt: moves the low water to an odd
+    /// generation, its fields as they were (no fast take passes while `SLOW`
+    /// is set), so that a take that reads the limits meanwhile knows
+    /// (`limits_unchanged_since`) and no refresh lands (`refresh_low_water`).
+    /// `rebase_low_water` closes it.
+    fn open_low_water(&self) {
+        // Relaxed: only the lock holder changes the generation; a
+        // read-modify-write, as `rebase_low_water`'s.
+        self.limits
+            .low_water
+            .fetch_add(Counters::<N>::GENERATION_ONE, Ordering::Relaxed);
+        // Release: orders the opening before the changes that follow, for
+        // `limits_unchanged_since`'s Acquire fence.
+        fence(Ordering::Release);
+    }
+
     /// For a resize, under the queue lock, after it changed capacities and
-    /// debts: the low water as they are now, in a new generation, so that no
-    /// `refresh_low_water` begun before lands a value from the old ones.
+    /// debts: the low water as they are now, in a new (even) generation, so
+    /// that no `refresh_low_water` begun before lands a value from the old
+    /// ones.
     fn rebase_low_water(&self) {
         // Relaxed: only the lock holder changes the generation.
         let generation = Counters::<N>::generation(self.limits.low_water.load(Ordering::Relaxed));
         let fresh = self.counters.low_water_word(self.watch(), generation + 1);
-        // Release: see `refresh_low_water`.
-        self.limits.low_water.store(fresh, Ordering::Release);
+        // Release: see `refresh_low_water`. A swap rather than a store: the
+        // same in C11 terms, but loom 0.7 lets a plain store slip in between
+        // the read and the write of a concurrent compare-exchange (loom
+        // issue #254), so that a refresh computed before the resize would
+        // seem to land after it (the model `peak_set_racing_growth_is_not_lost`).
+        self.limits.low_water.swap(fresh, Ordering::Release);
     }
 
     /// Returns permits: lock-free unless someone is queued or a shrink is

@@ -2322,3 +2322,47 @@ fn rocketmq_scenario_with_threads() {
         assert_eq!(sem.available(), [10, MIB]);
     }
 }
+
+/// Without `Builder::max_capacity`, a semaphore that fits one word gets
+/// every spare bit of it as room to grow: each dimension's maximum is a
+/// field full of ones (`2^k - 1`), at least its capacity, and the fields
+/// (plus a guard bit each) fill the 56 bits that the flags and the take
+/// tally leave. The spare bits go to the later dimensions first.
+#[test]
+fn default_max_capacity_uses_every_spare_bit_of_the_word() {
+    fn check<const N: usize>(capacity: [u64; N]) {
+        let sem = MultiSemaphore::new(capacity);
+        assert!(sem.is_single_word(), "{capacity:?}");
+        let max = sem.max_capacity();
+        let bits: [u32; N] = std::array::from_fn(|d| {
+            assert!(max[d] >= capacity[d], "{capacity:?}: {max:?}");
+            assert_eq!(max[d] & max[d].wrapping_add(1), 0, "{capacity:?}: {max:?}");
+            64 - max[d].leading_zeros()
+        });
+        let used: u32 = bits.iter().map(|b| b + 1).sum();
+        assert_eq!(used, 56, "{capacity:?}: fields {bits:?}");
+        // The remainder of the spare bits goes to the later dimensions.
+        let widths: Vec<u32> = bits.to_vec();
+        let base: Vec<u32> = capacity.iter().map(|&c| 64 - c.leading_zeros()).collect();
+        let bonus: Vec<u32> = widths.iter().zip(&base).map(|(w, b)| w - b).collect();
+        assert!(
+            bonus.windows(2).all(|w| w[0] <= w[1]),
+            "{capacity:?}: room to grow {bonus:?}"
+        );
+    }
+    check([1]);
+    check([1, 1]);
+    check([1024, 100 << 20]);
+    check([1, 1, 1]);
+    check([1000, 1_000_000, 64, 4000]);
+}
+
+/// A permit's `Debug` shows what it holds.
+#[test]
+fn permits_debug_shows_their_amounts() {
+    let sem = Arc::new(MultiSemaphore::new([4, 100]));
+    let permit = sem.try_acquire([1, 10]).unwrap();
+    assert_eq!(format!("{permit:?}"), "Permit { amounts: [1, 10], .. }");
+    let owned = sem.try_acquire_owned([2, 20]).unwrap();
+    assert_eq!(format!("{owned:?}"), "OwnedPermit { amounts: [2, 20], .. }");
+}

@@ -27,6 +27,7 @@ mod packed;
 mod reserve;
 mod tiered;
 
+use crate::sync::AtomicU64;
 use packed::Packed;
 pub(crate) use packed::{Miss, Once};
 use tiered::Tiered;
@@ -122,16 +123,17 @@ impl<const N: usize> Counters<N> {
     }
 
     /// One try at taking every amount or nothing from the packed word alone
-    /// (the front, in the tiered layout): one load and one CAS, inlined into
-    /// callers. A word it wrote that has something to note (its tally
-    /// wrapped, or a field went below `low_water`, a word from
-    /// [`Self::low_water_word`]) goes to [`Self::count_tally`] and
-    /// [`Self::below`]; on a miss, [`Self::take_after_miss`] decides.
+    /// (the front, in the tiered layout): a load of it and of `low_water`
+    /// (which holds a word from [`Self::low_water_word`]), and one CAS,
+    /// inlined into callers. A word it wrote that has something to note (its
+    /// tally wrapped, or a field went below the low water) goes to
+    /// [`Self::count_tally`] and [`Self::below`]; on a miss,
+    /// [`Self::take_after_miss`] decides. Returns the low water it loaded.
     ///
     /// Both layouts share the one CAS of the front word, so the code inlined
     /// into callers is that of the packed layout alone.
     #[inline(always)]
-    pub(crate) fn try_take_once(&self, amounts: [u64; N], low_water: u64) -> Once {
+    pub(crate) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> (Once, u64) {
         self.front().try_take_once(amounts, low_water)
     }
 
@@ -180,6 +182,10 @@ impl<const N: usize> Counters<N> {
         };
         self.front().low_water_word(low, generation)
     }
+
+    /// What adds one to the generation of a word from
+    /// [`Self::low_water_word`] (wrapping at 64 with the word).
+    pub(crate) const GENERATION_ONE: u64 = Packed::<N>::GENERATION_ONE;
 
     /// The generation in a word from [`Self::low_water_word`].
     pub(crate) fn generation(low_water: u64) -> u64 {

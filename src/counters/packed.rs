@@ -316,19 +316,34 @@ impl<const N: usize> Packed<N> {
         }
     }
 
-    /// One try at taking every amount or nothing: one load and one CAS,
-    /// inlined into callers. Says whether the word it wrote has something to
-    /// note out of line: its tally wrapped ([`Self::count_tally`]), or a
-    /// field went below `low_water` ([`Self::below`]); both are worked out
-    /// before the CAS, from values already in registers. A miss goes on in
-    /// [`Self::take_after_miss`].
+    /// One try at taking every amount or nothing: a load of the word and of
+    /// `low_water`, and one CAS, inlined into callers. Says whether the word
+    /// it wrote has something to note out of line: its tally wrapped
+    /// ([`Self::count_tally`]), or a field went below the low water
+    /// ([`Self::below`]); both are worked out before the CAS, from values
+    /// already in registers. A miss goes on in [`Self::take_after_miss`].
+    /// Returns the low-water word it loaded, too.
+    ///
+    /// The low water is loaded after the word: a resize raises it before it
+    /// adds permits to the word and lets takes pass again, so a take whose
+    /// CAS sees the word as the resize left it also sees the raised low
+    /// water. Loaded first, it could be older than the resize while the CAS
+    /// takes the added permits, and miss a new peak.
     #[inline(always)]
-    pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: u64) -> Once {
+    pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> (Once, u64) {
+        // Acquire, both: a guess for the CAS, which checks it; and, when
+        // the word is one a resize wrote (or later), the low water it raised
+        // before is seen below.
+        let word = self.hot.word.load(Ordering::Acquire);
+        let low_water = low_water.load(Ordering::Acquire);
+        (self.try_take_from(amounts, word, low_water), low_water)
+    }
+
+    #[inline(always)]
+    fn try_take_from(&self, amounts: [u64; N], word: u64, low_water: u64) -> Once {
         let Some(request) = self.pack(amounts) else {
             return Once::Missed(Miss::Other);
         };
-        // Relaxed: only a guess for the CAS, which checks it.
-        let word = self.hot.word.load(Ordering::Relaxed);
         // As `minus`, with the flags checked in the same test: they pass
         // through the subtraction unchanged, and a borrowed guard comes out
         // set.
@@ -651,6 +666,9 @@ impl<const N: usize> Packed<N> {
         self.pack_unchecked(low) | (generation << TALLY_SHIFT)
     }
 
+    /// One generation in a word from [`Self::low_water_word`].
+    pub(super) const GENERATION_ONE: u64 = TALLY_ONE;
+
     /// The generation that [`Self::low_water_word`] packed into `word`.
     pub(super) fn generation(word: u64) -> u64 {
         word >> TALLY_SHIFT
@@ -668,8 +686,10 @@ impl<const N: usize> Packed<N> {
     }
 
     pub(super) fn load_if_settled(&self) -> Option<[u64; N]> {
-        // Relaxed: a snapshot; the one load sees counters and flag together.
-        let word = self.hot.word.load(Ordering::Relaxed);
+        // The one load sees counters and flag together. Acquire: a word
+        // that a resize left settled makes what the resize did visible (see
+        // `MultiSemaphore::in_flight`).
+        let word = self.hot.word.load(Ordering::Acquire);
         (word & SLOW == 0).then(|| self.unpack(word))
     }
 

@@ -120,6 +120,7 @@ impl<const N: usize> MultiSemaphore<N> {
             // comes to the lock to pay it, and no fast take can claim what
             // the shrink needs (`debt > 0` implies `SLOW`, always).
             self.set_slow(&mut queue, true);
+            self.open_low_water();
             let mut back = [0; N];
             for dim in 0..N {
                 // Relaxed: see `Limits`; we hold the lock.
@@ -139,9 +140,12 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.limits.debt[dim].store(debt, Ordering::Relaxed);
                 self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
             }
-            self.rebase_low_water();
             // `SLOW` or not, we serve the queue below.
             self.counters.add(&back);
+            // After the counters too: a take that sees the low water closed
+            // sees all the resize did (see `limits_unchanged_since`). No
+            // fast take passes meanwhile: `SLOW` is set.
+            self.rebase_low_water();
             self.fail_oversized(&mut queue, &mut wake);
             self.rebalance(&mut queue, &mut wake);
         }
@@ -214,6 +218,39 @@ impl<const N: usize> MultiSemaphore<N> {
             }
             // A return landed after the settling, enough to pay what is
             // owed and more: settle again (each round pays some debt).
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::MultiSemaphore;
+    use crate::sync::Ordering;
+
+    /// Every resize publishes a low-water word that no earlier one equals,
+    /// even when the capacities and peaks it is computed from are the same:
+    /// its generation moves on. So a refresh computed from the capacity
+    /// before the resize, whose compare-exchange expects an earlier word,
+    /// can never land after it (see `refresh_low_water`).
+    #[test]
+    fn every_resize_moves_the_low_water_generation_on() {
+        for sem in [
+            MultiSemaphore::new([4, 4]),
+            MultiSemaphore::builder([4, 4])
+                .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+                .build(),
+        ] {
+            let _held = sem.try_acquire([1, 1]).unwrap();
+            let mut seen = vec![sem.limits.low_water.load(Ordering::Relaxed)];
+            for _ in 0..3 {
+                sem.set_capacity([4, 4]).unwrap();
+                let now = sem.limits.low_water.load(Ordering::Relaxed);
+                assert!(
+                    !seen.contains(&now),
+                    "{now:#x} was published before: {seen:x?}"
+                );
+                seen.push(now);
+            }
         }
     }
 }
