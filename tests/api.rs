@@ -2366,3 +2366,29 @@ fn permits_debug_shows_their_amounts() {
     let owned = sem.try_acquire_owned([2, 20]).unwrap();
     assert_eq!(format!("{owned:?}"), "OwnedPermit { amounts: [2, 20], .. }");
 }
+
+/// The tiered layout's front fields (a hook for tests and benches) must fit
+/// the word beside their guard bits, or the builder says so: 28 + 28 bits
+/// and two guards are 58, two more than the 56 the flags and tally leave.
+#[test]
+#[should_panic(expected = "do not fit in one word")]
+fn front_bits_that_do_not_fit_the_word_are_refused() {
+    let _ = MultiSemaphore::builder([1 << 40, 1 << 40])
+        .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+        .front_bits([28, 28])
+        .build();
+}
+
+/// The widest front fields that fit are accepted: 27 + 27 bits and two
+/// guards fill the 56 bits exactly.
+#[test]
+fn front_bits_that_fill_the_word_are_accepted() {
+    let sem = MultiSemaphore::builder([1 << 40, 1 << 40])
+        .max_capacity([MultiSemaphore::<2>::MAX_PERMITS; 2])
+        .front_bits([27, 27])
+        .build();
+    let permit = sem.try_acquire([1 << 39, 1]).unwrap();
+    assert_eq!(sem.available(), [1 << 39, (1 << 40) - 1]);
+    drop(permit);
+    assert_eq!(sem.available(), [1 << 40, 1 << 40]);
+}
