@@ -646,7 +646,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// the grown capacity would count permits that the word never had
     /// (`before`, the low-water word loaded before the take, tells: see
     /// `limits_unchanged_since`). Then it counts what is in flight under the
-    /// lock instead, where the two agree.
+    /// lock instead, where the two agree: a moment later, with the take's
+    /// permits still held, so never more than permits held at once.
     fn note_peak_after(&self, word: u64, amounts: &[u64; N], before: u64) {
         if !self.counters.is_packed() {
             self.counters.granted(amounts);
