@@ -225,13 +225,15 @@ impl<const N: usize> MultiSemaphore<N> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::MultiSemaphore;
+    use crate::counters::Counters;
     use crate::sync::Ordering;
 
     /// Every resize publishes a low-water word that no earlier one equals,
     /// even when the capacities and peaks it is computed from are the same:
     /// its generation moves on. So a refresh computed from the capacity
     /// before the resize, whose compare-exchange expects an earlier word,
-    /// can never land after it (see `refresh_low_water`).
+    /// can never land after it (see `refresh_low_water`). And it leaves the
+    /// generation even: no resize under way.
     #[test]
     fn every_resize_moves_the_low_water_generation_on() {
         for sem in [
@@ -249,6 +251,8 @@ mod tests {
                     !seen.contains(&now),
                     "{now:#x} was published before: {seen:x?}"
                 );
+                // Closed again (even): fast takes and `in_flight` trust it.
+                assert_eq!(Counters::<2>::generation(now) % 2, 0, "{now:#x}");
                 seen.push(now);
             }
         }
