@@ -122,6 +122,34 @@ fn steady_queueing_and_granting_allocate_nothing() {
 }
 
 #[test]
+fn a_cancelled_waiters_slot_is_reused() {
+    // A waiter that gives up (its future dropped while queued) leaves its
+    // slot for the next one: 10,000 queue-and-cancel rounds behind 100 held
+    // waiters allocate nothing once the first round is done.
+    let sem = Arc::new(MultiSemaphore::new([1, 1]));
+    let held = sem.try_acquire_owned([1, 1]).unwrap();
+    let mut standing: Vec<Fut> = (0..100)
+        .map(|_| Box::pin(sem.acquire_owned([1, 1])))
+        .collect();
+    for f in standing.iter_mut() {
+        assert!(poll(f).is_pending());
+    }
+    let mut leaving: Fut = Box::pin(sem.acquire_owned([1, 1]));
+    queue(&sem, &mut leaving, [1, 1]);
+    let before = allocs();
+    for _ in 0..10_000 {
+        // `set` drops the queued future in place (a cancel), then queues anew.
+        queue(&sem, &mut leaving, [1, 1]);
+    }
+    assert_eq!(allocs() - before, 0, "allocations while waiters cancel");
+    assert_eq!(sem.waiters(), 101);
+    drop(leaving);
+    drop(standing);
+    drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[test]
 fn a_release_that_grants_many_allocates_nothing() {
     // One permit of 40 is returned at once: 40 waiters are granted by the
     // one release (more than one batch of wakes). The queue drains between
