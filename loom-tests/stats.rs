@@ -136,11 +136,11 @@ fn peak_set_racing_growth_is_not_lost(layout: Layout) {
     assert_quiescent(&sem, [2, 2]);
 }
 
-/// `in_flight()` while the capacity grows: its lock-free read takes the
-/// capacity on both sides of the counters and reads under the lock if the
-/// two differ, so it never mixes the capacity before the growth with the
-/// counters after it (or the reverse). It counts the one permit held,
-/// whatever the order.
+/// `in_flight()` while the capacity grows: its lock-free read checks the
+/// low water's generation around its reads of the capacity and the counters,
+/// and reads under the lock if a resize came between, so it never mixes the
+/// capacity before the growth with the counters after it (or the reverse).
+/// It counts the one permit held, whatever the order.
 fn in_flight_racing_growth_counts_what_is_held(layout: Layout) {
     let sem = layout.arc([2, 2]);
     let grower = {
