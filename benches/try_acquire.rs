@@ -744,20 +744,9 @@ fn probe_table(shape: ProbeShape, run_for: Duration, peers: bool) {
         }
     };
 
-    let packed = multisem_packed(cap);
-    row("multisem_packed", rollback_probe(&packed, shape, run_for));
-    check_quiescent("multisem_packed", &packed);
-    let wide = multisem_wide(cap);
-    row("multisem_wide", rollback_probe(&wide, shape, run_for));
-    check_quiescent("multisem_wide", &wide);
-    // The probe's capacities fit the tiered layout's front word; with no front fields every
-    // take and return goes through the per-dimension reserve instead.
-    let reserve = multisem_reserve_only(cap);
-    row(
-        "multisem_reserve_only",
-        rollback_probe(&reserve, shape, run_for),
-    );
-    check_quiescent("multisem_reserve_only", &reserve);
+    each_multisem_layout(cap, |name, sem| {
+        row(name, rollback_probe(sem, shape, run_for))
+    });
     row(
         "per_dim_cas",
         rollback_probe(&PerDimCas::new(cap), shape, run_for),
@@ -777,6 +766,20 @@ fn probe_table(shape: ProbeShape, run_for: Duration, peers: bool) {
         "mutex",
         rollback_probe(&MutexPeer(parking_lot::Mutex::new(cap)), shape, run_for),
     );
+}
+
+/// Runs `probe` on multisem in each layout on `cap` (single-word; tiered, forced by room to
+/// grow; tiered with no front fields, every take and return through the per-dimension
+/// reserve), then checks that the probe left it quiescent.
+fn each_multisem_layout(cap: [u64; 2], mut probe: impl FnMut(&'static str, &MultiSemaphore<2>)) {
+    for (name, sem) in [
+        ("multisem_packed", multisem_packed(cap)),
+        ("multisem_wide", multisem_wide(cap)),
+        ("multisem_reserve_only", multisem_reserve_only(cap)),
+    ] {
+        probe(name, &sem);
+        check_quiescent(name, &sem);
+    }
 }
 
 fn check_quiescent(name: &str, sem: &MultiSemaphore<2>) {
@@ -916,18 +919,9 @@ fn adversary_table(shape: AdversaryShape, run_for: Duration) {
             name, r.attempts, r.failures, pct, r.adversary_grants[0], r.adversary_grants[1]
         );
     };
-    let packed = multisem_packed(cap);
-    row("multisem_packed", adversary_probe(&packed, shape, run_for));
-    check_quiescent("multisem_packed", &packed);
-    let wide = multisem_wide(cap);
-    row("multisem_wide", adversary_probe(&wide, shape, run_for));
-    check_quiescent("multisem_wide", &wide);
-    let reserve = multisem_reserve_only(cap);
-    row(
-        "multisem_reserve_only",
-        adversary_probe(&reserve, shape, run_for),
-    );
-    check_quiescent("multisem_reserve_only", &reserve);
+    each_multisem_layout(cap, |name, sem| {
+        row(name, adversary_probe(sem, shape, run_for))
+    });
     row(
         "per_dim_cas",
         adversary_probe(&PerDimCas::new(cap), shape, run_for),
