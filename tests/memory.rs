@@ -9,6 +9,8 @@
 //! - A queued waiter costs at most 152 bytes (its future plus the queue's
 //!   memory), tokio's figure, at any queue length.
 //! - The memory of a queue's peak is given back once the queue drains.
+//! - A blocked thread that is granted frees its slot: blocking grants, one
+//!   after another, allocate no more of the queue.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -24,12 +26,16 @@ struct PerThread;
 thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATED: Cell<u64> = const { Cell::new(0) };
 }
 
 fn note(allocs: u64, bytes: isize) {
     // `try_with`: nothing to count once the thread's locals are gone.
     let _ = ALLOCS.try_with(|a| a.set(a.get() + allocs));
     let _ = LIVE.try_with(|l| l.set(l.get() + bytes));
+    if allocs > 0 && bytes > 0 {
+        let _ = ALLOCATED.try_with(|a| a.set(a.get() + bytes as u64));
+    }
 }
 
 // SAFETY: every call is forwarded to `System` unchanged; the counters only
@@ -62,6 +68,12 @@ fn allocs() -> u64 {
 
 fn live() -> isize {
     LIVE.with(Cell::get)
+}
+
+/// Bytes this thread has allocated so far (growth by `realloc` included),
+/// whoever frees them.
+fn allocated() -> u64 {
+    ALLOCATED.with(Cell::get)
 }
 
 type Fut = Pin<Box<AcquireOwned<2>>>;
@@ -254,4 +266,58 @@ fn a_peaks_memory_is_given_back_once_the_queue_drains() {
             );
         }
     }
+}
+
+#[test]
+fn a_granted_blocked_threads_slot_is_freed() {
+    // A thread blocks, is granted by a release, and leaves with its permit
+    // without taking the lock again: its slot must be freed by the grant
+    // itself, or the table would grow by one slot per blocking grant. The
+    // blocked thread queues itself, so the queue's growth is counted on it.
+    // It allocates the flag a grant raises (a few bytes) per wait, and from
+    // round 64 on a slot left behind would cost a new chunk of at least 64
+    // slots at each doubling.
+    const ROUNDS: usize = 400;
+    const MEASURED_FROM: usize = 100;
+    let sem = Arc::new(MultiSemaphore::new([1, 1]));
+    let turn = Arc::new(std::sync::Barrier::new(2));
+    let blocked = std::thread::spawn({
+        let (sem, turn) = (Arc::clone(&sem), Arc::clone(&turn));
+        move || {
+            let mut before = 0;
+            for round in 0..ROUNDS {
+                if round == MEASURED_FROM {
+                    before = allocated();
+                }
+                turn.wait();
+                let permit = sem
+                    .acquire_blocking_timeout([1, 1], std::time::Duration::from_secs(10))
+                    .expect("granted by the release");
+                drop(permit);
+                turn.wait();
+            }
+            allocated() - before
+        }
+    });
+    let mut held = Some(sem.try_acquire_owned([1, 1]).unwrap());
+    for _ in 0..ROUNDS {
+        turn.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sem.waiters() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never queued");
+            std::thread::yield_now();
+        }
+        drop(held.take());
+        turn.wait();
+        held = Some(sem.try_acquire_owned([1, 1]).expect("returned"));
+    }
+    let bytes = blocked.join().unwrap();
+    let per_grant = bytes as f64 / (ROUNDS - MEASURED_FROM) as f64;
+    assert!(
+        per_grant <= 32.0,
+        "{per_grant} bytes allocated per blocking grant ({bytes} in all)"
+    );
+    drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
 }
