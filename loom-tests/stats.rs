@@ -17,6 +17,7 @@ models! {
     stats_exact_under_grant_timeout_and_fast_take: 2,
     peak_set_racing_growth_is_not_lost: 2,
     in_flight_racing_growth_counts_what_is_held: 2,
+    locked_read_racing_moves_between_tiers_counts_nothing_twice: 2,
 }
 
 /// What the model's callers were granted: count and amounts (std atomics, as
@@ -153,4 +154,53 @@ fn in_flight_racing_growth_counts_what_is_held(layout: Layout) {
     assert_eq!(sem.in_flight(), [1, 1], "once it grew");
     drop(held);
     assert_quiescent(&sem, [4, 4]);
+}
+
+/// The tiered layout reads its two tiers one after the other under the lock
+/// (`in_flight()`, `available()`, the figures in errors), holding `SLOW` for
+/// the while, so that no take completes between the two reads. Here the
+/// moves that could make a permit count in both tiers race the read: a take
+/// of [2, 0] split between the tiers, and a return that overflows into the
+/// reserve followed by a take from the front. The reader holds [1, 0]
+/// throughout: it must count at least that much in flight, and never more
+/// available than the capacity less it. (A read that did not hold `SLOW`
+/// passes too: what it can count twice is a part a split take holds for an
+/// instant, free in terms of permits granted; see
+/// `scripts/mutants-equivalent.md`.)
+fn locked_read_racing_moves_between_tiers_counts_nothing_twice(layout: Layout) {
+    let cap = [4, 1];
+    let sem = layout.arc(cap);
+    // In the split layout: the front holds [1, 1] and the reserve [3, 0].
+    let own = sem.try_acquire([1, 0]).unwrap();
+    let other = sem.try_acquire_owned([1, 0]).unwrap();
+    // A third permit taken and returned refills the front, so that the read
+    // starts with [1, 0] in each tier and the permits of `own` and `other`
+    // held.
+    drop(sem.try_acquire([1, 0]).unwrap());
+
+    let splitter = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || drop(sem.try_acquire([2, 0])))
+    };
+    let mover = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || {
+            drop(other);
+            drop(sem.try_acquire([1, 0]));
+        })
+    };
+    let in_flight = sem.in_flight();
+    assert!(
+        in_flight[0] >= 1,
+        "in flight {in_flight:?} with [1, 0] held"
+    );
+    let available = sem.available();
+    assert!(
+        available[0] < cap[0],
+        "available {available:?} with [1, 0] held"
+    );
+    splitter.join().unwrap();
+    mover.join().unwrap();
+    drop(own);
+    assert_quiescent(&sem, cap);
 }

@@ -12,7 +12,8 @@
 # of executions each at bound 2 (measured on 2 cores: racing try_acquires on
 # the reserve-only layout 2.6 M executions, the refused give-back on the
 # reserve and split layouts 1.5 M and 0.6 M, try_grow racing a release and an
-# enqueue on the tiered layouts 0.7-0.8 M), about 25 minutes between them;
+# enqueue on the tiered layouts 0.7-0.8 M, the locked read racing moves
+# between the tiers 0.35 M and 1.1 M), about 28 minutes between them;
 # the other models together take a few minutes. Note that the refused
 # give-back's bug (issue 12, item 4) is only reached at bound 2: the full run
 # is the proof, the CI run the guard.
@@ -23,6 +24,7 @@ heavy=(
     racing_try_acquires_never_exceed_capacity
     give_back_refused_by_a_shrink_still_serves_the_queue
     try_grow_racing_release_and_enqueue_is_all_or_nothing_and_fair
+    locked_read_racing_moves_between_tiers_counts_nothing_twice
 )
 
 export RUSTFLAGS="--cfg loom -C debug-assertions"
