@@ -4,7 +4,7 @@
 #
 #   scripts/loom.sh          # CI: every model at bound 2, except the few
 #                            # below, which run at bound 1
-#   scripts/loom.sh full     # every model at bound 2 (about 15-20 minutes
+#   scripts/loom.sh full     # every model at bound 2 (about 35 minutes
 #                            # on 2 cores; run it before a release and after
 #                            # any change to an atomic or to the locked paths)
 #
@@ -13,7 +13,7 @@
 # the reserve-only layout 2.6 M executions, the refused give-back on the
 # reserve and split layouts 1.5 M and 0.6 M, try_grow racing a release and an
 # enqueue on the tiered layouts 0.7-0.8 M, the locked read racing moves
-# between the tiers 0.35 M and 1.1 M), about 28 minutes between them;
+# between the tiers 0.35 M and 1.1 M), most of that time;
 # the other models together take a few minutes. Note that the refused
 # give-back's bug (issue 12, item 4) is only reached at bound 2: the full run
 # is the proof, the CI run the guard.
