@@ -1,7 +1,8 @@
-//! What async waiting allocates and keeps, counted by a global allocator
-//! that tallies each thread's own allocations (so tests running in parallel
-//! do not see each other's). Every test here is single-threaded: futures
-//! are polled by hand with a no-op waker.
+//! What waiting allocates and keeps, counted by a global allocator that
+//! tallies each thread's own allocations (so tests running in parallel do
+//! not see each other's). The async tests are single-threaded: futures are
+//! polled by hand with a no-op waker. The blocking one counts what its
+//! blocked thread allocates.
 //!
 //! - Steady state allocates nothing: once the queue has held its usual
 //!   number of waiters, queueing, granting (one at a time or many per
