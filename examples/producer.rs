@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit};
 
 mod common;
+use common::table::Table;
 use common::*;
 
 mod adaptive_demo;
@@ -609,57 +610,6 @@ fn sender(
 // Output.
 // ---------------------------------------------------------------------------
 
-/// The once-a-second status table: right-aligned columns, two spaces apart.
-struct Table {
-    widths: Vec<usize>,
-}
-
-impl Table {
-    fn new(cfg: &Config) -> Self {
-        let msgs = format!("{0} / {0}", cfg.max_messages).len().max(8);
-        let bytes = format!("{0:.1} / {0:.1}", mib(cfg.max_bytes)).len().max(9);
-        let mut widths = vec![5, 6, 6, msgs, bytes, 6, 5, 5, 6];
-        if cfg.naive {
-            widths.push(9);
-        }
-        Table { widths }
-    }
-
-    fn line(&self, cells: &[String]) -> String {
-        let mut line = String::new();
-        for (cell, width) in cells.iter().zip(&self.widths) {
-            line.push_str(&format!("{cell:>width$}  "));
-        }
-        line.trim_end().to_string()
-    }
-
-    /// A label centred over columns `from..to`.
-    fn group(&self, line: &mut String, from: usize, to: usize, label: &str) {
-        let start: usize = self.widths[..from].iter().map(|w| w + 2).sum();
-        let span: usize = self.widths[from..to].iter().map(|w| w + 2).sum::<usize>() - 2;
-        let pad = start.saturating_sub(line.len());
-        line.push_str(&format!("{:pad$}{label:^span$}", ""));
-    }
-
-    fn print_header(&self, naive: bool) {
-        let mut groups = String::new();
-        self.group(&mut groups, 1, 3, "per second");
-        self.group(&mut groups, 3, 5, "in flight / limit");
-        self.group(&mut groups, 6, 9, "timed out so far");
-        println!("{}", groups.trim_end());
-        let mut names = vec![
-            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "behind",
-        ];
-        if naive {
-            names.push("msgs lost");
-        }
-        println!(
-            "{}",
-            self.line(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        );
-    }
-}
-
 fn print_intro(cfg: &Config) {
     if cfg.naive {
         println!(
@@ -738,10 +688,11 @@ fn run(cfg: &Config) -> ExitCode {
     let broker = Broker::new(cfg.seed);
     let counters = Counters::default();
     let stop = AtomicBool::new(false);
-    let table = Table::new(cfg);
+    let extra: &[(&str, usize)] = if cfg.naive { &[("msgs lost", 9)] } else { &[] };
+    let table = Table::new(cfg.max_messages, cfg.max_bytes, "behind", extra);
 
     print_intro(cfg);
-    table.print_header(cfg.naive);
+    table.print_header();
     let start = Instant::now();
     let mut rates = Vec::new();
     let elapsed = thread::scope(|s| {

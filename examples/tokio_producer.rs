@@ -33,6 +33,7 @@ use std::time::Duration;
 use multisem::{AcquireError, MultiSemaphore};
 
 mod common;
+use common::table::Table;
 use common::*;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -244,53 +245,6 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
 }
 
 // ---------------------------------------------------------------------------
-// Output.
-// ---------------------------------------------------------------------------
-
-/// The once-a-second status table: right-aligned columns, two spaces apart.
-struct Table {
-    widths: Vec<usize>,
-}
-
-impl Table {
-    fn new(cfg: &Config) -> Self {
-        let msgs = format!("{0} / {0}", cfg.max_messages).len().max(8);
-        let bytes = format!("{0:.1} / {0:.1}", mib(cfg.max_bytes)).len().max(9);
-        Table {
-            widths: vec![5, 6, 6, msgs, bytes, 6, 5, 5, 6],
-        }
-    }
-
-    fn line(&self, cells: &[String]) -> String {
-        let mut line = String::new();
-        for (cell, width) in cells.iter().zip(&self.widths) {
-            line.push_str(&format!("{cell:>width$}  "));
-        }
-        line.trim_end().to_string()
-    }
-
-    /// A label centred over columns `from..to`.
-    fn group(&self, line: &mut String, from: usize, to: usize, label: &str) {
-        let start: usize = self.widths[..from].iter().map(|w| w + 2).sum();
-        let span: usize = self.widths[from..to].iter().map(|w| w + 2).sum::<usize>() - 2;
-        let pad = start.saturating_sub(line.len());
-        line.push_str(&format!("{:pad$}{label:^span$}", ""));
-    }
-
-    fn print_header(&self) {
-        let mut groups = String::new();
-        self.group(&mut groups, 1, 3, "per second");
-        self.group(&mut groups, 3, 5, "in flight / limit");
-        self.group(&mut groups, 6, 9, "timed out so far");
-        println!("{}", groups.trim_end());
-        let names = [
-            "time", "sent", "MiB", "messages", "MiB", "queued", "msgs", "bytes", "total",
-        ];
-        println!("{}", self.line(&names.map(str::to_string)));
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Main.
 // ---------------------------------------------------------------------------
 
@@ -331,7 +285,7 @@ async fn run(cfg: Config) -> ExitCode {
         stop: AtomicBool::new(false),
         timeout: cfg.timeout,
     });
-    let table = Table::new(&cfg);
+    let table = Table::new(cfg.max_messages, cfg.max_bytes, "total", &[]);
 
     println!("tokio_producer: one MultiSemaphore<2>, acquire_owned([1, len]).with_timeout(..)");
     println!(

@@ -1,10 +1,12 @@
 //! What the two producer demos share: the simulated load (message sizes and
-//! broker behaviour), a tiny seeded random number generator, option parsing
-//! and number formatting. Each demo uses part of it.
+//! broker behaviour), a tiny seeded random number generator, option parsing,
+//! number formatting and the status table. Each demo uses part of it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub(crate) mod table;
 
 pub(crate) const KIB: u64 = 1024;
 
