@@ -17,8 +17,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use multisem::{AcquireOwned, MultiSemaphore, OwnedPermit};
 
@@ -281,8 +283,8 @@ fn a_granted_blocked_threads_slot_is_freed() {
     const ROUNDS: usize = 400;
     const MEASURED_FROM: usize = 100;
     let sem = Arc::new(MultiSemaphore::new([1, 1]));
-    let turn = Arc::new(std::sync::Barrier::new(2));
-    let blocked = std::thread::spawn({
+    let turn = Arc::new(Barrier::new(2));
+    let blocked = thread::spawn({
         let (sem, turn) = (Arc::clone(&sem), Arc::clone(&turn));
         move || {
             let mut before = 0;
@@ -292,7 +294,7 @@ fn a_granted_blocked_threads_slot_is_freed() {
                 }
                 turn.wait();
                 let permit = sem
-                    .acquire_blocking_timeout([1, 1], std::time::Duration::from_secs(10))
+                    .acquire_blocking_timeout([1, 1], Duration::from_secs(10))
                     .expect("granted by the release");
                 drop(permit);
                 turn.wait();
@@ -303,10 +305,10 @@ fn a_granted_blocked_threads_slot_is_freed() {
     let mut held = Some(sem.try_acquire_owned([1, 1]).unwrap());
     for _ in 0..ROUNDS {
         turn.wait();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while sem.waiters() == 0 {
-            assert!(std::time::Instant::now() < deadline, "never queued");
-            std::thread::yield_now();
+            assert!(Instant::now() < deadline, "never queued");
+            thread::yield_now();
         }
         drop(held.take());
         turn.wait();
