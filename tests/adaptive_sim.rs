@@ -95,3 +95,50 @@ fn the_oracle_picks_the_best_feasible_static_limit() {
     }
     assert!(best.drop_rate <= 0.01);
 }
+
+#[test]
+fn the_link_moves_its_bandwidth_whenever_it_is_busy() {
+    // Processor sharing conserves work: a phase's transfers move
+    // `link_busy * bandwidth * duration` bytes. Goodput counts a request's
+    // bytes when it completes, so the two differ by at most what is in
+    // flight at the phase's two edges: twice the byte limit.
+    for (traffic, limits) in [
+        (Traffic::MIXED, [8, 4 * MIB]),
+        (Traffic::MIXED, [1, BYTES_MAX]),
+        (Traffic::Single(KIB), [1, BYTES_MAX]),
+        (Traffic::Single(KIB), [64, 32 * KIB]),
+    ] {
+        let scenario = short(traffic, 3);
+        let report = run(&scenario, Limiter::Static(limits));
+        for (phase, measured) in scenario.phases.iter().zip(&report.phases) {
+            assert_eq!(measured.drops, 0, "{limits:?} {}", phase.name);
+            let seconds = phase.duration.as_secs_f64();
+            let moved = measured.link_busy * phase.downstream.bandwidth * seconds;
+            let completed = measured.goodput * seconds;
+            let edges = 2 * limits[1].min(limits[0] * traffic.largest());
+            assert!(
+                (moved - completed).abs() <= edges as f64 + 1.0,
+                "{limits:?} {}: the link moved {moved} B, {completed} B completed",
+                phase.name
+            );
+            assert!(measured.link_busy > 0.0 && measured.link_busy <= 1.0);
+        }
+    }
+}
+
+#[test]
+fn one_small_request_at_a_time_leaves_the_link_idle() {
+    // 1 KiB takes 16 µs of a 64 MiB/s link, and each request spends 6 ms
+    // on the network and the broker's overhead: the link is busy a quarter
+    // of a percent of the time (half a percent at half the bandwidth). A
+    // deep queue keeps every worker busy, and so the link about as many
+    // times as busy (16, or 8 halved); still idle mostly, since on 1 KiB
+    // messages the workers are the bottleneck.
+    let scenario = short(Traffic::Single(KIB), 1);
+    let one = run(&scenario, Limiter::Static([1, BYTES_MAX]));
+    let deep = run(&scenario, Limiter::Static([512, BYTES_MAX]));
+    for (lone, queued) in one.phases.iter().zip(&deep.phases) {
+        assert!(lone.link_busy < 0.006, "{lone:?}");
+        assert!(queued.link_busy > 5.0 * lone.link_busy, "{queued:?}");
+    }
+}

@@ -213,6 +213,11 @@ pub enum Limiter {
     /// The joint controller's count algorithm (Little's law and `Aimd`) and
     /// windows; bytes unbounded: see [`joint_count_only_controller`].
     JointCountOnly,
+    /// The joint controller with room for this many tenths of a whole
+    /// (byte-weighted mean) request beyond the bandwidth-delay product,
+    /// instead of the preset's 2: how the preset's room trades p99 for
+    /// link use (see [`joint_controller_with_room`]).
+    JointRoom(u32),
 }
 
 /// Bounds the adaptive limiters may move in.
@@ -227,6 +232,7 @@ impl Limiter {
             Limiter::CountOnly => "count-only".into(),
             Limiter::Joint => "joint".into(),
             Limiter::JointCountOnly => "joint's count only".into(),
+            Limiter::JointRoom(tenths) => format!("joint, room {:.1}", f64::from(tenths) / 10.0),
         }
     }
 }
@@ -255,6 +261,13 @@ pub struct PhaseReport {
     pub drops: u64,
     /// Mean limits over the phase.
     pub mean_limits: [f64; 2],
+    /// The fraction of the phase during which the link carried at least
+    /// one transfer. Processor sharing moves `bandwidth` bytes per second
+    /// whenever it is busy, so this is the share of the phase's capacity a
+    /// limiter used; goodput differs from it by the bytes in flight at the
+    /// phase's edges (counted when their request completes) and the bytes
+    /// of dropped requests.
+    pub link_busy: f64,
 }
 
 /// One bucket of the timeline.
@@ -310,6 +323,19 @@ impl Rng {
 pub fn joint_controller(sem: Arc<MultiSemaphore<2>>, largest: u64) -> Arc<Controller<2>> {
     Controller::builder(sem)
         .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
+        .build()
+}
+
+/// The joint controller with room for `requests` whole requests beyond the
+/// bandwidth-delay product on the bytes, instead of the preset's 2.
+pub fn joint_controller_with_room(
+    sem: Arc<MultiSemaphore<2>>,
+    largest: u64,
+    requests: f64,
+) -> Arc<Controller<2>> {
+    Controller::builder(sem)
+        .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
+        .limit(1, largest..=BYTES_MAX, preset::bytes().requests(requests))
         .build()
 }
 
@@ -412,6 +438,8 @@ struct Sim<'a> {
     timeline: Vec<Bucket>,
     bucket_start: usize,
     limit_sums: Vec<([f64; 2], u64)>,
+    /// Per phase, the nanoseconds the link carried at least one transfer.
+    link_busy: Vec<u64>,
     phase: usize,
 }
 
@@ -420,7 +448,7 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
     let largest = scenario.traffic.largest();
     let (sem, controller) = match limiter {
         Limiter::Static(limits) => (Arc::new(MultiSemaphore::new(limits)), None),
-        Limiter::CountOnly | Limiter::Joint | Limiter::JointCountOnly => {
+        Limiter::CountOnly | Limiter::Joint | Limiter::JointCountOnly | Limiter::JointRoom(_) => {
             // Start where a user would: a modest guess, within the bounds.
             let sem = Arc::new(
                 MultiSemaphore::builder([16, 8 * largest])
@@ -429,6 +457,9 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
             );
             let ctl = match limiter {
                 Limiter::Joint => joint_controller(Arc::clone(&sem), largest),
+                Limiter::JointRoom(tenths) => {
+                    joint_controller_with_room(Arc::clone(&sem), largest, f64::from(tenths) / 10.0)
+                }
                 Limiter::JointCountOnly => {
                     sem.set_capacity([16, BYTES_MAX]).unwrap();
                     joint_count_only_controller(Arc::clone(&sem))
@@ -469,6 +500,7 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
         timeline: Vec::new(),
         bucket_start: 0,
         limit_sums: vec![([0.0; 2], 0); scenario.phases.len()],
+        link_busy: vec![0; scenario.phases.len()],
         phase: 0,
     };
     sim.simulate();
@@ -540,6 +572,9 @@ impl Sim<'_> {
             self.now = t;
             self.handle(event);
         }
+        // Count the link's last busy stretch up to the end.
+        self.now = end;
+        self.advance_link();
         self.drain();
     }
 
@@ -556,8 +591,7 @@ impl Sim<'_> {
                 }
             }
             Event::OverheadDone(id) => {
-                let bandwidth = self.downstream.bandwidth;
-                self.link.advance(self.now, bandwidth);
+                self.advance_link();
                 let size = self.requests.get(&id).map_or(0, |r| r.size);
                 let tag = ((self.link.served + size as f64) * 1000.0).ceil() as u64;
                 self.link.tags.push(Reverse((tag, id)));
@@ -575,8 +609,7 @@ impl Sim<'_> {
             // reply, or for the worker that finds it abandoned in the queue.
             Event::Timeout(id) => self.client_done(id, Outcome::Dropped, false),
             Event::PhaseChange(i) => {
-                let bandwidth = self.downstream.bandwidth;
-                self.link.advance(self.now, bandwidth);
+                self.advance_link();
                 self.downstream = self.scenario.phases[i].downstream;
                 self.phase = i;
                 self.start_queued();
@@ -610,9 +643,20 @@ impl Sim<'_> {
         }
     }
 
+    /// Moves the link to now at this phase's bandwidth, counting the time
+    /// it was busy. Every change of bandwidth (a phase change) and of the
+    /// transfers under way calls it first, so each stretch it counts lies
+    /// within one phase at one bandwidth and one set of transfers.
+    fn advance_link(&mut self) {
+        let from = self.link.last.max(self.measured_from);
+        if !self.link.tags.is_empty() && self.now > from {
+            self.link_busy[self.phase] += self.now - from;
+        }
+        self.link.advance(self.now, self.downstream.bandwidth);
+    }
+
     fn link_done(&mut self) {
-        let bandwidth = self.downstream.bandwidth;
-        self.link.advance(self.now, bandwidth);
+        self.advance_link();
         // One milli-byte of slack for rounding; and the transfer that was
         // due ends even if rounding left it a hair short.
         let served_milli = (self.link.served * 1000.0).ceil() as u64 + 1;
@@ -782,6 +826,7 @@ impl Sim<'_> {
                 successes,
                 drops,
                 mean_limits: sums.map(|s| s / n.max(1) as f64),
+                link_busy: self.link_busy[i] as f64 / nanos(phase.duration) as f64,
             });
             start = end;
         }
