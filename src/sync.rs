@@ -39,6 +39,38 @@ mod imp {
         std::time::Instant::now()
     }
 
+    /// A lowered flag for a parked thread's grant: this thread's own from
+    /// its last wait, once nothing else holds it, so that blocking
+    /// allocates nothing in steady state. A new one while the last grant's
+    /// waker still holds the old (it may for a moment after the thread
+    /// left), or while the thread-local is being torn down.
+    pub(crate) fn grant_flag() -> super::Arc<AtomicBool> {
+        use super::Arc;
+        use std::cell::Cell;
+        thread_local! {
+            static FLAG: Cell<Option<Arc<AtomicBool>>> = const { Cell::new(None) };
+        }
+        FLAG.try_with(|cached| {
+            let flag = match cached.take() {
+                // `get_mut` succeeds only if this is the last reference, and
+                // synchronizes with the other holders' drops (Release, then
+                // its Acquire): their uses of the flag happened before, so
+                // lowering it races with nothing.
+                Some(mut flag) => match Arc::get_mut(&mut flag) {
+                    Some(unique) => {
+                        *unique.get_mut() = false;
+                        flag
+                    }
+                    None => Arc::new(AtomicBool::new(false)),
+                },
+                None => Arc::new(AtomicBool::new(false)),
+            };
+            cached.set(Some(Arc::clone(&flag)));
+            flag
+        })
+        .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)))
+    }
+
     /// Spins, then yields, a few microseconds in all, until `done()`;
     /// returns whether it is.
     pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
@@ -73,6 +105,11 @@ mod imp {
             // A panic while holding the lock already fails the model.
             self.0.lock().unwrap()
         }
+    }
+
+    /// A new flag each time: a cached one would outlive loom's execution.
+    pub(crate) fn grant_flag() -> super::Arc<AtomicBool> {
+        super::Arc::new(AtomicBool::new(false))
     }
 
     /// loom has no clock and no `park_timeout`: wait for an unpark.
@@ -112,4 +149,39 @@ pub(crate) fn pause(times: u32) {
 /// the same cancel path.
 pub(crate) fn deadline_passed(deadline: Instant) -> bool {
     if cfg!(loom) { false } else { now() >= deadline }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Arc, Ordering, grant_flag};
+
+    #[test]
+    fn a_grant_flag_is_reused_only_once_nothing_else_holds_it() {
+        let first = grant_flag();
+        assert!(!first.load(Ordering::Relaxed));
+        first.store(true, Ordering::Relaxed);
+        // A waker still holds the last one: a new flag, lowered.
+        let held_by_waker = Arc::clone(&first);
+        drop(first);
+        let second = grant_flag();
+        assert!(!Arc::ptr_eq(&second, &held_by_waker));
+        assert!(!second.load(Ordering::Relaxed));
+        assert!(
+            held_by_waker.load(Ordering::Relaxed),
+            "the old one untouched"
+        );
+        // Nothing else holds it once dropped: the same one, lowered.
+        second.store(true, Ordering::Relaxed);
+        let address = Arc::as_ptr(&second);
+        drop(second);
+        let third = grant_flag();
+        assert_eq!(Arc::as_ptr(&third), address);
+        assert!(!third.load(Ordering::Relaxed));
+        // Each thread has its own.
+        let other = std::thread::spawn(|| Arc::as_ptr(&grant_flag()) as usize)
+            .join()
+            .unwrap();
+        assert_ne!(other, address as usize);
+        drop(held_by_waker);
+    }
 }

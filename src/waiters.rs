@@ -76,7 +76,8 @@ pub(crate) enum Notify {
 }
 
 /// A blocked thread, with the flag a grant raises so that the thread can
-/// leave with its permits without taking the lock again.
+/// leave with its permits without taking the lock again (the thread's own,
+/// reused from wait to wait: see `sync::grant_flag`).
 #[derive(Debug, Clone)]
 pub(crate) struct Parked {
     thread: Thread,
@@ -87,7 +88,7 @@ impl Parked {
     pub(crate) fn current() -> Self {
         Self {
             thread: crate::sync::current_thread(),
-            granted: Arc::new(AtomicBool::new(false)),
+            granted: crate::sync::grant_flag(),
         }
     }
 
