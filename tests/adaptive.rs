@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Rng, Watchdog};
+use common::{Rng, Watchdog, panic_message};
 use multisem::MultiSemaphore;
 use multisem::adaptive::{
     Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window,
@@ -533,4 +533,87 @@ fn the_count_and_bytes_preset_resizes_both_dimensions_after_25_ms() {
     assert!((8..=10).contains(&count), "count {count}");
     assert!((4 * kib..=6 * kib).contains(&bytes), "bytes {bytes}");
     assert_eq!(sem.capacity(), [count, bytes]);
+}
+
+#[test]
+fn nonsense_parameters_are_refused_at_construction() {
+    // Each would invert or stall an algorithm (a drop that raises the
+    // limit, a gradient that shrinks at its own normal, NaN everywhere):
+    // refused where it is set, by a panic that names the setter.
+    macro_rules! refused {
+        ($setter:literal, $build:expr) => {
+            let payload = std::panic::catch_unwind(|| {
+                let _ = $build;
+            })
+            .expect_err(concat!($setter, " accepted nonsense"));
+            let message = panic_message(&*payload);
+            assert!(message.starts_with($setter), "{}: {message}", $setter);
+        };
+    }
+    refused!("Aimd::step", Aimd::default().step(-1.0));
+    refused!("Aimd::step", Aimd::default().step(f64::NAN));
+    refused!("Aimd::step", Aimd::default().step(f64::INFINITY));
+    refused!("Aimd::backoff", Aimd::default().backoff(1.5));
+    refused!("Aimd::backoff", Aimd::default().backoff(-0.1));
+    refused!("Aimd::backoff", Aimd::default().backoff(f64::NAN));
+    refused!("Aimd::tolerance", Aimd::default().tolerance(1.01));
+    refused!("Aimd::utilization", Aimd::default().utilization(-0.5));
+    refused!("Gradient2::tolerance", Gradient2::default().tolerance(0.9));
+    refused!(
+        "Gradient2::tolerance",
+        Gradient2::default().tolerance(f64::INFINITY)
+    );
+    refused!("Gradient2::smoothing", Gradient2::default().smoothing(0.0));
+    refused!("Gradient2::smoothing", Gradient2::default().smoothing(1.1));
+    refused!(
+        "Gradient2::long_windows",
+        Gradient2::default().long_windows(0)
+    );
+    refused!(
+        "Gradient2::utilization",
+        Gradient2::default().utilization(2.0)
+    );
+    refused!("BandwidthDelay::gain", BandwidthDelay::default().gain(0.0));
+    refused!(
+        "BandwidthDelay::gain",
+        BandwidthDelay::default().gain(f64::NAN)
+    );
+    refused!(
+        "BandwidthDelay::requests",
+        BandwidthDelay::default().requests(-1.0)
+    );
+    refused!(
+        "BandwidthDelay::drain",
+        BandwidthDelay::default().drain(0.5)
+    );
+    refused!(
+        "BandwidthDelay::drain",
+        BandwidthDelay::default().drain(f64::NAN)
+    );
+    refused!(
+        "BandwidthDelay::bandwidth_windows",
+        BandwidthDelay::default().bandwidth_windows(0)
+    );
+    refused!(
+        "BandwidthDelay::delay_windows",
+        BandwidthDelay::default().delay_windows(0)
+    );
+    // The edges that mean something are accepted.
+    let _ = Aimd::default()
+        .step(0.0)
+        .backoff(0.0)
+        .tolerance(1.0)
+        .utilization(0.0);
+    let _ = Aimd::default().backoff(1.0).tolerance(0.0).utilization(1.0);
+    let _ = Gradient2::default()
+        .tolerance(1.0)
+        .smoothing(1.0)
+        .long_windows(1)
+        .utilization(1.0);
+    let _ = BandwidthDelay::default().requests(0.0).drain(f64::INFINITY);
+    let _ = BandwidthDelay::default()
+        .drain(1.0)
+        .probe_every(0)
+        .bandwidth_windows(1)
+        .delay_windows(1);
 }

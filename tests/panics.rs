@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use multisem::*;
 
 mod common;
-use common::{Layout, poll_once, poll_with, ready};
+use common::{Layout, panic_message, poll_once, poll_with, ready};
 
 const LAYOUTS: [Layout; 3] = Layout::ALL;
 
@@ -652,14 +652,6 @@ fn queue_futures(sem: &Arc<MultiSemaphore<2>>, panics: &[Option<&'static str>]) 
         .collect();
     assert_eq!(sem.waiters(), panics.len());
     queued
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 #[test]

@@ -51,7 +51,16 @@ impl Aimd {
     /// let a = multisem::adaptive::Aimd::default().step(1.0);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `step` is negative or not finite.
+    #[track_caller]
     pub fn step(mut self, step: f64) -> Self {
+        assert!(
+            step.is_finite() && step >= 0.0,
+            "Aimd::step: {step} is not a finite amount of 0 or more"
+        );
         self.step = step;
         self
     }
@@ -62,7 +71,16 @@ impl Aimd {
     /// let a = multisem::adaptive::Aimd::default().backoff(0.5);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `backoff` is not in `0.0..=1.0`: a drop never raises the limit.
+    #[track_caller]
     pub fn backoff(mut self, backoff: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&backoff),
+            "Aimd::backoff: {backoff} is not a factor in 0.0..=1.0"
+        );
         self.backoff = backoff;
         self
     }
@@ -73,7 +91,16 @@ impl Aimd {
     /// let a = multisem::adaptive::Aimd::default().tolerance(0.01);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `tolerance` is not a rate in `0.0..=1.0`.
+    #[track_caller]
     pub fn tolerance(mut self, tolerance: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&tolerance),
+            "Aimd::tolerance: {tolerance} is not a drop rate in 0.0..=1.0"
+        );
         self.tolerance = tolerance;
         self
     }
@@ -85,7 +112,16 @@ impl Aimd {
     /// let a = multisem::adaptive::Aimd::default().utilization(0.8);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `utilization` is not a share in `0.0..=1.0`.
+    #[track_caller]
     pub fn utilization(mut self, utilization: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&utilization),
+            "Aimd::utilization: {utilization} is not a share in 0.0..=1.0"
+        );
         self.utilization = utilization;
         self
     }

@@ -97,7 +97,16 @@ impl BandwidthDelay {
     /// let a = multisem::adaptive::BandwidthDelay::default().gain(1.5);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `gain` is not above 0.0 or not finite.
+    #[track_caller]
     pub fn gain(mut self, gain: f64) -> Self {
+        assert!(
+            gain.is_finite() && gain > 0.0,
+            "BandwidthDelay::gain: {gain} is not a finite factor above 0.0"
+        );
         self.gain = gain;
         self
     }
@@ -108,7 +117,16 @@ impl BandwidthDelay {
     /// let a = multisem::adaptive::BandwidthDelay::default().requests(3.0);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `requests` is negative or not finite.
+    #[track_caller]
     pub fn requests(mut self, requests: f64) -> Self {
+        assert!(
+            requests.is_finite() && requests >= 0.0,
+            "BandwidthDelay::requests: {requests} is not a finite number of 0 or more"
+        );
         self.requests = requests;
         self
     }
@@ -123,7 +141,17 @@ impl BandwidthDelay {
     /// let a = multisem::adaptive::BandwidthDelay::default().drain(3.0);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `drain` is below 1.0 or NaN (below 1.0 every window would count
+    /// as one through which a queue stood).
+    #[track_caller]
     pub fn drain(mut self, drain: f64) -> Self {
+        assert!(
+            drain >= 1.0,
+            "BandwidthDelay::drain: {drain} is not a factor of 1.0 or more"
+        );
         self.drain = drain;
         self
     }
@@ -161,7 +189,16 @@ impl BandwidthDelay {
     /// let a = multisem::adaptive::BandwidthDelay::default().bandwidth_windows(10);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `bandwidth_windows` is 0.
+    #[track_caller]
     pub fn bandwidth_windows(mut self, bandwidth_windows: usize) -> Self {
+        assert!(
+            bandwidth_windows > 0,
+            "BandwidthDelay::bandwidth_windows: the maximum spans at least 1 window"
+        );
         self.bandwidth_windows = bandwidth_windows;
         self
     }
@@ -172,7 +209,16 @@ impl BandwidthDelay {
     /// let a = multisem::adaptive::BandwidthDelay::default().delay_windows(200);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `delay_windows` is 0.
+    #[track_caller]
     pub fn delay_windows(mut self, delay_windows: usize) -> Self {
+        assert!(
+            delay_windows > 0,
+            "BandwidthDelay::delay_windows: the minimum spans at least 1 window"
+        );
         self.delay_windows = delay_windows;
         self
     }
@@ -207,7 +253,7 @@ impl BandwidthDelay {
 
 fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
     queue.push_back(value);
-    while queue.len() > len.max(1) {
+    while queue.len() > len {
         queue.pop_front();
     }
 }

@@ -52,7 +52,17 @@ impl Gradient2 {
     /// let a = multisem::adaptive::Gradient2::default().tolerance(2.0);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `tolerance` is below 1.0 or not finite (below 1.0 the limit would
+    /// shrink while the round-trip time stays at its long-term level).
+    #[track_caller]
     pub fn tolerance(mut self, tolerance: f64) -> Self {
+        assert!(
+            tolerance.is_finite() && tolerance >= 1.0,
+            "Gradient2::tolerance: {tolerance} is not a finite factor of 1.0 or more"
+        );
         self.tolerance = tolerance;
         self
     }
@@ -63,7 +73,17 @@ impl Gradient2 {
     /// let a = multisem::adaptive::Gradient2::default().smoothing(0.1);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `smoothing` is not in `0.0..=1.0`, or is 0.0 (the limit would
+    /// never move).
+    #[track_caller]
     pub fn smoothing(mut self, smoothing: f64) -> Self {
+        assert!(
+            smoothing > 0.0 && smoothing <= 1.0,
+            "Gradient2::smoothing: {smoothing} is not a weight above 0.0 and at most 1.0"
+        );
         self.smoothing = smoothing;
         self
     }
@@ -74,7 +94,16 @@ impl Gradient2 {
     /// let a = multisem::adaptive::Gradient2::default().long_windows(50);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `long_windows` is 0.
+    #[track_caller]
     pub fn long_windows(mut self, long_windows: u32) -> Self {
+        assert!(
+            long_windows > 0,
+            "Gradient2::long_windows: the long term spans at least 1 window"
+        );
         self.long_windows = long_windows;
         self
     }
@@ -86,7 +115,16 @@ impl Gradient2 {
     /// let a = multisem::adaptive::Gradient2::default().utilization(0.8);
     /// # let _ = a;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `utilization` is not a share in `0.0..=1.0`.
+    #[track_caller]
     pub fn utilization(mut self, utilization: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&utilization),
+            "Gradient2::utilization: {utilization} is not a share in 0.0..=1.0"
+        );
         self.utilization = utilization;
         self
     }
@@ -99,7 +137,7 @@ impl Algorithm for Gradient2 {
             return self.estimate.set(limit);
         }
         let short = window.mean_rtt.as_secs_f64();
-        let weight = 2.0 / (f64::from(self.long_windows.max(1)) + 1.0);
+        let weight = 2.0 / (f64::from(self.long_windows) + 1.0);
         let mut long = match self.long_rtt {
             Some(long) => long + weight * (short - long),
             None => short,

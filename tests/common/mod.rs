@@ -1,6 +1,6 @@
 //! Shared by the integration tests: a watchdog against hangs, a counting
-//! waker and polling helpers, the two layouts, and a small seeded RNG. Each
-//! test file uses only a part of it.
+//! waker and polling helpers, the two layouts, a small seeded RNG and a
+//! panic's message. Each test file uses only a part of it.
 #![allow(dead_code)]
 
 use std::fmt;
@@ -238,4 +238,14 @@ pub fn stress_time(full: Duration) -> Duration {
         .filter(|s| *s > 0.0 && *s <= 1.0)
         .unwrap_or(1.0);
     full.mul_f64(scale)
+}
+
+/// The message a panic carried (empty if it was neither a `String` nor a
+/// `&str`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
