@@ -617,3 +617,176 @@ fn nonsense_parameters_are_refused_at_construction() {
         .bandwidth_windows(1)
         .delay_windows(1);
 }
+
+/// A 100 ms window of `successes` and `drops`, every round trip 10 ms.
+fn answered(successes: u64, drops: u64) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(100);
+    (window.successes, window.drops) = (successes, drops);
+    window.min_rtt = Duration::from_millis(10);
+    (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+    window
+}
+
+/// A dimension at `limit`, of which at most `peak` was in flight.
+fn at(limit: u64, peak: u64) -> Dimension {
+    let mut dim = Dimension::default();
+    (dim.limit, dim.peak_in_flight, dim.min, dim.max) = (limit, peak, 1, 1 << 40);
+    dim
+}
+
+#[test]
+fn aimd_parameters_do_what_they_say() {
+    let busy = at(100, 100);
+    // The defaults: one more after a busy window, 10% less after a drop.
+    assert_eq!(Aimd::default().update(&answered(10, 0), &busy), 101);
+    assert_eq!(Aimd::default().update(&answered(9, 1), &busy), 90);
+    assert_eq!(
+        Aimd::default().step(5.0).update(&answered(10, 0), &busy),
+        105
+    );
+    assert_eq!(
+        Aimd::default().backoff(0.5).update(&answered(9, 1), &busy),
+        50
+    );
+    // A drop rate up to the tolerance is no back-off; above it is.
+    let tolerant = || Aimd::default().tolerance(0.1);
+    assert_eq!(tolerant().update(&answered(9, 1), &busy), 101);
+    assert_eq!(tolerant().update(&answered(8, 2), &busy), 90);
+    // It grows only while the peak in flight reached `utilization` of the
+    // limit (half by default), and then holds.
+    assert_eq!(Aimd::default().update(&answered(10, 0), &at(100, 50)), 101);
+    assert_eq!(Aimd::default().update(&answered(10, 0), &at(100, 49)), 100);
+    let eager = || Aimd::default().utilization(0.8);
+    assert_eq!(eager().update(&answered(10, 0), &at(100, 79)), 100);
+    assert_eq!(eager().update(&answered(10, 0), &at(100, 80)), 101);
+}
+
+#[test]
+fn steps_below_one_add_up_until_the_limit_moves_elsewhere() {
+    // Half a request per window: the estimate keeps the fraction between
+    // windows, so two windows add one.
+    let mut aimd = Aimd::default().step(0.5);
+    assert_eq!(aimd.update(&answered(10, 0), &at(100, 100)), 100);
+    assert_eq!(aimd.update(&answered(10, 0), &at(100, 100)), 101);
+    assert_eq!(aimd.update(&answered(10, 0), &at(101, 101)), 101);
+    // A partner in `Min`, or the bounds, moved the limit in force to 50:
+    // the estimate starts again from there, not from its own 101.5.
+    assert_eq!(aimd.update(&answered(10, 0), &at(50, 50)), 50);
+    assert_eq!(aimd.update(&answered(10, 0), &at(50, 50)), 51);
+}
+
+#[test]
+fn bandwidth_delay_adds_room_for_whole_requests() {
+    // The product alone, and with room for 3 requests of the window's
+    // byte-weighted mean size (1 KiB here) on top.
+    let once = |algorithm: BandwidthDelay| {
+        let mut algorithm = algorithm.probe_every(0);
+        algorithm.update(&kib_window(3200, 6), &at(24 * 1024, 24 * 1024))
+    };
+    let bare = once(BandwidthDelay::default().requests(0.0));
+    let three = once(BandwidthDelay::default().requests(3.0));
+    assert!(three.abs_diff(bare + 3 * 1024) <= 1, "{bare} then {three}");
+    let default = once(BandwidthDelay::default());
+    assert!(
+        default.abs_diff(bare + 2 * 1024) <= 1,
+        "{bare} then {default}"
+    );
+}
+
+#[test]
+fn bandwidth_delay_forgets_rates_and_delays_after_the_windows_they_span() {
+    // The rate of 3200 KiB/s and the 6 ms delay are kept for exactly 3
+    // windows each; then the later 1600 KiB/s and 8 ms take over.
+    let mut algorithm = BandwidthDelay::default()
+        .probe_every(0)
+        .bandwidth_windows(3)
+        .delay_windows(3);
+    let dim = at(24 * 1024, 24 * 1024);
+    algorithm.update(&kib_window(3200, 6), &dim);
+    let fast = algorithm.bandwidth().0;
+    let short = algorithm.base_delay().unwrap();
+    for _ in 0..2 {
+        algorithm.update(&kib_window(1600, 8), &dim);
+        assert_eq!(algorithm.bandwidth().0, fast);
+        assert_eq!(algorithm.base_delay(), Some(short));
+    }
+    algorithm.update(&kib_window(1600, 8), &dim);
+    assert_eq!(algorithm.bandwidth().0, fast / 2.0);
+    assert!(algorithm.base_delay().unwrap() > short);
+}
+
+#[test]
+fn bandwidth_delay_ignores_what_it_cannot_measure() {
+    let dim = at(24 * 1024, 24 * 1024);
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    for _ in 0..10 {
+        algorithm.update(&kib_window(3200, 6), &dim);
+    }
+    let settled = algorithm.update(&kib_window(3200, 6), &dim);
+    let settled_at = at(settled, settled);
+    // Successes that reported no bytes (`Outcome::success()`), however
+    // fast: no rate, no delay, the limit in force.
+    let mut no_bytes = kib_window(3200, 1);
+    no_bytes.delivered_bytes = 0;
+    no_bytes.weighted_size = 0;
+    assert_eq!(algorithm.update(&no_bytes, &settled_at), settled);
+    assert_eq!(algorithm.update(&kib_window(3200, 6), &settled_at), settled);
+    // A window that lasted no time (completions at one instant) has no
+    // rate: the maximum of the others holds, and so does the limit.
+    let mut instant = kib_window(3200, 6);
+    instant.elapsed = Duration::ZERO;
+    assert_eq!(algorithm.update(&instant, &settled_at), settled);
+    // Nor does a first window of no time leave a delay of zero behind.
+    let mut fresh = BandwidthDelay::default().probe_every(0);
+    fresh.update(&instant, &dim);
+    let mut limit = 0;
+    for _ in 0..10 {
+        limit = fresh.update(&kib_window(3200, 6), &dim);
+    }
+    assert_eq!(limit, settled);
+}
+
+#[test]
+fn bandwidth_delay_drains_only_past_drain_times_the_base_delay() {
+    // Counting requests (no bytes of their own to subtract): a base delay
+    // of exactly 6 ms, then windows at half the rate whose fastest success
+    // took exactly 2x it (not yet a queue: the maximum holds) or more (a
+    // queue: the halved rate takes over).
+    let run = |min_rtt_ms: u64| {
+        let mut algorithm = BandwidthDelay::default().per_request().probe_every(0);
+        let dim = at(16, 16);
+        for _ in 0..5 {
+            algorithm.update(&kib_window(3200, 6), &dim);
+        }
+        algorithm.update(&kib_window(1600, min_rtt_ms), &dim);
+        algorithm.bandwidth().0
+    };
+    assert_eq!(run(12), 3200.0);
+    assert_eq!(run(13), 1600.0);
+}
+
+#[test]
+fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
+    // Every 4th window runs at half the product; the whole requests stay.
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    let dim = at(24 * 1024, 24 * 1024);
+    let mut limits = Vec::new();
+    for _ in 0..8 {
+        limits.push(algorithm.update(&kib_window(3200, 6), &dim));
+    }
+    let (full, probe) = (limits[2], limits[3]);
+    let whole = 2.0 * 1024.0;
+    let product = full as f64 - whole;
+    assert!(
+        (probe as f64 - (0.5 * product + whole)).abs() <= 1.0,
+        "{limits:?}"
+    );
+    assert_eq!(limits[4..7], [full, full, full], "{limits:?}");
+    assert_eq!(limits[7], probe, "{limits:?}");
+    // Never, with 0.
+    let mut never = BandwidthDelay::default().probe_every(0);
+    for _ in 0..8 {
+        assert_eq!(never.update(&kib_window(3200, 6), &dim), full);
+    }
+}

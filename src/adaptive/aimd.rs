@@ -130,7 +130,8 @@ impl Aimd {
 impl Algorithm for Aimd {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
-        let next = if window.drops > 0 && window.drop_rate() > self.tolerance {
+        // A rate above the tolerance (at least 0.0) means drops.
+        let next = if window.drop_rate() > self.tolerance {
             limit * self.backoff
         } else if dim.peak_in_flight as f64 >= self.utilization * dim.limit as f64 {
             limit + self.step
