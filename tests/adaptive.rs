@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{Rng, Watchdog, panic_message};
 use multisem::MultiSemaphore;
 use multisem::adaptive::{
-    Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window,
+    Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window, preset,
 };
 use proptest::prelude::*;
 
@@ -789,4 +789,163 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     for _ in 0..8 {
         assert_eq!(never.update(&kib_window(3200, 6), &dim), full);
     }
+}
+
+/// A 100 ms window of 10 successes whose mean round trip took `rtt_ms`.
+fn rtt_window(rtt_ms: f64) -> Window {
+    let mut window = answered(10, 0);
+    window.mean_rtt = Duration::from_secs_f64(rtt_ms / 1000.0);
+    window
+}
+
+fn close_to(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-9 * want.abs().max(1.0)
+}
+
+#[test]
+fn gradient2_grows_by_a_smoothed_queue_allowance_while_the_rtt_holds() {
+    // Short term = long term: the gradient is 1, the proposal is the limit
+    // plus sqrt(limit), and a fifth of the way there is taken (smoothing
+    // 0.2): 100 -> 102 -> 104 (104.02...), the estimate keeping fractions.
+    let mut gradient = Gradient2::default();
+    assert_eq!(gradient.update(&rtt_window(10.0), &at(100, 100)), 102);
+    assert_eq!(gradient.long_rtt(), Some(0.010));
+    assert_eq!(gradient.update(&rtt_window(10.0), &at(102, 102)), 104);
+    // With smoothing 1.0 the whole step: 100 + 10.
+    let mut eager = Gradient2::default().smoothing(1.0);
+    assert_eq!(eager.update(&rtt_window(10.0), &at(100, 100)), 110);
+    // Not using half the limit: no evidence for growing, but the long
+    // term still learns.
+    let mut idle = Gradient2::default();
+    assert_eq!(idle.update(&rtt_window(10.0), &at(100, 49)), 100);
+    assert_eq!(idle.long_rtt(), Some(0.010));
+    let mut choosy = Gradient2::default().utilization(0.8);
+    assert_eq!(choosy.update(&rtt_window(10.0), &at(100, 79)), 100);
+    assert_eq!(choosy.update(&rtt_window(10.0), &at(100, 80)), 102);
+}
+
+#[test]
+fn gradient2_shrinks_in_proportion_once_the_rtt_passes_its_tolerance() {
+    let settle = |gradient: &mut Gradient2| {
+        gradient.update(&rtt_window(10.0), &at(100, 100));
+    };
+    // The long term moves 2/(20+1) of the way to a short term of 20 ms:
+    // 10.952 ms. The gradient 1.5 * 10.952 / 20 = 0.821 is below 1, so the
+    // proposal is 0.821 * 100 + 10 and a fifth of the way is taken.
+    let mut gradient = Gradient2::default();
+    settle(&mut gradient);
+    let long = 0.010 + 2.0 / 21.0 * (0.020 - 0.010);
+    let proposal = 1.5 * long / 0.020 * 100.0 + 10.0;
+    let want = 0.8 * 100.0 + 0.2 * proposal;
+    assert_eq!(
+        gradient.update(&rtt_window(20.0), &at(100, 100)),
+        want as u64
+    );
+    assert!(close_to(gradient.long_rtt().unwrap(), long));
+    assert!(want < 100.0);
+    // At most half: a round trip 10 times the long term proposes 0.5 * 100
+    // + 10, so 0.8 * 100 + 0.2 * 60 = 92.
+    let mut gradient = Gradient2::default();
+    settle(&mut gradient);
+    assert_eq!(gradient.update(&rtt_window(100.0), &at(100, 100)), 92);
+    // A tolerance of 2 takes 20 ms as within it: 2 * 10.952 / 20 > 1.
+    let mut tolerant = Gradient2::default().tolerance(2.0);
+    settle(&mut tolerant);
+    assert_eq!(tolerant.update(&rtt_window(20.0), &at(100, 100)), 102);
+    // A long term of one window is the last window: never behind.
+    let mut short_memory = Gradient2::default().long_windows(1);
+    settle(&mut short_memory);
+    assert_eq!(short_memory.update(&rtt_window(20.0), &at(100, 100)), 102);
+    assert_eq!(short_memory.long_rtt(), Some(0.020));
+}
+
+#[test]
+fn gradient2_lets_a_stale_long_term_decay_faster() {
+    // Settled at 100 ms, then 10 ms: the long term moves 2/21 of the way
+    // (91.43 ms), and being over twice the short term it is stale (the
+    // downstream got faster), so it loses another 5%.
+    let mut gradient = Gradient2::default();
+    gradient.update(&rtt_window(100.0), &at(100, 100));
+    gradient.update(&rtt_window(10.0), &at(100, 100));
+    let moved = 0.100 + 2.0 / 21.0 * (0.010 - 0.100);
+    assert!(close_to(gradient.long_rtt().unwrap(), moved * 0.95));
+    // Within twice the short term, no decay: 100 ms then 60 ms.
+    let mut gradient = Gradient2::default();
+    gradient.update(&rtt_window(100.0), &at(100, 100));
+    gradient.update(&rtt_window(60.0), &at(100, 100));
+    let moved = 0.100 + 2.0 / 21.0 * (0.060 - 0.100);
+    assert!(close_to(gradient.long_rtt().unwrap(), moved));
+}
+
+#[test]
+fn gradient2_learns_nothing_from_a_window_without_successes() {
+    // Only drops: no round trip to learn from; the limit holds (drops are
+    // Aimd's signal), and the next window goes on as if it had not been.
+    let mut gradient = Gradient2::default();
+    gradient.update(&rtt_window(10.0), &at(100, 100));
+    let mut dropped = answered(0, 10);
+    dropped.mean_rtt = Duration::ZERO;
+    assert_eq!(gradient.update(&dropped, &at(102, 102)), 102);
+    assert_eq!(gradient.long_rtt(), Some(0.010));
+    assert_eq!(gradient.update(&rtt_window(10.0), &at(102, 102)), 104);
+    // Successes that took no time at all (a clock too coarse): the
+    // gradient is 1, not a division by zero.
+    let mut instant = Gradient2::default();
+    assert_eq!(instant.update(&rtt_window(0.0), &at(100, 100)), 102);
+}
+
+#[test]
+fn build_clamps_the_capacity_into_the_bounds() {
+    // Below one dimension's bounds and above the other's: both move at once.
+    let sem = Arc::new(
+        MultiSemaphore::builder([1, 1 << 30])
+            .max_capacity([1024, 1 << 31])
+            .build(),
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 8..=512, Aimd::default())
+        .limit(1, 1..=(1 << 20), BandwidthDelay::default())
+        .build();
+    assert_eq!(sem.capacity(), [8, 1 << 20]);
+    assert_eq!(ctl.limits(), [8, 1 << 20]);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[test]
+fn the_presets_filters_span_their_default_times_in_25_ms_windows() {
+    // preset::bytes() keeps a rate for 20 windows (500 ms), where the
+    // default BandwidthDelay keeps it for 5 (of 100 ms).
+    let mut bytes = preset::bytes();
+    let dim = at(24 * 1024, 24 * 1024);
+    bytes.update(&kib_window(3200, 6), &dim);
+    let fast = bytes.bandwidth().0;
+    for _ in 0..19 {
+        bytes.update(&kib_window(1600, 6), &dim);
+    }
+    assert_eq!(bytes.bandwidth().0, fast);
+    bytes.update(&kib_window(1600, 6), &dim);
+    assert_eq!(bytes.bandwidth().0, fast / 2.0);
+}
+
+#[test]
+fn debug_shows_limits_bounds_and_amounts() {
+    let sem = semaphore([16, 1 << 20]);
+    let builder = Controller::builder(Arc::clone(&sem)).limit(0, 2..=64, Aimd::default());
+    let shown = format!("{builder:?}");
+    assert!(
+        shown.starts_with("ControllerBuilder") && shown.contains("(2, 64)"),
+        "{shown}"
+    );
+    let ctl = builder.build();
+    let shown = format!("{ctl:?}");
+    assert!(
+        shown.starts_with("Controller") && shown.contains("limits: [16, 1048576]"),
+        "{shown}"
+    );
+    let permit = ctl.try_acquire([3, 100]).unwrap();
+    let shown = format!("{permit:?}");
+    assert!(
+        shown.starts_with("TrackedPermit") && shown.contains("amounts: [3, 100]"),
+        "{shown}"
+    );
 }

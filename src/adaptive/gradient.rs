@@ -130,6 +130,20 @@ impl Gradient2 {
     }
 }
 
+impl Gradient2 {
+    /// The long-term round-trip time in seconds the last update used
+    /// (`None` before any window with a success).
+    ///
+    /// ```
+    /// use multisem::adaptive::Gradient2;
+    ///
+    /// assert_eq!(Gradient2::default().long_rtt(), None);
+    /// ```
+    pub fn long_rtt(&self) -> Option<f64> {
+        self.long_rtt
+    }
+}
+
 impl Algorithm for Gradient2 {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
