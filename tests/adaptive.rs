@@ -326,22 +326,34 @@ fn a_custom_algorithm_sees_the_window() {
     let b = ctl.try_acquire_at([1, 300], t0).unwrap();
     let c = ctl.try_acquire_at([1, 0], t0).unwrap();
     a.complete_at(Outcome::delivered(100), t0 + ms(4));
+    // Later, and faster: 3 ms, then a tie at 3 ms (the first one counts).
+    let g = ctl.try_acquire_at([1, 40], t0 + ms(6)).unwrap();
     b.complete_at(Outcome::delivered(300), t0 + ms(8));
+    let h = ctl.try_acquire_at([1, 70], t0 + ms(9)).unwrap();
+    g.complete_at(Outcome::delivered(40), t0 + ms(9));
+    h.complete_at(Outcome::delivered(70), t0 + ms(12));
     c.complete_at(Outcome::Dropped, t0 + ms(20));
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
     let (window, dim) = &seen[0];
     assert_eq!(
         (window.successes, window.drops, window.delivered_bytes),
-        (2, 1, 400)
+        (4, 1, 510)
     );
     assert_eq!(
         (window.min_rtt, window.min_rtt_bytes, window.max_rtt),
-        (ms(4), 100, ms(8))
+        (ms(3), 40, ms(8))
     );
-    assert_eq!(window.mean_rtt, ms(6));
-    assert_eq!(window.weighted_size, (100 * 100 + 300 * 300) / 400);
+    assert_eq!(window.mean_rtt, Duration::from_micros(4500));
+    assert_eq!(
+        window.weighted_size,
+        (100 * 100 + 300 * 300 + 40 * 40 + 70 * 70) / 510
+    );
     assert_eq!(window.elapsed, ms(16)); // from the first completion
+    assert_eq!(window.drop_rate(), 0.2);
+    assert_eq!(window.delivery_rate(), 510.0 / 0.016);
+    assert_eq!(Window::default().drop_rate(), 0.0);
+    assert_eq!(Window::default().delivery_rate(), 0.0);
     assert_eq!(
         (dim.index, dim.limit, dim.peak_in_flight, dim.min, dim.max),
         (0, 4, 3, 1, 10)

@@ -58,7 +58,8 @@ pub struct Window {
     pub delivered_bytes: u64,
     /// The shortest round-trip time of a success, `ZERO` if none.
     pub min_rtt: Duration,
-    /// The bytes delivered by the success that had [`min_rtt`](Self::min_rtt).
+    /// The bytes delivered by the success that had [`min_rtt`](Self::min_rtt)
+    /// (the first of them, on a tie).
     pub min_rtt_bytes: u64,
     /// The mean round-trip time of the successes, `ZERO` if none.
     pub mean_rtt: Duration,
