@@ -887,6 +887,18 @@ fn gradient2_lets_a_stale_long_term_decay_faster() {
     gradient.update(&rtt_window(60.0), &at(100, 100));
     let moved = 0.100 + 2.0 / 21.0 * (0.060 - 0.100);
     assert!(close_to(gradient.long_rtt().unwrap(), moved));
+    // Exactly twice is not yet stale: over 3 windows the long term moves
+    // half way, from 750 ms to 500 ms at a short term of 250 ms.
+    let mut gradient = Gradient2::default().long_windows(3);
+    gradient.update(&rtt_window(750.0), &at(100, 100));
+    gradient.update(&rtt_window(250.0), &at(100, 100));
+    assert_eq!(gradient.long_rtt(), Some(0.5));
+    // Round trips too short for the clock: the downstream got faster.
+    let mut gradient = Gradient2::default();
+    gradient.update(&rtt_window(10.0), &at(100, 100));
+    gradient.update(&rtt_window(0.0), &at(100, 100));
+    let moved = 0.010 + 2.0 / 21.0 * (0.0 - 0.010);
+    assert!(close_to(gradient.long_rtt().unwrap(), moved * 0.95));
 }
 
 #[test]

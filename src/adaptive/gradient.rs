@@ -156,9 +156,9 @@ impl Algorithm for Gradient2 {
             Some(long) => long + weight * (short - long),
             None => short,
         };
-        // As in Gradient2: a long term far above the short term is stale
+        // As in Gradient2: a long term over twice the short term is stale
         // (the downstream got faster); let it decay faster.
-        if short > 0.0 && long / short > 2.0 {
+        if long > 2.0 * short {
             long *= 0.95;
         }
         self.long_rtt = Some(long);
