@@ -59,12 +59,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, traffic) in [("mixed", Traffic::MIXED), ("1 KiB", Traffic::Single(KIB))] {
-        let scenario = Scenario::three_phases(
-            traffic,
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-            seed,
-        );
+        let scenario = readme_scenario(traffic, seed);
         let grid = grid(traffic);
         // Phases with the same downstream share their oracle.
         let mut oracles: Vec<([u64; 2], PhaseReport)> = Vec::new();
@@ -143,6 +138,16 @@ fn main() {
     eprintln!("timeline written to {csv_path}");
 }
 
+/// The README's scenario: a 5 s warm-up, then three 10 s phases.
+fn readme_scenario(traffic: Traffic, seed: u64) -> Scenario {
+    Scenario::three_phases(
+        traffic,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+        seed,
+    )
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -155,21 +160,20 @@ fn ms(d: Duration) -> f64 {
 fn goals_over_seeds(seeds: u64, room: Option<u32>) {
     let joint = room.map_or(Limiter::Joint, Limiter::JointRoom);
     let grid = grid(Traffic::MIXED);
-    let phases = 3;
+    let names: Vec<_> = readme_scenario(Traffic::MIXED, 1)
+        .phases
+        .iter()
+        .map(|phase| phase.name)
+        .collect();
     let mut tally = vec![
         Tally {
             worst_goodput: f64::INFINITY,
             ..Tally::default()
         };
-        phases
+        names.len()
     ];
     for seed in 1..=seeds {
-        let scenario = Scenario::three_phases(
-            Traffic::MIXED,
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-            seed,
-        );
+        let scenario = readme_scenario(Traffic::MIXED, seed);
         let count_only = run(&scenario, Limiter::CountOnly);
         let ours = run(&scenario, joint);
         assert!(count_only.balanced && ours.balanced, "permits leaked");
@@ -204,13 +208,12 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let n = seeds as f64;
-    for (p, t) in tally.iter().enumerate() {
+    for (name, t) in names.iter().zip(&tally) {
         let mean = t.ratios.iter().sum::<f64>() / n;
         let min = t.ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = t.ratios.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {} | {} of {seeds} | {:.1}%, {:.2}x | {} of {seeds} | {} of {seeds} | {} of {seeds} | {} of {seeds} | {mean:.4} ({min:.4}-{max:.4}) | {:.2}%, {:.2}%, {:.2}% |",
-            ["steady", "halved", "recovered"][p],
+            "| {name} | {} of {seeds} | {:.1}%, {:.2}x | {} of {seeds} | {} of {seeds} | {} of {seeds} | {} of {seeds} | {mean:.4} ({min:.4}-{max:.4}) | {:.2}%, {:.2}%, {:.2}% |",
             t.oracle_goals,
             100.0 * t.worst_goodput,
             t.worst_p99,
