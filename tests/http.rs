@@ -1,7 +1,8 @@
 //! The `http` layer behind a real hyper 1.x server on 127.0.0.1, with real
 //! clients: bytes in flight stay under the limit, shed mode answers 503
 //! and recovers, a streamed body holds its permit to the last frame (or to
-//! the client's disconnect), and a request above capacity gets a 413 at once.
+//! the client's disconnect), a request above capacity gets a 413 at once,
+//! and an adaptive server learns from its statuses, timed to its body ends.
 //!
 //! Every loop is bounded in count, every await in time; servers and clients
 //! are tasks of the test's runtime and end with it.
@@ -20,6 +21,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use multisem::MultiSemaphore;
+use multisem::adaptive::{Aimd, Controller};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -308,4 +310,77 @@ async fn a_request_larger_than_the_byte_capacity_gets_413_at_once() {
     let response = bounded(post(addr, 1000)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(bounded(read_body(response)).await, "served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adaptive_server_learns_from_its_statuses_and_its_body_ends() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    // Every completion closes a window, so each sample reads back alone.
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let (senders_tx, mut senders) = mpsc::unbounded_channel::<mpsc::Sender<Bytes>>();
+    // The request's length picks the answer: 503 and 500 bytes get those
+    // statuses; anything else streams what the test sends.
+    let handler = service_fn(move |req: Request<Incoming>| {
+        let senders_tx = senders_tx.clone();
+        async move {
+            let len = req.into_body().collect().await.unwrap().to_bytes().len();
+            let mut response = Response::new(full("failed"));
+            match len {
+                503 => *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
+                500 => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+                _ => {
+                    let (tx, rx) = mpsc::channel::<Bytes>(4);
+                    senders_tx.send(tx).unwrap();
+                    response = Response::new(ChannelBody(rx).boxed());
+                }
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let addr = serve(multisem::http::adaptive_layer(Arc::clone(&ctl), 1024).layer(handler)).await;
+
+    // The service's own 503 is overload: a drop, and the count backs off.
+    let response = bounded(post(addr, 503)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!response.headers().contains_key("x-multisem-refused"));
+    bounded(read_body(response)).await;
+    until(|| ctl.last_window().is_some()).await;
+    let window = ctl.last_window().unwrap();
+    assert_eq!((window.successes, window.drops), (0, 1));
+    assert_eq!(sem.capacity(), [14, 1 << 20], "16 x Aimd's 0.9");
+
+    // A 500 is unrelated to load: no sample. (Read back once the permit,
+    // which goes back after the report, is home.)
+    let response = bounded(post(addr, 500)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    bounded(read_body(response)).await;
+    until(|| sem.available() == sem.capacity()).await;
+    assert_eq!(ctl.last_window().unwrap(), window);
+
+    // A success is reported when its body has been sent, timed to then.
+    let mut response = bounded(post(addr, 4096)).await;
+    let frames = bounded(senders.recv()).await.unwrap();
+    frames.send(Bytes::from_static(b"first")).await.unwrap();
+    bounded(response.body_mut().frame()).await.unwrap().unwrap();
+    let held = Duration::from_millis(200);
+    tokio::time::sleep(held).await;
+    assert_eq!(
+        ctl.last_window().unwrap(),
+        window,
+        "the body is still going"
+    );
+    frames.send(Bytes::from_static(b"last")).await.unwrap();
+    drop(frames);
+    assert_eq!(bounded(read_body(response)).await, "last");
+    until(|| ctl.last_window().unwrap().successes == 1).await;
+    let window = ctl.last_window().unwrap();
+    assert_eq!(window.delivered_bytes, 4096, "the request's bytes");
+    assert!(
+        window.min_rtt >= held,
+        "timed to the body's end: {window:?}"
+    );
+    until(|| sem.available() == sem.capacity()).await;
 }

@@ -1,5 +1,6 @@
 //! The tower layer on any request type: where the permit is taken, how
-//! long it is held, and each refusal. Every await is bounded by a timeout.
+//! long it is held, each refusal, and what an adaptive layer reports to its
+//! controller. Every await is bounded by a timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use multisem::MultiSemaphore;
+use multisem::adaptive::{Aimd, Controller, Outcome};
 use multisem::tower::{AdmitLayer, BoxError, Closed, Refused, Shed, TimedOut, TooLarge, Waited};
 use tokio::sync::oneshot;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -306,6 +308,160 @@ fn futures_and_services_are_send() {
     let mut svc = bytes_layer(&sem)
         .wait_timeout(Duration::from_secs(1), tokio::time::sleep)
         .layer(Gate::default());
+    is_send(&svc);
+    let future = svc.call(1);
+    is_send(&future);
+}
+
+/// A controller over `sem` whose every completion closes a window (so each
+/// sample can be read back with `last_window`), with `Aimd` on dimension 0.
+fn every_sample(sem: &Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {
+    Controller::builder(Arc::clone(sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build()
+}
+
+/// `Ok` is a success that delivered the bytes; `Err("busy")` a drop; any
+/// other error unrelated to load.
+fn by_answer(result: Result<&u64, &BoxError>, amounts: [u64; 2]) -> Outcome {
+    match result {
+        Ok(_) => Outcome::delivered(amounts[1]),
+        Err(err) if err.to_string() == "busy" => Outcome::Dropped,
+        Err(_) => Outcome::Ignore,
+    }
+}
+
+fn answers(bytes: u64) -> std::future::Ready<Result<u64, BoxError>> {
+    std::future::ready(match bytes {
+        0 => Err("busy".into()),
+        1 => Err("malformed".into()),
+        _ => Ok(bytes),
+    })
+}
+
+#[tokio::test]
+async fn an_adaptive_layer_reports_each_answer_to_its_controller() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let layer = AdmitLayer::adaptive(Arc::clone(&ctl), |b: &u64| [1, *b], by_answer);
+    let mut svc = layer.layer(service_fn(answers));
+    assert!(ctl.last_window().is_none());
+
+    let answer = bounded(svc.ready().await.unwrap().call(4096)).await;
+    assert_eq!(answer.unwrap(), 4096);
+    let window = ctl.last_window().expect("the success closed a window");
+    assert_eq!((window.successes, window.drops), (1, 0));
+    assert_eq!(window.delivered_bytes, 4096);
+
+    let err = bounded(svc.ready().await.unwrap().call(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "busy", "the inner error passes through");
+    let window = ctl.last_window().unwrap();
+    assert_eq!((window.successes, window.drops), (0, 1));
+    assert_eq!(ctl.limits()[0], 14, "Aimd backed off on the drop: 16 x 0.9");
+    assert_eq!(sem.capacity(), [14, 1 << 20]);
+
+    let resizes = ctl.resizes();
+    let err = bounded(svc.ready().await.unwrap().call(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "malformed");
+    assert_eq!(
+        ctl.last_window().unwrap(),
+        window,
+        "an ignored failure is no sample"
+    );
+    assert_eq!(ctl.resizes(), resizes);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[tokio::test]
+async fn overload_shrinks_the_layers_limit_and_success_grows_it_back() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |b: &u64| [1, *b], by_answer)
+        .layer(service_fn(answers));
+    for _ in 0..40 {
+        let _ = bounded(svc.ready().await.unwrap().call(0)).await;
+    }
+    assert_eq!(sem.capacity()[0], 1, "drops drove the count to its floor");
+    // Aimd grows a limit only when the window used at least half of it:
+    // at a limit of 1, every request in the service uses all of it.
+    for _ in 0..8 {
+        assert_eq!(
+            bounded(svc.ready().await.unwrap().call(100)).await.unwrap(),
+            100
+        );
+    }
+    assert!(
+        sem.capacity()[0] > 1,
+        "successes at full use grew it again: {:?}",
+        sem.capacity()
+    );
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[tokio::test]
+async fn a_request_is_timed_from_its_grant_not_from_its_wait_in_the_queue() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let gate = Gate::default();
+    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |b: &u64| [1, *b], by_answer)
+        .layer(gate.clone().map_err(BoxError::from));
+    let first = tokio::spawn(svc.ready().await.unwrap().call(10));
+    until(|| gate.waiting() == 1).await;
+    let second = tokio::spawn(svc.ready().await.unwrap().call(20));
+    let queued = Duration::from_millis(300);
+    tokio::time::sleep(queued).await; // the second waits in the layer's queue
+    assert_eq!(gate.waiting(), 1, "the second is queued, not called");
+    gate.open_one();
+    until(|| gate.waiting() == 1).await; // the second was granted and called
+    gate.open_one();
+    assert_eq!(bounded(first).await.unwrap().unwrap(), 10);
+    assert_eq!(bounded(second).await.unwrap().unwrap(), 20);
+    let window = ctl.last_window().unwrap();
+    assert_eq!(window.delivered_bytes, 20);
+    assert!(
+        window.max_rtt < queued / 2,
+        "the second's round trip ({:?}) counts its time in the service only",
+        window.max_rtt
+    );
+}
+
+#[tokio::test]
+async fn refusals_and_abandoned_requests_are_no_samples() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let gate = Gate::default();
+    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |b: &u64| [1, *b], by_answer)
+        .shed()
+        .layer(gate.clone().map_err(BoxError::from));
+    let held = tokio::spawn(svc.ready().await.unwrap().call(10));
+    until(|| gate.waiting() == 1).await;
+    let err = bounded(svc.ready().await.unwrap().call(10))
+        .await
+        .unwrap_err();
+    assert!(err.is::<Shed>(), "{err}");
+    let err = bounded(svc.ready().await.unwrap().call(2 << 20))
+        .await
+        .unwrap_err();
+    assert!(err.is::<TooLarge>(), "{err}");
+    held.abort(); // the client went away with its request in the service
+    assert!(bounded(held).await.unwrap_err().is_cancelled());
+    assert!(ctl.last_window().is_none(), "{:?}", ctl.last_window());
+    assert_eq!(ctl.resizes(), 0);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[test]
+fn adaptive_futures_and_services_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = AdmitLayer::adaptive(every_sample(&sem), |b: &u64| [1, *b], by_answer)
+        .wait_timeout(Duration::from_secs(1), tokio::time::sleep)
+        .layer(Gate::default().map_err(BoxError::from));
     is_send(&svc);
     let future = svc.call(1);
     is_send(&future);

@@ -28,7 +28,7 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UntilBodyEnd {
-    retry_after: Duration,
+    pub(super) retry_after: Duration,
 }
 
 impl Default for UntilBodyEnd {

@@ -45,14 +45,17 @@
 
 mod body;
 mod hold;
+mod learn;
 mod weigh;
 
 pub use body::PermitBody;
 pub use hold::{UntilBodyEnd, refusal_response};
+pub use learn::StatusOutcome;
 pub use weigh::RequestBytes;
 
 use crate::MultiSemaphore;
-use crate::tower::AdmitLayer;
+use crate::adaptive::Controller;
+use crate::tower::{AdmitLayer, Learn};
 use std::sync::Arc;
 
 /// A layer for HTTP services over a `[requests, bytes]` semaphore: weighs
@@ -80,4 +83,54 @@ pub fn layer(
     AdmitLayer::new(sem, RequestBytes::new(default_bytes))
         .names(["requests", "bytes"])
         .hold(UntilBodyEnd::default())
+}
+
+/// [`layer`] with limits that learn: admits through `controller`'s
+/// `[requests, bytes]` semaphore, and reports each request to it when its
+/// response body has been sent, by its status ([`StatusOutcome`]: `429`,
+/// `503`, `504` and service errors are overload, other `5xx` are ignored,
+/// the rest are successes that delivered the request's bytes), timed from
+/// the grant. The controller resizes both dimensions as its algorithms
+/// say; [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
+/// is the measured preset for exactly these two.
+///
+/// A request the layer refuses (`413`, `503`) is not a sample: it never
+/// reached the service. See [`Learn`] for the rest.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use multisem::MultiSemaphore;
+/// use multisem::adaptive::Controller;
+/// use std::sync::Arc;
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+///
+/// # futures_executor::block_on(async {
+/// let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+/// let ctl = Controller::builder(sem.clone())
+///     .count_and_bytes(0, 8..=4096, 1, (1 << 20)..=(1 << 30))
+///     .build();
+/// let layer = multisem::http::adaptive_layer(ctl, 64 << 10);
+/// let mut svc = layer.layer(service_fn(|_req: http::Request<Full<Bytes>>| async move {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
+/// }));
+/// let req = http::Request::new(Full::new(Bytes::from(vec![0; 4096])));
+/// let response = svc.ready().await?.call(req).await?;
+/// assert_eq!(sem.available(), [255, (64 << 20) - 4096]);
+/// response.into_body().collect().await?; // the body is sent: reported, and the permit returned
+/// assert_eq!(sem.available(), sem.capacity());
+/// # Ok::<(), std::convert::Infallible>(())
+/// # }).unwrap();
+/// ```
+pub fn adaptive_layer(
+    controller: Arc<Controller<2>>,
+    default_bytes: u64,
+) -> AdmitLayer<RequestBytes, 2, Learn<StatusOutcome, 2, UntilBodyEnd>> {
+    AdmitLayer::adaptive(
+        controller,
+        RequestBytes::new(default_bytes),
+        StatusOutcome::default().delivering(1),
+    )
+    .names(["requests", "bytes"])
+    .until_body_end(UntilBodyEnd::default())
 }

@@ -121,14 +121,12 @@ where
                     let permit = permit.take().expect("future polled after it completed");
                     return Poll::Ready(match result {
                         Ok(response) => Ok(this.hold.respond(response, permit)),
-                        Err(err) => {
-                            drop(permit);
-                            Err(this.hold.fail(err))
-                        }
+                        Err(err) => Err(this.hold.fail_holding(err, permit)),
                     });
                 }
                 StateProj::Waiting { waiting } => match ready!(waiting.poll_admit(cx)) {
                     Ok((mut service, request, permit)) => {
+                        this.hold.admitted();
                         let future = service.call(request);
                         this.state.set(State::Calling {
                             future,

@@ -49,8 +49,27 @@ pub trait Hold<Response, E, const N: usize> {
     /// Whatever the implementation chooses to report a refusal with.
     fn refuse(&self, refused: Refused) -> Result<Self::Response, Self::Error>;
 
-    /// The inner service failed with `error` (the permit is already returned).
+    /// The inner service failed with `error`, with no permit held: its
+    /// `poll_ready` failed, or (by default) [`fail_holding`](Self::fail_holding)
+    /// has returned the request's permit.
     fn fail(&self, error: E) -> Self::Error;
+
+    /// The request was admitted: its permit was granted just now, and the
+    /// inner service is about to be called. Called on the request's own
+    /// clone of the hold, once per admitted request, never for a refused
+    /// one. The default does nothing; [`Learn`](super::Learn) notes the
+    /// time, to report the round trip from the grant.
+    #[inline]
+    fn admitted(&mut self) {}
+
+    /// The inner service's future failed with `error` while the request
+    /// held `permit`. The default returns the permit and answers
+    /// [`fail`](Self::fail); [`Learn`](super::Learn) first reports the
+    /// failure to its controller.
+    fn fail_holding(&self, error: E, permit: OwnedPermit<N>) -> Self::Error {
+        drop(permit);
+        self.fail(error)
+    }
 }
 
 /// Holds the permit until the response future completes, fails or is

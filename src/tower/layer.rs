@@ -1,7 +1,8 @@
 //! The layer and its settings.
 
-use super::{Admit, UntilResponse};
+use super::{Admit, Learn, UntilResponse};
 use crate::MultiSemaphore;
+use crate::adaptive::Controller;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -117,6 +118,53 @@ impl<W, const N: usize> AdmitLayer<W, N> {
             names: [""; N],
             on_wait: None,
         }
+    }
+}
+
+impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
+    /// A layer whose limits learn from the service's answers: it admits
+    /// through `controller`'s semaphore, in wait mode without a timeout as
+    /// [`new`](AdmitLayer::new) does, and holds each permit until the
+    /// response future completes; then `classify` turns the answer into an
+    /// [`Outcome`](crate::adaptive::Outcome), which goes to the controller
+    /// with the time since the grant, and the controller resizes the
+    /// semaphore when a window closes (see [`Learn`] for what is a sample).
+    /// Every setting of the layer still applies.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::adaptive::{Controller, Outcome};
+    /// use multisem::tower::{AdmitLayer, BoxError};
+    /// use std::{sync::Arc, time::Duration};
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+    /// let ctl = Controller::builder(sem.clone())
+    ///     .count_and_bytes(0, 4..=1024, 1, (64 << 10)..=(1 << 30))
+    ///     .build();
+    /// // A reply is a success that delivered the request's bytes; an error
+    /// // (say, the downstream's "busy" or a timeout inside this layer) a drop.
+    /// let layer = AdmitLayer::adaptive(
+    ///     ctl.clone(),
+    ///     |payload: &Vec<u8>| [1, payload.len() as u64],
+    ///     |result: Result<&usize, &BoxError>, amounts: [u64; 2]| match result {
+    ///         Ok(_) => Outcome::delivered(amounts[1]),
+    ///         Err(_) => Outcome::Dropped,
+    ///     },
+    /// )
+    /// .wait_timeout(Duration::from_secs(1), tokio::time::sleep);
+    /// let mut svc = layer.layer(service_fn(|payload: Vec<u8>| async move {
+    ///     Ok::<_, BoxError>(payload.len())
+    /// }));
+    /// assert_eq!(svc.ready().await?.call(vec![0; 4096]).await?, 4096);
+    /// assert_eq!(sem.available(), sem.capacity());
+    /// # Ok::<(), BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn adaptive(controller: Arc<Controller<N>>, weigher: W, classify: C) -> Self {
+        AdmitLayer::new(Arc::clone(controller.semaphore()), weigher)
+            .hold(Learn::new(controller, classify))
     }
 }
 
@@ -237,10 +285,16 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// # let _ = layer;
     /// ```
     pub fn hold<H2>(self, hold: H2) -> AdmitLayer<W, N, H2> {
+        self.map_hold(|_| hold)
+    }
+
+    /// The same layer with its hold replaced by `f(hold)`: for holds that
+    /// wrap the current one.
+    pub(crate) fn map_hold<H2>(self, f: impl FnOnce(H) -> H2) -> AdmitLayer<W, N, H2> {
         AdmitLayer {
             sem: self.sem,
             weigher: self.weigher,
-            hold,
+            hold: f(self.hold),
             mode: self.mode,
             names: self.names,
             on_wait: self.on_wait,

@@ -78,6 +78,7 @@ mod error;
 mod future;
 mod hold;
 mod layer;
+mod learn;
 mod service;
 mod weigh;
 
@@ -85,6 +86,7 @@ pub use error::{Closed, Refused, Shed, TimedOut, TooLarge};
 pub use future::{AdmitFuture, ResponseFuture, Waiting};
 pub use hold::{Hold, UntilResponse};
 pub use layer::{AdmitLayer, Waited};
+pub use learn::{Classify, Learn, Report};
 pub use service::Admit;
 pub use weigh::Weigh;
 

@@ -103,9 +103,12 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let amounts = self.weigher.weigh(&request);
         let config = &self.config;
-        let hold = self.hold.clone();
+        let mut hold = self.hold.clone();
         let refused = match config.sem.try_acquire_owned(amounts) {
-            Ok(permit) => return ResponseFuture::calling(self.inner.call(request), permit, hold),
+            Ok(permit) => {
+                hold.admitted();
+                return ResponseFuture::calling(self.inner.call(request), permit, hold);
+            }
             Err(TryAcquireError::Insufficient {
                 dim,
                 requested,
