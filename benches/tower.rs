@@ -10,6 +10,10 @@
 //!   that answers at once; nothing contends. Timed in interleaved rounds,
 //!   the bare inner service first; ratios are medians of each round's ratio
 //!   to it.
+//!   The adaptive row is `AdmitLayer::adaptive` with the preset controller
+//!   (its bounds pinned, so the limits stay put and the row measures the
+//!   reporting: a clock read at the grant, and a sample per completion,
+//!   a window closing every 25 ms).
 //! - overload: 256 concurrent clients, each sending requests of its
 //!   distribution's sizes as fast as they are admitted, through either
 //!   limit, to a handler that holds each request 1 ms plus 1 ms per 64 KiB.
@@ -30,6 +34,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use multisem::MultiSemaphore;
+use multisem::adaptive::{Controller, Outcome};
 use multisem::tower::AdmitLayer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -99,6 +104,16 @@ fn run_overhead(rounds: usize, ops: u64) {
     let mut admit_shed = AdmitLayer::new(shed_sem, |len: &u64| [1, *len])
         .shed()
         .layer(inner());
+    let learn_sem = Arc::new(MultiSemaphore::new([1024, 1 << 30]));
+    let controller = Controller::builder(learn_sem)
+        .count_and_bytes(0, 1024..=1024, 1, (1 << 30)..=(1 << 30))
+        .build();
+    let mut admit_learn = AdmitLayer::adaptive(
+        controller,
+        |len: &u64| [1, *len],
+        |_: Result<&u64, &Infallible>, amounts: [u64; 2]| Outcome::delivered(amounts[1]),
+    )
+    .layer(inner());
     let alone_sem = Arc::new(MultiSemaphore::new([1024, 1 << 30]));
     let mut runs: Vec<(&str, Run)> = vec![
         (
@@ -124,6 +139,10 @@ fn run_overhead(rounds: usize, ops: u64) {
         (
             "multisem [1024, 1 GiB], shed",
             Box::new(move |ops| time_requests(&mut admit_shed, ops)),
+        ),
+        (
+            "multisem [1024, 1 GiB], adaptive",
+            Box::new(move |ops| time_requests(&mut admit_learn, ops)),
         ),
     ];
     // The row every other is compared with, beside the bare service.

@@ -42,6 +42,9 @@
 //!   waiting forever; `503 Service Unavailable` with `Retry-After` for a shed,
 //!   timed-out or closed-out request. [`refusal_response`] builds the same
 //!   answers for a stack that keeps refusals as errors.
+//! * [`adaptive_layer`] learns both limits instead: it reports each request
+//!   to an adaptive [`Controller`], by its status ([`StatusOutcome`]) and
+//!   timed from its grant to the end of its response body.
 
 mod body;
 mod hold;
@@ -95,7 +98,9 @@ pub fn layer(
 /// is the measured preset for exactly these two.
 ///
 /// A request the layer refuses (`413`, `503`) is not a sample: it never
-/// reached the service. See [`Learn`] for the rest.
+/// reached the service. See [`Learn`] for the rest. Give the byte
+/// dimension a lower bound of at least the largest request body you
+/// accept: a request above the byte capacity in force gets a `413`.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -8,7 +8,12 @@ use crate::OwnedPermit;
 /// [`UntilResponse`] (the default) drops the permit when the response
 /// future completes and returns refusals as errors; the `http` feature's
 /// [`UntilBodyEnd`](crate::http::UntilBodyEnd) moves the permit into the
-/// response body and answers refusals with `413` / `503` responses.
+/// response body and answers refusals with `413` / `503` responses;
+/// [`Learn`](super::Learn) holds as one of those and reports each request
+/// to an adaptive controller.
+///
+/// The layer clones the hold for each request, so a hold may keep state of
+/// the request's own (as [`Learn`](super::Learn) keeps its grant time).
 ///
 /// ```
 /// use multisem::OwnedPermit;

@@ -131,6 +131,11 @@ impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
     /// semaphore when a window closes (see [`Learn`] for what is a sample).
     /// Every setting of the layer still applies.
     ///
+    /// Give each dimension's bounds a lower end of at least the largest
+    /// request the service accepts: a request above the capacity in force
+    /// is refused as [`TooLarge`](super::TooLarge), and a shrink can bring
+    /// the capacity down to that lower end.
+    ///
     /// ```
     /// use multisem::MultiSemaphore;
     /// use multisem::adaptive::{Controller, Outcome};

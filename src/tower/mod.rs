@@ -54,6 +54,15 @@
 //!   own errors pass through unchanged (boxed).
 //! * **Any request type**, not only HTTP: the weigher is any
 //!   `Fn(&Request) -> [u64; N]` (or a [`Weigh`] implementation).
+//! * **Limits that learn.** [`AdmitLayer::adaptive`] admits through an
+//!   adaptive [`Controller`](crate::adaptive::Controller)'s semaphore and
+//!   reports every answered request to it: a classifier ([`Classify`])
+//!   turns the answer or error into an
+//!   [`Outcome`](crate::adaptive::Outcome), timed from the grant (not from
+//!   the wait in the queue), and the controller resizes the semaphore as
+//!   its algorithms say. Refused requests are not samples. See [`Learn`];
+//!   the `http` feature's [`adaptive_layer`](crate::http::adaptive_layer)
+//!   classifies by status and times each request to its body's end.
 //!
 //! # What it costs
 //!
@@ -64,6 +73,11 @@
 //! is cloned (the ready one goes with the request, as tower's `Oneshot`
 //! does), its place in the queue is the semaphore's async acquire, and with a
 //! timeout, the sleep future is boxed.
+//!
+//! A layer made by [`AdmitLayer::adaptive`] adds a clock read at the grant
+//! and, when the response is done, the controller's sample: a second clock
+//! read, an uncontended lock and the window's sums (about 105 ns more per
+//! request in `benches/tower.rs`).
 //!
 //! # Timeouts without a runtime dependency
 //!
