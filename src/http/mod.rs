@@ -98,7 +98,8 @@ pub fn layer(
 /// is the measured preset for exactly these two.
 ///
 /// A request the layer refuses (`413`, `503`) is not a sample: it never
-/// reached the service. See [`Learn`] for the rest. Give the byte
+/// reached the service; a body dropped before its end (its client left) is
+/// reported then, by its status. See [`Learn`] for the rest. Give the byte
 /// dimension a lower bound of at least the largest request body you
 /// accept: a request above the byte capacity in force gets a `413`.
 ///
