@@ -384,3 +384,49 @@ async fn an_adaptive_server_learns_from_its_statuses_and_its_body_ends() {
     );
     until(|| sem.available() == sem.capacity()).await;
 }
+
+#[tokio::test]
+async fn a_learning_body_carries_its_report_until_its_end() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let layer = multisem::http::adaptive_layer(Arc::clone(&ctl), 1024);
+    let shown = format!("{layer:?}");
+    assert!(
+        shown.contains("Learn")
+            && shown.contains("UntilBodyEnd")
+            && shown.contains("granted: None"),
+        "{shown}"
+    );
+    let mut svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(full("answer")))
+    }));
+    let request = Request::new(Full::new(Bytes::from(vec![0; 3000])));
+    let response = bounded(svc.call(request)).await.unwrap();
+    let report = response.body().permit().expect("the body holds the report");
+    assert_eq!(report.amounts(), [1, 3000]);
+    assert_eq!(
+        report.outcome(),
+        multisem::adaptive::Outcome::delivered(3000)
+    );
+    let shown = format!("{report:?}");
+    assert!(
+        shown.contains("[1, 3000]") && shown.contains("delivered: Some(3000)"),
+        "{shown}"
+    );
+    assert!(
+        ctl.last_window().is_none(),
+        "not reported before the body ends"
+    );
+    assert_eq!(
+        bounded(response.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes(),
+        "answer"
+    );
+    assert_eq!(ctl.last_window().unwrap().delivered_bytes, 3000);
+    assert_eq!(sem.available(), sem.capacity());
+}
