@@ -10,6 +10,17 @@
 //! at once. The handler reads the body and takes 1 ms per 64 KiB to
 //! "process" it; the permit is held until the response body has been sent.
 //!
+//! With `--disk RATE`, the handler also writes each body to a disk shared
+//! by every request, first come first served, at RATE bytes a second; the
+//! disk runs at half that rate through the middle third of the run (a
+//! neighbour's backup, say), so the right limits move. With `--adaptive`
+//! (which brings a 64 MiB/s disk unless `--disk` says otherwise), the limits
+//! learn: `multisem::http::adaptive_layer` reports every request to an
+//! adaptive controller (the preset: the count by Little's law, the bytes by
+//! the bandwidth-delay product), which resizes the semaphore, and the status
+//! line shows both limits following the disk. `--max-requests` and
+//! `--max-bytes` are then the limits' upper bounds.
+//!
 //! The load mode runs client tasks on keep-alive connections, posting
 //! bodies of varied sizes (most 100 B to 16 KiB, 3% of them 256 KiB to
 //! 4 MiB), and prints a status line once a second: requests served, 503s,
@@ -18,6 +29,7 @@
 //! ```text
 //! cargo run --release --features http --example http_gateway                # server + load, 10 s
 //! cargo run --release --features http --example http_gateway -- --shed       # shed instead of waiting
+//! cargo run --release --features http --example http_gateway -- --adaptive   # limits that learn, 30 s
 //! cargo run --release --features http --example http_gateway -- serve --listen 127.0.0.1:8080
 //! cargo run --release --features http --example http_gateway -- load --target 127.0.0.1:8080
 //! cargo run --release --features http --example http_gateway -- --help
@@ -37,12 +49,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use multisem::MultiSemaphore;
+use multisem::adaptive::Controller;
+use multisem::tower::AdmitLayer;
 use tokio::net::{TcpListener, TcpStream};
-use tower::{Layer, service_fn};
+use tower::{Layer, Service, service_fn};
 
 mod common;
 use common::{
-    MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit, parse_number,
+    LARGE_MAX, MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit, parse_number,
     parse_size, read, split_flag,
 };
 
@@ -68,6 +82,11 @@ OPTIONS:
                         of bytes (default {bytes})
     --timeout-ms N      how long a request may wait for admission (default {timeout})
     --shed              refuse at once (503) instead of waiting
+    --disk RATE         the handler writes each body to a shared disk of RATE bytes/s
+                        (e.g. 64MiB), halved through the middle third of the run
+    --adaptive          learn the limits from the answers (a 64MiB disk unless --disk
+                        says otherwise; the limits above become upper bounds; 30 s
+                        unless --seconds says otherwise)
     --seed N            seed for the request sizes (default {seed})
     -h, --help          print this help
 
@@ -108,6 +127,9 @@ struct Config {
     timeout: Duration,
     shed: bool,
     seed: u64,
+    /// Bytes a second of the handlers' shared disk, if any.
+    disk: Option<u64>,
+    adaptive: bool,
 }
 
 impl Default for Config {
@@ -123,6 +145,8 @@ impl Default for Config {
             timeout: Duration::from_millis(200),
             shed: false,
             seed: 1,
+            disk: None,
+            adaptive: false,
         }
     }
 }
@@ -136,6 +160,7 @@ fn parse_addr(flag: &str, text: &str) -> Result<SocketAddr, String> {
 /// Parses the options; `Ok(None)` means `--help`.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut cfg = Config::default();
+    let mut seconds = None;
     let mut first = true;
     while let Some(arg) = args.next() {
         if std::mem::take(&mut first) && !arg.starts_with('-') {
@@ -151,8 +176,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         match flag.as_str() {
             "-h" | "--help" if inline.is_none() => return Ok(None),
             "--shed" if inline.is_none() => cfg.shed = true,
-            "-h" | "--help" | "--shed" => return Err(format!("{flag} takes no value")),
-            "--seconds" => cfg.seconds = parse_number(&flag, &value()?, 1, 3600)?,
+            "--adaptive" if inline.is_none() => cfg.adaptive = true,
+            "-h" | "--help" | "--shed" | "--adaptive" => {
+                return Err(format!("{flag} takes no value"));
+            }
+            "--seconds" => seconds = Some(parse_number(&flag, &value()?, 1, 3600)?),
+            "--disk" => cfg.disk = Some(parse_size(&flag, &value()?, 1 << 40)?),
             "--listen" => cfg.listen = parse_addr(&flag, &value()?)?,
             "--target" => cfg.target = Some(parse_addr(&flag, &value()?)?),
             "--clients" => cfg.clients = parse_number(&flag, &value()?, 1, 4096)?,
@@ -164,6 +193,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             "--seed" => cfg.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
             _ => return Err(format!("unknown option '{arg}'")),
         }
+    }
+    if cfg.adaptive {
+        cfg.disk = cfg.disk.or(Some(64 * MIB));
+        cfg.seconds = 30;
+    }
+    cfg.seconds = seconds.unwrap_or(cfg.seconds);
+    if cfg.adaptive && cfg.max_bytes < LARGE_MAX {
+        return Err(format!(
+            "--adaptive needs --max-bytes of at least the largest request ({})",
+            fmt_size(LARGE_MAX)
+        ));
+    }
+    if cfg.mode == Mode::Load && (cfg.adaptive || cfg.disk.is_some()) {
+        return Err("--adaptive and --disk are the server's; load mode has none".into());
     }
     match (cfg.mode, cfg.target) {
         (Mode::Load, None) => Err("load needs --target ADDR (the server to load)".into()),
@@ -186,9 +229,46 @@ struct Handling {
     peak: AtomicU64,
 }
 
+/// The handlers' shared disk: writes one body after another, first come
+/// first served, at `rate` bytes a second.
+struct Disk {
+    full_rate: u64,
+    rate: AtomicU64,
+    /// When the disk will have written everything handed to it so far.
+    free_at: Mutex<Instant>,
+}
+
+impl Disk {
+    fn new(rate: u64) -> Self {
+        Disk {
+            full_rate: rate,
+            rate: AtomicU64::new(rate),
+            free_at: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Queues `bytes`; returns when they will have been written.
+    fn write(&self, bytes: u64) -> Instant {
+        let rate = read(&self.rate).max(1);
+        let mut free_at = self.free_at.lock().unwrap();
+        let start = (*free_at).max(Instant::now());
+        *free_at = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+        *free_at
+    }
+
+    /// Full speed, but half through the middle third of a run of `seconds`.
+    fn follow_schedule(&self, second: u64, seconds: u64) {
+        let halved = (seconds / 3..2 * seconds / 3).contains(&second);
+        let rate = if halved { self.full_rate / 2 } else { self.full_rate };
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+}
+
 async fn serve(
     cfg: &Config,
     sem: Arc<MultiSemaphore<2>>,
+    controller: Option<Arc<Controller<2>>>,
+    disk: Option<Arc<Disk>>,
     handling: Arc<Handling>,
 ) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(cfg.listen)
@@ -197,13 +277,18 @@ async fn serve(
     let addr = listener.local_addr().map_err(|err| err.to_string())?;
     let handler = service_fn(move |req: Request<Incoming>| {
         let handling = Arc::clone(&handling);
+        let disk = disk.clone();
         async move {
             let declared = multisem::http::RequestBytes::new(0).bytes(&req);
             let now = handling.bytes.fetch_add(declared, Ordering::Relaxed) + declared;
             handling.peak.fetch_max(now, Ordering::Relaxed);
             let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
-            // "Processing": 1 ms per 64 KiB.
-            tokio::time::sleep(Duration::from_micros(declared / 64)).await;
+            match disk {
+                // Written to the shared disk, after what came before.
+                Some(disk) => tokio::time::sleep_until(disk.write(declared).into()).await,
+                // "Processing": 1 ms per 64 KiB.
+                None => tokio::time::sleep(Duration::from_micros(declared / 64)).await,
+            }
             handling.bytes.fetch_sub(declared, Ordering::Relaxed);
             let text = match body {
                 Ok(len) => format!("received {len} bytes\n"),
@@ -212,13 +297,37 @@ async fn serve(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
         }
     });
-    let layer = multisem::http::layer(sem, 64 * 1024);
-    let layer = if cfg.shed {
+    match controller {
+        Some(controller) => {
+            let layer = multisem::http::adaptive_layer(controller, 64 * 1024);
+            accept(listener, admission(cfg, layer).layer(handler));
+        }
+        None => {
+            let layer = multisem::http::layer(sem, 64 * 1024);
+            accept(listener, admission(cfg, layer).layer(handler));
+        }
+    }
+    Ok(addr)
+}
+
+/// Shed at once, or wait up to the timeout.
+fn admission<W, H>(cfg: &Config, layer: AdmitLayer<W, 2, H>) -> AdmitLayer<W, 2, H> {
+    if cfg.shed {
         layer.shed()
     } else {
         layer.wait_timeout(cfg.timeout, tokio::time::sleep)
-    };
-    let svc = layer.layer(handler);
+    }
+}
+
+/// Serves `svc` on every connection `listener` accepts, one task each.
+fn accept<S, B>(listener: TcpListener, svc: S)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let svc = TowerToHyperService::new(svc.clone());
@@ -229,7 +338,6 @@ async fn serve(
             });
         }
     });
-    Ok(addr)
 }
 
 // ---------------------------------------------------------------------------
@@ -340,10 +448,18 @@ fn main() -> ExitCode {
 
 async fn run(cfg: Config) -> ExitCode {
     let sem = Arc::new(MultiSemaphore::new([cfg.max_requests, cfg.max_bytes]));
+    // The limits learn between these bounds, starting at the upper ones.
+    let controller = cfg.adaptive.then(|| {
+        Controller::builder(Arc::clone(&sem))
+            .count_and_bytes(0, 1..=cfg.max_requests, 1, LARGE_MAX..=cfg.max_bytes)
+            .build()
+    });
+    let disk = cfg.disk.map(|rate| Arc::new(Disk::new(rate)));
     let handling = Arc::new(Handling::default());
     let serving = cfg.mode != Mode::Load;
     let target = if serving {
-        match serve(&cfg, Arc::clone(&sem), Arc::clone(&handling)).await {
+        let (controller, disk, handling) = (controller.clone(), disk.clone(), Arc::clone(&handling));
+        match serve(&cfg, Arc::clone(&sem), controller, disk, handling).await {
             Ok(addr) => addr,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -359,11 +475,30 @@ async fn run(cfg: Config) -> ExitCode {
         format!("wait up to {} ms", cfg.timeout.as_millis())
     };
     if serving {
+        let limits = if cfg.adaptive {
+            "limits that learn, from 1 request and"
+        } else {
+            "limits"
+        };
         println!(
-            "http_gateway: serving on http://{target}; limits {} requests and {} of request bodies in flight; {admission}",
+            "http_gateway: serving on http://{target}; {limits} {} requests and {} of request bodies in flight; {admission}",
             cfg.max_requests,
             fmt_size(cfg.max_bytes),
         );
+        if cfg.adaptive {
+            println!(
+                "  (the bytes from {} (the largest request) up to that; reported by status, timed to each body's end)",
+                fmt_size(LARGE_MAX)
+            );
+        }
+        if let Some(disk) = &disk {
+            println!(
+                "  handlers write to a disk of {:.0} MiB/s, halved from {} s to {} s",
+                mib(disk.full_rate),
+                cfg.seconds / 3,
+                2 * cfg.seconds / 3
+            );
+        }
     }
     let load = Arc::new(Load::default());
     let start = Instant::now();
@@ -394,6 +529,9 @@ async fn run(cfg: Config) -> ExitCode {
     );
     let (mut last_ok, mut last_bytes) = (0, 0);
     for second in 1..=cfg.seconds {
+        if let Some(disk) = &disk {
+            disk.follow_schedule(second - 1, cfg.seconds);
+        }
         tokio::time::sleep_until((start + Duration::from_secs(second)).into()).await;
         let mut latencies = std::mem::take(&mut *load.latencies.lock().unwrap());
         latencies.sort_unstable();
@@ -409,14 +547,23 @@ async fn run(cfg: Config) -> ExitCode {
             read(&load.too_large),
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.99),
-            format!("{} / {}", held[0], cfg.max_requests),
-            format!("{:.1} / {:.1}", mib(held[1]), mib(cfg.max_bytes)),
+            format!("{} / {}", held[0], capacity[0]),
+            format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
             sem.waiters(),
         );
         (last_ok, last_bytes) = (ok, bytes);
     }
     for client in clients {
         let _ = client.await;
+    }
+    if let Some(controller) = &controller {
+        let limits = controller.limits();
+        println!(
+            "\ncontroller: resized the limits {} times; now {} requests and {}",
+            controller.resizes(),
+            limits[0],
+            fmt_size(limits[1])
+        );
     }
     report(&cfg, &sem, &handling, &load).await
 }
