@@ -95,7 +95,10 @@ pub fn layer(
 /// the rest are successes that delivered the request's bytes), timed from
 /// the grant. The controller resizes both dimensions as its algorithms
 /// say; [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
-/// is the measured preset for exactly these two.
+/// is the preset measured in the simulation for exactly these two, but
+/// where the requests' round trips differ tenfold (tiny and large bodies)
+/// its count undercounts: see [`preset::count`](crate::adaptive::preset::count),
+/// and `examples/http_gateway.rs --adaptive` for a controller that keeps up.
 ///
 /// A request the layer refuses (`413`, `503`) is not a sample: it never
 /// reached the service; a body dropped before its end (its client left) is
