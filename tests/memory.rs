@@ -12,6 +12,8 @@
 //! - The memory of a queue's peak is given back once the queue drains.
 //! - A blocked thread that is granted frees its slot: blocking grants, one
 //!   after another, allocate no more of the queue.
+//! - The adaptive controller, and a request through the adaptive tower
+//!   layer, allocate nothing once the controller's filters are full.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -323,4 +325,92 @@ fn blocking_allocates_nothing_in_steady_state() {
     drop(held);
     assert_eq!(sem.available(), sem.capacity());
     assert_eq!(sem.waiters(), 0);
+}
+
+/// Tracked acquires and completions on the preset controller, in virtual
+/// time, with windows closing and the semaphore resized as they go: once
+/// its filters are full (400 windows of delays), nothing is allocated.
+#[test]
+fn an_adaptive_controller_allocates_nothing_in_steady_state() {
+    use multisem::adaptive::{Controller, Outcome};
+    let sem = Arc::new(MultiSemaphore::new([64, 64 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .count_and_bytes(0, 4..=1024, 1, (1 << 20)..=(1 << 30))
+        .build();
+    let start = Instant::now();
+    let mut now = Duration::ZERO;
+    // One completion every 2 ms of virtual time, a window every 16 of them
+    // (32 ms): the filters' longest span, 400 windows, fills in 6,400.
+    let mut run = |completions: u64| {
+        for i in 0..completions {
+            let bytes = if i % 10 == 0 { 1 << 20 } else { 1024 };
+            let granted = start + now;
+            let permit = ctl.try_acquire_at([1, bytes], granted).unwrap();
+            let rtt = Duration::from_millis(if bytes > 1024 { 20 } else { 6 });
+            now += Duration::from_millis(2);
+            permit.complete_at(Outcome::delivered(bytes), granted + rtt);
+        }
+    };
+    run(8_000);
+    let (resizes, before) = (ctl.resizes(), allocated());
+    run(8_000);
+    let bytes = allocated() - before;
+    assert!(
+        ctl.resizes() > resizes,
+        "the measured stretch resized nothing"
+    );
+    assert_eq!(
+        bytes, 0,
+        "{bytes} bytes allocated over 8,000 tracked requests"
+    );
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// A request through `AdmitLayer::adaptive`, polled by hand, allocates
+/// nothing once the controller's filters are full.
+#[cfg(feature = "tower")]
+#[test]
+fn an_adaptive_tower_request_allocates_nothing_in_steady_state() {
+    use multisem::adaptive::{Controller, Outcome};
+    use multisem::tower::AdmitLayer;
+    use std::convert::Infallible;
+    use tower::{Layer, Service, service_fn};
+
+    let sem = Arc::new(MultiSemaphore::new([64, 64 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .count_and_bytes(0, 4..=1024, 1, (1 << 20)..=(1 << 30))
+        .window(Duration::ZERO, 1)
+        .build();
+    let mut svc = AdmitLayer::adaptive(
+        Arc::clone(&ctl),
+        |len: &u64| [1, *len],
+        |_: Result<&u64, &Infallible>, amounts: [u64; 2]| Outcome::delivered(amounts[1]),
+    )
+    .layer(service_fn(|len: u64| {
+        std::future::ready(Ok::<_, Infallible>(len))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut request = |len: u64| {
+        assert!(svc.poll_ready(&mut cx).is_ready());
+        let mut response = std::pin::pin!(svc.call(len));
+        match response.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(answer)) => assert_eq!(answer, len),
+            _ => panic!("the response must be ready at once"),
+        }
+    };
+    // Every completion closes a window: 1,000 fill the filters.
+    for i in 0..1_000 {
+        request(1000 + i);
+    }
+    let before = allocated();
+    for i in 0..1_000 {
+        request(1000 + i);
+    }
+    let bytes = allocated() - before;
+    assert_eq!(
+        bytes, 0,
+        "{bytes} bytes allocated over 1,000 adaptive requests"
+    );
+    assert!(ctl.last_window().is_some());
+    assert_eq!(sem.available(), sem.capacity());
 }

@@ -77,7 +77,8 @@
 //! A layer made by [`AdmitLayer::adaptive`] adds a clock read at the grant
 //! and, when the response is done, the controller's sample: a second clock
 //! read, an uncontended lock and the window's sums (about 105 ns more per
-//! request in `benches/tower.rs`).
+//! request in `benches/tower.rs`), and no allocation once the
+//! controller's filters are full (`tests/memory.rs`).
 //!
 //! # Timeouts without a runtime dependency
 //!
