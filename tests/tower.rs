@@ -466,3 +466,79 @@ fn adaptive_futures_and_services_are_send() {
     let future = svc.call(1);
     is_send(&future);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adaptive_layer_under_concurrent_load_resizes_and_loses_nothing() {
+    // More clients than the count may ever admit.
+    const CLIENTS: u64 = 40;
+    const REQUESTS: u64 = 40;
+    const MOST: u64 = 12;
+    let sem = Arc::new(MultiSemaphore::new([MOST, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=MOST, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    // What the handler sees at once, against the highest capacity the
+    // controller may set: never more requests than that are let in.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
+        service_fn(move |bytes: u64| {
+            let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
+            async move {
+                let now = in_flight.fetch_add(1, SeqCst) + 1;
+                peak.fetch_max(now, SeqCst);
+                tokio::time::sleep(Duration::from_micros(200 + bytes % 7 * 100)).await;
+                in_flight.fetch_sub(1, SeqCst);
+                // One in five answers "busy": drops that shrink the count.
+                if bytes % 5 == 0 {
+                    Err::<u64, BoxError>("busy".into())
+                } else {
+                    Ok(bytes)
+                }
+            }
+        })
+    };
+    let svc = AdmitLayer::adaptive(Arc::clone(&ctl), |b: &u64| [1, *b], by_answer)
+        .wait_timeout(Duration::from_secs(5), tokio::time::sleep)
+        .layer(handler);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let mut svc = svc.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut busy) = (0, 0);
+                for i in 0..REQUESTS {
+                    let bytes = 100 + client * REQUESTS + i;
+                    match svc.ready().await.unwrap().call(bytes).await {
+                        Ok(answer) => {
+                            assert_eq!(answer, bytes);
+                            ok += 1;
+                        }
+                        Err(err) => {
+                            assert_eq!(err.to_string(), "busy", "no refusal: {err}");
+                            busy += 1;
+                        }
+                    }
+                }
+                (ok, busy)
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for client in clients {
+        let (o, b) = bounded(client).await.unwrap();
+        (ok, busy) = (ok + o, busy + b);
+    }
+    assert_eq!(ok + busy, CLIENTS * REQUESTS, "every request answered");
+    assert_eq!(busy, CLIENTS * REQUESTS / 5);
+    assert!(ctl.resizes() > 10, "only {} resizes", ctl.resizes());
+    let peak = peak.load(SeqCst) as u64;
+    assert!(peak <= MOST, "{peak} in the handler at once, bound {MOST}");
+    assert!(
+        peak >= MOST / 2,
+        "the load never came near the limit: {peak}"
+    );
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+    assert_eq!(sem.in_flight(), [0, 0]);
+}
