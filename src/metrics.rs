@@ -42,6 +42,10 @@
 //! [`waiters`]: crate::MultiSemaphore::waiters
 //! [`stats`]: crate::MultiSemaphore::stats
 
+// The docs link to the `tower` feature's items, which exist only with it;
+// without it those links are left unresolved rather than broken.
+#![cfg_attr(not(feature = "tower"), allow(rustdoc::broken_intra_doc_links))]
+
 use crate::MultiSemaphore;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use std::fmt;

@@ -89,6 +89,10 @@
 //! permit, which is what a queueing budget means; to bound the whole
 //! request, add tower's `TimeoutLayer` outside this one as well.
 
+// The docs link to the `http` feature's items, which exist only with it;
+// with `tower` alone those links are left unresolved rather than broken.
+#![cfg_attr(not(feature = "http"), allow(rustdoc::broken_intra_doc_links))]
+
 mod error;
 mod future;
 mod hold;
