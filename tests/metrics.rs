@@ -71,6 +71,7 @@ impl Memory {
             .unwrap_or_else(|| panic!("{key} not recorded; have {:?}", map.keys()))
     }
 
+    #[cfg(feature = "tower")]
     fn all(&self, key: &str) -> Vec<f64> {
         self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
     }
