@@ -10,8 +10,8 @@
 //! at once. The handler reads the body and takes 1 ms per 64 KiB to
 //! "process" it; the permit is held until the response body has been sent.
 //!
-//! With `--disk RATE`, the handler also writes each body to a disk shared
-//! by every request, first come first served, at RATE bytes a second; the
+//! With `--disk RATE`, the handler writes each body to a disk shared by
+//! every request instead, first come first served, at RATE bytes a second; the
 //! disk runs at half that rate through the middle third of the run (a
 //! neighbour's backup, say), so the right limits move. With `--adaptive`
 //! (which brings a 64 MiB/s disk unless `--disk` says otherwise), the limits
@@ -183,7 +183,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
                 return Err(format!("{flag} takes no value"));
             }
             "--seconds" => seconds = Some(parse_number(&flag, &value()?, 1, 3600)?),
-            "--disk" => cfg.disk = Some(parse_size(&flag, &value()?, 1 << 40)?),
+            "--disk" => {
+                let rate = parse_size(&flag, &value()?, 1 << 40)?;
+                if rate < MIB {
+                    return Err(format!(
+                        "{flag}: at least 1MiB a second (slower, the largest bodies would outlast the run)"
+                    ));
+                }
+                cfg.disk = Some(rate);
+            }
             "--listen" => cfg.listen = parse_addr(&flag, &value()?)?,
             "--target" => cfg.target = Some(parse_addr(&flag, &value()?)?),
             "--clients" => cfg.clients = parse_number(&flag, &value()?, 1, 4096)?,
