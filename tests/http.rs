@@ -430,3 +430,84 @@ async fn a_learning_body_carries_its_report_until_its_end() {
     assert_eq!(ctl.last_window().unwrap().delivered_bytes, 3000);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+#[test]
+fn status_outcome_classifies_every_http_status_class_and_grpc_code() {
+    use multisem::adaptive::Outcome;
+    use multisem::http::StatusOutcome;
+    use multisem::tower::Classify;
+    let by_status = StatusOutcome::default().delivering(1);
+    let classify = |response: Response<()>| by_status.classify(Ok::<_, &()>(&response), [1, 700]);
+    let served = Outcome::delivered(700);
+    let http = |status: u16| classify(Response::builder().status(status).body(()).unwrap());
+    for status in [200, 201, 204, 301, 304, 400, 404, 413, 422] {
+        assert_eq!(http(status), served, "{status}");
+    }
+    for status in [429, 503, 504] {
+        assert_eq!(http(status), Outcome::Dropped, "{status}");
+    }
+    for status in [500, 501, 502, 505] {
+        assert_eq!(http(status), Outcome::Ignore, "{status}");
+    }
+    // gRPC codes 0 to 16, by name in the comments.
+    let grpc = |code: &str| {
+        classify(
+            Response::builder()
+                .header("grpc-status", code)
+                .body(())
+                .unwrap(),
+        )
+    };
+    let expected = [
+        served,           // 0 OK
+        Outcome::Ignore,  // 1 CANCELLED
+        Outcome::Ignore,  // 2 UNKNOWN
+        served,           // 3 INVALID_ARGUMENT
+        Outcome::Dropped, // 4 DEADLINE_EXCEEDED
+        served,           // 5 NOT_FOUND
+        served,           // 6 ALREADY_EXISTS
+        served,           // 7 PERMISSION_DENIED
+        Outcome::Dropped, // 8 RESOURCE_EXHAUSTED
+        served,           // 9 FAILED_PRECONDITION
+        Outcome::Ignore,  // 10 ABORTED
+        served,           // 11 OUT_OF_RANGE
+        Outcome::Ignore,  // 12 UNIMPLEMENTED
+        Outcome::Ignore,  // 13 INTERNAL
+        Outcome::Dropped, // 14 UNAVAILABLE
+        Outcome::Ignore,  // 15 DATA_LOSS
+        served,           // 16 UNAUTHENTICATED
+    ];
+    for (code, outcome) in expected.into_iter().enumerate() {
+        assert_eq!(grpc(&code.to_string()), outcome, "grpc-status {code}");
+    }
+    // A value that is no code says nothing: the HTTP status decides.
+    assert_eq!(grpc("busy"), served);
+    assert_eq!(
+        grpc(" 14 "),
+        Outcome::Dropped,
+        "surrounding spaces are allowed"
+    );
+    // A gRPC status on an HTTP 503 is still a drop; an error, too.
+    let both = Response::builder()
+        .status(503)
+        .header("grpc-status", "0")
+        .body(())
+        .unwrap();
+    assert_eq!(classify(both), Outcome::Dropped);
+    assert_eq!(
+        by_status.classify(Err::<&Response<()>, _>(&"reset"), [1, 700]),
+        Outcome::Dropped
+    );
+    // Without `delivering`, a success carries no bytes; a dimension out of
+    // range delivers nothing.
+    let ok = Response::new(());
+    assert_eq!(
+        StatusOutcome::default().classify(Ok::<_, &()>(&ok), [1, 700]),
+        Outcome::success()
+    );
+    let beyond = StatusOutcome::default().delivering(5);
+    assert_eq!(
+        beyond.classify(Ok::<_, &()>(&ok), [1, 700]),
+        Outcome::success()
+    );
+}

@@ -18,6 +18,15 @@ use http::{Response, StatusCode};
 ///   shedder (with hyper, any other error aborts the connection); write a
 ///   classifier of your own where that is not so;
 /// * any other `5xx` is a failure unrelated to load: [`Outcome::Ignore`];
+/// * a gRPC answer whose status comes in its headers (a "trailers-only"
+///   answer, as tonic sends every error a handler or a layer returns) is
+///   classified by its `grpc-status` the same way: `DEADLINE_EXCEEDED` (4),
+///   `RESOURCE_EXHAUSTED` (8) and `UNAVAILABLE` (14) are drops; the
+///   server-side failures `CANCELLED` (1), `UNKNOWN` (2), `ABORTED` (10),
+///   `UNIMPLEMENTED` (12), `INTERNAL` (13) and `DATA_LOSS` (15) are ignored;
+///   the other codes, the caller's errors (`NOT_FOUND` and the like), were
+///   served, as a `404` is. A status sent in the trailers, after messages,
+///   is not seen: the answer counts by its head;
 /// * anything else is a success, which delivered the request's amount in
 ///   the dimension given to [`delivering`](Self::delivering) (none by
 ///   default).
@@ -34,6 +43,16 @@ use http::{Response, StatusCode};
 /// assert_eq!(classify(404), Outcome::delivered(4096));
 /// assert_eq!(classify(503), Outcome::Dropped);
 /// assert_eq!(classify(500), Outcome::Ignore);
+///
+/// // gRPC: HTTP 200 with the status in the headers.
+/// let grpc = |code: &str| {
+///     let answer = http::Response::builder().header("grpc-status", code).body(()).unwrap();
+///     by_status.classify(Ok::<_, &()>(&answer), [1, 4096])
+/// };
+/// assert_eq!(grpc("0"), Outcome::delivered(4096));
+/// assert_eq!(grpc("8"), Outcome::Dropped); // RESOURCE_EXHAUSTED
+/// assert_eq!(grpc("13"), Outcome::Ignore); // INTERNAL
+/// assert_eq!(grpc("5"), Outcome::delivered(4096)); // NOT_FOUND: served
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatusOutcome {
@@ -62,16 +81,33 @@ impl<B, E, const N: usize> Classify<Response<B>, E, N> for StatusOutcome {
         let Ok(response) = result else {
             return Outcome::Dropped;
         };
+        let success = Outcome::Success {
+            delivered: self.delivered.and_then(|dim| amounts.get(dim).copied()),
+        };
         match response.status() {
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => Outcome::Dropped,
             status if status.is_server_error() => Outcome::Ignore,
-            _ => Outcome::Success {
-                delivered: self.delivered.and_then(|dim| amounts.get(dim).copied()),
+            _ => match grpc_status(response) {
+                Some(4 | 8 | 14) => Outcome::Dropped,
+                Some(1 | 2 | 10 | 12 | 13 | 15) => Outcome::Ignore,
+                _ => success,
             },
         }
     }
+}
+
+/// The `grpc-status` of an answer that carries it in its headers, if any.
+fn grpc_status<B>(response: &Response<B>) -> Option<u32> {
+    response
+        .headers()
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Holds the permit in the response body, as [`UntilBodyEnd`] does, and

@@ -92,7 +92,8 @@ pub fn layer(
 /// `[requests, bytes]` semaphore, and reports each request to it when its
 /// response body has been sent, by its status ([`StatusOutcome`]: `429`,
 /// `503`, `504` and service errors are overload, other `5xx` are ignored,
-/// the rest are successes that delivered the request's bytes), timed from
+/// the rest are successes that delivered the request's bytes; a gRPC
+/// status in the headers counts by its code), timed from
 /// the grant. The controller resizes both dimensions as its algorithms
 /// say; [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
 /// is the preset measured in the simulation for exactly these two, but
