@@ -51,20 +51,15 @@ mod imp {
             static FLAG: Cell<Option<Arc<AtomicBool>>> = const { Cell::new(None) };
         }
         FLAG.try_with(|cached| {
-            let flag = match cached.take() {
+            let reused = cached.take().and_then(|mut flag| {
                 // `get_mut` succeeds only if this is the last reference, and
                 // synchronizes with the other holders' drops (Release, then
                 // its Acquire): their uses of the flag happened before, so
                 // lowering it races with nothing.
-                Some(mut flag) => match Arc::get_mut(&mut flag) {
-                    Some(unique) => {
-                        *unique.get_mut() = false;
-                        flag
-                    }
-                    None => Arc::new(AtomicBool::new(false)),
-                },
-                None => Arc::new(AtomicBool::new(false)),
-            };
+                *Arc::get_mut(&mut flag)?.get_mut() = false;
+                Some(flag)
+            });
+            let flag = reused.unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
             cached.set(Some(Arc::clone(&flag)));
             flag
         })

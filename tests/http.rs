@@ -262,6 +262,15 @@ async fn a_streamed_body_holds_its_permit_until_its_last_frame_or_the_disconnect
     bounded(keep_sending).await.unwrap();
 }
 
+/// A controller over `sem` whose every completion closes a window, so that
+/// each sample reads back alone with `last_window`, with `Aimd` on the count.
+fn every_sample(sem: &Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {
+    Controller::builder(Arc::clone(sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build()
+}
+
 /// A response body of the data frames sent on a channel, ending when its
 /// sender is dropped.
 struct ChannelBody(mpsc::Receiver<Bytes>);
@@ -315,11 +324,7 @@ async fn a_request_larger_than_the_byte_capacity_gets_413_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adaptive_server_learns_from_its_statuses_and_its_body_ends() {
     let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
-    // Every completion closes a window, so each sample reads back alone.
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=64, Aimd::default())
-        .window(Duration::ZERO, 1)
-        .build();
+    let ctl = every_sample(&sem);
     let (senders_tx, mut senders) = mpsc::unbounded_channel::<mpsc::Sender<Bytes>>();
     // The request's length picks the answer: 503 and 500 bytes get those
     // statuses; anything else streams what the test sends.
@@ -388,10 +393,7 @@ async fn an_adaptive_server_learns_from_its_statuses_and_its_body_ends() {
 #[tokio::test]
 async fn a_learning_body_carries_its_report_until_its_end() {
     let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=64, Aimd::default())
-        .window(Duration::ZERO, 1)
-        .build();
+    let ctl = every_sample(&sem);
     let layer = multisem::http::adaptive_layer(Arc::clone(&ctl), 1024);
     let shown = format!("{layer:?}");
     assert!(

@@ -139,8 +139,7 @@ where
     }
 
     fn fail_holding(&self, error: E, permit: OwnedPermit<N>) -> E {
-        let outcome = self.classify(Err(&error), permit.amounts());
-        self.complete(permit, outcome);
+        self.report(Err(&error), permit);
         error
     }
 }

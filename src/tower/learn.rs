@@ -138,9 +138,13 @@ impl<C, const N: usize, H> Learn<C, N, H> {
         }
     }
 
-    /// Reports `outcome` for the request that held `permit`, and returns
-    /// the permit.
-    pub(crate) fn complete(&self, permit: OwnedPermit<N>, outcome: Outcome) {
+    /// Reports the request that held `permit` and was answered with
+    /// `result`, and returns the permit.
+    pub(crate) fn report<R, E>(&self, result: Result<&R, &E>, permit: OwnedPermit<N>)
+    where
+        C: Classify<R, E, N>,
+    {
+        let outcome = self.classify(result, permit.amounts());
         drop(self.report_on_drop(permit, outcome));
     }
 
@@ -223,8 +227,7 @@ where
     type Error = BoxError;
 
     fn respond(&self, response: R, permit: OwnedPermit<N>) -> R {
-        let outcome = self.classify(Ok(&response), permit.amounts());
-        self.complete(permit, outcome);
+        self.report(Ok(&response), permit);
         response
     }
 
@@ -241,8 +244,7 @@ where
     }
 
     fn fail_holding(&self, error: E, permit: OwnedPermit<N>) -> BoxError {
-        let outcome = self.classify(Err(&error), permit.amounts());
-        self.complete(permit, outcome);
+        self.report(Err(&error), permit);
         error.into()
     }
 }
