@@ -463,12 +463,13 @@ fn main() -> ExitCode {
 async fn run(cfg: Config) -> ExitCode {
     let sem = Arc::new(MultiSemaphore::new([cfg.max_requests, cfg.max_bytes]));
     // The limits learn between these bounds, starting at the upper ones.
-    // Not the preset's count (Little's law on the base delay): the 100 B
-    // requests here take a fraction of a millisecond and the 4 MiB ones
-    // tens, so the base delay is far below the mean round trip and that
-    // count settles at a few requests, throttling the disk to about three
-    // quarters (see `preset::count`). Gradient2 grows it while the round
-    // trips hold.
+    // Not the preset's count (Little's law on the base delay): the fastest
+    // 100 B requests here take tens of microseconds, most small ones about
+    // 1 ms (tokio's timer tick) and the 4 MiB ones tens, and every request
+    // waits its turn at the disk, so the base delay is far below the mean
+    // round trip and that count settles at a few requests, throttling the
+    // disk to about three quarters (see `preset::count`). Gradient2 grows
+    // it while the round trips hold.
     let controller = cfg.adaptive.then(|| {
         Controller::builder(Arc::clone(&sem))
             .limit(

@@ -401,6 +401,8 @@ impl<const N: usize> ControllerBuilder<N> {
     /// How often limits may change: a window closes, and the algorithms run,
     /// once it is at least `min_duration` long **and** holds at least
     /// `min_samples` drops and successes (default 100 ms and 16).
+    /// `Duration::ZERO` with 0 or 1 sample runs them, and may resize, at
+    /// every completion that is not ignored.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
