@@ -36,6 +36,23 @@
 //! | `multisem_clamped_total` | counter | `semaphore` | requests above a capacity granted that capacity (with [`clamp_oversized`](crate::Builder::clamp_oversized)) |
 //! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the tower layer queued waited, by how it ended |
 //!
+//! With an adaptive [`Controller`] ([`with_controller`](Exporter::with_controller)),
+//! what it learns too; the limits it sets are `multisem_capacity`. The
+//! gauges describe the last window closed (see [`Window`]) and keep its
+//! values until the next one closes: `multisem_adaptive_windows_total`
+//! tells whether one has.
+//!
+//! | metric | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `multisem_adaptive_windows_total` | counter | `semaphore` | [windows closed](Controller::windows): the algorithms ran |
+//! | `multisem_adaptive_resizes_total` | counter | `semaphore` | [resizes](Controller::resizes) the controller made |
+//! | `multisem_adaptive_rtt_min_seconds` | gauge | `semaphore` | the last window's fastest success |
+//! | `multisem_adaptive_rtt_mean_seconds` | gauge | `semaphore` | its mean round trip |
+//! | `multisem_adaptive_rtt_max_seconds` | gauge | `semaphore` | its slowest success |
+//! | `multisem_adaptive_successes_per_second` | gauge | `semaphore` | its successes over its length |
+//! | `multisem_adaptive_delivered_bytes_per_second` | gauge | `semaphore` | its [delivery rate](Window::delivery_rate) |
+//! | `multisem_adaptive_drop_ratio` | gauge | `semaphore` | its [drops](Window::drop_rate) among successes and drops |
+//!
 //! [`available`]: crate::MultiSemaphore::available
 //! [`in_flight`]: crate::MultiSemaphore::in_flight
 //! [`capacity`]: crate::MultiSemaphore::capacity
@@ -47,6 +64,7 @@
 #![cfg_attr(not(feature = "tower"), allow(rustdoc::broken_intra_doc_links))]
 
 use crate::MultiSemaphore;
+use crate::adaptive::{Controller, Window};
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use std::fmt;
 use std::sync::Arc;
@@ -69,6 +87,7 @@ pub struct Exporter<const N: usize> {
     sem: Arc<MultiSemaphore<N>>,
     name: &'static str,
     dimensions: [&'static str; N],
+    controller: Option<Arc<Controller<N>>>,
 }
 
 impl<const N: usize> Exporter<N> {
@@ -92,7 +111,40 @@ impl<const N: usize> Exporter<N> {
             sem,
             name,
             dimensions,
+            controller: None,
         }
+    }
+
+    /// Publishes what `controller`, which resizes this exporter's
+    /// semaphore, learns as well: its windows and resizes, and the last
+    /// window's round trips, rates and drops (the module's second table).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::adaptive::Controller;
+    /// use multisem::metrics::Exporter;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+    /// let controller = Controller::builder(sem.clone())
+    ///     .count_and_bytes(0, 4..=1024, 1, (1 << 20)..=(1 << 30))
+    ///     .build();
+    /// let exporter = Exporter::new(sem, "producer", ["messages", "bytes"])
+    ///     .with_controller(controller);
+    /// # let _ = exporter;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `controller` resizes another semaphore.
+    #[track_caller]
+    pub fn with_controller(mut self, controller: Arc<Controller<N>>) -> Self {
+        assert!(
+            Arc::ptr_eq(controller.semaphore(), &self.sem),
+            "Exporter::with_controller: the controller resizes another semaphore than the exporter's"
+        );
+        self.controller = Some(controller);
+        self
     }
 
     /// Describes every metric (unit and help text) to the installed
@@ -116,12 +168,24 @@ impl<const N: usize> Exporter<N> {
         describe_gauge!("multisem_waiters", "Acquirers queued now.");
         describe_counter!("multisem_acquired_total", "Successful acquires.");
         describe_counter!(
+            "multisem_acquired_amount_total",
+            "Permits granted, per dimension (with Builder::track_amounts)."
+        );
+        describe_counter!(
             "multisem_refused_total",
             "try_acquire refusals, by the dimension that was short."
         );
         describe_counter!(
+            "multisem_waited_total",
+            "Waiting acquires that had to queue, by the dimension that held them back."
+        );
+        describe_counter!(
+            "multisem_exceeded_total",
+            "Requests above a dimension's capacity."
+        );
+        describe_counter!(
             "multisem_timed_out_total",
-            "Blocking acquires that timed out."
+            "Acquires that timed out, by the dimension that held them back."
         );
         describe_counter!(
             "multisem_cancelled_total",
@@ -140,6 +204,9 @@ impl<const N: usize> Exporter<N> {
             Unit::Seconds,
             "How long each request queued by the tower layer waited."
         );
+        if self.controller.is_some() {
+            describe_adaptive();
+        }
     }
 
     /// Publishes the semaphore's state as of now: sets every gauge, and
@@ -192,6 +259,9 @@ impl<const N: usize> Exporter<N> {
         counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
         counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);
         counter!("multisem_clamped_total", &labels).absolute(stats.clamped);
+        if let Some(controller) = &self.controller {
+            record_adaptive(name, controller);
+        }
     }
 
     /// A hook for [`AdmitLayer::on_wait`](crate::tower::AdmitLayer::on_wait)
@@ -245,11 +315,79 @@ impl<const N: usize> Exporter<N> {
     }
 }
 
+fn describe_adaptive() {
+    describe_counter!(
+        "multisem_adaptive_windows_total",
+        "Windows the adaptive controller closed (each ran its algorithms)."
+    );
+    describe_counter!(
+        "multisem_adaptive_resizes_total",
+        "Resizes the adaptive controller made."
+    );
+    describe_gauge!(
+        "multisem_adaptive_rtt_min_seconds",
+        Unit::Seconds,
+        "The last window's fastest success."
+    );
+    describe_gauge!(
+        "multisem_adaptive_rtt_mean_seconds",
+        Unit::Seconds,
+        "The last window's mean round trip of a success."
+    );
+    describe_gauge!(
+        "multisem_adaptive_rtt_max_seconds",
+        Unit::Seconds,
+        "The last window's slowest success."
+    );
+    describe_gauge!(
+        "multisem_adaptive_successes_per_second",
+        Unit::CountPerSecond,
+        "The last window's successes per second."
+    );
+    describe_gauge!(
+        "multisem_adaptive_delivered_bytes_per_second",
+        "The last window's delivered bytes per second."
+    );
+    describe_gauge!(
+        "multisem_adaptive_drop_ratio",
+        "The last window's drops among its successes and drops."
+    );
+}
+
+fn record_adaptive<const N: usize>(name: &'static str, controller: &Controller<N>) {
+    let labels = [("semaphore", name)];
+    counter!("multisem_adaptive_windows_total", &labels).absolute(controller.windows());
+    counter!("multisem_adaptive_resizes_total", &labels).absolute(controller.resizes());
+    // Before the first window closes there is nothing to describe.
+    let Some(window) = controller.last_window() else {
+        return;
+    };
+    let Window {
+        min_rtt,
+        mean_rtt,
+        max_rtt,
+        ..
+    } = window;
+    gauge!("multisem_adaptive_rtt_min_seconds", &labels).set(min_rtt.as_secs_f64());
+    gauge!("multisem_adaptive_rtt_mean_seconds", &labels).set(mean_rtt.as_secs_f64());
+    gauge!("multisem_adaptive_rtt_max_seconds", &labels).set(max_rtt.as_secs_f64());
+    let secs = window.elapsed.as_secs_f64();
+    let successes = if secs > 0.0 {
+        window.successes as f64 / secs
+    } else {
+        0.0
+    };
+    gauge!("multisem_adaptive_successes_per_second", &labels).set(successes);
+    gauge!("multisem_adaptive_delivered_bytes_per_second", &labels).set(window.delivery_rate());
+    gauge!("multisem_adaptive_drop_ratio", &labels).set(window.drop_rate());
+}
+
 impl<const N: usize> fmt::Debug for Exporter<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Exporter")
             .field("name", &self.name)
             .field("dimensions", &self.dimensions)
+            .field("controller", &self.controller.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -963,7 +963,9 @@ fn debug_shows_limits_bounds_and_amounts() {
     let ctl = builder.build();
     let shown = format!("{ctl:?}");
     assert!(
-        shown.starts_with("Controller") && shown.contains("limits: [16, 1048576]"),
+        shown.starts_with("Controller")
+            && shown.contains("limits: [16, 1048576]")
+            && shown.contains("windows: 0"),
         "{shown}"
     );
     let permit = ctl.try_acquire([3, 100]).unwrap();
@@ -972,4 +974,25 @@ fn debug_shows_limits_bounds_and_amounts() {
         shown.starts_with("TrackedPermit") && shown.contains("amounts: [3, 100]"),
         "{shown}"
     );
+}
+
+#[test]
+fn windows_count_every_close_and_nothing_else() {
+    // Windows of at least 3 samples: ignored outcomes and untracked drops
+    // are no samples, so 7 answers close 2 windows.
+    let sem = semaphore([16, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 3)
+        .build();
+    let answer = |outcome| ctl.try_acquire([1, 10]).unwrap().complete(outcome);
+    for _ in 0..5 {
+        answer(Outcome::success());
+    }
+    answer(Outcome::Ignore);
+    drop(ctl.try_acquire([1, 10]).unwrap());
+    assert_eq!(ctl.windows(), 1);
+    answer(Outcome::Dropped);
+    assert_eq!(ctl.windows(), 2);
+    assert_eq!(ctl.last_window().unwrap().drops, 1);
 }

@@ -9,11 +9,17 @@ use metrics::{
     SharedString, Unit,
 };
 use multisem::MultiSemaphore;
+use multisem::adaptive::{Aimd, Controller, Outcome};
 use multisem::metrics::Exporter;
+use std::time::{Duration, Instant};
 
-/// Every value recorded, by `name{label=value,...}`.
+/// Every value recorded, by `name{label=value,...}`, and every description
+/// given, by name.
 #[derive(Default, Clone)]
-struct Memory(Arc<Mutex<BTreeMap<String, Vec<f64>>>>);
+struct Memory(
+    Arc<Mutex<BTreeMap<String, Vec<f64>>>>,
+    Arc<Mutex<BTreeMap<String, Option<Unit>>>>,
+);
 
 /// One metric's cell in [`Memory`].
 struct Cell(Memory, String);
@@ -77,10 +83,40 @@ impl Memory {
     }
 }
 
+impl Memory {
+    fn describe(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
+        assert!(
+            !help.is_empty(),
+            "{} described without a text",
+            key.as_str()
+        );
+        self.1.lock().unwrap().insert(key.as_str().to_owned(), unit);
+    }
+
+    /// The names of the metrics recorded (without their labels).
+    fn names(&self) -> std::collections::BTreeSet<String> {
+        let map = self.0.lock().unwrap();
+        map.keys()
+            .map(|key| key.split('{').next().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The names described, with their units.
+    fn described(&self) -> BTreeMap<String, Option<Unit>> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
 impl Recorder for Memory {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
+        self.describe(key, unit, help);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
+        self.describe(key, unit, help);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
+        self.describe(key, unit, help);
+    }
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
         Counter::from_arc(self.cell(key))
     }
@@ -225,4 +261,126 @@ async fn the_layer_records_wait_times_by_outcome() {
         1,
         "only the request that waited is observed"
     );
+}
+
+/// A controller over `sem` that closes a window once it is 100 ms long and
+/// holds 4 samples, backing the count off on drops.
+fn controller(sem: &Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {
+    Controller::builder(Arc::clone(sem))
+        .limit(0, 1..=16, Aimd::default())
+        .window(Duration::from_millis(100), 4)
+        .build()
+}
+
+/// Four requests granted at `start` and answered 10, 20, 30 (a drop) and
+/// 110 ms later: one window of 100 ms (from the first answer to the last).
+fn answer_one_window(ctl: &Arc<Controller<2>>, start: Instant) {
+    let answers = [
+        (10, Outcome::delivered(1000)),
+        (20, Outcome::delivered(3000)),
+        (30, Outcome::Dropped),
+        (110, Outcome::delivered(4000)),
+    ];
+    for (ms, outcome) in answers {
+        let permit = ctl.try_acquire_at([1, 1000], start).unwrap();
+        permit.complete_at(outcome, start + Duration::from_millis(ms));
+    }
+}
+
+#[test]
+fn record_publishes_what_the_controller_learns() {
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = controller(&sem);
+    let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"])
+        .with_controller(Arc::clone(&ctl));
+    let one = |name: &str| format!("{name}{{semaphore=producer}}");
+
+    // No window yet: the counters at zero, no window to describe.
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(memory.last(&one("multisem_adaptive_windows_total")), 0.0);
+    assert_eq!(memory.last(&one("multisem_adaptive_resizes_total")), 0.0);
+    assert!(!memory.names().contains("multisem_adaptive_rtt_min_seconds"));
+
+    answer_one_window(&ctl, Instant::now());
+    assert_eq!(ctl.windows(), 1);
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(memory.last(&one("multisem_adaptive_windows_total")), 1.0);
+    // A quarter of the answers dropped: Aimd backed the count off, 16 -> 14.
+    assert_eq!(memory.last(&one("multisem_adaptive_resizes_total")), 1.0);
+    assert_eq!(
+        memory.last("multisem_capacity{semaphore=producer,dimension=messages}"),
+        14.0
+    );
+    let close = |name: &str, want: f64| {
+        let got = memory.last(&one(name));
+        assert!((got - want).abs() < 1e-9, "{name}: {got}, want {want}");
+    };
+    // Round trips of the three successes: 10, 20 and 110 ms.
+    close("multisem_adaptive_rtt_min_seconds", 0.010);
+    close("multisem_adaptive_rtt_mean_seconds", 0.140 / 3.0);
+    close("multisem_adaptive_rtt_max_seconds", 0.110);
+    // Three successes and 8000 bytes in 100 ms.
+    close("multisem_adaptive_successes_per_second", 30.0);
+    close("multisem_adaptive_delivered_bytes_per_second", 80_000.0);
+    close("multisem_adaptive_drop_ratio", 0.25);
+}
+
+/// Describes and records `exporter` through a fresh recorder, checks that
+/// every metric it published was described and nothing else, and returns
+/// what it published and described.
+fn published_as_described(exporter: &Exporter<2>) -> Memory {
+    let memory = Memory::default();
+    metrics::with_local_recorder(&memory, || {
+        exporter.describe();
+        exporter.record();
+    });
+    // The wait-time histogram is recorded by the tower layer, not by record().
+    let mut published = memory.names();
+    published.insert("multisem_wait_seconds".into());
+    let described: std::collections::BTreeSet<_> = memory.described().into_keys().collect();
+    assert_eq!(
+        described, published,
+        "described against published: {exporter:?}"
+    );
+    memory
+}
+
+#[test]
+fn every_metric_published_is_described_and_only_those() {
+    let sem = Arc::new(
+        MultiSemaphore::builder([16, 1 << 20])
+            .track_amounts(true)
+            .build(),
+    );
+    let plain = published_as_described(&Exporter::new(
+        Arc::clone(&sem),
+        "plain",
+        ["messages", "bytes"],
+    ));
+    assert_eq!(
+        plain.described()["multisem_wait_seconds"],
+        Some(Unit::Seconds)
+    );
+
+    let ctl = controller(&sem);
+    answer_one_window(&ctl, Instant::now());
+    let learning = published_as_described(
+        &Exporter::new(Arc::clone(&sem), "learning", ["messages", "bytes"]).with_controller(ctl),
+    );
+    let added = learning.names().len() - plain.names().len();
+    assert_eq!(added, 8, "{:?}", learning.names());
+    assert_eq!(
+        learning.described()["multisem_adaptive_rtt_mean_seconds"],
+        Some(Unit::Seconds)
+    );
+}
+
+#[test]
+#[should_panic(expected = "the controller resizes another semaphore than the exporter's")]
+fn an_exporter_refuses_another_semaphore_s_controller() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let other = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let _ =
+        Exporter::new(sem, "producer", ["messages", "bytes"]).with_controller(controller(&other));
 }

@@ -47,6 +47,7 @@ struct State<const N: usize> {
     peak_in_flight: [u64; N],
     started: Option<Instant>,
     last: Option<Window>,
+    windows: u64,
     resizes: u64,
 }
 
@@ -112,6 +113,24 @@ impl<const N: usize> Controller<N> {
     /// ```
     pub fn last_window(&self) -> Option<Window> {
         self.state.lock().last.clone()
+    }
+
+    /// How many windows have closed (each ran the algorithms once).
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let ctl = Controller::builder(sem)
+    ///     .limit(0, 1..=256, Aimd::default())
+    ///     .window(Duration::ZERO, 1)
+    ///     .build();
+    /// assert_eq!(ctl.windows(), 0);
+    /// ctl.try_acquire([1, 10]).unwrap().complete(Outcome::success());
+    /// assert_eq!(ctl.windows(), 1);
+    /// ```
+    pub fn windows(&self) -> u64 {
+        self.state.lock().windows
     }
 
     /// How many times it has resized the semaphore.
@@ -312,6 +331,7 @@ impl<const N: usize> Controller<N> {
             state.limits = next;
             state.resizes += 1;
         }
+        state.windows += 1;
         state.window = Accumulator::default();
         state.peak_in_flight = [0; N];
         state.started = Some(now);
@@ -325,6 +345,7 @@ impl<const N: usize> fmt::Debug for Controller<N> {
         f.debug_struct("Controller")
             .field("limits", &state.limits)
             .field("bounds", &state.bounds)
+            .field("windows", &state.windows)
             .field("resizes", &state.resizes)
             .finish_non_exhaustive()
     }
@@ -457,6 +478,7 @@ impl<const N: usize> ControllerBuilder<N> {
                 peak_in_flight: [0; N],
                 started: None,
                 last: None,
+                windows: 0,
                 resizes: 0,
             }),
         })
