@@ -377,6 +377,31 @@ fn every_metric_published_is_described_and_only_those() {
 }
 
 #[test]
+fn a_window_too_short_for_the_clock_publishes_no_rates() {
+    // Every answer at the grant's instant: a window of zero length, whose
+    // rates are 0 (as `Window::delivery_rate` says), not NaN.
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=16, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let now = Instant::now();
+    let permit = ctl.try_acquire_at([1, 1000], now).unwrap();
+    permit.complete_at(Outcome::delivered(1000), now);
+    let exporter = Exporter::new(sem, "instant", ["messages", "bytes"]).with_controller(ctl);
+    metrics::with_local_recorder(&memory, || exporter.record());
+    for rate in ["successes", "delivered_bytes"] {
+        let key = format!("multisem_adaptive_{rate}_per_second{{semaphore=instant}}");
+        assert_eq!(memory.last(&key), 0.0, "{key}");
+    }
+    assert_eq!(
+        memory.last("multisem_adaptive_windows_total{semaphore=instant}"),
+        1.0
+    );
+}
+
+#[test]
 #[should_panic(expected = "the controller resizes another semaphore than the exporter's")]
 fn an_exporter_refuses_another_semaphore_s_controller() {
     let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));

@@ -273,6 +273,26 @@ impl<const N: usize> Controller<N> {
     /// # });
     /// ```
     ///
+    /// With a timeout, give the semaphore's own acquire the timer and track
+    /// what it grants: the wait then counts as a timeout in
+    /// [`stats`](MultiSemaphore::stats), where the runtime's
+    /// `timeout(.., ctl.acquire(..))` would be seen as a cancel (see
+    /// [`Acquire::with_timeout`](crate::Acquire::with_timeout)).
+    ///
+    /// ```
+    /// # use multisem::{AcquireError, MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let timer = tokio::time::sleep(Duration::from_millis(100));
+    /// let acquire = ctl.semaphore().acquire_owned([1, 100]).with_timeout(timer);
+    /// let permit = ctl.track(acquire.await?); // tracked from the grant
+    /// permit.complete(Outcome::success());
+    /// # Ok::<(), AcquireError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`MultiSemaphore::acquire_owned`].
