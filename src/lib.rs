@@ -104,7 +104,7 @@
 //! | let the limits learn from what completions report | [`adaptive::Controller`]: each dimension follows its own algorithm ([`count_and_bytes`](adaptive::ControllerBuilder::count_and_bytes) for count and bytes) and resizes with `set_capacity` |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()`; `AdmitLayer::adaptive` reports each answer to a controller |
 //! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503`; `http::adaptive_layer` learns both limits from the statuses |
-//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer` |
+//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |
 //!
 //! # Cargo features
 //!
@@ -115,7 +115,7 @@
 //! |---|---|---|
 //! | `tower` | `tower`: a layer that takes each request's permit in `call`, waits or sheds, and holds it until the response is done; with an adaptive controller, reports each answer to it | `tower-service`, `tower-layer`, `pin-project-lite` |
 //! | `http` | `http`: weighers by `Content-Length`, the permit carried in the response body, `413` / `503` + `Retry-After` answers, limits learnt from the statuses (implies `tower`) | `http`, `http-body` 1.x |
-//! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, and a wait-time histogram, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
+//! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, a wait-time histogram and an adaptive controller's windows, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
 //! | `futures` | `stream`: `Admit`, a `Stream` adaptor that yields each item with the permit of its weight, in order, pulling the next only once the current is admitted | `futures-core` 0.3 (no default features) |
 //!
 //! # How it is checked

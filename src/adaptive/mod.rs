@@ -62,6 +62,14 @@
 //! | [`Min`] | the smaller of two | combining a drop-driven and a latency-driven limit |
 //! | your own | anything in a [`Window`] | implement [`Algorithm`] |
 //!
+//! # Watching it
+//!
+//! [`Controller::limits`], [`windows`](Controller::windows),
+//! [`resizes`](Controller::resizes) and
+//! [`last_window`](Controller::last_window) say what it did and what it
+//! last saw. With the `metrics` feature, `metrics::Exporter::with_controller`
+//! publishes them beside the semaphore's own figures.
+//!
 //! Time is read with [`Instant::now`](std::time::Instant::now), or supplied by
 //! the caller (the `*_at` methods), so that a simulation in virtual time can
 //! drive the same code.
