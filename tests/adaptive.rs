@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, RwLock};
 use std::thread;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Rng, Watchdog, panic_message};
 use multisem::MultiSemaphore;
 use multisem::adaptive::{
-    Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window, preset,
+    Aimd, Algorithm, BandwidthDelay, BoundsError, Controller, Dimension, Gradient2, Min, Outcome,
+    Window, preset,
 };
 use proptest::prelude::*;
 
@@ -995,4 +997,209 @@ fn windows_count_every_close_and_nothing_else() {
     answer(Outcome::Dropped);
     assert_eq!(ctl.windows(), 2);
     assert_eq!(ctl.last_window().unwrap().drops, 1);
+}
+
+/// Completes `windows` one-sample windows of successes while all the count
+/// but one is held, so that `Aimd` sees it in use and grows it.
+fn busy_windows(ctl: &Arc<Controller<2>>, windows: usize) {
+    let spare = ctl.semaphore().available()[0] - 1;
+    let held: Vec<_> = (0..spare)
+        .map(|_| ctl.try_acquire([1, 1]).unwrap())
+        .collect();
+    for _ in 0..windows {
+        ctl.try_acquire([1, 1])
+            .unwrap()
+            .complete(Outcome::success());
+    }
+    drop(held);
+}
+
+#[test]
+fn set_bounds_clamps_the_limit_at_once_and_every_later_one() {
+    let sem = semaphore([64, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    // A cap below the limit in force: one resize, at once.
+    ctl.set_bounds(0, 1..=16).unwrap();
+    assert_eq!(sem.capacity(), [16, 1 << 20]);
+    assert_eq!((ctl.limits(), ctl.resizes()), ([16, 1 << 20], 1));
+    // Aimd would grow it every window; the cap holds.
+    busy_windows(&ctl, 20);
+    assert_eq!(sem.capacity(), [16, 1 << 20]);
+    // Bounds that hold the limit change nothing at once; it grows again.
+    ctl.set_bounds(0, 1..=256).unwrap();
+    assert_eq!((sem.capacity()[0], ctl.resizes()), (16, 1));
+    busy_windows(&ctl, 10);
+    assert_eq!(sem.capacity()[0], 26, "one a window");
+    // A floor above the limit raises it at once.
+    ctl.set_bounds(0, 100..=256).unwrap();
+    assert_eq!(sem.capacity(), [100, 1 << 20]);
+    assert_eq!(ctl.limits(), sem.capacity());
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+}
+
+#[test]
+fn set_bounds_moves_a_dimension_without_an_algorithm_only_when_it_must() {
+    let sem = semaphore([64, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    ctl.set_bounds(1, 1..=(1 << 21)).unwrap();
+    assert_eq!((sem.capacity(), ctl.resizes()), ([64, 1 << 20], 0));
+    ctl.set_bounds(1, 1..=(1 << 19)).unwrap();
+    assert_eq!(sem.capacity(), [64, 1 << 19]);
+    busy_windows(&ctl, 5);
+    assert_eq!(
+        sem.capacity(),
+        [69, 1 << 19],
+        "the count grows, the bytes stay where the bounds put them"
+    );
+}
+
+#[test]
+fn set_bounds_refuses_bounds_that_cannot_bound_and_changes_nothing() {
+    let sem = Arc::new(
+        MultiSemaphore::builder([64, 1 << 20])
+            .max_capacity([1000, 1 << 30])
+            .build(),
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .build();
+    let refused = |dim: usize, bounds: RangeInclusive<u64>| {
+        let err = ctl.set_bounds(dim, bounds.clone()).unwrap_err();
+        // The builder refuses the same bounds, with the same message.
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Controller::builder(Arc::clone(&sem)).limit(dim, bounds.clone(), Aimd::default())
+        }))
+        .expect_err("the builder accepted them");
+        assert_eq!(panic_message(&*payload), err.to_string());
+        err
+    };
+    let err = refused(2, 1..=4);
+    assert!(
+        matches!(
+            err,
+            BoundsError::NoDimension {
+                dim: 2,
+                dims: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "dimension 2 out of range: the semaphore has 2"
+    );
+    let err = refused(0, 0..=4);
+    assert!(
+        matches!(
+            err,
+            BoundsError::Empty {
+                dim: 0,
+                min: 0,
+                max: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let (five, four) = (5, 4); // an empty range on purpose
+    let err = refused(0, five..=four);
+    assert!(
+        matches!(
+            err,
+            BoundsError::Empty {
+                dim: 0,
+                min: 5,
+                max: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "dimension 0: bounds 5..=4 must be non-empty and start above 0"
+    );
+    let err = refused(1, 1..=(1 << 30) + 1);
+    assert!(
+        matches!(
+            err,
+            BoundsError::AboveMaxCapacity { dim: 1, max, max_capacity, .. }
+                if max == (1 << 30) + 1 && max_capacity == 1 << 30
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "dimension 1: upper bound 1073741825 is above the semaphore's max capacity \
+         1073741824 (raise it with MultiSemaphore::builder(..).max_capacity(..))"
+    );
+    assert_eq!((sem.capacity(), ctl.resizes()), ([64, 1 << 20], 0));
+    // The widest bounds the semaphore allows are accepted.
+    ctl.set_bounds(0, 1..=1000).unwrap();
+    ctl.set_bounds(0, 1000..=1000).unwrap();
+    assert_eq!(sem.capacity(), [1000, 1 << 20]);
+}
+
+#[test]
+fn bounds_moved_under_load_hold_and_the_books_balance() {
+    // Workers acquire and answer (the controller resizing at each answer)
+    // while an agent moves the count's bounds, as a cluster lease would:
+    // each time set_bounds returns, the capacity in force is within the
+    // new bounds, and at quiescence nothing is held.
+    let _watchdog = Watchdog::this_test(Duration::from_secs(60));
+    let sem = semaphore([16, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let workers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let ctl = Arc::clone(&ctl);
+            thread::spawn(move || {
+                let mut rng = Rng::new(t + 7);
+                let mut mine = Vec::new();
+                for _ in 0..5000 {
+                    if mine.len() < 6 && !rng.chance(3) {
+                        mine.extend(ctl.try_acquire([1, 1 + rng.below(100)]).ok());
+                    } else if let Some(permit) = mine.pop() {
+                        let outcome = if rng.chance(10) {
+                            Outcome::Dropped
+                        } else {
+                            Outcome::success()
+                        };
+                        permit.complete(outcome);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut rng = Rng::new(99);
+    for _ in 0..500 {
+        let min = 1 + rng.below(8);
+        let max = min + rng.below(40);
+        ctl.set_bounds(0, min..=max).unwrap();
+        let count = sem.capacity()[0];
+        assert!(
+            (min..=max).contains(&count),
+            "{count} outside {min}..={max}"
+        );
+        thread::yield_now();
+    }
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+    assert_eq!(sem.capacity(), ctl.limits());
+    assert!(
+        ctl.windows() > 1000,
+        "the controller ran ({} windows)",
+        ctl.windows()
+    );
 }

@@ -146,6 +146,44 @@ impl<const N: usize> Controller<N> {
         self.state.lock().resizes
     }
 
+    /// Moves dimension `dim`'s bounds. The limit in force is clamped into
+    /// them at once (one resize, if that changes it), and every limit the
+    /// algorithms set afterwards too. For a budget set from outside while
+    /// the controller learns within it: a share of a cluster-wide lease, an
+    /// operator's cap, a deploy with half the memory. A dimension without an
+    /// algorithm keeps its limit, unless the new bounds exclude it.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
+    /// # use std::sync::Arc;
+    /// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+    /// let ctl = Controller::builder(Arc::clone(&sem)).limit(0, 1..=256, Aimd::default()).build();
+    /// // The lease now grants this instance 16 requests at most.
+    /// ctl.set_bounds(0, 1..=16).unwrap();
+    /// assert_eq!(sem.capacity(), [16, 1 << 20]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BoundsError`], and nothing changes, if `dim` is not a dimension,
+    /// the bounds are empty or start at 0, or their upper end is above the
+    /// semaphore's [`max_capacity`](MultiSemaphore::max_capacity).
+    pub fn set_bounds(&self, dim: usize, bounds: RangeInclusive<u64>) -> Result<(), BoundsError> {
+        let (min, max) = check_bounds(&self.sem, dim, bounds)?;
+        let mut state = self.state.lock();
+        state.bounds[dim] = (min, max);
+        let mut next = state.limits;
+        next[dim] = next[dim].clamp(min, max);
+        if next != state.limits {
+            self.sem
+                .set_capacity(next)
+                .expect("bounds were checked against the semaphore's max capacity");
+            state.limits = next;
+            state.resizes += 1;
+        }
+        Ok(())
+    }
+
     /// Tracks a permit already acquired from the semaphore, granted now.
     ///
     /// # Panics
@@ -359,6 +397,101 @@ impl<const N: usize> Controller<N> {
     }
 }
 
+/// `bounds` for dimension `dim` of `sem`, if they can bound it.
+fn check_bounds<const N: usize>(
+    sem: &MultiSemaphore<N>,
+    dim: usize,
+    bounds: RangeInclusive<u64>,
+) -> Result<(u64, u64), BoundsError> {
+    let (min, max) = bounds.into_inner();
+    if dim >= N {
+        return Err(BoundsError::NoDimension { dim, dims: N });
+    }
+    if min == 0 || min > max {
+        return Err(BoundsError::Empty { dim, min, max });
+    }
+    let max_capacity = sem.max_capacity()[dim];
+    if max > max_capacity {
+        return Err(BoundsError::AboveMaxCapacity {
+            dim,
+            max,
+            max_capacity,
+        });
+    }
+    Ok((min, max))
+}
+
+/// Why [`Controller::set_bounds`] (or [`ControllerBuilder::limit`], which
+/// panics with it) refused a dimension's bounds.
+///
+/// ```
+/// # use multisem::{MultiSemaphore, adaptive::{Aimd, BoundsError, Controller}};
+/// # use std::sync::Arc;
+/// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+/// let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+/// let err = ctl.set_bounds(0, 0..=16).unwrap_err();
+/// assert!(matches!(err, BoundsError::Empty { dim: 0, min: 0, max: 16, .. }));
+/// assert_eq!(err.to_string(), "dimension 0: bounds 0..=16 must be non-empty and start above 0");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BoundsError {
+    /// `dim` is not one of the semaphore's `dims` dimensions.
+    #[non_exhaustive]
+    NoDimension {
+        /// The dimension asked for.
+        dim: usize,
+        /// How many the semaphore has.
+        dims: usize,
+    },
+    /// The bounds hold no limit above 0 (a limit of 0 would admit nothing,
+    /// and no algorithm could learn from it).
+    #[non_exhaustive]
+    Empty {
+        /// The dimension.
+        dim: usize,
+        /// The lower bound given.
+        min: u64,
+        /// The upper bound given.
+        max: u64,
+    },
+    /// The upper bound is above what the semaphore can hold.
+    #[non_exhaustive]
+    AboveMaxCapacity {
+        /// The dimension.
+        dim: usize,
+        /// The upper bound given.
+        max: u64,
+        /// The dimension's [`max_capacity`](MultiSemaphore::max_capacity).
+        max_capacity: u64,
+    },
+}
+
+impl fmt::Display for BoundsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NoDimension { dim, dims } => {
+                write!(f, "dimension {dim} out of range: the semaphore has {dims}")
+            }
+            Self::Empty { dim, min, max } => write!(
+                f,
+                "dimension {dim}: bounds {min}..={max} must be non-empty and start above 0"
+            ),
+            Self::AboveMaxCapacity {
+                dim,
+                max,
+                max_capacity,
+            } => write!(
+                f,
+                "dimension {dim}: upper bound {max} is above the semaphore's max capacity \
+                 {max_capacity} (raise it with MultiSemaphore::builder(..).max_capacity(..))"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BoundsError {}
+
 impl<const N: usize> fmt::Debug for Controller<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();
@@ -410,8 +543,9 @@ impl<const N: usize> ControllerBuilder<N> {
     ///
     /// # Panics
     ///
-    /// If `dim >= N`, the bounds are empty or start at 0, or their upper end
-    /// is above the semaphore's [`max_capacity`](MultiSemaphore::max_capacity).
+    /// With the [`BoundsError`]'s message, if `dim >= N`, the bounds are
+    /// empty or start at 0, or their upper end is above the semaphore's
+    /// [`max_capacity`](MultiSemaphore::max_capacity).
     #[track_caller]
     pub fn limit(
         mut self,
@@ -419,21 +553,10 @@ impl<const N: usize> ControllerBuilder<N> {
         bounds: RangeInclusive<u64>,
         algorithm: impl Algorithm,
     ) -> Self {
-        assert!(
-            dim < N,
-            "dimension {dim} out of range: the semaphore has {N}"
-        );
-        let (min, max) = bounds.into_inner();
-        assert!(
-            0 < min && min <= max,
-            "dimension {dim}: bounds {min}..={max} must be non-empty and start above 0"
-        );
-        let ceiling = self.sem.max_capacity()[dim];
-        assert!(
-            max <= ceiling,
-            "dimension {dim}: upper bound {max} is above the semaphore's max capacity {ceiling} \
-             (raise it with MultiSemaphore::builder(..).max_capacity(..))"
-        );
+        let (min, max) = match check_bounds(&self.sem, dim, bounds) {
+            Ok(bounds) => bounds,
+            Err(err) => panic!("{err}"),
+        };
         self.algorithms[dim] = Some(Box::new(algorithm));
         self.bounds[dim] = (min, max);
         self

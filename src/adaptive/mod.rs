@@ -51,6 +51,11 @@
 //! The shrink is exact: after a shrink below what is in flight, no new grant
 //! is made until the amounts in flight fit the new capacity.
 //!
+//! The bounds can move while it runs ([`Controller::set_bounds`]): the
+//! limit in force is clamped into them at once, so a budget set from
+//! outside (a share of a cluster-wide lease, an operator's cap) bounds what
+//! the controller learns.
+//!
 //! # Which algorithm
 //!
 //! | algorithm | signal | use it for |
@@ -91,7 +96,7 @@ mod window;
 pub use aimd::Aimd;
 pub use algorithm::{Algorithm, Dimension, Min};
 pub use bandwidth_delay::BandwidthDelay;
-pub use controller::{Controller, ControllerBuilder};
+pub use controller::{BoundsError, Controller, ControllerBuilder};
 pub use gradient::Gradient2;
 pub use tracked::{Outcome, TrackedPermit};
 pub use window::Window;
