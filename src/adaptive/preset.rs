@@ -64,9 +64,9 @@ fn spans(algorithm: BandwidthDelay) -> BandwidthDelay {
 /// delay of the request a delivered byte belongs to (the base delay plus
 /// the byte-weighted mean size at the measured bandwidth): it lets the
 /// gateway's count grow, but in the simulation the count rose from about 20
-/// to 44-51, letting more small requests in at once, and late in 2 of the
-/// 60 phases (over 20 seeds) a 500 ms stretch fell below 90% of the best
-/// static limit's goodput, so that the phase re-converged only after 5 s.
+/// to 44-51, and late in 2 of the 60 phases (over 20 seeds) a 500 ms
+/// stretch fell below 90% of the best static limit's goodput, so that the
+/// phase re-converged only after 5 s.
 ///
 /// ```
 /// let count = multisem::adaptive::preset::count();
