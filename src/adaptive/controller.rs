@@ -151,7 +151,11 @@ impl<const N: usize> Controller<N> {
     /// algorithms set afterwards too. For a budget set from outside while
     /// the controller learns within it: a share of a cluster-wide lease, an
     /// operator's cap, a deploy with half the memory. A dimension without an
-    /// algorithm keeps its limit, unless the new bounds exclude it.
+    /// algorithm keeps its limit, unless the new bounds exclude it. As with
+    /// [`ControllerBuilder::limit`], keep a byte dimension's lower bound at
+    /// or above the largest request: a request above the capacity in force
+    /// fails with `ExceedsCapacity` (or, with
+    /// [`clamp_oversized`](crate::Builder::clamp_oversized), runs alone).
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
