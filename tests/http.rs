@@ -513,3 +513,150 @@ fn status_outcome_classifies_every_http_status_class_and_grpc_code() {
         Outcome::success()
     );
 }
+
+#[test]
+fn status_outcome_classifies_a_grpc_status_in_the_trailers_as_in_the_head() {
+    use multisem::adaptive::Outcome;
+    use multisem::http::StatusOutcome;
+    use multisem::tower::Classify;
+    let by_status = StatusOutcome::default().delivering(1);
+    let served = Outcome::delivered(700);
+    let after = |code: &str, head: Outcome| {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", code.parse().unwrap());
+        Classify::<Response<()>, (), 2>::classify_trailers(&by_status, &trailers, head)
+    };
+    let drops = [4, 8, 14];
+    let ignored = [1, 2, 10, 12, 13, 15];
+    for code in 0..=16 {
+        let want = if drops.contains(&code) {
+            Outcome::Dropped
+        } else if ignored.contains(&code) {
+            Outcome::Ignore
+        } else {
+            served
+        };
+        assert_eq!(after(&code.to_string(), served), want, "grpc-status {code}");
+    }
+    // A code that says the call was served keeps what the head said; a
+    // drop or a failure overrides it; no code, or no trailer, keeps it.
+    assert_eq!(after("0", Outcome::Dropped), Outcome::Dropped);
+    assert_eq!(after("5", Outcome::Ignore), Outcome::Ignore);
+    assert_eq!(after("8", Outcome::Ignore), Outcome::Dropped);
+    assert_eq!(after("busy", served), served);
+    let none = http::HeaderMap::new();
+    assert_eq!(
+        Classify::<Response<()>, (), 2>::classify_trailers(&by_status, &none, served),
+        served
+    );
+    // A classifier of one's own keeps the head's outcome by default.
+    let own = |_: Result<&Response<()>, &()>, _: [u64; 2]| Outcome::success();
+    assert_eq!(
+        Classify::<Response<()>, (), 2>::classify_trailers(&own, &none, served),
+        served
+    );
+}
+
+/// A response body of one data frame and then `trailers`.
+struct DataThenTrailers(Option<Bytes>, Option<http::HeaderMap>);
+
+impl http_body::Body for DataThenTrailers {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let frame = match (self.0.take(), self.1.take()) {
+            (Some(data), trailers) => {
+                self.1 = trailers;
+                Some(Frame::data(data))
+            }
+            (None, Some(trailers)) => Some(Frame::trailers(trailers)),
+            (None, None) => None,
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none() && self.1.is_none()
+    }
+}
+
+/// A gRPC-style answer: `200`, a message, then `grpc-status: code` in the
+/// trailers.
+fn grpc_answer(code: &'static str) -> Response<DataThenTrailers> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+    Response::new(DataThenTrailers(
+        Some(Bytes::from_static(b"message")),
+        Some(trailers),
+    ))
+}
+
+#[tokio::test]
+async fn an_adaptive_layer_learns_from_a_grpc_status_in_the_trailers() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let mut svc = multisem::http::adaptive_layer(Arc::clone(&ctl), 1024).layer(service_fn(
+        |req: Request<Full<Bytes>>| async move {
+            let code = match req.uri().path() {
+                "/exhausted" => "8",
+                "/internal" => "13",
+                _ => "0",
+            };
+            Ok::<_, Infallible>(grpc_answer(code))
+        },
+    ));
+    let mut call = |path: &str| {
+        let mut request = Request::new(Full::new(Bytes::from(vec![0; 500])));
+        *request.uri_mut() = path.parse().unwrap();
+        svc.call(request)
+    };
+    // OK in the trailers: a success that delivered the request's bytes.
+    let response = bounded(call("/ok")).await.unwrap();
+    assert_eq!(
+        bounded(response.into_body().collect())
+            .await
+            .unwrap()
+            .trailers()
+            .unwrap()["grpc-status"],
+        "0"
+    );
+    let window = ctl.last_window().expect("reported at the body's end");
+    assert_eq!(
+        (window.successes, window.drops, window.delivered_bytes),
+        (1, 0, 500)
+    );
+    // RESOURCE_EXHAUSTED after the message: a drop, though the head said 200.
+    let response = bounded(call("/exhausted")).await.unwrap();
+    bounded(response.into_body().collect()).await.unwrap();
+    let window = ctl.last_window().unwrap();
+    assert_eq!((window.successes, window.drops), (0, 1));
+    assert_eq!(ctl.limits()[0], 14, "Aimd backed off on the drop: 16 -> 14");
+    // INTERNAL: a failure unrelated to load, no sample.
+    let windows = ctl.windows();
+    let response = bounded(call("/internal")).await.unwrap();
+    bounded(response.into_body().collect()).await.unwrap();
+    assert_eq!(ctl.windows(), windows, "ignored");
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+#[tokio::test]
+async fn a_permit_body_returns_its_permit_after_trailers() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1024]));
+    let permit = sem.try_acquire_owned([1, 100]).unwrap();
+    let mut body = multisem::http::PermitBody::new(grpc_answer("8").into_body(), permit);
+    let data = bounded(body.frame()).await.unwrap().unwrap();
+    assert!(data.is_data());
+    assert_eq!(sem.available(), [3, 924], "held until the last frame");
+    let trailers = bounded(body.frame()).await.unwrap().unwrap();
+    assert!(trailers.is_trailers());
+    assert_eq!(
+        sem.available(),
+        sem.capacity(),
+        "returned with the trailers"
+    );
+    assert!(bounded(body.frame()).await.is_none());
+}

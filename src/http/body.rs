@@ -1,5 +1,7 @@
 //! A response body that holds the request's permit until its last frame.
 
+use crate::OwnedPermit;
+use crate::tower::Report;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::pin::Pin;
@@ -85,7 +87,53 @@ impl<B, P> PermitBody<B, P> {
     }
 }
 
-impl<B: Body, P> Body for PermitBody<B, P> {
+/// What a [`PermitBody`] carries: shown the trailers the body ends with,
+/// if any, before it is dropped at the body's end. A permit ignores them; a
+/// learning layer's [`Report`] has its outcome classified again
+/// ([`Classify::classify_trailers`](crate::tower::Classify::classify_trailers)),
+/// since gRPC sends its status there. Implement it (the method is
+/// provided) to carry a type of your own.
+///
+/// ```
+/// use http_body_util::Empty;
+/// use multisem::http::{OnTrailers, PermitBody};
+/// use multisem::{MultiSemaphore, OwnedPermit};
+/// use std::{sync::Arc, time::Instant};
+///
+/// /// A permit, and when its request came in.
+/// struct Timed {
+///     _permit: OwnedPermit<2>,
+///     since: Instant,
+/// }
+///
+/// impl OnTrailers for Timed {
+///     fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+///         println!("{:?} after {:?}", trailers.get("grpc-status"), self.since.elapsed());
+///     }
+/// }
+///
+/// let sem = Arc::new(MultiSemaphore::new([4, 1024]));
+/// let permit = sem.try_acquire_owned([1, 10]).unwrap();
+/// let held = Timed { _permit: permit, since: Instant::now() };
+/// let body = PermitBody::new(Empty::<bytes::Bytes>::new(), held);
+/// # drop(body);
+/// ```
+pub trait OnTrailers {
+    /// Shown the body's `trailers`, before its end drops `self`.
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        let _ = trailers;
+    }
+}
+
+impl<const N: usize> OnTrailers for OwnedPermit<N> {}
+
+impl<const N: usize> OnTrailers for Report<N> {
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        self.reclassify(trailers);
+    }
+}
+
+impl<B: Body, P: OnTrailers> Body for PermitBody<B, P> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -98,6 +146,11 @@ impl<B: Body, P> Body for PermitBody<B, P> {
             return Poll::Ready(None);
         };
         let frame = ready!(body.as_mut().poll_frame(cx));
+        if let (Some(Ok(frame)), Some(permit)) = (&frame, this.permit.as_mut()) {
+            if let Some(trailers) = frame.trailers_ref() {
+                permit.on_trailers(trailers);
+            }
+        }
         // The last frame (or the end, or an error) is out: the response no
         // longer needs its budget. A server may stop polling once
         // `is_end_stream` is true, so check it after every frame.

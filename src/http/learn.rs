@@ -5,7 +5,9 @@ use super::{PermitBody, UntilBodyEnd, refusal_response};
 use crate::OwnedPermit;
 use crate::adaptive::Outcome;
 use crate::tower::{AdmitLayer, Classify, Hold, Learn, Refused, Report};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
+use std::any::Any;
+use std::sync::Arc;
 
 /// Classifies an HTTP answer by its status, for a layer that learns its
 /// limits ([`adaptive_layer`](super::adaptive_layer),
@@ -25,8 +27,12 @@ use http::{Response, StatusCode};
 ///   server-side failures `CANCELLED` (1), `UNKNOWN` (2), `ABORTED` (10),
 ///   `UNIMPLEMENTED` (12), `INTERNAL` (13) and `DATA_LOSS` (15) are ignored;
 ///   the other codes, the caller's errors (`NOT_FOUND` and the like), were
-///   served, as a `404` is. A status sent in the trailers, after messages,
-///   is not seen: the answer counts by its head;
+///   served, as a `404` is;
+/// * a gRPC status in the trailers, after the messages, counts the same
+///   way when the body ends (for a layer that holds the permit until then,
+///   as [`adaptive_layer`](super::adaptive_layer) does): a drop or
+///   server-side code there overrides what the head said, any other code
+///   keeps it;
 /// * anything else is a success, which delivered the request's amount in
 ///   the dimension given to [`delivering`](Self::delivering) (none by
 ///   default).
@@ -89,40 +95,79 @@ impl<B, E, const N: usize> Classify<Response<B>, E, N> for StatusOutcome {
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => Outcome::Dropped,
             status if status.is_server_error() => Outcome::Ignore,
-            _ => match grpc_status(response) {
-                Some(4 | 8 | 14) => Outcome::Dropped,
-                Some(1 | 2 | 10 | 12 | 13 | 15) => Outcome::Ignore,
-                _ => success,
-            },
+            _ => by_grpc_status(response.headers(), success),
         }
+    }
+
+    /// A gRPC status in the trailers counts as in the head: an overload or
+    /// server-side code overrides what the head said; any other keeps it.
+    fn classify_trailers(&self, trailers: &HeaderMap, outcome: Outcome) -> Outcome {
+        by_grpc_status(trailers, outcome)
     }
 }
 
-/// The `grpc-status` of an answer that carries it in its headers, if any.
-fn grpc_status<B>(response: &Response<B>) -> Option<u32> {
-    response
-        .headers()
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// The outcome the `grpc-status` in `headers` (if any) makes of an answer
+/// that was otherwise `served`.
+fn by_grpc_status(headers: &HeaderMap, served: Outcome) -> Outcome {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|code| code.to_str().ok()?.trim().parse::<u32>().ok());
+    match code {
+        Some(4 | 8 | 14) => Outcome::Dropped,
+        Some(1 | 2 | 10 | 12 | 13 | 15) => Outcome::Ignore,
+        _ => served,
+    }
+}
+
+/// How a learning body's trailers change its [`Report`]'s outcome: the
+/// layer's classifier, its type erased so that `Report` need not name it,
+/// and the function that gives it the trailers.
+pub(crate) struct Reclassify {
+    classifier: Arc<dyn Any + Send + Sync>,
+    by: fn(&(dyn Any + Send + Sync), &HeaderMap, Outcome) -> Outcome,
+}
+
+impl Reclassify {
+    /// The outcome `trailers` make of `outcome`.
+    pub(crate) fn outcome(&self, trailers: &HeaderMap, outcome: Outcome) -> Outcome {
+        (self.by)(&*self.classifier, trailers, outcome)
+    }
+}
+
+/// [`Classify::classify_trailers`] of a `Learn<C, N>`'s classifier.
+fn classify_trailers<B, E, C, const N: usize>(
+    classifier: &(dyn Any + Send + Sync),
+    trailers: &HeaderMap,
+    outcome: Outcome,
+) -> Outcome
+where
+    C: Classify<Response<B>, E, N> + 'static,
+{
+    match Learn::<C, N>::classify_of(classifier) {
+        Some(classify) => classify.classify_trailers(trailers, outcome),
+        None => outcome,
+    }
 }
 
 /// Holds the permit in the response body, as [`UntilBodyEnd`] does, and
 /// reports the request when the body ends: so the round trip the
-/// controller learns from includes sending the body.
+/// controller learns from includes sending the body, and trailers the body
+/// ends with (gRPC's status) are classified too
+/// ([`Classify::classify_trailers`]).
 impl<B, E, C, const N: usize> Hold<Response<B>, E, N> for Learn<C, N, UntilBodyEnd>
 where
-    C: Classify<Response<B>, E, N>,
+    C: Classify<Response<B>, E, N> + Send + Sync + 'static,
 {
     type Response = Response<PermitBody<B, Report<N>>>;
     type Error = E;
 
     fn respond(&self, response: Response<B>, permit: OwnedPermit<N>) -> Self::Response {
         let outcome = self.classify(Ok(&response), permit.amounts());
-        let report = self.report_on_drop(permit, outcome);
+        let mut report = self.report_on_drop(permit, outcome);
+        report.trailers = Some(Reclassify {
+            classifier: self.classifier(),
+            by: classify_trailers::<B, E, C, N>,
+        });
         response.map(|body| PermitBody::new(body, report))
     }
 

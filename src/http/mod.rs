@@ -43,16 +43,18 @@
 //!   timed-out or closed-out request. [`refusal_response`] builds the same
 //!   answers for a stack that keeps refusals as errors.
 //! * [`adaptive_layer`] learns both limits instead: it reports each request
-//!   to an adaptive [`Controller`], by its status ([`StatusOutcome`]) and
-//!   timed from its grant to the end of its response body.
+//!   to an adaptive [`Controller`], by its status ([`StatusOutcome`]; for
+//!   gRPC, the status in the headers or the trailers) and timed from its
+//!   grant to the end of its response body.
 
 mod body;
 mod hold;
 mod learn;
 mod weigh;
 
-pub use body::PermitBody;
+pub use body::{OnTrailers, PermitBody};
 pub use hold::{UntilBodyEnd, refusal_response};
+pub(crate) use learn::Reclassify;
 pub use learn::StatusOutcome;
 pub use weigh::RequestBytes;
 
@@ -93,8 +95,8 @@ pub fn layer(
 /// response body has been sent, by its status ([`StatusOutcome`]: `429`,
 /// `503`, `504` and service errors are overload, other `5xx` are ignored,
 /// the rest are successes that delivered the request's bytes; a gRPC
-/// status in the headers counts by its code), timed from
-/// the grant. The controller resizes both dimensions as its algorithms
+/// status counts by its code, in the headers or in the trailers the body
+/// ends with), timed from the grant. The controller resizes both dimensions as its algorithms
 /// say; [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
 /// is the preset measured in the simulation for exactly these two, but
 /// where the requests' round trips differ tenfold (tiny and large bodies)

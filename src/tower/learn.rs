@@ -39,6 +39,17 @@ pub trait Classify<Response, E, const N: usize> {
     /// The outcome of a request that held `amounts` and was answered with
     /// `result`.
     fn classify(&self, result: Result<&Response, &E>, amounts: [u64; N]) -> Outcome;
+
+    /// The outcome once an HTTP answer's body has ended with `trailers`,
+    /// given the `outcome` its head was classified as (with the `http`
+    /// feature, for a layer that holds the permit until the body's end:
+    /// gRPC sends its status there after the messages). By default the
+    /// head's outcome stands.
+    #[cfg(feature = "http")]
+    fn classify_trailers(&self, trailers: &http::HeaderMap, outcome: Outcome) -> Outcome {
+        let _ = trailers;
+        outcome
+    }
 }
 
 impl<Response, E, F, const N: usize> Classify<Response, E, N> for F
@@ -126,6 +137,8 @@ impl<C, const N: usize, H> Learn<C, N, H> {
         Report {
             permit: Some(self.track(permit)),
             outcome,
+            #[cfg(feature = "http")]
+            trailers: None,
         }
     }
 
@@ -148,6 +161,26 @@ impl<C, const N: usize, H> Learn<C, N, H> {
         drop(self.report_on_drop(permit, outcome));
     }
 
+    /// The classifier (with the controller), for a response body to reach
+    /// once its trailers come.
+    #[cfg(feature = "http")]
+    pub(crate) fn classifier(&self) -> Arc<dyn std::any::Any + Send + Sync>
+    where
+        C: Send + Sync + 'static,
+    {
+        self.shared.clone()
+    }
+
+    /// `classifier`'s classifier, if it is one of `Learn<C, N>`'s.
+    #[cfg(feature = "http")]
+    pub(crate) fn classify_of(classifier: &(dyn std::any::Any + Send + Sync)) -> Option<&C>
+    where
+        C: 'static,
+    {
+        let shared = classifier.downcast_ref::<Shared<C, N>>()?;
+        Some(&shared.classify)
+    }
+
     /// Notes the grant: for [`Hold::admitted`].
     pub(crate) fn note_grant(&mut self) {
         self.granted = Some(Instant::now());
@@ -165,6 +198,9 @@ pub struct Report<const N: usize> {
     /// `Err`: a permit with no grant time, returned without a sample.
     permit: Option<Result<TrackedPermit<N>, OwnedPermit<N>>>,
     outcome: Outcome,
+    /// How the trailers, if the body ends with some, change the outcome.
+    #[cfg(feature = "http")]
+    pub(crate) trailers: Option<crate::http::Reclassify>,
 }
 
 impl<const N: usize> Report<N> {
@@ -197,6 +233,16 @@ impl<const N: usize> Report<N> {
             Some(Ok(tracked)) => tracked.amounts(),
             Some(Err(permit)) => permit.amounts(),
             None => [0; N],
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl<const N: usize> Report<N> {
+    /// Classifies the outcome again by the trailers the body ended with.
+    pub(crate) fn reclassify(&mut self, trailers: &http::HeaderMap) {
+        if let Some(reclassify) = &self.trailers {
+            self.outcome = reclassify.outcome(trailers, self.outcome);
         }
     }
 }
