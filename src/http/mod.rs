@@ -96,8 +96,9 @@ pub fn layer(
 /// `503`, `504` and service errors are overload, other `5xx` are ignored,
 /// the rest are successes that delivered the request's bytes; a gRPC
 /// status counts by its code, in the headers or in the trailers the body
-/// ends with), timed from the grant. The controller resizes both dimensions as its algorithms
-/// say; [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
+/// ends with), timed from the grant. The controller resizes both
+/// dimensions as its algorithms say;
+/// [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
 /// is the preset measured in the simulation for exactly these two, but
 /// where the requests' round trips differ tenfold (tiny and large bodies)
 /// its count undercounts: see [`preset::count`](crate::adaptive::preset::count),
