@@ -980,8 +980,9 @@ fn debug_shows_limits_bounds_and_amounts() {
 
 #[test]
 fn windows_count_every_close_and_nothing_else() {
-    // Windows of at least 3 samples: ignored outcomes and untracked drops
-    // are no samples, so 7 answers close 2 windows.
+    // Windows of at least 3 samples: an ignored outcome and a permit
+    // dropped untracked are no samples, so these 8 completions hold 6
+    // samples and close 2 windows.
     let sem = semaphore([16, 1 << 20]);
     let ctl = Controller::builder(Arc::clone(&sem))
         .limit(0, 1..=64, Aimd::default())
