@@ -2,7 +2,8 @@
 //! clients: bytes in flight stay under the limit, shed mode answers 503
 //! and recovers, a streamed body holds its permit to the last frame (or to
 //! the client's disconnect), a request above capacity gets a 413 at once,
-//! and an adaptive server learns from its statuses, timed to its body ends.
+//! and an adaptive server learns from its statuses (a gRPC status in the
+//! trailers included), timed to its body ends.
 //!
 //! Every loop is bounded in count, every await in time; servers and clients
 //! are tasks of the test's runtime and end with it.
