@@ -105,8 +105,9 @@ pub fn layer(
 /// and `examples/http_gateway.rs --adaptive` for a controller that keeps up.
 ///
 /// A request the layer refuses (`413`, `503`) is not a sample: it never
-/// reached the service; a body dropped before its end (its client left) is
-/// reported then, by its status. See [`Learn`] for the rest. Give the byte
+/// reached the service; a body dropped before its end (its client left),
+/// or one that fails, is reported then, by its status (and its trailers,
+/// if they came). See [`Learn`] for the rest. Give the byte
 /// dimension a lower bound of at least the largest request body you
 /// accept: a request above the byte capacity in force gets a `413`.
 ///
