@@ -49,7 +49,7 @@
 //! | `multisem_adaptive_rtt_min_seconds` | gauge | `semaphore` | the last window's fastest success |
 //! | `multisem_adaptive_rtt_mean_seconds` | gauge | `semaphore` | its mean round trip |
 //! | `multisem_adaptive_rtt_max_seconds` | gauge | `semaphore` | its slowest success |
-//! | `multisem_adaptive_successes_per_second` | gauge | `semaphore` | its successes over its length |
+//! | `multisem_adaptive_successes_per_second` | gauge | `semaphore` | its [success rate](Window::success_rate) |
 //! | `multisem_adaptive_delivered_bytes_per_second` | gauge | `semaphore` | its [delivery rate](Window::delivery_rate) |
 //! | `multisem_adaptive_drop_ratio` | gauge | `semaphore` | its [drops](Window::drop_rate) among successes and drops |
 //!
@@ -371,13 +371,7 @@ fn record_adaptive<const N: usize>(name: &'static str, controller: &Controller<N
     gauge!("multisem_adaptive_rtt_min_seconds", &labels).set(min_rtt.as_secs_f64());
     gauge!("multisem_adaptive_rtt_mean_seconds", &labels).set(mean_rtt.as_secs_f64());
     gauge!("multisem_adaptive_rtt_max_seconds", &labels).set(max_rtt.as_secs_f64());
-    let secs = window.elapsed.as_secs_f64();
-    let successes = if secs > 0.0 {
-        window.successes as f64 / secs
-    } else {
-        0.0
-    };
-    gauge!("multisem_adaptive_successes_per_second", &labels).set(successes);
+    gauge!("multisem_adaptive_successes_per_second", &labels).set(window.success_rate());
     gauge!("multisem_adaptive_delivered_bytes_per_second", &labels).set(window.delivery_rate());
     gauge!("multisem_adaptive_drop_ratio", &labels).set(window.drop_rate());
 }

@@ -273,11 +273,10 @@ impl Algorithm for BandwidthDelay {
         if window.successes == 0 || delivered == 0 {
             return self.estimate.set(limit);
         }
-        let secs = window.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 {
-            delivered as f64 / secs
+        let rate = if self.per_request {
+            window.success_rate()
         } else {
-            0.0
+            window.delivery_rate()
         };
         let sample = (rate, size);
         push_bounded(&mut self.rates, sample, self.bandwidth_windows);

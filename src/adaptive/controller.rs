@@ -178,14 +178,19 @@ impl<const N: usize> Controller<N> {
         state.bounds[dim] = (min, max);
         let mut next = state.limits;
         next[dim] = next[dim].clamp(min, max);
-        if next != state.limits {
-            self.sem
-                .set_capacity(next)
-                .expect("bounds were checked against the semaphore's max capacity");
+        self.resize(&mut state, next);
+        Ok(())
+    }
+
+    /// Makes `next` the limits in force, if they differ. Every bound was
+    /// checked against the semaphore's max capacity, so `set_capacity`
+    /// cannot fail unless someone rebuilt the semaphore's limits behind our
+    /// back; then the old limits stay, and the next window tries again.
+    fn resize(&self, state: &mut State<N>, next: [u64; N]) {
+        if next != state.limits && self.sem.set_capacity(next).is_ok() {
             state.limits = next;
             state.resizes += 1;
         }
-        Ok(())
     }
 
     /// Tracks a permit already acquired from the semaphore, granted now.
@@ -386,13 +391,7 @@ impl<const N: usize> Controller<N> {
                 *next = algorithm.update(&window, &dim).clamp(min, max);
             }
         }
-        // Bounds were checked against the semaphore's maximum at build, so
-        // this cannot fail unless someone rebuilt the semaphore's limits
-        // behind our back; then keep the old ones and try next window.
-        if next != state.limits && self.sem.set_capacity(next).is_ok() {
-            state.limits = next;
-            state.resizes += 1;
-        }
+        self.resize(state, next);
         state.windows += 1;
         state.window = Accumulator::default();
         state.peak_in_flight = [0; N];

@@ -100,9 +100,28 @@ impl Window {
     /// # let _ = f;
     /// ```
     pub fn delivery_rate(&self) -> f64 {
+        self.per_second(self.delivered_bytes)
+    }
+
+    /// Successes per second over the window.
+    ///
+    /// ```
+    /// # use multisem::adaptive::Window;
+    /// # use std::time::Duration;
+    /// let mut window = Window::default();
+    /// (window.successes, window.elapsed) = (30, Duration::from_millis(100));
+    /// assert_eq!(window.success_rate(), 300.0);
+    /// ```
+    pub fn success_rate(&self) -> f64 {
+        self.per_second(self.successes)
+    }
+
+    /// `amount` per second of the window; 0.0 for one too short for the
+    /// clock.
+    fn per_second(&self, amount: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.delivered_bytes as f64 / secs
+            amount as f64 / secs
         } else {
             0.0
         }
