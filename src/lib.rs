@@ -67,6 +67,11 @@
 //!   waker panics, then re-raises the first such panic to its caller. While
 //!   the caller is already unwinding (a permit dropped during a panic), that
 //!   panic is swallowed instead, since raising it would abort the process.
+//!   An acquire or a cancel that serves others on its way holds a result of
+//!   its own (its permits, its place in the queue): it wakes them too, but
+//!   swallows their wakers' panics, and those of a waker's drop where the
+//!   semaphore drops one, so that no panic of someone else's waker costs it
+//!   that result. The panic hook has reported each panic as it happened.
 //!
 //! # Fairness design
 //!

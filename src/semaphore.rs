@@ -43,7 +43,9 @@ use crate::permit::{OwnedPermit, Permit, PermitSource};
 use crate::shortfall::Shortfall;
 use crate::stats::{Event, StatCounters, Stats};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
-use crate::waiters::{Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList};
+use crate::waiters::{
+    Notify, Outcome, Parked, QueueGuard, Ticket, WaitQueue, WakeList, drop_quietly,
+};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -324,6 +326,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.rebalance(&mut queue, &mut wake);
         }
         self.wake_and_serve(&mut wake, false);
+        wake.finish();
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -770,7 +773,9 @@ impl<const N: usize> MultiSemaphore<N> {
                     })
             };
         };
-        wake.finish();
+        // Our own result is in hand (permits taken, no permit made yet): a
+        // waker's panic must not unwind through it.
+        wake.finish_quietly();
         if let Ok(taken) = result {
             self.note_clamped(amounts, taken);
         }
@@ -1019,6 +1024,7 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut wake = WakeList::new();
         self.rebalance(&mut self.lock(), &mut wake);
         self.wake_and_serve(&mut wake, false);
+        wake.finish();
     }
 }
 
@@ -1034,8 +1040,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// serving when its batch of notifiers is full (so that collecting them
     /// never allocates): while one came back full, wake that batch and visit
     /// again, to serve the rest. `resized`: the visit failed oversized
-    /// requests after a shrink, and must go on doing so. Re-raises the first
-    /// panic of a waker once everyone is woken (see `WakeList::finish`).
+    /// requests after a shrink, and must go on doing so. The last batch is
+    /// the caller's to wake: with `WakeList::finish`, which re-raises a
+    /// waker's panic (a release, resize or close), or with
+    /// `WakeList::finish_quietly` where the caller holds a result of its own
+    /// that unwinding would lose (an acquire, a cancel).
     fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
         while wake.is_full() {
             wake.wake_batch();
@@ -1045,7 +1054,6 @@ impl<const N: usize> MultiSemaphore<N> {
             }
             self.rebalance(&mut queue, wake);
         }
-        wake.finish();
     }
 
     /// The heart of the locked path, run by every visitor to the lock before
@@ -1132,8 +1140,11 @@ impl<const N: usize> MultiSemaphore<N> {
                 Err(err) => break Err(err),
             }
         };
-        drop(notify);
+        // Our result is in hand (a grant, or a place in the queue): neither
+        // a waker's panic nor the drop of our unused one may unwind through it.
         self.wake_and_serve(&mut wake, false);
+        wake.finish_quietly();
+        drop_quietly(notify);
         result
     }
 
@@ -1234,12 +1245,14 @@ impl<const N: usize> MultiSemaphore<N> {
             let mut queue = self.lock();
             if let Some(outcome) = queue.collect(ticket) {
                 drop(queue);
-                drop(new);
+                // The outcome is collected (its slot freed): a panic of the
+                // unused clone's drop must not lose it.
+                drop_quietly(new);
                 return Some(outcome);
             }
             queue.renotify(ticket, new)
         };
-        drop(old);
+        drop_quietly(old);
         None
     }
 
@@ -1276,8 +1289,12 @@ impl<const N: usize> MultiSemaphore<N> {
                 Err(outcome) => (Err(outcome), None),
             }
         };
-        drop(notify);
+        // Those this cancel granted are woken before the cancelled waker is
+        // dropped, and neither may unwind through our result (a grant that
+        // raced the cancel is the caller's to return).
         self.wake_and_serve(&mut wake, false);
+        wake.finish_quietly();
+        drop_quietly(notify);
         result
     }
 

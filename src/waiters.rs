@@ -565,4 +565,22 @@ impl WakeList {
             }
         }
     }
+
+    /// Wakes the rest, and discards the first panic of a waker: for a
+    /// caller that holds a result of its own (its permits taken, or its
+    /// place in the queue) that unwinding would lose. The panic hook has
+    /// reported the panic when it happened.
+    pub(crate) fn finish_quietly(&mut self) {
+        self.wake_batch();
+        self.first_panic = None;
+    }
+}
+
+/// Drops what holds a waker (a clone the semaphore did not use, a cancelled
+/// waiter's) outside the lock, catching a panic of the waker's drop: the
+/// caller holds a result that unwinding would lose. The panic hook has
+/// reported the panic when it happened.
+pub(crate) fn drop_quietly<T>(value: T) {
+    // Nothing is observed after the panic but the value's absence.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }

@@ -91,6 +91,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.rebalance(&mut queue, &mut wake);
         }
         self.wake_and_serve(&mut wake, true);
+        wake.finish();
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -150,6 +151,7 @@ impl<const N: usize> MultiSemaphore<N> {
             self.rebalance(&mut queue, &mut wake);
         }
         self.wake_and_serve(&mut wake, true);
+        wake.finish();
         Ok(())
     }
     /// After a capacity shrank: queued requests that can never fit now fail
