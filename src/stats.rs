@@ -118,6 +118,7 @@ impl<const N: usize> fmt::Debug for Stats<N> {
             .field("timed_out_by", &per_dim(&self.timed_out_by))
             .field("cancelled", &self.cancelled)
             .field("closed_out", &self.closed_out)
+            .field("clamped", &self.clamped)
             .field("peak_in_flight", &per_dim(&self.peak_in_flight))
             .finish()
     }

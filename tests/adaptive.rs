@@ -751,14 +751,97 @@ fn bandwidth_delay_ignores_what_it_cannot_measure() {
     let mut instant = kib_window(3200, 6);
     instant.elapsed = Duration::ZERO;
     assert_eq!(algorithm.update(&instant, &settled_at), settled);
-    // Nor does a first window of no time leave a delay of zero behind.
+    // Nor does a first window of no time set a product of zero (the
+    // limit in force holds, for bytes and for a count), or leave a delay of
+    // zero behind.
     let mut fresh = BandwidthDelay::default().probe_every(0);
-    fresh.update(&instant, &dim);
+    assert_eq!(fresh.update(&instant, &dim), 24 * 1024);
+    let mut count = BandwidthDelay::default().per_request().probe_every(0);
+    assert_eq!(count.update(&instant, &at(64, 64)), 64);
     let mut limit = 0;
     for _ in 0..10 {
         limit = fresh.update(&kib_window(3200, 6), &dim);
     }
     assert_eq!(limit, settled);
+}
+
+/// Through the controller: with `window(Duration::ZERO, 1)` (documented to
+/// run the algorithms at every completion) the first window always lasts
+/// no time, since it starts at the first completion. One 4 KiB success
+/// does not throw a 1 MiB byte limit down to two requests (8 KiB).
+#[test]
+fn an_eager_controller_s_first_window_of_no_time_keeps_the_byte_limit() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(1, 1..=(1 << 30), BandwidthDelay::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let start = Instant::now();
+    let permit = ctl.try_acquire_at([1, 4096], start).unwrap();
+    permit.complete_at(Outcome::delivered(4096), start + Duration::from_millis(5));
+    assert_eq!(ctl.windows(), 1);
+    assert_eq!(ctl.last_window().unwrap().elapsed, Duration::ZERO);
+    assert_eq!(sem.capacity(), [16, 1 << 20], "limits {:?}", ctl.limits());
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A window of `successes` 1 MiB requests over `elapsed_ms`, each taking
+/// `rtt_ms` (every request the same).
+fn mib_window(successes: u64, elapsed_ms: u64, rtt_ms: u64) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(elapsed_ms);
+    window.successes = successes;
+    window.delivered_bytes = successes * MIB;
+    window.min_rtt = Duration::from_millis(rtt_ms);
+    window.min_rtt_bytes = MIB;
+    (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+    window.weighted_size = MIB;
+    window
+}
+
+/// A light-load window (16 requests of 1 MiB, one at a time, each 10 ms,
+/// over 1.6 s: 10 MiB/s delivered) puts "the fastest request's own bytes at
+/// the bandwidth" at 100 ms, ten times its whole round trip: the rate was
+/// measured on a downstream that idled, so the window says nothing of the
+/// overhead. It measures the rate, not the delay. (Taken as a base delay of
+/// 0, it held the product at 0 for `delay_windows` windows and made every
+/// window drain, so once the load came the limit stayed at two requests.)
+#[test]
+fn a_light_load_window_measures_no_delay() {
+    let busy = |limit: u64| {
+        let mut dim = at(limit, limit);
+        (dim.min, dim.max) = (MIB, 1 << 40);
+        dim
+    };
+    let run = |algorithm: &mut BandwidthDelay| {
+        let mut limit = 2 * MIB;
+        for _ in 0..20 {
+            // As many 1 MiB requests in flight as the limit allows, each
+            // 10 ms: limit/MiB x 10 per 100 ms window.
+            let in_flight = limit / MIB;
+            limit = algorithm
+                .update(&mib_window(in_flight * 10, 100, 10), &busy(limit))
+                .max(MIB);
+        }
+        limit
+    };
+    let mut fresh = BandwidthDelay::default().probe_every(0);
+    let grown = run(&mut fresh);
+    assert!(grown > 3 * MIB, "fresh: {grown}");
+
+    let mut after_idle = BandwidthDelay::default().probe_every(0);
+    after_idle.update(&mib_window(16, 1600, 10), &busy(64 * MIB));
+    assert_eq!(
+        after_idle.base_delay(),
+        None,
+        "a light window measures no delay"
+    );
+    let pinned = run(&mut after_idle);
+    assert!(
+        pinned >= grown,
+        "after one light-load window: {pinned} (fresh: {grown})"
+    );
 }
 
 #[test]

@@ -56,6 +56,7 @@ fn try_acquire_takes_the_whole_dimension_and_reports_it() {
         assert!(sem.try_acquire([1, 0]).is_ok());
         let stats = sem.stats();
         assert_eq!((stats.acquired, stats.clamped), (2, 1), "{layout:?}");
+        assert!(format!("{stats:?}").contains("clamped: 1"), "{stats:?}");
         drop(big);
         assert_eq!(sem.available(), [4, 100], "{layout:?}");
     });

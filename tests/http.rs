@@ -661,3 +661,26 @@ async fn a_permit_body_returns_its_permit_after_trailers() {
     );
     assert!(bounded(body.frame()).await.is_none());
 }
+
+/// `Retry-After` is the hold's `retry_after` rounded up to whole seconds,
+/// at least 1, for any `Duration` (`Duration::MAX` overflowed the rounding).
+#[test]
+fn retry_after_rounds_up_any_duration() {
+    use multisem::http::refusal_response;
+    use multisem::tower::{Closed, Refused};
+
+    let refused = Refused::Closed(Closed::default());
+    let header = |after: Duration| {
+        let response = refusal_response(&refused, after);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header(Duration::ZERO), "1");
+    assert_eq!(header(Duration::from_millis(1)), "1");
+    assert_eq!(header(Duration::from_secs(3)), "3");
+    assert_eq!(header(Duration::from_millis(3001)), "4");
+    assert_eq!(header(Duration::MAX), u64::MAX.to_string());
+}

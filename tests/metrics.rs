@@ -194,6 +194,42 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
 }
 
+/// A shrink below what is in flight: capacity is the new one, in flight what
+/// permits hold, available 0 until returns bring in flight below capacity
+/// (megaeth-labs/stateless-validator#188's misreport).
+#[test]
+fn gauges_after_a_shrink_below_what_is_in_flight() {
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    let exporter = Exporter::new(Arc::clone(&sem), "s", ["messages", "bytes"]);
+    let mut held = sem.try_acquire_owned([6, 800]).unwrap();
+    sem.set_capacity([4, 500]).unwrap();
+    metrics::with_local_recorder(&memory, || exporter.record());
+    let dim = |name: &str, d: &str| format!("{name}{{semaphore=s,dimension={d}}}");
+    assert_eq!(memory.last(&dim("multisem_capacity", "messages")), 4.0);
+    assert_eq!(memory.last(&dim("multisem_capacity", "bytes")), 500.0);
+    assert_eq!(memory.last(&dim("multisem_in_flight", "messages")), 6.0);
+    assert_eq!(memory.last(&dim("multisem_in_flight", "bytes")), 800.0);
+    assert_eq!(memory.last(&dim("multisem_available", "messages")), 0.0);
+    assert_eq!(memory.last(&dim("multisem_available", "bytes")), 0.0);
+    assert_eq!(memory.last(&dim("multisem_peak_in_flight", "bytes")), 800.0);
+    // Part of it back: still above the new capacity.
+    let a = held.split([3, 400]).unwrap();
+    drop(a);
+    let b = held;
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(memory.last(&dim("multisem_in_flight", "messages")), 3.0);
+    assert_eq!(memory.last(&dim("multisem_in_flight", "bytes")), 400.0);
+    assert_eq!(memory.last(&dim("multisem_available", "messages")), 1.0);
+    assert_eq!(memory.last(&dim("multisem_available", "bytes")), 100.0);
+    drop(b);
+    sem.set_capacity([20, 2000]).unwrap();
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(memory.last(&dim("multisem_in_flight", "messages")), 0.0);
+    assert_eq!(memory.last(&dim("multisem_available", "bytes")), 2000.0);
+    assert_eq!(memory.last(&dim("multisem_capacity", "bytes")), 2000.0);
+}
+
 #[test]
 fn record_counts_clamped_grants() {
     let memory = Memory::default();

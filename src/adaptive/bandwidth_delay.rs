@@ -17,7 +17,10 @@ use super::window::Window;
 /// * `base_delay`: the lowest round-trip time of the last
 ///   [`delay_windows`](Self::delay_windows) windows, less the time the
 ///   fastest request's own bytes take at `bandwidth`: the overhead a request
-///   pays whatever its size (the network, the downstream's per-request work);
+///   pays whatever its size (the network, the downstream's per-request work).
+///   A window whose fastest request moved its bytes faster than `bandwidth`
+///   was measured on a downstream that idled between requests, and gives
+///   no delay; nor does a window too short for the clock give a rate;
 /// * `request`: the byte-weighted mean request size (the largest of the
 ///   same windows as `bandwidth`). A request holds its bytes for the whole
 ///   time they take to deliver, so with mixed sizes the limit must fit the
@@ -278,23 +281,37 @@ impl Algorithm for BandwidthDelay {
         } else {
             window.delivery_rate()
         };
+        if rate <= 0.0 {
+            // A window too short for the clock has no rate: it cannot say
+            // that the downstream delivers nothing.
+            return self.estimate.set(limit);
+        }
         let sample = (rate, size);
         push_bounded(&mut self.rates, sample, self.bandwidth_windows);
         let (bandwidth, _) = self.bandwidth();
-        let own_bytes = if bandwidth > 0.0 {
-            min_rtt_size as f64 / bandwidth
-        } else {
-            0.0
+        let own_bytes = min_rtt_size as f64 / bandwidth;
+        let min_rtt = window.min_rtt.as_secs_f64();
+        // A fastest request that moved its bytes faster than `bandwidth`
+        // says the rate was measured on a light load (the downstream idled
+        // between requests), so how much of its round trip was overhead is
+        // unknown: a delay of 0 would hold the product at 0 for
+        // `delay_windows`. Such a window measures the rate, not the delay.
+        let delay = (min_rtt > own_bytes || min_rtt == 0.0).then(|| (min_rtt - own_bytes).max(0.0));
+        let base_delay = match (self.base_delay(), delay) {
+            (Some(base), Some(delay)) => base.min(delay),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => return self.estimate.set(limit),
         };
-        let delay = (window.min_rtt.as_secs_f64() - own_bytes).max(0.0);
-        let base_delay = self.base_delay().map_or(delay, |base| base.min(delay));
-        if delay > self.drain * base_delay {
-            // A queue stood through the whole window: the downstream was busy,
-            // so this rate is what it delivers now. Forget the faster past.
-            self.rates.clear();
-            self.rates.push_back(sample);
+        if let Some(delay) = delay {
+            if delay > self.drain * base_delay {
+                // A queue stood through the whole window: the downstream was
+                // busy, so this rate is what it delivers now. Forget the
+                // faster past.
+                self.rates.clear();
+                self.rates.push_back(sample);
+            }
+            push_bounded(&mut self.delays, delay, self.delay_windows);
         }
-        push_bounded(&mut self.delays, delay, self.delay_windows);
         let (bandwidth, request) = self.bandwidth();
         let product = self.gain * bandwidth * base_delay;
         let whole_requests = self.requests * request as f64;

@@ -116,7 +116,9 @@ pub fn refusal_response(refused: &Refused, retry_after: Duration) -> Response<()
         return response;
     }
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = retry_after
+        .as_secs()
+        .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
