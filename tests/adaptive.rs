@@ -1143,6 +1143,58 @@ fn set_bounds_moves_a_dimension_without_an_algorithm_only_when_it_must() {
     );
 }
 
+/// A dimension without an algorithm is its owner's: the controller's
+/// resizes of the others never set it back to what it was at build.
+#[test]
+fn a_dimension_without_an_algorithm_keeps_what_its_owner_sets() {
+    let sem = semaphore([64, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    sem.set_capacity_of(1, 1 << 21).unwrap();
+    busy_windows(&ctl, 3);
+    assert_eq!(
+        sem.capacity(),
+        [67, 1 << 21],
+        "the count grew, the bytes kept"
+    );
+    assert_eq!(ctl.limits(), sem.capacity());
+    // Bounds from outside still clamp it, once.
+    ctl.set_bounds(1, 1..=(1 << 20)).unwrap();
+    sem.set_capacity_of(1, 1 << 22).unwrap();
+    busy_windows(&ctl, 1);
+    assert_eq!(sem.capacity(), [68, 1 << 22]);
+}
+
+/// A dimension the controller drives is its: a resize from elsewhere (here
+/// above its bounds, then a forgotten permit below its limit) lasts until
+/// the next window, even one whose algorithm proposes the same limit.
+#[test]
+fn a_driven_dimension_resized_from_elsewhere_comes_back_at_the_next_window() {
+    let sem = semaphore([64, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    // At its upper bound: Aimd's growth is clamped to the same limit.
+    busy_windows(&ctl, 1);
+    assert_eq!((sem.capacity(), ctl.resizes()), ([64, 1 << 20], 0));
+    sem.set_capacity([100, 1 << 20]).unwrap();
+    assert_eq!(
+        ctl.limits(),
+        [64, 1 << 20],
+        "its limit until the next window"
+    );
+    busy_windows(&ctl, 1);
+    assert_eq!((sem.capacity(), ctl.resizes()), ([64, 1 << 20], 1));
+    sem.try_acquire([1, 0]).unwrap().forget();
+    assert_eq!(sem.capacity(), [63, 1 << 20]);
+    busy_windows(&ctl, 1);
+    assert_eq!((sem.capacity(), ctl.resizes()), ([64, 1 << 20], 2));
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+}
+
 #[test]
 fn set_bounds_refuses_bounds_that_cannot_bound_and_changes_nothing() {
     let sem = Arc::new(

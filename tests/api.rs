@@ -127,6 +127,7 @@ all_shapes!(
     permit_semaphore_accessor,
     capacity_overflow_changes_nothing,
     set_capacity_overflow_changes_nothing,
+    set_capacity_of_one_dimension,
     merge_of_huge_permits,
     closed_stays_closed,
     stats_counters,
@@ -1017,6 +1018,41 @@ fn set_capacity_grow_and_shrink<const N: usize>(layout: Layout) {
     assert_eq!(sem.available(), [0; N]);
     drop(sem.try_acquire([0; N]).unwrap());
     sem.set_capacity(cap).unwrap();
+    assert_eq!(sem.available(), cap);
+}
+
+/// `set_capacity_of` resizes one dimension, below what is in flight too,
+/// and leaves the others as they are; past the maximum it changes nothing.
+fn set_capacity_of_one_dimension<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    let max = sem.max_capacity();
+    let held = sem.try_acquire([2; N]).unwrap();
+    for d in 0..N {
+        // Grow, then shrink below what is in flight.
+        sem.set_capacity_of(d, cap[d] + 5).unwrap();
+        let grown: [u64; N] = from_fn(|e| if e == d { cap[e] + 5 } else { cap[e] });
+        assert_eq!(sem.capacity(), grown);
+        assert_eq!(sem.available(), sub(grown, [2; N]));
+        sem.set_capacity_of(d, 1).unwrap();
+        let shrunk: [u64; N] = from_fn(|e| if e == d { 1 } else { cap[e] });
+        assert_eq!(sem.capacity(), shrunk);
+        assert_eq!(sem.in_flight(), [2; N]);
+        assert_eq!(sem.available()[d], 0);
+        // Past the maximum: an error, and nothing changes.
+        assert_eq!(
+            sem.set_capacity_of(d, max[d] + 1).unwrap_err(),
+            common::Overflow {
+                dim: d,
+                requested: max[d] + 1,
+                max: max[d]
+            }
+        );
+        assert_eq!(sem.capacity(), shrunk);
+        sem.set_capacity_of(d, cap[d]).unwrap();
+        assert_eq!(sem.capacity(), cap);
+    }
+    drop(held);
     assert_eq!(sem.available(), cap);
 }
 
@@ -2391,4 +2427,35 @@ fn front_bits_that_fill_the_word_are_accepted() {
     assert_eq!(sem.available(), [1 << 39, (1 << 40) - 1]);
     drop(permit);
     assert_eq!(sem.available(), [1 << 40, 1 << 40]);
+}
+
+#[test]
+#[should_panic(expected = "set_capacity_of: dimension 2 out of range (the semaphore has 2)")]
+fn set_capacity_of_panics_on_a_dimension_out_of_range() {
+    let _ = MultiSemaphore::new([1, 1]).set_capacity_of(2, 1);
+}
+
+/// Two owners, each resizing its own dimension in a loop: neither ever
+/// undoes the other's resize (as reading the capacity and writing it back
+/// with `set_capacity` would, between another's read and write).
+#[test]
+fn owners_of_two_dimensions_never_undo_each_other() {
+    for layout in Layout::ALL {
+        let sem = Arc::new(layout.make([1000, 1000]));
+        let owner = |dim: usize| {
+            let sem = Arc::clone(&sem);
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    let capacity = 1 + (i % 997);
+                    sem.set_capacity_of(dim, capacity).unwrap();
+                    assert_eq!(sem.capacity()[dim], capacity, "{layout:?}, dim {dim}");
+                }
+            })
+        };
+        let (a, b) = (owner(0), owner(1));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(sem.capacity(), [1 + 1999 % 997; 2]);
+        assert_eq!(sem.available(), sem.capacity());
+    }
 }

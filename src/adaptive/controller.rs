@@ -40,6 +40,8 @@ pub struct Controller<const N: usize> {
 struct State<const N: usize> {
     algorithms: [Option<Box<dyn Algorithm>>; N],
     bounds: [(u64, u64); N],
+    /// What it last set, in the dimensions it drives (those with an
+    /// algorithm); the others are the semaphore's, whoever sets them.
     limits: [u64; N],
     min_window: Duration,
     min_samples: u64,
@@ -51,9 +53,27 @@ struct State<const N: usize> {
     resizes: u64,
 }
 
+impl<const N: usize> State<N> {
+    /// The limits in force, given the semaphore's `capacity`: ours in the
+    /// dimensions we drive, the capacity in the others.
+    fn limits_over(&self, capacity: [u64; N]) -> [u64; N] {
+        std::array::from_fn(|d| {
+            if self.algorithms[d].is_some() {
+                self.limits[d]
+            } else {
+                capacity[d]
+            }
+        })
+    }
+}
+
 impl<const N: usize> Controller<N> {
-    /// Starts configuring a controller for `sem`. Dimensions not given a
-    /// [`limit`](ControllerBuilder::limit) keep their capacity.
+    /// Starts configuring a controller for `sem`. A dimension given a
+    /// [`limit`](ControllerBuilder::limit) is the controller's: a resize
+    /// from elsewhere lasts until its next window (move its bounds with
+    /// [`set_bounds`](Controller::set_bounds) instead). The others are not:
+    /// it never resizes them, but for `set_bounds`, so their owners can
+    /// ([`set_capacity_of`](MultiSemaphore::set_capacity_of)).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -87,8 +107,9 @@ impl<const N: usize> Controller<N> {
         &self.sem
     }
 
-    /// The limits it last set (the semaphore's capacity, unless someone
-    /// else resized it since).
+    /// The limits in force: in each dimension it drives, what it last set
+    /// (the semaphore's capacity, unless someone else resized it since: the
+    /// next window sets it again); in the others, the semaphore's capacity.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
@@ -99,7 +120,7 @@ impl<const N: usize> Controller<N> {
     /// assert_eq!(ctl.limits(), [256, 1 << 20]);
     /// ```
     pub fn limits(&self) -> [u64; N] {
-        self.state.lock().limits
+        self.state.lock().limits_over(self.sem.capacity())
     }
 
     /// The last window closed, if any: what the algorithms last saw.
@@ -151,7 +172,8 @@ impl<const N: usize> Controller<N> {
     /// algorithms set afterwards too. For a budget set from outside while
     /// the controller learns within it: a share of a cluster-wide lease, an
     /// operator's cap, a deploy with half the memory. A dimension without an
-    /// algorithm keeps its limit, unless the new bounds exclude it. As with
+    /// algorithm keeps its capacity, unless the new bounds exclude it: then
+    /// it is clamped into them, once. As with
     /// [`ControllerBuilder::limit`], keep a byte dimension's lower bound at
     /// or above the largest request: a request above the capacity in force
     /// fails with `ExceedsCapacity` (or, with
@@ -176,21 +198,34 @@ impl<const N: usize> Controller<N> {
         let (min, max) = check_bounds(&self.sem, dim, bounds)?;
         let mut state = self.state.lock();
         state.bounds[dim] = (min, max);
-        let mut next = state.limits;
-        next[dim] = next[dim].clamp(min, max);
+        let limit = state.limits_over(self.sem.capacity())[dim];
+        let mut next = [None; N];
+        next[dim] = Some(limit.clamp(min, max));
         self.resize(&mut state, next);
         Ok(())
     }
 
-    /// Makes `next` the limits in force, if they differ. Every bound was
-    /// checked against the semaphore's max capacity, so `set_capacity`
-    /// cannot fail unless someone rebuilt the semaphore's limits behind our
-    /// back; then the old limits stay, and the next window tries again.
-    fn resize(&self, state: &mut State<N>, next: [u64; N]) {
-        if next != state.limits && self.sem.set_capacity(next).is_ok() {
-            state.limits = next;
-            state.resizes += 1;
+    /// Sets each dimension given a limit in `next` where the semaphore's
+    /// capacity differs, and only those (`set_capacity_of`): a dimension it
+    /// does not drive stays whatever its owner set, and one it drives comes
+    /// back to its limit after a resize from elsewhere. Every bound was
+    /// checked against the semaphore's max capacity, so a resize cannot
+    /// fail; if it ever did, the old limit would stay, and the next window
+    /// would try again.
+    fn resize(&self, state: &mut State<N>, next: [Option<u64>; N]) {
+        let capacity = self.sem.capacity();
+        let mut resized = false;
+        for (dim, next) in next.into_iter().enumerate() {
+            let Some(next) = next else { continue };
+            if next != capacity[dim] {
+                if self.sem.set_capacity_of(dim, next).is_err() {
+                    continue;
+                }
+                resized = true;
+            }
+            state.limits[dim] = next;
         }
+        state.resizes += u64::from(resized);
     }
 
     /// Tracks a permit already acquired from the semaphore, granted now.
@@ -377,7 +412,7 @@ impl<const N: usize> Controller<N> {
 
     fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) {
         let window = state.window.finish(elapsed);
-        let mut next = state.limits;
+        let mut next = [None; N];
         for (d, next) in next.iter_mut().enumerate() {
             let (min, max) = state.bounds[d];
             let dim = Dimension {
@@ -388,7 +423,7 @@ impl<const N: usize> Controller<N> {
                 max,
             };
             if let Some(algorithm) = state.algorithms[d].as_mut() {
-                *next = algorithm.update(&window, &dim).clamp(min, max);
+                *next = Some(algorithm.update(&window, &dim).clamp(min, max));
             }
         }
         self.resize(state, next);
@@ -499,7 +534,7 @@ impl<const N: usize> fmt::Debug for Controller<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();
         f.debug_struct("Controller")
-            .field("limits", &state.limits)
+            .field("limits", &state.limits_over(self.sem.capacity()))
             .field("bounds", &state.bounds)
             .field("windows", &state.windows)
             .field("resizes", &state.resizes)
@@ -607,10 +642,12 @@ impl<const N: usize> ControllerBuilder<N> {
             }
         }
         let limits: [u64; N] = std::array::from_fn(|d| capacity[d].clamp(bounds[d].0, bounds[d].1));
-        if limits != capacity {
-            self.sem
-                .set_capacity(limits)
-                .expect("bounds were checked against the semaphore's max capacity");
+        for (dim, &limit) in limits.iter().enumerate() {
+            if limit != capacity[dim] {
+                self.sem
+                    .set_capacity_of(dim, limit)
+                    .expect("bounds were checked against the semaphore's max capacity");
+            }
         }
         Arc::new(Controller {
             sem: self.sem,

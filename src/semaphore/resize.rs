@@ -1,5 +1,6 @@
-//! Resizing: `add_permits`, `set_capacity` and `Permit::forget`, and the
-//! debt that a shrink below what is in flight leaves.
+//! Resizing: `add_permits`, `set_capacity`, `set_capacity_of` and
+//! `Permit::forget`, and the debt that a shrink below what is in flight
+//! leaves.
 //!
 //! # Debt
 //!
@@ -66,6 +67,43 @@ impl<const N: usize> MultiSemaphore<N> {
     /// [`max_capacity`](Self::max_capacity); then nothing changes.
     pub fn set_capacity(&self, capacity: [u64; N]) -> Result<(), CapacityError> {
         self.resize(|_, dim| Some(capacity[dim]))
+    }
+
+    /// Sets dimension `dim`'s capacity as [`set_capacity`](Self::set_capacity)
+    /// does, and leaves every other dimension at the capacity it has at that
+    /// moment: two owners of two budgets (a lease agent for the bytes, an
+    /// operator for the count, an [adaptive
+    /// controller](crate::adaptive::Controller) for either) resize their own
+    /// without undoing each other's, which reading the capacity and setting
+    /// it back with `set_capacity` could.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([8, 100]).unwrap();
+    /// sem.set_capacity_of(0, 4).unwrap();
+    /// assert_eq!(sem.capacity(), [4, 1000]);
+    /// assert_eq!(sem.available(), [0, 900]); // 8 out, capacity 4
+    /// drop(held);
+    /// assert_eq!(sem.available(), [4, 1000]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Overflow`] if `capacity` passes the dimension's
+    /// [`max_capacity`](Self::max_capacity); then nothing changes.
+    ///
+    /// # Panics
+    ///
+    /// If `dim` is not below `N`.
+    #[track_caller]
+    pub fn set_capacity_of(&self, dim: usize, capacity: u64) -> Result<(), CapacityError> {
+        assert!(
+            dim < N,
+            "set_capacity_of: dimension {dim} out of range (the semaphore has {N})"
+        );
+        self.resize(|old, d| Some(if d == dim { capacity } else { old }))
     }
     /// `Permit::forget`: the amounts leave circulation. They first pay down
     /// any debt (they were part of the excess in flight), then shrink the
