@@ -336,3 +336,92 @@ fn readme_example() {
     });
     assert_eq!(sem.stats().clamped, 1);
 }
+
+/// Yields 1, then `None`, then 2, then `None` forever: a source that is not
+/// fused, under an adaptor that is.
+struct Resurrecting {
+    polls: Arc<AtomicUsize>,
+}
+
+impl futures_util::Stream for Resurrecting {
+    type Item = u64;
+    fn poll_next(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<u64>> {
+        let n = self.polls.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(match n {
+            0 => Some(1),
+            2 => Some(2),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn the_adaptor_is_fused_over_a_source_that_is_not() {
+    let sem = Arc::new(MultiSemaphore::new([4]));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let mut admit = Admit::new(
+        Resurrecting {
+            polls: Arc::clone(&polls),
+        },
+        Arc::clone(&sem),
+        |_: &u64| [1],
+    );
+    assert!(matches!(
+        poll_next(&mut admit, Waker::noop()),
+        Poll::Ready(Some(Ok((1, _))))
+    ));
+    assert!(matches!(
+        poll_next(&mut admit, Waker::noop()),
+        Poll::Ready(None)
+    ));
+    assert!(admit.is_terminated());
+    for _ in 0..3 {
+        assert!(matches!(
+            poll_next(&mut admit, Waker::noop()),
+            Poll::Ready(None)
+        ));
+    }
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        2,
+        "the source is not polled after its end"
+    );
+    assert_eq!(futures_util::Stream::size_hint(&admit), (0, Some(0)));
+    assert_eq!(sem.available(), [4]);
+}
+
+#[test]
+fn a_waiting_item_refused_when_the_capacity_shrinks_below_it_and_the_next_goes_on() {
+    let sem = Arc::new(MultiSemaphore::new([10]));
+    let held = sem.try_acquire_owned([5]).unwrap();
+    let mut admit = Admit::new(
+        futures_util::stream::iter([8u64, 2]),
+        Arc::clone(&sem),
+        |w: &u64| [*w],
+    );
+    assert!(poll_next(&mut admit, Waker::noop()).is_pending());
+    assert!(admit.is_waiting());
+    sem.set_capacity([6]).unwrap();
+    match poll_next(&mut admit, Waker::noop()) {
+        Poll::Ready(Some(Err(refused))) => {
+            assert_eq!(refused.item, 8);
+            assert!(matches!(
+                refused.error,
+                AcquireError::ExceedsCapacity { .. }
+            ));
+        }
+        other => panic!("{:?}", other.map(|o| o.map(|r| r.map(|(i, _)| i)))),
+    }
+    // The next item fits (5 held of 6, 2 asked: waits), then is admitted.
+    assert!(poll_next(&mut admit, Waker::noop()).is_pending());
+    drop(held);
+    let Poll::Ready(Some(Ok((2, permit)))) = poll_next(&mut admit, Waker::noop()) else {
+        panic!("the second item is admitted once the first permit is back")
+    };
+    drop(permit);
+    assert!(matches!(
+        poll_next(&mut admit, Waker::noop()),
+        Poll::Ready(None)
+    ));
+    assert_eq!(sem.available(), [6]);
+}

@@ -20,7 +20,8 @@ use super::window::Window;
 ///   pays whatever its size (the network, the downstream's per-request work).
 ///   A window whose fastest request moved its bytes faster than `bandwidth`
 ///   was measured on a downstream that idled between requests, and gives
-///   no delay; nor does a window too short for the clock give a rate;
+///   no delay, nor does one whose fastest success took no time the clock
+///   can measure; a window too short for the clock gives no rate;
 /// * `request`: the byte-weighted mean request size (the largest of the
 ///   same windows as `bandwidth`). A request holds its bytes for the whole
 ///   time they take to deliver, so with mixed sizes the limit must fit the
@@ -294,9 +295,10 @@ impl Algorithm for BandwidthDelay {
         // A fastest request that moved its bytes faster than `bandwidth`
         // says the rate was measured on a light load (the downstream idled
         // between requests), so how much of its round trip was overhead is
-        // unknown: a delay of 0 would hold the product at 0 for
-        // `delay_windows`. Such a window measures the rate, not the delay.
-        let delay = (min_rtt > own_bytes || min_rtt == 0.0).then(|| (min_rtt - own_bytes).max(0.0));
+        // unknown; one too fast for the clock says nothing either. A delay
+        // of 0 would hold the product at 0 for `delay_windows`, with every
+        // window draining: such a window measures the rate, not the delay.
+        let delay = (min_rtt > own_bytes).then_some(min_rtt - own_bytes);
         let base_delay = match (self.base_delay(), delay) {
             (Some(base), Some(delay)) => base.min(delay),
             (Some(only), None) | (None, Some(only)) => only,

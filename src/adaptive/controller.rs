@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use super::algorithm::{Algorithm, Dimension};
@@ -212,20 +213,33 @@ impl<const N: usize> Controller<N> {
     /// checked against the semaphore's max capacity, so a resize cannot
     /// fail; if it ever did, the old limit would stay, and the next window
     /// would try again.
+    ///
+    /// A resize that grants waiters re-raises a panic of their wakers, once
+    /// it is done (see `MultiSemaphore::set_capacity`): it is caught, the
+    /// books are finished, and the first such panic is raised again last.
+    /// So call this last, with every other change to `state` made.
     fn resize(&self, state: &mut State<N>, next: [Option<u64>; N]) {
         let capacity = self.sem.capacity();
         let mut resized = false;
+        let mut first_panic = None;
         for (dim, next) in next.into_iter().enumerate() {
             let Some(next) = next else { continue };
             if next != capacity[dim] {
-                if self.sem.set_capacity_of(dim, next).is_err() {
-                    continue;
+                match catch_unwind(AssertUnwindSafe(|| self.sem.set_capacity_of(dim, next))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => continue,
+                    Err(panic) => {
+                        first_panic.get_or_insert(panic);
+                    }
                 }
                 resized = true;
             }
             state.limits[dim] = next;
         }
         state.resizes += u64::from(resized);
+        if let Some(panic) = first_panic {
+            resume_unwind(panic);
+        }
     }
 
     /// Tracks a permit already acquired from the semaphore, granted now.
@@ -426,12 +440,12 @@ impl<const N: usize> Controller<N> {
                 *next = Some(algorithm.update(&window, &dim).clamp(min, max));
             }
         }
-        self.resize(state, next);
         state.windows += 1;
         state.window = Accumulator::default();
         state.peak_in_flight = [0; N];
         state.started = Some(now);
         state.last = Some(window);
+        self.resize(state, next);
     }
 }
 

@@ -8,7 +8,8 @@ use super::window::Window;
 /// exponential average over many windows (long term). While the short term
 /// stays within [`tolerance`](Self::tolerance) times the long term, the limit
 /// grows by a queue allowance of √limit; beyond it, the limit shrinks in
-/// proportion (at most by half a step). Every step is smoothed.
+/// proportion (at most by half a step), and never grows. Every step is
+/// smoothed.
 ///
 /// Use it for a request count whose latency grows as requests queue. With
 /// mixed request sizes the round-trip times are mixed too, which blurs the
@@ -171,7 +172,12 @@ impl Algorithm for Gradient2 {
         } else {
             1.0
         };
-        let proposal = limit * gradient + limit.sqrt();
+        let mut proposal = limit * gradient + limit.sqrt();
+        if gradient < 1.0 {
+            // Beyond the tolerance the limit never grows: below a limit of
+            // 4, √limit outweighs even the largest cut (half the limit).
+            proposal = proposal.min(limit);
+        }
         self.estimate
             .set(limit * (1.0 - self.smoothing) + proposal * self.smoothing)
     }

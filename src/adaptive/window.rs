@@ -82,11 +82,12 @@ impl Window {
     /// # let _ = f;
     /// ```
     pub fn drop_rate(&self) -> f64 {
-        let answered = self.successes + self.drops;
-        if answered == 0 {
+        // In f64: the fields are public, and their sum may not fit a u64.
+        let answered = self.successes as f64 + self.drops as f64;
+        if answered == 0.0 {
             0.0
         } else {
-            self.drops as f64 / answered as f64
+            self.drops as f64 / answered
         }
     }
 

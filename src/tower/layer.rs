@@ -119,6 +119,39 @@ impl<W, const N: usize> AdmitLayer<W, N> {
             on_wait: None,
         }
     }
+
+    /// Replaces what the layer does with a response and its permit, and with
+    /// a refusal (see [`Hold`](super::Hold)).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::{AdmitLayer, UntilResponse};
+    /// use std::sync::Arc;
+    ///
+    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]).hold(UntilResponse);
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// Only a layer made by [`new`](Self::new) takes another hold. A
+    /// learning layer ([`adaptive`](AdmitLayer::adaptive)) keeps its own,
+    /// which reports each answer to the controller (replacing it would stop
+    /// the learning, silently); to hold its permits until the response body
+    /// ends, give it `until_body_end` (feature `http`).
+    ///
+    /// ```compile_fail
+    /// use multisem::MultiSemaphore;
+    /// use multisem::adaptive::{Aimd, Controller, Outcome};
+    /// use multisem::tower::{AdmitLayer, UntilResponse};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([16]));
+    /// let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let classify = |_: Result<&(), &std::io::Error>, _: [u64; 1]| Outcome::success();
+    /// let layer = AdmitLayer::adaptive(ctl, |_: &()| [1], classify).hold(UntilResponse);
+    /// ```
+    pub fn hold<H2>(self, hold: H2) -> AdmitLayer<W, N, H2> {
+        self.map_hold(|_| hold)
+    }
 }
 
 impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
@@ -276,21 +309,6 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     {
         self.on_wait = Some(Arc::new(observe));
         self
-    }
-
-    /// Replaces what the layer does with a response and its permit, and with
-    /// a refusal (see [`Hold`](super::Hold)).
-    ///
-    /// ```
-    /// use multisem::MultiSemaphore;
-    /// use multisem::tower::{AdmitLayer, UntilResponse};
-    /// use std::sync::Arc;
-    ///
-    /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1]).hold(UntilResponse);
-    /// # let _ = layer;
-    /// ```
-    pub fn hold<H2>(self, hold: H2) -> AdmitLayer<W, N, H2> {
-        self.map_hold(|_| hold)
     }
 
     /// The same layer with its hold replaced by `f(hold)`: for holds that

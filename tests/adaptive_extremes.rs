@@ -1,0 +1,415 @@
+//! The adaptive algorithms and controller at their extremes: a round trip
+//! far beyond Gradient2's tolerance at small limits, windows of zero round
+//! trips, a resize of the controller's that re-raises a waker's panic,
+//! counts that overflow a sum, adversarial windows of every kind fed to
+//! every algorithm, and completions from threads whose clocks disagree while
+//! the bounds move.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multisem::MultiSemaphore;
+use multisem::adaptive::{
+    Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window,
+};
+use proptest::prelude::*;
+
+const MAX: u64 = MultiSemaphore::<2>::MAX_PERMITS;
+const MIB: u64 = 1 << 20;
+
+fn at(limit: u64, peak: u64, min: u64, max: u64) -> Dimension {
+    let mut dim = Dimension::default();
+    (dim.limit, dim.peak_in_flight, dim.min, dim.max) = (limit, peak, min, max);
+    dim
+}
+
+/// A 100 ms window of 10 successes, every round trip `rtt`.
+fn rtt_window(rtt: Duration) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(100);
+    window.successes = 10;
+    (window.min_rtt, window.mean_rtt, window.max_rtt) = (rtt, rtt, rtt);
+    window
+}
+
+/// Beyond its tolerance Gradient2 never grows the limit, small ones
+/// included: there the queue allowance √limit outweighs even the largest
+/// cut (0.9 L + 0.2 √L > L for L < 4), and a round trip that kept doubling
+/// raised a limit of 1 to 3.
+#[test]
+fn gradient2_never_raises_the_limit_while_the_rtt_is_beyond_its_tolerance() {
+    let mut gradient = Gradient2::default();
+    let mut limit = 1;
+    // Settle the long term at 10 ms, holding the limit (not in use).
+    gradient.update(&rtt_window(Duration::from_millis(10)), &at(1, 0, 1, 1000));
+    let mut rtt = Duration::from_millis(10);
+    let mut seen = vec![];
+    for _ in 0..20 {
+        rtt *= 2;
+        let window = rtt_window(rtt);
+        let long = gradient.long_rtt().unwrap();
+        let next = gradient
+            .update(&window, &at(limit, limit, 1, 1000))
+            .clamp(1, 1000);
+        // The long term lags: the short term stays past tolerance x long.
+        assert!(rtt.as_secs_f64() > 1.5 * long);
+        seen.push(next);
+        assert!(
+            next <= limit,
+            "round trip {rtt:?} (long term {long:.4} s, tolerance 1.5): limit {limit} -> {next}; so far {seen:?}"
+        );
+        limit = next;
+    }
+}
+
+/// `successes` 1 MiB requests over `elapsed_ms`, each taking `rtt`.
+fn mib_window(successes: u64, elapsed_ms: u64, rtt: Duration) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(elapsed_ms);
+    window.successes = successes;
+    window.delivered_bytes = successes * MIB;
+    window.min_rtt = rtt;
+    window.min_rtt_bytes = MIB;
+    (window.mean_rtt, window.max_rtt) = (rtt, rtt);
+    window.weighted_size = MIB;
+    window
+}
+
+fn busy(limit: u64) -> Dimension {
+    at(limit, limit, MIB, 1 << 40)
+}
+
+/// As many 1 MiB requests as the limit allows, each 10 ms, for 20 windows.
+fn run(algorithm: &mut BandwidthDelay) -> u64 {
+    let mut limit = 2 * MIB;
+    for _ in 0..20 {
+        let in_flight = limit / MIB;
+        limit = algorithm
+            .update(
+                &mib_window(in_flight * 10, 100, Duration::from_millis(10)),
+                &busy(limit),
+            )
+            .max(MIB);
+    }
+    limit
+}
+
+/// A window whose fastest success took no measurable time (completions at
+/// the grant's instant: `complete_at` takes a `now` at or before the grant
+/// as a round trip of zero; or a coarse clock) gives no delay. Taken as a
+/// base delay of 0, it held the product at 0 for `delay_windows` windows:
+/// the limit stayed at two requests under a load that a fresh algorithm
+/// grows past 3 MiB.
+#[test]
+fn a_window_of_zero_round_trips_measures_no_delay() {
+    let mut fresh = BandwidthDelay::default().probe_every(0);
+    let grown = run(&mut fresh);
+    assert!(grown > 3 * MIB, "fresh: {grown}");
+
+    let mut after_zero = BandwidthDelay::default().probe_every(0);
+    after_zero.update(&mib_window(16, 100, Duration::ZERO), &busy(64 * MIB));
+    let pinned = run(&mut after_zero);
+    assert!(
+        pinned >= grown,
+        "after one window of zero round trips: {pinned} bytes (fresh: {grown}); base delay {:?}",
+        after_zero.base_delay()
+    );
+}
+
+/// The same through the controller in virtual time: one window whose
+/// completions land at their grant's instant.
+#[test]
+fn a_controller_window_of_instant_completions_does_not_pin_the_byte_limit() {
+    let run_ctl = |zero_first: bool| {
+        let sem = Arc::new(MultiSemaphore::new([64, 2 * MIB]));
+        let ctl = Controller::builder(Arc::clone(&sem))
+            .limit(1, MIB..=(1 << 30), BandwidthDelay::default().probe_every(0))
+            .window(Duration::from_millis(100), 16)
+            .build();
+        let mut t = Instant::now();
+        if zero_first {
+            for _ in 0..16 {
+                let p = ctl.try_acquire_at([1, 4096], t).unwrap();
+                let granted = p.granted();
+                t += Duration::from_millis(7);
+                p.complete_at(Outcome::delivered(4096), granted);
+            }
+            assert_eq!(ctl.windows(), 1);
+        }
+        // Busy windows: as many 1 MiB requests as fit, each 10 ms.
+        for _ in 0..200 {
+            let n = (sem.capacity()[1] / MIB).max(1);
+            let permits: Vec<_> = (0..n)
+                .map(|_| ctl.try_acquire_at([1, MIB], t).unwrap())
+                .collect();
+            t += Duration::from_millis(10);
+            for p in permits {
+                p.complete_at(Outcome::delivered(MIB), t);
+            }
+        }
+        sem.capacity()[1]
+    };
+    let fresh = run_ctl(false);
+    let after_zero = run_ctl(true);
+    assert!(fresh > 3 * MIB, "fresh: {fresh}");
+    assert!(
+        after_zero > 3 * MIB,
+        "after a window of instant completions the byte limit is {after_zero} (fresh: {fresh})"
+    );
+}
+
+struct PanicWaker;
+
+impl Wake for PanicWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("a waker that panics");
+    }
+}
+
+/// A resize re-raises a woken waiter's waker panic (as a release does).
+/// When the resize is the controller's, at a window's close inside
+/// `complete`, the panic reaches `complete`, but only once the controller's
+/// books are done: its `limits()` and `windows()` say what the semaphore's
+/// capacity does, and the next window counts only its own samples.
+#[test]
+fn a_resize_that_re_raises_a_waker_panic_leaves_the_controller_consistent() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=100, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let held = ctl.try_acquire([1, 1]).unwrap();
+    // A waiter queued with a waker that panics.
+    let waker = Waker::from(Arc::new(PanicWaker));
+    let mut acquire = pin!(sem.acquire_owned([1, 1]));
+    assert!(
+        acquire
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    // Completing the held request closes a window of one busy success:
+    // Aimd grows the count 1 -> 2, which grants the waiter and wakes it.
+    let panicked = catch_unwind(AssertUnwindSafe(|| held.complete(Outcome::success()))).is_err();
+    assert!(
+        panicked,
+        "the waker's panic reaches `complete` (resizes re-raise)"
+    );
+    assert_eq!(sem.capacity()[0], 2);
+    let granted = match acquire
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Ok(p)) => p,
+        other => panic!("{other:?}"),
+    };
+    drop(granted);
+    let after_panic = (ctl.limits(), ctl.windows());
+    // One more success: its window holds it alone.
+    ctl.try_acquire([1, 1])
+        .unwrap()
+        .complete(Outcome::success());
+    let last = ctl.last_window().unwrap();
+    assert_eq!(
+        (after_panic, last.successes),
+        (([2, 1 << 20], 1), 1),
+        "after the panic: limits/windows {after_panic:?}; the next window counted {} successes",
+        last.successes
+    );
+}
+
+/// `Window::drop_rate` of counts whose sum passes u64::MAX (every field is
+/// public, and the docs show building windows by hand to test an
+/// algorithm) is a rate within 0..=1: the sum overflowed, a panic in debug
+/// builds, a rate far above 1 (or NaN) in release ones.
+#[test]
+fn drop_rate_of_a_window_with_huge_counts_does_not_overflow() {
+    let mut window = Window::default();
+    (window.successes, window.drops) = (u64::MAX, 1);
+    let rate = catch_unwind(|| window.drop_rate());
+    assert!(
+        matches!(rate, Ok(r) if (0.0..=1.0).contains(&r)),
+        "drop_rate: {rate:?}"
+    );
+}
+
+// Every algorithm, fed adversarial but legal windows through the
+// controller's clamp, never panics, and the Aimd-based ones still back off.
+
+fn any_window() -> impl Strategy<Value = Window> {
+    let dur = prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        Just(Duration::from_nanos(1)),
+        (0u64..10_000_000_000).prop_map(Duration::from_nanos),
+    ];
+    let big = prop_oneof![Just(0u64), Just(u64::MAX), Just(1u64), 0u64..(1 << 40)];
+    (
+        dur.clone(),
+        dur.clone(),
+        dur,
+        big.clone(),
+        big.clone(),
+        big.clone(),
+        big,
+        prop_oneof![Just(0u64), Just(u64::MAX), 0u64..100],
+    )
+        .prop_map(
+            |(elapsed, min_rtt, mean_rtt, successes, drops, delivered, min_bytes, weighted)| {
+                let mut w = Window::default();
+                w.elapsed = elapsed;
+                w.min_rtt = min_rtt;
+                w.mean_rtt = mean_rtt.max(min_rtt);
+                w.max_rtt = w.mean_rtt;
+                w.successes = successes;
+                // Keep successes + drops within u64 (see the drop_rate test).
+                w.drops = drops.min(u64::MAX - successes);
+                w.delivered_bytes = delivered;
+                w.min_rtt_bytes = min_bytes.min(delivered);
+                w.weighted_size = weighted;
+                w
+            },
+        )
+}
+
+fn bounds() -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        Just((1, 1)),
+        Just((1, MAX)),
+        Just((MAX, MAX)),
+        (1u64..1000).prop_flat_map(|lo| (Just(lo), lo..=lo * 1000)),
+    ]
+}
+
+fn algorithms() -> Vec<(&'static str, Box<dyn Algorithm>)> {
+    vec![
+        ("aimd", Box::new(Aimd::default())),
+        ("aimd-huge-step", Box::new(Aimd::default().step(f64::MAX))),
+        ("gradient", Box::new(Gradient2::default())),
+        ("min", Box::new(Min(Aimd::default(), Gradient2::default()))),
+        ("bdp", Box::new(BandwidthDelay::default().probe_every(3))),
+        (
+            "bdp-inf-drain",
+            Box::new(BandwidthDelay::default().drain(f64::INFINITY)),
+        ),
+        (
+            "per-request",
+            Box::new(BandwidthDelay::default().per_request()),
+        ),
+        (
+            "preset-count",
+            Box::new(multisem::adaptive::preset::count()),
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    #[test]
+    fn adversarial_windows_never_panic_and_aimd_still_backs_off(
+        windows in proptest::collection::vec((any_window(), 0u64..=MAX), 1..60),
+        bounds_seq in proptest::collection::vec(bounds(), 1..4),
+    ) {
+        for (name, mut algorithm) in algorithms() {
+            let mut limit = bounds_seq[0].0;
+            for (i, (window, peak)) in windows.iter().enumerate() {
+                let (min, max) = bounds_seq[i % bounds_seq.len()];
+                limit = limit.clamp(min, max);
+                let dim = at(limit, *peak, min, max);
+                let next = algorithm.update(window, &dim).clamp(min, max);
+                limit = next;
+            }
+            // After the storm, plain windows: the limit moves only within bounds,
+            // and Aimd-based algorithms back off on drops.
+            let (min, max) = *bounds_seq.last().unwrap();
+            limit = limit.clamp(min, max);
+            let mut dropped = Window::default();
+            dropped.elapsed = Duration::from_millis(100);
+            dropped.drops = 10;
+            for _ in 0..5 {
+                let next = algorithm.update(&dropped, &at(limit, limit, min, max)).clamp(min, max);
+                if name.starts_with("aimd") || name == "min" || name == "preset-count" {
+                    prop_assert!(next <= limit, "{name}: drops raised {limit} -> {next}");
+                }
+                limit = next;
+            }
+        }
+    }
+}
+
+// The controller under concurrency: completions from threads whose clocks
+// disagree (some going backwards), with set_bounds, limits() and
+// last_window() meanwhile.
+
+#[test]
+fn completions_with_disagreeing_clocks_and_moving_bounds_stay_within_bounds() {
+    let sem = Arc::new(
+        MultiSemaphore::builder([16, 1 << 20])
+            .max_capacity([MAX, MAX])
+            .build(),
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 2..=64, Min(Aimd::default(), Gradient2::default()))
+        .limit(1, (1 << 16)..=(1 << 24), BandwidthDelay::default())
+        .window(Duration::from_micros(50), 2)
+        .build();
+    let base = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    thread::scope(|s| {
+        for t in 0..3u64 {
+            let ctl = &ctl;
+            s.spawn(move || {
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    // Each thread's clock is skewed: some go backwards.
+                    let skew = Duration::from_millis((t * 7 + i) % 13);
+                    let granted = base + Duration::from_millis(i % 50);
+                    let now = if (i + t) % 3 == 0 {
+                        granted - Duration::ZERO
+                    } else {
+                        granted + skew
+                    };
+                    let now = if i % 5 == 0 { base } else { now };
+                    if let Ok(p) = ctl.try_acquire_at([1, 1000 + i % 5000], granted) {
+                        let outcome = match i % 7 {
+                            0 => Outcome::Dropped,
+                            1 => Outcome::Ignore,
+                            _ => Outcome::delivered(i % 5000),
+                        };
+                        p.complete_at(outcome, now);
+                    }
+                }
+            });
+        }
+        let ctl = &ctl;
+        let sem = &sem;
+        s.spawn(move || {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let hi = 2 + i % 60;
+                ctl.set_bounds(0, 2..=hi).unwrap();
+                let limits = ctl.limits();
+                assert!(
+                    (2..=hi).contains(&limits[0]) || limits[0] <= 64,
+                    "{limits:?}"
+                );
+                let _ = ctl.last_window();
+                let cap = sem.capacity();
+                assert!(cap[1] >= 1 << 16 && cap[1] <= 1 << 24, "{cap:?}");
+            }
+        });
+    });
+    ctl.set_bounds(0, 2..=8).unwrap();
+    let limits = ctl.limits();
+    assert!((2..=8).contains(&limits[0]), "{limits:?}");
+    assert_eq!(sem.capacity(), limits);
+    assert_eq!(sem.available(), sem.capacity());
+}
