@@ -119,6 +119,15 @@ fn a_window_of_zero_round_trips_measures_no_delay() {
         "after one window of zero round trips: {pinned} bytes (fresh: {grown}); base delay {:?}",
         after_zero.base_delay()
     );
+    // Counting requests, a zero round trip gives no delay either.
+    let mut count = BandwidthDelay::default().per_request().probe_every(0);
+    count.update(&mib_window(16, 100, Duration::ZERO), &at(64, 64, 1, 1000));
+    assert_eq!(count.base_delay(), None);
+    count.update(
+        &mib_window(16, 100, Duration::from_millis(10)),
+        &at(64, 64, 1, 1000),
+    );
+    assert_eq!(count.base_delay(), Some(0.01));
 }
 
 /// The same through the controller in virtual time: one window whose

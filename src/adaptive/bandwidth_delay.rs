@@ -265,26 +265,19 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
 impl Algorithm for BandwidthDelay {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
-        let (delivered, size, min_rtt_size) = if self.per_request {
-            (window.successes, 1, 0)
+        let (rate, size, min_rtt_size) = if self.per_request {
+            (window.success_rate(), 1, 0)
         } else {
             (
-                window.delivered_bytes,
+                window.delivery_rate(),
                 window.weighted_size,
                 window.min_rtt_bytes,
             )
         };
-        if window.successes == 0 || delivered == 0 {
-            return self.estimate.set(limit);
-        }
-        let rate = if self.per_request {
-            window.success_rate()
-        } else {
-            window.delivery_rate()
-        };
         if rate <= 0.0 {
-            // A window too short for the clock has no rate: it cannot say
-            // that the downstream delivers nothing.
+            // Nothing delivered (or no bytes reported), or a window too
+            // short for the clock: no rate, and no saying the downstream
+            // delivers nothing.
             return self.estimate.set(limit);
         }
         let sample = (rate, size);
