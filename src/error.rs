@@ -27,7 +27,7 @@ use std::fmt;
 /// );
 /// # drop(held);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TryAcquireError {
     /// The request does not fit now; a later attempt may succeed.
@@ -78,7 +78,7 @@ pub enum TryAcquireError {
 /// Whatever the variant, no permit is held once the call has returned.
 /// Which dimension held a timed-out request back is counted in
 /// [`Stats::timed_out_by`](crate::Stats::timed_out_by).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AcquireError {
     /// The deadline passed before the request could be granted.
@@ -106,7 +106,7 @@ pub enum AcquireError {
 
 /// Why [`add_permits`](crate::MultiSemaphore::add_permits) or
 /// [`set_capacity`](crate::MultiSemaphore::set_capacity) changed nothing.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CapacityError {
     /// Dimension `dim` would pass its
@@ -148,10 +148,11 @@ impl fmt::Debug for CapacityError {
 /// [`OwnedPermit::release`](crate::OwnedPermit::release)) gave nothing back.
 ///
 /// The permit is unchanged: it still holds everything it held before.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReleaseError {
     /// The permit holds less than `requested` in dimension `dim`.
+    #[non_exhaustive]
     ExceedsHeld {
         /// The first dimension where the permit holds too little.
         dim: usize,
@@ -159,7 +160,28 @@ pub enum ReleaseError {
         requested: u64,
         /// What the permit holds in that dimension.
         held: u64,
+        /// The semaphore's dimension names, if it has any.
+        names: DimNames,
     },
+}
+
+/// By hand: dimensions show their names, where the semaphore has some.
+impl fmt::Debug for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ExceedsHeld {
+                dim,
+                requested,
+                held,
+                names,
+            } => f
+                .debug_struct("ExceedsHeld")
+                .field("dim", &names.label(dim))
+                .field("requested", &requested)
+                .field("held", &held)
+                .finish(),
+        }
+    }
 }
 
 impl TryAcquireError {
@@ -380,9 +402,11 @@ impl fmt::Display for ReleaseError {
                 dim,
                 requested,
                 held,
+                names,
             } => write!(
                 f,
-                "dimension {dim}: asked to release {requested}, the permit holds {held}"
+                "{}: asked to release {requested}, the permit holds {held}",
+                names.label(dim)
             ),
         }
     }

@@ -22,6 +22,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
                 dim,
                 requested: amounts[dim],
                 held: self.amounts[dim],
+                names: self.sem.names(),
             });
         }
         for (held, moved) in self.amounts.iter_mut().zip(amounts) {

@@ -220,8 +220,18 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// The dimension names given to the builder, for errors.
-    pub(crate) fn names(&self) -> DimNames {
+    /// The dimension names given to the [builder](crate::Builder::names),
+    /// which its errors, its `Debug` output and a
+    /// [`tower::AdmitLayer`](crate::tower::AdmitLayer) on it use.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([10, 1024]).names(&["messages", "bytes"]).build();
+    /// assert_eq!(sem.names().get(1), Some("bytes"));
+    /// assert_eq!(MultiSemaphore::new([10]).names().get(0), None);
+    /// ```
+    pub fn names(&self) -> DimNames {
         self.names
     }
 

@@ -1339,3 +1339,47 @@ fn bounds_moved_under_load_hold_and_the_books_balance() {
         ctl.windows()
     );
 }
+
+/// A tracked permit grows and gives part back as an owned one does (all or
+/// nothing, never waiting), and returns exactly what it holds at the end.
+#[test]
+fn a_tracked_permit_grows_and_releases_and_returns_what_it_holds() {
+    let sem = semaphore([4, 2000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let mut permit = ctl.try_acquire([1, 1000]).unwrap();
+    permit.try_grow([1, 500]).unwrap();
+    assert_eq!((permit.amounts(), sem.available()), ([2, 1500], [2, 500]));
+    assert!(permit.try_grow([0, 501]).unwrap_err().is_insufficient());
+    assert_eq!(
+        permit.amounts(),
+        [2, 1500],
+        "a refused grow changes nothing"
+    );
+    permit.release([1, 1200]).unwrap();
+    assert!(permit.release([0, 301]).is_err());
+    assert_eq!((permit.amounts(), sem.available()), ([1, 300], [3, 1700]));
+    permit.complete(Outcome::delivered(1500));
+    assert_eq!(ctl.windows(), 1, "still tracked");
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// `Controller::acquire`'s future owns its handle on the controller: it
+/// can be spawned.
+#[test]
+fn the_controller_s_acquire_can_be_spawned() {
+    fn spawnable<F: std::future::Future + Send + 'static>(future: F) -> F {
+        future
+    }
+    let sem = semaphore([4, 2000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .build();
+    let acquire = spawnable(ctl.acquire([1, 10]));
+    drop(ctl);
+    let permit = futures_executor::block_on(acquire).unwrap();
+    permit.complete(Outcome::success());
+    assert_eq!(sem.available(), sem.capacity());
+}

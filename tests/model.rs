@@ -994,6 +994,7 @@ fn run<const N: usize>(
                             dim,
                             requested,
                             held: h,
+                            ..
                         }),
                         Some(d),
                     ) => {

@@ -175,15 +175,16 @@ fn release_of_more_than_held_is_an_error_and_gives_nothing_back() {
         let mut permit = sem.try_acquire([2, 100]).unwrap();
         // Dimension 0 could be released, dimension 1 not: neither is.
         let err = permit.release([1, 101]).unwrap_err();
-        assert_eq!(
-            err,
-            ReleaseError::ExceedsHeld {
-                dim: 1,
-                requested: 101,
-                held: 100
-            },
-            "{layout:?}"
-        );
+        let ReleaseError::ExceedsHeld {
+            dim,
+            requested,
+            held,
+            ..
+        } = err
+        else {
+            unreachable!()
+        };
+        assert_eq!((dim, requested, held), (1, 101, 100), "{layout:?}");
         assert_eq!(
             err.to_string(),
             "dimension 1: asked to release 101, the permit holds 100"
@@ -237,4 +238,22 @@ fn grow_then_release_round_trip_for_every_n() {
     check([8]);
     check([8, 1024]);
     check([8, 1024, 4096]);
+}
+
+/// A release error names the dimension as the semaphore does.
+#[test]
+fn a_release_error_names_its_dimension() {
+    let sem = MultiSemaphore::builder([4, 1000])
+        .names(&["messages", "bytes"])
+        .build();
+    let mut permit = sem.try_acquire([2, 100]).unwrap();
+    let err = permit.release([1, 101]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bytes: asked to release 101, the permit holds 100"
+    );
+    assert_eq!(
+        format!("{err:?}"),
+        r#"ExceedsHeld { dim: 1 ("bytes"), requested: 101, held: 100 }"#
+    );
 }

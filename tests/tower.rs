@@ -137,6 +137,26 @@ async fn an_inner_error_returns_the_permit_and_passes_through() {
     assert_eq!(sem.available(), [4, 1000]);
 }
 
+/// A layer names the dimensions as its semaphore does, unless told otherwise.
+#[tokio::test]
+async fn a_layer_takes_its_semaphore_s_names() {
+    let named = Arc::new(
+        MultiSemaphore::builder([4, 1000])
+            .names(&["messages", "octets"])
+            .build(),
+    );
+    let refusal_of = |layer: AdmitLayer<fn(&u64) -> [u64; 2], 2>| async move {
+        let mut svc = layer.shed().layer(echo());
+        let err = svc.ready().await.unwrap().call(2000).await.unwrap_err();
+        err.to_string()
+    };
+    let weigh = (|bytes: &u64| [1, *bytes]) as fn(&u64) -> [u64; 2];
+    let layer = AdmitLayer::new(Arc::clone(&named), weigh);
+    assert!(bounded(refusal_of(layer)).await.contains("octets"));
+    let renamed = AdmitLayer::new(named, weigh).names(["requests", "bytes"]);
+    assert!(bounded(refusal_of(renamed)).await.contains("bytes"));
+}
+
 #[tokio::test]
 async fn shed_mode_refuses_at_once_naming_the_short_dimension() {
     let sem = Arc::new(MultiSemaphore::new([4, 1000]));

@@ -356,15 +356,17 @@ impl<const N: usize> Controller<N> {
         Ok(self.track(permit))
     }
 
-    /// [`MultiSemaphore::acquire_owned`], tracked from the grant.
+    /// [`MultiSemaphore::acquire_owned`], tracked from the grant. The future
+    /// is `'static` (it holds its own handle on the controller), so a task
+    /// can be spawned on it.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
     /// # use std::sync::Arc;
     /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
     /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
-    /// # futures_executor::block_on(async {
-    /// let permit = ctl.acquire([1, 100]).await.unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let permit = tokio::spawn(ctl.acquire([1, 100])).await.unwrap().unwrap();
     /// permit.complete(Outcome::success());
     /// # });
     /// ```
@@ -397,12 +399,17 @@ impl<const N: usize> Controller<N> {
     ///
     /// As [`MultiSemaphore::acquire_owned`]: dropped before its grant, it
     /// holds nothing.
-    pub async fn acquire(
+    pub fn acquire(
         self: &Arc<Self>,
         amounts: [u64; N],
-    ) -> Result<TrackedPermit<N>, AcquireError> {
-        let permit = self.sem.acquire_owned(amounts).await?;
-        Ok(self.track(permit))
+    ) -> impl Future<Output = Result<TrackedPermit<N>, AcquireError>> + Send + use<N> {
+        // `'static`: it holds its own handle on the controller, so it can be
+        // spawned, as the semaphore's `acquire_owned` can.
+        let controller = Arc::clone(self);
+        async move {
+            let permit = controller.sem.acquire_owned(amounts).await?;
+            Ok(controller.track(permit))
+        }
     }
 
     /// Counts one completion; closes the window and resizes if it is due.

@@ -100,7 +100,9 @@ impl<const N: usize> ControllerBuilder<N> {
     /// over 20 seeds.
     ///
     /// Report successes with [`Outcome::delivered`](super::Outcome::delivered),
-    /// and give `bytes` a lower bound of at least the largest request.
+    /// and give `bytes` a lower bound of at least the largest request. It
+    /// sets the window too: to change it, call [`window`](Self::window)
+    /// after this, not before.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

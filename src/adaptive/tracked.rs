@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::controller::Controller;
+use crate::error::{ReleaseError, TryAcquireError};
 use crate::permit::OwnedPermit;
 use crate::sync::Arc;
 
@@ -111,6 +112,49 @@ impl<const N: usize> TrackedPermit<N> {
     /// ```
     pub fn amounts(&self) -> [u64; N] {
         self.permit.amounts()
+    }
+
+    /// [`OwnedPermit::try_grow`]: takes `amounts` more, all or nothing,
+    /// without waiting, for a size known late. The round trip is still
+    /// timed from the first grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut permit = ctl.try_acquire([1, 1000]).unwrap(); // the size we guessed
+    /// permit.try_grow([0, 500]).unwrap();                   // the size it turned out to be
+    /// assert_eq!(permit.amounts(), [1, 1500]);
+    /// permit.complete(Outcome::delivered(1500));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnedPermit::try_grow`]; then the permit is unchanged.
+    pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+        self.permit.try_grow(amounts)
+    }
+
+    /// [`OwnedPermit::release`]: gives `amounts` back early (a part of the
+    /// request already delivered), keeping the rest and the tracking.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut permit = ctl.try_acquire([1, 1000]).unwrap();
+    /// permit.release([0, 600]).unwrap();
+    /// assert_eq!(permit.amounts(), [1, 400]);
+    /// permit.complete(Outcome::delivered(1000));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnedPermit::release`]; then the permit is unchanged.
+    pub fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
+        self.permit.release(amounts)
     }
 
     /// When the permit was granted (or handed to [`Controller::track`]).

@@ -37,7 +37,7 @@ fn dimension(f: &mut fmt::Formatter<'_>, dim: usize, name: &str) -> fmt::Result 
 /// assert_eq!(shed.to_string(), "shed: bytes short, requested 100, available 24");
 /// # });
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Shed {
     pub(crate) dim: usize,
     pub(crate) name: &'static str,
@@ -134,7 +134,7 @@ impl std::error::Error for Shed {}
 /// assert!(timed_out.waited() >= Duration::from_millis(20));
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TimedOut {
     pub(crate) dim: Option<usize>,
     pub(crate) name: &'static str,
@@ -211,7 +211,7 @@ impl std::error::Error for TimedOut {}
 /// assert_eq!((too_large.name(), too_large.requested(), too_large.capacity()), ("bytes", 4096, 1024));
 /// # });
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TooLarge {
     pub(crate) dim: usize,
     pub(crate) name: &'static str,
@@ -298,7 +298,7 @@ impl std::error::Error for TooLarge {}
 /// assert!(err.is::<Closed>());
 /// # });
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Closed(());
 
 impl fmt::Display for Closed {
@@ -321,7 +321,7 @@ impl std::error::Error for Closed {}
 /// }
 /// # let _ = retry_later;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Refused {
     /// See [`Shed`].

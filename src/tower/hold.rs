@@ -90,7 +90,7 @@ pub trait Hold<Response, E, const N: usize> {
 ///     .hold(UntilResponse);
 /// # let _ = layer;
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UntilResponse;
 
 impl<R, E: Into<BoxError>, const N: usize> Hold<R, E, N> for UntilResponse {

@@ -110,12 +110,13 @@ impl<W, const N: usize> AdmitLayer<W, N> {
     /// # let _ = layer;
     /// ```
     pub fn new(sem: Arc<MultiSemaphore<N>>, weigher: W) -> Self {
+        let names = std::array::from_fn(|d| sem.names().get(d).unwrap_or(""));
         Self {
             sem,
             weigher,
             hold: UntilResponse,
             mode: Mode::Wait { timeout: None },
-            names: [""; N],
+            names,
             on_wait: None,
         }
     }
@@ -208,7 +209,8 @@ impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
 
 impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// Names the dimensions (e.g. `["requests", "bytes"]`) for the errors'
-    /// messages and [`name`](super::Shed::name)s.
+    /// messages and [`name`](super::Shed::name)s. By default, the
+    /// semaphore's [names](MultiSemaphore::names), if it has some.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
