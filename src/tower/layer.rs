@@ -170,6 +170,10 @@ impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
     /// is refused as [`TooLarge`](super::TooLarge), and a shrink can bring
     /// the capacity down to that lower end.
     ///
+    /// A closure classifier needs its argument types written out, as below:
+    /// the layer is built before the service whose answers it classifies,
+    /// so nothing else tells the compiler what they are.
+    ///
     /// ```
     /// use multisem::MultiSemaphore;
     /// use multisem::adaptive::{Controller, Outcome};
