@@ -105,6 +105,7 @@ impl<const N: usize> MultiSemaphore<N> {
         );
         self.resize(|old, d| Some(if d == dim { capacity } else { old }))
     }
+
     /// `Permit::forget`: the amounts leave circulation. They first pay down
     /// any debt (they were part of the excess in flight), then shrink the
     /// capacity.
