@@ -221,8 +221,8 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// The dimension names given to the [builder](crate::Builder::names),
-    /// which its errors, its `Debug` output and a
-    /// [`tower::AdmitLayer`](crate::tower::AdmitLayer) on it use.
+    /// which its errors, its `Debug` output and a `tower::AdmitLayer` on it
+    /// use.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
