@@ -30,7 +30,7 @@ struct State {
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
 fn state(p: *const ()) -> &'static State {
-    // SAFETY: every pointer comes from a leaked `Box<State>` (`test_waker`).
+    // SAFETY: every pointer comes from a leaked `State` (`test_waker`).
     unsafe { &*(p as *const State) }
 }
 
@@ -52,11 +52,22 @@ unsafe fn drop_waker(p: *const ()) {
     }
 }
 
+/// Leaks `value`, for a raw waker's data pointer: it must outlive every
+/// clone of the waker, whenever the semaphore drops them. It stays
+/// reachable from a static, so that Miri does not report it as a leak.
+fn leak<T: std::any::Any + Sync>(value: T) -> &'static T {
+    static KEPT: std::sync::Mutex<Vec<&'static (dyn std::any::Any + Sync)>> =
+        std::sync::Mutex::new(Vec::new());
+    let leaked: &'static T = Box::leak(Box::new(value));
+    KEPT.lock().unwrap().push(leaked);
+    leaked
+}
+
 fn test_waker() -> (&'static State, Waker) {
-    let s: &'static State = Box::leak(Box::new(State {
+    let s: &'static State = leak(State {
         wakes: AtomicUsize::new(0),
         panic_on_drop: AtomicBool::new(false),
-    }));
+    });
     // SAFETY: the vtable's functions keep the RawWaker contract; the data
     // pointer is 'static.
     let waker = unsafe { Waker::from_raw(RawWaker::new(s as *const State as *const (), &VTABLE)) };
@@ -158,7 +169,7 @@ struct Reentrant {
 static REENTRANT: RawWakerVTable = RawWakerVTable::new(r_clone, r_noop, r_noop, r_drop);
 
 fn reentrant(p: *const ()) -> &'static Reentrant {
-    // SAFETY: every pointer comes from a leaked `Box<Reentrant>`.
+    // SAFETY: every pointer comes from a leaked `Reentrant`.
     unsafe { &*(p as *const Reentrant) }
 }
 
@@ -194,10 +205,10 @@ fn renotify_clone_racing_a_grant_then_drop_panic_does_not_lose_the_grant() {
     let mut f = Box::pin(sem.acquire([1]));
     assert!(poll(f.as_mut(), &w1).is_pending());
 
-    let r: &'static Reentrant = Box::leak(Box::new(Reentrant {
+    let r: &'static Reentrant = leak(Reentrant {
         on_clone: std::sync::Mutex::new(Some(Box::new(move || drop(hold)))),
         panic_on_drop: AtomicBool::new(false),
-    }));
+    });
     // SAFETY: as `test_waker`.
     let w2 = unsafe {
         Waker::from_raw(RawWaker::new(
