@@ -1908,7 +1908,30 @@ fn with_timeout_counts_a_timeout<const N: usize>(layout: Layout) {
     let got = ready(poll_once(f.as_mut()), "granted before the timer");
     assert_eq!(got.unwrap().amounts(), [1; N]);
     assert_eq!(sem.stats().timed_out, 2);
+    // The race itself: the grant lands after the acquire was polled and
+    // found queued, and the timer fires in the same poll (here the timer
+    // returns the permits that grant it, as another thread could at that
+    // moment). The grant is delivered, not lost.
+    let all = Arc::new(std::sync::Mutex::new(Some(
+        sem.try_acquire_owned(sem.available()).unwrap(),
+    )));
+    let releasing = Arc::clone(&all);
+    let racing = std::future::poll_fn(move |_| {
+        drop(releasing.lock().unwrap().take());
+        Poll::Ready(())
+    });
+    let mut f = Box::pin(sem.acquire([1; N]).with_timeout(racing));
+    let got = ready(poll_once(f.as_mut()), "the grant or the timeout");
+    assert_eq!(
+        got.expect("the grant that raced the timer").amounts(),
+        [1; N]
+    );
+    assert!(all.lock().unwrap().is_none(), "the timer ran");
+    assert_eq!(sem.stats().timed_out, 2, "not a timeout");
+    assert_eq!(sem.waiters(), 0);
+    drop(f);
     drop(p);
+    assert_eq!(sem.available(), cap);
 }
 
 #[test]
@@ -2458,4 +2481,27 @@ fn owners_of_two_dimensions_never_undo_each_other() {
         assert_eq!(sem.capacity(), [1 + 1999 % 997; 2]);
         assert_eq!(sem.available(), sem.capacity());
     }
+}
+
+/// A timeout too long for the clock (`Duration::MAX`) waits without a
+/// deadline: no overflow, and the grant comes when the permits do.
+#[test]
+fn a_timeout_of_duration_max_waits_without_overflowing() {
+    let sem = Arc::new(MultiSemaphore::new([1, 10]));
+    drop(
+        sem.acquire_blocking_timeout([1, 10], Duration::MAX)
+            .unwrap(),
+    );
+    let held = sem.try_acquire_owned([1, 10]).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        drop(held);
+    });
+    let owned = Arc::clone(&sem)
+        .acquire_owned_blocking_timeout([1, 5], Duration::MAX)
+        .unwrap();
+    assert_eq!(owned.amounts(), [1, 5]);
+    releaser.join().unwrap();
+    drop(owned);
+    assert_eq!(sem.available(), sem.capacity());
 }

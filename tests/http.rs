@@ -684,3 +684,95 @@ fn retry_after_rounds_up_any_duration() {
     assert_eq!(header(Duration::from_millis(3001)), "4");
     assert_eq!(header(Duration::MAX), u64::MAX.to_string());
 }
+
+/// A request's weight: its `Content-Length`, else its body's exact size,
+/// else the weigher's default (a streamed upload of unknown length).
+#[test]
+fn request_bytes_weighs_the_declared_length_else_the_default() {
+    use multisem::http::RequestBytes;
+    use multisem::tower::Weigh;
+
+    let weigh = RequestBytes::new(777);
+    let (_tx, rx) = mpsc::channel::<Bytes>(1);
+    let streamed = Request::new(ChannelBody(rx));
+    assert_eq!(
+        weigh.weigh(&streamed),
+        [1, 777],
+        "unknown length: the default"
+    );
+    let (_tx, rx) = mpsc::channel::<Bytes>(1);
+    let declared = Request::builder()
+        .header(http::header::CONTENT_LENGTH, " 4096 ")
+        .body(ChannelBody(rx))
+        .unwrap();
+    assert_eq!(weigh.weigh(&declared), [1, 4096], "Content-Length");
+    let exact = Request::new(Full::new(Bytes::from_static(b"hello")));
+    assert_eq!(weigh.weigh(&exact), [1, 5], "the exact size hint");
+    let (_tx, rx) = mpsc::channel::<Bytes>(1);
+    let garbled = Request::builder()
+        .header(http::header::CONTENT_LENGTH, "lots")
+        .body(ChannelBody(rx))
+        .unwrap();
+    assert_eq!(
+        weigh.weigh(&garbled),
+        [1, 777],
+        "an unreadable length: the default"
+    );
+}
+
+/// A shed answer's `Retry-After` is the hold's `retry_after`, in whole
+/// seconds rounded up.
+#[test]
+fn a_shed_answer_carries_the_hold_s_retry_after() {
+    use multisem::http::UntilBodyEnd;
+    use multisem::tower::AdmitLayer;
+    use tower::ServiceExt;
+
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let hold = UntilBodyEnd::default().retry_after(Duration::from_millis(2500));
+    let layer = AdmitLayer::new(Arc::clone(&sem), multisem::http::RequestBytes::new(1024))
+        .hold(hold)
+        .shed();
+    let mut svc = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    }));
+    let held = sem.try_acquire([1, 0]).unwrap();
+    let response = futures_executor::block_on(async {
+        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+        svc.ready().await.unwrap().call(request).await.unwrap()
+    });
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
+    drop(held);
+}
+
+/// `http::layer` names the dimensions as its semaphore does, or else
+/// `requests` and `bytes`.
+#[test]
+fn the_http_layer_names_dimensions_as_its_semaphore_does() {
+    use tower::ServiceExt;
+
+    let refusal = |sem: MultiSemaphore<2>| {
+        let sem = Arc::new(sem);
+        let mut svc = multisem::http::layer(Arc::clone(&sem), 1024)
+            .shed()
+            .layer(service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }));
+        let held = sem.try_acquire([1, 0]).unwrap();
+        let response = futures_executor::block_on(async {
+            let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+            svc.ready().await.unwrap().call(request).await.unwrap()
+        });
+        drop(held);
+        response.headers()["x-multisem-refused"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let named = MultiSemaphore::builder([1, 1 << 20])
+        .names(&["calls", "octets"])
+        .build();
+    assert!(refusal(named).contains("calls short"));
+    assert!(refusal(MultiSemaphore::new([1, 1 << 20])).contains("requests short"));
+}

@@ -66,8 +66,9 @@ use std::sync::Arc;
 /// A layer for HTTP services over a `[requests, bytes]` semaphore: weighs
 /// each request with [`RequestBytes`] (`default_bytes` for a body of
 /// unknown length), waits first come first served, holds the permit until
-/// the response body ends ([`UntilBodyEnd`]), and names the dimensions
-/// `"requests"` and `"bytes"`.
+/// the response body ends ([`UntilBodyEnd`]), and names the dimensions as
+/// the semaphore does ([`MultiSemaphore::names`]), or else `"requests"` and
+/// `"bytes"`.
 ///
 /// Every setting of [`AdmitLayer`] still applies, for example
 /// `.shed()` or `.wait_timeout(..)`.
@@ -85,9 +86,18 @@ pub fn layer(
     sem: Arc<MultiSemaphore<2>>,
     default_bytes: u64,
 ) -> AdmitLayer<RequestBytes, 2, UntilBodyEnd> {
+    let names = names(&sem);
     AdmitLayer::new(sem, RequestBytes::new(default_bytes))
-        .names(["requests", "bytes"])
+        .names(names)
         .hold(UntilBodyEnd::default())
+}
+
+/// The semaphore's dimension names, or `"requests"` and `"bytes"`.
+fn names(sem: &MultiSemaphore<2>) -> [&'static str; 2] {
+    match (sem.names().get(0), sem.names().get(1)) {
+        (Some(requests), Some(bytes)) => [requests, bytes],
+        _ => ["requests", "bytes"],
+    }
 }
 
 /// [`layer`] with limits that learn: admits through `controller`'s
@@ -140,11 +150,12 @@ pub fn adaptive_layer(
     controller: Arc<Controller<2>>,
     default_bytes: u64,
 ) -> AdmitLayer<RequestBytes, 2, Learn<StatusOutcome, 2, UntilBodyEnd>> {
+    let names = names(controller.semaphore());
     AdmitLayer::adaptive(
         controller,
         RequestBytes::new(default_bytes),
         StatusOutcome::default().delivering(1),
     )
-    .names(["requests", "bytes"])
+    .names(names)
     .until_body_end(UntilBodyEnd::default())
 }
