@@ -104,9 +104,9 @@
 //! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
 //! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
-//! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity) |
+//! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity), [`set_capacity_of`](MultiSemaphore::set_capacity_of) (one dimension) |
 //! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
-//! | let the limits learn from what completions report | [`adaptive::Controller`]: each dimension follows its own algorithm ([`count_and_bytes`](adaptive::ControllerBuilder::count_and_bytes) for count and bytes) and resizes with `set_capacity` |
+//! | let the limits learn from what completions report | [`adaptive::Controller`]: each dimension follows its own algorithm ([`count_and_bytes`](adaptive::ControllerBuilder::count_and_bytes) for count and bytes), resized alone with [`set_capacity_of`](MultiSemaphore::set_capacity_of) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()`; `AdmitLayer::adaptive` reports each answer to a controller |
 //! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503`; `http::adaptive_layer` learns both limits from the statuses |
 //! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |

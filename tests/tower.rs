@@ -562,3 +562,43 @@ async fn an_adaptive_layer_under_concurrent_load_resizes_and_loses_nothing() {
     assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
     assert_eq!(sem.in_flight(), [0, 0]);
 }
+
+/// On a semaphore that clamps oversized requests, a request above a
+/// capacity is admitted with that whole capacity (not refused as too large),
+/// and shed while the capacity is not free.
+#[tokio::test]
+async fn a_clamping_semaphore_admits_an_oversized_request_alone() {
+    let sem = Arc::new(
+        MultiSemaphore::builder([4, 1000])
+            .clamp_oversized(true)
+            .build(),
+    );
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = {
+        let (sem, seen) = (Arc::clone(&sem), Arc::clone(&seen));
+        service_fn(move |bytes: u64| {
+            seen.lock().unwrap().push(sem.available());
+            async move { Ok::<_, Infallible>(bytes) }
+        })
+    };
+    let mut svc = bytes_layer(&sem).layer(service.clone());
+    assert_eq!(
+        bounded(svc.ready().await.unwrap().call(5000))
+            .await
+            .unwrap(),
+        5000
+    );
+    assert_eq!(
+        seen.lock().unwrap().pop(),
+        Some([3, 0]),
+        "it held the whole byte capacity"
+    );
+    let mut shed = bytes_layer(&sem).shed().layer(service);
+    let held = sem.try_acquire([0, 1]).unwrap();
+    let err = bounded(shed.ready().await.unwrap().call(5000))
+        .await
+        .unwrap_err();
+    assert!(err.downcast_ref::<Shed>().is_some(), "{err}");
+    drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+}

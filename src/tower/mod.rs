@@ -45,11 +45,15 @@
 //!   ([`shed`](AdmitLayer::shed)) never waits and refuses at once when the
 //!   weight does not fit now. A waiting request takes its place in the
 //!   queue when its response future is first polled. In both modes, a
-//!   request larger than a dimension's
-//!   whole capacity is refused at once ([`TooLarge`]).
+//!   request larger than a dimension's whole capacity is refused at once
+//!   ([`TooLarge`]), unless the semaphore clamps oversized requests
+//!   ([`Builder::clamp_oversized`](crate::Builder::clamp_oversized)): then
+//!   it is admitted with that whole capacity once it is free (or, in shed
+//!   mode, shed while it is not).
 //! * **Typed refusals.** The service's error is tower's
 //!   [`BoxError`]; a refusal is one of [`Shed`], [`TimedOut`], [`TooLarge`]
-//!   or [`Closed`], each naming the dimension that was short, found with
+//!   or [`Closed`], each naming the dimension that was short where there
+//!   is one, found with
 //!   `err.downcast_ref::<Shed>()` or [`Refused::find`]. The inner service's
 //!   own errors pass through unchanged (boxed).
 //! * **Any request type**, not only HTTP: the weigher is any
