@@ -2505,3 +2505,39 @@ fn a_timeout_of_duration_max_waits_without_overflowing() {
     drop(owned);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// An acquire future says what it asks for and whether it is queued.
+#[test]
+fn acquire_futures_debug_their_amounts_and_whether_queued() {
+    let sem = Arc::new(MultiSemaphore::new([1, 10]));
+    let held = sem.try_acquire([1, 0]).unwrap();
+    let mut borrowed = Box::pin(sem.acquire([1, 5]));
+    assert_eq!(
+        format!("{borrowed:?}"),
+        "Acquire { amounts: [1, 5], queued: false, .. }"
+    );
+    assert!(poll_once(borrowed.as_mut()).is_pending());
+    assert_eq!(
+        format!("{borrowed:?}"),
+        "Acquire { amounts: [1, 5], queued: true, .. }"
+    );
+    let owned = sem.acquire_owned([1, 2]);
+    assert_eq!(
+        format!("{owned:?}"),
+        "AcquireOwned { amounts: [1, 2], queued: false, .. }"
+    );
+    let timed = sem
+        .acquire([0, 3])
+        .with_timeout(std::future::pending::<()>());
+    assert_eq!(
+        format!("{timed:?}"),
+        "AcquireTimeout { amounts: [0, 3], queued: false, .. }"
+    );
+    let owned_timed = owned.with_timeout(std::future::pending::<()>());
+    assert_eq!(
+        format!("{owned_timed:?}"),
+        "AcquireOwnedTimeout { amounts: [1, 2], queued: false, .. }"
+    );
+    drop((borrowed, owned_timed, timed, held));
+    assert_eq!(sem.available(), sem.capacity());
+}

@@ -475,3 +475,41 @@ fn a_waiting_item_refused_when_the_capacity_shrinks_below_it_and_the_next_goes_o
     ));
     assert_eq!(sem.available(), [6]);
 }
+
+/// `is_waiting` while an item waits for its permits, and only then;
+/// `is_terminated` once the source has ended and no item waits, not before;
+/// a refusal's `source` is the semaphore's error; `Debug` says the state.
+#[test]
+fn the_adaptor_reports_its_state() {
+    use std::error::Error;
+
+    let sem = Arc::new(MultiSemaphore::new([4]));
+    let held = sem.try_acquire_owned([4]).unwrap();
+    let mut admit = Admit::new(stream::iter([1u64, 9]), Arc::clone(&sem), |w: &u64| [*w]);
+    assert!(!admit.is_waiting() && !admit.is_terminated());
+    assert!(poll_next(&mut admit, Waker::noop()).is_pending());
+    assert!(admit.is_waiting() && !admit.is_terminated());
+    assert!(format!("{admit:?}").contains("waiting: true, source_done: false"));
+    drop(held);
+    let Poll::Ready(Some(Ok((1, permit)))) = poll_next(&mut admit, Waker::noop()) else {
+        panic!("the first item is admitted once the permits are back")
+    };
+    assert!(!admit.is_waiting());
+    drop(permit);
+    // The last item is refused: its weight is above the capacity.
+    let Poll::Ready(Some(Err(refused))) = poll_next(&mut admit, Waker::noop()) else {
+        panic!("the oversized item is refused")
+    };
+    let source = refused.source().expect("the semaphore's error");
+    assert_eq!(source.to_string(), refused.error.to_string());
+    assert!(
+        !admit.is_terminated(),
+        "the source has not said it ended yet"
+    );
+    assert!(matches!(
+        poll_next(&mut admit, Waker::noop()),
+        Poll::Ready(None)
+    ));
+    assert!(admit.is_terminated() && !admit.is_waiting());
+    assert!(format!("{admit:?}").contains("waiting: false, source_done: true"));
+}
