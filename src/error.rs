@@ -104,8 +104,10 @@ pub enum AcquireError {
     Closed,
 }
 
-/// Why [`add_permits`](crate::MultiSemaphore::add_permits) or
-/// [`set_capacity`](crate::MultiSemaphore::set_capacity) changed nothing.
+/// Why [`add_permits`](crate::MultiSemaphore::add_permits),
+/// [`set_capacity`](crate::MultiSemaphore::set_capacity) or
+/// [`set_capacity_of`](crate::MultiSemaphore::set_capacity_of) changed
+/// nothing.
 #[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CapacityError {

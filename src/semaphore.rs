@@ -745,8 +745,9 @@ impl<const N: usize> MultiSemaphore<N> {
         if let Err(refused) = self.refuse(amounts, clamped) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
-                // waits for: serve it before leaving.
-                self.release_slow();
+                // waits for: serve it before leaving (quietly: the refusal
+                // is still to be counted and returned).
+                self.serve_quietly();
             }
             return Err(refused);
         }
@@ -1035,6 +1036,18 @@ impl<const N: usize> MultiSemaphore<N> {
         self.rebalance(&mut self.lock(), &mut wake);
         self.wake_and_serve(&mut wake, false);
         wake.finish();
+    }
+
+    /// `release_slow` for an acquirer that gave back what its take held for
+    /// a moment and is refused: it serves the queue, but a waker's panic
+    /// must not unwind through its refusal (see `WakeList::finish_quietly`).
+    #[cold]
+    #[inline(never)]
+    fn serve_quietly(&self) {
+        let mut wake = WakeList::new();
+        self.rebalance(&mut self.lock(), &mut wake);
+        self.wake_and_serve(&mut wake, false);
+        wake.finish_quietly();
     }
 }
 

@@ -79,7 +79,7 @@ pub struct Admit<S: Stream, F, const N: usize> {
 }
 
 /// An item the semaphore refused, with the reason; see [`Admit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Refused<T> {
     /// The item, given back untouched.
     pub item: T,

@@ -1162,6 +1162,7 @@ fn a_dimension_without_an_algorithm_keeps_what_its_owner_sets() {
     assert_eq!(ctl.limits(), sem.capacity());
     // Bounds from outside still clamp it, once.
     ctl.set_bounds(1, 1..=(1 << 20)).unwrap();
+    assert_eq!(sem.capacity(), [67, 1 << 20]);
     sem.set_capacity_of(1, 1 << 22).unwrap();
     busy_windows(&ctl, 1);
     assert_eq!(sem.capacity(), [68, 1 << 22]);

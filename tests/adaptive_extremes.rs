@@ -406,10 +406,9 @@ fn completions_with_disagreeing_clocks_and_moving_bounds_stay_within_bounds() {
                 let hi = 2 + i % 60;
                 ctl.set_bounds(0, 2..=hi).unwrap();
                 let limits = ctl.limits();
-                assert!(
-                    (2..=hi).contains(&limits[0]) || limits[0] <= 64,
-                    "{limits:?}"
-                );
+                // Only this thread moves the bounds, and every window
+                // clamps into the bounds in force: the limit is within them.
+                assert!((2..=hi).contains(&limits[0]), "{limits:?} outside 2..={hi}");
                 let _ = ctl.last_window();
                 let cap = sem.capacity();
                 assert!(cap[1] >= 1 << 16 && cap[1] <= 1 << 24, "{cap:?}");

@@ -724,26 +724,39 @@ fn request_bytes_weighs_the_declared_length_else_the_default() {
 /// seconds rounded up.
 #[test]
 fn a_shed_answer_carries_the_hold_s_retry_after() {
-    use multisem::http::UntilBodyEnd;
+    use multisem::http::{RequestBytes, UntilBodyEnd};
     use multisem::tower::AdmitLayer;
     use tower::ServiceExt;
 
     let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
     let hold = UntilBodyEnd::default().retry_after(Duration::from_millis(2500));
-    let layer = AdmitLayer::new(Arc::clone(&sem), multisem::http::RequestBytes::new(1024))
-        .hold(hold)
-        .shed();
-    let mut svc = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-    }));
-    let held = sem.try_acquire([1, 0]).unwrap();
-    let response = futures_executor::block_on(async {
-        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
-        svc.ready().await.unwrap().call(request).await.unwrap()
-    });
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
-    drop(held);
+    let retry_after = |layer: AdmitLayer<RequestBytes, 2, UntilBodyEnd>| {
+        let mut svc = layer
+            .shed()
+            .layer(service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            }));
+        let held = sem.try_acquire([1, 0]).unwrap();
+        let response = futures_executor::block_on(async {
+            let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+            svc.ready().await.unwrap().call(request).await.unwrap()
+        });
+        drop(held);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        response.headers()[http::header::RETRY_AFTER].clone()
+    };
+    // On a plain layer, and on `http::layer`'s, which holds until the
+    // body's end already.
+    let plain = AdmitLayer::new(Arc::clone(&sem), RequestBytes::new(1024)).hold(hold);
+    assert_eq!(retry_after(plain), "3");
+    assert_eq!(
+        retry_after(multisem::http::layer(Arc::clone(&sem), 1024).hold(hold)),
+        "3"
+    );
+    assert_eq!(
+        retry_after(multisem::http::layer(Arc::clone(&sem), 1024)),
+        "1"
+    );
 }
 
 /// `http::layer` names the dimensions as its semaphore does, or else

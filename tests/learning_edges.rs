@@ -66,7 +66,10 @@ fn a_queued_request_whose_service_fails_is_one_drop() {
     );
     let blocker = sem.try_acquire_owned([1, 0]).unwrap();
     futures_executor::block_on(async {
-        let pending = svc.ready().await.unwrap().call(10);
+        let mut pending = Box::pin(svc.ready().await.unwrap().call(10));
+        // Queued behind the blocker, then granted when it goes.
+        assert!(futures_util::poll!(pending.as_mut()).is_pending());
+        assert_eq!(sem.waiters(), 1);
         drop(blocker);
         assert!(pending.await.is_err());
     });

@@ -22,7 +22,7 @@ use multisem::{MultiSemaphore, Permit, TryAcquireError};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-const MAXP: u64 = 1 << 60;
+const MAXP: u64 = MultiSemaphore::<1>::MAX_PERMITS;
 
 #[derive(Debug, Clone)]
 enum Op<const N: usize> {

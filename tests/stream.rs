@@ -289,8 +289,8 @@ async fn tokio_producer_stays_within_both_budgets() {
             .unwrap();
     }
     assert_eq!(sent_bytes.load(Ordering::SeqCst), total);
-    // The budget was reached in both dimensions, by turns: 8 messages of
-    // up to 1 KiB, or 4 KiB of them.
+    // The budget bound what was sent: the senders came to one of its two
+    // limits, 8 messages (of up to 1 KiB) or over half of its 4 KiB.
     let peak = sending.peak();
     assert!(
         peak[0] == cap[0] || peak[1] > cap[1] / 2,
@@ -341,6 +341,11 @@ fn thread_pool_producer_stays_within_both_budgets() {
     assert_eq!(seen, (0..count as u64).collect::<Vec<_>>());
     let peak = sending.peak();
     assert!(peak[0] >= 1 && peak[1] >= 1, "senders' peak {peak:?}");
+    let held = sem.stats().peak_in_flight;
+    assert!(
+        held[0] <= cap[0] && held[1] <= cap[1],
+        "permits' peak {held:?}"
+    );
     // The last sends may still be dropping their permits.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while sem.available() != cap {

@@ -143,12 +143,12 @@ fn enqueue_grant_then_waker_drop_panic_does_not_leak_permits() {
         Poll::Pending => panic!("fits: granted at once"),
     });
     // Whatever the poll did, once everything is dropped nothing is held.
-    let panicked = polled.is_ok() && !s.panic_on_drop.load(SeqCst);
+    let caught = polled.is_ok() && !s.panic_on_drop.load(SeqCst);
     drop(f);
     drop(w);
     drop(hold);
     assert!(
-        panicked,
+        caught,
         "the waker's drop panicked, and not through the poll"
     );
     assert_eq!(
@@ -257,12 +257,12 @@ fn on_wake(action: Option<Box<dyn FnOnce() + Send>>) -> (std::sync::Arc<OnWake>,
 }
 
 /// `enqueue` serves the queue before it queues or grants its caller, then
-/// wakes whom it served and re-raises the first panic of their wakers (as
-/// documented for release, resize and close). But here the caller is an
-/// acquire whose request is already queued (or granted) by then: the
-/// re-raised panic unwinds out of its `poll` with the ticket (or permits)
-/// dropped on the floor. The request stays queued with nobody to collect
-/// it: when it is finally granted its permits are never returned.
+/// wakes whom it served. Its caller is an acquire whose request is queued
+/// (or granted) by then, so a served waiter's waker panic must not unwind
+/// out of its `poll` (as it is re-raised from a release, resize or close):
+/// that would drop the ticket (or the permits) on the floor, and the
+/// request would stay queued with nobody to collect it, its grant never
+/// returned.
 ///
 /// Deterministic: a release grants a full batch (8) and wakes it outside
 /// the lock; the first woken task polls a new acquire, whose `enqueue`
@@ -325,10 +325,16 @@ fn a_waker_panic_re_raised_through_enqueue_does_not_leave_a_phantom_waiter() {
         "the late acquire's poll panicked with another task's waker panic \
          (its request already queued); later granted: {late_granted:?}"
     );
+    assert_eq!(
+        late_granted,
+        Some(true),
+        "it kept its place, and was granted"
+    );
+    assert_eq!((sem.waiters(), sem.available()), (0, [100]));
 }
 
-/// The consequence of the phantom waiter above, stated as the accounting
-/// promise: once every permit and future is dropped, nothing is in flight.
+/// The accounting promise in the case above: once every permit and future
+/// is dropped, nothing is in flight and nobody is queued.
 #[test]
 fn after_a_re_raised_waker_panic_in_enqueue_every_permit_comes_back() {
     type Fut = Pin<Box<multisem::AcquireOwned<1>>>;
@@ -367,9 +373,9 @@ fn after_a_re_raised_waker_panic_in_enqueue_every_permit_comes_back() {
     assert!(sem.try_acquire([100]).is_ok());
 }
 
-/// The same re-raise through `try_acquire`'s locked path: it serves the
-/// queue, takes its own permits, then re-raises another task's waker panic
-/// (`WakeList::finish`) before it has made the permit: the permits leak.
+/// The same through `try_acquire`'s locked path: it serves the queue and
+/// takes its own permits before it wakes those it served, and before it
+/// has made its permit; a waker's panic unwinding there would leak them.
 #[test]
 fn a_waker_panic_re_raised_through_try_acquire_does_not_leak_its_permits() {
     type Fut = Pin<Box<multisem::AcquireOwned<1>>>;

@@ -492,7 +492,7 @@ fn check_bounds<const N: usize>(
 /// assert!(matches!(err, BoundsError::Empty { dim: 0, min: 0, max: 16, .. }));
 /// assert_eq!(err.to_string(), "dimension 0: bounds 0..=16 must be non-empty and start above 0");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BoundsError {
     /// `dim` is not one of the semaphore's `dims` dimensions.

@@ -174,8 +174,9 @@ impl Algorithm for Gradient2 {
         };
         let mut proposal = limit * gradient + limit.sqrt();
         if gradient < 1.0 {
-            // Beyond the tolerance the limit never grows: below a limit of
-            // 4, √limit outweighs even the largest cut (half the limit).
+            // Beyond the tolerance the limit never grows, where √limit
+            // outweighs the cut (0.95 × 100 + 10 > 100; below a limit of 4,
+            // even the largest cut, half the limit).
             proposal = proposal.min(limit);
         }
         self.estimate

@@ -42,9 +42,9 @@
 //! enough samples ([`ControllerBuilder::window`]), the completion that closes
 //! it asks each dimension's algorithm for a new limit, clamps it into that
 //! dimension's bounds and resizes each dimension whose capacity differs
-//! ([`set_capacity_of`](crate::MultiSemaphore::set_capacity_of)): a
-//! dimension without an algorithm is never resized, so its owner can set
-//! it. So resizes are rate-limited, and they never run on the acquire
+//! ([`set_capacity_of`](crate::MultiSemaphore::set_capacity_of)): a window
+//! never resizes a dimension without an algorithm, so its owner can set it
+//! ([`Controller::set_bounds`] clamps it into new bounds, once). So resizes are rate-limited, and they never run on the acquire
 //! path: an acquire through the controller is the semaphore's own acquire
 //! plus a clock read.
 //! A semaphore with no controller is untouched: the core does not know this

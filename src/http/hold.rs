@@ -2,7 +2,7 @@
 
 use super::PermitBody;
 use crate::OwnedPermit;
-use crate::tower::{Hold, Refused};
+use crate::tower::{AdmitLayer, Hold, Refused};
 use http::{HeaderValue, Response, StatusCode, header};
 use std::time::Duration;
 
@@ -54,6 +54,26 @@ impl UntilBodyEnd {
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self
+    }
+}
+
+impl<W, const N: usize> AdmitLayer<W, N, UntilBodyEnd> {
+    /// [`AdmitLayer::hold`] on a layer that holds until the body's end, such
+    /// as [`http::layer`](super::layer)'s: to answer with another
+    /// `Retry-After`, or to hold the permits another way.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::http::UntilBodyEnd;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+    /// let layer = multisem::http::layer(sem, 64 << 10)
+    ///     .hold(UntilBodyEnd::default().retry_after(Duration::from_secs(5)));
+    /// # let _ = layer;
+    /// ```
+    pub fn hold<H2>(self, hold: H2) -> AdmitLayer<W, N, H2> {
+        self.map_hold(|_| hold)
     }
 }
 

@@ -133,13 +133,14 @@ impl<W, const N: usize> AdmitLayer<W, N> {
     /// # let _ = layer;
     /// ```
     ///
-    /// Only a layer made by [`new`](Self::new) takes another hold. A
-    /// learning layer ([`adaptive`](AdmitLayer::adaptive)) keeps its own,
+    /// Only a layer made by [`new`](Self::new) (or one that holds until the
+    /// response body ends, feature `http`) takes another hold. A learning
+    /// layer ([`adaptive`](AdmitLayer::adaptive)) keeps its own,
     /// which reports each answer to the controller (replacing it would stop
     /// the learning, silently); to hold its permits until the response body
     /// ends, give it `until_body_end` (feature `http`).
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0599
     /// use multisem::MultiSemaphore;
     /// use multisem::adaptive::{Aimd, Controller, Outcome};
     /// use multisem::tower::{AdmitLayer, UntilResponse};
