@@ -36,7 +36,7 @@ async fn until(done: impl Fn() -> bool) {
 
 /// A service that answers each `u64` request once `release` is sent on
 /// the channel it registered, so the test decides when responses finish.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 struct Gate {
     pending: Arc<Mutex<Vec<oneshot::Sender<()>>>>,
     calls: Arc<AtomicUsize>,
@@ -601,4 +601,98 @@ async fn a_clamping_semaphore_admits_an_oversized_request_alone() {
     assert!(err.downcast_ref::<Shed>().is_some(), "{err}");
     drop(held);
     assert_eq!(sem.available(), sem.capacity());
+}
+
+/// A request that fits in every dimension but waits behind the queue's
+/// head times out with no dimension to blame; `on_wait` sees every way a
+/// wait ends (here: a timeout, a close).
+#[tokio::test]
+async fn a_timeout_behind_the_head_names_no_dimension() {
+    let sem = Arc::new(MultiSemaphore::new([2, 1000]));
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ends);
+    let layer = bytes_layer(&sem)
+        .wait_timeout(Duration::from_millis(50), tokio::time::sleep)
+        .on_wait(move |_, end| seen.lock().unwrap().push(end));
+    let mut svc = layer.layer(echo());
+    let held = sem.try_acquire([1, 0]).unwrap();
+    // The head asks for 2 requests: it waits for the one held.
+    let head = sem.acquire([2, 0]);
+    let mut head = Box::pin(head);
+    assert!(futures_util::poll!(head.as_mut()).is_pending());
+    // This one fits ([1, 100] of [1, 1000] free), but may not pass the head.
+    let err = bounded(svc.ready().await.unwrap().call(100))
+        .await
+        .unwrap_err();
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert_eq!((timed_out.dim(), timed_out.name()), (None, ""));
+    // A close ends a wait too.
+    let waiting = tokio::spawn(svc.ready().await.unwrap().call(100));
+    until(|| sem.waiters() >= 2).await;
+    sem.close();
+    let err = bounded(waiting).await.unwrap().unwrap_err();
+    assert!(err.downcast_ref::<Closed>().is_some(), "{err}");
+    assert_eq!(*ends.lock().unwrap(), [Waited::TimedOut, Waited::Closed]);
+    drop((head, held));
+}
+
+/// The layer does not answer ready before its inner service is: an inner
+/// service's readiness error comes out of `poll_ready`.
+#[tokio::test]
+async fn poll_ready_passes_the_inner_service_s_error_through() {
+    #[derive(Clone)]
+    struct Broken;
+    impl Service<u64> for Broken {
+        type Response = u64;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u64, BoxError>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Err("not ready, ever".into()))
+        }
+        fn call(&mut self, request: u64) -> Self::Future {
+            std::future::ready(Ok(request))
+        }
+    }
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = bytes_layer(&sem).layer(Broken);
+    let err = bounded(svc.ready()).await.err().expect("the inner error");
+    assert_eq!(err.to_string(), "not ready, ever");
+    assert_eq!(sem.available(), [4, 1000]);
+}
+
+/// The layer, its service and a response future say what they hold.
+#[tokio::test]
+async fn the_layer_its_service_and_its_futures_debug_their_state() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1000]));
+    let layer = bytes_layer(&sem).wait_timeout(Duration::from_millis(500), tokio::time::sleep);
+    let shown = format!("{layer:?}");
+    assert!(shown.contains("capacity: [1, 1000]"), "{shown}");
+    assert!(
+        shown.contains("mode: Wait { timeout: Some(500ms) }"),
+        "{shown}"
+    );
+    assert!(shown.contains(r#"names: ["requests", "bytes"]"#), "{shown}");
+    let gate = Gate::default();
+    let mut svc = layer.layer(gate.clone());
+    let shown = format!("{svc:?}");
+    assert!(
+        shown.starts_with("Admit {") && shown.contains("config: Config {"),
+        "{shown}"
+    );
+    assert!(format!("{:?}", bytes_layer(&sem).shed()).contains("mode: Shed"));
+    let calling = svc.ready().await.unwrap().call(300);
+    assert!(
+        format!("{calling:?}").contains("permit: Some(OwnedPermit"),
+        "{calling:?}"
+    );
+    let mut waiting = Box::pin(svc.ready().await.unwrap().call(200));
+    assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+    let shown = format!("{waiting:?}");
+    assert!(
+        shown.contains("waiting: Waiting { amounts: [1, 200]"),
+        "{shown}"
+    );
+    assert!(shown.contains("timeout: true"), "{shown}");
+    drop((waiting, calling));
+    assert_eq!(sem.available(), [1, 1000]);
 }
