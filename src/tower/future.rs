@@ -155,12 +155,18 @@ where
 /// It waits with the semaphore's [`acquire_owned`](crate::MultiSemaphore::acquire_owned)
 /// (first come, first served), raced with the layer's timeout if it has one.
 ///
-/// ```
-/// use multisem::tower::Waiting;
+/// Only ever made by the layer, and never handed out: it shows up in the
+/// future's type, and in its `Debug` output (the amounts it asks for,
+/// since when, and whether a timeout races it).
 ///
-/// // Only ever made by the layer; it shows up in the future's type.
-/// fn queued<S, R, const N: usize>(w: &Waiting<S, R, N>) -> [u64; N] { w.amounts() }
-/// # let _ = queued::<(), (), 1>;
+/// ```
+/// # #![allow(dead_code)]
+/// use multisem::tower::{AdmitFuture, UntilResponse};
+///
+/// // The layer's future over a service `S` of `String` requests, whose
+/// // queued state is a `Waiting<S, String, 2>`.
+/// type Admitting<S> = AdmitFuture<S, String, UntilResponse, 2>;
+/// # fn named<S: tower::Service<String>>(_: Option<Admitting<S>>) {}
 /// ```
 pub struct Waiting<S, Request, const N: usize> {
     acquire: Acquiring<N>,
@@ -196,18 +202,6 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
             amounts,
             config,
         }
-    }
-
-    /// What the request asks for in each dimension.
-    ///
-    /// ```
-    /// use multisem::tower::Waiting;
-    ///
-    /// fn bytes_queued<S, R>(w: &Waiting<S, R, 2>) -> u64 { w.amounts()[1] }
-    /// # let _ = bytes_queued::<(), ()>;
-    /// ```
-    pub fn amounts(&self) -> [u64; N] {
-        self.amounts
     }
 
     /// Polls the acquire, then the timeout; on admission hands back the
