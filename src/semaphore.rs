@@ -1032,10 +1032,7 @@ impl<const N: usize> MultiSemaphore<N> {
     #[cold]
     #[inline(never)]
     fn release_slow(&self) {
-        let mut wake = WakeList::new();
-        self.rebalance(&mut self.lock(), &mut wake);
-        self.wake_and_serve(&mut wake, false);
-        wake.finish();
+        self.serve(WakeList::finish);
     }
 
     /// `release_slow` for an acquirer that gave back what its take held for
@@ -1044,10 +1041,15 @@ impl<const N: usize> MultiSemaphore<N> {
     #[cold]
     #[inline(never)]
     fn serve_quietly(&self) {
+        self.serve(WakeList::finish_quietly);
+    }
+
+    /// Serves the queue, and wakes whom it granted with `finish`.
+    fn serve(&self, finish: fn(&mut WakeList)) {
         let mut wake = WakeList::new();
         self.rebalance(&mut self.lock(), &mut wake);
         self.wake_and_serve(&mut wake, false);
-        wake.finish_quietly();
+        finish(&mut wake);
     }
 }
 

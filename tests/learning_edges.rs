@@ -31,19 +31,25 @@ fn samples(ctl: &Controller<2>) -> (u64, u64, u64) {
     (ctl.windows(), w.successes, w.drops)
 }
 
+/// A learning layer over a service that always fails ("busy"), which its
+/// classifier counts as a drop.
+fn always_busy(ctl: &Arc<Controller<2>>) -> impl Service<u64, Response = u64, Error = BoxError> {
+    let classify = |result: Result<&u64, &BoxError>, _: [u64; 2]| match result {
+        Ok(_) => Outcome::success(),
+        Err(_) => Outcome::Dropped,
+    };
+    AdmitLayer::adaptive(Arc::clone(ctl), |n: &u64| [1, *n], classify).layer(service_fn(
+        |_: u64| async { Err::<u64, BoxError>("busy".into()) },
+    ))
+}
+
 /// A service that fails after its permit was granted: one drop, and the
 /// permit back with the error.
 #[test]
 fn a_service_error_after_the_grant_is_one_drop() {
     let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
     let ctl = every_sample(&sem);
-    let classify = |result: Result<&u64, &BoxError>, _: [u64; 2]| match result {
-        Ok(_) => Outcome::success(),
-        Err(_) => Outcome::Dropped,
-    };
-    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |n: &u64| [1, *n], classify).layer(
-        service_fn(|_: u64| async { Err::<u64, BoxError>("busy".into()) }),
-    );
+    let mut svc = always_busy(&ctl);
     futures_executor::block_on(async {
         let err = svc.ready().await.unwrap().call(10).await.unwrap_err();
         assert_eq!(err.to_string(), "busy");
@@ -57,13 +63,7 @@ fn a_service_error_after_the_grant_is_one_drop() {
 fn a_queued_request_whose_service_fails_is_one_drop() {
     let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
     let ctl = every_sample(&sem);
-    let classify = |result: Result<&u64, &BoxError>, _: [u64; 2]| match result {
-        Ok(_) => Outcome::success(),
-        Err(_) => Outcome::Dropped,
-    };
-    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |n: &u64| [1, *n], classify).layer(
-        service_fn(|_: u64| async { Err::<u64, BoxError>("busy".into()) }),
-    );
+    let mut svc = always_busy(&ctl);
     let blocker = sem.try_acquire_owned([1, 0]).unwrap();
     futures_executor::block_on(async {
         let mut pending = Box::pin(svc.ready().await.unwrap().call(10));

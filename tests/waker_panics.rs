@@ -18,6 +18,7 @@ use multisem::MultiSemaphore;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -198,7 +199,7 @@ unsafe fn r_drop(p: *const ()) {
 /// a slot that is free again.
 #[test]
 fn renotify_clone_racing_a_grant_then_drop_panic_does_not_lose_the_grant() {
-    let sem = std::sync::Arc::new(MultiSemaphore::new([1]));
+    let sem = Arc::new(MultiSemaphore::new([1]));
     let hold = sem.try_acquire_owned([1]).unwrap();
 
     let (_s1, w1) = test_waker();
@@ -239,10 +240,10 @@ struct OnWake(
 );
 
 impl std::task::Wake for OnWake {
-    fn wake(self: std::sync::Arc<Self>) {
+    fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+    fn wake_by_ref(self: &Arc<Self>) {
         self.1.fetch_add(1, SeqCst);
         let action = self.0.lock().unwrap().take();
         if let Some(action) = action {
@@ -251,9 +252,47 @@ impl std::task::Wake for OnWake {
     }
 }
 
-fn on_wake(action: Option<Box<dyn FnOnce() + Send>>) -> (std::sync::Arc<OnWake>, Waker) {
-    let w = std::sync::Arc::new(OnWake(std::sync::Mutex::new(action), AtomicUsize::new(0)));
+fn on_wake(action: Option<Box<dyn FnOnce() + Send>>) -> (Arc<OnWake>, Waker) {
+    let w = Arc::new(OnWake(std::sync::Mutex::new(action), AtomicUsize::new(0)));
     (w.clone(), Waker::from(w))
+}
+
+type Fut = Pin<Box<multisem::AcquireOwned<1>>>;
+
+/// Nine async acquires of `[1]` queued on `sem` (all of it held): the
+/// first one's waker runs `first` (so it runs while the release that
+/// grants them wakes its batch), and the ninth's panics.
+fn nine_queued(sem: &Arc<MultiSemaphore<1>>, first: Box<dyn FnOnce() + Send>) -> Vec<(Fut, Waker)> {
+    let mut first = Some(first);
+    let queued: Vec<(Fut, Waker)> = (0..9)
+        .map(|i| {
+            let action: Option<Box<dyn FnOnce() + Send>> = match i {
+                0 => first.take(),
+                8 => Some(Box::new(|| panic!("the 9th waiter's waker panics"))),
+                _ => None,
+            };
+            let (_, w) = on_wake(action);
+            let mut f: Fut = Box::pin(sem.acquire_owned([1]));
+            assert!(poll(f.as_mut(), &w).is_pending());
+            (f, w)
+        })
+        .collect();
+    assert_eq!(sem.waiters(), 9);
+    queued
+}
+
+/// Releases `hold`, which grants and wakes the nine (its own re-raise of
+/// the ninth's panic is caught here), then lets each take its grant and go;
+/// how many were granted.
+fn release_to(hold: multisem::OwnedPermit<1>, queued: Vec<(Fut, Waker)>) -> usize {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
+    queued
+        .into_iter()
+        .filter_map(|(mut f, w)| match poll(f.as_mut(), &w) {
+            Poll::Ready(r) => Some(r.unwrap()),
+            Poll::Pending => None,
+        })
+        .count()
 }
 
 /// `enqueue` serves the queue before it queues or grants its caller, then
@@ -269,52 +308,27 @@ fn on_wake(action: Option<Box<dyn FnOnce() + Send>>) -> (std::sync::Arc<OnWake>,
 /// serves the 9th waiter (its waker panics) and then queues itself.
 #[test]
 fn a_waker_panic_re_raised_through_enqueue_does_not_leave_a_phantom_waiter() {
-    type Fut = Pin<Box<multisem::AcquireOwned<1>>>;
-    let sem = std::sync::Arc::new(MultiSemaphore::new([100]));
+    let sem = Arc::new(MultiSemaphore::new([100]));
     let hold = sem.try_acquire_owned([100]).unwrap();
-
-    let late: std::sync::Arc<std::sync::Mutex<Option<Fut>>> = Default::default();
-    let outcome: std::sync::Arc<std::sync::Mutex<Option<bool>>> = Default::default();
-    let mut futures = Vec::new();
-    for i in 0..9 {
-        let action: Option<Box<dyn FnOnce() + Send>> = match i {
-            // The first woken: polls a new acquire of 100 (does not fit
-            // once the nine hold 1 each: it queues).
-            0 => {
-                let (sem, late, outcome) = (sem.clone(), late.clone(), outcome.clone());
-                Some(Box::new(move || {
-                    let mut f: Fut = Box::pin(sem.acquire_owned([100]));
-                    let r = catch_unwind(AssertUnwindSafe(|| {
-                        poll(f.as_mut(), Waker::noop()).is_pending()
-                    }));
-                    *outcome.lock().unwrap() = Some(r.is_ok());
-                    *late.lock().unwrap() = Some(f);
-                }))
-            }
-            8 => Some(Box::new(|| panic!("the 9th waiter's waker panics"))),
-            _ => None,
-        };
-        let (_, w) = on_wake(action);
-        let mut f: Fut = Box::pin(sem.acquire_owned([1]));
-        assert!(poll(f.as_mut(), &w).is_pending());
-        futures.push((f, w));
-    }
-    assert_eq!(sem.waiters(), 9);
-    // The release's own wake of the batch catches the first waker's panic
-    // (none here: it caught its own) and re-raises the 9th's, if any.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
+    let late: Arc<std::sync::Mutex<Option<Fut>>> = Default::default();
+    let outcome: Arc<std::sync::Mutex<Option<bool>>> = Default::default();
+    let first = {
+        let (sem, late, outcome) = (sem.clone(), late.clone(), outcome.clone());
+        // A new acquire of 100: it does not fit once the nine hold 1 each,
+        // so it queues.
+        Box::new(move || {
+            let mut f: Fut = Box::pin(sem.acquire_owned([100]));
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                poll(f.as_mut(), Waker::noop()).is_pending()
+            }));
+            *outcome.lock().unwrap() = Some(r.is_ok());
+            *late.lock().unwrap() = Some(f);
+        })
+    };
+    let queued = nine_queued(&sem, first);
+    assert_eq!(release_to(hold, queued), 9, "all nine granted");
     let polled_ok = outcome.lock().unwrap().expect("the first waker ran");
-
-    // Everyone takes what they were granted and lets it go.
-    let mut permits = Vec::new();
-    for (mut f, w) in futures {
-        if let Poll::Ready(r) = poll(f.as_mut(), &w) {
-            permits.push(r.unwrap());
-        }
-    }
-    assert_eq!(permits.len(), 9, "all nine granted");
-    drop(permits);
-    // The late acquire's task gives up: it drops its future.
+    // The late acquire's task polls again once the nine are gone.
     let late_granted = late
         .lock()
         .unwrap()
@@ -333,41 +347,25 @@ fn a_waker_panic_re_raised_through_enqueue_does_not_leave_a_phantom_waiter() {
     assert_eq!((sem.waiters(), sem.available()), (0, [100]));
 }
 
-/// The accounting promise in the case above: once every permit and future
-/// is dropped, nothing is in flight and nobody is queued.
+/// The accounting promise in the case above, whatever the late acquire's
+/// poll did: once every permit and future is dropped, nothing is in flight
+/// and nobody is queued.
 #[test]
 fn after_a_re_raised_waker_panic_in_enqueue_every_permit_comes_back() {
-    type Fut = Pin<Box<multisem::AcquireOwned<1>>>;
-    let sem = std::sync::Arc::new(MultiSemaphore::new([100]));
+    let sem = Arc::new(MultiSemaphore::new([100]));
     let hold = sem.try_acquire_owned([100]).unwrap();
-    let mut futures = Vec::new();
-    for i in 0..9 {
-        let action: Option<Box<dyn FnOnce() + Send>> = match i {
-            0 => {
-                let sem = sem.clone();
-                Some(Box::new(move || {
-                    let mut f: Fut = Box::pin(sem.acquire_owned([100]));
-                    // Whatever happens, the task drops its future.
-                    let _ = catch_unwind(AssertUnwindSafe(|| {
-                        let _ = poll(f.as_mut(), Waker::noop());
-                    }));
-                    drop(f);
-                }))
-            }
-            8 => Some(Box::new(|| panic!("the 9th waiter's waker panics"))),
-            _ => None,
-        };
-        let (_, w) = on_wake(action);
-        let mut f: Fut = Box::pin(sem.acquire_owned([1]));
-        assert!(poll(f.as_mut(), &w).is_pending());
-        futures.push((f, w));
-    }
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
-    for (mut f, w) in futures {
-        if let Poll::Ready(r) = poll(f.as_mut(), &w) {
-            drop(r.unwrap());
-        }
-    }
+    let first = {
+        let sem = sem.clone();
+        Box::new(move || {
+            let mut f: Fut = Box::pin(sem.acquire_owned([100]));
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let _ = poll(f.as_mut(), Waker::noop());
+            }));
+            drop(f);
+        })
+    };
+    let queued = nine_queued(&sem, first);
+    release_to(hold, queued);
     assert_eq!(sem.waiters(), 0, "a queued request outlived its future");
     assert_eq!(sem.in_flight(), [0]);
     assert!(sem.try_acquire([100]).is_ok());
@@ -378,32 +376,16 @@ fn after_a_re_raised_waker_panic_in_enqueue_every_permit_comes_back() {
 /// has made its permit; a waker's panic unwinding there would leak them.
 #[test]
 fn a_waker_panic_re_raised_through_try_acquire_does_not_leak_its_permits() {
-    type Fut = Pin<Box<multisem::AcquireOwned<1>>>;
-    let sem = std::sync::Arc::new(MultiSemaphore::new([100]));
+    let sem = Arc::new(MultiSemaphore::new([100]));
     let hold = sem.try_acquire_owned([100]).unwrap();
-    let mut futures = Vec::new();
-    for i in 0..9 {
-        let action: Option<Box<dyn FnOnce() + Send>> = match i {
-            0 => {
-                let sem = sem.clone();
-                Some(Box::new(move || {
-                    let _ = catch_unwind(AssertUnwindSafe(|| drop(sem.try_acquire([1]))));
-                }))
-            }
-            8 => Some(Box::new(|| panic!("the 9th waiter's waker panics"))),
-            _ => None,
-        };
-        let (_, w) = on_wake(action);
-        let mut f: Fut = Box::pin(sem.acquire_owned([1]));
-        assert!(poll(f.as_mut(), &w).is_pending());
-        futures.push((f, w));
-    }
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(hold)));
-    for (mut f, w) in futures {
-        if let Poll::Ready(r) = poll(f.as_mut(), &w) {
-            drop(r.unwrap());
-        }
-    }
+    let first = {
+        let sem = sem.clone();
+        Box::new(move || {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(sem.try_acquire([1]))));
+        })
+    };
+    let queued = nine_queued(&sem, first);
+    release_to(hold, queued);
     assert_eq!(
         sem.in_flight(),
         [0],
