@@ -1071,8 +1071,19 @@ impl<const N: usize> MultiSemaphore<N> {
     /// `WakeList::finish_quietly` where the caller holds a result of its own
     /// that unwinding would lose (an acquire, a cancel).
     fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
+        self.serve_batches(wake, resized, WakeList::wake_batch);
+    }
+
+    /// `wake_and_serve`, with `full` done to each full batch (woken, or
+    /// handed over to be woken later) before the next visit.
+    fn serve_batches(
+        &self,
+        wake: &mut WakeList,
+        resized: bool,
+        mut full: impl FnMut(&mut WakeList),
+    ) {
         while wake.is_full() {
-            wake.wake_batch();
+            full(wake);
             let mut queue = self.lock();
             if resized {
                 self.fail_oversized(&mut queue, wake);

@@ -566,6 +566,15 @@ impl WakeList {
         }
     }
 
+    /// Moves the batch's notifiers to `woken`, to be woken later, and
+    /// empties it. Call only with the lock released (`woken` may allocate).
+    pub(crate) fn hand_over(&mut self, woken: &mut Woken) {
+        woken
+            .0
+            .extend(self.batch[..self.len].iter_mut().filter_map(Option::take));
+        self.len = 0;
+    }
+
     /// Wakes the rest, and discards the first panic of a waker: for a
     /// caller that holds a result of its own (its permits taken, or its
     /// place in the queue) that unwinding would lose. The panic hook has
@@ -573,6 +582,34 @@ impl WakeList {
     pub(crate) fn finish_quietly(&mut self) {
         self.wake_batch();
         self.first_panic = None;
+    }
+}
+
+/// Waiters that a resize granted (or failed) and handed over instead of
+/// waking them (`MultiSemaphore::set_capacity_of_handing_back`), for a
+/// caller that resized under a lock of its own: it wakes them once that
+/// lock is released, since a waker may call back into it. Allocates only
+/// when there are some.
+#[derive(Debug, Default)]
+#[must_use = "the waiters must be woken"]
+pub(crate) struct Woken(Vec<Notify>);
+
+impl Woken {
+    /// Wakes every one of them, then re-raises the first panic of a waker,
+    /// as `WakeList::finish` does (and swallows it, likewise, while this
+    /// thread is already unwinding).
+    pub(crate) fn wake(self) {
+        let mut first_panic = None;
+        for notify in self.0 {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| notify.wake())) {
+                first_panic.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = first_panic {
+            if !std::thread::panicking() {
+                resume_unwind(panic);
+            }
+        }
     }
 }
 

@@ -232,6 +232,71 @@ fn a_resize_that_re_raises_a_waker_panic_leaves_the_controller_consistent() {
     );
 }
 
+/// A waker that runs its task inline, calling back into the controller
+/// that woke it: the controller wakes the waiters its resize granted only
+/// after letting go of its lock, so the waker may read its limits and
+/// complete a tracked permit (which may close a window and resize again)
+/// without deadlocking on its own thread.
+#[test]
+fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
+    struct CallsBack {
+        controller: Arc<Controller<2>>,
+        tracked: std::sync::Mutex<Option<multisem::adaptive::TrackedPermit<2>>>,
+        seen: std::sync::Mutex<Vec<[u64; 2]>>,
+    }
+    impl Wake for CallsBack {
+        fn wake(self: Arc<Self>) {
+            self.seen.lock().unwrap().push(self.controller.limits());
+            if let Some(permit) = self.tracked.lock().unwrap().take() {
+                permit.complete(Outcome::success());
+            }
+        }
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+        let ctl = Controller::builder(Arc::clone(&sem))
+            .limit(0, 1..=100, Aimd::default())
+            .window(Duration::ZERO, 1)
+            .build();
+        let held = ctl.try_acquire([1, 1]).unwrap();
+        // A tracked permit of no count, for the waker to complete.
+        let spare = ctl.try_acquire([0, 1]).unwrap();
+        let calls_back = Arc::new(CallsBack {
+            controller: Arc::clone(&ctl),
+            tracked: std::sync::Mutex::new(Some(spare)),
+            seen: std::sync::Mutex::new(Vec::new()),
+        });
+        let waker = Waker::from(Arc::clone(&calls_back));
+        let mut acquire = pin!(sem.acquire_owned([1, 1]));
+        assert!(
+            acquire
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        // A busy success: Aimd grows the count 1 -> 2, which grants the
+        // waiter, whose waker reads the limits and completes the spare
+        // (another window: 2 -> 3).
+        held.complete(Outcome::success());
+        let seen = calls_back.seen.lock().unwrap().clone();
+        assert_eq!(seen, [[2, 1 << 20]]);
+        assert_eq!((ctl.windows(), sem.capacity()), (2, [3, 1 << 20]));
+        let Poll::Ready(Ok(granted)) = acquire
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the waiter was granted")
+        };
+        drop(granted);
+        assert_eq!(sem.available(), sem.capacity());
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the controller deadlocked on a waker that called back into it");
+}
+
 /// `Window::drop_rate` of counts whose sum passes u64::MAX (every field is
 /// public, and the docs show building windows by hand to test an
 /// algorithm) is a rate within 0..=1: the sum overflowed, a panic in debug

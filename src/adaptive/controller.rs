@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use super::algorithm::{Algorithm, Dimension};
@@ -12,6 +11,7 @@ use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::OwnedPermit;
 use crate::semaphore::MultiSemaphore;
 use crate::sync::{Arc, Mutex};
+use crate::waiters::Woken;
 
 /// Sets a [`MultiSemaphore`]'s capacity from the outcomes its permits
 /// report: each adaptive dimension follows its own [`Algorithm`], between
@@ -202,7 +202,9 @@ impl<const N: usize> Controller<N> {
         let limit = state.limits_over(self.sem.capacity())[dim];
         let mut next = [None; N];
         next[dim] = Some(limit.clamp(min, max));
-        self.resize(&mut state, next);
+        let woken = self.resize(&mut state, next);
+        drop(state);
+        woken.wake();
         Ok(())
     }
 
@@ -214,32 +216,30 @@ impl<const N: usize> Controller<N> {
     /// fail; if it ever did, the old limit would stay, and the next window
     /// would try again.
     ///
-    /// A resize that grants waiters re-raises a panic of their wakers, once
-    /// it is done (see `MultiSemaphore::set_capacity`): it is caught, the
-    /// books are finished, and the first such panic is raised again last.
-    /// So call this last, with every other change to `state` made.
-    fn resize(&self, state: &mut State<N>, next: [Option<u64>; N]) {
+    /// The waiters the resizes grant are returned, to be woken once the
+    /// caller has let go of `state`'s lock: a waker is user code, and one
+    /// that calls back into the controller (completes a tracked permit,
+    /// reads its limits) must not find the lock held by its own thread.
+    fn resize(&self, state: &mut State<N>, next: [Option<u64>; N]) -> Woken {
         let capacity = self.sem.capacity();
+        let mut woken = Woken::default();
         let mut resized = false;
-        let mut first_panic = None;
         for (dim, next) in next.into_iter().enumerate() {
             let Some(next) = next else { continue };
             if next != capacity[dim] {
-                match catch_unwind(AssertUnwindSafe(|| self.sem.set_capacity_of(dim, next))) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => continue,
-                    Err(panic) => {
-                        first_panic.get_or_insert(panic);
-                    }
+                if self
+                    .sem
+                    .set_capacity_of_handing_back(dim, next, &mut woken)
+                    .is_err()
+                {
+                    continue;
                 }
                 resized = true;
             }
             state.limits[dim] = next;
         }
         state.resizes += u64::from(resized);
-        if let Some(panic) = first_panic {
-            resume_unwind(panic);
-        }
+        woken
     }
 
     /// Tracks a permit already acquired from the semaphore, granted now.
@@ -427,11 +427,15 @@ impl<const N: usize> Controller<N> {
         let started = *state.started.get_or_insert(now);
         let elapsed = now.saturating_duration_since(started);
         if elapsed >= state.min_window && state.window.samples() >= state.min_samples {
-            self.close_window(&mut state, elapsed, now);
+            let woken = self.close_window(&mut state, elapsed, now);
+            drop(state);
+            woken.wake();
         }
     }
 
-    fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) {
+    /// Runs the algorithms on the window, starts the next one and resizes;
+    /// returns whom the resizes granted, to wake once `state` is unlocked.
+    fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken {
         let window = state.window.finish(elapsed);
         let mut next = [None; N];
         for (d, next) in next.iter_mut().enumerate() {
@@ -452,7 +456,7 @@ impl<const N: usize> Controller<N> {
         state.peak_in_flight = [0; N];
         state.started = Some(now);
         state.last = Some(window);
-        self.resize(state, next);
+        self.resize(state, next)
     }
 }
 

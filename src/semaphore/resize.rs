@@ -19,7 +19,7 @@ use crate::counters::Short;
 use crate::error::CapacityError;
 use crate::stats::Event;
 use crate::sync::Ordering;
-use crate::waiters::{Outcome, WaitQueue, WakeList};
+use crate::waiters::{Outcome, WaitQueue, WakeList, Woken};
 
 impl<const N: usize> MultiSemaphore<N> {
     /// Grows each dimension's capacity, and what is available, by `amounts`.
@@ -133,10 +133,44 @@ impl<const N: usize> MultiSemaphore<N> {
         wake.finish();
     }
 
+    /// `set_capacity_of` for a caller that resizes under a lock of its own
+    /// (the adaptive controller): the waiters the resize grants or fails are
+    /// handed back in `woken` instead of woken here, for the caller to wake
+    /// once its lock is released, since a waker may call back into it.
+    pub(crate) fn set_capacity_of_handing_back(
+        &self,
+        dim: usize,
+        capacity: u64,
+        woken: &mut Woken,
+    ) -> Result<(), CapacityError> {
+        debug_assert!(dim < N, "the controller's dimensions are checked");
+        let mut wake = WakeList::new();
+        self.resize_locked(
+            |old, d| Some(if d == dim { capacity } else { old }),
+            &mut wake,
+        )?;
+        self.serve_batches(&mut wake, true, |full| full.hand_over(woken));
+        wake.hand_over(woken);
+        Ok(())
+    }
+
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
     /// dimension's new capacity (`None` when the sum overflows `u64`).
     fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
         let mut wake = WakeList::new();
+        self.resize_locked(target, &mut wake)?;
+        self.wake_and_serve(&mut wake, true);
+        wake.finish();
+        Ok(())
+    }
+
+    /// The resize itself, under the lock: checks every dimension, then sets
+    /// the capacities and the debt, and serves the queue into `wake`.
+    fn resize_locked(
+        &self,
+        target: impl Fn(u64, usize) -> Option<u64>,
+        wake: &mut WakeList,
+    ) -> Result<(), CapacityError> {
         {
             let mut queue = self.lock();
             let old = self.capacity();
@@ -186,11 +220,9 @@ impl<const N: usize> MultiSemaphore<N> {
             // sees all the resize did (see `limits_unchanged_since`). No
             // fast take passes meanwhile: `SLOW` is set.
             self.rebase_low_water();
-            self.fail_oversized(&mut queue, &mut wake);
-            self.rebalance(&mut queue, &mut wake);
+            self.fail_oversized(&mut queue, wake);
+            self.rebalance(&mut queue, wake);
         }
-        self.wake_and_serve(&mut wake, true);
-        wake.finish();
         Ok(())
     }
     /// After a capacity shrank: queued requests that can never fit now fail
