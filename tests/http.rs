@@ -789,3 +789,26 @@ fn the_http_layer_names_dimensions_as_its_semaphore_does() {
     assert!(refusal(named).contains("calls short"));
     assert!(refusal(MultiSemaphore::new([1, 1 << 20])).contains("requests short"));
 }
+
+/// A `PermitBody` tells the size of the body it carries (0 once emptied),
+/// and its `Debug` says what it holds.
+#[test]
+fn a_permit_body_passes_on_its_size_and_debugs_its_permit() {
+    use http_body::Body as _;
+    use multisem::http::PermitBody;
+
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let permit = sem.try_acquire_owned([1, 5]).unwrap();
+    let body = PermitBody::new(Full::new(Bytes::from_static(b"hello")), permit);
+    assert_eq!(body.size_hint().exact(), Some(5));
+    let shown = format!("{body:?}");
+    assert!(
+        shown.contains("permit: Some(OwnedPermit") && shown.contains("empty: false"),
+        "{shown}"
+    );
+    let empty = PermitBody::<Full<Bytes>, multisem::OwnedPermit<2>>::empty();
+    assert_eq!(empty.size_hint().exact(), Some(0));
+    assert!(format!("{empty:?}").contains("empty: true"));
+    drop(body);
+    assert_eq!(sem.available(), sem.capacity());
+}

@@ -445,3 +445,42 @@ fn an_exporter_refuses_another_semaphore_s_controller() {
     let _ =
         Exporter::new(sem, "producer", ["messages", "bytes"]).with_controller(controller(&other));
 }
+
+/// The wait observer records each way a wait ends under its own label.
+#[cfg(feature = "tower")]
+#[test]
+fn the_wait_observer_labels_every_end() {
+    use multisem::tower::Waited;
+
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let exporter = Exporter::new(Arc::clone(&sem), "s", ["requests", "bytes"]);
+    let observe = exporter.wait_observer();
+    metrics::with_local_recorder(&memory, || {
+        observe(Duration::from_millis(1), Waited::Admitted);
+        observe(Duration::from_millis(2), Waited::TimedOut);
+        observe(Duration::from_millis(3), Waited::Closed);
+        observe(Duration::from_millis(4), Waited::TooLarge);
+    });
+    for (outcome, seconds) in [
+        ("admitted", 0.001),
+        ("timed_out", 0.002),
+        ("closed", 0.003),
+        ("too_large", 0.004),
+    ] {
+        let key = format!("multisem_wait_seconds{{semaphore=s,outcome={outcome}}}");
+        assert_eq!(memory.last(&key), seconds, "{key}");
+    }
+}
+
+/// The exporter's `Debug` says what it exports.
+#[test]
+fn an_exporter_debugs_what_it_exports() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let exporter = Exporter::new(sem, "s", ["requests", "bytes"]);
+    let shown = format!("{exporter:?}");
+    assert!(
+        shown.contains(r#"name: "s", dimensions: ["requests", "bytes"], controller: false"#),
+        "{shown}"
+    );
+}
