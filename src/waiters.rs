@@ -567,11 +567,16 @@ impl WakeList {
     }
 
     /// Moves the batch's notifiers to `woken`, to be woken later, and
-    /// empties it. Call only with the lock released (`woken` may allocate).
+    /// empties it. Call only with the lock released: past the first batch,
+    /// `woken` allocates.
     pub(crate) fn hand_over(&mut self, woken: &mut Woken) {
-        woken
-            .0
-            .extend(self.batch[..self.len].iter_mut().filter_map(Option::take));
+        if woken.first.len == 0 {
+            std::mem::swap(&mut self.batch, &mut woken.first.batch);
+            woken.first.len = self.len;
+        } else {
+            let batch = self.batch[..self.len].iter_mut().filter_map(Option::take);
+            woken.rest.extend(batch);
+        }
         self.len = 0;
     }
 
@@ -588,28 +593,40 @@ impl WakeList {
 /// Waiters that a resize granted (or failed) and handed over instead of
 /// waking them (`MultiSemaphore::set_capacity_of_handing_back`), for a
 /// caller that resized under a lock of its own: it wakes them once that
-/// lock is released, since a waker may call back into it. Allocates only
-/// when there are some.
+/// lock is released, since a waker may call back into it. The first batch
+/// is kept in place, so that a resize granting no more than a batch
+/// allocates nothing; dropped without [`wake`](Self::wake) (a panic on the
+/// way), it still wakes them all, and swallows their wakers' panics.
 #[derive(Debug, Default)]
 #[must_use = "the waiters must be woken"]
-pub(crate) struct Woken(Vec<Notify>);
+pub(crate) struct Woken {
+    first: WakeList,
+    rest: Vec<Notify>,
+}
 
 impl Woken {
     /// Wakes every one of them, then re-raises the first panic of a waker,
     /// as `WakeList::finish` does (and swallows it, likewise, while this
     /// thread is already unwinding).
-    pub(crate) fn wake(self) {
-        let mut first_panic = None;
-        for notify in self.0 {
+    pub(crate) fn wake(mut self) {
+        self.wake_all();
+        self.first.finish();
+    }
+
+    /// Wakes them all, keeping the first panic of a waker in `first`.
+    fn wake_all(&mut self) {
+        self.first.wake_batch();
+        for notify in self.rest.drain(..) {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| notify.wake())) {
-                first_panic.get_or_insert(panic);
+                self.first.first_panic.get_or_insert(panic);
             }
         }
-        if let Some(panic) = first_panic {
-            if !std::thread::panicking() {
-                resume_unwind(panic);
-            }
-        }
+    }
+}
+
+impl Drop for Woken {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 

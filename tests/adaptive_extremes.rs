@@ -297,6 +297,53 @@ fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
         .expect("the controller deadlocked on a waker that called back into it");
 }
 
+/// A controller's resize that grants more waiters than one batch of wakes
+/// (8) hands them all back and wakes every one of them, once.
+#[test]
+fn a_controller_resize_granting_many_wakes_every_waiter_once() {
+    struct Counted(std::sync::atomic::AtomicUsize);
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=100, Aimd::default())
+        .build();
+    let held = sem.try_acquire_owned([1, 1]).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..19 {
+        let counted = Arc::new(Counted(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counted));
+        let mut acquire = Box::pin(sem.acquire_owned([1, 1]));
+        assert!(
+            acquire
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        queued.push((acquire, counted));
+    }
+    ctl.set_bounds(0, 20..=100).unwrap();
+    assert_eq!((sem.capacity()[0], sem.waiters()), (20, 0));
+    for (mut acquire, counted) in queued {
+        assert_eq!(
+            counted.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "woken once"
+        );
+        let Poll::Ready(Ok(_granted)) = acquire
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("granted")
+        };
+    }
+    drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 /// `Window::drop_rate` of counts whose sum passes u64::MAX (every field is
 /// public, and the docs show building windows by hand to test an
 /// algorithm) is a rate within 0..=1: the sum overflowed, a panic in debug

@@ -366,6 +366,39 @@ fn an_adaptive_controller_allocates_nothing_in_steady_state() {
     assert_eq!(sem.available(), sem.capacity());
 }
 
+/// A controller's resize that grants queued waiters wakes them after
+/// letting go of its lock, and for up to a batch of them (8) allocates
+/// nothing to do so.
+#[test]
+fn a_controller_resize_that_grants_waiters_allocates_nothing() {
+    use multisem::adaptive::{Aimd, Controller};
+    let sem = Arc::new(MultiSemaphore::new([1, 4096]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .build();
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut futures: Vec<Fut> = (0..8)
+        .map(|_| Box::pin(sem.acquire_owned([1, 1])))
+        .collect();
+    for round in 0..3u64 {
+        for f in &mut futures {
+            queue(&sem, f, [1, 1]);
+        }
+        // Room for all eight: one resize grants them.
+        let before = allocs();
+        ctl.set_bounds(0, 9..=64).unwrap();
+        let allocated = allocs() - before;
+        if round > 0 {
+            assert_eq!(allocated, 0, "allocations in a resize that grants 8");
+        }
+        let permits: Vec<OwnedPermit<2>> = futures.iter_mut().map(granted).collect();
+        drop(permits);
+        ctl.set_bounds(0, 1..=1).unwrap();
+    }
+    drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 /// A request through `AdmitLayer::adaptive`, polled by hand, allocates
 /// nothing once the controller's filters are full.
 #[cfg(feature = "tower")]
