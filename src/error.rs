@@ -136,12 +136,12 @@ impl fmt::Debug for CapacityError {
                 requested,
                 max,
                 names,
-            } => f
-                .debug_struct("Overflow")
-                .field("dim", &names.label(dim))
-                .field("requested", &requested)
-                .field("max", &max)
-                .finish(),
+            } => debug_dim(
+                f,
+                "Overflow",
+                (dim, names),
+                [("requested", requested), ("max", max)],
+            ),
         }
     }
 }
@@ -176,12 +176,12 @@ impl fmt::Debug for ReleaseError {
                 requested,
                 held,
                 names,
-            } => f
-                .debug_struct("ExceedsHeld")
-                .field("dim", &names.label(dim))
-                .field("requested", &requested)
-                .field("held", &held)
-                .finish(),
+            } => debug_dim(
+                f,
+                "ExceedsHeld",
+                (dim, names),
+                [("requested", requested), ("held", held)],
+            ),
         }
     }
 }
@@ -260,11 +260,24 @@ fn debug_exceeds(
     f: &mut fmt::Formatter<'_>,
     (dim, requested, capacity, names): (usize, u64, u64, DimNames),
 ) -> fmt::Result {
-    f.debug_struct("ExceedsCapacity")
-        .field("dim", &names.label(dim))
-        .field("requested", &requested)
-        .field("capacity", &capacity)
-        .finish()
+    let fields = [("requested", requested), ("capacity", capacity)];
+    debug_dim(f, "ExceedsCapacity", (dim, names), fields)
+}
+
+/// An error variant about one dimension in `Debug` output: the dimension
+/// with its name, where the semaphore has one, then `fields`.
+fn debug_dim(
+    f: &mut fmt::Formatter<'_>,
+    variant: &str,
+    (dim, names): (usize, DimNames),
+    fields: [(&str, u64); 2],
+) -> fmt::Result {
+    let mut out = f.debug_struct(variant);
+    out.field("dim", &names.label(dim));
+    for (name, value) in fields {
+        out.field(name, &value);
+    }
+    out.finish()
 }
 
 impl fmt::Display for TryAcquireError {

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -172,6 +173,16 @@ fn a_controller_window_of_instant_completions_does_not_pin_the_byte_limit() {
     );
 }
 
+/// The permit an acquire was granted, polled once more to collect it.
+fn granted<const N: usize>(
+    acquire: std::pin::Pin<&mut multisem::AcquireOwned<N>>,
+) -> multisem::OwnedPermit<N> {
+    match acquire.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permit)) => permit,
+        other => panic!("expected a grant: {other:?}"),
+    }
+}
+
 struct PanicWaker;
 
 impl Wake for PanicWaker {
@@ -210,14 +221,7 @@ fn a_resize_that_re_raises_a_waker_panic_leaves_the_controller_consistent() {
         "the waker's panic reaches `complete` (resizes re-raise)"
     );
     assert_eq!(sem.capacity()[0], 2);
-    let granted = match acquire
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(Ok(p)) => p,
-        other => panic!("{other:?}"),
-    };
-    drop(granted);
+    drop(granted(acquire.as_mut()));
     let after_panic = (ctl.limits(), ctl.windows());
     // One more success: its window holds it alone.
     ctl.try_acquire([1, 1])
@@ -282,13 +286,7 @@ fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
         let seen = calls_back.seen.lock().unwrap().clone();
         assert_eq!(seen, [[2, 1 << 20]]);
         assert_eq!((ctl.windows(), sem.capacity()), (2, [3, 1 << 20]));
-        let Poll::Ready(Ok(granted)) = acquire
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the waiter was granted")
-        };
-        drop(granted);
+        drop(granted(acquire.as_mut()));
         assert_eq!(sem.available(), sem.capacity());
         done_tx.send(()).unwrap();
     });
@@ -301,10 +299,10 @@ fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
 /// (8) hands them all back and wakes every one of them, once.
 #[test]
 fn a_controller_resize_granting_many_wakes_every_waiter_once() {
-    struct Counted(std::sync::atomic::AtomicUsize);
+    struct Counted(AtomicUsize);
     impl Wake for Counted {
         fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.fetch_add(1, SeqCst);
         }
     }
     let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
@@ -314,7 +312,7 @@ fn a_controller_resize_granting_many_wakes_every_waiter_once() {
     let held = sem.try_acquire_owned([1, 1]).unwrap();
     let mut queued = Vec::new();
     for _ in 0..19 {
-        let counted = Arc::new(Counted(std::sync::atomic::AtomicUsize::new(0)));
+        let counted = Arc::new(Counted(AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&counted));
         let mut acquire = Box::pin(sem.acquire_owned([1, 1]));
         assert!(
@@ -328,17 +326,8 @@ fn a_controller_resize_granting_many_wakes_every_waiter_once() {
     ctl.set_bounds(0, 20..=100).unwrap();
     assert_eq!((sem.capacity()[0], sem.waiters()), (20, 0));
     for (mut acquire, counted) in queued {
-        assert_eq!(
-            counted.0.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "woken once"
-        );
-        let Poll::Ready(Ok(_granted)) = acquire
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("granted")
-        };
+        assert_eq!(counted.0.load(SeqCst), 1, "woken once");
+        drop(granted(acquire.as_mut()));
     }
     drop(held);
     assert_eq!(sem.available(), sem.capacity());

@@ -257,3 +257,33 @@ fn a_release_error_names_its_dimension() {
         r#"ExceedsHeld { dim: 1 ("bytes"), requested: 101, held: 100 }"#
     );
 }
+
+/// The dimension errors' `Debug` output names the dimension where the
+/// semaphore has names, whatever the error.
+#[test]
+fn dimension_errors_debug_their_dimension_by_name() {
+    use multisem::{AcquireError, CapacityError, TryAcquireError};
+
+    let sem = MultiSemaphore::builder([4, 1000])
+        .names(&["messages", "bytes"])
+        .build();
+    let exceeds: TryAcquireError = sem.try_acquire([1, 1001]).unwrap_err();
+    assert_eq!(
+        format!("{exceeds:?}"),
+        r#"ExceedsCapacity { dim: 1 ("bytes"), requested: 1001, capacity: 1000 }"#
+    );
+    let waited: AcquireError = sem.acquire_blocking([5, 0]).unwrap_err();
+    assert_eq!(
+        format!("{waited:?}"),
+        r#"ExceedsCapacity { dim: 0 ("messages"), requested: 5, capacity: 4 }"#
+    );
+    let max = sem.max_capacity()[0];
+    let overflow: CapacityError = sem.set_capacity_of(0, max + 1).unwrap_err();
+    assert_eq!(
+        format!("{overflow:?}"),
+        format!(
+            r#"Overflow {{ dim: 0 ("messages"), requested: {}, max: {max} }}"#,
+            max + 1
+        )
+    );
+}
