@@ -366,6 +366,42 @@ fn an_adaptive_controller_allocates_nothing_in_steady_state() {
     assert_eq!(sem.available(), sem.capacity());
 }
 
+/// `BandwidthDelay`'s filters reserve their room at the first window: one
+/// that first measures delays after many windows without any (a light
+/// load: a rate, but no delay) allocates nothing as they fill.
+#[test]
+fn bandwidth_delay_filters_fill_without_allocating() {
+    use multisem::adaptive::{Algorithm, Dimension, Window, preset};
+
+    let window = |successes: u64, elapsed_ms: u64| {
+        let mut window = Window::default();
+        window.elapsed = Duration::from_millis(elapsed_ms);
+        window.successes = successes;
+        window.delivered_bytes = successes << 20;
+        window.min_rtt = Duration::from_millis(10);
+        (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+        (window.min_rtt_bytes, window.weighted_size) = (1 << 20, 1 << 20);
+        window
+    };
+    let mut dim = Dimension::default();
+    (dim.limit, dim.peak_in_flight, dim.min, dim.max) = (4 << 20, 4 << 20, 1 << 20, 1 << 40);
+    let mut bytes = preset::bytes();
+    // Light: 16 MiB over 1.6 s, each request 10 ms: no delay measured.
+    for _ in 0..10 {
+        bytes.update(&window(16, 1600), &dim);
+    }
+    assert_eq!(bytes.base_delay(), None);
+    let before = allocated();
+    // Busy: 40 MiB over 100 ms; every window measures a delay, 1,000 of
+    // them, past the 400 the delays span.
+    for _ in 0..1_000 {
+        bytes.update(&window(40, 100), &dim);
+    }
+    let allocated = allocated() - before;
+    assert!(bytes.base_delay().is_some());
+    assert_eq!(allocated, 0, "bytes allocated as the filters filled");
+}
+
 /// A controller's resize that grants queued waiters wakes them after
 /// letting go of its lock, and for up to a batch of them (8) allocates
 /// nothing to do so.

@@ -255,15 +255,30 @@ impl BandwidthDelay {
     }
 }
 
+/// Appends `value`, dropping the oldest first if `queue` holds `len`
+/// already: it never holds more, so it never grows past `reserve`'s room.
 fn push_bounded<T>(queue: &mut VecDeque<T>, value: T, len: usize) {
-    queue.push_back(value);
-    while queue.len() > len {
+    if queue.len() >= len {
         queue.pop_front();
     }
+    queue.push_back(value);
 }
+
+/// Room for `len` items (up to `RESERVED`) at once, so that filling
+/// `queue` later allocates nothing: a window that measures no delay pushes
+/// none, so the delays may fill long after the first window.
+fn reserve<T>(queue: &mut VecDeque<T>, len: usize) {
+    queue.reserve_exact(len.min(RESERVED).saturating_sub(queue.len()));
+}
+
+/// The most items a filter reserves room for ahead (the preset's spans are
+/// 20 and 400 windows): a longer span grows as it fills.
+const RESERVED: usize = 1 << 16;
 
 impl Algorithm for BandwidthDelay {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        reserve(&mut self.rates, self.bandwidth_windows);
+        reserve(&mut self.delays, self.delay_windows);
         let limit = self.estimate.current(dim.limit);
         let (rate, size, min_rtt_size) = if self.per_request {
             (window.success_rate(), 1, 0)
