@@ -631,6 +631,16 @@ impl<const N: usize> ControllerBuilder<N> {
     /// `Duration::ZERO` with 0 or 1 sample runs them, and may resize, at
     /// every completion that is not ignored.
     ///
+    /// A window starts at the completion that closed the one before; the
+    /// first starts at the first completion, which it also counts, so its
+    /// rates (per second of [`Window::elapsed`](super::Window::elapsed))
+    /// count `n` completions over the `n - 1` gaps between them and read
+    /// `n / (n - 1)` high: 6.7% at 16 samples, for the first window only.
+    /// Leaving that completion out would make every controller's first
+    /// answer count for nothing, and starting the clock earlier (at the
+    /// build, or at the first grant) would add a stretch in which nothing
+    /// could complete, and read low by up to half.
+    ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
     /// # use std::{sync::Arc, time::Duration};
