@@ -9,13 +9,16 @@
 //! cargo run --release --example adaptive_sim -- --seed 7
 //! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~40 s
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
+//! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~1 min
 //! ```
 //!
 //! `--seeds N` runs the mixed-size scenario on seeds 1 to N and counts, per
 //! phase, the seeds on which each of the issue's goals holds; `--room R`
 //! gives the joint controller room for `R` whole requests beyond the
 //! bandwidth-delay product instead of the preset's 2 (in tenths: how the
-//! preset trades p99 for link use).
+//! preset trades p99 for link use); `--statics` asks the same of static
+//! limits near the oracle's instead: whether any fixed `[count, bytes]`
+//! keeps the oracle's p99 and count-only's goodput.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -28,6 +31,7 @@ fn main() {
     let mut csv_path = String::from("target/adaptive_sim.csv");
     let mut seeds = None;
     let mut room = None;
+    let mut statics = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,16 +43,25 @@ fn main() {
                 assert!((0.0..=100.0).contains(&r), "--room takes 0 to 100 requests");
                 room = Some((r * 10.0).round() as u32);
             }
+            "--statics" => statics = true,
             _ => {
                 eprintln!(
-                    "usage: adaptive_sim [--seed N] [--csv PATH] | adaptive_sim --seeds N [--room R]"
+                    "usage: adaptive_sim [--seed N] [--csv PATH] | adaptive_sim --seeds N [--room R | --statics]"
                 );
                 std::process::exit(2);
             }
         }
     }
+    if (seeds.is_none() && (statics || room.is_some())) || (statics && room.is_some()) {
+        eprintln!("adaptive_sim: --room and --statics go with --seeds, and not together");
+        std::process::exit(2);
+    }
     if let Some(seeds) = seeds {
-        goals_over_seeds(seeds, room);
+        if statics {
+            statics_over_seeds(seeds);
+        } else {
+            goals_over_seeds(seeds, room);
+        }
         return;
     }
     let mut csv = String::from(
@@ -225,6 +238,54 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) {
             100.0 * t.busy[1] / n,
             100.0 * t.busy[2] / n,
         );
+    }
+}
+
+/// Per phase of the mixed-size scenario with its own downstream (steady and
+/// halved; recovered is steady's again), for static limits around the
+/// oracle's (counts 20 to 64, bytes 2.5 to 3.25 of the 1 MiB messages): on
+/// how many of seeds 1 to `seeds` each keeps the p99 within 1.5x the
+/// oracle's, reaches count-only's goodput, or both, and its mean goodput
+/// against count-only's. Each limit runs on the phase alone, as the
+/// oracle's do.
+fn statics_over_seeds(seeds: u64) {
+    let limits: Vec<[u64; 2]> = [20, 24, 32, 64]
+        .into_iter()
+        .flat_map(|count| [10, 11, 13].map(|quarters| [count, quarters * MIB / 4]))
+        .collect();
+    let grid = grid(Traffic::MIXED);
+    println!("static limits, mixed sizes, seeds 1 to {seeds}: on how many seeds each holds");
+    println!();
+    println!(
+        "| phase | limits [count, bytes] | p99 ≤ 1.5x the oracle's | goodput ≥ count-only's | both | mean goodput / count-only's |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (p, name) in [(0, "steady"), (1, "halved")] {
+        // Per limit: p99 within the goal, goodput no worse, both, ratio sum.
+        let mut tally = vec![(0, 0, 0, 0.0); limits.len()];
+        for seed in 1..=seeds {
+            let scenario = readme_scenario(Traffic::MIXED, seed);
+            let count_only = run(&scenario, Limiter::CountOnly).phases[p].clone();
+            let (_, oracle) = oracle(&scenario, p, &grid);
+            let single = scenario.single(p);
+            for (t, &limit) in tally.iter_mut().zip(&limits) {
+                let report = &run(&single, Limiter::Static(limit)).phases[0];
+                let p99 = report.p99.as_secs_f64() <= 1.5 * oracle.p99.as_secs_f64();
+                let goodput = report.goodput >= count_only.goodput;
+                t.0 += u64::from(p99);
+                t.1 += u64::from(goodput);
+                t.2 += u64::from(p99 && goodput);
+                t.3 += report.goodput / count_only.goodput;
+            }
+        }
+        for (&(p99, goodput, both, ratios), limit) in tally.iter().zip(&limits) {
+            println!(
+                "| {name} | [{}, {:.2} MiB] | {p99} of {seeds} | {goodput} of {seeds} | {both} of {seeds} | {:.4} |",
+                limit[0],
+                limit[1] as f64 / MIB as f64,
+                ratios / seeds as f64,
+            );
+        }
     }
 }
 
