@@ -225,6 +225,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         Ok(())
     }
+
     /// After a capacity shrank: queued requests that can never fit now fail
     /// with `ExceedsCapacity` rather than block everyone behind them.
     /// Stops at a full batch of wakes; `wake_and_serve` comes back for the
