@@ -35,7 +35,10 @@
 //!   releases and queued waiters; a shrink below what is in flight, whose
 //!   debt holds back every grant (checked against the new capacity); a take
 //!   that gave its reserve part back and is then refused by a shrink still
-//!   serving the queue.
+//!   serving the queue; `set_capacity_of` by two owners of two dimensions at
+//!   once (neither undone), and shrinking one dimension against a release
+//!   and queued waiters; the adaptive controller's resize (`set_bounds`),
+//!   whose grants are handed back and woken after its lock is released.
 //! - [`stats`]: the statistics kept off the fast path (amounts granted, waits
 //!   and timeouts by dimension, `in_flight`) against racing grants, timeouts
 //!   and fast takes.

@@ -1,11 +1,19 @@
-//! Issue 5: live limits (`add_permits`, `set_capacity`) under concurrency.
+//! Issue 5: live limits (`add_permits`, `set_capacity`, `set_capacity_of`)
+//! under concurrency, and the adaptive controller's resize
+//! (`Controller::set_bounds`), which hands the waiters it grants back to be
+//! woken after its own lock is released.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Poll, Wake, Waker};
 
 use loom::thread;
+use multisem::adaptive::{Aimd, Controller};
 use multisem::{AcquireError, TryAcquireError};
 
-use crate::support::{Defuse, Ghost, Layout, Sem, assert_quiescent, models};
+use crate::support::{
+    Defuse, Exceeds, Ghost, Layout, Sem, WakeFlag, assert_quiescent, block_on, models, poll_once,
+};
 
 models! {
     add_permits_racing_acquire_and_release: 3,
@@ -14,6 +22,10 @@ models! {
     set_capacity_grow_serves_queued_waiter: 3,
     forget_racing_queued_waiter_fails_it_with_exceeds_capacity: 3,
     give_back_refused_by_a_shrink_still_serves_the_queue: 3,
+    set_capacity_of_two_owners_racing_keep_both_values: 3,
+    set_capacity_of_shrink_racing_queued_waiter: 3,
+    set_capacity_of_shrink_grants_nothing_until_in_flight_fits: 3,
+    controller_resize_wakes_its_grants_after_unlocking: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -284,4 +296,286 @@ fn give_back_refused_by_a_shrink_still_serves_the_queue(layout: Layout) {
     waiter.join().unwrap();
 
     assert_quiescent(&sem, shrunk);
+}
+
+/// Two owners resize their own dimension at once: one grows the count
+/// (`set_capacity_of(0, 2)`), the other shrinks the bytes
+/// (`set_capacity_of(1, 1)`), from [1, 2] to [2, 1], while the permit that
+/// holds all of it is released and two requests wait in the queue: a head
+/// for [1, 2], which fits the bytes before their shrink only, and a follower
+/// for [1, 1], which fits both. At the end the capacity is exactly both
+/// owners' values (neither resize reads the other's dimension and writes it
+/// back stale), and all of it is available. The head is granted (the release
+/// came before the shrink) or fails with `ExceedsCapacity` in the bytes at
+/// their new capacity, never in the count that only grows; the follower,
+/// which fits whatever happens, is always granted. No caller ever holds more
+/// than the larger capacity of a dimension, nor more bytes than the shrunk
+/// capacity once its shrink has returned.
+fn set_capacity_of_two_owners_racing_keep_both_values(layout: Layout) {
+    let cap = [1, 2];
+    let resized = [2, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new([2, 2]);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let limit = ghost.limit();
+    let mut head = Defuse::new(Box::pin(sem.acquire([1, 2])));
+    let mut follower = Defuse::new(Box::pin(sem.acquire([1, 1])));
+    assert!(poll_once(head.get_mut().as_mut(), Waker::noop()).is_pending());
+    assert!(poll_once(follower.get_mut().as_mut(), Waker::noop()).is_pending());
+    assert_eq!(sem.waiters(), 2);
+
+    let count_owner = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity_of(0, resized[0]).unwrap())
+    };
+    let bytes_owner = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            sem.set_capacity_of(1, resized[1]).unwrap();
+            ghost.lower_limit([2, resized[1]]);
+        })
+    };
+    ghost.give(held.amounts());
+    drop(held);
+    match block_on(head.get_mut().as_mut()) {
+        Ok(permit) => {
+            ghost.take_under(permit.amounts(), limit);
+            ghost.give(permit.amounts());
+            drop(permit);
+        }
+        Err(err) => assert_eq!(
+            err,
+            Exceeds {
+                dim: 1,
+                requested: 2,
+                capacity: 1
+            }
+        ),
+    }
+    let permit = block_on(follower.get_mut().as_mut())
+        .expect("[1, 1] fits every capacity of the run: the follower must be granted");
+    // Nothing else is held: checked against the capacity in force now.
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    drop((head, follower));
+    count_owner.join().unwrap();
+    bytes_owner.join().unwrap();
+
+    assert_quiescent(&sem, resized);
+}
+
+/// `set_capacity_shrink_racing_queued_waiter` with `set_capacity_of`: a
+/// blocking waiter for [2, 1] is queued behind a full permit while dimension
+/// 0 alone shrinks to 1 and the permit is released. The waiter is granted
+/// (the release came first) or fails with `ExceedsCapacity` in dimension 0
+/// (the shrink came first), and never sleeps forever; dimension 1 keeps its
+/// capacity.
+fn set_capacity_of_shrink_racing_queued_waiter(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || match sem.acquire_blocking([2, 1]) {
+            Ok(permit) => {
+                ghost.take(permit.amounts());
+                ghost.give(permit.amounts());
+                drop(permit);
+            }
+            Err(err) => assert_eq!(
+                err,
+                Exceeds {
+                    dim: 0,
+                    requested: 2,
+                    capacity: 1
+                }
+            ),
+        })
+    };
+    let shrinker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity_of(0, shrunk[0]).unwrap())
+    };
+    ghost.give(held.amounts());
+    drop(held);
+    waiter.join().unwrap();
+    shrinker.join().unwrap();
+
+    assert_quiescent(&sem, shrunk);
+}
+
+/// The exact shrink, on one dimension: capacity [2, 2], permits A and B of
+/// [1, 1] each out, a head H for [2, 1] and a follower W for [1, 1] queued.
+/// `set_capacity_of(0, 1)` races the release of A. H never fits before the
+/// shrink (B holds one of the two) and fails with `ExceedsCapacity` once it
+/// lands; W, behind it, is granted only after that, when B alone is already
+/// all the new capacity of dimension 0 in flight: it must stay queued until
+/// B comes back, whichever of the shrink and A's return came first (A's
+/// return pays the shrink's debt, or the shrink absorbs the permit A
+/// returned). Granting W on A's return would put 2 in flight where the
+/// capacity is 1.
+fn set_capacity_of_shrink_grants_nothing_until_in_flight_fits(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(cap);
+
+    let a = sem.try_acquire_owned([1, 1]).unwrap();
+    let b = Defuse::new(sem.try_acquire_owned([1, 1]).unwrap());
+    ghost.take([1, 1]);
+    ghost.take([1, 1]);
+    let mut head = Defuse::new(Box::pin(sem.acquire([2, 1])));
+    let mut follower = Defuse::new(Box::pin(sem.acquire([1, 1])));
+    assert!(poll_once(head.get_mut().as_mut(), Waker::noop()).is_pending());
+    assert!(poll_once(follower.get_mut().as_mut(), Waker::noop()).is_pending());
+
+    let shrinker = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            sem.set_capacity_of(0, shrunk[0]).unwrap();
+            ghost.lower_limit(shrunk);
+        })
+    };
+    ghost.give(a.amounts());
+    drop(a);
+    shrinker.join().unwrap();
+
+    let failed = match poll_once(head.get_mut().as_mut(), Waker::noop()) {
+        Poll::Ready(Err(err)) => err,
+        other => panic!("H can never fit before the shrink, which fails it: {other:?}"),
+    };
+    assert_eq!(
+        failed,
+        Exceeds {
+            dim: 0,
+            requested: 2,
+            capacity: 1
+        }
+    );
+    // B (still held) is all of dimension 0's new capacity: a grant of W now
+    // would put 2 in flight there (the ghost would say so), so W must still
+    // be pending.
+    let (flag, waker) = WakeFlag::waker();
+    if let Poll::Ready(granted) = poll_once(follower.get_mut().as_mut(), &waker) {
+        let permit = granted.expect("W fits the new capacity");
+        ghost.take(permit.amounts());
+        panic!("W was granted {:?} with B still out", permit.amounts());
+    }
+    assert_eq!(
+        sem.available(),
+        [0, 1],
+        "B out; what A returned went to the shrink"
+    );
+
+    ghost.give([1, 1]);
+    drop(b);
+    assert!(flag.woken(), "B's return must grant and wake W");
+    let permit = block_on(follower.get_mut().as_mut()).expect("granted on B's return");
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    drop((head, follower));
+
+    assert_quiescent(&sem, shrunk);
+}
+
+/// A waker that calls back into an adaptive controller when woken and when
+/// dropped (`limits` takes its lock) and into the semaphore (`add_permits`
+/// takes that one): if the controller woke or dropped it under either lock,
+/// loom would report the thread blocked on a lock it holds.
+#[derive(Debug)]
+struct CallsBack {
+    ctl: Arc<Controller<2>>,
+    woken: AtomicBool,
+}
+
+impl Wake for CallsBack {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.ctl.limits();
+        self.ctl.semaphore().add_permits([0, 0]).unwrap();
+        self.woken.store(true, SeqCst);
+    }
+}
+
+impl Drop for CallsBack {
+    fn drop(&mut self) {
+        // Not while a failed model unwinds: loom's primitives are gone then.
+        if !std::thread::panicking() {
+            let _ = self.ctl.limits();
+        }
+    }
+}
+
+/// `set_capacity_of_handing_back`, through its one caller (the crate keeps
+/// it to itself; `Controller::set_bounds` is the public way in). The
+/// controller drives dimension 0 of a [1, 1] semaphore; P = [1, 0] is out
+/// and a future for [1, 1] waits, its waker calling back into the
+/// controller. `set_bounds(0, 2..=2)` grows dimension 0, which grants the
+/// waiter, while the owner of dimension 1 grows it with
+/// `set_capacity_of(1, 2)`. The grant the controller's resize handed back
+/// is woken, after the controller's lock is released (a wake under it would
+/// deadlock here), and the waiter holds its permits with no release at all;
+/// neither owner's resize undoes the other's: the capacity ends [2, 2], and
+/// so do the controller's limits.
+fn controller_resize_wakes_its_grants_after_unlocking(layout: Layout) {
+    let cap = [1, 1];
+    let grown = [2, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(grown);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1, Aimd::default())
+        .build();
+
+    let held = Defuse::new(sem.try_acquire([1, 0]).unwrap());
+    ghost.take([1, 0]);
+    let waker = Arc::new(CallsBack {
+        ctl: Arc::clone(&ctl),
+        woken: AtomicBool::new(false),
+    });
+    let mut waiter = Defuse::new(Box::pin(sem.acquire([1, 1])));
+    assert!(poll_once(waiter.get_mut().as_mut(), &Waker::from(Arc::clone(&waker))).is_pending());
+
+    let controller = {
+        let ctl = Arc::clone(&ctl);
+        thread::spawn(move || ctl.set_bounds(0, 2..=2).unwrap())
+    };
+    let owner = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity_of(1, grown[1]).unwrap())
+    };
+    controller.join().unwrap();
+    owner.join().unwrap();
+
+    assert!(
+        waker.woken.load(SeqCst),
+        "the grant handed back was never woken"
+    );
+    let permit = match poll_once(waiter.get_mut().as_mut(), Waker::noop()) {
+        Poll::Ready(granted) => granted.expect("the growth fits the waiter"),
+        Poll::Pending => panic!("woken, but not granted"),
+    };
+    ghost.take(permit.amounts());
+    ghost.give(permit.amounts());
+    drop(permit);
+    drop(waiter);
+    assert_eq!(sem.capacity(), grown, "neither owner's resize undone");
+    assert_eq!(ctl.limits(), grown);
+    assert_eq!(ctl.resizes(), 1);
+
+    ghost.give([1, 0]);
+    drop(held);
+    drop(waker);
+    drop(ctl);
+    assert_quiescent(&sem, grown);
 }
