@@ -42,6 +42,15 @@
 //!   waiting forever; `503 Service Unavailable` with `Retry-After` for a shed,
 //!   timed-out or closed-out request. [`refusal_response`] builds the same
 //!   answers for a stack that keeps refusals as errors.
+//! * A refusal answers before the request's body is read, and refusing its
+//!   bytes is the point, so over HTTP/1.1 it usually ends the connection:
+//!   hyper drops an unread body by draining what has already arrived, and
+//!   closes the connection after the answer if that was not all of it. A
+//!   client still sending then may see the connection reset before it reads
+//!   the answer (in `examples/http_gateway.rs --shed`, about 10% of 503s).
+//!   A client that sends large bodies with `Expect: 100-continue` learns of
+//!   a refusal before it sends them; HTTP/2 refuses a stream, not the
+//!   connection.
 //! * [`adaptive_layer`] learns both limits instead: it reports each request
 //!   to an adaptive [`Controller`], by its status ([`StatusOutcome`]; for
 //!   gRPC, the status in the headers or the trailers) and timed from its
