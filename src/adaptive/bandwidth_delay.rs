@@ -176,7 +176,11 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows between probes at half the product (default 50; 0: never).
+    /// Windows between probes at half the product (default 50). 0 never
+    /// probes, the one window count that does not panic: for tests that
+    /// want no probe in their figures, or a downstream whose queue drains
+    /// by itself now and then; otherwise the product may feed on the queue
+    /// it causes (see the type's docs).
     ///
     /// ```
     /// let a = multisem::adaptive::BandwidthDelay::default().probe_every(100);
