@@ -50,6 +50,8 @@ use crossbeam_utils::CachePadded;
 use std::fmt;
 
 mod resize;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 /// A semaphore over `N` independent pools of `u64` permits, acquired all
 /// together or not at all.

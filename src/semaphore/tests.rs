@@ -1,0 +1,63 @@
+//! Paths that need a hand on the internals to reach deterministically.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::counters::FastError;
+use crate::{MultiSemaphore, TryAcquireError};
+
+struct PanicOnWake;
+
+impl Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        panic!("a waker that panics");
+    }
+}
+
+/// A `try_acquire` whose tiered split take held permits for a moment and
+/// gave them back while an acquirer was queued (`FastError::GaveBack`),
+/// then is refused without the lock (here `ExceedsCapacity`), must still
+/// serve the queue, since what it gave back may be what the head waits
+/// for; and a panic of the waker it wakes must not unwind through its
+/// refusal. Reaching it for real takes a release racing the split take;
+/// here the give-back is made by hand: the counters hold what a permit
+/// held, while the acquirer it fits stays queued.
+#[test]
+fn a_refused_take_that_gave_back_serves_the_queue_quietly() {
+    let sem = MultiSemaphore::new([2, 2]);
+    let held = sem.try_acquire([2, 2]).unwrap();
+    let mut waiter = pin!(sem.acquire([1, 1]));
+    let panics = Waker::from(Arc::new(PanicOnWake));
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(&panics))
+            .is_pending()
+    );
+    // The give-back: what `held` holds is back in the counters, and nobody
+    // has served the queue since.
+    std::mem::forget(held);
+    sem.counters.add(&[2, 2]);
+    assert_eq!(sem.waiters(), 1);
+
+    let refused = catch_unwind(AssertUnwindSafe(|| {
+        sem.try_take_locked([3, 1], FastError::GaveBack, false)
+    }));
+    match refused {
+        Ok(Err(TryAcquireError::ExceedsCapacity { dim: 0, .. })) => {}
+        Ok(other) => panic!("expected ExceedsCapacity in dimension 0, got {other:?}"),
+        Err(_) => panic!("the waker's panic unwound through the refusal"),
+    }
+    // Served on the way out: granted, and woken (its waker panicked).
+    let permit = match waiter.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permit)) => permit,
+        other => panic!("the queued acquirer was not served: {other:?}"),
+    };
+    assert_eq!(permit.amounts(), [1, 1]);
+    drop(permit);
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
+}
