@@ -31,8 +31,8 @@ struct Delivered {
 impl Delivered {
     fn add(&self, amounts: [u64; 2]) {
         self.count.fetch_add(1, SeqCst);
-        for d in 0..2 {
-            self.amounts[d].fetch_add(amounts[d], SeqCst);
+        for (total, amount) in self.amounts.iter().zip(amounts) {
+            total.fetch_add(amount, SeqCst);
         }
     }
 }

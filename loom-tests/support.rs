@@ -148,8 +148,8 @@ impl Ghost {
     /// Lowers the limit to `limit`: call it once a shrink has returned, so
     /// that acquires begun after that are checked against the new capacity.
     pub(crate) fn lower_limit(&self, limit: [u64; 2]) {
-        for d in 0..2 {
-            self.limit[d].store(limit[d], SeqCst);
+        for (word, limit) in self.limit.iter().zip(limit) {
+            word.store(limit, SeqCst);
         }
     }
 

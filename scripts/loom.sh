@@ -31,6 +31,11 @@ export RUSTFLAGS="--cfg loom -C debug-assertions"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
 run() { cargo test --release -p multisem-loom "$@"; }
 
+# The models are a crate of their own that compiles only under `cfg(loom)`,
+# so the root's `cargo clippy` never sees them: lint them here, with the
+# flags they are built with (it reuses the build's dependencies).
+cargo clippy --release -p multisem-loom --all-targets -- -D warnings
+
 if [ "${1:-ci}" = full ]; then
     LOOM_MAX_PREEMPTIONS=2 run
 else
