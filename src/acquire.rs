@@ -520,6 +520,19 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
 
 /// The future of [`MultiSemaphore::acquire`].
 ///
+/// ```
+/// use multisem::MultiSemaphore;
+///
+/// # futures_executor::block_on(async {
+/// let sem = MultiSemaphore::new([4, 1 << 20]);
+/// let acquire = sem.acquire([1, 4096]); // nothing is taken yet
+/// let permit = acquire.await?;
+/// assert_eq!(sem.available(), [3, (1 << 20) - 4096]);
+/// # drop(permit);
+/// # Ok::<(), multisem::AcquireError>(())
+/// # }).unwrap();
+/// ```
+///
 /// # Cancel safety
 ///
 /// Dropping it at any point takes nothing: see
@@ -530,6 +543,23 @@ pub struct Acquire<'a, const N: usize> {
 }
 
 /// The future of [`MultiSemaphore::acquire_owned`]: `Send + 'static`.
+///
+/// It can be spawned, and its permit moved to another thread:
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use std::sync::Arc;
+///
+/// let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+/// let acquire = sem.acquire_owned([1, 4096]);
+/// let sender = std::thread::spawn(move || {
+///     let permit = futures_executor::block_on(acquire).unwrap();
+///     // ... send; the budget comes back when the permit is dropped.
+///     drop(permit);
+/// });
+/// sender.join().unwrap();
+/// assert_eq!(sem.available(), sem.capacity());
+/// ```
 ///
 /// # Cancel safety
 ///

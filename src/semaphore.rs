@@ -57,6 +57,32 @@ mod tests;
 /// together or not at all.
 ///
 /// See the [crate documentation](crate) for the guarantees and an overview.
+/// Share it in an [`Arc`](std::sync::Arc) and take `*_owned` permits to
+/// move them across threads:
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use std::sync::Arc;
+///
+/// // 64 messages and 8 MiB in flight, over every sender.
+/// let sem = Arc::new(MultiSemaphore::new([64, 8 << 20]));
+/// let senders: Vec<_> = (0..4)
+///     .map(|_| {
+///         let sem = Arc::clone(&sem);
+///         std::thread::spawn(move || {
+///             for len in [512u64, 4096, 65536] {
+///                 let permit = sem.acquire_blocking([1, len]).unwrap();
+///                 // ... hand `permit` to the send's completion callback.
+///                 drop(permit);
+///             }
+///         })
+///     })
+///     .collect();
+/// for sender in senders {
+///     sender.join().unwrap();
+/// }
+/// assert_eq!(sem.available(), sem.capacity());
+/// ```
 pub struct MultiSemaphore<const N: usize> {
     /// The hot word(s): written by every acquire and release.
     counters: CachePadded<Counters<N>>,

@@ -79,6 +79,25 @@ pub struct Admit<S: Stream, F, const N: usize> {
 }
 
 /// An item the semaphore refused, with the reason; see [`Admit`].
+///
+/// ```
+/// use futures_util::{StreamExt, stream};
+/// use multisem::{AcquireError, MultiSemaphore, stream::Admit};
+/// use std::sync::Arc;
+///
+/// let sem = Arc::new(MultiSemaphore::new([8, 1024]));
+/// let messages = stream::iter(vec![vec![0u8; 4096], vec![1; 100]]);
+/// let mut admitted = Admit::new(messages, sem, |m: &Vec<u8>| [1, m.len() as u64]);
+/// futures_executor::block_on(async {
+///     // Above the byte capacity: refused at once, and the item comes back.
+///     let refused = admitted.next().await.unwrap().unwrap_err();
+///     assert_eq!(refused.item.len(), 4096);
+///     assert!(matches!(refused.error, AcquireError::ExceedsCapacity { dim: 1, .. }));
+///     // The adaptor goes on with the next item.
+///     let (next, _permit) = admitted.next().await.unwrap().unwrap();
+///     assert_eq!(next.len(), 100);
+/// });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Refused<T> {
     /// The item, given back untouched.
@@ -93,6 +112,18 @@ where
     F: FnMut(&S::Item) -> [u64; N],
 {
     /// Admits the items of `source` from `sem`, each by `weigh(&item)`.
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use multisem::{MultiSemaphore, stream::Admit};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// let lines = stream::iter(["a", "bc", "def"]);
+    /// // One message, and its length in bytes.
+    /// let admitted = Admit::new(lines, Arc::clone(&sem), |line: &&str| [1, line.len() as u64]);
+    /// assert!(Arc::ptr_eq(admitted.semaphore(), &sem));
+    /// ```
     pub fn new(source: S, sem: Arc<MultiSemaphore<N>>, weigh: F) -> Self {
         Self {
             source: Box::pin(source),
@@ -103,13 +134,30 @@ where
         }
     }
 
-    /// The semaphore the permits come from.
+    /// The semaphore the permits come from (see [`new`](Self::new)).
     pub fn semaphore(&self) -> &Arc<MultiSemaphore<N>> {
         &self.sem
     }
 
     /// Whether an item has been pulled from the source and waits for its
     /// permit.
+    ///
+    /// ```
+    /// use futures_util::{FutureExt, StreamExt, stream};
+    /// use multisem::{MultiSemaphore, stream::Admit};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([1, 1024]));
+    /// let held = sem.try_acquire([1, 0]).unwrap();
+    /// let mut admitted = Admit::new(stream::iter([10u64, 20]), Arc::clone(&sem), |&n| [1, n]);
+    /// // The count is taken: the first item is pulled, and waits.
+    /// assert!(admitted.next().now_or_never().is_none());
+    /// assert!(admitted.is_waiting());
+    /// drop(held);
+    /// let (item, _permit) = admitted.next().now_or_never().unwrap().unwrap().unwrap();
+    /// assert_eq!(item, 10);
+    /// assert!(!admitted.is_waiting());
+    /// ```
     pub fn is_waiting(&self) -> bool {
         self.waiting.is_some()
     }
