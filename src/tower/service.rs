@@ -68,6 +68,38 @@ impl<S, W, const N: usize, H> Admit<S, W, N, H> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    /// use tower::Layer;
+    ///
+    /// let mut svc = AdmitLayer::new(Arc::new(MultiSemaphore::new([2])), |_: &()| [1]).layer(1);
+    /// *svc.get_mut() += 1;
+    /// assert_eq!(*svc.get_ref(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, out of the layer. Requests already admitted keep
+    /// their permits until their responses are done.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::tower::AdmitLayer;
+    /// use std::sync::Arc;
+    /// use tower::Layer;
+    ///
+    /// let svc = AdmitLayer::new(Arc::new(MultiSemaphore::new([2])), |_: &()| [1]).layer("inner");
+    /// assert_eq!(svc.into_inner(), "inner");
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// The semaphore requests are admitted through.
     ///
     /// ```
