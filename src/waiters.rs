@@ -638,3 +638,74 @@ pub(crate) fn drop_quietly<T>(value: T) {
     // Nothing is observed after the panic but the value's absence.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Notify, WAKE_BATCH, WakeList, Woken};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::{Wake, Waker};
+
+    /// Counts its wakes; the one made with `panics` panics after counting.
+    struct Counted {
+        wakes: AtomicUsize,
+        panics: bool,
+    }
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.wakes.fetch_add(1, SeqCst);
+            if self.panics {
+                panic!("a waker that panics");
+            }
+        }
+    }
+
+    /// `WAKE_BATCH + 3` waiters handed over as a resize hands them (a full
+    /// batch kept in place, the rest spilled), the second and the last with
+    /// wakers that panic.
+    fn handed_over() -> (Woken, Vec<Arc<Counted>>) {
+        let wakers: Vec<_> = (0..WAKE_BATCH + 3)
+            .map(|i| {
+                Arc::new(Counted {
+                    wakes: AtomicUsize::new(0),
+                    panics: i == 1 || i == WAKE_BATCH + 2,
+                })
+            })
+            .collect();
+        let mut woken = Woken::default();
+        for batch in wakers.chunks(WAKE_BATCH) {
+            let mut list = WakeList::new();
+            for waker in batch {
+                list.push(Some(Notify::Task(Waker::from(Arc::clone(waker)))));
+            }
+            list.hand_over(&mut woken);
+        }
+        (woken, wakers)
+    }
+
+    fn wakes(wakers: &[Arc<Counted>]) -> Vec<usize> {
+        wakers.iter().map(|w| w.wakes.load(SeqCst)).collect()
+    }
+
+    /// `wake` wakes every one, once, whatever their wakers do, then
+    /// re-raises the first panic.
+    #[test]
+    fn woken_wakes_everyone_once_then_re_raises() {
+        let (woken, wakers) = handed_over();
+        assert!(catch_unwind(AssertUnwindSafe(|| woken.wake())).is_err());
+        assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
+    }
+
+    /// Dropped without `wake` (a panic between the resize and its caller's
+    /// wake), it still wakes every one, once, and no waker's panic escapes
+    /// the drop.
+    #[test]
+    fn woken_dropped_unwoken_still_wakes_everyone_once() {
+        let (woken, wakers) = handed_over();
+        assert_eq!(wakes(&wakers), vec![0; WAKE_BATCH + 3]);
+        drop(woken);
+        assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
+    }
+}
