@@ -1,6 +1,7 @@
-//! What the two producer demos share: the simulated load (message sizes and
-//! broker behaviour), a tiny seeded random number generator, option parsing,
-//! number formatting and the status table. Each demo uses part of it.
+//! What the examples share: the simulated load (message sizes and broker
+//! behaviour), a tiny seeded random number generator, option parsing (an
+//! `error: ...` line, a hint and exit status 2 for a bad option), number
+//! formatting and the producers' status table. Each example uses part of it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,20 @@ pub(crate) fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result
     Ok(n)
 }
 
+/// A decimal number such as `2` or `0.5`, within `min..=max`.
+pub(crate) fn parse_decimal(flag: &str, text: &str, min: f64, max: f64) -> Result<f64, String> {
+    let n: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("{flag}: '{text}' is not a number"))?;
+    if n < min || n > max {
+        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
+    }
+    Ok(n)
+}
+
 /// A byte count with an optional binary suffix: `4096`, `512KiB`, `32MiB`, `1G`.
 pub(crate) fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String> {
     let text = text.trim();
@@ -75,6 +90,19 @@ pub(crate) fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String
         Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
         _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
     }
+}
+
+/// Creates (or truncates) the file at `path`, before a run, so that a path
+/// that cannot be written fails at once rather than after the run; with
+/// `make_dir`, creates its directory first if it is missing (for a default
+/// path under `target/`).
+pub(crate) fn create_file(path: &str, make_dir: bool) -> Result<std::fs::File, String> {
+    if make_dir {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    std::fs::File::create(path).map_err(|err| format!("cannot write {path}: {err}"))
 }
 
 /// A tiny seeded random number generator (xorshift64*), so no dependency.
