@@ -87,13 +87,24 @@ OPTIONS:
                         with RocketMQ's bug: when the bytes acquire times out, the
                         message permit is never given back (apache/rocketmq#8140)
     --adaptive          let the adaptive controller set both limits, against a
-                        broker whose capacity halves and recovers during the run
-                        (its own options: --seconds, --senders, --small, --csv)
+                        broker whose capacity halves and recovers during the run.
+                        It takes only these options (--adaptive --help for more):
+                          --seconds N   3 to 3600 (default 15)
+                          --senders N   1 to 1024 (default 32)
+                          --small       every message 1 KiB, instead of 90% 1 KiB
+                                        and 10% 1 MiB
+                          --csv PATH    where to write the limits, in-flight and
+                                        latency every 250 ms (default
+                                        target/adaptive_producer.csv in the crate)
     --stream            (build with --features futures) a stream of encoded
                         messages on tokio, admitted by stream::Admit; compression
                         resizes each permit (release, try_grow); messages above
-                        the byte budget are clamped to it and sent alone
-                        (its own options: --messages, --seed)
+                        the byte budget are clamped to it and sent alone.
+                        It takes only these options (--stream --help for more):
+                          --messages N  how many messages the stream sends
+                                        (default 4000)
+                          --seed N      seed for the message sizes and their
+                                        compression (default 1)
     -h, --help          print this help
 
 Options take their value as the next argument or after '=' (--seconds=5).
@@ -145,16 +156,8 @@ impl Default for Config {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut cfg = Config::default();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match inline {
-                Some(v) => Ok(v.to_string()),
-                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
+        let (flag, inline) = split_flag(&arg);
+        let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
             "-h" | "--help" if inline.is_none() => return Ok(None),
             "--naive" if inline.is_none() => cfg.naive = true,
@@ -191,12 +194,12 @@ struct Counters {
     acked: AtomicU64,
     broker_errors: AtomicU64,
     broker_timeouts: AtomicU64,
-    /// Admission timeouts, by what was short when the sender gave up.
+    /// Admission timeouts. With multisem, `stats().timed_out_by` says which
+    /// limit held each one back.
+    timed_out: AtomicU64,
+    /// `--naive` only: admission timeouts by the semaphore that timed out.
     short_messages: AtomicU64,
     short_bytes: AtomicU64,
-    /// Timed out although both limits had room afterwards: the sender was queued
-    /// behind an earlier, larger request (FIFO: nobody jumps the queue).
-    behind_queue: AtomicU64,
     too_large: AtomicU64,
     closed: AtomicU64,
     other_errors: AtomicU64,
@@ -344,12 +347,13 @@ impl Admission {
 
 /// Why a message was not admitted.
 enum Refusal {
-    /// Timed out; the message limit was short.
+    /// Timed out (multisem: `stats().timed_out_by` counts it under the
+    /// limit that held it back).
+    TimedOut,
+    /// `--naive`: the message semaphore timed out.
     Messages,
-    /// Timed out; the byte limit was short.
+    /// `--naive`: the byte semaphore timed out.
     Bytes,
-    /// Timed out, queued behind an earlier request, though both limits had room afterwards.
-    BehindQueue,
     /// Larger than the byte limit itself: it could never be admitted.
     TooLarge,
     /// The semaphore was closed (at shutdown).
@@ -367,18 +371,12 @@ impl Limiter {
         match self {
             Limiter::Multi(sem) => match sem.acquire_owned_blocking_timeout([1, len], timeout) {
                 Ok(permit) => Ok(Admission::Multi(permit)),
-                Err(AcquireError::Timeout) => {
-                    // All or nothing: we hold nothing now. To say which limit turned
-                    // the message away, look at what is free right after.
-                    let available = sem.available();
-                    Err(if available[0] < 1 {
-                        Refusal::Messages
-                    } else if available[1] < len {
-                        Refusal::Bytes
-                    } else {
-                        Refusal::BehindQueue
-                    })
-                }
+                // All or nothing: we hold nothing now. The semaphore counts
+                // the timeout in `stats().timed_out_by` under the limit that
+                // held it back when its time ran out: the one the request was
+                // short of, or, where it would have fit, the one the request
+                // at the head of the queue lacked.
+                Err(AcquireError::Timeout) => Err(Refusal::TimedOut),
                 Err(AcquireError::ExceedsCapacity { .. }) => Err(Refusal::TooLarge),
                 Err(AcquireError::Closed) => Err(Refusal::Closed),
                 Err(other) => Err(Refusal::Other(other)),
@@ -593,9 +591,9 @@ fn sender(
                 bump(&counters.sent_bytes, admission.len());
                 broker.send(admission);
             }
+            Err(Refusal::TimedOut) => bump(&counters.timed_out, 1),
             Err(Refusal::Messages) => bump(&counters.short_messages, 1),
             Err(Refusal::Bytes) => bump(&counters.short_bytes, 1),
-            Err(Refusal::BehindQueue) => bump(&counters.behind_queue, 1),
             Err(Refusal::TooLarge) => bump(&counters.too_large, 1),
             Err(Refusal::Closed) => bump(&counters.closed, 1),
             Err(Refusal::Other(err)) => {
@@ -660,17 +658,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(cfg)) => cfg,
-        Ok(None) => {
-            print!("{}", help());
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            eprintln!("Run with --help to see the options.");
-            return ExitCode::from(2);
-        }
+    let cfg = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
     };
     run(&cfg)
 }
@@ -689,7 +679,7 @@ fn run(cfg: &Config) -> ExitCode {
     let counters = Counters::default();
     let stop = AtomicBool::new(false);
     let extra: &[(&str, usize)] = if cfg.naive { &[("msgs lost", 9)] } else { &[] };
-    let table = Table::new(cfg.max_messages, cfg.max_bytes, "behind", extra);
+    let table = Table::new(cfg.max_messages, cfg.max_bytes, "total", extra);
 
     print_intro(cfg);
     table.print_header();
@@ -720,6 +710,12 @@ fn run(cfg: &Config) -> ExitCode {
                 capacity[0].saturating_sub(available[0]),
                 capacity[1].saturating_sub(available[1]),
             ];
+            // Timeouts so far, by the limit that held each back: multisem's
+            // own count; in --naive mode, which semaphore timed out.
+            let timed_out_by = match &limiter {
+                Limiter::Multi(sem) => sem.stats().timed_out_by,
+                Limiter::Naive(_) => [read(&counters.short_messages), read(&counters.short_bytes)],
+            };
             let mut cells = vec![
                 format!("{tick}s"),
                 (sent - last_sent).to_string(),
@@ -727,15 +723,12 @@ fn run(cfg: &Config) -> ExitCode {
                 format!("{} / {}", held[0], capacity[0]),
                 format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
                 limiter.waiters().to_string(),
-                read(&counters.short_messages).to_string(),
-                read(&counters.short_bytes).to_string(),
+                timed_out_by[0].to_string(),
+                timed_out_by[1].to_string(),
+                (timed_out_by[0] + timed_out_by[1]).to_string(),
             ];
             if cfg.naive {
-                // Each acquire says which semaphore timed out; no FIFO attribution.
-                cells.push("-".to_string());
                 cells.push(read(&counters.leaked).to_string());
-            } else {
-                cells.push(read(&counters.behind_queue).to_string());
             }
             println!("{}", table.line(&cells));
             (last_sent, last_bytes) = (sent, bytes);
@@ -769,8 +762,7 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
     let sent_bytes = read(&counters.sent_bytes);
     let short_messages = read(&counters.short_messages);
     let short_bytes = read(&counters.short_bytes);
-    let behind = read(&counters.behind_queue);
-    let timeouts = short_messages + short_bytes + behind;
+    let timeouts = read(&counters.timed_out) + short_messages + short_bytes;
     let closed = read(&counters.closed);
 
     println!();
@@ -790,10 +782,26 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
         read(&counters.broker_errors),
         read(&counters.broker_timeouts),
     );
-    println!(
-        "  timed out  {timeouts} waiting for admission: short of messages {short_messages}, \
-         of bytes {short_bytes}, behind the queue {behind}"
-    );
+    match limiter {
+        Limiter::Multi(sem) => {
+            let by = sem.stats().timed_out_by;
+            println!(
+                "  timed out  {timeouts} waiting for admission, held back by messages {}, by bytes {}",
+                by[0], by[1],
+            );
+            println!(
+                "             (stats().timed_out_by: the limit the request was short of when its"
+            );
+            println!(
+                "             time ran out, or, where it would have fit, the one the request at"
+            );
+            println!("             the head of the queue lacked)");
+        }
+        Limiter::Naive(_) => println!(
+            "  timed out  {timeouts} waiting for admission: the message semaphore {short_messages}, \
+             the byte semaphore {short_bytes}"
+        ),
+    }
     println!(
         "  refused    {} too large for the byte limit, {closed} closed at shutdown",
         read(&counters.too_large),

@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -28,8 +29,14 @@ use multisem::adaptive::{Controller, Outcome, TrackedPermit};
 #[path = "../sim/mod.rs"]
 mod sim;
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * KIB;
+use super::common::{KIB, MIB, create_file, flag_value, options_or_exit, parse_number, split_flag};
+
+/// The timeline's default path: in the crate's `target/`, wherever the
+/// example is run from.
+const DEFAULT_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_producer.csv");
+
+/// How long a sender waits for admission before it counts a timeout.
+const ADMISSION_TIMEOUT: Duration = Duration::from_millis(200);
 
 struct Options {
     seconds: u64,
@@ -40,47 +47,88 @@ struct Options {
     small: bool,
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        seconds: 15,
-        senders: 32,
-        timeout: Duration::from_secs(1),
-        csv: "target/adaptive_producer.csv".into(),
-        small: false,
-    };
-    let mut args = args.peekable();
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seconds: 15,
+            senders: 32,
+            timeout: Duration::from_secs(1),
+            csv: DEFAULT_CSV.into(),
+            small: false,
+        }
+    }
+}
+
+fn help() -> String {
+    let d = Options::default();
+    format!(
+        "\
+producer --adaptive: the producer's limits set by multisem's adaptive controller
+
+USAGE:
+    cargo run --release --example producer -- --adaptive [OPTIONS]
+
+Sender threads send messages (90% 1 KiB, 10% 1 MiB) to a simulated broker
+10 ms away with 16 workers and 64 MiB/s, both halved through the middle
+third of the run. The controller sets the message limit (messages a second
+times the delay) and the byte limit (bytes a second times the delay). A
+sender waits up to {admission} ms for admission; a message the broker has not
+answered within {timeout} s of its admission is dropped.
+
+Every second it prints the broker's capacity, both limits, what is in
+flight, messages and MiB sent in that second, the p50 and p99 latency of the
+messages answered in it, and the drops and admission timeouts so far.
+
+OPTIONS:
+    --seconds N    how long to run, in seconds, 3 to 3600 (default {seconds})
+    --senders N    sender threads, 1 to 1024 (default {senders})
+    --small        every message 1 KiB
+    --csv PATH     where to write the limits, in-flight and latency every 250 ms
+                   (default {csv})
+    -h, --help     print this help
+
+Options take their value as the next argument or after '=' (--seconds=5).
+
+EXIT STATUS:
+    0  every permit came back
+    1  one did not, or the CSV could not be written
+    2  bad options
+",
+        admission = ADMISSION_TIMEOUT.as_millis(),
+        timeout = d.timeout.as_secs(),
+        seconds = d.seconds,
+        senders = d.senders,
+        csv = d.csv,
+    )
+}
+
+/// Parses the options; `Ok(None)` means `--help`.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options::default();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
+        let (flag, inline) = split_flag(&arg);
+        let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "--adaptive" => {}
-            "--small" => options.small = true,
-            "--seconds" => {
-                options.seconds = value()?.parse().map_err(|_| "--seconds: a whole number")?
+            "-h" | "--help" if inline.is_none() => return Ok(None),
+            "--adaptive" if inline.is_none() => {}
+            "--small" if inline.is_none() => options.small = true,
+            "-h" | "--help" | "--adaptive" | "--small" => {
+                return Err(format!("{flag} takes no value"));
             }
-            "--senders" => {
-                options.senders = value()?.parse().map_err(|_| "--senders: a whole number")?
-            }
+            // At least a second in each third of the run; the senders are
+            // threads, so as many as the main mode allows.
+            "--seconds" => options.seconds = parse_number(&flag, &value()?, 3, 3600)?,
+            "--senders" => options.senders = parse_number(&flag, &value()?, 1, 1024)? as usize,
             "--csv" => options.csv = value()?,
             _ => {
                 return Err(format!(
-                    "'{flag}' is not an option of --adaptive (--seconds, --senders, --small, --csv)"
+                    "unknown option '{arg}' for --adaptive (its options: --seconds, --senders, \
+                     --small, --csv; see --adaptive --help)"
                 ));
             }
         }
     }
-    if options.seconds < 3 || options.senders == 0 {
-        return Err("--seconds must be at least 3 and --senders at least 1".into());
-    }
-    Ok(options)
+    Ok(Some(options))
 }
 
 /// The broker's capacity at `t` into the run: full, halved in the middle
@@ -245,11 +293,17 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Runs the demo; the producer's `main` calls this when it sees `--adaptive`.
 pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
-    let options = match parse(args) {
+    let options = match options_or_exit(parse(args), help) {
         Ok(options) => options,
+        Err(code) => return code,
+    };
+    // Opened before the run, so that a path that cannot be written fails
+    // now, not after it.
+    let mut csv_file = match create_file(&options.csv, options.csv == DEFAULT_CSV) {
+        Ok(file) => file,
         Err(message) => {
             eprintln!("error: {message}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     let largest = if options.small { KIB } else { MIB };
@@ -269,7 +323,8 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         )
         .build();
     println!(
-        "producer --adaptive: {} senders, {} messages, timeout {:?}.\n\
+        "producer --adaptive: {} senders, {} messages; a sender waits up to {} ms for admission,\n\
+         and a message not answered within {:?} of its admission is dropped.\n\
          The broker, 10 ms away, has 16 workers and 64 MiB/s, halved from {:.0} s to {:.0} s; the controller\n\
          sets the message limit (requests/s x delay) and the byte limit (bytes/s x delay).\n",
         options.senders,
@@ -278,12 +333,28 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         } else {
             "90% 1 KiB / 10% 1 MiB"
         },
+        ADMISSION_TIMEOUT.as_millis(),
         options.timeout,
         options.seconds as f64 / 3.0,
         2.0 * options.seconds as f64 / 3.0,
     );
+    let groups = format!(
+        "{:63}{:^14}  {:^14}  {:^16}",
+        "", "per second", "latency", "so far"
+    );
+    println!("{}", groups.trim_end());
     println!(
-        "    t  broker            limits [msgs, bytes]   in flight        sent/s   MiB/s  p50 ms  p99 ms  drops  adm.timeouts"
+        "{:>5}  {:<14}  {:<20}  {:<16}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>8}",
+        "t s",
+        "broker",
+        "limits [msgs, bytes]",
+        "in flight",
+        "sent",
+        "MiB",
+        "p50 ms",
+        "p99 ms",
+        "drops",
+        "timeouts"
     );
     let tally = Tally::default();
     let stop = AtomicBool::new(false);
@@ -309,7 +380,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
                     } else {
                         KIB
                     };
-                    match ctl.acquire_blocking_timeout([1, len], Duration::from_millis(200)) {
+                    match ctl.acquire_blocking_timeout([1, len], ADMISSION_TIMEOUT) {
                         Ok(permit) => {
                             tally.sent.fetch_add(1, Ordering::Relaxed);
                             tally.sent_bytes.fetch_add(len, Ordering::Relaxed);
@@ -359,14 +430,11 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
                 let sent = tally.sent.load(Ordering::Relaxed);
                 let sent_bytes = tally.sent_bytes.load(Ordering::Relaxed);
                 println!(
-                    "{:>5.1}  {:>2} x {:>3} MiB/s   [{:>4}, {:>9}]   [{:>4}, {:>8}]  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>5}  {:>5}",
+                    "{:>5.1}  {:<14}  {:<20}  {:<16}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6}  {:>8}",
                     t.as_secs_f64(),
-                    workers,
-                    bandwidth as u64 / MIB,
-                    limits[0],
-                    size(limits[1]),
-                    in_flight[0],
-                    size(in_flight[1]),
+                    format!("{:>2} x {:>3} MiB/s", workers, bandwidth as u64 / MIB),
+                    format!("[{:>4}, {:>9}]", limits[0], size(limits[1])),
+                    format!("[{:>4}, {:>8}]", in_flight[0], size(in_flight[1])),
                     sent - last.0,
                     (sent_bytes - last.1) as f64 / MIB as f64,
                     percentile(&second, 0.5),
@@ -388,11 +456,18 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         ctl.limits(),
         if balanced { "yes" } else { "NO" }
     );
-    match std::fs::write(&options.csv, csv) {
+    let mut ok = balanced;
+    match csv_file
+        .write_all(csv.as_bytes())
+        .and_then(|()| csv_file.flush())
+    {
         Ok(()) => println!("limits and latency over time: {}", options.csv),
-        Err(e) => eprintln!("could not write {}: {e}", options.csv),
+        Err(err) => {
+            eprintln!("error: cannot write {}: {err}", options.csv);
+            ok = false;
+        }
     }
-    if balanced {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,6 +1,7 @@
 //! `producer --stream` (feature `futures`): the producer as a stream of
 //! encoded messages on tokio, admitted through `multisem::stream::Admit`,
-//! with the three tools of issue 15 at work:
+//! with the three tools multisem offers producers whose message sizes are
+//! known late or exceed the budget, at work:
 //!
 //! * **stream admission**: each encoded message leaves the adaptor with the
 //!   permit for `[1, encoded bytes]`, in order; the next message is encoded
@@ -42,28 +43,80 @@ struct Options {
     seed: u64,
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        messages: 4000,
-        seed: 1,
-    };
-    let mut args = args.peekable();
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            messages: 4000,
+            seed: 1,
+        }
+    }
+}
+
+fn help() -> String {
+    let d = Options::default();
+    format!(
+        "\
+producer --stream: a stream of encoded messages on tokio, admitted by weight
+
+USAGE:
+    cargo run --release --features futures --example producer -- --stream [OPTIONS]
+
+The messages (most 100 B to 16 KiB, 3% of them 256 KiB, and every {every}th one
+2 to 3 MiB) are admitted in order through multisem::stream::Admit against a
+budget of {count} messages and {bytes} in flight, each for [1, encoded bytes].
+Each send then compresses its message and resizes its permit: release gives
+back what compression saved; try_grow takes what framing added, or, where
+that does not fit now, the send drops its permit and waits for the full size
+holding nothing. The semaphore clamps a request above the budget to it
+(clamp_oversized): each message larger than the budget waits for all of it
+and is sent alone.
+
+At the end it prints a summary and checks that every message was sent, every
+oversized one alone, every permit came back, and the bytes in flight never
+passed the budget.
+
+OPTIONS:
+    --messages N   how many messages to send, 1 to 1000000 (default {messages})
+    --seed N       seed for the message sizes and what compression makes of
+                   them (default {seed})
+    -h, --help     print this help
+
+Options take their value as the next argument or after '=' (--messages=100).
+
+EXIT STATUS:
+    0  every check passed
+    1  one did not
+    2  bad options
+",
+        every = OVERSIZED_EVERY,
+        count = BUDGET[0],
+        bytes = fmt_size(BUDGET[1]),
+        messages = d.messages,
+        seed = d.seed,
+    )
+}
+
+/// Parses the options; `Ok(None)` means `--help`.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options::default();
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "--stream" => {}
+            "-h" | "--help" if inline.is_none() => return Ok(None),
+            "--stream" if inline.is_none() => {}
+            "-h" | "--help" | "--stream" => return Err(format!("{flag} takes no value")),
             "--messages" => options.messages = parse_number(&flag, &value()?, 1, 1_000_000)?,
             "--seed" => options.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
-            "-h" | "--help" => {
-                return Err(
-                    "producer --stream [--messages N] [--seed N]: see examples/stream_demo".into(),
-                );
+            _ => {
+                return Err(format!(
+                    "unknown option '{arg}' for --stream (its options: --messages, --seed; \
+                     see --stream --help)"
+                ));
             }
-            other => return Err(format!("--stream does not take {other}")),
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 /// A message as the producer encoded it.
@@ -152,12 +205,9 @@ async fn send(
 }
 
 pub(crate) fn run(args: impl Iterator<Item = String>) -> ExitCode {
-    let options = match parse(args) {
+    let options = match options_or_exit(parse(args), help) {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
