@@ -25,8 +25,14 @@
 //!
 //! The load mode runs client tasks on keep-alive connections, posting
 //! bodies of varied sizes (most 100 B to 16 KiB, 3% of them 256 KiB to
-//! 4 MiB), and prints a status line once a second: requests served, 503s,
-//! 413s and latency, beside the bytes in flight against the limit.
+//! 4 MiB), and prints a status line once a second: requests served and
+//! latency, and the 503s, 413s and lost answers so far, beside the
+//! requests and bytes in flight against the limits. An answer is lost
+//! where the server refuses a request before reading its body: hyper then
+//! closes the connection, and a client still sending the body may see the
+//! connection reset instead of the answer. The client counts those apart,
+//! and sends again on a new connection a request that never left.
+//! `serve` and `load` alone print only what each can measure.
 //!
 //! ```text
 //! cargo run --release --features http --example http_gateway                # server + load, 10 s
@@ -94,6 +100,15 @@ OPTIONS:
 
 Options take their value as the next argument or after '=' (--seconds=5).
 Bodies above the byte limit are answered 413 at once.
+
+Once a second it prints the requests answered 200 in that second and their
+MiB, the 503s, 413s and lost answers so far, the p50 and p99 latency, and
+the requests and bytes in flight against the limits with the requests
+queued. An answer is lost when the connection closes before it arrives: the
+server refuses before reading the body, hyper then closes the connection,
+and a client still sending the body may see a reset instead of the answer.
+`serve` shows only the server's side (requests admitted per second, its
+503s and 413s so far, in flight, queued); `load` only the clients' side.
 
 EXIT STATUS:
     0  every permit came back, and the bytes in flight never passed the limit
@@ -375,6 +390,10 @@ struct Load {
     ok_bytes: AtomicU64,
     unavailable: AtomicU64,
     too_large: AtomicU64,
+    /// Requests sent (at least in part) whose answer never came: the
+    /// connection closed first.
+    lost: AtomicU64,
+    /// Connections that could not be made, and unexpected answers.
     failed: AtomicU64,
     /// Latencies of this second's requests, in microseconds.
     latencies: Mutex<Vec<u64>>,
@@ -394,6 +413,9 @@ async fn connect(target: SocketAddr) -> Option<Sender> {
 async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Arc<Load>) {
     let mut rng = XorShift::new(seed, id);
     let mut sender = None;
+    // A request the connection closed before sending any of it: it goes
+    // out again on the next connection.
+    let mut unsent = None;
     while Instant::now() < until {
         let Some(conn) = sender.as_mut() else {
             sender = connect(target).await;
@@ -403,21 +425,36 @@ async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Ar
             }
             continue;
         };
-        let len = message_len(&mut rng);
-        let request = Request::post("/")
-            .header(http::header::HOST, target.to_string())
-            .body(Full::new(Bytes::from(vec![b'x'; len as usize])))
-            .expect("a valid request");
-        let started = Instant::now();
-        let response = match conn.ready().await {
-            Ok(()) => conn.send_request(request).await,
-            Err(err) => Err(err),
-        };
-        let Ok(response) = response else {
-            // The server closed the connection (as after a 413 whose body
-            // it did not read): reconnect.
+        if conn.ready().await.is_err() {
+            // The server closed the connection (as it does after answering
+            // a request whose body it did not read): reconnect.
             sender = None;
             continue;
+        }
+        let (len, request) = unsent.take().unwrap_or_else(|| {
+            let len = message_len(&mut rng);
+            let request = Request::post("/")
+                .header(http::header::HOST, target.to_string())
+                .body(Full::new(Bytes::from(vec![b'x'; len as usize])))
+                .expect("a valid request");
+            (len, request)
+        });
+        let started = Instant::now();
+        let response = match conn.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut err) => {
+                sender = None;
+                match err.take_message() {
+                    // Never sent: nothing lost, it goes on the next connection.
+                    Some(request) => unsent = Some((len, request)),
+                    // Sent, at least in part, and the connection closed
+                    // before the answer came: typically a refusal (503 or
+                    // 413) the server answered without reading the body,
+                    // lost to a reset while this client was still sending.
+                    None => bump(&load.lost, 1),
+                }
+                continue;
+            }
         };
         let status = response.status();
         let retry_after = response.headers().get(http::header::RETRY_AFTER).is_some();
@@ -515,19 +552,24 @@ async fn run(cfg: Config) -> ExitCode {
     };
     if serving {
         let limits = if cfg.adaptive {
-            "limits that learn, from 1 request and"
+            format!(
+                "limits that learn: requests 1-{}, request-body bytes {}-{} in flight",
+                cfg.max_requests,
+                fmt_size(LARGE_MAX),
+                fmt_size(cfg.max_bytes),
+            )
         } else {
-            "limits"
+            format!(
+                "limits {} requests and {} of request bodies in flight",
+                cfg.max_requests,
+                fmt_size(cfg.max_bytes),
+            )
         };
-        println!(
-            "http_gateway: serving on http://{target}; {limits} {} requests and {} of request bodies in flight; {admission}",
-            cfg.max_requests,
-            fmt_size(cfg.max_bytes),
-        );
+        println!("http_gateway: serving on http://{target}; {limits}; {admission}");
         if cfg.adaptive {
             println!(
-                "  (the bytes from {} (the largest request) up to that; reported by status, timed to each body's end)",
-                fmt_size(LARGE_MAX)
+                "  (the bytes never below the largest request; each answer is reported to the \
+                 controller by its status, timed to the end of its body)"
             );
         }
         if let Some(disk) = &disk {
@@ -553,44 +595,43 @@ async fn run(cfg: Config) -> ExitCode {
             .map(|id| tokio::spawn(client(target, cfg.seed, id, until, Arc::clone(&load))))
             .collect()
     };
-    println!(
-        "{:>4}  {:>7}  {:>7}  {:>6}  {:>5}  {:>7}  {:>7}  {:>15}  {:>17}  {:>6}",
-        "time",
-        "ok/s",
-        "MiB/s",
-        "503",
-        "413",
-        "p50 ms",
-        "p99 ms",
-        "requests",
-        "MiB in flight",
-        "queued"
-    );
-    let (mut last_ok, mut last_bytes) = (0, 0);
+    let table = Columns::new(cfg.mode);
+    table.print_header();
+    let (mut last_ok, mut last_bytes, mut last_admitted) = (0, 0, 0);
     for second in 1..=cfg.seconds {
         if let Some(disk) = &disk {
             disk.follow_schedule(second - 1, cfg.seconds);
         }
         tokio::time::sleep_until((start + Duration::from_secs(second)).into()).await;
-        let mut latencies = std::mem::take(&mut *load.latencies.lock().unwrap());
-        latencies.sort_unstable();
-        let (ok, bytes) = (read(&load.ok), read(&load.ok_bytes));
-        let (capacity, available) = (sem.capacity(), sem.available());
-        let held = [capacity[0] - available[0], capacity[1] - available[1]];
-        println!(
-            "{:>3}s  {:>7}  {:>7.1}  {:>6}  {:>5}  {:>7.1}  {:>7.1}  {:>15}  {:>17}  {:>6}",
-            second,
-            ok - last_ok,
-            mib(bytes - last_bytes),
-            read(&load.unavailable),
-            read(&load.too_large),
-            percentile(&latencies, 0.50),
-            percentile(&latencies, 0.99),
-            format!("{} / {}", held[0], capacity[0]),
-            format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])),
-            sem.waiters(),
-        );
-        (last_ok, last_bytes) = (ok, bytes);
+        let mut cells = vec![format!("{second}s")];
+        if cfg.mode == Mode::Serve {
+            // What the server alone can tell: its semaphore's counters.
+            let stats = sem.stats();
+            let answers = server_answers(&cfg, &stats);
+            cells.push((stats.acquired - last_admitted).to_string());
+            cells.push(answers.unavailable.iter().sum::<u64>().to_string());
+            cells.push(answers.too_large.iter().sum::<u64>().to_string());
+            last_admitted = stats.acquired;
+        } else {
+            let mut latencies = std::mem::take(&mut *load.latencies.lock().unwrap());
+            latencies.sort_unstable();
+            let (ok, bytes) = (read(&load.ok), read(&load.ok_bytes));
+            cells.push((ok - last_ok).to_string());
+            cells.push(format!("{:.1}", mib(bytes - last_bytes)));
+            cells.push(read(&load.unavailable).to_string());
+            cells.push(read(&load.too_large).to_string());
+            cells.push(read(&load.lost).to_string());
+            cells.push(format!("{:.1}", percentile(&latencies, 0.50)));
+            cells.push(format!("{:.1}", percentile(&latencies, 0.99)));
+            (last_ok, last_bytes) = (ok, bytes);
+        }
+        if serving {
+            let (capacity, held) = (sem.capacity(), sem.in_flight());
+            cells.push(format!("{} / {}", held[0], capacity[0]));
+            cells.push(format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])));
+            cells.push(sem.waiters().to_string());
+        }
+        println!("{}", table.line(&cells));
     }
     for client in clients {
         let _ = client.await;
@@ -607,6 +648,97 @@ async fn run(cfg: Config) -> ExitCode {
     report(&cfg, &sem, &handling, &load).await
 }
 
+/// The status line's columns for a mode: only what that mode can measure.
+/// Each is a group label (shared by neighbours), a name and a width.
+struct Columns(Vec<(&'static str, &'static str, usize)>);
+
+impl Columns {
+    fn new(mode: Mode) -> Self {
+        let mut columns = vec![("", "time", 4)];
+        if mode == Mode::Serve {
+            columns.extend([
+                ("per second", "admitted", 10),
+                ("answered so far", "503", 6),
+                ("answered so far", "413", 7),
+            ]);
+        } else {
+            columns.extend([
+                ("per second", "ok", 7),
+                ("per second", "MiB", 7),
+                ("so far", "503", 6),
+                ("so far", "413", 5),
+                ("so far", "lost", 5),
+                ("latency", "p50 ms", 7),
+                ("latency", "p99 ms", 7),
+            ]);
+        }
+        if mode != Mode::Load {
+            columns.extend([
+                ("in flight / limit", "requests", 13),
+                ("in flight / limit", "MiB", 13),
+                ("", "queued", 6),
+            ]);
+        }
+        Columns(columns)
+    }
+
+    /// One row: each cell right-aligned in its column, two spaces apart.
+    fn line(&self, cells: &[String]) -> String {
+        let mut line = String::new();
+        for (cell, (_, _, width)) in cells.iter().zip(&self.0) {
+            line.push_str(&format!("{cell:>width$}  "));
+        }
+        line.trim_end().to_string()
+    }
+
+    /// The group labels, each centred over its columns, then the names.
+    fn print_header(&self) {
+        let mut groups = String::new();
+        let mut i = 0;
+        while i < self.0.len() {
+            let label = self.0[i].0;
+            let mut span = self.0[i].2;
+            let mut j = i + 1;
+            while j < self.0.len() && !label.is_empty() && self.0[j].0 == label {
+                span += 2 + self.0[j].2;
+                j += 1;
+            }
+            groups.push_str(&format!("{label:^span$}  "));
+            i = j;
+        }
+        println!("{}", groups.trim_end());
+        let names: Vec<String> = self.0.iter().map(|c| c.1.to_string()).collect();
+        println!("{}", self.line(&names));
+    }
+}
+
+/// The server's refusals so far, per dimension, from its semaphore's
+/// counters.
+struct Answers {
+    /// Answered 503: shed at once (`refused`, less the `exceeded` among
+    /// them), or timed out in the queue (`timed_out_by`).
+    unavailable: [u64; 2],
+    /// Answered 413 at once: larger than a limit (`exceeded`).
+    too_large: [u64; 2],
+}
+
+fn server_answers(cfg: &Config, stats: &multisem::Stats<2>) -> Answers {
+    // The layer's first try is a `try_acquire`: each failure counts in
+    // `refused`, those above a capacity in `exceeded` too. In shed mode
+    // every other failure is answered 503; in wait mode it queues, and
+    // only a timeout is answered 503. (A shrink can fail a queued request
+    // as too large; here the bytes never shrink below the largest request.)
+    let unavailable = if cfg.shed {
+        [0, 1].map(|d| stats.refused[d].saturating_sub(stats.exceeded[d]))
+    } else {
+        stats.timed_out_by
+    };
+    Answers {
+        unavailable,
+        too_large: stats.exceeded,
+    }
+}
+
 async fn report(
     cfg: &Config,
     sem: &MultiSemaphore<2>,
@@ -616,11 +748,13 @@ async fn report(
     let mut healthy = true;
     if cfg.mode != Mode::Serve {
         println!(
-            "\nload: {} served ({:.1} MiB), {} answered 503, {} answered 413, {} failed",
+            "\nload: {} served ({:.1} MiB), {} answered 503, {} answered 413, \
+             {} connections lost (answer not received), {} failed",
             read(&load.ok),
             mib(read(&load.ok_bytes)),
             read(&load.unavailable),
             read(&load.too_large),
+            read(&load.lost),
             read(&load.failed),
         );
         healthy &= read(&load.ok) > 0;
@@ -641,16 +775,40 @@ async fn report(
     }
     let peak = read(&handling.peak);
     let stats = sem.stats();
-    // The layer's first try is a `try_acquire`: in wait mode a refusal there
-    // means the request queued; in shed mode it was answered 503.
-    let refused = stats.refused.iter().sum::<u64>();
-    let first_try = if cfg.shed { "shed" } else { "queued" };
+    let answers = server_answers(cfg, &stats);
+    let by = |v: [u64; 2]| format!("requests {}, bytes {}", v[0], v[1]);
     println!(
-        "server: {} admitted, {refused} {first_try}, {} gave up waiting or left; peak {} of request bodies in handlers (limit {})",
+        "server: {} admitted; peak {} of request bodies in handlers (limit {})",
         stats.acquired,
-        stats.cancelled,
         fmt_size(peak),
         fmt_size(cfg.max_bytes),
+    );
+    if cfg.shed {
+        println!(
+            "  {} shed at once and answered 503 (stats.refused less exceeded; by {})",
+            answers.unavailable.iter().sum::<u64>(),
+            by(answers.unavailable),
+        );
+    } else {
+        println!(
+            "  {} queued (stats.waited; held back by {})",
+            stats.waited.iter().sum::<u64>(),
+            by(stats.waited),
+        );
+        println!(
+            "  {} timed out in the queue and answered 503 (stats.timed_out; held back by {})",
+            stats.timed_out,
+            by(stats.timed_out_by),
+        );
+        println!(
+            "  {} left the queue before their turn, their client gone (stats.cancelled)",
+            stats.cancelled,
+        );
+    }
+    println!(
+        "  {} larger than a limit, answered 413 at once (stats.exceeded; by {})",
+        answers.too_large.iter().sum::<u64>(),
+        by(answers.too_large),
     );
     if peak > cfg.max_bytes {
         println!("FAIL: the bytes in flight passed the limit");
