@@ -33,7 +33,7 @@ run() { cargo test --release -p multisem-loom "$@"; }
 
 # The models are a crate of their own that compiles only under `cfg(loom)`,
 # so the root's `cargo clippy` never sees them: lint them here, with the
-# flags they are built with (it reuses the build's dependencies).
+# flags they are built with (a check pass of its own, before the build).
 cargo clippy --release -p multisem-loom --all-targets -- -D warnings
 
 if [ "${1:-ci}" = full ]; then

@@ -47,9 +47,9 @@
 //!   hyper drops an unread body by draining what has already arrived, and
 //!   closes the connection after the answer if that was not all of it. A
 //!   client still sending then may see the connection reset before it reads
-//!   the answer (in `examples/http_gateway.rs --shed`, which counts such
-//!   lost answers, 0.1% to 8% of the 503s from run to run on a loaded
-//!   machine).
+//!   the answer (`examples/http_gateway.rs --shed` counts such lost
+//!   answers: from under 0.1% to a few percent of the server's refusals,
+//!   from run to run on a loaded machine).
 //!   A client that sends large bodies with `Expect: 100-continue` learns of
 //!   a refusal before it sends them; HTTP/2 refuses a stream, not the
 //!   connection.

@@ -22,9 +22,10 @@ impl Wake for PanicOnWake {
 /// then is refused without the lock (here `ExceedsCapacity`), must still
 /// serve the queue, since what it gave back may be what the head waits
 /// for; and a panic of the waker it wakes must not unwind through its
-/// refusal. Reaching it for real takes a release racing the split take;
-/// here the give-back is made by hand: the counters hold what a permit
-/// held, while the acquirer it fits stays queued.
+/// refusal. Reaching it for real takes a release racing a split take;
+/// here the give-back is made by hand (the counters hold what a permit
+/// held, while the acquirer it fits stays queued), on the single-word
+/// layout, since the locked path that follows is the same in both.
 #[test]
 fn a_refused_take_that_gave_back_serves_the_queue_quietly() {
     let sem = MultiSemaphore::new([2, 2]);
