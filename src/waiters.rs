@@ -663,14 +663,14 @@ mod tests {
     }
 
     /// `WAKE_BATCH + 3` waiters handed over as a resize hands them (a full
-    /// batch kept in place, the rest spilled), the second and the last with
+    /// batch kept in place, the rest spilled), those at `panicking` with
     /// wakers that panic.
-    fn handed_over() -> (Woken, Vec<Arc<Counted>>) {
+    fn handed_over(panicking: &[usize]) -> (Woken, Vec<Arc<Counted>>) {
         let wakers: Vec<_> = (0..WAKE_BATCH + 3)
             .map(|i| {
                 Arc::new(Counted {
                     wakes: AtomicUsize::new(0),
-                    panics: i == 1 || i == WAKE_BATCH + 2,
+                    panics: panicking.contains(&i),
                 })
             })
             .collect();
@@ -689,12 +689,19 @@ mod tests {
         wakers.iter().map(|w| w.wakes.load(SeqCst)).collect()
     }
 
-    /// `wake` wakes every one, once, whatever their wakers do, then
-    /// re-raises the first panic.
+    /// `wake` wakes every one, once, whatever their wakers do (a panic in
+    /// the first batch, or in the middle of the spilled rest), then
+    /// re-raises the first panic; with none, it returns.
     #[test]
     fn woken_wakes_everyone_once_then_re_raises() {
-        let (woken, wakers) = handed_over();
-        assert!(catch_unwind(AssertUnwindSafe(|| woken.wake())).is_err());
+        for panicking in [&[1, WAKE_BATCH][..], &[WAKE_BATCH], &[WAKE_BATCH + 1]] {
+            let (woken, wakers) = handed_over(panicking);
+            let result = catch_unwind(AssertUnwindSafe(|| woken.wake()));
+            assert!(result.is_err(), "{panicking:?}: the panic is re-raised");
+            assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3], "{panicking:?}");
+        }
+        let (woken, wakers) = handed_over(&[]);
+        woken.wake();
         assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
     }
 
@@ -703,7 +710,7 @@ mod tests {
     /// the drop.
     #[test]
     fn woken_dropped_unwoken_still_wakes_everyone_once() {
-        let (woken, wakers) = handed_over();
+        let (woken, wakers) = handed_over(&[1, WAKE_BATCH]);
         assert_eq!(wakes(&wakers), vec![0; WAKE_BATCH + 3]);
         drop(woken);
         assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
