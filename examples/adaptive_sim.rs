@@ -7,9 +7,9 @@
 //! cargo run --release --example adaptive_sim                 # the table, ~10 s
 //! cargo run --release --example adaptive_sim -- --csv out.csv
 //! cargo run --release --example adaptive_sim -- --seed 7
-//! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~40 s
+//! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~1 min
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
-//! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~1 min
+//! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~40 s
 //! cargo run --release --example adaptive_sim -- --help
 //! ```
 //!
@@ -26,7 +26,6 @@
 //! p99 and count-only's goodput.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,13 +33,16 @@ mod sim;
 use sim::*;
 
 mod common;
-use common::{create_file, flag_value, options_or_exit, parse_decimal, parse_number, split_flag};
+use common::{
+    OutputFile, flag_value, options_or_exit, parse_decimal, parse_number, parse_path, split_flag,
+    switch,
+};
 
 /// The timeline's default path: in the crate's `target/`, wherever the
 /// example is run from.
 const DEFAULT_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_sim.csv");
 
-/// The most seeds `--seeds` runs (about 2 s each).
+/// The most seeds `--seeds` runs (about 3 s each on two loaded cores).
 const MAX_SEEDS: u64 = 1000;
 
 fn help() -> String {
@@ -62,13 +64,13 @@ OPTIONS:
     --seed N       seed of the table's run (default 1)
     --csv PATH     where to write the timeline (default {csv})
     --seeds N      instead of the table: on how many of seeds 1 to N (1 to {max_seeds})
-                   each goal below holds, per phase of the mixed sizes (~2 s a seed)
+                   each goal below holds, per phase of the mixed sizes (~3 s a seed)
     --room R       with --seeds: give the joint controller room for R whole requests
                    beyond the bandwidth-delay product instead of the preset's 2
                    (0 to 100, in tenths, e.g. 0.5)
     --statics      with --seeds: the same question of static limits near the
                    oracle's: whether any fixed [count, bytes] keeps the oracle's p99
-                   and count-only's goodput (~3 s a seed)
+                   and count-only's goodput (~2 s a seed)
     -h, --help     print this help
 
 Options take their value as the next argument or after '=' (--seeds=20).
@@ -83,7 +85,7 @@ THE GOALS (--seeds), for the joint controller in each phase:
 
 EXIT STATUS:
     0  done
-    1  the CSV could not be written
+    1  a run did not give back every permit, or the CSV could not be written
     2  bad options
 ",
         csv = DEFAULT_CSV,
@@ -113,11 +115,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "--statics" if inline.is_none() => options.statics = true,
-            "-h" | "--help" | "--statics" => return Err(format!("{flag} takes no value")),
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
+            }
+            "--statics" => options.statics = switch(&flag, inline.as_deref())?,
             "--seed" => options.seed = Some(parse_number(&flag, &value()?, 0, u64::MAX)?),
-            "--csv" => options.csv = Some(value()?),
+            "--csv" => options.csv = Some(parse_path(&flag, value()?)?),
             "--seeds" => options.seeds = Some(parse_number(&flag, &value()?, 1, MAX_SEEDS)?),
             "--room" => {
                 let requests = parse_decimal(&flag, &value()?, 0.0, 100.0)?;
@@ -150,34 +154,50 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if let Some(seeds) = options.seeds {
-        if options.statics {
-            statics_over_seeds(seeds);
+        let done = if options.statics {
+            statics_over_seeds(seeds)
         } else {
-            goals_over_seeds(seeds, options.room);
-        }
-        return ExitCode::SUCCESS;
+            goals_over_seeds(seeds, options.room)
+        };
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(leak) => leaked(&leak),
+        };
     }
     // Opened before the run, so that a path that cannot be written fails
     // now, not after ten seconds of simulation.
     let csv_path = options.csv.unwrap_or_else(|| DEFAULT_CSV.to_string());
-    let mut file = match create_file(&csv_path, csv_path == DEFAULT_CSV) {
+    let file = match OutputFile::create(&csv_path, csv_path == DEFAULT_CSV) {
         Ok(file) => file,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let csv = table(options.seed.unwrap_or(1));
-    if let Err(err) = file.write_all(csv.as_bytes()).and_then(|()| file.flush()) {
-        eprintln!("error: cannot write {csv_path}: {err}");
-        return ExitCode::FAILURE;
+    let csv = match table(options.seed.unwrap_or(1)) {
+        Ok(csv) => csv,
+        Err(leak) => return leaked(&leak),
+    };
+    if let Err(code) = file.write(&csv) {
+        return code;
     }
     eprintln!("timeline written to {csv_path}");
     ExitCode::SUCCESS
 }
 
-/// Prints the README's table for `seed`; returns the timeline as CSV.
-fn table(seed: u64) -> String {
+/// A run whose semaphore did not get every permit back once it drained
+/// (`RunReport::balanced`): a bug in the simulation or the library, so the
+/// figures cannot be trusted. Prints what leaked; returns exit status 1.
+fn leaked(what: &str) -> ExitCode {
+    eprintln!("error: {what}: permits leaked (available() != capacity() once drained)");
+    ExitCode::FAILURE
+}
+
+/// `Err` naming the run if its permits did not all come back.
+fn check_balanced(report: &RunReport, what: impl FnOnce() -> String) -> Result<(), String> {
+    if report.balanced { Ok(()) } else { Err(what()) }
+}
+
+/// Prints the README's table for `seed`; returns the timeline as CSV, or
+/// the run whose permits leaked.
+fn table(seed: u64) -> Result<String, String> {
     let mut csv = String::from(
         "traffic,limiter,t_s,phase,count_limit,bytes_limit,count_in_flight,bytes_in_flight,goodput_mib_s,p50_ms,p99_ms,drops\n",
     );
@@ -241,7 +261,7 @@ fn table(seed: u64) -> String {
             }
         }
         for r in &runs {
-            assert!(r.balanced, "{}: permits leaked", r.limiter.name());
+            check_balanced(r, || format!("{label}, {}, seed {seed}", r.limiter.name()))?;
             for b in &r.timeline {
                 let _ = writeln!(
                     csv,
@@ -261,7 +281,7 @@ fn table(seed: u64) -> String {
             }
         }
     }
-    csv
+    Ok(csv)
 }
 
 /// The README's scenario: a 5 s warm-up, then three 10 s phases.
@@ -282,8 +302,8 @@ fn ms(d: Duration) -> f64 {
 /// each goal holds: the joint controller (or its variant with `room` tenths
 /// of a request) against the oracle and against count-only, and the oracle
 /// itself against count-only, with the goodput ratios and link use behind
-/// the verdicts.
-fn goals_over_seeds(seeds: u64, room: Option<u32>) {
+/// the verdicts. `Err` names a run whose permits leaked.
+fn goals_over_seeds(seeds: u64, room: Option<u32>) -> Result<(), String> {
     let joint = room.map_or(Limiter::Joint, Limiter::JointRoom);
     let grid = grid(Traffic::MIXED);
     let names: Vec<_> = readme_scenario(Traffic::MIXED, 1)
@@ -302,7 +322,9 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) {
         let scenario = readme_scenario(Traffic::MIXED, seed);
         let count_only = run(&scenario, Limiter::CountOnly);
         let ours = run(&scenario, joint);
-        assert!(count_only.balanced && ours.balanced, "permits leaked");
+        for r in [&count_only, &ours] {
+            check_balanced(r, || format!("mixed, {}, seed {seed}", r.limiter.name()))?;
+        }
         for (p, t) in tally.iter_mut().enumerate() {
             let (_, o) = oracle(&scenario, p, &grid);
             let (c, j) = (&count_only.phases[p], &ours.phases[p]);
@@ -352,6 +374,7 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) {
             100.0 * t.busy[2] / n,
         );
     }
+    Ok(())
 }
 
 /// Per phase of the mixed-size scenario with its own downstream (steady and
@@ -360,8 +383,8 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) {
 /// how many of seeds 1 to `seeds` each keeps the p99 within 1.5x the
 /// oracle's, reaches count-only's goodput, or both, and its mean goodput
 /// against count-only's. Each limit runs on the phase alone, as the
-/// oracle's do.
-fn statics_over_seeds(seeds: u64) {
+/// oracle's do. `Err` names a run whose permits leaked.
+fn statics_over_seeds(seeds: u64) -> Result<(), String> {
     let limits: Vec<[u64; 2]> = [20, 24, 32, 64]
         .into_iter()
         .flat_map(|count| [10, 11, 13].map(|quarters| [count, quarters * MIB / 4]))
@@ -378,11 +401,17 @@ fn statics_over_seeds(seeds: u64) {
         let mut tally = vec![(0, 0, 0, 0.0); limits.len()];
         for seed in 1..=seeds {
             let scenario = readme_scenario(Traffic::MIXED, seed);
-            let count_only = run(&scenario, Limiter::CountOnly).phases[p].clone();
+            let count_only = run(&scenario, Limiter::CountOnly);
+            check_balanced(&count_only, || format!("mixed, count-only, seed {seed}"))?;
+            let count_only = &count_only.phases[p];
             let (_, oracle) = oracle(&scenario, p, &grid);
             let single = scenario.single(p);
             for (t, &limit) in tally.iter_mut().zip(&limits) {
-                let report = &run(&single, Limiter::Static(limit)).phases[0];
+                let alone = run(&single, Limiter::Static(limit));
+                check_balanced(&alone, || {
+                    format!("mixed, {name} alone, {}, seed {seed}", alone.limiter.name())
+                })?;
+                let report = &alone.phases[0];
                 let p99 = report.p99.as_secs_f64() <= 1.5 * oracle.p99.as_secs_f64();
                 let goodput = report.goodput >= count_only.goodput;
                 t.0 += u64::from(p99);
@@ -400,6 +429,7 @@ fn statics_over_seeds(seeds: u64) {
             );
         }
     }
+    Ok(())
 }
 
 #[derive(Clone, Default)]

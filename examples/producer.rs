@@ -159,9 +159,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "--naive" if inline.is_none() => cfg.naive = true,
-            "-h" | "--help" | "--naive" => return Err(format!("{flag} takes no value")),
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
+            }
+            "--naive" => cfg.naive = switch(&flag, inline.as_deref())?,
             "--seconds" => cfg.seconds = parse_number(&flag, &value()?, 1, 3600)?,
             "--senders" => cfg.senders = parse_number(&flag, &value()?, 1, 1024)? as usize,
             "--brokers" => cfg.brokers = parse_number(&flag, &value()?, 1, 64)? as usize,
@@ -640,25 +642,60 @@ fn print_intro(cfg: &Config) {
 // Main.
 // ---------------------------------------------------------------------------
 
-fn main() -> ExitCode {
-    if std::env::args().any(|arg| arg == "--adaptive") {
-        // Limits set by the adaptive controller: examples/adaptive_demo.
-        return adaptive_demo::run(std::env::args().skip(1));
+/// The demos `producer` runs: its own, `--adaptive` or `--stream`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Demo {
+    Main,
+    Adaptive,
+    Stream,
+}
+
+/// Which demo the arguments ask for. A mode flag counts only where it is a
+/// flag, never as a value: an option's value given inline is part of its
+/// argument (`--csv=--adaptive`), and `flag_value` refuses a next argument
+/// that starts with `--` (`--csv --adaptive` is `--csv` without its path,
+/// which the demo's parser reports), so an argument that is exactly a mode
+/// flag is that flag. (`--adaptive=x` asks for the demo too, whose parser
+/// then says the flag takes no value.)
+fn demo(args: &[String]) -> Result<Demo, String> {
+    let mut demo = Demo::Main;
+    for arg in args {
+        let this = match split_flag(arg).0.as_str() {
+            "--adaptive" => Demo::Adaptive,
+            "--stream" => Demo::Stream,
+            _ => continue,
+        };
+        if demo != Demo::Main && demo != this {
+            return Err("--adaptive and --stream are separate demos: give one of them".into());
+        }
+        demo = this;
     }
-    if std::env::args().any(|arg| arg == "--stream") {
+    Ok(demo)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let demo = match demo(&args) {
+        Ok(demo) => demo,
+        Err(message) => return usage_error(&message),
+    };
+    match demo {
+        // Limits set by the adaptive controller: examples/adaptive_demo.
+        Demo::Adaptive => return adaptive_demo::run(args.into_iter()),
         // Stream admission, resizable permits, the oversized policy:
         // examples/stream_demo.
         #[cfg(feature = "futures")]
-        return stream_demo::run(std::env::args().skip(1));
+        Demo::Stream => return stream_demo::run(args.into_iter()),
         #[cfg(not(feature = "futures"))]
-        {
+        Demo::Stream => {
             eprintln!(
                 "error: --stream needs the futures feature: cargo run --release --features futures --example producer -- --stream"
             );
             return ExitCode::from(2);
         }
+        Demo::Main => {}
     }
-    let cfg = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+    let cfg = match options_or_exit(parse_args(args.into_iter()), help) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };

@@ -110,19 +110,13 @@ Exit status: 0 if every permit came back, 1 if not, 2 on bad options.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut cfg = Config::default();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match inline {
-                Some(v) => Ok(v.to_string()),
-                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
+        let (flag, inline) = split_flag(&arg);
+        let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "-h" | "--help" => return Err(format!("{flag} takes no value")),
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
+            }
             "--seconds" => cfg.seconds = parse_number(&flag, &value()?, 1, 3600)?,
             "--senders" => cfg.senders = parse_number(&flag, &value()?, 1, 100_000)? as usize,
             "--max-messages" => {
@@ -249,17 +243,9 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
 // ---------------------------------------------------------------------------
 
 fn main() -> ExitCode {
-    let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(cfg)) => cfg,
-        Ok(None) => {
-            print!("{}", help());
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            eprintln!("Run with --help to see the options.");
-            return ExitCode::from(2);
-        }
+    let cfg = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_time()

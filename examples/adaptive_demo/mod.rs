@@ -15,7 +15,6 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -29,7 +28,9 @@ use multisem::adaptive::{Controller, Outcome, TrackedPermit};
 #[path = "../sim/mod.rs"]
 mod sim;
 
-use super::common::{KIB, MIB, create_file, flag_value, options_or_exit, parse_number, split_flag};
+use super::common::{
+    KIB, MIB, OutputFile, flag_value, options_or_exit, parse_number, parse_path, split_flag, switch,
+};
 
 /// The timeline's default path: in the crate's `target/`, wherever the
 /// example is run from.
@@ -109,17 +110,20 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "--adaptive" if inline.is_none() => {}
-            "--small" if inline.is_none() => options.small = true,
-            "-h" | "--help" | "--adaptive" | "--small" => {
-                return Err(format!("{flag} takes no value"));
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
             }
+            // What brought the producer here.
+            "--adaptive" => {
+                switch(&flag, inline.as_deref())?;
+            }
+            "--small" => options.small = switch(&flag, inline.as_deref())?,
             // At least a second in each third of the run; the senders are
             // threads, so as many as the main mode allows.
             "--seconds" => options.seconds = parse_number(&flag, &value()?, 3, 3600)?,
             "--senders" => options.senders = parse_number(&flag, &value()?, 1, 1024)? as usize,
-            "--csv" => options.csv = value()?,
+            "--csv" => options.csv = parse_path(&flag, value()?)?,
             _ => {
                 return Err(format!(
                     "unknown option '{arg}' for --adaptive (its options: --seconds, --senders, \
@@ -299,12 +303,9 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     };
     // Opened before the run, so that a path that cannot be written fails
     // now, not after it.
-    let mut csv_file = match create_file(&options.csv, options.csv == DEFAULT_CSV) {
+    let csv_file = match OutputFile::create(&options.csv, options.csv == DEFAULT_CSV) {
         Ok(file) => file,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let largest = if options.small { KIB } else { MIB };
     let sem = Arc::new(
@@ -456,18 +457,11 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         ctl.limits(),
         if balanced { "yes" } else { "NO" }
     );
-    let mut ok = balanced;
-    match csv_file
-        .write_all(csv.as_bytes())
-        .and_then(|()| csv_file.flush())
-    {
-        Ok(()) => println!("limits and latency over time: {}", options.csv),
-        Err(err) => {
-            eprintln!("error: cannot write {}: {err}", options.csv);
-            ok = false;
-        }
+    let written = csv_file.write(&csv).is_ok();
+    if written {
+        println!("limits and latency over time: {}", options.csv);
     }
-    if ok {
+    if balanced && written {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,7 +1,9 @@
 //! What the examples share: the simulated load (message sizes and broker
 //! behaviour), a tiny seeded random number generator, option parsing (an
-//! `error: ...` line, a hint and exit status 2 for a bad option), number
-//! formatting and the producers' status table. Each example uses part of it.
+//! `error: ...` line, a hint and exit status 2 for a bad option), the CSV
+//! file a run writes at its end (`error: ...` and exit status 1 if it
+//! cannot), number formatting and the producers' status table. Each example
+//! uses part of it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +46,13 @@ pub(crate) fn parse_number(flag: &str, text: &str, min: u64, max: u64) -> Result
     let n: u64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("{flag}: '{text}' is not a whole number"))?;
+        .map_err(|err: std::num::ParseIntError| {
+            if *err.kind() == std::num::IntErrorKind::PosOverflow {
+                format!("{flag}: '{text}' is out of range ({min} to {max})")
+            } else {
+                format!("{flag}: '{text}' is not a whole number")
+            }
+        })?;
     if n < min || n > max {
         return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
     }
@@ -57,8 +65,12 @@ pub(crate) fn parse_decimal(flag: &str, text: &str, min: f64, max: f64) -> Resul
         .trim()
         .parse()
         .ok()
-        .filter(|n: &f64| n.is_finite())
+        .filter(|n: &f64| !n.is_nan())
         .ok_or_else(|| format!("{flag}: '{text}' is not a number"))?;
+    // An infinity (`inf`, or a number too large for an f64) is out of range.
+    if n.is_infinite() {
+        return Err(format!("{flag}: '{text}' is out of range ({min} to {max})"));
+    }
     if n < min || n > max {
         return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
     }
@@ -83,26 +95,74 @@ pub(crate) fn parse_size(flag: &str, text: &str, max: u64) -> Result<u64, String
             ));
         }
     };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)")
+    let out_of_range = || format!("{flag}: '{text}' is out of range (1 B to {max} B)");
+    let n: u64 = digits.parse().map_err(|err: std::num::ParseIntError| {
+        if *err.kind() == std::num::IntErrorKind::PosOverflow {
+            out_of_range()
+        } else {
+            format!("{flag}: '{text}' is not a size (write e.g. 4096, 512KiB, 32MiB or 1GiB)")
+        }
     })?;
     match n.checked_mul(unit) {
         Some(bytes) if (1..=max).contains(&bytes) => Ok(bytes),
-        _ => Err(format!("{flag}: '{text}' is out of range (1 B to {max} B)")),
+        _ => Err(out_of_range()),
     }
 }
 
-/// Creates (or truncates) the file at `path`, before a run, so that a path
-/// that cannot be written fails at once rather than after the run; with
-/// `make_dir`, creates its directory first if it is missing (for a default
-/// path under `target/`).
-pub(crate) fn create_file(path: &str, make_dir: bool) -> Result<std::fs::File, String> {
-    if make_dir {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::create_dir_all(dir);
+/// A path option's value: any text but the empty one.
+pub(crate) fn parse_path(flag: &str, text: String) -> Result<String, String> {
+    if text.is_empty() {
+        return Err(format!("{flag} needs a path, not an empty one"));
+    }
+    Ok(text)
+}
+
+/// A file written at the end of a run, created (or truncated) before it so
+/// that a path that cannot be written fails at once rather than after the
+/// run. Both steps print `error: cannot write PATH: ...` on failure and give
+/// the exit status to return, 1.
+pub(crate) struct OutputFile {
+    path: String,
+    file: std::fs::File,
+}
+
+impl OutputFile {
+    /// Creates (or truncates) the file at `path`; with `make_dir`, creates
+    /// its directory first if it is missing (for a default path under
+    /// `target/`).
+    pub(crate) fn create(path: &str, make_dir: bool) -> Result<Self, std::process::ExitCode> {
+        if make_dir {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+        }
+        match std::fs::File::create(path) {
+            Ok(file) => Ok(OutputFile {
+                path: path.to_string(),
+                file,
+            }),
+            Err(err) => {
+                eprintln!("error: cannot write {path}: {err}");
+                Err(std::process::ExitCode::FAILURE)
+            }
         }
     }
-    std::fs::File::create(path).map_err(|err| format!("cannot write {path}: {err}"))
+
+    /// Writes `contents` to the file and flushes it.
+    pub(crate) fn write(mut self, contents: &str) -> Result<(), std::process::ExitCode> {
+        use std::io::Write as _;
+        match self
+            .file
+            .write_all(contents.as_bytes())
+            .and_then(|()| self.file.flush())
+        {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                eprintln!("error: cannot write {}: {err}", self.path);
+                Err(std::process::ExitCode::FAILURE)
+            }
+        }
+    }
 }
 
 /// A tiny seeded random number generator (xorshift64*), so no dependency.
@@ -179,7 +239,11 @@ pub(crate) fn split_flag(arg: &str) -> (String, Option<String>) {
     }
 }
 
-/// The value of `flag`: its inline value, else the next argument.
+/// The value of `flag`: its inline value, else the next argument, unless
+/// that is an option (it starts with `--`): then `flag` was given no value
+/// (`--csv --adaptive` is `--csv` without its path, not a file named
+/// `--adaptive`). A value that starts with `--` can still be given inline:
+/// `--csv=--odd-name`.
 pub(crate) fn flag_value(
     flag: &str,
     inline: Option<&str>,
@@ -187,7 +251,23 @@ pub(crate) fn flag_value(
 ) -> Result<String, String> {
     match inline {
         Some(value) => Ok(value.to_string()),
-        None => args.next().ok_or_else(|| format!("{flag} needs a value")),
+        None => match args.next() {
+            Some(next) if next.starts_with("--") => Err(format!(
+                "{flag} needs a value, and '{next}' is an option, not one \
+                 (write {flag}=VALUE for a value that starts with '--')"
+            )),
+            Some(value) => Ok(value),
+            None => Err(format!("{flag} needs a value")),
+        },
+    }
+}
+
+/// A switch, an option that takes no value: `Ok(true)` (it is on), or an
+/// error if it was given one (`--naive=yes`).
+pub(crate) fn switch(flag: &str, inline: Option<&str>) -> Result<bool, String> {
+    match inline {
+        None => Ok(true),
+        Some(_) => Err(format!("{flag} takes no value")),
     }
 }
 
@@ -204,10 +284,13 @@ pub(crate) fn options_or_exit<C>(
             print!("{}", help());
             Err(std::process::ExitCode::SUCCESS)
         }
-        Err(message) => {
-            eprintln!("error: {message}");
-            eprintln!("Run with --help to see the options.");
-            Err(std::process::ExitCode::from(2))
-        }
+        Err(message) => Err(usage_error(&message)),
     }
+}
+
+/// Prints a bad option's `error: ...` line and the hint; returns exit status 2.
+pub(crate) fn usage_error(message: &str) -> std::process::ExitCode {
+    eprintln!("error: {message}");
+    eprintln!("Run with --help to see the options.");
+    std::process::ExitCode::from(2)
 }

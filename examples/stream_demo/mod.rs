@@ -103,9 +103,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "--stream" if inline.is_none() => {}
-            "-h" | "--help" | "--stream" => return Err(format!("{flag} takes no value")),
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
+            }
+            // What brought the producer here.
+            "--stream" => {
+                switch(&flag, inline.as_deref())?;
+            }
             "--messages" => options.messages = parse_number(&flag, &value()?, 1, 1_000_000)?,
             "--seed" => options.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
             _ => {
