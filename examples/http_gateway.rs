@@ -65,7 +65,7 @@ use tower::{Layer, Service, service_fn};
 mod common;
 use common::{
     LARGE_MAX, MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit,
-    parse_number, parse_size, read, split_flag,
+    parse_number, parse_size, read, split_flag, switch,
 };
 
 fn help() -> String {
@@ -82,9 +82,10 @@ USAGE:
 
 OPTIONS:
     --seconds N         how long to run, in seconds (default {seconds})
+    -h, --help          print this help
+
+  The server's (refused in load mode, which runs none):
     --listen ADDR       server address (default {listen}; port 0 picks a free one)
-    --target ADDR       server to load (load mode; the others use their own)
-    --clients N         client tasks, one keep-alive connection each (default {clients})
     --max-requests N    limit on requests in flight (default {requests})
     --max-bytes SIZE    limit on request bytes in flight: 8MiB, 512KiB or a number
                         of bytes (default {bytes})
@@ -95,8 +96,11 @@ OPTIONS:
     --adaptive          learn the limits from the answers (a 64MiB disk unless --disk
                         says otherwise; the limits above become upper bounds; 30 s
                         unless --seconds says otherwise)
+
+  The load's (refused in serve mode, which runs none):
+    --target ADDR       the server to load (load mode only)
+    --clients N         client tasks, one keep-alive connection each (default {clients})
     --seed N            seed for the request sizes (default {seed})
-    -h, --help          print this help
 
 Options take their value as the next argument or after '=' (--seconds=5).
 Bodies above the byte limit are answered 413 at once.
@@ -179,6 +183,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
     let mut cfg = Config::default();
     let mut seconds = None;
     let mut first = true;
+    // The options given, to refuse those that mean nothing in the mode.
+    let mut given = Vec::new();
     while let Some(arg) = args.next() {
         if std::mem::take(&mut first) && !arg.starts_with('-') {
             cfg.mode = match arg.as_str() {
@@ -191,12 +197,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         let (flag, inline) = split_flag(&arg);
         let mut value = || flag_value(&flag, inline.as_deref(), &mut args);
         match flag.as_str() {
-            "-h" | "--help" if inline.is_none() => return Ok(None),
-            "--shed" if inline.is_none() => cfg.shed = true,
-            "--adaptive" if inline.is_none() => cfg.adaptive = true,
-            "-h" | "--help" | "--shed" | "--adaptive" => {
-                return Err(format!("{flag} takes no value"));
+            "-h" | "--help" => {
+                switch(&flag, inline.as_deref())?;
+                return Ok(None);
             }
+            "--shed" => cfg.shed = switch(&flag, inline.as_deref())?,
+            "--adaptive" => cfg.adaptive = switch(&flag, inline.as_deref())?,
             "--seconds" => seconds = Some(parse_number(&flag, &value()?, 1, 3600)?),
             "--disk" => {
                 let rate = parse_size(&flag, &value()?, 1 << 40)?;
@@ -218,6 +224,31 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             "--seed" => cfg.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
             _ => return Err(format!("unknown option '{arg}'")),
         }
+        given.push(flag);
+    }
+    for flag in &given {
+        let flag = flag.as_str();
+        match cfg.mode {
+            Mode::Load if SERVER_OPTIONS.contains(&flag) => {
+                return Err(format!(
+                    "{flag} is the server's option, and load mode runs no server"
+                ));
+            }
+            Mode::Serve if LOAD_OPTIONS.contains(&flag) => {
+                return Err(format!(
+                    "{flag} is the load's option, and serve mode runs no load"
+                ));
+            }
+            Mode::Both if flag == "--target" => {
+                return Err(
+                    "--target is for load mode; the default mode loads its own server".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    if cfg.mode == Mode::Load && cfg.target.is_none() {
+        return Err("load needs --target ADDR (the server to load)".into());
     }
     if cfg.adaptive {
         cfg.disk = cfg.disk.or(Some(64 * MIB));
@@ -230,17 +261,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             fmt_size(LARGE_MAX)
         ));
     }
-    if cfg.mode == Mode::Load && (cfg.adaptive || cfg.disk.is_some()) {
-        return Err("--adaptive and --disk are the server's; load mode has none".into());
-    }
-    match (cfg.mode, cfg.target) {
-        (Mode::Load, None) => Err("load needs --target ADDR (the server to load)".into()),
-        (Mode::Both | Mode::Serve, Some(_)) => {
-            Err("--target is for load mode; the server and load share an address".into())
-        }
-        _ => Ok(Some(cfg)),
-    }
+    Ok(Some(cfg))
 }
+
+/// The options only the server uses: refused in load mode.
+const SERVER_OPTIONS: [&str; 7] = [
+    "--listen",
+    "--max-requests",
+    "--max-bytes",
+    "--timeout-ms",
+    "--shed",
+    "--disk",
+    "--adaptive",
+];
+
+/// The options only the load uses: refused in serve mode.
+const LOAD_OPTIONS: [&str; 3] = ["--target", "--clients", "--seed"];
 
 // ---------------------------------------------------------------------------
 // The server. Relaxed is enough for every counter here: they are statistics.
@@ -607,10 +643,10 @@ async fn run(cfg: Config) -> ExitCode {
         if cfg.mode == Mode::Serve {
             // What the server alone can tell: its semaphore's counters.
             let stats = sem.stats();
-            let answers = server_answers(&cfg, &stats);
+            let refusals = server_refusals(&cfg, &stats);
             cells.push((stats.acquired - last_admitted).to_string());
-            cells.push(answers.unavailable.iter().sum::<u64>().to_string());
-            cells.push(answers.too_large.iter().sum::<u64>().to_string());
+            cells.push(refusals.unavailable.iter().sum::<u64>().to_string());
+            cells.push(refusals.too_large.iter().sum::<u64>().to_string());
             last_admitted = stats.acquired;
         } else {
             let mut latencies = std::mem::take(&mut *load.latencies.lock().unwrap());
@@ -654,7 +690,7 @@ struct Columns(Vec<(&'static str, &'static str, usize)>);
 
 impl Columns {
     fn new(mode: Mode) -> Self {
-        let mut columns = vec![("", "time", 4)];
+        let mut columns = vec![("", "time", 5)];
         if mode == Mode::Serve {
             columns.extend([
                 ("per second", "admitted", 10),
@@ -714,7 +750,7 @@ impl Columns {
 
 /// The server's refusals so far, per dimension, from its semaphore's
 /// counters.
-struct Answers {
+struct Refusals {
     /// Answered 503: shed at once (`refused`, less the `exceeded` among
     /// them), or timed out in the queue (`timed_out_by`).
     unavailable: [u64; 2],
@@ -722,7 +758,7 @@ struct Answers {
     too_large: [u64; 2],
 }
 
-fn server_answers(cfg: &Config, stats: &multisem::Stats<2>) -> Answers {
+fn server_refusals(cfg: &Config, stats: &multisem::Stats<2>) -> Refusals {
     // The layer's first try is a `try_acquire`: each failure counts in
     // `refused`, those above a capacity in `exceeded` too. In shed mode
     // every other failure is answered 503; in wait mode it queues, and
@@ -733,7 +769,7 @@ fn server_answers(cfg: &Config, stats: &multisem::Stats<2>) -> Answers {
     } else {
         stats.timed_out_by
     };
-    Answers {
+    Refusals {
         unavailable,
         too_large: stats.exceeded,
     }
@@ -749,7 +785,7 @@ async fn report(
     if cfg.mode != Mode::Serve {
         println!(
             "\nload: {} served ({:.1} MiB), {} answered 503, {} answered 413, \
-             {} connections lost (answer not received), {} failed",
+             {} answers lost to a closed connection, {} failed",
             read(&load.ok),
             mib(read(&load.ok_bytes)),
             read(&load.unavailable),
@@ -775,7 +811,7 @@ async fn report(
     }
     let peak = read(&handling.peak);
     let stats = sem.stats();
-    let answers = server_answers(cfg, &stats);
+    let refusals = server_refusals(cfg, &stats);
     let by = |v: [u64; 2]| format!("requests {}, bytes {}", v[0], v[1]);
     println!(
         "server: {} admitted; peak {} of request bodies in handlers (limit {})",
@@ -786,8 +822,8 @@ async fn report(
     if cfg.shed {
         println!(
             "  {} shed at once and answered 503 (stats.refused less exceeded; by {})",
-            answers.unavailable.iter().sum::<u64>(),
-            by(answers.unavailable),
+            refusals.unavailable.iter().sum::<u64>(),
+            by(refusals.unavailable),
         );
     } else {
         println!(
@@ -807,8 +843,8 @@ async fn report(
     }
     println!(
         "  {} larger than a limit, answered 413 at once (stats.exceeded; by {})",
-        answers.too_large.iter().sum::<u64>(),
-        by(answers.too_large),
+        refusals.too_large.iter().sum::<u64>(),
+        by(refusals.too_large),
     );
     if peak > cfg.max_bytes {
         println!("FAIL: the bytes in flight passed the limit");
