@@ -865,6 +865,10 @@ pub fn grid(traffic: Traffic) -> Vec<[u64; 2]> {
 /// limits). Returns the limits and their report. The grid's runs are
 /// independent, so they are spread over the machine's cores; the result
 /// does not depend on how.
+///
+/// # Panics
+///
+/// If a run of the grid leaks permits: a bug of the library, not a figure.
 pub fn oracle(scenario: &Scenario, phase: usize, grid: &[[u64; 2]]) -> ([u64; 2], PhaseReport) {
     let single = scenario.single(phase);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -878,6 +882,9 @@ pub fn oracle(scenario: &Scenario, phase: usize, grid: &[[u64; 2]]) -> ([u64; 2]
                     part.iter()
                         .map(|&limits| {
                             let report = run(single, Limiter::Static(limits));
+                            // A leak would be the library's bug, not a
+                            // figure: no run of the grid may hide one.
+                            assert!(report.balanced, "static {limits:?}: permits leaked");
                             (limits, report.phases[0].clone())
                         })
                         .collect::<Vec<_>>()
