@@ -7,17 +7,17 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use multisem::MultiSemaphore;
 use multisem::adaptive::{
     Aimd, Algorithm, BandwidthDelay, Controller, Dimension, Gradient2, Min, Outcome, Window,
 };
+use multisem::{AcquireOwned, MultiSemaphore};
 use proptest::prelude::*;
 
 const MAX: u64 = MultiSemaphore::<2>::MAX_PERMITS;
@@ -173,10 +173,32 @@ fn a_controller_window_of_instant_completions_does_not_pin_the_byte_limit() {
     );
 }
 
+/// A semaphore of one request (and 1 MiB) whose count an `Aimd` drives
+/// (bounds 1 to 100), closing a window at every completion if `eager`, as
+/// the tests of the controller's resizes and their wakes need.
+fn one_request_controller(eager: bool) -> (Arc<MultiSemaphore<2>>, Arc<Controller<2>>) {
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let mut builder = Controller::builder(Arc::clone(&sem)).limit(0, 1..=100, Aimd::default());
+    if eager {
+        builder = builder.window(Duration::ZERO, 1);
+    }
+    (sem, builder.build())
+}
+
+/// An acquire of `[1, 1]` from `sem`, polled once under `waker`: queued.
+fn queued(sem: &Arc<MultiSemaphore<2>>, waker: &Waker) -> Pin<Box<AcquireOwned<2>>> {
+    let mut acquire = Box::pin(sem.acquire_owned([1, 1]));
+    assert!(
+        acquire
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending()
+    );
+    acquire
+}
+
 /// The permit an acquire was granted, polled once more to collect it.
-fn granted<const N: usize>(
-    acquire: std::pin::Pin<&mut multisem::AcquireOwned<N>>,
-) -> multisem::OwnedPermit<N> {
+fn granted<const N: usize>(acquire: Pin<&mut AcquireOwned<N>>) -> multisem::OwnedPermit<N> {
     match acquire.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(Ok(permit)) => permit,
         other => panic!("expected a grant: {other:?}"),
@@ -198,21 +220,10 @@ impl Wake for PanicWaker {
 /// capacity does, and the next window counts only its own samples.
 #[test]
 fn a_resize_that_re_raises_a_waker_panic_leaves_the_controller_consistent() {
-    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=100, Aimd::default())
-        .window(Duration::ZERO, 1)
-        .build();
+    let (sem, ctl) = one_request_controller(true);
     let held = ctl.try_acquire([1, 1]).unwrap();
     // A waiter queued with a waker that panics.
-    let waker = Waker::from(Arc::new(PanicWaker));
-    let mut acquire = pin!(sem.acquire_owned([1, 1]));
-    assert!(
-        acquire
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending()
-    );
+    let mut acquire = queued(&sem, &Waker::from(Arc::new(PanicWaker)));
     // Completing the held request closes a window of one busy success:
     // Aimd grows the count 1 -> 2, which grants the waiter and wakes it.
     let panicked = catch_unwind(AssertUnwindSafe(|| held.complete(Outcome::success()))).is_err();
@@ -258,11 +269,7 @@ fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
     }
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
-        let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
-        let ctl = Controller::builder(Arc::clone(&sem))
-            .limit(0, 1..=100, Aimd::default())
-            .window(Duration::ZERO, 1)
-            .build();
+        let (sem, ctl) = one_request_controller(true);
         let held = ctl.try_acquire([1, 1]).unwrap();
         // A tracked permit of no count, for the waker to complete.
         let spare = ctl.try_acquire([0, 1]).unwrap();
@@ -271,14 +278,7 @@ fn a_waker_that_calls_back_into_the_controller_does_not_deadlock() {
             tracked: std::sync::Mutex::new(Some(spare)),
             seen: std::sync::Mutex::new(Vec::new()),
         });
-        let waker = Waker::from(Arc::clone(&calls_back));
-        let mut acquire = pin!(sem.acquire_owned([1, 1]));
-        assert!(
-            acquire
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        let mut acquire = queued(&sem, &Waker::from(Arc::clone(&calls_back)));
         // A busy success: Aimd grows the count 1 -> 2, which grants the
         // waiter, whose waker reads the limits and completes the spare
         // (another window: 2 -> 3).
@@ -305,27 +305,17 @@ fn a_controller_resize_granting_many_wakes_every_waiter_once() {
             self.0.fetch_add(1, SeqCst);
         }
     }
-    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=100, Aimd::default())
-        .build();
+    let (sem, ctl) = one_request_controller(false);
     let held = sem.try_acquire_owned([1, 1]).unwrap();
-    let mut queued = Vec::new();
-    for _ in 0..19 {
-        let counted = Arc::new(Counted(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&counted));
-        let mut acquire = Box::pin(sem.acquire_owned([1, 1]));
-        assert!(
-            acquire
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
-        queued.push((acquire, counted));
-    }
+    let waiting: Vec<_> = (0..19)
+        .map(|_| {
+            let counted = Arc::new(Counted(AtomicUsize::new(0)));
+            (queued(&sem, &Waker::from(Arc::clone(&counted))), counted)
+        })
+        .collect();
     ctl.set_bounds(0, 20..=100).unwrap();
     assert_eq!((sem.capacity()[0], sem.waiters()), (20, 0));
-    for (mut acquire, counted) in queued {
+    for (mut acquire, counted) in waiting {
         assert_eq!(counted.0.load(SeqCst), 1, "woken once");
         drop(granted(acquire.as_mut()));
     }
