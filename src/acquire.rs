@@ -97,7 +97,7 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<Permit<'_, N>, AcquireError> {
-        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        let taken = self.wait(amounts, deadline_after(timeout))?;
         Ok(Permit::new(self, taken))
     }
 
@@ -191,7 +191,7 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         timeout: Duration,
     ) -> Result<OwnedPermit<N>, AcquireError> {
-        let taken = self.wait(amounts, Some(deadline_after(timeout)))?;
+        let taken = self.wait(amounts, deadline_after(timeout))?;
         Ok(OwnedPermit::new(Arc::clone(self), taken))
     }
 
@@ -364,11 +364,10 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = sync::now();
-    // A timeout too large to represent waits forever, in practice.
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+/// The deadline `timeout` from now, or none for a timeout too large to
+/// represent (`Duration::MAX`): that one waits as long as it takes.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    sync::now().checked_add(timeout)
 }
 
 /// The result of a request for `amounts` that ended with `outcome`: what
@@ -502,9 +501,11 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
         let event = match sem.cancel(ticket, self.amounts, None) {
             // Still queued: it leaves, having taken nothing.
             Ok(_) => Event::Cancelled,
-            // A grant raced the drop: the permits are ours, give them back.
+            // A grant raced the drop: the permits are ours, give them back,
+            // swallowing the panic of a waker this serves: it must not
+            // unwind out of a drop (and skip the count below).
             Err(Outcome::Granted(granted)) => {
-                sem.release(&granted);
+                sem.release_quietly(&granted);
                 Event::Cancelled
             }
             // Woken by `close()` before the drop: counted as closed out, as

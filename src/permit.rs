@@ -80,8 +80,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
     }
 
     fn forget(mut self) {
-        self.sem.forget_permits(self.amounts);
-        self.amounts = [0; N];
+        // Emptied first: the shrink re-raises a failed waiter's waker panic,
+        // and the drop that then runs while unwinding must return nothing.
+        let amounts = std::mem::replace(&mut self.amounts, [0; N]);
+        self.sem.forget_permits(amounts);
     }
 }
 

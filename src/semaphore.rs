@@ -1063,9 +1063,19 @@ impl<const N: usize> MultiSemaphore<N> {
         self.serve(WakeList::finish);
     }
 
-    /// `release_slow` for an acquirer that gave back what its take held for
-    /// a moment and is refused: it serves the queue, but a waker's panic
-    /// must not unwind through its refusal (see `WakeList::finish_quietly`).
+    /// `release` for a future dropped after its grant raced the drop: it
+    /// serves the queue, but a waker's panic must not unwind out of the
+    /// future's drop (see `WakeList::finish_quietly`).
+    pub(crate) fn release_quietly(&self, amounts: &[u64; N]) {
+        if self.counters.give(amounts) {
+            self.serve_quietly();
+        }
+    }
+
+    /// `release_slow` for a caller with a result of its own (an acquirer
+    /// refused after giving back what its take held for a moment; a dropped
+    /// future giving back a grant): it serves the queue, but a waker's panic
+    /// must not unwind through that result (see `WakeList::finish_quietly`).
     #[cold]
     #[inline(never)]
     fn serve_quietly(&self) {

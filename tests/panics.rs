@@ -778,6 +778,80 @@ fn panicking_waker_does_not_strand_the_others_woken_by_close() {
     }
 }
 
+#[test]
+fn forget_that_fails_a_panicking_waiter_counts_the_forgotten_permits_once() {
+    // A forget shrinks the capacity and fails the queued request that no
+    // longer fits; its waker panics, and the panic reaches the forgetter, as
+    // from any resize. The permit is gone all the same: the drop that runs
+    // while that panic unwinds must not give its amounts back too (the
+    // capacity would be smaller than what can be granted).
+    quiet_panics();
+    for layout in LAYOUTS {
+        for owned in [false, true] {
+            within("forget, panicking waker", LIMIT, move || {
+                let sem = Arc::new(layout.make([10, 10]));
+                let rest = sem.try_acquire_owned([6, 6]).unwrap();
+                let plain = (!owned).then(|| sem.try_acquire([4, 4]).unwrap());
+                let arced = owned.then(|| sem.try_acquire_owned([4, 4]).unwrap());
+                let forget = move || match (plain, arced) {
+                    (Some(permit), None) => permit.forget(),
+                    (None, Some(permit)) => permit.forget(),
+                    _ => unreachable!(),
+                };
+                let (w, k) = panicky(Some("expected: failed waiter's waker"));
+                let mut f = Box::pin(sem.acquire_owned([8, 1]));
+                assert!(poll_with(f.as_mut(), &k).is_pending());
+                let err = catch_unwind(AssertUnwindSafe(forget))
+                    .expect_err("the waker's panic reaches the forgetter");
+                assert_eq!(panic_message(&*err), "expected: failed waiter's waker");
+                assert_eq!(w.wakes.load(Ordering::SeqCst), 1);
+                let failed = ready(poll_once(f.as_mut()), "failed by the shrink");
+                assert!(
+                    matches!(failed, Err(AcquireError::ExceedsCapacity { dim: 0, .. })),
+                    "{failed:?}"
+                );
+                assert_eq!(sem.capacity(), [6, 6]);
+                assert_eq!(sem.available(), [0, 0]);
+                assert!(sem.try_acquire([1, 1]).is_err(), "granted above the capacity");
+                drop(rest);
+                assert_eq!(sem.stats().peak_in_flight, [10, 10]);
+                drop(f);
+                assert_quiet(&sem);
+            });
+        }
+    }
+}
+
+#[test]
+fn dropping_a_granted_future_swallows_the_panic_of_the_waiter_it_serves() {
+    // A future granted but dropped before its next poll gives its grant
+    // back, which grants the next waiter, whose waker panics. That panic
+    // must not unwind out of the drop (a drop during an unwind would then
+    // abort) nor skip counting the cancel.
+    quiet_panics();
+    for layout in LAYOUTS {
+        within("granted future dropped, panicking waker", LIMIT, move || {
+            let sem = Arc::new(layout.make([1, 1]));
+            let hold = sem.try_acquire_owned([1, 1]).unwrap();
+            let panics = [None, Some("expected: the follower's waker")];
+            let mut queued = queue_futures(&sem, &panics);
+            drop(hold); // grants the first
+            assert_eq!(queued[0].0.wakes.load(Ordering::SeqCst), 1);
+            assert_eq!(sem.waiters(), 1);
+            let (_, granted) = queued.remove(0);
+            catch_unwind(AssertUnwindSafe(move || drop(granted)))
+                .expect("the follower's panic stays inside the drop");
+            assert_eq!(sem.stats().cancelled, 1);
+            let (w, f) = &mut queued[0];
+            assert_eq!(w.wakes.load(Ordering::SeqCst), 1, "follower not woken");
+            drop(ready(poll_once(f.as_mut()), "granted").unwrap());
+            drop(queued);
+            assert_eq!(sem.stats().cancelled, 1);
+            assert_quiet(&sem);
+        });
+    }
+}
+
 /// The child's half of `panicking_waker_while_unwinding_does_not_abort`.
 const UNWIND_CHILD: &str = "MULTISEM_PANICS_UNWIND_CHILD";
 
