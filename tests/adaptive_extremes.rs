@@ -338,6 +338,115 @@ fn drop_rate_of_a_window_with_huge_counts_does_not_overflow() {
     );
 }
 
+/// Keeps the limit, recording the successes of every window it is shown.
+struct Recorder(Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl Algorithm for Recorder {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        self.0.lock().unwrap().push(window.successes);
+        dim.limit
+    }
+}
+
+fn recorder() -> (Recorder, Arc<std::sync::Mutex<Vec<u64>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    (Recorder(Arc::clone(&seen)), seen)
+}
+
+/// Panics on its first window, then keeps the limit.
+struct PanicsOnce(AtomicUsize);
+
+impl Algorithm for PanicsOnce {
+    fn update(&mut self, _: &Window, dim: &Dimension) -> u64 {
+        if self.0.fetch_add(1, SeqCst) == 0 {
+            panic!("expected: a user algorithm that panics once");
+        }
+        dim.limit
+    }
+}
+
+/// A user's algorithm that panics at a window's close: the panic reaches
+/// `complete`, but the window is spent all the same. Dimension 0's
+/// algorithm, which ran before the panic, must not be shown its samples
+/// again with the next window's.
+#[test]
+fn a_window_whose_algorithm_panics_is_not_counted_again() {
+    let (first, seen) = recorder();
+    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, first)
+        .limit(1, 1..=2 * MIB, PanicsOnce(AtomicUsize::new(0)))
+        .window(Duration::ZERO, 1)
+        .build();
+    let t0 = Instant::now();
+    let completion = |ms| {
+        let permit = ctl.try_acquire_at([1, 1], t0).unwrap();
+        move || permit.complete_at(Outcome::success(), t0 + Duration::from_millis(ms))
+    };
+    let panicked = catch_unwind(AssertUnwindSafe(completion(1)));
+    assert!(panicked.is_err(), "the algorithm's panic reaches complete");
+    assert_eq!((ctl.windows(), ctl.limits()), (1, [16, MIB]));
+    assert_eq!(sem.available(), sem.capacity());
+    completion(2)();
+    assert_eq!(*seen.lock().unwrap(), [1, 1], "successes per window");
+    assert_eq!(ctl.windows(), 2);
+}
+
+/// `build` clamps the semaphore into every dimension's bounds. A clamp
+/// that grants a waiter whose waker panics re-raises that panic, but only
+/// once every dimension is clamped.
+#[test]
+fn build_clamps_every_dimension_before_a_waker_panic_goes_on() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let held = sem.try_acquire_owned([1, 1]).unwrap();
+    let mut acquire = queued(&sem, &Waker::from(Arc::new(PanicWaker)));
+    let builder = Controller::builder(Arc::clone(&sem))
+        .limit(0, 4..=8, recorder().0)
+        .limit(1, 10..=50, recorder().0);
+    let built = catch_unwind(AssertUnwindSafe(move || builder.build()));
+    assert!(built.is_err(), "the waker's panic reaches build");
+    assert_eq!(sem.capacity(), [4, 50]);
+    drop(granted(acquire.as_mut()));
+    drop(held);
+    assert_eq!(sem.available(), [4, 50]);
+}
+
+/// The byte-weighted mean size is a mean: never above the largest size
+/// delivered, even where the delivered bytes saturate.
+#[test]
+fn weighted_size_stays_within_the_sizes_delivered_when_the_sum_saturates() {
+    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, recorder().0)
+        .window(Duration::ZERO, 3)
+        .build();
+    let t0 = Instant::now();
+    for ms in 1..=3 {
+        ctl.try_acquire_at([1, 1], t0)
+            .unwrap()
+            .complete_at(Outcome::delivered(1 << 63), t0 + Duration::from_millis(ms));
+    }
+    let window = ctl.last_window().expect("a window closed");
+    assert_eq!(window.delivered_bytes, u64::MAX);
+    assert_eq!(window.weighted_size, 1 << 63);
+}
+
+/// A gain (or a room in requests) so large that the product overflows an
+/// f64 saturates the limit at its maximum, as a merely huge one does: an
+/// overflow read as no estimate gave the lower bound.
+#[test]
+fn a_bandwidth_delay_product_that_overflows_saturates() {
+    let window = mib_window(10, 100, Duration::from_millis(20));
+    let dim = at(MIB, MIB, 1, u64::MAX);
+    let update = |mut algorithm: BandwidthDelay| algorithm.update(&window, &dim);
+    assert_eq!(update(BandwidthDelay::default().gain(1e100)), u64::MAX);
+    assert_eq!(update(BandwidthDelay::default().gain(f64::MAX)), u64::MAX);
+    assert_eq!(
+        update(BandwidthDelay::default().requests(f64::MAX)),
+        u64::MAX
+    );
+}
+
 // Every algorithm, fed adversarial but legal windows through the
 // controller's clamp, never panics, and the Aimd-based ones still back off.
 

@@ -217,3 +217,25 @@ fn a_refusal_is_no_sample() {
     assert_eq!(ctl.windows(), 0);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// A response body dropped while its thread unwinds from a panic reports
+/// nothing (the controller's algorithms, which may be the user's, would run
+/// during the unwind, where a panic of theirs aborts) and returns the
+/// permit.
+#[test]
+fn a_body_dropped_while_its_thread_panics_reports_nothing() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let response = learning_call(&ctl, || Scripted {
+        frames: vec![Frame::data(Bytes::from_static(b"partial"))],
+        end_at_start: false,
+    });
+    assert_ne!(sem.available(), sem.capacity(), "the body holds the permit");
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _response = response;
+        panic!("expected: a panic while the body is held");
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(ctl.windows(), 0, "no sample while unwinding");
+    assert_eq!(sem.available(), sem.capacity());
+}

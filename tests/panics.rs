@@ -812,7 +812,10 @@ fn forget_that_fails_a_panicking_waiter_counts_the_forgotten_permits_once() {
                 );
                 assert_eq!(sem.capacity(), [6, 6]);
                 assert_eq!(sem.available(), [0, 0]);
-                assert!(sem.try_acquire([1, 1]).is_err(), "granted above the capacity");
+                assert!(
+                    sem.try_acquire([1, 1]).is_err(),
+                    "granted above the capacity"
+                );
                 drop(rest);
                 assert_eq!(sem.stats().peak_in_flight, [10, 10]);
                 drop(f);
@@ -830,7 +833,7 @@ fn dropping_a_granted_future_swallows_the_panic_of_the_waiter_it_serves() {
     // abort) nor skip counting the cancel.
     quiet_panics();
     for layout in LAYOUTS {
-        within("granted future dropped, panicking waker", LIMIT, move || {
+        within("dropped grant, panicking waker", LIMIT, move || {
             let sem = Arc::new(layout.make([1, 1]));
             let hold = sem.try_acquire_owned([1, 1]).unwrap();
             let panics = [None, Some("expected: the follower's waker")];

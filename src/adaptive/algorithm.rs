@@ -77,6 +77,12 @@ pub struct Dimension {
 /// ```
 pub trait Algorithm: Send + 'static {
     /// The next limit for `dim`, given what completed in `window`.
+    ///
+    /// It runs in the completion that closes the window, under the
+    /// controller's lock. If it panics, the panic reaches that completion's
+    /// caller; the window is spent all the same (it counts in
+    /// [`windows`](super::Controller::windows), and no algorithm is shown
+    /// its samples again) and no dimension is resized for it.
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
 }
 
@@ -123,10 +129,11 @@ impl Estimate {
 
     /// Keeps `value` and returns it as a limit (rounded down, saturating).
     pub(crate) fn set(&mut self, value: f64) -> u64 {
-        let value = if value.is_finite() {
-            value.max(0.0)
-        } else {
+        // NaN is no estimate (0); +inf saturates as a huge finite value does.
+        let value = if value.is_nan() {
             0.0
+        } else {
+            value.clamp(0.0, u64::MAX as f64)
         };
         // `as` saturates at u64::MAX for huge floats.
         let limit = value.floor() as u64;

@@ -137,7 +137,8 @@ impl<const N: usize> Controller<N> {
         self.state.lock().last.clone()
     }
 
-    /// How many windows have closed (each ran the algorithms once).
+    /// How many windows have closed (each ran the algorithms once, or up to
+    /// the one that panicked: see [`Algorithm::update`]).
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
@@ -436,14 +437,20 @@ impl<const N: usize> Controller<N> {
     /// Runs the algorithms on the window, starts the next one and resizes;
     /// returns whom the resizes granted, to wake once `state` is unlocked.
     fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken {
-        let window = state.window.finish(elapsed);
+        let window = std::mem::take(&mut state.window).finish(elapsed);
+        let peak_in_flight = std::mem::replace(&mut state.peak_in_flight, [0; N]);
+        // The window is spent before any algorithm runs: one that panics
+        // must not leave it to be fed again at the next completion.
+        state.windows += 1;
+        state.started = Some(now);
+        state.last = Some(window.clone());
         let mut next = [None; N];
         for (d, next) in next.iter_mut().enumerate() {
             let (min, max) = state.bounds[d];
             let dim = Dimension {
                 index: d,
                 limit: state.limits[d],
-                peak_in_flight: state.peak_in_flight[d],
+                peak_in_flight: peak_in_flight[d],
                 min,
                 max,
             };
@@ -451,11 +458,6 @@ impl<const N: usize> Controller<N> {
                 *next = Some(algorithm.update(&window, &dim).clamp(min, max));
             }
         }
-        state.windows += 1;
-        state.window = Accumulator::default();
-        state.peak_in_flight = [0; N];
-        state.started = Some(now);
-        state.last = Some(window);
         self.resize(state, next)
     }
 }
@@ -677,14 +679,17 @@ impl<const N: usize> ControllerBuilder<N> {
             }
         }
         let limits: [u64; N] = std::array::from_fn(|d| capacity[d].clamp(bounds[d].0, bounds[d].1));
+        // Every clamp first, the wakes after: a waker's panic re-raised by
+        // one clamp must not skip the next.
+        let mut woken = Woken::default();
         for (dim, &limit) in limits.iter().enumerate() {
             if limit != capacity[dim] {
                 self.sem
-                    .set_capacity_of(dim, limit)
+                    .set_capacity_of_handing_back(dim, limit, &mut woken)
                     .expect("bounds were checked against the semaphore's max capacity");
             }
         }
-        Arc::new(Controller {
+        let controller = Arc::new(Controller {
             sem: self.sem,
             state: Mutex::new(State {
                 algorithms: self.algorithms,
@@ -699,7 +704,9 @@ impl<const N: usize> ControllerBuilder<N> {
                 windows: 0,
                 resizes: 0,
             }),
-        })
+        });
+        woken.wake();
+        controller
     }
 }
 

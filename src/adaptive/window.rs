@@ -140,6 +140,8 @@ pub(crate) struct Accumulator {
     max_rtt: Duration,
     /// Sum of squared delivered sizes, in f64: a u64 square overflows at 4 GiB.
     size_squares: f64,
+    /// The sum of delivered sizes in f64, unsaturated, for `weighted_size`.
+    delivered_f64: f64,
 }
 
 impl Accumulator {
@@ -153,6 +155,7 @@ impl Accumulator {
                 self.successes = self.successes.saturating_add(1);
                 self.delivered = self.delivered.saturating_add(bytes);
                 self.size_squares += (bytes as f64) * (bytes as f64);
+                self.delivered_f64 += bytes as f64;
                 self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(rtt.as_nanos());
                 if self.min_rtt.is_none_or(|(min, _)| rtt < min) {
                     self.min_rtt = Some((rtt, bytes));
@@ -177,7 +180,8 @@ impl Accumulator {
         let weighted_size = if self.delivered == 0 {
             0
         } else {
-            (self.size_squares / self.delivered as f64) as u64
+            // Over the same squares' sizes in f64: `delivered` saturates.
+            (self.size_squares / self.delivered_f64) as u64
         };
         let (min_rtt, min_rtt_bytes) = self.min_rtt.unwrap_or((Duration::ZERO, 0));
         Window {

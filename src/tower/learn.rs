@@ -192,7 +192,10 @@ impl<C, const N: usize, H> Learn<C, N, H> {
 /// and returns the permit. With the `http` feature's
 /// [`until_body_end`](super::AdmitLayer::until_body_end), the response body
 /// carries it ([`PermitBody`](crate::http::PermitBody)`<B, Report<N>>`), so
-/// the round trip ends when the body has been sent, or dropped.
+/// the round trip ends when the body has been sent, or dropped. Dropped
+/// while its thread unwinds from a panic, it reports nothing (as
+/// [`Outcome::Ignore`]): the controller's algorithms, which may be the
+/// user's, would run during the unwind, where a panic of theirs aborts.
 #[must_use = "the request is reported and the permit returned as soon as this is dropped"]
 pub struct Report<const N: usize> {
     /// `Err`: a permit with no grant time, returned without a sample.
@@ -250,6 +253,10 @@ impl<const N: usize> Report<N> {
 impl<const N: usize> Drop for Report<N> {
     fn drop(&mut self) {
         if let Some(Ok(tracked)) = self.permit.take() {
+            if std::thread::panicking() {
+                // The tracked permit's drop returns it, with no sample.
+                return;
+            }
             tracked.complete(self.outcome);
         }
     }
