@@ -2053,6 +2053,26 @@ fn insufficient_names_every_short_dimension() {
 }
 
 #[test]
+fn the_short_set_holds_exactly_the_short_dimensions() {
+    // One dimension short, not the first: the set holds it alone.
+    let sem = MultiSemaphore::new([2, 100, 10]);
+    let held = sem.try_acquire([0, 100, 0]).unwrap();
+    let Err(TryAcquireError::Insufficient { dim, short, .. }) = sem.try_acquire([1, 1, 1]) else {
+        panic!("dimension 1 is short");
+    };
+    assert_eq!(dim, 1);
+    assert_eq!(short.iter().collect::<Vec<_>>(), [1]);
+    assert_eq!((short.len(), short.is_empty()), (1, false));
+    assert!(short.contains(1) && !short.contains(0) && !short.contains(2));
+    // Past the last dimension a set can hold: not in it, and no panic.
+    assert!(!short.contains(63) && !short.contains(64) && !short.contains(usize::MAX));
+    assert_eq!(format!("{short:?}"), "{1}");
+    assert!(DimSet::default().is_empty());
+    assert_eq!(format!("{:?}", DimSet::default()), "{}");
+    drop(held);
+}
+
+#[test]
 fn insufficient_tells_queued_ahead_from_a_shortage() {
     for layout in Layout::ALL {
         let sem = layout.make([10, 100]);
