@@ -323,8 +323,8 @@ impl<const N: usize> MultiSemaphore<N> {
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
                 return match self.cancel(ticket, amounts, Some(&parked)) {
-                    Ok(dim) => {
-                        self.record(Event::TimedOut(dim));
+                    Ok(shortfall) => {
+                        self.record(Event::TimedOut(shortfall.dim));
                         Err(AcquireError::Timeout)
                     }
                     Err(outcome) => outcome_result(outcome, amounts, self.names()),
@@ -402,6 +402,10 @@ enum State {
     Queued(Ticket),
     /// Returned `Ready`; polling again panics.
     Done,
+    /// Returned `Ready` with a timeout (`with_timeout`'s timer fired while it
+    /// was queued): the first dimension its own request was short in, or
+    /// none where it would have fit but was queued behind others. As `Done`.
+    TimedOut(Option<usize>),
 }
 
 impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
@@ -439,7 +443,9 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
                 None => return Poll::Pending,
                 Some(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
             },
-            State::Done => panic!("acquire future polled after it completed"),
+            State::Done | State::TimedOut(_) => {
+                panic!("acquire future polled after it completed")
+            }
         };
         self.state = State::Done;
         self.record(&result);
@@ -465,8 +471,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         };
         self.state = State::Done;
         let result = match self.sem.cancel(ticket, self.amounts, None) {
-            Ok(dim) => {
-                self.sem.record(Event::TimedOut(dim));
+            Ok(shortfall) => {
+                self.sem.record(Event::TimedOut(shortfall.dim));
+                let short = (!shortfall.queued_ahead).then_some(shortfall.dim);
+                self.state = State::TimedOut(short);
                 return Err(AcquireError::Timeout);
             }
             Err(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
@@ -475,9 +483,20 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         result
     }
 
+    /// After a timeout: the first dimension the request was short in when
+    /// the time ran out (as the semaphore judged it, before those behind it
+    /// were served), or `None` where it was only queued behind others.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    fn short_at_timeout(&self) -> Option<usize> {
+        match self.state {
+            State::TimedOut(short) => short,
+            _ => None,
+        }
+    }
+
     /// `poll`, racing `timer`: see [`Acquire::with_timeout`].
     #[track_caller]
-    fn poll_timed<T: Future>(
+    fn poll_timed<T: Future + ?Sized>(
         &mut self,
         timer: Pin<&mut T>,
         cx: &mut Context<'_>,
@@ -624,9 +643,18 @@ impl<const N: usize> AcquireOwned<N> {
     /// # });
     /// ```
     pub fn with_timeout<T: Future>(self, timer: T) -> AcquireOwnedTimeout<N, T> {
+        self.with_boxed_timeout(Box::pin(timer))
+    }
+
+    /// `with_timeout` for a timer already boxed (the tower layer's), so
+    /// that it is not boxed twice.
+    pub(crate) fn with_boxed_timeout<T: Future + ?Sized>(
+        self,
+        timer: Pin<Box<T>>,
+    ) -> AcquireOwnedTimeout<N, T> {
         AcquireOwnedTimeout {
             waiting: self.waiting,
-            timer: Box::pin(timer),
+            timer,
         }
     }
 }
@@ -638,7 +666,7 @@ impl<const N: usize> AcquireOwned<N> {
 /// Dropping it at any point takes nothing: see
 /// [`acquire`](MultiSemaphore::acquire).
 #[must_use = "futures do nothing unless polled"]
-pub struct AcquireTimeout<'a, const N: usize, T> {
+pub struct AcquireTimeout<'a, const N: usize, T: ?Sized> {
     waiting: Waiting<&'a MultiSemaphore<N>, N>,
     /// Boxed: pinned without `unsafe` projection.
     timer: Pin<Box<T>>,
@@ -652,12 +680,21 @@ pub struct AcquireTimeout<'a, const N: usize, T> {
 /// Dropping it at any point takes nothing: see
 /// [`acquire`](MultiSemaphore::acquire).
 #[must_use = "futures do nothing unless polled"]
-pub struct AcquireOwnedTimeout<const N: usize, T> {
+pub struct AcquireOwnedTimeout<const N: usize, T: ?Sized> {
     waiting: Waiting<Arc<MultiSemaphore<N>>, N>,
     timer: Pin<Box<T>>,
 }
 
-impl<'a, const N: usize, T: Future> Future for AcquireTimeout<'a, N, T> {
+impl<const N: usize, T: ?Sized> AcquireOwnedTimeout<N, T> {
+    /// After it ended with a timeout: the first dimension its request was
+    /// short in then, or `None` where it was queued behind others.
+    #[cfg(feature = "tower")]
+    pub(crate) fn short_at_timeout(&self) -> Option<usize> {
+        self.waiting.short_at_timeout()
+    }
+}
+
+impl<'a, const N: usize, T: Future + ?Sized> Future for AcquireTimeout<'a, N, T> {
     type Output = Result<Permit<'a, N>, AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -669,7 +706,7 @@ impl<'a, const N: usize, T: Future> Future for AcquireTimeout<'a, N, T> {
     }
 }
 
-impl<const N: usize, T: Future> Future for AcquireOwnedTimeout<N, T> {
+impl<const N: usize, T: Future + ?Sized> Future for AcquireOwnedTimeout<N, T> {
     type Output = Result<OwnedPermit<N>, AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -681,7 +718,7 @@ impl<const N: usize, T: Future> Future for AcquireOwnedTimeout<N, T> {
     }
 }
 
-impl<const N: usize, T> fmt::Debug for AcquireTimeout<'_, N, T> {
+impl<const N: usize, T: ?Sized> fmt::Debug for AcquireTimeout<'_, N, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireTimeout")
             .field("amounts", &self.waiting.amounts)
@@ -690,7 +727,7 @@ impl<const N: usize, T> fmt::Debug for AcquireTimeout<'_, N, T> {
     }
 }
 
-impl<const N: usize, T> fmt::Debug for AcquireOwnedTimeout<N, T> {
+impl<const N: usize, T: ?Sized> fmt::Debug for AcquireOwnedTimeout<N, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireOwnedTimeout")
             .field("amounts", &self.waiting.amounts)

@@ -1331,9 +1331,10 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Gives up a queued request of `amounts` (timeout, or a dropped
-    /// future). `Ok(dim)`: it was still queued, held back by dimension `dim`
-    /// (see [`Shortfall`]), and took nothing; those behind it that now fit
-    /// are served. `Err(outcome)`: it had ended first, and a `Granted`
+    /// future). `Ok(shortfall)`: it was still queued, held back as
+    /// `shortfall` says (judged before it left, so before those behind it
+    /// took anything), and took nothing; those behind it that now fit are
+    /// served. `Err(outcome)`: it had ended first, and a `Granted`
     /// outcome means the caller holds the permits. `parked`: the blocked
     /// thread's flag, for a request made by `wait` (its flag means the whole
     /// request was granted; a clamped grant is in its slot).
@@ -1342,7 +1343,7 @@ impl<const N: usize> MultiSemaphore<N> {
         ticket: Ticket,
         amounts: [u64; N],
         parked: Option<&Parked>,
-    ) -> Result<usize, Outcome<N>> {
+    ) -> Result<Shortfall, Outcome<N>> {
         let mut wake = WakeList::new();
         let (result, notify) = {
             let mut queue = self.lock();
@@ -1353,12 +1354,12 @@ impl<const N: usize> MultiSemaphore<N> {
             }
             // Before it leaves: it may be the head itself. What holds it
             // back is judged on what it would be granted (its clamp).
-            let dim = self.shortfall_locked(&queue, self.clamp(amounts)).dim;
+            let shortfall = self.shortfall_locked(&queue, self.clamp(amounts));
             match queue.cancel(ticket) {
                 Ok(notify) => {
                     // The head may have left: serve whoever fits now.
                     self.rebalance(&mut queue, &mut wake);
-                    (Ok(dim), notify)
+                    (Ok(shortfall), notify)
                 }
                 Err(outcome) => (Err(outcome), None),
             }

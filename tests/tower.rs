@@ -254,6 +254,87 @@ async fn wait_timeout_gives_up_and_takes_nothing() {
     );
 }
 
+/// A timer that fires when its flag is set, at the next poll.
+struct Flagged(Arc<std::sync::atomic::AtomicBool>);
+
+impl Future for Flagged {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0.load(SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+/// `TimedOut::dim` is the semaphore's verdict when the time ran out, not
+/// what is available after the timeout's cancel has let in those behind:
+/// here they take the requests the timed-out request did not lack.
+#[test]
+fn timed_out_names_the_dimension_short_when_the_time_ran_out() {
+    let sem = Arc::new(MultiSemaphore::new([10, 10]));
+    let held = sem.try_acquire_owned([5, 5]).unwrap();
+    let fire = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = Arc::clone(&fire);
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |amounts: &[u64; 2]| *amounts)
+        .names(["requests", "bytes"])
+        .wait_timeout(Duration::from_secs(3600), move |_| {
+            Flagged(Arc::clone(&timer))
+        })
+        .layer(service_fn(|_: [u64; 2]| async { Ok::<_, Infallible>(()) }));
+    // Short in bytes only; behind it, a request that fits but waits its turn.
+    let mut ours = Box::pin(svc.call([3, 8]));
+    assert!(poll_once(ours.as_mut()).is_pending());
+    let mut behind = Box::pin(sem.acquire_owned([4, 0]));
+    assert!(poll_once(behind.as_mut()).is_pending());
+    fire.store(true, SeqCst);
+    let Poll::Ready(Err(err)) = poll_once(ours.as_mut()) else {
+        panic!("timed out");
+    };
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert_eq!((timed_out.dim(), timed_out.name()), (Some(1), "bytes"));
+    assert_eq!(sem.stats().timed_out_by, [0, 1]);
+    assert!(
+        poll_once(behind.as_mut()).is_ready(),
+        "served by the cancel"
+    );
+    drop((ours, behind, held));
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// A request that fits but finds others queued is shed with `available`
+/// 0, naming a dimension it asks for (the queue's head lacks another).
+#[test]
+fn shed_behind_queued_requests_says_nothing_was_available() {
+    let sem = Arc::new(MultiSemaphore::new([10, 10]));
+    let held = sem.try_acquire_owned([0, 5]).unwrap();
+    let mut head = Box::pin(sem.acquire_owned([1, 8]));
+    assert!(poll_once(head.as_mut()).is_pending());
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |_: &()| [1, 0])
+        .names(["requests", "bytes"])
+        .shed()
+        .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
+        panic!("shed at once");
+    };
+    let shed = err.downcast_ref::<Shed>().expect("a Shed error");
+    assert_eq!(
+        (shed.dim(), shed.name(), shed.requested(), shed.available()),
+        (0, "requests", 1, 0)
+    );
+    assert_eq!(
+        shed.to_string(),
+        "shed: requests short, requested 1, available 0"
+    );
+    drop((head, held));
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 #[tokio::test]
 async fn too_large_is_refused_at_once_in_wait_mode() {
     let sem = Arc::new(MultiSemaphore::new([4, 1000]));

@@ -46,7 +46,9 @@ pub struct Shed {
 }
 
 impl Shed {
-    /// The first dimension that was short.
+    /// The first dimension that was short. Where the request would have fit
+    /// but others were queued first (who come first), the first dimension
+    /// it asks for, with an [`available`](Self::available) of 0.
     ///
     /// ```
     /// # use multisem::tower::Shed;
@@ -193,8 +195,9 @@ impl std::error::Error for TimedOut {}
 /// The request is larger than dimension `dim`'s whole capacity: it can never
 /// be admitted, so it was refused at once in either mode, without waiting.
 ///
-/// Over HTTP this is a `413 Payload Too Large` when the short dimension is
-/// the bytes one.
+/// Over HTTP ([`http::refusal_response`](crate::http::refusal_response)
+/// and the `http` layers) this is a `413 Payload Too Large`, whichever
+/// dimension it is: the request can never fit, so retrying it is pointless.
 ///
 /// ```
 /// use multisem::MultiSemaphore;

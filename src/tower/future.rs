@@ -1,7 +1,7 @@
 //! The response future: waits for the permit if it must, then runs the
 //! inner service's future with the permit held.
 
-use super::layer::{Config, Mode, Sleep};
+use super::layer::{Config, Mode, Timer};
 use super::{Closed, Hold, Refused, TimedOut, TooLarge, Waited};
 use crate::{AcquireError, AcquireOwned, AcquireOwnedTimeout, OwnedPermit};
 use pin_project_lite::pin_project;
@@ -191,7 +191,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
             // as a cancel.
             Mode::Wait {
                 timeout: Some((after, sleep)),
-            } => Acquiring::Timed(acquire.with_timeout(sleep(*after))),
+            } => Acquiring::Timed(acquire.with_boxed_timeout(sleep(*after))),
             _ => Acquiring::Plain(acquire),
         };
         Self {
@@ -236,8 +236,12 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 Waited::TooLarge,
             ),
             Err(AcquireError::Timeout) => {
-                let available = config.sem.available();
-                let dim = (0..N).find(|&dim| available[dim] < self.amounts[dim]);
+                // The semaphore's verdict, taken before the timeout's cancel
+                // served those behind: what is available after it is not.
+                let dim = match &self.acquire {
+                    Acquiring::Timed(acquire) => acquire.short_at_timeout(),
+                    Acquiring::Plain(_) => None,
+                };
                 let timed_out = TimedOut {
                     dim,
                     name: dim.map_or("", |dim| config.names[dim]),
@@ -257,7 +261,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
 /// The semaphore's acquire, raced with the layer's timer if it has one.
 enum Acquiring<const N: usize> {
     Plain(AcquireOwned<N>),
-    Timed(AcquireOwnedTimeout<N, Sleep>),
+    Timed(AcquireOwnedTimeout<N, Timer>),
 }
 
 impl<F, Q: fmt::Debug, P: fmt::Debug, H: fmt::Debug> fmt::Debug for ResponseFuture<F, Q, P, H> {

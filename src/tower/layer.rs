@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed sleep, made only for a request that has to wait.
-pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Sleep = Pin<Box<Timer>>;
+
+/// A runtime's sleep future, unsized: what a [`Sleep`] boxes.
+pub(crate) type Timer = dyn Future<Output = ()> + Send;
 
 /// Makes a [`Sleep`] from the runtime's sleep function.
 pub(crate) type SleepFn = Arc<dyn Fn(Duration) -> Sleep + Send + Sync>;
@@ -297,7 +300,8 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// long it waited and how the wait ended; requests admitted at once are
     /// not observed (that path stays free of clocks and calls). A request
     /// dropped while it waits (its client left) is not observed either; the
-    /// semaphore counts it in [`Stats::cancelled`](crate::Stats::cancelled).
+    /// semaphore counts it in [`Stats::cancelled`](crate::Stats::cancelled)
+    /// if it had queued (its future had been polled once).
     /// The `metrics` feature's `Exporter::wait_observer` records these in a
     /// histogram.
     ///

@@ -145,8 +145,22 @@ where
                 dim,
                 requested,
                 available,
+                queued_ahead,
                 ..
             }) => match &config.mode {
+                Mode::Shed if queued_ahead => {
+                    // It would have fit, but others wait first: the error's
+                    // dimension is what *they* lack, maybe one this request
+                    // does not ask for. Name this request's first instead,
+                    // of which a newcomer could take nothing.
+                    let dim = (0..N).find(|&d| amounts[d] > 0).unwrap_or(0);
+                    Refused::Shed(Shed {
+                        dim,
+                        name: config.names[dim],
+                        requested: amounts[dim],
+                        available: 0,
+                    })
+                }
                 Mode::Shed => Refused::Shed(Shed {
                     dim,
                     name: config.names[dim],
