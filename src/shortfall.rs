@@ -54,3 +54,36 @@ impl Shortfall {
 fn first_asked<const N: usize>(amounts: &[u64; N]) -> u64 {
     1 << amounts.iter().position(|&a| a > 0).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Shortfall;
+
+    fn of(amounts: [u64; 3], available: [u64; 3], head: Option<[u64; 3]>) -> (usize, u64, bool) {
+        let s = Shortfall::of(amounts, available, head);
+        (s.dim, s.short, s.queued_ahead)
+    }
+
+    #[test]
+    fn names_every_dimension_the_request_lacks_first() {
+        // Its own shortage wins over the head's.
+        assert_eq!(of([5, 1, 9], [4, 1, 8], Some([0, 2, 0])), (0, 0b101, false));
+        assert_eq!(of([0, 3, 9], [4, 1, 8], None), (1, 0b110, false));
+    }
+
+    #[test]
+    fn names_what_the_head_lacks_when_the_request_fits() {
+        assert_eq!(of([1, 1, 1], [4, 1, 8], Some([0, 2, 9])), (1, 0b110, true));
+    }
+
+    #[test]
+    fn names_the_first_dimension_asked_for_when_nothing_lacks() {
+        // Queued behind a head that fits too (it is being served), or in a
+        // race with a return: the first dimension it asks for, skipping
+        // those it asks nothing of.
+        assert_eq!(of([0, 0, 2], [4, 1, 8], Some([1, 1, 1])), (2, 0b100, true));
+        assert_eq!(of([0, 1, 2], [4, 1, 8], None), (1, 0b010, false));
+        // An empty request: dimension 0.
+        assert_eq!(of([0, 0, 0], [0, 0, 0], None), (0, 0b001, false));
+    }
+}

@@ -2073,6 +2073,25 @@ fn the_short_set_holds_exactly_the_short_dimensions() {
 }
 
 #[test]
+fn stats_debug_names_the_dimensions() {
+    let sem = MultiSemaphore::builder([1, 10])
+        .names(&["messages", "bytes"])
+        .build();
+    assert!(sem.try_acquire([1, 11]).is_err());
+    assert!(sem.try_acquire([0, 11]).is_err());
+    let debug = format!("{:?}", sem.stats());
+    assert!(
+        debug.contains(r#"exceeded: {"messages": 0, "bytes": 2}"#),
+        "{debug}"
+    );
+    // Without names, plain arrays.
+    let sem = MultiSemaphore::new([1, 10]);
+    assert!(sem.try_acquire([0, 11]).is_err());
+    let debug = format!("{:?}", sem.stats());
+    assert!(debug.contains("exceeded: [0, 1]"), "{debug}");
+}
+
+#[test]
 fn insufficient_tells_queued_ahead_from_a_shortage() {
     for layout in Layout::ALL {
         let sem = layout.make([10, 100]);
