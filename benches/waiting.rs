@@ -15,6 +15,10 @@
 //!   `acquire_owned_blocking_timeout([1, 1 KiB], 20 ms)` and hand each permit to a completer that holds
 //!   it 5-15 ms; a third asks for [1, 512 KiB] with a 1 s timeout, drops what it gets, sleeps
 //!   10 ms, and repeats for the run. Reports big grants, big timeouts, big wait p50/p99/max.
+//! - resize_serves: how long one call takes to serve a queue of Q async waiters, per waiter,
+//!   against a release granting the same queue: `add_permits` granting them all, and a
+//!   `set_capacity` shrink failing Q oversized waiters queued behind Q that fit, against the
+//!   same 2Q waiters cancelled. Medians of 5 rounds.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -551,6 +555,76 @@ fn run_starvation(run_for: Duration) {
     starvation_row("mutex_condvar", CondvarPair::new(STARVE_CAP), run_for);
 }
 
+/// Q async waiters of `amounts` queued on `sem`, polled once.
+fn queue_waiters(
+    sem: &Arc<MultiSemaphore<1>>,
+    q: u64,
+    amounts: [u64; 1],
+) -> Vec<std::pin::Pin<Box<multisem::AcquireOwned<1>>>> {
+    use std::future::Future;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    (0..q)
+        .map(|_| {
+            let mut acquire = Box::pin(sem.acquire_owned(amounts));
+            assert!(acquire.as_mut().poll(&mut cx).is_pending());
+            acquire
+        })
+        .collect()
+}
+
+/// Times `serve` on a fresh queue made by `setup`; the waiters are dropped
+/// after the clock stops.
+fn time_serve<T>(setup: impl Fn() -> T, serve: impl Fn(&mut T)) -> u64 {
+    let mut state = setup();
+    let start = Instant::now();
+    serve(&mut state);
+    let ns = as_ns(start.elapsed());
+    drop(state);
+    ns
+}
+
+fn run_resize_serves(rounds: u32, sizes: &[u64]) {
+    println!(
+        "\n## resize_serves: one call serving queued waiters, ns per waiter it serves (median)"
+    );
+    println!(
+        "| Q | release grants Q | add_permits grants Q | cancels of 2Q | shrink fails Q behind Q |"
+    );
+    println!("|---|---|---|---|---|");
+    for &q in sizes {
+        let held = || {
+            let sem = Arc::new(MultiSemaphore::builder([q]).max_capacity([2 * q]).build());
+            let hold = sem.try_acquire_owned([q]).unwrap();
+            let waiters = queue_waiters(&sem, q, [1]);
+            (sem, Some(hold), waiters)
+        };
+        let mixed = || {
+            let sem = Arc::new(MultiSemaphore::builder([4]).max_capacity([4]).build());
+            let hold = sem.try_acquire_owned([4]).unwrap();
+            let mut waiters = queue_waiters(&sem, q, [1]);
+            waiters.extend(queue_waiters(&sem, q, [4]));
+            (sem, Some(hold), waiters)
+        };
+        // Per waiter served: granted, cancelled or failed.
+        let median = |served: u64, f: &dyn Fn() -> u64| {
+            let mut ns: Vec<u64> = (0..rounds).map(|_| f()).collect();
+            ns.sort_unstable();
+            ns[ns.len() / 2] / served
+        };
+        let release = median(q, &|| time_serve(held, |(_, hold, _)| drop(hold.take())));
+        let grow = median(q, &|| {
+            time_serve(held, |(sem, _, _)| sem.add_permits([q]).unwrap())
+        });
+        let cancels = median(2 * q, &|| {
+            time_serve(mixed, |(_, _, waiters)| waiters.clear())
+        });
+        let shrink = median(q, &|| {
+            time_serve(mixed, |(sem, _, _)| sem.set_capacity([3]).unwrap())
+        });
+        println!("| {q} | {release} | {grow} | {cancels} | {shrink} |");
+    }
+}
+
 fn main() {
     let (run_for, rounds) = match common::run_mode() {
         RunMode::List => return,
@@ -570,5 +644,11 @@ fn main() {
     }
     if wanted("starvation") {
         run_starvation(run_for);
+    }
+    if wanted("resize_serves") {
+        match common::run_mode() {
+            RunMode::Bench => run_resize_serves(5, &[1_000, 10_000, 40_000]),
+            _ => run_resize_serves(1, &[1_000]),
+        }
     }
 }

@@ -405,7 +405,9 @@ enum State {
     /// Returned `Ready` with a timeout (`with_timeout`'s timer fired while it
     /// was queued): the first dimension its own request was short in, or
     /// none where it would have fit but was queued behind others. As `Done`.
-    TimedOut(Option<usize>),
+    /// A `u8` (a semaphore has at most 64 dimensions), so that the state,
+    /// which every future carries, stays the size of a ticket and its tag.
+    TimedOut(Option<u8>),
 }
 
 impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
@@ -473,7 +475,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         let result = match self.sem.cancel(ticket, self.amounts, None) {
             Ok(shortfall) => {
                 self.sem.record(Event::TimedOut(shortfall.dim));
-                let short = (!shortfall.queued_ahead).then_some(shortfall.dim);
+                let short = (!shortfall.queued_ahead).then_some(shortfall.dim as u8);
                 self.state = State::TimedOut(short);
                 return Err(AcquireError::Timeout);
             }
@@ -489,7 +491,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     fn short_at_timeout(&self) -> Option<usize> {
         match self.state {
-            State::TimedOut(short) => short,
+            State::TimedOut(short) => short.map(usize::from),
             _ => None,
         }
     }

@@ -1120,11 +1120,12 @@ impl<const N: usize> MultiSemaphore<N> {
         resized: bool,
         mut full: impl FnMut(&mut WakeList),
     ) {
+        let mut failing = resized;
         while wake.is_full() {
             full(wake);
             let mut queue = self.lock();
-            if resized {
-                self.fail_oversized(&mut queue, wake);
+            if failing {
+                failing = self.fail_oversized(&mut queue, wake, false);
             }
             self.rebalance(&mut queue, wake);
         }

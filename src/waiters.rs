@@ -167,6 +167,9 @@ pub(crate) struct WaitQueue<const N: usize> {
     head: u32,
     tail: u32,
     len: usize,
+    /// The next queued entry `fail_oversized` has to check, or `NIL`:
+    /// moved past an entry when it is unlinked.
+    check_at: u32,
     /// Chunks retired under the lock, to be freed after it is released.
     retired: Option<Chunk<N>>,
     /// What the counters' `SLOW` flag was last set to. Only the lock holder
@@ -201,6 +204,7 @@ impl<const N: usize> WaitQueue<N> {
             head: NIL,
             tail: NIL,
             len: 0,
+            check_at: NIL,
             retired: None,
             slow: false,
         }
@@ -301,12 +305,22 @@ impl<const N: usize> WaitQueue<N> {
         self.entry(self.head)
     }
 
-    /// The queued request after `ticket` (which must be queued).
-    pub(crate) fn next(&self, ticket: Ticket) -> Option<(Ticket, [u64; N])> {
-        match self.slot(ticket.0) {
-            &Slot::Queued { next, .. } => self.entry(next),
+    /// Restarts the walk of `fail_oversized` at the head.
+    pub(crate) fn start_check(&mut self) {
+        self.check_at = self.head;
+    }
+
+    /// The entry the walk of `fail_oversized` checks next.
+    pub(crate) fn checking(&self) -> Option<(Ticket, [u64; N])> {
+        self.entry(self.check_at)
+    }
+
+    /// The walk moves past `ticket` (which must be queued).
+    pub(crate) fn checked(&mut self, ticket: Ticket) {
+        self.check_at = match self.slot(ticket.0) {
+            &Slot::Queued { next, .. } => next,
             _ => unreachable!("only queued slots are linked"),
-        }
+        };
     }
 
     fn entry(&self, index: u32) -> Option<(Ticket, [u64; N])> {
@@ -418,6 +432,9 @@ impl<const N: usize> WaitQueue<N> {
         match next {
             NIL => self.tail = prev,
             next => self.set_prev(next, prev),
+        }
+        if self.check_at == index {
+            self.check_at = next;
         }
         self.len -= 1;
         (notify, amounts)

@@ -1708,6 +1708,65 @@ fn a_shrink_fails_many_oversized_waiters_and_serves_the_rest() {
     }
 }
 
+/// Drops the futures in its slots when woken.
+struct DropsOnWake(Mutex<Vec<Pin<Box<multisem::AcquireOwned<2>>>>>);
+
+impl Wake for DropsOnWake {
+    fn wake(self: Arc<Self>) {
+        drop(std::mem::take(&mut *self.0.lock().unwrap()));
+    }
+}
+
+#[test]
+fn a_shrink_fails_every_oversized_waiter_though_some_leave_between_its_batches() {
+    // A shrink fails the oversized waiters a batch of wakes at a time,
+    // walking the queue once: each batch is woken with the lock released,
+    // and the walk goes on where it stopped. The first waiter's waker drops
+    // the ninth (where the walk stopped, after the first batch of eight),
+    // the tenth and the fifteenth: the walk must step past them and still
+    // fail every other oversized waiter, and the waiters that fit stay
+    // queued, in order.
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    for (layout, sem) in layouts([4, 4]) {
+        let hold = sem.try_acquire_owned([4, 4]).unwrap();
+        let dropper = Arc::new(DropsOnWake(Mutex::new(Vec::new())));
+        let mut first = Box::pin(sem.acquire_owned([4, 1]));
+        let first_waker = Waker::from(Arc::clone(&dropper));
+        assert!(poll_with(first.as_mut(), &first_waker).is_pending());
+        let mut oversized = queue_many(&sem, 19, [4, 1]);
+        let fitting = queue_many(&sem, 3, [1, 1]);
+        for i in [13, 8, 7] {
+            let (_, _, f) = oversized.remove(i);
+            dropper.0.lock().unwrap().push(f);
+        }
+        assert_eq!(sem.waiters(), 23, "{layout}");
+        sem.set_capacity([3, 4]).unwrap();
+        assert!(dropper.0.lock().unwrap().is_empty(), "{layout}: woken");
+        let r = ready(poll_with(first.as_mut(), &first_waker), "failed");
+        assert!(matches!(
+            r,
+            Err(AcquireError::ExceedsCapacity { dim: 0, .. })
+        ));
+        for (i, (cw, waker, f)) in oversized.iter_mut().enumerate() {
+            assert_eq!(cw.wakes(), 1, "{layout}: oversized waiter {i}");
+            let r = ready(poll_with(f.as_mut(), waker), "failed");
+            assert!(
+                matches!(r, Err(AcquireError::ExceedsCapacity { dim: 0, .. })),
+                "{layout}: {r:?}"
+            );
+        }
+        assert_eq!(sem.waiters(), 3, "{layout}");
+        assert_eq!(sem.stats().exceeded, [17, 0], "{layout}");
+        assert_eq!(sem.stats().cancelled, 3, "{layout}");
+        drop(hold);
+        for (cw, waker, mut f) in fitting {
+            assert_eq!(cw.wakes(), 1, "{layout}");
+            drop(ready(poll_with(f.as_mut(), &waker), "granted").unwrap());
+        }
+        assert_eq!(sem.available(), [3, 4], "{layout}");
+    }
+}
+
 #[test]
 fn a_queue_past_its_kept_slots_stays_in_order_across_cancels_and_drains() {
     // 300 waiters (past the 63 slots the queue keeps, over several chunks),

@@ -115,7 +115,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         self.counters.forgot(&amounts);
         let mut wake = WakeList::new();
-        {
+        let more = {
             let mut queue = self.lock();
             for (d, &amount) in amounts.iter().enumerate() {
                 // Relaxed: see `Limits`; we hold the lock.
@@ -126,10 +126,11 @@ impl<const N: usize> MultiSemaphore<N> {
                 // most capacity + debt.
                 self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
             }
-            self.fail_oversized(&mut queue, &mut wake);
+            let more = self.fail_oversized(&mut queue, &mut wake, true);
             self.rebalance(&mut queue, &mut wake);
-        }
-        self.wake_and_serve(&mut wake, true);
+            more
+        };
+        self.wake_and_serve(&mut wake, more);
         wake.finish();
     }
 
@@ -145,11 +146,11 @@ impl<const N: usize> MultiSemaphore<N> {
     ) -> Result<(), CapacityError> {
         debug_assert!(dim < N, "the controller's dimensions are checked");
         let mut wake = WakeList::new();
-        self.resize_locked(
+        let more = self.resize_locked(
             |old, d| Some(if d == dim { capacity } else { old }),
             &mut wake,
         )?;
-        self.serve_batches(&mut wake, true, |full| full.hand_over(woken));
+        self.serve_batches(&mut wake, more, |full| full.hand_over(woken));
         wake.hand_over(woken);
         Ok(())
     }
@@ -158,8 +159,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// dimension's new capacity (`None` when the sum overflows `u64`).
     fn resize(&self, target: impl Fn(u64, usize) -> Option<u64>) -> Result<(), CapacityError> {
         let mut wake = WakeList::new();
-        self.resize_locked(target, &mut wake)?;
-        self.wake_and_serve(&mut wake, true);
+        let more = self.resize_locked(target, &mut wake)?;
+        self.wake_and_serve(&mut wake, more);
         wake.finish();
         Ok(())
     }
@@ -170,7 +171,7 @@ impl<const N: usize> MultiSemaphore<N> {
         &self,
         target: impl Fn(u64, usize) -> Option<u64>,
         wake: &mut WakeList,
-    ) -> Result<(), CapacityError> {
+    ) -> Result<bool, CapacityError> {
         {
             let mut queue = self.lock();
             let old = self.capacity();
@@ -220,10 +221,12 @@ impl<const N: usize> MultiSemaphore<N> {
             // sees all the resize did (see `limits_unchanged_since`). No
             // fast take passes meanwhile: `SLOW` is set.
             self.rebase_low_water();
-            self.fail_oversized(&mut queue, wake);
+            // Only a shrink can make a queued request oversized.
+            let shrank = (0..N).any(|d| new[d] < old[d]);
+            let more = shrank && self.fail_oversized(&mut queue, wake, true);
             self.rebalance(&mut queue, wake);
+            Ok(more)
         }
-        Ok(())
     }
 
     /// After a capacity shrank: queued requests that can never fit now fail
@@ -231,17 +234,27 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Stops at a full batch of wakes; `wake_and_serve` comes back for the
     /// rest. Not where requests are clamped (`Builder::clamp_oversized`):
     /// those follow the capacity instead, granted the capacity of their grant.
-    pub(super) fn fail_oversized(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
+    /// Returns whether it stopped at a full batch with entries left to
+    /// check; `from_start`: a new walk (a resize), else the walk goes on
+    /// where the last one stopped.
+    pub(super) fn fail_oversized(
+        &self,
+        queue: &mut WaitQueue<N>,
+        wake: &mut WakeList,
+        from_start: bool,
+    ) -> bool {
         if self.clamp_oversized {
-            return;
+            return false;
+        }
+        if from_start {
+            queue.start_check();
         }
         let capacity = self.capacity();
-        let mut at = queue.front();
-        while let Some((ticket, amounts)) = at {
+        while let Some((ticket, amounts)) = queue.checking() {
             if wake.is_full() {
-                break;
+                return true;
             }
-            at = queue.next(ticket);
+            queue.checked(ticket);
             if let Some(dim) = (0..N).find(|&d| amounts[d] > capacity[d]) {
                 self.stats.record(Event::Exceeded(dim));
                 let outcome = Outcome::ExceedsCapacity {
@@ -251,6 +264,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 wake.push(queue.complete(ticket, outcome));
             }
         }
+        false
     }
 
     /// Pays what debt it can from the counters (permits that came back since
