@@ -61,7 +61,7 @@
 //! * **Waiting allocates nothing in steady state.** An async acquire that
 //!   queues, and the release that grants it, reuse the queue's memory; the
 //!   queue grows outside the internal lock and gives the memory of its peak
-//!   back once it drains.
+//!   back once it drains (no waiter queued, every result collected).
 //! * **A panicking waker strands nobody.** A release, resize or `close` that
 //!   grants (or closes out) several waiters wakes every one of them even if a
 //!   waker panics, then re-raises the first such panic to its caller. While

@@ -72,8 +72,8 @@ pub struct Stats<const N: usize> {
     /// Async acquires dropped after they were queued and before they
     /// delivered a permit (a grant that raced the drop is returned, and
     /// counted here, not in `acquired`; one that `close` woke first counts in
-    /// `closed_out`). Includes those dropped by a runtime's timeout: see
-    /// above.
+    /// `closed_out`, and one a shrink failed first only in `exceeded`).
+    /// Includes those dropped by a runtime's timeout: see above.
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,

@@ -1384,3 +1384,144 @@ fn the_controller_s_acquire_can_be_spawned() {
     permit.complete(Outcome::success());
     assert_eq!(sem.available(), sem.capacity());
 }
+
+// What the docs promise at the edges (a reviewer's audit of the docs).
+
+/// `Controller::track` and `track_at` panic on another semaphore's permit,
+/// with the message their docs give; that permit goes back to its own.
+#[test]
+fn tracking_another_semaphores_permit_panics() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let other = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .build();
+    for at in [false, true] {
+        let permit = other.try_acquire_owned([1, 1]).unwrap();
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if at {
+                drop(ctl.track_at(permit, Instant::now()))
+            } else {
+                drop(ctl.track(permit))
+            }
+        }))
+        .expect_err("tracking a stranger's permit");
+        assert_eq!(
+            panic_message(&*payload),
+            "the permit belongs to another semaphore than the controller's"
+        );
+        assert_eq!(other.available(), other.capacity());
+    }
+}
+
+/// `count_and_bytes` panics as `limit` does, for either dimension.
+#[test]
+fn count_and_bytes_panics_as_limit_for_either_dimension() {
+    let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let panic_of = |count: usize, bytes: usize, count_bounds: RangeInclusive<u64>| {
+        let builder = Controller::builder(Arc::clone(&sem));
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            builder.count_and_bytes(count, count_bounds, bytes, 1..=(1 << 20))
+        }))
+        .expect_err("refused");
+        panic_message(&*payload)
+    };
+    let out_of_range = "dimension 2 out of range: the semaphore has 2";
+    assert_eq!(panic_of(2, 1, 1..=8), out_of_range);
+    assert_eq!(panic_of(0, 2, 1..=8), out_of_range);
+    assert_eq!(
+        panic_of(0, 1, 0..=8),
+        "dimension 0: bounds 0..=8 must be non-empty and start above 0"
+    );
+}
+
+/// The build's clamp into the bounds resizes the semaphore but is not
+/// counted in `resizes()`; a window's resize is.
+#[test]
+fn the_clamp_at_build_is_not_counted_as_a_resize() {
+    let sem = Arc::new(MultiSemaphore::new([1000, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    assert_eq!((sem.capacity(), ctl.resizes()), ([256, 1 << 20], 0));
+    ctl.try_acquire([1, 0]).unwrap().complete(Outcome::Dropped);
+    assert_eq!((sem.capacity()[0], ctl.resizes()), (230, 1));
+}
+
+/// `Dimension::limit` is the limit the controller last set: a resize from
+/// elsewhere is not shown to the algorithm, and the window sets it back.
+#[test]
+fn an_algorithm_sees_the_controllers_limit_after_a_resize_from_elsewhere() {
+    struct Spy(Arc<std::sync::Mutex<Vec<u64>>>);
+    impl Algorithm for Spy {
+        fn update(&mut self, _: &Window, dim: &Dimension) -> u64 {
+            self.0.lock().unwrap().push(dim.limit);
+            dim.limit
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=256, Spy(Arc::clone(&seen)))
+        .window(Duration::ZERO, 1)
+        .build();
+    sem.set_capacity_of(0, 100).unwrap();
+    ctl.try_acquire([1, 0])
+        .unwrap()
+        .complete(Outcome::success());
+    assert_eq!(*seen.lock().unwrap(), [64]);
+    assert_eq!(sem.capacity(), [64, 1 << 20], "set back by the window");
+}
+
+/// `BandwidthDelay`'s base delay is the lowest of the last `delay_windows`
+/// windows, the current one included: with one window, the last alone.
+#[test]
+fn the_base_delay_spans_exactly_delay_windows() {
+    let mut algorithm = BandwidthDelay::default()
+        .per_request()
+        .delay_windows(1)
+        .probe_every(0);
+    let mut dim = Dimension::default();
+    (dim.limit, dim.min, dim.max) = (10, 1, 1000);
+    let mut window = Window::default();
+    (window.elapsed, window.successes) = (Duration::from_secs(1), 100);
+    window.min_rtt = Duration::from_millis(10);
+    // 1.25 x 100/s x 10 ms + 2 requests = 3.25
+    assert_eq!(algorithm.update(&window, &dim), 3);
+    window.min_rtt = Duration::from_millis(20);
+    // 1.25 x 100/s x 20 ms + 2 = 4.5: the 10 ms window is past the span.
+    assert_eq!(algorithm.update(&window, &dim), 4);
+    assert_eq!(algorithm.base_delay(), Some(0.020));
+}
+
+/// `Gradient2` beyond its tolerance never grows: just past it the cut is
+/// smaller than the queue allowance and the limit holds; far past it, it
+/// shrinks. Below its utilization a window changes nothing, either way.
+#[test]
+fn gradient2_holds_just_past_its_tolerance_and_ignores_unused_limits() {
+    let window = |micros| {
+        let mut window = Window::default();
+        (window.successes, window.mean_rtt) = (50, Duration::from_micros(micros));
+        window
+    };
+    let dim = |limit, peak| {
+        let mut dim = Dimension::default();
+        (dim.limit, dim.peak_in_flight, dim.min, dim.max) = (limit, peak, 1, 1000);
+        dim
+    };
+    let warmed = || {
+        let mut gradient = Gradient2::default();
+        let limit = gradient.update(&window(10_000), &dim(100, 100));
+        (gradient, limit)
+    };
+    let (mut gradient, limit) = warmed();
+    assert_eq!(limit, 102);
+    assert_eq!(gradient.update(&window(16_500), &dim(limit, limit)), limit);
+    let (mut gradient, limit) = warmed();
+    assert!(gradient.update(&window(30_000), &dim(limit, limit)) < limit);
+    let (mut gradient, limit) = warmed();
+    assert_eq!(gradient.update(&window(30_000), &dim(limit, 40)), limit);
+    let (mut gradient, limit) = warmed();
+    assert_eq!(gradient.update(&window(10_000), &dim(limit, 40)), limit);
+}

@@ -2092,6 +2092,22 @@ fn stats_debug_names_the_dimensions() {
 }
 
 #[test]
+fn a_future_a_shrink_failed_then_dropped_counts_only_as_exceeded() {
+    let sem = MultiSemaphore::new([4, 1000]);
+    let held = sem.try_acquire([0, 900]).unwrap();
+    let mut waiting = Box::pin(sem.acquire([1, 800]));
+    assert!(poll_once(waiting.as_mut()).is_pending());
+    sem.set_capacity([4, 500]).unwrap();
+    drop(waiting);
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.exceeded, stats.cancelled, stats.closed_out),
+        ([0, 1], 0, 0)
+    );
+    drop(held);
+}
+
+#[test]
 fn insufficient_tells_queued_ahead_from_a_shortage() {
     for layout in Layout::ALL {
         let sem = layout.make([10, 100]);

@@ -777,3 +777,111 @@ async fn the_layer_its_service_and_its_futures_debug_their_state() {
     drop((waiting, calling));
     assert_eq!(sem.available(), [1, 1000]);
 }
+
+/// `Shed::requested` is what the request asked, also on a semaphore that
+/// clamps oversized requests; `available` is what was free, here with a
+/// waiter queued, since the request itself was short.
+#[test]
+fn shed_reports_the_request_and_what_was_free() {
+    let sem = Arc::new(
+        MultiSemaphore::builder([4, 100])
+            .clamp_oversized(true)
+            .build(),
+    );
+    let held = sem.try_acquire_owned([3, 1]).unwrap();
+    let mut head = Box::pin(sem.acquire_owned([2, 0]));
+    assert!(poll_once(head.as_mut()).is_pending());
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |len: &u64| [1, *len])
+        .shed()
+        .layer(service_fn(|_: u64| async { Ok::<_, Infallible>(()) }));
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(500))) else {
+        panic!("shed at once");
+    };
+    let shed = err.downcast_ref::<Shed>().expect("a Shed error");
+    assert_eq!(
+        (shed.dim(), shed.requested(), shed.available()),
+        (1, 500, 99)
+    );
+    drop((head, held));
+}
+
+/// A waiting request that a shrink leaves larger than the capacity ends
+/// with `TooLarge` after waiting, observed as `Waited::TooLarge`.
+#[test]
+fn a_shrink_turns_a_waiting_request_too_large() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let held = sem.try_acquire_owned([0, 500]).unwrap();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ends);
+    let mut svc = bytes_layer(&sem)
+        .on_wait(move |_, end| seen.lock().unwrap().push(end))
+        .layer(echo());
+    let mut call = Box::pin(svc.call(800));
+    assert!(poll_once(call.as_mut()).is_pending());
+    sem.set_capacity([4, 600]).unwrap();
+    let Poll::Ready(Err(err)) = poll_once(call.as_mut()) else {
+        panic!("failed by the shrink");
+    };
+    let too_large = err.downcast_ref::<TooLarge>().expect("a TooLarge error");
+    assert_eq!(
+        (too_large.dim(), too_large.requested(), too_large.capacity()),
+        (1, 800, 600)
+    );
+    assert_eq!(*ends.lock().unwrap(), [Waited::TooLarge]);
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.refused, stats.waited, stats.exceeded),
+        ([0, 1], [0, 1], [0, 1])
+    );
+    drop(held);
+}
+
+/// A request dropped before its first poll never queued and counts
+/// nowhere; one dropped while it waits is not observed and counts as
+/// cancelled.
+#[test]
+fn a_waiting_request_dropped_counts_as_cancelled_once_queued() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1000]));
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ends);
+    let mut svc = bytes_layer(&sem)
+        .on_wait(move |_, end| seen.lock().unwrap().push(end))
+        .layer(echo());
+    drop(svc.call(10));
+    assert_eq!(sem.stats().cancelled, 0);
+    let mut call = Box::pin(svc.call(10));
+    assert!(poll_once(call.as_mut()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    drop(call);
+    assert_eq!((sem.waiters(), sem.stats().cancelled), (0, 1));
+    assert!(ends.lock().unwrap().is_empty());
+    drop(held);
+}
+
+/// A request that would fit but times out queued behind an earlier one
+/// names no dimension; the semaphore counts it under the head's.
+#[test]
+fn timed_out_behind_earlier_requests_names_no_dimension() {
+    let sem = Arc::new(MultiSemaphore::new([2, 1000]));
+    let held = sem.try_acquire_owned([0, 900]).unwrap();
+    let mut head = Box::pin(sem.acquire_owned([1, 500]));
+    assert!(poll_once(head.as_mut()).is_pending());
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |_: &()| [1, 10])
+        .wait_timeout(Duration::ZERO, |_| async {})
+        .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
+        panic!("timed out at once");
+    };
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert_eq!((timed_out.dim(), timed_out.name()), (None, ""));
+    assert!(
+        timed_out
+            .to_string()
+            .ends_with("waiting for earlier requests"),
+        "{timed_out}"
+    );
+    let stats = sem.stats();
+    assert_eq!((stats.timed_out, stats.timed_out_by), (1, [0, 1]));
+    drop((head, held));
+}

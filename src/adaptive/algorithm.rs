@@ -39,7 +39,9 @@ use super::window::Window;
 pub struct Dimension {
     /// Which dimension of the semaphore.
     pub index: usize,
-    /// The limit (capacity) in force.
+    /// The limit the controller last set: the capacity in force, unless
+    /// something else resized this dimension since (the window's new limit
+    /// replaces that too).
     pub limit: u64,
     /// The most seen in flight in this dimension at a completion during the
     /// window: a limit well above it is not what holds the caller back.

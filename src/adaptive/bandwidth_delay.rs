@@ -311,20 +311,19 @@ impl Algorithm for BandwidthDelay {
         // of 0 would hold the product at 0 for `delay_windows`, with every
         // window draining: such a window measures the rate, not the delay.
         let delay = (min_rtt > own_bytes).then_some(min_rtt - own_bytes);
-        let base_delay = match (self.base_delay(), delay) {
-            (Some(base), Some(delay)) => base.min(delay),
-            (Some(only), None) | (None, Some(only)) => only,
-            (None, None) => return self.estimate.set(limit),
-        };
         if let Some(delay) = delay {
-            if delay > self.drain * base_delay {
-                // A queue stood through the whole window: the downstream was
-                // busy, so this rate is what it delivers now. Forget the
-                // faster past.
-                self.rates.clear();
-                self.rates.push_back(sample);
-            }
             push_bounded(&mut self.delays, delay, self.delay_windows);
+        }
+        // The lowest of the last `delay_windows` windows, this one's included.
+        let Some(base_delay) = self.base_delay() else {
+            return self.estimate.set(limit);
+        };
+        if delay.is_some_and(|delay| delay > self.drain * base_delay) {
+            // A queue stood through the whole window: the downstream was
+            // busy, so this rate is what it delivers now. Forget the faster
+            // past.
+            self.rates.clear();
+            self.rates.push_back(sample);
         }
         let (bandwidth, request) = self.bandwidth();
         let product = self.gain * bandwidth * base_delay;

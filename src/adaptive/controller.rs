@@ -156,7 +156,9 @@ impl<const N: usize> Controller<N> {
         self.state.lock().windows
     }
 
-    /// How many times it has resized the semaphore.
+    /// How many times it has resized the semaphore, at a window's close or
+    /// in [`set_bounds`](Self::set_bounds); the clamp into the bounds at
+    /// [`build`](ControllerBuilder::build) is not counted.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};

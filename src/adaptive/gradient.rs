@@ -7,9 +7,12 @@ use super::window::Window;
 /// it compares the window's mean round-trip time (short term) with an
 /// exponential average over many windows (long term). While the short term
 /// stays within [`tolerance`](Self::tolerance) times the long term, the limit
-/// grows by a queue allowance of √limit; beyond it, the limit shrinks in
-/// proportion (at most by half a step), and never grows. Every step is
-/// smoothed.
+/// grows by a queue allowance of √limit; beyond it, the limit never grows:
+/// it shrinks in proportion (at most by half a step) where that cut
+/// outweighs the allowance, and holds just past the tolerance. Every step is
+/// smoothed. A window that used less than [`utilization`](Self::utilization)
+/// of the limit changes nothing: as in Netflix's, a caller that did not
+/// use the limit says nothing about it.
 ///
 /// Use it for a request count whose latency grows as requests queue. With
 /// mixed request sizes the round-trip times are mixed too, which blurs the
@@ -109,8 +112,8 @@ impl Gradient2 {
         self
     }
 
-    /// Grow only if the peak in flight reached this share of the limit
-    /// (default 0.5).
+    /// Change the limit only if the peak in flight reached this share of
+    /// it (default 0.5): below it, the window neither grows nor shrinks it.
     ///
     /// ```
     /// let a = multisem::adaptive::Gradient2::default().utilization(0.8);

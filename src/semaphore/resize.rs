@@ -22,8 +22,10 @@ use crate::sync::Ordering;
 use crate::waiters::{Outcome, WaitQueue, WakeList, Woken};
 
 impl<const N: usize> MultiSemaphore<N> {
-    /// Grows each dimension's capacity, and what is available, by `amounts`.
-    /// Queued acquirers that now fit are served.
+    /// Grows each dimension's capacity by `amounts`, and what is available
+    /// by what is left of them once they have paid any debt of a shrink below
+    /// what is in flight (see [`set_capacity`](Self::set_capacity)). Queued
+    /// acquirers that now fit are served.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

@@ -82,8 +82,9 @@ impl Shed {
         self.requested
     }
 
-    /// What a newcomer could take in that dimension when it was refused
-    /// (0 while others are queued: they come first).
+    /// What was free in that dimension when it was refused: 0 where the
+    /// request would have fit but others were queued first (they come
+    /// first).
     ///
     /// ```
     /// # use multisem::tower::Shed;
@@ -193,7 +194,9 @@ impl fmt::Display for TimedOut {
 impl std::error::Error for TimedOut {}
 
 /// The request is larger than dimension `dim`'s whole capacity: it can never
-/// be admitted, so it was refused at once in either mode, without waiting.
+/// be admitted. Refused without waiting, in either mode, when it arrives
+/// so; a request already waiting that a shrink leaves too large ends with
+/// it too ([`Waited::TooLarge`](super::Waited::TooLarge)).
 ///
 /// Over HTTP ([`http::refusal_response`](crate::http::refusal_response)
 /// and the `http` layers) this is a `413 Payload Too Large`, whichever

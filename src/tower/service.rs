@@ -143,7 +143,6 @@ where
             }
             Err(TryAcquireError::Insufficient {
                 dim,
-                requested,
                 available,
                 queued_ahead,
                 ..
@@ -164,7 +163,8 @@ where
                 Mode::Shed => Refused::Shed(Shed {
                     dim,
                     name: config.names[dim],
-                    requested,
+                    // What it asked, not its clamp (on a clamping semaphore).
+                    requested: amounts[dim],
                     available,
                 }),
                 Mode::Wait { .. } => {
