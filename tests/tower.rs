@@ -885,3 +885,28 @@ fn timed_out_behind_earlier_requests_names_no_dimension() {
     assert_eq!((stats.timed_out, stats.timed_out_by), (1, [0, 1]));
     drop((head, held));
 }
+
+/// The refusals say which dimension, by index and by name, and what
+/// happened, in their `Display`.
+#[test]
+fn refusals_name_their_dimension() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |amounts: &[u64; 2]| *amounts)
+        .names(["requests", "bytes"])
+        .layer(service_fn(|_: [u64; 2]| async { Ok::<_, Infallible>(()) }));
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call([5, 1]))) else {
+        panic!("too large at once");
+    };
+    let too_large = err.downcast_ref::<TooLarge>().expect("a TooLarge error");
+    assert_eq!((too_large.dim(), too_large.name()), (0, "requests"));
+    assert_eq!(
+        too_large.to_string(),
+        "too large: requests requested 5, capacity 4"
+    );
+    sem.close();
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call([1, 1]))) else {
+        panic!("closed at once");
+    };
+    assert_eq!(err.to_string(), "semaphore closed");
+    assert!(err.is::<Closed>());
+}
