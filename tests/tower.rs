@@ -315,14 +315,17 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
     let held = sem.try_acquire_owned([0, 5]).unwrap();
     let mut head = Box::pin(sem.acquire_owned([1, 8]));
     assert!(poll_once(head.as_mut()).is_pending());
-    let mut svc = AdmitLayer::new(Arc::clone(&sem), |_: &()| [1, 0])
-        .names(["requests", "bytes"])
-        .shed()
-        .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
-    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
-        panic!("shed at once");
+    let shed_of = |amounts: [u64; 2]| {
+        let mut svc = AdmitLayer::new(Arc::clone(&sem), move |_: &()| amounts)
+            .names(["requests", "bytes"])
+            .shed()
+            .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+        let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
+            panic!("shed at once");
+        };
+        err.downcast_ref::<Shed>().expect("a Shed error").clone()
     };
-    let shed = err.downcast_ref::<Shed>().expect("a Shed error");
+    let shed = shed_of([1, 0]);
     assert_eq!(
         (shed.dim(), shed.name(), shed.requested(), shed.available()),
         (0, "requests", 1, 0)
@@ -330,6 +333,12 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
     assert_eq!(
         shed.to_string(),
         "shed: requests short, requested 1, available 0"
+    );
+    // Asking nothing of the first dimension: named by the first it asks of.
+    let shed = shed_of([0, 2]);
+    assert_eq!(
+        (shed.dim(), shed.name(), shed.requested(), shed.available()),
+        (1, "bytes", 2, 0)
     );
     drop((head, held));
     assert_eq!(sem.available(), sem.capacity());
