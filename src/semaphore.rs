@@ -1102,14 +1102,17 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Wakes whom a visit to the lock granted or closed out. A visit stops
     /// serving when its batch of notifiers is full (so that collecting them
     /// never allocates): while one came back full, wake that batch and visit
-    /// again, to serve the rest. `resized`: the visit failed oversized
-    /// requests after a shrink, and must go on doing so. The last batch is
+    /// again, to serve the rest. `failing`: the visit's walk of the queue
+    /// for requests a shrink left too large stopped at a full batch (see
+    /// `fail_oversized`), and each visit goes on with it where it stopped,
+    /// so the queue is walked once however many batches it takes. The last
+    /// batch is
     /// the caller's to wake: with `WakeList::finish`, which re-raises a
     /// waker's panic (a release, resize or close), or with
     /// `WakeList::finish_quietly` where the caller holds a result of its own
     /// that unwinding would lose (an acquire, a cancel).
-    fn wake_and_serve(&self, wake: &mut WakeList, resized: bool) {
-        self.serve_batches(wake, resized, WakeList::wake_batch);
+    fn wake_and_serve(&self, wake: &mut WakeList, failing: bool) {
+        self.serve_batches(wake, failing, WakeList::wake_batch);
     }
 
     /// `wake_and_serve`, with `full` done to each full batch (woken, or
@@ -1117,10 +1120,9 @@ impl<const N: usize> MultiSemaphore<N> {
     fn serve_batches(
         &self,
         wake: &mut WakeList,
-        resized: bool,
+        mut failing: bool,
         mut full: impl FnMut(&mut WakeList),
     ) {
-        let mut failing = resized;
         while wake.is_full() {
             full(wake);
             let mut queue = self.lock();

@@ -169,6 +169,8 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// The resize itself, under the lock: checks every dimension, then sets
     /// the capacities and the debt, and serves the queue into `wake`.
+    /// `Ok(true)`: a shrink's walk for requests now too large stopped at a
+    /// full batch, for the visits after it to go on with.
     fn resize_locked(
         &self,
         target: impl Fn(u64, usize) -> Option<u64>,
