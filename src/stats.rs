@@ -43,7 +43,10 @@ use std::fmt;
 #[non_exhaustive]
 pub struct Stats<const N: usize> {
     /// Successful acquires delivered to callers, by every method (zero
-    /// requests included).
+    /// requests included). Read while acquires run, it may lag behind them
+    /// by up to 64 (the fast path tallies its takes in steps), but never
+    /// counts one that has not happened, and never reports fewer than an
+    /// earlier snapshot did.
     pub acquired: u64,
     /// What the acquires counted in `acquired` were granted in all, per
     /// dimension: two snapshots give the throughput (for example bytes per
@@ -150,6 +153,10 @@ impl<const N: usize> Default for Stats<N> {
 #[derive(Debug)]
 pub(crate) struct StatCounters<const N: usize> {
     slow_acquired: AtomicU64,
+    /// The most `acquired` a snapshot has reported: the fast path's count
+    /// can lag while takes run (never lead), and a later snapshot must not
+    /// report fewer.
+    acquired_seen: AtomicU64,
     /// Only with `track_amounts`: an atomic add per dimension is too much
     /// for every fast take to pay by default.
     acquired_amounts: Option<[AtomicU64; N]>,
@@ -188,6 +195,7 @@ impl<const N: usize> StatCounters<N> {
     pub(crate) fn new(track_amounts: bool) -> Self {
         Self {
             slow_acquired: AtomicU64::new(0),
+            acquired_seen: AtomicU64::new(0),
             acquired_amounts: track_amounts.then(zeros),
             refused: zeros(),
             exceeded: zeros(),
@@ -254,7 +262,11 @@ impl<const N: usize> StatCounters<N> {
         let all = |c: &[AtomicU64; N]| -> [u64; N] { std::array::from_fn(|d| load(&c[d])) };
         let timed_out_by = all(&self.timed_out_by);
         Stats {
-            acquired: fast_acquired + load(&self.slow_acquired),
+            acquired: {
+                let now = fast_acquired + load(&self.slow_acquired);
+                // Relaxed: the floor is a statistic like the rest.
+                now.max(self.acquired_seen.fetch_max(now, Ordering::Relaxed))
+            },
             acquired_amounts: self.acquired_amounts.as_ref().map_or([0; N], all),
             refused: all(&self.refused),
             exceeded: all(&self.exceeded),

@@ -91,3 +91,49 @@ fn capacities_too_large_for_one_word() {
 fn single_word() {
     peaks_count_only_granted_permits(Layout::Packed.make([10, 10]), 1);
 }
+
+/// `stats().acquired` read while another thread takes on the fast path:
+/// never more than the takes done by then (the fast path tallies 64 takes
+/// in its word, then adds them to a total: a tally read before a wrap
+/// added to the total after it counted up to 63 twice), and never less
+/// than an earlier read. In every layout (the tiered one's front word
+/// tallies the same way).
+#[test]
+fn acquired_never_runs_ahead_of_the_takes_nor_goes_back() {
+    for layout in Layout::ALL {
+        let sem = Arc::new(layout.make([4, 1000]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let taker = {
+            let (sem, stop, done) = (Arc::clone(&sem), Arc::clone(&stop), Arc::clone(&done));
+            thread::spawn(move || {
+                for n in 1..=50_000_000u64 {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    drop(sem.try_acquire([1, 1]).unwrap());
+                    // SeqCst: the reader's bound must not lag this take.
+                    done.store(n, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        let deadline = Instant::now() + stress_time(Duration::from_secs(1));
+        let mut last = 0;
+        while Instant::now() < deadline && !taker.is_finished() {
+            let acquired = sem.stats().acquired;
+            // Read after: every take counted above was done by then, but
+            // for one between its CAS and its store to `done`.
+            let bound = done.load(std::sync::atomic::Ordering::SeqCst) + 1;
+            assert!(
+                acquired <= bound,
+                "{layout:?}: {acquired} acquires, {bound} takes begun"
+            );
+            assert!(acquired >= last, "{layout:?}: {acquired} after {last}");
+            last = acquired;
+        }
+        stop.store(true, Relaxed);
+        taker.join().unwrap();
+        let done = done.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(sem.stats().acquired, done, "{layout:?}: exact once quiet");
+    }
+}

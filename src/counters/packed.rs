@@ -486,10 +486,12 @@ impl<const N: usize> Packed<N> {
     #[cold]
     #[inline(never)]
     fn flush_tally(&self) {
-        // Relaxed: a statistic; `stats()` is exact once everything is quiet.
+        // Release: after the take that wrapped the tally, so that a reader
+        // that sees these 64 (Acquire, `fast_takes`) sees the wrap too, and
+        // never counts them twice. (The RMW is a locked one on x86 anyway.)
         self.hot
             .flushed
-            .fetch_add(1 << TALLY_BITS, Ordering::Relaxed);
+            .fetch_add(1 << TALLY_BITS, Ordering::Release);
     }
 
     pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
@@ -725,9 +727,13 @@ impl<const N: usize> Packed<N> {
     }
 
     pub(super) fn fast_takes(&self) -> u64 {
-        // Relaxed: statistics. While takes run, a wrap not yet flushed can
-        // make this lag by 64; it is exact once they stop.
+        // `flushed` first, Acquire (pairs with the Release in `flush_tally`):
+        // the word then shows every wrap whose 64 it counted, so a tally
+        // read from before a wrap is never added to that wrap's flush (which
+        // ran up to 63 ahead). While takes run, a wrap not yet flushed can
+        // still make this lag by up to 64; it is exact once they stop.
+        let flushed = self.hot.flushed.load(Ordering::Acquire);
         let tally = self.hot.word.load(Ordering::Relaxed) >> TALLY_SHIFT;
-        self.hot.flushed.load(Ordering::Relaxed) + tally
+        flushed + tally
     }
 }
