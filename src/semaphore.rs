@@ -115,6 +115,11 @@ struct Limits<const N: usize> {
     /// load and one subtraction; see `refresh_low_water` for how it never
     /// falls below the truth.
     low_water: AtomicU64,
+    /// How many times a resize opened or closed the limits (odd while one
+    /// runs), in full: the low water's generation is this count in 6 bits,
+    /// which 32 resizes during one read bring back, so the lock-free
+    /// `in_flight()`, which needs no packing, checks this instead.
+    resizes: AtomicU64,
 }
 
 /// What the low water must send out of line: every take while acquired
@@ -237,6 +242,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 debt: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: std::array::from_fn(|_| AtomicU64::new(0)),
                 low_water: AtomicU64::new(low_water),
+                resizes: AtomicU64::new(0),
             }),
             queue: Mutex::new(WaitQueue::new()),
             queued: AtomicUsize::new(0),
@@ -488,13 +494,19 @@ impl<const N: usize> MultiSemaphore<N> {
     /// shrink is being absorbed; otherwise it reads under the internal lock.
     pub fn in_flight(&self) -> [u64; N] {
         // Settled: no debt, so in flight is capacity - counters, if both
-        // are read between the same two resizes: the low water's generation
-        // tells (see `limits_unchanged_since`); if one ran, or runs, read
-        // under the lock instead. Acquire: as a fast take's load.
-        let before = self.limits.low_water.load(Ordering::Acquire);
+        // are read between the same two resizes: the count of resizes tells,
+        // as the low water's generation does for a take (see
+        // `limits_unchanged_since`), but in full; if one ran, or runs, read
+        // under the lock instead. Acquire: pairs with the Release of
+        // `rebase_low_water`, so that what that resize did is seen below.
+        let before = self.limits.resizes.load(Ordering::Acquire);
         let capacity = self.capacity();
         if let Some(counters) = self.counters.load_if_settled() {
-            if self.limits_unchanged_since(before) {
+            // Acquire: pairs with `open_low_water`'s Release fence, as in
+            // `limits_unchanged_since`. Relaxed load: the fence orders it.
+            fence(Ordering::Acquire);
+            let now = self.limits.resizes.load(Ordering::Relaxed);
+            if before % 2 == 0 && now == before {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
@@ -720,7 +732,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// and if a capacity or debt read before this call came from a later
     /// resize, the fences make the opening visible to the load below, which
     /// then shows another generation. Generations wrap at 64: 32 resizes
-    /// racing one take could fool it, which no resize rate comes near.
+    /// while one take is held up between its CAS and this check fool it (a
+    /// peak counted against the new limits: documented on
+    /// `Stats::peak_in_flight`). `in_flight()` counts resizes in full
+    /// (`Limits::resizes`); a take cannot without one more load before its
+    /// CAS.
     fn limits_unchanged_since(&self, before: u64) -> bool {
         // Acquire: pairs with `open_low_water`'s Release fence (see above).
         fence(Ordering::Acquire);
@@ -1022,11 +1038,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// (`limits_unchanged_since`) and no refresh lands (`refresh_low_water`).
     /// `rebase_low_water` closes it.
     fn open_low_water(&self) {
-        // Relaxed: only the lock holder changes the generation; a
-        // read-modify-write, as `rebase_low_water`'s.
+        // Relaxed: only the lock holder changes the generation and the
+        // count; read-modify-writes, as `rebase_low_water`'s.
         self.limits
             .low_water
             .fetch_add(Counters::<N>::GENERATION_ONE, Ordering::Relaxed);
+        self.limits.resizes.fetch_add(1, Ordering::Relaxed);
         // Release: orders the opening before the changes that follow, for
         // `limits_unchanged_since`'s Acquire fence.
         fence(Ordering::Release);
@@ -1046,6 +1063,9 @@ impl<const N: usize> MultiSemaphore<N> {
         // issue #254), so that a refresh computed before the resize would
         // seem to land after it (the model `peak_set_racing_growth_is_not_lost`).
         self.limits.low_water.swap(fresh, Ordering::Release);
+        // Release: pairs with `in_flight`'s Acquire load, as the swap does
+        // with a take's.
+        self.limits.resizes.fetch_add(1, Ordering::Release);
     }
 
     /// Returns permits: lock-free unless someone is queued or a shrink is

@@ -137,3 +137,71 @@ fn acquired_never_runs_ahead_of_the_takes_nor_goes_back() {
         assert_eq!(sem.stats().acquired, done, "{layout:?}: exact once quiet");
     }
 }
+
+/// The lock-free `in_flight()` reads the capacity and the counter word at
+/// two moments and trusts the pair only if no resize ran between them. It
+/// told by the low water's 6-bit generation, which 32 resizes bring back:
+/// a reader held up while exactly 32 ran combined the word under one
+/// capacity with another (1001 in flight, with at most 1 ever held). It
+/// counts resizes in full now. One thread takes and drops `[1]`, one runs
+/// bursts of exactly 32 resizes through three capacities, this one reads.
+#[test]
+fn in_flight_is_not_fooled_by_32_resizes_during_a_read() {
+    let caps = [1000u64, 2000, 3000];
+    let sem = Arc::new(
+        MultiSemaphore::builder([caps[0]])
+            .max_capacity([4000])
+            .build(),
+    );
+    assert!(sem.is_single_word());
+    let stop = Arc::new(AtomicBool::new(false));
+    let taker = {
+        let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                drop(sem.try_acquire([1]));
+            }
+        })
+    };
+    let resizer = {
+        let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut k = 0;
+            while !stop.load(Relaxed) {
+                for _ in 0..32 {
+                    k += 1;
+                    sem.set_capacity([caps[k % 3]]).unwrap();
+                }
+                thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    // Two readers, so that on two cores one is often held up mid-read.
+    let reader = || {
+        let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut worst = 0;
+            while !stop.load(Relaxed) && worst <= 1 {
+                worst = worst.max(sem.in_flight()[0]);
+            }
+            worst
+        })
+    };
+    let readers = [reader(), reader()];
+    let deadline = Instant::now() + stress_time(Duration::from_secs(1));
+    while Instant::now() < deadline && !readers.iter().any(|r| r.is_finished()) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Relaxed);
+    taker.join().unwrap();
+    resizer.join().unwrap();
+    let worst = readers
+        .map(|r| r.join().unwrap())
+        .into_iter()
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "in_flight() read {worst}, with at most 1 ever held"
+    );
+}

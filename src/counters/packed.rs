@@ -431,8 +431,20 @@ impl<const N: usize> Packed<N> {
     fn take_holding(&self, mut word: u64, request: u64) -> Result<[u64; N], FastError> {
         loop {
             let new = self.after_take(word, request)?;
-            match self.cas_take(word, new) {
-                Ok(()) => return Ok(self.taken(new)),
+            // AcqRel, where a plain take's CAS is Acquire: Release too, so
+            // that the reserve part this take holds (taken before this CAS)
+            // is taken before anything that reads this word after it. The
+            // lock holder's `set_slow` does, and then reads the reserve
+            // (`Tiered::load_locked`): without the Release, nothing would
+            // order its read of the reserve after our take, and it could
+            // count that part in both tiers.
+            match self.hot.word.compare_exchange_weak(
+                word,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(self.taken(new)),
                 Err(actual) => word = actual,
             }
         }

@@ -251,7 +251,10 @@ impl<const N: usize> Tiered<N> {
         }
         let front = self.front.load();
         // Read-modify-writes: they read the latest value, which no take
-        // lowers any more (Relaxed: a count, no data rides on it).
+        // lowers any more (Relaxed: a count, no data rides on it). A split
+        // take whose commit `set_slow` read took its reserve part before
+        // that commit, a Release (`Packed::take_holding`): so it comes
+        // before these reads too, and no part counts in both tiers.
         let reserve = self.reserve.load_latest();
         if !was_slow {
             self.front.set_slow(false);

@@ -119,6 +119,11 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut wake = WakeList::new();
         let more = {
             let mut queue = self.lock();
+            // A resize: bracketed as `resize_locked`'s, so that a fast take
+            // or `in_flight()` that read the limits before it and the
+            // counters after it knows (see `limits_unchanged_since`).
+            self.set_slow(&mut queue, true);
+            self.open_low_water();
             for (d, &amount) in amounts.iter().enumerate() {
                 // Relaxed: see `Limits`; we hold the lock.
                 let debt = self.limits.debt[d].load(Ordering::Relaxed);
@@ -128,6 +133,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 // most capacity + debt.
                 self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
             }
+            self.rebase_low_water();
             let more = self.fail_oversized(&mut queue, &mut wake, true);
             self.rebalance(&mut queue, &mut wake);
             more
