@@ -1735,9 +1735,12 @@ fn a_shrink_fails_every_oversized_waiter_though_some_leave_between_its_batches()
         assert!(poll_with(first.as_mut(), &first_waker).is_pending());
         let mut oversized = queue_many(&sem, 19, [4, 1]);
         let fitting = queue_many(&sem, 3, [1, 1]);
+        // Dropped in queue order: the ninth (where the walk stands), then
+        // two behind it. The walk must stand on the tenth's successor after
+        // the second, and stay there after the third.
         for i in [13, 8, 7] {
             let (_, _, f) = oversized.remove(i);
-            dropper.0.lock().unwrap().push(f);
+            dropper.0.lock().unwrap().insert(0, f);
         }
         assert_eq!(sem.waiters(), 23, "{layout}");
         sem.set_capacity([3, 4]).unwrap();
