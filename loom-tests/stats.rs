@@ -138,7 +138,8 @@ fn peak_set_racing_growth_is_not_lost(layout: Layout) {
 }
 
 /// `in_flight()` while the capacity grows: its lock-free read checks the
-/// low water's generation around its reads of the capacity and the counters,
+/// count of resizes (`Limits::resizes`) around its reads of the capacity and
+/// the counters,
 /// and reads under the lock if a resize came between, so it never mixes the
 /// capacity before the growth with the counters after it (or the reverse).
 /// It counts the one permit held, whatever the order.

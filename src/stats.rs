@@ -44,9 +44,11 @@ use std::fmt;
 pub struct Stats<const N: usize> {
     /// Successful acquires delivered to callers, by every method (zero
     /// requests included). Read while acquires run, it may lag behind them
-    /// by up to 64 (the fast path tallies its takes in steps), but never
-    /// counts one that has not happened, and never reports fewer than an
-    /// earlier snapshot did.
+    /// (the fast path tallies its takes in its counter word and moves each
+    /// 64 to a total: by 64 for each take between such a wrap and that move;
+    /// an async grant counts when its future is polled), but it never counts
+    /// one that has not happened, and never reports fewer than an earlier
+    /// snapshot did.
     pub acquired: u64,
     /// What the acquires counted in `acquired` were granted in all, per
     /// dimension: two snapshots give the throughput (for example bytes per

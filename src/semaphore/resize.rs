@@ -119,21 +119,17 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut wake = WakeList::new();
         let more = {
             let mut queue = self.lock();
-            // A resize: bracketed as `resize_locked`'s, so that a fast take
-            // or `in_flight()` that read the limits before it and the
-            // counters after it knows (see `limits_unchanged_since`).
-            self.set_slow(&mut queue, true);
-            self.open_low_water();
-            for (d, &amount) in amounts.iter().enumerate() {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[d].load(Ordering::Relaxed);
-                let paid = debt.min(amount);
-                self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
-                // Cannot underflow: in flight (which holds `amount`) is at
-                // most capacity + debt.
-                self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
-            }
-            self.rebase_low_water();
+            self.change_limits(&mut queue, || {
+                for (d, &amount) in amounts.iter().enumerate() {
+                    // Relaxed: see `Limits`; we hold the lock.
+                    let debt = self.limits.debt[d].load(Ordering::Relaxed);
+                    let paid = debt.min(amount);
+                    self.limits.debt[d].store(debt - paid, Ordering::Relaxed);
+                    // Cannot underflow: in flight (which holds `amount`) is
+                    // at most capacity + debt.
+                    self.limits.capacity[d].fetch_sub(amount - paid, Ordering::Relaxed);
+                }
+            });
             let more = self.fail_oversized(&mut queue, &mut wake, true);
             self.rebalance(&mut queue, &mut wake);
             more
@@ -201,42 +197,51 @@ impl<const N: usize> MultiSemaphore<N> {
                     }
                 };
             }
-            // Before any debt exists: a return from now on sees `SLOW` and
-            // comes to the lock to pay it, and no fast take can claim what
-            // the shrink needs (`debt > 0` implies `SLOW`, always).
-            self.set_slow(&mut queue, true);
-            self.open_low_water();
-            let mut back = [0; N];
-            for dim in 0..N {
-                // Relaxed: see `Limits`; we hold the lock.
-                let debt = self.limits.debt[dim].load(Ordering::Relaxed);
-                let debt = if new[dim] >= old[dim] {
-                    // Growth pays the debt first, so capacity + debt stays
-                    // within max_capacity; the rest goes to the counters.
-                    let grow = new[dim] - old[dim];
-                    let paid = grow.min(debt);
-                    back[dim] = grow - paid;
-                    debt - paid
-                } else {
-                    // A shrink becomes debt, settled from the counters below
-                    // and from permits as they return.
-                    debt + (old[dim] - new[dim])
-                };
-                self.limits.debt[dim].store(debt, Ordering::Relaxed);
-                self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
-            }
-            // `SLOW` or not, we serve the queue below.
-            self.counters.add(&back);
-            // After the counters too: a take that sees the low water closed
-            // sees all the resize did (see `limits_unchanged_since`). No
-            // fast take passes meanwhile: `SLOW` is set.
-            self.rebase_low_water();
+            self.change_limits(&mut queue, || {
+                let mut back = [0; N];
+                for dim in 0..N {
+                    // Relaxed: see `Limits`; we hold the lock.
+                    let debt = self.limits.debt[dim].load(Ordering::Relaxed);
+                    let debt = if new[dim] >= old[dim] {
+                        // Growth pays the debt first, so capacity + debt stays
+                        // within max_capacity; the rest goes to the counters.
+                        let grow = new[dim] - old[dim];
+                        let paid = grow.min(debt);
+                        back[dim] = grow - paid;
+                        debt - paid
+                    } else {
+                        // A shrink becomes debt, settled from the counters below
+                        // and from permits as they return.
+                        debt + (old[dim] - new[dim])
+                    };
+                    self.limits.debt[dim].store(debt, Ordering::Relaxed);
+                    self.limits.capacity[dim].store(new[dim], Ordering::Relaxed);
+                }
+                // `SLOW` or not, we serve the queue below. Inside the bracket:
+                // a take that sees the low water closed sees all the resize did.
+                self.counters.add(&back);
+            });
             // Only a shrink can make a queued request oversized.
             let shrank = (0..N).any(|d| new[d] < old[d]);
             let more = shrank && self.fail_oversized(&mut queue, wake, true);
             self.rebalance(&mut queue, wake);
             Ok(more)
         }
+    }
+
+    /// Changes capacities and debts, under the lock (`queue`), bracketed
+    /// for the lock-free readers: `SLOW` set first, before any debt exists,
+    /// so that a return from then on comes to the lock to pay it and no fast
+    /// take claims what a shrink needs (`debt > 0` implies `SLOW`, always);
+    /// the low water opened before and rebased after, so that a fast take
+    /// or `in_flight()` that read the limits on one side of the change and
+    /// the counters on the other knows (see `limits_unchanged_since`). The
+    /// caller serves the queue after, which sets `SLOW` as it must be.
+    fn change_limits(&self, queue: &mut WaitQueue<N>, change: impl FnOnce()) {
+        self.set_slow(queue, true);
+        self.open_low_water();
+        change();
+        self.rebase_low_water();
     }
 
     /// After a capacity shrank: queued requests that can never fit now fail

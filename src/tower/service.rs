@@ -147,26 +147,25 @@ where
                 queued_ahead,
                 ..
             }) => match &config.mode {
-                Mode::Shed if queued_ahead => {
-                    // It would have fit, but others wait first: the error's
-                    // dimension is what *they* lack, maybe one this request
-                    // does not ask for. Name this request's first instead,
-                    // of which a newcomer could take nothing.
-                    let dim = (0..N).find(|&d| amounts[d] > 0).unwrap_or(0);
+                Mode::Shed => {
+                    // Queued ahead, it would have fit, but others wait
+                    // first: the error's dimension is what *they* lack,
+                    // maybe one this request does not ask for. Name this
+                    // request's first instead, of which a newcomer could
+                    // take nothing.
+                    let (dim, available) = if queued_ahead {
+                        ((0..N).find(|&d| amounts[d] > 0).unwrap_or(0), 0)
+                    } else {
+                        (dim, available)
+                    };
                     Refused::Shed(Shed {
                         dim,
                         name: config.names[dim],
+                        // What it asked, not its clamp (on a clamping semaphore).
                         requested: amounts[dim],
-                        available: 0,
+                        available,
                     })
                 }
-                Mode::Shed => Refused::Shed(Shed {
-                    dim,
-                    name: config.names[dim],
-                    // What it asked, not its clamp (on a clamping semaphore).
-                    requested: amounts[dim],
-                    available,
-                }),
                 Mode::Wait { .. } => {
                     // The ready service goes with the request; a clone,
                     // not yet ready, stays for the next `poll_ready`.
