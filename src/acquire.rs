@@ -488,7 +488,6 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
     /// After a timeout: the first dimension the request was short in when
     /// the time ran out (as the semaphore judged it, before those behind it
     /// were served), or `None` where it was only queued behind others.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     fn short_at_timeout(&self) -> Option<usize> {
         match self.state {
             State::TimedOut(short) => short.map(usize::from),
@@ -687,11 +686,42 @@ pub struct AcquireOwnedTimeout<const N: usize, T: ?Sized> {
     timer: Pin<Box<T>>,
 }
 
+impl<const N: usize, T: ?Sized> AcquireTimeout<'_, N, T> {
+    /// After this future returned [`Timeout`](AcquireError::Timeout): the
+    /// first dimension its request was short in when the time ran out, as
+    /// the semaphore judged it before serving those behind; `None` where it
+    /// would have fit but was queued behind others, or before a timeout.
+    ///
+    /// ```
+    /// use multisem::{AcquireError, MultiSemaphore};
+    ///
+    /// let sem = MultiSemaphore::new([4, 100]);
+    /// let held = sem.try_acquire([0, 90]).unwrap();
+    /// let mut acquire = Box::pin(sem.acquire([1, 50]).with_timeout(std::future::ready(())));
+    /// let err = futures_executor::block_on(acquire.as_mut()).unwrap_err();
+    /// assert_eq!((err, acquire.short_at_timeout()), (AcquireError::Timeout, Some(1)));
+    /// # drop(held);
+    /// ```
+    pub fn short_at_timeout(&self) -> Option<usize> {
+        self.waiting.short_at_timeout()
+    }
+}
+
 impl<const N: usize, T: ?Sized> AcquireOwnedTimeout<N, T> {
-    /// After it ended with a timeout: the first dimension its request was
-    /// short in then, or `None` where it was queued behind others.
-    #[cfg(feature = "tower")]
-    pub(crate) fn short_at_timeout(&self) -> Option<usize> {
+    /// As [`AcquireTimeout::short_at_timeout`].
+    ///
+    /// ```
+    /// use multisem::{AcquireError, MultiSemaphore};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([4, 100]));
+    /// let held = sem.try_acquire([0, 90]).unwrap();
+    /// let mut acquire = Box::pin(sem.acquire_owned([1, 50]).with_timeout(std::future::ready(())));
+    /// let err = futures_executor::block_on(acquire.as_mut()).unwrap_err();
+    /// assert_eq!((err, acquire.short_at_timeout()), (AcquireError::Timeout, Some(1)));
+    /// # drop(held);
+    /// ```
+    pub fn short_at_timeout(&self) -> Option<usize> {
         self.waiting.short_at_timeout()
     }
 }
