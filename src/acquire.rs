@@ -315,7 +315,9 @@ impl<const N: usize> MultiSemaphore<N> {
         if deadline.is_some_and(sync::deadline_passed) {
             return self.try_once(amounts, fast);
         }
+        let owed = self.owed_visit(fast);
         let parked = Parked::current();
+        owed.paid();
         let ticket = match self.enqueue(amounts, Notify::Thread(parked.clone()))? {
             Enqueued::Granted(taken) => return Ok(taken),
             Enqueued::Queued(ticket) => ticket,
@@ -429,8 +431,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
                     self.state = State::Done;
                     return Poll::Ready(Ok(self.amounts));
                 }
-                Err(_) => {
+                Err(fast) => {
+                    let owed = sem.owed_visit(fast);
                     let notify = Notify::Task(cx.waker().clone());
+                    owed.paid();
                     match sem.enqueue(self.amounts, notify) {
                         Ok(Enqueued::Queued(ticket)) => {
                             self.state = State::Queued(ticket);

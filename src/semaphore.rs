@@ -1102,12 +1102,42 @@ impl<const N: usize> MultiSemaphore<N> {
         self.serve(WakeList::finish_quietly);
     }
 
+    /// The visit to the lock that a failed fast take owes the queue, if it
+    /// gave permits back while acquirers were queued
+    /// (`FastError::GaveBack`): the caller's own visit (`enqueue`) pays it,
+    /// but user code may run before that (a waker's `clone`) and panic.
+    pub(crate) fn owed_visit(&self, fast: FastError) -> OwedVisit<'_, N> {
+        OwedVisit((fast == FastError::GaveBack).then_some(self))
+    }
+
     /// Serves the queue, and wakes whom it granted with `finish`.
     fn serve(&self, finish: fn(&mut WakeList)) {
         let mut wake = WakeList::new();
         self.rebalance(&mut self.lock(), &mut wake);
         self.wake_and_serve(&mut wake, false);
         finish(&mut wake);
+    }
+}
+
+/// A visit to the lock owed to the queue (see
+/// [`MultiSemaphore::owed_visit`]): dropped unpaid, as when a panic unwinds
+/// past the visit it was for, it serves the queue itself, quietly, since it
+/// may run during that unwind.
+#[must_use]
+pub(crate) struct OwedVisit<'a, const N: usize>(Option<&'a MultiSemaphore<N>>);
+
+impl<const N: usize> OwedVisit<'_, N> {
+    /// The caller is about to visit the lock, which serves the queue.
+    pub(crate) fn paid(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<const N: usize> Drop for OwedVisit<'_, N> {
+    fn drop(&mut self) {
+        if let Some(sem) = self.0 {
+            sem.serve_quietly();
+        }
     }
 }
 

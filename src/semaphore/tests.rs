@@ -62,3 +62,80 @@ fn a_refused_take_that_gave_back_serves_the_queue_quietly() {
     assert_eq!(sem.available(), sem.capacity());
     assert_eq!(sem.waiters(), 0);
 }
+
+/// An acquire whose fast take gave permits back while an acquirer was
+/// queued (`FastError::GaveBack`, in the tiered layout: a release racing a
+/// split take) owes the queue a visit to the lock, which its own visit to
+/// queue itself pays. If the waker's `clone` panics first (in an async
+/// acquire's first poll, before that visit), the visit is still made, on
+/// the way out: otherwise the queued acquirer waits for the next release
+/// for permits that are free. The give-back is made by hand, as above.
+#[test]
+fn a_waker_clone_panicking_after_a_give_back_still_serves_the_queue() {
+    let sem = Arc::new(MultiSemaphore::new([2, 2]));
+    let held = sem.try_acquire([2, 2]).unwrap();
+    let mut waiter = pin!(sem.acquire([1, 1]));
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    std::mem::forget(held);
+    sem.counters.add(&[2, 2]);
+
+    // The first poll of another acquire, as `Waiting::poll` makes it, with
+    // a waker whose `clone` panics (the crate forbids the `unsafe` a
+    // `RawWaker` of that kind takes, so the panic is raised in its place).
+    fn clone_that_panics(_: &Waker) -> Waker {
+        panic!("the waker's clone");
+    }
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        let owed = sem.owed_visit(FastError::GaveBack);
+        let _notify = clone_that_panics(Waker::noop());
+        owed.paid();
+    }));
+    assert!(panicked.is_err(), "the clone was meant to panic");
+
+    let permit = match waiter.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permit)) => permit,
+        other => panic!("the queued acquirer was not served: {other:?}"),
+    };
+    assert_eq!(permit.amounts(), [1, 1]);
+    drop(permit);
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.waiters(), 0);
+}
+
+/// An owed visit is paid by the caller's own visit: the guard then touches
+/// nothing (no visit, no serve), and one that is owed nothing neither.
+#[test]
+fn an_owed_visit_paid_or_not_owed_serves_nothing() {
+    let sem = MultiSemaphore::new([2, 2]);
+    let held = sem.try_acquire([2, 2]).unwrap();
+    let mut waiter = pin!(sem.acquire([1, 1]));
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    std::mem::forget(held);
+    sem.counters.add(&[2, 2]);
+    sem.owed_visit(FastError::GaveBack).paid();
+    drop(sem.owed_visit(FastError::Defer));
+    // Nobody served the queue: the waiter is still queued.
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(sem.waiters(), 1);
+    // A release serves it, as after any give-back's visit.
+    sem.serve_quietly();
+    assert!(matches!(
+        waiter.poll(&mut Context::from_waker(Waker::noop())),
+        Poll::Ready(Ok(_))
+    ));
+}
