@@ -116,9 +116,11 @@ struct Limits<const N: usize> {
     /// falls below the truth.
     low_water: AtomicU64,
     /// How many times a resize opened or closed the limits (odd while one
-    /// runs), in full: the low water's generation is this count in 6 bits,
-    /// which 32 resizes during one read bring back, so the lock-free
-    /// `in_flight()`, which needs no packing, checks this instead.
+    /// runs), in full: what tells a take that raised a peak, and the
+    /// lock-free `in_flight()`, whether the limits they read are those of
+    /// the counters they read (`limits_unchanged_since`). The low water's
+    /// generation is this count in 6 bits, which 32 resizes bring back: it
+    /// only keeps a refresh of the low water from landing across a resize.
     resizes: AtomicU64,
 }
 
@@ -495,18 +497,14 @@ impl<const N: usize> MultiSemaphore<N> {
     pub fn in_flight(&self) -> [u64; N] {
         // Settled: no debt, so in flight is capacity - counters, if both
         // are read between the same two resizes: the count of resizes tells,
-        // as the low water's generation does for a take (see
-        // `limits_unchanged_since`), but in full; if one ran, or runs, read
-        // under the lock instead. Acquire: pairs with the Release of
-        // `rebase_low_water`, so that what that resize did is seen below.
+        // as it does for a take that raised a peak (see
+        // `limits_unchanged_since`); if one ran, or runs, read under the lock
+        // instead. Acquire: pairs with the Release of `rebase_low_water`, so
+        // that what that resize did is seen below.
         let before = self.limits.resizes.load(Ordering::Acquire);
         let capacity = self.capacity();
         if let Some(counters) = self.counters.load_if_settled() {
-            // Acquire: pairs with `open_low_water`'s Release fence, as in
-            // `limits_unchanged_since`. Relaxed load: the fence orders it.
-            fence(Ordering::Acquire);
-            let now = self.limits.resizes.load(Ordering::Relaxed);
-            if before % 2 == 0 && now == before {
+            if self.limits_unchanged_since(before) {
                 return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
             }
         }
@@ -583,40 +581,27 @@ impl<const N: usize> MultiSemaphore<N> {
         let sem = source.semaphore();
         // The low water is loaded before the CAS (a load after it would wait
         // for it), and after the word: see `Packed::try_take_once`.
-        let (once, low_water) = sem.counters.try_take_once(amounts, &sem.limits.low_water);
+        let once = sem.counters.try_take_once(amounts, &sem.limits.low_water);
         // One call site, so that what is inlined stays small.
         let taken = match once {
             Once::Took => amounts,
-            _ => sem.try_acquire_slow(amounts, once, low_water)?,
+            _ => sem.try_acquire_slow(amounts, once)?,
         };
         Ok(source.permit(taken))
     }
 
     /// `try_acquire_from` after a first try that missed, or that took and
-    /// has something to note; `low_water` is the word it loaded before.
-    /// Returns what it took: `amounts`, or less where the semaphore clamps
-    /// oversized requests.
+    /// has something to note. Returns what it took: `amounts`, or less
+    /// where the semaphore clamps oversized requests.
     #[cold]
     #[inline(never)]
-    fn try_acquire_slow(
-        &self,
-        amounts: [u64; N],
-        once: Once,
-        low_water: u64,
-    ) -> Result<[u64; N], TryAcquireError> {
+    fn try_acquire_slow(&self, amounts: [u64; N], once: Once) -> Result<[u64; N], TryAcquireError> {
         // An oversized request never passes the fast path (its counters
         // never exceed the capacity), so the clamp is decided on the locked
         // path, in `try_take_slow`.
-        match once {
-            Once::Took => Ok(amounts),
-            Once::ToNote(word) => {
-                self.note_take(word, &amounts, low_water);
-                Ok(amounts)
-            }
-            Once::Missed(miss) => match self.take_after_miss(amounts, miss, low_water) {
-                Ok(()) => Ok(amounts),
-                Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
-            },
+        match self.take_after_once(amounts, once) {
+            Ok(()) => Ok(amounts),
+            Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
         }
     }
 
@@ -635,21 +620,51 @@ impl<const N: usize> MultiSemaphore<N> {
     #[inline(always)]
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
         match self.counters.try_take_once(amounts, &self.limits.low_water) {
-            (Once::Took, _) => Ok(()),
-            (Once::ToNote(word), low_water) => {
-                self.note_take(word, &amounts, low_water);
-                Ok(())
-            }
-            (Once::Missed(miss), low_water) => self.take_after_miss(amounts, miss, low_water),
+            Once::Took => Ok(()),
+            once => self.take_after_once(amounts, once),
         }
     }
 
-    /// The fast path after its first try missed: a retry, a fresh look, or
-    /// the tiered layout's split take (see `Counters::take_after_miss`).
-    /// `before` is the low-water word loaded before the first try.
+    /// The fast path after a first try that missed, or that took and has
+    /// its tally to count.
     #[cold]
-    fn take_after_miss(&self, amounts: [u64; N], miss: Miss, before: u64) -> Result<(), FastError> {
-        match self.counters.take_after_miss(amounts, miss)? {
+    #[inline(never)]
+    fn take_after_once(&self, amounts: [u64; N], once: Once) -> Result<(), FastError> {
+        match once {
+            Once::Took => Ok(()),
+            Once::ToNote(word) => {
+                // Every take that takes anything is watched where amounts
+                // are counted: none comes here.
+                debug_assert!(!self.stats.tracks_amounts() || amounts == [0; N]);
+                self.counters.count_tally(word);
+                Ok(())
+            }
+            Once::Missed(miss) => self.take_after_miss(amounts, miss),
+        }
+    }
+
+    /// The fast path after its first try missed, or left its CAS to this
+    /// call (`Miss::Watched`): a retry, a fresh look, or the tiered layout's
+    /// split take (see `Counters::take_after_miss`); then what a take that
+    /// went below the low water notes.
+    ///
+    /// The count of resizes is read before any CAS here, in full: a take
+    /// that raises a peak reads the limits after its CAS, and must know
+    /// whether a resize ran between (see `limits_unchanged_since`).
+    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
+        // Acquire: pairs with the Release of `rebase_low_water`, so that the
+        // limits read after the take are at least as new as this count.
+        let before = self.limits.resizes.load(Ordering::Acquire);
+        let took = match miss {
+            // Inlined here, the common case: a take that may raise a peak,
+            // or any take where every one is watched.
+            Miss::Watched(word) => match self.counters.take_watched(amounts, word) {
+                Some(word) => Took::Word(word),
+                None => self.counters.take_after_miss(amounts, Miss::LostRace)?,
+            },
+            miss => self.counters.take_after_miss(amounts, miss)?,
+        };
+        match took {
             Took::Word(word) => {
                 // Relaxed: see `Limits`; a statistic.
                 let low_water = self.limits.low_water.load(Ordering::Relaxed);
@@ -665,26 +680,6 @@ impl<const N: usize> MultiSemaphore<N> {
         Ok(())
     }
 
-    /// What a fast take of `amounts` that wrote `word` has to note: the
-    /// tally's wrap, the amounts if they are counted, and peaks if it went
-    /// below the low water. `before`: the low-water word loaded before the
-    /// take.
-    #[cold]
-    #[inline(never)]
-    fn note_take(&self, word: u64, amounts: &[u64; N], before: u64) {
-        self.counters.count_tally(word);
-        if self.stats.tracks_amounts() {
-            self.stats.add_amounts(amounts);
-        }
-        // Relaxed: see `Limits`; a statistic. Loaded again, after the take:
-        // the low water is never below the truth, whenever it is read
-        // (see `refresh_low_water`).
-        let low_water = self.limits.low_water.load(Ordering::Relaxed);
-        if self.counters.below(word, low_water) {
-            self.note_peak_after(word, amounts, before);
-        }
-    }
-
     /// A fast take of `amounts` that wrote `word` went below the low water:
     /// raise the peaks to match. In the packed layout, from the word, and
     /// bring the low water down to them (or, where debt paid since left it
@@ -697,10 +692,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// In flight is `capacity + debt - left`, and the word was written
     /// before the capacity and debt are read here: if a resize ran between,
     /// the grown capacity would count permits that the word never had
-    /// (`before`, the low-water word loaded before the take, tells: see
-    /// `limits_unchanged_since`). Then it counts what is in flight under the
-    /// lock instead, where the two agree: a moment later, with the take's
-    /// permits still held, so never more than permits held at once.
+    /// (`before`, the count of resizes read before the take's CAS, tells:
+    /// see `limits_unchanged_since`). Then it counts what is in flight under
+    /// the lock instead, where the two agree: a moment later, with the
+    /// take's permits still held, so never more than permits held at once
+    /// (but maybe less, where others returned theirs in between).
     fn note_peak_after(&self, word: u64, amounts: &[u64; N], before: u64) {
         if !self.counters.is_packed() {
             self.counters.granted(amounts);
@@ -717,33 +713,37 @@ impl<const N: usize> MultiSemaphore<N> {
         self.refresh_low_water();
     }
 
-    /// Whether no resize began between the load of `before`, a low-water
-    /// word loaded (Acquire) before a fast take's CAS (or before the read of
-    /// the counters, Acquire too, in `in_flight`), and this call: then the
-    /// capacities and debts read before this call are those that the word
-    /// the take wrote (or read) was counted against.
+    /// Whether no resize ran between the load of `before`, the count of
+    /// resizes read (Acquire) before a fast take's CAS (or before the read
+    /// of the counters, in `in_flight`), and this call: then the capacities
+    /// and debts read before this call are those that the word the take
+    /// wrote (or read) was counted against.
     ///
-    /// A resize opens the low water (an odd generation: `open_low_water`)
-    /// before it changes any capacity, debt or counter, and closes it after
-    /// (even: `rebase_low_water`); the take's CAS could not pass while it
-    /// ran (`SLOW` is set throughout). So a take that loaded an even
-    /// generation came after every resize closed before it (its Acquire load
-    /// reads the closing, and all the resize did happens before the take);
-    /// and if a capacity or debt read before this call came from a later
-    /// resize, the fences make the opening visible to the load below, which
-    /// then shows another generation. Generations wrap at 64: 32 resizes
-    /// while one take is held up between its CAS and this check fool it (a
-    /// peak counted against the new limits: documented on
-    /// `Stats::peak_in_flight`). `in_flight()` counts resizes in full
-    /// (`Limits::resizes`); a take cannot without one more load before its
-    /// CAS.
+    /// A resize bumps the count (to odd: `open_low_water`) before it changes
+    /// any capacity, debt or counter, and again (to even:
+    /// `rebase_low_water`) after; the take's CAS could not pass while it
+    /// ran (`SLOW` is set throughout, and cleared after, by a
+    /// read-modify-write of the word that the take's Acquire CAS reads or
+    /// follows). So:
+    /// * a resize closed before `before` was read: its limits are seen
+    ///   below (the Acquire load pairs with the closing bump's Release) and
+    ///   the word came after it;
+    /// * the take's CAS came after a resize that closed after `before` was
+    ///   read: the CAS synchronizes with the clearing of `SLOW`, so the
+    ///   load below sees the count moved;
+    /// * a capacity or debt read here came from a resize that opened after
+    ///   `before` was read: the fences make its opening bump visible to the
+    ///   load below, which then shows another count.
+    ///
+    /// The count is a full `u64`: it never comes back, however many resizes
+    /// run while a take is held up (the low water's generation, 6 bits,
+    /// would after 32).
     fn limits_unchanged_since(&self, before: u64) -> bool {
         // Acquire: pairs with `open_low_water`'s Release fence (see above).
         fence(Ordering::Acquire);
         // Relaxed: the fence orders it after the reads of the limits.
-        let now = self.limits.low_water.load(Ordering::Relaxed);
-        let generation = Counters::<N>::generation(before);
-        generation % 2 == 0 && Counters::<N>::generation(now) == generation
+        let now = self.limits.resizes.load(Ordering::Relaxed);
+        before % 2 == 0 && now == before
     }
 
     /// Raises the peaks to what is in flight now, read under the lock, where
@@ -1002,7 +1002,10 @@ impl<const N: usize> MultiSemaphore<N> {
     /// resize came between its load and its CAS: a value computed from a
     /// capacity since grown never lands. (A low water left high, by a debt
     /// paid or a race between two of these, only sends a take or two out of
-    /// line needlessly, and comes down on the first.)
+    /// line needlessly, and comes down on the first.) The generation has 6
+    /// bits: a refresh held up while exactly a multiple of 32 resizes ran,
+    /// and that finds the word just as it was, lands; it can then only hide
+    /// a peak (never count one too high) until the next refresh or resize.
     fn refresh_low_water(&self) {
         // Acquire: pairs with the Release of `rebase_low_water`, so that the
         // capacity read below is at least as new as the generation read here.

@@ -91,13 +91,12 @@ pub struct Stats<const N: usize> {
     /// semaphore was built with
     /// [`track_peaks(false)`](crate::Builder::track_peaks).
     ///
-    /// Exact in the tiered layout. In the single-word one, exact but for a
-    /// take that races a resize (a `set_capacity`, `add_permits`, `forget`
-    /// or an adaptive controller's resize) within the few instructions
-    /// between its compare-and-swap and its note of the peak: that take's
-    /// peak is then read under the lock just after, and may miss permits
-    /// released in between; and one held up there while exactly a multiple
-    /// of 32 resizes run may be counted against the new capacity.
+    /// Never more than was held at once. Exact in the tiered layout. In
+    /// the single-word one, exact but for a take that races a resize (a
+    /// `set_capacity`, `add_permits`, `forget` or an adaptive controller's
+    /// resize) within the few instructions between its compare-and-swap
+    /// and its note of the peak: that take's peak is then read under the
+    /// lock just after, and may miss permits released in between.
     pub peak_in_flight: [u64; N],
     /// The semaphore's dimension names, if it has any.
     pub names: DimNames,

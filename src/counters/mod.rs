@@ -125,15 +125,15 @@ impl<const N: usize> Counters<N> {
     /// One try at taking every amount or nothing from the packed word alone
     /// (the front, in the tiered layout): a load of it and of `low_water`
     /// (which holds a word from [`Self::low_water_word`]), and one CAS,
-    /// inlined into callers. A word it wrote that has something to note (its
-    /// tally wrapped, or a field went below the low water) goes to
-    /// [`Self::count_tally`] and [`Self::below`]; on a miss,
-    /// [`Self::take_after_miss`] decides. Returns the low water it loaded.
+    /// inlined into callers. A word it wrote whose tally wrapped goes to
+    /// [`Self::count_tally`]; on a miss, and for a word that would go below
+    /// the low water (not written: `Miss::Watched`),
+    /// [`Self::take_after_miss`] decides.
     ///
     /// Both layouts share the one CAS of the front word, so the code inlined
     /// into callers is that of the packed layout alone.
     #[inline(always)]
-    pub(crate) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> (Once, u64) {
+    pub(crate) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> Once {
         self.front().try_take_once(amounts, low_water)
     }
 
@@ -143,9 +143,10 @@ impl<const N: usize> Counters<N> {
         self.front().count_tally(word);
     }
 
-    /// The fast take after `try_take_once` missed: in the packed layout a
-    /// retry after a lost race, or a fresh look that says why it cannot take;
-    /// in the tiered layout, if the front still cannot serve, the split take.
+    /// The fast take after `try_take_once` missed: in the packed layout the
+    /// CAS it left to this call, a retry after a lost race, or a fresh look
+    /// that says why it cannot take; in the tiered layout, if the front
+    /// still cannot serve, the split take.
     #[cold]
     #[inline(never)]
     pub(crate) fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<Took, FastError> {
@@ -156,6 +157,14 @@ impl<const N: usize> Counters<N> {
             // split take decides.
             (Err(_), Self::Tiered(t)) => t.try_take_split(amounts).map(|()| Took::Split),
         }
+    }
+
+    /// The CAS that `try_take_once` left to its caller (`Miss::Watched`):
+    /// returns the word it wrote, its tally counted, or `None` if it lost a
+    /// race (then `take_after_miss` with `Miss::LostRace` goes on).
+    #[inline]
+    pub(crate) fn take_watched(&self, amounts: [u64; N], word: u64) -> Option<u64> {
+        self.front().take_watched(amounts, word)
     }
 
     /// Whether a field of `word`, which `try_take_once` wrote, is below the

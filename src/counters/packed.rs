@@ -78,7 +78,8 @@ const MAX_PAUSES: u32 = 8 * FIRST_PAUSES;
 pub(crate) enum Once {
     /// It took, and there is nothing to note.
     Took,
-    /// It took, writing this word, which has something to note.
+    /// It took, writing this word, whose tally wrapped: count it out of line
+    /// ([`Packed::count_tally`]).
     ToNote(u64),
     /// It took nothing.
     Missed(Miss),
@@ -91,6 +92,14 @@ pub(crate) enum Miss {
     LostRace,
     /// A flag, a short field, or amounts a field cannot hold: look again.
     Other,
+    /// It did not try its CAS: the word it would write from this one has a
+    /// field below the low water (a peak may rise, or every take is
+    /// watched), and what that notes must know whether a resize ran since
+    /// before the CAS. So the CAS is tried out of line, after the caller
+    /// has read the count of resizes (see `MultiSemaphore::take_after_miss`);
+    /// it costs the fast path no load. Only the word is carried: a `Once`
+    /// of two words comes back in registers, one of three through memory.
+    Watched(u64),
 }
 
 #[derive(Debug)]
@@ -319,10 +328,10 @@ impl<const N: usize> Packed<N> {
     /// One try at taking every amount or nothing: a load of the word and of
     /// `low_water`, and one CAS, inlined into callers. Says whether the word
     /// it wrote has something to note out of line: its tally wrapped
-    /// ([`Self::count_tally`]), or a field went below the low water
-    /// ([`Self::below`]); both are worked out before the CAS, from values
-    /// already in registers. A miss goes on in [`Self::take_after_miss`].
-    /// Returns the low-water word it loaded, too.
+    /// ([`Self::count_tally`]). A word that would go below the low water
+    /// ([`Self::below`]) is not written here but handed to
+    /// [`Self::take_after_miss`] (`Miss::Watched`), as a miss is. Both are
+    /// worked out before the CAS, from values already in registers.
     ///
     /// The low water is loaded after the word: a resize raises it before it
     /// adds permits to the word and lets takes pass again, so a take whose
@@ -330,13 +339,13 @@ impl<const N: usize> Packed<N> {
     /// water. Loaded first, it could be older than the resize while the CAS
     /// takes the added permits, and miss a new peak.
     #[inline(always)]
-    pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> (Once, u64) {
+    pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> Once {
         // Acquire, both: a guess for the CAS, which checks it; and, when
         // the word is one a resize wrote (or later), the low water it raised
         // before is seen below.
         let word = self.hot.word.load(Ordering::Acquire);
         let low_water = low_water.load(Ordering::Acquire);
-        (self.try_take_from(amounts, word, low_water), low_water)
+        self.try_take_from(amounts, word, low_water)
     }
 
     #[inline(always)]
@@ -352,23 +361,31 @@ impl<const N: usize> Packed<N> {
             return Once::Missed(Miss::Other);
         }
         let new = new.wrapping_add(TALLY_ONE);
-        let note = Self::tally_wrapped(new) | self.below(new, low_water);
+        if self.below(new, low_water) {
+            return Once::Missed(Miss::Watched(word));
+        }
         match self.cas_take(word, new) {
-            Ok(()) if note => Once::ToNote(new),
+            Ok(()) if Self::tally_wrapped(new) => Once::ToNote(new),
             Ok(()) => Once::Took,
             Err(_) => Once::Missed(Miss::LostRace),
         }
     }
 
-    /// The fast take after [`Self::try_take_once`] missed: after a lost race,
-    /// a pause and another try (see [`Self::take_contended`]); otherwise a
-    /// fresh look, which says why it cannot take (or takes, if permits came
-    /// back meanwhile). Returns the word it wrote, its tally counted.
+    /// The fast take after [`Self::try_take_once`] missed: the CAS it left
+    /// to this call (`Miss::Watched`), then as after a lost race; after a
+    /// lost race, a pause and another try (see [`Self::take_contended`]);
+    /// otherwise a fresh look, which says why it cannot take (or takes, if
+    /// permits came back meanwhile). Returns the word it wrote, its tally
+    /// counted.
     #[cold]
     #[inline(never)]
     pub(super) fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<u64, FastError> {
         let request = self.pack(amounts).ok_or(FastError::Defer)?;
         let new = match miss {
+            Miss::Watched(word) => match self.take_watched(amounts, word) {
+                Some(new) => return Ok(new),
+                None => self.take_contended(request)?,
+            },
             Miss::LostRace => self.take_contended(request)?,
             Miss::Other => {
                 // Relaxed: only a guess for the CAS, which checks it.
@@ -382,6 +399,19 @@ impl<const N: usize> Packed<N> {
         };
         self.count_tally(new);
         Ok(new)
+    }
+
+    /// The CAS that [`Self::try_take_once`] left to its caller
+    /// (`Miss::Watched`): the same word, the same take. Returns the word it
+    /// wrote, its tally counted, or `None` if the CAS lost a race.
+    #[inline]
+    pub(super) fn take_watched(&self, amounts: [u64; N], word: u64) -> Option<u64> {
+        // The first try packed these amounts, and found the word without
+        // flags and with enough in every field.
+        let new = self.after_take(word, self.pack(amounts)?).ok()?;
+        self.cas_take(word, new).ok()?;
+        self.count_tally(new);
+        Some(new)
     }
 
     /// The tiered layout's commit of a split take: a fast take (or, for

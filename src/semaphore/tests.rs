@@ -139,3 +139,34 @@ fn an_owed_visit_paid_or_not_owed_serves_nothing() {
         Poll::Ready(Ok(_))
     ));
 }
+
+/// A fast take that raised a peak reads the limits after its CAS, and
+/// trusts them only if no resize ran since before the CAS. That was told by
+/// the low water's 6-bit generation, which 32 resizes bring back: a take
+/// held up between its CAS and its note while exactly 32 ran counted its
+/// word against the new capacity (2001 in flight, with 1 held). The count
+/// of resizes is read in full now. The take is staged by hand, as
+/// `take_after_miss` makes it, held up where a preemption would.
+#[test]
+fn a_peak_is_not_fooled_by_32_resizes_during_a_take() {
+    use crate::counters::{Miss, Took};
+    use std::sync::atomic::Ordering;
+
+    let sem = MultiSemaphore::builder([1000]).max_capacity([4000]).build();
+    assert!(sem.is_single_word());
+    // What `take_after_miss` reads before its CAS, then the CAS.
+    let before = sem.limits.resizes.load(Ordering::Acquire);
+    let Ok(Took::Word(word)) = sem.counters.take_after_miss([1], Miss::Other) else {
+        panic!("the take of [1] failed");
+    };
+    // Held up here while 32 resizes run, ending at a capacity of 3000.
+    for k in 0..32u64 {
+        sem.set_capacity([1000 * (1 + (k + 1) % 3)]).unwrap();
+    }
+    assert_eq!(sem.capacity(), [3000]);
+    sem.note_peak_after(word, &[1], before);
+    assert_eq!(sem.stats().peak_in_flight, [1], "one permit was ever held");
+    // The permit the staged take made, given back.
+    sem.release(&[1]);
+    assert_eq!(sem.available(), sem.capacity());
+}
