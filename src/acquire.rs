@@ -124,7 +124,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity), long before the
     /// deadline: the request could then never be granted, and a head of the
     /// queue that cannot be granted would hold back everyone behind it until
-    /// its deadline.
+    /// its deadline. (On a semaphore that
+    /// [clamps](crate::Builder::clamp_oversized) oversized requests, the
+    /// request follows the capacity down instead, and is granted its clamp.)
     ///
     /// # Blocking
     ///
@@ -322,6 +324,14 @@ impl<const N: usize> MultiSemaphore<N> {
             Enqueued::Granted(taken) => return Ok(taken),
             Enqueued::Queued(ticket) => ticket,
         };
+        // Only a whole grant raises the flag; every other outcome (a close,
+        // a shrink, a clamped grant) reaches this thread by its unpark alone.
+        // But `enqueue` woke, on this thread, the tasks its visit granted,
+        // and a waker that runs its task inline may park the thread (a
+        // channel's `recv`) and so consume that unpark. So the first sleep
+        // is preceded by a look under the lock; nothing after `enqueue`
+        // runs user code here.
+        let mut looked = false;
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
                 return match self.cancel(ticket, amounts, Some(&parked)) {
@@ -335,6 +345,12 @@ impl<const N: usize> MultiSemaphore<N> {
             // A grant often comes within microseconds: a short spin on the
             // flag first saves the sleep and the wake-up system call.
             if !sync::spin_until(|| parked.granted()) {
+                if !looked {
+                    looked = true;
+                    if let Some(outcome) = self.collect_parked(ticket, &parked, amounts) {
+                        return outcome_result(outcome, amounts, self.names());
+                    }
+                }
                 sync::park(deadline);
             }
             if let Some(outcome) = self.collect_parked(ticket, &parked, amounts) {

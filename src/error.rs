@@ -49,7 +49,11 @@ pub enum TryAcquireError {
         /// Whether the request was refused only because others are queued
         /// ahead of it.
         queued_ahead: bool,
-        /// Every dimension that was short (see above).
+        /// Every dimension that was short (see above). In the tiered layout
+        /// (capacities too large for one word), a refusal while nobody is
+        /// queued reads the other dimensions without a lock, one tier after
+        /// the other: a take or return racing it may hide a dimension here
+        /// or add one. `dim` and `available` are what refused the request.
         short: DimSet,
         /// The semaphore's dimension names, if it has any.
         names: DimNames,

@@ -799,8 +799,14 @@ impl<const N: usize> MultiSemaphore<N> {
             return Ok(amounts);
         }
         if let (FastError::Short(short), false) = (fast, clamped) {
-            // Cold: a second look finds every other dimension short.
-            return Err(self.insufficient(amounts, self.available(), None, Some(short)));
+            // Cold: a second look finds every other dimension short. Without
+            // the lock, which `available()` takes in the tiered layout: a
+            // refusal while nobody is queued takes none. The fast path saw
+            // no flag, so no debt then; one a shrink made since is counted.
+            let counters = self.counters.load_unlocked();
+            let debt = load_all(&self.limits.debt);
+            let have = std::array::from_fn(|d| counters[d].saturating_sub(debt[d]));
+            return Err(self.insufficient(amounts, have, None, Some(short)));
         }
         let mut wake = WakeList::new();
         let result = loop {

@@ -54,7 +54,11 @@ pub struct Stats<const N: usize> {
     /// dimension: two snapshots give the throughput (for example bytes per
     /// second). Kept only by a semaphore built with
     /// [`track_amounts(true)`](crate::Builder::track_amounts); zero
-    /// otherwise.
+    /// otherwise. Counted at the grant: what a permit gives back early
+    /// ([`Permit::release`](crate::Permit::release), say once a message
+    /// compressed smaller) is not taken off, and what it gains by
+    /// [`try_grow`](crate::Permit::try_grow) is added. Saturates at
+    /// `u64::MAX` rather than wrap.
     pub acquired_amounts: [u64; N],
     /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), by the
     /// dimension the error names.
@@ -253,8 +257,13 @@ impl<const N: usize> StatCounters<N> {
         };
         for (total, &amount) in totals.iter().zip(amounts) {
             if amount > 0 {
-                // Relaxed: a statistic; exact once the callers are quiet.
-                total.fetch_add(amount, Ordering::Relaxed);
+                // Saturating: 16 grants of `MAX_PERMITS` would wrap a sum,
+                // and the metrics exporter, which keeps the largest value
+                // given, would then stick. Relaxed: a statistic; exact once
+                // the callers are quiet.
+                let _ = total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                    Some(sum.saturating_add(amount))
+                });
             }
         }
     }

@@ -1739,6 +1739,21 @@ fn head_request_and_shortfall<const N: usize>(layout: Layout) {
     drop(held);
 }
 
+/// 16 grants of `MAX_PERMITS` would wrap a sum of `u64`: it saturates, so
+/// that it never goes back (the metrics exporter keeps the largest value it
+/// is given). Found by a reviewer.
+#[test]
+fn acquired_amounts_saturate() {
+    let m = MultiSemaphore::<1>::MAX_PERMITS;
+    let sem = MultiSemaphore::builder([m]).track_amounts(true).build();
+    for _ in 0..17 {
+        drop(sem.try_acquire([m]).unwrap());
+    }
+    let s = sem.stats();
+    assert_eq!(s.acquired, 17);
+    assert_eq!(s.acquired_amounts, [u64::MAX]);
+}
+
 fn acquired_amounts_when_tracked<const N: usize>(layout: Layout) {
     let cap = caps::<N>();
     let sem = Arc::new(layout.builder(cap).track_amounts(true).build());
@@ -1764,9 +1779,18 @@ fn acquired_amounts_when_tracked<const N: usize>(layout: Layout) {
     add([1; N]);
     // Refusals add nothing.
     assert!(sem.try_acquire(from_fn(|d| cap[d] + 1)).is_err());
+    // What a permit grows by is granted; what it gives back early is not
+    // taken off.
+    let mut grown = sem.try_acquire([1; N]).unwrap();
+    add([1; N]);
+    grown.try_grow([1; N]).unwrap();
+    add([1; N]);
+    grown.release([1; N]).unwrap();
+    drop(grown);
     let s = sem.stats();
     assert_eq!(s.acquired_amounts, total);
-    assert_eq!(s.acquired, 7);
+    // The grow counts as an acquire (as `Permit::try_grow` says).
+    assert_eq!(s.acquired, 9);
     // Off by default: the same acquires leave it at zero.
     drop(untracked.try_acquire([1; N]).unwrap());
     drop(untracked.acquire_blocking([1; N]).unwrap());

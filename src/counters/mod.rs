@@ -286,6 +286,16 @@ impl<const N: usize> Counters<N> {
         }
     }
 
+    /// The counters read without the lock, for an error's figures: at one
+    /// instant in the packed layout; in the tiered one, its two tiers one
+    /// after the other (see `Tiered::load_unlocked`).
+    pub(crate) fn load_unlocked(&self) -> [u64; N] {
+        match self {
+            Self::Packed(p) => p.load(),
+            Self::Tiered(t) => t.load_unlocked(),
+        }
+    }
+
     /// The counters, if `SLOW` was clear when they were read: then no debt
     /// was outstanding and they are exactly what is available. `None` in the
     /// tiered layout, whose words cannot be read at one instant.

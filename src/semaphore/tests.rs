@@ -170,3 +170,131 @@ fn a_peak_is_not_fooled_by_32_resizes_during_a_take() {
     sem.release(&[1]);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// A blocking acquirer relies on the unpark token alone for
+/// every outcome but a whole grant (its flag covers only that). Its own
+/// `enqueue` wakes, on its own thread, the wakers of those its visit
+/// granted, after it is queued and before it parks; a waker that parks
+/// (runs its task inline, and that blocks on a channel, as any
+/// `recv_timeout`) consumes the token of a `close()` that lands meanwhile,
+/// and the acquirer then sleeps through its `Closed` outcome: forever for
+/// `acquire_blocking`, until the deadline for the timed ones.
+///
+/// The visit that grants another waiter during the enqueue is a release
+/// racing it (its permits in the counters, its serve not yet run); made
+/// here by hand, as `a_refused_take_that_gave_back_serves_the_queue_quietly`
+/// does. (Found by a reviewer.)
+#[test]
+fn a_close_is_not_lost_to_a_waker_that_parks_during_enqueue() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    struct ParksInline {
+        started: mpsc::SyncSender<()>,
+        go_on: std::sync::Mutex<mpsc::Receiver<()>>,
+        ran: AtomicBool,
+    }
+    impl Wake for ParksInline {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            if self.ran.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            self.started.send(()).unwrap();
+            // The task, run inline, blocks on a channel: std parks.
+            let _ = self
+                .go_on
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(5));
+        }
+    }
+
+    let sem = Arc::new(MultiSemaphore::new([2, 1]));
+    let held = sem.try_acquire([2, 1]).unwrap();
+    let (started_tx, started_rx) = mpsc::sync_channel(1);
+    let (go_tx, go_rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(ParksInline {
+        started: started_tx,
+        go_on: std::sync::Mutex::new(go_rx),
+        ran: AtomicBool::new(false),
+    }));
+    // An async head waiting for [1, 0].
+    let mut head = Box::pin(sem.acquire([1, 0]));
+    assert!(
+        head.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    // A release racing what follows: [1, 0] back in the counters, its
+    // serve not yet run.
+    std::mem::forget(held);
+    sem.counters.add(&[1, 0]);
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let blocked = {
+        let sem = Arc::clone(&sem);
+        std::thread::spawn(move || {
+            // Its enqueue grants the head and wakes it here, on this thread.
+            let result = sem
+                .acquire_blocking_timeout([1, 1], Duration::from_secs(6))
+                .map(drop);
+            done_tx.send((result, Instant::now())).unwrap();
+        })
+    };
+    started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(sem.waiters(), 1, "the blocking acquirer is queued");
+    let closed_at = Instant::now();
+    sem.close();
+    std::thread::sleep(Duration::from_millis(50));
+    go_tx.send(()).unwrap(); // the waker's task goes on and returns
+    let (result, at) = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    blocked.join().unwrap();
+    assert_eq!(result, Err(crate::AcquireError::Closed));
+    let late = at - closed_at;
+    assert!(
+        late < Duration::from_secs(2),
+        "closed out only after {late:?}: the close's wake-up was lost"
+    );
+    drop(head);
+}
+
+/// The crate docs promise that while nobody is queued,
+/// `try_acquire` uses atomic operations only, no lock. A refused
+/// `try_acquire` on the tiered layout (capacities too large for one word)
+/// takes the queue lock (to read `available()` for its error), and toggles
+/// `SLOW` on the hot word while it holds it. With the lock held elsewhere,
+/// the refusal must still return at once, as it does in the packed layout.
+/// (Found by a reviewer.)
+#[test]
+fn a_refused_try_acquire_takes_no_lock_when_nobody_is_queued() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    for (name, sem) in [
+        ("packed", Arc::new(MultiSemaphore::new([4, 1000]))),
+        ("tiered", Arc::new(MultiSemaphore::new([4, 1 << 55]))),
+    ] {
+        assert_eq!(sem.is_single_word(), name == "packed");
+        let _held = sem.try_acquire([4, 0]).unwrap();
+        assert_eq!(sem.waiters(), 0);
+        let (tx, rx) = mpsc::channel();
+        let locked = sem.queue.lock(); // the lock, held by "another visitor"
+        let worker = {
+            let sem = Arc::clone(&sem);
+            std::thread::spawn(move || {
+                let result = sem.try_acquire([1, 1]).map(drop);
+                tx.send(result).unwrap();
+            })
+        };
+        let got = rx.recv_timeout(Duration::from_secs(2));
+        drop(locked);
+        worker.join().unwrap();
+        let result = got.unwrap_or_else(|_| {
+            panic!("{name}: a refused try_acquire with nobody queued blocked on the queue lock")
+        });
+        assert!(result.unwrap_err().is_insufficient(), "{name}");
+    }
+}
