@@ -290,6 +290,104 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
+    /// Takes `amounts` now if they fit, as [`try_acquire`](Self::try_acquire)
+    /// does (the same lock-free take), or else returns the
+    /// [`acquire`](Self::acquire) that waits for them: for a caller that
+    /// waits whenever it cannot take at once, as a server's admission layer
+    /// does, and wants the permit without a future when it can.
+    ///
+    /// Unlike `try_acquire` followed by `acquire`, a request that goes on to
+    /// wait is not counted as refused in [`stats`](Self::stats): it is no
+    /// refusal, and counts where its wait ends once the future is polled
+    /// (`waited`, then `acquired`, `timed_out`, `cancelled`, ...). The
+    /// future returned has taken nothing and is not queued yet: its first
+    /// poll tries again, then queues it, and gives its errors
+    /// (`ExceedsCapacity`, `Closed`).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// # futures_executor::block_on(async {
+    /// let sem = MultiSemaphore::new([1, 1000]);
+    /// let first = sem.try_acquire_or_wait([1, 100]).expect("fits: taken at once");
+    /// let later = sem.try_acquire_or_wait([1, 100]).expect_err("must wait");
+    /// drop(first);
+    /// let second = later.await?;
+    /// assert_eq!(second.amounts(), [1, 100]);
+    /// let stats = sem.stats();
+    /// assert_eq!((stats.acquired, stats.refused, stats.waited), (2, [0, 0], [0, 0]));
+    /// # Ok::<(), multisem::AcquireError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// (The second acquire did not wait: the permit it needed was back by
+    /// its first poll.)
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire): dropping the future at any
+    /// point takes nothing.
+    #[inline(always)]
+    pub fn try_acquire_or_wait(&self, amounts: [u64; N]) -> Result<Permit<'_, N>, Acquire<'_, N>> {
+        match self.take_fast(amounts) {
+            Ok(()) => Ok(Permit::new(self, amounts)),
+            Err(fast) => Err(self.wait_after_miss(amounts, fast)),
+        }
+    }
+
+    /// `try_acquire_or_wait` after its take missed: out of line, so that
+    /// what is inlined is the take and the permit.
+    #[cold]
+    #[inline(never)]
+    fn wait_after_miss(&self, amounts: [u64; N], fast: FastError) -> Acquire<'_, N> {
+        self.pay_owed_visit(fast);
+        self.acquire(amounts)
+    }
+
+    /// `wait_after_miss` for `try_acquire_owned_or_wait`.
+    #[cold]
+    #[inline(never)]
+    fn wait_owned_after_miss(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        fast: FastError,
+    ) -> AcquireOwned<N> {
+        self.pay_owed_visit(fast);
+        self.acquire_owned(amounts)
+    }
+
+    /// [`try_acquire_or_wait`](Self::try_acquire_or_wait) for a semaphore in
+    /// an [`Arc`]: the permit and the future are `'static` and `Send`.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// # futures_executor::block_on(async {
+    /// let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    /// let permit = match sem.try_acquire_owned_or_wait([1, 4096]) {
+    ///     Ok(permit) => permit,
+    ///     Err(wait) => wait.await?,
+    /// };
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// # Ok::<(), multisem::AcquireError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    #[inline(always)]
+    pub fn try_acquire_owned_or_wait(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<OwnedPermit<N>, AcquireOwned<N>> {
+        match self.take_fast(amounts) {
+            Ok(()) => Ok(OwnedPermit::new(Arc::clone(self), amounts)),
+            Err(fast) => Err(self.wait_owned_after_miss(amounts, fast)),
+        }
+    }
+
     /// The blocking wait behind every blocking method. Returns what it
     /// took: `amounts`, or their clamp.
     fn wait(&self, amounts: [u64; N], deadline: Option<Instant>) -> Result<[u64; N], AcquireError> {

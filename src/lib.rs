@@ -100,6 +100,7 @@
 //! | block a thread until granted or closed | [`acquire_blocking`](MultiSemaphore::acquire_blocking) |
 //! | wait in async code, on any runtime | [`acquire`](MultiSemaphore::acquire) |
 //! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
+//! | take at once if it fits, else wait (no future when it fits, no refusal counted when it waits) | [`try_acquire_or_wait`](MultiSemaphore::try_acquire_or_wait), [`try_acquire_owned_or_wait`](MultiSemaphore::try_acquire_owned_or_wait) |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
 //! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
 //! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |

@@ -1119,6 +1119,12 @@ impl<const N: usize> MultiSemaphore<N> {
         OwedVisit((fast == FastError::GaveBack).then_some(self))
     }
 
+    /// Pays the visit `owed_visit` tells of now, for a caller that does not
+    /// visit the lock itself.
+    pub(crate) fn pay_owed_visit(&self, fast: FastError) {
+        drop(self.owed_visit(fast));
+    }
+
     /// Serves the queue, and wakes whom it granted with `finish`.
     fn serve(&self, finish: fn(&mut WakeList)) {
         let mut wake = WakeList::new();

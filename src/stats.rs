@@ -61,7 +61,11 @@ pub struct Stats<const N: usize> {
     /// `u64::MAX` rather than wrap.
     pub acquired_amounts: [u64; N],
     /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), by the
-    /// dimension the error names.
+    /// dimension the error names. A caller that waits whenever it cannot
+    /// take at once is refused nothing: use
+    /// [`try_acquire_or_wait`](crate::MultiSemaphore::try_acquire_or_wait)
+    /// for it, whose misses count here not at all (the tower layer does, in
+    /// wait mode).
     pub refused: [u64; N],
     /// Acquires of every kind that failed with `ExceedsCapacity`, by the
     /// dimension the error names: `try_acquire` (also counted in

@@ -2620,3 +2620,64 @@ fn acquire_futures_debug_their_amounts_and_whether_queued() {
     drop((borrowed, owned_timed, timed, held));
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// `try_acquire_or_wait` takes at once what fits, as `try_acquire` does;
+/// otherwise it hands back the acquire, not yet queued and counted
+/// nowhere: never a refusal. Its first poll queues it (or fails it), and
+/// the wait counts as any acquire's.
+#[test]
+fn try_acquire_or_wait_takes_or_hands_back_the_wait() {
+    let sem = Arc::new(MultiSemaphore::new([2, 1000]));
+    let first = sem.try_acquire_or_wait([1, 600]).expect("fits");
+    assert_eq!(first.amounts(), [1, 600]);
+    let Err(mut later) = sem.try_acquire_or_wait([1, 600]) else {
+        panic!("600 more cannot fit");
+    };
+    // Handed back, not queued: a try still takes what fits.
+    assert_eq!(sem.waiters(), 0);
+    let small = sem.try_acquire([1, 100]).unwrap();
+    drop(small);
+    assert!(poll_once(std::pin::Pin::new(&mut later)).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    drop(first);
+    let second = ready(poll_once(std::pin::Pin::new(&mut later)), "granted").unwrap();
+    assert_eq!(second.amounts(), [1, 600]);
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.acquired, stats.refused, stats.waited),
+        (3, [0, 0], [0, 1])
+    );
+
+    // The owned twin, and the errors, from the first poll.
+    let Err(oversized) = sem.try_acquire_owned_or_wait([1, 1001]) else {
+        panic!("too large to fit");
+    };
+    let err = ready(poll_once(std::pin::pin!(oversized)), "failed at once").unwrap_err();
+    assert!(matches!(
+        err,
+        AcquireError::ExceedsCapacity {
+            dim: 1,
+            requested: 1001,
+            capacity: 1000,
+            ..
+        }
+    ));
+    // Dropped before its first poll: it never queued, and counts nowhere.
+    let Err(unpolled) = sem.try_acquire_owned_or_wait([2, 0]) else {
+        panic!("one of 2 is held");
+    };
+    drop(unpolled);
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.refused, stats.exceeded, stats.cancelled, stats.waited),
+        ([0, 0], [0, 1], 0, [0, 1])
+    );
+    sem.close();
+    let Err(closed) = sem.try_acquire_owned_or_wait([1, 1]) else {
+        panic!("closed");
+    };
+    let err = ready(poll_once(std::pin::pin!(closed)), "closed out").unwrap_err();
+    assert_eq!(err, AcquireError::Closed);
+    drop(second);
+    assert_eq!(sem.available(), sem.capacity());
+}

@@ -837,17 +837,19 @@ fn a_shrink_turns_a_waiting_request_too_large() {
         (1, 800, 600)
     );
     assert_eq!(*ends.lock().unwrap(), [Waited::TooLarge]);
+    // It waited and was failed: no refusal (its first try, made by the
+    // semaphore's own acquire, counts none).
     let stats = sem.stats();
     assert_eq!(
         (stats.refused, stats.waited, stats.exceeded),
-        ([0, 1], [0, 1], [0, 1])
+        ([0, 0], [0, 1], [0, 1])
     );
     drop(held);
 }
 
-/// A request dropped before its first poll never queued and counts
-/// nowhere; one dropped while it waits is not observed and counts as
-/// cancelled.
+/// A request that does not fit is queued in `call` (its place in line is
+/// taken there): dropped while it waits, polled or not, it is not observed
+/// and counts as cancelled, never as refused.
 #[test]
 fn a_waiting_request_dropped_counts_as_cancelled_once_queued() {
     let sem = Arc::new(MultiSemaphore::new([1, 1000]));
@@ -857,15 +859,51 @@ fn a_waiting_request_dropped_counts_as_cancelled_once_queued() {
     let mut svc = bytes_layer(&sem)
         .on_wait(move |_, end| seen.lock().unwrap().push(end))
         .layer(echo());
-    drop(svc.call(10));
-    assert_eq!(sem.stats().cancelled, 0);
+    let unpolled = svc.call(10);
+    assert_eq!(sem.waiters(), 1);
+    drop(unpolled);
+    assert_eq!((sem.waiters(), sem.stats().cancelled), (0, 1));
     let mut call = Box::pin(svc.call(10));
     assert!(poll_once(call.as_mut()).is_pending());
     assert_eq!(sem.waiters(), 1);
     drop(call);
-    assert_eq!((sem.waiters(), sem.stats().cancelled), (0, 1));
+    assert_eq!((sem.waiters(), sem.stats().cancelled), (0, 2));
     assert!(ends.lock().unwrap().is_empty());
+    assert_eq!(sem.stats().refused, [0, 0]);
     drop(held);
+}
+
+/// The statistics see what the layer's callers see: in wait mode a request
+/// that waits and is admitted counts in `waited` and `acquired`, never in
+/// `refused` (the layer once tried `try_acquire_owned` first, and every
+/// request that then waited counted as refused too: a "refused by
+/// dimension" dashboard fired under ordinary queueing). In shed mode a
+/// refusal is one. Found by a reviewer writing a server with the layer.
+#[test]
+fn only_refusals_count_as_refused() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let held = sem.try_acquire_owned([0, 900]).unwrap();
+    let mut waits = bytes_layer(&sem).layer(echo());
+    let mut call = Box::pin(waits.call(500));
+    assert!(poll_once(call.as_mut()).is_pending());
+    drop(held);
+    assert!(matches!(poll_once(call.as_mut()), Poll::Ready(Ok(500))));
+    let admitted_at_once = std::pin::pin!(waits.call(10));
+    assert!(matches!(poll_once(admitted_at_once), Poll::Ready(Ok(10))));
+    let stats = sem.stats();
+    assert_eq!(
+        (stats.refused, stats.waited, stats.acquired),
+        ([0, 0], [0, 1], 3)
+    );
+
+    let _held = sem.try_acquire_owned([0, 900]).unwrap();
+    let mut sheds = bytes_layer(&sem).shed().layer(echo());
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(sheds.call(500))) else {
+        panic!("shed at once");
+    };
+    assert!(err.downcast_ref::<Shed>().is_some());
+    let stats = sem.stats();
+    assert_eq!((stats.refused, stats.waited), ([0, 1], [0, 1]));
 }
 
 /// A request that would fit but times out queued behind an earlier one

@@ -2,7 +2,7 @@
 //! inner service's future with the permit held.
 
 use super::layer::{Config, Mode, Timer};
-use super::{Closed, Hold, Refused, TimedOut, TooLarge, Waited};
+use super::{Closed, Hold, Refused, TimedOut, Waited};
 use crate::{AcquireError, AcquireOwned, AcquireOwnedTimeout, OwnedPermit};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -178,13 +178,14 @@ pub struct Waiting<S, Request, const N: usize> {
 }
 
 impl<S, Request, const N: usize> Waiting<S, Request, N> {
+    /// `acquire`: the request's acquire, polled once and queued.
     pub(crate) fn new(
         service: S,
         request: Request,
         amounts: [u64; N],
         config: Arc<Config<N>>,
+        acquire: AcquireOwned<N>,
     ) -> Self {
-        let acquire = config.sem.acquire_owned(amounts);
         let acquire = match &config.mode {
             // The semaphore races the timer itself, so a timeout counts
             // in its `timed_out` (by the dimension that held it back), not
@@ -227,12 +228,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 capacity,
                 ..
             }) => (
-                Err(Refused::TooLarge(TooLarge {
-                    dim,
-                    name: config.names[dim],
-                    requested,
-                    capacity,
-                })),
+                Err(config.too_large(dim, requested, capacity)),
                 Waited::TooLarge,
             ),
             Err(AcquireError::Timeout) => {

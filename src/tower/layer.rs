@@ -1,6 +1,6 @@
 //! The layer and its settings.
 
-use super::{Admit, Learn, UntilResponse};
+use super::{Admit, Learn, Refused, TooLarge, UntilResponse};
 use crate::MultiSemaphore;
 use crate::adaptive::Controller;
 use std::fmt;
@@ -66,6 +66,18 @@ pub(crate) struct Config<const N: usize> {
     pub(crate) mode: Mode,
     pub(crate) names: [&'static str; N],
     pub(crate) on_wait: Option<OnWait>,
+}
+
+impl<const N: usize> Config<N> {
+    /// The refusal of a request larger than dimension `dim`'s capacity.
+    pub(crate) fn too_large(&self, dim: usize, requested: u64, capacity: u64) -> Refused {
+        Refused::TooLarge(TooLarge {
+            dim,
+            name: self.names[dim],
+            requested,
+            capacity,
+        })
+    }
 }
 
 /// A tower [`Layer`](tower_layer::Layer) that admits each request by its

@@ -2,13 +2,14 @@
 
 use super::layer::{Config, Mode};
 use super::{
-    AdmitFuture, Closed, Hold, Refused, ResponseFuture, Shed, TooLarge, UntilResponse, Waiting,
-    Weigh,
+    AdmitFuture, Closed, Hold, Refused, ResponseFuture, Shed, UntilResponse, Waiting, Weigh,
 };
-use crate::{MultiSemaphore, TryAcquireError};
+use crate::{AcquireError, AcquireOwned, MultiSemaphore, TryAcquireError};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tower_service::Service;
 
 /// The service made by [`AdmitLayer`](super::AdmitLayer): admits each
@@ -136,18 +137,30 @@ where
         let amounts = self.weigher.weigh(&request);
         let config = &self.config;
         let mut hold = self.hold.clone();
-        let refused = match config.sem.try_acquire_owned(amounts) {
-            Ok(permit) => {
-                hold.admitted();
-                return ResponseFuture::calling(self.inner.call(request), permit, hold);
+        let refused = match &config.mode {
+            Mode::Wait { .. } => {
+                // A request that waits is queued, not refused: it counts in
+                // `waited`, not in `Stats::refused`, which counts the
+                // refusals callers get (so no `try_acquire_owned` here).
+                return match config.sem.try_acquire_owned_or_wait(amounts) {
+                    Ok(permit) => {
+                        hold.admitted();
+                        ResponseFuture::calling(self.inner.call(request), permit, hold)
+                    }
+                    Err(acquire) => self.wait(acquire, request, amounts, hold),
+                };
             }
-            Err(TryAcquireError::Insufficient {
-                dim,
-                available,
-                queued_ahead,
-                ..
-            }) => match &config.mode {
-                Mode::Shed => {
+            Mode::Shed => match config.sem.try_acquire_owned(amounts) {
+                Ok(permit) => {
+                    hold.admitted();
+                    return ResponseFuture::calling(self.inner.call(request), permit, hold);
+                }
+                Err(TryAcquireError::Insufficient {
+                    dim,
+                    available,
+                    queued_ahead,
+                    ..
+                }) => {
                     // Queued ahead, it would have fit, but others wait
                     // first: the error's dimension is what *they* lack,
                     // maybe one this request does not ask for. Name this
@@ -166,27 +179,60 @@ where
                         available,
                     })
                 }
-                Mode::Wait { .. } => {
-                    // The ready service goes with the request; a clone,
-                    // not yet ready, stays for the next `poll_ready`.
-                    let clone = self.inner.clone();
-                    let ready = std::mem::replace(&mut self.inner, clone);
-                    let waiting = Waiting::new(ready, request, amounts, Arc::clone(config));
-                    return ResponseFuture::waiting(waiting, hold);
-                }
+                Err(TryAcquireError::ExceedsCapacity {
+                    dim,
+                    requested,
+                    capacity,
+                    ..
+                }) => config.too_large(dim, requested, capacity),
+                Err(_) => Refused::Closed(Closed::default()),
             },
-            Err(TryAcquireError::ExceedsCapacity {
+        };
+        ResponseFuture::refused(refused, hold)
+    }
+}
+
+impl<S, W, const N: usize, H> Admit<S, W, N, H> {
+    /// `call` for a request that cannot be admitted at once, in wait mode:
+    /// one poll of its acquire, with a waker that wakes nothing, queues it
+    /// now, in the order of the calls (or says at once that it is too large
+    /// or closed out, or admits it if permits came back meanwhile); the
+    /// response future's first poll gives it the task's waker.
+    #[cold]
+    #[inline(never)]
+    fn wait<Request>(
+        &mut self,
+        mut acquire: AcquireOwned<N>,
+        request: Request,
+        amounts: [u64; N],
+        mut hold: H,
+    ) -> AdmitFuture<S, Request, H, N>
+    where
+        S: Service<Request> + Clone,
+        H: Hold<S::Response, S::Error, N>,
+    {
+        let refused = match Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(permit)) => {
+                hold.admitted();
+                return ResponseFuture::calling(self.inner.call(request), permit, hold);
+            }
+            Poll::Pending => {
+                // The ready service goes with the request; a clone, not yet
+                // ready, stays for the next `poll_ready`.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let config = Arc::clone(&self.config);
+                let waiting = Waiting::new(ready, request, amounts, config, acquire);
+                return ResponseFuture::waiting(waiting, hold);
+            }
+            Poll::Ready(Err(AcquireError::ExceedsCapacity {
                 dim,
                 requested,
                 capacity,
                 ..
-            }) => Refused::TooLarge(TooLarge {
-                dim,
-                name: config.names[dim],
-                requested,
-                capacity,
-            }),
-            Err(_) => Refused::Closed(Closed::default()),
+            })) => self.config.too_large(dim, requested, capacity),
+            // No deadline races this first poll: `Closed`.
+            Poll::Ready(Err(_)) => Refused::Closed(Closed::default()),
         };
         ResponseFuture::refused(refused, hold)
     }
