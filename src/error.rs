@@ -223,6 +223,30 @@ impl TryAcquireError {
     pub fn is_insufficient(&self) -> bool {
         matches!(self, Self::Insufficient { .. })
     }
+
+    /// Whether this is [`TryAcquireError::ExceedsCapacity`]: retrying
+    /// cannot succeed until the capacity grows.
+    pub fn is_exceeds_capacity(&self) -> bool {
+        matches!(self, Self::ExceedsCapacity { .. })
+    }
+
+    /// The dimension the error names (`Insufficient`, `ExceedsCapacity`),
+    /// or `None` for `Closed`.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1024]);
+    /// assert_eq!(sem.try_acquire([1, 2048]).unwrap_err().dim(), Some(1));
+    /// sem.close();
+    /// assert_eq!(sem.try_acquire([1, 1]).unwrap_err().dim(), None);
+    /// ```
+    pub fn dim(&self) -> Option<usize> {
+        match *self {
+            Self::Insufficient { dim, .. } | Self::ExceedsCapacity { dim, .. } => Some(dim),
+            Self::Closed => None,
+        }
+    }
 }
 
 impl AcquireError {
@@ -244,6 +268,23 @@ impl AcquireError {
     /// Whether this is [`AcquireError::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout)
+    }
+
+    /// Whether this is [`AcquireError::ExceedsCapacity`].
+    pub fn is_exceeds_capacity(&self) -> bool {
+        matches!(self, Self::ExceedsCapacity { .. })
+    }
+
+    /// The dimension the error names (`ExceedsCapacity`), or `None`. For
+    /// the dimension that held a timed-out request back, see
+    /// [`Stats::timed_out_by`](crate::Stats::timed_out_by), or
+    /// [`AcquireTimeout::short_at_timeout`](crate::AcquireTimeout::short_at_timeout)
+    /// on an async acquire with a timeout.
+    pub fn dim(&self) -> Option<usize> {
+        match *self {
+            Self::ExceedsCapacity { dim, .. } => Some(dim),
+            Self::Timeout | Self::Closed => None,
+        }
     }
 }
 

@@ -164,6 +164,31 @@ pub mod tower;
 
 pub use acquire::{Acquire, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout};
 pub use builder::Builder;
+
+/// The core's types, for a glob import: `use multisem::prelude::*;`.
+///
+/// A glob of the crate root would also bring in its integration modules,
+/// `tower`, `http` and `metrics`, whose names are those of the crates they
+/// integrate with: next to `use tower::ServiceBuilder;` the compiler
+/// would call `tower` ambiguous. The integrations' own types (`Admit`,
+/// `Refused` in both `stream` and `tower`) are best named through their
+/// module: `multisem::tower::Admit`, `multisem::stream::Admit`.
+///
+/// ```
+/// use multisem::prelude::*;
+/// use std::sync::Arc;
+///
+/// let sem: Arc<MultiSemaphore<2>> = Arc::new(MultiSemaphore::new([10, 1024]));
+/// let permit: OwnedPermit<2> = sem.try_acquire_owned([1, 100]).unwrap();
+/// assert!(matches!(sem.try_acquire([1, 2048]), Err(TryAcquireError::ExceedsCapacity { .. })));
+/// # drop(permit);
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Acquire, AcquireError, AcquireOwned, Builder, CapacityError, MultiSemaphore, OwnedPermit,
+        Permit, ReleaseError, Stats, TryAcquireError,
+    };
+}
 pub use dims::{DimNames, DimSet};
 pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};

@@ -46,6 +46,12 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
         Ok(())
     }
 
+    fn shrink_to(&mut self, amounts: [u64; N]) {
+        let excess = std::array::from_fn(|d| self.amounts[d].saturating_sub(amounts[d]));
+        self.release(excess)
+            .expect("the excess is at most what the permit holds");
+    }
+
     fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
         self.take_out(amounts)?;
         // As in `drop`: an empty release touches no atomic.
@@ -366,6 +372,26 @@ impl<'a, const N: usize> Permit<'a, N> {
     pub fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
         self.held.release(amounts)
     }
+    /// Keeps at most `amounts` in each dimension and gives the rest back at
+    /// once: [`release`](Self::release) of whatever is above them. A
+    /// dimension that holds less keeps what it holds, as
+    /// [`Vec::shrink_to`] keeps a smaller capacity.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let mut permit = sem.try_acquire([1, 600])?; // the size before compression
+    /// permit.shrink_to([1, 250]);                  // the size it compressed to
+    /// assert_eq!(permit.amounts(), [1, 250]);
+    /// assert_eq!(sem.available(), [9, 750]);
+    /// permit.shrink_to([5, 300]); // above what it holds: nothing changes
+    /// assert_eq!(permit.amounts(), [1, 250]);
+    /// # Ok::<(), multisem::TryAcquireError>(())
+    /// ```
+    pub fn shrink_to(&mut self, amounts: [u64; N]) {
+        self.held.shrink_to(amounts);
+    }
 }
 
 impl<const N: usize> OwnedPermit<N> {
@@ -478,6 +504,11 @@ impl<const N: usize> OwnedPermit<N> {
     /// in a dimension; then nothing changes.
     pub fn release(&mut self, amounts: [u64; N]) -> Result<(), ReleaseError> {
         self.held.release(amounts)
+    }
+    /// As [`Permit::shrink_to`]: keeps at most `amounts` in each dimension
+    /// and gives the rest back at once.
+    pub fn shrink_to(&mut self, amounts: [u64; N]) {
+        self.held.shrink_to(amounts);
     }
 }
 

@@ -161,6 +161,56 @@ where
     pub fn is_waiting(&self) -> bool {
         self.waiting.is_some()
     }
+
+    /// Gives back the item that waits for its permit, if one does: for a
+    /// shutdown that must not lose it. Its acquire is dropped, so it leaves
+    /// the queue having taken nothing (a grant that raced it goes back to
+    /// the semaphore); the adaptor goes on with the source's next item.
+    ///
+    /// ```
+    /// use futures_util::{FutureExt, StreamExt, stream};
+    /// use multisem::{MultiSemaphore, stream::Admit};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([1, 1024]));
+    /// let held = sem.try_acquire([1, 0]).unwrap();
+    /// let mut admitted = Admit::new(stream::iter([10u64, 20]), Arc::clone(&sem), |&n| [1, n]);
+    /// assert!(admitted.next().now_or_never().is_none()); // 10 waits
+    /// // Shutting down: the waiting message is not lost.
+    /// assert_eq!(admitted.take_waiting(), Some(10));
+    /// assert_eq!(sem.waiters(), 0);
+    /// drop(held);
+    /// let (item, _permit) = admitted.next().now_or_never().unwrap().unwrap().unwrap();
+    /// assert_eq!(item, 20);
+    /// ```
+    pub fn take_waiting(&mut self) -> Option<S::Item> {
+        self.waiting.take().map(|(item, _acquire)| item)
+    }
+
+    /// The source, and the item that waits for its permit if one does (see
+    /// [`take_waiting`](Self::take_waiting)): what is left of the stream,
+    /// without the adaptor. The source stays pinned in its box, since it
+    /// need not be `Unpin`.
+    ///
+    /// ```
+    /// use futures_util::{FutureExt, StreamExt, stream};
+    /// use multisem::{MultiSemaphore, stream::Admit};
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([1, 1024]));
+    /// let held = sem.try_acquire([1, 0]).unwrap();
+    /// let mut admitted = Admit::new(stream::iter([1u64, 2, 3]), Arc::clone(&sem), |&n| [1, n]);
+    /// assert!(admitted.next().now_or_never().is_none()); // 1 waits
+    /// let (rest, waiting) = admitted.into_inner();
+    /// assert_eq!(waiting, Some(1));
+    /// assert_eq!(rest.collect::<Vec<_>>().now_or_never(), Some(vec![2, 3]));
+    /// assert_eq!(sem.waiters(), 0);
+    /// # drop(held);
+    /// ```
+    pub fn into_inner(mut self) -> (Pin<Box<S>>, Option<S::Item>) {
+        let waiting = self.take_waiting();
+        (self.source, waiting)
+    }
 }
 
 impl<S: Stream, F, const N: usize> Stream for Admit<S, F, N>

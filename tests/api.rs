@@ -2225,11 +2225,33 @@ fn error_predicates() {
     let exc = sem.try_acquire([2]).unwrap_err();
     assert!(ins.is_insufficient() && !ins.is_closed() && !ins.is_queued_ahead());
     assert!(!exc.is_insufficient() && !exc.is_closed() && !exc.is_queued_ahead());
+    assert!(exc.is_exceeds_capacity() && !ins.is_exceeds_capacity());
+    assert_eq!(
+        (ins.dim(), exc.dim(), TryAcquireError::Closed.dim()),
+        (Some(0), Some(0), None)
+    );
     assert!(TryAcquireError::Closed.is_closed() && !TryAcquireError::Closed.is_insufficient());
+    assert!(!TryAcquireError::Closed.is_exceeds_capacity());
     let exc = sem.acquire_blocking([2]).unwrap_err();
     assert!(AcquireError::Timeout.is_timeout() && !AcquireError::Timeout.is_closed());
     assert!(AcquireError::Closed.is_closed() && !AcquireError::Closed.is_timeout());
-    assert!(!exc.is_closed() && !exc.is_timeout());
+    assert!(!exc.is_closed() && !exc.is_timeout() && exc.is_exceeds_capacity());
+    assert!(
+        !AcquireError::Timeout.is_exceeds_capacity() && !AcquireError::Closed.is_exceeds_capacity()
+    );
+    assert_eq!(
+        (
+            exc.dim(),
+            AcquireError::Timeout.dim(),
+            AcquireError::Closed.dim()
+        ),
+        (Some(0), None, None)
+    );
+    let wide = MultiSemaphore::new([4, 8]);
+    assert_eq!(wide.try_acquire([1, 9]).unwrap_err().dim(), Some(1));
+    assert_eq!(wide.acquire_blocking([1, 9]).unwrap_err().dim(), Some(1));
+    let _all = wide.try_acquire([0, 8]).unwrap();
+    assert_eq!(wide.try_acquire([1, 1]).unwrap_err().dim(), Some(1));
     assert!(
         sem.acquire_blocking_deadline([1], Instant::now())
             .unwrap_err()

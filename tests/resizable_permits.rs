@@ -169,6 +169,32 @@ fn release_gives_back_part_and_keeps_the_rest() {
     });
 }
 
+/// `shrink_to` keeps at most the target in each dimension and gives the
+/// rest back; a dimension holding less keeps what it holds. It serves the
+/// queue as `release` does.
+#[test]
+fn shrink_to_keeps_at_most_the_target() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([3, 900]).unwrap();
+        permit.shrink_to([5, 250]);
+        assert_eq!(permit.amounts(), [3, 250], "{layout:?}");
+        assert_eq!(sem.available(), [1, 750], "{layout:?}");
+        let mut queued = pin!(sem.acquire([2, 700]));
+        assert!(poll_once(queued.as_mut()).is_pending());
+        permit.shrink_to([1, 250]);
+        assert_eq!(permit.amounts(), [1, 250], "{layout:?}");
+        let granted = ready(poll_once(queued.as_mut()), "granted by the shrink").unwrap();
+        assert_eq!(granted.amounts(), [2, 700], "{layout:?}");
+        permit.shrink_to([0, 0]);
+        assert_eq!(permit.amounts(), [0, 0], "{layout:?}");
+        drop((permit, granted));
+        assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
+        let mut owned = sem.try_acquire_owned([2, 10]).unwrap();
+        owned.shrink_to([1, 10]);
+        assert_eq!((owned.amounts(), sem.available()), ([1, 10], [3, 990]));
+    });
+}
+
 #[test]
 fn release_of_more_than_held_is_an_error_and_gives_nothing_back() {
     each_layout(|layout, sem| {

@@ -518,3 +518,39 @@ fn the_adaptor_reports_its_state() {
     assert!(admit.is_terminated() && !admit.is_waiting());
     assert!(format!("{admit:?}").contains("waiting: false, source_done: true"));
 }
+
+/// `take_waiting` gives back the item that waits, even after its permit was
+/// granted and not yet collected: that grant goes back to the semaphore,
+/// and the adaptor goes on with the next item. `into_inner` gives back the
+/// rest of the source with it.
+#[test]
+fn take_waiting_gives_back_the_item_and_its_raced_grant() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1000]));
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut admitted = Admit::new(
+        stream::iter([100u64, 200, 300]),
+        Arc::clone(&sem),
+        |&n: &u64| [1, n],
+    );
+    assert!(poll_once(pin!(admitted.next())).is_pending());
+    assert_eq!(sem.waiters(), 1);
+    // Granted by the release, not yet collected.
+    drop(held);
+    assert_eq!(sem.available(), [0, 900]);
+    assert_eq!(admitted.take_waiting(), Some(100));
+    assert_eq!(admitted.take_waiting(), None);
+    assert_eq!(sem.available(), sem.capacity());
+    assert_eq!(sem.stats().cancelled, 1);
+    let Poll::Ready(Some(Ok((item, permit)))) = poll_once(pin!(admitted.next())) else {
+        panic!("the next item fits");
+    };
+    assert_eq!((item, permit.amounts()), (200, [1, 200]));
+    // With the permit held, 300 waits; what is left comes back whole.
+    assert!(poll_once(pin!(admitted.next())).is_pending());
+    let (rest, waiting) = admitted.into_inner();
+    assert_eq!(waiting, Some(300));
+    assert_eq!(futures_executor::block_on(rest.collect::<Vec<_>>()), []);
+    assert_eq!(sem.waiters(), 0);
+    drop(permit);
+    assert_eq!(sem.available(), sem.capacity());
+}

@@ -933,6 +933,25 @@ fn timed_out_behind_earlier_requests_names_no_dimension() {
     drop((head, held));
 }
 
+/// The timeout's sleep function may return a future with an output (as
+/// async-io's `Timer` gives an `Instant`): it is ignored, and the timer
+/// still bounds the wait. Found by a reviewer trying async-io's timer.
+#[test]
+fn a_timer_with_an_output_bounds_the_wait() {
+    let sem = Arc::new(MultiSemaphore::new([1, 1000]));
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |_: &()| [1, 10])
+        .wait_timeout(Duration::ZERO, |_| async { std::time::Instant::now() })
+        .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+    let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
+        panic!("timed out at once");
+    };
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert_eq!(timed_out.dim(), Some(0));
+    assert_eq!(sem.stats().timed_out_by, [1, 0]);
+    drop(held);
+}
+
 /// The refusals say which dimension, by index and by name, and what
 /// happened, in their `Display`.
 #[test]

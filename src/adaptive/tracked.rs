@@ -157,6 +157,12 @@ impl<const N: usize> TrackedPermit<N> {
         self.permit.release(amounts)
     }
 
+    /// As [`OwnedPermit::shrink_to`]: keeps at most `amounts` in each
+    /// dimension and gives the rest back at once.
+    pub fn shrink_to(&mut self, amounts: [u64; N]) {
+        self.permit.shrink_to(amounts);
+    }
+
     /// When the permit was granted (or handed to [`Controller::track`]).
     ///
     /// ```

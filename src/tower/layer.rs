@@ -282,26 +282,38 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// Wait mode, giving up after `timeout` with [`TimedOut`](super::TimedOut).
     /// `sleep` is the runtime's sleep function (for example
     /// `tokio::time::sleep`); it is called, and its future boxed, only for a
-    /// request that has to wait. The semaphore races that timer itself, so a
-    /// timeout counts in [`Stats::timed_out`](crate::Stats::timed_out) and
-    /// `timed_out_by` (by the dimension that held the request back), not as
-    /// a cancel.
+    /// request that has to wait; its output, whatever it is, is ignored
+    /// (async-io's `Timer` gives an `Instant`). The semaphore races that
+    /// timer itself, so a timeout counts in
+    /// [`Stats::timed_out`](crate::Stats::timed_out) and `timed_out_by` (by
+    /// the dimension that held the request back), not as a cancel.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
     /// use multisem::tower::AdmitLayer;
-    /// use std::{sync::Arc, time::Duration};
+    /// use std::{sync::Arc, time::{Duration, Instant}};
     ///
     /// let layer = AdmitLayer::new(Arc::new(MultiSemaphore::new([16])), |_: &()| [1])
     ///     .wait_timeout(Duration::from_millis(500), tokio::time::sleep);
+    /// // A timer whose future has an output, as async-io's `Timer::after`:
+    /// let layer = layer.wait_timeout(Duration::from_millis(500), |after| async move {
+    ///     tokio::time::sleep(after).await;
+    ///     Instant::now()
+    /// });
     /// # let _ = layer;
     /// ```
     pub fn wait_timeout<F, Fut>(mut self, timeout: Duration, sleep: F) -> Self
     where
         F: Fn(Duration) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        Fut: Future + Send + 'static,
     {
-        let sleep: SleepFn = Arc::new(move |after| Box::pin(sleep(after)));
+        let sleep: SleepFn = Arc::new(move |after| {
+            let timer = sleep(after);
+            // One allocation still: the timer, wrapped to drop its output.
+            Box::pin(async move {
+                timer.await;
+            })
+        });
         self.mode = Mode::Wait {
             timeout: Some((timeout, sleep)),
         };
