@@ -1385,6 +1385,62 @@ fn the_controller_s_acquire_can_be_spawned() {
     assert_eq!(sem.available(), sem.capacity());
 }
 
+/// `Controller::acquire` returns a nameable future, `Unpin` (kept in a
+/// struct, raced in `select!` without pinning), with a timeout of its own
+/// that counts as the semaphore's timeout; its grants, and the blocking
+/// twins', are tracked: each completion is a sample.
+#[test]
+fn the_controller_s_acquires_are_nameable_timed_and_tracked() {
+    use multisem::adaptive::{TrackedAcquire, TrackedAcquireTimeout};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    fn unpin_send<F: Future + Unpin + Send + 'static>(future: F) -> F {
+        future
+    }
+    let sem = semaphore([2, 2000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let mut acquire: TrackedAcquire<2> = unpin_send(ctl.acquire([1, 10]));
+    let Poll::Ready(Ok(first)) =
+        Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("fits at once");
+    };
+    first.complete(Outcome::success());
+    assert_eq!(ctl.windows(), 1);
+
+    // Every count the controller's window has left in force is held.
+    let held = sem.try_acquire_owned([sem.capacity()[0], 0]).unwrap();
+    let mut timed: TrackedAcquireTimeout<2, _> =
+        unpin_send(ctl.acquire([1, 10]).with_timeout(std::future::ready(())));
+    let polled = Pin::new(&mut timed).poll(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(
+        polled,
+        Poll::Ready(Err(multisem::AcquireError::Timeout))
+    ));
+    assert_eq!(timed.short_at_timeout(), Some(0));
+    assert_eq!(
+        (sem.stats().timed_out_by, sem.stats().cancelled),
+        ([1, 0], 0)
+    );
+    drop(held);
+
+    ctl.acquire_blocking([1, 10])
+        .unwrap()
+        .complete(Outcome::success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    ctl.acquire_blocking_deadline([1, 10], deadline)
+        .unwrap()
+        .complete(Outcome::Dropped);
+    assert_eq!(ctl.windows(), 3);
+    assert_eq!(ctl.last_window().unwrap().drops, 1);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 // What the docs promise at the edges (a reviewer's audit of the docs).
 
 /// `Controller::track` and `track_at` panic on another semaphore's permit,

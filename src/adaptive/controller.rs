@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::algorithm::{Algorithm, Dimension};
 use super::tracked::{Outcome, TrackedPermit};
+use super::tracked_acquire::TrackedAcquire;
 use super::window::{Accumulator, Window};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::OwnedPermit;
@@ -359,6 +360,59 @@ impl<const N: usize> Controller<N> {
         Ok(self.track(permit))
     }
 
+    /// [`MultiSemaphore::acquire_owned_blocking_deadline`], tracked from the grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::{sync::Arc, time::{Duration, Instant}};
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let permit = ctl.acquire_blocking_deadline([1, 100], deadline).unwrap();
+    /// permit.complete(Outcome::success());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::acquire_blocking_deadline`].
+    pub fn acquire_blocking_deadline(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+        deadline: Instant,
+    ) -> Result<TrackedPermit<N>, AcquireError> {
+        let permit = self
+            .sem
+            .acquire_owned_blocking_deadline(amounts, deadline)?;
+        Ok(self.track(permit))
+    }
+
+    /// [`MultiSemaphore::acquire_owned_blocking`], tracked from the grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
+    /// let permit = ctl.acquire_blocking([1, 100]).unwrap();
+    /// permit.complete(Outcome::success());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiSemaphore::acquire_blocking`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread until granted or closed; in async code use
+    /// [`acquire`](Self::acquire).
+    pub fn acquire_blocking(
+        self: &Arc<Self>,
+        amounts: [u64; N],
+    ) -> Result<TrackedPermit<N>, AcquireError> {
+        let permit = self.sem.acquire_owned_blocking(amounts)?;
+        Ok(self.track(permit))
+    }
+
     /// [`MultiSemaphore::acquire_owned`], tracked from the grant. The future
     /// is `'static` (it holds its own handle on the controller), so a task
     /// can be spawned on it.
@@ -374,25 +428,11 @@ impl<const N: usize> Controller<N> {
     /// # });
     /// ```
     ///
-    /// With a timeout, give the semaphore's own acquire the timer and track
-    /// what it grants: the wait then counts as a timeout in
-    /// [`stats`](MultiSemaphore::stats), where the runtime's
-    /// `timeout(.., ctl.acquire(..))` would be seen as a cancel (see
-    /// [`Acquire::with_timeout`](crate::Acquire::with_timeout)).
-    ///
-    /// ```
-    /// # use multisem::{AcquireError, MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
-    /// # use std::{sync::Arc, time::Duration};
-    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
-    /// # let ctl = Controller::builder(sem).limit(0, 1..=256, Aimd::default()).build();
-    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-    /// let timer = tokio::time::sleep(Duration::from_millis(100));
-    /// let acquire = ctl.semaphore().acquire_owned([1, 100]).with_timeout(timer);
-    /// let permit = ctl.track(acquire.await?); // tracked from the grant
-    /// permit.complete(Outcome::success());
-    /// # Ok::<(), AcquireError>(())
-    /// # }).unwrap();
-    /// ```
+    /// With a timeout, give it the timer
+    /// ([`with_timeout`](TrackedAcquire::with_timeout)): the wait then
+    /// counts as a timeout in [`stats`](MultiSemaphore::stats), where the
+    /// runtime's `timeout(.., ctl.acquire(..))` would be seen as a cancel
+    /// (see [`Acquire::with_timeout`](crate::Acquire::with_timeout)).
     ///
     /// # Errors
     ///
@@ -402,17 +442,10 @@ impl<const N: usize> Controller<N> {
     ///
     /// As [`MultiSemaphore::acquire_owned`]: dropped before its grant, it
     /// holds nothing.
-    pub fn acquire(
-        self: &Arc<Self>,
-        amounts: [u64; N],
-    ) -> impl Future<Output = Result<TrackedPermit<N>, AcquireError>> + Send + use<N> {
+    pub fn acquire(self: &Arc<Self>, amounts: [u64; N]) -> TrackedAcquire<N> {
         // `'static`: it holds its own handle on the controller, so it can be
         // spawned, as the semaphore's `acquire_owned` can.
-        let controller = Arc::clone(self);
-        async move {
-            let permit = controller.sem.acquire_owned(amounts).await?;
-            Ok(controller.track(permit))
-        }
+        TrackedAcquire::new(self.sem.acquire_owned(amounts), Arc::clone(self))
     }
 
     /// Counts one completion; closes the window and resizes if it is due.

@@ -93,6 +93,7 @@ mod controller;
 mod gradient;
 pub mod preset;
 mod tracked;
+mod tracked_acquire;
 mod window;
 
 pub use aimd::Aimd;
@@ -101,4 +102,5 @@ pub use bandwidth_delay::BandwidthDelay;
 pub use controller::{BoundsError, Controller, ControllerBuilder};
 pub use gradient::Gradient2;
 pub use tracked::{Outcome, TrackedPermit};
+pub use tracked_acquire::{TrackedAcquire, TrackedAcquireTimeout};
 pub use window::Window;
