@@ -361,6 +361,38 @@ impl<const N: usize> MultiSemaphore<N> {
     /// drop(permit);
     /// assert_eq!(sem.available(), [2, 100]);
     /// ```
+    ///
+    /// # Flushing first
+    ///
+    /// A producer that shuts down wants to stop admitting, then wait for
+    /// what is in flight to come back. Closing does the first, and makes
+    /// every acquire fail after it: so wait first, by acquiring the whole
+    /// capacity. Acquirers are served first come, first served, so
+    /// everyone who comes later queues behind that acquire; it is granted
+    /// once everything in flight has come back; the close then turns the
+    /// latecomers away. This needs the capacity to stay put meanwhile: a
+    /// shrink fails the acquire with `ExceedsCapacity` (try again with the
+    /// new capacity), and a growth lets it be granted with the added
+    /// permits still out (compare [`in_flight`](Self::in_flight) with what
+    /// it holds, or pause the resizer, such as an adaptive controller's
+    /// [`set_bounds`](crate::adaptive::Controller::set_bounds), first).
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::{sync::Arc, thread, time::Duration};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    /// let in_flight = sem.try_acquire_owned([1, 300]).unwrap();
+    /// let sender = thread::spawn(move || {
+    ///     thread::sleep(Duration::from_millis(10)); // the broker answers
+    ///     drop(in_flight);
+    /// });
+    /// let everything = sem.acquire_blocking(sem.capacity()).unwrap(); // the flush
+    /// sem.close();
+    /// assert_eq!(sem.in_flight(), sem.capacity()); // ours alone
+    /// drop(everything);
+    /// # sender.join().unwrap();
+    /// ```
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
