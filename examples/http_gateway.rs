@@ -759,11 +759,13 @@ struct Refusals {
 }
 
 fn server_refusals(cfg: &Config, stats: &multisem::Stats<2>) -> Refusals {
-    // The layer's first try is a `try_acquire`: each failure counts in
-    // `refused`, those above a capacity in `exceeded` too. In shed mode
-    // every other failure is answered 503; in wait mode it queues, and
-    // only a timeout is answered 503. (A shrink can fail a queued request
-    // as too large; here the bytes never shrink below the largest request.)
+    // In shed mode the layer's try is a `try_acquire`: each failure counts
+    // in `refused`, those above a capacity in `exceeded` too, and every
+    // other failure is answered 503. In wait mode nothing counts as
+    // refused: a request that does not fit queues (`waited`), and only a
+    // timeout is answered 503; one above a capacity counts in `exceeded`.
+    // (A shrink can fail a queued request as too large; here the bytes
+    // never shrink below the largest request.)
     let unavailable = if cfg.shed {
         [0, 1].map(|d| stats.refused[d].saturating_sub(stats.exceeded[d]))
     } else {
