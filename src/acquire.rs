@@ -290,11 +290,13 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// Takes `amounts` now if they fit, as [`try_acquire`](Self::try_acquire)
-    /// does (the same lock-free take), or else returns the
-    /// [`acquire`](Self::acquire) that waits for them: for a caller that
-    /// waits whenever it cannot take at once, as a server's admission layer
-    /// does, and wants the permit without a future when it can.
+    /// Takes `amounts` now by the lock-free take of
+    /// [`try_acquire`](Self::try_acquire), where that can (nobody queued,
+    /// no shrink being absorbed, the request within the capacity), or else
+    /// returns the [`acquire`](Self::acquire) that waits for them, whose
+    /// first poll takes them if they fit by then: for a caller that waits
+    /// whenever it cannot take at once, as a server's admission layer does,
+    /// and wants the permit without a future when it can.
     ///
     /// Unlike `try_acquire` followed by `acquire`, a request that goes on to
     /// wait is not counted as refused in [`stats`](Self::stats): it is no

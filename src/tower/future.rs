@@ -170,6 +170,8 @@ where
 /// ```
 pub struct Waiting<S, Request, const N: usize> {
     acquire: Acquiring<N>,
+    /// Polled before: its acquire is (or was) queued.
+    polled: bool,
     started: Instant,
     service: Option<S>,
     request: Option<Request>,
@@ -178,7 +180,7 @@ pub struct Waiting<S, Request, const N: usize> {
 }
 
 impl<S, Request, const N: usize> Waiting<S, Request, N> {
-    /// `acquire`: the request's acquire, polled once and queued.
+    /// `acquire`: the request's acquire, not yet polled (not queued).
     pub(crate) fn new(
         service: S,
         request: Request,
@@ -197,6 +199,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         };
         Self {
             acquire,
+            polled: false,
             started: Instant::now(),
             service: Some(service),
             request: Some(request),
@@ -212,6 +215,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(S, Request, OwnedPermit<N>), Refused>> {
         let config = &*self.config;
+        let first = !std::mem::replace(&mut self.polled, true);
         let polled = match &mut self.acquire {
             Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
             Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
@@ -247,7 +251,11 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
             }
             Err(_) => (Err(Refused::Closed(Closed::default())), Waited::Closed),
         };
-        if let Some(observe) = &config.on_wait {
+        // Too large or closed out on its first poll, it never waited: it is
+        // refused at once, as in `call` (where the try that missed could
+        // not say why), and not observed.
+        let at_once = first && matches!(end, Waited::TooLarge | Waited::Closed);
+        if let (Some(observe), false) = (&config.on_wait, at_once) {
             observe(self.started.elapsed(), end);
         }
         Poll::Ready(result)

@@ -44,10 +44,10 @@
 //!   ([`wait_timeout`](AdmitLayer::wait_timeout)); *shed*
 //!   ([`shed`](AdmitLayer::shed)) never waits and refuses at once when the
 //!   weight does not fit now. A waiting request takes its place in the
-//!   queue in `call`, in the order of the calls (dropped before it is
-//!   admitted, it counts in [`Stats::cancelled`](crate::Stats::cancelled));
-//!   it counts in the semaphore's `waited`, never in its `refused`, which
-//!   counts only shed requests. In both modes, a
+//!   queue when its response future is first polled (so a future never
+//!   polled holds no place, and no permit another awaits); it counts in
+//!   the semaphore's `waited`, never in its `refused`, which counts only
+//!   shed requests. In both modes, a
 //!   request larger than a dimension's whole capacity is refused at once
 //!   ([`TooLarge`]), unless the semaphore clamps oversized requests
 //!   ([`Builder::clamp_oversized`](crate::Builder::clamp_oversized)): then
@@ -80,9 +80,8 @@
 //! the owned permit. No lock and no allocation. Only a request that has to
 //! wait pays more: the inner service is cloned (the ready one goes with the
 //! request, as tower's `Oneshot` does), its place in the queue is the
-//! semaphore's async acquire (queued in `call` with a waker that wakes
-//! nothing, then given the task's waker on the first poll: one more visit
-//! to the lock), and with a timeout, the sleep future is boxed.
+//! semaphore's async acquire, and with a timeout, the sleep future is
+//! boxed.
 //!
 //! A layer made by [`AdmitLayer::adaptive`] adds a clock read at the grant
 //! and, when the response is done, the controller's sample: a second clock

@@ -4,12 +4,10 @@ use super::layer::{Config, Mode};
 use super::{
     AdmitFuture, Closed, Hold, Refused, ResponseFuture, Shed, UntilResponse, Waiting, Weigh,
 };
-use crate::{AcquireError, AcquireOwned, MultiSemaphore, TryAcquireError};
+use crate::{AcquireOwned, MultiSemaphore, TryAcquireError};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use tower_service::Service;
 
 /// The service made by [`AdmitLayer`](super::AdmitLayer): admits each
@@ -194,47 +192,28 @@ where
 
 impl<S, W, const N: usize, H> Admit<S, W, N, H> {
     /// `call` for a request that cannot be admitted at once, in wait mode:
-    /// one poll of its acquire, with a waker that wakes nothing, queues it
-    /// now, in the order of the calls (or says at once that it is too large
-    /// or closed out, or admits it if permits came back meanwhile); the
-    /// response future's first poll gives it the task's waker.
+    /// the ready service goes with the request, and a clone, not yet ready,
+    /// stays for the next `poll_ready`. The request queues when its
+    /// response future is first polled, not here: a future that is never
+    /// polled (or polled after a later one) must not hold a place in the
+    /// queue, nor, once granted, the permits that others wait for.
     #[cold]
     #[inline(never)]
     fn wait<Request>(
         &mut self,
-        mut acquire: AcquireOwned<N>,
+        acquire: AcquireOwned<N>,
         request: Request,
         amounts: [u64; N],
-        mut hold: H,
+        hold: H,
     ) -> AdmitFuture<S, Request, H, N>
     where
         S: Service<Request> + Clone,
         H: Hold<S::Response, S::Error, N>,
     {
-        let refused = match Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(permit)) => {
-                hold.admitted();
-                return ResponseFuture::calling(self.inner.call(request), permit, hold);
-            }
-            Poll::Pending => {
-                // The ready service goes with the request; a clone, not yet
-                // ready, stays for the next `poll_ready`.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
-                let config = Arc::clone(&self.config);
-                let waiting = Waiting::new(ready, request, amounts, config, acquire);
-                return ResponseFuture::waiting(waiting, hold);
-            }
-            Poll::Ready(Err(AcquireError::ExceedsCapacity {
-                dim,
-                requested,
-                capacity,
-                ..
-            })) => self.config.too_large(dim, requested, capacity),
-            // No deadline races this first poll: `Closed`.
-            Poll::Ready(Err(_)) => Refused::Closed(Closed::default()),
-        };
-        ResponseFuture::refused(refused, hold)
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        ResponseFuture::waiting(Waiting::new(ready, request, amounts, config, acquire), hold)
     }
 }
 
