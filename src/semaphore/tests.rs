@@ -298,3 +298,60 @@ fn a_refused_try_acquire_takes_no_lock_when_nobody_is_queued() {
         assert!(result.unwrap_err().is_insufficient(), "{name}");
     }
 }
+
+/// A peak noted from the word its take wrote counts what was in flight at
+/// that take, even if permits came back before the note: only a resize
+/// between the two sends the note to the lock, where those returns would be
+/// missed. Staged by hand as above: a release between the take's CAS and
+/// its note.
+#[test]
+fn a_peak_counts_the_word_its_take_wrote_when_no_resize_ran() {
+    use crate::counters::{Miss, Took};
+    use std::sync::atomic::Ordering;
+
+    let sem = MultiSemaphore::new([10]);
+    // Two resizes first: the count is 4, not 0, when the take reads it.
+    sem.set_capacity([12]).unwrap();
+    sem.set_capacity([10]).unwrap();
+    let others = sem.try_acquire([5]).unwrap();
+    let before = sem.limits.resizes.load(Ordering::Acquire);
+    assert_eq!(before, 4);
+    let Ok(Took::Word(word)) = sem.counters.take_after_miss([3], Miss::Other) else {
+        panic!("the take of [3] failed");
+    };
+    // 8 in flight at the take; 5 come back before its note.
+    drop(others);
+    sem.note_peak_after(word, &[3], before);
+    assert_eq!(sem.stats().peak_in_flight, [8]);
+    sem.release(&[3]);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// `try_acquire_or_wait` hands back a future without visiting the lock,
+/// so the visit its take owes after a tiered give-back
+/// (`FastError::GaveBack`) is paid on the spot: the queued acquirer the
+/// given-back permits fit is served. Staged by hand as above.
+#[test]
+fn a_give_back_owed_visit_paid_on_the_spot_serves_the_queue() {
+    let sem = MultiSemaphore::new([2, 2]);
+    let held = sem.try_acquire([2, 2]).unwrap();
+    let mut waiter = pin!(sem.acquire([1, 1]));
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    std::mem::forget(held);
+    sem.counters.add(&[2, 2]);
+    sem.pay_owed_visit(FastError::Defer);
+    assert_eq!(sem.waiters(), 1, "nothing owed: no visit");
+    sem.pay_owed_visit(FastError::GaveBack);
+    assert_eq!(sem.waiters(), 0);
+    let permit = match waiter.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permit)) => permit,
+        other => panic!("the queued acquirer was not served: {other:?}"),
+    };
+    drop(permit);
+    assert_eq!(sem.available(), sem.capacity());
+}
