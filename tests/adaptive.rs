@@ -1405,27 +1405,36 @@ fn the_controller_s_acquires_are_nameable_timed_and_tracked() {
         .window(Duration::ZERO, 1)
         .build();
     let mut acquire: TrackedAcquire<2> = unpin_send(ctl.acquire([1, 10]));
-    let Poll::Ready(Ok(first)) =
+    let shown = format!("{acquire:?}");
+    assert!(
+        shown.starts_with("TrackedAcquire") && shown.contains("amounts: [1, 10]"),
+        "{shown}"
+    );
+    let Poll::Ready(Ok(mut first)) =
         Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop()))
     else {
         panic!("fits at once");
     };
+    first.shrink_to([1, 4]);
+    assert_eq!((first.amounts(), sem.available()[1]), ([1, 4], 1996));
     first.complete(Outcome::success());
     assert_eq!(ctl.windows(), 1);
 
-    // Every count the controller's window has left in force is held.
-    let held = sem.try_acquire_owned([sem.capacity()[0], 0]).unwrap();
+    // The bytes are all held: the wait times out short of them.
+    let held = sem.try_acquire_owned([0, 2000]).unwrap();
     let mut timed: TrackedAcquireTimeout<2, _> =
         unpin_send(ctl.acquire([1, 10]).with_timeout(std::future::ready(())));
+    assert!(format!("{timed:?}").starts_with("TrackedAcquireTimeout"));
+    assert_eq!(timed.short_at_timeout(), None, "not timed out yet");
     let polled = Pin::new(&mut timed).poll(&mut Context::from_waker(Waker::noop()));
     assert!(matches!(
         polled,
         Poll::Ready(Err(multisem::AcquireError::Timeout))
     ));
-    assert_eq!(timed.short_at_timeout(), Some(0));
+    assert_eq!(timed.short_at_timeout(), Some(1));
     assert_eq!(
         (sem.stats().timed_out_by, sem.stats().cancelled),
-        ([1, 0], 0)
+        ([0, 1], 0)
     );
     drop(held);
 
