@@ -10,7 +10,7 @@ use super::controller::Controller;
 use super::tracked::TrackedPermit;
 use crate::error::AcquireError;
 use crate::sync::Arc;
-use crate::{AcquireOwned, AcquireOwnedTimeout};
+use crate::{AcquireOwned, AcquireOwnedTimeout, OwnedPermit};
 
 /// The future of [`Controller::acquire`]: as
 /// [`AcquireOwned`](crate::AcquireOwned), its permit tracked from the grant.
@@ -89,9 +89,7 @@ impl<const N: usize> Future for TrackedAcquire<N> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        Pin::new(&mut this.acquire)
-            .poll(cx)
-            .map_ok(|permit| this.controller.track(permit))
+        track(&this.controller, Pin::new(&mut this.acquire).poll(cx))
     }
 }
 
@@ -100,10 +98,16 @@ impl<const N: usize, T: Future + ?Sized> Future for TrackedAcquireTimeout<N, T> 
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        Pin::new(&mut this.acquire)
-            .poll(cx)
-            .map_ok(|permit| this.controller.track(permit))
+        track(&this.controller, Pin::new(&mut this.acquire).poll(cx))
     }
+}
+
+/// A grant, tracked from now.
+fn track<const N: usize>(
+    controller: &Arc<Controller<N>>,
+    polled: Poll<Result<OwnedPermit<N>, AcquireError>>,
+) -> Poll<Result<TrackedPermit<N>, AcquireError>> {
+    polled.map_ok(|permit| controller.track(permit))
 }
 
 impl<const N: usize> fmt::Debug for TrackedAcquire<N> {
