@@ -685,8 +685,14 @@ impl<const N: usize> MultiSemaphore<N> {
     /// whether a resize ran between (see `limits_unchanged_since`).
     fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
         // Acquire: pairs with the Release of `rebase_low_water`, so that the
-        // limits read after the take are at least as new as this count.
-        let before = self.limits.resizes.load(Ordering::Acquire);
+        // limits read after the take are at least as new as this count. Not
+        // in the tiered layout, which counts its peaks from what permits
+        // hold (`note_peak_after`), and need not read one more atomic.
+        let before = if self.counters.is_packed() {
+            self.limits.resizes.load(Ordering::Acquire)
+        } else {
+            0
+        };
         let took = match miss {
             // Inlined here, the common case: a take that may raise a peak,
             // or any take where every one is watched.
