@@ -33,7 +33,8 @@ pub enum TryAcquireError {
     /// The request does not fit now; a later attempt may succeed.
     ///
     /// Either dimensions lacked permits (`queued_ahead` is `false`, and
-    /// `short` names every one of them), or the request would have fit what
+    /// `short` names every one of them, but see `short` on the tiered
+    /// layout), or the request would have fit what
     /// is available but acquirers queued ahead of it come first, as they
     /// always do (`queued_ahead` is `true`, and `short` names the dimensions
     /// the oldest of them lacks).
@@ -51,9 +52,9 @@ pub enum TryAcquireError {
         queued_ahead: bool,
         /// Every dimension that was short (see above). In the tiered layout
         /// (capacities too large for one word), a refusal while nobody is
-        /// queued reads the other dimensions without a lock, one tier after
-        /// the other: a take or return racing it may hide a dimension here
-        /// or add one. `dim` and `available` are what refused the request.
+        /// queued names only `dim`, the dimension that refused it: finding
+        /// the others at one instant would take the lock, which such a
+        /// refusal never takes.
         short: DimSet,
         /// The semaphore's dimension names, if it has any.
         names: DimNames,

@@ -837,13 +837,20 @@ impl<const N: usize> MultiSemaphore<N> {
             return Ok(amounts);
         }
         if let (FastError::Short(short), false) = (fast, clamped) {
-            // Cold: a second look finds every other dimension short. Without
-            // the lock, which `available()` takes in the tiered layout: a
-            // refusal while nobody is queued takes none. The fast path saw
-            // no flag, so no debt then; one a shrink made since is counted.
-            let counters = self.counters.load_unlocked();
-            let debt = load_all(&self.limits.debt);
-            let have = std::array::from_fn(|d| counters[d].saturating_sub(debt[d]));
+            // Cold: a second look finds every other dimension short, in the
+            // packed layout's one word. Not in the tiered one, whose tiers
+            // only the lock reads at one instant (`available()` takes it): a
+            // refusal while nobody is queued takes no lock, so it names the
+            // dimension that refused it alone (`have` then shows no other
+            // short). The fast path saw no flag, so no debt then; one a
+            // shrink made since is counted.
+            let have = match self.counters.load_at_once() {
+                Some(counters) => {
+                    let debt = load_all(&self.limits.debt);
+                    std::array::from_fn(|d| counters[d].saturating_sub(debt[d]))
+                }
+                None => amounts,
+            };
             return Err(self.insufficient(amounts, have, None, Some(short)));
         }
         let mut wake = WakeList::new();

@@ -2703,3 +2703,24 @@ fn try_acquire_or_wait_takes_or_hands_back_the_wait() {
     drop(second);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// A refusal on the lock-free path names every short dimension where one
+/// word holds them all; in the tiered layout, whose tiers only the lock
+/// reads at one instant, only the dimension that refused it (such a refusal
+/// takes no lock). Behind a queue, both name what the head lacks.
+#[test]
+fn a_lock_free_refusal_names_its_short_dimensions_as_its_layout_can() {
+    for (sem, all) in [
+        (MultiSemaphore::new([4, 1000]), true),
+        (MultiSemaphore::new([4, 1 << 55]), false),
+    ] {
+        let cap = sem.capacity();
+        let _all = sem.try_acquire(cap).unwrap();
+        let err = sem.try_acquire([1, 1]).unwrap_err();
+        let TryAcquireError::Insufficient { dim, short, .. } = err else {
+            panic!("insufficient: {err:?}");
+        };
+        let want: Vec<usize> = if all { vec![0, 1] } else { vec![0] };
+        assert_eq!((dim, short.iter().collect::<Vec<_>>()), (0, want));
+    }
+}

@@ -320,6 +320,9 @@ struct Model<const N: usize> {
     /// `Builder::clamp_oversized`: a request above a capacity is granted
     /// that capacity (the capacity at the time of the grant).
     clamp: bool,
+    /// The single-word layout: a refusal names every short dimension; the
+    /// tiered one, refused on its lock-free path, names only the first.
+    single_word: bool,
 }
 
 impl<const N: usize> Model<N> {
@@ -556,16 +559,21 @@ fn check_try<const N: usize>(
             short,
             ..
         }) => {
+            // The lock-free path refused it: nobody queued, no debt, no clamp.
+            let lock_free = m.head().is_none()
+                && (0..N).all(|d| m.in_flight[d] <= m.cap[d] && a[d] <= m.cap[d]);
             // The error names the request as it would be granted: clamped.
             let a = m.grant_of(a);
             // Every dimension the request lacks; where it lacks none, it is
             // refused for the queue's head, and names what the head lacks
-            // (of its clamp).
+            // (of its clamp). The tiered layout's lock-free refusal names
+            // the first it lacks alone.
             let lacking =
                 |x: [u64; N]| -> Vec<usize> { (0..N).filter(|&d| x[d] > av[d]).collect() };
             let own = lacking(a);
             let want_short = match m.head() {
                 Some(head) if own.is_empty() => lacking(m.grant_of(head)),
+                _ if lock_free && !m.single_word => own[..1].to_vec(),
                 _ => own.clone(),
             };
             prop_assert_eq!(
@@ -744,6 +752,7 @@ fn run<const N: usize>(
         track_peaks: track.peaks,
         track_amounts: track.amounts,
         clamp: track.clamp,
+        single_word: sem.is_single_word(),
     };
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();

@@ -286,13 +286,13 @@ impl<const N: usize> Counters<N> {
         }
     }
 
-    /// The counters read without the lock, for an error's figures: at one
-    /// instant in the packed layout; in the tiered one, its two tiers one
-    /// after the other (see `Tiered::load_unlocked`).
-    pub(crate) fn load_unlocked(&self) -> [u64; N] {
+    /// The counters at one instant without the lock, where one load reads
+    /// them all: the packed layout's word. `None` in the tiered layout,
+    /// whose tiers only the lock holder reads at one instant.
+    pub(crate) fn load_at_once(&self) -> Option<[u64; N]> {
         match self {
-            Self::Packed(p) => p.load(),
-            Self::Tiered(t) => t.load_unlocked(),
+            Self::Packed(p) => Some(p.load()),
+            Self::Tiered(_) => None,
         }
     }
 

@@ -110,13 +110,6 @@ impl<const N: usize> Reserve<N> {
         }
     }
 
-    /// Each word, by plain loads: a snapshot that takes and returns may
-    /// move under (see `Tiered::load_unlocked`).
-    pub(super) fn load(&self) -> [u64; N] {
-        // Relaxed: only counted, for an error's figures.
-        std::array::from_fn(|d| self.words[d].load(Ordering::Relaxed))
-    }
-
     /// The latest value of each word, by a read-modify-write that changes
     /// nothing: for the lock holder's exact read (see `Tiered::load_locked`).
     pub(super) fn load_latest(&self) -> [u64; N] {

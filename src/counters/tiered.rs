@@ -238,15 +238,6 @@ impl<const N: usize> Tiered<N> {
             .give_bounded(amounts, |overflow| self.reserve.give(overflow))
     }
 
-    /// Both tiers read without the lock and without touching `SLOW`, for an
-    /// error's figures: a permit that a take or return moves between the
-    /// tiers meanwhile may count twice or not at all.
-    pub(super) fn load_unlocked(&self) -> [u64; N] {
-        let front = self.front.load();
-        let reserve = self.reserve.load();
-        std::array::from_fn(|d| front[d] + reserve[d])
-    }
-
     /// For the holder of the queue lock. The tiers cannot be read at one
     /// instant, and a permit that a take moved from the front to the reserve
     /// (taken from one, returned to the other) between the two reads would
