@@ -537,6 +537,11 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
         }
     }
 
+    /// Whether this returned `Ready`: polling it again would panic.
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done | State::TimedOut(_))
+    }
+
     /// Ready with what was granted: the request, or its clamp.
     #[track_caller]
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<[u64; N], AcquireError>> {
@@ -916,6 +921,35 @@ impl<const N: usize> fmt::Debug for Acquire<'_, N> {
             .field("amounts", &self.waiting.amounts)
             .field("queued", &matches!(self.waiting.state, State::Queued(_)))
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether each future returned `Ready` (for `FusedFuture`, `src/fused.rs`).
+impl<const N: usize> Acquire<'_, N> {
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.waiting.is_terminated()
+    }
+}
+
+impl<const N: usize> AcquireOwned<N> {
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.waiting.is_terminated()
+    }
+}
+
+impl<const N: usize, T: ?Sized> AcquireTimeout<'_, N, T> {
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.waiting.is_terminated()
+    }
+}
+
+impl<const N: usize, T: ?Sized> AcquireOwnedTimeout<N, T> {
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.waiting.is_terminated()
     }
 }
 

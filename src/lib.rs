@@ -122,7 +122,7 @@
 //! | `tower` | `tower`: a layer that takes each request's permit in `call`, waits or sheds, and holds it until the response is done; with an adaptive controller, reports each answer to it | `tower-service`, `tower-layer`, `pin-project-lite` |
 //! | `http` | `http`: weighers by `Content-Length`, the permit carried in the response body, `413` / `503` + `Retry-After` answers, limits learnt from the statuses (implies `tower`) | `http`, `http-body` 1.x |
 //! | `metrics` | `metrics`: an exporter of gauges and counters per dimension, a wait-time histogram and an adaptive controller's windows, on the `metrics` facade; zero cost on the fast path | `metrics` 0.24 |
-//! | `futures` | `stream`: `Admit`, a `Stream` adaptor that yields each item with the permit of its weight, in order, pulling the next only once the current is admitted | `futures-core` 0.3 (no default features) |
+//! | `futures` | `stream`: `Admit`, a `Stream` adaptor that yields each item with the permit of its weight, in order, pulling the next only once the current is admitted; `FusedFuture` for the acquire futures, for `futures::select!` without `.fuse()` | `futures-core` 0.3 (no default features) |
 //!
 //! # How it is checked
 //!
@@ -153,6 +153,8 @@ mod stats;
 mod sync;
 mod waiters;
 
+#[cfg(feature = "futures")]
+mod fused;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "metrics")]
