@@ -74,10 +74,17 @@ impl<const N: usize> Builder<N> {
     /// With `true`, such a request is **clamped** instead: in each dimension
     /// it asks more than the capacity of, it is granted the whole capacity.
     /// So it waits, first come first served like any request, until that
-    /// dimension is entirely free, and then runs alone in it; the permit's
+    /// dimension is entirely free, and then runs alone in it (until a growth
+    /// of the capacity lets others in beside it); the permit's
     /// [`amounts`](crate::Permit::amounts) say what it really holds. For a
     /// producer whose one message is larger than the byte budget: it goes
     /// through on its own rather than failing or waiting forever.
+    ///
+    /// * A dimension whose capacity is 0 (set so to pause it) is never
+    ///   clamped to: a request for some of it waits until its capacity is
+    ///   above 0, then is clamped to that ([`try_acquire`](MultiSemaphore::try_acquire)
+    ///   fails with `Insufficient` meanwhile). A grant of none of it would
+    ///   not run alone: it would run beside every other.
     ///
     /// * The clamp follows the capacity at the time of the grant: a queued
     ///   request whose capacity shrinks or grows with
@@ -129,7 +136,10 @@ impl<const N: usize> Builder<N> {
     /// Names for the dimensions, used by the `Display` and `Debug` of errors
     /// and of the semaphore, so that a log says "bytes" rather than
     /// "dimension 1". A `&'static` array, as a literal is: errors carry it,
-    /// and stay `Clone + Eq + Send + Sync + 'static`.
+    /// and stay `Clone + Eq + Send + Sync + 'static`. Names known only at
+    /// run time (from a configuration) can be leaked once per semaphore,
+    /// which lives as long as the program in most uses:
+    /// `Box::leak(Box::new(names.map(|n| &*n.leak())))`.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

@@ -890,13 +890,19 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// With clamping on, `amounts` lowered to each dimension's capacity. Exact
     /// under the lock, where capacities change: a clamp follows the capacity
-    /// at the time of the grant.
+    /// at the time of the grant. Never to a capacity of 0: a grant of none
+    /// of a dimension would run beside any number of others, so a request
+    /// for some of a dimension at 0 keeps its size, and waits (or is
+    /// refused) until that capacity is above 0.
     fn clamp(&self, amounts: [u64; N]) -> [u64; N] {
         if !self.clamp_oversized {
             return amounts;
         }
         let capacity = self.capacity();
-        std::array::from_fn(|d| amounts[d].min(capacity[d]))
+        std::array::from_fn(|d| match capacity[d] {
+            0 => amounts[d],
+            capacity => amounts[d].min(capacity),
+        })
     }
 
     /// Counts a grant of less than the request in `Stats::clamped`.

@@ -273,13 +273,61 @@ fn blocking_clamped_at_once_and_past_deadline() {
     });
 }
 
+/// A dimension at capacity 0 is paused, not lifted: a grant of none of it
+/// would run beside any number of others, which is no clamp at all.
 #[test]
-fn a_zero_capacity_dimension_clamps_to_zero() {
+fn a_zero_capacity_dimension_is_never_clamped_to_zero() {
     for layout in Layout::ALL {
-        let sem = clamping(layout, [4, 0]);
-        let p = sem.try_acquire([1, 10]).unwrap();
-        assert_eq!(p.amounts(), [1, 0], "{layout:?}");
+        let sem = clamping(layout, [4, 100]);
+        sem.set_capacity([4, 0]).unwrap();
+        assert!(
+            matches!(
+                sem.try_acquire([1, 10]),
+                Err(TryAcquireError::Insufficient {
+                    dim: 1,
+                    requested: 10,
+                    available: 0,
+                    ..
+                })
+            ),
+            "{layout:?}"
+        );
+        // A request for none of it is not held back.
+        let counted = sem.try_acquire([1, 0]).unwrap();
+        let (_, waker) = counting_waker();
+        let mut waiting = pin!(sem.acquire([1, 500]));
+        assert!(
+            poll_with(waiting.as_mut(), &waker).is_pending(),
+            "{layout:?}"
+        );
+        assert_eq!(sem.head_shortfall(), Some([0, 500]));
+        // Resumed: clamped to the capacity of the grant.
+        sem.set_capacity([4, 50]).unwrap();
+        let granted = ready(poll_with(waiting.as_mut(), &waker), "resumed").unwrap();
+        assert_eq!(granted.amounts(), [1, 50], "{layout:?}");
+        assert!(
+            sem.try_acquire([1, 1]).is_err(),
+            "it runs alone in the bytes"
+        );
+        drop((granted, counted));
+        assert_eq!(sem.available(), [4, 50], "{layout:?}");
     }
+}
+
+/// Forgetting a clamped permit can take a capacity to 0: the dimension
+/// then pauses, as a resize to 0 does.
+#[test]
+fn forgetting_the_whole_capacity_pauses_the_dimension() {
+    each_layout(|layout, sem| {
+        sem.try_acquire([1, 1000]).unwrap().forget();
+        assert_eq!(sem.capacity(), [3, 0], "{layout:?}");
+        assert!(sem.try_acquire([1, 1 << 30]).is_err(), "{layout:?}");
+        let err = sem
+            .acquire_blocking_timeout([1, 1], Duration::from_millis(5))
+            .unwrap_err();
+        assert_eq!(err, AcquireError::Timeout, "{layout:?}");
+        assert_eq!(sem.in_flight(), [0, 0], "{layout:?}");
+    });
 }
 
 #[test]

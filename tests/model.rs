@@ -365,10 +365,14 @@ impl<const N: usize> Model<N> {
             .filter(|w| w.state == WaitState::Queued)
             .count()
     }
-    /// What a request of `a` is granted: `a`, or its clamp.
+    /// What a request of `a` is granted: `a`, or its clamp (never to a
+    /// capacity of 0: such a request keeps its size, and waits).
     fn grant_of(&self, a: [u64; N]) -> [u64; N] {
         if self.clamp {
-            from_fn(|d| a[d].min(self.cap[d]))
+            from_fn(|d| match self.cap[d] {
+                0 => a[d],
+                cap => a[d].min(cap),
+            })
         } else {
             a
         }
