@@ -322,6 +322,39 @@ async fn a_request_larger_than_the_byte_capacity_gets_413_at_once() {
     assert_eq!(bounded(read_body(response)).await, "served");
 }
 
+/// A server drained by `set_capacity([0, ..])` (maintenance, a lost lease)
+/// refuses every request as too large, a `GET` without a body included:
+/// that is the service's state, not the payload's fault, so it answers
+/// `503` with `Retry-After`, not a `413` that clients do not retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_server_answers_503_and_a_body_too_large_413() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let handler = service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(full("served")))
+    });
+    let addr = serve(multisem::http::layer(Arc::clone(&sem), 1024).layer(handler)).await;
+    async fn answer(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = bounded(TcpStream::connect(addr)).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut head = vec![0; 1024];
+        let read = bounded(stream.read(&mut head)).await.unwrap();
+        String::from_utf8_lossy(&head[..read]).to_lowercase()
+    }
+    sem.set_capacity([0, 1 << 20]).unwrap();
+    let head = answer(addr, b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // A body above a byte capacity that is not 0 is still a 413.
+    sem.set_capacity([4, 10]).unwrap();
+    let head = answer(
+        addr,
+        b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 11\r\n\r\nhello world",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert_eq!((sem.available(), sem.waiters()), ([4, 10], 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adaptive_server_learns_from_its_statuses_and_its_body_ends() {
     let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));

@@ -254,6 +254,49 @@ async fn wait_timeout_gives_up_and_takes_nothing() {
     );
 }
 
+/// The sleep function is called only for a request that has to wait: one
+/// refused at once (too large, closed) calls none (with
+/// `tokio::time::sleep`, such a call outside a runtime would panic), and
+/// one that waits is bounded from `call`, by one timer.
+#[test]
+fn the_sleep_function_runs_only_for_a_request_that_waits() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let mut svc = bytes_layer(&sem)
+        .wait_timeout(Duration::from_millis(30), move |after| {
+            counted.fetch_add(1, SeqCst);
+            async move { std::thread::sleep(after) }
+        })
+        .layer(echo());
+    let mut too_large = Box::pin(svc.call(1000));
+    let Poll::Ready(Err(err)) = poll_once(too_large.as_mut()) else {
+        panic!("refused at once")
+    };
+    assert!(err.is::<TooLarge>());
+    assert_eq!(calls.load(SeqCst), 0, "a request too large never waits");
+
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let started = std::time::Instant::now();
+    let err = futures_executor::block_on(svc.call(1)).unwrap_err();
+    let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+    assert!(timed_out.waited() >= Duration::from_millis(30));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        (calls.load(SeqCst), sem.stats().timed_out, sem.waiters()),
+        (1, 1, 0)
+    );
+    drop(held);
+
+    sem.close();
+    let mut closed = Box::pin(svc.call(1));
+    let Poll::Ready(Err(err)) = poll_once(closed.as_mut()) else {
+        panic!("refused at once")
+    };
+    assert!(err.is::<Closed>());
+    assert_eq!(calls.load(SeqCst), 1, "a closed semaphore never waits");
+}
+
 /// A timer that fires when its flag is set, at the next poll.
 struct Flagged(Arc<std::sync::atomic::AtomicBool>);
 

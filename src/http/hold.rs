@@ -99,7 +99,9 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// request can never fit; retrying is pointless), `503 Service Unavailable`
 /// with `Retry-After` (whole seconds, rounded up, at least 1) for
 /// [`Shed`](crate::tower::Shed), [`TimedOut`](crate::tower::TimedOut) and
-/// [`Closed`](crate::tower::Closed). Both carry an
+/// [`Closed`](crate::tower::Closed), and for a `TooLarge` against a
+/// capacity of 0 (a dimension resized to nothing admits no request at all,
+/// whatever its size). Both carry an
 /// `x-multisem-refused` header with the refusal's message, which names the
 /// dimension that was short.
 ///
@@ -131,7 +133,10 @@ pub fn refusal_response(refused: &Refused, retry_after: Duration) -> Response<()
     if let Ok(message) = HeaderValue::from_str(&refused.to_string()) {
         response.headers_mut().insert("x-multisem-refused", message);
     }
-    if let Refused::TooLarge(_) = refused {
+    // A dimension resized to nothing (a drain, a lost lease) refuses every
+    // request as too large, a `GET` without a body included: that is the
+    // service's state, not the payload's fault, and it passes.
+    if matches!(refused, Refused::TooLarge(too_large) if too_large.capacity() > 0) {
         *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
         return response;
     }

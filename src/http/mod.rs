@@ -53,6 +53,11 @@
 //!   A client that sends large bodies with `Expect: 100-continue` learns of
 //!   a refusal before it sends them; HTTP/2 refuses a stream, not the
 //!   connection.
+//! * Give a waiting layer a [`wait_timeout`](AdmitLayer::wait_timeout):
+//!   hyper reads nothing of a request body while the request waits for its
+//!   permit, so it does not notice an uploading client that disconnects
+//!   then, and the request keeps its place in the queue until it is
+//!   admitted (or times out).
 //! * [`adaptive_layer`] learns both limits instead: it reports each request
 //!   to an adaptive [`Controller`], by its status ([`StatusOutcome`]; for
 //!   gRPC, the status in the headers or the trailers) and timed from its

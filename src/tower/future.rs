@@ -169,7 +169,8 @@ where
 /// # fn named<S: tower::Service<String>>(_: Option<Admitting<S>>) {}
 /// ```
 pub struct Waiting<S, Request, const N: usize> {
-    acquire: Acquiring<N>,
+    /// `None` only while `poll_admit` swaps in the timed acquire.
+    acquire: Option<Acquiring<N>>,
     /// Polled before: its acquire is (or was) queued.
     polled: bool,
     started: Instant,
@@ -188,17 +189,11 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         config: Arc<Config<N>>,
         acquire: AcquireOwned<N>,
     ) -> Self {
-        let acquire = match &config.mode {
-            // The semaphore races the timer itself, so a timeout counts
-            // in its `timed_out` (by the dimension that held it back), not
-            // as a cancel.
-            Mode::Wait {
-                timeout: Some((after, sleep)),
-            } => Acquiring::Timed(acquire.with_boxed_timeout(sleep(*after))),
-            _ => Acquiring::Plain(acquire),
-        };
+        // The timer is made on the first poll that leaves the request
+        // queued (see `poll_admit`): one refused at once (too large,
+        // closed) never waits, and never calls the sleep function.
         Self {
-            acquire,
+            acquire: Some(Acquiring::Plain(acquire)),
             polled: false,
             started: Instant::now(),
             service: Some(service),
@@ -214,12 +209,29 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(S, Request, OwnedPermit<N>), Refused>> {
-        let config = &*self.config;
+        // A handle of its own: `self` is borrowed mutably below.
+        let config = Arc::clone(&self.config);
         let first = !std::mem::replace(&mut self.polled, true);
-        let polled = match &mut self.acquire {
-            Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
-            Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
-        };
+        let mut polled = self.poll_acquire(cx);
+        if polled.is_pending() && first {
+            if let Mode::Wait {
+                timeout: Some((after, sleep)),
+            } = &config.mode
+            {
+                // Queued: now race the timer, for what is left of the
+                // timeout since `call`. The semaphore races it itself, so
+                // a timeout counts in its `timed_out` (by the dimension
+                // that held it back), not as a cancel.
+                let left = after.saturating_sub(self.started.elapsed());
+                self.acquire = match self.acquire.take() {
+                    Some(Acquiring::Plain(acquire)) => {
+                        Some(Acquiring::Timed(acquire.with_boxed_timeout(sleep(left))))
+                    }
+                    timed => timed,
+                };
+                polled = self.poll_acquire(cx);
+            }
+        }
         let (result, end) = match ready!(polled) {
             Ok(permit) => {
                 let service = self.service.take().expect("admitted twice");
@@ -239,8 +251,8 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
                 // The semaphore's verdict, taken before the timeout's cancel
                 // served those behind: what is available after it is not.
                 let dim = match &self.acquire {
-                    Acquiring::Timed(acquire) => acquire.short_at_timeout(),
-                    Acquiring::Plain(_) => None,
+                    Some(Acquiring::Timed(acquire)) => acquire.short_at_timeout(),
+                    _ => None,
                 };
                 let timed_out = TimedOut {
                     dim,
@@ -259,6 +271,14 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
             observe(self.started.elapsed(), end);
         }
         Poll::Ready(result)
+    }
+
+    /// Polls the acquire, raced with its timer once it has one.
+    fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedPermit<N>, AcquireError>> {
+        match self.acquire.as_mut().expect("the acquire is put back") {
+            Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
+            Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
+        }
     }
 }
 
@@ -286,7 +306,10 @@ impl<S, Request, const N: usize> fmt::Debug for Waiting<S, Request, N> {
         f.debug_struct("Waiting")
             .field("amounts", &self.amounts)
             .field("since", &self.started)
-            .field("timeout", &matches!(self.acquire, Acquiring::Timed(_)))
+            .field(
+                "timeout",
+                &matches!(self.config.mode, Mode::Wait { timeout: Some(_) }),
+            )
             .finish_non_exhaustive()
     }
 }
