@@ -683,6 +683,9 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
 ///
 /// Dropping it at any point takes nothing: see
 /// [`acquire`](MultiSemaphore::acquire).
+///
+/// With the feature `futures`, this future and the other acquire futures
+/// are `FusedFuture`s: `futures::select!` takes them without `.fuse()`.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a, const N: usize> {
     waiting: Waiting<&'a MultiSemaphore<N>, N>,

@@ -340,7 +340,7 @@ impl fmt::Display for TryAcquireError {
                 if queued_ahead {
                     write!(
                         f,
-                        "others are queued ahead, waiting for {}: requested {requested}, available {available}",
+                        "others are queued ahead, the first waiting for {} ({available} available); this request asks {requested} of it",
                         names.label(dim)
                     )?;
                 } else {

@@ -62,6 +62,8 @@
 //!   queues, and the release that grants it, reuse the queue's memory; the
 //!   queue grows outside the internal lock and gives the memory of its peak
 //!   back once it drains (no waiter queued, every result collected).
+//!   `with_timeout` boxes its timer, once per call: a runtime's timeout
+//!   around the plain future allocates nothing of ours.
 //! * **A panicking waker strands nobody.** A release, resize or `close` that
 //!   grants (or closes out) several waiters wakes every one of them even if a
 //!   waker panics, then re-raises the first such panic to its caller. While
@@ -187,8 +189,9 @@ pub use builder::Builder;
 /// ```
 pub mod prelude {
     pub use crate::{
-        Acquire, AcquireError, AcquireOwned, Builder, CapacityError, MultiSemaphore, OwnedPermit,
-        Permit, ReleaseError, Stats, TryAcquireError,
+        Acquire, AcquireError, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout, Builder,
+        CapacityError, DimNames, DimSet, MultiSemaphore, OwnedPermit, Permit, ReleaseError, Stats,
+        TryAcquireError,
     };
 }
 pub use dims::{DimNames, DimSet};

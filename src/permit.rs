@@ -338,6 +338,13 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// full size (waiting while holding nothing), or
     /// [`release`](Self::release) what you can first.
     ///
+    /// Under back-pressure, acquirers are queued most of the time, and a
+    /// grow then fails however small it is (`is_queued_ahead`). Where a
+    /// bound on the size is known before it is (a message's size before
+    /// compression), acquire that bound and give back the rest with
+    /// [`shrink_to`](Self::shrink_to) once the size is known: it never
+    /// fails.
+    ///
     /// # Errors
     ///
     /// As [`try_acquire`](MultiSemaphore::try_acquire), checked on `amounts`

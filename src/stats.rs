@@ -60,8 +60,8 @@ pub struct Stats<const N: usize> {
     /// [`try_grow`](crate::Permit::try_grow) is added. Saturates at
     /// `u64::MAX` rather than wrap.
     pub acquired_amounts: [u64; N],
-    /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), by the
-    /// dimension the error names. A caller that waits whenever it cannot
+    /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), and
+    /// those of a permit's `try_grow`, by the dimension the error names. A caller that waits whenever it cannot
     /// take at once is refused nothing: use
     /// [`try_acquire_or_wait`](crate::MultiSemaphore::try_acquire_or_wait)
     /// for it, whose misses count here not at all (the tower layer does, in

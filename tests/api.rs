@@ -2160,7 +2160,7 @@ fn insufficient_tells_queued_ahead_from_a_shortage() {
         }
         assert_eq!(
             e.to_string(),
-            "others are queued ahead, waiting for dimension 1: requested 0, available 0"
+            "others are queued ahead, the first waiting for dimension 1 (0 available); this request asks 0 of it"
         );
         // A real shortage while others are queued is still a shortage.
         let e = sem.try_acquire([1, 10]).unwrap_err();
