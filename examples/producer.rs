@@ -782,6 +782,13 @@ fn run(cfg: &Config) -> ExitCode {
         for handle in senders {
             handle.join().expect("sender thread panicked");
         }
+        // Wait for what is in flight: the brokers answer it, and each
+        // callback's permit comes back.
+        if let Limiter::Multi(sem) = &limiter {
+            if !sem.drained_blocking_timeout(Duration::from_secs(30)) {
+                eprintln!("still in flight after 30 s: {:?}", sem.in_flight());
+            }
+        }
         // No more sends; the brokers run the callbacks still due, then return.
         broker.close();
         for handle in brokers {

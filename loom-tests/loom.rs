@@ -28,6 +28,8 @@
 //!   take that wins the second dimension), a waiter seen in
 //!   `waiters()` not overtaken, a cancel on another thread, close waking
 //!   every waiter, a waker that re-enters the semaphore.
+//! - [`drain`]: a drain waiter (async and blocking) against `close` and the
+//!   last returns, and one leaving while they race.
 //! - [`clamp`]: a clamped request at the head racing `set_capacity` (shrink
 //!   and growth) and the release it waits for.
 //! - [`grow`]: `try_grow` racing a partial `release` and an enqueue.
@@ -62,6 +64,7 @@
 //! abort of the whole binary by destructors that run while unwinding.
 
 mod clamp;
+mod drain;
 mod grow;
 mod nonblocking;
 mod resize;

@@ -190,14 +190,15 @@ pub use builder::Builder;
 pub mod prelude {
     pub use crate::{
         Acquire, AcquireError, AcquireOwned, AcquireOwnedTimeout, AcquireTimeout, Builder,
-        CapacityError, DimNames, DimSet, MultiSemaphore, OwnedPermit, Permit, ReleaseError, Stats,
-        TryAcquireError,
+        CapacityError, DimNames, DimSet, Drained, MultiSemaphore, OwnedPermit, Permit,
+        ReleaseError, Stats, TryAcquireError,
     };
 }
 pub use dims::{DimNames, DimSet};
 pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;
+pub use semaphore::drain::Drained;
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doctests.

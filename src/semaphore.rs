@@ -49,6 +49,7 @@ use crate::waiters::{
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
+pub(crate) mod drain;
 mod resize;
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -362,20 +363,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// assert_eq!(sem.available(), [2, 100]);
     /// ```
     ///
-    /// # Flushing first
+    /// # Waiting for what is in flight
     ///
-    /// A producer that shuts down wants to stop admitting, then wait for
-    /// what is in flight to come back. Closing does the first, and makes
-    /// every acquire fail after it: so wait first, by acquiring the whole
-    /// capacity. Acquirers are served first come, first served, so
-    /// everyone who comes later queues behind that acquire; it is granted
-    /// once everything in flight has come back; the close then turns the
-    /// latecomers away. This needs the capacity to stay put meanwhile: a
-    /// shrink fails the acquire with `ExceedsCapacity` (try again with the
-    /// new capacity), and a growth lets it be granted with the added
-    /// permits still out (compare [`in_flight`](Self::in_flight) with what
-    /// it holds, or pause the resizer, such as an adaptive controller's
-    /// [`set_bounds`](crate::adaptive::Controller::set_bounds), first).
+    /// A producer that shuts down stops admitting, then waits for what is in
+    /// flight to come back: `close`, then [`drained`](Self::drained) (or
+    /// [`drained_blocking_timeout`](Self::drained_blocking_timeout)), which
+    /// completes once every permit is back, whatever resizes run meanwhile.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -387,12 +380,18 @@ impl<const N: usize> MultiSemaphore<N> {
     ///     thread::sleep(Duration::from_millis(10)); // the broker answers
     ///     drop(in_flight);
     /// });
-    /// let everything = sem.acquire_blocking(sem.capacity()).unwrap(); // the flush
     /// sem.close();
-    /// assert_eq!(sem.in_flight(), sem.capacity()); // ours alone
-    /// drop(everything);
+    /// assert!(sem.drained_blocking_timeout(Duration::from_secs(5)));
+    /// assert_eq!(sem.in_flight(), [0, 0]);
     /// # sender.join().unwrap();
     /// ```
+    ///
+    /// To wait for it *without* closing (a flush, then go on), acquire the
+    /// whole capacity: acquirers are served first come, first served, so
+    /// those who come later queue behind it, and it is granted once
+    /// everything in flight has come back. A shrink meanwhile fails it with
+    /// `ExceedsCapacity` (try again with the new capacity), and a growth
+    /// lets it be granted with the added permits still out.
     pub fn close(&self) {
         let mut wake = WakeList::new();
         {
@@ -541,6 +540,11 @@ impl<const N: usize> MultiSemaphore<N> {
             }
         }
         let _queue = self.lock();
+        self.in_flight_locked()
+    }
+
+    /// What is in flight, for the lock holder: exact.
+    fn in_flight_locked(&self) -> [u64; N] {
         // `counters + in flight == capacity + debt` (see the module docs).
         let counters = self.counters.load_locked();
         let capacity = self.capacity();
@@ -1258,7 +1262,8 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Pays debt from the counters, then grants the queue's head while it
-    /// fits (once closed: closes it out), until the wake batch is full.
+    /// fits (once closed: closes it out, then wakes those waiting to drain
+    /// if it has), until the wake batch is full.
     fn settle_and_serve(&self, queue: &mut WaitQueue<N>, wake: &mut WakeList) {
         self.settle_debt();
         let closed = self.is_closed();
@@ -1279,12 +1284,17 @@ impl<const N: usize> MultiSemaphore<N> {
             };
             wake.push(queue.complete(ticket, outcome));
         }
+        self.serve_drains(queue, wake);
     }
 
-    /// Sets `SLOW` exactly when someone is queued or debt is left.
+    /// Sets `SLOW` exactly when someone is queued, debt is left, or the
+    /// semaphore is closed with someone waiting for it to drain.
     fn publish(&self, queue: &mut WaitQueue<N>) {
         let in_debt = load_all(&self.limits.debt) != [0; N];
-        let slow = in_debt || !queue.is_empty();
+        // Closed with someone waiting to drain: every return visits, and
+        // the last wakes them (see `drain`).
+        let draining = !queue.drains.is_empty() && self.is_closed();
+        let slow = in_debt || !queue.is_empty() || draining;
         self.set_slow(queue, slow);
         // Release: `waiters()` (Acquire) then sees the `SLOW` set above;
         // a caller who saw a waiter must not overtake it.

@@ -176,6 +176,8 @@ pub(crate) struct WaitQueue<const N: usize> {
     /// changes that flag, so this mirror lets it skip a read-modify-write of
     /// the hot word when nothing changes.
     pub(crate) slow: bool,
+    /// Who waits for the semaphore to drain (`MultiSemaphore::drained`).
+    pub(crate) drains: Drains,
 }
 
 /// The chunk and offset of slot `index`: chunk `c` holds indices
@@ -207,6 +209,7 @@ impl<const N: usize> WaitQueue<N> {
             check_at: NIL,
             retired: None,
             slow: false,
+            drains: Drains::default(),
         }
     }
 
@@ -519,6 +522,53 @@ impl<const N: usize> Drop for QueueGuard<'_, N> {
         let retired = self.guard.as_mut().and_then(|queue| queue.take_retired());
         drop(self.guard.take());
         drop(retired);
+    }
+}
+
+/// Those who wait for the semaphore to drain (closed, nothing in flight):
+/// each under an id its future keeps, all woken once it has drained. Apart
+/// from the queue: they take nothing, and the condition they wait for,
+/// once true, stays true (nothing is granted after `close`). A `Vec`
+/// that grows under the lock: one entry per waiting `drained` future or
+/// thread, at shutdown, never on the paths that acquire.
+#[derive(Debug, Default)]
+pub(crate) struct Drains {
+    waiting: Vec<(u64, Notify)>,
+    next_id: u64,
+}
+
+impl Drains {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Waits under `id` (a new one where `None`), to be woken by `notify`.
+    /// Returns the notifier it replaces, for the caller to drop once it has
+    /// released the lock (dropping a waker may run user code).
+    pub(crate) fn register(&mut self, id: &mut Option<u64>, notify: Notify) -> Option<Notify> {
+        if let Some(id) = *id {
+            if let Some((_, old)) = self.waiting.iter_mut().find(|(at, _)| *at == id) {
+                return Some(std::mem::replace(old, notify));
+            }
+        }
+        let new = *id.get_or_insert_with(|| {
+            self.next_id += 1;
+            self.next_id
+        });
+        self.waiting.push((new, notify));
+        None
+    }
+
+    /// Stops waiting under `id`; returns its notifier, to drop once the lock
+    /// is released.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Notify> {
+        let at = self.waiting.iter().position(|(at, _)| *at == id)?;
+        Some(self.waiting.swap_remove(at).1)
+    }
+
+    /// One waiter to wake, now that the semaphore has drained.
+    pub(crate) fn pop(&mut self) -> Option<Notify> {
+        self.waiting.pop().map(|(_, notify)| notify)
     }
 }
 
