@@ -26,7 +26,7 @@
 //! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once |
 //! | `multisem_waiters` | gauge | `semaphore` | [`waiters`]: queued acquirers |
 //! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
-//! | `multisem_acquired_amount_total` | counter | `semaphore`, `dimension` | what they were granted (with [`track_amounts`](crate::Builder::track_amounts)) |
+//! | `multisem_acquired_amount_total` | counter | `semaphore`, `dimension` | what they were granted (only with [`track_amounts`](crate::Builder::track_amounts): without, it is not published) |
 //! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals by the short dimension (the tower layer's refusals in shed mode included; in wait mode it refuses none); a request refused only because others are queued counts under the dimension the oldest of them lacks, which may be one it does not ask for (the layer's [`Shed`](crate::tower::Shed) names the request's own first dimension instead) |
 //! | `multisem_waited_total` | counter | `semaphore`, `dimension` | waiting acquires that had to queue, by the dimension that held them back |
 //! | `multisem_exceeded_total` | counter | `semaphore`, `dimension` | requests above a dimension's capacity |
@@ -246,8 +246,10 @@ impl<const N: usize> Exporter<N> {
             gauge!("multisem_available", &labels).set(available[dim] as f64);
             gauge!("multisem_in_flight", &labels).set(in_flight[dim] as f64);
             gauge!("multisem_peak_in_flight", &labels).set(stats.peak_in_flight[dim] as f64);
-            counter!("multisem_acquired_amount_total", &labels)
-                .absolute(stats.acquired_amounts[dim]);
+            if stats.amounts_tracked {
+                counter!("multisem_acquired_amount_total", &labels)
+                    .absolute(stats.acquired_amounts[dim]);
+            }
             counter!("multisem_refused_total", &labels).absolute(stats.refused[dim]);
             counter!("multisem_waited_total", &labels).absolute(stats.waited[dim]);
             counter!("multisem_exceeded_total", &labels).absolute(stats.exceeded[dim]);

@@ -60,6 +60,10 @@ pub struct Stats<const N: usize> {
     /// [`try_grow`](crate::Permit::try_grow) is added. Saturates at
     /// `u64::MAX` rather than wrap.
     pub acquired_amounts: [u64; N],
+    /// Whether `acquired_amounts` is kept ([`track_amounts`](crate::Builder::track_amounts)):
+    /// where it is not, its zeros say nothing, and `Debug` and the metrics
+    /// exporter leave it out.
+    pub amounts_tracked: bool,
     /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), and
     /// those of a permit's `try_grow`, by the dimension the error names. A caller that waits whenever it cannot
     /// take at once is refused nothing: use
@@ -128,10 +132,12 @@ impl<const N: usize> fmt::Debug for PerDim<'_, N> {
 impl<const N: usize> fmt::Debug for Stats<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let per_dim = |v| PerDim(v, self.names);
-        f.debug_struct("Stats")
-            .field("acquired", &self.acquired)
-            .field("acquired_amounts", &per_dim(&self.acquired_amounts))
-            .field("refused", &per_dim(&self.refused))
+        let mut out = f.debug_struct("Stats");
+        out.field("acquired", &self.acquired);
+        if self.amounts_tracked {
+            out.field("acquired_amounts", &per_dim(&self.acquired_amounts));
+        }
+        out.field("refused", &per_dim(&self.refused))
             .field("exceeded", &per_dim(&self.exceeded))
             .field("waited", &per_dim(&self.waited))
             .field("timed_out", &self.timed_out)
@@ -149,6 +155,7 @@ impl<const N: usize> Default for Stats<N> {
         Self {
             acquired: 0,
             acquired_amounts: [0; N],
+            amounts_tracked: false,
             refused: [0; N],
             exceeded: [0; N],
             waited: [0; N],
@@ -290,6 +297,7 @@ impl<const N: usize> StatCounters<N> {
                 now.max(self.acquired_seen.fetch_max(now, Ordering::Relaxed))
             },
             acquired_amounts: self.acquired_amounts.as_ref().map_or([0; N], all),
+            amounts_tracked: self.acquired_amounts.is_some(),
             refused: all(&self.refused),
             exceeded: all(&self.exceeded),
             waited: all(&self.waited),

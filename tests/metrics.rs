@@ -194,6 +194,40 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
 }
 
+/// The amounts granted are published only where they are kept: an untracked
+/// semaphore's zeros would draw a flat line that says nothing.
+#[test]
+fn amounts_granted_are_published_only_where_tracked() {
+    for tracked in [false, true] {
+        let memory = Memory::default();
+        let sem = Arc::new(
+            MultiSemaphore::builder([10, 1000])
+                .track_amounts(tracked)
+                .build(),
+        );
+        drop(sem.try_acquire([2, 300]).unwrap());
+        let stats = sem.stats();
+        assert_eq!(stats.amounts_tracked, tracked);
+        assert_eq!(
+            format!("{stats:?}").contains("acquired_amounts"),
+            tracked,
+            "{stats:?}"
+        );
+        let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"]);
+        metrics::with_local_recorder(&memory, || exporter.record());
+        let key = "multisem_acquired_amount_total{semaphore=producer,dimension=bytes}";
+        assert_eq!(
+            memory.names().contains("multisem_acquired_amount_total"),
+            tracked,
+            "{:?}",
+            memory.names()
+        );
+        if tracked {
+            assert_eq!(memory.last(key), 300.0);
+        }
+    }
+}
+
 /// A shrink below what is in flight: capacity is the new one, in flight what
 /// permits hold, available 0 until returns bring in flight below capacity
 /// (megaeth-labs/stateless-validator#188's misreport).
