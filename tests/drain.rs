@@ -172,6 +172,7 @@ fn blocking_waits_for_the_return_on_another_thread() {
         sem.drained_blocking();
         assert_eq!(sem.in_flight(), [0, 0], "{layout:?}");
         assert!(sem.drained_blocking_timeout(Duration::ZERO));
+        assert!(sem.drained_blocking_deadline(Instant::now()), "a look");
         returner.join().unwrap();
     }
 }
