@@ -47,7 +47,8 @@
 //! * **Never blocks on the impossible.** A request above a dimension's
 //!   capacity fails at once with `ExceedsCapacity`, or, on a semaphore
 //!   built with [`clamp_oversized`](Builder::clamp_oversized), is granted
-//!   that whole capacity and runs alone in it.
+//!   that whole capacity and runs alone in it (a dimension at capacity 0
+//!   is paused there: such a request waits until it is above 0).
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
 //!   system call. Where the capacities fit in one 64-bit word (for example

@@ -535,6 +535,10 @@ impl<const N: usize> Drop for QueueGuard<'_, N> {
 pub(crate) struct Drains {
     waiting: Vec<(u64, Notify)>,
     next_id: u64,
+    /// A look under the lock found the semaphore drained: it stays so (no
+    /// grant after `close`), whatever a later look reads while a take that
+    /// began before the close holds part of the tiered reserve for a moment.
+    pub(crate) seen: bool,
 }
 
 impl Drains {

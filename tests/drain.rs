@@ -224,12 +224,19 @@ fn close_and_drain_under_load() {
             }
             // Every permit is back, so no producer holds one: `held` falls
             // before each drop, so it can only lag in the other direction.
-            assert_eq!(sem.in_flight(), [0, 0], "{layout:?}");
             assert_eq!(held.load(SeqCst), 0, "{layout:?}");
-            assert_eq!(sem.available(), [8, 1000], "{layout:?}");
+            assert!(
+                sem.drained_blocking_timeout(Duration::ZERO),
+                "stays drained"
+            );
+            // `in_flight()` is a snapshot: in the tiered layouts a take begun
+            // before the close may hold part of the reserve for a moment
+            // before it fails; once the producers are gone it is exact.
             for producer in producers {
                 producer.join().unwrap();
             }
+            assert_eq!(sem.in_flight(), [0, 0], "{layout:?}");
+            assert_eq!(sem.available(), [8, 1000], "{layout:?}");
         }
     }
 }

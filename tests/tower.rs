@@ -297,6 +297,35 @@ fn the_sleep_function_runs_only_for_a_request_that_waits() {
     assert_eq!(calls.load(SeqCst), 1, "a closed semaphore never waits");
 }
 
+/// `on_wait` sees every request that queued: one closed out between its
+/// first poll's enqueue and that poll's look with its timer (the sleep
+/// function runs exactly there) is observed as `Closed`, not taken for one
+/// refused at once.
+#[test]
+fn a_request_that_queued_then_closed_out_is_observed() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let observed = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&observed);
+    let closer = Arc::clone(&sem);
+    let mut svc = bytes_layer(&sem)
+        .wait_timeout(Duration::from_secs(5), move |_| {
+            closer.close();
+            std::future::pending::<()>()
+        })
+        .on_wait(move |_, end| seen.lock().unwrap().push(end))
+        .layer(echo());
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut call = Box::pin(svc.call(1));
+    let Poll::Ready(Err(err)) = poll_once(call.as_mut()) else {
+        panic!("closed out")
+    };
+    assert!(err.is::<Closed>());
+    let stats = sem.stats();
+    assert_eq!((stats.waited, stats.closed_out), ([1, 0], 1));
+    assert_eq!(*observed.lock().unwrap(), [Waited::Closed]);
+    drop(held);
+}
+
 /// A timer that fires when its flag is set, at the next poll.
 struct Flagged(Arc<std::sync::atomic::AtomicBool>);
 

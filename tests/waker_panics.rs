@@ -392,3 +392,24 @@ fn a_waker_panic_re_raised_through_try_acquire_does_not_leak_its_permits() {
         "try_acquire's permits were taken and dropped"
     );
 }
+
+/// A drain future dropped while it waits: the stored waker's drop panics
+/// there, and must not unwind out of the future's drop (an abort where the
+/// thread was already unwinding).
+#[test]
+fn a_drain_waiter_dropped_swallows_its_waker_drop_panic() {
+    let sem = MultiSemaphore::new([2]);
+    let hold = sem.try_acquire([1]).unwrap();
+    let (state, waker) = test_waker();
+    let mut drained = Box::pin(sem.drained());
+    assert!(poll(drained.as_mut(), &waker).is_pending());
+    state.panic_on_drop.store(true, SeqCst);
+    assert!(
+        quiet(move || drop(drained)).is_ok(),
+        "the waker's drop panicked through the drain future's drop"
+    );
+    assert!(!state.panic_on_drop.load(SeqCst), "the panicking drop ran");
+    drop((hold, waker));
+    sem.close();
+    assert!(sem.drained_blocking_timeout(std::time::Duration::ZERO));
+}

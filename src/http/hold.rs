@@ -100,8 +100,9 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// with `Retry-After` (whole seconds, rounded up, at least 1) for
 /// [`Shed`](crate::tower::Shed), [`TimedOut`](crate::tower::TimedOut) and
 /// [`Closed`](crate::tower::Closed), and for a `TooLarge` against a
-/// capacity of 0 (a dimension resized to nothing admits no request at all,
-/// whatever its size). Both carry an
+/// capacity of 0 (a dimension resized to nothing admits no request that
+/// asks any of it, however small; the first dimension a request is too
+/// large for decides). Both carry an
 /// `x-multisem-refused` header with the refusal's message, which names the
 /// dimension that was short.
 ///

@@ -40,7 +40,8 @@
 //!   service error aborts the connection): `413 Payload Too Large` for a
 //!   request above the byte capacity, which is refused at once instead of
 //!   waiting forever; `503 Service Unavailable` with `Retry-After` for a shed,
-//!   timed-out or closed-out request. [`refusal_response`] builds the same
+//!   timed-out or closed-out request, and for one refused by a dimension
+//!   resized to 0 (a drained server). [`refusal_response`] builds the same
 //!   answers for a stack that keeps refusals as errors.
 //! * A refusal answers before the request's body is read, and refusing its
 //!   bytes is the point, so over HTTP/1.1 it usually ends the connection:

@@ -4,8 +4,13 @@
 //!
 //! A waiter registers its notifier under the lock, apart from the queue
 //! (`WaitQueue::drains`): it takes nothing and holds no one back. What it
-//! waits for, closed with nothing in flight, stays true once true (nothing
-//! is granted after `close`), so it is woken once and for all.
+//! waits for, closed with no permit out, stays true once true (nothing
+//! is granted after `close`), so it is woken once and for all. The lock
+//! holder's count of what is in flight is not monotone though: in the
+//! tiered layout a take that began before `close` holds part of the
+//! reserve for a moment before its commit fails on `CLOSED`, and is
+//! counted meanwhile. So the first look that finds it drained is
+//! remembered (`Drains::seen`), and later looks answer from it.
 //!
 //! While the semaphore is closed and someone waits to drain, `SLOW` stays
 //! set (`publish`), so every permit that comes back visits the lock, and
@@ -33,6 +38,8 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// Nothing is granted after `close`, so once drained the semaphore
     /// stays drained: a resize or a permit's `forget` changes nothing here.
+    /// ([`in_flight`](Self::in_flight) is a snapshot: a `try_acquire` that
+    /// began before `close` and fails on it may show there for a moment.)
     /// A grant that a future or thread has not collected yet is in flight
     /// until it is collected and its permit dropped (a granted future that
     /// is dropped instead gives it back). A permit leaked with
@@ -110,8 +117,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Blocks until drained, or until `deadline`: whether it drained.
     fn wait_drained(&self, deadline: Option<Instant>) -> bool {
         let mut id = None;
+        let parked = Parked::current();
         loop {
-            if self.poll_drained(&mut id, Notify::Thread(Parked::current())) {
+            if self.poll_drained(&mut id, Notify::Thread(parked.clone())) {
                 return true;
             }
             if deadline.is_some_and(sync::deadline_passed) {
@@ -131,7 +139,7 @@ impl<const N: usize> MultiSemaphore<N> {
             // Before the look (see the module docs).
             self.set_slow(&mut queue, true);
         }
-        let drained = self.has_drained();
+        let drained = self.has_drained(&mut queue);
         let unused = if drained {
             // Woken, or about to be by the visit that found it drained.
             let left = id.take().and_then(|id| queue.drains.remove(id));
@@ -156,16 +164,24 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut queue = self.lock();
         let left = queue.drains.remove(id);
         self.publish(&mut queue);
-        let drained = self.has_drained();
+        let drained = self.has_drained(&mut queue);
         drop(queue);
-        drop(left);
+        crate::waiters::drop_quietly(left);
         drained
     }
 
     /// Closed with nothing in flight. Under the lock, with `SLOW` set
     /// before, where the answer is to be waited on (see the module docs).
-    fn has_drained(&self) -> bool {
-        self.is_closed() && self.in_flight_locked() == [0; N]
+    ///
+    /// Sticky: once a look finds it drained, it stays so. In the tiered
+    /// layout a take that began before `close` may hold part of the reserve
+    /// for a moment before its commit fails on `CLOSED`; `in_flight_locked`
+    /// counts that part, though no permit holds it.
+    fn has_drained(&self, queue: &mut WaitQueue<N>) -> bool {
+        if !queue.drains.seen {
+            queue.drains.seen = self.is_closed() && self.in_flight_locked() == [0; N];
+        }
+        queue.drains.seen
     }
 
     /// Part of every visit to the lock (`settle_and_serve`): once closed,
@@ -177,7 +193,7 @@ impl<const N: usize> MultiSemaphore<N> {
         }
         // Before the look: a return from now on visits after us.
         self.set_slow(queue, true);
-        if !self.has_drained() {
+        if !self.has_drained(queue) {
             return;
         }
         while !wake.is_full() {

@@ -202,7 +202,8 @@ impl std::error::Error for TimedOut {}
 /// and the `http` layers) this is a `413 Payload Too Large`, whichever
 /// dimension it is: the request can never fit, so retrying it is pointless;
 /// but against a capacity of 0 (a dimension resized to nothing, which
-/// admits no request of any size) a `503 Service Unavailable`.
+/// admits no request that asks any of it, however small) a `503 Service
+/// Unavailable`.
 ///
 /// ```
 /// use multisem::MultiSemaphore;

@@ -213,24 +213,29 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         let config = Arc::clone(&self.config);
         let first = !std::mem::replace(&mut self.polled, true);
         let mut polled = self.poll_acquire(cx);
-        if polled.is_pending() && first {
-            if let Mode::Wait {
+        // Pending here: it is queued, so it has waited, whatever the poll
+        // with the timer below says.
+        let queued = polled.is_pending();
+        let untimed = matches!(self.acquire, Some(Acquiring::Plain(_)));
+        if let (
+            true,
+            true,
+            Mode::Wait {
                 timeout: Some((after, sleep)),
-            } = &config.mode
-            {
-                // Queued: now race the timer, for what is left of the
-                // timeout since `call`. The semaphore races it itself, so
-                // a timeout counts in its `timed_out` (by the dimension
-                // that held it back), not as a cancel.
-                let left = after.saturating_sub(self.started.elapsed());
-                self.acquire = match self.acquire.take() {
-                    Some(Acquiring::Plain(acquire)) => {
-                        Some(Acquiring::Timed(acquire.with_boxed_timeout(sleep(left))))
-                    }
-                    timed => timed,
-                };
-                polled = self.poll_acquire(cx);
+            },
+        ) = (queued, untimed, &config.mode)
+        {
+            // Queued: now race the timer, for what is left of the timeout
+            // since `call`. The semaphore races it itself, so a timeout
+            // counts in its `timed_out` (by the dimension that held it
+            // back), not as a cancel. The timer is made before the acquire
+            // is taken out: a sleep function that panics leaves it in place.
+            let left = after.saturating_sub(self.started.elapsed());
+            let timer = sleep(left);
+            if let Some(Acquiring::Plain(acquire)) = self.acquire.take() {
+                self.acquire = Some(Acquiring::Timed(acquire.with_boxed_timeout(timer)));
             }
+            polled = self.poll_acquire(cx);
         }
         let (result, end) = match ready!(polled) {
             Ok(permit) => {
@@ -266,7 +271,7 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         // Too large or closed out on its first poll, it never waited: it is
         // refused at once, as in `call` (where the try that missed could
         // not say why), and not observed.
-        let at_once = first && matches!(end, Waited::TooLarge | Waited::Closed);
+        let at_once = first && !queued && matches!(end, Waited::TooLarge | Waited::Closed);
         if let (Some(observe), false) = (&config.on_wait, at_once) {
             observe(self.started.elapsed(), end);
         }
