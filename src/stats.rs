@@ -65,8 +65,9 @@ pub struct Stats<const N: usize> {
     /// exporter leave it out.
     pub amounts_tracked: bool,
     /// `try_acquire` failures (`Insufficient` or `ExceedsCapacity`), and
-    /// those of a permit's `try_grow`, by the dimension the error names. A caller that waits whenever it cannot
-    /// take at once is refused nothing: use
+    /// those of a permit's `try_grow`, by the dimension the error names. A
+    /// caller that waits whenever it cannot take at once is refused
+    /// nothing: use
     /// [`try_acquire_or_wait`](crate::MultiSemaphore::try_acquire_or_wait)
     /// for it, whose misses count here not at all (the tower layer does, in
     /// wait mode).

@@ -224,9 +224,8 @@ impl<const N: usize> Future for Drained<'_, N> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let notify = Notify::Task(cx.waker().clone());
+        // Drained, it is no longer registered (`id` is `None` again).
         if this.sem.poll_drained(&mut this.id, notify) {
-            // Unregistered (or never registered): nothing left to drop.
-            this.id = None;
             Poll::Ready(())
         } else {
             Poll::Pending
