@@ -758,6 +758,7 @@ fn run<const N: usize>(
         clamp: track.clamp,
         single_word: sem.is_single_word(),
     };
+    m.stats.amounts_tracked = track.amounts;
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
 

@@ -165,8 +165,12 @@ fn run<const N: usize>(
             Op::Try(a) => {
                 let got = sem.try_acquire(a);
                 let avail = m.available();
+                // Clamped, but never to a capacity of 0 (that waits).
                 let grant: [u64; N] = if clamp {
-                    std::array::from_fn(|d| a[d].min(m.cap[d]))
+                    std::array::from_fn(|d| match m.cap[d] {
+                        0 => a[d],
+                        cap => a[d].min(cap),
+                    })
                 } else {
                     a
                 };

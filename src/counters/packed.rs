@@ -538,12 +538,15 @@ impl<const N: usize> Packed<N> {
 
     pub(super) fn take_locked(&self, amounts: [u64; N]) -> Result<[u64; N], Short> {
         let Some(request) = self.pack(amounts) else {
-            let dim = (0..N)
-                .find(|&d| amounts[d] > self.field_max[d])
-                .unwrap_or(0);
+            // Too large for its field somewhere (a clamped request at a
+            // capacity of 0 keeps its size): short there, and maybe in an
+            // earlier dimension too. Name the first that lacks, as a take
+            // that fits the word does.
+            let available = self.load();
+            let dim = (0..N).find(|&d| amounts[d] > available[d]).unwrap_or(0);
             return Err(Short {
                 dim,
-                available: self.load()[dim],
+                available: available[dim],
             });
         };
         // Relaxed: only a guess for the CAS, which checks it.
