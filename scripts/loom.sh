@@ -4,7 +4,7 @@
 #
 #   scripts/loom.sh          # CI: every model at bound 2, except the few
 #                            # below, which run at bound 1
-#   scripts/loom.sh full     # every model at bound 2 (about 20 minutes
+#   scripts/loom.sh full     # every model at bound 2 (20 to 36 minutes
 #                            # on 2 cores; run it before a release and after
 #                            # any change to an atomic or to the locked paths)
 #
