@@ -538,6 +538,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
     }
 
     /// Whether this returned `Ready`: polling it again would panic.
+    #[cfg(feature = "futures")]
     fn is_terminated(&self) -> bool {
         matches!(self.state, State::Done | State::TimedOut(_))
     }
@@ -929,28 +930,28 @@ impl<const N: usize> fmt::Debug for Acquire<'_, N> {
 
 /// Whether each future returned `Ready` (for `FusedFuture`, `src/fused.rs`).
 impl<const N: usize> Acquire<'_, N> {
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.waiting.is_terminated()
     }
 }
 
 impl<const N: usize> AcquireOwned<N> {
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.waiting.is_terminated()
     }
 }
 
 impl<const N: usize, T: ?Sized> AcquireTimeout<'_, N, T> {
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.waiting.is_terminated()
     }
 }
 
 impl<const N: usize, T: ?Sized> AcquireOwnedTimeout<N, T> {
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.waiting.is_terminated()
     }

@@ -104,14 +104,14 @@ impl<const N: usize, T: Future + ?Sized> Future for TrackedAcquireTimeout<N, T> 
 
 impl<const N: usize> TrackedAcquire<N> {
     /// Whether it returned `Ready` (for `FusedFuture`, `src/fused.rs`).
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.acquire.is_terminated()
     }
 }
 
 impl<const N: usize, T: ?Sized> TrackedAcquireTimeout<N, T> {
-    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    #[cfg(feature = "futures")]
     pub(crate) fn is_terminated(&self) -> bool {
         self.acquire.is_terminated()
     }

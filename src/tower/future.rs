@@ -209,33 +209,30 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(S, Request, OwnedPermit<N>), Refused>> {
-        // A handle of its own: `self` is borrowed mutably below.
-        let config = Arc::clone(&self.config);
+        let config = &*self.config;
         let first = !std::mem::replace(&mut self.polled, true);
-        let mut polled = self.poll_acquire(cx);
+        let mut polled = poll_acquire(&mut self.acquire, cx);
         // Pending here: it is queued, so it has waited, whatever the poll
         // with the timer below says.
         let queued = polled.is_pending();
-        let untimed = matches!(self.acquire, Some(Acquiring::Plain(_)));
-        if let (
-            true,
-            true,
-            Mode::Wait {
-                timeout: Some((after, sleep)),
-            },
-        ) = (queued, untimed, &config.mode)
-        {
-            // Queued: now race the timer, for what is left of the timeout
-            // since `call`. The semaphore races it itself, so a timeout
-            // counts in its `timed_out` (by the dimension that held it
-            // back), not as a cancel. The timer is made before the acquire
-            // is taken out: a sleep function that panics leaves it in place.
-            let left = after.saturating_sub(self.started.elapsed());
-            let timer = sleep(left);
-            if let Some(Acquiring::Plain(acquire)) = self.acquire.take() {
-                self.acquire = Some(Acquiring::Timed(acquire.with_boxed_timeout(timer)));
+        let timeout = match &config.mode {
+            Mode::Wait { timeout } => timeout.as_ref(),
+            _ => None,
+        };
+        if let (true, Some((after, sleep))) = (queued, timeout) {
+            // Queued, and not yet timed: now race the timer, for what is
+            // left of the timeout since `call`. The semaphore races it
+            // itself, so a timeout counts in its `timed_out` (by the
+            // dimension that held it back), not as a cancel. The timer is
+            // made before the acquire is taken out: a sleep function that
+            // panics leaves it in place.
+            if let Some(Acquiring::Plain(_)) = self.acquire {
+                let timer = sleep(after.saturating_sub(self.started.elapsed()));
+                if let Some(Acquiring::Plain(acquire)) = self.acquire.take() {
+                    self.acquire = Some(Acquiring::Timed(acquire.with_boxed_timeout(timer)));
+                }
+                polled = poll_acquire(&mut self.acquire, cx);
             }
-            polled = self.poll_acquire(cx);
         }
         let (result, end) = match ready!(polled) {
             Ok(permit) => {
@@ -277,13 +274,17 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
         }
         Poll::Ready(result)
     }
+}
 
-    /// Polls the acquire, raced with its timer once it has one.
-    fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedPermit<N>, AcquireError>> {
-        match self.acquire.as_mut().expect("the acquire is put back") {
-            Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
-            Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
-        }
+/// Polls the acquire, raced with its timer once it has one. A function of
+/// the field alone, so that the caller keeps its borrow of the config.
+fn poll_acquire<const N: usize>(
+    acquire: &mut Option<Acquiring<N>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<OwnedPermit<N>, AcquireError>> {
+    match acquire.as_mut().expect("the acquire is put back") {
+        Acquiring::Plain(acquire) => Pin::new(acquire).poll(cx),
+        Acquiring::Timed(acquire) => Pin::new(acquire).poll(cx),
     }
 }
 
