@@ -65,12 +65,15 @@
 
 use crate::MultiSemaphore;
 use crate::adaptive::{Controller, Window};
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{
+    SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+};
 use std::fmt;
 use std::sync::Arc;
 
 /// Publishes one semaphore's state to the `metrics` facade, labelled
-/// `semaphore = name` and, per dimension, `dimension = ` the name you give it.
+/// `semaphore = name` and, per dimension, `dimension = ` the name you give it
+/// ([`new`](Self::new)) or the semaphore's own ([`named`](Self::named)).
 ///
 /// ```
 /// use multisem::MultiSemaphore;
@@ -86,7 +89,10 @@ use std::sync::Arc;
 pub struct Exporter<const N: usize> {
     sem: Arc<MultiSemaphore<N>>,
     name: &'static str,
-    dimensions: [&'static str; N],
+    /// Borrowed names, or (from [`Exporter::named`] on a semaphore without
+    /// names) shared index strings: a label's clone per record is a copy
+    /// or a reference count, never an allocation.
+    dimensions: [SharedString; N],
     controller: Option<Arc<Controller<N>>>,
 }
 
@@ -107,6 +113,38 @@ impl<const N: usize> Exporter<N> {
         name: &'static str,
         dimensions: [&'static str; N],
     ) -> Self {
+        Self {
+            sem,
+            name,
+            dimensions: dimensions.map(SharedString::const_str),
+            controller: None,
+        }
+    }
+
+    /// An exporter for `sem`, labelled `semaphore = name`, naming each
+    /// dimension as the semaphore does ([`Builder::names`](crate::Builder::names)),
+    /// so the names are written once. A semaphore built without names has
+    /// its dimensions labelled by index: `"0"`, `"1"`, ...
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(
+    ///     MultiSemaphore::builder([64, 1 << 20])
+    ///         .names(&["requests", "bytes"])
+    ///         .build(),
+    /// );
+    /// let exporter = Exporter::named(sem, "gateway"); // dimension = "requests", "bytes"
+    /// # let _ = exporter;
+    /// ```
+    pub fn named(sem: Arc<MultiSemaphore<N>>, name: &'static str) -> Self {
+        let names = sem.names();
+        let dimensions = std::array::from_fn(|dim| match names.get(dim) {
+            Some(label) => SharedString::const_str(label),
+            None => SharedString::from(Arc::<str>::from(dim.to_string())),
+        });
         Self {
             sem,
             name,
@@ -240,8 +278,11 @@ impl<const N: usize> Exporter<N> {
         let available = sem.available();
         let in_flight = sem.in_flight();
         let stats = sem.stats();
-        for (dim, &dimension) in dims.iter().enumerate() {
-            let labels = [("semaphore", name), ("dimension", dimension)];
+        for (dim, dimension) in dims.iter().enumerate() {
+            let labels = [
+                ("semaphore", SharedString::const_str(name)),
+                ("dimension", dimension.clone()),
+            ];
             gauge!("multisem_capacity", &labels).set(capacity[dim] as f64);
             gauge!("multisem_available", &labels).set(available[dim] as f64);
             gauge!("multisem_in_flight", &labels).set(in_flight[dim] as f64);

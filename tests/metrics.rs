@@ -194,6 +194,34 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
 }
 
+/// `Exporter::named` labels the dimensions as the semaphore names them, or by
+/// index where it has no names.
+#[test]
+fn named_takes_the_dimension_labels_from_the_semaphore() {
+    let named = Arc::new(
+        MultiSemaphore::builder([10, 1000])
+            .names(&["messages", "bytes"])
+            .build(),
+    );
+    let unnamed = Arc::new(MultiSemaphore::new([3, 30]));
+    let _held = (
+        named.try_acquire([2, 300]).unwrap(),
+        unnamed.try_acquire([1, 7]).unwrap(),
+    );
+    let memory = Memory::default();
+    metrics::with_local_recorder(&memory, || {
+        Exporter::named(Arc::clone(&named), "producer").record();
+        Exporter::named(Arc::clone(&unnamed), "plain").record();
+    });
+    let key = |sem: &str, d: &str| format!("multisem_in_flight{{semaphore={sem},dimension={d}}}");
+    assert_eq!(memory.last(&key("producer", "messages")), 2.0);
+    assert_eq!(memory.last(&key("producer", "bytes")), 300.0);
+    assert_eq!(memory.last(&key("plain", "0")), 1.0);
+    assert_eq!(memory.last(&key("plain", "1")), 7.0);
+    let debug = format!("{:?}", Exporter::named(Arc::clone(&named), "producer"));
+    assert!(debug.contains(r#"["messages", "bytes"]"#), "{debug}");
+}
+
 /// The amounts granted are published only where they are kept: an untracked
 /// semaphore's zeros would draw a flat line that says nothing.
 #[test]
