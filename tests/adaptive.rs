@@ -363,6 +363,58 @@ fn a_custom_algorithm_sees_the_window() {
     assert_eq!(sem.capacity(), [5, 1000]);
 }
 
+/// A split part is a sample of its own, timed from the batch's grant; a
+/// merged permit is one sample, timed from the grant of the permit kept.
+#[test]
+fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
+    struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
+    impl Algorithm for Spy {
+        fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+            self.0.lock().unwrap().push(window.clone());
+            dim.limit
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sem = semaphore([8, 1000]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=10, Spy(Arc::clone(&seen)))
+        .window(Duration::ZERO, 3)
+        .build();
+    let (t0, ms) = (Instant::now(), Duration::from_millis);
+    let mut batch = ctl.try_acquire_at([3, 300], t0).unwrap();
+    let first = batch.split([1, 100]).unwrap();
+    assert!(batch.split([3, 0]).is_none(), "holds 2 of dimension 0");
+    assert_eq!((batch.amounts(), first.amounts()), ([2, 200], [1, 100]));
+    assert_eq!(first.granted(), t0);
+    let second = batch.split([1, 100]).unwrap();
+    first.complete_at(Outcome::delivered(100), t0 + ms(2));
+    second.complete_at(Outcome::delivered(100), t0 + ms(5));
+    batch.complete_at(Outcome::delivered(100), t0 + ms(9));
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "three parts, three samples: one window");
+        let window = &seen[0];
+        assert_eq!((window.successes, window.delivered_bytes), (3, 300));
+        assert_eq!((window.min_rtt, window.max_rtt), (ms(2), ms(9)));
+    }
+    assert_eq!(sem.available(), [8, 1000]);
+
+    let mut kept = ctl.try_acquire_at([1, 10], t0 + ms(10)).unwrap();
+    kept.merge(ctl.try_acquire_at([2, 20], t0).unwrap());
+    assert_eq!(kept.amounts(), [3, 30]);
+    kept.complete_at(Outcome::delivered(30), t0 + ms(14));
+    ctl.try_acquire_at([1, 1], t0 + ms(14))
+        .unwrap()
+        .complete_at(Outcome::success(), t0 + ms(15));
+    ctl.try_acquire_at([1, 1], t0 + ms(15))
+        .unwrap()
+        .complete_at(Outcome::success(), t0 + ms(16));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "the merged permit is one sample, not two");
+    assert_eq!((seen[1].successes, seen[1].max_rtt), (3, ms(4)));
+    assert_eq!(sem.available(), [8, 1000]);
+}
+
 /// Real threads acquire and complete while the controller resizes on
 /// nearly every completion. Grants and checks run under a shared lock and
 /// completions (the only place a resize or release happens) under an

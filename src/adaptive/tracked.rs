@@ -163,6 +163,57 @@ impl<const N: usize> TrackedPermit<N> {
         self.permit.shrink_to(amounts);
     }
 
+    /// [`OwnedPermit::split`]: moves `amounts` into a new tracked permit,
+    /// or returns `None` (changing nothing) if this one holds less. The part
+    /// keeps this permit's grant time and reports an outcome of its own: a
+    /// batch acquired at once whose messages complete one by one gives the
+    /// controller one sample per message, each timed from the batch's grant.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut batch = ctl.try_acquire([3, 3000]).unwrap();
+    /// let first = batch.split([1, 1000]).unwrap();
+    /// assert_eq!((batch.amounts(), first.amounts()), ([2, 2000], [1, 1000]));
+    /// assert_eq!(first.granted(), batch.granted());
+    /// first.complete(Outcome::delivered(1000)); // the first message is acknowledged
+    /// batch.complete(Outcome::delivered(2000)); // then the other two
+    /// ```
+    pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
+        let part = self.permit.split(amounts)?;
+        Some(TrackedPermit::new(
+            part,
+            Arc::clone(&self.controller),
+            self.granted,
+        ))
+    }
+
+    /// [`OwnedPermit::merge`]: moves everything `other` holds into this
+    /// permit, which completes as one request, timed from its own grant.
+    /// `other`'s tracking ends without a sample, as its drop without an
+    /// outcome would.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut first = ctl.try_acquire([1, 1000]).unwrap();
+    /// first.merge(ctl.try_acquire([1, 500]).unwrap()); // sent as one request
+    /// assert_eq!(first.amounts(), [2, 1500]);
+    /// first.complete(Outcome::delivered(1500));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the permits come from different semaphores.
+    #[track_caller]
+    pub fn merge(&mut self, other: Self) {
+        self.permit.merge(other.permit);
+    }
+
     /// When the permit was granted (or handed to [`Controller::track`]).
     ///
     /// ```
