@@ -1,7 +1,7 @@
 //! The adaptive controller against the best static limits and against
 //! count-only adaptive limits, in a deterministic simulation (see
 //! `examples/sim/mod.rs` for the model): prints the README's table and
-//! writes the joint controller's limits and latency over time as CSV.
+//! writes every limiter's limits and latency over time as CSV.
 //!
 //! ```text
 //! cargo run --release --example adaptive_sim                 # the table, ~10 s

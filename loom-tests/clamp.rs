@@ -13,6 +13,7 @@ use crate::support::{Layout, assert_quiescent, block_on, models, poll_once};
 models! {
     clamped_head_racing_shrink_is_granted_the_capacity_of_its_grant: 2,
     clamped_head_racing_growth_is_granted_the_capacity_of_its_grant: 2,
+    clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size: 3,
 }
 
 /// Capacity [1, 2]; a permit P = [0, 1] is out. The main thread's async
@@ -56,4 +57,28 @@ fn clamped_head_racing_shrink_is_granted_the_capacity_of_its_grant(layout: Layou
 
 fn clamped_head_racing_growth_is_granted_the_capacity_of_its_grant(layout: Layout) {
     clamped_head_races(layout, [1, 3]);
+}
+
+/// Capacity [1, 2] with [0, 1] held, on a clamping semaphore: the main
+/// thread's `try_acquire([1, 2])` misses the fast path (one byte is free)
+/// while thread S shrinks the bytes to 1. Before the shrink the request
+/// fits and is short; after it, it is clamped to [1, 1] and is short still.
+/// Either way `Insufficient`, never `ExceedsCapacity`: a clamping semaphore
+/// refuses nothing for its size, even when the capacity it read to decide
+/// whether to clamp is gone by the time it checks (a reviewer's finding).
+fn clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size(layout: Layout) {
+    let sem = Arc::new(layout.builder([1, 2]).clamp_oversized(true).build());
+    let held = sem.try_acquire_owned([0, 1]).unwrap();
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([1, 1]).unwrap())
+    };
+    match sem.try_acquire([1, 2]) {
+        Err(error) => assert!(error.is_insufficient(), "{error:?}"),
+        Ok(permit) => panic!("granted {:?} with a byte held", permit.amounts()),
+    }
+    resizer.join().unwrap();
+    assert_eq!(sem.stats().exceeded, [0, 0]);
+    drop(held);
+    assert_quiescent(&sem, [1, 1]);
 }

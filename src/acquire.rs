@@ -91,7 +91,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Blocking
     ///
     /// Parks the thread for up to `timeout`; in async code use
-    /// [`acquire`](Self::acquire) raced with your runtime's timer.
+    /// [`acquire`](Self::acquire)`(..).`[`with_timeout`](crate::Acquire::with_timeout)`(timer)`,
+    /// which counts as a timeout in [`stats`](Self::stats) (racing the
+    /// future with a timer counts as a cancel).
     pub fn acquire_blocking_timeout(
         &self,
         amounts: [u64; N],
@@ -131,7 +133,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # Blocking
     ///
     /// Parks the thread until `deadline` at the latest; in async code use
-    /// [`acquire`](Self::acquire) raced with your runtime's timer.
+    /// [`acquire`](Self::acquire)`(..).`[`with_timeout`](crate::Acquire::with_timeout)`(timer)`.
     pub fn acquire_blocking_deadline(
         &self,
         amounts: [u64; N],

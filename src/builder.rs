@@ -2,8 +2,11 @@
 
 use crate::semaphore::MultiSemaphore;
 
-/// Builds a [`MultiSemaphore`] with room reserved to grow, or without peak
-/// tracking. Made by [`MultiSemaphore::builder`].
+/// Builds a [`MultiSemaphore`] with what [`MultiSemaphore::new`] does not
+/// set: room reserved to grow ([`max_capacity`](Self::max_capacity)),
+/// dimension [`names`](Self::names), [`clamp_oversized`](Self::clamp_oversized),
+/// [`track_amounts`](Self::track_amounts), or no peak tracking
+/// ([`track_peaks`](Self::track_peaks)). Made by [`MultiSemaphore::builder`].
 ///
 /// ```
 /// use multisem::MultiSemaphore;

@@ -89,10 +89,11 @@ pub enum AcquireError {
     /// The deadline passed before the request could be granted.
     Timeout,
     /// The request is larger than dimension `dim`'s capacity, so it was never
-    /// queued. Also returned to a queued acquirer when
-    /// [`set_capacity`](crate::MultiSemaphore::set_capacity) or
-    /// [`Permit::forget`](crate::Permit::forget) shrinks that dimension below
-    /// its request.
+    /// queued. Also returned to a queued acquirer when a resize
+    /// ([`set_capacity`](crate::MultiSemaphore::set_capacity),
+    /// [`set_capacity_of`](crate::MultiSemaphore::set_capacity_of), an
+    /// adaptive controller's) or [`Permit::forget`](crate::Permit::forget)
+    /// shrinks that dimension below its request.
     #[non_exhaustive]
     ExceedsCapacity {
         /// The first dimension whose capacity is too small.

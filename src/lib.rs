@@ -38,8 +38,9 @@
 //!   dimension, or nothing. A call that fails, times out, is closed out, or
 //!   (async) is dropped, holds nothing once it has returned.
 //! * **Exact accounting.** Dropping a permit returns exactly its amounts, also
-//!   while unwinding. For every dimension, `available + held == capacity`
-//!   whenever nothing is in flight; no counter wraps on any path.
+//!   while unwinding. For every dimension, `available()` plus what live
+//!   permits hold equals `capacity()` whenever no acquire, release or
+//!   resize is running; no counter wraps on any path.
 //! * **First come, first served.** Blocking and async acquirers are granted
 //!   in arrival order, a large request is never starved by smaller ones
 //!   arriving after it, and `try_acquire` does not overtake queued acquirers.
@@ -47,11 +48,14 @@
 //! * **Never blocks on the impossible.** A request above a dimension's
 //!   capacity fails at once with `ExceedsCapacity`, or, on a semaphore
 //!   built with [`clamp_oversized`](Builder::clamp_oversized), is granted
-//!   that whole capacity and runs alone in it (a dimension at capacity 0
-//!   is paused there: such a request waits until it is above 0).
+//!   that whole capacity and runs alone in it (a dimension resized to 0
+//!   is then paused: such a request waits until it is above 0).
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
-//!   system call. Where the capacities fit in one 64-bit word (for example
+//!   system call (two rarer states also send them through the internal
+//!   lock: a shrink below what is in flight, until returns have absorbed
+//!   it, and a closed semaphore with someone waiting in
+//!   [`drained`](MultiSemaphore::drained)). Where the capacities fit in one 64-bit word (for example
 //!   `[1024, 100 MiB]`), an acquire is one compare-and-swap and a release one
 //!   `fetch_add`, so a concurrent `try_acquire` never fails because another
 //!   call held a dimension it then gave back. Larger capacities keep as much
@@ -105,15 +109,16 @@
 //! | wait in async code with a timeout | [`acquire`](MultiSemaphore::acquire)`(..).`[`with_timeout`](Acquire::with_timeout)`(timer)` |
 //! | take at once if it fits, else wait (no future when it fits, no refusal counted when it waits) | [`try_acquire_or_wait`](MultiSemaphore::try_acquire_or_wait), [`try_acquire_owned_or_wait`](MultiSemaphore::try_acquire_owned_or_wait) |
 //! | move the permit into a callback or another thread | the `*_owned` twins, on an `Arc<MultiSemaphore>` |
-//! | learn the size only after acquiring (encoding, compression) | [`Permit::try_grow`], [`Permit::release`] |
+//! | learn the size only after acquiring (encoding, compression) | acquire an upper bound, then [`Permit::shrink_to`]; or [`Permit::try_grow`] (fails under back-pressure, however small), [`Permit::release`] |
 //! | let an item larger than the budget through, alone | [`Builder::clamp_oversized`] |
 //! | admit a stream's items by weight, in order | `stream::Admit` (feature `futures`) |
+//! | shut down: refuse new work, then wait for what is in flight | [`close`](MultiSemaphore::close), then [`drained`](MultiSemaphore::drained) (async) or [`drained_blocking_timeout`](MultiSemaphore::drained_blocking_timeout) |
 //! | change the limits while running | [`add_permits`](MultiSemaphore::add_permits), [`set_capacity`](MultiSemaphore::set_capacity), [`set_capacity_of`](MultiSemaphore::set_capacity_of) (one dimension) |
 //! | see why you are throttled | [`stats`](MultiSemaphore::stats) (refusals, waits and timeouts by dimension), [`head_shortfall`](MultiSemaphore::head_shortfall), [`available`](MultiSemaphore::available), [`in_flight`](MultiSemaphore::in_flight), [`waiters`](MultiSemaphore::waiters) |
 //! | let the limits learn from what completions report | [`adaptive::Controller`]: each dimension follows its own algorithm ([`count_and_bytes`](adaptive::ControllerBuilder::count_and_bytes) for count and bytes), resized alone with [`set_capacity_of`](MultiSemaphore::set_capacity_of) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()`; `AdmitLayer::adaptive` reports each answer to a controller |
 //! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503`; `http::adaptive_layer` learns both limits from the statuses |
-//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record`, `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |
+//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record` (`Exporter::named` labels the dimensions with the semaphore's names), `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |
 //!
 //! # Cargo features
 //!

@@ -193,7 +193,8 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// A [`Builder`](crate::Builder) for a semaphore with these capacities,
-    /// to reserve room to grow or turn off peak tracking.
+    /// to reserve room to grow, name the dimensions, clamp oversized
+    /// requests, count the amounts granted or turn off peak tracking.
     pub fn builder(capacity: [u64; N]) -> crate::Builder<N> {
         const {
             assert!(
@@ -826,9 +827,12 @@ impl<const N: usize> MultiSemaphore<N> {
         fast: FastError,
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
-        // A request clamped to the capacity is never refused for its size.
+        // A clamping semaphore refuses nothing for its size: the lock clamps
+        // at the capacity in force. `clamped` is of a lock-free read of the
+        // capacities, which a resize may change before `refuse` reads them
+        // again, so it decides only the shortcut below, never a refusal.
         let clamped = clamp && self.check_capacity(amounts).is_err();
-        if let Err(refused) = self.refuse(amounts, clamped) {
+        if let Err(refused) = self.refuse(amounts, clamp) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
                 // waits for: serve it before leaving (quietly: the refusal
@@ -952,9 +956,9 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// The refusals that need no look at the counters, in the order the
     /// contract gives: `ExceedsCapacity`, then `Closed`.
-    /// `clamped`: the request is to be clamped, so its size is no reason.
-    fn refuse(&self, amounts: [u64; N], clamped: bool) -> Result<(), TryAcquireError> {
-        if !clamped {
+    /// `clamps`: the semaphore clamps oversized requests, so a size is no reason.
+    fn refuse(&self, amounts: [u64; N], clamps: bool) -> Result<(), TryAcquireError> {
+        if !clamps {
             self.check_capacity(amounts).map_err(|(dim, capacity)| {
                 self.stats.record(Event::Exceeded(dim));
                 TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)

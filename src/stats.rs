@@ -43,7 +43,7 @@ use std::fmt;
 #[non_exhaustive]
 pub struct Stats<const N: usize> {
     /// Successful acquires delivered to callers, by every method (zero
-    /// requests included). Read while acquires run, it may lag behind them
+    /// requests included), and each successful `try_grow` of a permit. Read while acquires run, it may lag behind them
     /// (the fast path tallies its takes in its counter word and moves each
     /// 64 to a total: by 64 for each take between such a wrap and that move;
     /// an async grant counts when its future is polled), but it never counts

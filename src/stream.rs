@@ -58,7 +58,10 @@ use std::task::{Context, Poll};
 /// [`clamp_oversized`](crate::Builder::clamp_oversized); or the semaphore
 /// closed) comes out as [`Refused`], with the item, so the caller decides
 /// whether to skip it, fail the stream or stop. The adaptor then goes on
-/// with the next item.
+/// with the next item: after [`close`](crate::MultiSemaphore::close), every
+/// further item comes out refused with `Closed`, so an endless source never
+/// ends. Stop on [`error.is_closed()`](crate::AcquireError::is_closed), and
+/// take the rest back with [`into_inner`](Admit::into_inner).
 ///
 /// # Cancel safety
 ///

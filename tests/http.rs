@@ -845,3 +845,27 @@ fn a_permit_body_passes_on_its_size_and_debugs_its_permit() {
     drop(body);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// The README's example ("In a tower / hyper service"), as written there,
+/// served by hyper and answering a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_example() {
+    let my_handler = service_fn(|request: Request<Incoming>| async move {
+        let len = read_body(Response::new(request.into_body())).await.len();
+        Ok::<_, Infallible>(Response::new(full(if len == 3000 { "3000" } else { "?" })))
+    });
+    // From here to the `service` call, as in the README.
+    let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+    let svc = tower::ServiceBuilder::new()
+        .layer(
+            multisem::http::layer(sem.clone(), 1 << 20)
+                // wait first come, first served, up to 2 s; or `.shed()` to refuse at once
+                .wait_timeout(Duration::from_secs(2), tokio::time::sleep),
+        )
+        .service(my_handler);
+    let addr = serve(svc).await;
+    let response = bounded(post(addr, 3000)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bounded(read_body(response)).await, "3000");
+    bounded(until(|| sem.available() == sem.capacity())).await;
+}

@@ -382,9 +382,7 @@ fn readme_example() {
         while let Some(next) = admitted.next().await {
             let (message, mut permit) = next.expect("clamped, never refused");
             let compressed_len = message.len() as u64 / 2; // say
-            if let Some(saved) = permit.amounts()[1].checked_sub(compressed_len) {
-                permit.release([0, saved]).unwrap(); // give the difference back now
-            }
+            permit.shrink_to([1, compressed_len]); // give the difference back now
             // ... send, and drop the permit in the completion callback
             drop(permit);
         }

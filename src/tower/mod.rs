@@ -46,8 +46,8 @@
 //!   weight does not fit now. A waiting request takes its place in the
 //!   queue when its response future is first polled (so a future never
 //!   polled holds no place, and no permit another awaits); it counts in
-//!   the semaphore's `waited`, never in its `refused`, which counts only
-//!   shed requests. In both modes, a
+//!   the semaphore's `waited`, never in its `refused` (of this layer's
+//!   requests, only shed ones count there). In both modes, a
 //!   request larger than a dimension's whole capacity is refused at once
 //!   ([`TooLarge`]), unless the semaphore clamps oversized requests
 //!   ([`Builder::clamp_oversized`](crate::Builder::clamp_oversized)): then
