@@ -102,6 +102,33 @@ fn every_waiter_is_woken_however_many() {
     }
 }
 
+/// Each waiter is told apart from the others: a re-poll replaces its own
+/// waker, and one that leaves takes only its own place, whichever order
+/// they came in (the mutants that gave every waiter the same id, or removed
+/// another's, left a waiter that was never woken).
+#[test]
+fn each_waiter_keeps_its_own_waker_and_its_own_place() {
+    let sem = MultiSemaphore::new([4, 100]);
+    let permit = sem.try_acquire([1, 1]).unwrap();
+    let wakers: Vec<_> = (0..4).map(|_| counting_waker()).collect();
+    let mut a = Box::pin(sem.drained());
+    let mut b = Box::pin(sem.drained());
+    let mut c = Box::pin(sem.drained());
+    assert!(poll_with(a.as_mut(), &wakers[0].1).is_pending());
+    assert!(poll_with(b.as_mut(), &wakers[1].1).is_pending());
+    assert!(poll_with(c.as_mut(), &wakers[2].1).is_pending());
+    // B moves to another task: its new waker replaces its own only.
+    assert!(poll_with(b.as_mut(), &wakers[3].1).is_pending());
+    // A leaves: its place only.
+    drop(a);
+    sem.close();
+    drop(permit);
+    let wakes: Vec<_> = wakers.iter().map(|(woken, _)| woken.wakes()).collect();
+    assert_eq!(wakes, [0, 0, 1, 1], "a, b's first, c, b's second");
+    assert!(poll_with(b.as_mut(), &wakers[3].1).is_ready());
+    assert!(poll_with(c.as_mut(), &wakers[2].1).is_ready());
+}
+
 /// A grant that its future has not collected is in flight until it is
 /// collected and dropped, or given back by the future's drop.
 #[test]
