@@ -11,8 +11,8 @@
 //! `try_acquire`, an acquire or a permit's drop: the semaphore keeps the
 //! counters it always keeps, and the exporter reads them when asked. The
 //! `try_acquire` bench compiles to the same machine code with the feature
-//! on and off, and measures the same within its noise (README, "In a tower
-//! / hyper service"). The one metric recorded as it happens, the
+//! on and off, and measures the same within its noise (README,
+//! "Metrics"). The one metric recorded as it happens, the
 //! wait-time histogram, is recorded by the tower layer on the wait path
 //! only ([`Exporter::wait_observer`], with the `tower` feature).
 //!
