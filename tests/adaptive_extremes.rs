@@ -621,3 +621,36 @@ fn completions_with_disagreeing_clocks_and_moving_bounds_stay_within_bounds() {
     assert_eq!(sem.capacity(), limits);
     assert_eq!(sem.available(), sem.capacity());
 }
+
+/// Above 2^53 an `f64` cannot hold every limit: a window that holds (an
+/// idle one, one without a rate) keeps the limit exactly, and `Aimd`'s step
+/// of one, below the `f64`'s spacing there, never lowers a fully used limit
+/// (a reviewer saw 2^54 + 3 become 2^54 + 4, and 2^54 + 1 fall to 2^54).
+#[test]
+fn limits_above_two_to_the_53_move_only_on_a_signal() {
+    let mut idle = Window::default();
+    (idle.elapsed, idle.successes, idle.mean_rtt) =
+        (Duration::from_millis(100), 10, Duration::from_millis(5));
+    for limit in [(1u64 << 54) + 1, (1 << 54) + 3, MAX - 1, MAX] {
+        let next = Aimd::default().update(&idle, &at(limit, limit, 1, MAX));
+        assert!(
+            next >= limit,
+            "Aimd, no drops, fully used: {limit} -> {next}"
+        );
+        let gradient = Gradient2::default().update(&idle, &at(limit, 0, 1, MAX));
+        assert_eq!(gradient, limit, "Gradient2, an idle window");
+        let rateless =
+            BandwidthDelay::default().update(&Window::default(), &at(limit, limit, 1, MAX));
+        assert_eq!(rateless, limit, "BandwidthDelay, a window without a rate");
+    }
+    // Below 2^53, steps smaller than one still add up, as before.
+    let mut aimd = Aimd::default().step(0.5);
+    let dim = |limit| at(limit, limit, 1, MAX);
+    let first = aimd.update(&idle, &dim(1 << 40));
+    assert_eq!(first, 1 << 40, "half a step");
+    assert_eq!(
+        aimd.update(&idle, &dim(first)),
+        (1 << 40) + 1,
+        "a whole one"
+    );
+}

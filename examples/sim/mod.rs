@@ -841,8 +841,9 @@ impl Sim<'_> {
 }
 
 /// The static limits tried by the oracle's grid search: counts from 1 to
-/// 512 and byte limits from the largest message to 256 of them, in steps of
-/// at most 1.5x (finer where the best ones lie), and no byte limit at all.
+/// 512 and byte limits from the largest message to 256 of them, and no byte
+/// limit at all; in steps of at most 1.5x up to 192 requests and 16
+/// messages (finer where the best ones lie), doubling above.
 pub fn grid(traffic: Traffic) -> Vec<[u64; 2]> {
     let counts = [
         1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128, 192, 256, 512,

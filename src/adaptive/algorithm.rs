@@ -59,6 +59,11 @@ pub struct Dimension {
 /// Algorithms start from [`Dimension::limit`], the limit in force, so that
 /// two combined with [`Min`] (or a limit clamped by its bounds) stay in step.
 ///
+/// The built-in algorithms compute in `f64`. Above 2^53 (8 Pi units) an
+/// `f64` cannot hold every integer: there a window that holds keeps the
+/// limit exactly, but a step smaller than the `f64`'s spacing (`Aimd`'s one
+/// unit, say) is lost, so such a limit grows only by larger steps.
+///
 /// ```
 /// use multisem::MultiSemaphore;
 /// use multisem::adaptive::{Algorithm, Controller, Dimension, Window};
@@ -117,16 +122,30 @@ impl<A: Algorithm, B: Algorithm> Algorithm for Min<A, B> {
 /// An estimate kept in floating point between windows, so that steps
 /// smaller than one unit add up; re-based on the limit in force whenever
 /// something else (a partner in [`Min`], the bounds) moved it.
+///
+/// Above 2^53 an `f64` cannot hold every integer: the limit in force reads
+/// rounded, and a step smaller than the `f64`'s spacing there is lost. A
+/// value that the `f64` cannot tell from the one [`current`](Self::current)
+/// answered (a window that holds, or such a step) keeps the limit in force
+/// exactly, rather than its rounding: no limit moves without a signal.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Estimate(Option<f64>);
+pub(crate) struct Estimate {
+    /// The last value set, and the limit it gave.
+    kept: Option<(f64, u64)>,
+    /// What `current` last answered, and the limit in force it was asked
+    /// with.
+    read: (f64, u64),
+}
 
 impl Estimate {
     /// The estimate, or the limit in force if they no longer agree.
     pub(crate) fn current(&mut self, limit: u64) -> f64 {
-        match self.0 {
-            Some(value) if value.floor() as u64 == limit => value,
+        let value = match self.kept {
+            Some((value, kept)) if kept == limit => value,
             _ => limit as f64,
-        }
+        };
+        self.read = (value, limit);
+        value
     }
 
     /// Keeps `value` and returns it as a limit (rounded down, saturating).
@@ -137,9 +156,14 @@ impl Estimate {
         } else {
             value.clamp(0.0, u64::MAX as f64)
         };
-        // `as` saturates at u64::MAX for huge floats.
-        let limit = value.floor() as u64;
-        self.0 = Some(value);
+        let (read, in_force) = self.read;
+        let limit = if value == read {
+            in_force
+        } else {
+            // `as` saturates at u64::MAX for huge floats.
+            value.floor() as u64
+        };
+        self.kept = Some((value, limit));
         limit
     }
 }

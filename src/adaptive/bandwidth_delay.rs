@@ -21,7 +21,11 @@ use super::window::Window;
 ///   A window whose fastest request moved its bytes faster than `bandwidth`
 ///   was measured on a downstream that idled between requests, and gives
 ///   no delay, nor does one whose fastest success took no time the clock
-///   can measure; a window too short for the clock gives no rate;
+///   can measure; a window too short for the clock gives no rate. So the
+///   spans count the windows that measured a rate (or a delay): a window
+///   of drops alone, or of a light load, leaves both filters as they were
+///   (an outage holds the byte limit where it was, for the count's
+///   `Aimd` to back off), and is no window towards the next probe either;
 /// * `request`: the byte-weighted mean request size (the largest of the
 ///   same windows as `bandwidth`). A request holds its bytes for the whole
 ///   time they take to deliver, so with mixed sizes the limit must fit the
