@@ -17,6 +17,12 @@ use crate::{AcquireOwned, AcquireOwnedTimeout, OwnedPermit};
 /// `Send`, `'static` and `Unpin`: it can be spawned, kept in a struct, or
 /// raced in `select!` without pinning.
 ///
+/// "From the grant" is from the poll that delivers it: a grant made while
+/// the task waited is timed from when the task runs again (the request can
+/// be sent no sooner), so the runtime's wake-up delay is not counted in
+/// the round trip. The blocking acquires likewise time from the thread's
+/// return.
+///
 /// # Cancel safety
 ///
 /// As [`MultiSemaphore::acquire`](crate::MultiSemaphore::acquire): dropped
