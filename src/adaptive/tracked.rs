@@ -244,7 +244,10 @@ impl<const N: usize> TrackedPermit<N> {
 
     /// [`complete`](Self::complete) at a time the caller supplies (a
     /// simulation's virtual clock). A `now` before the grant counts as a
-    /// round trip of zero.
+    /// round trip of zero. Give every completion times of one clock, in
+    /// order: a window starts at the completion that closed the last, so a
+    /// `now` far ahead of the others makes later windows read no elapsed
+    /// time, and close none, until their times pass it.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
