@@ -129,6 +129,19 @@ fn each_waiter_keeps_its_own_waker_and_its_own_place() {
     assert!(poll_with(c.as_mut(), &wakers[2].1).is_ready());
 }
 
+/// `Debug` says whether the future is waiting.
+#[test]
+fn debug_says_whether_it_waits() {
+    let sem = MultiSemaphore::new([4, 100]);
+    let _permit = sem.try_acquire([1, 1]).unwrap();
+    let (_, waker) = counting_waker();
+    let mut drained = Box::pin(sem.drained());
+    assert_eq!(format!("{drained:?}"), "Drained { waiting: false, .. }");
+    sem.close();
+    assert!(poll_with(drained.as_mut(), &waker).is_pending());
+    assert_eq!(format!("{drained:?}"), "Drained { waiting: true, .. }");
+}
+
 /// A grant that its future has not collected is in flight until it is
 /// collected and dropped, or given back by the future's drop.
 #[test]
