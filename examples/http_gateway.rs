@@ -22,6 +22,8 @@
 //! byte bottleneck, so the count climbs to its bound and the bytes settle
 //! near the largest request plus the disk's bandwidth-delay product.
 //! `--max-requests` and `--max-bytes` are then the limits' upper bounds.
+//! `--preset-count` puts the preset's count (Little's law) on the count
+//! instead, to see it undercount here (README, "The demo").
 //!
 //! The load mode runs client tasks on keep-alive connections, posting
 //! bodies of varied sizes (most 100 B to 16 KiB, 3% of them 256 KiB to
@@ -38,6 +40,7 @@
 //! cargo run --release --features http --example http_gateway                # server + load, 10 s
 //! cargo run --release --features http --example http_gateway -- --shed       # shed instead of waiting
 //! cargo run --release --features http --example http_gateway -- --adaptive   # limits that learn, 30 s
+//! cargo run --release --features http --example http_gateway -- --adaptive --preset-count
 //! cargo run --release --features http --example http_gateway -- serve --listen 127.0.0.1:8080
 //! cargo run --release --features http --example http_gateway -- load --target 127.0.0.1:8080
 //! cargo run --release --features http --example http_gateway -- --help
@@ -96,6 +99,8 @@ OPTIONS:
     --adaptive          learn the limits from the answers (a 64MiB disk unless --disk
                         says otherwise; the limits above become upper bounds; 30 s
                         unless --seconds says otherwise)
+    --preset-count      with --adaptive: the preset's count (Little's law on the base
+                        delay) instead of Min(Aimd, Gradient2), to see it undercount
 
   The load's (refused in serve mode, which runs none):
     --target ADDR       the server to load (load mode only)
@@ -151,6 +156,8 @@ struct Config {
     /// Bytes a second of the handlers' shared disk, if any.
     disk: Option<u64>,
     adaptive: bool,
+    /// With `adaptive`: `preset::count()` on the count.
+    preset_count: bool,
 }
 
 impl Default for Config {
@@ -168,6 +175,7 @@ impl Default for Config {
             seed: 1,
             disk: None,
             adaptive: false,
+            preset_count: false,
         }
     }
 }
@@ -203,6 +211,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             }
             "--shed" => cfg.shed = switch(&flag, inline.as_deref())?,
             "--adaptive" => cfg.adaptive = switch(&flag, inline.as_deref())?,
+            "--preset-count" => cfg.preset_count = switch(&flag, inline.as_deref())?,
             "--seconds" => seconds = Some(parse_number(&flag, &value()?, 1, 3600)?),
             "--disk" => {
                 let rate = parse_size(&flag, &value()?, 1 << 40)?;
@@ -255,6 +264,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         cfg.seconds = 30;
     }
     cfg.seconds = seconds.unwrap_or(cfg.seconds);
+    if cfg.preset_count && !cfg.adaptive {
+        return Err("--preset-count is for --adaptive".into());
+    }
     if cfg.adaptive && cfg.max_bytes < LARGE_MAX {
         return Err(format!(
             "--adaptive needs --max-bytes of at least the largest request ({})",
@@ -265,7 +277,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
 }
 
 /// The options only the server uses: refused in load mode.
-const SERVER_OPTIONS: [&str; 7] = [
+const SERVER_OPTIONS: [&str; 8] = [
     "--listen",
     "--max-requests",
     "--max-bytes",
@@ -273,6 +285,7 @@ const SERVER_OPTIONS: [&str; 7] = [
     "--shed",
     "--disk",
     "--adaptive",
+    "--preset-count",
 ];
 
 /// The options only the load uses: refused in serve mode.
@@ -547,20 +560,21 @@ fn main() -> ExitCode {
 async fn run(cfg: Config) -> ExitCode {
     let sem = Arc::new(MultiSemaphore::new([cfg.max_requests, cfg.max_bytes]));
     // The limits learn between these bounds, starting at the upper ones.
-    // Not the preset's count (Little's law on the base delay): the 100 B
-    // requests here take microseconds and the 4 MiB ones tens of
-    // milliseconds, and every request waits its turn at the disk, so the
-    // base delay is far below the mean round trip and that count stays at
-    // 2: the disk moves about 94% as much, and ten times as many requests
-    // wait out the layer's timeout (see `preset::count`). Gradient2 grows
-    // it while the round trips hold.
+    // Not the preset's count (Little's law on the base delay) unless asked
+    // (`--preset-count`): the 100 B requests here take microseconds and the
+    // 4 MiB ones tens of milliseconds, and every request waits its turn at
+    // the disk, so the base delay is far below the mean round trip and that
+    // count stays at 2, and many more requests wait out the layer's timeout
+    // (see `preset::count`). Gradient2 grows it while the round trips hold.
     let controller = cfg.adaptive.then(|| {
-        Controller::builder(Arc::clone(&sem))
-            .limit(
-                0,
-                1..=cfg.max_requests,
-                Min(Aimd::default(), Gradient2::default()),
-            )
+        let builder = Controller::builder(Arc::clone(&sem));
+        let requests = 1..=cfg.max_requests;
+        let builder = if cfg.preset_count {
+            builder.limit(0, requests, preset::count())
+        } else {
+            builder.limit(0, requests, Min(Aimd::default(), Gradient2::default()))
+        };
+        builder
             .limit(1, LARGE_MAX..=cfg.max_bytes, preset::bytes())
             .window(preset::WINDOW, preset::MIN_SAMPLES)
             .build()

@@ -55,10 +55,11 @@
 //!   system call (two rarer states also send them through the internal
 //!   lock: a shrink below what is in flight, until returns have absorbed
 //!   it, and a closed semaphore with someone waiting in
-//!   [`drained`](MultiSemaphore::drained)). Where the capacities fit in one 64-bit word (for example
-//!   `[1024, 100 MiB]`), an acquire is one compare-and-swap and a release one
-//!   `fetch_add`, so a concurrent `try_acquire` never fails because another
-//!   call held a dimension it then gave back. Larger capacities keep as much
+//!   [`drained`](MultiSemaphore::drained)). Where the capacities fit in one
+//!   64-bit word (for example `[1024, 100 MiB]`), an acquire is one
+//!   compare-and-swap and a release one `fetch_add`, so a concurrent
+//!   `try_acquire` never fails because another call held a dimension it
+//!   then gave back. Larger capacities keep as much
 //!   as fits in such a word in front, which serves most acquires with one
 //!   CAS, and the rest in one atomic per dimension behind it.
 //! * **Cancel safety.** An async acquire can be dropped at any await point;

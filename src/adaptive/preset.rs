@@ -45,11 +45,12 @@ fn spans(algorithm: BandwidthDelay) -> BandwidthDelay {
 /// disk serves writes first come, first served, so small requests also wait
 /// behind large ones, and keeping it busy takes a queue that grows with the
 /// largest requests, not with the per-request delay. There the count stays
-/// at 2. The disk still moved 59-60 MiB/s of its 64 (30 of 32 while
-/// halved), against 63 (32) with `Min(Aimd, Gradient2)` on the count, but
-/// the requests queued in the layer instead of at the disk, and ten times
-/// as many waited out its 200 ms timeout (949 and 1,116 answers of 503 in
-/// two 30 s runs, against 87 and 140). In the simulation a per-request
+/// at 2 (`--adaptive --preset-count`). The disk still moved 58 MiB/s of
+/// its 64 (30 of 32 while halved), against 62 (32) with `Min(Aimd,
+/// Gradient2)` on the count, but the requests queued in the layer instead
+/// of at the disk, and over ten times as many waited out its 200 ms
+/// timeout (801 and 1,125 answers of 503 in two 30 s runs, against 40 and
+/// 68). In the simulation a per-request
 /// overhead makes up most of every round trip (the base delay about 6 ms,
 /// the median 6.2 ms, the 10% large requests 20 to 32 ms), and it keeps up.
 /// Where round trips differ tenfold, put `Min(Aimd::default(),
