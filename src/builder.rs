@@ -83,6 +83,11 @@ impl<const N: usize> Builder<N> {
     /// producer whose one message is larger than the byte budget: it goes
     /// through on its own rather than failing or waiting forever.
     ///
+    /// * Every dimension is clamped, the count included: a batch permit
+    ///   asked as `[32, bytes]` while the count's capacity is 8 holds
+    ///   `[8, ..]`, so size its parts from [`amounts`](crate::Permit::amounts),
+    ///   not from the request, before you [`split`](crate::Permit::split) it.
+    ///
     /// * A dimension whose capacity is 0 (set so to pause it) is never
     ///   clamped to: a request for some of it waits until its capacity is
     ///   above 0, then is clamped to that ([`try_acquire`](MultiSemaphore::try_acquire)

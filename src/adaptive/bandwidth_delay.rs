@@ -56,6 +56,20 @@ use super::window::Window;
 /// stays near the base delay; it is a worker bottleneck (every request
 /// waits for a worker) that raises it.
 ///
+/// **Round trips that spread.** Where nothing downstream is a bottleneck,
+/// the rate follows the limit: it is the limit over the *mean* round trip,
+/// and the product takes the *lowest*. So each window sets about
+/// `gain × lowest / mean` of the limit: where round trips spread at random
+/// whatever the load (a broker's latency of 1 to 8 ms, say, whose mean is
+/// 4.5 times its lowest), a gain below that spread walks the limit down to
+/// its lower bound, though more in flight would have moved more. BBR's
+/// congestion window has the same weakness on a jittery path. There, give
+/// the bytes a `gain` above the spread (5 kept that broker's limit near its
+/// start), or drive only the count (`Min(Aimd, Gradient2)`, which grows
+/// while round trips hold) and keep the bytes static. The test
+/// `round_trips_that_spread_need_a_byte_gain_above_their_spread`
+/// (`tests/adaptive.rs`) stages it.
+///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
 /// ```

@@ -75,7 +75,11 @@ impl<const N: usize> Controller<N> {
     /// from elsewhere lasts until its next window (move its bounds with
     /// [`set_bounds`](Controller::set_bounds) instead). The others are not:
     /// it never resizes them, but for `set_bounds`, so their owners can
-    /// ([`set_capacity_of`](MultiSemaphore::set_capacity_of)).
+    /// ([`set_capacity_of`](MultiSemaphore::set_capacity_of)). A controller
+    /// given no limit at all resizes nothing, and still times and counts
+    /// what it tracks: a static baseline with the same types, or windows to
+    /// watch ([`last_window`](Controller::last_window)) before letting it
+    /// act.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

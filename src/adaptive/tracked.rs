@@ -29,7 +29,11 @@ pub enum Outcome {
         delivered: Option<u64>,
     },
     /// The downstream was overloaded: the request timed out or was refused
-    /// as too much (429, 503, a broker's "busy").
+    /// as too much (429, 503, a broker's "busy"). Each permit that reports
+    /// it is a drop: a batch whose messages each report their own outcome
+    /// counts one refused batch as many drops as it has messages (split
+    /// parts, [`TrackedPermit::split`]); report once per request sent where
+    /// that is what the downstream refused.
     Dropped,
     /// The request failed for a reason unrelated to load: not a sample.
     Ignore,
@@ -214,7 +218,9 @@ impl<const N: usize> TrackedPermit<N> {
         self.permit.merge(other.permit);
     }
 
-    /// When the permit was granted (or handed to [`Controller::track`]).
+    /// When the round trip's clock started: the grant (or the hand-over to
+    /// [`Controller::track`]), or the last [`restart`](Self::restart) or
+    /// [`report`](Self::report).
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller}};
@@ -228,7 +234,60 @@ impl<const N: usize> TrackedPermit<N> {
         self.granted
     }
 
-    /// Reports `outcome`, timed from the grant to now, and returns the permits.
+    /// Starts the round trip's clock again, now: for a permit acquired
+    /// before its request leaves (a message that waits in a batch, a
+    /// connection to open), so that the controller times the downstream,
+    /// not the wait before it.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut permit = ctl.try_acquire([1, 1000]).unwrap(); // admitted into a batch
+    /// // ... the batch fills, then leaves:
+    /// permit.restart();
+    /// permit.complete(Outcome::delivered(1000)); // timed from the send
+    /// ```
+    pub fn restart(&mut self) {
+        self.restart_at(Instant::now());
+    }
+
+    /// [`restart`](Self::restart) at a time the caller supplies.
+    pub fn restart_at(&mut self, now: Instant) {
+        self.granted = now;
+    }
+
+    /// Reports `outcome` for the attempt so far, timed from the grant (or
+    /// the last restart) to now, and keeps the permits for another attempt,
+    /// timed anew from now: a request the downstream refused as busy
+    /// (report [`Outcome::Dropped`]) and that the caller retries with the
+    /// permit it holds. Each report is a sample, as a completion is.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut permit = ctl.try_acquire([1, 1000]).unwrap();
+    /// // ... the broker answers "busy":
+    /// permit.report(Outcome::Dropped);
+    /// // ... sent again, and acknowledged:
+    /// permit.complete(Outcome::delivered(1000));
+    /// ```
+    pub fn report(&mut self, outcome: Outcome) {
+        self.report_at(outcome, Instant::now());
+    }
+
+    /// [`report`](Self::report) at a time the caller supplies.
+    pub fn report_at(&mut self, outcome: Outcome, now: Instant) {
+        self.controller.record(self.granted, now, outcome);
+        self.granted = now;
+    }
+
+    /// Reports `outcome`, timed from the grant (or the last
+    /// [`restart`](Self::restart) or [`report`](Self::report)) to now, and
+    /// returns the permits.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};

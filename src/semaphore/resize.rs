@@ -45,6 +45,10 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// Sets each dimension's capacity, growing or shrinking it.
     ///
+    /// A dimension an [`adaptive::Controller`](crate::adaptive::Controller)
+    /// drives is set again by its next window: change its bounds instead
+    /// ([`Controller::set_bounds`](crate::adaptive::Controller::set_bounds)).
+    ///
     /// It may go below what is in flight: the capacity changes at once,
     /// [`available`](Self::available) reads 0 in that dimension, and permits
     /// returned are absorbed until the books balance; nothing wraps. Queued
