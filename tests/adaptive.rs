@@ -363,23 +363,37 @@ fn a_custom_algorithm_sees_the_window() {
     assert_eq!(sem.capacity(), [5, 1000]);
 }
 
-/// A split part is a sample of its own, timed from the batch's grant; a
-/// merged permit is one sample, timed from the grant of the permit kept.
-#[test]
-fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
-    struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
-    impl Algorithm for Spy {
-        fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-            self.0.lock().unwrap().push(window.clone());
-            dim.limit
-        }
+/// Keeps every window that closes, and the limit as it was.
+struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
+
+impl Algorithm for Spy {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        self.0.lock().unwrap().push(window.clone());
+        dim.limit
     }
+}
+
+/// A `[8, 1000]` semaphore whose controller closes a window every three
+/// samples, and the windows it closed.
+fn watched_every_three() -> (
+    Arc<MultiSemaphore<2>>,
+    Arc<Controller<2>>,
+    Arc<std::sync::Mutex<Vec<Window>>>,
+) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sem = semaphore([8, 1000]);
     let ctl = Controller::builder(Arc::clone(&sem))
         .limit(0, 1..=10, Spy(Arc::clone(&seen)))
         .window(Duration::ZERO, 3)
         .build();
+    (sem, ctl, seen)
+}
+
+/// A split part is a sample of its own, timed from the batch's grant; a
+/// merged permit is one sample, timed from the grant of the permit kept.
+#[test]
+fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
+    let (sem, ctl, seen) = watched_every_three();
     let (t0, ms) = (Instant::now(), Duration::from_millis);
     let mut batch = ctl.try_acquire_at([3, 300], t0).unwrap();
     let first = batch.split([1, 100]).unwrap();
@@ -419,19 +433,7 @@ fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
 /// takes a sample and keeps the permit for another attempt, timed anew.
 #[test]
 fn restart_and_report_time_each_attempt() {
-    struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
-    impl Algorithm for Spy {
-        fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-            self.0.lock().unwrap().push(window.clone());
-            dim.limit
-        }
-    }
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sem = semaphore([8, 1000]);
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=10, Spy(Arc::clone(&seen)))
-        .window(Duration::ZERO, 3)
-        .build();
+    let (sem, ctl, seen) = watched_every_three();
     let (t0, ms) = (Instant::now(), Duration::from_millis);
     let mut batched = ctl.try_acquire_at([1, 100], t0).unwrap();
     batched.restart_at(t0 + ms(20)); // the batch leaves
