@@ -14,6 +14,7 @@ models! {
     clamped_head_racing_shrink_is_granted_the_capacity_of_its_grant: 2,
     clamped_head_racing_growth_is_granted_the_capacity_of_its_grant: 2,
     clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size: 3,
+    clamping_try_acquire_racing_a_growth_is_granted: 3,
 }
 
 /// Capacity [1, 2]; a permit P = [0, 1] is out. The main thread's async
@@ -81,4 +82,31 @@ fn clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size(layout: La
     assert_eq!(sem.stats().exceeded, [0, 0]);
     drop(held);
     assert_quiescent(&sem, [1, 1]);
+}
+
+/// Capacity [1, 1], nothing held, on a clamping semaphore: the main
+/// thread's `try_acquire([1, 2])` misses the fast path (one byte is free)
+/// while thread S grows the bytes to 2. Before the growth the request is
+/// clamped to [1, 1] and fits; after it, [1, 2] fits. Either way it is
+/// granted: a refusal decided on a lock-free read of the capacities (the
+/// shortcut for a short take, which read the grown capacity and found the
+/// request not oversized) is wrong at every instant (a reviewer's finding).
+fn clamping_try_acquire_racing_a_growth_is_granted(layout: Layout) {
+    let sem = Arc::new(layout.builder([1, 1]).clamp_oversized(true).build());
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([1, 2]).unwrap())
+    };
+    let permit = sem
+        .try_acquire([1, 2])
+        .unwrap_or_else(|error| panic!("refused: {error:?}"));
+    let granted = permit.amounts();
+    assert!(
+        granted == [1, 1] || granted == [1, 2],
+        "granted {granted:?}: neither the clamp to [1, 1] nor the whole request"
+    );
+    drop(permit);
+    resizer.join().unwrap();
+    assert_eq!(sem.stats().clamped, u64::from(granted == [1, 1]));
+    assert_quiescent(&sem, [1, 2]);
 }

@@ -102,6 +102,10 @@ impl<const N: usize> Builder<N> {
     ///   clamped request at the head holds back those behind it, as a large
     ///   one does.
     /// * [`try_grow`](crate::Permit::try_grow) never clamps.
+    /// * A `try_acquire` that misses the lock-free take goes to the internal
+    ///   lock before it refuses (a request short as asked may fit once
+    ///   clamped, and the capacities change only under the lock), so a
+    ///   clamping semaphore's refusals cost a visit to the lock.
     /// * [`Stats::clamped`](crate::Stats::clamped) counts the clamped grants.
     ///
     /// ```

@@ -827,11 +827,11 @@ impl<const N: usize> MultiSemaphore<N> {
         fast: FastError,
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
-        // A clamping semaphore refuses nothing for its size: the lock clamps
-        // at the capacity in force. `clamped` is of a lock-free read of the
-        // capacities, which a resize may change before `refuse` reads them
-        // again, so it decides only the shortcut below, never a refusal.
-        let clamped = clamp && self.check_capacity(amounts).is_err();
+        // A clamping semaphore decides nothing from a lock-free read of the
+        // capacities, which a resize may change before the next read: it
+        // refuses nothing for its size, and takes no shortcut below, since
+        // a short take may fit once clamped (to a capacity since shrunk, or
+        // after a growth). The lock clamps at the capacity in force.
         if let Err(refused) = self.refuse(amounts, clamp) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
@@ -844,7 +844,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if amounts == [0; N] {
             return Ok(amounts);
         }
-        if let (FastError::Short(short), false) = (fast, clamped) {
+        if let (FastError::Short(short), false) = (fast, clamp) {
             // Cold: a second look finds every other dimension short, in the
             // packed layout's one word. Not in the tiered one, whose tiers
             // only the lock reads at one instant (`available()` takes it): a

@@ -445,14 +445,33 @@ fn restart_and_report_time_each_attempt() {
         (t0 + ms(7), [1, 100])
     );
     assert_eq!(sem.available(), [6, 800], "a report keeps the permits");
-    batched.complete_at(Outcome::delivered(100), t0 + ms(23)); // 3 ms from the send
     retried.complete_at(Outcome::delivered(100), t0 + ms(12)); // 5 ms, the second attempt
+    batched.complete_at(Outcome::delivered(100), t0 + ms(23)); // 3 ms from the send
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
     let window = &seen[0];
     assert_eq!((window.successes, window.drops), (2, 1));
     assert_eq!((window.min_rtt, window.max_rtt), (ms(3), ms(5)));
     assert_eq!(sem.available(), [8, 1000]);
+}
+
+/// A report timed before the clock's start counts as zero and leaves the
+/// clock where it was: the retry is timed from the grant, not from the
+/// earlier time (a reviewer saw a 2 ms retry reported as 12 ms).
+#[test]
+fn a_report_before_the_clock_started_leaves_the_clock() {
+    let (_sem, ctl, seen) = watched_every_three();
+    let (t0, ms) = (Instant::now(), Duration::from_millis);
+    let mut permit = ctl.try_acquire_at([1, 1], t0 + ms(10)).unwrap();
+    permit.report_at(Outcome::Dropped, t0);
+    assert_eq!(permit.granted(), t0 + ms(10));
+    permit.complete_at(Outcome::success(), t0 + ms(12));
+    ctl.try_acquire_at([1, 1], t0 + ms(12))
+        .unwrap()
+        .complete_at(Outcome::success(), t0 + ms(13));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].drops, seen[0].max_rtt), (1, ms(2)));
 }
 
 /// A downstream without a bottleneck whose round trips spread at random, 1

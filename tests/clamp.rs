@@ -391,3 +391,47 @@ fn racing_a_shrink_a_clamping_one_shot_acquire_is_never_refused_for_its_size() {
         assert_eq!(sem.stats().exceeded, [0, 0], "{layout:?}");
     }
 }
+
+/// With nothing held, a clamping one-shot acquire of `[1, 80]` while the
+/// bytes toggle between 50 and 100 fits at every instant (clamped to 50,
+/// or whole), so it is always granted. A refusal decided on a lock-free
+/// read of the capacities (the shortcut for a short take, which read 100
+/// after the take missed at 50) was wrong at every instant: a reviewer saw
+/// `Insufficient` from `try_acquire`, and `Timeout` from a past deadline,
+/// after about 250 tries. The loom model
+/// `clamping_try_acquire_racing_a_growth_is_granted` proves the
+/// `try_acquire` path. Bounded: 400 ms per layout.
+#[test]
+fn racing_resizes_a_clamping_one_shot_acquire_that_fits_is_granted() {
+    for layout in Layout::ALL {
+        let sem = clamping(layout, [4, 100]);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let resizer = {
+            let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+            thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sem.set_capacity([4, 50]).unwrap();
+                    sem.set_capacity([4, 100]).unwrap();
+                }
+            })
+        };
+        let (start, past) = (Instant::now(), Instant::now());
+        let mut tries = 0u64;
+        let refused = loop {
+            if start.elapsed() > Duration::from_millis(400) {
+                break None;
+            }
+            tries += 1;
+            if let Err(error) = sem.try_acquire([1, 80]) {
+                break Some(format!("try_acquire: {error:?}"));
+            }
+            if let Err(error) = sem.acquire_blocking_deadline([1, 80], past) {
+                break Some(format!("acquire_blocking_deadline: {error:?}"));
+            }
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        resizer.join().unwrap();
+        assert_eq!(refused, None, "{layout:?}, after {tries} tries");
+        assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
+    }
+}

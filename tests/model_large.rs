@@ -212,9 +212,10 @@ fn run<const N: usize>(
                             let mut want: Vec<usize> =
                                 (0..N).filter(|&d| grant[d] > avail[d]).collect();
                             // The tiered layout, refused on its lock-free
-                            // path (no debt, no clamp), names the first alone.
+                            // path (no debt, a semaphore that does not
+                            // clamp), names the first alone.
                             let f = m.in_flight();
-                            let lock_free = (0..N).all(|d| f[d] <= m.cap[d] && a[d] <= m.cap[d]);
+                            let lock_free = !clamp && (0..N).all(|d| f[d] <= m.cap[d]);
                             if !sem.is_single_word() && lock_free {
                                 want.truncate(1);
                             }

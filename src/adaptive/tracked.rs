@@ -262,7 +262,8 @@ impl<const N: usize> TrackedPermit<N> {
     /// the last restart) to now, and keeps the permits for another attempt,
     /// timed anew from now: a request the downstream refused as busy
     /// (report [`Outcome::Dropped`]) and that the caller retries with the
-    /// permit it holds. Each report is a sample, as a completion is.
+    /// permit it holds. Each report is a sample, as a completion is (but
+    /// for [`Outcome::Ignore`], which only restarts the clock).
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
@@ -279,10 +280,12 @@ impl<const N: usize> TrackedPermit<N> {
         self.report_at(outcome, Instant::now());
     }
 
-    /// [`report`](Self::report) at a time the caller supplies.
+    /// [`report`](Self::report) at a time the caller supplies. A `now`
+    /// before the clock's start counts as a round trip of zero, and leaves
+    /// the clock where it was.
     pub fn report_at(&mut self, outcome: Outcome, now: Instant) {
         self.controller.record(self.granted, now, outcome);
-        self.granted = now;
+        self.granted = self.granted.max(now);
     }
 
     /// Reports `outcome`, timed from the grant (or the last
@@ -303,10 +306,11 @@ impl<const N: usize> TrackedPermit<N> {
 
     /// [`complete`](Self::complete) at a time the caller supplies (a
     /// simulation's virtual clock). A `now` before the grant counts as a
-    /// round trip of zero. Give every completion times of one clock, in
-    /// order: a window starts at the completion that closed the last, so a
-    /// `now` far ahead of the others makes later windows read no elapsed
-    /// time, and close none, until their times pass it.
+    /// round trip of zero. Give every completion (and report) times of one
+    /// clock, in order: a window starts at the completion or report that
+    /// closed the last, so a `now` far ahead of the others makes later
+    /// windows read no elapsed time, and close none, until their times pass
+    /// it.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
