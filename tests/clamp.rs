@@ -345,13 +345,47 @@ fn timed_out_clamped_waiter_leaves_nothing_behind() {
     });
 }
 
+/// Runs `attempt` for 400 ms while another thread toggles the bytes of
+/// `sem` between 50 and 100; returns the first refusal `attempt` reports,
+/// and how many attempts ran.
+fn while_the_bytes_toggle(
+    sem: &Arc<MultiSemaphore<2>>,
+    mut attempt: impl FnMut() -> Option<String>,
+) -> (Option<String>, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let stop = Arc::new(AtomicBool::new(false));
+    let resizer = {
+        let (sem, stop) = (Arc::clone(sem), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                sem.set_capacity([4, 50]).unwrap();
+                sem.set_capacity([4, 100]).unwrap();
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut tries = 0u64;
+    let refused = loop {
+        if start.elapsed() > Duration::from_millis(400) {
+            break None;
+        }
+        tries += 1;
+        if let Some(refusal) = attempt() {
+            break Some(refusal);
+        }
+    };
+    stop.store(true, Relaxed);
+    resizer.join().unwrap();
+    (refused, tries)
+}
+
 /// A clamping semaphore refuses nothing for its size, even while resizes
-/// race the one-shot paths that decide whether to clamp from a lock-free
-/// read of the capacities: `try_acquire`, and a timed acquire whose deadline
-/// has passed (one try). A resizer toggles the bytes between 100 and 50
-/// while the request for 80 fits the first and is clamped by the second.
-/// A reviewer saw `ExceedsCapacity` within a second, after 87 to 87,000
-/// tries; the loom model `clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size`
+/// race the one-shot paths: `try_acquire`, and a timed acquire whose
+/// deadline has passed (one try). The request for 80 fits 100 and is
+/// clamped by 50. A reviewer saw `ExceedsCapacity` within a second, after
+/// 87 to 87,000 tries, when the clamp and the refusal were decided on two
+/// lock-free reads of the capacities; the loom model
+/// `clamping_try_acquire_racing_a_shrink_is_never_refused_for_its_size`
 /// proves the `try_acquire` path. Bounded: 400 ms per layout.
 #[test]
 fn racing_a_shrink_a_clamping_one_shot_acquire_is_never_refused_for_its_size() {
@@ -359,34 +393,18 @@ fn racing_a_shrink_a_clamping_one_shot_acquire_is_never_refused_for_its_size() {
         let sem = clamping(layout, [4, 100]);
         // 70 bytes free: the request for 80 misses the fast path.
         let _held = sem.try_acquire([0, 30]).unwrap();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let resizer = {
-            let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
-            thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    sem.set_capacity([4, 50]).unwrap();
-                    sem.set_capacity([4, 100]).unwrap();
-                }
-            })
-        };
-        let (start, past) = (Instant::now(), Instant::now());
-        let mut tries = 0u64;
-        let refused = loop {
-            if start.elapsed() > Duration::from_millis(400) {
-                break None;
-            }
-            tries += 1;
+        let past = Instant::now();
+        let (refused, tries) = while_the_bytes_toggle(&sem, || {
             if let Err(error @ TryAcquireError::ExceedsCapacity { .. }) = sem.try_acquire([1, 80]) {
-                break Some(format!("try_acquire: {error:?}"));
+                return Some(format!("try_acquire: {error:?}"));
             }
-            if let Err(error @ AcquireError::ExceedsCapacity { .. }) =
-                sem.acquire_blocking_deadline([1, 80], past)
-            {
-                break Some(format!("acquire_blocking_deadline: {error:?}"));
+            match sem.acquire_blocking_deadline([1, 80], past) {
+                Err(error @ AcquireError::ExceedsCapacity { .. }) => {
+                    Some(format!("acquire_blocking_deadline: {error:?}"))
+                }
+                _ => None,
             }
-        };
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        resizer.join().unwrap();
+        });
         assert_eq!(refused, None, "{layout:?}, after {tries} tries");
         assert_eq!(sem.stats().exceeded, [0, 0], "{layout:?}");
     }
@@ -405,32 +423,16 @@ fn racing_a_shrink_a_clamping_one_shot_acquire_is_never_refused_for_its_size() {
 fn racing_resizes_a_clamping_one_shot_acquire_that_fits_is_granted() {
     for layout in Layout::ALL {
         let sem = clamping(layout, [4, 100]);
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let resizer = {
-            let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
-            thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    sem.set_capacity([4, 50]).unwrap();
-                    sem.set_capacity([4, 100]).unwrap();
-                }
-            })
-        };
-        let (start, past) = (Instant::now(), Instant::now());
-        let mut tries = 0u64;
-        let refused = loop {
-            if start.elapsed() > Duration::from_millis(400) {
-                break None;
-            }
-            tries += 1;
+        let past = Instant::now();
+        let (refused, tries) = while_the_bytes_toggle(&sem, || {
             if let Err(error) = sem.try_acquire([1, 80]) {
-                break Some(format!("try_acquire: {error:?}"));
+                return Some(format!("try_acquire: {error:?}"));
             }
-            if let Err(error) = sem.acquire_blocking_deadline([1, 80], past) {
-                break Some(format!("acquire_blocking_deadline: {error:?}"));
-            }
-        };
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        resizer.join().unwrap();
+            let timed = sem.acquire_blocking_deadline([1, 80], past);
+            timed
+                .err()
+                .map(|error| format!("acquire_blocking_deadline: {error:?}"))
+        });
         assert_eq!(refused, None, "{layout:?}, after {tries} tries");
         assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
     }
