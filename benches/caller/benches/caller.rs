@@ -21,6 +21,11 @@
 //! To see what was inlined: `objdump -d --no-show-raw-insn -C` on the binary that
 //! `cargo bench --no-run` names, at `caller::run::<...>`, one function per contender.
 //!
+//! A second table times a refusal: `try_acquire([1, 80])` on `[4, 100]` with 30 bytes held,
+//! on a semaphore that clamps oversized requests against one that does not. A clamping
+//! semaphore's short take goes to the internal lock before it refuses (a request short as
+//! asked may fit once clamped); the other refuses on its lock-free path.
+//!
 //! On the 2-core development machine (ratios to the floor, about 10 ns; README, Performance):
 //! `try_acquire` 1.09x under the default profile and 1.11x with one codegen unit (2.00x and
 //! 1.11x before the fast path was cut down to one try and one out-of-line call; 1.04x and
@@ -43,6 +48,10 @@ const MIB: u64 = 1 << 20;
 const CAPACITY: [u64; 2] = [1024, 100 * MIB];
 const REQUEST: [u64; 2] = [1, 1500];
 const TIERED_CAPACITY: [u64; 2] = [1 << 40, 1 << 50];
+/// The refusal table's semaphores, with `REFUSAL_HELD` held: `REFUSED` misses by 10 bytes.
+const REFUSAL_CAPACITY: [u64; 2] = [4, 100];
+const REFUSAL_HELD: [u64; 2] = [0, 30];
+const REFUSED: [u64; 2] = [1, 80];
 
 /// What a caller would write around a semaphore: take all of `amounts` or nothing, `None`
 /// when refused.
@@ -166,6 +175,66 @@ fn run<S: TryTake<2>>(sem: &S, iters: u64) -> u64 {
     refused
 }
 
+/// The refusal loop, out of line as `run` is. Returns how many takes were refused (all
+/// should be).
+#[inline(never)]
+fn refuse(sem: &MultiSemaphore<2>, iters: u64) -> u64 {
+    let mut refused = 0;
+    for _ in 0..iters {
+        match sem.try_acquire(black_box(REFUSED)) {
+            Ok(held) => drop(black_box(held)),
+            Err(error) => {
+                black_box(error);
+                refused += 1;
+            }
+        }
+    }
+    refused
+}
+
+/// Times a refused `try_acquire` on a semaphore that does not clamp and on one that does,
+/// in turn, `rounds` times; prints the medians and the median ratio (in bench mode).
+fn refusals(rounds: u64, iters: u64, bench: bool) {
+    let plain = MultiSemaphore::new(REFUSAL_CAPACITY);
+    let clamping = MultiSemaphore::builder(REFUSAL_CAPACITY)
+        .clamp_oversized(true)
+        .build();
+    let _held = (
+        plain.try_acquire(REFUSAL_HELD).unwrap(),
+        clamping.try_acquire(REFUSAL_HELD).unwrap(),
+    );
+    let (mut plain_ns, mut clamping_ns, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut time = |sem: &MultiSemaphore<2>| {
+            let start = Instant::now();
+            assert_eq!(
+                refuse(sem, iters),
+                iters,
+                "a take that cannot fit was granted"
+            );
+            start.elapsed().as_secs_f64() * 1e9 / iters as f64
+        };
+        let (p, c) = (time(&plain), time(&clamping));
+        plain_ns.push(p);
+        clamping_ns.push(c);
+        ratio.push(c / p);
+    }
+    if bench {
+        println!(
+            "\nrefused try_acquire({REFUSED:?}) on {REFUSAL_CAPACITY:?} with {REFUSAL_HELD:?} held; \
+             {rounds} rounds of {iters}; medians"
+        );
+        println!(
+            "{:<44} {:>8.2} ns\n{:<44} {:>8.2} ns, {:.2}x the other",
+            "a semaphore that does not clamp",
+            median(&mut plain_ns),
+            "clamp_oversized(true): refused under the lock",
+            median(&mut clamping_ns),
+            median(&mut ratio)
+        );
+    }
+}
+
 struct Contender<'a> {
     name: &'static str,
     run: &'a dyn Fn(u64) -> u64,
@@ -264,6 +333,7 @@ fn main() {
     assert_eq!(packed.stats().peak_in_flight, REQUEST);
 
     if !bench {
+        refusals(rounds, iters, bench);
         println!("caller: every contender ran once (test mode)");
         return;
     }
@@ -289,4 +359,5 @@ fn main() {
             best[i] / best[c.floor]
         );
     }
+    refusals(rounds, iters, bench);
 }
