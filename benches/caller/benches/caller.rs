@@ -205,7 +205,7 @@ fn refusals(rounds: u64, iters: u64, bench: bool) {
     );
     let (mut plain_ns, mut clamping_ns, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let mut time = |sem: &MultiSemaphore<2>| {
+        let time = |sem: &MultiSemaphore<2>| {
             let start = Instant::now();
             assert_eq!(
                 refuse(sem, iters),
