@@ -364,9 +364,9 @@ fn a_custom_algorithm_sees_the_window() {
 }
 
 /// Keeps every window that closes, and the limit as it was.
-struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
+struct WindowLog(Arc<std::sync::Mutex<Vec<Window>>>);
 
-impl Algorithm for Spy {
+impl Algorithm for WindowLog {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         self.0.lock().unwrap().push(window.clone());
         dim.limit
@@ -383,7 +383,7 @@ fn watched_every_three() -> (
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sem = semaphore([8, 1000]);
     let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=10, Spy(Arc::clone(&seen)))
+        .limit(0, 1..=10, WindowLog(Arc::clone(&seen)))
         .window(Duration::ZERO, 3)
         .build();
     (sem, ctl, seen)
