@@ -848,6 +848,10 @@ async fn report(
             by(stats.waited),
         );
         println!(
+            "  {} admitted after their wait (stats.acquired_after_wait)",
+            stats.acquired_after_wait,
+        );
+        println!(
             "  {} timed out in the queue and answered 503 (stats.timed_out; held back by {})",
             stats.timed_out,
             by(stats.timed_out_by),
@@ -856,6 +860,13 @@ async fn report(
             "  {} left the queue before their turn, their client gone (stats.cancelled)",
             stats.cancelled,
         );
+        if stats.waits_in_progress() != 0 {
+            println!(
+                "FAIL: {} waits had not ended after the load",
+                stats.waits_in_progress()
+            );
+            healthy = false;
+        }
     }
     println!(
         "  {} larger than a limit, answered 413 at once (stats.exceeded; by {})",

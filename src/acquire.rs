@@ -398,16 +398,13 @@ impl<const N: usize> MultiSemaphore<N> {
         let Err(fast) = self.take_fast(amounts) else {
             return Ok(amounts);
         };
-        let result = self.wait_slow(amounts, deadline, fast);
-        match &result {
-            Ok(taken) => self.record_acquired(taken),
-            Err(AcquireError::Closed) => self.record(Event::ClosedOut),
-            // Counted where they were decided, with their dimension.
-            Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
-        }
+        let (result, queued) = self.wait_slow(amounts, deadline, fast);
+        self.record_delivered(&result, queued);
         result
     }
 
+    /// Also says whether the request queued: its result then ends a wait
+    /// counted in `waited`.
     #[cold]
     #[inline(never)]
     fn wait_slow(
@@ -415,17 +412,30 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         deadline: Option<Instant>,
         fast: FastError,
-    ) -> Result<[u64; N], AcquireError> {
+    ) -> (Result<[u64; N], AcquireError>, bool) {
         if deadline.is_some_and(sync::deadline_passed) {
-            return self.try_once(amounts, fast);
+            // Its timeout, the one wait it counts, is counted there.
+            return (self.try_once(amounts, fast), false);
         }
         let owed = self.owed_visit(fast);
         let parked = Parked::current();
         owed.paid();
-        let ticket = match self.enqueue(amounts, Notify::Thread(parked.clone()))? {
-            Enqueued::Granted(taken) => return Ok(taken),
-            Enqueued::Queued(ticket) => ticket,
+        let ticket = match self.enqueue(amounts, Notify::Thread(parked.clone())) {
+            Ok(Enqueued::Queued(ticket)) => ticket,
+            Ok(Enqueued::Granted(taken)) => return (Ok(taken), false),
+            Err(err) => return (Err(err), false),
         };
+        (self.wait_queued(ticket, parked, amounts, deadline), true)
+    }
+
+    /// `wait_slow` once the request is queued under `ticket`.
+    fn wait_queued(
+        &self,
+        ticket: Ticket,
+        parked: Parked,
+        amounts: [u64; N],
+        deadline: Option<Instant>,
+    ) -> Result<[u64; N], AcquireError> {
         // Only a whole grant raises the flag; every other outcome (a close,
         // a shrink, a clamped grant) reaches this thread by its unpark alone.
         // But `enqueue` woke, on this thread, the tasks its visit granted,
@@ -577,19 +587,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
                 panic!("acquire future polled after it completed")
             }
         };
+        let queued = matches!(self.state, State::Queued(_));
         self.state = State::Done;
-        self.record(&result);
+        sem.record_delivered(&result, queued);
         Poll::Ready(result)
-    }
-
-    /// Counts a result delivered to the caller. `ExceedsCapacity` and
-    /// `Timeout` were counted where they were decided.
-    fn record(&self, result: &Result<[u64; N], AcquireError>) {
-        match result {
-            Ok(taken) => self.sem.record_acquired(taken),
-            Err(AcquireError::Closed) => self.sem.record(Event::ClosedOut),
-            Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
-        }
     }
 
     /// The timer of [`Acquire::with_timeout`] fired while this was pending:
@@ -609,7 +610,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
             }
             Err(outcome) => outcome_result(outcome, self.amounts, self.sem.names()),
         };
-        self.record(&result);
+        self.sem.record_delivered(&result, true);
         result
     }
 
@@ -658,7 +659,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             }
             // Woken by `close()` before the drop: counted as closed out, as
             // the poll that never came would have.
-            Err(Outcome::Closed) => Event::ClosedOut,
+            Err(Outcome::Closed) => {
+                sem.record(Event::ClosedOutWhileWaiting);
+                Event::ClosedOut
+            }
             // A shrink failed it before the drop; counted (in `exceeded`)
             // when it did, polled or not.
             Err(Outcome::ExceedsCapacity { .. }) => return,

@@ -33,6 +33,9 @@
 //! | `multisem_timed_out_total` | counter | `semaphore`, `dimension` | timed-out acquires (the tower layer's wait timeouts included), by the dimension that held them back |
 //! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (a client that went away) |
 //! | `multisem_closed_out_total` | counter | `semaphore` | acquires refused or woken by `close` |
+//! | `multisem_acquired_after_wait_total` | counter | `semaphore` | waits that ended with a permit |
+//! | `multisem_closed_out_while_waiting_total` | counter | `semaphore` | waits that `close` ended |
+//! | `multisem_exceeded_while_waiting_total` | counter | `semaphore` | waits that a shrink ended |
 //! | `multisem_clamped_total` | counter | `semaphore` | requests above a capacity granted that capacity (with [`clamp_oversized`](crate::Builder::clamp_oversized)) |
 //! | `multisem_wait_seconds` | histogram | `semaphore`, `outcome` | how long each request the tower layer queued waited, by how it ended |
 //!
@@ -234,6 +237,18 @@ impl<const N: usize> Exporter<N> {
             "Acquires refused or woken by close()."
         );
         describe_counter!(
+            "multisem_acquired_after_wait_total",
+            "Waiting acquires that had to queue and then got their permit."
+        );
+        describe_counter!(
+            "multisem_closed_out_while_waiting_total",
+            "Waiting acquires that had to queue and then were woken by close()."
+        );
+        describe_counter!(
+            "multisem_exceeded_while_waiting_total",
+            "Waiting acquires that had to queue and then were failed by a shrink."
+        );
+        describe_counter!(
             "multisem_clamped_total",
             "Requests above a capacity granted that capacity."
         );
@@ -301,6 +316,11 @@ impl<const N: usize> Exporter<N> {
         counter!("multisem_acquired_total", &labels).absolute(stats.acquired);
         counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
         counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);
+        counter!("multisem_acquired_after_wait_total", &labels).absolute(stats.acquired_after_wait);
+        counter!("multisem_closed_out_while_waiting_total", &labels)
+            .absolute(stats.closed_out_while_waiting);
+        counter!("multisem_exceeded_while_waiting_total", &labels)
+            .absolute(stats.exceeded_while_waiting);
         counter!("multisem_clamped_total", &labels).absolute(stats.clamped);
         if let Some(controller) = &self.controller {
             record_adaptive(name, controller);

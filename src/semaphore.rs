@@ -1510,9 +1510,26 @@ impl<const N: usize> MultiSemaphore<N> {
         self.stats.record(event);
     }
 
-    /// A grant off the fast path, delivered to its caller.
-    pub(crate) fn record_acquired(&self, amounts: &[u64; N]) {
-        self.stats.acquired(amounts);
+    /// Counts the result a waiting acquire delivered to its caller;
+    /// `queued`: whether the request had queued, so that this result ends
+    /// a wait counted in `waited`. `Timeout` and `ExceedsCapacity` were
+    /// counted where they were decided.
+    pub(crate) fn record_delivered(&self, result: &Result<[u64; N], AcquireError>, queued: bool) {
+        match result {
+            Ok(taken) => {
+                self.stats.acquired(taken);
+                if queued {
+                    self.stats.record(Event::AcquiredAfterWait);
+                }
+            }
+            Err(AcquireError::Closed) => {
+                self.stats.record(Event::ClosedOut);
+                if queued {
+                    self.stats.record(Event::ClosedOutWhileWaiting);
+                }
+            }
+            Err(AcquireError::Timeout | AcquireError::ExceedsCapacity { .. }) => {}
+        }
     }
 }
 

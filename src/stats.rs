@@ -29,6 +29,37 @@ use std::fmt;
 /// `timed_out_by`), hand the timer to the acquire with
 /// [`Acquire::with_timeout`](crate::Acquire::with_timeout).
 ///
+/// # How every wait ended
+///
+/// Each wait counted in `waited` ends in exactly one of
+/// `acquired_after_wait`, `timed_out`, `cancelled`,
+/// `closed_out_while_waiting` or `exceeded_while_waiting`, or has not
+/// ended yet: [`waits_in_progress`](Self::waits_in_progress) is the
+/// difference. So, once every acquire has returned or been dropped:
+///
+/// ```
+/// use multisem::MultiSemaphore;
+/// use std::time::Duration;
+///
+/// let sem = MultiSemaphore::new([1, 100]);
+/// let held = sem.try_acquire([1, 10]).unwrap();
+/// // Waits for the one count permit, which is held: times out.
+/// assert!(sem.acquire_blocking_timeout([1, 10], Duration::from_millis(1)).is_err());
+/// drop(held);
+/// let stats = sem.stats();
+/// let waited: u64 = stats.waited.iter().sum();
+/// assert_eq!(waited, 1);
+/// assert_eq!(
+///     waited,
+///     stats.acquired_after_wait
+///         + stats.timed_out
+///         + stats.cancelled
+///         + stats.closed_out_while_waiting
+///         + stats.exceeded_while_waiting
+/// );
+/// assert_eq!(stats.waits_in_progress(), 0);
+/// ```
+///
 /// Its `Debug` shows the per-dimension figures by name, where the semaphore
 /// has [names](crate::Builder::names):
 ///
@@ -80,7 +111,8 @@ pub struct Stats<const N: usize> {
     /// Waiting acquires (blocking, timed or async) that could not be granted
     /// at once, by the dimension that held them back when they queued (see
     /// above). A timed acquire whose deadline had already passed counts
-    /// here too, though it never queued.
+    /// here too, though it never queued. Each of these waits ends in one of
+    /// the ways "How every wait ended" lists.
     pub waited: [u64; N],
     /// Acquires that returned [`AcquireError::Timeout`](crate::AcquireError::Timeout).
     pub timed_out: u64,
@@ -95,6 +127,16 @@ pub struct Stats<const N: usize> {
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
+    /// Of the waits counted in `waited`: those that ended with a permit
+    /// delivered to the caller (after their turn came, or with their
+    /// deadline, the grant winning the race). See "How every wait ended".
+    pub acquired_after_wait: u64,
+    /// Of the waits counted in `waited`: those `close` woke (also counted
+    /// in `closed_out`).
+    pub closed_out_while_waiting: u64,
+    /// Of the waits counted in `waited`: those a shrink failed with
+    /// `ExceedsCapacity` (also counted in `exceeded`).
+    pub exceeded_while_waiting: u64,
     /// Grants of less than the request: requests above a capacity clamped
     /// to it, on a semaphore built with
     /// [`clamp_oversized`](crate::Builder::clamp_oversized). Counted when
@@ -113,6 +155,49 @@ pub struct Stats<const N: usize> {
     pub peak_in_flight: [u64; N],
     /// The semaphore's dimension names, if it has any.
     pub names: DimNames,
+}
+
+impl<const N: usize> Stats<N> {
+    /// Waits counted in `waited` that have not ended yet: requests still
+    /// queued, and those whose outcome is decided but not yet delivered (a
+    /// grant the future has not been polled for since). See "How every
+    /// wait ended".
+    ///
+    /// The fields are read one by one: read while acquires run, a wait may
+    /// show as ended a moment before its start shows in `waited`, so this
+    /// saturates at 0 rather than wrap.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// # futures_executor::block_on(async {
+    /// let sem = MultiSemaphore::new([1, 100]);
+    /// let held = sem.try_acquire([1, 10]).unwrap();
+    /// let mut wait = Box::pin(sem.acquire([1, 10]));
+    /// assert!(futures_util::poll!(wait.as_mut()).is_pending()); // queued
+    /// assert_eq!(sem.stats().waits_in_progress(), 1);
+    /// drop(held);
+    /// drop(wait.await.unwrap());
+    /// assert_eq!(sem.stats().waits_in_progress(), 0);
+    /// assert_eq!(sem.stats().acquired_after_wait, 1);
+    /// # });
+    /// ```
+    pub fn waits_in_progress(&self) -> u64 {
+        let started = self
+            .waited
+            .iter()
+            .fold(0u64, |sum, &waits| sum.saturating_add(waits));
+        let ended = [
+            self.acquired_after_wait,
+            self.timed_out,
+            self.cancelled,
+            self.closed_out_while_waiting,
+            self.exceeded_while_waiting,
+        ]
+        .iter()
+        .fold(0u64, |sum, &ended| sum.saturating_add(ended));
+        started.saturating_sub(ended)
+    }
 }
 
 /// Per-dimension figures in `Debug` output: by name where there are names.
@@ -145,6 +230,9 @@ impl<const N: usize> fmt::Debug for Stats<N> {
             .field("timed_out_by", &per_dim(&self.timed_out_by))
             .field("cancelled", &self.cancelled)
             .field("closed_out", &self.closed_out)
+            .field("acquired_after_wait", &self.acquired_after_wait)
+            .field("closed_out_while_waiting", &self.closed_out_while_waiting)
+            .field("exceeded_while_waiting", &self.exceeded_while_waiting)
             .field("clamped", &self.clamped)
             .field("peak_in_flight", &per_dim(&self.peak_in_flight))
             .finish()
@@ -164,6 +252,9 @@ impl<const N: usize> Default for Stats<N> {
             timed_out_by: [0; N],
             cancelled: 0,
             closed_out: 0,
+            acquired_after_wait: 0,
+            closed_out_while_waiting: 0,
+            exceeded_while_waiting: 0,
             clamped: 0,
             peak_in_flight: [0; N],
             names: DimNames::default(),
@@ -191,6 +282,9 @@ pub(crate) struct StatCounters<const N: usize> {
     timed_out_by: [AtomicU64; N],
     cancelled: AtomicU64,
     closed_out: AtomicU64,
+    acquired_after_wait: AtomicU64,
+    closed_out_while_waiting: AtomicU64,
+    exceeded_while_waiting: AtomicU64,
     clamped: AtomicU64,
 }
 
@@ -209,6 +303,12 @@ pub(crate) enum Event {
     TimedOut(usize),
     Cancelled,
     ClosedOut,
+    /// A wait ended with a permit delivered (counted with the grant).
+    AcquiredAfterWait,
+    /// A wait ended woken by `close` (counted with `ClosedOut`).
+    ClosedOutWhileWaiting,
+    /// A wait ended failed by a shrink (counted with `Exceeded`).
+    ExceededWhileWaiting,
     Clamped,
 }
 
@@ -228,6 +328,9 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by: zeros(),
             cancelled: AtomicU64::new(0),
             closed_out: AtomicU64::new(0),
+            acquired_after_wait: AtomicU64::new(0),
+            closed_out_while_waiting: AtomicU64::new(0),
+            exceeded_while_waiting: AtomicU64::new(0),
             clamped: AtomicU64::new(0),
         }
     }
@@ -247,6 +350,9 @@ impl<const N: usize> StatCounters<N> {
             Event::TimedOut(dim) => &self.timed_out_by[dim],
             Event::Cancelled => &self.cancelled,
             Event::ClosedOut => &self.closed_out,
+            Event::AcquiredAfterWait => &self.acquired_after_wait,
+            Event::ClosedOutWhileWaiting => &self.closed_out_while_waiting,
+            Event::ExceededWhileWaiting => &self.exceeded_while_waiting,
             Event::Clamped => &self.clamped,
         };
         // Relaxed: a statistic; exact once the callers are quiet.
@@ -306,6 +412,9 @@ impl<const N: usize> StatCounters<N> {
             timed_out_by,
             cancelled: load(&self.cancelled),
             closed_out: load(&self.closed_out),
+            acquired_after_wait: load(&self.acquired_after_wait),
+            closed_out_while_waiting: load(&self.closed_out_while_waiting),
+            exceeded_while_waiting: load(&self.exceeded_while_waiting),
             clamped: load(&self.clamped),
             peak_in_flight,
             names,

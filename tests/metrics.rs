@@ -315,6 +315,48 @@ fn record_counts_clamped_grants() {
     );
 }
 
+/// How each wait ended is published: one wait admitted, one closed out
+/// and one failed by a shrink, with the waits they add up to.
+#[test]
+fn record_publishes_how_each_wait_ended() {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"]);
+    let mut cx = Context::from_waker(Waker::noop());
+    let held = sem.try_acquire([4, 0]).unwrap();
+    let mut admitted = pin!(sem.acquire([1, 0]));
+    let mut outgrown = pin!(sem.acquire([4, 0]));
+    let mut closed = pin!(sem.acquire([1, 0]));
+    for fut in [admitted.as_mut(), outgrown.as_mut(), closed.as_mut()] {
+        assert!(fut.poll(&mut cx).is_pending());
+    }
+    drop(held);
+    let Poll::Ready(Ok(permit)) = admitted.as_mut().poll(&mut cx) else {
+        panic!("admitted once the permits came back");
+    };
+    let _permit = permit;
+    // Below what `outgrown` asks; and `closed`, behind it, still waits for
+    // the count `admitted` holds.
+    sem.set_capacity([1, 1000]).unwrap();
+    assert!(
+        matches!(outgrown.as_mut().poll(&mut cx), Poll::Ready(Err(e)) if e.is_exceeds_capacity())
+    );
+    sem.close();
+    assert!(matches!(closed.as_mut().poll(&mut cx), Poll::Ready(Err(e)) if e.is_closed()));
+    metrics::with_local_recorder(&memory, || exporter.record());
+    let total = |name: &str| memory.last(&format!("{name}{{semaphore=producer}}"));
+    assert_eq!(total("multisem_acquired_after_wait_total"), 1.0);
+    assert_eq!(total("multisem_exceeded_while_waiting_total"), 1.0);
+    assert_eq!(total("multisem_closed_out_while_waiting_total"), 1.0);
+    assert_eq!(
+        memory.last("multisem_waited_total{semaphore=producer,dimension=messages}"),
+        3.0
+    );
+}
+
 #[cfg(feature = "tower")]
 #[tokio::test]
 async fn the_layer_records_wait_times_by_outcome() {

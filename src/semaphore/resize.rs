@@ -276,6 +276,7 @@ impl<const N: usize> MultiSemaphore<N> {
             queue.checked(ticket);
             if let Some(dim) = (0..N).find(|&d| amounts[d] > capacity[d]) {
                 self.stats.record(Event::Exceeded(dim));
+                self.stats.record(Event::ExceededWhileWaiting);
                 let outcome = Outcome::ExceedsCapacity {
                     dim,
                     capacity: capacity[dim],
