@@ -35,7 +35,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
 mod common;
-use common::{Layout, poll_once};
+use common::{Layout, assert_every_wait_ended, poll_once};
 
 #[derive(Clone, Debug)]
 enum TOp<const N: usize> {
@@ -616,6 +616,7 @@ fn run<const N: usize>(
         });
         prop_assert_eq!(sem.capacity(), want, "capacity after adds and forgets");
     }
+    assert_every_wait_ended(&sem, "after the threads");
     let stats = sem.stats();
     let sum = |f: fn(&Tally<N>) -> u64| tallies.iter().map(f).sum::<u64>();
     prop_assert_eq!(stats.acquired, sum(|t| t.acquired), "acquired");

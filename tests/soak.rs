@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use multisem::{AcquireError, MultiSemaphore, OwnedPermit, Permit, TryAcquireError};
 
 mod common;
-use common::Rng;
+use common::{Rng, assert_every_wait_ended};
 
 type Sem = MultiSemaphore<2>;
 
@@ -706,6 +706,7 @@ fn run(layout: &str, sem: Sem, secs: f64, close_at_end: bool) {
     assert_eq!(sem.available(), CAP0, "{layout}: permits leaked");
     assert_eq!(sem.is_closed(), close_at_end);
 
+    assert_every_wait_ended(sem, layout);
     let s = sem.stats();
     let load = |x: &AtomicU64| x.load(SeqCst);
     assert_eq!(s.acquired, load(&b.ok), "{layout}: acquired; {s:?}");

@@ -14,8 +14,8 @@ use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Rng, Watchdog, layouts, poll_once, stress_time};
-use multisem::{AcquireError, MultiSemaphore, Stats};
+use common::{Rng, Watchdog, assert_every_wait_ended, layouts, poll_once, stress_time};
+use multisem::{AcquireError, Stats};
 
 /// The waits that ended, one figure per way of ending.
 fn ended<const N: usize>(stats: &Stats<N>) -> [u64; 5] {
@@ -26,20 +26,6 @@ fn ended<const N: usize>(stats: &Stats<N>) -> [u64; 5] {
         stats.closed_out_while_waiting,
         stats.exceeded_while_waiting,
     ]
-}
-
-/// Once every acquire has returned or been dropped: each wait ended in
-/// exactly one way, and none is in progress.
-#[track_caller]
-fn assert_every_wait_ended<const N: usize>(sem: &MultiSemaphore<N>, what: &str) {
-    let stats = sem.stats();
-    let waited: u64 = stats.waited.iter().sum();
-    assert_eq!(
-        waited,
-        ended(&stats).iter().sum::<u64>(),
-        "{what}: {stats:?}"
-    );
-    assert_eq!(stats.waits_in_progress(), 0, "{what}: {stats:?}");
 }
 
 /// Polls `fut` until it queues (the first poll does, on a full semaphore).

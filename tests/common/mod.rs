@@ -249,3 +249,19 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+/// Once every acquire has returned or been dropped: each wait counted in
+/// `waited` ended in exactly one way, and none is in progress (`Stats`,
+/// "How every wait ended").
+#[track_caller]
+pub fn assert_every_wait_ended<const N: usize>(sem: &MultiSemaphore<N>, what: &str) {
+    let s = sem.stats();
+    let waited: u64 = s.waited.iter().sum();
+    let ended = s.acquired_after_wait
+        + s.timed_out
+        + s.cancelled
+        + s.closed_out_while_waiting
+        + s.exceeded_while_waiting;
+    assert_eq!(waited, ended, "{what}: every wait ended once; {s:?}");
+    assert_eq!(s.waits_in_progress(), 0, "{what}: {s:?}");
+}
