@@ -41,8 +41,9 @@ impl Delivered {
 /// while another thread returns what it waits for and a third takes on the
 /// fast path. Whatever the order, the statistics match what the callers
 /// saw: every delivered grant counted once with its amounts, a timeout
-/// counted once under one dimension, a refusal under one dimension, and
-/// `in_flight` never above the capacity and zero at the end.
+/// counted once under one dimension, a refusal under one dimension, the
+/// wait ended once, and `in_flight` never above the capacity and zero at
+/// the end.
 fn stats_exact_under_grant_timeout_and_fast_take(layout: Layout) {
     let cap = [2, 2];
     let sem = layout.arc_counting_amounts(cap);
@@ -97,6 +98,10 @@ fn stats_exact_under_grant_timeout_and_fast_take(layout: Layout) {
     let waited = s.waited.iter().sum::<u64>();
     assert!(waited >= timed_out && waited <= 1, "waited {waited}");
     assert_eq!(s.cancelled, 0, "a timer handed to the acquire is no cancel");
+    // The wait, if there was one, ended once: timed out, or granted (the
+    // grant may win the race with the timer, then it is delivered).
+    assert_eq!(waited, s.acquired_after_wait + s.timed_out, "{s:?}");
+    assert_eq!(s.waits_in_progress(), 0, "{s:?}");
     assert_eq!(sem.in_flight(), [0, 0]);
     assert_quiescent(&sem, cap);
 }

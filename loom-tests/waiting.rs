@@ -112,10 +112,16 @@ fn grant_racing_cancel_leaks_nothing(layout: Layout) {
 
     assert_quiescent(&sem, cap);
     // The initial try and the final probe in assert_quiescent.
+    let s = sem.stats();
+    assert_eq!(s.acquired, 2, "an undelivered grant is not acquired");
     assert_eq!(
-        sem.stats().acquired,
-        2,
-        "an undelivered grant is not acquired"
+        (
+            s.waited.iter().sum::<u64>(),
+            s.cancelled,
+            s.acquired_after_wait
+        ),
+        (1, 1, 0),
+        "the wait ended as a cancel, granted or not: {s:?}"
     );
 }
 
