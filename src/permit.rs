@@ -35,6 +35,16 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
         self.take_out(amounts).ok().map(|()| amounts)
     }
 
+    /// Takes out, per dimension, `amounts` or all it holds if less: what
+    /// it took.
+    fn split_at_most(&mut self, amounts: [u64; N]) -> [u64; N] {
+        let moved = std::array::from_fn(|d| amounts[d].min(self.amounts[d]));
+        for (held, moved) in self.amounts.iter_mut().zip(moved) {
+            *held -= moved;
+        }
+        moved
+    }
+
     /// `try_acquire` of `amounts`, added to this permit: the same fast path,
     /// the same deference to queued acquirers, the same errors.
     fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
@@ -244,6 +254,34 @@ impl<'a, const N: usize> Permit<'a, N> {
         Some(Self::new(self.held.sem, amounts))
     }
 
+    /// Moves up to `amounts` out of this permit into a new one, which never
+    /// fails: in each dimension the new permit takes `amounts`, or all this
+    /// one holds if that is less (then this one keeps none of it). For a
+    /// batch whose parts may add up to more than it holds, as on a semaphore
+    /// that [clamps](crate::Builder::clamp_oversized) what it grants: split
+    /// a part for each message in turn, and the last ones share what is
+    /// left, down to nothing.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// let sem = MultiSemaphore::builder([8, 1000]).clamp_oversized(true).build();
+    /// let sizes = [600, 300, 400];
+    /// let mut batch = sem.try_acquire([3, sizes.iter().sum()]).unwrap();
+    /// assert_eq!(batch.amounts(), [3, 1000]); // 1300 bytes, clamped to 1000
+    /// let first = batch.split_at_most([1, sizes[0]]);
+    /// let second = batch.split_at_most([1, sizes[1]]);
+    /// // The last message gets what is left: 100 of its 400 bytes.
+    /// assert_eq!(
+    ///     (first.amounts(), second.amounts(), batch.amounts()),
+    ///     ([1, 600], [1, 300], [1, 100])
+    /// );
+    /// ```
+    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
+        let amounts = self.held.split_at_most(amounts);
+        Self::new(self.held.sem, amounts)
+    }
+
     /// Moves everything `other` holds into this permit.
     ///
     /// # Panics
@@ -429,6 +467,24 @@ impl<const N: usize> OwnedPermit<N> {
     pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
         let amounts = self.held.split(amounts)?;
         Some(Self::new(Arc::clone(&self.held.sem), amounts))
+    }
+
+    /// Moves up to `amounts` into a new permit, never failing: in each
+    /// dimension `amounts`, or all this one holds if less; see
+    /// [`Permit::split_at_most`].
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([4, 100]));
+    /// let mut batch = sem.try_acquire_owned([2, 60]).unwrap();
+    /// let part = batch.split_at_most([1, 80]); // more bytes than it holds
+    /// assert_eq!((part.amounts(), batch.amounts()), ([1, 60], [1, 0]));
+    /// ```
+    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
+        let amounts = self.held.split_at_most(amounts);
+        Self::new(Arc::clone(&self.held.sem), amounts)
     }
 
     /// Moves everything `other` holds into this permit.

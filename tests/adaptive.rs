@@ -429,6 +429,32 @@ fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
     assert_eq!(sem.available(), [8, 1000]);
 }
 
+/// `split_at_most` parts are samples of their own too, timed from the
+/// batch's grant, however little is left for them.
+#[test]
+fn split_at_most_parts_report_their_own_samples() {
+    let (sem, ctl, seen) = watched_every_three();
+    let (t0, ms) = (Instant::now(), Duration::from_millis);
+    let mut batch = ctl.try_acquire_at([2, 300], t0).unwrap();
+    let first = batch.split_at_most([1, 250]);
+    let second = batch.split_at_most([1, 250]);
+    assert_eq!(
+        (first.amounts(), second.amounts(), batch.amounts()),
+        ([1, 250], [1, 50], [0, 0])
+    );
+    assert_eq!((first.granted(), second.granted()), (t0, t0));
+    first.complete_at(Outcome::delivered(250), t0 + ms(3));
+    second.complete_at(Outcome::delivered(250), t0 + ms(6));
+    batch.complete_at(Outcome::Ignore, t0 + ms(6));
+    ctl.try_acquire_at([1, 1], t0 + ms(6))
+        .unwrap()
+        .complete_at(Outcome::success(), t0 + ms(7));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "two parts and one more: one window");
+    assert_eq!((seen[0].successes, seen[0].max_rtt), (3, ms(6)));
+    assert_eq!(sem.available(), [8, 1000]);
+}
+
 /// `restart` times the round trip from the send, not the admission; `report`
 /// takes a sample and keeps the permit for another attempt, timed anew.
 #[test]

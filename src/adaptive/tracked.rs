@@ -187,11 +187,33 @@ impl<const N: usize> TrackedPermit<N> {
     /// ```
     pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
         let part = self.permit.split(amounts)?;
-        Some(TrackedPermit::new(
-            part,
-            Arc::clone(&self.controller),
-            self.granted,
-        ))
+        Some(self.part(part))
+    }
+
+    /// [`OwnedPermit::split_at_most`]: as [`split`](Self::split), but never
+    /// fails: the part takes, in each dimension, `amounts` or all this one
+    /// holds if less.
+    ///
+    /// ```
+    /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};
+    /// # use std::sync::Arc;
+    /// # let sem = Arc::new(MultiSemaphore::builder([16, 1000]).clamp_oversized(true).build());
+    /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
+    /// let mut batch = ctl.try_acquire([2, 1500]).unwrap(); // clamped to 1000 bytes
+    /// let first = batch.split_at_most([1, 800]);
+    /// assert_eq!((first.amounts(), batch.amounts()), ([1, 800], [1, 200]));
+    /// first.complete(Outcome::delivered(800));
+    /// batch.complete(Outcome::delivered(700));
+    /// ```
+    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
+        let part = self.permit.split_at_most(amounts);
+        self.part(part)
+    }
+
+    /// A part split off this permit: tracked by the same controller, timed
+    /// from the same grant.
+    fn part(&self, permit: OwnedPermit<N>) -> Self {
+        TrackedPermit::new(permit, Arc::clone(&self.controller), self.granted)
     }
 
     /// [`OwnedPermit::merge`]: moves everything `other` holds into this
