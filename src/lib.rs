@@ -119,7 +119,7 @@
 //! | let the limits learn from what completions report | [`adaptive::Controller`]: each dimension follows its own algorithm ([`count_and_bytes`](adaptive::ControllerBuilder::count_and_bytes) for count and bytes), resized alone with [`set_capacity_of`](MultiSemaphore::set_capacity_of) |
 //! | admit each request of a tower service by its weight (feature `tower`) | `tower::AdmitLayer`: wait (FIFO, optional timeout) or `.shed()`; `AdmitLayer::adaptive` reports each answer to a controller |
 //! | bound the request bytes in flight of a hyper / axum server (feature `http`) | `http::layer(sem, default_bytes)`: the permit rides in the response body; refusals answer `413` / `503`; `http::adaptive_layer` learns both limits from the statuses |
-//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record` (`Exporter::named` labels the dimensions with the semaphore's names), `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |
+//! | publish gauges, counters and a wait histogram (feature `metrics`) | `metrics::Exporter::record` (`Exporter::named` labels the dimensions with the semaphore's names; `Exporter::record_every` records on a thread of its own), `Exporter::wait_observer`, `Exporter::with_controller` (what the limits learned from) |
 //!
 //! # Cargo features
 //!

@@ -5,7 +5,8 @@
 //! [`capacity`], [`waiters`], [`stats`]) and publishes it to whatever
 //! recorder the application installed (Prometheus, StatsD, ...). Call
 //! [`record`](Exporter::record) periodically, for example once a second
-//! from a timer task, or just before each scrape.
+//! from a timer task, or just before each scrape; or let
+//! [`record_every`](Exporter::record_every) call it on a thread of its own.
 //!
 //! **Zero cost on the fast path.** Nothing here runs inside
 //! `try_acquire`, an acquire or a permit's drop: the semaphore keeps the
@@ -65,6 +66,10 @@
 // The docs link to the `tower` feature's items, which exist only with it;
 // without it those links are left unresolved rather than broken.
 #![cfg_attr(not(feature = "tower"), allow(rustdoc::broken_intra_doc_links))]
+
+mod recording;
+
+pub use recording::Recording;
 
 use crate::MultiSemaphore;
 use crate::adaptive::{Controller, Window};

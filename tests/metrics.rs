@@ -63,6 +63,11 @@ impl Memory {
             .labels()
             .map(|l| format!("{}={}", l.key(), l.value()))
             .collect();
+        // A recorder that fails, for the tests of `record_every`.
+        assert!(
+            !labels.iter().any(|l| l == "semaphore=panics"),
+            "the recorder panics"
+        );
         Arc::new(Cell(
             self.clone(),
             format!("{}{{{}}}", key.name(), labels.join(",")),
@@ -77,7 +82,6 @@ impl Memory {
             .unwrap_or_else(|| panic!("{key} not recorded; have {:?}", map.keys()))
     }
 
-    #[cfg(feature = "tower")]
     fn all(&self, key: &str) -> Vec<f64> {
         self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
     }
@@ -587,4 +591,127 @@ fn an_exporter_debugs_what_it_exports() {
         shown.contains(r#"name: "s", dimensions: ["requests", "bytes"], controller: false"#),
         "{shown}"
     );
+}
+
+/// The process's global recorder, installed by the first test that needs
+/// it: `record_every`'s thread records there. The other tests record to
+/// recorders local to their thread, which take precedence on it.
+fn global() -> &'static Memory {
+    static GLOBAL: std::sync::OnceLock<Memory> = std::sync::OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let memory = Memory::default();
+        metrics::set_global_recorder(memory.clone()).expect("no other global recorder");
+        memory
+    })
+}
+
+/// Waits, 5 s at most, until `key` has been recorded at least `records`
+/// times in the global recorder.
+fn wait_for_records(key: &str, records: usize) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while global().all(key).len() < records {
+        assert!(
+            Instant::now() < until,
+            "{key}: fewer than {records} records in 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `record_every` records at once, then on every tick, on its own thread,
+/// and once more when stopped: with an interval of an hour, the state as
+/// of the stop is published only by that last record.
+#[test]
+fn record_every_records_on_its_thread_and_once_more_when_stopped() {
+    let key = "multisem_in_flight{semaphore=ticking,dimension=bytes}";
+    let sem = Arc::new(
+        MultiSemaphore::builder([10, 1000])
+            .names(&["messages", "bytes"])
+            .build(),
+    );
+    let recording =
+        Exporter::named(Arc::clone(&sem), "ticking").record_every(Duration::from_millis(2));
+    wait_for_records(key, 1);
+    let held = sem.try_acquire([1, 100]).unwrap();
+    let before = global().all(key).len();
+    wait_for_records(key, before + 2);
+    assert_eq!(global().last(key), 100.0, "a tick published the permit");
+    let exporter = recording.stop();
+    drop(held);
+
+    let stopped = global().all(key).len();
+    let hourly = exporter.record_every(Duration::from_secs(3600));
+    wait_for_records(key, stopped + 1);
+    let held = sem.try_acquire([1, 300]).unwrap();
+    let records = global().all(key).len();
+    let exporter = hourly.stop();
+    assert_eq!(
+        global().all(key).len(),
+        records + 1,
+        "one record at the stop"
+    );
+    assert_eq!(
+        global().last(key),
+        300.0,
+        "the stop's record has the last state"
+    );
+    drop(held);
+    exporter.record();
+    assert_eq!(
+        global().last(key),
+        0.0,
+        "the exporter given back still records"
+    );
+}
+
+/// Dropping a `Recording` stops its thread: no record comes after the
+/// drop has returned.
+#[test]
+fn dropping_a_recording_stops_its_thread() {
+    let key = "multisem_waiters{semaphore=dropped}";
+    let sem = Arc::new(MultiSemaphore::new([1]));
+    let recording = Exporter::new(sem, "dropped", ["jobs"]).record_every(Duration::from_millis(1));
+    wait_for_records(key, 3);
+    drop(recording);
+    let records = global().all(key).len();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(global().all(key).len(), records, "recorded after the drop");
+}
+
+/// An interval past the clock's range records at the start and at the
+/// stop, and nothing in between; one of zero is refused.
+#[test]
+fn record_every_takes_any_interval_but_zero() {
+    let key = "multisem_waiters{semaphore=forever}";
+    let sem = Arc::new(MultiSemaphore::new([1]));
+    let recording = Exporter::new(sem, "forever", ["jobs"]).record_every(Duration::MAX);
+    wait_for_records(key, 1);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(global().all(key).len(), 1);
+    drop(recording.stop());
+    assert_eq!(global().all(key).len(), 2);
+
+    let zero = std::panic::catch_unwind(|| {
+        let sem = Arc::new(MultiSemaphore::new([1]));
+        Exporter::new(sem, "zero", ["jobs"]).record_every(Duration::ZERO)
+    });
+    let message = zero.expect_err("a zero interval is refused");
+    let message = message.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("interval of zero"), "{message}");
+}
+
+/// A recorder that panics on the thread ends it: `stop` resumes the panic
+/// on the caller's thread, and a drop swallows it (a drop must not unwind).
+#[test]
+fn a_recorder_s_panic_on_the_thread_reaches_stop_not_drop() {
+    global();
+    let recording = || {
+        let sem = Arc::new(MultiSemaphore::new([1]));
+        Exporter::new(sem, "panics", ["jobs"]).record_every(Duration::from_millis(1))
+    };
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| recording().stop()));
+    let panic = stopped.expect_err("the panic is resumed by stop");
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("the recorder panics"), "{message}");
+    drop(recording()); // does not panic
 }
