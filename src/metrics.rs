@@ -26,6 +26,7 @@
 //! | `multisem_available` | gauge | `semaphore`, `dimension` | [`available`] |
 //! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once |
 //! | `multisem_waiters` | gauge | `semaphore` | [`waiters`]: queued acquirers |
+//! | `multisem_blocked_behind_head` | gauge | `semaphore` | [`blocked_behind_head`]: queued acquirers that would fit now but wait behind the oldest (head-of-line blocking) |
 //! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
 //! | `multisem_acquired_amount_total` | counter | `semaphore`, `dimension` | what they were granted (only with [`track_amounts`](crate::Builder::track_amounts): without, it is not published) |
 //! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals by the short dimension (the tower layer's refusals in shed mode included; in wait mode it refuses none); a request refused only because others are queued counts under the dimension the oldest of them lacks, which may be one it does not ask for (the layer's [`Shed`](crate::tower::Shed) names the request's own first dimension instead) |
@@ -61,6 +62,7 @@
 //! [`in_flight`]: crate::MultiSemaphore::in_flight
 //! [`capacity`]: crate::MultiSemaphore::capacity
 //! [`waiters`]: crate::MultiSemaphore::waiters
+//! [`blocked_behind_head`]: crate::MultiSemaphore::blocked_behind_head
 //! [`stats`]: crate::MultiSemaphore::stats
 
 // The docs link to the `tower` feature's items, which exist only with it;
@@ -212,6 +214,10 @@ impl<const N: usize> Exporter<N> {
             "Most permits ever held at once, per dimension."
         );
         describe_gauge!("multisem_waiters", "Acquirers queued now.");
+        describe_gauge!(
+            "multisem_blocked_behind_head",
+            "Queued acquirers that would fit now but wait behind the oldest."
+        );
         describe_counter!("multisem_acquired_total", "Successful acquires.");
         describe_counter!(
             "multisem_acquired_amount_total",
@@ -318,6 +324,7 @@ impl<const N: usize> Exporter<N> {
         }
         let labels = [("semaphore", name)];
         gauge!("multisem_waiters", &labels).set(sem.waiters() as f64);
+        gauge!("multisem_blocked_behind_head", &labels).set(sem.blocked_behind_head() as f64);
         counter!("multisem_acquired_total", &labels).absolute(stats.acquired);
         counter!("multisem_cancelled_total", &labels).absolute(stats.cancelled);
         counter!("multisem_closed_out_total", &labels).absolute(stats.closed_out);

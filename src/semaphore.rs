@@ -591,6 +591,47 @@ impl<const N: usize> MultiSemaphore<N> {
         let have = self.available_locked();
         Some(std::array::from_fn(|d| head[d].saturating_sub(have[d])))
     }
+
+    /// How many queued acquirers behind the oldest one would fit in what is
+    /// available now: they wait only because the queue serves first come,
+    /// first served, behind a head that lacks something
+    /// ([`head_shortfall`](Self::head_shortfall)). That is head-of-line
+    /// blocking: a large request holding back small ones, which is what
+    /// keeps the large one from starving. Each is judged on its own (two
+    /// that each fit may not fit together); on a semaphore that
+    /// [clamps](crate::Builder::clamp_oversized), by its clamp.
+    ///
+    /// A snapshot, read under the internal lock, which it holds while it
+    /// walks the queue: its time grows with [`waiters`](Self::waiters), so
+    /// call it for a dashboard, not on every request.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// # use std::task::{Context, Waker};
+    ///
+    /// let sem = MultiSemaphore::new([10, 1000]);
+    /// let held = sem.try_acquire([1, 900]).unwrap();
+    /// let mut big = Box::pin(sem.acquire([1, 500]));   // lacks 400 bytes
+    /// let mut small = Box::pin(sem.acquire([1, 50]));  // would fit: 100 are free
+    /// # let mut cx = Context::from_waker(Waker::noop());
+    /// # let _ = (big.as_mut().poll(&mut cx), small.as_mut().poll(&mut cx));
+    /// // ... both polled once: queued, `small` behind `big`.
+    /// assert_eq!(sem.blocked_behind_head(), 1);
+    /// drop(big);
+    /// assert_eq!(sem.blocked_behind_head(), 0); // `small` was served
+    /// # drop((held, small));
+    /// ```
+    pub fn blocked_behind_head(&self) -> usize {
+        let queue = self.lock();
+        let have = self.available_locked();
+        queue
+            .behind_front()
+            .filter(|&request| {
+                let request = self.clamp(request);
+                (0..N).all(|d| request[d] <= have[d])
+            })
+            .count()
+    }
 }
 
 /// The fast path and its slow fallbacks.

@@ -308,6 +308,22 @@ impl<const N: usize> WaitQueue<N> {
         self.entry(self.head)
     }
 
+    /// The queued requests behind the oldest, oldest first.
+    pub(crate) fn behind_front(&self) -> impl Iterator<Item = [u64; N]> + '_ {
+        let after = |index| match self.slot(index) {
+            &Slot::Queued { next, .. } => next,
+            _ => unreachable!("only queued slots are linked"),
+        };
+        let first = match self.head {
+            NIL => NIL,
+            head => after(head),
+        };
+        std::iter::successors(self.entry(first), move |&(ticket, _)| {
+            self.entry(after(ticket.0))
+        })
+        .map(|(_, amounts)| amounts)
+    }
+
     /// Restarts the walk of `fail_oversized` at the head.
     pub(crate) fn start_check(&mut self) {
         self.check_at = self.head;

@@ -134,6 +134,7 @@ all_shapes!(
     stats_without_peaks,
     in_flight_exact_after_shrink,
     head_request_and_shortfall,
+    blocked_behind_head_counts_what_fifo_holds_back,
     acquired_amounts_when_tracked,
     waits_and_timeouts_by_dimension,
     try_acquire_refused_by_the_heads_dimension,
@@ -1737,6 +1738,45 @@ fn head_request_and_shortfall<const N: usize>(layout: Layout) {
     assert!(matches!(poll_once(behind.as_mut()), Poll::Ready(Ok(_))));
     assert_eq!(sem.head_request(), None);
     drop(held);
+}
+
+fn blocked_behind_head_counts_what_fifo_holds_back<const N: usize>(layout: Layout) {
+    let cap = caps::<N>();
+    let sem = layout.make(cap);
+    assert_eq!(sem.blocked_behind_head(), 0);
+    let last = N - 1;
+    // All of the last dimension out but one; the head wants 3 of it.
+    let held = sem.try_acquire(at(last, cap[last] - 1, 0)).unwrap();
+    let mut head = Box::pin(sem.acquire(at(last, 3, 0)));
+    assert!(poll_once(head.as_mut()).is_pending());
+    assert_eq!(
+        sem.blocked_behind_head(),
+        0,
+        "the head itself is not behind"
+    );
+    let mut fits = Box::pin(sem.acquire(at(last, 1, 0)));
+    let mut too_big = Box::pin(sem.acquire(at(last, 2, 0)));
+    let mut also_fits = Box::pin(sem.acquire(at(last, 1, 0)));
+    for fut in [fits.as_mut(), too_big.as_mut(), also_fits.as_mut()] {
+        assert!(poll_once(fut).is_pending());
+    }
+    assert_eq!(
+        sem.blocked_behind_head(),
+        2,
+        "each of the 1s fits on its own, the 2 does not"
+    );
+    drop(too_big);
+    assert_eq!(sem.blocked_behind_head(), 2);
+    // The head leaves: `fits` takes the one left, and `also_fits`, the new
+    // head, lacks it.
+    drop(head);
+    let Poll::Ready(Ok(first)) = poll_once(fits.as_mut()) else {
+        panic!("`fits` is served once the head has left");
+    };
+    assert_eq!(sem.head_request(), Some(at(last, 1, 0)));
+    assert_eq!(sem.blocked_behind_head(), 0);
+    drop((first, also_fits, held));
+    assert_eq!(sem.blocked_behind_head(), 0);
 }
 
 /// 16 grants of `MAX_PERMITS` would wrap a sum of `u64`: it saturates, so

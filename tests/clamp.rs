@@ -437,3 +437,22 @@ fn racing_resizes_a_clamping_one_shot_acquire_that_fits_is_granted() {
         assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
     }
 }
+
+/// `blocked_behind_head` judges a clamping semaphore's queued requests by
+/// their clamp: an oversized one behind the head waits for the whole
+/// capacity, which is not free, so it is not counted; a small one that
+/// fits is.
+#[test]
+fn blocked_behind_head_judges_a_request_by_its_clamp() {
+    each_layout(|layout, sem| {
+        let held = sem.try_acquire([0, 90]).unwrap();
+        let mut head = pin!(sem.acquire([1, 50])); // lacks 40 bytes
+        let mut oversized = pin!(sem.acquire([1, 500])); // clamped to 100: lacks 90
+        let mut small = pin!(sem.acquire([1, 5])); // fits in the 10 left
+        for fut in [head.as_mut(), oversized.as_mut(), small.as_mut()] {
+            assert!(poll_once(fut).is_pending(), "{layout:?}");
+        }
+        assert_eq!(sem.blocked_behind_head(), 1, "{layout:?}");
+        drop(held);
+    });
+}

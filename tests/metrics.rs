@@ -160,6 +160,10 @@ fn record_publishes_gauges_and_counters_per_dimension() {
     );
     assert_eq!(memory.last("multisem_waiters{semaphore=producer}"), 0.0);
     assert_eq!(
+        memory.last("multisem_blocked_behind_head{semaphore=producer}"),
+        0.0
+    );
+    assert_eq!(
         memory.last(&dim("multisem_timed_out_total", "messages")),
         0.0
     );
