@@ -420,6 +420,7 @@ impl<const N: usize> Model<N> {
                 self.waiting[i].state = WaitState::Failed(Expect::Exceeds);
                 let d = (0..N).find(|&d| a[d] > self.cap[d]).unwrap();
                 self.stats.exceeded[d] += 1;
+                self.stats.exceeded_while_waiting += 1;
             }
         }
         for i in 0..self.waiting.len() {
@@ -685,8 +686,19 @@ fn check_stats<const N: usize>(
         m.stats.cancelled,
         m.closed_undelivered
     );
+    // A wait that close() ended counts as closed out while waiting too.
+    prop_assert_eq!(
+        real.closed_out_while_waiting
+            .checked_sub(m.stats.closed_out_while_waiting),
+        extra_closed,
+        "step {}: closed_out_while_waiting {} against closed_out {}",
+        step,
+        real.closed_out_while_waiting,
+        real.closed_out
+    );
     let mut same = real;
     same.closed_out = m.stats.closed_out;
+    same.closed_out_while_waiting = m.stats.closed_out_while_waiting;
     same.cancelled = m.stats.cancelled;
     prop_assert_eq!(same, m.stats, "step {}: stats", step);
     Ok(())
@@ -1179,12 +1191,14 @@ fn run<const N: usize>(
                         WaitState::Granted => {
                             prop_assert_eq!(summary, Ok(amounts));
                             m.deliver(amounts);
+                            m.stats.acquired_after_wait += 1;
                             held.push(got.unwrap());
                             m.held.push(amounts);
                         }
                         WaitState::Failed(Expect::Closed) => {
                             prop_assert_eq!(summary, Err(AcquireError::Closed));
                             m.stats.closed_out += 1;
+                            m.stats.closed_out_while_waiting += 1;
                         }
                         WaitState::Failed(_) => match summary {
                             Err(AcquireError::ExceedsCapacity {
@@ -1230,6 +1244,20 @@ fn run<const N: usize>(
             "step {}: head_shortfall",
             step
         );
+        // Queued behind the head, each fitting on its own (by its clamp).
+        let behind = m
+            .waiting
+            .iter()
+            .filter(|w| w.state == WaitState::Queued)
+            .skip(1)
+            .filter(|w| (0..N).all(|d| m.grant_of(w.amounts)[d] <= av[d]))
+            .count();
+        prop_assert_eq!(
+            sem.blocked_behind_head(),
+            behind,
+            "step {}: blocked_behind_head",
+            step
+        );
         check_stats(sem.stats(), &m, step)?;
         prop_assert_eq!(held.len(), m.held.len());
         for (h, a) in held.iter().zip(&m.held) {
@@ -1251,6 +1279,8 @@ fn run<const N: usize>(
     prop_assert_eq!(sem.available(), sem.capacity());
     prop_assert_eq!(sem.capacity(), m.cap);
     check_stats(sem.stats(), &m, usize::MAX)?;
+    let stats = sem.stats();
+    prop_assert_eq!(stats.waits_in_progress(), 0, "at quiescence: {:?}", stats);
     Ok(())
 }
 
