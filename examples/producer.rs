@@ -862,6 +862,11 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
                 stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
             );
             println!(
+                "             waited {}, of which acquired after the wait {}",
+                stats.waited.iter().sum::<u64>(),
+                stats.acquired_after_wait,
+            );
+            println!(
                 "             peak_in_flight {} messages, {:.1} MiB",
                 stats.peak_in_flight[0],
                 mib(stats.peak_in_flight[1]),
@@ -873,6 +878,14 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
                 println!(
                     "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
                      {timeouts} timed out, {closed} closed"
+                );
+                ok = false;
+            }
+            // Every wait ended, in one way each (Stats, "How every wait ended").
+            if stats.waits_in_progress() != 0 {
+                println!(
+                    "MISMATCH: {} waits counted in stats().waited never ended",
+                    stats.waits_in_progress()
                 );
                 ok = false;
             }
