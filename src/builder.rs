@@ -87,8 +87,9 @@ impl<const N: usize> Builder<N> {
     ///   asked as `[32, bytes]` while the count's capacity is 8 holds
     ///   `[8, ..]`, so size its parts from [`amounts`](crate::Permit::amounts),
     ///   not from the request, before you [`split`](crate::Permit::split) it,
-    ///   or split with [`split_at_most`](crate::Permit::split_at_most),
-    ///   which gives the last parts what is left.
+    ///   or split with [`split_up_to`](crate::Permit::split_up_to),
+    ///   which gives the first part that asks more than is left all of it
+    ///   (and those after it nothing).
     ///
     /// * A dimension whose capacity is 0 (set so to pause it) is never
     ///   clamped to: a request for some of it waits until its capacity is

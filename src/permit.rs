@@ -37,7 +37,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
 
     /// Takes out, per dimension, `amounts` or all it holds if less: what
     /// it took.
-    fn split_at_most(&mut self, amounts: [u64; N]) -> [u64; N] {
+    fn split_up_to(&mut self, amounts: [u64; N]) -> [u64; N] {
         let moved = std::array::from_fn(|d| amounts[d].min(self.amounts[d]));
         for (held, moved) in self.amounts.iter_mut().zip(moved) {
             *held -= moved;
@@ -259,8 +259,9 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// one holds if that is less (then this one keeps none of it). For a
     /// batch whose parts may add up to more than it holds, as on a semaphore
     /// that [clamps](crate::Builder::clamp_oversized) what it grants: split
-    /// a part for each message in turn, and the last ones share what is
-    /// left, down to nothing.
+    /// a part for each message in turn; the first part that asks more than
+    /// is left takes all of it, and those after it get nothing of that
+    /// dimension.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -269,16 +270,16 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// let sizes = [600, 300, 400];
     /// let mut batch = sem.try_acquire([3, sizes.iter().sum()]).unwrap();
     /// assert_eq!(batch.amounts(), [3, 1000]); // 1300 bytes, clamped to 1000
-    /// let first = batch.split_at_most([1, sizes[0]]);
-    /// let second = batch.split_at_most([1, sizes[1]]);
+    /// let first = batch.split_up_to([1, sizes[0]]);
+    /// let second = batch.split_up_to([1, sizes[1]]);
     /// // The last message gets what is left: 100 of its 400 bytes.
     /// assert_eq!(
     ///     (first.amounts(), second.amounts(), batch.amounts()),
     ///     ([1, 600], [1, 300], [1, 100])
     /// );
     /// ```
-    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
-        let amounts = self.held.split_at_most(amounts);
+    pub fn split_up_to(&mut self, amounts: [u64; N]) -> Self {
+        let amounts = self.held.split_up_to(amounts);
         Self::new(self.held.sem, amounts)
     }
 
@@ -471,7 +472,7 @@ impl<const N: usize> OwnedPermit<N> {
 
     /// Moves up to `amounts` into a new permit, never failing: in each
     /// dimension `amounts`, or all this one holds if less; see
-    /// [`Permit::split_at_most`].
+    /// [`Permit::split_up_to`].
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -479,11 +480,11 @@ impl<const N: usize> OwnedPermit<N> {
     ///
     /// let sem = Arc::new(MultiSemaphore::new([4, 100]));
     /// let mut batch = sem.try_acquire_owned([2, 60]).unwrap();
-    /// let part = batch.split_at_most([1, 80]); // more bytes than it holds
+    /// let part = batch.split_up_to([1, 80]); // more bytes than it holds
     /// assert_eq!((part.amounts(), batch.amounts()), ([1, 60], [1, 0]));
     /// ```
-    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
-        let amounts = self.held.split_at_most(amounts);
+    pub fn split_up_to(&mut self, amounts: [u64; N]) -> Self {
+        let amounts = self.held.split_up_to(amounts);
         Self::new(Arc::clone(&self.held.sem), amounts)
     }
 

@@ -616,12 +616,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// # let mut cx = Context::from_waker(Waker::noop());
     /// # let _ = (big.as_mut().poll(&mut cx), small.as_mut().poll(&mut cx));
     /// // ... both polled once: queued, `small` behind `big`.
-    /// assert_eq!(sem.blocked_behind_head(), 1);
+    /// assert_eq!(sem.waiters_blocked_behind_head(), 1);
     /// drop(big);
-    /// assert_eq!(sem.blocked_behind_head(), 0); // `small` was served
+    /// assert_eq!(sem.waiters_blocked_behind_head(), 0); // `small` was served
     /// # drop((held, small));
     /// ```
-    pub fn blocked_behind_head(&self) -> usize {
+    pub fn waiters_blocked_behind_head(&self) -> usize {
         let queue = self.lock();
         let have = self.available_locked();
         queue

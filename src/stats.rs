@@ -159,13 +159,14 @@ pub struct Stats<const N: usize> {
 
 impl<const N: usize> Stats<N> {
     /// Waits counted in `waited` that have not ended yet: requests still
-    /// queued, and those whose outcome is decided but not yet delivered (a
-    /// grant the future has not been polled for since). See "How every
-    /// wait ended".
+    /// queued, and those a grant or `close` has ended whose future has not
+    /// been polled since (each counts when it is delivered, or dropped). A
+    /// shrink's failure ends a wait when the shrink decides it, as
+    /// `exceeded` counts it. See "How every wait ended".
     ///
-    /// The fields are read one by one: read while acquires run, a wait may
-    /// show as ended a moment before its start shows in `waited`, so this
-    /// saturates at 0 rather than wrap.
+    /// The fields are read one by one (the ends first, then `waited`): read
+    /// while acquires run, it may be off by the waits that start or end
+    /// meanwhile, and it saturates at 0 rather than wrap.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -396,7 +397,14 @@ impl<const N: usize> StatCounters<N> {
         // Relaxed: a snapshot of statistics, not one instant.
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let all = |c: &[AtomicU64; N]| -> [u64; N] { std::array::from_fn(|d| load(&c[d])) };
+        // The ends of waits are read before `waited`, where they began: a
+        // wait that ends between the reads then still counts as in
+        // progress, rather than an end showing without its start.
         let timed_out_by = all(&self.timed_out_by);
+        let cancelled = load(&self.cancelled);
+        let acquired_after_wait = load(&self.acquired_after_wait);
+        let closed_out_while_waiting = load(&self.closed_out_while_waiting);
+        let exceeded_while_waiting = load(&self.exceeded_while_waiting);
         Stats {
             acquired: {
                 let now = fast_acquired + load(&self.slow_acquired);
@@ -410,11 +418,11 @@ impl<const N: usize> StatCounters<N> {
             waited: all(&self.waited),
             timed_out: timed_out_by.iter().sum(),
             timed_out_by,
-            cancelled: load(&self.cancelled),
+            cancelled,
             closed_out: load(&self.closed_out),
-            acquired_after_wait: load(&self.acquired_after_wait),
-            closed_out_while_waiting: load(&self.closed_out_while_waiting),
-            exceeded_while_waiting: load(&self.exceeded_while_waiting),
+            acquired_after_wait,
+            closed_out_while_waiting,
+            exceeded_while_waiting,
             clamped: load(&self.clamped),
             peak_in_flight,
             names,

@@ -429,15 +429,15 @@ fn split_parts_report_their_own_samples_and_a_merge_reports_one() {
     assert_eq!(sem.available(), [8, 1000]);
 }
 
-/// `split_at_most` parts are samples of their own too, timed from the
+/// `split_up_to` parts are samples of their own too, timed from the
 /// batch's grant, however little is left for them.
 #[test]
-fn split_at_most_parts_report_their_own_samples() {
+fn split_up_to_parts_report_their_own_samples() {
     let (sem, ctl, seen) = watched_every_three();
     let (t0, ms) = (Instant::now(), Duration::from_millis);
     let mut batch = ctl.try_acquire_at([2, 300], t0).unwrap();
-    let first = batch.split_at_most([1, 250]);
-    let second = batch.split_at_most([1, 250]);
+    let first = batch.split_up_to([1, 250]);
+    let second = batch.split_up_to([1, 250]);
     assert_eq!(
         (first.amounts(), second.amounts(), batch.amounts()),
         ([1, 250], [1, 50], [0, 0])

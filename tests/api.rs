@@ -1743,14 +1743,14 @@ fn head_request_and_shortfall<const N: usize>(layout: Layout) {
 fn blocked_behind_head_counts_what_fifo_holds_back<const N: usize>(layout: Layout) {
     let cap = caps::<N>();
     let sem = layout.make(cap);
-    assert_eq!(sem.blocked_behind_head(), 0);
+    assert_eq!(sem.waiters_blocked_behind_head(), 0);
     let last = N - 1;
     // All of the last dimension out but one; the head wants 3 of it.
     let held = sem.try_acquire(at(last, cap[last] - 1, 0)).unwrap();
     let mut head = Box::pin(sem.acquire(at(last, 3, 0)));
     assert!(poll_once(head.as_mut()).is_pending());
     assert_eq!(
-        sem.blocked_behind_head(),
+        sem.waiters_blocked_behind_head(),
         0,
         "the head itself is not behind"
     );
@@ -1761,12 +1761,12 @@ fn blocked_behind_head_counts_what_fifo_holds_back<const N: usize>(layout: Layou
         assert!(poll_once(fut).is_pending());
     }
     assert_eq!(
-        sem.blocked_behind_head(),
+        sem.waiters_blocked_behind_head(),
         2,
         "each of the 1s fits on its own, the 2 does not"
     );
     drop(too_big);
-    assert_eq!(sem.blocked_behind_head(), 2);
+    assert_eq!(sem.waiters_blocked_behind_head(), 2);
     // The head leaves: `fits` takes the one left, and `also_fits`, the new
     // head, lacks it.
     drop(head);
@@ -1774,9 +1774,9 @@ fn blocked_behind_head_counts_what_fifo_holds_back<const N: usize>(layout: Layou
         panic!("`fits` is served once the head has left");
     };
     assert_eq!(sem.head_request(), Some(at(last, 1, 0)));
-    assert_eq!(sem.blocked_behind_head(), 0);
+    assert_eq!(sem.waiters_blocked_behind_head(), 0);
     drop((first, also_fits, held));
-    assert_eq!(sem.blocked_behind_head(), 0);
+    assert_eq!(sem.waiters_blocked_behind_head(), 0);
 }
 
 /// 16 grants of `MAX_PERMITS` would wrap a sum of `u64`: it saturates, so

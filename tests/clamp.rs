@@ -438,7 +438,7 @@ fn racing_resizes_a_clamping_one_shot_acquire_that_fits_is_granted() {
     }
 }
 
-/// `blocked_behind_head` judges a clamping semaphore's queued requests by
+/// `waiters_blocked_behind_head` judges a clamping semaphore's queued requests by
 /// their clamp: an oversized one behind the head waits for the whole
 /// capacity, which is not free, so it is not counted; a small one that
 /// fits is.
@@ -452,7 +452,7 @@ fn blocked_behind_head_judges_a_request_by_its_clamp() {
         for fut in [head.as_mut(), oversized.as_mut(), small.as_mut()] {
             assert!(poll_once(fut).is_pending(), "{layout:?}");
         }
-        assert_eq!(sem.blocked_behind_head(), 1, "{layout:?}");
+        assert_eq!(sem.waiters_blocked_behind_head(), 1, "{layout:?}");
         drop(held);
     });
 }

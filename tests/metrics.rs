@@ -159,9 +159,11 @@ fn record_publishes_gauges_and_counters_per_dimension() {
         1.0
     );
     assert_eq!(memory.last("multisem_waiters{semaphore=producer}"), 0.0);
-    assert_eq!(
-        memory.last("multisem_blocked_behind_head{semaphore=producer}"),
-        0.0
+    assert!(
+        memory
+            .all("multisem_waiters_blocked_behind_head{semaphore=producer}")
+            .is_empty(),
+        "the queue's walk is published only on request"
     );
     assert_eq!(
         memory.last(&dim("multisem_timed_out_total", "messages")),
@@ -522,6 +524,36 @@ fn every_metric_published_is_described_and_only_those() {
         learning.described()["multisem_adaptive_rtt_mean_seconds"],
         Some(Unit::Seconds)
     );
+
+    let walking = published_as_described(
+        &Exporter::new(Arc::clone(&sem), "walking", ["messages", "bytes"])
+            .with_waiters_blocked_behind_head(),
+    );
+    assert_eq!(walking.names().len(), plain.names().len() + 1);
+}
+
+/// On request, the exporter publishes how many queued acquirers would fit
+/// now but wait behind the oldest.
+#[test]
+fn record_publishes_waiters_blocked_behind_head_on_request() {
+    use std::task::{Context, Waker};
+
+    let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    let exporter = Exporter::new(Arc::clone(&sem), "fifo", ["messages", "bytes"])
+        .with_waiters_blocked_behind_head();
+    let held = sem.try_acquire([1, 900]).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut big = Box::pin(sem.acquire([1, 500]));
+    let mut small = Box::pin(sem.acquire([1, 50]));
+    assert!(big.as_mut().poll(&mut cx).is_pending());
+    assert!(small.as_mut().poll(&mut cx).is_pending());
+    let memory = Memory::default();
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(
+        memory.last("multisem_waiters_blocked_behind_head{semaphore=fifo}"),
+        1.0
+    );
+    drop((big, small, held));
 }
 
 #[test]
@@ -636,6 +668,7 @@ fn record_every_records_on_its_thread_and_once_more_when_stopped() {
     let recording =
         Exporter::named(Arc::clone(&sem), "ticking").record_every(Duration::from_millis(2));
     wait_for_records(key, 1);
+    assert!(!recording.is_finished());
     let held = sem.try_acquire([1, 100]).unwrap();
     let before = global().all(key).len();
     wait_for_records(key, before + 2);
@@ -713,6 +746,13 @@ fn a_recorder_s_panic_on_the_thread_reaches_stop_not_drop() {
         let sem = Arc::new(MultiSemaphore::new([1]));
         Exporter::new(sem, "panics", ["jobs"]).record_every(Duration::from_millis(1))
     };
+    let failed = recording();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !failed.is_finished() {
+        assert!(Instant::now() < until, "the panic ended the thread");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(failed); // does not panic
     let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| recording().stop()));
     let panic = stopped.expect_err("the panic is resumed by stop");
     let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();

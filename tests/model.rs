@@ -1253,9 +1253,9 @@ fn run<const N: usize>(
             .filter(|w| (0..N).all(|d| m.grant_of(w.amounts)[d] <= av[d]))
             .count();
         prop_assert_eq!(
-            sem.blocked_behind_head(),
+            sem.waiters_blocked_behind_head(),
             behind,
-            "step {}: blocked_behind_head",
+            "step {}: waiters_blocked_behind_head",
             step
         );
         check_stats(sem.stats(), &m, step)?;

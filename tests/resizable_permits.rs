@@ -314,16 +314,16 @@ fn dimension_errors_debug_their_dimension_by_name() {
     );
 }
 
-/// `split_at_most` moves, per dimension, what was asked or all that is
+/// `split_up_to` moves, per dimension, what was asked or all that is
 /// left, never fails, and moves permits between guards only: the
 /// semaphore's counts do not change until the parts are dropped.
 #[test]
-fn split_at_most_gives_the_last_parts_what_is_left() {
+fn split_up_to_gives_the_last_parts_what_is_left() {
     each_layout(|layout, sem| {
         let mut batch = sem.try_acquire([3, 900]).unwrap();
-        let first = batch.split_at_most([1, 500]);
-        let second = batch.split_at_most([1, 500]);
-        let third = batch.split_at_most([2, 500]);
+        let first = batch.split_up_to([1, 500]);
+        let second = batch.split_up_to([1, 500]);
+        let third = batch.split_up_to([2, 500]);
         assert_eq!(first.amounts(), [1, 500], "{layout:?}");
         assert_eq!(second.amounts(), [1, 400], "{layout:?}: what was left");
         assert_eq!(
@@ -343,9 +343,9 @@ fn split_at_most_gives_the_last_parts_what_is_left() {
         assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
 
         let mut owned = sem.try_acquire_owned([2, 100]).unwrap();
-        let part = owned.split_at_most([5, 30]);
+        let part = owned.split_up_to([5, 30]);
         assert_eq!((part.amounts(), owned.amounts()), ([2, 30], [0, 70]));
-        let empty = owned.split_at_most([0, 0]);
+        let empty = owned.split_up_to([0, 0]);
         assert_eq!(empty.amounts(), [0, 0], "{layout:?}");
         drop((part, owned, empty));
         assert_eq!(sem.available(), sem.capacity(), "{layout:?}");
@@ -353,11 +353,11 @@ fn split_at_most_gives_the_last_parts_what_is_left() {
 }
 
 proptest::proptest! {
-    /// However a permit is cut up by `split_at_most`, each part holds what
+    /// However a permit is cut up by `split_up_to`, each part holds what
     /// it asked or what was left, the parts and the rest add up to what
     /// was held, and dropping them all gives back exactly that.
     #[test]
-    fn split_at_most_conserves_what_is_held(
+    fn split_up_to_conserves_what_is_held(
         held in [0u64..=4, 0u64..=1000],
         asks in proptest::collection::vec([0u64..=3, 0u64..=600], 0..8),
     ) {
@@ -367,7 +367,7 @@ proptest::proptest! {
             let mut parts = Vec::new();
             for ask in &asks {
                 let before = rest.amounts();
-                let part = rest.split_at_most(*ask);
+                let part = rest.split_up_to(*ask);
                 let want: [u64; 2] = std::array::from_fn(|d| ask[d].min(before[d]));
                 proptest::prop_assert_eq!(part.amounts(), want);
                 parts.push(part);

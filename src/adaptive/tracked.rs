@@ -190,7 +190,7 @@ impl<const N: usize> TrackedPermit<N> {
         Some(self.part(part))
     }
 
-    /// [`OwnedPermit::split_at_most`]: as [`split`](Self::split), but never
+    /// [`OwnedPermit::split_up_to`]: as [`split`](Self::split), but never
     /// fails: the part takes, in each dimension, `amounts` or all this one
     /// holds if less.
     ///
@@ -200,13 +200,13 @@ impl<const N: usize> TrackedPermit<N> {
     /// # let sem = Arc::new(MultiSemaphore::builder([16, 1000]).clamp_oversized(true).build());
     /// # let ctl = Controller::builder(sem).limit(0, 1..=64, Aimd::default()).build();
     /// let mut batch = ctl.try_acquire([2, 1500]).unwrap(); // clamped to 1000 bytes
-    /// let first = batch.split_at_most([1, 800]);
+    /// let first = batch.split_up_to([1, 800]);
     /// assert_eq!((first.amounts(), batch.amounts()), ([1, 800], [1, 200]));
     /// first.complete(Outcome::delivered(800));
     /// batch.complete(Outcome::delivered(700));
     /// ```
-    pub fn split_at_most(&mut self, amounts: [u64; N]) -> Self {
-        let part = self.permit.split_at_most(amounts);
+    pub fn split_up_to(&mut self, amounts: [u64; N]) -> Self {
+        let part = self.permit.split_up_to(amounts);
         self.part(part)
     }
 

@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 
 /// An [`Exporter`] recording every interval on a thread of its own; see
 /// [`Exporter::record_every`]. Dropping it stops the thread (after one last
-/// record) and waits for it; [`stop`](Self::stop) does the same and gives
-/// the exporter back.
+/// record) and waits for it, blocking the dropping thread meanwhile;
+/// [`stop`](Self::stop) does the same and gives the exporter back.
+///
+/// Keep it for as long as recording should go on: `let _ =
+/// exporter.record_every(..)` drops it at once, which stops the recording
+/// after two records (`#[must_use]` does not warn of `let _`).
 #[must_use = "dropping a Recording stops it at once"]
 pub struct Recording<const N: usize> {
     /// Dropped to stop the thread: its wait for the next tick then ends.
@@ -18,11 +22,13 @@ pub struct Recording<const N: usize> {
 }
 
 impl<const N: usize> Exporter<N> {
-    /// Records now, then every `interval` on a thread of its own, until the
-    /// [`Recording`] it returns is dropped or [stopped](Recording::stop);
-    /// then once more, so that what happened last is published too. For a
-    /// program without a runtime's timer to call [`record`](Self::record)
-    /// from; with one, a task does the same without a thread.
+    /// Records at once, then every `interval`, on a thread of its own, until
+    /// the [`Recording`] it returns is dropped or
+    /// [stopped](Recording::stop); then once more, so that what happened
+    /// last is published too. For a program without a runtime's timer to
+    /// call [`record`](Self::record) from; with one, a task does the same
+    /// without a thread. The first record is the thread's: it may come just
+    /// after this returns.
     ///
     /// The thread records to the global recorder
     /// ([`metrics::set_global_recorder`]): a recorder installed for the
@@ -47,7 +53,8 @@ impl<const N: usize> Exporter<N> {
     /// # Panics
     ///
     /// If `interval` is zero (the thread would never rest), or if the
-    /// operating system cannot start a thread.
+    /// operating system cannot start a thread. (The thread is named
+    /// `msem-` and the exporter's name, cut to what Linux shows: 15 bytes.)
     #[track_caller]
     pub fn record_every(self, interval: Duration) -> Recording<N> {
         assert!(
@@ -56,7 +63,7 @@ impl<const N: usize> Exporter<N> {
         );
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::Builder::new()
-            .name(format!("multisem-metrics-{}", self.name))
+            .name(thread_name(self.name))
             .spawn(move || {
                 let mut tick = Some(Instant::now());
                 loop {
@@ -83,6 +90,20 @@ impl<const N: usize> Exporter<N> {
             thread: Some(thread),
         }
     }
+}
+
+/// `msem-` and as much of `name` as a thread name shows on Linux (15
+/// bytes, cut at a character boundary), without the NUL bytes a thread
+/// name may not hold.
+fn thread_name(name: &str) -> String {
+    let mut thread = String::from("msem-");
+    for c in name.chars().filter(|&c| c != '\0') {
+        if thread.len() + c.len_utf8() > 15 {
+            break;
+        }
+        thread.push(c);
+    }
+    thread
 }
 
 /// The tick after `tick`, one `interval` on; if a record overran that, one
@@ -120,6 +141,24 @@ impl<const N: usize> Recording<N> {
         }
     }
 
+    /// Whether the thread has ended: only once stopped, or if a record
+    /// panicked (then [`stop`](Self::stop) resumes that panic, and a drop
+    /// swallows it). For a health check that recording still goes on.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::metrics::Exporter;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let exporter = Exporter::named(Arc::new(MultiSemaphore::new([8])), "jobs");
+    /// let recording = exporter.record_every(Duration::from_secs(1));
+    /// assert!(!recording.is_finished());
+    /// # drop(recording);
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     fn join(&mut self) -> thread::Result<Exporter<N>> {
         drop(self.stop.take());
         self.thread
@@ -145,5 +184,20 @@ impl<const N: usize> fmt::Debug for Recording<N> {
         f.debug_struct("Recording")
             .field("thread", &thread)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thread_name;
+
+    #[test]
+    fn a_thread_name_fits_what_linux_shows_and_holds_no_nul() {
+        assert_eq!(thread_name("jobs"), "msem-jobs");
+        assert_eq!(thread_name("producer-east-1"), "msem-producer-e");
+        assert_eq!(thread_name("a\0b"), "msem-ab");
+        // Cut at a character boundary: 'é' is 2 bytes and would make 16.
+        assert_eq!(thread_name("abcdefghié"), "msem-abcdefghi");
+        assert!(thread_name("ééééééééééé").len() <= 15);
     }
 }
