@@ -284,3 +284,27 @@ fn under_load_every_wait_ends_in_exactly_one_way() {
         assert_eq!(sem.in_flight(), [0, 0], "{layout}: nothing leaked");
     }
 }
+
+/// `waits_in_progress` counts a wait that `close` ended until its future
+/// delivers (or drops) the outcome, and a wait a shrink failed not at all:
+/// the shrink ends it when it decides, as `exceeded` counts it.
+#[test]
+fn a_close_ends_a_wait_when_delivered_a_shrink_when_decided() {
+    for (layout, sem) in layouts([2, 100]) {
+        let held = sem.try_acquire([2, 0]).unwrap();
+        let mut outgrown = Box::pin(sem.acquire([2, 0]));
+        queued(outgrown.as_mut());
+        sem.set_capacity([1, 100]).unwrap(); // fails it; not yet told
+        assert_eq!(sem.stats().waits_in_progress(), 0, "{layout}");
+        let mut closed = Box::pin(sem.acquire([1, 0]));
+        queued(closed.as_mut());
+        sem.close(); // ends it; not yet told
+        assert_eq!(sem.stats().waits_in_progress(), 1, "{layout}");
+        assert!(matches!(
+            poll_once(closed.as_mut()),
+            Poll::Ready(Err(AcquireError::Closed))
+        ));
+        drop((outgrown, closed, held));
+        assert_every_wait_ended(&sem, layout);
+    }
+}
