@@ -122,14 +122,15 @@ pub struct Stats<const N: usize> {
     /// Async acquires dropped after they were queued and before they
     /// delivered a permit (a grant that raced the drop is returned, and
     /// counted here, not in `acquired`; one that `close` woke first counts in
-    /// `closed_out`, and one a shrink failed first only in `exceeded`).
+    /// `closed_out` and `closed_out_while_waiting`, and one a shrink failed
+    /// first only in `exceeded` and `exceeded_while_waiting`).
     /// Includes those dropped by a runtime's timeout: see above.
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
     pub closed_out: u64,
     /// Of the waits counted in `waited`: those that ended with a permit
-    /// delivered to the caller (after their turn came, or with their
-    /// deadline, the grant winning the race). See "How every wait ended".
+    /// delivered to the caller (their turn came; or, at their deadline, a
+    /// grant won the race with it). See "How every wait ended".
     pub acquired_after_wait: u64,
     /// Of the waits counted in `waited`: those `close` woke (also counted
     /// in `closed_out`).
