@@ -310,18 +310,19 @@ impl<const N: usize> WaitQueue<N> {
 
     /// The queued requests behind the oldest, oldest first.
     pub(crate) fn behind_front(&self) -> impl Iterator<Item = [u64; N]> + '_ {
-        let after = |index| match self.slot(index) {
+        std::iter::successors(self.front(), |&(ticket, _)| {
+            self.entry(self.next_of(ticket))
+        })
+        .skip(1)
+        .map(|(_, amounts)| amounts)
+    }
+
+    /// The entry queued after `ticket` (which must be queued), or `NIL`.
+    fn next_of(&self, ticket: Ticket) -> u32 {
+        match self.slot(ticket.0) {
             &Slot::Queued { next, .. } => next,
             _ => unreachable!("only queued slots are linked"),
-        };
-        let first = match self.head {
-            NIL => NIL,
-            head => after(head),
-        };
-        std::iter::successors(self.entry(first), move |&(ticket, _)| {
-            self.entry(after(ticket.0))
-        })
-        .map(|(_, amounts)| amounts)
+        }
     }
 
     /// Restarts the walk of `fail_oversized` at the head.
@@ -336,10 +337,7 @@ impl<const N: usize> WaitQueue<N> {
 
     /// The walk moves past `ticket` (which must be queued).
     pub(crate) fn checked(&mut self, ticket: Ticket) {
-        self.check_at = match self.slot(ticket.0) {
-            &Slot::Queued { next, .. } => next,
-            _ => unreachable!("only queued slots are linked"),
-        };
+        self.check_at = self.next_of(ticket);
     }
 
     fn entry(&self, index: u32) -> Option<(Ticket, [u64; N])> {
