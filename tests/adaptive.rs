@@ -205,11 +205,12 @@ fn a_permit_dropped_without_an_outcome_is_ignored() {
 fn bandwidth_delay_follows_the_bandwidth_delay_product() {
     // 100 requests of 1 MiB per 100 ms window at a 10 ms round trip of which
     // 1 ms is the bytes: 1000 MiB/s, a base delay of 9 ms, so
-    // 1.25 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 13.25 MiB.
+    // 1.25 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 13.25 MiB. No probe: the
+    // first would run in the 5th window.
     let mib = 1u64 << 20;
     let sem = semaphore([1000, 64 * mib]);
     let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(1, mib..=(1 << 40), BandwidthDelay::default())
+        .limit(1, mib..=(1 << 40), BandwidthDelay::default().probe_every(0))
         .window(Duration::from_millis(100), 100)
         .build();
     let start = Instant::now();
@@ -347,6 +348,9 @@ fn a_custom_algorithm_sees_the_window() {
         (ms(3), 40, ms(8))
     );
     assert_eq!(window.mean_rtt, Duration::from_micros(4500));
+    // The smallest delivery (40 B) is alone in its power-of-two class (32
+    // to 63 B): 70 and 100 B are in the next.
+    assert_eq!(window.small_mean_rtt, ms(3));
     assert_eq!(
         window.weighted_size,
         (100 * 100 + 300 * 300 + 40 * 40 + 70 * 70) / 510
@@ -500,59 +504,177 @@ fn a_report_before_the_clock_started_leaves_the_clock() {
     assert_eq!((seen[0].drops, seen[0].max_rtt), (1, ms(2)));
 }
 
+/// The small requests a window's `small_mean_rtt` and `small_rtt_error`
+/// describe: the smallest size classes (powers of two) that together hold
+/// a quarter of the successes.
+#[test]
+fn the_small_requests_are_the_smallest_quarter_by_whole_size_classes() {
+    struct Spy(Arc<std::sync::Mutex<Vec<Window>>>);
+    impl Algorithm for Spy {
+        fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+            self.0.lock().unwrap().push(window.clone());
+            dim.limit
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sem = semaphore([100, 100 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=100, Spy(Arc::clone(&seen)))
+        .window(Duration::ZERO, 8)
+        .build();
+    let (t0, ms) = (Instant::now(), Duration::from_millis);
+    // A quarter of 8 is 2: the 100 B request is alone in its class (64 to
+    // 127 B), so the next class (512 to 1023 B) counts too, whole.
+    let requests = [(100, 2), (1000, 4), (600, 6), (1 << 20, 30)];
+    for (bytes, rtt) in requests.into_iter().chain([(1 << 20, 30); 4]) {
+        ctl.try_acquire_at([1, bytes], t0)
+            .unwrap()
+            .complete_at(Outcome::delivered(bytes), t0 + ms(rtt));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    // 2, 4 and 6 ms: a mean of 4, a standard deviation of 2, so an error
+    // of 2 / sqrt(3).
+    assert_eq!(seen[0].small_mean_rtt, ms(4));
+    let error = seen[0].small_rtt_error.as_secs_f64();
+    assert!((error - 0.002 / 3f64.sqrt()).abs() < 1e-9, "{error}");
+    drop(seen);
+
+    // Where every size is alike (or none is reported), all of them; one
+    // success has no error.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ctl = Controller::builder(semaphore([100, 100]))
+        .limit(0, 1..=100, Spy(Arc::clone(&seen)))
+        .window(Duration::ZERO, 1)
+        .build();
+    ctl.try_acquire_at([1, 1], t0)
+        .unwrap()
+        .complete_at(Outcome::success(), t0 + ms(7));
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        (seen[0].small_mean_rtt, seen[0].small_rtt_error),
+        (ms(7), Duration::ZERO)
+    );
+}
+
 /// A downstream without a bottleneck whose round trips spread at random, 1
-/// to 8 ms whatever the load, fed from an endless backlog of 16 KiB
-/// requests for 4 s of virtual time: the byte limit after, by
-/// `BandwidthDelay` gain. A new user's finding, kept as the documented
-/// limitation it is (`BandwidthDelay`'s docs, "Round trips that spread"):
-/// there the rate follows the limit over the mean round trip, and the
-/// product takes the lowest, so each window sets `gain x lowest / mean`
-/// of the limit; at the default gain (1.25) that falls to the floor, at a
-/// gain above the spread (5, for a mean 4.5 times the lowest) it holds
-/// (3.65 MiB of its 4 at 4 s).
-fn byte_limit_under_spread(gain: f64) -> u64 {
+/// to 8 ms whatever the load and the size, fed from an endless backlog for
+/// 4 s of virtual time under the preset (`count_and_bytes`): the requests
+/// per second over the last 2 s and the limits at the end. Sizes are 16
+/// KiB, or spread log-uniformly over 64 B to 256 KiB. A new user's finding
+/// (`BandwidthDelay`'s docs, "Round trips that spread"): there the rate
+/// follows the limit over the mean round trip, so a product on the lowest
+/// round trip alone sets `gain x lowest / mean` of the limits each window,
+/// and fell to the floor (about 850 requests a second, from either start);
+/// the typical delay a probe measures holds them.
+fn under_spread(start: [u64; 2], spread_sizes: bool, seed: u64) -> (u64, [u64; 2]) {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
-    let sem = Arc::new(MultiSemaphore::new([64, 4 << 20]));
+    let sem = Arc::new(MultiSemaphore::new(start));
     let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 4..=1024, Min(Aimd::default(), Gradient2::default()))
-        .limit(1, (64 << 10)..=(64 << 20), preset::bytes().gain(gain))
-        .window(preset::WINDOW, preset::MIN_SAMPLES)
+        .count_and_bytes(0, 4..=1024, 1, (256 << 10)..=(256 << 20))
         .build();
-    let (t0, size) = (Instant::now(), 16 << 10);
-    let mut rng = Rng::new(7);
+    let t0 = Instant::now();
+    let mut rng = Rng::new(seed);
+    let size = |rng: &mut Rng| {
+        if spread_sizes {
+            let class = rng.below(12);
+            (64 << class) + rng.below(64 << class)
+        } else {
+            16 << 10
+        }
+    };
     let mut completions = BinaryHeap::new();
     let mut held = std::collections::HashMap::new();
-    let (mut now, mut id) = (Duration::ZERO, 0u64);
+    let (mut now, mut id, mut late) = (Duration::ZERO, 0u64, 0u64);
+    let mut next = size(&mut rng);
     while now < Duration::from_secs(4) {
-        while let Ok(permit) = ctl.try_acquire_at([1, size], t0 + now) {
+        while let Ok(permit) = ctl.try_acquire_at([1, next], t0 + now) {
             let rtt = Duration::from_micros(1_000 + rng.below(7_000));
             completions.push(Reverse((now + rtt, id)));
-            held.insert(id, permit);
+            held.insert(id, (permit, next));
             id += 1;
+            next = size(&mut rng);
         }
         let Reverse((at, done)) = completions.pop().expect("something is in flight");
         now = at;
-        let permit: multisem::adaptive::TrackedPermit<2> = held.remove(&done).unwrap();
-        permit.complete_at(Outcome::delivered(size), t0 + now);
+        let (permit, bytes): (multisem::adaptive::TrackedPermit<2>, u64) =
+            held.remove(&done).unwrap();
+        permit.complete_at(Outcome::delivered(bytes), t0 + now);
+        late += u64::from(now >= Duration::from_secs(2));
     }
     drop(held);
     assert_eq!(sem.in_flight(), [0, 0]);
-    ctl.limits()[1]
+    (late / 2, ctl.limits())
 }
 
 #[test]
-fn round_trips_that_spread_need_a_byte_gain_above_their_spread() {
-    assert_eq!(
-        byte_limit_under_spread(1.25),
-        64 << 10,
-        "the default gain falls to the floor"
-    );
-    let held = byte_limit_under_spread(5.0);
-    assert!(
-        held >= 2 << 20,
-        "a gain above the spread holds near its start (4 MiB): {held}"
-    );
+fn round_trips_that_spread_keep_the_limits_up() {
+    // At a mean round trip of 4.5 ms the starts move 14,000 and 900
+    // requests a second, the count's upper bound (1024) 230,000. The
+    // collapse left about 850 from either; with the typical delay the
+    // limits grow, to 26,000 to 29,000 in the last 2 s on seeds 1 to 10.
+    for (start, spread_sizes) in [
+        ([64, 4 << 20], false),
+        ([4, 256 << 10], false),
+        ([64, 4 << 20], true),
+        ([4, 256 << 10], true),
+    ] {
+        let (per_second, limits) = under_spread(start, spread_sizes, 7);
+        assert!(
+            per_second >= 20_000,
+            "from {start:?}, sizes spread {spread_sizes}: {per_second}/s, limits {limits:?}"
+        );
+    }
+}
+
+/// Windows of 16 KiB requests on a downstream without a bottleneck: the
+/// rate is the limit over the mean round trip (4.5 ms), the fastest takes
+/// 1 ms.
+fn spread_window(limit: u64) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_millis(25);
+    window.delivered_bytes = (limit as f64 / 0.0045 * 0.025) as u64;
+    window.successes = window.delivered_bytes / (16 << 10);
+    window.min_rtt = Duration::from_millis(1);
+    window.min_rtt_bytes = 16 << 10;
+    window.mean_rtt = Duration::from_micros(4500);
+    window.small_mean_rtt = window.mean_rtt;
+    window.small_rtt_error = Duration::from_micros(250);
+    window.max_rtt = Duration::from_millis(8);
+    window.weighted_size = 16 << 10;
+    window
+}
+
+#[test]
+fn bandwidth_delay_takes_the_typical_delay_a_probe_measures() {
+    // The lowest round trip alone sets 1.25 x 1 / 4.5 of the limit (plus
+    // two requests) a window: the first probe's two windows, at half of
+    // that, fall far. The second measures the typical delay, and from then
+    // on the limit grows by 1.25 x 5 / 1.1 / 4.5 = 1.26 a window.
+    let mut algorithm = BandwidthDelay::default();
+    let mut dim = at(4 << 20, 4 << 20);
+    let mut limits = Vec::new();
+    for _ in 0..20 {
+        dim.limit = algorithm.update(&spread_window(dim.limit), &dim);
+        limits.push(dim.limit);
+    }
+    assert!(limits[1] < 1 << 20, "{limits:?}");
+    // The small requests' mean plus twice its standard error: 4.5 + 0.5 ms.
+    let typical = algorithm.typical_delay().unwrap();
+    assert!((typical - 0.005).abs() < 1e-12, "{typical}");
+    for pair in limits[2..].windows(2) {
+        let growth = pair[1] as f64 / pair[0] as f64;
+        assert!((1.25..1.27).contains(&growth), "{growth}: {limits:?}");
+    }
+    // Without probes it is never measured.
+    let mut never = BandwidthDelay::default().probe_every(0);
+    let mut dim = at(4 << 20, 4 << 20);
+    for _ in 0..20 {
+        dim.limit = never.update(&spread_window(dim.limit), &dim);
+    }
+    assert_eq!(never.typical_delay(), None);
+    assert!(dim.limit < 128 << 10, "{}", dim.limit);
 }
 
 /// Real threads acquire and complete while the controller resizes on
@@ -730,14 +852,17 @@ fn the_count_and_bytes_preset_resizes_both_dimensions_after_25_ms() {
     }
     assert!(ctl.last_window().is_none());
     assert_eq!(ctl.limits(), [16, 64 * kib]);
-    // 25 ms after the first completion the window closes: 680 requests/s
-    // at a 5 ms base delay fit in ~9 requests, and ~5 KiB.
+    // 25 ms after the first completion the window closes and the first
+    // probe begins, at half the product plus two requests. The count:
+    // 680 requests/s at a 5 ms base delay, gain 2, is 6.8, so 3.4 + 2. The
+    // bytes: 680 KiB/s at 3.5 ms (5 ms less 1 KiB's own transfer), gain
+    // 1.25, is 3 KiB, so 1.5 + 2 KiB.
     let permit = ctl.try_acquire_at([1, kib], at(25)).unwrap();
     permit.complete_at(Outcome::delivered(kib), at(30));
     assert_eq!(ctl.last_window().unwrap().successes, 17);
     let [count, bytes] = ctl.limits();
-    assert!((8..=10).contains(&count), "count {count}");
-    assert!((4 * kib..=6 * kib).contains(&bytes), "bytes {bytes}");
+    assert_eq!(count, 5);
+    assert!((3 * kib..=4 * kib).contains(&bytes), "bytes {bytes}");
     assert_eq!(sem.capacity(), [count, bytes]);
 }
 
@@ -1057,25 +1182,26 @@ fn bandwidth_delay_drains_only_past_drain_times_the_base_delay() {
 
 #[test]
 fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
-    // Every 4th window runs at half the product; the whole requests stay.
+    // Two windows run at half the product (the whole requests stay): from
+    // the first window that measured a rate, and then every 4th.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
     let dim = at(24 * 1024, 24 * 1024);
     let mut limits = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..10 {
         limits.push(algorithm.update(&kib_window(3200, 6), &dim));
     }
-    let (full, probe) = (limits[2], limits[3]);
+    let (full, probe) = (limits[2], limits[0]);
     let whole = 2.0 * 1024.0;
     let product = full as f64 - whole;
     assert!(
         (probe as f64 - (0.5 * product + whole)).abs() <= 1.0,
         "{limits:?}"
     );
-    assert_eq!(limits[4..7], [full, full, full], "{limits:?}");
-    assert_eq!(limits[7], probe, "{limits:?}");
+    let (f, p) = (full, probe);
+    assert_eq!(limits, [p, p, f, f, p, p, f, f, f, p]);
     // Never, with 0.
     let mut never = BandwidthDelay::default().probe_every(0);
-    for _ in 0..8 {
+    for _ in 0..10 {
         assert_eq!(never.update(&kib_window(3200, 6), &dim), full);
     }
 }

@@ -83,10 +83,9 @@ pub fn count() -> Min<Aimd, BandwidthDelay> {
 /// The preset's byte algorithm: the bandwidth-delay product
 /// ([`BandwidthDelay`], gain 1.25, plus two byte-weighted mean requests).
 ///
-/// **Not for a downstream without a bottleneck whose round trips spread
-/// at random** (their mean above 1.25 times their lowest, whatever the
-/// load): there it falls to its lower bound. See [`BandwidthDelay`],
-/// "Round trips that spread".
+/// Where round trips spread at random whatever the load, the product
+/// takes the typical delay a probe measures, not just the lowest one (see
+/// [`BandwidthDelay`], "Round trips that spread").
 ///
 /// ```
 /// let bytes = multisem::adaptive::preset::bytes();

@@ -65,6 +65,16 @@ pub struct Window {
     pub mean_rtt: Duration,
     /// The longest round-trip time of a success, `ZERO` if none.
     pub max_rtt: Duration,
+    /// The mean round-trip time of the smallest successes, `ZERO` if none:
+    /// those in the smallest power-of-two size classes that together hold
+    /// at least a quarter of the successes (all of them where every size is
+    /// alike, or no bytes are reported). Their round trip is mostly the
+    /// downstream's per-request delay, not their own transfer's.
+    pub small_mean_rtt: Duration,
+    /// The standard error of [`small_mean_rtt`](Self::small_mean_rtt): the
+    /// small successes' standard deviation over the square root of their
+    /// number (`ZERO` for fewer than two).
+    pub small_rtt_error: Duration,
     /// The byte-weighted mean size of the successes' deliveries (the sum of
     /// squared sizes over the sum of sizes): the size of the request a
     /// delivered byte typically belongs to. 0 if nothing was delivered.
@@ -138,6 +148,9 @@ pub(crate) struct Accumulator {
     rtt_sum_ns: u128,
     min_rtt: Option<(Duration, u64)>,
     max_rtt: Duration,
+    /// The successes' round trips by power-of-two size class, for
+    /// `small_mean_rtt` and `small_rtt_error`.
+    classes: SizeClasses,
     /// Sum of squared delivered sizes, in f64: a u64 square overflows at 4 GiB.
     size_squares: f64,
     /// The sum of delivered sizes in f64, unsaturated, for `weighted_size`.
@@ -161,6 +174,7 @@ impl Accumulator {
                     self.min_rtt = Some((rtt, bytes));
                 }
                 self.max_rtt = self.max_rtt.max(rtt);
+                self.classes.record(bytes, rtt);
             }
         }
     }
@@ -184,6 +198,7 @@ impl Accumulator {
             (self.size_squares / self.delivered_f64) as u64
         };
         let (min_rtt, min_rtt_bytes) = self.min_rtt.unwrap_or((Duration::ZERO, 0));
+        let (small_mean_rtt, small_rtt_error) = self.classes.small_rtt(self.successes);
         Window {
             elapsed,
             successes: self.successes,
@@ -193,7 +208,80 @@ impl Accumulator {
             min_rtt_bytes,
             mean_rtt,
             max_rtt: self.max_rtt,
+            small_mean_rtt,
+            small_rtt_error,
             weighted_size,
         }
     }
 }
+
+/// Successes and their round trips by power-of-two size class: class `c`
+/// holds the sizes with `c` significant bits (class 0 the size 0).
+#[derive(Debug, Clone)]
+struct SizeClasses([ClassSums; 65]);
+
+/// One size class's successes, and the sums of their round trips and of
+/// their squares, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClassSums {
+    successes: u64,
+    rtt: f64,
+    rtt_squares: f64,
+}
+
+impl Default for SizeClasses {
+    fn default() -> Self {
+        Self([ClassSums::default(); 65])
+    }
+}
+
+impl SizeClasses {
+    fn record(&mut self, bytes: u64, rtt: Duration) {
+        let class = &mut self.0[(u64::BITS - bytes.leading_zeros()) as usize];
+        let secs = rtt.as_secs_f64();
+        class.successes = class.successes.saturating_add(1);
+        class.rtt += secs;
+        class.rtt_squares += secs * secs;
+    }
+
+    /// The mean round trip of the smallest classes that together hold at
+    /// least a quarter of the `successes`, and its standard error (`ZERO`s
+    /// if none; the error is `ZERO` for a single success).
+    fn small_rtt(&self, successes: u64) -> (Duration, Duration) {
+        let enough = successes.div_ceil(SMALL_SHARE).max(1);
+        let mut sums = ClassSums::default();
+        for class in &self.0 {
+            sums.successes = sums.successes.saturating_add(class.successes);
+            sums.rtt += class.rtt;
+            sums.rtt_squares += class.rtt_squares;
+            if sums.successes >= enough {
+                let n = sums.successes as f64;
+                let mean = sums.rtt / n;
+                // The sample variance, never below 0 through rounding (the
+                // sums' cancellation errs by far less than a nanosecond at
+                // round trips of seconds).
+                let variance = if sums.successes > 1 {
+                    ((sums.rtt_squares - n * mean * mean) / (n - 1.0)).max(0.0)
+                } else {
+                    0.0
+                };
+                let error = (variance / n).sqrt();
+                return (secs(mean), secs(error));
+            }
+        }
+        (Duration::ZERO, Duration::ZERO)
+    }
+}
+
+/// Seconds as a `Duration`, saturating (and 0 for NaN or below 0).
+fn secs(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(if secs > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
+}
+
+/// The small requests are the smallest `1 / SMALL_SHARE` of a window's
+/// successes, by whole size classes.
+const SMALL_SHARE: u64 = 4;
