@@ -1206,6 +1206,36 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     }
 }
 
+#[test]
+fn a_probe_measures_the_typical_delay_only_where_it_sets_the_product() {
+    // Round trips that do not spread (the small requests take the base
+    // delay, 6 ms, give or take nothing): the first probe measures 6 ms,
+    // which over 1.1 is below the base delay, so later probes last one
+    // window, as the drain needs.
+    let mut steady = kib_window(3200, 6);
+    steady.small_mean_rtt = steady.min_rtt;
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    let dim = at(24 * 1024, 24 * 1024);
+    let limits: Vec<u64> = (0..10).map(|_| algorithm.update(&steady, &dim)).collect();
+    let (f, p) = (limits[2], limits[0]);
+    assert!(p < f, "{limits:?}");
+    assert_eq!(limits, [p, p, f, f, p, f, f, f, p, f]);
+    assert_eq!(algorithm.typical_delay(), Some(0.006));
+    // Where they spread (the small requests take 9 ms on average, the
+    // fastest 6), the typical delay sets the product, and every probe
+    // measures it afresh in a second window.
+    let mut spread = steady.clone();
+    spread.small_mean_rtt = Duration::from_millis(9);
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    let limits: Vec<u64> = (0..10).map(|_| algorithm.update(&spread, &dim)).collect();
+    // (The first probe halves the product on the base delay, the later
+    // ones the product on the typical delay.)
+    let (first, f, p) = (limits[0], limits[2], limits[4]);
+    assert!(first < p && p < f, "{limits:?}");
+    assert_eq!(limits, [first, first, f, f, p, p, f, f, f, p]);
+    assert_eq!(algorithm.typical_delay(), Some(0.009));
+}
+
 /// A 100 ms window of 10 successes whose mean round trip took `rtt_ms`.
 fn rtt_window(rtt_ms: f64) -> Window {
     let mut window = answered(10, 0);

@@ -40,9 +40,9 @@ use super::window::Window;
 /// rises. The base delay must not include queueing the limit itself causes,
 /// or the product feeds on its own queue: it is a minimum over many windows,
 /// and every [`probe_every`](Self::probe_every) windows (and once at the
-/// start) two windows run with half the product (BBR's ProbeRTT; the whole
-/// requests stay), so that queues drain and the minimum is measured afresh,
-/// and the second measures the typical delay (below).
+/// start) a window runs with half the product (BBR's ProbeRTT; the whole
+/// requests stay), so that queues drain and the minimum is measured afresh;
+/// where the typical delay (below) may matter, a second one measures it.
 ///
 /// The maximum over several windows keeps one slow window (a few large
 /// messages that happened to finish in the next one) from starving the
@@ -65,9 +65,9 @@ use super::window::Window;
 /// say, whose mean is 4.5 times its lowest) it would walk the limit down to
 /// its lower bound, though more in flight would move more; BBR's congestion
 /// window has that weakness on a jittery path. So the delay in the product
-/// is at least the *typical* delay over 1.1, measured in the second window
-/// of each probe, when the limit has stood at half the product for a whole
-/// window and a queue it caused has drained:
+/// is at least the *typical* delay over 1.1, measured in a second window of
+/// a probe, when the limit has stood at half the product for a whole window
+/// and a queue it caused has drained:
 ///
 /// * the mean round trip of the small requests
 ///   ([`Window::small_mean_rtt`](super::Window::small_mean_rtt), the
@@ -94,7 +94,12 @@ use super::window::Window;
 /// than the product on the base delay does, and the p99 rises from 1.33x
 /// to 1.49x the best static limit's. The first probe comes with the first
 /// window that measured a rate (there is no product to halve before), so
-/// the limit does not walk down for a whole `probe_every` first.
+/// the limit does not walk down for a whole `probe_every` first. A probe
+/// lasts the second window only where the typical delay may matter: at the
+/// first, and while the last one measured is what sets the product
+/// (above the base delay, over 1.1). Elsewhere, as on the simulation's
+/// broker, where requests that wait for nothing take the base delay, a
+/// probe lasts one window and costs the bottleneck half as much.
 ///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
@@ -120,6 +125,8 @@ pub struct BandwidthDelay {
     probing: u32,
     /// Whether a probe has begun since the start.
     probed: bool,
+    /// Whether the probe under way measures the typical delay.
+    measuring: bool,
     /// The typical delay the last probe measured, in seconds.
     typical: Option<f64>,
     estimate: Estimate,
@@ -140,6 +147,7 @@ impl Default for BandwidthDelay {
             since_probe: 0,
             probing: 0,
             probed: false,
+            measuring: false,
             typical: None,
             estimate: Estimate::default(),
         }
@@ -347,7 +355,7 @@ fn reserve<T>(queue: &mut VecDeque<T>, len: usize) {
 /// 20 and 400 windows): a longer span grows as it fills.
 const RESERVED: usize = 1 << 16;
 
-/// The windows a probe lasts: the first one's completions were mostly
+/// The windows a probe that measures the typical delay lasts: the first one's completions were mostly
 /// admitted at the full limit, and carry its queue (measured there, the
 /// typical delay took the 1 KiB simulation's p99 from 1.33x to 1.49x the
 /// best static limit's); the last one measures the typical delay.
@@ -382,7 +390,7 @@ impl Algorithm for BandwidthDelay {
         if self.probing > 0 {
             self.probing -= 1;
             let typical = typical_bound(window);
-            if self.probing == 0 && typical > 0.0 {
+            if self.probing == 0 && self.measuring && typical > 0.0 {
                 self.typical = Some(typical);
             }
         }
@@ -435,7 +443,14 @@ impl Algorithm for BandwidthDelay {
                 self.since_probe = 0;
             }
             self.probed = true;
-            self.probing = PROBE_WINDOWS;
+            // A second window measures the typical delay, where it may
+            // matter: before the first measure, and while it is what sets
+            // the product. Elsewhere one window drains the queue, and
+            // costs the bottleneck half as much.
+            self.measuring = self
+                .typical
+                .is_none_or(|typical| typical / SPREAD >= base_delay);
+            self.probing = if self.measuring { PROBE_WINDOWS } else { 1 };
             // Halve the part that can queue; the whole requests stay, so the
             // bottleneck keeps working while the queue drains.
             return self.estimate.set(0.5 * product + whole_requests);
