@@ -355,10 +355,11 @@ fn reserve<T>(queue: &mut VecDeque<T>, len: usize) {
 /// 20 and 400 windows): a longer span grows as it fills.
 const RESERVED: usize = 1 << 16;
 
-/// The windows a probe that measures the typical delay lasts: the first one's completions were mostly
-/// admitted at the full limit, and carry its queue (measured there, the
-/// typical delay took the 1 KiB simulation's p99 from 1.33x to 1.49x the
-/// best static limit's); the last one measures the typical delay.
+/// The windows a probe that measures the typical delay lasts: the first
+/// one's completions were mostly admitted at the full limit, and carry its
+/// queue (measured there, the typical delay took the 1 KiB simulation's
+/// p99 from 1.33x to 1.49x the best static limit's); the last one measures
+/// the typical delay.
 const PROBE_WINDOWS: u32 = 2;
 
 /// The typical delay counts for the base delay divided by this: the
