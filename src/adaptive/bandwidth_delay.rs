@@ -121,7 +121,8 @@ pub struct BandwidthDelay {
     rates: VecDeque<(f64, u64)>,
     delays: VecDeque<f64>,
     since_probe: u32,
-    /// Probe windows left (the last one measures the typical delay).
+    /// Probe windows left (the last of a measuring one measures the
+    /// typical delay).
     probing: u32,
     /// Whether a probe has begun since the start.
     probed: bool,
