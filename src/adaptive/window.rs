@@ -174,7 +174,8 @@ impl Accumulator {
                     self.min_rtt = Some((rtt, bytes));
                 }
                 self.max_rtt = self.max_rtt.max(rtt);
-                self.classes.record(bytes, rtt);
+                let rtt_ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+                self.classes.record(bytes, rtt_ns);
             }
         }
     }
@@ -221,12 +222,13 @@ impl Accumulator {
 struct SizeClasses([ClassSums; 65]);
 
 /// One size class's successes, and the sums of their round trips and of
-/// their squares, in seconds.
+/// their squares, in nanoseconds (integers where a completion adds them:
+/// no division on the completion's path).
 #[derive(Debug, Clone, Copy, Default)]
 struct ClassSums {
     successes: u64,
-    rtt: f64,
-    rtt_squares: f64,
+    rtt_ns: u64,
+    rtt_ns_squares: f64,
 }
 
 impl Default for SizeClasses {
@@ -236,12 +238,11 @@ impl Default for SizeClasses {
 }
 
 impl SizeClasses {
-    fn record(&mut self, bytes: u64, rtt: Duration) {
+    fn record(&mut self, bytes: u64, rtt_ns: u64) {
         let class = &mut self.0[(u64::BITS - bytes.leading_zeros()) as usize];
-        let secs = rtt.as_secs_f64();
         class.successes = class.successes.saturating_add(1);
-        class.rtt += secs;
-        class.rtt_squares += secs * secs;
+        class.rtt_ns = class.rtt_ns.saturating_add(rtt_ns);
+        class.rtt_ns_squares += rtt_ns as f64 * rtt_ns as f64;
     }
 
     /// The mean round trip of the smallest classes that together hold at
@@ -249,37 +250,33 @@ impl SizeClasses {
     /// if none; the error is `ZERO` for a single success).
     fn small_rtt(&self, successes: u64) -> (Duration, Duration) {
         let enough = successes.div_ceil(SMALL_SHARE).max(1);
-        let mut sums = ClassSums::default();
+        let (mut n, mut rtt_ns, mut squares) = (0u64, 0u128, 0f64);
         for class in &self.0 {
-            sums.successes = sums.successes.saturating_add(class.successes);
-            sums.rtt += class.rtt;
-            sums.rtt_squares += class.rtt_squares;
-            if sums.successes >= enough {
-                let n = sums.successes as f64;
-                let mean = sums.rtt / n;
+            n = n.saturating_add(class.successes);
+            rtt_ns += u128::from(class.rtt_ns);
+            squares += class.rtt_ns_squares;
+            if n >= enough {
+                let mean = rtt_ns as f64 / n as f64;
                 // The sample variance, never below 0 through rounding (the
                 // sums' cancellation errs by far less than a nanosecond at
                 // round trips of seconds).
-                let variance = if sums.successes > 1 {
-                    ((sums.rtt_squares - n * mean * mean) / (n - 1.0)).max(0.0)
+                let variance = if n > 1 {
+                    ((squares - n as f64 * mean * mean) / (n as f64 - 1.0)).max(0.0)
                 } else {
                     0.0
                 };
-                let error = (variance / n).sqrt();
-                return (secs(mean), secs(error));
+                let error = (variance / n as f64).sqrt();
+                return (nanos(mean), nanos(error));
             }
         }
         (Duration::ZERO, Duration::ZERO)
     }
 }
 
-/// Seconds as a `Duration`, saturating (and 0 for NaN or below 0).
-fn secs(secs: f64) -> Duration {
-    Duration::try_from_secs_f64(secs).unwrap_or(if secs > 0.0 {
-        Duration::MAX
-    } else {
-        Duration::ZERO
-    })
+/// Nanoseconds as a `Duration`, rounded, saturating (0 for NaN).
+fn nanos(nanos: f64) -> Duration {
+    // `as` saturates, and takes NaN to 0.
+    Duration::from_nanos(nanos.round() as u64)
 }
 
 /// The small requests are the smallest `1 / SMALL_SHARE` of a window's
