@@ -568,6 +568,25 @@ fn the_small_requests_are_the_smallest_quarter_by_whole_size_classes() {
 /// and fell to the floor (about 850 requests a second, from either start);
 /// the typical delay a probe measures holds them.
 fn under_spread(start: [u64; 2], spread_sizes: bool, seed: u64) -> (u64, [u64; 2]) {
+    spreading_from(
+        Duration::ZERO,
+        Duration::from_secs(4),
+        start,
+        spread_sizes,
+        seed,
+    )
+}
+
+/// As `under_spread`, for `end` of virtual time, with round trips of 1 to
+/// 1.02 ms until `from` and 1 to 8 ms after; the requests per second over
+/// the last 2 s.
+fn spreading_from(
+    from: Duration,
+    end: Duration,
+    start: [u64; 2],
+    spread_sizes: bool,
+    seed: u64,
+) -> (u64, [u64; 2]) {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     let sem = Arc::new(MultiSemaphore::new(start));
@@ -588,9 +607,10 @@ fn under_spread(start: [u64; 2], spread_sizes: bool, seed: u64) -> (u64, [u64; 2
     let mut held = std::collections::HashMap::new();
     let (mut now, mut id, mut late) = (Duration::ZERO, 0u64, 0u64);
     let mut next = size(&mut rng);
-    while now < Duration::from_secs(4) {
+    while now < end {
         while let Ok(permit) = ctl.try_acquire_at([1, next], t0 + now) {
-            let rtt = Duration::from_micros(1_000 + rng.below(7_000));
+            let spread = if now >= from { 7_000 } else { 20 };
+            let rtt = Duration::from_micros(1_000 + rng.below(spread));
             completions.push(Reverse((now + rtt, id)));
             held.insert(id, (permit, next));
             id += 1;
@@ -601,7 +621,7 @@ fn under_spread(start: [u64; 2], spread_sizes: bool, seed: u64) -> (u64, [u64; 2
         let (permit, bytes): (multisem::adaptive::TrackedPermit<2>, u64) =
             held.remove(&done).unwrap();
         permit.complete_at(Outcome::delivered(bytes), t0 + now);
-        late += u64::from(now >= Duration::from_secs(2));
+        late += u64::from(now + Duration::from_secs(2) >= end);
     }
     drop(held);
     assert_eq!(sem.in_flight(), [0, 0]);
@@ -626,6 +646,88 @@ fn round_trips_that_spread_keep_the_limits_up() {
             "from {start:?}, sizes spread {spread_sizes}: {per_second}/s, limits {limits:?}"
         );
     }
+}
+
+#[test]
+fn round_trips_that_begin_to_spread_keep_the_limits_up() {
+    // A probe measured round trips that did not spread, so the typical
+    // delay set nothing; from 3 s they spread, and the product would take
+    // most of the limits away each window. That starts a probe at once,
+    // which measures the new typical delay before the limits reach their
+    // lower bounds, where a probe could not halve them. Without it they
+    // stayed there (about 890 requests a second).
+    let (per_second, limits) = spreading_from(
+        Duration::from_secs(3),
+        Duration::from_secs(8),
+        [64, 4 << 20],
+        false,
+        7,
+    );
+    assert!(per_second >= 20_000, "{per_second}/s, limits {limits:?}");
+}
+
+/// A FIFO pool of `workers`, each request served in 0.5 to 1.5 ms, under
+/// the preset's count alone, fed from an endless backlog for `secs` of
+/// virtual time: the count limit at the end and the mean round trip (ms)
+/// of the last fifth.
+fn worker_pool(workers: usize, secs: u64) -> (u64, f64) {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap, VecDeque};
+    let sem = semaphore([8, MAX]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=4096, preset::count())
+        .window(preset::WINDOW, preset::MIN_SAMPLES)
+        .build();
+    let (t0, end) = (Instant::now(), Duration::from_secs(secs));
+    let mut rng = Rng::new(11);
+    let serve = |now: Duration, rng: &mut Rng| now + Duration::from_micros(500 + rng.below(1_000));
+    let (mut done_at, mut waiting) = (BinaryHeap::new(), VecDeque::new());
+    let mut held = HashMap::new();
+    let (mut now, mut id, mut busy) = (Duration::ZERO, 0u64, 0usize);
+    let (mut rtt_sum, mut rtts) = (0.0, 0u32);
+    while now < end {
+        while let Ok(permit) = ctl.try_acquire_at([1, 1], t0 + now) {
+            held.insert(id, (permit, now));
+            if busy < workers {
+                busy += 1;
+                done_at.push(Reverse((serve(now, &mut rng), id)));
+            } else {
+                waiting.push_back(id);
+            }
+            id += 1;
+        }
+        let Reverse((at, done)) = done_at.pop().expect("a worker is busy");
+        now = at;
+        let (permit, granted): (multisem::adaptive::TrackedPermit<2>, Duration) =
+            held.remove(&done).unwrap();
+        permit.complete_at(Outcome::success(), t0 + now);
+        if now * 5 >= end * 4 {
+            rtt_sum += (now - granted).as_secs_f64() * 1e3;
+            rtts += 1;
+        }
+        busy -= 1;
+        if let Some(next) = waiting.pop_front() {
+            busy += 1;
+            done_at.push(Reverse((serve(now, &mut rng), next)));
+        }
+    }
+    (ctl.limits()[0], rtt_sum / f64::from(rtts))
+}
+
+#[test]
+fn the_typical_delay_does_not_feed_on_a_worker_pools_queue() {
+    // A probe at half the count still holds more than 4 workers, so a
+    // queue stands through it and its small requests' round trip is the
+    // queue's: a typical delay taken from it grew the count (to 22 here, 5.5
+    // ms round trips; about 40 after 120 s). Its rate did not fall with
+    // the limit, so the
+    // probe's measure is not taken, and the count stays near the base
+    // delay's product (6, 1.5 ms, as before the typical delay).
+    let (count, mean_ms) = worker_pool(4, 40);
+    assert!(
+        count <= 12 && mean_ms < 3.0,
+        "count {count}, mean round trip {mean_ms} ms"
+    );
 }
 
 /// Windows of 16 KiB requests on a downstream without a bottleneck: the
@@ -1182,8 +1284,10 @@ fn bandwidth_delay_drains_only_past_drain_times_the_base_delay() {
 
 #[test]
 fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
-    // Two windows run at half the product (the whole requests stay): from
-    // the first window that measured a rate, and then every 4th.
+    // Windows run at half the product (the whole requests stay): from the
+    // first window that measured a rate, two (the second measures the
+    // typical delay, which these windows, with no small requests' round
+    // trip, do not give), then one every 4th window from the start.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
     let dim = at(24 * 1024, 24 * 1024);
     let mut limits = Vec::new();
@@ -1198,7 +1302,7 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
         "{limits:?}"
     );
     let (f, p) = (full, probe);
-    assert_eq!(limits, [p, p, f, f, p, p, f, f, f, p]);
+    assert_eq!(limits, [p, p, f, p, f, f, f, p, f, f]);
     // Never, with 0.
     let mut never = BandwidthDelay::default().probe_every(0);
     for _ in 0..10 {
@@ -1206,34 +1310,106 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     }
 }
 
+/// The limits `algorithm` sets over `n` windows of 1 KiB requests whose
+/// fastest took 6 ms and whose small ones `small_ms` on average, at a
+/// rate that follows the limit over that round trip (no bottleneck) or
+/// stays at 3200 requests a second whatever it is (a bottleneck).
+fn probed(algorithm: &mut BandwidthDelay, small_ms: u64, bottleneck: bool, n: usize) -> Vec<u64> {
+    probed_from(24 * 1024, algorithm, small_ms, bottleneck, n)
+}
+
+/// As `probed`, from the limit `start`.
+fn probed_from(
+    start: u64,
+    algorithm: &mut BandwidthDelay,
+    small_ms: u64,
+    bottleneck: bool,
+    n: usize,
+) -> Vec<u64> {
+    let mut dim = at(start, start);
+    (dim.min, dim.max) = (1, 1 << 40);
+    (0..n)
+        .map(|_| {
+            let per_second = if bottleneck {
+                3200
+            } else {
+                (dim.limit as f64 / 1024.0 / (small_ms as f64 / 1e3)) as u64
+            };
+            let mut window = kib_window(per_second, 6);
+            window.small_mean_rtt = Duration::from_millis(small_ms);
+            dim.limit = algorithm.update(&window, &dim);
+            dim.limit
+        })
+        .collect()
+}
+
+/// The probes in `limits`, as (first window, windows): a probe's first
+/// window falls below 0.8 of the one before (a product step is far
+/// smaller), and its second, if any, holds that limit (the bandwidth is the
+/// maximum of the last windows).
+fn probes(limits: &[u64]) -> Vec<(usize, usize)> {
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    let mut before = 24 * 1024;
+    for (i, &limit) in limits.iter().enumerate() {
+        match found.last_mut() {
+            Some((first, len)) if *first + *len == i && limit == before => *len += 1,
+            _ if (limit as f64) < 0.8 * before as f64 => found.push((i, 1)),
+            _ => {}
+        }
+        before = limit;
+    }
+    found
+}
+
 #[test]
-fn a_probe_measures_the_typical_delay_only_where_it_sets_the_product() {
-    // Round trips that do not spread (the small requests take the base
-    // delay, 6 ms, give or take nothing): the first probe measures 6 ms,
-    // which over 1.1 is below the base delay, so later probes last one
-    // window, as the drain needs.
-    let mut steady = kib_window(3200, 6);
-    steady.small_mean_rtt = steady.min_rtt;
+fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
+    // Round trips that spread (the small requests take 9 ms, the fastest
+    // 6), no bottleneck: the rate follows the probe's halved limit, so the
+    // typical delay counts; it sets the product, and every probe (every
+    // 4th window) measures it afresh in a second window.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
-    let dim = at(24 * 1024, 24 * 1024);
-    let limits: Vec<u64> = (0..10).map(|_| algorithm.update(&steady, &dim)).collect();
-    let (f, p) = (limits[2], limits[0]);
-    assert!(p < f, "{limits:?}");
-    assert_eq!(limits, [p, p, f, f, p, f, f, f, p, f]);
-    assert_eq!(algorithm.typical_delay(), Some(0.006));
-    // Where they spread (the small requests take 9 ms on average, the
-    // fastest 6), the typical delay sets the product, and every probe
-    // measures it afresh in a second window.
-    let mut spread = steady.clone();
-    spread.small_mean_rtt = Duration::from_millis(9);
-    let mut algorithm = BandwidthDelay::default().probe_every(4);
-    let limits: Vec<u64> = (0..10).map(|_| algorithm.update(&spread, &dim)).collect();
-    // (The first probe halves the product on the base delay, the later
-    // ones the product on the typical delay.)
-    let (first, f, p) = (limits[0], limits[2], limits[4]);
-    assert!(first < p && p < f, "{limits:?}");
-    assert_eq!(limits, [first, first, f, f, p, p, f, f, f, p]);
+    let limits = probed(&mut algorithm, 9, false, 10);
     assert_eq!(algorithm.typical_delay(), Some(0.009));
+    assert_eq!(probes(&limits), [(0, 2), (3, 2), (7, 2)], "{limits:?}");
+    // Round trips that do not spread: measured at the first probe, the
+    // typical delay over 1.1 is below the base delay, so the next probes
+    // take one window, but for every 4th, which measures again.
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    let limits = probed(&mut algorithm, 6, false, 40);
+    assert_eq!(algorithm.typical_delay(), Some(0.006));
+    let expected = [
+        (0, 2),
+        (3, 1),
+        (7, 1),
+        (11, 1),
+        (15, 2),
+        (19, 1),
+        (23, 1),
+        (27, 1),
+    ];
+    assert_eq!(probes(&limits)[..8], expected, "{limits:?}");
+    // A bottleneck: the rate holds through the probe, so its measure may be
+    // the bottleneck's queue, and does not count.
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    probed(&mut algorithm, 9, true, 10);
+    assert_eq!(algorithm.typical_delay(), None);
+}
+
+#[test]
+fn the_typical_delay_is_never_above_what_the_small_requests_take_now() {
+    // Measured at 9 ms; then the downstream gets faster, its small requests
+    // taking 7 ms. The product takes 7 ms (over 1.1), not the old 9: with
+    // the rate at the limit over 7 ms, a full window grows the limit by
+    // 1.25 x 7 / 1.1 / 7 = 1.14 (and the two requests of room, 1.19 here),
+    // where the old delay would give 1.46 (1.51).
+    let mut algorithm = BandwidthDelay::default().probe_every(1000);
+    let limits = probed(&mut algorithm, 9, false, 3);
+    assert_eq!(algorithm.typical_delay(), Some(0.009));
+    let limits = probed_from(limits[2], &mut algorithm, 7, false, 4);
+    for pair in limits.windows(2) {
+        let growth = pair[1] as f64 / pair[0] as f64;
+        assert!((1.1..1.3).contains(&growth), "{growth}: {limits:?}");
+    }
 }
 
 /// A 100 ms window of 10 successes whose mean round trip took `rtt_ms`.

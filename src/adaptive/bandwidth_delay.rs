@@ -85,21 +85,30 @@ use super::window::Window;
 ///   delay.
 ///
 /// Without a bottleneck the typical delay is the mean round trip, and the
-/// limit grows by about `gain / 1.1` a window; where a bottleneck queues,
-/// it is the round trip without that queue, what a request takes when
-/// nothing waits. It cannot feed on its own queue: the queue a probe leaves
-/// is one that half the product and the whole requests cause. The 1.1 is
-/// for that rest: in the simulation (README, "adaptive"), where 16 workers
+/// limit grows by about `gain / 1.1` a window. A probe's measure counts
+/// only if the rate fell with the halved limit (below 3/4 of the
+/// bandwidth): where a bottleneck keeps working through the probe (a pool
+/// of workers that half the limit still keeps busy), a queue stands
+/// through it, and a typical delay taken from it would keep that queue
+/// and grow the limit at every probe; there the base delay is the measure,
+/// as before. A probe that could not lower the limit (at its lower bound)
+/// cannot tell, and takes what it measures: the next probe above the bound
+/// tests it. The 1.1 is for the queue a probe leaves where it does drain: in the simulation (README, "adaptive"), where 16 workers
 /// queue 1 KiB requests, a typical delay taken whole holds a little more
 /// than the product on the base delay does, and the p99 rises from 1.33x
 /// to 1.49x the best static limit's. The first probe comes with the first
 /// window that measured a rate (there is no product to halve before), so
 /// the limit does not walk down for a whole `probe_every` first. A probe
 /// lasts the second window only where the typical delay may matter: at the
-/// first, and while the last one measured is what sets the product
-/// (above the base delay, over 1.1). Elsewhere, as on the simulation's
-/// broker, where requests that wait for nothing take the base delay, a
-/// probe lasts one window and costs the bottleneck half as much.
+/// first, while the last one measured is what sets the product (above the
+/// base delay, over 1.1), and every 4th probe, so that round trips that
+/// begin to spread are seen. Elsewhere, as on the simulation's broker,
+/// where requests that wait for nothing take the base delay, a probe lasts
+/// one window and costs the bottleneck half as much. And a window whose
+/// product would take more than half the limit away, with no queue to
+/// drain and no typical delay setting the product, starts a measuring
+/// probe at once: that is what round trips that begin to spread do, and
+/// the probe must come before the limit reaches its lower bound.
 ///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
@@ -128,6 +137,10 @@ pub struct BandwidthDelay {
     probed: bool,
     /// Whether the probe under way measures the typical delay.
     measuring: bool,
+    /// Probes begun since the last that measured the typical delay.
+    probes_since_measure: u32,
+    /// The limit in force when the probe under way began.
+    before_probe: f64,
     /// The typical delay the last probe measured, in seconds.
     typical: Option<f64>,
     estimate: Estimate,
@@ -149,6 +162,8 @@ impl Default for BandwidthDelay {
             probing: 0,
             probed: false,
             measuring: false,
+            probes_since_measure: MEASURE_EVERY,
+            before_probe: 0.0,
             typical: None,
             estimate: Estimate::default(),
         }
@@ -363,6 +378,19 @@ const RESERVED: usize = 1 << 16;
 /// the typical delay.
 const PROBE_WINDOWS: u32 = 2;
 
+/// A probe that does not need the typical delay still measures it every
+/// this many probes (every 20 s at the preset's spans, with a probe every
+/// 5 s), so that round trips that begin to spread are seen; its second
+/// window costs one window at half the product in `MEASURE_EVERY` probes.
+const MEASURE_EVERY: u32 = 4;
+
+/// A probe's typical delay counts only if the rate of its measuring window
+/// fell below this share of the bandwidth (the highest recent rate):
+/// without a bottleneck the rate follows the halved limit to about half,
+/// where a bottleneck that kept working through the probe holds it near
+/// the whole.
+const FOLLOWED: f64 = 0.75;
+
 /// The typical delay counts for the base delay divided by this: the
 /// share of it that may be queueing a probe did not drain (see the type's
 /// docs, "Round trips that spread"; 1.0 took the 1 KiB simulation's p99
@@ -391,9 +419,22 @@ impl Algorithm for BandwidthDelay {
         }
         if self.probing > 0 {
             self.probing -= 1;
-            let typical = typical_bound(window);
-            if self.probing == 0 && self.measuring && typical > 0.0 {
-                self.typical = Some(typical);
+            if self.probing == 0 && self.measuring {
+                self.probes_since_measure = 0;
+                // Where the rate fell with the limit (below `FOLLOWED` of
+                // the bandwidth), it follows the limit: nothing downstream
+                // kept working through the probe at the old pace, so
+                // nothing queued through it, and the small requests took
+                // what one takes when nothing waits. Where it did not fall,
+                // a bottleneck may have held a queue through the probe,
+                // which the typical delay would keep: there the base delay
+                // is the measure. A probe that could not lower the limit (at
+                // its lower bound) cannot tell; it takes what it measures,
+                // and the next probe above the bound tests it.
+                let at_bound = limit >= self.before_probe;
+                let followed = at_bound || rate < FOLLOWED * self.bandwidth().0;
+                let typical = typical_bound(window);
+                self.typical = (followed && typical > 0.0).then_some(typical);
             }
         }
         let sample = (rate, size);
@@ -415,7 +456,8 @@ impl Algorithm for BandwidthDelay {
         let Some(base_delay) = self.base_delay() else {
             return self.estimate.set(limit);
         };
-        if delay.is_some_and(|delay| delay > self.drain * base_delay) {
+        let drained = delay.is_some_and(|delay| delay > self.drain * base_delay);
+        if drained {
             // A queue stood through the whole window: the downstream was
             // busy, so this rate is what it delivers now. Forget the faster
             // past.
@@ -433,25 +475,40 @@ impl Algorithm for BandwidthDelay {
         });
         let product = self.gain * bandwidth * base_delay.max(typical);
         let whole_requests = self.requests * request as f64;
+        self.since_probe = self.since_probe.saturating_add(1);
         if self.probing > 0 {
             return self.estimate.set(0.5 * product + whole_requests);
         }
-        self.since_probe += 1;
         let due = self.since_probe >= self.probe_every;
+        // A product that would take more than half the limit away, with no
+        // queue to drain, is what round trips that began to spread do (the
+        // lowest of them far below what a request takes): measure them
+        // before the limit falls to its bound, where a probe cannot halve
+        // it. Once a typical delay sets the product, this does not fire.
+        let falling = !drained
+            && product + whole_requests < 0.5 * limit
+            && self
+                .typical
+                .is_none_or(|typical| typical / SPREAD < base_delay);
         // The first probe comes as soon as there is a product to halve, to
         // measure the typical delay; the schedule stays.
-        if self.probe_every > 0 && (due || !self.probed) {
+        if self.probe_every > 0 && (due || !self.probed || falling) {
             if due {
                 self.since_probe = 0;
             }
             self.probed = true;
-            // A second window measures the typical delay, where it may
-            // matter: before the first measure, and while it is what sets
-            // the product. Elsewhere one window drains the queue, and
+            // A second window measures the typical delay where it may
+            // matter: at the first probe, while it is what sets the
+            // product, and every `MEASURE_EVERY`th probe (round trips may
+            // begin to spread). Elsewhere one window drains the queue, and
             // costs the bottleneck half as much.
-            self.measuring = self
-                .typical
-                .is_none_or(|typical| typical / SPREAD >= base_delay);
+            self.before_probe = limit;
+            self.probes_since_measure = self.probes_since_measure.saturating_add(1);
+            self.measuring = falling
+                || self.probes_since_measure >= MEASURE_EVERY
+                || self
+                    .typical
+                    .is_some_and(|typical| typical / SPREAD >= base_delay);
             self.probing = if self.measuring { PROBE_WINDOWS } else { 1 };
             // Halve the part that can queue; the whole requests stay, so the
             // bottleneck keeps working while the queue drains.
