@@ -93,10 +93,11 @@ use super::window::Window;
 /// and grow the limit at every probe; there the base delay is the measure,
 /// as before. A probe that could not lower the limit (at its lower bound)
 /// cannot tell, and takes what it measures: the next probe above the bound
-/// tests it. The 1.1 is for the queue a probe leaves where it does drain: in the simulation (README, "adaptive"), where 16 workers
-/// queue 1 KiB requests, a typical delay taken whole holds a little more
-/// than the product on the base delay does, and the p99 rises from 1.33x
-/// to 1.49x the best static limit's. The first probe comes with the first
+/// tests it. The 1.1 is for the queue a probe leaves where it does drain:
+/// in the simulation (README, "adaptive"), where 16 workers queue 1 KiB
+/// requests, a typical delay taken whole holds a little more than the
+/// product on the base delay does, and the p99 rises from 1.33x to 1.49x
+/// the best static limit's. The first probe comes with the first
 /// window that measured a rate (there is no product to halve before), so
 /// the limit does not walk down for a whole `probe_every` first. A probe
 /// lasts the second window only where the typical delay may matter: at the
