@@ -91,9 +91,9 @@ use super::window::Window;
 /// of workers that half the limit still keeps busy), a queue stands
 /// through it, and a typical delay taken from it would keep that queue
 /// and grow the limit at every probe; there the base delay is the measure,
-/// as before. A probe that could not lower the limit (at its lower bound)
-/// cannot tell, and takes what it measures: the next probe above the bound
-/// tests it. The 1.1 is for the queue a probe leaves where it does drain:
+/// as before. A probe that could not lower the limit (at its lower bound,
+/// or where the whole requests are most of it) cannot tell, and takes what
+/// it measures: the next probe that lowers the limit tests it. The 1.1 is for the queue a probe leaves where it does drain:
 /// in the simulation (README, "adaptive"), where 16 workers queue 1 KiB
 /// requests, a typical delay taken whole holds a little more than the
 /// product on the base delay does, and the p99 rises from 1.33x to 1.49x
@@ -430,8 +430,9 @@ impl Algorithm for BandwidthDelay {
                 // a bottleneck may have held a queue through the probe,
                 // which the typical delay would keep: there the base delay
                 // is the measure. A probe that could not lower the limit (at
-                // its lower bound) cannot tell; it takes what it measures,
-                // and the next probe above the bound tests it.
+                // its lower bound, or where the whole requests are most of
+                // it) cannot tell; it takes what it measures, and the next
+                // probe that lowers the limit tests it.
                 let at_bound = limit >= self.before_probe;
                 let followed = at_bound || rate < FOLLOWED * self.bandwidth().0;
                 let typical = typical_bound(window);
