@@ -206,7 +206,7 @@ fn bandwidth_delay_follows_the_bandwidth_delay_product() {
     // 100 requests of 1 MiB per 100 ms window at a 10 ms round trip of which
     // 1 ms is the bytes: 1000 MiB/s, a base delay of 9 ms, so
     // 1.25 * 1000 MiB/s * 9 ms + 2 * 1 MiB = 13.25 MiB. No probe: the
-    // first would run in the 5th window.
+    // first would come with the first window.
     let mib = 1u64 << 20;
     let sem = semaphore([1000, 64 * mib]);
     let ctl = Controller::builder(Arc::clone(&sem))
