@@ -1396,6 +1396,23 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
 }
 
 #[test]
+fn a_short_probe_schedule_leaves_full_windows() {
+    // Every 2nd window: a measuring probe's two windows count towards the
+    // next, so without a full window between them every window ran at half
+    // and round trips that spread held the limit near its lower bound. Now
+    // two at half, one full (after the first probe, off the schedule, and
+    // the one due right after it).
+    let mut algorithm = BandwidthDelay::default().probe_every(2);
+    let limits = probed(&mut algorithm, 9, false, 30);
+    assert_eq!(
+        probes(&limits)[1..5],
+        [(5, 2), (8, 2), (11, 2), (14, 2)],
+        "{limits:?}"
+    );
+    assert!(limits[29] > 4 * limits[0], "{limits:?}");
+}
+
+#[test]
 fn the_typical_delay_is_never_above_what_the_small_requests_take_now() {
     // Measured at 9 ms; then the downstream gets faster, its small requests
     // taking 7 ms. The product takes 7 ms (over 1.1), not the old 9: with

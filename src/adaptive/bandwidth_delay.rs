@@ -23,9 +23,10 @@ use super::window::Window;
 ///   no delay, nor does one whose fastest success took no time the clock
 ///   can measure; a window too short for the clock gives no rate. So the
 ///   spans count the windows that measured a rate (or a delay): a window
-///   of drops alone, or of a light load, leaves both filters as they were
-///   (an outage holds the byte limit where it was, for the count's
-///   `Aimd` to back off), and is no window towards the next probe either;
+///   of drops alone leaves both filters as they were (an outage holds the
+///   byte limit where it was, for the count's `Aimd` to back off), and is
+///   no window towards the next probe either; one of a light load gives a
+///   rate and no delay;
 /// * `request`: the byte-weighted mean request size (the largest of the
 ///   same windows as `bandwidth`). A request holds its bytes for the whole
 ///   time they take to deliver, so with mixed sizes the limit must fit the
@@ -91,14 +92,21 @@ use super::window::Window;
 /// of workers that half the limit still keeps busy), a queue stands
 /// through it, and a typical delay taken from it would keep that queue
 /// and grow the limit at every probe; there the base delay is the measure,
-/// as before. A probe that could not lower the limit (at its lower bound,
-/// or where the whole requests are most of it) cannot tell, and takes what
-/// it measures: the next probe that lowers the limit tests it. The 1.1 is for the queue a probe leaves where it does drain:
-/// in the simulation (README, "adaptive"), where 16 workers queue 1 KiB
+/// as before. A probe that could not lower the limit at all (a bound, or
+/// the other algorithm of a [`Min`](super::Min) holding it lower) cannot
+/// tell, and takes what it measures: the next probe that lowers the limit
+/// tests it. On a pool of workers whose count the halved limit falls
+/// below, the rate falls because the pool starves, and the measure (the
+/// service time) counts; the next probe, from the higher limit it sets,
+/// keeps the pool busy and rejects it. There the limit moves between two
+/// levels (a reviewer measured 18 and 31-33 on 16 workers, with the same
+/// throughput at both), where it held 18 before. The 1.1 is for the queue
+/// a probe leaves where it does drain: in the simulation (README, "adaptive"), where 16 workers queue 1 KiB
 /// requests, a typical delay taken whole holds a little more than the
 /// product on the base delay does, and the p99 rises from 1.33x to 1.49x
 /// the best static limit's. The first probe comes with the first
-/// window that measured a rate (there is no product to halve before), so
+/// window that measured a rate and a delay (there is no product to halve
+/// before), so
 /// the limit does not walk down for a whole `probe_every` first. A probe
 /// lasts the second window only where the typical delay may matter: at the
 /// first, while the last one measured is what sets the product (above the
@@ -254,8 +262,10 @@ impl BandwidthDelay {
         self
     }
 
-    /// Windows between probes at half the product (default 50). 0 never
-    /// probes, the one window count that does not panic: for tests that
+    /// Windows from one probe at half the product to the next (default 50;
+    /// a probe's own windows count; 2 acts as 3, so that a full window
+    /// separates a measuring probe's two from the next; 1 probes always).
+    /// 0 never probes, the one window count that does not panic: for tests that
     /// want no probe in their figures, or a downstream whose queue drains
     /// by itself now and then; otherwise the product may feed on the queue
     /// it causes (see the type's docs). Without probes the typical delay is
@@ -481,7 +491,15 @@ impl Algorithm for BandwidthDelay {
         if self.probing > 0 {
             return self.estimate.set(0.5 * product + whole_requests);
         }
-        let due = self.since_probe >= self.probe_every;
+        // A measuring probe's windows count towards the next, so that the
+        // schedule holds; at least one full window separates probes (but
+        // for `probe_every(1)`, which probes always).
+        let every = if self.probe_every > 1 {
+            self.probe_every.max(PROBE_WINDOWS + 1)
+        } else {
+            self.probe_every
+        };
+        let due = self.since_probe >= every;
         // A product that would take more than half the limit away, with no
         // queue to drain, is what round trips that began to spread do (the
         // lowest of them far below what a request takes): measure them
