@@ -169,13 +169,14 @@ impl Accumulator {
                 self.delivered = self.delivered.saturating_add(bytes);
                 self.size_squares += (bytes as f64) * (bytes as f64);
                 self.delivered_f64 += bytes as f64;
-                self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(rtt.as_nanos());
+                let rtt_ns = rtt.as_nanos();
+                self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(rtt_ns);
                 if self.min_rtt.is_none_or(|(min, _)| rtt < min) {
                     self.min_rtt = Some((rtt, bytes));
                 }
                 self.max_rtt = self.max_rtt.max(rtt);
-                let rtt_ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-                self.classes.record(bytes, rtt_ns);
+                self.classes
+                    .record(bytes, u64::try_from(rtt_ns).unwrap_or(u64::MAX));
             }
         }
     }
