@@ -668,9 +668,9 @@ fn round_trips_that_begin_to_spread_keep_the_limits_up() {
 
 /// A FIFO pool of `workers`, each request served in 0.5 to 1.5 ms, under
 /// the preset's count alone, fed from an endless backlog for `secs` of
-/// virtual time: the count limit at the end and the mean round trip (ms)
-/// of the last fifth.
-fn worker_pool(workers: usize, secs: u64) -> (u64, f64) {
+/// virtual time: the count limit at the end, the mean round trip (ms) of
+/// the last fifth, and the highest count limit in the second half.
+fn worker_pool(workers: usize, secs: u64) -> (u64, f64, u64) {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap, VecDeque};
     let sem = semaphore([8, MAX]);
@@ -684,7 +684,7 @@ fn worker_pool(workers: usize, secs: u64) -> (u64, f64) {
     let (mut done_at, mut waiting) = (BinaryHeap::new(), VecDeque::new());
     let mut held = HashMap::new();
     let (mut now, mut id, mut busy) = (Duration::ZERO, 0u64, 0usize);
-    let (mut rtt_sum, mut rtts) = (0.0, 0u32);
+    let (mut rtt_sum, mut rtts, mut highest) = (0.0, 0u32, 0);
     while now < end {
         while let Ok(permit) = ctl.try_acquire_at([1, 1], t0 + now) {
             held.insert(id, (permit, now));
@@ -701,6 +701,9 @@ fn worker_pool(workers: usize, secs: u64) -> (u64, f64) {
         let (permit, granted): (multisem::adaptive::TrackedPermit<2>, Duration) =
             held.remove(&done).unwrap();
         permit.complete_at(Outcome::success(), t0 + now);
+        if now * 2 >= end {
+            highest = highest.max(ctl.limits()[0]);
+        }
         if now * 5 >= end * 4 {
             rtt_sum += (now - granted).as_secs_f64() * 1e3;
             rtts += 1;
@@ -711,7 +714,7 @@ fn worker_pool(workers: usize, secs: u64) -> (u64, f64) {
             done_at.push(Reverse((serve(now, &mut rng), next)));
         }
     }
-    (ctl.limits()[0], rtt_sum / f64::from(rtts))
+    (ctl.limits()[0], rtt_sum / f64::from(rtts), highest)
 }
 
 #[test]
@@ -723,10 +726,28 @@ fn the_typical_delay_does_not_feed_on_a_worker_pools_queue() {
     // the limit, so the
     // probe's measure is not taken, and the count stays near the base
     // delay's product (6, 1.5 ms, as before the typical delay).
-    let (count, mean_ms) = worker_pool(4, 40);
+    let (count, mean_ms, _) = worker_pool(4, 40);
     assert!(
         count <= 12 && mean_ms < 3.0,
         "count {count}, mean round trip {mean_ms} ms"
+    );
+}
+
+#[test]
+fn a_probe_that_starves_a_worker_pool_does_not_move_the_count() {
+    // 16 workers, and the preset's count at 18 (twice the rate times the
+    // fastest service, 0.5 ms, and two requests). A measuring probe halves
+    // it to 10 and starves the pool, whose round trip is then the mean
+    // service, 1 ms: a typical delay that, with the gain of 2, would set
+    // 31-33 and keep a queue as long as the pool. Before, the probe's rate
+    // had fallen with the limit, so its measure counted, and the count
+    // moved between 18 and 31-33 (33 from 26 s to 30 s here); now the round
+    // trip that fell from the full limit to the probe's shows the queue, and
+    // the count stays at 18.
+    let (count, mean_ms, highest) = worker_pool(16, 30);
+    assert!(
+        highest <= 24 && mean_ms < 1.5,
+        "count {count} (at most {highest} in the second half), mean round trip {mean_ms} ms"
     );
 }
 
@@ -777,6 +798,41 @@ fn bandwidth_delay_takes_the_typical_delay_a_probe_measures() {
     }
     assert_eq!(never.typical_delay(), None);
     assert!(dim.limit < 128 << 10, "{}", dim.limit);
+}
+
+#[test]
+fn a_measure_rejected_by_chance_is_measured_again_at_once() {
+    // Round trips that spread, and a base delay that the first window's
+    // fastest request set far below the rest (0.2 ms: with mixed sizes a
+    // large request's own bytes can do that), so that every later window
+    // reads as one through which a queue stood. The probe due at window 9
+    // measures in window 11, where the small requests happen to take 1 ms
+    // less than in the window before the probe, four standard errors: the
+    // measure is rejected, and the product on the base delay takes the
+    // limit to its two requests of room. That fall starts a measuring
+    // probe at once, which finds the spread again, and the limit grows
+    // back. Before, the queue that every window read kept that probe from
+    // starting, and the limit stayed at 34 KB for the 30 windows after.
+    let mut algorithm = BandwidthDelay::default().probe_every(10);
+    let mut dim = at(1 << 20, 1 << 20);
+    let mut limits = Vec::new();
+    for i in 0..30 {
+        let mut window = spread_window(dim.limit);
+        if i == 0 {
+            window.min_rtt = Duration::from_micros(200);
+        }
+        if i == 11 {
+            window.small_mean_rtt = Duration::from_micros(3500);
+        }
+        dim.limit = algorithm.update(&window, &dim);
+        limits.push(dim.limit);
+    }
+    assert!(limits[11] < 64 << 10, "not rejected: {limits:?}");
+    assert!(algorithm.typical_delay().is_some(), "{limits:?}");
+    assert!(
+        limits[20..].iter().any(|&limit| limit > limits[8]),
+        "{limits:?}"
+    );
 }
 
 /// Real threads acquire and complete while the controller resizes on
@@ -1311,9 +1367,11 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
 }
 
 /// The limits `algorithm` sets over `n` windows of 1 KiB requests whose
-/// fastest took 6 ms and whose small ones `small_ms` on average, at a
-/// rate that follows the limit over that round trip (no bottleneck) or
-/// stays at 3200 requests a second whatever it is (a bottleneck).
+/// fastest took 6 ms. Without a bottleneck the small ones take `small_ms`
+/// on average and the rate follows the limit over that round trip; at a
+/// bottleneck the rate stays at 3200 requests a second whatever the limit,
+/// and the round trip is what the limit queues there (Little's law), but
+/// never below the fastest's.
 fn probed(algorithm: &mut BandwidthDelay, small_ms: u64, bottleneck: bool, n: usize) -> Vec<u64> {
     probed_from(24 * 1024, algorithm, small_ms, bottleneck, n)
 }
@@ -1330,13 +1388,15 @@ fn probed_from(
     (dim.min, dim.max) = (1, 1 << 40);
     (0..n)
         .map(|_| {
-            let per_second = if bottleneck {
-                3200
+            let in_flight = dim.limit as f64 / 1024.0;
+            let (per_second, small_s) = if bottleneck {
+                (3200, f64::max(in_flight / 3200.0, 0.006))
             } else {
-                (dim.limit as f64 / 1024.0 / (small_ms as f64 / 1e3)) as u64
+                let small_s = small_ms as f64 / 1e3;
+                ((in_flight / small_s) as u64, small_s)
             };
             let mut window = kib_window(per_second, 6);
-            window.small_mean_rtt = Duration::from_millis(small_ms);
+            window.small_mean_rtt = Duration::from_secs_f64(small_s);
             dim.limit = algorithm.update(&window, &dim);
             dim.limit
         })
@@ -1388,8 +1448,9 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
         (27, 1),
     ];
     assert_eq!(probes(&limits)[..8], expected, "{limits:?}");
-    // A bottleneck: the rate holds through the probe, so its measure may be
-    // the bottleneck's queue, and does not count.
+    // A bottleneck: the round trip falls with the probe's halved limit,
+    // so part of it was the queue the full limit kept, and the measure does
+    // not count.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
     probed(&mut algorithm, 9, true, 10);
     assert_eq!(algorithm.typical_delay(), None);

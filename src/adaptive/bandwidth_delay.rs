@@ -87,37 +87,37 @@ use super::window::Window;
 ///
 /// Without a bottleneck the typical delay is the mean round trip, and the
 /// limit grows by about `gain / 1.1` a window. A probe's measure counts
-/// only if the rate fell with the halved limit (below 3/4 of the
-/// bandwidth): where a bottleneck keeps working through the probe (a pool
-/// of workers that half the limit still keeps busy), a queue stands
-/// through it, and a typical delay taken from it would keep that queue
-/// and grow the limit at every probe; there the base delay is the measure,
-/// as before. A probe that could not lower the limit at all (a bound, or
-/// the other algorithm of a [`Min`](super::Min) holding it lower) cannot
-/// tell, and takes what it measures: the next probe that lowers the limit
-/// tests it. On a pool of workers whose count the halved limit falls
-/// below, the rate falls because the pool starves, and the measure (the
-/// service time) counts; the next probe, from the higher limit it sets,
-/// keeps the pool busy and rejects it. There the limit moves between two
-/// levels (a reviewer measured 18 and 31-33 on 16 workers, with the same
-/// throughput at both), where it held 18 before. The 1.1 is for the queue
-/// a probe leaves where it does drain: in the simulation (README, "adaptive"), where 16 workers queue 1 KiB
-/// requests, a typical delay taken whole holds a little more than the
-/// product on the base delay does, and the p99 rises from 1.33x to 1.49x
-/// the best static limit's. The first probe comes with the first
-/// window that measured a rate and a delay (there is no product to halve
-/// before), so
-/// the limit does not walk down for a whole `probe_every` first. A probe
-/// lasts the second window only where the typical delay may matter: at the
-/// first, while the last one measured is what sets the product (above the
-/// base delay, over 1.1), and every 4th probe, so that round trips that
-/// begin to spread are seen. Elsewhere, as on the simulation's broker,
-/// where requests that wait for nothing take the base delay, a probe lasts
-/// one window and costs the bottleneck half as much. And a window whose
-/// product would take more than half the limit away, with no queue to
-/// drain and no typical delay setting the product, starts a measuring
-/// probe at once: that is what round trips that begin to spread do, and
-/// the probe must come before the limit reaches its lower bound.
+/// only if the small requests' round trip did not fall with the halved
+/// limit (by more than two standard errors, against the window before the
+/// probe): without a bottleneck it stays, where a bottleneck that the full
+/// limit kept queued (a pool of workers, a shared link) shortens its queue
+/// at half. There the probe measures the bottleneck's service time without
+/// the queue, and a product on it, times the gain, would build the queue
+/// again: the base delay is the measure. (A test on the rate, which a
+/// probe that starves a pool lowers too, let the preset's count on 16
+/// workers move between 18 and 31-33.) A probe that could not lower the
+/// limit at all (a bound, or the other algorithm of a [`Min`](super::Min)
+/// holding it lower) cannot tell, and takes what it measures: the next
+/// probe that lowers the limit tests it.
+///
+/// The 1.1 is for the queue a probe leaves where it does drain: in the
+/// simulation (README, "adaptive"), where 16 workers queue 1 KiB requests,
+/// a typical delay taken whole holds a little more than the product on the
+/// base delay does, and the p99 rises from 1.33x to 1.49x the best static
+/// limit's. The first probe comes with the first window that measured a
+/// rate and a delay (there is no product to halve before), so the limit
+/// does not walk down for a whole `probe_every` first. A probe lasts the
+/// second window only where the typical delay may matter: at the first,
+/// while the last one measured is what sets the product (above the base
+/// delay, over 1.1), and every 4th probe, so that round trips that begin to
+/// spread are seen. Elsewhere, as on the simulation's broker, where
+/// requests that wait for nothing take the base delay, a probe lasts one
+/// window and costs the bottleneck half as much. And a window whose product
+/// would take more than half the limit away, with no typical delay setting
+/// the product, starts a measuring probe at once: that is what round trips
+/// that begin to spread do (and a measure rejected by chance where they
+/// spread), and the probe must come before the limit reaches its lower
+/// bound.
 ///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
@@ -152,6 +152,9 @@ pub struct BandwidthDelay {
     before_probe: f64,
     /// The typical delay the last probe measured, in seconds.
     typical: Option<f64>,
+    /// The small requests' mean round trip and its standard error in the
+    /// last window before the probe under way, in seconds.
+    rtt_before_probe: (f64, f64),
     estimate: Estimate,
 }
 
@@ -174,6 +177,7 @@ impl Default for BandwidthDelay {
             probes_since_measure: MEASURE_EVERY,
             before_probe: 0.0,
             typical: None,
+            rtt_before_probe: (0.0, 0.0),
             estimate: Estimate::default(),
         }
     }
@@ -395,12 +399,16 @@ const PROBE_WINDOWS: u32 = 2;
 /// window costs one window at half the product in `MEASURE_EVERY` probes.
 const MEASURE_EVERY: u32 = 4;
 
-/// A probe's typical delay counts only if the rate of its measuring window
-/// fell below this share of the bandwidth (the highest recent rate):
-/// without a bottleneck the rate follows the halved limit to about half,
-/// where a bottleneck that kept working through the probe holds it near
-/// the whole.
-const FOLLOWED: f64 = 0.75;
+/// A probe's typical delay counts only if the small requests' mean round
+/// trip in its measuring window is not below the one in the window before
+/// the probe by more than this many standard errors (of the difference):
+/// without a bottleneck the round trip is the same at half the limit, where
+/// the queue a bottleneck held at the full limit shortens with the limit.
+/// At 2, a probe on round trips that spread at random rejects its measure
+/// about once in 50 (measured: 1 in 62, on the spread reproducer's 40
+/// runs); a pool of workers just below the full limit (16 workers at a
+/// limit of 18) shows its queue at 3.7 to 6 standard errors.
+const QUEUED: f64 = 2.0;
 
 /// The typical delay counts for the base delay divided by this: the
 /// share of it that may be queueing a probe did not drain (see the type's
@@ -432,21 +440,25 @@ impl Algorithm for BandwidthDelay {
             self.probing -= 1;
             if self.probing == 0 && self.measuring {
                 self.probes_since_measure = 0;
-                // Where the rate fell with the limit (below `FOLLOWED` of
-                // the bandwidth), it follows the limit: nothing downstream
-                // kept working through the probe at the old pace, so
-                // nothing queued through it, and the small requests took
-                // what one takes when nothing waits. Where it did not fall,
-                // a bottleneck may have held a queue through the probe,
-                // which the typical delay would keep: there the base delay
-                // is the measure. A probe that could not lower the limit (at
-                // its lower bound, or where the whole requests are most of
-                // it) cannot tell; it takes what it measures, and the next
+                // Where nothing queued at the full limit, the small requests
+                // take as long at half of it: their round trip is the
+                // downstream's, whatever the load, and the typical delay
+                // counts. Where it fell with the limit (by more than
+                // `QUEUED` standard errors), part of it was a queue that
+                // the full limit kept at a bottleneck (a pool of workers, a
+                // shared link), and a probe that starved the bottleneck
+                // measured its service time, which would grow the limit
+                // back into that queue: there the base delay is the
+                // measure. A probe that could not lower the limit (a bound,
+                // or the other algorithm of a `Min` holding it lower)
+                // cannot tell; it takes what it measures, and the next
                 // probe that lowers the limit tests it.
                 let at_bound = limit >= self.before_probe;
-                let followed = at_bound || rate < FOLLOWED * self.bandwidth().0;
+                let (before, before_error) = self.rtt_before_probe;
+                let (now, now_error) = small_rtt(window);
+                let queued = !at_bound && before - now > QUEUED * before_error.hypot(now_error);
                 let typical = typical_bound(window);
-                self.typical = (followed && typical > 0.0).then_some(typical);
+                self.typical = (!queued && typical > 0.0).then_some(typical);
             }
         }
         let sample = (rate, size);
@@ -500,13 +512,18 @@ impl Algorithm for BandwidthDelay {
             self.probe_every
         };
         let due = self.since_probe >= every;
-        // A product that would take more than half the limit away, with no
-        // queue to drain, is what round trips that began to spread do (the
-        // lowest of them far below what a request takes): measure them
-        // before the limit falls to its bound, where a probe cannot halve
-        // it. Once a typical delay sets the product, this does not fire.
-        let falling = !drained
-            && product + whole_requests < 0.5 * limit
+        // A product that would take more than half the limit away is what
+        // round trips that began to spread do (the lowest of them far below
+        // what a request takes), or a measure rejected by chance where
+        // they spread: measure them before the limit falls to its bound,
+        // where a probe cannot halve it. Where a queue stood (`drained`)
+        // too: with mixed sizes a large request's own bytes can set the
+        // base delay far below what a small one takes, and then every
+        // window reads as one through which a queue stood. Where the fall
+        // is a real queue draining, the probe drains it further and its
+        // measure shows the queue. Once a typical delay sets the product,
+        // this does not fire.
+        let falling = product + whole_requests < 0.5 * limit
             && self
                 .typical
                 .is_none_or(|typical| typical / SPREAD < base_delay);
@@ -523,6 +540,7 @@ impl Algorithm for BandwidthDelay {
             // begin to spread). Elsewhere one window drains the queue, and
             // costs the bottleneck half as much.
             self.before_probe = limit;
+            self.rtt_before_probe = small_rtt(window);
             self.probes_since_measure = self.probes_since_measure.saturating_add(1);
             self.measuring = falling
                 || self.probes_since_measure >= MEASURE_EVERY
@@ -538,8 +556,18 @@ impl Algorithm for BandwidthDelay {
     }
 }
 
+/// The small requests' mean round trip in `window` and its standard error,
+/// in seconds.
+fn small_rtt(window: &Window) -> (f64, f64) {
+    (
+        window.small_mean_rtt.as_secs_f64(),
+        window.small_rtt_error.as_secs_f64(),
+    )
+}
+
 /// The small requests' mean round trip in `window` plus twice its standard
 /// error, in seconds.
 fn typical_bound(window: &Window) -> f64 {
-    window.small_mean_rtt.as_secs_f64() + 2.0 * window.small_rtt_error.as_secs_f64()
+    let (mean, error) = small_rtt(window);
+    mean + 2.0 * error
 }

@@ -38,7 +38,7 @@ fn spans(algorithm: BandwidthDelay) -> BandwidthDelay {
 /// **Where it undercounts.** The rate is measured on what the limit lets
 /// through, so a count that binds grows only while `2 × base delay` exceeds
 /// the mean round trip (the typical delay stands in for the base delay only
-/// where the rate fell as a probe halved the limit, so not behind a
+/// where the round trip held as a probe halved the limit, so not behind a
 /// bottleneck such as a disk). The base delay is the fastest requests'; where
 /// those are far faster than the mean, the count settles near its two
 /// requests of room and holds back a downstream whose bottleneck is its
