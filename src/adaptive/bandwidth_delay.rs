@@ -86,19 +86,32 @@ use super::window::Window;
 ///   delay.
 ///
 /// Without a bottleneck the typical delay is the mean round trip, and the
-/// limit grows by about `gain / 1.1` a window. A probe's measure counts
-/// only if the small requests' round trip did not fall with the halved
+/// limit grows by about `gain / 1.1` a window. Behind a bottleneck that the
+/// full limit keeps queued (a pool of workers, a shared link), a probe
+/// shortens the queue, and the small requests' round trip falls with the
 /// limit (by more than two standard errors, against the window before the
-/// probe): without a bottleneck it stays, where a bottleneck that the full
-/// limit kept queued (a pool of workers, a shared link) shortens its queue
-/// at half. There the probe measures the bottleneck's service time without
-/// the queue, and a product on it, times the gain, would build the queue
-/// again: the base delay is the measure. (A test on the rate, which a
-/// probe that starves a pool lowers too, let the preset's count on 16
-/// workers move between 18 and 31-33.) A probe that could not lower the
-/// limit at all (a bound, or the other algorithm of a [`Min`](super::Min)
-/// holding it lower) cannot tell, and takes what it measures: the next
-/// probe that lowers the limit tests it.
+/// probe); without one it holds. Where it fell, the rate tells what the
+/// probe measured:
+///
+/// * where the rate fell with the limit too, the probe starved the
+///   bottleneck and measured its round trip without the queue: the
+///   measure counts;
+/// * where the rate held (nearer the rate before than one in proportion to
+///   the limit), a queue stood through the probe as well, and the measure
+///   is that queue's, which would feed the product at every probe: the
+///   last typical delay stays, never above this measure, so that one taken
+///   before the downstream became a bottleneck falls at every probe.
+///
+/// And once a probe has seen a bottleneck, the typical delay counts at a
+/// gain of 1.25 at most: a gain that makes up for the base delay being the
+/// fastest round trip, as the preset count's 2 does, would on the mean
+/// hold a queue as long as the bottleneck (16 workers: a count of 31-33,
+/// against 21-22). (Taking no measure where the round trip fell left the
+/// product on the base delay, and where round trips spread behind a pool
+/// of 50 workers it walked the preset's count down to 3 or 4.) A probe that
+/// could not lower the limit by a quarter (a bound, or the other algorithm
+/// of a [`Min`](super::Min) holding it lower) cannot tell, and takes what
+/// it measures: the next probe that lowers the limit tests it.
 ///
 /// The 1.1 is for the queue a probe leaves where it does drain: in the
 /// simulation (README, "adaptive"), where 16 workers queue 1 KiB requests,
@@ -115,9 +128,8 @@ use super::window::Window;
 /// window and costs the bottleneck half as much. And a window whose product
 /// would take more than half the limit away, with no typical delay setting
 /// the product, starts a measuring probe at once: that is what round trips
-/// that begin to spread do (and a measure rejected by chance where they
-/// spread), and the probe must come before the limit reaches its lower
-/// bound.
+/// that begin to spread do, and the probe must come before the limit
+/// reaches its lower bound.
 ///
 /// It needs successes that report their bytes ([`Outcome::delivered`](super::Outcome::delivered)).
 ///
@@ -155,6 +167,10 @@ pub struct BandwidthDelay {
     /// The small requests' mean round trip and its standard error in the
     /// last window before the probe under way, in seconds.
     rtt_before_probe: (f64, f64),
+    /// Whether the last measuring probe that lowered the limit saw the
+    /// small requests' round trip fall with it: a bottleneck, behind which
+    /// the typical delay counts at `TYPICAL_GAIN` at most.
+    queued: bool,
     estimate: Estimate,
 }
 
@@ -178,6 +194,7 @@ impl Default for BandwidthDelay {
             before_probe: 0.0,
             typical: None,
             rtt_before_probe: (0.0, 0.0),
+            queued: false,
             estimate: Estimate::default(),
         }
     }
@@ -399,16 +416,23 @@ const PROBE_WINDOWS: u32 = 2;
 /// window costs one window at half the product in `MEASURE_EVERY` probes.
 const MEASURE_EVERY: u32 = 4;
 
-/// A probe's typical delay counts only if the small requests' mean round
-/// trip in its measuring window is not below the one in the window before
-/// the probe by more than this many standard errors (of the difference):
-/// without a bottleneck the round trip is the same at half the limit, where
-/// the queue a bottleneck held at the full limit shortens with the limit.
-/// At 2, a probe on round trips that spread at random rejects its measure
-/// about once in 50 (measured: 1 in 62, on the spread reproducer's 40
-/// runs); a pool of workers just below the full limit (16 workers at a
-/// limit of 18) shows its queue at 3.7 to 6 standard errors.
+/// A probe sees a bottleneck where the small requests' mean round trip in
+/// its measuring window is below the one in the window before the probe by
+/// more than this many standard errors (of the difference): without a
+/// bottleneck the round trip is the same at half the limit, where the queue
+/// a bottleneck held at the full limit shortens with the limit. At 2, a
+/// probe on round trips that spread at random sees one about once in 50
+/// (1 in 62 on the spread reproducer's 40 runs), and there the rate, which
+/// falls with the limit, keeps the measure.
 const QUEUED: f64 = 2.0;
+
+/// A probe that kept more than this share of the limit before it cannot
+/// tell a bottleneck's queue from chance (see the type's docs).
+const LOWERED: f64 = 0.75;
+
+/// Behind a bottleneck, the typical delay counts at this gain at most (the
+/// byte preset's own).
+const TYPICAL_GAIN: f64 = 1.25;
 
 /// The typical delay counts for the base delay divided by this: the
 /// share of it that may be queueing a probe did not drain (see the type's
@@ -446,19 +470,34 @@ impl Algorithm for BandwidthDelay {
                 // counts. Where it fell with the limit (by more than
                 // `QUEUED` standard errors), part of it was a queue that
                 // the full limit kept at a bottleneck (a pool of workers, a
-                // shared link), and a probe that starved the bottleneck
-                // measured its service time, which would grow the limit
-                // back into that queue: there the base delay is the
-                // measure. A probe that could not lower the limit (a bound,
-                // or the other algorithm of a `Min` holding it lower)
-                // cannot tell; it takes what it measures, and the next
-                // probe that lowers the limit tests it.
-                let at_bound = limit >= self.before_probe;
+                // shared link). A probe that starved the bottleneck (its
+                // rate fell with the limit) measured the round trip without
+                // that queue, which counts; one through which the queue
+                // stood (its rate held: nearer the bandwidth than the
+                // bandwidth in proportion to the limit) measured the queue,
+                // which would feed the product: the last measure stays, no
+                // higher than this one. A probe that could not lower the
+                // limit by a quarter (a bound, or the other algorithm of a
+                // `Min` holding it lower) cannot tell; it takes what it
+                // measures, and the next probe that lowers the limit tests
+                // it.
+                let lowered = limit / self.before_probe;
+                let tells = lowered <= LOWERED;
                 let (before, before_error) = self.rtt_before_probe;
                 let (now, now_error) = small_rtt(window);
-                let queued = !at_bound && before - now > QUEUED * before_error.hypot(now_error);
+                let queued = tells && before - now > QUEUED * before_error.hypot(now_error);
+                let held = rate >= 0.5 * (1.0 + lowered) * self.bandwidth().0;
                 let typical = typical_bound(window);
-                self.typical = (!queued && typical > 0.0).then_some(typical);
+                if tells {
+                    self.queued = queued;
+                }
+                if typical <= 0.0 {
+                    // No small request measured: the last measure stays.
+                } else if queued && held {
+                    self.typical = self.typical.map(|last| last.min(typical));
+                } else {
+                    self.typical = Some(typical);
+                }
             }
         }
         let sample = (rate, size);
@@ -495,9 +534,9 @@ impl Algorithm for BandwidthDelay {
         let typical = self.typical.map_or(0.0, |typical| {
             let now = typical_bound(window);
             let typical = if now > 0.0 { typical.min(now) } else { typical };
-            typical / SPREAD
+            self.typical_part(typical)
         });
-        let product = self.gain * bandwidth * base_delay.max(typical);
+        let product = bandwidth * (self.gain * base_delay).max(typical);
         let whole_requests = self.requests * request as f64;
         self.since_probe = self.since_probe.saturating_add(1);
         if self.probing > 0 {
@@ -514,8 +553,7 @@ impl Algorithm for BandwidthDelay {
         let due = self.since_probe >= every;
         // A product that would take more than half the limit away is what
         // round trips that began to spread do (the lowest of them far below
-        // what a request takes), or a measure rejected by chance where
-        // they spread: measure them before the limit falls to its bound,
+        // what a request takes): measure them before the limit falls to its bound,
         // where a probe cannot halve it. Where a queue stood (`drained`)
         // too: with mixed sizes a large request's own bytes can set the
         // base delay far below what a small one takes, and then every
@@ -526,7 +564,7 @@ impl Algorithm for BandwidthDelay {
         let falling = product + whole_requests < 0.5 * limit
             && self
                 .typical
-                .is_none_or(|typical| typical / SPREAD < base_delay);
+                .is_none_or(|typical| self.typical_part(typical) < self.gain * base_delay);
         // The first probe comes as soon as there is a product to halve, to
         // measure the typical delay; the schedule stays.
         if self.probe_every > 0 && (due || !self.probed || falling) {
@@ -546,13 +584,27 @@ impl Algorithm for BandwidthDelay {
                 || self.probes_since_measure >= MEASURE_EVERY
                 || self
                     .typical
-                    .is_some_and(|typical| typical / SPREAD >= base_delay);
+                    .is_some_and(|typical| self.typical_part(typical) >= self.gain * base_delay);
             self.probing = if self.measuring { PROBE_WINDOWS } else { 1 };
             // Halve the part that can queue; the whole requests stay, so the
             // bottleneck keeps working while the queue drains.
             return self.estimate.set(0.5 * product + whole_requests);
         }
         self.estimate.set(product + whole_requests)
+    }
+}
+
+impl BandwidthDelay {
+    /// What `typical` counts for in the product, before the bandwidth:
+    /// less the spread a probe leaves in it, times the gain (at most
+    /// `TYPICAL_GAIN` behind a bottleneck).
+    fn typical_part(&self, typical: f64) -> f64 {
+        let gain = if self.queued {
+            self.gain.min(TYPICAL_GAIN)
+        } else {
+            self.gain
+        };
+        gain * typical / SPREAD
     }
 }
 

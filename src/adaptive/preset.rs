@@ -36,13 +36,14 @@ fn spans(algorithm: BandwidthDelay) -> BandwidthDelay {
 /// requests alike) under [`Aimd`]'s back-off on drops.
 ///
 /// **Where it undercounts.** The rate is measured on what the limit lets
-/// through, so a count that binds grows only while `2 × base delay` exceeds
-/// the mean round trip (the typical delay stands in for the base delay only
-/// where the round trip held as a probe halved the limit, so not behind a
-/// bottleneck such as a disk). The base delay is the fastest requests'; where
-/// those are far faster than the mean, the count settles near its two
-/// requests of room and holds back a downstream whose bottleneck is its
-/// bytes. In `examples/http_gateway.rs --adaptive` a 100 B request takes
+/// through, so a count that binds grows only while `2 × base delay`, or
+/// `2 × typical delay / 1.1` (`1.25 ×` behind a bottleneck such as a
+/// disk), exceeds the mean round trip. The typical delay is a probe's
+/// measure of the small requests' round trip without a queue (see
+/// [`BandwidthDelay`], "Round trips that spread"). The base delay is the
+/// fastest requests'; where those are far faster than the mean, the count
+/// settles near its two requests of room and holds back a downstream whose
+/// bottleneck is its bytes. In `examples/http_gateway.rs --adaptive` a 100 B request takes
 /// the server a few microseconds and a 4 MiB one tens of milliseconds; the
 /// disk serves writes first come, first served, so small requests also wait
 /// behind large ones, and keeping it busy takes a queue that grows with the
