@@ -102,8 +102,8 @@ use super::window::Window;
 ///   last typical delay stays, never above this measure, so that one taken
 ///   before the downstream became a bottleneck falls at every probe.
 ///
-/// And once a probe has seen a bottleneck, the typical delay counts at a
-/// gain of 1.25 at most: a gain that makes up for the base delay being the
+/// And while the last probe that could tell saw a bottleneck, the typical
+/// delay counts at a gain of 1.25 at most: a gain that makes up for the base delay being the
 /// fastest round trip, as the preset count's 2 does, would on the mean
 /// hold a queue as long as the bottleneck (16 workers: a count of 31-33,
 /// against 21-22). (Taking no measure where the round trip fell left the
@@ -121,9 +121,9 @@ use super::window::Window;
 /// rate and a delay (there is no product to halve before), so the limit
 /// does not walk down for a whole `probe_every` first. A probe lasts the
 /// second window only where the typical delay may matter: at the first,
-/// while the last one measured is what sets the product (above the base
-/// delay, over 1.1), and every 4th probe, so that round trips that begin to
-/// spread are seen. Elsewhere, as on the simulation's broker, where
+/// while the last one measured is what sets the product (its part above
+/// the base delay's), and every 4th probe, so that round trips that begin
+/// to spread are seen. Elsewhere, as on the simulation's broker, where
 /// requests that wait for nothing take the base delay, a probe lasts one
 /// window and costs the bottleneck half as much. And a window whose product
 /// would take more than half the limit away, with no typical delay setting
@@ -162,7 +162,7 @@ pub struct BandwidthDelay {
     probes_since_measure: u32,
     /// The limit in force when the probe under way began.
     before_probe: f64,
-    /// The typical delay the last probe measured, in seconds.
+    /// The typical delay in seconds (see `typical_delay`).
     typical: Option<f64>,
     /// The small requests' mean round trip and its standard error in the
     /// last window before the probe under way, in seconds.
@@ -369,9 +369,10 @@ impl BandwidthDelay {
     }
 
     /// The typical delay in seconds: the mean round trip of the small
-    /// requests in the last probe's second window, plus twice its standard
-    /// error (`None` before a probe measured it; see the type's docs,
-    /// "Round trips that spread").
+    /// requests in a measuring probe's second window, plus twice its
+    /// standard error, from the last probe whose measure counted (no higher
+    /// than those of later probes that measured a queue; `None` before a
+    /// measure counted; see the type's docs, "Round trips that spread").
     ///
     /// ```
     /// use multisem::adaptive::BandwidthDelay;
@@ -553,14 +554,14 @@ impl Algorithm for BandwidthDelay {
         let due = self.since_probe >= every;
         // A product that would take more than half the limit away is what
         // round trips that began to spread do (the lowest of them far below
-        // what a request takes): measure them before the limit falls to its bound,
-        // where a probe cannot halve it. Where a queue stood (`drained`)
-        // too: with mixed sizes a large request's own bytes can set the
-        // base delay far below what a small one takes, and then every
-        // window reads as one through which a queue stood. Where the fall
-        // is a real queue draining, the probe drains it further and its
-        // measure shows the queue. Once a typical delay sets the product,
-        // this does not fire.
+        // what a request takes): measure them before the limit falls to its
+        // bound, where a probe cannot halve it. Where a queue stood
+        // (`drained`) too: with mixed sizes a large request's own bytes can
+        // set the base delay far below what a small one takes, and then
+        // every window reads as one through which a queue stood. Where the
+        // fall is a real queue draining, the probe drains it further and
+        // its measure shows the queue. Once a typical delay sets the
+        // product, this does not fire.
         let falling = product + whole_requests < 0.5 * limit
             && self
                 .typical
