@@ -679,13 +679,14 @@ struct PoolRun {
 
 /// A FIFO pool of `workers`, each request served in 0.5 to 1.5 ms, under
 /// the preset's count alone, fed from an endless backlog for `secs` of
-/// virtual time. With `spread_us`, a request that leaves a worker
-/// completes 1 ms plus up to that many microseconds (uniform) later (a
-/// network path with spread behind the pool), whatever the load.
-fn worker_pool(workers: usize, secs: u64, spread_us: Option<u64>) -> PoolRun {
+/// virtual time, from a count of `start`. With `spread_us`, a request that
+/// leaves a worker completes 1 ms plus up to that many microseconds
+/// (uniform) later (a network path with spread behind the pool), whatever
+/// the load.
+fn worker_pool(workers: usize, secs: u64, spread_us: Option<u64>, start: u64) -> PoolRun {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap, VecDeque};
-    let sem = semaphore([8, MAX]);
+    let sem = semaphore([start, MAX]);
     let ctl = Controller::builder(Arc::clone(&sem))
         .limit(0, 1..=4096, preset::count())
         .window(preset::WINDOW, preset::MIN_SAMPLES)
@@ -757,10 +758,32 @@ fn the_typical_delay_does_not_feed_on_a_worker_pools_queue() {
     // the limit and the rate did not, so the probe's measure is not taken,
     // and the count stays near the base delay's product (6, 1.5 ms, as
     // before the typical delay).
-    let PoolRun { count, mean_ms, .. } = worker_pool(4, 40, None);
+    let PoolRun { count, mean_ms, .. } = worker_pool(4, 40, None, 8);
     assert!(
         count <= 12 && mean_ms < 3.0,
         "count {count}, mean round trip {mean_ms} ms"
+    );
+}
+
+#[test]
+fn a_count_far_above_a_worker_pool_comes_down_to_it() {
+    // The count starts at 1000 on 4 workers: a queue that takes 250 ms to
+    // drain, ten windows, where a probe lasts two. Measured in its second
+    // window, the probe's round trip was still the old queue's and did not
+    // fall, so it counted as the typical delay, and the count climbed with
+    // it (463 to 853 in the second minute, round trips of 155 ms). The probe
+    // now waits for the requests granted before it, then sees the queue
+    // fall with the limit while the rate holds, and the count settles near
+    // the base delay's product (4 to 6).
+    let PoolRun {
+        count,
+        mean_ms,
+        highest,
+        ..
+    } = worker_pool(4, 40, None, 1_000);
+    assert!(
+        highest <= 12 && mean_ms < 3.0,
+        "count {count} (at most {highest} in the second half), mean round trip {mean_ms} ms"
     );
 }
 
@@ -779,7 +802,7 @@ fn behind_a_worker_pool_the_typical_delay_takes_a_modest_gain() {
         mean_ms,
         highest,
         ..
-    } = worker_pool(16, 30, None);
+    } = worker_pool(16, 30, None, 8);
     assert!(
         highest <= 24 && mean_ms < 1.5,
         "count {count} (at most {highest} in the second half), mean round trip {mean_ms} ms"
@@ -798,7 +821,7 @@ fn a_worker_pool_with_round_trips_that_spread_behind_it_keeps_its_count() {
     // last, and the count stays near the pool's.
     let PoolRun {
         lowest, per_second, ..
-    } = worker_pool(50, 30, Some(7_000));
+    } = worker_pool(50, 30, Some(7_000), 8);
     assert!(
         lowest >= 100 && per_second >= 35_000.0,
         "lowest count {lowest} in the second half, {per_second}/s"
@@ -834,6 +857,7 @@ fn bandwidth_delay_takes_the_typical_delay_a_probe_measures() {
     let mut limits = Vec::new();
     for _ in 0..20 {
         dim.limit = algorithm.update(&spread_window(dim.limit), &dim);
+        dim.peak_in_flight = dim.limit;
         limits.push(dim.limit);
     }
     assert!(limits[1] < 1 << 20, "{limits:?}");
@@ -849,6 +873,7 @@ fn bandwidth_delay_takes_the_typical_delay_a_probe_measures() {
     let mut dim = at(4 << 20, 4 << 20);
     for _ in 0..20 {
         dim.limit = never.update(&spread_window(dim.limit), &dim);
+        dim.peak_in_flight = dim.limit;
     }
     assert_eq!(never.typical_delay(), None);
     assert!(dim.limit < 128 << 10, "{}", dim.limit);
@@ -892,6 +917,7 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
                 _ => {}
             }
             dim.limit = algorithm.update(&window, &dim);
+            dim.peak_in_flight = dim.limit;
             limits.push(dim.limit);
             if i == 11 {
                 let measured = algorithm.typical_delay().unwrap();
@@ -904,6 +930,35 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
             "{case}: {limits:?}"
         );
     }
+}
+
+#[test]
+fn a_measuring_probe_waits_for_the_requests_granted_before_it() {
+    // Round trips that spread, from 4 MiB: the first probe measures the
+    // typical delay in its second window. While requests granted before the
+    // probe are still in flight (more in flight than the probe's limit),
+    // that window's round trips are the old queue's, and the probe waits
+    // for them to complete, up to 40 windows past its own.
+    let first_measure = |undrained: usize| {
+        let mut algorithm = BandwidthDelay::default();
+        let mut dim = at(4 << 20, 4 << 20);
+        for i in 0..100 {
+            dim.limit = algorithm.update(&spread_window(dim.limit), &dim);
+            if algorithm.typical_delay().is_some() {
+                return i;
+            }
+            dim.peak_in_flight = if i + 1 < undrained {
+                4 << 20
+            } else {
+                dim.limit
+            };
+        }
+        panic!("never measured");
+    };
+    let prompt = first_measure(0);
+    assert_eq!(prompt, 2);
+    assert_eq!(first_measure(10), 10);
+    assert_eq!(first_measure(100), prompt + 40);
 }
 
 /// Real threads acquire and complete while the controller resizes on
@@ -1469,6 +1524,7 @@ fn probed_from(
             let mut window = kib_window(per_second, 6);
             window.small_mean_rtt = Duration::from_secs_f64(small_s);
             dim.limit = algorithm.update(&window, &dim);
+            dim.peak_in_flight = dim.limit;
             dim.limit
         })
         .collect()
@@ -1519,11 +1575,31 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
         (27, 1),
     ];
     assert_eq!(probes(&limits)[..8], expected, "{limits:?}");
-    // A bottleneck: the round trip falls with the probe's halved limit,
-    // so part of it was the queue the full limit kept, and the measure does
-    // not count.
+    // A bottleneck: the round trip falls with the probe's halved limit and
+    // the rate holds, so part of it was the queue the full limit kept.
+    // With no earlier measure to keep, one whose fastest request waited
+    // for nothing (the queue drained) counts: 6 ms, the bottleneck's round
+    // trip without the queue.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
     probed(&mut algorithm, 9, true, 10);
+    assert_eq!(algorithm.typical_delay(), Some(0.006));
+    // Where the queue stood through the probe too (a gain of 8 keeps half
+    // the product above the bottleneck's 19 KiB, and the fastest request
+    // waited 0.9 of the small requests' round trip), the measure is the
+    // queue's, and nothing counts.
+    let mut algorithm = BandwidthDelay::default().gain(8.0).probe_every(4);
+    let mut dim = at(1 << 20, 1 << 20);
+    for i in 0..3 {
+        let small_s = f64::max(dim.limit as f64 / 1024.0 / 3200.0, 0.006);
+        let mut window = kib_window(3200, 6);
+        window.small_mean_rtt = Duration::from_secs_f64(small_s);
+        if i > 0 {
+            window.min_rtt = Duration::from_secs_f64(0.9 * small_s);
+        }
+        dim.limit = algorithm.update(&window, &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    assert!(dim.limit > 20 << 10, "{}", dim.limit);
     assert_eq!(algorithm.typical_delay(), None);
 }
 

@@ -97,10 +97,19 @@ use super::window::Window;
 ///   bottleneck and measured its round trip without the queue: the
 ///   measure counts;
 /// * where the rate held (nearer the rate before than one in proportion to
-///   the limit), a queue stood through the probe as well, and the measure
-///   is that queue's, which would feed the product at every probe: the
-///   last typical delay stays, never above this measure, so that one taken
-///   before the downstream became a bottleneck falls at every probe.
+///   the limit), the bottleneck stayed busy through the probe, and the
+///   measure may be a queue's, which would feed the product at every
+///   probe: the last typical delay stays, never above this measure, so
+///   that one taken before the downstream became a bottleneck falls at
+///   every probe. With none before, the measure counts only if the
+///   window's fastest request waited for nothing (the queue had drained).
+///
+/// A measuring probe also lasts until the requests granted before it have
+/// completed (more in flight than its limit, by more than the whole
+/// requests of room; at most 40 windows more): where the queue the full
+/// limit built takes longer to drain than the probe's own windows, the
+/// round trips of its second window are that queue's, and they fed the
+/// product (a count started at 1000 on 4 workers climbed to 850).
 ///
 /// And while the last probe that could tell saw a bottleneck, the typical
 /// delay counts at a gain of 1.25 at most: a gain that makes up for the base delay being the
@@ -160,6 +169,9 @@ pub struct BandwidthDelay {
     measuring: bool,
     /// Probes begun since the last that measured the typical delay.
     probes_since_measure: u32,
+    /// Windows the probe under way has lasted beyond its own, for a queue
+    /// granted before it to drain.
+    extended: u32,
     /// The limit in force when the probe under way began.
     before_probe: f64,
     /// The typical delay in seconds (see `typical_delay`).
@@ -191,6 +203,7 @@ impl Default for BandwidthDelay {
             probed: false,
             measuring: false,
             probes_since_measure: MEASURE_EVERY,
+            extended: 0,
             before_probe: 0.0,
             typical: None,
             rtt_before_probe: (0.0, 0.0),
@@ -431,6 +444,12 @@ const QUEUED: f64 = 2.0;
 /// tell a bottleneck's queue from chance (see the type's docs).
 const LOWERED: f64 = 0.75;
 
+/// The most windows a measuring probe waits beyond its own for the
+/// requests granted before it to complete (1 s at the preset's 25 ms
+/// windows): a queue at the full limit that takes longer than that to
+/// drain is measured as it stands.
+const MAX_EXTENDED: u32 = 40;
+
 /// Behind a bottleneck, the typical delay counts at this gain at most (the
 /// byte preset's own).
 const TYPICAL_GAIN: f64 = 1.25;
@@ -463,7 +482,20 @@ impl Algorithm for BandwidthDelay {
         }
         if self.probing > 0 {
             self.probing -= 1;
+            // More in flight than the limit in force, by more than the
+            // whole requests of room (a product that moved a little since
+            // the probe began is no queue), means requests granted before
+            // the probe are still in flight: a queue that has not drained,
+            // whose round trips the measure would take. The probe lasts
+            // until they are gone.
+            let room = self.requests * self.bandwidth().1 as f64;
+            let undrained = dim.peak_in_flight as f64 > dim.limit as f64 + room;
+            if self.probing == 0 && self.measuring && undrained && self.extended < MAX_EXTENDED {
+                self.extended += 1;
+                self.probing = 1;
+            }
             if self.probing == 0 && self.measuring {
+                self.extended = 0;
                 self.probes_since_measure = 0;
                 // Where nothing queued at the full limit, the small requests
                 // take as long at half of it: their round trip is the
@@ -474,14 +506,15 @@ impl Algorithm for BandwidthDelay {
                 // shared link). A probe that starved the bottleneck (its
                 // rate fell with the limit) measured the round trip without
                 // that queue, which counts; one through which the queue
-                // stood (its rate held: nearer the bandwidth than the
-                // bandwidth in proportion to the limit) measured the queue,
-                // which would feed the product: the last measure stays, no
-                // higher than this one. A probe that could not lower the
-                // limit by a quarter (a bound, or the other algorithm of a
-                // `Min` holding it lower) cannot tell; it takes what it
-                // measures, and the next probe that lowers the limit tests
-                // it.
+                // may have stood (its rate held: nearer the bandwidth than
+                // the bandwidth in proportion to the limit) may have
+                // measured the queue, which would feed the product: the last
+                // measure stays, no higher than this one (with none, it
+                // counts if the window's fastest request waited for
+                // nothing). A probe that could not lower the limit by a
+                // quarter (a bound, or the other algorithm of a `Min`
+                // holding it lower) cannot tell; it takes what it measures,
+                // and the next probe that lowers the limit tests it.
                 let lowered = limit / self.before_probe;
                 let tells = lowered <= LOWERED;
                 let (before, before_error) = self.rtt_before_probe;
@@ -495,7 +528,11 @@ impl Algorithm for BandwidthDelay {
                 if typical <= 0.0 {
                     // No small request measured: the last measure stays.
                 } else if queued && held {
-                    self.typical = self.typical.map(|last| last.min(typical));
+                    self.typical = match self.typical {
+                        Some(last) => Some(last.min(typical)),
+                        None if !self.queue_stood(window, min_rtt_size) => Some(typical),
+                        None => None,
+                    };
                 } else {
                     self.typical = Some(typical);
                 }
@@ -596,6 +633,21 @@ impl Algorithm for BandwidthDelay {
 }
 
 impl BandwidthDelay {
+    /// Whether `window`'s fastest success waited in a queue: its delay
+    /// (less its own bytes at the bandwidth) above `drain` times the base
+    /// delay, both before this window counts.
+    fn queue_stood(&self, window: &Window, min_rtt_size: u64) -> bool {
+        let bandwidth = self.bandwidth().0;
+        let own_bytes = if bandwidth > 0.0 {
+            min_rtt_size as f64 / bandwidth
+        } else {
+            0.0
+        };
+        let delay = window.min_rtt.as_secs_f64() - own_bytes;
+        self.base_delay()
+            .is_none_or(|base_delay| delay > self.drain * base_delay)
+    }
+
     /// What `typical` counts for in the product, before the bandwidth:
     /// less the spread a probe leaves in it, times the gain (at most
     /// `TYPICAL_GAIN` behind a bottleneck).
