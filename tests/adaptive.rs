@@ -888,7 +888,8 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
     // window 11, where the small requests take 1 to 1.5 ms less than in
     // window 9, four to six standard errors, as a queue that drained would:
     // * where the rate fell with the limit too, as it does without a
-    //   bottleneck, the measure counts (3.5 + 0.5 ms);
+    //   bottleneck, the measure counts (3.5 + 0.5 ms, or 5.5 + 0.5 above
+    //   the last);
     // * where the rate held, as behind a bottleneck whose queue stood
     //   through the probe, the last measure stays, but no higher than this
     //   one (4 ms, then 5 ms against 6).
@@ -897,6 +898,7 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
     // requests of room (34 KB) at window 11.
     for (held, before_us, measured_us, typical) in [
         (false, 4_500, 3_500, 0.004),
+        (false, 7_000, 5_500, 0.006),
         (true, 4_500, 3_500, 0.004),
         (true, 7_000, 5_500, 0.005),
     ] {
