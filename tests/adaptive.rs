@@ -771,7 +771,7 @@ fn a_count_far_above_a_worker_pool_comes_down_to_it() {
     // drain, ten windows, where a probe lasts two. Measured in its second
     // window, the probe's round trip was still the old queue's and did not
     // fall, so it counted as the typical delay, and the count climbed with
-    // it (463 to 853 in the second minute, round trips of 155 ms). The probe
+    // it (676 after 40 s here, round trips of 147 ms). The probe
     // now waits for the requests granted before it, then sees the queue
     // fall with the limit while the rate holds, and the count settles near
     // the base delay's product (4 to 6).
@@ -885,14 +885,17 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
     // fastest request set far below the rest (0.2 ms: with mixed sizes a
     // large request's own bytes can do that). The first probe measures the
     // typical delay, 5 ms. The probe that starts at window 9 measures in
-    // window 11, where the small requests take 1 to 1.5 ms less than in
-    // window 9, four to six standard errors, as a queue that drained would:
+    // window 11. Where the small requests take 1 to 1.5 ms less there than
+    // in window 9, four to six standard errors, as a queue that drained
+    // would:
     // * where the rate fell with the limit too, as it does without a
     //   bottleneck, the measure counts (3.5 + 0.5 ms, or 5.5 + 0.5 above
     //   the last);
     // * where the rate held, as behind a bottleneck whose queue stood
     //   through the probe, the last measure stays, but no higher than this
-    //   one (4 ms, then 5 ms against 6).
+    //   one (4 ms, then 5 ms against 6);
+    // * where the round trip did not fall, nothing queued at the full
+    //   limit, and the measure counts whatever the rate did (6 + 0.5 ms).
     // Either way the limit stays up. When that fall alone rejected the
     // measure, the product on the base delay took the limit to its two
     // requests of room (34 KB) at window 11.
@@ -901,6 +904,7 @@ fn a_probe_whose_round_trip_falls_keeps_the_limit_up() {
         (false, 7_000, 5_500, 0.006),
         (true, 4_500, 3_500, 0.004),
         (true, 7_000, 5_500, 0.005),
+        (true, 4_500, 6_000, 0.0065),
     ] {
         let case = format!("held {held}, {before_us} -> {measured_us} us");
         let mut algorithm = BandwidthDelay::default().probe_every(10);
@@ -940,8 +944,10 @@ fn a_measuring_probe_waits_for_the_requests_granted_before_it() {
     // typical delay in its second window. While requests granted before the
     // probe are still in flight (more in flight than the probe's limit),
     // that window's round trips are the old queue's, and the probe waits
-    // for them to complete, up to 40 windows past its own.
-    let first_measure = |undrained: usize| {
+    // for them to complete, up to 40 windows past its own. In flight above
+    // the limit by no more than the two whole requests of room (32 KiB of
+    // 16 KiB requests) is a product that moved a little, not a queue.
+    let first_measure = |undrained: usize, over: u64| {
         let mut algorithm = BandwidthDelay::default();
         let mut dim = at(4 << 20, 4 << 20);
         for i in 0..100 {
@@ -952,15 +958,17 @@ fn a_measuring_probe_waits_for_the_requests_granted_before_it() {
             dim.peak_in_flight = if i + 1 < undrained {
                 4 << 20
             } else {
-                dim.limit
+                dim.limit + over
             };
         }
         panic!("never measured");
     };
-    let prompt = first_measure(0);
+    let prompt = first_measure(0, 0);
     assert_eq!(prompt, 2);
-    assert_eq!(first_measure(10), 10);
-    assert_eq!(first_measure(100), prompt + 40);
+    assert_eq!(first_measure(10, 0), 10);
+    assert_eq!(first_measure(100, 0), prompt + 40);
+    assert_eq!(first_measure(0, 24 << 10), prompt);
+    assert_eq!(first_measure(0, 40 << 10), prompt + 40);
 }
 
 /// Real threads acquire and complete while the controller resizes on
@@ -1603,6 +1611,20 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
     }
     assert!(dim.limit > 20 << 10, "{}", dim.limit);
     assert_eq!(algorithm.typical_delay(), None);
+    // A fastest request that is large took its own bytes' time at the
+    // bandwidth (64 KiB at 3200 KiB/s: 20 ms of its 26), which is no wait:
+    // the queue drained, and the measure counts as above.
+    let mut algorithm = BandwidthDelay::default().probe_every(4);
+    let mut dim = at(24 * 1024, 24 * 1024);
+    for _ in 0..3 {
+        let small_s = f64::max(dim.limit as f64 / 1024.0 / 3200.0, 0.006);
+        let mut window = kib_window(3200, 26);
+        window.min_rtt_bytes = 64 << 10;
+        window.small_mean_rtt = Duration::from_secs_f64(small_s);
+        dim.limit = algorithm.update(&window, &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    assert_eq!(algorithm.typical_delay(), Some(0.006));
 }
 
 #[test]

@@ -112,10 +112,10 @@ use super::window::Window;
 /// product (a count started at 1000 on 4 workers climbed to 850).
 ///
 /// And while the last probe that could tell saw a bottleneck, the typical
-/// delay counts at a gain of 1.25 at most: a gain that makes up for the base delay being the
-/// fastest round trip, as the preset count's 2 does, would on the mean
-/// hold a queue as long as the bottleneck (16 workers: a count of 31-33,
-/// against 21-22). (Taking no measure where the round trip fell left the
+/// delay counts at a gain of 1.25 at most: a gain that makes up for the
+/// base delay being the fastest round trip, as the preset count's 2 does,
+/// would on the mean hold a queue as long as the bottleneck (16 workers: a
+/// count of 31-33, against 21-22). (Taking no measure where the round trip fell left the
 /// product on the base delay, and where round trips spread behind a pool
 /// of 50 workers it walked the preset's count down to 3 or 4.) A probe that
 /// could not lower the limit by a quarter (a bound, or the other algorithm
