@@ -115,10 +115,10 @@ use super::window::Window;
 /// delay counts at a gain of 1.25 at most: a gain that makes up for the
 /// base delay being the fastest round trip, as the preset count's 2 does,
 /// would on the mean hold a queue as long as the bottleneck (16 workers: a
-/// count of 31-33, against 21-22). (Taking no measure where the round trip fell left the
-/// product on the base delay, and where round trips spread behind a pool
-/// of 50 workers it walked the preset's count down to 3 or 4.) A probe that
-/// could not lower the limit by a quarter (a bound, or the other algorithm
+/// count of 31-33, against 21-22). (Taking no measure where the round trip
+/// fell left the product on the base delay, and where round trips spread
+/// behind a pool of 50 workers it walked the preset's count down to 3 or
+/// 4.) A probe that could not lower the limit by a quarter (a bound, or the other algorithm
 /// of a [`Min`](super::Min) holding it lower) cannot tell, and takes what
 /// it measures: the next probe that lowers the limit tests it.
 ///
@@ -541,15 +541,7 @@ impl Algorithm for BandwidthDelay {
         let sample = (rate, size);
         push_bounded(&mut self.rates, sample, self.bandwidth_windows);
         let (bandwidth, _) = self.bandwidth();
-        let own_bytes = min_rtt_size as f64 / bandwidth;
-        let min_rtt = window.min_rtt.as_secs_f64();
-        // A fastest request that moved its bytes faster than `bandwidth`
-        // says the rate was measured on a light load (the downstream idled
-        // between requests), so how much of its round trip was overhead is
-        // unknown; one too fast for the clock says nothing either. A delay
-        // of 0 would hold the product at 0 for `delay_windows`, with every
-        // window draining: such a window measures the rate, not the delay.
-        let delay = (min_rtt > own_bytes).then_some(min_rtt - own_bytes);
+        let delay = fastest_delay(window, min_rtt_size, bandwidth);
         if let Some(delay) = delay {
             push_bounded(&mut self.delays, delay, self.delay_windows);
         }
@@ -557,7 +549,7 @@ impl Algorithm for BandwidthDelay {
         let Some(base_delay) = self.base_delay() else {
             return self.estimate.set(limit);
         };
-        let drained = delay.is_some_and(|delay| delay > self.drain * base_delay);
+        let drained = self.queued_through(delay, base_delay);
         if drained {
             // A queue stood through the whole window: the downstream was
             // busy, so this rate is what it delivers now. Forget the faster
@@ -599,10 +591,8 @@ impl Algorithm for BandwidthDelay {
         // fall is a real queue draining, the probe drains it further and
         // its measure shows the queue. Once a typical delay sets the
         // product, this does not fire.
-        let falling = product + whole_requests < 0.5 * limit
-            && self
-                .typical
-                .is_none_or(|typical| self.typical_part(typical) < self.gain * base_delay);
+        let falling =
+            product + whole_requests < 0.5 * limit && !self.typical_sets_product(base_delay);
         // The first probe comes as soon as there is a product to halve, to
         // measure the typical delay; the schedule stays.
         if self.probe_every > 0 && (due || !self.probed || falling) {
@@ -620,9 +610,7 @@ impl Algorithm for BandwidthDelay {
             self.probes_since_measure = self.probes_since_measure.saturating_add(1);
             self.measuring = falling
                 || self.probes_since_measure >= MEASURE_EVERY
-                || self
-                    .typical
-                    .is_some_and(|typical| self.typical_part(typical) >= self.gain * base_delay);
+                || self.typical_sets_product(base_delay);
             self.probing = if self.measuring { PROBE_WINDOWS } else { 1 };
             // Halve the part that can queue; the whole requests stay, so the
             // bottleneck keeps working while the queue drains.
@@ -633,19 +621,25 @@ impl Algorithm for BandwidthDelay {
 }
 
 impl BandwidthDelay {
-    /// Whether `window`'s fastest success waited in a queue: its delay
-    /// (less its own bytes at the bandwidth) above `drain` times the base
-    /// delay, both before this window counts.
+    /// Whether a window whose fastest success took `delay` was queued
+    /// throughout: that delay above `drain` times the base delay.
+    fn queued_through(&self, delay: Option<f64>, base_delay: f64) -> bool {
+        delay.is_some_and(|delay| delay > self.drain * base_delay)
+    }
+
+    /// Whether `window`'s fastest success waited in a queue, against the
+    /// bandwidth and base delay before this window counts (no base delay
+    /// yet: it may have).
     fn queue_stood(&self, window: &Window, min_rtt_size: u64) -> bool {
-        let bandwidth = self.bandwidth().0;
-        let own_bytes = if bandwidth > 0.0 {
-            min_rtt_size as f64 / bandwidth
-        } else {
-            0.0
-        };
-        let delay = window.min_rtt.as_secs_f64() - own_bytes;
+        let delay = fastest_delay(window, min_rtt_size, self.bandwidth().0);
         self.base_delay()
-            .is_none_or(|base_delay| delay > self.drain * base_delay)
+            .is_none_or(|base_delay| self.queued_through(delay, base_delay))
+    }
+
+    /// Whether the typical delay, not the base delay, sets the product.
+    fn typical_sets_product(&self, base_delay: f64) -> bool {
+        self.typical
+            .is_some_and(|typical| self.typical_part(typical) >= self.gain * base_delay)
     }
 
     /// What `typical` counts for in the product, before the bandwidth:
@@ -659,6 +653,20 @@ impl BandwidthDelay {
         };
         gain * typical / SPREAD
     }
+}
+
+/// The delay of `window`'s fastest success, in seconds: its round trip less
+/// the time its own bytes take at `bandwidth`. A fastest request that moved
+/// its bytes faster than `bandwidth` says the rate was measured on a light
+/// load (the downstream idled between requests), so how much of its round
+/// trip was overhead is unknown; one too fast for the clock says nothing
+/// either (`None`). A delay of 0 would hold the product at 0 for
+/// `delay_windows`, with every window draining: such a window measures the
+/// rate, not the delay.
+fn fastest_delay(window: &Window, min_rtt_size: u64, bandwidth: f64) -> Option<f64> {
+    let own_bytes = min_rtt_size as f64 / bandwidth;
+    let min_rtt = window.min_rtt.as_secs_f64();
+    (min_rtt > own_bytes).then_some(min_rtt - own_bytes)
 }
 
 /// The small requests' mean round trip in `window` and its standard error,

@@ -43,11 +43,12 @@ fn spans(algorithm: BandwidthDelay) -> BandwidthDelay {
 /// [`BandwidthDelay`], "Round trips that spread"). The base delay is the
 /// fastest requests'; where those are far faster than the mean, the count
 /// settles near its two requests of room and holds back a downstream whose
-/// bottleneck is its bytes. In `examples/http_gateway.rs --adaptive` a 100 B request takes
-/// the server a few microseconds and a 4 MiB one tens of milliseconds; the
-/// disk serves writes first come, first served, so small requests also wait
-/// behind large ones, and keeping it busy takes a queue that grows with the
-/// largest requests, not with the per-request delay. There the count stays
+/// bottleneck is its bytes. In `examples/http_gateway.rs --adaptive` a
+/// 100 B request takes the server a few microseconds and a 4 MiB one tens
+/// of milliseconds; the disk serves writes first come, first served, so
+/// small requests also wait behind large ones, and keeping it busy takes a
+/// queue that grows with the largest requests, not with the per-request
+/// delay. There the count stays
 /// at 2 (`--adaptive --preset-count`). The disk still moved 58 MiB/s of
 /// its 64 (30 of 32 while halved), against 62 (32) with `Min(Aimd,
 /// Gradient2)` on the count, but the requests queued in the layer instead
