@@ -57,7 +57,9 @@ pub struct Dimension {
 /// bounds, so an algorithm need not.
 ///
 /// Algorithms start from [`Dimension::limit`], the limit in force, so that
-/// two combined with [`Min`] (or a limit clamped by its bounds) stay in step.
+/// two combined with [`Min`] (or a limit clamped by its bounds) stay in step;
+/// but while one of a `Min`'s two probes, the other is shown the limit from
+/// before the probe (see [`before_probe`](Self::before_probe)).
 ///
 /// The built-in algorithms compute in `f64`. Above 2^53 (8 Pi units) an
 /// `f64` cannot hold every integer: there a window that holds keeps the
@@ -91,15 +93,37 @@ pub trait Algorithm: Send + 'static {
     /// [`windows`](super::Controller::windows), and no algorithm is shown
     /// its samples again) and no dimension is resized for it.
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
+
+    /// While this algorithm probes, the limit in force when its probe
+    /// began; `None` (the default) otherwise.
+    ///
+    /// A probe is a limit lowered on purpose for a few windows, to be
+    /// raised again whatever they show ([`BandwidthDelay`](super::BandwidthDelay)
+    /// halves its product for one to a few windows, to drain the queue
+    /// and measure the round trip without it). [`Min`] shows its other
+    /// algorithm this limit instead of the probe's, so that the other does
+    /// not take the probe for a limit it must regrow from: an [`Aimd`](super::Aimd)
+    /// would regrow one step a window.
+    fn before_probe(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<A: Algorithm + ?Sized> Algorithm for Box<A> {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         (**self).update(window, dim)
     }
+
+    fn before_probe(&self) -> Option<u64> {
+        (**self).before_probe()
+    }
 }
 
 /// The smaller of two algorithms' limits; both see every window.
+///
+/// While one of them probes (see [`Algorithm::before_probe`]), the other
+/// is shown the limit in force before the probe, not the probe's: it
+/// neither follows the probe down nor regrows from it once the probe ends.
 ///
 /// ```
 /// use multisem::adaptive::{Aimd, Gradient2, Min};
@@ -113,9 +137,32 @@ pub struct Min<A, B>(pub A, pub B);
 
 impl<A: Algorithm, B: Algorithm> Algorithm for Min<A, B> {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-        let a = self.0.update(window, dim);
-        let b = self.1.update(window, dim);
+        // Asked before either updates: a probe's limit was in force through
+        // this window if it was under way when the window began.
+        let for_a = past_probe(dim, self.1.before_probe());
+        let for_b = past_probe(dim, self.0.before_probe());
+        let a = self.0.update(window, &for_a);
+        let b = self.1.update(window, &for_b);
         a.min(b)
+    }
+
+    fn before_probe(&self) -> Option<u64> {
+        match (self.0.before_probe(), self.1.before_probe()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// `dim` as the partner of an algorithm that probes sees it: with the limit
+/// in force before the probe (never a lower one than now).
+fn past_probe(dim: &Dimension, before_probe: Option<u64>) -> Dimension {
+    match before_probe {
+        Some(before) => Dimension {
+            limit: before.max(dim.limit),
+            ..*dim
+        },
+        None => *dim,
     }
 }
 
