@@ -1735,6 +1735,69 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
 }
 
 #[test]
+fn a_product_that_falls_below_half_the_limit_starts_a_measuring_probe() {
+    // 3200 KiB/s of 1 KiB requests, the fastest taking 6 ms (0.3 ms of it
+    // its own bytes): a product of 1.25 x 3200 KiB/s x 5.7 ms, 23,296 B,
+    // plus two requests, 25,344. Then the fastest request takes
+    // `min_rtt_us`: the base delay falls with it, and so does the product.
+    // Where product and requests fall below half the limit, round trips
+    // may have begun to spread, and a probe measures them at once (half
+    // the product, for a measuring probe's two windows); above half, or
+    // where a typical delay sets the product, it waits for its schedule.
+    // `small_us`: the small requests' round trip before and after, if
+    // measured (a typical delay), else none.
+    let limits_after = |min_rtt_us: u64, small_us: Option<(u64, u64)>| {
+        let window = |min_rtt_us: u64, small_us: Option<u64>| {
+            let mut window = kib_window(3200, 6);
+            window.min_rtt = Duration::from_micros(min_rtt_us);
+            window.small_mean_rtt = Duration::from_micros(small_us.unwrap_or(0));
+            window
+        };
+        let mut algorithm = BandwidthDelay::default().probe_every(1_000);
+        let mut dim = at(24 * 1024, 24 * 1024);
+        let mut limits = Vec::new();
+        for i in 0..13 {
+            let window = if i < 10 {
+                window(6_000, small_us.map(|(before, _)| before))
+            } else {
+                window(min_rtt_us, small_us.map(|(_, after)| after))
+            };
+            dim.limit = algorithm.update(&window, &dim);
+            dim.peak_in_flight = dim.limit;
+            limits.push(dim.limit as f64);
+        }
+        limits.split_off(9)
+    };
+    let product = |delay_us: f64| 1.25 * 3200.0 * 1024.0 * (delay_us - 312.5) / 1e6;
+    let whole = 2048.0;
+    let near = |got: Vec<f64>, want: [f64; 4]| {
+        let close = got.iter().zip(want).all(|(got, want)| (got - want).abs() <= 1.0);
+        assert!(close, "{got:?}, expected {want:?}");
+    };
+    let steady = product(6_000.0) + whole;
+    assert!((steady - 25_344.0).abs() < 1e-6);
+    // To 1 ms: 2,816 B and the requests, 4,864, below half of 25,344.
+    let probe = 0.5 * product(1_000.0) + whole;
+    near(
+        limits_after(1_000, None),
+        [steady, probe, probe, product(1_000.0) + whole],
+    );
+    // To 3.24 ms: 11,981 B and the requests, 14,029, above half; less the
+    // requests it would be below.
+    let mild = product(3_240.0) + whole;
+    near(limits_after(3_240, None), [steady, mild, mild, mild]);
+    // A typical delay of 6 ms (the first probe's: no spread, so no standard
+    // error), capped at what the small requests take now, 1.1 ms, sets
+    // the product: 1.25 x 1.1 / 1.1 ms, above 1.25 x the base delay of
+    // 0.69 ms. It falls as far, and no probe starts.
+    let by_typical = 1.25 * 3200.0 * 1024.0 * 0.001 + whole;
+    near(
+        limits_after(1_000, Some((6_000, 1_100))),
+        [steady, by_typical, by_typical, by_typical],
+    );
+}
+
+#[test]
 fn a_short_probe_schedule_leaves_full_windows() {
     // Every 2nd window: a measuring probe's two windows count towards the
     // next, so without a full window between them every window ran at half
