@@ -459,9 +459,9 @@ const QUEUED: f64 = 2.0;
 const LOWERED: f64 = 0.75;
 
 /// The most windows a measuring probe waits beyond its own for the
-/// requests granted before it to complete, and then one window more (1 s
-/// at the preset's 25 ms windows): a queue at the full limit that takes
-/// longer than that to drain is measured as it stands.
+/// requests granted before it to complete, the window after they did
+/// included (1 s at the preset's 25 ms windows): a queue at the full limit
+/// that takes longer than that to drain is measured as it stands.
 const MAX_EXTENDED: u32 = 40;
 
 /// Behind a bottleneck, the typical delay counts at this gain at most (the
