@@ -1589,10 +1589,15 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     // trip, do not give), then one every 4th window from the start.
     let mut algorithm = BandwidthDelay::default().probe_every(4);
     let dim = at(24 * 1024, 24 * 1024);
-    let mut limits = Vec::new();
+    let (mut limits, mut before) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         limits.push(algorithm.update(&kib_window(3200, 6), &dim));
+        before.push(algorithm.before_probe());
     }
+    // While the next window runs at a probe's limit, it says so, with the
+    // limit in force when the probe began.
+    let (s, n) = (Some(24 * 1024), None);
+    assert_eq!(before, [s, s, n, s, n, n, n, s, n, n]);
     let (full, probe) = (limits[2], limits[0]);
     let whole = 2.0 * 1024.0;
     let product = full as f64 - whole;
