@@ -1776,7 +1776,10 @@ fn a_product_that_falls_below_half_the_limit_starts_a_measuring_probe() {
     let product = |delay_us: f64| 1.25 * 3200.0 * 1024.0 * (delay_us - 312.5) / 1e6;
     let whole = 2048.0;
     let near = |got: Vec<f64>, want: [f64; 4]| {
-        let close = got.iter().zip(want).all(|(got, want)| (got - want).abs() <= 1.0);
+        let close = got
+            .iter()
+            .zip(want)
+            .all(|(got, want)| (got - want).abs() <= 1.0);
         assert!(close, "{got:?}, expected {want:?}");
     };
     let steady = product(6_000.0) + whole;
