@@ -1806,6 +1806,50 @@ fn a_product_that_falls_below_half_the_limit_starts_a_measuring_probe() {
 }
 
 #[test]
+fn a_queue_behind_a_typical_delay_starts_a_measuring_probe() {
+    // The small requests take 7 ms where the fastest takes 6: a typical
+    // delay of 7 ms sets the product (1.25 x 7 / 1.1 ms, above 1.25 x the
+    // base delay of 5.7 ms), 26,065 B at 3200 KiB/s. Then a bottleneck
+    // binds: 800 KiB/s, every request queued (the fastest takes 20 ms,
+    // the small ones 20 ms on average). The queue that stood through the
+    // window sets the rate at once, and the product falls to a quarter;
+    // the typical delay, measured before there was a queue, is what now
+    // keeps one (the small requests' round trip, which caps it, is the
+    // queue's). A measuring probe starts at once.
+    let window = |per_second: u64, rtt_ms: u64, small_ms: u64| {
+        let mut window = kib_window(per_second, rtt_ms);
+        window.small_mean_rtt = Duration::from_millis(small_ms);
+        window
+    };
+    let mut algorithm = BandwidthDelay::default().probe_every(1_000);
+    let mut dim = at(24 * 1024, 24 * 1024);
+    for _ in 0..10 {
+        dim.limit = algorithm.update(&window(3200, 6, 7), &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    let typical_part = 1.25 * 0.007 / 1.1;
+    let whole = 2048.0;
+    let steady = 3200.0 * 1024.0 * typical_part + whole;
+    assert!((dim.limit as f64 - steady).abs() <= 1.0, "{}", dim.limit);
+    // (What the probe measures is the bottleneck's to show: these windows
+    // are the same whatever the limit, so it is left out.)
+    let mut limits = Vec::new();
+    for _ in 0..2 {
+        dim.limit = algorithm.update(&window(800, 20, 20), &dim);
+        dim.peak_in_flight = dim.limit;
+        limits.push(dim.limit as f64);
+    }
+    let product = 800.0 * 1024.0 * typical_part;
+    let probe = 0.5 * product + whole;
+    let expected = [probe, probe];
+    let close = limits
+        .iter()
+        .zip(expected)
+        .all(|(got, want)| (got - want).abs() <= 1.0);
+    assert!(close, "{limits:?}, expected {expected:?}");
+}
+
+#[test]
 fn a_short_probe_schedule_leaves_full_windows() {
     // Every 2nd window: a measuring probe's two windows count towards the
     // next, so without a full window between them every window ran at half
