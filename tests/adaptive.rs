@@ -1748,7 +1748,8 @@ fn a_product_that_falls_below_half_the_limit_starts_a_measuring_probe() {
     // Where product and requests fall below half the limit, round trips
     // may have begun to spread, and a probe measures them at once (half
     // the product, for a measuring probe's two windows); above half, or
-    // where a typical delay sets the product, it waits for its schedule.
+    // where a typical delay sets the product (and no queue stood: see the
+    // next test), it waits for its schedule.
     // `small_us`: the small requests' round trip before and after, if
     // measured (a typical delay), else none.
     let limits_after = |min_rtt_us: u64, small_us: Option<(u64, u64)>| {
