@@ -128,9 +128,10 @@ use super::window::Window;
 /// count of 31-33, against 21-22). (Taking no measure where the round trip
 /// fell left the product on the base delay, and where round trips spread
 /// behind a pool of 50 workers it walked the preset's count down to 3 or
-/// 4.) A probe that could not lower the limit by a quarter (a bound, or the other algorithm
-/// of a [`Min`](super::Min) holding it lower) cannot tell, and takes what
-/// it measures: the next probe that lowers the limit tests it.
+/// 4.) A probe that could not lower the limit by a quarter (a bound, or the
+/// other algorithm of a [`Min`](super::Min) holding it lower) cannot tell,
+/// and takes what it measures: the next probe that lowers the limit tests
+/// it.
 ///
 /// The 1.1 is for the queue a probe leaves where it does drain: in the
 /// simulation (README, "adaptive"), where 16 workers queue 1 KiB requests,
@@ -185,11 +186,8 @@ pub struct BandwidthDelay {
     /// Probes begun since the last that measured the typical delay.
     probes_since_measure: u32,
     /// Windows the probe under way has lasted beyond its own, for a queue
-    /// granted before it to drain.
+    /// granted before it to drain (`MAX_EXTENDED` once it waits no more).
     extended: u32,
-    /// Whether the probe under way waited for the requests granted before
-    /// it, and its window now is the one after they were gone.
-    settling: bool,
     /// The limit in force when the probe under way began.
     before_probe: f64,
     /// The typical delay in seconds (see `typical_delay`).
@@ -222,7 +220,6 @@ impl Default for BandwidthDelay {
             measuring: false,
             probes_since_measure: MEASURE_EVERY,
             extended: 0,
-            settling: false,
             before_probe: 0.0,
             typical: None,
             rtt_before_probe: (0.0, 0.0),
@@ -509,23 +506,21 @@ impl Algorithm for BandwidthDelay {
             // until they are gone.
             let room = self.requests * self.bandwidth().1 as f64;
             let undrained = dim.peak_in_flight as f64 > dim.limit as f64 + room;
-            // And once they are, one window more, which measures whatever
-            // it shows: requests granted while the old queue drained waited
-            // behind it, and the window in which the last of the old ones
-            // completed is full of them.
-            if self.probing == 0 && self.measuring && !self.settling && self.extended < MAX_EXTENDED
-            {
+            // And once they are, one window more, the last, which measures
+            // whatever it shows: requests granted while the old queue
+            // drained waited behind it, and the window in which the last of
+            // the old ones completed is full of them.
+            if self.probing == 0 && self.measuring && self.extended < MAX_EXTENDED {
                 if undrained {
                     self.extended += 1;
                     self.probing = 1;
                 } else if self.extended > 0 {
-                    self.settling = true;
+                    self.extended = MAX_EXTENDED;
                     self.probing = 1;
                 }
             }
             if self.probing == 0 && self.measuring {
                 self.extended = 0;
-                self.settling = false;
                 self.probes_since_measure = 0;
                 // Where nothing queued at the full limit, the small requests
                 // take as long at half of it: their round trip is the
