@@ -10,7 +10,7 @@
 #   scripts/mutants.sh src/counters/held.rs  # some of them
 #   MUTANTS_JOBS=2 scripts/mutants.sh        # two builds at once (a copy each)
 #   MUTANTS_ARGS="--re held" scripts/mutants.sh  # more cargo-mutants options
-#   scripts/mutants.sh src/adaptive/*.rs     # the adaptive module: only its
+#   scripts/mutants.sh src/adaptive/*.rs src/adaptive/*/*.rs  # the adaptive module: only its
 #                                            # tests run (~4 s a mutant, 20 min)
 #   MUTANTS_IN_PLACE=1 scripts/mutants.sh F  # mutate this tree, one at a time:
 #                                            # no copy, no rebuild from scratch;

@@ -1,0 +1,304 @@
+//! When [`BandwidthDelay`](super::BandwidthDelay) probes, for how long, and
+//! which of its probes measure the typical delay.
+//!
+//! A probe runs the limit at half the product for a few windows, so that a
+//! queue the full limit built drains. Every window the algorithm updates
+//! on (one that measured a rate) is counted here, in this order: the probe
+//! under way counts it ([`Probes::count_probe_window`]), every window counts
+//! towards the schedule ([`Probes::count_window`]), and a window with no
+//! probe under way may begin one ([`Probes::begin`]).
+//!
+//! ```text
+//!                 due, the first, or a fall
+//!   no probe ─────────────────────────────────┬──► draining: 1 window ────────────► no probe
+//!     ▲                                       │
+//!     │                                       └──► measuring: 2 windows
+//!     │                                                 │
+//!     │           the old queue still in flight ──┐     │ the old queue gone,
+//!     │           (1 window more, up to 40)       ▼     │ never waited for
+//!     │                                      waiting ◄──┤
+//!     │                                           │     │
+//!     │                            the old queue  ▼     │
+//!     │                            gone      settling:  │
+//!     │                                      1 window   │
+//!     │                                           │     │
+//!     └──── the typical delay measured on the ◄───┴─────┘
+//!           probe's last window
+//! ```
+
+/// The windows a probe that measures the typical delay lasts: the first
+/// one's completions were mostly admitted at the full limit, and carry its
+/// queue (measured there, the typical delay took the 1 KiB simulation's
+/// p99 from 1.33x to 1.49x the best static limit's); the last one measures
+/// the typical delay.
+const MEASURING_WINDOWS: u32 = 2;
+
+/// A probe that does not need the typical delay still measures it every
+/// this many probes (every 20 s at the preset's spans, with a probe every
+/// 5 s), so that round trips that begin to spread are seen; its second
+/// window costs one window at half the product in `MEASURE_EVERY` probes.
+const MEASURE_EVERY: u32 = 4;
+
+/// The most windows a measuring probe waits beyond its own for the
+/// requests granted before it to complete, the window after they did
+/// included (1 s at the preset's 25 ms windows): a queue at the full limit
+/// that takes longer than that to drain is measured as it stands.
+const MAX_WAIT: u32 = 40;
+
+/// The schedule of probes, and the probe under way.
+#[derive(Debug, Clone)]
+pub(super) struct Probes {
+    /// Windows from one due probe to the next (0: never probe).
+    every: u32,
+    /// Windows counted since the last due probe began.
+    since_due: u32,
+    /// Whether a probe has begun since the start.
+    begun: bool,
+    /// Probes begun since the last that measured the typical delay.
+    since_measure: u32,
+    under_way: Option<Probe>,
+}
+
+/// A probe under way.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Probe {
+    /// Windows left, of its own or of its wait for the old queue.
+    windows_left: u32,
+    /// Whether its last window measures the typical delay.
+    measures: bool,
+    /// Windows it has waited beyond its own for the requests granted before
+    /// it (`MAX_WAIT` once it waits no more).
+    waited: u32,
+    /// The limit in force when it began.
+    pub(super) limit_before: f64,
+    /// The small requests' mean round trip and its standard error in the
+    /// window before it, in seconds.
+    pub(super) rtt_before: (f64, f64),
+}
+
+impl Probes {
+    pub(super) fn new(every: u32) -> Self {
+        Probes {
+            every,
+            since_due: 0,
+            begun: false,
+            // So that the first probe measures.
+            since_measure: MEASURE_EVERY,
+            under_way: None,
+        }
+    }
+
+    pub(super) fn set_every(&mut self, every: u32) {
+        self.every = every;
+    }
+
+    /// The probe under way, if any.
+    pub(super) fn under_way(&self) -> Option<&Probe> {
+        self.under_way.as_ref()
+    }
+
+    /// Counts a window of the probe under way. `undrained`: whether
+    /// requests granted before the probe were still in flight through it.
+    ///
+    /// A measuring probe whose own windows are over lasts while they are,
+    /// a window at a time (at most `MAX_WAIT` windows in all), and then
+    /// one window more, whatever that shows: requests granted while the
+    /// old queue drained waited behind it, and the window in which the
+    /// last of the old ones completed is full of them.
+    ///
+    /// Returns the probe if this window was the last of a measuring one:
+    /// its round trips are the measure.
+    pub(super) fn count_probe_window(&mut self, undrained: bool) -> Option<Probe> {
+        let probe = self.under_way.as_mut()?;
+        probe.windows_left -= 1;
+        if probe.windows_left == 0 && probe.measures && probe.waited < MAX_WAIT {
+            if undrained {
+                probe.waited += 1;
+                probe.windows_left = 1;
+            } else if probe.waited > 0 {
+                // Settle: the next window is the last.
+                probe.waited = MAX_WAIT;
+                probe.windows_left = 1;
+            }
+        }
+        if probe.windows_left > 0 {
+            return None;
+        }
+        let ended = self.under_way.take()?;
+        if !ended.measures {
+            return None;
+        }
+        self.since_measure = 0;
+        Some(ended)
+    }
+
+    /// Counts a window towards the next due probe (a probe's own windows
+    /// count, so that the schedule holds).
+    pub(super) fn count_window(&mut self) {
+        self.since_due = self.since_due.saturating_add(1);
+    }
+
+    /// Begins a probe, with no probe under way, if one is due, if none has
+    /// begun yet (the first comes as soon as there is a product to halve,
+    /// to measure the typical delay), or if the product is `falling`;
+    /// returns whether one began.
+    ///
+    /// It measures the typical delay where that may matter: at the first,
+    /// on a fall (round trips that begin to spread, or a new bottleneck),
+    /// while the typical delay `sets_product`, and every `MEASURE_EVERY`th
+    /// probe (round trips may begin to spread). Elsewhere one window drains
+    /// the queue, and costs the bottleneck half as much.
+    pub(super) fn begin(
+        &mut self,
+        falling: bool,
+        sets_product: bool,
+        limit_before: f64,
+        rtt_before: (f64, f64),
+    ) -> bool {
+        debug_assert!(self.under_way.is_none());
+        // At least one full window separates a measuring probe's two from
+        // the next (but for `probe_every(1)`, which probes always).
+        let every = if self.every > 1 {
+            self.every.max(MEASURING_WINDOWS + 1)
+        } else {
+            self.every
+        };
+        let due = self.since_due >= every;
+        if self.every == 0 || !(due || !self.begun || falling) {
+            return false;
+        }
+        if due {
+            self.since_due = 0;
+        }
+        self.begun = true;
+        self.since_measure = self.since_measure.saturating_add(1);
+        let measures = falling || self.since_measure >= MEASURE_EVERY || sets_product;
+        self.under_way = Some(Probe {
+            windows_left: if measures { MEASURING_WINDOWS } else { 1 },
+            measures,
+            waited: 0,
+            limit_before,
+            rtt_before,
+        });
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a window did: whether it was the last of a measuring probe,
+    /// and whether a probe ran through it or began after it (the limit it
+    /// sets is then half the product).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Seen {
+        measured: bool,
+        half: bool,
+    }
+
+    /// Runs `windows` windows in `BandwidthDelay::update`'s order;
+    /// `undrained(n)` says whether the old queue was in flight through
+    /// window `n` (from 1), `falling(n)` whether its product fell.
+    fn run(
+        probes: &mut Probes,
+        windows: u32,
+        undrained: impl Fn(u32) -> bool,
+        falling: impl Fn(u32) -> bool,
+    ) -> Vec<Seen> {
+        (1..=windows)
+            .map(|n| {
+                let measured = probes.under_way().is_some()
+                    && probes.count_probe_window(undrained(n)).is_some();
+                probes.count_window();
+                let half = probes.under_way().is_some()
+                    || probes.begin(falling(n), false, 100.0, (0.0, 0.0));
+                Seen { measured, half }
+            })
+            .collect()
+    }
+
+    /// The windows (from 1) at half the product.
+    fn half(seen: &[Seen]) -> Vec<usize> {
+        (1..=seen.len()).filter(|&n| seen[n - 1].half).collect()
+    }
+
+    /// The windows (from 1) that measured the typical delay.
+    fn measured(seen: &[Seen]) -> Vec<usize> {
+        (1..=seen.len()).filter(|&n| seen[n - 1].measured).collect()
+    }
+
+    #[test]
+    fn the_first_probe_comes_at_once_and_measures_then_one_is_due_every_so_many_windows() {
+        let mut probes = Probes::new(10);
+        let seen = run(&mut probes, 62, |_| false, |_| false);
+        // The first measures (two windows, the measure on the one after
+        // them); then every 10th window, every 4th probe measuring.
+        assert_eq!(half(&seen), [1, 2, 10, 20, 30, 40, 41, 50, 60]);
+        assert_eq!(measured(&seen), [3, 42]);
+    }
+
+    #[test]
+    fn a_fall_begins_a_measuring_probe_between_due_ones() {
+        let mut probes = Probes::new(10);
+        let seen = run(&mut probes, 21, |_| false, |n| n == 5);
+        assert_eq!(half(&seen), [1, 2, 5, 6, 10, 20]);
+        assert_eq!(measured(&seen), [3, 7]);
+    }
+
+    #[test]
+    fn a_measuring_probe_waits_for_the_old_queue_then_measures_one_window_after() {
+        let mut probes = Probes::new(100);
+        // The old queue is in flight through windows 2 to 4.
+        let seen = run(&mut probes, 8, |n| (2..=4).contains(&n), |_| false);
+        // Windows 1-2 are the probe's own; it waits through 3 and 4, then
+        // one window more (5) in which the last old request completed, and
+        // the one after that measures.
+        assert_eq!(half(&seen), [1, 2, 3, 4, 5]);
+        assert_eq!(measured(&seen), [6]);
+    }
+
+    #[test]
+    fn a_measuring_probe_waits_at_most_max_wait_windows() {
+        let mut probes = Probes::new(1000);
+        let seen = run(&mut probes, 60, |_| true, |_| false);
+        // Begun after window 1, its own two windows, then MAX_WAIT more.
+        let last = 1 + MEASURING_WINDOWS as usize + MAX_WAIT as usize;
+        assert_eq!(half(&seen), (1..last).collect::<Vec<_>>());
+        assert_eq!(measured(&seen), [last]);
+    }
+
+    #[test]
+    fn a_probe_that_does_not_measure_does_not_wait() {
+        let mut probes = Probes::new(3);
+        probes.begun = true;
+        probes.since_measure = 0;
+        let seen = run(&mut probes, 7, |_| true, |_| false);
+        assert_eq!(half(&seen), [3, 6]);
+        assert_eq!(measured(&seen), []);
+    }
+
+    #[test]
+    fn probe_every_zero_never_probes_and_one_always_does() {
+        let mut never = Probes::new(0);
+        let seen = run(&mut never, 20, |_| false, |_| true);
+        assert_eq!(half(&seen), []);
+        let mut always = Probes::new(1);
+        let seen = run(&mut always, 20, |_| false, |_| false);
+        assert_eq!(half(&seen), (1..=20).collect::<Vec<_>>());
+        // Every 4th probe measures: the first (measured at window 3); the
+        // probes begun at windows 3, 4 and 5 last one window each, and
+        // window 6 begins the next measuring one.
+        assert_eq!(measured(&seen)[..2], [3, 8]);
+    }
+
+    #[test]
+    fn probe_every_two_leaves_a_full_window_between_probes() {
+        let mut probes = Probes::new(2);
+        let seen = run(&mut probes, 10, |_| false, |_| false);
+        // As 3 would: the measure ends the first probe at window 3, which
+        // begins the next; then every 3rd.
+        assert_eq!(half(&seen), [1, 2, 3, 6, 9]);
+        assert_eq!(measured(&seen), [3]);
+    }
+}
