@@ -8,22 +8,22 @@
 //! towards the schedule ([`Probes::count_window`]), and a window with no
 //! probe under way may begin one ([`Probes::begin`]).
 //!
+//! The states of the schedule, and what ends each (a measuring probe's
+//! measure is the round trips of its last window):
+//!
 //! ```text
-//!                 due, the first, or a fall
-//!   no probe ─────────────────────────────────┬──► draining: 1 window ────────────► no probe
-//!     ▲                                       │
-//!     │                                       └──► measuring: 2 windows
-//!     │                                                 │
-//!     │           the old queue still in flight ──┐     │ the old queue gone,
-//!     │           (1 window more, up to 40)       ▼     │ never waited for
-//!     │                                      waiting ◄──┤
-//!     │                                           │     │
-//!     │                            the old queue  ▼     │
-//!     │                            gone      settling:  │
-//!     │                                      1 window   │
-//!     │                                           │     │
-//!     └──── the typical delay measured on the ◄───┴─────┘
-//!           probe's last window
+//! state       lasts                          then
+//! ─────────   ────────────────────────────   ───────────────────────────────────
+//! no probe    until one is due, the first    draining; measuring where the
+//!             (once there is a product),     typical delay may matter (see
+//!             or the product falls           `begin`)
+//! draining    1 window                       no probe
+//! measuring   2 windows                      waiting while the old queue is in
+//!                                            flight; else measure, no probe
+//! waiting     a window at a time, while      settling once the old queue is
+//!             the old queue is in flight     gone; after 40 windows, measure
+//!                                            as it stands, no probe
+//! settling    1 window                       measure, no probe
 //! ```
 
 /// The windows a probe that measures the typical delay lasts: the first
