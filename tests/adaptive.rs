@@ -959,6 +959,15 @@ fn bandwidth_delay_takes_the_typical_delay_a_probe_measures() {
         let growth = pair[1] as f64 / pair[0] as f64;
         assert!((1.25..1.27).contains(&growth), "{growth}: {limits:?}");
     }
+    // A window whose small requests took no time the clock can measure
+    // says nothing of the typical delay: it still counts, and the limit
+    // grows as before.
+    let mut unmeasured = spread_window(dim.limit);
+    (unmeasured.small_mean_rtt, unmeasured.small_rtt_error) = (Duration::ZERO, Duration::ZERO);
+    let before = dim.limit;
+    dim.limit = algorithm.update(&unmeasured, &dim);
+    let growth = dim.limit as f64 / before as f64;
+    assert!((1.25..1.27).contains(&growth), "{growth}");
     // Without probes it is never measured.
     let mut never = BandwidthDelay::default().probe_every(0);
     let mut dim = at(4 << 20, 4 << 20);
