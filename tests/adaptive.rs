@@ -1616,6 +1616,16 @@ fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     );
     let (f, p) = (full, probe);
     assert_eq!(limits, [p, p, f, p, f, f, f, p, f, f]);
+    // No more in flight than the limit is no old queue for a measuring
+    // probe to wait for, even with no whole requests of room.
+    let mut no_room = BandwidthDelay::default().probe_every(4).requests(0.0);
+    let before: Vec<_> = (0..10)
+        .map(|_| {
+            no_room.update(&kib_window(3200, 6), &dim);
+            no_room.before_probe()
+        })
+        .collect();
+    assert_eq!(before, [s, s, n, s, n, n, n, s, n, n]);
     // Never, with 0.
     let mut never = BandwidthDelay::default().probe_every(0);
     for _ in 0..10 {
