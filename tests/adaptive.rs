@@ -1759,6 +1759,66 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
 }
 
 #[test]
+fn a_round_trip_that_holds_exactly_through_a_probe_shows_no_bottleneck() {
+    // Per request at a gain of 2, 1,000 successes a second, the fastest
+    // taking 2 ms and the small requests 6 ms, with no spread at all (a
+    // standard error of 0): a product of 4, halved by the first probe. Its
+    // measure, the same 6 ms, did not fall with the limit, so there is no
+    // bottleneck, and the typical delay counts at the full gain:
+    // 1,000 x 2 x 6 ms / 1.1 = 10.9 (behind one, at 1.25: 6.8).
+    let mut window = Window::default();
+    window.elapsed = Duration::from_secs(1);
+    window.successes = 1_000;
+    window.min_rtt = Duration::from_millis(2);
+    (window.mean_rtt, window.max_rtt) = (Duration::from_millis(6), Duration::from_millis(6));
+    window.small_mean_rtt = Duration::from_millis(6);
+    let mut algorithm = BandwidthDelay::default()
+        .per_request()
+        .gain(2.0)
+        .requests(0.0)
+        .probe_every(1_000);
+    let mut dim = at(8, 8);
+    let limits: Vec<u64> = (0..4)
+        .map(|_| {
+            dim.limit = algorithm.update(&window, &dim);
+            dim.peak_in_flight = dim.limit;
+            dim.limit
+        })
+        .collect();
+    assert_eq!(algorithm.typical_delay(), Some(0.006));
+    assert_eq!(limits, [2, 2, 10, 10]);
+}
+
+#[test]
+fn a_product_at_exactly_half_the_limit_starts_no_probe() {
+    // Per request, 1,000 successes a second, the fastest taking 8 ms, a gain
+    // of 1 and no whole requests of room: a product of exactly 8. The first
+    // window begins the first probe (two windows, which measure no typical
+    // delay: no small requests' round trip). Then a limit of 16 loses
+    // exactly half, not more: no probe begins; at 17 one does.
+    let mut window = Window::default();
+    window.elapsed = Duration::from_secs(1);
+    window.successes = 1_000;
+    window.min_rtt = Duration::from_millis(8);
+    (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+    let next = |limit: u64| {
+        let mut algorithm = BandwidthDelay::default()
+            .per_request()
+            .gain(1.0)
+            .requests(0.0)
+            .probe_every(1_000);
+        for _ in 0..3 {
+            algorithm.update(&window, &at(8, 8));
+        }
+        assert_eq!(algorithm.before_probe(), None);
+        let next = algorithm.update(&window, &at(limit, limit));
+        (next, algorithm.before_probe())
+    };
+    assert_eq!(next(16), (8, None));
+    assert_eq!(next(17), (4, Some(17)));
+}
+
+#[test]
 fn a_product_that_falls_below_half_the_limit_starts_a_measuring_probe() {
     // 3200 KiB/s of 1 KiB requests, the fastest taking 6 ms (0.3 ms of it
     // its own bytes): a product of 1.25 x 3200 KiB/s x 5.7 ms, 23,296 B,
