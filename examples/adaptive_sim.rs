@@ -10,6 +10,7 @@
 //! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~1 min
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
 //! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~40 s
+//! cargo run --release --example adaptive_sim -- --downstreams   # other brokers, ~30 s
 //! cargo run --release --example adaptive_sim -- --help
 //! ```
 //!
@@ -23,7 +24,10 @@
 //! product instead of the preset's 2 (in tenths: how the preset trades p99
 //! for link use); `--statics` asks the same of static limits near the
 //! oracle's instead: whether any fixed `[count, bytes]` keeps the oracle's
-//! p99 and count-only's goodput.
+//! p99 and count-only's goodput. `--downstreams` runs the same three phases
+//! on brokers other than the README's (fewer or more workers, a fast or
+//! distant broker, a slow link, other sizes, a bounded queue) and measures
+//! the joint controller and count-only against each one's oracle.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -55,6 +59,7 @@ time (the model: examples/sim/mod.rs)
 USAGE:
     cargo run --release --example adaptive_sim -- [--seed N] [--csv PATH]
     cargo run --release --example adaptive_sim -- --seeds N [--room R | --statics]
+    cargo run --release --example adaptive_sim -- --downstreams [--seed N]
 
 Without --seeds it prints the README's table (mixed sizes and 1 KiB, three
 phases each, about 10 s) and writes every limiter's limits, in-flight and
@@ -71,6 +76,9 @@ OPTIONS:
     --statics      with --seeds: the same question of static limits near the
                    oracle's: whether any fixed [count, bytes] keeps the oracle's p99
                    and count-only's goodput (~2 s a seed)
+    --downstreams  instead of the table: the three phases on other brokers than
+                   the README's, the joint controller and count-only against
+                   each one's oracle (~30 s)
     -h, --help     print this help
 
 Options take their value as the next argument or after '=' (--seeds=20).
@@ -100,6 +108,7 @@ struct Options {
     /// Room beyond the bandwidth-delay product, in tenths of a request.
     room: Option<u32>,
     statics: bool,
+    downstreams: bool,
 }
 
 /// Parses the options; `Ok(None)` means `--help`.
@@ -110,6 +119,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         seeds: None,
         room: None,
         statics: false,
+        downstreams: false,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(&arg);
@@ -120,6 +130,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
                 return Ok(None);
             }
             "--statics" => options.statics = switch(&flag, inline.as_deref())?,
+            "--downstreams" => options.downstreams = switch(&flag, inline.as_deref())?,
             "--seed" => options.seed = Some(parse_number(&flag, &value()?, 0, u64::MAX)?),
             "--csv" => options.csv = Some(parse_path(&flag, value()?)?),
             "--seeds" => options.seeds = Some(parse_number(&flag, &value()?, 1, MAX_SEEDS)?),
@@ -145,6 +156,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
     if options.seeds.is_some() && options.csv.is_some() {
         return Err("--csv is for the table; --seeds writes no CSV".into());
     }
+    if options.downstreams && (options.seeds.is_some() || options.csv.is_some()) {
+        return Err("--downstreams goes with --seed N alone".into());
+    }
     Ok(Some(options))
 }
 
@@ -153,6 +167,12 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code,
     };
+    if options.downstreams {
+        return match other_downstreams(options.seed.unwrap_or(1)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(leak) => leaked(&leak),
+        };
+    }
     if let Some(seeds) = options.seeds {
         let done = if options.statics {
             statics_over_seeds(seeds)
@@ -282,6 +302,151 @@ fn table(seed: u64) -> Result<String, String> {
         }
     }
     Ok(csv)
+}
+
+/// Brokers other than the README's, each through the README's three phases
+/// (steady, capacity halved, recovered): what changes from the README's
+/// broker (16 workers, a 64 MiB/s link, 5 ms of overhead, 0.5 ms each way,
+/// 90% 1 KiB and 10% 1 MiB), the broker, its one-way network delay and the
+/// traffic.
+fn downstreams() -> Vec<(&'static str, Downstream, Duration, Traffic)> {
+    let readme = Downstream::README;
+    let near = Duration::from_micros(500);
+    vec![
+        (
+            "4 workers",
+            Downstream {
+                workers: 4,
+                ..readme
+            },
+            near,
+            Traffic::MIXED,
+        ),
+        (
+            "64 workers",
+            Downstream {
+                workers: 64,
+                ..readme
+            },
+            near,
+            Traffic::MIXED,
+        ),
+        (
+            "0.25 ms overhead",
+            Downstream {
+                overhead: Duration::from_micros(250),
+                ..readme
+            },
+            near,
+            Traffic::MIXED,
+        ),
+        (
+            "20 ms each way",
+            readme,
+            Duration::from_millis(20),
+            Traffic::MIXED,
+        ),
+        (
+            "a queue of 8 (refusals)",
+            Downstream { queue: 8, ..readme },
+            near,
+            Traffic::MIXED,
+        ),
+        (
+            "an 8 MiB/s link, 256 KiB large",
+            Downstream {
+                bandwidth: (8 * MIB) as f64,
+                ..readme
+            },
+            near,
+            Traffic::Mixed {
+                small: KIB,
+                large: 256 * KIB,
+                large_per_mille: 100,
+            },
+        ),
+        ("1 MiB only", readme, near, Traffic::Single(MIB)),
+        (
+            "4 workers, 1 KiB only",
+            Downstream {
+                workers: 4,
+                ..readme
+            },
+            near,
+            Traffic::Single(KIB),
+        ),
+    ]
+}
+
+/// Prints, for each of [`downstreams`] and phase, the oracle and how the
+/// joint controller and count-only compare with it, and whether the joint
+/// controller meets its goals against the oracle there (as the README's
+/// table asks: 90% of the goodput, 1.5x the p99, 1% drops, re-converged
+/// within 5 s). `Err` names a run whose permits leaked.
+fn other_downstreams(seed: u64) -> Result<(), String> {
+    println!(
+        "| broker | phase | oracle [count, bytes]: goodput MiB/s, p99 ms | joint ~[count, bytes] | joint vs oracle: goodput, p99, drops | re-converged after | goals | count-only vs oracle: goodput, p99, drops |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, full, network, traffic) in downstreams() {
+        let scenario = Scenario::three_phases_on(
+            full,
+            network,
+            traffic,
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+            seed,
+        );
+        let grid = grid(traffic);
+        let joint = run(&scenario, Limiter::Joint);
+        let count_only = run(&scenario, Limiter::CountOnly);
+        for r in [&joint, &count_only] {
+            check_balanced(r, || format!("{label}, {}, seed {seed}", r.limiter.name()))?;
+        }
+        let mut oracles: Vec<([u64; 2], PhaseReport)> = Vec::new();
+        for (p, phase) in scenario.phases.iter().enumerate() {
+            // Recovered is steady's downstream again: the same oracle.
+            let same = scenario.phases[..p]
+                .iter()
+                .position(|q| q.downstream == phase.downstream);
+            let (limits, o) = match same {
+                Some(q) => oracles[q].clone(),
+                None => oracle(&scenario, p, &grid),
+            };
+            let (j, c) = (&joint.phases[p], &count_only.phases[p]);
+            let versus = |r: &PhaseReport| {
+                format!(
+                    "{:.0}%, {:.2}x, {:.2}%",
+                    100.0 * r.goodput / o.goodput,
+                    r.p99.as_secs_f64() / o.p99.as_secs_f64(),
+                    100.0 * r.drop_rate,
+                )
+            };
+            let settled = convergence(&scenario, &joint, p, &o);
+            let goals = j.goodput >= 0.9 * o.goodput
+                && j.p99.as_secs_f64() <= 1.5 * o.p99.as_secs_f64()
+                && j.drop_rate <= 0.01
+                && settled.is_some_and(|t| t <= Duration::from_secs(5));
+            let settled = settled.map_or("not in the phase".into(), |t| {
+                format!("{:.1} s", t.as_secs_f64())
+            });
+            println!(
+                "| {label} | {} | [{}, {}]: {:.1}, {:.1} | ~[{:.0}, {}] | {} | {settled} | {} | {} |",
+                phase.name,
+                limits[0],
+                fmt_bytes(limits[1]),
+                o.goodput / MIB as f64,
+                ms(o.p99),
+                j.mean_limits[0],
+                fmt_bytes(j.mean_limits[1] as u64),
+                versus(j),
+                if goals { "met" } else { "**missed**" },
+                versus(c),
+            );
+            oracles.push((limits, o));
+        }
+    }
+    Ok(())
 }
 
 /// The README's scenario: a 5 s warm-up, then three 10 s phases.

@@ -74,6 +74,15 @@ pub struct Downstream {
 }
 
 impl Downstream {
+    /// The README's broker: 16 workers, a 64 MiB/s link, 5 ms of overhead
+    /// per request, an unbounded queue.
+    pub const README: Downstream = Downstream {
+        workers: 16,
+        bandwidth: (64 * MIB) as f64,
+        overhead: Duration::from_millis(5),
+        queue: usize::MAX,
+    };
+
     /// Half the workers and half the bandwidth: a fleet halved.
     pub fn halved(self) -> Self {
         Downstream {
@@ -156,12 +165,26 @@ impl Scenario {
     /// The scenario of the README's table: steady, capacity halved,
     /// recovered, `phase` long each, after `warmup`.
     pub fn three_phases(traffic: Traffic, warmup: Duration, phase: Duration, seed: u64) -> Self {
-        let full = Downstream {
-            workers: 16,
-            bandwidth: (64 * MIB) as f64,
-            overhead: Duration::from_millis(5),
-            queue: usize::MAX,
-        };
+        Self::three_phases_on(
+            Downstream::README,
+            Duration::from_micros(500),
+            traffic,
+            warmup,
+            phase,
+            seed,
+        )
+    }
+
+    /// Steady, capacity halved, recovered, on `full` with a one-way
+    /// `network` delay: the README's three phases on another downstream.
+    pub fn three_phases_on(
+        full: Downstream,
+        network: Duration,
+        traffic: Traffic,
+        warmup: Duration,
+        phase: Duration,
+        seed: u64,
+    ) -> Self {
         Scenario {
             warmup,
             phases: vec![
@@ -183,7 +206,7 @@ impl Scenario {
             ],
             traffic,
             timeout: Duration::from_secs(1),
-            network: Duration::from_micros(500),
+            network,
             seed,
             bucket: Duration::from_millis(100),
         }
