@@ -289,6 +289,34 @@ fn bandwidth_delay_keeps_its_maximum_through_a_slow_window_without_a_queue() {
 }
 
 #[test]
+fn bandwidth_delay_takes_each_rate_over_enough_requests_not_one_lumpy_window() {
+    // 1 MiB requests on a 64 MiB/s link, in 25 ms windows: a window sees
+    // one or two of them complete (40 or 80 MiB/s), 8 MiB every five. The
+    // maximum of the windows' own rates would be 80 MiB/s, and the limit
+    // would hold a quarter more than the link moves (twice as much, seen
+    // with 20 ms each way, where the product dominates). Each rate sample
+    // spans the newest windows that delivered 8 requests: 64 MiB/s.
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let mut dim = at(8 << 20, 8 << 20);
+    for mib in [1u64, 2, 1, 2, 2].repeat(4) {
+        let mut window = Window::default();
+        window.elapsed = Duration::from_millis(25);
+        window.successes = mib;
+        window.delivered_bytes = mib << 20;
+        window.min_rtt = Duration::from_millis(40);
+        window.min_rtt_bytes = 1 << 20;
+        (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+        window.weighted_size = 1 << 20;
+        dim.limit = algorithm.update(&window, &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    let (bandwidth, request) = algorithm.bandwidth();
+    assert_eq!(request, 1 << 20);
+    let mib_per_s = bandwidth / f64::from(1 << 20);
+    assert!((mib_per_s - 64.0).abs() < 1e-9, "{mib_per_s} MiB/s");
+}
+
+#[test]
 fn bandwidth_delay_per_request_counts_requests() {
     // 3200 requests/s at ~6 ms: 2 * 3200 * 6 ms + 2 = 40 requests, whatever
     // their size; then a queue and half the rate: 2 * 1600 * 6 ms + 2 = 21.

@@ -55,3 +55,62 @@ impl<T: Copy> Windowed<T> {
         self.samples.iter()
     }
 }
+
+/// The deliveries of the last few windows, for a delivery rate taken over
+/// enough of them that one large request more or less does not swing it:
+/// in a 25 ms window a 64 MiB/s link delivers 1.6 MiB, so with 1 MiB
+/// requests a window's own rate is one, two or three of them over 25 ms,
+/// 40 to 120 MiB/s, and the maximum of such rates overstates the link
+/// (BBR's rate samples span a round trip for the same reason).
+#[derive(Debug, Clone)]
+pub(super) struct Deliveries {
+    /// Per window: what it delivered (bytes, or successes) and its length
+    /// in seconds, the newest last.
+    recent: VecDeque<(f64, f64)>,
+    span: usize,
+}
+
+impl Deliveries {
+    pub(super) fn new(span: usize) -> Self {
+        Deliveries {
+            recent: VecDeque::new(),
+            span,
+        }
+    }
+
+    pub(super) fn set_span(&mut self, span: usize) {
+        self.span = span;
+    }
+
+    /// As [`Windowed::reserve`].
+    pub(super) fn reserve(&mut self) {
+        let room = self.span.min(RESERVED).saturating_sub(self.recent.len());
+        self.recent.reserve_exact(room);
+    }
+
+    /// Records a window that delivered `amount` over `secs`, and returns
+    /// the rate over the newest windows that together delivered at least
+    /// `enough` (over all of the last `span` if they did not).
+    pub(super) fn rate(&mut self, amount: f64, secs: f64, enough: f64) -> f64 {
+        if self.recent.len() >= self.span {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((amount, secs));
+        let (mut delivered, mut elapsed) = (0.0, 0.0);
+        for &(amount, secs) in self.recent.iter().rev() {
+            delivered += amount;
+            elapsed += secs;
+            if delivered >= enough {
+                break;
+            }
+        }
+        delivered / elapsed
+    }
+
+    /// Forgets every window but the newest.
+    pub(super) fn restart(&mut self) {
+        while self.recent.len() > 1 {
+            self.recent.pop_front();
+        }
+    }
+}
