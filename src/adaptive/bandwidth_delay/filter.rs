@@ -51,7 +51,7 @@ impl<T: Copy> Windowed<T> {
         self.samples.push_back(sample);
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.samples.iter()
     }
 }
@@ -63,41 +63,32 @@ impl<T: Copy> Windowed<T> {
 /// 40 to 120 MiB/s, and the maximum of such rates overstates the link
 /// (BBR's rate samples span a round trip for the same reason).
 #[derive(Debug, Clone)]
-pub(super) struct Deliveries {
+pub(super) struct Deliveries(
     /// Per window: what it delivered (bytes, or successes) and its length
     /// in seconds, the newest last.
-    recent: VecDeque<(f64, f64)>,
-    span: usize,
-}
+    Windowed<(f64, f64)>,
+);
 
 impl Deliveries {
     pub(super) fn new(span: usize) -> Self {
-        Deliveries {
-            recent: VecDeque::new(),
-            span,
-        }
+        Deliveries(Windowed::new(span))
     }
 
     pub(super) fn set_span(&mut self, span: usize) {
-        self.span = span;
+        self.0.set_span(span);
     }
 
-    /// As [`Windowed::reserve`].
     pub(super) fn reserve(&mut self) {
-        let room = self.span.min(RESERVED).saturating_sub(self.recent.len());
-        self.recent.reserve_exact(room);
+        self.0.reserve();
     }
 
     /// Records a window that delivered `amount` over `secs`, and returns
     /// the rate over the newest windows that together delivered at least
     /// `enough` (over all of the last `span` if they did not).
     pub(super) fn rate(&mut self, amount: f64, secs: f64, enough: f64) -> f64 {
-        if self.recent.len() >= self.span {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((amount, secs));
+        self.0.push((amount, secs));
         let (mut delivered, mut elapsed) = (0.0, 0.0);
-        for &(amount, secs) in self.recent.iter().rev() {
+        for &(amount, secs) in self.0.iter().rev() {
             delivered += amount;
             elapsed += secs;
             if delivered >= enough {
@@ -109,8 +100,9 @@ impl Deliveries {
 
     /// Forgets every window but the newest.
     pub(super) fn restart(&mut self) {
-        while self.recent.len() > 1 {
-            self.recent.pop_front();
+        let newest = self.0.iter().next_back().copied();
+        if let Some(newest) = newest {
+            self.0.restart(newest);
         }
     }
 }
