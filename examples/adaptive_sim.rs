@@ -228,18 +228,7 @@ fn table(seed: u64) -> Result<String, String> {
     for (label, traffic) in [("mixed", Traffic::MIXED), ("1 KiB", Traffic::Single(KIB))] {
         let scenario = readme_scenario(traffic, seed);
         let grid = grid(traffic);
-        // Phases with the same downstream share their oracle.
-        let mut oracles: Vec<([u64; 2], PhaseReport)> = Vec::new();
-        for (p, phase) in scenario.phases.iter().enumerate() {
-            let same = scenario.phases[..p]
-                .iter()
-                .position(|q| q.downstream == phase.downstream);
-            let found = match same {
-                Some(q) => oracles[q].clone(),
-                None => oracle(&scenario, p, &grid),
-            };
-            oracles.push(found);
-        }
+        let oracles = oracles(&scenario, &grid);
         let runs = [
             run(&scenario, Limiter::CountOnly),
             run(&scenario, Limiter::JointCountOnly),
@@ -403,16 +392,12 @@ fn other_downstreams(seed: u64) -> Result<(), String> {
         for r in [&joint, &count_only] {
             check_balanced(r, || format!("{label}, {}, seed {seed}", r.limiter.name()))?;
         }
-        let mut oracles: Vec<([u64; 2], PhaseReport)> = Vec::new();
-        for (p, phase) in scenario.phases.iter().enumerate() {
-            // Recovered is steady's downstream again: the same oracle.
-            let same = scenario.phases[..p]
-                .iter()
-                .position(|q| q.downstream == phase.downstream);
-            let (limits, o) = match same {
-                Some(q) => oracles[q].clone(),
-                None => oracle(&scenario, p, &grid),
-            };
+        for (p, (phase, (limits, o))) in scenario
+            .phases
+            .iter()
+            .zip(oracles(&scenario, &grid))
+            .enumerate()
+        {
             let (j, c) = (&joint.phases[p], &count_only.phases[p]);
             let versus = |r: &PhaseReport| {
                 format!(
@@ -423,10 +408,8 @@ fn other_downstreams(seed: u64) -> Result<(), String> {
                 )
             };
             let settled = convergence(&scenario, &joint, p, &o);
-            let goals = j.goodput >= 0.9 * o.goodput
-                && j.p99.as_secs_f64() <= 1.5 * o.p99.as_secs_f64()
-                && j.drop_rate <= 0.01
-                && settled.is_some_and(|t| t <= Duration::from_secs(5));
+            let goals =
+                meets_oracle_goals(j, &o) && settled.is_some_and(|t| t <= Duration::from_secs(5));
             let settled = settled.map_or("not in the phase".into(), |t| {
                 format!("{:.1} s", t.as_secs_f64())
             });
@@ -443,7 +426,6 @@ fn other_downstreams(seed: u64) -> Result<(), String> {
                 if goals { "met" } else { "**missed**" },
                 versus(c),
             );
-            oracles.push((limits, o));
         }
     }
     Ok(())
@@ -490,14 +472,9 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) -> Result<(), String> {
         for r in [&count_only, &ours] {
             check_balanced(r, || format!("mixed, {}, seed {seed}", r.limiter.name()))?;
         }
-        for (p, t) in tally.iter_mut().enumerate() {
-            let (_, o) = oracle(&scenario, p, &grid);
+        for (p, (t, (_, o))) in tally.iter_mut().zip(oracles(&scenario, &grid)).enumerate() {
             let (c, j) = (&count_only.phases[p], &ours.phases[p]);
-            t.oracle_goals += u64::from(
-                j.goodput >= 0.9 * o.goodput
-                    && j.p99.as_secs_f64() <= 1.5 * o.p99.as_secs_f64()
-                    && j.drop_rate <= 0.01,
-            );
+            t.oracle_goals += u64::from(meets_oracle_goals(j, &o));
             let settled = convergence(&scenario, &ours, p, &o);
             t.converged += u64::from(settled.is_some_and(|s| s <= Duration::from_secs(5)));
             t.half_p99 += u64::from(2 * j.p99 <= c.p99);

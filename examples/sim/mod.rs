@@ -929,6 +929,32 @@ pub fn oracle(scenario: &Scenario, phase: usize, grid: &[[u64; 2]]) -> ([u64; 2]
         .expect("some static limit drops at most 1%")
 }
 
+/// The oracle of every phase of `scenario`; phases with the same downstream
+/// (recovered is steady's again) share theirs, which a phase run alone
+/// would find the same.
+pub fn oracles(scenario: &Scenario, grid: &[[u64; 2]]) -> Vec<([u64; 2], PhaseReport)> {
+    let mut found: Vec<([u64; 2], PhaseReport)> = Vec::new();
+    for (p, phase) in scenario.phases.iter().enumerate() {
+        let same = scenario.phases[..p]
+            .iter()
+            .position(|q| q.downstream == phase.downstream);
+        let oracle = match same {
+            Some(q) => found[q].clone(),
+            None => oracle(scenario, p, grid),
+        };
+        found.push(oracle);
+    }
+    found
+}
+
+/// Whether a phase's `report` meets the goals against its `oracle`: at
+/// least 90% of its goodput, a p99 at most 1.5x its, at most 1% drops.
+pub fn meets_oracle_goals(report: &PhaseReport, oracle: &PhaseReport) -> bool {
+    report.goodput >= 0.9 * oracle.goodput
+        && report.p99.as_secs_f64() <= 1.5 * oracle.p99.as_secs_f64()
+        && report.drop_rate <= 0.01
+}
+
 /// How long after the start of `phase` the run settled: the start of the
 /// first 500 ms bucket from which every bucket to the phase's end has at
 /// least 90% of the oracle's goodput, a p99 within 1.5x the oracle's and at
