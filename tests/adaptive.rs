@@ -317,6 +317,48 @@ fn bandwidth_delay_takes_each_rate_over_enough_requests_not_one_lumpy_window() {
 }
 
 #[test]
+fn bandwidth_delay_rate_samples_span_up_to_the_bandwidth_windows() {
+    // One 1 MiB request a window, in 25 ms but every 8th in 5 ms: a rate
+    // sample spans 8 windows, 8 MiB in 180 ms, where the filter spans them
+    // (20 here); with the default 5, five windows, the fastest of them
+    // 5 MiB in 105 ms.
+    let rate_over = |bandwidth_windows: usize| {
+        let mut algorithm = BandwidthDelay::default()
+            .probe_every(0)
+            .bandwidth_windows(bandwidth_windows);
+        let mut dim = at(8 << 20, 8 << 20);
+        for ms in [25, 25, 25, 25, 25, 25, 25, 5].repeat(4) {
+            dim.limit = algorithm.update(&mib_window(1, ms, 40), &dim);
+            dim.peak_in_flight = dim.limit;
+        }
+        algorithm.bandwidth().0 / f64::from(1 << 20)
+    };
+    let (twenty, five) = (rate_over(20), rate_over(5));
+    assert!((twenty - 8.0 / 0.18).abs() < 1e-9, "{twenty} MiB/s");
+    assert!((five - 5.0 / 0.105).abs() < 1e-9, "{five} MiB/s");
+}
+
+#[test]
+fn a_drained_window_restarts_the_rate_samples_too() {
+    // 4 MiB a window, then a window through which a queue stood (its
+    // fastest took 30 ms where 10 was usual) that delivered 1 MiB: its own rate,
+    // 40 MiB/s, replaces the faster past. So does it for the next window's
+    // sample: 2 MiB over 50 ms, not 10 MiB over 100 ms with the windows
+    // before the queue.
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let mut dim = at(8 << 20, 8 << 20);
+    for window in vec![mib_window(4, 25, 10); 10]
+        .into_iter()
+        .chain([mib_window(1, 25, 30), mib_window(1, 25, 10)])
+    {
+        dim.limit = algorithm.update(&window, &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    let mib_per_s = algorithm.bandwidth().0 / f64::from(1 << 20);
+    assert!((mib_per_s - 40.0).abs() < 1e-9, "{mib_per_s} MiB/s");
+}
+
+#[test]
 fn bandwidth_delay_per_request_counts_requests() {
     // 3200 requests/s at ~6 ms: 2 * 3200 * 6 ms + 2 = 40 requests, whatever
     // their size; then a queue and half the rate: 2 * 1600 * 6 ms + 2 = 21.
