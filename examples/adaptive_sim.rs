@@ -10,7 +10,7 @@
 //! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~1 min
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
 //! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~40 s
-//! cargo run --release --example adaptive_sim -- --downstreams   # other brokers, ~1 min
+//! cargo run --release --example adaptive_sim -- --downstreams   # other brokers, ~1.5 min
 //! cargo run --release --example adaptive_sim -- --help
 //! ```
 //!
@@ -78,7 +78,7 @@ OPTIONS:
                    and count-only's goodput (~2 s a seed)
     --downstreams  instead of the table: the three phases on other brokers than
                    the README's, the joint controller and count-only against
-                   each one's oracle (~1 min)
+                   each one's oracle (~1.5 min)
     -h, --help     print this help
 
 Options take their value as the next argument or after '=' (--seeds=20).
