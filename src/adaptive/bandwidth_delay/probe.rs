@@ -100,11 +100,12 @@ impl Probes {
     /// Counts a window of the probe under way. `undrained`: whether
     /// requests granted before the probe were still in flight through it.
     ///
-    /// A measuring probe whose own windows are over lasts while they are,
-    /// a window at a time (at most `MAX_WAIT` windows in all), and then
-    /// one window more, whatever that shows: requests granted while the
-    /// old queue drained waited behind it, and the window in which the
-    /// last of the old ones completed is full of them.
+    /// A measuring probe whose own windows are over lasts, a window at a
+    /// time, while requests granted before it are in flight (at most
+    /// `MAX_WAIT` windows in all), and then one window more, whatever that
+    /// shows: requests granted while the old queue drained waited behind
+    /// it, and the window in which the last of the old ones completed is
+    /// full of them.
     ///
     /// Returns the probe if this window was the last of a measuring one:
     /// its round trips are the measure.
