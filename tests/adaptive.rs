@@ -1828,6 +1828,21 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
     assert_eq!(algorithm.typical_delay(), Some(0.006));
 }
 
+/// A second of 1,000 successes that report no bytes (for a count), the
+/// fastest taking `min_rtt_ms` and the mean and slowest `mean_ms`; no small
+/// requests' round trip.
+fn second_of_a_thousand(min_rtt_ms: u64, mean_ms: u64) -> Window {
+    let mut window = Window::default();
+    window.elapsed = Duration::from_secs(1);
+    window.successes = 1_000;
+    window.min_rtt = Duration::from_millis(min_rtt_ms);
+    (window.mean_rtt, window.max_rtt) = (
+        Duration::from_millis(mean_ms),
+        Duration::from_millis(mean_ms),
+    );
+    window
+}
+
 #[test]
 fn a_round_trip_that_holds_exactly_through_a_probe_shows_no_bottleneck() {
     // Per request at a gain of 2, 1,000 successes a second, the fastest
@@ -1836,11 +1851,7 @@ fn a_round_trip_that_holds_exactly_through_a_probe_shows_no_bottleneck() {
     // measure, the same 6 ms, did not fall with the limit, so there is no
     // bottleneck, and the typical delay counts at the full gain:
     // 1,000 x 2 x 6 ms / 1.1 = 10.9 (behind one, at 1.25: 6.8).
-    let mut window = Window::default();
-    window.elapsed = Duration::from_secs(1);
-    window.successes = 1_000;
-    window.min_rtt = Duration::from_millis(2);
-    (window.mean_rtt, window.max_rtt) = (Duration::from_millis(6), Duration::from_millis(6));
+    let mut window = second_of_a_thousand(2, 6);
     window.small_mean_rtt = Duration::from_millis(6);
     let mut algorithm = BandwidthDelay::default()
         .per_request()
@@ -1866,11 +1877,7 @@ fn a_product_at_exactly_half_the_limit_starts_no_probe() {
     // window begins the first probe (two windows, which measure no typical
     // delay: no small requests' round trip). Then a limit of 16 loses
     // exactly half, not more: no probe begins; at 17 one does.
-    let mut window = Window::default();
-    window.elapsed = Duration::from_secs(1);
-    window.successes = 1_000;
-    window.min_rtt = Duration::from_millis(8);
-    (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
+    let window = second_of_a_thousand(8, 8);
     let next = |limit: u64| {
         let mut algorithm = BandwidthDelay::default()
             .per_request()

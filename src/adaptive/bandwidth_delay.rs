@@ -425,10 +425,11 @@ impl Algorithm for BandwidthDelay {
         self.deliveries.reserve();
         self.delays.reserve();
         let limit = self.estimate.current(dim.limit);
-        let (rate, size, min_rtt_size) = if self.per_request {
-            (window.success_rate(), 1, 0)
+        let (delivered, rate, size, min_rtt_size) = if self.per_request {
+            (window.successes, window.success_rate(), 1, 0)
         } else {
             (
+                window.delivered_bytes,
                 window.delivery_rate(),
                 window.weighted_size,
                 window.min_rtt_bytes,
@@ -461,11 +462,6 @@ impl Algorithm for BandwidthDelay {
         }
         // The rate sample: over the newest windows that delivered at least
         // `RATE_REQUESTS` requests (of this window's byte-weighted size).
-        let delivered = if self.per_request {
-            window.successes
-        } else {
-            window.delivered_bytes
-        };
         let sampled = self.deliveries.rate(
             delivered as f64,
             window.elapsed.as_secs_f64(),
