@@ -11,6 +11,7 @@
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
 //! cargo run --release --example adaptive_sim -- --seeds 20 --statics   # ~40 s
 //! cargo run --release --example adaptive_sim -- --downstreams   # other brokers, ~1.5 min
+//! cargo run --release --example adaptive_sim -- --downstreams --count-max 5
 //! cargo run --release --example adaptive_sim -- --help
 //! ```
 //!
@@ -27,7 +28,9 @@
 //! p99 and count-only's goodput. `--downstreams` runs the same three phases
 //! on brokers other than the README's (fewer or more workers, a fast or
 //! distant broker, a slow link, other sizes, a bounded queue) and measures
-//! the joint controller and count-only against each one's oracle.
+//! the joint controller and count-only against each one's oracle;
+//! `--count-max N` bounds the joint controller's count at `N` there, as a
+//! user who knows the size of the broker's pool would.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -59,7 +62,7 @@ time (the model: examples/sim/mod.rs)
 USAGE:
     cargo run --release --example adaptive_sim -- [--seed N] [--csv PATH]
     cargo run --release --example adaptive_sim -- --seeds N [--room R | --statics]
-    cargo run --release --example adaptive_sim -- --downstreams [--seed N]
+    cargo run --release --example adaptive_sim -- --downstreams [--seed N] [--count-max N]
 
 Without --seeds it prints the README's table (mixed sizes and 1 KiB, three
 phases each, about 10 s) and writes every limiter's limits, in-flight and
@@ -79,6 +82,8 @@ OPTIONS:
     --downstreams  instead of the table: the three phases on other brokers than
                    the README's, the joint controller and count-only against
                    each one's oracle (~1.5 min)
+    --count-max N  with --downstreams: bound the joint controller's count at N
+                   (1 to {count_max}), as a user who knows the broker's pool would
     -h, --help     print this help
 
 Options take their value as the next argument or after '=' (--seeds=20).
@@ -98,6 +103,7 @@ EXIT STATUS:
 ",
         csv = DEFAULT_CSV,
         max_seeds = MAX_SEEDS,
+        count_max = COUNT_BOUNDS.1,
     )
 }
 
@@ -109,6 +115,8 @@ struct Options {
     room: Option<u32>,
     statics: bool,
     downstreams: bool,
+    /// The joint controller's count bound on other brokers.
+    count_max: Option<u64>,
 }
 
 /// Parses the options; `Ok(None)` means `--help`.
@@ -120,6 +128,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         room: None,
         statics: false,
         downstreams: false,
+        count_max: None,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(&arg);
@@ -137,6 +146,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--room" => {
                 let requests = parse_decimal(&flag, &value()?, 0.0, 100.0)?;
                 options.room = Some((requests * 10.0).round() as u32);
+            }
+            "--count-max" => {
+                options.count_max = Some(parse_number(&flag, &value()?, 1, COUNT_BOUNDS.1)?);
             }
             _ => return Err(format!("unknown option '{arg}'")),
         }
@@ -157,7 +169,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         return Err("--csv is for the table; --seeds writes no CSV".into());
     }
     if options.downstreams && (options.seeds.is_some() || options.csv.is_some()) {
-        return Err("--downstreams goes with --seed N alone".into());
+        return Err("--downstreams goes with --seed N and --count-max N alone".into());
+    }
+    if options.count_max.is_some() && !options.downstreams {
+        return Err("--count-max goes with --downstreams".into());
     }
     Ok(Some(options))
 }
@@ -168,7 +183,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if options.downstreams {
-        return match other_downstreams(options.seed.unwrap_or(1)) {
+        let joint = options
+            .count_max
+            .map_or(Limiter::Joint, Limiter::JointCountMax);
+        return match other_downstreams(options.seed.unwrap_or(1), joint) {
             Ok(()) => ExitCode::SUCCESS,
             Err(leak) => leaked(&leak),
         };
@@ -368,11 +386,16 @@ fn downstreams() -> Vec<(&'static str, Downstream, Duration, Traffic)> {
 }
 
 /// Prints, for each of [`downstreams`] and phase, the oracle and how the
-/// joint controller and count-only compare with it, and whether the joint
-/// controller meets its goals against the oracle there (as the README's
+/// joint controller (`joint_limiter`: the preset, or it with the count
+/// bounded)
+/// and count-only compare with it, and whether the joint controller meets
+/// its goals against the oracle there (as the README's
 /// table asks: 90% of the goodput, 1.5x the p99, 1% drops, re-converged
 /// within 5 s). `Err` names a run whose permits leaked.
-fn other_downstreams(seed: u64) -> Result<(), String> {
+fn other_downstreams(seed: u64, joint_limiter: Limiter) -> Result<(), String> {
+    if joint_limiter != Limiter::Joint {
+        println!("{}", joint_limiter.name());
+    }
     println!(
         "| broker | phase | oracle [count, bytes]: goodput MiB/s, p99 ms | joint ~[count, bytes] | joint vs oracle: goodput, p99, drops | re-converged after | goals | count-only vs oracle: goodput, p99, drops |"
     );
@@ -387,7 +410,7 @@ fn other_downstreams(seed: u64) -> Result<(), String> {
             seed,
         );
         let grid = grid(traffic);
-        let joint = run(&scenario, Limiter::Joint);
+        let joint = run(&scenario, joint_limiter);
         let count_only = run(&scenario, Limiter::CountOnly);
         for r in [&joint, &count_only] {
             check_balanced(r, || format!("{label}, {}, seed {seed}", r.limiter.name()))?;

@@ -70,6 +70,24 @@ fn the_downstream_is_bounded_and_the_books_balance() {
 }
 
 #[test]
+fn a_count_bound_holds_the_joint_count_within_it() {
+    // `--downstreams --count-max N`: the joint controller with the count
+    // bounded at N, from its first grant (the semaphore starts at N where
+    // N is below the usual start of 16). Unbounded, the count climbs past
+    // 5 on this broker, so the bound is what holds it.
+    let scenario = short(Traffic::MIXED, 1);
+    let unbounded = run(&scenario, Limiter::Joint);
+    assert!(unbounded.timeline.iter().any(|b| b.limits[0] > 5));
+    let bounded = run(&scenario, Limiter::JointCountMax(5));
+    assert!(bounded.balanced, "permits leaked");
+    for bucket in &bounded.timeline {
+        assert!(bucket.limits[0] <= 5, "{bucket:?}");
+        assert!(bucket.in_flight[0] <= 5, "{bucket:?}");
+    }
+    assert!(bounded.phases.iter().all(|p| p.successes > 0));
+}
+
+#[test]
 fn a_limit_too_high_for_the_halved_downstream_times_out() {
     // Unbounded count and bytes: the queue grows until requests time out.
     let report = run(

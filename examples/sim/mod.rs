@@ -241,6 +241,10 @@ pub enum Limiter {
     /// instead of the preset's 2: how the preset's room trades p99 for
     /// link use (see [`joint_controller_with_room`]).
     JointRoom(u32),
+    /// The joint controller with the count's upper bound at this many
+    /// requests instead of [`COUNT_BOUNDS`]'s: a user who knows the size of
+    /// the pool behind the broker (see [`joint_controller_with_count_max`]).
+    JointCountMax(u64),
 }
 
 /// Bounds the adaptive limiters may move in.
@@ -256,6 +260,7 @@ impl Limiter {
             Limiter::Joint => "joint".into(),
             Limiter::JointCountOnly => "joint's count only".into(),
             Limiter::JointRoom(tenths) => format!("joint, room {:.1}", f64::from(tenths) / 10.0),
+            Limiter::JointCountMax(max) => format!("joint, count at most {max}"),
         }
     }
 }
@@ -359,6 +364,18 @@ pub fn joint_controller_with_room(
     Controller::builder(sem)
         .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
         .limit(1, largest..=BYTES_MAX, preset::bytes().requests(requests))
+        .build()
+}
+
+/// The joint controller with the count bounded by `1..=max`, instead of
+/// [`COUNT_BOUNDS`].
+pub fn joint_controller_with_count_max(
+    sem: Arc<MultiSemaphore<2>>,
+    largest: u64,
+    max: u64,
+) -> Arc<Controller<2>> {
+    Controller::builder(sem)
+        .count_and_bytes(0, COUNT_BOUNDS.0..=max, 1, largest..=BYTES_MAX)
         .build()
 }
 
@@ -471,10 +488,18 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
     let largest = scenario.traffic.largest();
     let (sem, controller) = match limiter {
         Limiter::Static(limits) => (Arc::new(MultiSemaphore::new(limits)), None),
-        Limiter::CountOnly | Limiter::Joint | Limiter::JointCountOnly | Limiter::JointRoom(_) => {
+        Limiter::CountOnly
+        | Limiter::Joint
+        | Limiter::JointCountOnly
+        | Limiter::JointRoom(_)
+        | Limiter::JointCountMax(_) => {
             // Start where a user would: a modest guess, within the bounds.
+            let count = match limiter {
+                Limiter::JointCountMax(max) => max.clamp(COUNT_BOUNDS.0, 16),
+                _ => 16,
+            };
             let sem = Arc::new(
-                MultiSemaphore::builder([16, 8 * largest])
+                MultiSemaphore::builder([count, 8 * largest])
                     .max_capacity([COUNT_BOUNDS.1, BYTES_MAX])
                     .build(),
             );
@@ -482,6 +507,9 @@ pub fn run(scenario: &Scenario, limiter: Limiter) -> RunReport {
                 Limiter::Joint => joint_controller(Arc::clone(&sem), largest),
                 Limiter::JointRoom(tenths) => {
                     joint_controller_with_room(Arc::clone(&sem), largest, f64::from(tenths) / 10.0)
+                }
+                Limiter::JointCountMax(max) => {
+                    joint_controller_with_count_max(Arc::clone(&sem), largest, max)
                 }
                 Limiter::JointCountOnly => {
                     sem.set_capacity([16, BYTES_MAX]).unwrap();
