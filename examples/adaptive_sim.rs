@@ -387,9 +387,8 @@ fn downstreams() -> Vec<(&'static str, Downstream, Duration, Traffic)> {
 
 /// Prints, for each of [`downstreams`] and phase, the oracle and how the
 /// joint controller (`joint_limiter`: the preset, or it with the count
-/// bounded)
-/// and count-only compare with it, and whether the joint controller meets
-/// its goals against the oracle there (as the README's
+/// bounded) and count-only compare with it, and whether the joint
+/// controller meets its goals against the oracle there (as the README's
 /// table asks: 90% of the goodput, 1.5x the p99, 1% drops, re-converged
 /// within 5 s). `Err` names a run whose permits leaked.
 fn other_downstreams(seed: u64, joint_limiter: Limiter) -> Result<(), String> {
