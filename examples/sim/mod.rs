@@ -349,9 +349,7 @@ impl Rng {
 /// the count by Little's law under `Aimd`'s back-off, the bytes by the
 /// bandwidth-delay product, 25 ms windows.
 pub fn joint_controller(sem: Arc<MultiSemaphore<2>>, largest: u64) -> Arc<Controller<2>> {
-    Controller::builder(sem)
-        .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
-        .build()
+    joint_controller_with_count_max(sem, largest, COUNT_BOUNDS.1)
 }
 
 /// The joint controller with room for `requests` whole requests beyond the
@@ -367,8 +365,8 @@ pub fn joint_controller_with_room(
         .build()
 }
 
-/// The joint controller with the count bounded by `1..=max`, instead of
-/// [`COUNT_BOUNDS`].
+/// The joint controller with the count bounded by `COUNT_BOUNDS.0..=max`
+/// (the preset's, [`joint_controller`], at `max = COUNT_BOUNDS.1`).
 pub fn joint_controller_with_count_max(
     sem: Arc<MultiSemaphore<2>>,
     largest: u64,
