@@ -8,10 +8,10 @@
 //! When the timer fires first, the acquire gives up: the sender leaves the
 //! queue, holds nothing, and `stats()` counts a timeout under the limit that
 //! held it back (`timed_out_by`: messages or bytes; a sender queued behind a
-//! larger request counts under what that request lacks). An admitted message's
-//! [`OwnedPermit`] moves into a spawned completion task that sleeps the
-//! simulated broker latency, records the outcome (acked, error, or a reply that
-//! never came) and drops the permit.
+//! larger request counts under what that request lacks). An admitted
+//! message's [`OwnedPermit`](multisem::OwnedPermit) moves into a spawned
+//! completion task that sleeps the simulated broker latency, records the
+//! outcome (acked, error, or a reply that never came) and drops the permit.
 //!
 //! Once a second it prints a status line; at the end a summary, and it checks
 //! that `available() == capacity()` once every completion task has finished.
