@@ -359,6 +359,58 @@ fn a_drained_window_restarts_the_rate_samples_too() {
 }
 
 #[test]
+fn a_drained_window_that_read_high_takes_its_sample_over_enough_requests() {
+    // 1 MiB requests on a 64 MiB/s link, in 25 ms windows (one or two a
+    // window, as above), then a window through which a queue stood (its
+    // fastest took 120 ms where 40 was usual) in which three happened to
+    // complete: 120 MiB/s of its own, twice what the link moves. Its
+    // sample over 8 requests, 3 + 2 + 2 + 1 MiB over 100 ms, reads 80: the
+    // drain takes the lower, as the filter takes samples, not windows.
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let mut dim = at(8 << 20, 8 << 20);
+    for mib in [1u64, 2, 1, 2, 2].repeat(4) {
+        dim.limit = algorithm.update(&mib_window(mib, 25, 40), &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    let before = algorithm.bandwidth().0 / f64::from(1 << 20);
+    assert!((before - 64.0).abs() < 1e-9, "{before} MiB/s");
+    algorithm.update(&mib_window(3, 25, 120), &dim);
+    let after = algorithm.bandwidth().0 / f64::from(1 << 20);
+    assert!((after - 80.0).abs() < 1e-9, "{after} MiB/s");
+}
+
+#[test]
+fn a_drained_window_of_small_requests_alone_keeps_the_request_size() {
+    // 1 MiB requests (their bytes are the traffic's), then a window through
+    // which a queue stood in which only 1 KiB requests completed, 40 of
+    // them: its rate, 40 KiB in 25 ms, replaces the faster past, but the
+    // whole requests of room stay two of the requests that carry the
+    // bytes, not two of 1 KiB (which took the limit to its lower bound).
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let mut dim = at(8 << 20, 8 << 20);
+    for _ in 0..10 {
+        dim.limit = algorithm.update(&mib_window(2, 25, 40), &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    let mut small = mib_window(0, 25, 120);
+    small.successes = 40;
+    small.delivered_bytes = 40 << 10;
+    (small.weighted_size, small.min_rtt_bytes) = (1 << 10, 1 << 10);
+    let limit = algorithm.update(&small, &dim);
+    let (bandwidth, request) = algorithm.bandwidth();
+    assert_eq!(request, 1 << 20);
+    let mib_per_s = bandwidth / f64::from(1 << 20);
+    assert!((mib_per_s - 1.5625).abs() < 1e-9, "{mib_per_s} MiB/s");
+    // 1.25 * 1.5625 MiB/s * 27.5 ms (the base delay: 40 ms less the 12.5
+    // its own 1 MiB took at 80 MiB/s), and two whole requests of 1 MiB.
+    let expected = 1.25 * f64::from(40 << 10) / 0.025 * 0.0275 + f64::from(2 << 20);
+    assert!(
+        (limit as f64 - expected).abs() < 1024.0,
+        "{limit} vs {expected}"
+    );
+}
+
+#[test]
 fn bandwidth_delay_per_request_counts_requests() {
     // 3200 requests/s at ~6 ms: 2 * 3200 * 6 ms + 2 = 40 requests, whatever
     // their size; then a queue and half the rate: 2 * 1600 * 6 ms + 2 = 21.

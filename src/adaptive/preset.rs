@@ -118,12 +118,13 @@ impl<const N: usize> ControllerBuilder<N> {
     /// many small ones in flight, so behind a small pool of workers it
     /// holds about twice the pool: with 4 workers and mixed sizes in the
     /// simulation, about 10, where the best static count is 5, and a p99
-    /// 1.4x the best static limit's. Where you know the pool's size, give
-    /// `count_bounds` an upper end near it (the pool plus the requests on
-    /// the wire; [`Controller::set_bounds`](super::Controller::set_bounds)
-    /// when the pool changes): at 5 there, the p99 is the best static
-    /// limit's while the pool is whole (README, "On other brokers", also
-    /// for what a pool of 2 still misses).
+    /// 1.2x to 1.4x the best static limit's. Where you know the pool's
+    /// size, give `count_bounds` an upper end near it (the pool plus the
+    /// requests on the wire;
+    /// [`Controller::set_bounds`](super::Controller::set_bounds) when the
+    /// pool changes): at 5 there, the p99 is the best static limit's while
+    /// the pool is whole (README, "On other brokers", also for what a pool
+    /// of 2 still misses).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
