@@ -1880,6 +1880,37 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
     assert_eq!(algorithm.typical_delay(), Some(0.006));
 }
 
+#[test]
+fn a_fall_the_probe_did_not_cause_keeps_the_typical_delay_from_rising() {
+    // Round trips that spread (the small requests take 9 ms, the fastest
+    // 6): the first probe measures 9 ms. Then the limit is held where it
+    // is (as a bound, or a `Min`'s other algorithm, holds it), so no probe
+    // can tell a queue from chance. Before each probe the small requests
+    // take 20 ms; through it, 14: their round trip fell all the same, so
+    // something else shortened a queue (in a joint controller, the other
+    // dimension's probe in the same windows), and what is left of it may
+    // be in the measure: the typical delay stays 9 ms. Where it did not
+    // fall, the measure counts as before, and the typical delay rises.
+    let typical_after = |through_ms: f64| {
+        let mut algorithm = BandwidthDelay::default().probe_every(4);
+        probed(&mut algorithm, 9, false, 10);
+        assert_eq!(algorithm.typical_delay(), Some(0.009));
+        let dim = at(24 * 1024, 24 * 1024);
+        for _ in 0..12 {
+            let probing = algorithm.before_probe().is_some();
+            let mut window = kib_window(3200, 6);
+            let small_ms = if probing { through_ms } else { 20.0 };
+            window.small_mean_rtt = Duration::from_secs_f64(small_ms / 1e3);
+            window.small_rtt_error = Duration::from_micros(500);
+            algorithm.update(&window, &dim);
+        }
+        algorithm.typical_delay().unwrap()
+    };
+    assert_eq!(typical_after(14.0), 0.009);
+    // 20 ms and twice its standard error.
+    assert!((typical_after(20.0) - 0.021).abs() < 1e-12);
+}
+
 /// A second of 1,000 successes that report no bytes (for a count), the
 /// fastest taking `min_rtt_ms` and the mean and slowest `mean_ms`; no small
 /// requests' round trip.

@@ -127,7 +127,7 @@ impl<const N: usize> ControllerBuilder<N> {
     /// many small ones in flight, so behind a small pool of workers it
     /// holds about twice the pool: with 4 workers and mixed sizes in the
     /// simulation, about 10, where the best static count is 5, and a p99
-    /// 1.2x to 1.4x the best static limit's. Where you know the pool's
+    /// 1.1x to 1.3x the best static limit's. Where you know the pool's
     /// size, give `count_bounds` an upper end near it (the pool plus the
     /// requests on the wire;
     /// [`Controller::set_bounds`](super::Controller::set_bounds) when the

@@ -81,12 +81,17 @@ impl TypicalDelay {
     /// A probe that could not lower the limit by a quarter (a bound, or
     /// the other algorithm of a `Min` holding it lower) cannot tell; it
     /// takes what it measures, and the next probe that lowers the limit
-    /// tests it.
+    /// tests it. But where the round trip fell through it all the same,
+    /// something else shortened a queue (in a joint controller, the other
+    /// dimension's probe, in the same windows), and what is left of that
+    /// queue may be in the measure: it is taken as one through which the
+    /// queue stood.
     pub(super) fn take(&mut self, measure: &Measure) {
         let tells = measure.lowered <= LOWERED;
         let (before, before_error) = measure.rtt_before;
         let (now, now_error) = measure.rtt_now;
-        let queued = tells && before - now > QUEUED * before_error.hypot(now_error);
+        let fell = before - now > QUEUED * before_error.hypot(now_error);
+        let queued = tells && fell;
         let held = measure.rate >= 0.5 * (1.0 + measure.lowered) * measure.bandwidth;
         let typical = now + 2.0 * now_error;
         if tells {
@@ -94,7 +99,7 @@ impl TypicalDelay {
         }
         if typical <= 0.0 {
             // No small request measured: the last measure stays.
-        } else if queued && held {
+        } else if (queued && held) || (fell && !tells) {
             self.seconds = match self.seconds {
                 Some(last) => Some(last.min(typical)),
                 None if !measure.fastest_queued => Some(typical),
