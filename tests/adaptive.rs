@@ -288,6 +288,29 @@ fn bandwidth_delay_keeps_its_maximum_through_a_slow_window_without_a_queue() {
     assert_eq!(algorithm.update(&kib_window(1600, 6), &dim), before);
 }
 
+/// Feeds `windows` to `algorithm` from a limit of 8 MiB, each window with
+/// all of the limit before it in flight; returns the dimension after.
+fn fed_from_8_mib(
+    algorithm: &mut BandwidthDelay,
+    windows: impl IntoIterator<Item = Window>,
+) -> Dimension {
+    let mut dim = at(8 << 20, 8 << 20);
+    for window in windows {
+        dim.limit = algorithm.update(&window, &dim);
+        dim.peak_in_flight = dim.limit;
+    }
+    dim
+}
+
+/// 1 MiB requests on a 64 MiB/s link in 25 ms windows, their fastest
+/// taking 40 ms: one or two complete in a window, 8 MiB every five.
+fn lumpy_mib_windows() -> impl Iterator<Item = Window> {
+    [1u64, 2, 1, 2, 2]
+        .repeat(4)
+        .into_iter()
+        .map(|mib| mib_window(mib, 25, 40))
+}
+
 #[test]
 fn bandwidth_delay_takes_each_rate_over_enough_requests_not_one_lumpy_window() {
     // 1 MiB requests on a 64 MiB/s link, in 25 ms windows: a window sees
@@ -297,19 +320,7 @@ fn bandwidth_delay_takes_each_rate_over_enough_requests_not_one_lumpy_window() {
     // with 20 ms each way, where the product dominates). Each rate sample
     // spans the newest windows that delivered 8 requests: 64 MiB/s.
     let mut algorithm = BandwidthDelay::default().probe_every(0);
-    let mut dim = at(8 << 20, 8 << 20);
-    for mib in [1u64, 2, 1, 2, 2].repeat(4) {
-        let mut window = Window::default();
-        window.elapsed = Duration::from_millis(25);
-        window.successes = mib;
-        window.delivered_bytes = mib << 20;
-        window.min_rtt = Duration::from_millis(40);
-        window.min_rtt_bytes = 1 << 20;
-        (window.mean_rtt, window.max_rtt) = (window.min_rtt, window.min_rtt);
-        window.weighted_size = 1 << 20;
-        dim.limit = algorithm.update(&window, &dim);
-        dim.peak_in_flight = dim.limit;
-    }
+    fed_from_8_mib(&mut algorithm, lumpy_mib_windows());
     let (bandwidth, request) = algorithm.bandwidth();
     assert_eq!(request, 1 << 20);
     let mib_per_s = bandwidth / f64::from(1 << 20);
@@ -326,11 +337,11 @@ fn bandwidth_delay_rate_samples_span_up_to_the_bandwidth_windows() {
         let mut algorithm = BandwidthDelay::default()
             .probe_every(0)
             .bandwidth_windows(bandwidth_windows);
-        let mut dim = at(8 << 20, 8 << 20);
-        for ms in [25, 25, 25, 25, 25, 25, 25, 5].repeat(4) {
-            dim.limit = algorithm.update(&mib_window(1, ms, 40), &dim);
-            dim.peak_in_flight = dim.limit;
-        }
+        let windows = [25, 25, 25, 25, 25, 25, 25, 5].repeat(4);
+        fed_from_8_mib(
+            &mut algorithm,
+            windows.into_iter().map(|ms| mib_window(1, ms, 40)),
+        );
         algorithm.bandwidth().0 / f64::from(1 << 20)
     };
     let (twenty, five) = (rate_over(20), rate_over(5));
@@ -346,14 +357,9 @@ fn a_drained_window_restarts_the_rate_samples_too() {
     // sample: 2 MiB over 50 ms, not 10 MiB over 100 ms with the windows
     // before the queue.
     let mut algorithm = BandwidthDelay::default().probe_every(0);
-    let mut dim = at(8 << 20, 8 << 20);
-    for window in vec![mib_window(4, 25, 10); 10]
-        .into_iter()
-        .chain([mib_window(1, 25, 30), mib_window(1, 25, 10)])
-    {
-        dim.limit = algorithm.update(&window, &dim);
-        dim.peak_in_flight = dim.limit;
-    }
+    let windows = vec![mib_window(4, 25, 10); 10];
+    let after = [mib_window(1, 25, 30), mib_window(1, 25, 10)];
+    fed_from_8_mib(&mut algorithm, windows.into_iter().chain(after));
     let mib_per_s = algorithm.bandwidth().0 / f64::from(1 << 20);
     assert!((mib_per_s - 40.0).abs() < 1e-9, "{mib_per_s} MiB/s");
 }
@@ -367,11 +373,7 @@ fn a_drained_window_that_read_high_takes_its_sample_over_enough_requests() {
     // sample over 8 requests, 3 + 2 + 2 + 1 MiB over 100 ms, reads 80: the
     // drain takes the lower, as the filter takes samples, not windows.
     let mut algorithm = BandwidthDelay::default().probe_every(0);
-    let mut dim = at(8 << 20, 8 << 20);
-    for mib in [1u64, 2, 1, 2, 2].repeat(4) {
-        dim.limit = algorithm.update(&mib_window(mib, 25, 40), &dim);
-        dim.peak_in_flight = dim.limit;
-    }
+    let dim = fed_from_8_mib(&mut algorithm, lumpy_mib_windows());
     let before = algorithm.bandwidth().0 / f64::from(1 << 20);
     assert!((before - 64.0).abs() < 1e-9, "{before} MiB/s");
     algorithm.update(&mib_window(3, 25, 120), &dim);
@@ -387,11 +389,7 @@ fn a_drained_window_of_small_requests_alone_keeps_the_request_size() {
     // whole requests of room stay two of the requests that carry the
     // bytes, not two of 1 KiB (which took the limit to its lower bound).
     let mut algorithm = BandwidthDelay::default().probe_every(0);
-    let mut dim = at(8 << 20, 8 << 20);
-    for _ in 0..10 {
-        dim.limit = algorithm.update(&mib_window(2, 25, 40), &dim);
-        dim.peak_in_flight = dim.limit;
-    }
+    let dim = fed_from_8_mib(&mut algorithm, vec![mib_window(2, 25, 40); 10]);
     let mut small = mib_window(0, 25, 120);
     small.successes = 40;
     small.delivered_bytes = 40 << 10;
