@@ -193,3 +193,66 @@ fn one_small_request_at_a_time_leaves_the_link_idle() {
         assert!(queued.link_busy > 5.0 * lone.link_busy, "{queued:?}");
     }
 }
+
+#[test]
+fn re_convergence_starts_after_the_last_500_ms_bucket_that_misses() {
+    // One phase of 2 s: four 500 ms buckets, judged against an oracle of
+    // 1 MB/s at a p99 of 100 ms. Each bucket gets 20 successes (one
+    // failing bucket is built by changing one thing in it).
+    let scenario = Scenario::three_phases(
+        Traffic::MIXED,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        1,
+    )
+    .single(0);
+    let oracle = PhaseReport {
+        name: "steady",
+        goodput: 1e6,
+        p50: Duration::from_millis(10),
+        p99: Duration::from_millis(100),
+        drop_rate: 0.0,
+        successes: 80,
+        drops: 0,
+        mean_limits: [1.0, 1.0],
+        link_busy: 1.0,
+    };
+    const MS: u64 = 1_000_000;
+    // `bytes` and the slowest latency of each bucket, and its drops; the
+    // other 19 successes take 10 ms.
+    let settled = |buckets: [(u64, u64, u64); 4]| {
+        let mut completions = Vec::new();
+        for (b, (bytes, slowest, drops)) in buckets.into_iter().enumerate() {
+            let at = b as u64 * 500 * MS + 250 * MS;
+            completions.push((at, slowest * MS, bytes - 19 * 1000, true));
+            completions.extend((0..19).map(|_| (at, 10 * MS, 1000, true)));
+            completions.extend((0..drops).map(|_| (at, 0, 0, false)));
+        }
+        let report = RunReport {
+            limiter: Limiter::Static([1, 1]),
+            phases: Vec::new(),
+            timeline: Vec::new(),
+            completions,
+            balanced: true,
+        };
+        convergence(&scenario, &report, 0, &oracle)
+    };
+    // 90% of the oracle's goodput over half a second, and 1.5x its p99,
+    // pass; a byte or a millisecond less (more) does not.
+    let good = (450_000, 150, 0);
+    let secs = |s: f64| Some(Duration::from_secs_f64(s));
+    assert_eq!(settled([good; 4]), secs(0.0));
+    assert_eq!(settled([(449_999, 150, 0), good, good, good]), secs(0.5));
+    assert_eq!(settled([good, (500_000, 151, 0), good, good]), secs(1.0));
+    // One drop in 21 answers is over 1%: the last bucket misses.
+    assert_eq!(settled([good, good, good, (500_000, 10, 1)]), None);
+    // Only the last miss counts: the buckets before it may pass or not.
+    assert_eq!(
+        settled([good, (19_000, 10, 0), good, (500_000, 10, 0)]),
+        secs(1.0)
+    );
+    assert_eq!(
+        settled([(500_000, 10, 5), (500_000, 10, 0), (500_000, 200, 0), good]),
+        secs(1.5)
+    );
+}

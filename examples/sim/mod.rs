@@ -1034,3 +1034,21 @@ pub fn convergence(
         .map_or(0, |last_bad| last_bad + 1);
     (settled < buckets).then(|| Duration::from_nanos(settled as u64 * bucket))
 }
+
+/// [`convergence`] of the oracle itself: its static `limits` for `phase`,
+/// run on that phase alone after the warm-up on the same downstream (as
+/// the grid search ran it, so nothing changes within it), judged against
+/// its own `report`. A bucket it misses is the measure's noise, not a
+/// limiter's: goodput counts a request's bytes when it completes, and
+/// where a few large messages carry nearly every byte, one or two of them
+/// completing in the next 500 ms bucket move a bucket's goodput by 5% or
+/// more. So this is the floor under any limiter's figure on that phase.
+pub fn oracle_settling(
+    scenario: &Scenario,
+    phase: usize,
+    limits: [u64; 2],
+    report: &PhaseReport,
+) -> Option<Duration> {
+    let alone = scenario.single(phase);
+    convergence(&alone, &run(&alone, Limiter::Static(limits)), 0, report)
+}
