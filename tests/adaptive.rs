@@ -1419,6 +1419,11 @@ fn nonsense_parameters_are_refused_at_construction() {
     refused!("Aimd::backoff", Aimd::default().backoff(f64::NAN));
     refused!("Aimd::tolerance", Aimd::default().tolerance(1.01));
     refused!("Aimd::utilization", Aimd::default().utilization(-0.5));
+    refused!("Aimd::plateau", Aimd::default().plateau(1.5, 0.1));
+    refused!("Aimd::plateau", Aimd::default().plateau(f64::NAN, 0.1));
+    refused!("Aimd::plateau", Aimd::default().plateau(0.8, 0.0));
+    refused!("Aimd::plateau", Aimd::default().plateau(0.8, 1.5));
+    refused!("Aimd::plateau", Aimd::default().plateau(0.8, f64::NAN));
     refused!("Gradient2::tolerance", Gradient2::default().tolerance(0.9));
     refused!(
         "Gradient2::tolerance",
@@ -1466,6 +1471,9 @@ fn nonsense_parameters_are_refused_at_construction() {
         .tolerance(1.0)
         .utilization(0.0);
     let _ = Aimd::default().backoff(1.0).tolerance(0.0).utilization(1.0);
+    let _ = Aimd::default()
+        .plateau(0.0, 1.0)
+        .plateau(1.0, f64::MIN_POSITIVE);
     let _ = Gradient2::default()
         .tolerance(1.0)
         .smoothing(1.0)
@@ -1521,6 +1529,56 @@ fn aimd_parameters_do_what_they_say() {
     let eager = || Aimd::default().utilization(0.8);
     assert_eq!(eager().update(&answered(10, 0), &at(100, 79)), 100);
     assert_eq!(eager().update(&answered(10, 0), &at(100, 80)), 101);
+}
+
+#[test]
+fn aimd_plateau_lingers_below_the_edge_until_it_passes_it() {
+    // Drops at 100 back off to 50; the limit regrows a step a window up to
+    // 0.75 of the edge (75), then half a step until it passes the edge,
+    // then a step again.
+    let mut aimd = Aimd::default().backoff(0.5).plateau(0.75, 0.5);
+    let mut limit = 100;
+    let window = |aimd: &mut Aimd, limit: &mut u64, drops: u64| {
+        *limit = aimd.update(&answered(10 - drops, drops), &at(*limit, *limit));
+        *limit
+    };
+    let windows = |aimd: &mut Aimd, limit: &mut u64, n: usize| -> Vec<u64> {
+        (0..n).map(|_| window(aimd, limit, 0)).collect()
+    };
+    assert_eq!(window(&mut aimd, &mut limit, 1), 50);
+    let climb = windows(&mut aimd, &mut limit, 27);
+    assert_eq!(climb[..3], [51, 52, 53]);
+    assert_eq!(
+        climb[24..],
+        [75, 75, 76],
+        "a step a window to 75, then half"
+    );
+    windows(&mut aimd, &mut limit, 48);
+    assert_eq!(limit, 100, "50 half steps from 75");
+    // At the edge: the downstream takes as much as when it dropped, so the
+    // edge is forgotten, and the whole step is back.
+    assert_eq!(windows(&mut aimd, &mut limit, 4), [101, 102, 103, 104]);
+    // A window that used too little of the limit neither grows it nor
+    // moves the edge.
+    assert_eq!(aimd.update(&answered(10, 0), &at(104, 10)), 104);
+    // Each back-off sets the edge anew: drops at 104, then at 60 on the
+    // way back up; the plateau now begins at 0.75 of 60.
+    assert_eq!(window(&mut aimd, &mut limit, 1), 52);
+    windows(&mut aimd, &mut limit, 8);
+    assert_eq!(limit, 60);
+    assert_eq!(window(&mut aimd, &mut limit, 1), 30);
+    let climb = windows(&mut aimd, &mut limit, 17);
+    assert_eq!(climb[13..], [44, 45, 45, 46]);
+    // Without `plateau`, or with `plateau(1.0, 1.0)`, the step is whole
+    // all the way.
+    for mut plain in [
+        Aimd::default().backoff(0.5),
+        Aimd::default().backoff(0.5).plateau(1.0, 1.0),
+    ] {
+        let mut limit = 100;
+        assert_eq!(window(&mut plain, &mut limit, 1), 50);
+        assert_eq!(windows(&mut plain, &mut limit, 51)[49..], [100, 101]);
+    }
 }
 
 #[test]

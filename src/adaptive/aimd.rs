@@ -14,6 +14,12 @@ use super::window::Window;
 /// latency-driven algorithm ([`Min`](super::Min)), or alone where the
 /// downstream says "busy" early (a broker's quota, a 429).
 ///
+/// By default it regrows at the full step all the way back to where the
+/// drops began, and past it: behind a queue that refuses when full, that
+/// finds the queue's edge again within a few windows, and again after each
+/// back-off. [`plateau`](Self::plateau) remembers the edge and regrows
+/// slowly below it, as CUBIC lingers near the window of its last loss.
+///
 /// ```
 /// use multisem::adaptive::Aimd;
 ///
@@ -29,6 +35,12 @@ pub struct Aimd {
     backoff: f64,
     tolerance: f64,
     utilization: f64,
+    /// `plateau`: from which share of the edge the step shrinks, and to
+    /// which share of itself.
+    plateau_from: f64,
+    plateau_share: f64,
+    /// The limit at the last back-off, until the limit passes it again.
+    edge: Option<f64>,
     estimate: Estimate,
 }
 
@@ -39,6 +51,9 @@ impl Default for Aimd {
             backoff: 0.9,
             tolerance: 0.0,
             utilization: 0.5,
+            plateau_from: 1.0,
+            plateau_share: 1.0,
+            edge: None,
             estimate: Estimate::default(),
         }
     }
@@ -125,6 +140,65 @@ impl Aimd {
         self.utilization = utilization;
         self
     }
+
+    /// After a back-off, regrow by the full step only up to `from` times
+    /// the limit the drops began at (the edge), then by `share` of the step
+    /// until the limit passes the edge; past it, by the full step again
+    /// (the downstream has grown). Default `plateau(1.0, 1.0)`: the full
+    /// step throughout.
+    ///
+    /// Behind a queue that refuses when it is full, the edge is where the
+    /// queue overflowed: the limit comes back quickly most of the way and
+    /// then lingers below the edge, where it would otherwise be back at it
+    /// a few windows after each back-off and refused again (CUBIC's plateau
+    /// around the window of its last loss). Each back-off sets the edge
+    /// anew, so a downstream that shrank is followed down.
+    ///
+    /// ```
+    /// use multisem::adaptive::{Aimd, Algorithm, Dimension, Window};
+    ///
+    /// let mut aimd = Aimd::default().backoff(0.7).plateau(0.8, 0.25);
+    /// let (mut drops, mut busy) = (Window::default(), Window::default());
+    /// drops.drops = 1;
+    /// busy.successes = 16;
+    /// let mut dim = Dimension::default();
+    /// (dim.limit, dim.max) = (100, 1000);
+    /// // Drops at 100: back to 70, and 100 is the edge.
+    /// dim.limit = aimd.update(&drops, &dim);
+    /// assert_eq!(dim.limit, 70);
+    /// // A step a window (the window used the whole limit) up to 80...
+    /// for _ in 0..10 {
+    ///     dim.peak_in_flight = dim.limit;
+    ///     dim.limit = aimd.update(&busy, &dim);
+    /// }
+    /// assert_eq!(dim.limit, 80);
+    /// // ...then a quarter of one: four windows for the next request.
+    /// for _ in 0..4 {
+    ///     dim.peak_in_flight = dim.limit;
+    ///     dim.limit = aimd.update(&busy, &dim);
+    /// }
+    /// assert_eq!(dim.limit, 81);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `from` is not a share in `0.0..=1.0`, or `share` is not in
+    /// `0.0..=1.0` or is 0 (the limit would never pass the edge again, and
+    /// could not follow a downstream that grew).
+    #[track_caller]
+    pub fn plateau(mut self, from: f64, share: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&from),
+            "Aimd::plateau: from {from} is not a share of the edge in 0.0..=1.0"
+        );
+        assert!(
+            share > 0.0 && share <= 1.0,
+            "Aimd::plateau: share {share} is not a share of the step in (0.0, 1.0]"
+        );
+        self.plateau_from = from;
+        self.plateau_share = share;
+        self
+    }
 }
 
 impl Algorithm for Aimd {
@@ -132,9 +206,19 @@ impl Algorithm for Aimd {
         let limit = self.estimate.current(dim.limit);
         // A rate above the tolerance (at least 0.0) means drops.
         let next = if window.drop_rate() > self.tolerance {
+            self.edge = Some(limit);
             limit * self.backoff
         } else if dim.peak_in_flight as f64 >= self.utilization * dim.limit as f64 {
-            limit + self.step
+            let step = match self.edge {
+                // Past the edge: the downstream takes more than it did.
+                Some(edge) if limit >= edge => {
+                    self.edge = None;
+                    self.step
+                }
+                Some(edge) if limit >= self.plateau_from * edge => self.step * self.plateau_share,
+                _ => self.step,
+            };
+            limit + step
         } else {
             limit
         };
