@@ -23,18 +23,17 @@
 //! p99 at most half theirs at no worse goodput. Beside re-convergence it
 //! counts how often the oracle itself, run on its phase alone (where
 //! nothing changes), passes the same 500 ms test: the measure's own noise.
-//! `--room R` gives the joint
-//! controller room for `R` whole requests beyond the bandwidth-delay
-//! product instead of the preset's 2 (in tenths: how the preset trades p99
-//! for link use); `--statics` asks the same of static limits near the
-//! oracle's instead: whether any fixed `[count, bytes]` keeps the oracle's
-//! p99 and count-only's goodput. `--downstreams` runs the same three phases
-//! on brokers other than the README's (fewer or more workers, a fast or
-//! distant broker, a slow link, other sizes, a bounded queue) and measures
-//! the joint controller and count-only against each one's oracle (with
-//! the oracle's own settling, as above);
-//! `--count-max N` bounds the joint controller's count at `N` there, as a
-//! user who knows the size of the broker's pool would.
+//! `--room R` gives the joint controller room for `R` whole requests
+//! beyond the bandwidth-delay product instead of the preset's 2 (in
+//! tenths: how the preset trades p99 for link use); `--statics` asks the
+//! same of static limits near the oracle's instead: whether any fixed
+//! `[count, bytes]` keeps the oracle's p99 and count-only's goodput.
+//! `--downstreams` runs the same three phases on brokers other than the
+//! README's (fewer or more workers, a fast or distant broker, a slow link,
+//! other sizes, a bounded queue) and measures the joint controller and
+//! count-only against each one's oracle (with the oracle's own settling, as
+//! above); `--count-max N` bounds the joint controller's count at `N`
+//! there, as a user who knows the size of the broker's pool would.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -481,7 +480,8 @@ fn ms(d: Duration) -> f64 {
 /// each goal holds: the joint controller (or its variant with `room` tenths
 /// of a request) against the oracle and against count-only, and the oracle
 /// itself against count-only and by the measure of re-convergence, with the
-/// goodput ratios and link use behind the verdicts. `Err` names a run whose permits leaked.
+/// goodput ratios and link use behind the verdicts. `Err` names a run
+/// whose permits leaked.
 fn goals_over_seeds(seeds: u64, room: Option<u32>) -> Result<(), String> {
     let joint = room.map_or(Limiter::Joint, Limiter::JointRoom);
     let grid = grid(Traffic::MIXED);
