@@ -152,7 +152,10 @@ impl Aimd {
     /// then lingers below the edge, where it would otherwise be back at it
     /// a few windows after each back-off and refused again (CUBIC's plateau
     /// around the window of its last loss). Each back-off sets the edge
-    /// anew, so a downstream that shrank is followed down.
+    /// anew, so a downstream that shrank is followed down. The edge is kept
+    /// until the limit passes it, however long that takes: after one
+    /// transient drop, a downstream that has grown since costs one slow
+    /// climb through the band (at `share` 0.1, ten busy windows a request).
     ///
     /// ```
     /// use multisem::adaptive::{Aimd, Algorithm, Dimension, Window};
