@@ -1558,8 +1558,7 @@ fn aimd_plateau_lingers_below_the_edge_until_it_passes_it() {
     // At the edge: the downstream takes as much as when it dropped, so the
     // edge is forgotten, and the whole step is back.
     assert_eq!(windows(&mut aimd, &mut limit, 4), [101, 102, 103, 104]);
-    // A window that used too little of the limit neither grows it nor
-    // moves the edge.
+    // A window that used too little of the limit does not grow it.
     assert_eq!(aimd.update(&answered(10, 0), &at(104, 10)), 104);
     // Each back-off sets the edge anew: drops at 104, then at 60 on the
     // way back up; the plateau now begins at 0.75 of 60.
