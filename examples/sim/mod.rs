@@ -55,7 +55,9 @@ use std::time::{Duration, Instant};
 
 use multisem::MultiSemaphore;
 use multisem::OwnedPermit;
-use multisem::adaptive::{Aimd, Controller, Gradient2, Min, Outcome, TrackedPermit, preset};
+use multisem::adaptive::{
+    Aimd, Controller, ControllerBuilder, Gradient2, Min, Outcome, TrackedPermit, preset,
+};
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -359,8 +361,7 @@ pub fn joint_controller_with_room(
     largest: u64,
     requests: f64,
 ) -> Arc<Controller<2>> {
-    Controller::builder(sem)
-        .count_and_bytes(0, COUNT_BOUNDS.0..=COUNT_BOUNDS.1, 1, largest..=BYTES_MAX)
+    joint_builder(sem, largest, COUNT_BOUNDS.1)
         .limit(1, largest..=BYTES_MAX, preset::bytes().requests(requests))
         .build()
 }
@@ -372,9 +373,17 @@ pub fn joint_controller_with_count_max(
     largest: u64,
     max: u64,
 ) -> Arc<Controller<2>> {
-    Controller::builder(sem)
-        .count_and_bytes(0, COUNT_BOUNDS.0..=max, 1, largest..=BYTES_MAX)
-        .build()
+    joint_builder(sem, largest, max).build()
+}
+
+/// The preset on the simulation's two dimensions: the count within
+/// `COUNT_BOUNDS.0..=count_max`, the bytes from the largest message up.
+fn joint_builder(
+    sem: Arc<MultiSemaphore<2>>,
+    largest: u64,
+    count_max: u64,
+) -> ControllerBuilder<2> {
+    Controller::builder(sem).count_and_bytes(0, COUNT_BOUNDS.0..=count_max, 1, largest..=BYTES_MAX)
 }
 
 /// The joint controller's own count algorithm and windows, bytes left
