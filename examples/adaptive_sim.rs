@@ -1,11 +1,12 @@
 //! The adaptive controller against the best static limits and against
 //! count-only adaptive limits, in a deterministic simulation (see
-//! `examples/sim/mod.rs` for the model): prints the README's table and
-//! writes every limiter's limits and latency over time as CSV.
+//! `examples/sim/mod.rs` for the model): prints the README's table, writes
+//! every limiter's limits and latency over time as CSV, and charts the
+//! mixed sizes' timeline as SVG (`examples/chart/mod.rs`).
 //!
 //! ```text
 //! cargo run --release --example adaptive_sim                 # the table, ~10 s
-//! cargo run --release --example adaptive_sim -- --csv out.csv
+//! cargo run --release --example adaptive_sim -- --csv out.csv --svg out.svg
 //! cargo run --release --example adaptive_sim -- --seed 7
 //! cargo run --release --example adaptive_sim -- --seeds 20   # the goals over seeds 1 to 20, ~1 min
 //! cargo run --release --example adaptive_sim -- --seeds 20 --room 3
@@ -42,6 +43,9 @@ use std::time::Duration;
 mod sim;
 use sim::*;
 
+mod chart;
+use chart::{Chart, Panel, Scale, Series, Style, per_phase};
+
 mod common;
 use common::{
     OutputFile, flag_value, options_or_exit, parse_decimal, parse_number, parse_path, split_flag,
@@ -51,6 +55,9 @@ use common::{
 /// The timeline's default path: in the crate's `target/`, wherever the
 /// example is run from.
 const DEFAULT_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_sim.csv");
+
+/// The chart's default path, beside the timeline's.
+const DEFAULT_SVG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_sim.svg");
 
 /// The most seeds `--seeds` runs (about 3 s each on two loaded cores).
 const MAX_SEEDS: u64 = 1000;
@@ -63,17 +70,19 @@ against count-only adaptive limits, in a deterministic simulation in virtual
 time (the model: examples/sim/mod.rs)
 
 USAGE:
-    cargo run --release --example adaptive_sim -- [--seed N] [--csv PATH]
+    cargo run --release --example adaptive_sim -- [--seed N] [--csv PATH] [--svg PATH]
     cargo run --release --example adaptive_sim -- --seeds N [--room R | --statics]
     cargo run --release --example adaptive_sim -- --downstreams [--seed N] [--count-max N]
 
 Without --seeds it prints the README's table (mixed sizes and 1 KiB, three
-phases each, about 10 s) and writes every limiter's limits, in-flight and
-latency over time as CSV.
+phases each, about 10 s), writes every limiter's limits, in-flight and
+latency over time as CSV, and charts the mixed sizes' limits, p99 and goodput
+over time, against the oracle's, as SVG.
 
 OPTIONS:
     --seed N       seed of the table's run (default 1)
     --csv PATH     where to write the timeline (default {csv})
+    --svg PATH     where to write the chart (default {svg})
     --seeds N      instead of the table: on how many of seeds 1 to N (1 to {max_seeds})
                    each goal below holds, per phase of the mixed sizes (~3 s a seed)
     --room R       with --seeds: give the joint controller room for R whole requests
@@ -103,10 +112,12 @@ THE GOALS (--seeds), for the joint controller in each phase:
 
 EXIT STATUS:
     0  done
-    1  a run did not give back every permit, or the CSV could not be written
+    1  a run did not give back every permit, or the CSV or the chart could not
+       be written
     2  bad options
 ",
         csv = DEFAULT_CSV,
+        svg = DEFAULT_SVG,
         max_seeds = MAX_SEEDS,
         count_max = COUNT_BOUNDS.1,
     )
@@ -115,6 +126,7 @@ EXIT STATUS:
 struct Options {
     seed: Option<u64>,
     csv: Option<String>,
+    svg: Option<String>,
     seeds: Option<u64>,
     /// Room beyond the bandwidth-delay product, in tenths of a request.
     room: Option<u32>,
@@ -129,6 +141,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
     let mut options = Options {
         seed: None,
         csv: None,
+        svg: None,
         seeds: None,
         room: None,
         statics: false,
@@ -147,6 +160,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--downstreams" => options.downstreams = switch(&flag, inline.as_deref())?,
             "--seed" => options.seed = Some(parse_number(&flag, &value()?, 0, u64::MAX)?),
             "--csv" => options.csv = Some(parse_path(&flag, value()?)?),
+            "--svg" => options.svg = Some(parse_path(&flag, value()?)?),
             "--seeds" => options.seeds = Some(parse_number(&flag, &value()?, 1, MAX_SEEDS)?),
             "--room" => {
                 let requests = parse_decimal(&flag, &value()?, 0.0, 100.0)?;
@@ -170,10 +184,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
     if options.seeds.is_some() && options.seed.is_some() {
         return Err("--seed is for the table; --seeds N runs seeds 1 to N".into());
     }
-    if options.seeds.is_some() && options.csv.is_some() {
-        return Err("--csv is for the table; --seeds writes no CSV".into());
+    if options.seeds.is_some() && (options.csv.is_some() || options.svg.is_some()) {
+        return Err("--csv and --svg are for the table; --seeds writes neither".into());
     }
-    if options.downstreams && (options.seeds.is_some() || options.csv.is_some()) {
+    if options.downstreams
+        && (options.seeds.is_some() || options.csv.is_some() || options.svg.is_some())
+    {
         return Err("--downstreams goes with --seed N and --count-max N alone".into());
     }
     if options.count_max.is_some() && !options.downstreams {
@@ -210,18 +226,22 @@ fn main() -> ExitCode {
     // Opened before the run, so that a path that cannot be written fails
     // now, not after ten seconds of simulation.
     let csv_path = options.csv.unwrap_or_else(|| DEFAULT_CSV.to_string());
-    let file = match OutputFile::create(&csv_path, csv_path == DEFAULT_CSV) {
-        Ok(file) => file,
-        Err(code) => return code,
+    let svg_path = options.svg.unwrap_or_else(|| DEFAULT_SVG.to_string());
+    let (csv_file, svg_file) = match (
+        OutputFile::create(&csv_path, csv_path == DEFAULT_CSV),
+        OutputFile::create(&svg_path, svg_path == DEFAULT_SVG),
+    ) {
+        (Ok(csv), Ok(svg)) => (csv, svg),
+        (Err(code), _) | (_, Err(code)) => return code,
     };
-    let csv = match table(options.seed.unwrap_or(1)) {
-        Ok(csv) => csv,
+    let (csv, svg) = match table(options.seed.unwrap_or(1)) {
+        Ok(written) => written,
         Err(leak) => return leaked(&leak),
     };
-    if let Err(code) = file.write(&csv) {
+    if let Err(code) = csv_file.write(&csv).and_then(|()| svg_file.write(&svg)) {
         return code;
     }
-    eprintln!("timeline written to {csv_path}");
+    eprintln!("timeline written to {csv_path}, its chart to {svg_path}");
     ExitCode::SUCCESS
 }
 
@@ -238,9 +258,9 @@ fn check_balanced(report: &RunReport, what: impl FnOnce() -> String) -> Result<(
     if report.balanced { Ok(()) } else { Err(what()) }
 }
 
-/// Prints the README's table for `seed`; returns the timeline as CSV, or
-/// the run whose permits leaked.
-fn table(seed: u64) -> Result<String, String> {
+/// Prints the README's table for `seed`; returns the timeline as CSV and the
+/// mixed sizes' chart as SVG, or the run whose permits leaked.
+fn table(seed: u64) -> Result<(String, String), String> {
     let mut csv = String::from(
         "traffic,limiter,t_s,phase,count_limit,bytes_limit,count_in_flight,bytes_in_flight,goodput_mib_s,p50_ms,p99_ms,drops\n",
     );
@@ -248,6 +268,7 @@ fn table(seed: u64) -> Result<String, String> {
         "| traffic | phase | limiter | limits [count, bytes] | goodput MiB/s | link busy | p50 ms | p99 ms | drops | vs oracle: goodput, p99 | re-converged after |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut svg = String::new();
     for (label, traffic) in [("mixed", Traffic::MIXED), ("1 KiB", Traffic::Single(KIB))] {
         let scenario = readme_scenario(traffic, seed);
         let grid = grid(traffic);
@@ -292,6 +313,9 @@ fn table(seed: u64) -> Result<String, String> {
                 );
             }
         }
+        if traffic == Traffic::MIXED {
+            svg = timeline_chart(&scenario, &runs, &oracles).to_svg();
+        }
         for r in &runs {
             check_balanced(r, || format!("{label}, {}, seed {seed}", r.limiter.name()))?;
             for b in &r.timeline {
@@ -313,7 +337,129 @@ fn table(seed: u64) -> Result<String, String> {
             }
         }
     }
-    Ok(csv)
+    Ok((csv, svg))
+}
+
+/// The timeline of `runs` on `scenario` (every 100 ms; goodput in 500 ms
+/// means, since a 100 ms bucket holds only about six 1 MiB messages), each
+/// figure against the oracle's for the phase, drawn as a step.
+fn timeline_chart(
+    scenario: &Scenario,
+    runs: &[RunReport],
+    oracles: &[([u64; 2], PhaseReport)],
+) -> Chart {
+    let mut phases = Vec::new();
+    let mut start = 0.0;
+    for phase in &scenario.phases {
+        phases.push((start, phase.name.to_string()));
+        start += phase.duration.as_secs_f64();
+    }
+    let x_max = start;
+    let oracle = |values: Vec<f64>| Series {
+        name: "oracle (best static, per phase)".into(),
+        style: Style {
+            color: "#555555",
+            dashed: true,
+        },
+        points: per_phase(&phases, x_max, &values),
+    };
+    let line = |r: &RunReport, points: Vec<(f64, f64)>| Series {
+        name: r.limiter.name(),
+        style: Style {
+            color: match r.limiter {
+                Limiter::CountOnly => "#d62728",
+                Limiter::JointCountOnly => "#e69f00",
+                _ => "#0072b2",
+            },
+            dashed: false,
+        },
+        points,
+    };
+    // A run's line through `figure` of each of its buckets.
+    let per_bucket = |r: &RunReport, figure: &dyn Fn(&Bucket) -> f64| {
+        let points = r.timeline.iter().map(|b| (b.end.as_secs_f64(), figure(b)));
+        line(r, points.collect())
+    };
+    let mib = |bytes: f64| bytes / MIB as f64;
+
+    let mut count: Vec<Series> = runs
+        .iter()
+        .map(|r| per_bucket(r, &|b| b.limits[0] as f64))
+        .collect();
+    count.push(oracle(oracles.iter().map(|(l, _)| l[0] as f64).collect()));
+    // Count-only and the joint count alone leave the bytes unbounded.
+    let mut bytes: Vec<Series> = runs
+        .iter()
+        .filter(|r| r.timeline.iter().any(|b| b.limits[1] < BYTES_MAX))
+        .map(|r| per_bucket(r, &|b| mib(b.limits[1] as f64)))
+        .collect();
+    bytes.push(oracle(
+        oracles.iter().map(|(l, _)| mib(l[1] as f64)).collect(),
+    ));
+    // A bucket without a success has no latency to draw.
+    let mut p99: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            per_bucket(r, &|b| {
+                if b.successes == 0 {
+                    f64::NAN
+                } else {
+                    ms(b.p99)
+                }
+            })
+        })
+        .collect();
+    p99.push(oracle(oracles.iter().map(|(_, o)| ms(o.p99)).collect()));
+    let mut goodput: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            let means = r.timeline.chunks(5).map(|half_second| {
+                let sum: f64 = half_second.iter().map(|b| b.goodput).sum();
+                let end = half_second[half_second.len() - 1].end;
+                (end.as_secs_f64(), mib(sum / half_second.len() as f64))
+            });
+            line(r, means.collect())
+        })
+        .collect();
+    goodput.push(oracle(
+        oracles.iter().map(|(_, o)| mib(o.goodput)).collect(),
+    ));
+
+    Chart {
+        title: format!(
+            "{}, seed {}: each limiter as the broker changes, against the oracle",
+            traffic_name(scenario.traffic),
+            scenario.seed,
+        ),
+        x_label: format!(
+            "seconds, after a {:.0} s warm-up",
+            scenario.warmup.as_secs_f64()
+        ),
+        x_max,
+        phases,
+        panels: vec![
+            Panel {
+                title: "count limit (requests; log scale)".into(),
+                scale: Scale::Log,
+                series: count,
+            },
+            Panel {
+                title: "byte limit (MiB)".into(),
+                scale: Scale::Linear,
+                series: bytes,
+            },
+            Panel {
+                title: "p99 latency of the successes in each 100 ms (ms; log scale)".into(),
+                scale: Scale::Log,
+                series: p99,
+            },
+            Panel {
+                title: "goodput (MiB/s; means over 500 ms)".into(),
+                scale: Scale::Linear,
+                series: goodput,
+            },
+        ],
+    }
 }
 
 /// Brokers other than the README's, each through the README's three phases
@@ -625,4 +771,27 @@ struct Tally {
     ratios: Vec<f64>,
     /// Sums of link use: count-only, joint, oracle.
     busy: [f64; 3],
+}
+
+/// The chart's name for `traffic`, as "90% 1 KiB, 10% 1 MiB".
+fn traffic_name(traffic: Traffic) -> String {
+    let size = |b: u64| match b {
+        b if b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} B"),
+    };
+    match traffic {
+        Traffic::Mixed {
+            small,
+            large,
+            large_per_mille,
+        } => format!(
+            "{}% {}, {}% {}",
+            (1000 - large_per_mille) as f64 / 10.0,
+            size(small),
+            large_per_mille as f64 / 10.0,
+            size(large)
+        ),
+        Traffic::Single(bytes) => format!("all {}", size(bytes)),
+    }
 }
