@@ -138,8 +138,8 @@ impl<const N: usize> ControllerBuilder<N> {
     /// requests on the wire;
     /// [`Controller::set_bounds`](super::Controller::set_bounds) when the
     /// pool changes): at 5 there, the p99 is the best static limit's while
-    /// the pool is whole (README, "On other brokers", also for what a pool
-    /// of 2 still misses).
+    /// the pool is whole (`docs/adaptive.md` in the repository, "On other
+    /// brokers", also for what a pool of 2 still misses).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
