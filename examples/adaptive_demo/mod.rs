@@ -28,6 +28,10 @@ use multisem::adaptive::{Controller, Outcome, TrackedPermit};
 #[path = "../sim/mod.rs"]
 mod sim;
 
+#[path = "../chart/mod.rs"]
+mod chart;
+use chart::{Chart, Panel, Scale, Series, Style};
+
 use super::common::{
     KIB, MIB, OutputFile, flag_value, options_or_exit, parse_number, parse_path, split_flag, switch,
 };
@@ -35,6 +39,9 @@ use super::common::{
 /// The timeline's default path: in the crate's `target/`, wherever the
 /// example is run from.
 const DEFAULT_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_producer.csv");
+
+/// The chart's default path, beside the timeline's.
+const DEFAULT_SVG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adaptive_producer.svg");
 
 /// How long a sender waits for admission before it counts a timeout.
 const ADMISSION_TIMEOUT: Duration = Duration::from_millis(200);
@@ -44,6 +51,7 @@ struct Options {
     senders: usize,
     timeout: Duration,
     csv: String,
+    svg: String,
     /// Every message 1 KiB instead of 90% 1 KiB, 10% 1 MiB.
     small: bool,
 }
@@ -55,6 +63,7 @@ impl Default for Options {
             senders: 32,
             timeout: Duration::from_secs(1),
             csv: DEFAULT_CSV.into(),
+            svg: DEFAULT_SVG.into(),
             small: false,
         }
     }
@@ -86,13 +95,15 @@ OPTIONS:
     --small        every message 1 KiB
     --csv PATH     where to write the limits, in-flight and latency every 250 ms
                    (default {csv})
+    --svg PATH     where to chart them, against the broker's capacity
+                   (default {svg})
     -h, --help     print this help
 
 Options take their value as the next argument or after '=' (--seconds=5).
 
 EXIT STATUS:
     0  every permit came back
-    1  one did not, or the CSV could not be written
+    1  one did not, or the CSV or the chart could not be written
     2  bad options
 ",
         admission = ADMISSION_TIMEOUT.as_millis(),
@@ -100,6 +111,7 @@ EXIT STATUS:
         seconds = d.seconds,
         senders = d.senders,
         csv = d.csv,
+        svg = d.svg,
     )
 }
 
@@ -124,10 +136,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
             "--seconds" => options.seconds = parse_number(&flag, &value()?, 3, 3600)?,
             "--senders" => options.senders = parse_number(&flag, &value()?, 1, 1024)? as usize,
             "--csv" => options.csv = parse_path(&flag, value()?)?,
+            "--svg" => options.svg = parse_path(&flag, value()?)?,
             _ => {
                 return Err(format!(
                     "unknown option '{arg}' for --adaptive (its options: --seconds, --senders, \
-                     --small, --csv; see --adaptive --help)"
+                     --small, --csv, --svg; see --adaptive --help)"
                 ));
             }
         }
@@ -303,9 +316,12 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     };
     // Opened before the run, so that a path that cannot be written fails
     // now, not after it.
-    let csv_file = match OutputFile::create(&options.csv, options.csv == DEFAULT_CSV) {
-        Ok(file) => file,
-        Err(code) => return code,
+    let (csv_file, svg_file) = match (
+        OutputFile::create(&options.csv, options.csv == DEFAULT_CSV),
+        OutputFile::create(&options.svg, options.svg == DEFAULT_SVG),
+    ) {
+        (Ok(csv), Ok(svg)) => (csv, svg),
+        (Err(code), _) | (_, Err(code)) => return code,
     };
     let largest = if options.small { KIB } else { MIB };
     let sem = Arc::new(
@@ -360,6 +376,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     let tally = Tally::default();
     let stop = AtomicBool::new(false);
     let start = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
     let mut csv = String::from(
         "t_s,broker_workers,broker_mib_s,count_limit,bytes_limit,count_in_flight,bytes_in_flight,goodput_mib_s,p50_ms,p99_ms,drops\n",
     );
@@ -409,20 +426,34 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
             let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
             latencies.sort_unstable();
             let acked = tally.acked_bytes.load(Ordering::Relaxed);
+            let sample = Sample {
+                t: t.as_secs_f64(),
+                bandwidth_mib: bandwidth / MIB as f64,
+                limits,
+                in_flight,
+                goodput_mib: (acked - last.2) as f64 / MIB as f64 / tick.as_secs_f64(),
+                // No answer in the tick: no latency to draw.
+                p99_ms: if latencies.is_empty() {
+                    f64::NAN
+                } else {
+                    percentile(&latencies, 0.99)
+                },
+            };
             let _ = writeln!(
                 csv,
                 "{:.2},{workers},{:.0},{},{},{},{},{:.2},{:.2},{:.2},{}",
-                t.as_secs_f64(),
-                bandwidth / MIB as f64,
+                sample.t,
+                sample.bandwidth_mib,
                 limits[0],
                 limits[1],
                 in_flight[0],
                 in_flight[1],
-                (acked - last.2) as f64 / MIB as f64 / tick.as_secs_f64(),
+                sample.goodput_mib,
                 percentile(&latencies, 0.5),
                 percentile(&latencies, 0.99),
                 tally.drops.load(Ordering::Relaxed) - last.3,
             );
+            samples.push(sample);
             last.2 = acked;
             last.3 = tally.drops.load(Ordering::Relaxed);
             second.extend(latencies);
@@ -457,13 +488,97 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         ctl.limits(),
         if balanced { "yes" } else { "NO" }
     );
-    let written = csv_file.write(&csv).is_ok();
+    let svg = timeline_chart(&samples, &options).to_svg();
+    let written = csv_file.write(&csv).is_ok() && svg_file.write(&svg).is_ok();
     if written {
-        println!("limits and latency over time: {}", options.csv);
+        println!(
+            "limits and latency over time: {}, charted in {}",
+            options.csv, options.svg
+        );
     }
     if balanced && written {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// What the status loop saw at one tick, for the chart.
+struct Sample {
+    t: f64,
+    bandwidth_mib: f64,
+    limits: [u64; 2],
+    in_flight: [u64; 2],
+    goodput_mib: f64,
+    p99_ms: f64,
+}
+
+/// The run over time: both limits against what was in flight, the goodput
+/// against the broker's bandwidth, and the p99, with the broker's phases
+/// shaded.
+fn timeline_chart(samples: &[Sample], options: &Options) -> Chart {
+    let seconds = options.seconds as f64;
+    let line =
+        |name: &str, color: &'static str, dashed: bool, figure: &dyn Fn(&Sample) -> f64| Series {
+            name: name.into(),
+            style: Style { color, dashed },
+            points: samples.iter().map(|s| (s.t, figure(s))).collect(),
+        };
+    let limit = |dim: usize, unit: f64| {
+        line("limit", "#0072b2", false, &move |s: &Sample| {
+            s.limits[dim] as f64 / unit
+        })
+    };
+    let in_flight = |dim: usize, unit: f64| {
+        line("in flight", "#999999", false, &move |s: &Sample| {
+            s.in_flight[dim] as f64 / unit
+        })
+    };
+    Chart {
+        title: format!(
+            "producer --adaptive: {} senders, {}; the broker halved from {:.0} s to {:.0} s",
+            options.senders,
+            if options.small {
+                "1 KiB messages"
+            } else {
+                "90% 1 KiB, 10% 1 MiB"
+            },
+            seconds / 3.0,
+            2.0 * seconds / 3.0,
+        ),
+        x_label: "seconds".into(),
+        x_max: seconds,
+        phases: vec![
+            (0.0, "full".into()),
+            (seconds / 3.0, "halved".into()),
+            (2.0 * seconds / 3.0, "recovered".into()),
+        ],
+        panels: vec![
+            Panel {
+                title: "messages".into(),
+                scale: Scale::Linear,
+                series: vec![in_flight(0, 1.0), limit(0, 1.0)],
+            },
+            Panel {
+                title: "MiB".into(),
+                scale: Scale::Linear,
+                series: vec![in_flight(1, MIB as f64), limit(1, MIB as f64)],
+            },
+            Panel {
+                title: "goodput, MiB/s (each 250 ms)".into(),
+                scale: Scale::Linear,
+                series: vec![
+                    line("the broker's bandwidth", "#555555", true, &|s| {
+                        s.bandwidth_mib
+                    }),
+                    line("goodput", "#009e73", false, &|s| s.goodput_mib),
+                ],
+            },
+            Panel {
+                title: "p99 latency of the answers in each 250 ms (ms; log scale)".into(),
+                scale: Scale::Log,
+                series: vec![line("p99", "#d55e00", false, &|s| s.p99_ms)],
+            },
+        ],
     }
 }
