@@ -162,3 +162,30 @@ fn the_document_is_the_same_for_the_same_figures_and_escapes_text() {
     assert!(svg.contains("fill=\"#f0f0f0\""));
     assert!(svg.contains(">steady<") && svg.contains(">halved<"));
 }
+
+#[test]
+fn a_chart_without_time_or_values_still_draws_and_ends() {
+    for x_max in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let chart = Chart {
+            title: String::new(),
+            x_label: String::new(),
+            x_max,
+            phases: Vec::new(),
+            panels: vec![Panel {
+                title: String::new(),
+                scale: Scale::Linear,
+                series: vec![Series {
+                    name: "empty".into(),
+                    style: BLUE,
+                    points: Vec::new(),
+                }],
+            }],
+        };
+        let svg = chart.to_svg();
+        assert!(
+            !svg.contains("NaN") && !svg.contains("inf"),
+            "{x_max}: {svg}"
+        );
+        assert!(svg.ends_with("</svg>\n"));
+    }
+}

@@ -108,6 +108,16 @@ impl Chart {
         svg
     }
 
+    /// The time axis's length: `x_max`, or 1 s where that is not a positive
+    /// number (so that nothing divides by 0 and the ticks advance).
+    fn time_span(&self) -> f64 {
+        if self.x_max.is_finite() && self.x_max > 0.0 {
+            self.x_max
+        } else {
+            1.0
+        }
+    }
+
     /// Each distinct series name once, with the style it is first drawn in.
     fn legend(&self, svg: &mut String) {
         let mut seen: Vec<(&str, Style)> = Vec::new();
@@ -139,11 +149,12 @@ impl Chart {
         let Place { top, first, last } = place;
         let plot_width = WIDTH - LEFT - RIGHT;
         let bottom = top + PANEL_HEIGHT;
-        let x_of = |x: f64| LEFT + plot_width * (x / self.x_max).clamp(0.0, 1.0);
+        let x_max = self.time_span();
+        let x_of = |x: f64| LEFT + plot_width * (x / x_max).clamp(0.0, 1.0);
 
         // The phases: every other one shaded, each named at its start in the first panel.
         for (i, (start, name)) in self.phases.iter().enumerate() {
-            let end = self.phases.get(i + 1).map_or(self.x_max, |p| p.0);
+            let end = self.phases.get(i + 1).map_or(x_max, |p| p.0);
             if i % 2 == 1 {
                 let _ = writeln!(
                     svg,
@@ -186,8 +197,8 @@ impl Chart {
             );
         }
         let mut t = 0.0;
-        let step = time_step(self.x_max);
-        while t <= self.x_max + 1e-9 {
+        let step = time_step(x_max);
+        while t <= x_max + 1e-9 {
             let x = x_of(t);
             let _ = writeln!(
                 svg,
@@ -340,8 +351,12 @@ impl Axis {
     }
 }
 
-/// The round step (1, 2, 2.5 or 5 times a power of ten) at or above `rough`.
+/// The round step (1, 2, 2.5 or 5 times a power of ten) at or above `rough`;
+/// 1 where `rough` is not a positive number.
 fn round_step(rough: f64) -> f64 {
+    if !(rough.is_finite() && rough > 0.0) {
+        return 1.0;
+    }
     let decade = 10f64.powi(rough.log10().floor() as i32);
     [1.0, 2.0, 2.5, 5.0, 10.0]
         .into_iter()
