@@ -462,6 +462,29 @@ fn timeline_chart(
     }
 }
 
+/// The chart's name for `traffic`, as "90% 1 KiB, 10% 1 MiB".
+fn traffic_name(traffic: Traffic) -> String {
+    let size = |b: u64| match b {
+        b if b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} B"),
+    };
+    match traffic {
+        Traffic::Mixed {
+            small,
+            large,
+            large_per_mille,
+        } => format!(
+            "{}% {}, {}% {}",
+            (1000 - large_per_mille) as f64 / 10.0,
+            size(small),
+            large_per_mille as f64 / 10.0,
+            size(large)
+        ),
+        Traffic::Single(bytes) => format!("all {}", size(bytes)),
+    }
+}
+
 /// Brokers other than the README's, each through the README's three phases
 /// (steady, capacity halved, recovered): what changes from the README's
 /// broker (16 workers, a 64 MiB/s link, 5 ms of overhead, 0.5 ms each way,
@@ -771,27 +794,4 @@ struct Tally {
     ratios: Vec<f64>,
     /// Sums of link use: count-only, joint, oracle.
     busy: [f64; 3],
-}
-
-/// The chart's name for `traffic`, as "90% 1 KiB, 10% 1 MiB".
-fn traffic_name(traffic: Traffic) -> String {
-    let size = |b: u64| match b {
-        b if b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b % KIB == 0 => format!("{} KiB", b / KIB),
-        b => format!("{b} B"),
-    };
-    match traffic {
-        Traffic::Mixed {
-            small,
-            large,
-            large_per_mille,
-        } => format!(
-            "{}% {}, {}% {}",
-            (1000 - large_per_mille) as f64 / 10.0,
-            size(small),
-            large_per_mille as f64 / 10.0,
-            size(large)
-        ),
-        Traffic::Single(bytes) => format!("all {}", size(bytes)),
-    }
 }
