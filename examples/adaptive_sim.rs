@@ -48,8 +48,8 @@ use chart::{Chart, Panel, Scale, Series, Style, per_phase};
 
 mod common;
 use common::{
-    OutputFile, flag_value, options_or_exit, parse_decimal, parse_number, parse_path, split_flag,
-    switch,
+    OutputFile, flag_value, fmt_size, options_or_exit, parse_decimal, parse_number, parse_path,
+    split_flag, switch,
 };
 
 /// The timeline's default path: in the crate's `target/`, wherever the
@@ -464,11 +464,6 @@ fn timeline_chart(
 
 /// The chart's name for `traffic`, as "90% 1 KiB, 10% 1 MiB".
 fn traffic_name(traffic: Traffic) -> String {
-    let size = |b: u64| match b {
-        b if b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b % KIB == 0 => format!("{} KiB", b / KIB),
-        b => format!("{b} B"),
-    };
     match traffic {
         Traffic::Mixed {
             small,
@@ -477,11 +472,11 @@ fn traffic_name(traffic: Traffic) -> String {
         } => format!(
             "{}% {}, {}% {}",
             (1000 - large_per_mille) as f64 / 10.0,
-            size(small),
+            fmt_size(small),
             large_per_mille as f64 / 10.0,
-            size(large)
+            fmt_size(large)
         ),
-        Traffic::Single(bytes) => format!("all {}", size(bytes)),
+        Traffic::Single(bytes) => format!("all {}", fmt_size(bytes)),
     }
 }
 
