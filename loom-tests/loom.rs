@@ -41,6 +41,8 @@
 //!   once (neither undone), and shrinking one dimension against a release
 //!   and queued waiters; the adaptive controller's resize (`set_bounds`),
 //!   whose grants are handed back and woken after its lock is released.
+//! - [`adaptive`]: the adaptive controller's completions on two threads,
+//!   summed apart and taken together by whichever closes the window.
 //! - [`stats`]: the statistics kept off the fast path (amounts granted, waits
 //!   and timeouts by dimension, `in_flight`) against racing grants, timeouts
 //!   and fast takes.
@@ -63,6 +65,7 @@
 //! `support::Defuse`, so that loom's deadlock report is not turned into an
 //! abort of the whole binary by destructors that run while unwinding.
 
+mod adaptive;
 mod clamp;
 mod drain;
 mod grow;

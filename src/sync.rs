@@ -66,6 +66,17 @@ mod imp {
         .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)))
     }
 
+    /// A number for the calling thread, given in the order threads first
+    /// ask (0 for one being torn down, whose thread-locals are gone).
+    pub(crate) fn thread_index() -> usize {
+        // Relaxed: only the numbers' uniqueness matters, which the RMW gives.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        INDEX.try_with(|index| *index).unwrap_or(0)
+    }
+
     /// Spins, then yields, a few microseconds in all, until `done()`;
     /// returns whether it is.
     pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
@@ -116,6 +127,19 @@ mod imp {
     /// cannot see, and a spin changes no outcome, only how soon it is seen.
     pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
         done()
+    }
+
+    /// A number for the calling thread, as outside loom, from loom's own
+    /// statics and thread-locals (new in each execution), so that models
+    /// see threads take different numbers.
+    pub(crate) fn thread_index() -> usize {
+        loom::lazy_static! {
+            static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+        }
+        loom::thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        INDEX.with(|index| *index)
     }
 
     /// A fixed instant: no modelled path depends on it (see `deadline_passed`).

@@ -1335,6 +1335,83 @@ fn books_balance_after_free_running_resizes() {
 
 /// Resizes happen at most once a window: a window closes only once it is
 /// both long enough and holds enough samples.
+/// Sums what every window it is shown holds.
+struct Tally(Arc<std::sync::Mutex<[u64; 4]>>);
+
+impl Algorithm for Tally {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        let mut tally = self.0.lock().unwrap();
+        tally[0] += window.successes;
+        tally[1] += window.drops;
+        tally[2] += window.delivered_bytes;
+        tally[3] = tally[3].max(dim.peak_in_flight);
+        dim.limit
+    }
+}
+
+/// Threads that complete at once sum their samples apart (a stripe each);
+/// whichever closes a window takes them all. Each completion must land in
+/// exactly one window: none lost between two closes, none counted twice.
+#[test]
+fn completions_on_many_threads_each_count_in_exactly_one_window() {
+    let _watchdog = Watchdog::this_test(Duration::from_secs(60));
+    const THREADS: u64 = 8;
+    const EACH: u64 = 2_000;
+    for min_samples in [1, 7] {
+        let tally = Arc::new(std::sync::Mutex::new([0u64; 4]));
+        let sem = semaphore([THREADS, 1 << 30]);
+        let ctl = Controller::builder(Arc::clone(&sem))
+            .limit(0, THREADS..=THREADS, Tally(Arc::clone(&tally)))
+            .window(Duration::ZERO, min_samples)
+            .build();
+        let start = Instant::now();
+        let barrier = Barrier::new(THREADS as usize);
+        thread::scope(|s| {
+            for t in 0..THREADS {
+                let (ctl, barrier) = (&ctl, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..EACH {
+                        let now = start + Duration::from_micros(i);
+                        let permit = ctl.try_acquire_at([1, 1 + t], now).unwrap();
+                        let outcome = if i % 10 == 3 {
+                            Outcome::Dropped
+                        } else {
+                            Outcome::delivered(1 + t)
+                        };
+                        permit.complete_at(outcome, now + Duration::from_micros(5));
+                    }
+                });
+            }
+        });
+        // The last completions may wait in their stripes for a window to
+        // be due: more, later than all, until one closes it with them.
+        let last = start + Duration::from_secs(1);
+        let closed = ctl.windows();
+        let mut extra = 0;
+        while ctl.windows() == closed {
+            assert!(
+                extra < min_samples,
+                "{extra} more completions closed no window"
+            );
+            extra += 1;
+            ctl.try_acquire_at([1, 1], last)
+                .unwrap()
+                .complete_at(Outcome::delivered(1), last);
+        }
+        let drops = THREADS * (EACH / 10);
+        let delivered: u64 = (0..THREADS).map(|t| (EACH - EACH / 10) * (1 + t)).sum();
+        let tally = *tally.lock().unwrap();
+        assert_eq!(
+            tally[..3],
+            [THREADS * EACH - drops + extra, drops, delivered + extra],
+            "min_samples {min_samples}"
+        );
+        assert!((1..=THREADS).contains(&tally[3]), "peak {}", tally[3]);
+        assert_eq!(sem.available(), sem.capacity());
+    }
+}
+
 #[test]
 fn resizes_are_rate_limited_by_window_and_samples() {
     let sem = semaphore([100, 1 << 20]);

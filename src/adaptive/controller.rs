@@ -5,9 +5,11 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use super::algorithm::{Algorithm, Dimension};
+use super::stripes::{Stripes, Sums};
 use super::tracked::{Outcome, TrackedPermit};
 use super::tracked_acquire::TrackedAcquire;
-use super::window::{Accumulator, Window};
+use super::window::Window;
+use super::window_due::WindowDue;
 use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::OwnedPermit;
 use crate::semaphore::MultiSemaphore;
@@ -36,6 +38,15 @@ use crate::waiters::Woken;
 /// ```
 pub struct Controller<const N: usize> {
     sem: Arc<MultiSemaphore<N>>,
+    /// The window being filled: each thread sums its completions in a
+    /// stripe of its own, so completions on many threads at once do not
+    /// meet on `state`'s lock.
+    stripes: Stripes<N>,
+    /// When the window being filled may close, for the check each
+    /// completion makes without a lock (see [`WindowDue`]).
+    due: WindowDue,
+    min_window: Duration,
+    min_samples: u64,
     state: Mutex<State<N>>,
 }
 
@@ -45,10 +56,8 @@ struct State<const N: usize> {
     /// What it last set, in the dimensions it drives (those with an
     /// algorithm); the others are the semaphore's, whoever sets them.
     limits: [u64; N],
-    min_window: Duration,
-    min_samples: u64,
-    window: Accumulator,
-    peak_in_flight: [u64; N],
+    /// When the window being filled started: at the completion that closed
+    /// the last one, or at the first completion.
     started: Option<Instant>,
     last: Option<Window>,
     windows: u64,
@@ -453,20 +462,39 @@ impl<const N: usize> Controller<N> {
     }
 
     /// Counts one completion; closes the window and resizes if it is due.
+    ///
+    /// A completion takes its thread's stripe's lock, then reads when the
+    /// window may close. Only a completion that finds it due takes
+    /// `state`'s lock, and closes the window if it holds enough samples.
+    /// So `state`'s lock is taken about once a window, by the completion
+    /// that closes it (and by any that found it due at the same moment),
+    /// and at every completion only while a window has lasted long enough
+    /// but still lacks samples: at low rates, where threads seldom meet.
     pub(crate) fn record(&self, granted: Instant, now: Instant, outcome: Outcome) {
         if outcome == Outcome::Ignore {
             return;
         }
         let rtt = now.saturating_duration_since(granted);
-        let mut state = self.state.lock();
-        state.window.record(rtt, outcome);
-        let in_flight = self.sem.in_flight();
-        for (peak, now) in state.peak_in_flight.iter_mut().zip(in_flight) {
-            *peak = (*peak).max(now);
+        self.stripes.record(rtt, outcome, self.sem.in_flight());
+        if self.due.reached(now) {
+            self.close_if_due(now);
         }
-        let started = *state.started.get_or_insert(now);
+    }
+
+    /// Closes the window and resizes, if it is long enough and holds enough
+    /// samples; starts the first window at the first completion.
+    fn close_if_due(&self, now: Instant) {
+        let mut state = self.state.lock();
+        let started = match state.started {
+            Some(started) => started,
+            None => {
+                state.started = Some(now);
+                self.due.set(now, self.min_window);
+                now
+            }
+        };
         let elapsed = now.saturating_duration_since(started);
-        if elapsed >= state.min_window && state.window.samples() >= state.min_samples {
+        if elapsed >= self.min_window && self.stripes.samples() >= self.min_samples {
             let woken = self.close_window(&mut state, elapsed, now);
             drop(state);
             woken.wake();
@@ -476,12 +504,16 @@ impl<const N: usize> Controller<N> {
     /// Runs the algorithms on the window, starts the next one and resizes;
     /// returns whom the resizes granted, to wake once `state` is unlocked.
     fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken {
-        let window = std::mem::take(&mut state.window).finish(elapsed);
-        let peak_in_flight = std::mem::replace(&mut state.peak_in_flight, [0; N]);
+        let Sums {
+            window,
+            peak_in_flight,
+        } = self.stripes.take();
+        let window = window.finish(elapsed);
         // The window is spent before any algorithm runs: one that panics
         // must not leave it to be fed again at the next completion.
         state.windows += 1;
         state.started = Some(now);
+        self.due.set(now, self.min_window);
         state.last = Some(window.clone());
         let mut next = [None; N];
         for (d, next) in next.iter_mut().enumerate() {
@@ -730,14 +762,14 @@ impl<const N: usize> ControllerBuilder<N> {
         }
         let controller = Arc::new(Controller {
             sem: self.sem,
+            stripes: Stripes::new(),
+            due: WindowDue::new(),
+            min_window: self.min_window,
+            min_samples: self.min_samples,
             state: Mutex::new(State {
                 algorithms: self.algorithms,
                 bounds,
                 limits,
-                min_window: self.min_window,
-                min_samples: self.min_samples,
-                window: Accumulator::default(),
-                peak_in_flight: [0; N],
                 started: None,
                 last: None,
                 windows: 0,

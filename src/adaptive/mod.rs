@@ -92,9 +92,11 @@ mod bandwidth_delay;
 mod controller;
 mod gradient;
 pub mod preset;
+mod stripes;
 mod tracked;
 mod tracked_acquire;
 mod window;
+mod window_due;
 
 pub use aimd::Aimd;
 pub use algorithm::{Algorithm, Dimension, Min};

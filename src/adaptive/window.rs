@@ -185,6 +185,26 @@ impl Accumulator {
         self.successes.saturating_add(self.drops)
     }
 
+    /// Adds `other`'s completions to these, as if each had been recorded
+    /// here: exactly in the integer sums, within rounding in the float
+    /// ones (and exactly where either side is empty). Of two equal
+    /// shortest round trips, this one's stays.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.successes = self.successes.saturating_add(other.successes);
+        self.drops = self.drops.saturating_add(other.drops);
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(other.rtt_sum_ns);
+        if let Some((rtt, bytes)) = other.min_rtt {
+            if self.min_rtt.is_none_or(|(min, _)| rtt < min) {
+                self.min_rtt = Some((rtt, bytes));
+            }
+        }
+        self.max_rtt = self.max_rtt.max(other.max_rtt);
+        self.classes.merge(&other.classes);
+        self.size_squares += other.size_squares;
+        self.delivered_f64 += other.delivered_f64;
+    }
+
     pub(crate) fn finish(&self, elapsed: Duration) -> Window {
         let mean_rtt = match self.successes {
             0 => Duration::ZERO,
@@ -244,6 +264,14 @@ impl SizeClasses {
         class.successes = class.successes.saturating_add(1);
         class.rtt_ns = class.rtt_ns.saturating_add(rtt_ns);
         class.rtt_ns_squares += rtt_ns as f64 * rtt_ns as f64;
+    }
+
+    fn merge(&mut self, other: &Self) {
+        for (class, other) in self.0.iter_mut().zip(&other.0) {
+            class.successes = class.successes.saturating_add(other.successes);
+            class.rtt_ns = class.rtt_ns.saturating_add(other.rtt_ns);
+            class.rtt_ns_squares += other.rtt_ns_squares;
+        }
     }
 
     /// The mean round trip of the smallest classes that together hold at

@@ -1,0 +1,228 @@
+//! Where completions are summed until their window closes: one set of sums
+//! per stripe, and each thread records into its own stripe, so that
+//! threads completing at once write different cache lines and rarely meet
+//! on a lock. The window's closer, under the controller's lock, takes every
+//! stripe's sums and merges them.
+//!
+//! One thread alone always records into the same stripe, and merging
+//! empty sums into a window changes none of its figures (integers add 0,
+//! floats add 0.0 exactly, an empty minimum is none), so a single-threaded
+//! caller (a simulation in virtual time) gets the very windows it got when
+//! there was one set of sums.
+
+use crossbeam_utils::CachePadded;
+
+use super::tracked::Outcome;
+use super::window::Accumulator;
+use crate::sync::{AtomicU64, Mutex, Ordering, thread_index};
+use std::time::Duration;
+
+/// At most this many stripes: 16 take contention down sixteenfold where
+/// more cores complete at once, and keep a controller's sums within about
+/// 30 KiB (each stripe holds a window's size classes, about 1.7 KiB).
+const MAX_STRIPES: usize = 16;
+
+/// A window's completions, summed per stripe.
+pub(crate) struct Stripes<const N: usize> {
+    /// A power of two in length, so a thread's stripe is a mask away.
+    stripes: Box<[CachePadded<Stripe<N>>]>,
+}
+
+struct Stripe<const N: usize> {
+    /// The samples in `sums`, readable without its lock: written only
+    /// under it (so it never runs ahead of what `sums` holds), read by the
+    /// closer to learn whether a window holds enough. Relaxed throughout:
+    /// the figure is only a trigger; what a window holds is read under the
+    /// lock, which orders it.
+    samples: AtomicU64,
+    sums: Mutex<Sums<N>>,
+}
+
+/// What one stripe gathered since its sums were last taken.
+pub(crate) struct Sums<const N: usize> {
+    pub(crate) window: Accumulator,
+    /// The most the semaphore had in flight, per dimension, at any of
+    /// these completions.
+    pub(crate) peak_in_flight: [u64; N],
+}
+
+impl<const N: usize> Default for Sums<N> {
+    fn default() -> Self {
+        Self {
+            window: Accumulator::default(),
+            peak_in_flight: [0; N],
+        }
+    }
+}
+
+impl<const N: usize> Sums<N> {
+    /// Adds `other`'s completions to these.
+    fn merge(&mut self, other: &Self) {
+        self.window.merge(&other.window);
+        for (peak, other) in self.peak_in_flight.iter_mut().zip(other.peak_in_flight) {
+            *peak = (*peak).max(other);
+        }
+    }
+}
+
+impl<const N: usize> Stripes<N> {
+    /// As many stripes as the machine runs threads at once (rounded up to
+    /// a power of two), at most [`MAX_STRIPES`].
+    pub(crate) fn new() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_stripes(threads.next_power_of_two().min(MAX_STRIPES))
+    }
+
+    fn with_stripes(count: usize) -> Self {
+        debug_assert!(count.is_power_of_two());
+        let stripes = (0..count)
+            .map(|_| {
+                CachePadded::new(Stripe {
+                    samples: AtomicU64::new(0),
+                    sums: Mutex::new(Sums::default()),
+                })
+            })
+            .collect();
+        Self { stripes }
+    }
+
+    /// Counts one completion, in the calling thread's stripe.
+    pub(crate) fn record(&self, rtt: Duration, outcome: Outcome, in_flight: [u64; N]) {
+        // Threads are numbered in the order they first ask, so the first
+        // threads of a pool get stripes of their own.
+        let stripe = &self.stripes[thread_index() & (self.stripes.len() - 1)];
+        let mut sums = stripe.sums.lock();
+        sums.window.record(rtt, outcome);
+        for (peak, now) in sums.peak_in_flight.iter_mut().zip(in_flight) {
+            *peak = (*peak).max(now);
+        }
+        // Under the lock: the count never runs ahead of the sums.
+        let samples = sums.window.samples();
+        stripe.samples.store(samples, Ordering::Relaxed);
+    }
+
+    /// How many samples the stripes hold: at most what a [`take`](Self::take)
+    /// would find now, since a count is raised only after its sample is in.
+    pub(crate) fn samples(&self) -> u64 {
+        self.stripes.iter().fold(0u64, |total, stripe| {
+            total.saturating_add(stripe.samples.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Every stripe's sums, merged; the stripes start over, empty. Each
+    /// completion is in exactly one take: the one after its stripe's lock
+    /// was let go.
+    pub(crate) fn take(&self) -> Sums<N> {
+        let mut all = Sums::default();
+        for stripe in self.stripes.iter() {
+            let mut sums = stripe.sums.lock();
+            all.merge(&sums);
+            *sums = Sums::default();
+            stripe.samples.store(0, Ordering::Relaxed);
+        }
+        all
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn success(bytes: u64) -> Outcome {
+        Outcome::Success {
+            delivered: Some(bytes),
+        }
+    }
+
+    #[test]
+    fn a_take_holds_every_stripes_completions_once() {
+        let stripes = Arc::new(Stripes::<2>::with_stripes(4));
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                let stripes = Arc::clone(&stripes);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let rtt = Duration::from_micros(10 + t * 100 + i);
+                        stripes.record(rtt, success(1000 + t), [t + 1, i]);
+                    }
+                    stripes.record(Duration::ZERO, Outcome::Dropped, [0, 0]);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(stripes.samples(), 606);
+        let sums = stripes.take();
+        let window = sums.window.finish(Duration::from_secs(1));
+        assert_eq!((window.successes, window.drops), (600, 6));
+        assert_eq!(
+            window.delivered_bytes,
+            (0..6).map(|t| 100 * (1000 + t)).sum()
+        );
+        assert_eq!(window.min_rtt, Duration::from_micros(10));
+        assert_eq!(window.min_rtt_bytes, 1000);
+        assert_eq!(window.max_rtt, Duration::from_micros(10 + 500 + 99));
+        assert_eq!(sums.peak_in_flight, [6, 99]);
+        // Taken once: the stripes start over.
+        assert_eq!(stripes.samples(), 0);
+        assert_eq!(stripes.take().window.samples(), 0);
+    }
+
+    #[test]
+    fn merging_stripes_gives_the_window_one_set_of_sums_gives() {
+        let sizes = [1u64, 700, 1024, 5000, 1 << 20, 3, 64 << 20];
+        let mut one = Accumulator::default();
+        let mut parts = [Accumulator::default(), Accumulator::default()];
+        for (i, &bytes) in sizes.iter().cycle().take(50).enumerate() {
+            let rtt = Duration::from_nanos(1_000_000 + (i as u64 * 7919) % 5_000_000);
+            let outcome = if i % 9 == 4 {
+                Outcome::Dropped
+            } else {
+                success(bytes)
+            };
+            one.record(rtt, outcome);
+            parts[i % 2].record(rtt, outcome);
+        }
+        let mut merged = Accumulator::default();
+        merged.merge(&parts[0]);
+        merged.merge(&parts[1]);
+        let elapsed = Duration::from_millis(100);
+        let (expected, got) = (one.finish(elapsed), merged.finish(elapsed));
+        // Exact in every integer figure; the float sums may round apart.
+        assert_eq!(
+            (got.successes, got.drops, got.delivered_bytes),
+            (expected.successes, expected.drops, expected.delivered_bytes)
+        );
+        assert_eq!(
+            (got.min_rtt, got.min_rtt_bytes),
+            (expected.min_rtt, expected.min_rtt_bytes)
+        );
+        assert_eq!(
+            (got.mean_rtt, got.max_rtt),
+            (expected.mean_rtt, expected.max_rtt)
+        );
+        assert_eq!(got.small_mean_rtt, expected.small_mean_rtt);
+        let error = |w: &crate::adaptive::Window| w.small_rtt_error.as_nanos() as f64;
+        assert!((error(&got) - error(&expected)).abs() <= 1.0 + error(&expected) * 1e-9);
+        assert!(got.weighted_size.abs_diff(expected.weighted_size) <= 1);
+    }
+
+    #[test]
+    fn merging_empty_sums_changes_nothing_bit_for_bit() {
+        let mut one = Accumulator::default();
+        for i in 0..40u64 {
+            one.record(
+                Duration::from_nanos(1_234_567 + i * 1_003),
+                success(i * 977 + 1),
+            );
+        }
+        let mut merged = Accumulator::default();
+        merged.merge(&Accumulator::default());
+        merged.merge(&one);
+        merged.merge(&Accumulator::default());
+        let elapsed = Duration::from_millis(25);
+        assert_eq!(merged.finish(elapsed), one.finish(elapsed));
+    }
+}
