@@ -10,18 +10,20 @@
 //! - `tracked_ignore`: `Controller::try_acquire` (the acquire and a clock
 //!   read) + drop without an outcome (no sample);
 //! - `tracked_complete`: the same + `complete(Outcome::delivered(1000))`: a
-//!   second clock read, the controller's lock and window sums, and a
-//!   resize every window (100 ms);
+//!   second clock read, the thread's stripe of the window's sums, and the
+//!   controller's lock and a resize once a window (100 ms);
 //! - `tracked_complete_at`: the same with caller-supplied times (no clock
 //!   reads), which is the controller's own share.
 //!
 //! And `adaptive_contention/...`: `N` threads, started together, each
 //! acquiring and completing in a loop on one shared controller, so that
-//! completions meet on the controller's lock; the time is wall time per
+//! completions meet on its semaphore and its windows (each thread sums in
+//! a stripe of its own; whichever closes a window takes them all under the
+//! controller's lock); the time is wall time per
 //! operation of one thread (compare within a thread count):
 //! - `plain/N`: `try_acquire_owned` + drop, no controller;
 //! - `tracked_complete_at/N`: the controller's `try_acquire_at` +
-//!   `complete_at` (no clock reads: the lock and the sums alone).
+//!   `complete_at` (no clock reads: the controller's own work alone).
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};

@@ -38,9 +38,11 @@
 //! that says nothing about load). **A tracked permit dropped without an
 //! outcome counts as `Ignore`**: its amounts go back, and no sample is taken.
 //!
-//! Samples gather in a window. Once a window is both long enough and holds
-//! enough samples ([`ControllerBuilder::window`]), the completion that closes
-//! it asks each dimension's algorithm for a new limit, clamps it into that
+//! Samples gather in a window, each thread summing its own completions
+//! apart (completions on many threads at once seldom meet on a lock). Once
+//! a window is both long enough and holds enough samples
+//! ([`ControllerBuilder::window`]), the completion that closes it takes
+//! every thread's sums, asks each dimension's algorithm for a new limit, clamps it into that
 //! dimension's bounds and resizes each dimension whose capacity differs
 //! ([`set_capacity_of`](crate::MultiSemaphore::set_capacity_of)): a window
 //! never resizes a dimension without an algorithm, so its owner can set it
