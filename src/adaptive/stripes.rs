@@ -101,8 +101,10 @@ impl<const N: usize> Stripes<N> {
         stripe.samples.store(samples, Ordering::Relaxed);
     }
 
-    /// How many samples the stripes hold: at most what a [`take`](Self::take)
-    /// would find now, since a count is raised only after its sample is in.
+    /// How many samples the stripes hold. Called, as [`take`](Self::take)
+    /// is, under the controller's lock, so no take runs meanwhile: it is
+    /// then at most what a take would find, since only a take lowers a
+    /// count, and a count is raised only once its sample is in.
     pub(crate) fn samples(&self) -> u64 {
         self.stripes.iter().fold(0u64, |total, stripe| {
             total.saturating_add(stripe.samples.load(Ordering::Relaxed))
@@ -207,6 +209,29 @@ mod tests {
         let error = |w: &crate::adaptive::Window| w.small_rtt_error.as_nanos() as f64;
         assert!((error(&got) - error(&expected)).abs() <= 1.0 + error(&expected) * 1e-9);
         assert!(got.weighted_size.abs_diff(expected.weighted_size) <= 1);
+    }
+
+    #[test]
+    fn merging_keeps_the_shortest_round_trip_and_on_a_tie_the_first() {
+        let ms = Duration::from_millis;
+        let of = |rtt, bytes| {
+            let mut sums = Accumulator::default();
+            sums.record(rtt, success(bytes));
+            sums
+        };
+        let min_of = |first: &Accumulator, second: &Accumulator| {
+            let mut merged = Accumulator::default();
+            merged.merge(first);
+            merged.merge(second);
+            let window = merged.finish(ms(100));
+            (window.min_rtt, window.min_rtt_bytes)
+        };
+        // Shorter in the second: it replaces the first's.
+        assert_eq!(min_of(&of(ms(5), 10), &of(ms(3), 20)), (ms(3), 20));
+        // Longer in the second: the first's stays.
+        assert_eq!(min_of(&of(ms(3), 10), &of(ms(5), 20)), (ms(3), 10));
+        // A tie: the first's stays, as it does within one set of sums.
+        assert_eq!(min_of(&of(ms(3), 10), &of(ms(3), 20)), (ms(3), 10));
     }
 
     #[test]
