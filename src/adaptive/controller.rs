@@ -45,6 +45,8 @@ pub struct Controller<const N: usize> {
     /// When the window being filled may close, for the check each
     /// completion makes without a lock (see [`WindowDue`]).
     due: WindowDue,
+    /// The least a window lasts, and the fewest samples it holds
+    /// ([`ControllerBuilder::window`]).
     min_window: Duration,
     min_samples: u64,
     state: Mutex<State<N>>,

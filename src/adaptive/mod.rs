@@ -42,8 +42,9 @@
 //! apart (completions on many threads at once seldom meet on a lock). Once
 //! a window is both long enough and holds enough samples
 //! ([`ControllerBuilder::window`]), the completion that closes it takes
-//! every thread's sums, asks each dimension's algorithm for a new limit, clamps it into that
-//! dimension's bounds and resizes each dimension whose capacity differs
+//! every thread's sums, asks each dimension's algorithm for a new limit,
+//! clamps it into that dimension's bounds and resizes each dimension whose
+//! capacity differs
 //! ([`set_capacity_of`](crate::MultiSemaphore::set_capacity_of)): a window
 //! never resizes a dimension without an algorithm, so its owner can set it
 //! ([`Controller::set_bounds`] clamps it into new bounds, once). So resizes are rate-limited, and they never run on the acquire
