@@ -18,7 +18,7 @@
 //! And `adaptive_contention/...`: `N` threads, started together, each
 //! acquiring and completing in a loop on one shared controller, so that
 //! completions meet on its semaphore and its windows (each thread sums in
-//! a stripe of its own; whichever closes a window takes them all under the
+//! its stripe; whichever closes a window takes them all under the
 //! controller's lock); the time is wall time per
 //! operation of one thread (compare within a thread count):
 //! - `plain/N`: `try_acquire_owned` + drop, no controller;

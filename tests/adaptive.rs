@@ -1333,10 +1333,9 @@ fn books_balance_after_free_running_resizes() {
     assert_eq!(sem.capacity(), ctl.limits());
 }
 
-/// Resizes happen at most once a window: a window closes only once it is
-/// both long enough and holds enough samples.
-/// Sums what every window it is shown holds.
-struct Tally(Arc<std::sync::Mutex<[u64; 4]>>);
+/// Sums what every window it is shown holds: successes, drops, delivered
+/// bytes, the highest peak in flight, and how many windows held nothing.
+struct Tally(Arc<std::sync::Mutex<[u64; 5]>>);
 
 impl Algorithm for Tally {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
@@ -1345,24 +1344,31 @@ impl Algorithm for Tally {
         tally[1] += window.drops;
         tally[2] += window.delivered_bytes;
         tally[3] = tally[3].max(dim.peak_in_flight);
+        tally[4] += u64::from(window.successes + window.drops == 0);
         dim.limit
     }
 }
 
 /// Threads that complete at once sum their samples apart (a stripe each);
 /// whichever closes a window takes them all. Each completion must land in
-/// exactly one window: none lost between two closes, none counted twice.
+/// exactly one window: none lost between two closes, none counted twice,
+/// and no window closed on nothing (a completion whose sample another's
+/// close took). Each thread's times are in order, the threads' are not.
+/// Where windows have no length and need at most one sample, every
+/// completion looks, so none is left behind once all are done.
 #[test]
 fn completions_on_many_threads_each_count_in_exactly_one_window() {
     let _watchdog = Watchdog::this_test(Duration::from_secs(60));
     const THREADS: u64 = 8;
     const EACH: u64 = 2_000;
-    for min_samples in [1, 7] {
-        let tally = Arc::new(std::sync::Mutex::new([0u64; 4]));
+    let us = Duration::from_micros;
+    for (min_window, min_samples) in [(us(0), 0), (us(0), 1), (us(0), 7), (us(100), 3)] {
+        let case = format!("window({min_window:?}, {min_samples})");
+        let tally = Arc::new(std::sync::Mutex::new([0u64; 5]));
         let sem = semaphore([THREADS, 1 << 30]);
         let ctl = Controller::builder(Arc::clone(&sem))
             .limit(0, THREADS..=THREADS, Tally(Arc::clone(&tally)))
-            .window(Duration::ZERO, min_samples)
+            .window(min_window, min_samples)
             .build();
         let start = Instant::now();
         let barrier = Barrier::new(THREADS as usize);
@@ -1372,46 +1378,99 @@ fn completions_on_many_threads_each_count_in_exactly_one_window() {
                 s.spawn(move || {
                     barrier.wait();
                     for i in 0..EACH {
-                        let now = start + Duration::from_micros(i);
+                        let now = start + us(i);
                         let permit = ctl.try_acquire_at([1, 1 + t], now).unwrap();
                         let outcome = if i % 10 == 3 {
                             Outcome::Dropped
                         } else {
                             Outcome::delivered(1 + t)
                         };
-                        permit.complete_at(outcome, now + Duration::from_micros(5));
+                        permit.complete_at(outcome, now + us(5));
                     }
                 });
             }
         });
-        // The last completions may wait in their stripes for a window to
-        // be due: more, later than all, until one closes it with them.
+        let drops = THREADS * (EACH / 10);
+        let delivered: u64 = (0..THREADS).map(|t| (EACH - EACH / 10) * (1 + t)).sum();
+        let expected = [THREADS * EACH - drops, drops, delivered];
+        if min_window.is_zero() && min_samples <= 1 {
+            assert_eq!(tally.lock().unwrap()[..3], expected, "{case}: all closed");
+        }
+        // Elsewhere the last completions may wait in their stripes for a
+        // window to be due: more, later than all, until one closes it.
         let last = start + Duration::from_secs(1);
         let closed = ctl.windows();
         let mut extra = 0;
         while ctl.windows() == closed {
             assert!(
-                extra < min_samples,
-                "{extra} more completions closed no window"
+                extra < min_samples.max(1),
+                "{case}: {extra} more closed nothing"
             );
             extra += 1;
             ctl.try_acquire_at([1, 1], last)
                 .unwrap()
                 .complete_at(Outcome::delivered(1), last);
         }
-        let drops = THREADS * (EACH / 10);
-        let delivered: u64 = (0..THREADS).map(|t| (EACH - EACH / 10) * (1 + t)).sum();
         let tally = *tally.lock().unwrap();
         assert_eq!(
             tally[..3],
-            [THREADS * EACH - drops + extra, drops, delivered + extra],
-            "min_samples {min_samples}"
+            [expected[0] + extra, expected[1], expected[2] + extra],
+            "{case}"
         );
-        assert!((1..=THREADS).contains(&tally[3]), "peak {}", tally[3]);
+        assert!(
+            (1..=THREADS).contains(&tally[3]),
+            "{case}: peak {}",
+            tally[3]
+        );
+        assert_eq!(tally[4], 0, "{case}: empty windows");
         assert_eq!(sem.available(), sem.capacity());
     }
 }
 
+/// Where windows have no length, every completion closes one, whatever its
+/// time: one timed before the window's start too, as before completions
+/// were summed per thread (a caller's times need not be in order).
+#[test]
+fn a_window_of_no_length_closes_at_a_completion_timed_before_its_start() {
+    let sem = semaphore([4, 1 << 20]);
+    let tally = Arc::new(std::sync::Mutex::new([0u64; 5]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 4..=4, Tally(Arc::clone(&tally)))
+        .window(Duration::ZERO, 1)
+        .build();
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let late = ctl.try_acquire_at([1, 1], t0).unwrap();
+    let early = ctl.try_acquire_at([1, 1], t0).unwrap();
+    late.complete_at(Outcome::delivered(1), t0 + ms(5));
+    assert_eq!(ctl.windows(), 1);
+    early.complete_at(Outcome::delivered(1), t0 + ms(1));
+    assert_eq!(ctl.windows(), 2);
+    assert_eq!(tally.lock().unwrap()[0], 2);
+    // A window that has a length is not due before its start, nor 1 ms
+    // after it: the next two wait.
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 4..=4, Aimd::default())
+        .window(ms(2), 1)
+        .build();
+    let late = ctl.try_acquire_at([1, 1], t0).unwrap();
+    let early = ctl.try_acquire_at([1, 1], t0).unwrap();
+    late.complete_at(Outcome::delivered(1), t0 + ms(5));
+    early.complete_at(Outcome::delivered(1), t0 + ms(1));
+    assert_eq!(ctl.windows(), 0, "the first completion starts the window");
+    ctl.try_acquire_at([1, 1], t0)
+        .unwrap()
+        .complete_at(Outcome::delivered(1), t0 + ms(6));
+    assert_eq!(ctl.windows(), 0);
+    ctl.try_acquire_at([1, 1], t0)
+        .unwrap()
+        .complete_at(Outcome::delivered(1), t0 + ms(7));
+    assert_eq!(ctl.windows(), 1);
+    assert_eq!(ctl.last_window().unwrap().successes, 4);
+}
+
+/// Resizes happen at most once a window: a window closes only once it is
+/// both long enough and holds enough samples.
 #[test]
 fn resizes_are_rate_limited_by_window_and_samples() {
     let sem = semaphore([100, 1 << 20]);

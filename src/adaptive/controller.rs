@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use super::algorithm::{Algorithm, Dimension};
-use super::stripes::{Stripes, Sums};
+use super::stripes::Stripes;
 use super::tracked::{Outcome, TrackedPermit};
 use super::tracked_acquire::TrackedAcquire;
 use super::window::Window;
@@ -38,9 +38,9 @@ use crate::waiters::Woken;
 /// ```
 pub struct Controller<const N: usize> {
     sem: Arc<MultiSemaphore<N>>,
-    /// The window being filled: each thread sums its completions in a
-    /// stripe of its own, so completions on many threads at once do not
-    /// meet on `state`'s lock.
+    /// The window being filled: each thread sums its completions in its
+    /// stripe, so completions on many threads at once seldom meet on a
+    /// lock.
     stripes: Stripes<N>,
     /// When the window being filled may close, for the check each
     /// completion makes without a lock (see [`WindowDue`]).
@@ -469,22 +469,28 @@ impl<const N: usize> Controller<N> {
     /// window may close. Only a completion that finds it due takes
     /// `state`'s lock, and closes the window if it holds enough samples.
     /// So `state`'s lock is taken about once a window, by the completion
-    /// that closes it (and by any that found it due at the same moment),
-    /// and at every completion only while a window has lasted long enough
-    /// but still lacks samples: at low rates, where threads seldom meet.
+    /// that closes it (and by any that found it due at the same moment);
+    /// by every completion before the first window starts, where windows
+    /// have no length (every completion may close one, so every one looks,
+    /// whatever its time: one timed before the window's start closes it
+    /// too), and while a window has lasted long enough but still lacks
+    /// samples: at low rates, where threads seldom meet.
     pub(crate) fn record(&self, granted: Instant, now: Instant, outcome: Outcome) {
         if outcome == Outcome::Ignore {
             return;
         }
         let rtt = now.saturating_duration_since(granted);
         self.stripes.record(rtt, outcome, self.sem.in_flight());
-        if self.due.reached(now) {
+        if self.min_window.is_zero() || self.due.reached(now) {
             self.close_if_due(now);
         }
     }
 
     /// Closes the window and resizes, if it is long enough and holds enough
-    /// samples; starts the first window at the first completion.
+    /// samples (at least one: another completion's close may have taken
+    /// this one's sample already, and a window of none would tell the
+    /// algorithms nothing); starts the first window at the first
+    /// completion.
     fn close_if_due(&self, now: Instant) {
         let mut state = self.state.lock();
         let started = match state.started {
@@ -496,7 +502,7 @@ impl<const N: usize> Controller<N> {
             }
         };
         let elapsed = now.saturating_duration_since(started);
-        if elapsed >= self.min_window && self.stripes.samples() >= self.min_samples {
+        if elapsed >= self.min_window && self.stripes.samples() >= self.min_samples.max(1) {
             let woken = self.close_window(&mut state, elapsed, now);
             drop(state);
             woken.wake();
@@ -506,11 +512,7 @@ impl<const N: usize> Controller<N> {
     /// Runs the algorithms on the window, starts the next one and resizes;
     /// returns whom the resizes granted, to wake once `state` is unlocked.
     fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken {
-        let Sums {
-            window,
-            peak_in_flight,
-        } = self.stripes.take();
-        let window = window.finish(elapsed);
+        let (window, peak_in_flight) = self.stripes.take(elapsed);
         // The window is spent before any algorithm runs: one that panics
         // must not leave it to be fed again at the next completion.
         state.windows += 1;

@@ -4,16 +4,16 @@
 //! on a lock. The window's closer, under the controller's lock, takes every
 //! stripe's sums and merges them.
 //!
-//! One thread alone always records into the same stripe, and merging
-//! empty sums into a window changes none of its figures (integers add 0,
-//! floats add 0.0 exactly, an empty minimum is none), so a single-threaded
+//! One thread alone always records into the same stripe, and a window of
+//! one stripe's sums is those sums as they were, so a single-threaded
 //! caller (a simulation in virtual time) gets the very windows it got when
-//! there was one set of sums.
+//! there was one set of sums. (But for a completion made while the
+//! thread's thread-locals are torn down: it records into stripe 0.)
 
 use crossbeam_utils::CachePadded;
 
 use super::tracked::Outcome;
-use super::window::Accumulator;
+use super::window::{Accumulator, Window};
 use crate::sync::{AtomicU64, Mutex, Ordering, thread_index};
 use std::time::Duration;
 
@@ -39,11 +39,11 @@ struct Stripe<const N: usize> {
 }
 
 /// What one stripe gathered since its sums were last taken.
-pub(crate) struct Sums<const N: usize> {
-    pub(crate) window: Accumulator,
+struct Sums<const N: usize> {
+    window: Accumulator,
     /// The most the semaphore had in flight, per dimension, at any of
     /// these completions.
-    pub(crate) peak_in_flight: [u64; N],
+    peak_in_flight: [u64; N],
 }
 
 impl<const N: usize> Default for Sums<N> {
@@ -67,8 +67,15 @@ impl<const N: usize> Sums<N> {
 
 impl<const N: usize> Stripes<N> {
     /// As many stripes as the machine runs threads at once (rounded up to
-    /// a power of two), at most [`MAX_STRIPES`].
+    /// a power of two), at most [`MAX_STRIPES`]; two under loom, whatever
+    /// the host, so that its models always see two threads' stripes.
+    ///
+    /// `available_parallelism` reads the process's CPU set and quota (a
+    /// few system calls): once per controller, at its build.
     pub(crate) fn new() -> Self {
+        if cfg!(loom) {
+            return Self::with_stripes(2);
+        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::with_stripes(threads.next_power_of_two().min(MAX_STRIPES))
     }
@@ -90,7 +97,12 @@ impl<const N: usize> Stripes<N> {
     pub(crate) fn record(&self, rtt: Duration, outcome: Outcome, in_flight: [u64; N]) {
         // Threads are numbered in the order they first ask, so the first
         // threads of a pool get stripes of their own.
-        let stripe = &self.stripes[thread_index() & (self.stripes.len() - 1)];
+        self.record_in(thread_index(), rtt, outcome, in_flight);
+    }
+
+    /// Counts one completion in stripe `slot` (masked).
+    fn record_in(&self, slot: usize, rtt: Duration, outcome: Outcome, in_flight: [u64; N]) {
+        let stripe = &self.stripes[slot & (self.stripes.len() - 1)];
         let mut sums = stripe.sums.lock();
         sums.window.record(rtt, outcome);
         for (peak, now) in sums.peak_in_flight.iter_mut().zip(in_flight) {
@@ -111,18 +123,46 @@ impl<const N: usize> Stripes<N> {
         })
     }
 
-    /// Every stripe's sums, merged; the stripes start over, empty. Each
-    /// completion is in exactly one take: the one after its stripe's lock
-    /// was let go.
-    pub(crate) fn take(&self) -> Sums<N> {
-        let mut all = Sums::default();
-        for stripe in self.stripes.iter() {
-            let mut sums = stripe.sums.lock();
-            all.merge(&sums);
+    /// Every stripe's completions as one window of `elapsed`, and the
+    /// most in flight at any of them; the stripes start over, empty.
+    /// Called under the controller's lock.
+    ///
+    /// Each completion is in exactly one take: the first after its
+    /// stripe's lock was let go, or a later one if that take read its
+    /// stripe's count from before it (and so left the stripe alone). A
+    /// stripe whose count reads 0 is neither locked nor cleared; where one
+    /// stripe alone is busy (one thread), its sums give the window where
+    /// they lie, as the single set of sums did: a close costs what the busy
+    /// stripes hold, and moves nothing.
+    pub(crate) fn take(&self, elapsed: Duration) -> (Window, [u64; N]) {
+        let mut busy = self
+            .stripes
+            .iter()
+            .filter(|stripe| stripe.samples.load(Ordering::Relaxed) > 0);
+        let Some(first) = busy.next() else {
+            return (Accumulator::default().finish(elapsed), [0; N]);
+        };
+        let Some(second) = busy.next() else {
+            let mut sums = first.sums.lock();
+            first.samples.store(0, Ordering::Relaxed);
+            let taken = (sums.window.finish(elapsed), sums.peak_in_flight);
             *sums = Sums::default();
-            stripe.samples.store(0, Ordering::Relaxed);
+            return taken;
+        };
+        let mut all = first.take_sums();
+        for stripe in std::iter::once(second).chain(busy) {
+            all.merge(&stripe.take_sums());
         }
-        all
+        (all.window.finish(elapsed), all.peak_in_flight)
+    }
+}
+
+impl<const N: usize> Stripe<N> {
+    /// The sums, moved out; the stripe starts over, empty.
+    fn take_sums(&self) -> Sums<N> {
+        let mut sums = self.sums.lock();
+        self.samples.store(0, Ordering::Relaxed);
+        std::mem::take(&mut *sums)
     }
 }
 
@@ -156,8 +196,7 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(stripes.samples(), 606);
-        let sums = stripes.take();
-        let window = sums.window.finish(Duration::from_secs(1));
+        let (window, peak) = stripes.take(Duration::from_secs(1));
         assert_eq!((window.successes, window.drops), (600, 6));
         assert_eq!(
             window.delivered_bytes,
@@ -166,10 +205,54 @@ mod tests {
         assert_eq!(window.min_rtt, Duration::from_micros(10));
         assert_eq!(window.min_rtt_bytes, 1000);
         assert_eq!(window.max_rtt, Duration::from_micros(10 + 500 + 99));
-        assert_eq!(sums.peak_in_flight, [6, 99]);
+        assert_eq!(peak, [6, 99]);
         // Taken once: the stripes start over.
         assert_eq!(stripes.samples(), 0);
-        assert_eq!(stripes.take().window.samples(), 0);
+        let (window, peak) = stripes.take(Duration::from_secs(1));
+        assert_eq!((window.successes + window.drops, peak), (0, [0, 0]));
+    }
+
+    /// Records three completions in the given stripes, then takes them.
+    fn taken_from(slots: [usize; 3]) -> (Window, [u64; 2], Stripes<2>) {
+        let stripes = Stripes::<2>::with_stripes(4);
+        let ms = Duration::from_millis;
+        stripes.record_in(slots[0], ms(7), success(700), [3, 700]);
+        stripes.record_in(slots[1], ms(2), success(200), [5, 300]);
+        stripes.record_in(slots[2], ms(9), Outcome::Dropped, [1, 900]);
+        let (window, peak) = stripes.take(ms(100));
+        (window, peak, stripes)
+    }
+
+    #[test]
+    fn one_busy_stripe_or_several_give_the_same_window() {
+        let (alone, alone_peak, _) = taken_from([1, 1, 1]);
+        // Slot 6 is stripe 2: masks wrap.
+        for slots in [[0, 1, 2], [3, 3, 0], [6, 1, 1]] {
+            let (spread, spread_peak, stripes) = taken_from(slots);
+            assert_eq!(spread, alone, "slots {slots:?}");
+            assert_eq!(spread_peak, alone_peak);
+            assert_eq!(stripes.samples(), 0, "every busy stripe emptied");
+        }
+        assert_eq!((alone.successes, alone.drops), (2, 1));
+        assert_eq!(
+            (alone.min_rtt, alone.min_rtt_bytes),
+            (Duration::from_millis(2), 200)
+        );
+        assert_eq!(alone_peak, [5, 900]);
+    }
+
+    #[test]
+    fn a_stripe_whose_count_reads_zero_is_left_for_the_next_take() {
+        let stripes = Stripes::<2>::with_stripes(2);
+        stripes.record_in(0, Duration::from_millis(1), success(1), [1, 1]);
+        stripes.record_in(1, Duration::from_millis(1), success(2), [1, 2]);
+        // As a count not yet seen by the taker: its sums stay where they are.
+        stripes.stripes[1].samples.store(0, Ordering::Relaxed);
+        let (window, _) = stripes.take(Duration::from_millis(10));
+        assert_eq!(window.delivered_bytes, 1);
+        stripes.stripes[1].samples.store(1, Ordering::Relaxed);
+        let (window, _) = stripes.take(Duration::from_millis(10));
+        assert_eq!(window.delivered_bytes, 2);
     }
 
     #[test]

@@ -31,15 +31,18 @@ impl WindowDue {
     /// Whether the window may close at `now`.
     ///
     /// Relaxed: the figure only sends a completion to the controller's
-    /// lock, where the window's start is read again; a stale one sends it
-    /// there for nothing, or lets the next completion close the window.
+    /// lock, where the window's start is read again. While completions'
+    /// times are in order a stale figure is an earlier one, which sends a
+    /// completion there for nothing; only a window started at an earlier
+    /// time than the last (times out of order) can leave a completion
+    /// reading a later figure, and then a later completion closes it.
     pub(crate) fn reached(&self, now: Instant) -> bool {
         self.number(now) >= self.at.load(Ordering::Relaxed)
     }
 
     /// The window now being filled started at `started` and may close
-    /// `min_window` later. Called under the controller's lock, so stores
-    /// are not reordered among themselves (Relaxed: see `reached`).
+    /// `min_window` later. Called under the controller's lock, so the last
+    /// figure stored is the newest window's (Relaxed: see `reached`).
     pub(crate) fn set(&self, started: Instant, min_window: Duration) {
         let at = self.number(started).saturating_add(nanos(min_window));
         self.at.store(at, Ordering::Relaxed);
