@@ -1,8 +1,8 @@
 //! Where completions are summed until their window closes: one set of sums
 //! per stripe, and each thread records into its own stripe, so that
 //! threads completing at once write different cache lines and rarely meet
-//! on a lock. The window's closer, under the controller's lock, takes every
-//! stripe's sums and merges them.
+//! on a lock. The window's closer, under the controller's lock, takes the
+//! busy stripes' sums and merges them.
 //!
 //! One thread alone always records into the same stripe, and a window of
 //! one stripe's sums is those sums as they were, so a single-threaded
