@@ -43,11 +43,10 @@ pub struct Controller<const N: usize> {
     /// lock.
     stripes: Stripes<N>,
     /// When the window being filled may close, for the check each
-    /// completion makes without a lock (see [`WindowDue`]).
+    /// completion makes without a lock (see [`WindowDue`]); it holds the
+    /// least a window lasts.
     due: WindowDue,
-    /// The least a window lasts, and the fewest samples it holds
-    /// ([`ControllerBuilder::window`]).
-    min_window: Duration,
+    /// The fewest samples a window holds ([`ControllerBuilder::window`]).
     min_samples: u64,
     state: Mutex<State<N>>,
 }
@@ -465,23 +464,22 @@ impl<const N: usize> Controller<N> {
 
     /// Counts one completion; closes the window and resizes if it is due.
     ///
-    /// A completion takes its thread's stripe's lock, then reads when the
-    /// window may close. Only a completion that finds it due takes
+    /// A completion takes its thread's stripe's lock, then reads whether
+    /// the window may close. Only a completion that finds it due takes
     /// `state`'s lock, and closes the window if it holds enough samples.
     /// So `state`'s lock is taken about once a window, by the completion
-    /// that closes it (and by any that found it due at the same moment);
-    /// by every completion before the first window starts, where windows
-    /// have no length (every completion may close one, so every one looks,
-    /// whatever its time: one timed before the window's start closes it
-    /// too), and while a window has lasted long enough but still lacks
-    /// samples: at low rates, where threads seldom meet.
+    /// that closes it (and any that found it due at the same moment), and
+    /// at every completion only where that check cannot say no: before the
+    /// first window starts, where windows have no length, and while a
+    /// window has lasted long enough but lacks samples (at low rates,
+    /// where threads seldom meet).
     pub(crate) fn record(&self, granted: Instant, now: Instant, outcome: Outcome) {
         if outcome == Outcome::Ignore {
             return;
         }
         let rtt = now.saturating_duration_since(granted);
         self.stripes.record(rtt, outcome, self.sem.in_flight());
-        if self.min_window.is_zero() || self.due.reached(now) {
+        if self.due.reached(now) {
             self.close_if_due(now);
         }
     }
@@ -497,12 +495,12 @@ impl<const N: usize> Controller<N> {
             Some(started) => started,
             None => {
                 state.started = Some(now);
-                self.due.set(now, self.min_window);
+                self.due.set(now);
                 now
             }
         };
         let elapsed = now.saturating_duration_since(started);
-        if elapsed >= self.min_window && self.stripes.samples() >= self.min_samples.max(1) {
+        if elapsed >= self.due.min_window() && self.stripes.samples() >= self.min_samples.max(1) {
             let woken = self.close_window(&mut state, elapsed, now);
             drop(state);
             woken.wake();
@@ -517,7 +515,7 @@ impl<const N: usize> Controller<N> {
         // must not leave it to be fed again at the next completion.
         state.windows += 1;
         state.started = Some(now);
-        self.due.set(now, self.min_window);
+        self.due.set(now);
         state.last = Some(window.clone());
         let mut next = [None; N];
         for (d, next) in next.iter_mut().enumerate() {
@@ -767,8 +765,7 @@ impl<const N: usize> ControllerBuilder<N> {
         let controller = Arc::new(Controller {
             sem: self.sem,
             stripes: Stripes::new(),
-            due: WindowDue::new(),
-            min_window: self.min_window,
+            due: WindowDue::new(self.min_window),
             min_samples: self.min_samples,
             state: Mutex::new(State {
                 algorithms: self.algorithms,

@@ -143,11 +143,7 @@ impl<const N: usize> Stripes<N> {
             return (Accumulator::default().finish(elapsed), [0; N]);
         };
         let Some(second) = busy.next() else {
-            let mut sums = first.sums.lock();
-            first.samples.store(0, Ordering::Relaxed);
-            let taken = (sums.window.finish(elapsed), sums.peak_in_flight);
-            *sums = Sums::default();
-            return taken;
+            return first.take_finished(elapsed);
         };
         let mut all = first.take_sums();
         for stripe in std::iter::once(second).chain(busy) {
@@ -163,6 +159,16 @@ impl<const N: usize> Stripe<N> {
         let mut sums = self.sums.lock();
         self.samples.store(0, Ordering::Relaxed);
         std::mem::take(&mut *sums)
+    }
+
+    /// The sums as a window of `elapsed`, and their peak, read where they
+    /// lie (no 1.7 KiB move); the stripe starts over, empty.
+    fn take_finished(&self, elapsed: Duration) -> (Window, [u64; N]) {
+        let mut sums = self.sums.lock();
+        self.samples.store(0, Ordering::Relaxed);
+        let taken = (sums.window.finish(elapsed), sums.peak_in_flight);
+        *sums = Sums::default();
+        taken
     }
 }
 
