@@ -50,9 +50,10 @@ adaptive_only=1
 for f in "${files[@]}"; do [[ "$f" == src/adaptive/* ]] || adaptive_only=; done
 if [ -n "$adaptive_only" ]; then
     # tests/memory.rs pins what the filters reserve ahead (a fraction of a
-    # second).
+    # second); tests/fused.rs, the tracked futures' `FusedFuture` (feature
+    # `futures`).
     tests=(--cargo-test-arg=--lib --cargo-test-arg=--test=adaptive --cargo-test-arg=--test=adaptive_sim
-        --cargo-test-arg=--test=memory)
+        --cargo-test-arg=--test=memory --cargo-test-arg=--test=fused --features=futures)
 fi
 args=(
     "${tests[@]}"

@@ -692,6 +692,38 @@ fn restart_and_report_time_each_attempt() {
     assert_eq!(sem.available(), [8, 1000]);
 }
 
+/// `restart` and `report` read the clock themselves: each starts the round
+/// trip's clock anew at the call, and `report` takes its sample as
+/// `report_at` does.
+#[test]
+fn restart_and_report_start_the_clock_at_the_call() {
+    let (sem, ctl, seen) = watched_every_three();
+    let long_ago = Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .expect("the clock has run a second");
+    let mut batched = ctl.try_acquire_at([1, 100], long_ago).unwrap();
+    let before = Instant::now();
+    batched.restart();
+    assert!(batched.granted() >= before);
+    let mut retried = ctl.try_acquire_at([1, 100], long_ago).unwrap();
+    let before = Instant::now();
+    retried.report(Outcome::Dropped);
+    assert!(retried.granted() >= before);
+    assert_eq!(sem.available(), [6, 800], "a report keeps the permits");
+    retried.complete(Outcome::delivered(100));
+    batched.complete(Outcome::delivered(100));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let window = &seen[0];
+    assert_eq!((window.successes, window.drops), (2, 1));
+    assert!(
+        window.max_rtt < Duration::from_secs(1),
+        "both successes are timed from the call, not the grant: {:?}",
+        window.max_rtt
+    );
+    assert_eq!(sem.available(), [8, 1000]);
+}
+
 /// A report timed before the clock's start counts as zero and leaves the
 /// clock where it was: the retry is timed from the grant, not from the
 /// earlier time (a reviewer saw a 2 ms retry reported as 12 ms).
