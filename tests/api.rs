@@ -2113,7 +2113,14 @@ fn insufficient_names_every_short_dimension() {
         e.to_string(),
         "insufficient permits in dimension 0: requested 1, available 0 (also short: dimension 2)"
     );
-    drop(held);
+    // Every dimension short: the others listed in order, comma-separated.
+    let half = sem.try_acquire([0, 50, 0]).unwrap();
+    let e = sem.try_acquire([1, 51, 1]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "insufficient permits in dimension 0: requested 1, available 0 (also short: dimension 1, dimension 2)"
+    );
+    drop((held, half));
 }
 
 #[test]
