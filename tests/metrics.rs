@@ -669,6 +669,11 @@ fn record_every_records_on_its_thread_and_once_more_when_stopped() {
         Exporter::named(Arc::clone(&sem), "ticking").record_every(Duration::from_millis(2));
     wait_for_records(key, 1);
     assert!(!recording.is_finished());
+    assert_eq!(
+        format!("{recording:?}"),
+        r#"Recording { thread: Some(Some("msem-ticking")), .. }"#,
+        "Debug names the thread"
+    );
     let held = sem.try_acquire([1, 100]).unwrap();
     let before = global().all(key).len();
     wait_for_records(key, before + 2);

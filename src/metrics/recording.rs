@@ -189,7 +189,20 @@ impl<const N: usize> fmt::Debug for Recording<N> {
 
 #[cfg(test)]
 mod tests {
-    use super::thread_name;
+    use super::{next_tick, thread_name};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_next_tick_is_one_interval_on_unless_a_record_overran_it() {
+        let (t0, s) = (Instant::now(), Duration::from_secs);
+        // On time, or exactly at it: one interval after the last tick.
+        assert_eq!(next_tick(Some(t0), s(10), t0 + s(3)), Some(t0 + s(10)));
+        assert_eq!(next_tick(Some(t0), s(10), t0 + s(10)), Some(t0 + s(10)));
+        // Overran: one interval from now, the missed ticks skipped.
+        assert_eq!(next_tick(Some(t0), s(10), t0 + s(25)), Some(t0 + s(35)));
+        // Past the clock's range already: no tick.
+        assert_eq!(next_tick(None, s(10), t0), None);
+    }
 
     #[test]
     fn a_thread_name_fits_what_linux_shows_and_holds_no_nul() {
