@@ -1939,9 +1939,15 @@ fn with_timeout_counts_a_timeout<const N: usize>(layout: Layout) {
     let sem = Arc::new(layout.make(cap));
     let last = N - 1;
     let held = sem.try_acquire(at(last, cap[last], 0)).unwrap();
-    // A timer already complete: the acquire queues, then times out.
-    let err = futures_executor::block_on(sem.acquire([1; N]).with_timeout(async {}));
-    assert_eq!(err.unwrap_err(), AcquireError::Timeout);
+    // A timer already complete: the acquire queues, then times out, and
+    // says which dimension it was short in.
+    let mut borrowed = Box::pin(sem.acquire([1; N]).with_timeout(async {}));
+    assert_eq!(borrowed.short_at_timeout(), None, "not timed out yet");
+    let err = futures_executor::block_on(borrowed.as_mut());
+    assert_eq!(
+        (err.unwrap_err(), borrowed.short_at_timeout()),
+        (AcquireError::Timeout, Some(last))
+    );
     let err = futures_executor::block_on(sem.acquire_owned([1; N]).with_timeout(async {}));
     assert_eq!(err.unwrap_err(), AcquireError::Timeout);
     let s = sem.stats();
@@ -1995,6 +2001,16 @@ fn with_timeout_counts_a_timeout<const N: usize>(layout: Layout) {
     assert_eq!(sem.waiters(), 0);
     drop(f);
     drop(p);
+    assert_eq!(sem.available(), cap);
+    // Short in the first dimension alone.
+    let first = sem.try_acquire(at(0, cap[0], 0)).unwrap();
+    let mut f = Box::pin(sem.acquire([1; N]).with_timeout(async {}));
+    let err = futures_executor::block_on(f.as_mut());
+    assert_eq!(
+        (err.unwrap_err(), f.short_at_timeout()),
+        (AcquireError::Timeout, Some(0))
+    );
+    drop(first);
     assert_eq!(sem.available(), cap);
 }
 
