@@ -45,7 +45,10 @@ mkdir -p "$out_dir"
 # The library's unit tests and tests/; the doctests would cost a build per
 # example and the loom models live in a crate of their own. The adaptive
 # module is built on the core's public API, so its own suites judge it.
-tests=(--cargo-test-arg=--lib --cargo-test-arg=--tests)
+# With the `futures` feature, so that the futures' `FusedFuture` (code of
+# acquire.rs under that feature) is built and tests/fused.rs runs; the
+# integrations take MUTANTS_ARGS="--all-features".
+tests=(--cargo-test-arg=--lib --cargo-test-arg=--tests --features=futures)
 adaptive_only=1
 for f in "${files[@]}"; do [[ "$f" == src/adaptive/* ]] || adaptive_only=; done
 if [ -n "$adaptive_only" ]; then
