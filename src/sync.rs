@@ -172,7 +172,29 @@ pub(crate) fn deadline_passed(deadline: Instant) -> bool {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{Arc, Ordering, grant_flag};
+    use super::{Arc, Ordering, grant_flag, spin_until, thread_index};
+    use std::cell::Cell;
+
+    #[test]
+    fn each_thread_keeps_a_number_of_its_own() {
+        let mine = thread_index();
+        assert_eq!(thread_index(), mine, "the same number at every call");
+        let theirs = std::thread::spawn(thread_index).join().unwrap();
+        assert_ne!(theirs, mine);
+    }
+
+    #[test]
+    fn a_spin_looks_until_done_or_given_up() {
+        assert!(spin_until(|| true));
+        assert!(!spin_until(|| false));
+        // Done at the third look: the spin sees it.
+        let looks = Cell::new(0);
+        assert!(spin_until(|| {
+            looks.set(looks.get() + 1);
+            looks.get() >= 3
+        }));
+        assert_eq!(looks.get(), 3);
+    }
 
     #[test]
     fn a_grant_flag_is_reused_only_once_nothing_else_holds_it() {
