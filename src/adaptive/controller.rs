@@ -46,7 +46,10 @@ pub struct Controller<const N: usize> {
     /// completion makes without a lock (see [`WindowDue`]); it holds the
     /// least a window lasts.
     due: WindowDue,
-    /// The fewest samples a window holds ([`ControllerBuilder::window`]).
+    /// The fewest samples a window holds ([`ControllerBuilder::window`]),
+    /// and at least one: another completion's close may have taken this
+    /// one's sample already, and a window of none would tell the
+    /// algorithms nothing.
     min_samples: u64,
     state: Mutex<State<N>>,
 }
@@ -485,10 +488,7 @@ impl<const N: usize> Controller<N> {
     }
 
     /// Closes the window and resizes, if it is long enough and holds enough
-    /// samples (at least one: another completion's close may have taken
-    /// this one's sample already, and a window of none would tell the
-    /// algorithms nothing); starts the first window at the first
-    /// completion.
+    /// samples; starts the first window at the first completion.
     fn close_if_due(&self, now: Instant) {
         let mut state = self.state.lock();
         let started = match state.started {
@@ -500,7 +500,7 @@ impl<const N: usize> Controller<N> {
             }
         };
         let elapsed = now.saturating_duration_since(started);
-        if elapsed >= self.due.min_window() && self.stripes.samples() >= self.min_samples.max(1) {
+        if elapsed >= self.due.min_window() && self.stripes.samples() >= self.min_samples {
             let woken = self.close_window(&mut state, elapsed, now);
             drop(state);
             woken.wake();
@@ -766,7 +766,7 @@ impl<const N: usize> ControllerBuilder<N> {
             sem: self.sem,
             stripes: Stripes::new(),
             due: WindowDue::new(self.min_window),
-            min_samples: self.min_samples,
+            min_samples: self.min_samples.max(1),
             state: Mutex::new(State {
                 algorithms: self.algorithms,
                 bounds,
