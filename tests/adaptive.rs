@@ -185,6 +185,52 @@ fn drops_lower_the_limit_to_its_floor_and_no_further() {
     assert_eq!(sem.capacity(), [7, 1 << 20]);
 }
 
+/// The preset's count limits, window by window, through `outage` windows
+/// of drops alone after `good` windows of successes: each window is 20
+/// requests granted 1.3 ms apart, each answered 5 ms after its grant.
+fn count_through_an_outage(good: usize, outage: usize) -> (Vec<u64>, Vec<u64>) {
+    let sem = semaphore([100, 1 << 20]);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1000, preset::count())
+        .window(preset::WINDOW, preset::MIN_SAMPLES)
+        .build();
+    let us = Duration::from_micros;
+    let mut start = Instant::now();
+    let mut window = |outcome: Outcome| {
+        for j in 0..20 {
+            let granted = start + us(1300 * j);
+            let permit = ctl.try_acquire_at([1, 1], granted).unwrap();
+            permit.complete_at(outcome, granted + us(5000));
+        }
+        start += us(30_000);
+        ctl.limits()[0]
+    };
+    let before: Vec<u64> = (0..good).map(|_| window(Outcome::success())).collect();
+    let during = (0..outage).map(|_| window(Outcome::Dropped)).collect();
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+    (before, during)
+}
+
+#[test]
+fn an_outage_backs_the_preset_count_off_to_its_floor_even_during_a_probe() {
+    // Well after the first probe, and while it is under way (it begins at
+    // the first window that measured a rate and a delay): a probe shows the
+    // count's `Aimd` the limit from before it, and one that waited through
+    // the outage held the back-off at its first step.
+    for good in [10, 2] {
+        let (before, during) = count_through_an_outage(good, 30);
+        assert!(
+            during.windows(2).all(|w| w[1] <= w[0]),
+            "after {good} good windows {before:?}, never rises on drops: {during:?}"
+        );
+        assert_eq!(
+            during[20..],
+            [1; 10],
+            "after {good} good windows {before:?}, at the floor: {during:?}"
+        );
+    }
+}
+
 #[test]
 fn a_permit_dropped_without_an_outcome_is_ignored() {
     let sem = semaphore([10, 1000]);

@@ -38,9 +38,9 @@ use typical::{Measure, TypicalDelay, small_rtt};
 ///   can measure; a window too short for the clock gives no rate. So the
 ///   spans count the windows that measured a rate (or a delay): a window
 ///   of drops alone leaves both filters as they were (an outage holds the
-///   byte limit where it was, for the count's `Aimd` to back off), and is
-///   no window towards the next probe either; one of a light load gives a
-///   rate and no delay;
+///   byte limit where it was, for the count's `Aimd` to back off, and ends
+///   a probe under way), and is no window towards the next probe either;
+///   one of a light load gives a rate and no delay;
 /// * `request`: the byte-weighted mean request size (the largest of the
 ///   same windows as `bandwidth`). A request holds its bytes for the whole
 ///   time they take to deliver, so with mixed sizes the limit must fit the
@@ -462,7 +462,12 @@ impl Algorithm for BandwidthDelay {
         if rate <= 0.0 {
             // Nothing delivered (or no bytes reported), or a window too
             // short for the clock: no rate, and no saying the downstream
-            // delivers nothing.
+            // delivers nothing. Drops alone are an outage: a probe under
+            // way ends, so that a partner in `Min` backs off from the limit
+            // in force, not from the one before the probe at every window.
+            if window.drops > 0 {
+                self.probes.abandon();
+            }
             return self.estimate.set(limit);
         }
         if self.probes.under_way().is_some() {

@@ -25,6 +25,9 @@
 //!                                            as it stands, no probe
 //! settling    1 window                       measure, no probe
 //! ```
+//!
+//! A window of drops alone (an outage) ends any probe at once, without a
+//! measure ([`Probes::abandon`]); the next probe that begins measures.
 
 /// The windows a probe that measures the typical delay lasts: the first
 /// one's completions were mostly admitted at the full limit, and carry its
@@ -131,6 +134,19 @@ impl Probes {
         }
         self.since_measure = 0;
         Some(ended)
+    }
+
+    /// Ends the probe under way, if any, without a measure: for a window
+    /// of drops alone, an outage, which can neither drain a queue nor
+    /// measure a delay. Its wait would last as long as the outage, and
+    /// while it lasts a partner in [`Min`](crate::adaptive::Min) is shown
+    /// the limit from before the probe, so that its back-off, taken from
+    /// that same limit at every window, would never compound. A measuring
+    /// probe's measure is owed to the next probe.
+    pub(super) fn abandon(&mut self) {
+        if self.under_way.take().is_some_and(|probe| probe.measures) {
+            self.since_measure = MEASURE_EVERY;
+        }
     }
 
     /// Counts a window towards the next due probe (a probe's own windows
@@ -277,6 +293,32 @@ mod tests {
         let seen = run(&mut probes, 7, |_| true, |_| false);
         assert_eq!(half(&seen), [3, 6]);
         assert_eq!(measured(&seen), []);
+    }
+
+    #[test]
+    fn an_abandoned_probe_ends_at_once_and_owes_its_measure_to_the_next() {
+        let mut probes = Probes::new(10);
+        // The first probe measures; abandoned in its first window.
+        assert!(probes.begin(false, false, 100.0, (0.0, 0.0)));
+        probes.abandon();
+        assert!(probes.under_way().is_none());
+        // Not due again for 10 windows, and then it measures, though
+        // fewer than `MEASURE_EVERY` probes have begun since one did.
+        let seen = run(&mut probes, 13, |_| false, |_| false);
+        assert_eq!(half(&seen), [10, 11]);
+        assert_eq!(measured(&seen), [12]);
+        // One that does not measure owes nothing; with none under way,
+        // abandoning changes nothing.
+        let mut plain = Probes::new(10);
+        plain.begun = true;
+        plain.since_measure = 0;
+        plain.since_due = 10;
+        assert!(plain.begin(false, false, 100.0, (0.0, 0.0)));
+        assert!(!plain.under_way().unwrap().measures);
+        plain.abandon();
+        plain.abandon();
+        assert!(plain.under_way().is_none());
+        assert_eq!(plain.since_measure, 1);
     }
 
     #[test]
