@@ -48,7 +48,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
     /// `try_acquire` of `amounts`, added to this permit: the same fast path,
     /// the same deference to queued acquirers, the same errors.
     fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
-        self.sem.try_take(amounts)?;
+        self.sem.try_take_more(self.amounts, amounts)?;
         for (held, more) in self.amounts.iter_mut().zip(amounts) {
             // As in `merge`: all of it is in flight from one semaphore.
             *held += more;
@@ -360,9 +360,13 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// let mut permit = sem.try_acquire([1, 100])?; // the size we guessed
     /// permit.try_grow([0, 150])?;                   // the size it turned out to be
     /// assert_eq!(permit.amounts(), [1, 250]);
-    /// // All or nothing: a grow that does not fit changes nothing.
-    /// assert!(permit.try_grow([1, 800]).unwrap_err().is_insufficient());
+    /// // All or nothing: a grow that does not fit now changes nothing,
+    /// let other = sem.try_acquire([1, 600])?;
+    /// assert!(permit.try_grow([1, 200]).unwrap_err().is_insufficient());
+    /// // and one that the permit could never hold says so.
+    /// assert!(permit.try_grow([0, 800]).unwrap_err().is_exceeds_capacity());
     /// assert_eq!(permit.amounts(), [1, 250]);
+    /// # drop(other);
     /// # Ok::<(), TryAcquireError>(())
     /// ```
     ///
@@ -386,8 +390,11 @@ impl<'a, const N: usize> Permit<'a, N> {
     ///
     /// # Errors
     ///
-    /// As [`try_acquire`](MultiSemaphore::try_acquire), checked on `amounts`
-    /// alone; the permit is unchanged.
+    /// As [`try_acquire`](MultiSemaphore::try_acquire) of `amounts`, but
+    /// `ExceedsCapacity` also where the permit would hold more than a
+    /// capacity in a dimension it grows in: such a grow cannot succeed
+    /// while the capacity stays as it is (the error's `requested` is what
+    /// the permit would hold). The permit is unchanged.
     pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.held.try_grow(amounts)
     }
@@ -544,8 +551,9 @@ impl<const N: usize> OwnedPermit<N> {
     ///
     /// # Errors
     ///
-    /// As [`try_acquire`](MultiSemaphore::try_acquire); the permit is
-    /// unchanged.
+    /// As [`Permit::try_grow`]: as [`try_acquire`](MultiSemaphore::try_acquire),
+    /// and `ExceedsCapacity` where the permit would hold more than a
+    /// capacity. The permit is unchanged.
     pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.held.try_grow(amounts)
     }

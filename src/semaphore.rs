@@ -683,14 +683,52 @@ impl<const N: usize> MultiSemaphore<N> {
         }
     }
 
-    /// `try_acquire` without the permit: the caller holds the amounts some
-    /// other way (`Permit::try_grow`). Never clamps: a permit grows by
-    /// exactly what was asked or not at all.
-    pub(crate) fn try_take(&self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
+    /// `try_acquire` without the permit, for a permit that holds `held`
+    /// and grows by `amounts` (`Permit::try_grow`). Never clamps: a permit
+    /// grows by exactly what was asked or not at all.
+    ///
+    /// A grow that would leave the permit holding more than a capacity in
+    /// a dimension it grows in fails with `ExceedsCapacity`, first, as an
+    /// acquire of more than a capacity does: it cannot succeed while the
+    /// capacity stays as it is, and `Insufficient` would say that a retry
+    /// may. Judged only once the fast path missed (a take that succeeds
+    /// fitted), on the capacities then.
+    pub(crate) fn try_take_more(
+        &self,
+        held: [u64; N],
+        amounts: [u64; N],
+    ) -> Result<(), TryAcquireError> {
         match self.take_fast(amounts) {
             Ok(()) => Ok(()),
-            Err(fast) => self.try_take_slow(amounts, fast, false).map(|_| ()),
+            Err(fast) => self.try_take_more_slow(held, amounts, fast),
         }
+    }
+
+    /// `try_take_more` once the fast path missed.
+    #[cold]
+    #[inline(never)]
+    fn try_take_more_slow(
+        &self,
+        held: [u64; N],
+        amounts: [u64; N],
+        fast: FastError,
+    ) -> Result<(), TryAcquireError> {
+        let after: [u64; N] = std::array::from_fn(|d| match amounts[d] {
+            // A dimension it does not grow in: a shrink may have left
+            // `held` above its capacity, and that is no reason.
+            0 => 0,
+            more => held[d].saturating_add(more),
+        });
+        if let Err((dim, capacity)) = self.check_capacity(after) {
+            // As `refuse` does for `try_acquire`.
+            self.pay_owed_visit(fast);
+            self.stats.record(Event::Exceeded(dim));
+            self.stats.record(Event::Refused(dim));
+            return Err(TryAcquireError::exceeds(
+                dim, after[dim], capacity, self.names,
+            ));
+        }
+        self.try_take_slow(amounts, fast, false).map(|_| ())
     }
 
     /// The lock-free fast path alone; counts its own successes. Inlined as

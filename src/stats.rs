@@ -104,8 +104,8 @@ pub struct Stats<const N: usize> {
     /// wait mode).
     pub refused: [u64; N],
     /// Acquires of every kind that failed with `ExceedsCapacity`, by the
-    /// dimension the error names: `try_acquire` (also counted in
-    /// `refused`), waiting acquires refused at once, and queued ones failed
+    /// dimension the error names: `try_acquire` and a permit's `try_grow`
+    /// (also counted in `refused`), waiting acquires refused at once, and queued ones failed
     /// by a shrink (counted when the shrink fails them, delivered or not).
     pub exceeded: [u64; N],
     /// Waiting acquires (blocking, timed or async) that could not be granted

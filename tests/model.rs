@@ -377,9 +377,18 @@ impl<const N: usize> Model<N> {
             a
         }
     }
-    /// `expect` for a call that never clamps (`try_grow`).
-    fn expect_exact(&self, a: [u64; N]) -> Expect {
-        if self.exceeds(a) {
+    /// What a permit holding `held` would hold after a grow of `a`, in the
+    /// dimensions it grows in (0 elsewhere: no reason to refuse it).
+    fn grown(held: [u64; N], a: [u64; N]) -> [u64; N] {
+        from_fn(|d| match a[d] {
+            0 => 0,
+            more => held[d].saturating_add(more),
+        })
+    }
+    /// `expect` for a grow of `a` to `after` (`grown`), which never
+    /// clamps: refused for its size where the permit could never hold it.
+    fn expect_grow(&self, after: [u64; N], a: [u64; N]) -> Expect {
+        if self.exceeds(after) {
             Expect::Exceeds
         } else {
             self.expect(a)
@@ -992,10 +1001,17 @@ fn run<const N: usize>(
                     continue;
                 }
                 let k = k % held.len();
-                let exp = m.expect_exact(amounts);
+                let after = Model::grown(m.held[k], amounts);
+                let exp = m.expect_grow(after, amounts);
                 let got = held[k].try_grow(amounts).map(|()| amounts);
                 let before = m.held[k];
-                if check_try(&mut m, amounts, exp, got, false)? {
+                // `ExceedsCapacity` names what the permit would hold.
+                let judged = if exp == Expect::Exceeds {
+                    after
+                } else {
+                    amounts
+                };
+                if check_try(&mut m, judged, exp, got, false)? {
                     for d in 0..N {
                         m.held[k][d] += amounts[d];
                     }

@@ -45,7 +45,8 @@ fn grow_of_zero_changes_nothing() {
 #[test]
 fn grow_short_is_insufficient_and_takes_nothing() {
     each_layout(|layout, sem| {
-        let mut permit = sem.try_acquire([1, 600]).unwrap();
+        let mut permit = sem.try_acquire([1, 300]).unwrap();
+        let _other = sem.try_acquire([0, 300]).unwrap();
         // Dimension 0 fits, dimension 1 does not: nothing of either is taken.
         assert_eq!(
             permit.try_grow([2, 401]).unwrap_err(),
@@ -56,7 +57,7 @@ fn grow_short_is_insufficient_and_takes_nothing() {
             },
             "{layout:?}"
         );
-        assert_eq!(permit.amounts(), [1, 600], "{layout:?}");
+        assert_eq!(permit.amounts(), [1, 300], "{layout:?}");
         assert_eq!(sem.available(), [3, 400], "{layout:?}");
     });
 }
@@ -65,11 +66,12 @@ fn grow_short_is_insufficient_and_takes_nothing() {
 fn grow_above_capacity_is_exceeds_capacity() {
     each_layout(|layout, sem| {
         let mut permit = sem.try_acquire([1, 10]).unwrap();
+        // `requested` is what the permit would hold.
         assert_eq!(
             permit.try_grow([0, 1001]).unwrap_err(),
             common::TryExceeds {
                 dim: 1,
-                requested: 1001,
+                requested: 1011,
                 capacity: 1000
             },
             "{layout:?}"
@@ -77,6 +79,82 @@ fn grow_above_capacity_is_exceeds_capacity() {
         assert_eq!(permit.amounts(), [1, 10], "{layout:?}");
         assert_eq!(sem.available(), [3, 990], "{layout:?}");
     });
+}
+
+#[test]
+fn grow_that_the_permit_could_never_hold_is_exceeds_capacity() {
+    each_layout(|layout, sem| {
+        let mut permit = sem.try_acquire([1, 600]).unwrap();
+        // 500 would fit the capacity alone, not beside the 600 held: no
+        // retry can succeed, so not `Insufficient` (which says one may).
+        let err = permit.try_grow([1, 500]).unwrap_err();
+        assert_eq!(
+            err,
+            common::TryExceeds {
+                dim: 1,
+                requested: 1100,
+                capacity: 1000
+            },
+            "{layout:?}"
+        );
+        assert!(!err.is_insufficient(), "{layout:?}");
+        assert_eq!(
+            err.to_string(),
+            "request exceeds capacity in dimension 1: requested 1100, capacity 1000"
+        );
+        // Counted as `try_acquire` counts such a refusal, in both.
+        let stats = sem.stats();
+        assert_eq!(
+            (stats.refused, stats.exceeded),
+            ([0, 1], [0, 1]),
+            "{layout:?}"
+        );
+        // Nothing is taken, however often it is asked; the amounts
+        // saturate rather than wrap.
+        for _ in 0..3 {
+            assert!(permit.try_grow([0, 401]).unwrap_err().is_exceeds_capacity());
+        }
+        let err = permit.try_grow([0, u64::MAX]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TryAcquireError::ExceedsCapacity {
+                    dim: 1,
+                    requested: u64::MAX,
+                    ..
+                }
+            ),
+            "{layout:?}: {err:?}"
+        );
+        assert_eq!(permit.amounts(), [1, 600], "{layout:?}");
+        assert_eq!(sem.available(), [3, 400], "{layout:?}");
+        // What still fits beside it grows it.
+        permit.try_grow([1, 400]).unwrap();
+        assert_eq!(permit.amounts(), [2, 1000], "{layout:?}");
+        // Capacity first, then closed, as for `try_acquire`.
+        sem.close();
+        assert!(permit.try_grow([0, 1]).unwrap_err().is_exceeds_capacity());
+        assert_eq!(
+            permit.try_grow([1, 0]).unwrap_err(),
+            TryAcquireError::Closed
+        );
+        drop(permit);
+        assert_eq!(sem.available(), [4, 1000], "{layout:?}");
+    });
+}
+
+#[test]
+fn a_clamped_permit_cannot_grow_past_the_capacity() {
+    let sem = MultiSemaphore::builder([4, 1000])
+        .clamp_oversized(true)
+        .build();
+    let mut permit = sem.try_acquire([1, 5000]).unwrap();
+    assert_eq!(permit.amounts(), [1, 1000]);
+    assert!(permit.try_grow([0, 1]).unwrap_err().is_exceeds_capacity());
+    // Once the capacity grows, so can the permit.
+    sem.set_capacity([4, 1500]).unwrap();
+    permit.try_grow([0, 500]).unwrap();
+    assert_eq!(permit.amounts(), [1, 1500]);
 }
 
 #[test]
@@ -130,9 +208,19 @@ fn grow_is_refused_while_a_shrink_is_absorbed() {
     each_layout(|layout, sem| {
         let mut permit = sem.try_acquire([2, 800]).unwrap();
         sem.set_capacity([4, 500]).unwrap();
-        // 800 held against a capacity of 500: nothing is free for growing.
-        let err = permit.try_grow([0, 1]).unwrap_err();
-        assert!(err.is_insufficient(), "{layout:?}: {err}");
+        // 800 held against a capacity of 500: the permit could never hold
+        // more there, and says so; a grow elsewhere is judged there alone.
+        assert_eq!(
+            permit.try_grow([0, 1]).unwrap_err(),
+            common::TryExceeds {
+                dim: 1,
+                requested: 801,
+                capacity: 500
+            },
+            "{layout:?}"
+        );
+        permit.try_grow([1, 0]).unwrap();
+        permit.release([1, 0]).unwrap();
         permit.release([0, 500]).unwrap();
         assert_eq!(sem.available(), [2, 200], "{layout:?}");
         permit.try_grow([0, 200]).unwrap();
