@@ -223,7 +223,10 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// (where a [`set_capacity`](MultiSemaphore::set_capacity) left the
     /// semaphore over capacity, they first pay that down instead). Queued
     /// acquirers whose request no longer fits the smaller capacity fail with
-    /// [`ExceedsCapacity`](crate::AcquireError::ExceedsCapacity).
+    /// [`ExceedsCapacity`](crate::AcquireError::ExceedsCapacity); on a
+    /// semaphore built with
+    /// [`clamp_oversized`](crate::Builder::clamp_oversized) they wait, and
+    /// are granted their clamp to the capacity in force.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

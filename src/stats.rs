@@ -147,7 +147,9 @@ pub struct Stats<const N: usize> {
     /// semaphore was built with
     /// [`track_peaks(false)`](crate::Builder::track_peaks).
     ///
-    /// Never more than was held at once. Exact in the tiered layout. In
+    /// Never more than was held at once. Exact in the tiered layout, which
+    /// counts a permit from just after its take to just before its return
+    /// (a take and a return that race count as one after the other). In
     /// the single-word one, exact but for a take that races a resize (a
     /// `set_capacity`, `add_permits`, `forget` or an adaptive controller's
     /// resize) within the few instructions between its compare-and-swap

@@ -59,8 +59,10 @@ use std::task::{Context, Poll};
 /// closed) comes out as [`Refused`], with the item, so the caller decides
 /// whether to skip it, fail the stream or stop. The adaptor then goes on
 /// with the next item: after [`close`](crate::MultiSemaphore::close), every
-/// further item comes out refused with `Closed`, so an endless source never
-/// ends. Stop on [`error.is_closed()`](crate::AcquireError::is_closed), and
+/// further item comes out refused, with `Closed` (or `ExceedsCapacity` for
+/// one above a capacity, as every acquire checks that first), so an
+/// endless source never ends. Stop on
+/// [`error.is_closed()`](crate::AcquireError::is_closed), and
 /// take the rest back with [`into_inner`](Admit::into_inner).
 ///
 /// # Cancel safety

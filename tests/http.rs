@@ -263,6 +263,25 @@ async fn a_streamed_body_holds_its_permit_until_its_last_frame_or_the_disconnect
     bounded(keep_sending).await.unwrap();
 }
 
+/// What the docs say of a body of one frame: the permit comes back when
+/// the server takes that frame, not once its bytes have reached a client
+/// that reads nothing of it (16 MiB: more than the sockets can buffer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_one_frame_returns_its_permit_when_the_server_takes_it() {
+    const LEN: usize = 16 << 20;
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let handler = service_fn(|_req: Request<Incoming>| async {
+        let body = Full::new(Bytes::from(vec![b'x'; LEN])).map_err(|never| match never {});
+        Ok::<_, Infallible>(Response::new(body.boxed()))
+    });
+    let addr = serve(multisem::http::layer(Arc::clone(&sem), 1024).layer(handler)).await;
+    let response = bounded(post(addr, 100)).await;
+    // The client has the head and reads no body: the permit is back all
+    // the same.
+    until(|| sem.available() == sem.capacity()).await;
+    assert_eq!(bounded(read_body(response)).await.len(), LEN);
+}
+
 /// A controller over `sem` whose every completion closes a window, so that
 /// each sample reads back alone with `last_window`, with `Aimd` on the count.
 fn every_sample(sem: &Arc<MultiSemaphore<2>>) -> Arc<Controller<2>> {

@@ -326,6 +326,35 @@ fn a_request_that_queued_then_closed_out_is_observed() {
     drop(held);
 }
 
+/// `on_wait` sees what the semaphore counts as a wait: a request whose
+/// `call` found no room but whose first poll did never queued, and is not
+/// observed; the one that queued after it is, once.
+#[test]
+fn a_request_admitted_at_its_first_poll_is_not_observed() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let observed = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&observed);
+    let mut svc = bytes_layer(&sem)
+        .on_wait(move |_, end| seen.lock().unwrap().push(end))
+        .layer(echo());
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut first = Box::pin(svc.call(1));
+    drop(held);
+    assert!(matches!(poll_once(first.as_mut()), Poll::Ready(Ok(1))));
+    assert_eq!(sem.stats().waited, [0, 0]);
+    assert!(observed.lock().unwrap().is_empty());
+    // The next one queues behind a holder, then is admitted: observed.
+    drop(first);
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut second = Box::pin(svc.call(2));
+    assert!(poll_once(second.as_mut()).is_pending());
+    drop(held);
+    assert!(matches!(poll_once(second.as_mut()), Poll::Ready(Ok(2))));
+    let stats = sem.stats();
+    assert_eq!((stats.waited, stats.acquired_after_wait), ([1, 0], 1));
+    assert_eq!(*observed.lock().unwrap(), [Waited::Admitted]);
+}
+
 /// A timer that fires when its flag is set, at the next poll.
 struct Flagged(Arc<std::sync::atomic::AtomicBool>);
 
@@ -450,6 +479,36 @@ async fn close_refuses_queued_and_new_requests() {
         .await
         .unwrap_err();
     assert!(matches!(Refused::find(&*err), Some(Refused::Closed(_))));
+}
+
+/// An error whose `source` is the error it wraps.
+#[derive(Debug)]
+struct Wrapped(BoxError);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wrapped")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+#[test]
+fn find_sees_a_refusal_through_wrappers_and_inside_an_io_error() {
+    let closed = || Refused::Closed(Closed::default());
+    let io = std::io::Error::other(closed());
+    assert!(matches!(Refused::find(&io), Some(Refused::Closed(_))));
+    let deep = Wrapped(Box::new(std::io::Error::other(Wrapped(Box::new(closed())))));
+    assert!(matches!(Refused::find(&deep), Some(Refused::Closed(_))));
+    // Nothing to find: an io::Error of a kind alone, or of another payload.
+    let plain = std::io::Error::from(std::io::ErrorKind::TimedOut);
+    assert!(Refused::find(&plain).is_none());
+    let other = Wrapped(Box::new(std::io::Error::other("busy")));
+    assert!(Refused::find(&other).is_none());
 }
 
 #[tokio::test]

@@ -14,6 +14,13 @@ pin_project! {
     /// (the client disconnected mid-body). A refusal's body is empty and
     /// holds nothing.
     ///
+    /// The last frame yielded is not yet the last byte written: the
+    /// server may still be sending it. A body of one frame (`Full`, a
+    /// `String`) returns the permit as soon as the server takes that
+    /// frame, however slow the client; stream a large body in frames to
+    /// hold the permit while most of it is sent (hyper asks for the next
+    /// frame only as its write buffer drains).
+    ///
     /// ```
     /// use bytes::Bytes;
     /// use http_body_util::{BodyExt, Full};

@@ -7,7 +7,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 use std::time::Duration;
 
 /// A [`Hold`] for HTTP services: moves the permit into the response body
-/// ([`PermitBody`]) so it is held until the body has been sent, and answers
+/// ([`PermitBody`]) so it is held until the body has yielded its last
+/// frame (see [`PermitBody`] on a body of one frame), and answers
 /// a refusal with a response of its own ([`refusal_response`]) instead of a
 /// service error, which hyper would answer by closing the connection.
 ///

@@ -1,5 +1,5 @@
 //! Learning the limits from HTTP answers: statuses as outcomes, and the
-//! round trip to the end of the response body.
+//! round trip to the response body's last frame.
 
 use super::{PermitBody, UntilBodyEnd, refusal_response};
 use crate::OwnedPermit;
@@ -151,8 +151,9 @@ where
 
 /// Holds the permit in the response body, as [`UntilBodyEnd`] does, and
 /// reports the request when the body ends: so the round trip the
-/// controller learns from includes sending the body, and trailers the body
-/// ends with (gRPC's status) are classified too
+/// controller learns from includes producing the body and handing it to
+/// the server (all but the writing of its last frame: see [`PermitBody`]),
+/// and trailers the body ends with (gRPC's status) are classified too
 /// ([`Classify::classify_trailers`]).
 impl<B, E, C, const N: usize> Hold<Response<B>, E, N> for Learn<C, N, UntilBodyEnd>
 where
@@ -190,8 +191,8 @@ where
 }
 
 impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
-    /// Holds each permit until the response *body* has been sent (or
-    /// dropped), as `hold` does, and reports the request then: refusals
+    /// Holds each permit until the response *body* has yielded its last
+    /// frame (or is dropped), as `hold` does, and reports the request then: refusals
     /// are answered with `413` / `503` responses as [`UntilBodyEnd`]
     /// answers them.
     ///

@@ -1,5 +1,5 @@
 //! HTTP services: weigh requests by their bytes, hold the permit until the
-//! response body has been sent, answer refusals with `413` / `503`
+//! response body's last frame, answer refusals with `413` / `503`
 //! (feature `http`, which implies `tower`; `http` and `http-body` 1.x).
 //!
 //! [`layer`] bounds the requests *and the request bytes* in flight across
@@ -22,7 +22,7 @@
 //! }));
 //! let req = http::Request::new(Full::new(Bytes::from(vec![0; 4096])));
 //! let response = svc.ready().await?.call(req).await?;
-//! // The permit rides in the body until its last frame has been sent:
+//! // The permit rides in the body until the server takes its last frame:
 //! assert_eq!(sem.available(), [255, (64 << 20) - 4096]);
 //! drop(response);
 //! assert_eq!(sem.available(), sem.capacity());
@@ -35,7 +35,11 @@
 //! * [`UntilBodyEnd`] moves the permit into the response body
 //!   ([`PermitBody`]), which returns it when the body has yielded its last
 //!   frame, failed, or been dropped (a client that disconnects mid-body),
-//!   not when the response head is ready.
+//!   not when the response head is ready. The server may still be writing
+//!   that last frame: a body of one frame (`Full`) returns the permit as
+//!   soon as the server takes it, however slow the client; a body streamed
+//!   in frames holds it until the server asks for the end, which hyper
+//!   does only as its write buffer drains.
 //! * A refusal becomes a response, not a service error (with hyper, a
 //!   service error aborts the connection): `413 Payload Too Large` for a
 //!   request above the byte capacity, which is refused at once instead of
@@ -119,7 +123,7 @@ fn names(sem: &MultiSemaphore<2>) -> [&'static str; 2] {
 
 /// [`layer`] with limits that learn: admits through `controller`'s
 /// `[requests, bytes]` semaphore, and reports each request to it when its
-/// response body has been sent, by its status ([`StatusOutcome`]: `429`,
+/// response body has yielded its last frame, by its status ([`StatusOutcome`]: `429`,
 /// `503`, `504` and service errors are overload, other `5xx` are ignored,
 /// the rest are successes that delivered the request's bytes; a gRPC
 /// status counts by its code, in the headers or in the trailers the body

@@ -346,13 +346,16 @@ pub enum Refused {
 impl Refused {
     /// The refusal behind `err`, if it is one of the layer's: looks at `err`
     /// and its [`source`](std::error::Error::source) chain, so it also finds
-    /// a refusal wrapped by an outer layer.
+    /// a refusal wrapped by an outer layer, and inside a [`std::io::Error`]
+    /// (whose `source` is its payload's source, which skips the payload).
     ///
     /// ```
     /// use multisem::tower::{Closed, Refused};
     ///
     /// let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Refused::Closed(Closed::default()).clone());
     /// assert!(matches!(Refused::find(&*err), Some(Refused::Closed(_))));
+    /// let io = std::io::Error::other(Closed::default());
+    /// assert!(matches!(Refused::find(&io), Some(Refused::Closed(_))));
     /// ```
     pub fn find(err: &(dyn std::error::Error + 'static)) -> Option<Self> {
         let mut next = Some(err);
@@ -360,7 +363,10 @@ impl Refused {
             if let Some(found) = Self::downcast(err) {
                 return Some(found);
             }
-            next = err.source();
+            next = match err.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref().map(|payload| payload as _),
+                None => err.source(),
+            };
         }
         None
     }

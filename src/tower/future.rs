@@ -265,10 +265,11 @@ impl<S, Request, const N: usize> Waiting<S, Request, N> {
             }
             Err(_) => (Err(Refused::Closed(Closed::default())), Waited::Closed),
         };
-        // Too large or closed out on its first poll, it never waited: it is
-        // refused at once, as in `call` (where the try that missed could
-        // not say why), and not observed.
-        let at_once = first && !queued && matches!(end, Waited::TooLarge | Waited::Closed);
+        // Settled on its first poll, it never queued: refused at once, as in
+        // `call` (where the try that missed could not say why), or admitted
+        // by room that came back since; not observed, as the semaphore
+        // counts no wait for it (`Stats::waited`).
+        let at_once = first && !queued;
         if let (Some(observe), false) = (&config.on_wait, at_once) {
             observe(self.started.elapsed(), end);
         }

@@ -322,7 +322,11 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
 
     /// Calls `observe` once for every request that had to wait, with how
     /// long it waited and how the wait ended; requests admitted at once are
-    /// not observed (that path stays free of clocks and calls). A request
+    /// not observed (that path stays free of clocks and calls). Had to
+    /// wait means queued in the semaphore, as its
+    /// [`Stats::waited`](crate::Stats::waited) counts: a request whose
+    /// `call` found no room but whose first poll did is admitted without
+    /// queueing, and is not observed either. A request
     /// dropped while it waits (its client left) is not observed either; the
     /// semaphore counts it in [`Stats::cancelled`](crate::Stats::cancelled)
     /// if it had queued (its future had been polled once).

@@ -192,7 +192,8 @@ impl<C, const N: usize, H> Learn<C, N, H> {
 /// and returns the permit. With the `http` feature's
 /// [`until_body_end`](super::AdmitLayer::until_body_end), the response body
 /// carries it ([`PermitBody`](crate::http::PermitBody)`<B, Report<N>>`), so
-/// the round trip ends when the body has been sent, or dropped. Dropped
+/// the round trip ends when the body has yielded its last frame, or is
+/// dropped. Dropped
 /// while its thread unwinds from a panic, it reports nothing (as
 /// [`Outcome::Ignore`]): the controller's algorithms, which may be the
 /// user's, would run during the unwind, where a panic of theirs aborts.
