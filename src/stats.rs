@@ -105,8 +105,9 @@ pub struct Stats<const N: usize> {
     pub refused: [u64; N],
     /// Acquires of every kind that failed with `ExceedsCapacity`, by the
     /// dimension the error names: `try_acquire` and a permit's `try_grow`
-    /// (also counted in `refused`), waiting acquires refused at once, and queued ones failed
-    /// by a shrink (counted when the shrink fails them, delivered or not).
+    /// (also counted in `refused`), waiting acquires refused at once, and
+    /// queued ones failed by a shrink (counted when the shrink fails them,
+    /// delivered or not).
     pub exceeded: [u64; N],
     /// Waiting acquires (blocking, timed or async) that could not be granted
     /// at once, by the dimension that held them back when they queued (see

@@ -192,9 +192,9 @@ where
 
 impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
     /// Holds each permit until the response *body* has yielded its last
-    /// frame (or is dropped), as `hold` does, and reports the request then: refusals
-    /// are answered with `413` / `503` responses as [`UntilBodyEnd`]
-    /// answers them.
+    /// frame (or is dropped), as `hold` does, and reports the request then:
+    /// refusals are answered with `413` / `503` responses as
+    /// [`UntilBodyEnd`] answers them.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

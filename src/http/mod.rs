@@ -123,11 +123,11 @@ fn names(sem: &MultiSemaphore<2>) -> [&'static str; 2] {
 
 /// [`layer`] with limits that learn: admits through `controller`'s
 /// `[requests, bytes]` semaphore, and reports each request to it when its
-/// response body has yielded its last frame, by its status ([`StatusOutcome`]: `429`,
-/// `503`, `504` and service errors are overload, other `5xx` are ignored,
-/// the rest are successes that delivered the request's bytes; a gRPC
-/// status counts by its code, in the headers or in the trailers the body
-/// ends with), timed from the grant. The controller resizes both
+/// response body has yielded its last frame, by its status
+/// ([`StatusOutcome`]: `429`, `503`, `504` and service errors are
+/// overload, other `5xx` are ignored, the rest are successes that
+/// delivered the request's bytes; a gRPC status counts by its code, in the
+/// headers or in the trailers the body ends with), timed from the grant. The controller resizes both
 /// dimensions as its algorithms say;
 /// [`count_and_bytes`](crate::adaptive::ControllerBuilder::count_and_bytes)
 /// is the preset measured in the simulation for exactly these two, but
