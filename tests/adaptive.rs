@@ -1653,6 +1653,10 @@ fn nonsense_parameters_are_refused_at_construction() {
         "Gradient2::utilization",
         Gradient2::default().utilization(2.0)
     );
+    refused!(
+        "count_and_bytes",
+        Controller::builder(semaphore([8, 8])).count_and_bytes(0, 1..=8, 0, 1..=8)
+    );
     refused!("BandwidthDelay::gain", BandwidthDelay::default().gain(0.0));
     refused!(
         "BandwidthDelay::gain",
@@ -2549,11 +2553,15 @@ fn debug_shows_limits_bounds_and_amounts() {
         shown.starts_with("ControllerBuilder") && shown.contains("(2, 64)"),
         "{shown}"
     );
+    // Dimension 1 has no algorithm: its owner resizes it, within no bounds.
+    assert!(shown.contains("bounds: [Some((2, 64)), None]"), "{shown}");
     let ctl = builder.build();
+    sem.set_capacity_of(1, 1 << 19).unwrap();
     let shown = format!("{ctl:?}");
     assert!(
         shown.starts_with("Controller")
-            && shown.contains("limits: [16, 1048576]")
+            && shown.contains("limits: [16, 524288]")
+            && shown.contains("bounds: [Some((2, 64)), None]")
             && shown.contains("windows: 0"),
         "{shown}"
     );

@@ -633,9 +633,13 @@ impl std::error::Error for BoundsError {}
 impl<const N: usize> fmt::Debug for Controller<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();
+        // A dimension without an algorithm has no bounds in force: its
+        // owner resizes it (`set_bounds` clamps it once).
+        let bounds: [Option<(u64, u64)>; N] =
+            std::array::from_fn(|d| state.algorithms[d].as_ref().map(|_| state.bounds[d]));
         f.debug_struct("Controller")
             .field("limits", &state.limits_over(self.sem.capacity()))
-            .field("bounds", &state.bounds)
+            .field("bounds", &bounds)
             .field("windows", &state.windows)
             .field("resizes", &state.resizes)
             .finish_non_exhaustive()
@@ -784,8 +788,10 @@ impl<const N: usize> ControllerBuilder<N> {
 
 impl<const N: usize> fmt::Debug for ControllerBuilder<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bounds: [Option<(u64, u64)>; N] =
+            std::array::from_fn(|d| self.algorithms[d].as_ref().map(|_| self.bounds[d]));
         f.debug_struct("ControllerBuilder")
-            .field("bounds", &self.bounds)
+            .field("bounds", &bounds)
             .field("min_window", &self.min_window)
             .field("min_samples", &self.min_samples)
             .finish_non_exhaustive()

@@ -157,7 +157,9 @@ impl<const N: usize> ControllerBuilder<N> {
     ///
     /// # Panics
     ///
-    /// As [`limit`](Self::limit), for either dimension.
+    /// As [`limit`](Self::limit), for either dimension; and if `count` and
+    /// `bytes` are the same dimension (the second limit would replace the
+    /// first).
     #[track_caller]
     pub fn count_and_bytes(
         self,
@@ -166,6 +168,10 @@ impl<const N: usize> ControllerBuilder<N> {
         bytes: usize,
         byte_bounds: RangeInclusive<u64>,
     ) -> Self {
+        assert!(
+            count != bytes,
+            "count_and_bytes: the count and the bytes must be two dimensions, not both {count}"
+        );
         self.limit(count, count_bounds, self::count())
             .limit(bytes, byte_bounds, self::bytes())
             .window(WINDOW, MIN_SAMPLES)

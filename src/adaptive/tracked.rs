@@ -331,8 +331,8 @@ impl<const N: usize> TrackedPermit<N> {
     /// round trip of zero. Give every completion (and report) times of one
     /// clock, in order: a window starts at the completion or report that
     /// closed the last, so a `now` far ahead of the others makes later
-    /// windows read no elapsed time, and close none, until their times pass
-    /// it.
+    /// windows read no elapsed time (and, where windows have a length,
+    /// close none) until their times pass it.
     ///
     /// ```
     /// # use multisem::{MultiSemaphore, adaptive::{Aimd, Controller, Outcome}};

@@ -59,7 +59,8 @@ pub struct Window {
     /// The shortest round-trip time of a success, `ZERO` if none.
     pub min_rtt: Duration,
     /// The bytes delivered by the success that had [`min_rtt`](Self::min_rtt)
-    /// (the first of them, on a tie).
+    /// (on a tie, the first of them to complete on one thread; between
+    /// threads, any of them).
     pub min_rtt_bytes: u64,
     /// The mean round-trip time of the successes, `ZERO` if none.
     pub mean_rtt: Duration,
