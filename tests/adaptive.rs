@@ -2865,7 +2865,11 @@ fn a_tracked_permit_grows_and_releases_and_returns_what_it_holds() {
     let mut permit = ctl.try_acquire([1, 1000]).unwrap();
     permit.try_grow([1, 500]).unwrap();
     assert_eq!((permit.amounts(), sem.available()), ([2, 1500], [2, 500]));
-    assert!(permit.try_grow([0, 501]).unwrap_err().is_insufficient());
+    // Never to hold more than the capacity; and not above what is free.
+    assert!(permit.try_grow([0, 501]).unwrap_err().is_exceeds_capacity());
+    let other = sem.try_acquire([0, 400]).unwrap();
+    assert!(permit.try_grow([0, 101]).unwrap_err().is_insufficient());
+    drop(other);
     assert_eq!(
         permit.amounts(),
         [2, 1500],

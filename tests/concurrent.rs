@@ -429,6 +429,22 @@ fn run_thread<'a, const N: usize>(
                                 t.largest[d] = t.largest[d].max(after[d]);
                             }
                         }
+                        // Refused for its size: the error names what the
+                        // permit would hold, above the capacity.
+                        Err(TryAcquireError::ExceedsCapacity {
+                            dim,
+                            requested,
+                            capacity,
+                            ..
+                        }) if after == before => {
+                            let would_hold = before[dim].saturating_add(a[dim]);
+                            if a[dim] == 0 || requested != would_hold || capacity >= requested {
+                                return Err(format!(
+                                    "bad ExceedsCapacity for grow({a:?}) of {before:?}: dim {dim} requested {requested} capacity {capacity}"
+                                ));
+                            }
+                            t.refused[dim] += 1;
+                        }
                         Err(e) if after == before => {
                             record_try::<N>(&mut t, sh, a, Err(e))?;
                         }
