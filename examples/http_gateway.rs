@@ -8,7 +8,8 @@
 //! shed at once with `--shed`); one that waits longer than `--timeout-ms` is
 //! answered `503` with `Retry-After`, one larger than the byte limit `413`
 //! at once. The handler reads the body and takes 1 ms per 64 KiB to
-//! "process" it; the permit is held until the response body has been sent.
+//! "process" it; the permit is held until hyper has taken the response body's
+//! last frame (here its only one).
 //!
 //! With `--disk RATE`, the handler writes each body to a disk shared by
 //! every request instead, first come first served, at RATE bytes a second; the

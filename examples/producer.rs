@@ -96,6 +96,8 @@ OPTIONS:
                           --csv PATH    where to write the limits, in-flight and
                                         latency every 250 ms (default
                                         target/adaptive_producer.csv in the crate)
+                          --svg PATH    where to chart them (default
+                                        target/adaptive_producer.svg in the crate)
     --stream            (build with --features futures) a stream of encoded
                         messages on tokio, admitted by stream::Admit; compression
                         resizes each permit (release, try_grow); messages above

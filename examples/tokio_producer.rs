@@ -222,9 +222,6 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
                     drop(permit);
                     drop(done);
                 });
-                // While there is room the acquire completes at once; yield so a
-                // sender never keeps a worker thread to itself.
-                tokio::task::yield_now().await;
             }
             // All or nothing: we hold nothing now.
             Err(AcquireError::Timeout) => bump(&counters.timed_out, 1),
@@ -235,6 +232,10 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
                 bump(&counters.other_errors, 1);
             }
         }
+        // While there is room an acquire completes at once, and one too large
+        // for the limits fails at once: yield, so that a sender never keeps a
+        // worker thread (and the runtime's timers) to itself.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -24,7 +24,7 @@
 //! | `multisem_capacity` | gauge | `semaphore`, `dimension` | [`capacity`] |
 //! | `multisem_in_flight` | gauge | `semaphore`, `dimension` | [`in_flight`]: held by live permits |
 //! | `multisem_available` | gauge | `semaphore`, `dimension` | [`available`] |
-//! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once |
+//! | `multisem_peak_in_flight` | gauge | `semaphore`, `dimension` | most ever held at once (only with [`track_peaks`](crate::Builder::track_peaks), the default: without, it is not published) |
 //! | `multisem_waiters` | gauge | `semaphore` | [`waiters`]: queued acquirers |
 //! | `multisem_waiters_blocked_behind_head` | gauge | `semaphore` | [`waiters_blocked_behind_head`]: queued acquirers that would fit now but wait behind the oldest (head-of-line blocking); only with [`with_waiters_blocked_behind_head`](Exporter::with_waiters_blocked_behind_head) |
 //! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
@@ -45,7 +45,8 @@
 //! what it learns too; the limits it sets are `multisem_capacity`. The
 //! gauges describe the last window closed (see [`Window`]) and keep its
 //! values until the next one closes: `multisem_adaptive_windows_total`
-//! tells whether one has.
+//! tells whether one has. The round-trip gauges keep those of the last
+//! window that had a success: one of drops alone (an outage) timed none.
 //!
 //! | metric | kind | labels | meaning |
 //! |---|---|---|---|
@@ -342,7 +343,9 @@ impl<const N: usize> Exporter<N> {
             gauge!("multisem_capacity", &labels).set(capacity[dim] as f64);
             gauge!("multisem_available", &labels).set(available[dim] as f64);
             gauge!("multisem_in_flight", &labels).set(in_flight[dim] as f64);
-            gauge!("multisem_peak_in_flight", &labels).set(stats.peak_in_flight[dim] as f64);
+            if stats.peaks_tracked {
+                gauge!("multisem_peak_in_flight", &labels).set(stats.peak_in_flight[dim] as f64);
+            }
             if stats.amounts_tracked {
                 counter!("multisem_acquired_amount_total", &labels)
                     .absolute(stats.acquired_amounts[dim]);
@@ -476,9 +479,13 @@ fn record_adaptive<const N: usize>(name: &'static str, controller: &Controller<N
         max_rtt,
         ..
     } = window;
-    gauge!("multisem_adaptive_rtt_min_seconds", &labels).set(min_rtt.as_secs_f64());
-    gauge!("multisem_adaptive_rtt_mean_seconds", &labels).set(mean_rtt.as_secs_f64());
-    gauge!("multisem_adaptive_rtt_max_seconds", &labels).set(max_rtt.as_secs_f64());
+    // A window without successes timed none: its zeros would read as a
+    // downstream that got fast just as it failed. The last ones stay.
+    if window.successes > 0 {
+        gauge!("multisem_adaptive_rtt_min_seconds", &labels).set(min_rtt.as_secs_f64());
+        gauge!("multisem_adaptive_rtt_mean_seconds", &labels).set(mean_rtt.as_secs_f64());
+        gauge!("multisem_adaptive_rtt_max_seconds", &labels).set(max_rtt.as_secs_f64());
+    }
     gauge!("multisem_adaptive_successes_per_second", &labels).set(window.success_rate());
     gauge!("multisem_adaptive_delivered_bytes_per_second", &labels).set(window.delivery_rate());
     gauge!("multisem_adaptive_drop_ratio", &labels).set(window.drop_rate());

@@ -496,10 +496,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// drop(a);
     /// ```
     pub fn stats(&self) -> Stats<N> {
-        let peaks = self
-            .counters
-            .peaks()
-            .unwrap_or_else(|| load_all(&self.limits.peak));
+        let peaks = self.track_peaks.then(|| {
+            self.counters
+                .peaks()
+                .unwrap_or_else(|| load_all(&self.limits.peak))
+        });
         self.stats
             .snapshot(self.counters.fast_takes(), peaks, self.names)
     }

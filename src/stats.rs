@@ -157,6 +157,10 @@ pub struct Stats<const N: usize> {
     /// and its note of the peak: that take's peak is then read under the
     /// lock just after, and may miss permits released in between.
     pub peak_in_flight: [u64; N],
+    /// Whether `peak_in_flight` is kept ([`track_peaks`](crate::Builder::track_peaks),
+    /// the default): where it is not, its zeros say nothing, and `Debug`
+    /// and the metrics exporter leave it out.
+    pub peaks_tracked: bool,
     /// The semaphore's dimension names, if it has any.
     pub names: DimNames,
 }
@@ -238,9 +242,11 @@ impl<const N: usize> fmt::Debug for Stats<N> {
             .field("acquired_after_wait", &self.acquired_after_wait)
             .field("closed_out_while_waiting", &self.closed_out_while_waiting)
             .field("exceeded_while_waiting", &self.exceeded_while_waiting)
-            .field("clamped", &self.clamped)
-            .field("peak_in_flight", &per_dim(&self.peak_in_flight))
-            .finish()
+            .field("clamped", &self.clamped);
+        if self.peaks_tracked {
+            out.field("peak_in_flight", &per_dim(&self.peak_in_flight));
+        }
+        out.finish()
     }
 }
 
@@ -262,6 +268,8 @@ impl<const N: usize> Default for Stats<N> {
             exceeded_while_waiting: 0,
             clamped: 0,
             peak_in_flight: [0; N],
+            // As the builder's defaults: peaks kept, amounts not.
+            peaks_tracked: true,
             names: DimNames::default(),
         }
     }
@@ -395,7 +403,7 @@ impl<const N: usize> StatCounters<N> {
     pub(crate) fn snapshot(
         &self,
         fast_acquired: u64,
-        peak_in_flight: [u64; N],
+        peak_in_flight: Option<[u64; N]>,
         names: DimNames,
     ) -> Stats<N> {
         // Relaxed: a snapshot of statistics, not one instant.
@@ -428,7 +436,8 @@ impl<const N: usize> StatCounters<N> {
             closed_out_while_waiting,
             exceeded_while_waiting,
             clamped: load(&self.clamped),
-            peak_in_flight,
+            peak_in_flight: peak_in_flight.unwrap_or([0; N]),
+            peaks_tracked: peak_in_flight.is_some(),
             names,
         }
     }

@@ -232,6 +232,42 @@ fn named_takes_the_dimension_labels_from_the_semaphore() {
     assert!(debug.contains(r#"["messages", "bytes"]"#), "{debug}");
 }
 
+/// Peaks are published only where they are kept (`track_peaks`, on by
+/// default): an untracked semaphore's zeros would say nothing was ever held.
+#[test]
+fn peaks_are_published_only_where_tracked() {
+    for tracked in [false, true] {
+        for layout in [[10, 1000], [10, u64::MAX >> 8]] {
+            let memory = Memory::default();
+            let sem = Arc::new(MultiSemaphore::builder(layout).track_peaks(tracked).build());
+            drop(sem.try_acquire([2, 300]).unwrap());
+            let stats = sem.stats();
+            assert_eq!(stats.peaks_tracked, tracked);
+            assert_eq!(
+                stats.peak_in_flight,
+                if tracked { [2, 300] } else { [0, 0] }
+            );
+            assert_eq!(
+                format!("{stats:?}").contains("peak_in_flight"),
+                tracked,
+                "{stats:?}"
+            );
+            let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"]);
+            metrics::with_local_recorder(&memory, || exporter.record());
+            assert_eq!(
+                memory.names().contains("multisem_peak_in_flight"),
+                tracked,
+                "{:?}",
+                memory.names()
+            );
+            if tracked {
+                let key = "multisem_peak_in_flight{semaphore=producer,dimension=bytes}";
+                assert_eq!(memory.last(key), 300.0);
+            }
+        }
+    }
+}
+
 /// The amounts granted are published only where they are kept: an untracked
 /// semaphore's zeros would draw a flat line that says nothing.
 #[test]
@@ -474,6 +510,21 @@ fn record_publishes_what_the_controller_learns() {
     close("multisem_adaptive_successes_per_second", 30.0);
     close("multisem_adaptive_delivered_bytes_per_second", 80_000.0);
     close("multisem_adaptive_drop_ratio", 0.25);
+
+    // A window of drops alone (an outage) times no success: the round trips
+    // stay as the last window that had one left them, not 0 s.
+    let start = Instant::now() + Duration::from_secs(1);
+    for ms in [10, 20, 30, 110] {
+        let permit = ctl.try_acquire_at([1, 1000], start).unwrap();
+        permit.complete_at(Outcome::Dropped, start + Duration::from_millis(ms));
+    }
+    assert_eq!(ctl.windows(), 2);
+    metrics::with_local_recorder(&memory, || exporter.record());
+    close("multisem_adaptive_drop_ratio", 1.0);
+    close("multisem_adaptive_successes_per_second", 0.0);
+    close("multisem_adaptive_rtt_min_seconds", 0.010);
+    close("multisem_adaptive_rtt_mean_seconds", 0.140 / 3.0);
+    close("multisem_adaptive_rtt_max_seconds", 0.110);
 }
 
 /// Describes and records `exporter` through a fresh recorder, checks that

@@ -786,6 +786,7 @@ fn run<const N: usize>(
         single_word: sem.is_single_word(),
     };
     m.stats.amounts_tracked = track.amounts;
+    m.stats.peaks_tracked = track.peaks;
     let mut held: Vec<Held<'_, N>> = Vec::new();
     let mut pending: Vec<Pending<'_, N>> = Vec::new();
 

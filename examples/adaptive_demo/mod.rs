@@ -420,7 +420,9 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         for n in 1..=options.seconds * 4 {
             thread::sleep((start + tick * n as u32).saturating_duration_since(Instant::now()));
             let t = start.elapsed();
-            let (workers, bandwidth) = broker_capacity(t, options.seconds);
+            // The broker as it was through the tick just ended (its middle):
+            // at a phase's edge, the new capacity belongs to the next row.
+            let (workers, bandwidth) = broker_capacity(t.saturating_sub(tick / 2), options.seconds);
             let limits = ctl.limits();
             let in_flight = sem.in_flight();
             let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
