@@ -1986,6 +1986,33 @@ fn bandwidth_delay_drains_only_past_drain_times_the_base_delay() {
 }
 
 #[test]
+fn a_window_without_a_rate_ends_a_probe_only_where_it_dropped() {
+    let dim = at(24 * 1024, 24 * 1024);
+    let probing = || {
+        // The first window that measures a rate and a delay begins one.
+        let mut algorithm = BandwidthDelay::default();
+        algorithm.update(&kib_window(3200, 6), &dim);
+        assert_eq!(algorithm.before_probe(), Some(24 * 1024));
+        algorithm
+    };
+    // Successes too quick for the clock measure no rate, and drop nothing:
+    // the probe goes on.
+    let mut quiet = probing();
+    let mut short = kib_window(3200, 6);
+    short.elapsed = Duration::ZERO;
+    quiet.update(&short, &dim);
+    assert_eq!(quiet.before_probe(), Some(24 * 1024));
+    // Drops alone, an outage: it ends, so that a partner backs off from
+    // the limit in force.
+    let mut outage = probing();
+    let mut drops = Window::default();
+    drops.elapsed = Duration::from_millis(100);
+    drops.drops = 50;
+    outage.update(&drops, &dim);
+    assert_eq!(outage.before_probe(), None);
+}
+
+#[test]
 fn bandwidth_delay_probes_at_half_the_product_every_so_many_windows() {
     // Windows run at half the product (the whole requests stay): from the
     // first window that measured a rate, two (the second measures the
