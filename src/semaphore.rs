@@ -694,26 +694,32 @@ impl<const N: usize> MultiSemaphore<N> {
     /// capacity stays as it is, and `Insufficient` would say that a retry
     /// may. Judged only once the fast path missed (a take that succeeds
     /// fitted), on the capacities then.
+    #[inline(always)]
     pub(crate) fn try_take_more(
         &self,
         held: [u64; N],
         amounts: [u64; N],
     ) -> Result<(), TryAcquireError> {
-        match self.take_fast(amounts) {
-            Ok(()) => Ok(()),
-            Err(fast) => self.try_take_more_slow(held, amounts, fast),
+        // As `try_acquire_from`: one try inlined, one call site after it.
+        match self.counters.try_take_once(amounts, &self.limits.low_water) {
+            Once::Took => Ok(()),
+            once => self.try_take_more_slow(held, amounts, once),
         }
     }
 
-    /// `try_take_more` once the fast path missed.
+    /// `try_take_more` after a first try that missed, or that took and has
+    /// something to note.
     #[cold]
     #[inline(never)]
     fn try_take_more_slow(
         &self,
         held: [u64; N],
         amounts: [u64; N],
-        fast: FastError,
+        once: Once,
     ) -> Result<(), TryAcquireError> {
+        let Err(fast) = self.take_after_once(amounts, once) else {
+            return Ok(());
+        };
         let after: [u64; N] = std::array::from_fn(|d| match amounts[d] {
             // A dimension it does not grow in: a shrink may have left
             // `held` above its capacity, and that is no reason.
