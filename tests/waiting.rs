@@ -840,6 +840,8 @@ fn head_timing_out_lets_the_follower_in_without_a_release() {
             (OwnedTimeout, OwnedTimeout),
         ] {
             let ctx = format!("{layout} head {head:?} follower {follower:?}");
+            let waited = |sem: &MultiSemaphore<2>| sem.stats().waited.iter().sum::<u64>();
+            let waited_before = waited(&sem);
             let hold = sem.try_acquire([1, 0]).unwrap();
             let head_sem = Arc::clone(&sem);
             let deadline = Instant::now() + Duration::from_millis(300);
@@ -848,9 +850,14 @@ fn head_timing_out_lets_the_follower_in_without_a_release() {
                 sem.waiters() == 1 || head_t.is_finished()
             });
             let f = Holder::spawn(&sem, follower, [1, 0]);
+            wait_until("the follower to queue", || {
+                sem.waiters() == 2 || head_t.is_finished()
+            });
             assert_eq!(head_t.join(), Err(AcquireError::Timeout), "{ctx}");
             // No release happens: `hold` is still held.
             assert_eq!(f.result(), Ok([1, 0]), "{ctx}: follower stranded");
+            // Both queued, the follower behind the head: the hand-off ran.
+            assert_eq!(waited(&sem), waited_before + 2, "{ctx}: did not queue");
             assert_eq!(sem.available(), [8, 100], "{ctx}");
             assert_eq!(sem.waiters(), 0, "{ctx}");
             f.finish();
