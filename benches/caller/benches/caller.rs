@@ -26,13 +26,8 @@
 //! semaphore's short take goes to the internal lock before it refuses (a request short as
 //! asked may fit once clamped); the other refuses on its lock-free path.
 //!
-//! On the 2-core development machine (ratios to the floor, about 10 ns; README, Performance):
-//! `try_acquire` 1.09x under the default profile and 1.11x with one codegen unit (2.00x and
-//! 1.11x before the fast path was cut down to one try and one out-of-line call; 1.04x and
-//! 1.06x before peaks and `in_flight` were made exact against racing resizes), the same
-//! without peak tracking, 3.65x and 3.26x in the tiered layout (1.13x without peak tracking,
-//! which counts there what permits hold), and `try_acquire_owned` 1.03x its own floor, which
-//! holds an `Arc` clone as its permit does. In the default profile the wrapper below is
+//! The figures, and how they moved with each change, are in the README ("From a caller's
+//! crate") and docs/performance.md. In the default profile the wrapper below is
 //! inlined into `run` only because what `try_acquire` inlines is small: LLVM's threshold for
 //! it is 250, and
 //! the wrapper is inlined down to a threshold of about 220.
