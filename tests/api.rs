@@ -2629,20 +2629,42 @@ fn set_capacity_of_panics_on_a_dimension_out_of_range() {
 fn owners_of_two_dimensions_never_undo_each_other() {
     for layout in Layout::ALL {
         let sem = Arc::new(layout.make([1000, 1000]));
+        let start = Arc::new(Barrier::new(2));
+        let done = Arc::new([false, false].map(std::sync::atomic::AtomicBool::new));
         let owner = |dim: usize| {
-            let sem = Arc::clone(&sem);
-            std::thread::spawn(move || {
-                for i in 0..2000 {
+            let (sem, start, done) = (Arc::clone(&sem), Arc::clone(&start), Arc::clone(&done));
+            thread::spawn(move || {
+                start.wait();
+                let began = Instant::now();
+                // 2000 resizes, and on until the other owner's were seen
+                // between this one's (they raced), the other finished, or
+                // 5 s passed.
+                let (mut i, mut seen_other, mut other) = (0, 0, sem.capacity()[1 - dim]);
+                while i < 2000
+                    || (seen_other == 0
+                        && !done[1 - dim].load(std::sync::atomic::Ordering::SeqCst)
+                        && began.elapsed() < Duration::from_secs(5))
+                {
                     let capacity = 1 + (i % 997);
                     sem.set_capacity_of(dim, capacity).unwrap();
-                    assert_eq!(sem.capacity()[dim], capacity, "{layout:?}, dim {dim}");
+                    let now = sem.capacity();
+                    assert_eq!(now[dim], capacity, "{layout:?}, dim {dim}");
+                    if now[1 - dim] != other {
+                        (seen_other, other) = (seen_other + 1, now[1 - dim]);
+                    }
+                    i += 1;
                 }
+                done[dim].store(true, std::sync::atomic::Ordering::SeqCst);
+                (1 + (i - 1) % 997, seen_other)
             })
         };
         let (a, b) = (owner(0), owner(1));
-        a.join().unwrap();
-        b.join().unwrap();
-        assert_eq!(sem.capacity(), [1 + 1999 % 997; 2]);
+        let ((last_a, seen_a), (last_b, seen_b)) = (a.join().unwrap(), b.join().unwrap());
+        assert!(
+            seen_a + seen_b > 0,
+            "{layout:?}: the owners never overlapped"
+        );
+        assert_eq!(sem.capacity(), [last_a, last_b], "{layout:?}");
         assert_eq!(sem.available(), sem.capacity());
     }
 }
