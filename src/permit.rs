@@ -47,7 +47,6 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Held<S, N> {
 
     /// `try_acquire` of `amounts`, added to this permit: the same fast path,
     /// the same deference to queued acquirers, the same errors.
-    #[inline]
     fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.sem.try_take_more(self.amounts, amounts)?;
         for (held, more) in self.amounts.iter_mut().zip(amounts) {
@@ -399,7 +398,6 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// capacity in a dimension it grows in: such a grow cannot succeed
     /// while the capacity stays as it is (the error's `requested` is what
     /// the permit would hold). The permit is unchanged.
-    #[inline]
     pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.held.try_grow(amounts)
     }
@@ -559,7 +557,6 @@ impl<const N: usize> OwnedPermit<N> {
     /// As [`Permit::try_grow`]: as [`try_acquire`](MultiSemaphore::try_acquire),
     /// and `ExceedsCapacity` where the permit would hold more than a
     /// capacity. The permit is unchanged.
-    #[inline]
     pub fn try_grow(&mut self, amounts: [u64; N]) -> Result<(), TryAcquireError> {
         self.held.try_grow(amounts)
     }

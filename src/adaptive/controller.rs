@@ -630,16 +630,21 @@ impl fmt::Display for BoundsError {
 
 impl std::error::Error for BoundsError {}
 
+/// The bounds `Debug` shows: none for a dimension without an algorithm,
+/// whose owner resizes it (`set_bounds` clamps it once).
+fn bounds_in_force<const N: usize>(
+    algorithms: &[Option<Box<dyn Algorithm>>; N],
+    bounds: &[(u64, u64); N],
+) -> [Option<(u64, u64)>; N] {
+    std::array::from_fn(|d| algorithms[d].as_ref().map(|_| bounds[d]))
+}
+
 impl<const N: usize> fmt::Debug for Controller<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();
-        // A dimension without an algorithm has no bounds in force: its
-        // owner resizes it (`set_bounds` clamps it once).
-        let bounds: [Option<(u64, u64)>; N] =
-            std::array::from_fn(|d| state.algorithms[d].as_ref().map(|_| state.bounds[d]));
         f.debug_struct("Controller")
             .field("limits", &state.limits_over(self.sem.capacity()))
-            .field("bounds", &bounds)
+            .field("bounds", &bounds_in_force(&state.algorithms, &state.bounds))
             .field("windows", &state.windows)
             .field("resizes", &state.resizes)
             .finish_non_exhaustive()
@@ -788,10 +793,8 @@ impl<const N: usize> ControllerBuilder<N> {
 
 impl<const N: usize> fmt::Debug for ControllerBuilder<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bounds: [Option<(u64, u64)>; N] =
-            std::array::from_fn(|d| self.algorithms[d].as_ref().map(|_| self.bounds[d]));
         f.debug_struct("ControllerBuilder")
-            .field("bounds", &bounds)
+            .field("bounds", &bounds_in_force(&self.algorithms, &self.bounds))
             .field("min_window", &self.min_window)
             .field("min_samples", &self.min_samples)
             .finish_non_exhaustive()
