@@ -428,8 +428,9 @@ impl<const N: usize> MultiSemaphore<N> {
         (self.wait_queued(ticket, parked, amounts, deadline), true)
     }
 
-    /// `wait_slow` once the request is queued under `ticket`.
-    fn wait_queued(
+    /// `wait_slow` once the request is queued under `ticket`. (Crate-wide
+    /// for a unit test that reaches its deadline-after-outcome arm.)
+    pub(crate) fn wait_queued(
         &self,
         ticket: Ticket,
         parked: Parked,

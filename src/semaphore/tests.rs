@@ -333,3 +333,63 @@ fn a_give_back_owed_visit_paid_on_the_spot_serves_the_queue() {
     assert_eq!(sem.waiters(), 0);
     assert_served(&sem, waiter);
 }
+
+/// A blocking wait whose deadline passes just after its outcome landed (a
+/// grant after its last look, before its cancel takes the lock) delivers
+/// that outcome, not `Timeout`: a grant is kept, not leaked, and a close or
+/// a shrink says so. The window is a few instructions wide with a real
+/// clock, and loom has none; so the request is queued and its outcome set
+/// by hand, and the wait loop entered with its deadline already past.
+#[test]
+fn a_blocking_wait_past_its_deadline_delivers_an_outcome_that_landed() {
+    use crate::AcquireError;
+    use crate::semaphore::Enqueued;
+    use crate::waiters::{Notify, Parked};
+    use std::time::Instant;
+
+    type Land = fn(&MultiSemaphore<2>, crate::Permit<'_, 2>);
+    let cases: [(&str, Land, Result<[u64; 2], AcquireError>, [u64; 2]); 3] = [
+        // A whole grant: the flag, seen by the cancel under the lock.
+        ("granted", |_, held| drop(held), Ok([1, 4]), [1, 6]),
+        // A close: the slot's outcome, taken by the cancel.
+        (
+            "closed",
+            |sem, held| {
+                sem.close();
+                drop(held);
+            },
+            Err(AcquireError::Closed),
+            [2, 10],
+        ),
+        // A shrink below the request: the same.
+        (
+            "shrunk",
+            |sem, held| {
+                sem.set_capacity([2, 3]).unwrap();
+                drop(held);
+            },
+            Err(AcquireError::exceeds(1, 4, 3, Default::default())),
+            [2, 3],
+        ),
+    ];
+    for (name, land, expected, available) in cases {
+        let sem = MultiSemaphore::new([2, 10]);
+        let held = sem.try_acquire([2, 10]).unwrap();
+        let parked = Parked::current();
+        let Ok(Enqueued::Queued(ticket)) = sem.enqueue([1, 4], Notify::Thread(parked.clone()))
+        else {
+            panic!("{name}: the request did not queue");
+        };
+        land(&sem, held);
+        let deadline = Instant::now();
+        let result = sem.wait_queued(ticket, parked, [1, 4], Some(deadline));
+        assert_eq!(result, expected, "{name}");
+        assert_eq!(sem.stats().timed_out, 0, "{name}: counted as timed out");
+        assert_eq!(sem.available(), available, "{name}");
+        assert_eq!(sem.waiters(), 0, "{name}");
+        if let Ok(taken) = result {
+            sem.release(&taken);
+            assert_eq!(sem.available(), sem.capacity(), "{name}");
+        }
+    }
+}
