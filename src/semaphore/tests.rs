@@ -347,8 +347,12 @@ fn a_blocking_wait_past_its_deadline_delivers_an_outcome_that_landed() {
     use crate::waiters::{Notify, Parked};
     use std::time::Instant;
 
+    /// Lands the queued request's outcome; `held` is what kept it waiting.
     type Land = fn(&MultiSemaphore<2>, crate::Permit<'_, 2>);
-    let cases: [(&str, Land, Result<[u64; 2], AcquireError>, [u64; 2]); 3] = [
+    /// A name, how the outcome lands, what the wait returns, what is then
+    /// available.
+    type Case = (&'static str, Land, Result<[u64; 2], AcquireError>, [u64; 2]);
+    let cases: [Case; 3] = [
         // A whole grant: the flag, seen by the cancel under the lock.
         ("granted", |_, held| drop(held), Ok([1, 4]), [1, 6]),
         // A close: the slot's outcome, taken by the cancel.
