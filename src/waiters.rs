@@ -676,7 +676,7 @@ impl WakeList {
 }
 
 /// Waiters that a resize granted (or failed) and handed over instead of
-/// waking them (`MultiSemaphore::set_capacity_of_handing_back`), for a
+/// waking them (`MultiSemaphore::clamp_capacity_of_handing_back`), for a
 /// caller that resized under a lock of its own: it wakes them once that
 /// lock is released, since a waker may call back into it. The first batch
 /// is kept in place, so that a resize granting no more than a batch

@@ -2707,6 +2707,58 @@ fn a_dimension_without_an_algorithm_keeps_what_its_owner_sets() {
     assert_eq!(sem.capacity(), [68, 1 << 22]);
 }
 
+/// `set_bounds` on a dimension without an algorithm clamps what its owner
+/// set, as the semaphore holds it: an owner's resize racing it is never
+/// undone by a capacity read before it, and bounds that include every
+/// value the owner sets resize nothing. (It read the capacity, then resized
+/// to that reading: the owner's last resize was undone, and counted as the
+/// controller's, several times a second. Found by a reviewer.)
+#[test]
+fn set_bounds_racing_the_owner_of_a_dimension_never_undoes_its_resizes() {
+    use std::sync::atomic::AtomicBool;
+    let sem = Arc::new(
+        MultiSemaphore::builder([16, 1000])
+            .max_capacity([MAX, MAX])
+            .build(),
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, Aimd::default())
+        .build();
+    let _watchdog = Watchdog::new("set_bounds racing an owner", Duration::from_secs(60));
+    let owner_done = AtomicBool::new(false);
+    let bounds_set = AtomicU64::new(0);
+    let mut last = 1000;
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !owner_done.load(SeqCst) {
+                ctl.set_bounds(1, 1..=MAX).unwrap();
+                bounds_set.fetch_add(1, SeqCst);
+            }
+        });
+        // The owner resizes until the bounds have been set many times
+        // among its resizes (bounded in count and time).
+        let started = Instant::now();
+        while last < 1_000_000
+            && (bounds_set.load(SeqCst) < 2000 || last < 20_000)
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            last += 1;
+            sem.set_capacity_of(1, last).unwrap();
+        }
+        owner_done.store(true, SeqCst);
+    });
+    assert!(
+        bounds_set.load(SeqCst) >= 100,
+        "the bounds were set among the owner's resizes"
+    );
+    assert_eq!(sem.capacity()[1], last, "the owner's last resize undone");
+    assert_eq!(ctl.resizes(), 0, "set_bounds resized within its bounds");
+    // Bounds that exclude it still clamp it, once.
+    ctl.set_bounds(1, 1..=500).unwrap();
+    assert_eq!((sem.capacity()[1], ctl.resizes()), (500, 1));
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+}
+
 /// A dimension the controller drives is its: a resize from elsewhere (here
 /// above its bounds, then a forgotten permit below its limit) lasts until
 /// the next window, even one whose algorithm proposes the same limit.

@@ -431,6 +431,33 @@ fn weighted_size_stays_within_the_sizes_delivered_when_the_sum_saturates() {
     assert_eq!(window.weighted_size, 1 << 63);
 }
 
+/// Round trips that sum past 2^64 ns in one size class and window (a
+/// thousand streams of a year ending at once) give the small requests'
+/// mean round trip as every other mean: it saturated at 2^64 ns and read
+/// far below the window's minimum. (Found by a reviewer.)
+#[test]
+fn the_small_requests_mean_round_trip_survives_sums_past_two_to_the_64_ns() {
+    const STREAMS: u64 = 1000;
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let sem = Arc::new(MultiSemaphore::new([STREAMS, MIB]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=STREAMS, recorder().0)
+        .window(Duration::ZERO, STREAMS)
+        .build();
+    let t0 = Instant::now();
+    let held: Vec<_> = (0..STREAMS)
+        .map(|_| ctl.try_acquire_at([1, 1], t0).unwrap())
+        .collect();
+    for permit in held {
+        permit.complete_at(Outcome::delivered(1000), t0 + year);
+    }
+    let window = ctl.last_window().expect("a window closed");
+    assert!(u128::from(STREAMS) * year.as_nanos() > u128::from(u64::MAX));
+    assert_eq!((window.min_rtt, window.mean_rtt), (year, year));
+    assert_eq!(window.small_mean_rtt, year);
+    assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
+}
+
 /// A gain (or a room in requests) so large that the product overflows an
 /// f64 saturates the limit at its maximum, as a merely huge one does: an
 /// overflow read as no estimate gave the lower bound.

@@ -92,6 +92,15 @@ pub trait Algorithm: Send + 'static {
     /// caller; the window is spent all the same (it counts in
     /// [`windows`](super::Controller::windows), and no algorithm is shown
     /// its samples again) and no dimension is resized for it.
+    ///
+    /// Keep it quick: arithmetic on the window, no I/O, no blocking. While
+    /// it runs, every other completion that finds the next window due waits
+    /// for the lock (in whatever thread dropped its permit: a runtime's
+    /// worker, for the tower layer's reports), and so do
+    /// [`limits`](super::Controller::limits), [`set_bounds`](super::Controller::set_bounds)
+    /// and the exporter. A budget that takes a call to learn (a lease from
+    /// a cluster-wide service) belongs on a thread of its own, which
+    /// hands it over with `set_bounds`.
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
 
     /// While this algorithm probes, the limit in force when its probe

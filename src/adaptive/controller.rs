@@ -220,44 +220,47 @@ impl<const N: usize> Controller<N> {
         let (min, max) = check_bounds(&self.sem, dim, bounds)?;
         let mut state = self.state.lock();
         state.bounds[dim] = (min, max);
-        let limit = state.limits_over(self.sem.capacity())[dim];
-        let mut next = [None; N];
-        next[dim] = Some(limit.clamp(min, max));
-        let woken = self.resize(&mut state, next);
+        let mut into = [None; N];
+        into[dim] = Some(if state.algorithms[dim].is_some() {
+            let limit = state.limits[dim].clamp(min, max);
+            (limit, limit)
+        } else {
+            // Its owner's capacity, as the semaphore holds it under its
+            // lock: an owner's resize just before is clamped, not undone.
+            (min, max)
+        });
+        let woken = self.resize(&mut state, into);
         drop(state);
         woken.wake();
         Ok(())
     }
 
-    /// Sets each dimension given a limit in `next` where the semaphore's
-    /// capacity differs, and only those (`set_capacity_of`): a dimension it
-    /// does not drive stays whatever its owner set, and one it drives comes
-    /// back to its limit after a resize from elsewhere. Every bound was
-    /// checked against the semaphore's max capacity, so a resize cannot
-    /// fail; if it ever did, the old limit would stay, and the next window
-    /// would try again.
+    /// Clamps each dimension given a range in `into` (a limit is a range
+    /// of one value), and only those, one at a time
+    /// (`set_capacity_of`): a dimension it does not drive stays whatever its
+    /// owner set, and one it drives comes back to its limit after a resize
+    /// from elsewhere. Every bound was checked against the semaphore's max
+    /// capacity, so a resize cannot fail; if it ever did, the old limit
+    /// would stay, and the next window would try again. Counts a resize
+    /// where a capacity changed.
     ///
     /// The waiters the resizes grant are returned, to be woken once the
     /// caller has let go of `state`'s lock: a waker is user code, and one
     /// that calls back into the controller (completes a tracked permit,
     /// reads its limits) must not find the lock held by its own thread.
-    fn resize(&self, state: &mut State<N>, next: [Option<u64>; N]) -> Woken {
-        let capacity = self.sem.capacity();
+    fn resize(&self, state: &mut State<N>, into: [Option<(u64, u64)>; N]) -> Woken {
         let mut woken = Woken::default();
         let mut resized = false;
-        for (dim, next) in next.into_iter().enumerate() {
-            let Some(next) = next else { continue };
-            if next != capacity[dim] {
-                if self
-                    .sem
-                    .set_capacity_of_handing_back(dim, next, &mut woken)
-                    .is_err()
-                {
-                    continue;
-                }
-                resized = true;
-            }
-            state.limits[dim] = next;
+        for (dim, into) in into.into_iter().enumerate() {
+            let Some((min, max)) = into else { continue };
+            let Ok((before, after)) = self
+                .sem
+                .clamp_capacity_of_handing_back(dim, min, max, &mut woken)
+            else {
+                continue;
+            };
+            resized |= before != after;
+            state.limits[dim] = after;
         }
         state.resizes += u64::from(resized);
         woken
@@ -528,7 +531,8 @@ impl<const N: usize> Controller<N> {
                 max,
             };
             if let Some(algorithm) = state.algorithms[d].as_mut() {
-                *next = Some(algorithm.update(&window, &dim).clamp(min, max));
+                let limit = algorithm.update(&window, &dim).clamp(min, max);
+                *next = Some((limit, limit));
             }
         }
         self.resize(state, next)
@@ -760,14 +764,17 @@ impl<const N: usize> ControllerBuilder<N> {
                 *bound = (capacity[d], capacity[d]);
             }
         }
-        let limits: [u64; N] = std::array::from_fn(|d| capacity[d].clamp(bounds[d].0, bounds[d].1));
         // Every clamp first, the wakes after: a waker's panic re-raised by
-        // one clamp must not skip the next.
+        // one clamp must not skip the next. Each clamps the capacity as the
+        // semaphore holds it under its lock.
         let mut woken = Woken::default();
-        for (dim, &limit) in limits.iter().enumerate() {
-            if limit != capacity[dim] {
-                self.sem
-                    .set_capacity_of_handing_back(dim, limit, &mut woken)
+        let mut limits = capacity;
+        for (dim, limit) in limits.iter_mut().enumerate() {
+            if self.algorithms[dim].is_some() {
+                let (min, max) = bounds[dim];
+                (_, *limit) = self
+                    .sem
+                    .clamp_capacity_of_handing_back(dim, min, max, &mut woken)
                     .expect("bounds were checked against the semaphore's max capacity");
             }
         }

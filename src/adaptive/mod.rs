@@ -49,7 +49,12 @@
 //! never resizes a dimension without an algorithm, so its owner can set it
 //! ([`Controller::set_bounds`] clamps it into new bounds, once). So resizes are rate-limited, and they never run on the acquire
 //! path: an acquire through the controller is the semaphore's own acquire
-//! plus a clock read.
+//! plus a clock read and a reference to the controller. A completion adds a
+//! clock read, its thread's sums and a read of
+//! [`in_flight`](crate::MultiSemaphore::in_flight), which takes the
+//! semaphore's lock while anyone is queued (as the release beside it
+//! does); only a completion that finds the window due takes the
+//! controller's lock.
 //! A semaphore with no controller is untouched: the core does not know this
 //! module exists.
 //!

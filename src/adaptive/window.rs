@@ -176,8 +176,7 @@ impl Accumulator {
                     self.min_rtt = Some((rtt, bytes));
                 }
                 self.max_rtt = self.max_rtt.max(rtt);
-                self.classes
-                    .record(bytes, u64::try_from(rtt_ns).unwrap_or(u64::MAX));
+                self.classes.record(bytes, rtt_ns as f64);
             }
         }
     }
@@ -244,12 +243,15 @@ impl Accumulator {
 struct SizeClasses([ClassSums; 65]);
 
 /// One size class's successes, and the sums of their round trips and of
-/// their squares, in nanoseconds (integers where a completion adds them:
-/// no division on the completion's path).
+/// their squares, in nanoseconds (no division on the completion's path).
+/// The sums are `f64`s: exact up to 2^53 ns (104 days of round trips in
+/// one class and window), and beyond that off by a part in 10^16, where an
+/// integer the size of a stripe's other sums would saturate at 2^64 ns
+/// (200,000 streams of three days ending in one window: a reviewer's case).
 #[derive(Debug, Clone, Copy, Default)]
 struct ClassSums {
     successes: u64,
-    rtt_ns: u64,
+    rtt_ns: f64,
     rtt_ns_squares: f64,
 }
 
@@ -260,17 +262,17 @@ impl Default for SizeClasses {
 }
 
 impl SizeClasses {
-    fn record(&mut self, bytes: u64, rtt_ns: u64) {
+    fn record(&mut self, bytes: u64, rtt_ns: f64) {
         let class = &mut self.0[(u64::BITS - bytes.leading_zeros()) as usize];
         class.successes = class.successes.saturating_add(1);
-        class.rtt_ns = class.rtt_ns.saturating_add(rtt_ns);
-        class.rtt_ns_squares += rtt_ns as f64 * rtt_ns as f64;
+        class.rtt_ns += rtt_ns;
+        class.rtt_ns_squares += rtt_ns * rtt_ns;
     }
 
     fn merge(&mut self, other: &Self) {
         for (class, other) in self.0.iter_mut().zip(&other.0) {
             class.successes = class.successes.saturating_add(other.successes);
-            class.rtt_ns = class.rtt_ns.saturating_add(other.rtt_ns);
+            class.rtt_ns += other.rtt_ns;
             class.rtt_ns_squares += other.rtt_ns_squares;
         }
     }
@@ -280,13 +282,13 @@ impl SizeClasses {
     /// if none; the error is `ZERO` for a single success).
     fn small_rtt(&self, successes: u64) -> (Duration, Duration) {
         let enough = successes.div_ceil(SMALL_SHARE).max(1);
-        let (mut n, mut rtt_ns, mut squares) = (0u64, 0u128, 0f64);
+        let (mut n, mut rtt_ns, mut squares) = (0u64, 0f64, 0f64);
         for class in &self.0 {
             n = n.saturating_add(class.successes);
-            rtt_ns += u128::from(class.rtt_ns);
+            rtt_ns += class.rtt_ns;
             squares += class.rtt_ns_squares;
             if n >= enough {
-                let mean = rtt_ns as f64 / n as f64;
+                let mean = rtt_ns / n as f64;
                 // The sample variance, never below 0 through rounding. The
                 // sums' cancellation can leave a spurious error of a few
                 // nanoseconds (a reviewer found 2.8 ns for a million equal

@@ -142,25 +142,39 @@ impl<const N: usize> MultiSemaphore<N> {
         wake.finish();
     }
 
-    /// `set_capacity_of` for a caller that resizes under a lock of its own
-    /// (the adaptive controller): the waiters the resize grants or fails are
-    /// handed back in `woken` instead of woken here, for the caller to wake
-    /// once its lock is released, since a waker may call back into it.
-    pub(crate) fn set_capacity_of_handing_back(
+    /// Clamps dimension `dim`'s capacity into `min..=max`, for a caller
+    /// that resizes under a lock of its own (the adaptive controller; a
+    /// fixed value is `min == max`). The capacity is read under the
+    /// semaphore's lock, so a resize from elsewhere just before is clamped,
+    /// never undone by one read earlier. The waiters the resize grants or
+    /// fails are handed back in `woken` instead of woken here, for the
+    /// caller to wake once its lock is released, since a waker may call back
+    /// into it. Returns the capacity before and after.
+    pub(crate) fn clamp_capacity_of_handing_back(
         &self,
         dim: usize,
-        capacity: u64,
+        min: u64,
+        max: u64,
         woken: &mut Woken,
-    ) -> Result<(), CapacityError> {
+    ) -> Result<(u64, u64), CapacityError> {
         debug_assert!(dim < N, "the controller's dimensions are checked");
+        debug_assert!(min <= max, "the controller's bounds are checked");
         let mut wake = WakeList::new();
+        let before = std::cell::Cell::new(0);
         let more = self.resize_locked(
-            |old, d| Some(if d == dim { capacity } else { old }),
+            |old, d| {
+                if d != dim {
+                    return Some(old);
+                }
+                before.set(old);
+                Some(old.clamp(min, max))
+            },
             &mut wake,
         )?;
         self.serve_batches(&mut wake, more, |full| full.hand_over(woken));
         wake.hand_over(woken);
-        Ok(())
+        let before = before.get();
+        Ok((before, before.clamp(min, max)))
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -200,6 +214,11 @@ impl<const N: usize> MultiSemaphore<N> {
                         });
                     }
                 };
+            }
+            if new == old {
+                // Nothing to change, so nothing to serve: the queue is as
+                // the last change left it.
+                return Ok(false);
             }
             self.change_limits(&mut queue, || {
                 let mut back = [0; N];
@@ -337,11 +356,13 @@ mod tests {
     use crate::sync::Ordering;
 
     /// Every resize publishes a low-water word that no earlier one equals,
-    /// even when the capacities and peaks it is computed from are the same:
-    /// its generation moves on. So a refresh computed from the capacity
-    /// before the resize, whose compare-exchange expects an earlier word,
-    /// can never land after it (see `refresh_low_water`). And it leaves the
-    /// generation even: no resize under way.
+    /// even when the capacities and peaks it is computed from are the same
+    /// as an earlier one's (a shrink undone): its generation moves on. So a
+    /// refresh computed from the capacity before the resize, whose
+    /// compare-exchange expects an earlier word, can never land after it
+    /// (see `refresh_low_water`). And it leaves the generation even: no
+    /// resize under way. A resize that changes no capacity publishes
+    /// nothing: there is no before and after to tell apart.
     #[test]
     fn every_resize_moves_the_low_water_generation_on() {
         for sem in [
@@ -352,8 +373,8 @@ mod tests {
         ] {
             let _held = sem.try_acquire([1, 1]).unwrap();
             let mut seen = vec![sem.limits.low_water.load(Ordering::Relaxed)];
-            for _ in 0..3 {
-                sem.set_capacity([4, 4]).unwrap();
+            for capacity in [[3, 4], [4, 4], [3, 4], [4, 4]] {
+                sem.set_capacity(capacity).unwrap();
                 let now = sem.limits.low_water.load(Ordering::Relaxed);
                 assert!(
                     !seen.contains(&now),
@@ -363,6 +384,11 @@ mod tests {
                 assert_eq!(Counters::<2>::generation(now) % 2, 0, "{now:#x}");
                 seen.push(now);
             }
+            let last = sem.limits.low_water.load(Ordering::Relaxed);
+            sem.set_capacity([4, 4]).unwrap();
+            sem.set_capacity_of(0, 4).unwrap();
+            sem.add_permits([0, 0]).unwrap();
+            assert_eq!(sem.limits.low_water.load(Ordering::Relaxed), last);
         }
     }
 }
