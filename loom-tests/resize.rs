@@ -26,6 +26,7 @@ models! {
     set_capacity_of_shrink_racing_queued_waiter: 3,
     set_capacity_of_shrink_grants_nothing_until_in_flight_fits: 3,
     controller_resize_wakes_its_grants_after_unlocking: 3,
+    set_bounds_racing_the_owner_of_a_dimension_keeps_its_resize: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -545,6 +546,44 @@ fn controller_resize_wakes_its_grants_after_unlocking(layout: Layout) {
 
     ghost.give([1, 0]);
     drop(held);
+    drop(ctl);
+    assert_quiescent(&sem, grown);
+}
+
+/// `Controller::set_bounds` on a dimension the controller does not drive
+/// (the bytes of a [1, 1] semaphore, whose count it drives), with bounds
+/// that include every capacity, races that dimension's owner, who grows it
+/// with `set_capacity_of(1, 2)` while a permit of [1, 1] is out. Whatever
+/// the order, the owner's resize stands and the controller resizes
+/// nothing: the clamp reads the capacity under the semaphore's lock. (One
+/// read before it, then a resize to that reading, undid the owner's
+/// growth: [1, 1] at the end, and one resize counted.)
+fn set_bounds_racing_the_owner_of_a_dimension_keeps_its_resize(layout: Layout) {
+    let cap = [1, 1];
+    let grown = [1, 2];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new(grown);
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1, Aimd::default())
+        .build();
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+
+    let controller = {
+        let ctl = Arc::clone(&ctl);
+        thread::spawn(move || ctl.set_bounds(1, 1..=2).unwrap())
+    };
+    let owner = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity_of(1, grown[1]).unwrap())
+    };
+    ghost.give(held.amounts());
+    drop(held);
+    controller.join().unwrap();
+    owner.join().unwrap();
+
+    assert_eq!(sem.capacity(), grown, "the owner's resize undone");
+    assert_eq!(ctl.resizes(), 0, "set_bounds resized within its bounds");
     drop(ctl);
     assert_quiescent(&sem, grown);
 }

@@ -83,9 +83,13 @@ impl DimNames {
         Self(names)
     }
 
-    /// The name of dimension `dim`, if the semaphore has names.
+    /// The name of dimension `dim`, if the semaphore has names. An empty
+    /// name is none: messages write that dimension `dimension {dim}`, and
+    /// the metrics exporter labels it by its index.
     pub fn get(self, dim: usize) -> Option<&'static str> {
-        self.0.and_then(|names| names.get(dim).copied())
+        self.0
+            .and_then(|names| names.get(dim).copied())
+            .filter(|name| !name.is_empty())
     }
 
     /// How dimension `dim` is written in messages: its name, or

@@ -2854,6 +2854,24 @@ fn set_bounds_refuses_bounds_that_cannot_bound_and_changes_nothing() {
         err.to_string(),
         "dimension 0: bounds 5..=4 must be non-empty and start above 0"
     );
+    // A range iterated to its end is empty too, though its ends still
+    // read 8..=8 (a reviewer's case: it set the limit to 8).
+    let mut spent = 8..=8;
+    spent.by_ref().for_each(drop);
+    assert!(spent.is_empty());
+    let err = refused(0, spent);
+    assert!(
+        matches!(
+            err,
+            BoundsError::Empty {
+                dim: 0,
+                min: 8,
+                max: 8,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = refused(1, 1..=(1 << 30) + 1);
     assert!(
         matches!(

@@ -2280,6 +2280,26 @@ fn dimension_names_in_display_and_debug() {
     drop(held);
 }
 
+/// An empty name is no name: the dimension is written by its index, as
+/// the tower layer's errors write it. (It read "exceeds capacity in :",
+/// from a reviewer's case.)
+#[test]
+fn an_empty_dimension_name_writes_the_dimension_by_its_index() {
+    let sem = MultiSemaphore::builder([4, 100])
+        .names(&["", "bytes"])
+        .build();
+    let e = sem.try_acquire([5, 0]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "request exceeds capacity in dimension 0: requested 5, capacity 4"
+    );
+    let TryAcquireError::ExceedsCapacity { names, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((names.get(0), names.get(1)), (None, Some("bytes")));
+    assert!(format!("{e:?}").contains("dim: 0,"), "{e:?}");
+}
+
 #[test]
 fn error_predicates() {
     let sem = MultiSemaphore::new([1]);

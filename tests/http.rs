@@ -738,7 +738,8 @@ fn retry_after_rounds_up_any_duration() {
 }
 
 /// A request's weight: its `Content-Length`, else its body's exact size,
-/// else the weigher's default (a streamed upload of unknown length).
+/// else the weigher's default (a streamed upload of unknown length); a
+/// length too large for a `u64`, `u64::MAX`.
 #[test]
 fn request_bytes_weighs_the_declared_length_else_the_default() {
     use multisem::http::RequestBytes;
@@ -769,6 +770,31 @@ fn request_bytes_weighs_the_declared_length_else_the_default() {
         weigh.weigh(&garbled),
         [1, 777],
         "an unreadable length: the default"
+    );
+    // A length past u64::MAX declares more than any capacity: never the
+    // default, nor the body's own hint (a reviewer's case: admitted as a
+    // request of 777 bytes, or of 0 with an empty body).
+    for length in ["18446744073709551616", "99999999999999999999999999"] {
+        for empty_body in [false, true] {
+            let builder = Request::builder().header(http::header::CONTENT_LENGTH, length);
+            let weight = if empty_body {
+                weigh.weigh(&builder.body(Full::new(Bytes::new())).unwrap())
+            } else {
+                let (_tx, rx) = mpsc::channel::<Bytes>(1);
+                weigh.weigh(&builder.body(ChannelBody(rx)).unwrap())
+            };
+            assert_eq!(weight, [1, u64::MAX], "Content-Length {length}");
+        }
+    }
+    assert_eq!(
+        weigh.weigh(
+            &Request::builder()
+                .header(http::header::CONTENT_LENGTH, "18446744073709551615")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        ),
+        [1, u64::MAX],
+        "u64::MAX itself"
     );
 }
 

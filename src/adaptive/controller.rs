@@ -545,11 +545,13 @@ fn check_bounds<const N: usize>(
     dim: usize,
     bounds: RangeInclusive<u64>,
 ) -> Result<(u64, u64), BoundsError> {
+    // Before `into_inner`, which forgets that an iterated range is spent.
+    let empty = bounds.is_empty();
     let (min, max) = bounds.into_inner();
     if dim >= N {
         return Err(BoundsError::NoDimension { dim, dims: N });
     }
-    if min == 0 || min > max {
+    if min == 0 || empty {
         return Err(BoundsError::Empty { dim, min, max });
     }
     let max_capacity = sem.max_capacity()[dim];

@@ -6,7 +6,10 @@ use http_body::Body;
 /// Weighs an HTTP request `[1, bytes]`: one request, and its body's size
 /// from the `Content-Length` header, else the body's exact
 /// [`size_hint`](Body::size_hint), else the configured default (a chunked
-/// upload of unknown length).
+/// upload of unknown length). A `Content-Length` that is not a number
+/// counts as absent; one too large for a `u64` weighs `u64::MAX`, so it is
+/// refused as too large (`413`), never admitted at the default. (hyper
+/// refuses both before a service sees them; other servers may not.)
 ///
 /// The weight is what the request *declares*: a client may send more than
 /// it declared without a `Content-Length`. To hold it to its weight, bound
@@ -61,7 +64,7 @@ impl RequestBytes {
         request
             .headers()
             .get(http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.trim().parse().ok())
+            .and_then(declared_length)
             .or_else(|| request.body().size_hint().exact())
             .unwrap_or(self.default)
     }
@@ -70,5 +73,15 @@ impl RequestBytes {
 impl<B: Body> Weigh<http::Request<B>, 2> for RequestBytes {
     fn weigh(&self, request: &http::Request<B>) -> [u64; 2] {
         [1, self.bytes(request)]
+    }
+}
+
+/// A `Content-Length` value as a number of bytes: `None` if it is not a
+/// number, `u64::MAX` for one past it (it declares more than any capacity).
+fn declared_length(value: &http::HeaderValue) -> Option<u64> {
+    match value.to_str().ok()?.trim().parse::<u64>() {
+        Ok(length) => Some(length),
+        Err(err) if *err.kind() == std::num::IntErrorKind::PosOverflow => Some(u64::MAX),
+        Err(_) => None,
     }
 }
