@@ -27,6 +27,9 @@ models! {
     set_capacity_of_shrink_grants_nothing_until_in_flight_fits: 3,
     controller_resize_wakes_its_grants_after_unlocking: 3,
     set_bounds_racing_the_owner_of_a_dimension_keeps_its_resize: 3,
+    try_acquire_racing_a_growth_is_granted_or_too_large: 3,
+    try_acquire_racing_a_shrink_is_granted_or_too_large: 3,
+    try_grow_racing_a_growth_is_granted_or_too_large: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -586,4 +589,65 @@ fn set_bounds_racing_the_owner_of_a_dimension_keeps_its_resize(layout: Layout) {
     assert_eq!(ctl.resizes(), 0, "set_bounds resized within its bounds");
     drop(ctl);
     assert_quiescent(&sem, grown);
+}
+
+/// What a one-shot `try_acquire` may answer for `[1, 2]` while the bytes
+/// are resized between 1 and 2 and nothing is held: granted (at 2) or
+/// `ExceedsCapacity` (at 1), never `Insufficient`, which no instant
+/// explains and which tells the caller that a retry may succeed.
+#[track_caller]
+fn granted_or_too_large<T>(result: Result<T, TryAcquireError>) -> Option<T> {
+    match result {
+        Ok(granted) => Some(granted),
+        Err(TryAcquireError::ExceedsCapacity { dim: 1, .. }) => None,
+        Err(error) => panic!("neither granted nor too large: {error:?}"),
+    }
+}
+
+/// Capacity [1, 1], nothing held: thread S grows the bytes to 2 while the
+/// main thread tries `[1, 2]`. (The fast path's look, at 1 byte, found the
+/// bytes short, and the check of the capacities after it read 2: the
+/// shortage was reported as `Insufficient`. A reviewer's finding.)
+fn try_acquire_racing_a_growth_is_granted_or_too_large(layout: Layout) {
+    let sem = layout.arc([1, 1]);
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([1, 2]).unwrap())
+    };
+    drop(granted_or_too_large(sem.try_acquire([1, 2])));
+    resizer.join().unwrap();
+    assert_quiescent(&sem, [1, 2]);
+}
+
+/// Capacity [1, 2], nothing held: thread S shrinks the bytes to 1 while
+/// the main thread tries `[1, 2]`. (A shrink after the lock-free check of
+/// the capacities left the locked path short, and it reported that as
+/// `Insufficient` without judging the size again under the lock.)
+fn try_acquire_racing_a_shrink_is_granted_or_too_large(layout: Layout) {
+    let sem = layout.arc([1, 2]);
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([1, 1]).unwrap())
+    };
+    drop(granted_or_too_large(sem.try_acquire([1, 2])));
+    resizer.join().unwrap();
+    assert_quiescent(&sem, [1, 1]);
+}
+
+/// Capacity [1, 1], a permit of [0, 1] held: thread S grows the bytes to
+/// 2 while the permit tries to grow by [1, 1], to [1, 2]. The grow is
+/// judged on what the permit would hold: granted at 2, too large at 1,
+/// never short.
+fn try_grow_racing_a_growth_is_granted_or_too_large(layout: Layout) {
+    let sem = layout.arc([1, 1]);
+    let mut permit = sem.try_acquire([0, 1]).unwrap();
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([1, 2]).unwrap())
+    };
+    let grew = granted_or_too_large(permit.try_grow([1, 1])).is_some();
+    assert_eq!(permit.amounts(), if grew { [1, 2] } else { [0, 1] });
+    drop(permit);
+    resizer.join().unwrap();
+    assert_quiescent(&sem, [1, 2]);
 }

@@ -476,7 +476,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// `Timeout` where that would fail with `Insufficient`.
     fn try_once(&self, amounts: [u64; N], fast: FastError) -> Result<[u64; N], AcquireError> {
         use crate::error::TryAcquireError as E;
-        match self.try_take_locked(amounts, fast, self.clamps_oversized()) {
+        match self.try_take_locked(amounts, amounts, fast, self.clamps_oversized()) {
             Ok(taken) => Ok(taken),
             Err(E::ExceedsCapacity {
                 dim,

@@ -52,10 +52,12 @@
 //!   is then paused: such a request waits until it is above 0).
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
-//!   system call (two rarer states also send them through the internal
-//!   lock: a shrink below what is in flight, until returns have absorbed
-//!   it, and a closed semaphore with someone waiting in
-//!   [`drained`](MultiSemaphore::drained)). Where the capacities fit in one
+//!   system call (rarer states also send them through the internal lock:
+//!   a shrink below what is in flight, until returns have absorbed it; a
+//!   closed semaphore with someone waiting in
+//!   [`drained`](MultiSemaphore::drained); and a refusal that a resize
+//!   raced, so that a request too large at one instant is never told it
+//!   was merely short at another). Where the capacities fit in one
 //!   64-bit word (for example `[1024, 100 MiB]`), an acquire is one
 //!   compare-and-swap and a release one `fetch_add`, so a concurrent
 //!   `try_acquire` never fails because another call held a dimension it

@@ -678,9 +678,9 @@ impl<const N: usize> MultiSemaphore<N> {
         // An oversized request never passes the fast path (its counters
         // never exceed the capacity), so the clamp is decided on the locked
         // path, in `try_take_slow`.
-        match self.take_after_once(amounts, once) {
+        match self.take_after_once(amounts, amounts, once) {
             Ok(()) => Ok(amounts),
-            Err(fast) => self.try_take_slow(amounts, fast, self.clamp_oversized),
+            Err(fast) => self.try_take_slow(amounts, amounts, fast, self.clamp_oversized),
         }
     }
 
@@ -717,25 +717,17 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         once: Once,
     ) -> Result<(), TryAcquireError> {
-        let Err(fast) = self.take_after_once(amounts, once) else {
-            return Ok(());
-        };
+        // What the permit would hold, which must fit the capacities.
         let after: [u64; N] = std::array::from_fn(|d| match amounts[d] {
             // A dimension it does not grow in: a shrink may have left
             // `held` above its capacity, and that is no reason.
             0 => 0,
             more => held[d].saturating_add(more),
         });
-        if let Err((dim, capacity)) = self.check_capacity(after) {
-            // As `refuse` does for `try_acquire`.
-            self.pay_owed_visit(fast);
-            self.stats.record(Event::Exceeded(dim));
-            self.stats.record(Event::Refused(dim));
-            return Err(TryAcquireError::exceeds(
-                dim, after[dim], capacity, self.names,
-            ));
-        }
-        self.try_take_slow(amounts, fast, false).map(|_| ())
+        let Err(fast) = self.take_after_once(amounts, after, once) else {
+            return Ok(());
+        };
+        self.try_take_slow(amounts, after, fast, false).map(|_| ())
     }
 
     /// The lock-free fast path alone; counts its own successes. Inlined as
@@ -744,15 +736,22 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
         match self.counters.try_take_once(amounts, &self.limits.low_water) {
             Once::Took => Ok(()),
-            once => self.take_after_once(amounts, once),
+            once => self.take_after_once(amounts, amounts, once),
         }
     }
 
     /// The fast path after a first try that missed, or that took and has
-    /// its tally to count.
+    /// its tally to count. `whole`: what must fit the capacities for the
+    /// take to be possible at all (`amounts`, or what a growing permit
+    /// would hold): see `take_after_miss`.
     #[cold]
     #[inline(never)]
-    fn take_after_once(&self, amounts: [u64; N], once: Once) -> Result<(), FastError> {
+    fn take_after_once(
+        &self,
+        amounts: [u64; N],
+        whole: [u64; N],
+        once: Once,
+    ) -> Result<(), FastError> {
         match once {
             Once::Took => Ok(()),
             Once::ToNote(word) => {
@@ -762,7 +761,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.counters.count_tally(word);
                 Ok(())
             }
-            Once::Missed(miss) => self.take_after_miss(amounts, miss),
+            Once::Missed(miss) => self.take_after_miss(amounts, whole, miss),
         }
     }
 
@@ -771,27 +770,50 @@ impl<const N: usize> MultiSemaphore<N> {
     /// split take (see `Counters::take_after_miss`); then what a take that
     /// went below the low water notes.
     ///
-    /// The count of resizes is read before any CAS here, in full: a take
-    /// that raises a peak reads the limits after its CAS, and must know
-    /// whether a resize ran between (see `limits_unchanged_since`).
-    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
+    /// The count of resizes is read before any CAS or look here, in full:
+    /// a take that raises a peak reads the limits after its CAS, and a look
+    /// that finds the counters short is judged against the capacities read
+    /// after it; each must know whether a resize ran between (see
+    /// `limits_unchanged_since`).
+    ///
+    /// A shortage is reported (`FastError::Short`, which `try_acquire`
+    /// turns into `Insufficient` without the lock) only if `whole` fitted
+    /// the capacities at the look that found it: a resize between the look
+    /// and the read of the capacities, which could have shrunk them below
+    /// `whole` for the look and grown them back since, sends the decision
+    /// to the lock (`FastError::Defer`). So a request that never fits is
+    /// never told that a retry may succeed.
+    fn take_after_miss(
+        &self,
+        amounts: [u64; N],
+        whole: [u64; N],
+        miss: Miss,
+    ) -> Result<(), FastError> {
         // Acquire: pairs with the Release of `rebase_low_water`, so that the
-        // limits read after the take are at least as new as this count. Not
-        // in the tiered layout, which counts its peaks from what permits
-        // hold (`note_peak_after`), and need not read one more atomic.
-        let before = if self.counters.is_packed() {
-            self.limits.resizes.load(Ordering::Acquire)
-        } else {
-            0
+        // limits read after the take are at least as new as this count.
+        let before = self.limits.resizes.load(Ordering::Acquire);
+        let judged = |why| match why {
+            FastError::Short(_)
+                if self.check_capacity(whole).is_err() || !self.limits_unchanged_since(before) =>
+            {
+                FastError::Defer
+            }
+            why => why,
         };
         let took = match miss {
             // Inlined here, the common case: a take that may raise a peak,
             // or any take where every one is watched.
             Miss::Watched(word) => match self.counters.take_watched(amounts, word) {
                 Some(word) => Took::Word(word),
-                None => self.counters.take_after_miss(amounts, Miss::LostRace)?,
+                None => self
+                    .counters
+                    .take_after_miss(amounts, Miss::LostRace)
+                    .map_err(judged)?,
             },
-            miss => self.counters.take_after_miss(amounts, miss)?,
+            miss => self
+                .counters
+                .take_after_miss(amounts, miss)
+                .map_err(judged)?,
         };
         match took {
             Took::Word(word) => {
@@ -843,10 +865,14 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// Whether no resize ran between the load of `before`, the count of
-    /// resizes read (Acquire) before a fast take's CAS (or before the read
-    /// of the counters, in `in_flight`), and this call: then the capacities
-    /// and debts read before this call are those that the word the take
-    /// wrote (or read) was counted against.
+    /// resizes read (Acquire) before a fast take's CAS or look (or before
+    /// the read of the counters, in `in_flight`), and this call: then the
+    /// capacities and debts read before this call are those that the word
+    /// the take wrote (or read) was counted against. (A look that found
+    /// the counters short reads the word with a plain load; the fence below
+    /// makes it an Acquire one for the second case: a word without `SLOW`
+    /// written after a resize's is at or after the read-modify-write that
+    /// cleared the flag, in its release sequence.)
     ///
     /// A resize bumps the count (to odd: `open_low_water`) before it changes
     /// any capacity, debt or counter, and again (to even:
@@ -888,10 +914,11 @@ impl<const N: usize> MultiSemaphore<N> {
     fn try_take_slow(
         &self,
         amounts: [u64; N],
+        whole: [u64; N],
         fast: FastError,
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
-        let result = self.try_take_locked(amounts, fast, clamp);
+        let result = self.try_take_locked(amounts, whole, fast, clamp);
         match &result {
             Ok(taken) => self.stats.acquired(taken),
             Err(
@@ -906,19 +933,24 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Decides what the fast path could not. Takes the lock only when a flag
     /// was set (closed, queued or in debt), or a visit is owed, or to clamp
     /// an oversized request (`clamp`) to the capacity, which changes only
-    /// under the lock. Returns what it took.
+    /// under the lock, or where a resize ran while the fast path looked.
+    /// Returns what it took. `whole`: what must fit the capacities
+    /// (`amounts`, or what a growing permit would hold); an error for its
+    /// size names `whole`'s amount. Not with `clamp`.
     pub(crate) fn try_take_locked(
         &self,
         amounts: [u64; N],
+        whole: [u64; N],
         fast: FastError,
         clamp: bool,
     ) -> Result<[u64; N], TryAcquireError> {
+        debug_assert!(!clamp || whole == amounts, "a growing permit never clamps");
         // A clamping semaphore decides nothing from a lock-free read of the
         // capacities, which a resize may change before the next read: it
         // refuses nothing for its size, and takes no shortcut below, since
         // a short take may fit once clamped (to a capacity since shrunk, or
         // after a growth). The lock clamps at the capacity in force.
-        if let Err(refused) = self.refuse(amounts, clamp) {
+        if let Err(refused) = self.refuse(whole, clamp) {
             if fast == FastError::GaveBack {
                 // What the take gave back may be just what the queue's head
                 // waits for: serve it before leaving (quietly: the refusal
@@ -957,9 +989,21 @@ impl<const N: usize> MultiSemaphore<N> {
                 wake.wake_batch();
                 continue;
             }
-            // Under the lock, where capacities change: the clamp is exact.
+            // Under the lock, where capacities change: the clamp is exact,
+            // and so is a refusal for size, which a resize since the
+            // lock-free check above may call for.
             let amounts = if clamp { self.clamp(amounts) } else { amounts };
-            break if self.is_closed() {
+            let too_large = if clamp {
+                Ok(())
+            } else {
+                self.check_capacity(whole)
+            };
+            break if let Err((dim, capacity)) = too_large {
+                self.stats.record(Event::Exceeded(dim));
+                Err(TryAcquireError::exceeds(
+                    dim, whole[dim], capacity, self.names,
+                ))
+            } else if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else if let Some((_, head)) = queue.front() {
                 let have = self.available_locked();

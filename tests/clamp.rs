@@ -15,6 +15,7 @@ use multisem::*;
 mod common;
 use common::{
     Insufficient, Layout, TryExceeds, Watchdog, counting_waker, poll_once, poll_with, ready,
+    while_the_bytes_toggle,
 };
 
 fn clamping(layout: Layout, cap: [u64; 2]) -> Arc<MultiSemaphore<2>> {
@@ -344,40 +345,6 @@ fn timed_out_clamped_waiter_leaves_nothing_behind() {
         assert_eq!(sem.available(), [4, 100]);
         assert!(sem.try_acquire([0, 100]).is_ok());
     });
-}
-
-/// Runs `attempt` for 400 ms while another thread toggles the bytes of
-/// `sem` between 50 and 100; returns the first refusal `attempt` reports,
-/// and how many attempts ran.
-fn while_the_bytes_toggle(
-    sem: &Arc<MultiSemaphore<2>>,
-    mut attempt: impl FnMut() -> Option<String>,
-) -> (Option<String>, u64) {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-    let stop = Arc::new(AtomicBool::new(false));
-    let resizer = {
-        let (sem, stop) = (Arc::clone(sem), Arc::clone(&stop));
-        thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                sem.set_capacity([4, 50]).unwrap();
-                sem.set_capacity([4, 100]).unwrap();
-            }
-        })
-    };
-    let start = Instant::now();
-    let mut tries = 0u64;
-    let refused = loop {
-        if start.elapsed() > Duration::from_millis(400) {
-            break None;
-        }
-        tries += 1;
-        if let Some(refusal) = attempt() {
-            break Some(refusal);
-        }
-    };
-    stop.store(true, Relaxed);
-    resizer.join().unwrap();
-    (refused, tries)
 }
 
 /// A clamping semaphore refuses nothing for its size, even while resizes

@@ -445,6 +445,53 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
     assert_eq!(sem.available(), sem.capacity());
 }
 
+/// With nothing held, a request for 60 bytes while the bytes toggle
+/// between 50 and 100 either fits or is too large at every instant: shed
+/// mode admits it or refuses it as `TooLarge` (over http, 413), never as
+/// `Shed` (503 and a `Retry-After`, as if a retry could fit). It was shed
+/// within a second when a resize raced the semaphore's lock-free refusal
+/// (`tests/shrink.rs` has the core's twin). Bounded: 400 ms of tries.
+#[test]
+fn racing_resizes_shed_mode_admits_or_refuses_as_too_large_never_sheds() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+    let sem = Arc::new(MultiSemaphore::new([4, 100]));
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |bytes: &u64| [1, *bytes])
+        .shed()
+        .layer(service_fn(|bytes: u64| async move {
+            Ok::<_, Infallible>(bytes)
+        }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let resizer = {
+        let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                sem.set_capacity([4, 50]).unwrap();
+                sem.set_capacity([4, 100]).unwrap();
+            }
+        })
+    };
+    let started = Instant::now();
+    let (mut admitted, mut too_large, mut wrong) = (0u64, 0u64, None);
+    while wrong.is_none() && started.elapsed() < Duration::from_millis(400) {
+        let Poll::Ready(result) = poll_once(std::pin::pin!(svc.call(60))) else {
+            panic!("shed mode answers at once");
+        };
+        match result {
+            Ok(_) => admitted += 1,
+            Err(err) if err.is::<TooLarge>() => too_large += 1,
+            Err(err) => wrong = Some(err.to_string()),
+        }
+    }
+    stop.store(true, SeqCst);
+    resizer.join().unwrap();
+    assert_eq!(
+        wrong, None,
+        "after {admitted} admitted and {too_large} too large"
+    );
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 #[tokio::test]
 async fn too_large_is_refused_at_once_in_wait_mode() {
     let sem = Arc::new(MultiSemaphore::new([4, 1000]));

@@ -72,7 +72,7 @@ fn a_refused_take_that_gave_back_serves_the_queue_quietly() {
     let waiter = queued_behind_a_give_back(&sem, &panics);
 
     let refused = catch_unwind(AssertUnwindSafe(|| {
-        sem.try_take_locked([3, 1], FastError::GaveBack, false)
+        sem.try_take_locked([3, 1], [3, 1], FastError::GaveBack, false)
     }));
     match refused {
         Ok(Err(TryAcquireError::ExceedsCapacity { dim: 0, .. })) => {}

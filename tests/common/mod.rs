@@ -265,3 +265,38 @@ pub fn assert_every_wait_ended<const N: usize>(sem: &MultiSemaphore<N>, what: &s
     assert_eq!(waited, ended, "{what}: every wait ended once; {s:?}");
     assert_eq!(s.waits_in_progress(), 0, "{what}: {s:?}");
 }
+
+/// Runs `attempt` for 400 ms while another thread toggles the bytes of
+/// `sem` between 50 and 100; returns the first refusal `attempt` reports,
+/// and how many attempts ran.
+pub fn while_the_bytes_toggle(
+    sem: &Arc<MultiSemaphore<2>>,
+    mut attempt: impl FnMut() -> Option<String>,
+) -> (Option<String>, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::time::Instant;
+    let stop = Arc::new(AtomicBool::new(false));
+    let resizer = {
+        let (sem, stop) = (Arc::clone(sem), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                sem.set_capacity([4, 50]).unwrap();
+                sem.set_capacity([4, 100]).unwrap();
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut tries = 0u64;
+    let refused = loop {
+        if start.elapsed() > Duration::from_millis(400) {
+            break None;
+        }
+        tries += 1;
+        if let Some(refusal) = attempt() {
+            break Some(refusal);
+        }
+    };
+    stop.store(true, Relaxed);
+    resizer.join().unwrap();
+    (refused, tries)
+}
