@@ -678,7 +678,7 @@ impl<const N: usize> MultiSemaphore<N> {
         // An oversized request never passes the fast path (its counters
         // never exceed the capacity), so the clamp is decided on the locked
         // path, in `try_take_slow`.
-        match self.take_after_once(amounts, amounts, once) {
+        match self.take_after_once(amounts, once) {
             Ok(()) => Ok(amounts),
             Err(fast) => self.try_take_slow(amounts, amounts, fast, self.clamp_oversized),
         }
@@ -724,7 +724,7 @@ impl<const N: usize> MultiSemaphore<N> {
             0 => 0,
             more => held[d].saturating_add(more),
         });
-        let Err(fast) = self.take_after_once(amounts, after, once) else {
+        let Err(fast) = self.take_after_once(amounts, once) else {
             return Ok(());
         };
         self.try_take_slow(amounts, after, fast, false).map(|_| ())
@@ -736,22 +736,15 @@ impl<const N: usize> MultiSemaphore<N> {
     pub(crate) fn take_fast(&self, amounts: [u64; N]) -> Result<(), FastError> {
         match self.counters.try_take_once(amounts, &self.limits.low_water) {
             Once::Took => Ok(()),
-            once => self.take_after_once(amounts, amounts, once),
+            once => self.take_after_once(amounts, once),
         }
     }
 
     /// The fast path after a first try that missed, or that took and has
-    /// its tally to count. `whole`: what must fit the capacities for the
-    /// take to be possible at all (`amounts`, or what a growing permit
-    /// would hold): see `take_after_miss`.
+    /// its tally to count.
     #[cold]
     #[inline(never)]
-    fn take_after_once(
-        &self,
-        amounts: [u64; N],
-        whole: [u64; N],
-        once: Once,
-    ) -> Result<(), FastError> {
+    fn take_after_once(&self, amounts: [u64; N], once: Once) -> Result<(), FastError> {
         match once {
             Once::Took => Ok(()),
             Once::ToNote(word) => {
@@ -761,7 +754,7 @@ impl<const N: usize> MultiSemaphore<N> {
                 self.counters.count_tally(word);
                 Ok(())
             }
-            Once::Missed(miss) => self.take_after_miss(amounts, whole, miss),
+            Once::Missed(miss) => self.take_after_miss(amounts, miss),
         }
     }
 
@@ -773,31 +766,15 @@ impl<const N: usize> MultiSemaphore<N> {
     /// The count of resizes is read before any CAS or look here, in full:
     /// a take that raises a peak reads the limits after its CAS, and a look
     /// that finds the counters short is judged against the capacities read
-    /// after it; each must know whether a resize ran between (see
-    /// `limits_unchanged_since`).
-    ///
-    /// A shortage is reported (`FastError::Short`, which `try_acquire`
-    /// turns into `Insufficient` without the lock) only if `whole` fitted
-    /// the capacities at the look that found it: a resize between the look
-    /// and the read of the capacities, which could have shrunk them below
-    /// `whole` for the look and grown them back since, sends the decision
-    /// to the lock (`FastError::Defer`). So a request that never fits is
-    /// never told that a retry may succeed.
-    fn take_after_miss(
-        &self,
-        amounts: [u64; N],
-        whole: [u64; N],
-        miss: Miss,
-    ) -> Result<(), FastError> {
+    /// after it (`try_take_locked`, to which a shortage goes on as
+    /// `FastError::ShortSince`); each must know whether a resize ran
+    /// between (see `limits_unchanged_since`).
+    fn take_after_miss(&self, amounts: [u64; N], miss: Miss) -> Result<(), FastError> {
         // Acquire: pairs with the Release of `rebase_low_water`, so that the
         // limits read after the take are at least as new as this count.
         let before = self.limits.resizes.load(Ordering::Acquire);
         let judged = |why| match why {
-            FastError::Short(_)
-                if self.check_capacity(whole).is_err() || !self.limits_unchanged_since(before) =>
-            {
-                FastError::Defer
-            }
+            FastError::Short(short) => FastError::ShortSince(short, before),
             why => why,
         };
         let took = match miss {
@@ -962,7 +939,7 @@ impl<const N: usize> MultiSemaphore<N> {
         if amounts == [0; N] {
             return Ok(amounts);
         }
-        if let (FastError::Short(short), false) = (fast, clamp) {
+        if let (FastError::ShortSince(short, before), false) = (fast, clamp) {
             // Cold: a second look finds every other dimension short, in the
             // packed layout's one word. Not in the tiered one, whose tiers
             // only the lock reads at one instant (`available()` takes it): a
@@ -977,7 +954,14 @@ impl<const N: usize> MultiSemaphore<N> {
                 }
                 None => amounts,
             };
-            return Err(self.insufficient(amounts, have, None, Some(short)));
+            // `refuse` read the capacities after the look that found the
+            // shortage. If no resize ran between, they were the look's, and
+            // `whole` fitted them: `Insufficient` is true at that look. If
+            // one did, it may have shrunk them below `whole` for the look
+            // and grown them back since: the lock decides (below).
+            if self.limits_unchanged_since(before) {
+                return Err(self.insufficient(amounts, have, None, Some(short)));
+            }
         }
         let mut wake = WakeList::new();
         let result = loop {

@@ -73,6 +73,11 @@ pub(crate) enum FastError {
     Defer,
     /// The counters lacked this dimension; no flag was set.
     Short(Short),
+    /// `Short`, as the semaphore's fast path hands it on: with the count of
+    /// resizes it read before the look that found the shortage, which
+    /// tells whether the capacities read after belong to that look
+    /// (`MultiSemaphore::limits_unchanged_since`).
+    ShortSince(Short, u64),
     /// As `Defer`, and the take held permits that it gave back while
     /// waiters were queued: they may have missed them, so the caller owes
     /// the lock a visit to serve the queue, whatever it decides (even a
