@@ -48,8 +48,8 @@ use chart::{Chart, Panel, Scale, Series, Style, per_phase};
 
 mod common;
 use common::{
-    OutputFile, flag_value, fmt_size, options_or_exit, parse_decimal, parse_number, parse_path,
-    split_flag, switch,
+    OutputFile, flag_value, fmt_size, options_or_exit, outln, parse_decimal, parse_number,
+    parse_path, split_flag, switch,
 };
 
 /// The timeline's default path: in the crate's `target/`, wherever the
@@ -264,10 +264,10 @@ fn table(seed: u64) -> Result<(String, String), String> {
     let mut csv = String::from(
         "traffic,limiter,t_s,phase,count_limit,bytes_limit,count_in_flight,bytes_in_flight,goodput_mib_s,p50_ms,p99_ms,drops\n",
     );
-    println!(
+    outln!(
         "| traffic | phase | limiter | limits [count, bytes] | goodput MiB/s | link busy | p50 ms | p99 ms | drops | vs oracle: goodput, p99 | re-converged after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut svg = String::new();
     for (label, traffic) in [("mixed", Traffic::MIXED), ("1 KiB", Traffic::Single(KIB))] {
         let scenario = readme_scenario(traffic, seed);
@@ -280,7 +280,7 @@ fn table(seed: u64) -> Result<(String, String), String> {
         ];
         for (p, phase) in scenario.phases.iter().enumerate() {
             let (limits, o) = &oracles[p];
-            println!(
+            outln!(
                 "| {label} | {} | oracle | [{}, {}] | {:.1} | {:.2}% | {:.1} | {:.1} | {:.2}% | | |",
                 phase.name,
                 limits[0],
@@ -297,7 +297,7 @@ fn table(seed: u64) -> Result<(String, String), String> {
                     Some(t) => format!("{:.1} s", t.as_secs_f64()),
                     None => "not in the phase".into(),
                 };
-                println!(
+                outln!(
                     "| {label} | {} | {} | ~[{:.0}, {}] | {:.1} | {:.2}% | {:.1} | {:.1} | {:.2}% | {:.0}%, {:.2}x | {settled} |",
                     phase.name,
                     r.limiter.name(),
@@ -563,12 +563,12 @@ fn downstreams() -> Vec<(&'static str, Downstream, Duration, Traffic)> {
 /// measure (its floor there). `Err` names a run whose permits leaked.
 fn other_downstreams(seed: u64, joint_limiter: Limiter) -> Result<(), String> {
     if joint_limiter != Limiter::Joint {
-        println!("{}", joint_limiter.name());
+        outln!("{}", joint_limiter.name());
     }
-    println!(
+    outln!(
         "| broker | phase | oracle [count, bytes]: goodput MiB/s, p99 ms | joint ~[count, bytes] | joint vs oracle: goodput, p99, drops | re-converged after | the oracle's own, by the same measure | goals | count-only vs oracle: goodput, p99, drops |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|---|---|---|");
     for (label, full, network, traffic) in downstreams() {
         let scenario = Scenario::three_phases_on(
             full,
@@ -608,7 +608,7 @@ fn other_downstreams(seed: u64, joint_limiter: Limiter) -> Result<(), String> {
                     format!("{:.1} s", t.as_secs_f64())
                 })
             });
-            println!(
+            outln!(
                 "| {label} | {} | [{}, {}]: {:.1}, {:.1} | ~[{:.0}, {}] | {} | {settled} | {own} | {} | {} |",
                 phase.name,
                 limits[0],
@@ -686,21 +686,21 @@ fn goals_over_seeds(seeds: u64, room: Option<u32>) -> Result<(), String> {
             t.busy[2] += o.link_busy;
         }
     }
-    println!(
+    outln!(
         "{}, mixed sizes, seeds 1 to {seeds}: on how many seeds each goal holds",
         joint.name()
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "| phase | ≥ 90% oracle goodput, p99 ≤ 1.5x its, drops ≤ 1% | worst goodput, p99 vs oracle | re-converged ≤ 5 s | the oracle's own, by the same measure | p99 ≤ 0.5x count-only's | goodput ≥ count-only's | the oracle's goodput ≥ count-only's | goodput / count-only's: mean (min-max) | link busy: count-only, joint, oracle |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|---|---|---|---|");
     let n = seeds as f64;
     for (name, t) in names.iter().zip(&tally) {
         let mean = t.ratios.iter().sum::<f64>() / n;
         let min = t.ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = t.ratios.iter().copied().fold(0.0, f64::max);
-        println!(
+        outln!(
             "| {name} | {} of {seeds} | {:.1}%, {:.2}x | {} of {seeds} | {} of {seeds} | {} of {seeds} | {} of {seeds} | {} of {seeds} | {mean:.4} ({min:.4}-{max:.4}) | {:.2}%, {:.2}%, {:.2}% |",
             t.oracle_goals,
             100.0 * t.worst_goodput,
@@ -731,12 +731,12 @@ fn statics_over_seeds(seeds: u64) -> Result<(), String> {
         .flat_map(|count| [10, 11, 13].map(|quarters| [count, quarters * MIB / 4]))
         .collect();
     let grid = grid(Traffic::MIXED);
-    println!("static limits, mixed sizes, seeds 1 to {seeds}: on how many seeds each holds");
-    println!();
-    println!(
+    outln!("static limits, mixed sizes, seeds 1 to {seeds}: on how many seeds each holds");
+    outln!();
+    outln!(
         "| phase | limits [count, bytes] | p99 ≤ 1.5x the oracle's | goodput ≥ count-only's | both | mean goodput / count-only's |"
     );
-    println!("|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|");
     for (p, name) in [(0, "steady"), (1, "halved")] {
         // Per limit: p99 within the goal, goodput no worse, both, ratio sum.
         let mut tally = vec![(0, 0, 0, 0.0); limits.len()];
@@ -762,7 +762,7 @@ fn statics_over_seeds(seeds: u64) -> Result<(), String> {
             }
         }
         for (&(p99, goodput, both, ratios), limit) in tally.iter().zip(&limits) {
-            println!(
+            outln!(
                 "| {name} | [{}, {:.2} MiB] | {p99} of {seeds} | {goodput} of {seeds} | {both} of {seeds} | {:.4} |",
                 limit[0],
                 limit[1] as f64 / MIB as f64,

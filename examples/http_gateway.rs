@@ -68,7 +68,7 @@ use tower::{Layer, Service, service_fn};
 
 mod common;
 use common::{
-    LARGE_MAX, MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit,
+    LARGE_MAX, MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit, outln,
     parse_number, parse_size, read, split_flag, switch,
 };
 
@@ -616,15 +616,15 @@ async fn run(cfg: Config) -> ExitCode {
                 fmt_size(cfg.max_bytes),
             )
         };
-        println!("http_gateway: serving on http://{target}; {limits}; {admission}");
+        outln!("http_gateway: serving on http://{target}; {limits}; {admission}");
         if cfg.adaptive {
-            println!(
+            outln!(
                 "  (the bytes never below the largest request; each answer is reported to the \
                  controller by its status, timed to the end of its body)"
             );
         }
         if let Some(disk) = &disk {
-            println!(
+            outln!(
                 "  handlers write to a disk of {:.0} MiB/s, halved from {} s to {} s",
                 mib(disk.full_rate),
                 cfg.seconds / 3,
@@ -638,9 +638,10 @@ async fn run(cfg: Config) -> ExitCode {
     let clients: Vec<_> = if cfg.mode == Mode::Serve {
         Vec::new()
     } else {
-        println!(
+        outln!(
             "load: {} clients posting to http://{target} for {} s",
-            cfg.clients, cfg.seconds
+            cfg.clients,
+            cfg.seconds
         );
         (0..cfg.clients)
             .map(|id| tokio::spawn(client(target, cfg.seed, id, until, Arc::clone(&load))))
@@ -682,14 +683,14 @@ async fn run(cfg: Config) -> ExitCode {
             cells.push(format!("{:.1} / {:.1}", mib(held[1]), mib(capacity[1])));
             cells.push(sem.waiters().to_string());
         }
-        println!("{}", table.line(&cells));
+        outln!("{}", table.line(&cells));
     }
     for client in clients {
         let _ = client.await;
     }
     if let Some(controller) = &controller {
         let limits = controller.limits();
-        println!(
+        outln!(
             "\ncontroller: resized the limits {} times; now {} requests and {}",
             controller.resizes(),
             limits[0],
@@ -757,9 +758,9 @@ impl Columns {
             groups.push_str(&format!("{label:^span$}  "));
             i = j;
         }
-        println!("{}", groups.trim_end());
+        outln!("{}", groups.trim_end());
         let names: Vec<String> = self.0.iter().map(|c| c.1.to_string()).collect();
-        println!("{}", self.line(&names));
+        outln!("{}", self.line(&names));
     }
 }
 
@@ -800,7 +801,7 @@ async fn report(
 ) -> ExitCode {
     let mut healthy = true;
     if cfg.mode != Mode::Serve {
-        println!(
+        outln!(
             "\nload: {} served ({:.1} MiB), {} answered 503, {} answered 413, \
              {} answers lost to a closed connection, {} failed",
             read(&load.ok),
@@ -830,58 +831,58 @@ async fn report(
     let stats = sem.stats();
     let refusals = server_refusals(cfg, &stats);
     let by = |v: [u64; 2]| format!("requests {}, bytes {}", v[0], v[1]);
-    println!(
+    outln!(
         "server: {} admitted; peak {} of request bodies in handlers (limit {})",
         stats.acquired,
         fmt_size(peak),
         fmt_size(cfg.max_bytes),
     );
     if cfg.shed {
-        println!(
+        outln!(
             "  {} shed at once and answered 503 (stats.refused less exceeded; by {})",
             refusals.unavailable.iter().sum::<u64>(),
             by(refusals.unavailable),
         );
     } else {
-        println!(
+        outln!(
             "  {} queued (stats.waited; held back by {})",
             stats.waited.iter().sum::<u64>(),
             by(stats.waited),
         );
-        println!(
+        outln!(
             "  {} admitted after their wait (stats.acquired_after_wait)",
             stats.acquired_after_wait,
         );
-        println!(
+        outln!(
             "  {} timed out in the queue and answered 503 (stats.timed_out; held back by {})",
             stats.timed_out,
             by(stats.timed_out_by),
         );
-        println!(
+        outln!(
             "  {} left the queue before their turn, their client gone (stats.cancelled)",
             stats.cancelled,
         );
         if stats.waits_in_progress() != 0 {
-            println!(
+            outln!(
                 "FAIL: {} waits had not ended after the load",
                 stats.waits_in_progress()
             );
             healthy = false;
         }
     }
-    println!(
+    outln!(
         "  {} larger than a limit, answered 413 at once (stats.exceeded; by {})",
         refusals.too_large.iter().sum::<u64>(),
         by(refusals.too_large),
     );
     if peak > cfg.max_bytes {
-        println!("FAIL: the bytes in flight passed the limit");
+        outln!("FAIL: the bytes in flight passed the limit");
         healthy = false;
     }
     if sem.available() == sem.capacity() {
-        println!("ok: every permit came back (available == capacity)");
+        outln!("ok: every permit came back (available == capacity)");
     } else {
-        println!(
+        outln!(
             "FAIL: available {:?} != capacity {:?} after the load",
             sem.available(),
             sem.capacity()

@@ -614,15 +614,15 @@ fn sender(
 
 fn print_intro(cfg: &Config) {
     if cfg.naive {
-        println!(
+        outln!(
             "producer --naive: two counting semaphores, messages then bytes, with RocketMQ's leak"
         );
     } else {
-        println!(
+        outln!(
             "producer: one MultiSemaphore<2>, admitting by acquire_owned_blocking_timeout([1, len])"
         );
     }
-    println!(
+    outln!(
         "  limits {} messages and {} in flight; {} senders, {} broker threads; timeout {} ms; {} s",
         cfg.max_messages,
         fmt_size(cfg.max_bytes),
@@ -632,12 +632,12 @@ fn print_intro(cfg: &Config) {
         cfg.seconds,
     );
     if cfg.max_bytes < LARGE_MAX {
-        println!(
+        outln!(
             "  note: messages over {} exceed the byte limit and can never be admitted",
             fmt_size(cfg.max_bytes)
         );
     }
-    println!();
+    outln!();
 }
 
 // ---------------------------------------------------------------------------
@@ -769,7 +769,7 @@ fn run(cfg: &Config) -> ExitCode {
             if cfg.naive {
                 cells.push(read(&counters.leaked).to_string());
             }
-            println!("{}", table.line(&cells));
+            outln!("{}", table.line(&cells));
             (last_sent, last_bytes) = (sent, bytes);
         }
 
@@ -811,18 +811,18 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
     let timeouts = read(&counters.timed_out) + short_messages + short_bytes;
     let closed = read(&counters.closed);
 
-    println!();
-    println!("summary after {secs:.1} s");
-    println!(
+    outln!();
+    outln!("summary after {secs:.1} s");
+    outln!(
         "  sent       {sent} messages, {:.1} MiB ({:.0} msg/s, {:.1} MiB/s)",
         mib(sent_bytes),
         sent as f64 / secs,
         mib(sent_bytes) / secs,
     );
     if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
-        println!("             {first} msg/s in the first second, {last} msg/s in the last");
+        outln!("             {first} msg/s in the first second, {last} msg/s in the last");
     }
-    println!(
+    outln!(
         "  completed  {} acked, {} broker errors, {} broker timeouts",
         read(&counters.acked),
         read(&counters.broker_errors),
@@ -831,24 +831,25 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
     match limiter {
         Limiter::Multi(sem) => {
             let by = sem.stats().timed_out_by;
-            println!(
+            outln!(
                 "  timed out  {timeouts} waiting for admission, held back by messages {}, by bytes {}",
-                by[0], by[1],
+                by[0],
+                by[1],
             );
-            println!(
+            outln!(
                 "             (stats().timed_out_by: the limit the request was short of when its"
             );
-            println!(
+            outln!(
                 "             time ran out, or, where it would have fit, the one the request at"
             );
-            println!("             the head of the queue lacked)");
+            outln!("             the head of the queue lacked)");
         }
-        Limiter::Naive(_) => println!(
+        Limiter::Naive(_) => outln!(
             "  timed out  {timeouts} waiting for admission: the message semaphore {short_messages}, \
              the byte semaphore {short_bytes}"
         ),
     }
-    println!(
+    outln!(
         "  refused    {} too large for the byte limit, {closed} closed at shutdown",
         read(&counters.too_large),
     );
@@ -859,25 +860,28 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
     match limiter {
         Limiter::Multi(sem) => {
             let stats = sem.stats();
-            println!(
+            outln!(
                 "  stats()    acquired {}, timed_out {}, cancelled {}, closed_out {}",
-                stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
+                stats.acquired,
+                stats.timed_out,
+                stats.cancelled,
+                stats.closed_out,
             );
-            println!(
+            outln!(
                 "             waited {}, of which acquired after the wait {}",
                 stats.waited.iter().sum::<u64>(),
                 stats.acquired_after_wait,
             );
-            println!(
+            outln!(
                 "             peak_in_flight {} messages, {:.1} MiB",
                 stats.peak_in_flight[0],
                 mib(stats.peak_in_flight[1]),
             );
-            println!("  capacity() {capacity:?}");
-            println!("  available() {available:?}");
+            outln!("  capacity() {capacity:?}");
+            outln!("  available() {available:?}");
             // The library's own counters must agree with what the senders saw.
             if stats.acquired != sent || stats.timed_out != timeouts || stats.closed_out != closed {
-                println!(
+                outln!(
                     "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
                      {timeouts} timed out, {closed} closed"
                 );
@@ -885,52 +889,54 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
             }
             // Every wait ended, in one way each (Stats, "How every wait ended").
             if stats.waits_in_progress() != 0 {
-                println!(
+                outln!(
                     "MISMATCH: {} waits counted in stats().waited never ended",
                     stats.waits_in_progress()
                 );
                 ok = false;
             }
             if stats.peak_in_flight[0] > capacity[0] || stats.peak_in_flight[1] > capacity[1] {
-                println!("MISMATCH: stats().peak_in_flight is above the limits");
+                outln!("MISMATCH: stats().peak_in_flight is above the limits");
                 ok = false;
             }
             if available == capacity {
-                println!("OK: no permit leaked");
+                outln!("OK: no permit leaked");
             } else {
-                println!("LEAK: available() != capacity() after every message completed");
+                outln!("LEAK: available() != capacity() after every message completed");
                 ok = false;
             }
         }
         Limiter::Naive(_) => {
             let leaked = read(&counters.leaked);
-            println!(
+            outln!(
                 "  messages   {} of {} permits available",
-                available[0], capacity[0]
+                available[0],
+                capacity[0]
             );
-            println!(
+            outln!(
                 "  bytes      {} of {} permits available",
-                available[1], capacity[1]
+                available[1],
+                capacity[1]
             );
             // What is missing must be exactly what the bug lost: the simulation
             // keeps its own books.
             if available[0] + leaked != capacity[0] || available[1] != capacity[1] {
-                println!("MISMATCH: the naive limiter's books do not balance");
+                outln!("MISMATCH: the naive limiter's books do not balance");
                 ok = false;
             }
             if leaked == 0 {
-                println!("no message permit was lost this time (try more --seconds)");
+                outln!("no message permit was lost this time (try more --seconds)");
             } else {
                 let share = 100.0 * leaked as f64 / capacity[0] as f64;
-                println!(
+                outln!(
                     "LOST: {leaked} of {} message permits ({share:.0}%) never came back. \
                      Each was taken,",
                     capacity[0],
                 );
-                println!(
+                outln!(
                     "      then the bytes acquire timed out and the error path gave nothing back"
                 );
-                println!(
+                outln!(
                     "      (apache/rocketmq#8140). Run without --naive: multisem keeps every one."
                 );
             }

@@ -274,8 +274,8 @@ async fn run(cfg: Config) -> ExitCode {
     });
     let table = Table::new(cfg.max_messages, cfg.max_bytes, "total", &[]);
 
-    println!("tokio_producer: one MultiSemaphore<2>, acquire_owned([1, len]).with_timeout(..)");
-    println!(
+    outln!("tokio_producer: one MultiSemaphore<2>, acquire_owned([1, len]).with_timeout(..)");
+    outln!(
         "  limits {} messages and {} in flight; {} sender tasks; timeout {} ms; {} s",
         cfg.max_messages,
         fmt_size(cfg.max_bytes),
@@ -284,12 +284,12 @@ async fn run(cfg: Config) -> ExitCode {
         cfg.seconds,
     );
     if cfg.max_bytes < LARGE_MAX {
-        println!(
+        outln!(
             "  note: messages over {} exceed the byte limit and can never be admitted",
             fmt_size(cfg.max_bytes)
         );
     }
-    println!();
+    outln!();
     table.print_header();
 
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -321,7 +321,7 @@ async fn run(cfg: Config) -> ExitCode {
             stats.timed_out_by[1].to_string(),
             stats.timed_out.to_string(),
         ];
-        println!("{}", table.line(&cells));
+        outln!("{}", table.line(&cells));
         (last_sent, last_bytes) = (sent, bytes);
     }
 
@@ -353,43 +353,47 @@ fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
     let closed = read(&counters.closed);
     let stats = sem.stats();
 
-    println!();
-    println!("summary after {secs:.1} s");
-    println!(
+    outln!();
+    outln!("summary after {secs:.1} s");
+    outln!(
         "  sent       {sent} messages, {:.1} MiB ({:.0} msg/s, {:.1} MiB/s)",
         mib(sent_bytes),
         sent as f64 / secs,
         mib(sent_bytes) / secs,
     );
     if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
-        println!("             {first} msg/s in the first second, {last} msg/s in the last");
+        outln!("             {first} msg/s in the first second, {last} msg/s in the last");
     }
-    println!(
+    outln!(
         "  completed  {} acked, {} broker errors, {} broker timeouts",
         read(&counters.acked),
         read(&counters.broker_errors),
         read(&counters.broker_timeouts),
     );
-    println!(
+    outln!(
         "  timed out  {timeouts} acquires, held back by messages {}, by bytes {}",
-        stats.timed_out_by[0], stats.timed_out_by[1],
+        stats.timed_out_by[0],
+        stats.timed_out_by[1],
     );
-    println!(
+    outln!(
         "  refused    {} too large for the byte limit, {closed} closed at shutdown",
         read(&counters.too_large),
     );
-    println!(
+    outln!(
         "  stats()    acquired {}, timed_out {}, cancelled {}, closed_out {}",
-        stats.acquired, stats.timed_out, stats.cancelled, stats.closed_out,
+        stats.acquired,
+        stats.timed_out,
+        stats.cancelled,
+        stats.closed_out,
     );
-    println!(
+    outln!(
         "             peak_in_flight {} messages, {:.1} MiB",
         stats.peak_in_flight[0],
         mib(stats.peak_in_flight[1]),
     );
     let (capacity, available) = (sem.capacity(), sem.available());
-    println!("  capacity() {capacity:?}");
-    println!("  available() {available:?}");
+    outln!("  capacity() {capacity:?}");
+    outln!("  available() {available:?}");
 
     let mut ok = read(&counters.other_errors) == 0;
     // The library's counters must agree with what the senders saw: the
@@ -399,20 +403,20 @@ fn summary(shared: &Shared, elapsed: Duration, rates: &[u64]) -> ExitCode {
         || stats.cancelled != 0
         || stats.closed_out != closed
     {
-        println!(
+        outln!(
             "MISMATCH: stats() disagrees with the senders, who saw {sent} acquired, \
              {timeouts} timed out, {closed} closed"
         );
         ok = false;
     }
     if stats.peak_in_flight[0] > capacity[0] || stats.peak_in_flight[1] > capacity[1] {
-        println!("MISMATCH: stats().peak_in_flight is above the limits");
+        outln!("MISMATCH: stats().peak_in_flight is above the limits");
         ok = false;
     }
     if available == capacity {
-        println!("OK: no permit leaked");
+        outln!("OK: no permit leaked");
     } else {
-        println!("LEAK: available() != capacity() after every completion task finished");
+        outln!("LEAK: available() != capacity() after every completion task finished");
         ok = false;
     }
     if ok {

@@ -33,7 +33,8 @@ mod chart;
 use chart::{Chart, Panel, Scale, Series, Style};
 
 use super::common::{
-    KIB, MIB, OutputFile, flag_value, options_or_exit, parse_number, parse_path, split_flag, switch,
+    KIB, MIB, OutputFile, flag_value, options_or_exit, outln, parse_number, parse_path, split_flag,
+    switch,
 };
 
 /// The timeline's default path: in the crate's `target/`, wherever the
@@ -339,7 +340,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
             largest..=sim::BYTES_MAX,
         )
         .build();
-    println!(
+    outln!(
         "producer --adaptive: {} senders, {} messages; a sender waits up to {} ms for admission,\n\
          and a message not answered within {:?} of its admission is dropped.\n\
          The broker, 10 ms away, has 16 workers and 64 MiB/s, halved from {:.0} s to {:.0} s; the controller\n\
@@ -359,8 +360,8 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         "{:63}{:^14}  {:^14}  {:^16}",
         "", "per second", "latency", "so far"
     );
-    println!("{}", groups.trim_end());
-    println!(
+    outln!("{}", groups.trim_end());
+    outln!(
         "{:>5}  {:<14}  {:<20}  {:<16}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>8}",
         "t s",
         "broker",
@@ -463,7 +464,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
                 second.sort_unstable();
                 let sent = tally.sent.load(Ordering::Relaxed);
                 let sent_bytes = tally.sent_bytes.load(Ordering::Relaxed);
-                println!(
+                outln!(
                     "{:>5.1}  {:<14}  {:<20}  {:<16}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6}  {:>8}",
                     t.as_secs_f64(),
                     format!("{:>2} x {:>3} MiB/s", workers, bandwidth as u64 / MIB),
@@ -484,7 +485,7 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
         stop.store(true, Ordering::Relaxed);
     });
     let balanced = sem.available() == sem.capacity();
-    println!(
+    outln!(
         "\n{} resizes; limits at the end {:?}; every permit came back: {}",
         ctl.resizes(),
         ctl.limits(),
@@ -493,9 +494,10 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     let svg = timeline_chart(&samples, &options).to_svg();
     let written = csv_file.write(&csv).is_ok() && svg_file.write(&svg).is_ok();
     if written {
-        println!(
+        outln!(
             "limits and latency over time: {}, charted in {}",
-            options.csv, options.svg
+            options.csv,
+            options.svg
         );
     }
     if balanced && written {

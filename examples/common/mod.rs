@@ -281,7 +281,7 @@ pub(crate) fn options_or_exit<C>(
     match parse {
         Ok(Some(cfg)) => Ok(cfg),
         Ok(None) => {
-            print!("{}", help());
+            write_stdout(format_args!("{}", help()));
             Err(std::process::ExitCode::SUCCESS)
         }
         Err(message) => Err(usage_error(&message)),
@@ -294,3 +294,35 @@ pub(crate) fn usage_error(message: &str) -> std::process::ExitCode {
     eprintln!("Run with --help to see the options.");
     std::process::ExitCode::from(2)
 }
+
+/// Writes to stdout what `outln!` prints. If stdout cannot be written, the
+/// process ends at once rather than panicking (a panic in a status loop
+/// would leave it waiting for threads that run until that loop stops them):
+/// quietly with status 0 when the reader went away (`| head`), else with
+/// `error: ...` and status 1 (`> /dev/full`).
+pub(crate) fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_fmt(args).and_then(|()| stdout.flush())
+    };
+    if let Err(err) = written {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` that ends the run, as `write_stdout` says, if stdout is closed.
+macro_rules! outln {
+    () => {
+        $crate::common::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::common::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use outln;

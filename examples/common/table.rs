@@ -1,6 +1,6 @@
 //! The producer demos' once-a-second status table.
 
-use super::mib;
+use super::{mib, outln};
 
 /// Right-aligned columns, two spaces apart: the time; messages and MiB sent
 /// per second; messages and MiB in flight against their limits; senders
@@ -64,8 +64,8 @@ impl Table {
         self.group(&mut groups, 1, 3, "per second");
         self.group(&mut groups, 3, 5, "in flight / limit");
         self.group(&mut groups, 6, 9, "timed out so far");
-        println!("{}", groups.trim_end());
+        outln!("{}", groups.trim_end());
         let names: Vec<String> = self.names.iter().map(|s| s.to_string()).collect();
-        println!("{}", self.line(&names));
+        outln!("{}", self.line(&names));
     }
 }

@@ -249,7 +249,7 @@ pub(crate) fn run(args: impl Iterator<Item = String>) -> ExitCode {
     let elapsed = start.elapsed();
     let stats = sem.stats();
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    println!(
+    outln!(
         "stream: {} messages, {:.1} MiB in {:.2?} ({:.0} msg/s), budget {} messages / {}",
         get(&tally.sent),
         mib(get(&tally.bytes)),
@@ -258,14 +258,14 @@ pub(crate) fn run(args: impl Iterator<Item = String>) -> ExitCode {
         BUDGET[0],
         fmt_size(BUDGET[1]),
     );
-    println!(
+    outln!(
         "  compression: {} permits released part of their bytes, {} grew with try_grow, \
          {} could not grow at once and re-acquired the full size holding nothing",
         get(&tally.released),
         get(&tally.grown),
         get(&tally.regrown),
     );
-    println!(
+    outln!(
         "  oversized: {} messages above the whole byte budget, each clamped to it \
          (stats.clamped = {}), sent alone in it {} times of {}",
         get(&tally.oversized),
@@ -273,7 +273,7 @@ pub(crate) fn run(args: impl Iterator<Item = String>) -> ExitCode {
         get(&tally.oversized) - get(&tally.not_alone),
         get(&tally.oversized),
     );
-    println!(
+    outln!(
         "  peak in flight: {} messages, {} (never above the budget: {})",
         stats.peak_in_flight[0],
         fmt_size(stats.peak_in_flight[1]),
@@ -284,7 +284,7 @@ pub(crate) fn run(args: impl Iterator<Item = String>) -> ExitCode {
         && get(&tally.sent) == options.messages
         && get(&tally.not_alone) == 0
         && stats.peak_in_flight[1] <= BUDGET[1];
-    println!(
+    outln!(
         "  every permit came back: {balanced}; {}",
         if ok {
             "all checks passed"
