@@ -48,8 +48,8 @@ use chart::{Chart, Panel, Scale, Series, Style, per_phase};
 
 mod common;
 use common::{
-    OutputFile, flag_value, fmt_size, options_or_exit, outln, parse_decimal, parse_number,
-    parse_path, split_flag, switch,
+    OutputFile, args_or_exit, flag_value, fmt_size, options_or_exit, outln, parse_decimal,
+    parse_number, parse_path, split_flag, switch,
 };
 
 /// The timeline's default path: in the crate's `target/`, wherever the
@@ -199,7 +199,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
 }
 
 fn main() -> ExitCode {
-    let options = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+    let args = match args_or_exit() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let options = match options_or_exit(parse_args(args.into_iter()), help) {
         Ok(options) => options,
         Err(code) => return code,
     };

@@ -68,8 +68,8 @@ use tower::{Layer, Service, service_fn};
 
 mod common;
 use common::{
-    LARGE_MAX, MIB, XorShift, bump, flag_value, fmt_size, message_len, mib, options_or_exit, outln,
-    parse_number, parse_size, read, split_flag, switch,
+    LARGE_MAX, MIB, XorShift, args_or_exit, bump, flag_value, fmt_size, message_len, mib,
+    options_or_exit, outln, parse_number, parse_size, read, split_flag, switch,
 };
 
 fn help() -> String {
@@ -547,7 +547,11 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 // ---------------------------------------------------------------------------
 
 fn main() -> ExitCode {
-    let cfg = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+    let args = match args_or_exit() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let cfg = match options_or_exit(parse_args(args.into_iter()), help) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };

@@ -676,7 +676,10 @@ fn demo(args: &[String]) -> Result<Demo, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match args_or_exit() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let demo = match demo(&args) {
         Ok(demo) => demo,
         Err(message) => return usage_error(&message),

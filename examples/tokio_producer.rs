@@ -244,7 +244,11 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
 // ---------------------------------------------------------------------------
 
 fn main() -> ExitCode {
-    let cfg = match options_or_exit(parse_args(std::env::args().skip(1)), help) {
+    let args = match args_or_exit() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let cfg = match options_or_exit(parse_args(args.into_iter()), help) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };

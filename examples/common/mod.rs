@@ -295,6 +295,19 @@ pub(crate) fn usage_error(message: &str) -> std::process::ExitCode {
     std::process::ExitCode::from(2)
 }
 
+/// The command line's arguments after the program's name, or, for one that
+/// is not valid UTF-8, exit status 2 after the usual `error: ...` line.
+pub(crate) fn args_or_exit() -> Result<Vec<String>, std::process::ExitCode> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string().map_err(|arg| {
+                usage_error(&format!("'{}' is not valid UTF-8", arg.to_string_lossy()))
+            })
+        })
+        .collect()
+}
+
 /// Writes to stdout what `outln!` prints. If stdout cannot be written, the
 /// process ends at once rather than panicking (a panic in a status loop
 /// would leave it waiting for threads that run until that loop stops them):
