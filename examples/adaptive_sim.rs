@@ -231,12 +231,13 @@ fn main() -> ExitCode {
     // now, not after ten seconds of simulation.
     let csv_path = options.csv.unwrap_or_else(|| DEFAULT_CSV.to_string());
     let svg_path = options.svg.unwrap_or_else(|| DEFAULT_SVG.to_string());
-    let (csv_file, svg_file) = match (
-        OutputFile::create(&csv_path, csv_path == DEFAULT_CSV),
-        OutputFile::create(&svg_path, svg_path == DEFAULT_SVG),
+    let (csv_file, svg_file) = match OutputFile::create_two(
+        ["--csv", "--svg"],
+        (&csv_path, csv_path == DEFAULT_CSV),
+        (&svg_path, svg_path == DEFAULT_SVG),
     ) {
-        (Ok(csv), Ok(svg)) => (csv, svg),
-        (Err(code), _) | (_, Err(code)) => return code,
+        Ok(files) => files,
+        Err(code) => return code,
     };
     let (csv, svg) = match table(options.seed.unwrap_or(1)) {
         Ok(written) => written,

@@ -317,12 +317,13 @@ pub fn run(args: impl Iterator<Item = String>) -> ExitCode {
     };
     // Opened before the run, so that a path that cannot be written fails
     // now, not after it.
-    let (csv_file, svg_file) = match (
-        OutputFile::create(&options.csv, options.csv == DEFAULT_CSV),
-        OutputFile::create(&options.svg, options.svg == DEFAULT_SVG),
+    let (csv_file, svg_file) = match OutputFile::create_two(
+        ["--csv", "--svg"],
+        (&options.csv, options.csv == DEFAULT_CSV),
+        (&options.svg, options.svg == DEFAULT_SVG),
     ) {
-        (Ok(csv), Ok(svg)) => (csv, svg),
-        (Err(code), _) | (_, Err(code)) => return code,
+        Ok(files) => files,
+        Err(code) => return code,
     };
     let largest = if options.small { KIB } else { MIB };
     let sem = Arc::new(

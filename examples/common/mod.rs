@@ -117,26 +117,33 @@ pub(crate) fn parse_path(flag: &str, text: String) -> Result<String, String> {
     Ok(text)
 }
 
-/// A file written at the end of a run, created (or truncated) before it so
-/// that a path that cannot be written fails at once rather than after the
-/// run. Both steps print `error: cannot write PATH: ...` on failure and give
-/// the exit status to return, 1.
+/// A file written at the end of a run, opened (created if missing) before
+/// it so that a path that cannot be written fails at once rather than after
+/// the run. What the file held is cut only when the run writes it, so a run
+/// that fails first (another path that cannot be written, an error) leaves
+/// it as it was. Both steps print `error: cannot write PATH: ...` on failure
+/// and give the exit status to return, 1.
 pub(crate) struct OutputFile {
     path: String,
     file: std::fs::File,
 }
 
 impl OutputFile {
-    /// Creates (or truncates) the file at `path`; with `make_dir`, creates
-    /// its directory first if it is missing (for a default path under
-    /// `target/`).
+    /// Opens (or creates) the file at `path` for writing, without cutting
+    /// what it holds; with `make_dir`, creates its directory first if it is
+    /// missing (for a default path under `target/`).
     pub(crate) fn create(path: &str, make_dir: bool) -> Result<Self, std::process::ExitCode> {
         if make_dir {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
         }
-        match std::fs::File::create(path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+        {
             Ok(file) => Ok(OutputFile {
                 path: path.to_string(),
                 file,
@@ -148,12 +155,42 @@ impl OutputFile {
         }
     }
 
-    /// Writes `contents` to the file and flushes it.
+    /// Opens two files a run writes, each as `create` does (a path and its
+    /// `make_dir`), named by their options for the error if both are one
+    /// regular file (`--csv x --svg ./x`), which would end up holding a mix
+    /// of both: then `error: ...` and exit status 2. (A device such as
+    /// `/dev/null` may take both.)
+    pub(crate) fn create_two(
+        flags: [&str; 2],
+        first: (&str, bool),
+        second: (&str, bool),
+    ) -> Result<(Self, Self), std::process::ExitCode> {
+        let first = Self::create(first.0, first.1)?;
+        let second = Self::create(second.0, second.1)?;
+        let canonical = |file: &Self| std::fs::canonicalize(&file.path).ok();
+        let is_file = |file: &Self| file.file.metadata().is_ok_and(|m| m.is_file());
+        if is_file(&first) && canonical(&first).is_some() && canonical(&first) == canonical(&second)
+        {
+            let [a, b] = flags;
+            return Err(usage_error(&format!(
+                "{a} and {b} are the same file ({}): give each its own path",
+                second.path
+            )));
+        }
+        Ok((first, second))
+    }
+
+    /// Cuts what the file held, writes `contents` to it and flushes it.
     pub(crate) fn write(mut self, contents: &str) -> Result<(), std::process::ExitCode> {
         use std::io::Write as _;
-        match self
-            .file
-            .write_all(contents.as_bytes())
+        // A device (`/dev/null`, `/dev/stdout`) has no length to cut.
+        let cut = if self.file.metadata().is_ok_and(|m| m.is_file()) {
+            self.file.set_len(0)
+        } else {
+            Ok(())
+        };
+        match cut
+            .and_then(|()| self.file.write_all(contents.as_bytes()))
             .and_then(|()| self.file.flush())
         {
             Ok(()) => Ok(()),
