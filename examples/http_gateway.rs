@@ -34,7 +34,10 @@
 //! where the server refuses a request before reading its body: hyper then
 //! closes the connection, and a client still sending the body may see the
 //! connection reset instead of the answer. The client counts those apart,
-//! and sends again on a new connection a request that never left.
+//! and sends again on a new connection a request that never left; it gives
+//! up on one unanswered after 5 s (or 2 s past the run's end) and counts it
+//! as timed out. At the end the server stops accepting connections and lets
+//! each finish the request it is on, for 2 s at most.
 //! `serve` and `load` alone print only what each can measure.
 //!
 //! ```text
@@ -64,6 +67,8 @@ use multisem::MultiSemaphore;
 use multisem::adaptive::{Aimd, Controller, Gradient2, Min, preset};
 use multisem::tower::AdmitLayer;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tower::{Layer, Service, service_fn};
 
 mod common;
@@ -120,6 +125,11 @@ and a client still sending the body may see a reset instead of the answer.
 `serve` shows only the server's side (requests admitted per second, its
 503s and 413s so far, in flight, queued); `load` only the clients' side.
 
+A client gives up on a request unanswered after {request_timeout} s, or {drain} s past the
+run's end, and counts it as timed out. When the time is up the server stops
+accepting connections and lets each finish the request it is on; those
+still busy {drain} s later are closed, their requests cut off.
+
 EXIT STATUS:
     0  every permit came back, and the bytes in flight never passed the limit
     1  they did not, or the load could not reach the server
@@ -132,8 +142,18 @@ EXIT STATUS:
         bytes = fmt_size(d.max_bytes).replace(' ', ""),
         timeout = d.timeout.as_millis(),
         seed = d.seed,
+        request_timeout = REQUEST_TIMEOUT.as_secs(),
+        drain = DRAIN.as_secs(),
     )
 }
+
+/// How long a client waits for an answer before it counts the request as
+/// timed out and drops its connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the run's end waits for what is in flight: the clients' last
+/// answers, then the server's connections to finish their requests.
+const DRAIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -359,7 +379,7 @@ async fn serve(
     controller: Option<Arc<Controller<2>>>,
     disk: Option<Arc<Disk>>,
     handling: Arc<Handling>,
-) -> Result<SocketAddr, String> {
+) -> Result<(SocketAddr, Server), String> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", cfg.listen))?;
@@ -387,17 +407,17 @@ async fn serve(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
         }
     });
-    match controller {
+    let server = match controller {
         Some(controller) => {
             let layer = multisem::http::adaptive_layer(controller, 64 * 1024);
-            accept(listener, admission(cfg, layer).layer(handler));
+            accept(listener, admission(cfg, layer).layer(handler))
         }
         None => {
             let layer = multisem::http::layer(sem, 64 * 1024);
-            accept(listener, admission(cfg, layer).layer(handler));
+            accept(listener, admission(cfg, layer).layer(handler))
         }
-    }
-    Ok(addr)
+    };
+    Ok((addr, server))
 }
 
 /// Shed at once, or wait up to the timeout.
@@ -409,8 +429,27 @@ fn admission<W, H>(cfg: &Config, layer: AdmitLayer<W, 2, H>) -> AdmitLayer<W, 2,
     }
 }
 
-/// Serves `svc` on every connection `listener` accepts, one task each.
-fn accept<S, B>(listener: TcpListener, svc: S)
+/// The running server, until `stop`.
+struct Server {
+    stop: watch::Sender<bool>,
+    /// The accept loop; it returns the connections it closed at the end.
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Server {
+    /// Stops accepting connections and asks each open one to close once
+    /// it has answered the request it is on; closes those still busy after
+    /// `DRAIN`, which drops their requests and so their permits. Returns
+    /// how many it closed so.
+    async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(0)
+    }
+}
+
+/// Serves `svc` on every connection `listener` accepts, one task each,
+/// until the server is stopped.
+fn accept<S, B>(listener: TcpListener, svc: S) -> Server
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
@@ -418,16 +457,55 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        let mut stopping = stopped.clone();
+        let mut last_error: Option<Instant> = None;
+        loop {
+            let stream = tokio::select! {
+                _ = stopping.changed() => break,
+                // Reap the connections that ended.
+                Some(_) = connections.join_next() => continue,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors, say: wait a little and
+                        // accept again, saying so once a second at most.
+                        if last_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                            eprintln!("server: cannot accept a connection ({err}); retrying");
+                            last_error = Some(Instant::now());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
             let svc = TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+            let mut stopping = stopped.clone();
+            connections.spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = stopping.changed() => {}
+                }
+                // Answer the request in flight, if any, then close.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
             });
         }
+        drop(listener);
+        let drained = tokio::time::timeout(DRAIN, async {
+            while connections.join_next().await.is_some() {}
+        });
+        let _ = drained.await;
+        let busy = connections.len() as u64;
+        connections.shutdown().await;
+        busy
     });
+    Server { stop, task }
 }
 
 // ---------------------------------------------------------------------------
@@ -443,6 +521,9 @@ struct Load {
     /// Requests sent (at least in part) whose answer never came: the
     /// connection closed first.
     lost: AtomicU64,
+    /// Requests unanswered by their deadline (`REQUEST_TIMEOUT`, or
+    /// `DRAIN` past the run's end).
+    timed_out: AtomicU64,
     /// Connections that could not be made, and unexpected answers.
     failed: AtomicU64,
     /// Latencies of this second's requests, in microseconds.
@@ -451,8 +532,11 @@ struct Load {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn connect(target: SocketAddr) -> Option<Sender> {
-    let stream = TcpStream::connect(target).await.ok()?;
+async fn connect(target: SocketAddr, deadline: Instant) -> Option<Sender> {
+    let stream = tokio::time::timeout_at(deadline.into(), TcpStream::connect(target))
+        .await
+        .ok()?
+        .ok()?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
@@ -467,8 +551,11 @@ async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Ar
     // out again on the next connection.
     let mut unsent = None;
     while Instant::now() < until {
+        // A request (or a connection) gets `REQUEST_TIMEOUT`, and never
+        // more than `DRAIN` past the run's end.
+        let deadline = (Instant::now() + REQUEST_TIMEOUT).min(until + DRAIN);
         let Some(conn) = sender.as_mut() else {
-            sender = connect(target).await;
+            sender = connect(target, deadline).await;
             if sender.is_none() {
                 bump(&load.failed, 1);
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -490,9 +577,23 @@ async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Ar
             (len, request)
         });
         let started = Instant::now();
-        let response = match conn.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut err) => {
+        let answer = tokio::time::timeout_at(deadline.into(), async {
+            let response = conn.try_send_request(request).await?;
+            let status = response.status();
+            let retry_after = response.headers().get(http::header::RETRY_AFTER).is_some();
+            let _ = response.into_body().collect().await;
+            Ok::<_, hyper::client::conn::TrySendError<_>>((status, retry_after))
+        });
+        let (status, retry_after) = match answer.await {
+            Ok(Ok(answer)) => answer,
+            Err(_elapsed) => {
+                // The connection still waits for this answer: a new one
+                // for the next request.
+                bump(&load.timed_out, 1);
+                sender = None;
+                continue;
+            }
+            Ok(Err(mut err)) => {
                 sender = None;
                 match err.take_message() {
                     // Never sent: nothing lost, it goes on the next connection.
@@ -506,9 +607,6 @@ async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Ar
                 continue;
             }
         };
-        let status = response.status();
-        let retry_after = response.headers().get(http::header::RETRY_AFTER).is_some();
-        let _ = response.into_body().collect().await;
         load.latencies
             .lock()
             .unwrap()
@@ -587,18 +685,18 @@ async fn run(cfg: Config) -> ExitCode {
     let disk = cfg.disk.map(|rate| Arc::new(Disk::new(rate)));
     let handling = Arc::new(Handling::default());
     let serving = cfg.mode != Mode::Load;
-    let target = if serving {
+    let (target, server) = if serving {
         let (controller, disk, handling) =
             (controller.clone(), disk.clone(), Arc::clone(&handling));
         match serve(&cfg, Arc::clone(&sem), controller, disk, handling).await {
-            Ok(addr) => addr,
+            Ok((addr, server)) => (addr, Some(server)),
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::FAILURE;
             }
         }
     } else {
-        cfg.target.expect("load mode has a target")
+        (cfg.target.expect("load mode has a target"), None)
     };
     let admission = if cfg.shed {
         "shed at once".to_string()
@@ -692,6 +790,15 @@ async fn run(cfg: Config) -> ExitCode {
     for client in clients {
         let _ = client.await;
     }
+    // No more connections; those open finish their requests or are cut off.
+    let end = match server {
+        Some(server) => End {
+            in_flight: sem.in_flight()[0],
+            queued: sem.waiters() as u64,
+            cut_off: server.stop().await,
+        },
+        None => End::default(),
+    };
     if let Some(controller) = &controller {
         let limits = controller.limits();
         outln!(
@@ -701,7 +808,18 @@ async fn run(cfg: Config) -> ExitCode {
             fmt_size(limits[1])
         );
     }
-    report(&cfg, &sem, &handling, &load).await
+    report(&cfg, &sem, &handling, &load, end).await
+}
+
+/// What the server still had when the time was up.
+#[derive(Default)]
+struct End {
+    /// Requests in flight then, and queued (each connection was let
+    /// finish its own).
+    in_flight: u64,
+    queued: u64,
+    /// Connections still busy `DRAIN` later, closed with their requests.
+    cut_off: u64,
 }
 
 /// The status line's columns for a mode: only what that mode can measure.
@@ -802,12 +920,17 @@ async fn report(
     sem: &MultiSemaphore<2>,
     handling: &Handling,
     load: &Load,
+    end: End,
 ) -> ExitCode {
     let mut healthy = true;
     if cfg.mode != Mode::Serve {
+        let timed_out = match read(&load.timed_out) {
+            0 => String::new(),
+            n => format!(", {n} timed out unanswered"),
+        };
         outln!(
             "\nload: {} served ({:.1} MiB), {} answered 503, {} answered 413, \
-             {} answers lost to a closed connection, {} failed",
+             {} answers lost to a closed connection, {} failed{timed_out}",
             read(&load.ok),
             mib(read(&load.ok_bytes)),
             read(&load.unavailable),
@@ -841,6 +964,21 @@ async fn report(
         fmt_size(peak),
         fmt_size(cfg.max_bytes),
     );
+    if end.in_flight + end.queued > 0 {
+        outln!(
+            "  {} requests in flight and {} queued at the end, not leaked: each connection \
+             was let finish its own",
+            end.in_flight,
+            end.queued
+        );
+    }
+    if end.cut_off > 0 {
+        outln!(
+            "  {} connections still busy {} s later were closed, dropping their requests",
+            end.cut_off,
+            DRAIN.as_secs()
+        );
+    }
     if cfg.shed {
         outln!(
             "  {} shed at once and answered 503 (stats.refused less exceeded; by {})",
