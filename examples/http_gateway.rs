@@ -73,8 +73,8 @@ use tower::{Layer, Service, service_fn};
 
 mod common;
 use common::{
-    LARGE_MAX, MIB, XorShift, args_or_exit, bump, flag_value, fmt_size, message_len, mib,
-    options_or_exit, outln, parse_number, parse_size, read, split_flag, switch,
+    LARGE_MAX, MIB, SMALL_MIN, XorShift, args_or_exit, bump, flag_value, fmt_size, message_len,
+    mib, options_or_exit, outln, parse_number, parse_size, read, split_flag, switch,
 };
 
 fn help() -> String {
@@ -102,6 +102,7 @@ OPTIONS:
     --shed              refuse at once (503) instead of waiting
     --disk RATE         the handler writes each body to a shared disk of RATE bytes/s
                         (e.g. 64MiB), halved through the middle third of the run
+                        (needs --seconds 3 or more)
     --adaptive          learn the limits from the answers (a 64MiB disk unless --disk
                         says otherwise; the limits above become upper bounds; 30 s
                         unless --seconds says otherwise)
@@ -252,6 +253,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
                 cfg.timeout = Duration::from_millis(parse_number(&flag, &value()?, 1, 60_000)?)
             }
             "--seed" => cfg.seed = parse_number(&flag, &value()?, 0, u64::MAX)?,
+            "serve" | "load" => {
+                return Err(format!(
+                    "the mode comes first: http_gateway {arg} [OPTIONS], not after an option"
+                ));
+            }
             _ => return Err(format!("unknown option '{arg}'")),
         }
         given.push(flag);
@@ -285,6 +291,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         cfg.seconds = 30;
     }
     cfg.seconds = seconds.unwrap_or(cfg.seconds);
+    if cfg.disk.is_some() && cfg.seconds < 3 {
+        let flag = if cfg.adaptive { "--adaptive" } else { "--disk" };
+        return Err(format!(
+            "{flag} needs --seconds of at least 3: the disk is halved for the middle third"
+        ));
+    }
     if cfg.preset_count && !cfg.adaptive {
         return Err("--preset-count is for --adaptive".into());
     }
@@ -938,7 +950,22 @@ async fn report(
             read(&load.lost),
             read(&load.failed),
         );
-        healthy &= read(&load.ok) > 0;
+        if read(&load.ok) == 0 {
+            let why = if cfg.mode == Mode::Both && cfg.max_bytes < SMALL_MIN {
+                format!(
+                    ": every body is larger than --max-bytes ({}; the smallest is {})",
+                    fmt_size(cfg.max_bytes),
+                    fmt_size(SMALL_MIN)
+                )
+            } else if read(&load.failed) > 0 && read(&load.too_large) + read(&load.unavailable) == 0
+            {
+                " (connections failed: is the server there?)".to_string()
+            } else {
+                " (the counts above say what became of them)".to_string()
+            };
+            outln!("FAIL: no request was answered 200{why}");
+            healthy = false;
+        }
     }
     if cfg.mode == Mode::Load {
         return if healthy {
