@@ -68,11 +68,9 @@ pub(crate) fn parse_decimal(flag: &str, text: &str, min: f64, max: f64) -> Resul
         .filter(|n: &f64| !n.is_nan())
         .ok_or_else(|| format!("{flag}: '{text}' is not a number"))?;
     // An infinity (`inf`, or a number too large for an f64) is out of range.
-    if n.is_infinite() {
+    // The error echoes the text as typed: `{n}` would spell 1e308 in full.
+    if n.is_infinite() || n < min || n > max {
         return Err(format!("{flag}: '{text}' is out of range ({min} to {max})"));
-    }
-    if n < min || n > max {
-        return Err(format!("{flag}: {n} is out of range ({min} to {max})"));
     }
     Ok(n)
 }
