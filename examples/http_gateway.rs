@@ -126,8 +126,9 @@ and a client still sending the body may see a reset instead of the answer.
 `serve` shows only the server's side (requests admitted per second, its
 503s and 413s so far, in flight, queued); `load` only the clients' side.
 
-A client gives up on a request unanswered after {request_timeout} s, or {drain} s past the
-run's end, and counts it as timed out. When the time is up the server stops
+A client gives up on a request unanswered after {request_timeout} s (or, beside its own
+server, 1 s past --timeout-ms if that is longer), or {drain} s past the run's end, and
+counts it as timed out. When the time is up the server stops
 accepting connections and lets each finish the request it is on; those
 still busy {drain} s later are closed, their requests cut off.
 
@@ -533,7 +534,7 @@ struct Load {
     /// Requests sent (at least in part) whose answer never came: the
     /// connection closed first.
     lost: AtomicU64,
-    /// Requests unanswered by their deadline (`REQUEST_TIMEOUT`, or
+    /// Requests unanswered by their deadline (the client's patience, or
     /// `DRAIN` past the run's end).
     timed_out: AtomicU64,
     /// Connections that could not be made, and unexpected answers.
@@ -556,16 +557,24 @@ async fn connect(target: SocketAddr, deadline: Instant) -> Option<Sender> {
     Some(sender)
 }
 
-async fn client(target: SocketAddr, seed: u64, id: u64, until: Instant, load: Arc<Load>) {
+/// One client: posts requests to `target` until `until`, each given
+/// `patience` for its answer.
+async fn client(
+    target: SocketAddr,
+    seed: u64,
+    id: u64,
+    (until, patience): (Instant, Duration),
+    load: Arc<Load>,
+) {
     let mut rng = XorShift::new(seed, id);
     let mut sender = None;
     // A request the connection closed before sending any of it: it goes
     // out again on the next connection.
     let mut unsent = None;
     while Instant::now() < until {
-        // A request (or a connection) gets `REQUEST_TIMEOUT`, and never
-        // more than `DRAIN` past the run's end.
-        let deadline = (Instant::now() + REQUEST_TIMEOUT).min(until + DRAIN);
+        // A request (or a connection) gets its `patience`, and never more
+        // than `DRAIN` past the run's end.
+        let deadline = (Instant::now() + patience).min(until + DRAIN);
         let Some(conn) = sender.as_mut() else {
             sender = connect(target, deadline).await;
             if sender.is_none() {
@@ -757,8 +766,17 @@ async fn run(cfg: Config) -> ExitCode {
             cfg.clients,
             cfg.seconds
         );
+        // Beside its own server, a client waits for the server's answer
+        // (a 503 after --timeout-ms) rather than give up before it.
+        let patience = match cfg.mode {
+            Mode::Load => REQUEST_TIMEOUT,
+            Mode::Both | Mode::Serve => REQUEST_TIMEOUT.max(cfg.timeout + Duration::from_secs(1)),
+        };
         (0..cfg.clients)
-            .map(|id| tokio::spawn(client(target, cfg.seed, id, until, Arc::clone(&load))))
+            .map(|id| {
+                let load = Arc::clone(&load);
+                tokio::spawn(client(target, cfg.seed, id, (until, patience), load))
+            })
             .collect()
     };
     let table = Columns::new(cfg.mode);
