@@ -35,8 +35,9 @@
 //! closes the connection, and a client still sending the body may see the
 //! connection reset instead of the answer. The client counts those apart,
 //! and sends again on a new connection a request that never left; it gives
-//! up on one unanswered after 5 s (or 2 s past the run's end) and counts it
-//! as timed out. At the end the server stops accepting connections and lets
+//! up on one unanswered after 5 s (beside its own server, 1 s past
+//! `--timeout-ms` if that is longer; at most 2 s past the run's end) and
+//! counts it as timed out. At the end the server stops accepting connections and lets
 //! each finish the request it is on, for 2 s at most.
 //! `serve` and `load` alone print only what each can measure.
 //!

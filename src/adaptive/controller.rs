@@ -239,20 +239,28 @@ impl<const N: usize> Controller<N> {
     /// of one value), and only those, one at a time
     /// (`set_capacity_of`): a dimension it does not drive stays whatever its
     /// owner set, and one it drives comes back to its limit after a resize
-    /// from elsewhere. Every bound was checked against the semaphore's max
-    /// capacity, so a resize cannot fail; if it ever did, the old limit
-    /// would stay, and the next window would try again. Counts a resize
-    /// where a capacity changed.
+    /// from elsewhere. A capacity already in its range, read without the
+    /// lock, is left as it is (the clamp is nothing at that read, and a
+    /// window that keeps its limit takes no lock); one outside is clamped
+    /// as the semaphore holds it under its lock. Every bound was checked
+    /// against the semaphore's max capacity, so a resize cannot fail; if it
+    /// ever did, the old limit would stay, and the next window would try
+    /// again. Counts a resize where a capacity changed.
     ///
     /// The waiters the resizes grant are returned, to be woken once the
     /// caller has let go of `state`'s lock: a waker is user code, and one
     /// that calls back into the controller (completes a tracked permit,
     /// reads its limits) must not find the lock held by its own thread.
     fn resize(&self, state: &mut State<N>, into: [Option<(u64, u64)>; N]) -> Woken {
+        let capacity = self.sem.capacity();
         let mut woken = Woken::default();
         let mut resized = false;
         for (dim, into) in into.into_iter().enumerate() {
             let Some((min, max)) = into else { continue };
+            if (min..=max).contains(&capacity[dim]) {
+                state.limits[dim] = capacity[dim];
+                continue;
+            }
             let Ok((before, after)) = self
                 .sem
                 .clamp_capacity_of_handing_back(dim, min, max, &mut woken)
