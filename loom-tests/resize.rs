@@ -604,34 +604,32 @@ fn granted_or_too_large<T>(result: Result<T, TryAcquireError>) -> Option<T> {
     }
 }
 
-/// Capacity [1, 1], nothing held: thread S grows the bytes to 2 while the
-/// main thread tries `[1, 2]`. (The fast path's look, at 1 byte, found the
-/// bytes short, and the check of the capacities after it read 2: the
-/// shortage was reported as `Insufficient`. A reviewer's finding.)
-fn try_acquire_racing_a_growth_is_granted_or_too_large(layout: Layout) {
-    let sem = layout.arc([1, 1]);
+/// A semaphore of capacity `from`, nothing held: thread S resizes it to
+/// `to` while the main thread tries `[1, 2]`, which fits one of the two
+/// and not the other.
+fn try_acquire_racing_a_resize(layout: Layout, from: [u64; 2], to: [u64; 2]) {
+    let sem = layout.arc(from);
     let resizer = {
         let sem = Arc::clone(&sem);
-        thread::spawn(move || sem.set_capacity([1, 2]).unwrap())
+        thread::spawn(move || sem.set_capacity(to).unwrap())
     };
     drop(granted_or_too_large(sem.try_acquire([1, 2])));
     resizer.join().unwrap();
-    assert_quiescent(&sem, [1, 2]);
+    assert_quiescent(&sem, to);
 }
 
-/// Capacity [1, 2], nothing held: thread S shrinks the bytes to 1 while
-/// the main thread tries `[1, 2]`. (A shrink after the lock-free check of
+/// The bytes grow from 1 to 2. (The fast path's look, at 1 byte, found
+/// the bytes short, and the check of the capacities after it read 2: the
+/// shortage was reported as `Insufficient`. A reviewer's finding.)
+fn try_acquire_racing_a_growth_is_granted_or_too_large(layout: Layout) {
+    try_acquire_racing_a_resize(layout, [1, 1], [1, 2]);
+}
+
+/// The bytes shrink from 2 to 1. (A shrink after the lock-free check of
 /// the capacities left the locked path short, and it reported that as
 /// `Insufficient` without judging the size again under the lock.)
 fn try_acquire_racing_a_shrink_is_granted_or_too_large(layout: Layout) {
-    let sem = layout.arc([1, 2]);
-    let resizer = {
-        let sem = Arc::clone(&sem);
-        thread::spawn(move || sem.set_capacity([1, 1]).unwrap())
-    };
-    drop(granted_or_too_large(sem.try_acquire([1, 2])));
-    resizer.join().unwrap();
-    assert_quiescent(&sem, [1, 1]);
+    try_acquire_racing_a_resize(layout, [1, 2], [1, 1]);
 }
 
 /// Capacity [1, 1], a permit of [0, 1] held: thread S grows the bytes to
