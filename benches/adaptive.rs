@@ -13,7 +13,10 @@
 //!   second clock read, the thread's stripe of the window's sums, and the
 //!   controller's lock and a resize once a window (100 ms);
 //! - `tracked_complete_at`: the same with caller-supplied times (no clock
-//!   reads), which is the controller's own share.
+//!   reads), which is the controller's own share;
+//! - `plain_tiered`, `tracked_complete_at_tiered`: `plain` and
+//!   `tracked_complete_at` on the tiered layout (`[1024, 2^50]`, peaks
+//!   tracked), whose completions read the count of what permits hold.
 //!
 //! And `adaptive_contention/...`: `N` threads, started together, each
 //! acquiring and completing in a loop on one shared controller, so that
@@ -23,7 +26,9 @@
 //! operation of one thread (compare within a thread count):
 //! - `plain/N`: `try_acquire_owned` + drop, no controller;
 //! - `tracked_complete_at/N`: the controller's `try_acquire_at` +
-//!   `complete_at` (no clock reads: the controller's own work alone).
+//!   `complete_at` (no clock reads: the controller's own work alone);
+//! - `plain_tiered/N`, `tracked_complete_at_tiered/N`: the same on the
+//!   tiered layout.
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -35,18 +40,32 @@ use multisem::MultiSemaphore;
 use multisem::adaptive::{Aimd, BandwidthDelay, Controller, Gradient2, Min, Outcome};
 
 const CAPACITY: [u64; 2] = [1024, 100 << 20];
+/// Too large for one word with the count's field: the tiered layout.
+const TIERED: [u64; 2] = [1024, 1 << 50];
 const AMOUNTS: [u64; 2] = [1, 1000];
 
 fn controlled() -> Arc<Controller<2>> {
-    let sem = Arc::new(
-        MultiSemaphore::builder(CAPACITY)
-            .max_capacity([4096, 1 << 30])
-            .build(),
-    );
+    controlled_within(CAPACITY, [4096, 1 << 30])
+}
+
+fn controlled_within(capacity: [u64; 2], max: [u64; 2]) -> Arc<Controller<2>> {
+    let sem = Arc::new(MultiSemaphore::builder(capacity).max_capacity(max).build());
     Controller::builder(sem)
-        .limit(0, 16..=4096, Min(Aimd::default(), Gradient2::default()))
-        .limit(1, (1 << 20)..=(1 << 30), BandwidthDelay::default())
+        .limit(0, 16..=max[0], Min(Aimd::default(), Gradient2::default()))
+        .limit(1, (1 << 20)..=max[1], BandwidthDelay::default())
         .build()
+}
+
+fn controlled_tiered() -> Arc<Controller<2>> {
+    controlled_within(TIERED, [4096, 1 << 52])
+}
+
+/// The controller's `try_acquire_at` + `complete_at` of `AMOUNTS`, the
+/// completion 50 µs after the grant at `now`.
+fn tracked_at(ctl: &Arc<Controller<2>>, now: Instant) {
+    if let Ok(permit) = ctl.try_acquire_at(black_box(AMOUNTS), now) {
+        permit.complete_at(Outcome::delivered(1000), now + Duration::from_micros(50));
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -70,17 +89,23 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    let at = controlled();
-    let start = Instant::now();
-    let mut t = 0u64;
-    group.bench_function("tracked_complete_at", |b| {
-        b.iter(|| {
-            t += 1000;
-            let now = start + Duration::from_nanos(t);
-            if let Ok(permit) = at.try_acquire_at(black_box(AMOUNTS), now) {
-                permit.complete_at(Outcome::delivered(1000), now + Duration::from_micros(50));
-            }
-        })
+    for (name, at) in [
+        ("tracked_complete_at", controlled()),
+        ("tracked_complete_at_tiered", controlled_tiered()),
+    ] {
+        let start = Instant::now();
+        let mut t = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                t += 1000;
+                tracked_at(&at, start + Duration::from_nanos(t));
+            })
+        });
+        assert_eq!(at.semaphore().available(), at.semaphore().capacity());
+    }
+    let tiered = Arc::new(MultiSemaphore::new(TIERED));
+    group.bench_function("plain_tiered", |b| {
+        b.iter(|| drop(black_box(tiered.try_acquire_owned(black_box(AMOUNTS)))))
     });
     group.finish();
     assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
@@ -114,31 +139,31 @@ fn contention(c: &mut Criterion) {
     counts.sort_unstable();
     counts.dedup();
     for threads in counts {
-        let plain = Arc::new(MultiSemaphore::new(CAPACITY));
-        group.bench_function(format!("plain/{threads}"), |b| {
-            b.iter_custom(|iters| {
-                together(threads, iters, |_| {
-                    drop(black_box(plain.try_acquire_owned(black_box(AMOUNTS))))
+        for (suffix, capacity, ctl) in [
+            ("", CAPACITY, controlled()),
+            ("_tiered", TIERED, controlled_tiered()),
+        ] {
+            let plain = Arc::new(MultiSemaphore::new(capacity));
+            group.bench_function(format!("plain{suffix}/{threads}"), |b| {
+                b.iter_custom(|iters| {
+                    together(threads, iters, |_| {
+                        drop(black_box(plain.try_acquire_owned(black_box(AMOUNTS))))
+                    })
                 })
-            })
-        });
-        let ctl = controlled();
-        let start = Instant::now();
-        group.bench_function(format!("tracked_complete_at/{threads}"), |b| {
-            b.iter_custom(|iters| {
-                together(threads, iters, |i| {
+            });
+            let start = Instant::now();
+            group.bench_function(format!("tracked_complete_at{suffix}/{threads}"), |b| {
+                b.iter_custom(|iters| {
                     // Each thread's clock advances 1 µs an operation, so
                     // windows close (and the semaphore resizes) as they
                     // would at a million completions per second per thread.
-                    let now = start + Duration::from_micros(i);
-                    if let Ok(permit) = ctl.try_acquire_at(black_box(AMOUNTS), now) {
-                        permit
-                            .complete_at(Outcome::delivered(1000), now + Duration::from_micros(50));
-                    }
+                    together(threads, iters, |i| {
+                        tracked_at(&ctl, start + Duration::from_micros(i))
+                    })
                 })
-            })
-        });
-        assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
+            });
+            assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
+        }
     }
     group.finish();
 }

@@ -545,6 +545,20 @@ impl<const N: usize> MultiSemaphore<N> {
         self.in_flight_locked()
     }
 
+    /// `in_flight` for a statistic read at every completion (the adaptive
+    /// controller's peak in flight in a window). The tiered layout, where
+    /// it tracks peaks, counts what permits hold, and this reads that count
+    /// without the lock: never above what they hold, exact once the grants
+    /// and returns under way are done, each dimension on its own. Its
+    /// locked read would set `SLOW` for the while, sending every take
+    /// meanwhile to the lock, at every completion.
+    pub(crate) fn in_flight_statistic(&self) -> [u64; N] {
+        match self.counters.held() {
+            Some(held) => held,
+            None => self.in_flight(),
+        }
+    }
+
     /// What is in flight, for the lock holder: exact.
     fn in_flight_locked(&self) -> [u64; N] {
         // `counters + in flight == capacity + debt` (see the module docs).

@@ -155,9 +155,10 @@ impl OutputFile {
 
     /// Opens two files a run writes, each as `create` does (a path and its
     /// `make_dir`), named by their options for the error if both are one
-    /// regular file (`--csv x --svg ./x`), which would end up holding a mix
-    /// of both: then `error: ...` and exit status 2. (A device such as
-    /// `/dev/null` may take both.)
+    /// regular file (`--csv x --svg ./x`), which would keep only the last
+    /// written: then `error: ...` and exit status 2, and nothing is
+    /// written (a file that did not exist is left empty). A device such as
+    /// `/dev/null` may take both.
     pub(crate) fn create_two(
         flags: [&str; 2],
         first: (&str, bool),

@@ -492,7 +492,8 @@ impl<const N: usize> Controller<N> {
             return;
         }
         let rtt = now.saturating_duration_since(granted);
-        self.stripes.record(rtt, outcome, self.sem.in_flight());
+        self.stripes
+            .record(rtt, outcome, self.sem.in_flight_statistic());
         if self.due.reached(now) {
             self.close_if_due(now);
         }

@@ -50,10 +50,13 @@
 //! ([`Controller::set_bounds`] clamps it into new bounds, once). So resizes are rate-limited, and they never run on the acquire
 //! path: an acquire through the controller is the semaphore's own acquire
 //! plus a clock read and a reference to the controller. A completion adds a
-//! clock read, its thread's sums and a read of
-//! [`in_flight`](crate::MultiSemaphore::in_flight), which takes the
-//! semaphore's lock while anyone is queued (as the release beside it
-//! does); only a completion that finds the window due takes the
+//! clock read, its thread's sums and a read of what is in flight: in the
+//! single-word layout [`in_flight`](crate::MultiSemaphore::in_flight),
+//! which takes the semaphore's lock while anyone is queued or a shrink is
+//! being paid off (as the release beside it does); in the tiered layout
+//! its count of what permits hold, without the lock (under it with
+//! [`track_peaks(false)`](crate::Builder::track_peaks), which keeps no
+//! such count). Only a completion that finds the window due takes the
 //! controller's lock.
 //! A semaphore with no controller is untouched: the core does not know this
 //! module exists.

@@ -50,6 +50,14 @@ impl<const N: usize> Held<N> {
         }
     }
 
+    /// What is held, per dimension, read without a lock: never above what
+    /// granted permits hold, exact once the grants and returns under way
+    /// are done; each dimension read on its own.
+    pub(super) fn in_flight(&self) -> [u64; N] {
+        // Relaxed: a statistic, as in `granted`.
+        std::array::from_fn(|d| self.in_flight[d].load(Ordering::Relaxed))
+    }
+
     /// The most held at once, per dimension.
     pub(super) fn peaks(&self) -> [u64; N] {
         // Relaxed: a statistic.

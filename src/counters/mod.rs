@@ -227,6 +227,17 @@ impl<const N: usize> Counters<N> {
         }
     }
 
+    /// What permits hold, read without the lock, where the tiered layout
+    /// counts it (it tracks peaks; see `held.rs`): never above the truth,
+    /// and not read at one instant across dimensions. `None` in the packed
+    /// layout, whose word tells it, and without peak tracking.
+    pub(crate) fn held(&self) -> Option<[u64; N]> {
+        match self {
+            Self::Packed(_) => None,
+            Self::Tiered(t) => t.held(),
+        }
+    }
+
     /// The tiered layout's peaks, counted from what permits hold, if it
     /// tracks them; `None` in the packed layout, whose peaks the semaphore
     /// reads off its one word.

@@ -153,6 +153,11 @@ impl<const N: usize> Tiered<N> {
         }
     }
 
+    /// What permits hold, without the lock, if peaks are tracked.
+    pub(super) fn held(&self) -> Option<[u64; N]> {
+        self.held.as_ref().map(Held::in_flight)
+    }
+
     /// The most that permits have held at once, if peaks are tracked.
     pub(super) fn peaks(&self) -> Option<[u64; N]> {
         self.held.as_ref().map(Held::peaks)

@@ -8,8 +8,10 @@ use http_body::Body;
 /// [`size_hint`](Body::size_hint), else the configured default (a chunked
 /// upload of unknown length). A `Content-Length` that is not a number
 /// counts as absent; one too large for a `u64` weighs `u64::MAX`, so it is
-/// refused as too large (`413`), never admitted at the default. (hyper
-/// refuses both before a service sees them; other servers may not.)
+/// refused as too large (`413`), never admitted at the default (on a
+/// semaphore that clamps oversized requests it is admitted alone, at the
+/// whole capacity, as any oversized request is). hyper refuses both before
+/// a service sees them; other servers may not.
 ///
 /// The weight is what the request *declares*: a client may send more than
 /// it declared without a `Content-Length`. To hold it to its weight, bound

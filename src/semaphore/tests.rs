@@ -397,3 +397,60 @@ fn a_blocking_wait_past_its_deadline_delivers_an_outcome_that_landed() {
         }
     }
 }
+
+/// The tiered layout, where it tracks peaks, counts what permits hold; the
+/// in-flight figure that every tracked completion reads comes from that
+/// count, without the lock, whose read would set `SLOW` and send every take
+/// meanwhile to the lock. So while another thread holds the lock, the read
+/// and a tracked permit's completion both finish. At rest it is
+/// `in_flight()`, after a shrink below what is held and after a forget too.
+#[test]
+fn the_tiered_layouts_in_flight_statistic_takes_no_lock() {
+    use crate::adaptive::{Aimd, Controller, Outcome};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let sem = Arc::new(MultiSemaphore::new([1 << 12, 1 << 50]));
+    assert!(
+        !sem.counters.is_packed(),
+        "the capacities need the tiered layout"
+    );
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=(1 << 12), Aimd::default())
+        .build();
+    let tracked = ctl.try_acquire([3, 1 << 45]).unwrap();
+    let plain = sem.try_acquire([1, 5]).unwrap();
+    let held = [4, (1 << 45) + 5];
+    assert_eq!(sem.in_flight_statistic(), held);
+
+    let (done, finished) = mpsc::channel();
+    let queue = sem.lock();
+    std::thread::scope(|s| {
+        let sem = &sem;
+        s.spawn(move || {
+            let seen = sem.in_flight_statistic();
+            tracked.complete(Outcome::success());
+            done.send(seen).unwrap();
+        });
+        let seen = finished.recv_timeout(Duration::from_secs(10));
+        drop(queue);
+        assert_eq!(
+            seen,
+            Ok(held),
+            "the read or the completion waited for the lock"
+        );
+    });
+    assert_eq!(sem.in_flight_statistic(), [1, 5]);
+    assert_eq!(sem.in_flight_statistic(), sem.in_flight());
+
+    let big = sem.try_acquire([8, 1 << 49]).unwrap();
+    sem.set_capacity([4, 1 << 40]).unwrap();
+    assert_eq!(sem.in_flight(), [9, (1 << 49) + 5]);
+    assert_eq!(sem.in_flight_statistic(), sem.in_flight());
+    big.forget();
+    assert_eq!(sem.in_flight_statistic(), [1, 5]);
+    assert_eq!(sem.in_flight_statistic(), sem.in_flight());
+    drop(plain);
+    assert_eq!(sem.in_flight_statistic(), [0, 0]);
+    assert_eq!(sem.in_flight(), [0, 0]);
+}
