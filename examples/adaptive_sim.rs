@@ -48,7 +48,7 @@ use chart::{Chart, Panel, Scale, Series, Style, per_phase};
 
 mod common;
 use common::{
-    OutputFile, args_or_exit, flag_value, fmt_size, options_or_exit, outln, parse_decimal,
+    OutputFile, args_or_exit, errln, flag_value, fmt_size, options_or_exit, outln, parse_decimal,
     parse_number, parse_path, split_flag, switch,
 };
 
@@ -246,7 +246,7 @@ fn main() -> ExitCode {
     if let Err(code) = csv_file.write(&csv).and_then(|()| svg_file.write(&svg)) {
         return code;
     }
-    eprintln!("timeline written to {csv_path}, its chart to {svg_path}");
+    errln!("timeline written to {csv_path}, its chart to {svg_path}");
     ExitCode::SUCCESS
 }
 
@@ -254,7 +254,7 @@ fn main() -> ExitCode {
 /// (`RunReport::balanced`): a bug in the simulation or the library, so the
 /// figures cannot be trusted. Prints what leaked; returns exit status 1.
 fn leaked(what: &str) -> ExitCode {
-    eprintln!("error: {what}: permits leaked (available() != capacity() once drained)");
+    errln!("error: {what}: permits leaked (available() != capacity() once drained)");
     ExitCode::FAILURE
 }
 

@@ -74,8 +74,8 @@ use tower::{Layer, Service, service_fn};
 
 mod common;
 use common::{
-    LARGE_MAX, MIB, SMALL_MIN, XorShift, args_or_exit, bump, flag_value, fmt_size, message_len,
-    mib, options_or_exit, outln, parse_number, parse_size, read, split_flag, switch,
+    LARGE_MAX, MIB, SMALL_MIN, XorShift, args_or_exit, bump, errln, flag_value, fmt_size,
+    message_len, mib, options_or_exit, outln, parse_number, parse_size, read, split_flag, switch,
 };
 
 fn help() -> String {
@@ -487,7 +487,7 @@ where
                         // Out of file descriptors, say: wait a little and
                         // accept again, saying so once a second at most.
                         if last_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                            eprintln!("server: cannot accept a connection ({err}); retrying");
+                            errln!("server: cannot accept a connection ({err}); retrying");
                             last_error = Some(Instant::now());
                         }
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -713,7 +713,7 @@ async fn run(cfg: Config) -> ExitCode {
         match serve(&cfg, Arc::clone(&sem), controller, disk, handling).await {
             Ok((addr, server)) => (addr, Some(server)),
             Err(message) => {
-                eprintln!("error: {message}");
+                errln!("error: {message}");
                 return ExitCode::FAILURE;
             }
         }

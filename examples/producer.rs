@@ -601,7 +601,7 @@ fn sender(
             Err(Refusal::TooLarge) => bump(&counters.too_large, 1),
             Err(Refusal::Closed) => bump(&counters.closed, 1),
             Err(Refusal::Other(err)) => {
-                eprintln!("sender {id}: unexpected acquire error: {err}");
+                errln!("sender {id}: unexpected acquire error: {err}");
                 bump(&counters.other_errors, 1);
             }
         }
@@ -693,7 +693,7 @@ fn main() -> ExitCode {
         Demo::Stream => return stream_demo::run(args.into_iter()),
         #[cfg(not(feature = "futures"))]
         Demo::Stream => {
-            eprintln!(
+            errln!(
                 "error: --stream needs the futures feature: cargo run --release --features futures --example producer -- --stream"
             );
             return ExitCode::from(2);
@@ -791,7 +791,7 @@ fn run(cfg: &Config) -> ExitCode {
         // callback's permit comes back.
         if let Limiter::Multi(sem) = &limiter {
             if !sem.drained_blocking_timeout(Duration::from_secs(30)) {
-                eprintln!("still in flight after 30 s: {:?}", sem.in_flight());
+                errln!("still in flight after 30 s: {:?}", sem.in_flight());
             }
         }
         // No more sends; the brokers run the callbacks still due, then return.

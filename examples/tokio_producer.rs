@@ -228,7 +228,7 @@ async fn sender(id: u64, seed: u64, shared: Arc<Shared>, done: mpsc::Sender<()>)
             Err(AcquireError::ExceedsCapacity { .. }) => bump(&counters.too_large, 1),
             Err(AcquireError::Closed) => bump(&counters.closed, 1),
             Err(err) => {
-                eprintln!("sender {id}: unexpected acquire error: {err}");
+                errln!("sender {id}: unexpected acquire error: {err}");
                 bump(&counters.other_errors, 1);
             }
         }
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the tokio runtime: {err}");
+            errln!("error: cannot start the tokio runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -337,7 +337,7 @@ async fn run(cfg: Config) -> ExitCode {
     sem.close();
     for handle in senders {
         if handle.await.is_err() {
-            eprintln!("a sender task panicked");
+            errln!("a sender task panicked");
             bump(&counters.other_errors, 1);
         }
     }

@@ -147,7 +147,7 @@ impl OutputFile {
                 file,
             }),
             Err(err) => {
-                eprintln!("error: cannot write {path}: {err}");
+                errln!("error: cannot write {path}: {err}");
                 Err(std::process::ExitCode::FAILURE)
             }
         }
@@ -194,7 +194,7 @@ impl OutputFile {
         {
             Ok(()) => Ok(()),
             Err(err) => {
-                eprintln!("error: cannot write {}: {err}", self.path);
+                errln!("error: cannot write {}: {err}", self.path);
                 Err(std::process::ExitCode::FAILURE)
             }
         }
@@ -326,8 +326,8 @@ pub(crate) fn options_or_exit<C>(
 
 /// Prints a bad option's `error: ...` line and the hint; returns exit status 2.
 pub(crate) fn usage_error(message: &str) -> std::process::ExitCode {
-    eprintln!("error: {message}");
-    eprintln!("Run with --help to see the options.");
+    errln!("error: {message}");
+    errln!("Run with --help to see the options.");
     std::process::ExitCode::from(2)
 }
 
@@ -359,7 +359,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments) {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("error: cannot write to stdout: {err}");
+        errln!("error: cannot write to stdout: {err}");
         std::process::exit(1);
     }
 }
@@ -375,3 +375,21 @@ macro_rules! outln {
 }
 
 pub(crate) use outln;
+
+/// Writes to stderr what `errln!` prints. A stderr that cannot be written
+/// (a closed pipe: `2>&1 | true`) loses the message, where `eprintln!`
+/// would panic and end the run with status 101: there is nowhere left to
+/// say it, and the exit status still tells.
+pub(crate) fn write_stderr(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let _lost = std::io::stderr().write_fmt(args);
+}
+
+/// `eprintln!` that never panics (see `write_stderr`).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::common::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use errln;
