@@ -55,9 +55,11 @@
 //!   system call (rarer states also send them through the internal lock:
 //!   a shrink below what is in flight, until returns have absorbed it; a
 //!   closed semaphore with someone waiting in
-//!   [`drained`](MultiSemaphore::drained); and a refusal that a resize
+//!   [`drained`](MultiSemaphore::drained); a refusal that a resize
 //!   raced, so that a request too large at one instant is never told it
-//!   was merely short at another). Where the capacities fit in one
+//!   was merely short at another; and, in the tiered layout, a read of
+//!   [`available`](MultiSemaphore::available) or
+//!   [`in_flight`](MultiSemaphore::in_flight) in progress). Where the capacities fit in one
 //!   64-bit word (for example `[1024, 100 MiB]`), an acquire is one
 //!   compare-and-swap and a release one `fetch_add`, so a concurrent
 //!   `try_acquire` never fails because another call held a dimension it

@@ -313,7 +313,10 @@ impl<const N: usize> MultiSemaphore<N> {
     /// what is in flight, it reads 0 there until enough permits come back.
     /// Lock-free in the single-word layout while nobody is queued and no
     /// shrink is being absorbed; otherwise it reads under the internal lock,
-    /// so that it never counts permits that a shrink has claimed.
+    /// so that it never counts permits that a shrink has claimed. In the
+    /// tiered layout that read also holds the fast path off for its while
+    /// (takes and returns meanwhile go through the lock): read it at a
+    /// metrics interval, not per request.
     pub fn available(&self) -> [u64; N] {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
@@ -526,7 +529,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// ```
     ///
     /// Lock-free in the single-word layout while nobody is queued and no
-    /// shrink is being absorbed; otherwise it reads under the internal lock.
+    /// shrink is being absorbed; otherwise it reads under the internal lock,
+    /// which in the tiered layout holds the fast path off for its while, as
+    /// [`available`](Self::available) says.
     pub fn in_flight(&self) -> [u64; N] {
         // Settled: no debt, so in flight is capacity - counters, if both
         // are read between the same two resizes: the count of resizes tells,
