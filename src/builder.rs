@@ -108,7 +108,10 @@ impl<const N: usize> Builder<N> {
     /// * A `try_acquire` that misses the lock-free take goes to the internal
     ///   lock before it refuses (a request short as asked may fit once
     ///   clamped, and the capacities change only under the lock), so a
-    ///   clamping semaphore's refusals cost a visit to the lock.
+    ///   clamping semaphore's refusals cost a visit to the lock. In the
+    ///   tiered layout that visit reads both tiers, which holds the fast
+    ///   path off for its while (takes and returns meanwhile go through
+    ///   the lock too).
     /// * [`Stats::clamped`](crate::Stats::clamped) counts the clamped grants.
     ///
     /// ```

@@ -58,8 +58,12 @@
 //!   [`drained`](MultiSemaphore::drained); a refusal that a resize
 //!   raced, so that a request too large at one instant is never told it
 //!   was merely short at another; and, in the tiered layout, a read of
-//!   [`available`](MultiSemaphore::available) or
-//!   [`in_flight`](MultiSemaphore::in_flight) in progress). Where the capacities fit in one
+//!   both tiers under the lock in progress: by
+//!   [`available`](MultiSemaphore::available),
+//!   [`in_flight`](MultiSemaphore::in_flight),
+//!   [`waiters_blocked_behind_head`](MultiSemaphore::waiters_blocked_behind_head)
+//!   (with two queued or more), or a refusal decided under the lock, as every refusal of a semaphore
+//!   that clamps oversized requests is). Where the capacities fit in one
 //!   64-bit word (for example `[1024, 100 MiB]`), an acquire is one
 //!   compare-and-swap and a release one `fetch_add`, so a concurrent
 //!   `try_acquire` never fails because another call held a dimension it

@@ -643,6 +643,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// ```
     pub fn waiters_blocked_behind_head(&self) -> usize {
         let queue = self.lock();
+        if queue.len() < 2 {
+            // Nobody behind a head: no need to read what is available (in
+            // the tiered layout, a read that holds the fast path off).
+            return 0;
+        }
         let have = self.available_locked();
         queue
             .behind_front()

@@ -1755,9 +1755,15 @@ fn blocked_behind_head_counts_what_fifo_holds_back<const N: usize>(layout: Layou
         "the head itself is not behind"
     );
     let mut fits = Box::pin(sem.acquire(at(last, 1, 0)));
+    assert!(poll_once(fits.as_mut()).is_pending());
+    assert_eq!(
+        sem.waiters_blocked_behind_head(),
+        1,
+        "one behind the head, and it fits"
+    );
     let mut too_big = Box::pin(sem.acquire(at(last, 2, 0)));
     let mut also_fits = Box::pin(sem.acquire(at(last, 1, 0)));
-    for fut in [fits.as_mut(), too_big.as_mut(), also_fits.as_mut()] {
+    for fut in [too_big.as_mut(), also_fits.as_mut()] {
         assert!(poll_once(fut).is_pending());
     }
     assert_eq!(
