@@ -490,8 +490,8 @@ impl Drop for CallsBack {
     }
 }
 
-/// `set_capacity_of_handing_back`, through its one caller (the crate keeps
-/// it to itself; `Controller::set_bounds` is the public way in). The
+/// `clamp_capacity_of_handing_back`, through the controller (the crate
+/// keeps it to itself; `Controller::set_bounds` is the public way in). The
 /// controller drives dimension 0 of a [1, 1] semaphore; P = [1, 0] is out
 /// and a future for [1, 1] waits, its waker calling back into the
 /// controller. `set_bounds(0, 2..=2)` grows dimension 0, which grants the

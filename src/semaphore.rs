@@ -741,6 +741,9 @@ impl<const N: usize> MultiSemaphore<N> {
         amounts: [u64; N],
         once: Once,
     ) -> Result<(), TryAcquireError> {
+        let Err(fast) = self.take_after_once(amounts, once) else {
+            return Ok(());
+        };
         // What the permit would hold, which must fit the capacities.
         let after: [u64; N] = std::array::from_fn(|d| match amounts[d] {
             // A dimension it does not grow in: a shrink may have left
@@ -748,9 +751,6 @@ impl<const N: usize> MultiSemaphore<N> {
             0 => 0,
             more => held[d].saturating_add(more),
         });
-        let Err(fast) = self.take_after_once(amounts, once) else {
-            return Ok(());
-        };
         self.try_take_slow(amounts, after, fast, false).map(|_| ())
     }
 
