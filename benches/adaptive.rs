@@ -16,7 +16,12 @@
 //!   reads), which is the controller's own share;
 //! - `plain_tiered`, `tracked_complete_at_tiered`: `plain` and
 //!   `tracked_complete_at` on the tiered layout (`[1024, 2^50]`, peaks
-//!   tracked), whose completions read the count of what permits hold.
+//!   tracked), whose completions read the count of what permits hold;
+//! - `tracked_report_at`, `tracked_report_at_while_queued`: a held permit's
+//!   `report_at` (a sample, its `in_flight()` read included, with no
+//!   return; windows too long to close), with nobody queued and with an
+//!   acquirer queued: the single-word layout reads `in_flight()` without
+//!   the lock either way.
 //!
 //! And `adaptive_contention/...`: `N` threads, started together, each
 //! acquiring and completing in a loop on one shared controller, so that
@@ -68,6 +73,40 @@ fn tracked_at(ctl: &Arc<Controller<2>>, now: Instant) {
     }
 }
 
+/// `tracked_report_at` and `tracked_report_at_while_queued`: samples of one
+/// held permit, first with nobody queued, then behind a queued acquirer of
+/// the whole byte capacity (never granted while the permit holds bytes).
+fn reports(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let sem = Arc::new(MultiSemaphore::new(CAPACITY));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 16..=4096, Aimd::default())
+        .window(Duration::from_secs(3600), 1)
+        .build();
+    let start = Instant::now();
+    let mut permit = ctl.try_acquire_at(AMOUNTS, start).unwrap();
+    let mut t = 0u64;
+    let mut report = |b: &mut criterion::Bencher<'_>| {
+        b.iter(|| {
+            t += 1000;
+            permit.report_at(Outcome::delivered(1000), start + Duration::from_nanos(t));
+        })
+    };
+    group.bench_function("tracked_report_at", &mut report);
+    let mut queued = Box::pin(sem.acquire([1, CAPACITY[1]]));
+    let waker = std::task::Waker::noop();
+    let pending = queued
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+        .is_pending();
+    assert!(pending && sem.waiters() == 1);
+    group.bench_function("tracked_report_at_while_queued", &mut report);
+    assert_eq!(sem.waiters(), 1);
+    drop(queued);
+    drop(report);
+    permit.complete_at(Outcome::success(), start + Duration::from_nanos(t));
+    assert_eq!(sem.available(), sem.capacity());
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("adaptive");
     let plain = Arc::new(MultiSemaphore::new(CAPACITY));
@@ -107,6 +146,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("plain_tiered", |b| {
         b.iter(|| drop(black_box(tiered.try_acquire_owned(black_box(AMOUNTS)))))
     });
+    reports(&mut group);
     group.finish();
     assert_eq!(ctl.semaphore().available(), ctl.semaphore().capacity());
 }

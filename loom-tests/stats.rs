@@ -5,7 +5,7 @@
 //! may grant it, and `in_flight` reads the counters while they move.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::task::Poll;
 
 use loom::thread;
@@ -18,6 +18,7 @@ models! {
     peak_set_racing_growth_is_not_lost: 2,
     in_flight_racing_growth_counts_what_is_held: 2,
     locked_read_racing_moves_between_tiers_counts_nothing_twice: 2,
+    reads_while_queued_racing_a_shrinks_payment_count_what_is_held: 2,
 }
 
 /// What the model's callers were granted: count and amounts (std atomics, as
@@ -209,4 +210,63 @@ fn locked_read_racing_moves_between_tiers_counts_nothing_twice(layout: Layout) {
     mover.join().unwrap();
     drop(own);
     assert_quiescent(&sem, cap);
+}
+
+/// In the packed layout `in_flight()` and `available()` read without the
+/// lock while acquirers are queued, as long as no debt is owed and no
+/// resize runs (`load_free_of_debt`). Here a waiter is queued for the
+/// bytes, the main thread holds [1, 1] and thread R holds [1, 0]; thread S
+/// shrinks the count's capacity from 3 to 1, which leaves a debt of 1 that
+/// R's return pays. The main thread reads meanwhile: it must count what is
+/// held (R's permit too, if R had not returned it when the read ended),
+/// and once the shrink is done, nothing available in the count. A read that
+/// saw the debt paid but not the counters it was paid from would count R's
+/// return as available (so debt reads Acquire, payments Release).
+fn reads_while_queued_racing_a_shrinks_payment_count_what_is_held(layout: Layout) {
+    let sem = layout.arc([3, 2]);
+    let own = sem.try_acquire([1, 1]).unwrap();
+    let other = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut waiter = Box::pin(sem.acquire([0, 2]));
+    assert!(poll_once(waiter.as_mut(), std::task::Waker::noop()).is_pending());
+    assert_eq!(sem.waiters(), 1);
+
+    // Set before R returns its permit: unset after the reads, it was held
+    // throughout them.
+    let returning = Arc::new(AtomicBool::new(false));
+    // Set once the shrink is done: set before the reads, it was done.
+    let shrunk = Arc::new(AtomicBool::new(false));
+    let returner = {
+        let returning = Arc::clone(&returning);
+        thread::spawn(move || {
+            returning.store(true, SeqCst);
+            drop(other);
+        })
+    };
+    let shrinker = {
+        let (sem, shrunk) = (Arc::clone(&sem), Arc::clone(&shrunk));
+        thread::spawn(move || {
+            sem.set_capacity([1, 2]).unwrap();
+            shrunk.store(true, SeqCst);
+        })
+    };
+    let shrunk_before = shrunk.load(SeqCst);
+    let in_flight = sem.in_flight();
+    let available = sem.available();
+    let other_held = !returning.load(SeqCst);
+    assert_eq!(in_flight[1], 1, "in flight {in_flight:?}");
+    assert!(
+        in_flight[0] >= 1 + u64::from(other_held) && in_flight[0] <= 2,
+        "in flight {in_flight:?}, R's permit held: {other_held}"
+    );
+    assert_eq!(available[1], 1, "available {available:?}");
+    if shrunk_before {
+        assert_eq!(available[0], 0, "available {available:?} after the shrink");
+    }
+    returner.join().unwrap();
+    shrinker.join().unwrap();
+    assert_eq!(sem.in_flight(), [1, 1]);
+    assert_eq!(sem.available(), [0, 1]);
+    drop(waiter);
+    drop(own);
+    assert_quiescent(&sem, [1, 2]);
 }

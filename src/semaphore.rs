@@ -102,9 +102,11 @@ pub struct MultiSemaphore<const N: usize> {
 }
 
 /// Capacity, debt and peaks: changed only under the queue lock (peaks by
-/// `fetch_max` anywhere), read lock-free. Relaxed everywhere: the lock orders
-/// the writers, and lock-free readers use them only for errors and
-/// statistics, never to decide whether permits are theirs.
+/// `fetch_max` anywhere), read lock-free. Relaxed but where said: the lock
+/// orders the writers, and lock-free readers use them only for errors and
+/// statistics, never to decide whether permits are theirs (the exceptions:
+/// the count of resizes, and a debt paid, which `load_free_of_debt` reads
+/// with the counters it was paid from).
 #[derive(Debug)]
 struct Limits<const N: usize> {
     capacity: [AtomicU64; N],
@@ -311,15 +313,21 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// After [`set_capacity`](Self::set_capacity) shrinks a dimension below
     /// what is in flight, it reads 0 there until enough permits come back.
-    /// Lock-free in the single-word layout while nobody is queued and no
-    /// shrink is being absorbed; otherwise it reads under the internal lock,
-    /// so that it never counts permits that a shrink has claimed. In the
+    /// Lock-free in the single-word layout (queued acquirers or not) unless
+    /// a shrink is being absorbed or a resize races the read; then it reads
+    /// under the internal lock, so that it never counts permits that a
+    /// shrink has claimed. The tiered layout always reads under the lock. In the
     /// tiered layout that read also holds the fast path off for its while
     /// (takes and returns meanwhile go through the lock): read it at a
     /// metrics interval, not per request.
     pub fn available(&self) -> [u64; N] {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
+        }
+        // `SLOW` set: while no debt is owed (only queued acquirers), the
+        // counters are still exactly what is available.
+        if let Some((_, counters)) = self.load_free_of_debt() {
+            return counters;
         }
         let _queue = self.lock();
         self.available_locked()
@@ -528,26 +536,54 @@ impl<const N: usize> MultiSemaphore<N> {
     /// assert_eq!(sem.in_flight(), [0, 0]);
     /// ```
     ///
-    /// Lock-free in the single-word layout while nobody is queued and no
-    /// shrink is being absorbed; otherwise it reads under the internal lock,
+    /// Lock-free in the single-word layout (queued acquirers or not) unless
+    /// a shrink is being absorbed or a resize races the read; otherwise,
+    /// and always in the tiered layout, it reads under the internal lock,
     /// which in the tiered layout holds the fast path off for its while, as
     /// [`available`](Self::available) says.
     pub fn in_flight(&self) -> [u64; N] {
-        // Settled: no debt, so in flight is capacity - counters, if both
-        // are read between the same two resizes: the count of resizes tells,
-        // as it does for a take that raised a peak (see
-        // `limits_unchanged_since`); if one ran, or runs, read under the lock
-        // instead. Acquire: pairs with the Release of `rebase_low_water`, so
-        // that what that resize did is seen below.
-        let before = self.limits.resizes.load(Ordering::Acquire);
-        let capacity = self.capacity();
-        if let Some(counters) = self.counters.load_if_settled() {
-            if self.limits_unchanged_since(before) {
-                return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
-            }
+        if let Some((capacity, counters)) = self.load_free_of_debt() {
+            return std::array::from_fn(|d| capacity[d].saturating_sub(counters[d]));
         }
         let _queue = self.lock();
         self.in_flight_locked()
+    }
+
+    /// The capacities and the counters, read without the lock between the
+    /// same two resizes, with no debt owed meanwhile: then
+    /// `counters + in flight == capacity` (see the module docs). `None` in
+    /// the tiered layout, whose tiers only the lock holder reads at one
+    /// instant, and where a resize ran or runs, or a shrink is still being
+    /// absorbed: the caller reads under the lock instead.
+    ///
+    /// Debt is raised only by a resize (`change_limits`), which the count of
+    /// resizes brackets, and lowered by the lock holder's `settle_debt`: a
+    /// debt read as 0 with no resize since stayed 0 while the counters were
+    /// read. Queued acquirers (`SLOW` set for them alone) do not matter: the
+    /// lock holder grants them with compare-and-swaps on the same word.
+    fn load_free_of_debt(&self) -> Option<([u64; N], [u64; N])> {
+        if !self.counters.is_packed() {
+            return None;
+        }
+        // Acquire: pairs with the Release of `rebase_low_water`, so that
+        // what a resize seen as done did is seen below; one that runs or
+        // runs later, `limits_unchanged_since` tells (as for a take that
+        // raised a peak).
+        let before = self.limits.resizes.load(Ordering::Acquire);
+        // Acquire: pairs with `settle_debt`'s Release, so that a debt read
+        // as paid shows the counters the payment took from.
+        let owed = self
+            .limits
+            .debt
+            .iter()
+            .any(|debt| debt.load(Ordering::Acquire) != 0);
+        if owed {
+            return None;
+        }
+        let capacity = self.capacity();
+        let counters = self.counters.load_at_once()?;
+        self.limits_unchanged_since(before)
+            .then_some((capacity, counters))
     }
 
     /// `in_flight` for a statistic read at every completion (the adaptive

@@ -52,9 +52,8 @@
 //! plus a clock read and a reference to the controller. A completion adds a
 //! clock read, its thread's sums and a read of what is in flight: in the
 //! single-word layout [`in_flight`](crate::MultiSemaphore::in_flight),
-//! which takes the semaphore's lock where the release beside it does
-//! (anyone queued, a shrink being paid off, a closed semaphore with
-//! someone waiting in `drained`) or a resize races its read; in the
+//! without the lock, queued acquirers or not (it takes the lock only
+//! while a shrink is being paid off, or where a resize races its read); in the
 //! tiered layout its count of what permits hold, without the lock (under it with
 //! [`track_peaks(false)`](crate::Builder::track_peaks), which keeps no
 //! such count). Only a completion that finds the window due takes the

@@ -316,8 +316,9 @@ impl<const N: usize> MultiSemaphore<N> {
         let paid = self.counters.take_up_to(debt);
         std::array::from_fn(|d| {
             let left = debt[d] - paid[d];
-            // Relaxed: see `Limits`; we hold the lock.
-            self.limits.debt[d].store(left, Ordering::Relaxed);
+            // Release: a lock-free reader that sees the debt paid sees the
+            // counters it was paid from (`load_free_of_debt`).
+            self.limits.debt[d].store(left, Ordering::Release);
             left
         })
     }

@@ -454,3 +454,62 @@ fn the_tiered_layouts_in_flight_statistic_takes_no_lock() {
     assert_eq!(sem.in_flight_statistic(), [0, 0]);
     assert_eq!(sem.in_flight(), [0, 0]);
 }
+
+/// In the single-word layout `in_flight()` and `available()` read without
+/// the lock while acquirers are queued, so long as no shrink is being
+/// absorbed: queued acquirers alone set `SLOW`, and the lock holder grants
+/// them with compare-and-swaps on the same word (`load_free_of_debt`). So
+/// with the lock held elsewhere both reads, and a tracked permit's sample
+/// (whose controller reads `in_flight()`), still finish, and exactly. While
+/// a shrink's debt is owed they read under the lock, and exactly too.
+#[test]
+fn the_single_word_layouts_reads_take_no_lock_while_acquirers_are_only_queued() {
+    use crate::adaptive::{Aimd, Controller, Outcome};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let sem = Arc::new(MultiSemaphore::new([10, 1000]));
+    assert!(sem.counters.is_packed());
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=10, Aimd::default())
+        .build();
+    let tracked = ctl.try_acquire([2, 100]).unwrap();
+    let held = sem.try_acquire([3, 800]).unwrap();
+    let mut waiter = Box::pin(sem.acquire([1, 500]));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(waiter.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(sem.waiters(), 1);
+
+    let (done, finished) = mpsc::channel();
+    let queue = sem.lock();
+    std::thread::scope(|s| {
+        let sem = &sem;
+        s.spawn(move || {
+            let seen = (sem.in_flight(), sem.available());
+            // A sample, as a completion takes, but keeping the permit: its
+            // return serves the queue, under the lock.
+            let mut tracked = tracked;
+            tracked.report(Outcome::success());
+            done.send(seen).unwrap();
+            drop(tracked);
+        });
+        let seen = finished.recv_timeout(Duration::from_secs(10));
+        drop(queue);
+        assert_eq!(
+            seen,
+            Ok(([5, 900], [5, 100])),
+            "a read waited for the lock, or was not exact"
+        );
+    });
+    assert_eq!((sem.in_flight(), sem.available()), ([3, 800], [7, 200]));
+
+    // A shrink below what is held leaves a debt: the reads go to the lock.
+    sem.set_capacity([2, 1000]).unwrap();
+    assert_eq!(sem.waiters(), 1);
+    assert_eq!((sem.in_flight(), sem.available()), ([3, 800], [0, 200]));
+    drop(held);
+    assert_eq!((sem.in_flight(), sem.available()), ([1, 500], [1, 500]));
+    assert!(waiter.as_mut().poll(&mut cx).is_ready());
+    drop(waiter);
+    assert_eq!((sem.in_flight(), sem.available()), ([0, 0], [2, 1000]));
+}
