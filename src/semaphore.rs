@@ -1108,7 +1108,9 @@ impl<const N: usize> MultiSemaphore<N> {
         let shortfall = Shortfall::of(amounts, have, head);
         let (dim, available, short) = match first {
             Some(first) => {
-                let own = (0..N).filter(|&d| amounts[d] > have[d]);
+                // Only dimensions after it: one before it was not short
+                // when the take looked (`dim` is the first in `short`).
+                let own = (first.dim + 1..N).filter(|&d| amounts[d] > have[d]);
                 let short = own.fold(DimSet::one(first.dim), DimSet::with);
                 (first.dim, first.available, short)
             }

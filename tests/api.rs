@@ -2835,3 +2835,43 @@ fn a_lock_free_refusal_names_its_short_dimensions_as_its_layout_can() {
         assert_eq!((dim, short.iter().collect::<Vec<_>>()), (0, want));
     }
 }
+
+/// `Insufficient::dim` is the first dimension in `short`, also when another
+/// thread empties a lower dimension between the refused take and the read
+/// that fills in `short`: that read may add dimensions after `dim`, never
+/// one before it, which was not short when the take looked. One thread asks
+/// for `[1, 60]` with 50 bytes free (short in bytes alone) while another
+/// takes and returns the whole count. Within 1000 tries on the old code.
+/// Bounded: 400 ms of tries a layout.
+#[test]
+fn a_refusals_dimension_is_the_first_it_names_short_while_others_race() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for layout in Layout::ALL {
+        let sem = Arc::new(layout.make([2, 100]));
+        let _bytes = sem.try_acquire([0, 50]).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    drop(sem.try_acquire([2, 0]));
+                }
+            });
+            let end = Instant::now() + Duration::from_millis(400);
+            let mut tries = 0u64;
+            while Instant::now() < end {
+                tries += 1;
+                let err = sem.try_acquire([1, 60]).unwrap_err();
+                let TryAcquireError::Insufficient { dim, short, .. } = err else {
+                    panic!("{layout:?}: insufficient, not {err:?}");
+                };
+                let short: Vec<usize> = short.iter().collect();
+                if short.first() != Some(&dim) {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("{layout:?}: dim {dim}, short {short:?}, after {tries} tries");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(tries > 0, "{layout:?}");
+        });
+    }
+}
