@@ -171,6 +171,7 @@ async fn shed_mode_refuses_at_once_naming_the_short_dimension() {
         (shed.dim(), shed.name(), shed.requested(), shed.available()),
         (1, "bytes", 300, 200)
     );
+    assert!(!shed.is_queued_ahead());
     assert_eq!(
         err.to_string(),
         "shed: bytes short, requested 300, available 200"
@@ -409,7 +410,8 @@ fn timed_out_names_the_dimension_short_when_the_time_ran_out() {
 }
 
 /// A request that fits but finds others queued is shed with `available`
-/// 0, naming a dimension it asks for (the queue's head lacks another).
+/// 0, naming a dimension it asks for (the queue's head lacks another), and
+/// its message says that others are queued ahead, not that it was short.
 #[test]
 fn shed_behind_queued_requests_says_nothing_was_available() {
     let sem = Arc::new(MultiSemaphore::new([10, 10]));
@@ -431,9 +433,10 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
         (shed.dim(), shed.name(), shed.requested(), shed.available()),
         (0, "requests", 1, 0)
     );
+    assert!(shed.is_queued_ahead());
     assert_eq!(
         shed.to_string(),
-        "shed: requests short, requested 1, available 0"
+        "shed: others are queued ahead (they come first); this request asks 1 of requests"
     );
     // Asking nothing of the first dimension: named by the first it asks of.
     let shed = shed_of([0, 2]);
@@ -441,6 +444,7 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
         (shed.dim(), shed.name(), shed.requested(), shed.available()),
         (1, "bytes", 2, 0)
     );
+    assert!(shed.is_queued_ahead());
     drop((head, held));
     assert_eq!(sem.available(), sem.capacity());
 }

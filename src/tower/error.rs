@@ -13,7 +13,9 @@ fn dimension(f: &mut fmt::Formatter<'_>, dim: usize, name: &str) -> fmt::Result 
     }
 }
 
-/// Shed mode refused the request at once: dimension `dim` lacked permits.
+/// Shed mode refused the request at once: dimension `dim` lacked permits,
+/// or the request would have fit but others are queued ahead of it
+/// ([`is_queued_ahead`](Self::is_queued_ahead)), who come first.
 ///
 /// The request was never passed to the inner service. Retrying later may
 /// succeed; over HTTP this is a `503 Service Unavailable`.
@@ -43,6 +45,8 @@ pub struct Shed {
     pub(crate) name: &'static str,
     pub(crate) requested: u64,
     pub(crate) available: u64,
+    /// It would have fit, but others are queued ahead of it.
+    pub(crate) queued_ahead: bool,
 }
 
 impl Shed {
@@ -94,11 +98,32 @@ impl Shed {
     pub fn available(&self) -> u64 {
         self.available
     }
+
+    /// Whether the request would have fit, but others were queued ahead of
+    /// it (they come first): then nothing was short for it, and its message
+    /// says so (as [`TryAcquireError::is_queued_ahead`](crate::TryAcquireError::is_queued_ahead)).
+    ///
+    /// ```
+    /// # use multisem::tower::Shed;
+    /// fn behind_others(err: &Shed) -> bool { err.is_queued_ahead() }
+    /// # let _ = behind_others;
+    /// ```
+    pub fn is_queued_ahead(&self) -> bool {
+        self.queued_ahead
+    }
 }
 
 impl fmt::Display for Shed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("shed: ")?;
+        if self.queued_ahead {
+            write!(
+                f,
+                "others are queued ahead (they come first); this request asks {} of ",
+                self.requested
+            )?;
+            return dimension(f, self.dim, self.name);
+        }
         dimension(f, self.dim, self.name)?;
         write!(
             f,

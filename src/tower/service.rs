@@ -175,6 +175,7 @@ where
                         // What it asked, not its clamp (on a clamping semaphore).
                         requested: amounts[dim],
                         available,
+                        queued_ahead,
                     })
                 }
                 Err(TryAcquireError::ExceedsCapacity {
