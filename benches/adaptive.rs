@@ -102,7 +102,6 @@ fn reports(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::Wal
     group.bench_function("tracked_report_at_while_queued", &mut report);
     assert_eq!(sem.waiters(), 1);
     drop(queued);
-    drop(report);
     permit.complete_at(Outcome::success(), start + Duration::from_nanos(t));
     assert_eq!(sem.available(), sem.capacity());
 }
