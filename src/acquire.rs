@@ -694,6 +694,12 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
 ///
 /// With the feature `futures`, this future and the other acquire futures
 /// are `FusedFuture`s: `futures::select!` takes them without `.fuse()`.
+///
+/// # Panics
+///
+/// Polled again once it returned `Ready` (as the `Future` contract allows);
+/// so do the other acquire futures (with the feature `futures`,
+/// `FusedFuture::is_terminated` tells when one did).
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a, const N: usize> {
     waiting: Waiting<&'a MultiSemaphore<N>, N>,

@@ -40,7 +40,10 @@
 //! * **Exact accounting.** Dropping a permit returns exactly its amounts, also
 //!   while unwinding. For every dimension, `available()` plus what live
 //!   permits hold equals `capacity()` whenever no acquire, release or
-//!   resize is running; no counter wraps on any path.
+//!   resize is running, but while a shrink below what was in flight is
+//!   being absorbed: then `available()` reads 0 there and what permits
+//!   hold ([`in_flight`](MultiSemaphore::in_flight)) exceeds `capacity()`,
+//!   until enough comes back. No counter wraps on any path.
 //! * **First come, first served.** Blocking and async acquirers are granted
 //!   in arrival order, a large request is never starved by smaller ones
 //!   arriving after it, and `try_acquire` does not overtake queued acquirers.
@@ -57,7 +60,8 @@
 //!   closed semaphore with someone waiting in
 //!   [`drained`](MultiSemaphore::drained); a refusal that a resize
 //!   raced, so that a request too large at one instant is never told it
-//!   was merely short at another; and, in the tiered layout, a read of
+//!   was merely short at another; a take that raised a peak while a resize
+//!   ran, which notes the peak under the lock; and, in the tiered layout, a read of
 //!   both tiers under the lock in progress: by
 //!   [`available`](MultiSemaphore::available),
 //!   [`in_flight`](MultiSemaphore::in_flight),

@@ -30,7 +30,7 @@
 //! | `multisem_acquired_total` | counter | `semaphore` | successful acquires |
 //! | `multisem_acquired_amount_total` | counter | `semaphore`, `dimension` | what they were granted (only with [`track_amounts`](crate::Builder::track_amounts): without, it is not published) |
 //! | `multisem_refused_total` | counter | `semaphore`, `dimension` | `try_acquire` refusals by the short dimension (the tower layer's refusals in shed mode included; in wait mode it refuses none); a request refused only because others are queued counts under the dimension the oldest of them lacks, which may be one it does not ask for (the layer's [`Shed`](crate::tower::Shed) names the request's own first dimension instead) |
-//! | `multisem_waited_total` | counter | `semaphore`, `dimension` | waiting acquires that had to queue, by the dimension that held them back |
+//! | `multisem_waited_total` | counter | `semaphore`, `dimension` | waiting acquires that could not be granted at once (a timed one whose deadline had already passed included, which never queued), by the dimension that held them back |
 //! | `multisem_exceeded_total` | counter | `semaphore`, `dimension` | requests above a dimension's capacity |
 //! | `multisem_timed_out_total` | counter | `semaphore`, `dimension` | timed-out acquires (the tower layer's wait timeouts included), by the dimension that held them back |
 //! | `multisem_cancelled_total` | counter | `semaphore` | async acquires dropped while queued (a client that went away) |
@@ -260,7 +260,7 @@ impl<const N: usize> Exporter<N> {
         );
         describe_counter!(
             "multisem_waited_total",
-            "Waiting acquires that had to queue, by the dimension that held them back."
+            "Waiting acquires not granted at once (past-deadline ones included), by the dimension that held them back."
         );
         describe_counter!(
             "multisem_exceeded_total",

@@ -14,8 +14,10 @@ use std::fmt;
 /// # Which dimension held a request back
 ///
 /// `refused`, `waited` and `timed_out_by` count each event under one
-/// dimension, decided under the semaphore's lock from what was available at
-/// that moment: the first dimension in which the request itself was short;
+/// dimension, decided from what was available at one moment (under the
+/// semaphore's lock, or for a refusal on the lock-free path from the
+/// counters its take read): the first dimension in which the request
+/// itself was short;
 /// or, where the request would have fit but acquirers queued ahead of it come
 /// first, the first dimension that the queue's head lacked. So a producer
 /// held back behind a large request for bytes learns that bytes, not count,

@@ -60,7 +60,8 @@ impl Default for Aimd {
 }
 
 impl Aimd {
-    /// Added to the limit after a window without drops (default 1.0).
+    /// Added to the limit after a window without drops (default 1.0); 0
+    /// makes a limit that only backs off, and never grows back.
     ///
     /// ```
     /// let a = multisem::adaptive::Aimd::default().step(1.0);

@@ -70,8 +70,13 @@ where
 /// resizes the semaphore from what the service answers.
 ///
 /// * **What is a sample.** A request the inner service answered or failed,
-///   timed from the moment its permit was granted (time spent queued for
-///   the permit is the layer's own queue, not the service's latency).
+///   timed from when the layer takes its permit: in `call` where it fits
+///   at once, else at the poll that delivers its grant, as a
+///   [`TrackedAcquire`](crate::adaptive::TrackedAcquire) times it (a
+///   grant made while the task waited counts from when it runs again, so
+///   the runtime's wake-up delay is not in the round trip). Time spent
+///   queued for the permit is the layer's own queue, not the service's
+///   latency.
 /// * **What is not.** A request the layer refused (shed, timed out in the
 ///   queue, too large, closed) never held a permit and says nothing about
 ///   the service. A response future dropped before it completed (its client
