@@ -313,13 +313,13 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// After [`set_capacity`](Self::set_capacity) shrinks a dimension below
     /// what is in flight, it reads 0 there until enough permits come back.
-    /// Lock-free in the single-word layout (queued acquirers or not) unless
+    /// Lock-free in the single-word layout, queued acquirers or not, unless
     /// a shrink is being absorbed or a resize races the read; then it reads
     /// under the internal lock, so that it never counts permits that a
-    /// shrink has claimed. The tiered layout always reads under the lock. In the
-    /// tiered layout that read also holds the fast path off for its while
-    /// (takes and returns meanwhile go through the lock): read it at a
-    /// metrics interval, not per request.
+    /// shrink has claimed. The tiered layout always reads under the lock,
+    /// and that read holds the fast path off for its while (takes and
+    /// returns meanwhile go through the lock): read it at a metrics
+    /// interval, not per request.
     pub fn available(&self) -> [u64; N] {
         if let Some(available) = self.counters.load_if_settled() {
             return available;
