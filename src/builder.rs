@@ -95,7 +95,10 @@ impl<const N: usize> Builder<N> {
     ///   clamped to: a request for some of it waits until its capacity is
     ///   above 0, then is clamped to that ([`try_acquire`](MultiSemaphore::try_acquire)
     ///   fails with `Insufficient` meanwhile). A grant of none of it would
-    ///   not run alone: it would run beside every other.
+    ///   not run alone: it would run beside every other. Where its
+    ///   [`max_capacity`](Self::max_capacity) is 0 too, its capacity can
+    ///   never rise above 0, so such a request fails at once with
+    ///   `ExceedsCapacity` rather than wait for ever.
     ///
     /// * The clamp follows the capacity at the time of the grant: a queued
     ///   request whose capacity shrinks or grows with

@@ -52,7 +52,8 @@
 //!   capacity fails at once with `ExceedsCapacity`, or, on a semaphore
 //!   built with [`clamp_oversized`](Builder::clamp_oversized), is granted
 //!   that whole capacity and runs alone in it (a dimension resized to 0
-//!   is then paused: such a request waits until it is above 0).
+//!   is then paused: such a request waits until it is above 0, or fails
+//!   with `ExceedsCapacity` where its `max_capacity` is 0 too).
 //! * **Lock-free fast path.** While nobody is queued, `try_acquire` and
 //!   dropping a permit use atomic operations only: no lock, allocation or
 //!   system call (rarer states also send them through the internal lock:

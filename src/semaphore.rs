@@ -159,7 +159,10 @@ impl<const N: usize> MultiSemaphore<N> {
     /// [`max_capacity`](Self::max_capacity) tells how far each dimension can
     /// grow: for `[1024, 100 << 20]`, to `2^19 - 1` messages and `2^35 - 1`
     /// bytes (32 GiB), some 500-fold and 300-fold. To be sure of more, reserve
-    /// it with [`builder`](Self::builder).
+    /// it with [`builder`](Self::builder). Where fewer bits are spare than
+    /// there are dimensions, some get none: such a dimension can never grow,
+    /// and one started at 0 stays 0, so reserve room for a dimension you
+    /// start paused.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -1037,12 +1040,7 @@ impl<const N: usize> MultiSemaphore<N> {
             // and so is a refusal for size, which a resize since the
             // lock-free check above may call for.
             let amounts = if clamp { self.clamp(amounts) } else { amounts };
-            let too_large = if clamp {
-                Ok(())
-            } else {
-                self.check_capacity(whole)
-            };
-            break if let Err((dim, capacity)) = too_large {
+            break if let Err((dim, capacity)) = self.check_capacity(whole, clamp) {
                 self.stats.record(Event::Exceeded(dim));
                 Err(TryAcquireError::exceeds(
                     dim, whole[dim], capacity, self.names,
@@ -1132,14 +1130,14 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// The refusals that need no look at the counters, in the order the
     /// contract gives: `ExceedsCapacity`, then `Closed`.
-    /// `clamps`: the semaphore clamps oversized requests, so a size is no reason.
+    /// `clamps`: the semaphore clamps oversized requests, so a size is a
+    /// reason only where it can never be clamped to (see `check_capacity`).
     fn refuse(&self, amounts: [u64; N], clamps: bool) -> Result<(), TryAcquireError> {
-        if !clamps {
-            self.check_capacity(amounts).map_err(|(dim, capacity)| {
+        self.check_capacity(amounts, clamps)
+            .map_err(|(dim, capacity)| {
                 self.stats.record(Event::Exceeded(dim));
                 TryAcquireError::exceeds(dim, amounts[dim], capacity, self.names)
             })?;
-        }
         if self.is_closed() {
             return Err(TryAcquireError::Closed);
         }
@@ -1153,13 +1151,21 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 
     /// `Err((dim, capacity))` for the first dimension whose capacity is
-    /// below the request.
-    fn check_capacity(&self, amounts: [u64; N]) -> Result<(), (usize, u64)> {
+    /// below the request. Where requests are clamped (`clamps`), only a
+    /// dimension whose `max_capacity` is 0 and of which the request asks
+    /// some: a clamp never clamps to 0, and that capacity can never grow,
+    /// so the request would wait for ever.
+    fn check_capacity(&self, amounts: [u64; N], clamps: bool) -> Result<(), (usize, u64)> {
         for (dim, &amount) in amounts.iter().enumerate() {
-            // Relaxed: see `Limits`; exact where it matters, under the lock.
-            let capacity = self.limits.capacity[dim].load(Ordering::Relaxed);
-            if amount > capacity {
-                return Err((dim, capacity));
+            let too_large = if clamps {
+                amount > 0 && self.max_capacity[dim] == 0
+            } else {
+                // Relaxed: see `Limits`; exact where it matters, under the lock.
+                amount > self.limits.capacity[dim].load(Ordering::Relaxed)
+            };
+            if too_large {
+                // Relaxed: as above (and 0 for good where it clamps).
+                return Err((dim, self.limits.capacity[dim].load(Ordering::Relaxed)));
             }
         }
         Ok(())
@@ -1539,8 +1545,7 @@ impl<const N: usize> MultiSemaphore<N> {
         notify: &mut Option<Notify>,
     ) -> Result<Admitted<N>, AcquireError> {
         // Capacity changes only under this lock: the check is exact.
-        if let (Err((dim, capacity)), false) = (self.check_capacity(amounts), self.clamp_oversized)
-        {
+        if let Err((dim, capacity)) = self.check_capacity(amounts, self.clamp_oversized) {
             self.stats.record(Event::Exceeded(dim));
             // The caller's fast take may have given permits back while
             // waiters were queued (`FastError::GaveBack`): serve them.

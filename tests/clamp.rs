@@ -316,6 +316,74 @@ fn a_zero_capacity_dimension_is_never_clamped_to_zero() {
     }
 }
 
+/// A dimension whose `max_capacity` is 0 can never leave a capacity of 0,
+/// and a clamp never clamps to 0: a request for some of it would wait for
+/// ever (blocking), time out, or be told `Insufficient` as if a retry could
+/// fit. It fails at once with `ExceedsCapacity`, on every path, as it does
+/// without clamping. (The blocking acquire hung on the old code; a
+/// reviewer's find.)
+#[test]
+fn a_dimension_that_can_never_leave_zero_refuses_a_clamped_request_at_once() {
+    for layout in Layout::ALL {
+        let max = match layout {
+            Layout::Packed => [4, 0],
+            _ => [MultiSemaphore::<2>::MAX_PERMITS, 0],
+        };
+        let sem = Arc::new(
+            layout
+                .builder([4, 0])
+                .max_capacity(max)
+                .clamp_oversized(true)
+                .build(),
+        );
+        assert_eq!(sem.max_capacity(), max, "{layout:?}");
+        let err = sem.try_acquire([1, 1]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TryAcquireError::ExceedsCapacity {
+                    dim: 1,
+                    requested: 1,
+                    capacity: 0,
+                    ..
+                }
+            ),
+            "{layout:?}: {err:?}"
+        );
+        let watchdog = Watchdog::new(
+            "a blocking acquire of a dimension stuck at 0",
+            Duration::from_secs(10),
+        );
+        let err = sem.acquire_blocking([1, 5]).unwrap_err();
+        drop(watchdog);
+        let past = sem.acquire_blocking_deadline([1, 1], Instant::now());
+        let polled = ready(poll_once(pin!(sem.acquire([1, 1]))), "at its first poll");
+        for err in [Err(err), past.map(drop), polled.map(drop)] {
+            assert!(
+                matches!(err, Err(AcquireError::ExceedsCapacity { dim: 1, .. })),
+                "{layout:?}: {err:?}"
+            );
+        }
+        // A request for none of it is granted as it asked.
+        let held = sem.try_acquire([9, 0]).unwrap();
+        assert_eq!(held.amounts(), [4, 0], "{layout:?}");
+        drop(held);
+        let stats = sem.stats();
+        assert_eq!((stats.exceeded, stats.clamped), ([0, 4], 1), "{layout:?}");
+        assert_eq!(sem.available(), [4, 0], "{layout:?}");
+    }
+    // Where few of the word's bits are spare, `new` leaves a dimension at 0
+    // no room to grow.
+    let sem = MultiSemaphore::builder([0, 16, 32768, 1 << 27])
+        .clamp_oversized(true)
+        .build();
+    assert_eq!(sem.max_capacity()[0], 0);
+    assert!(matches!(
+        sem.acquire_blocking_timeout([1, 1, 1, 1], Duration::from_secs(10)),
+        Err(AcquireError::ExceedsCapacity { dim: 0, .. })
+    ));
+}
+
 /// Forgetting a clamped permit can take a capacity to 0: the dimension
 /// then pauses, as a resize to 0 does.
 #[test]

@@ -174,7 +174,16 @@ fn run<const N: usize>(
                 } else {
                     a
                 };
-                if let (Some(d), false) = ((0..N).find(|&d| a[d] > m.cap[d]), clamp) {
+                // Too large: above the capacity; where clamped, only some of
+                // a dimension that can never leave 0 (its max is 0).
+                let too_large = |d: usize| {
+                    if clamp {
+                        a[d] > 0 && m.max[d] == 0
+                    } else {
+                        a[d] > m.cap[d]
+                    }
+                };
+                if let Some(d) = (0..N).find(|&d| too_large(d)) {
                     match got {
                         Err(TryAcquireError::ExceedsCapacity {
                             dim,
