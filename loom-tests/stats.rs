@@ -19,6 +19,7 @@ models! {
     in_flight_racing_growth_counts_what_is_held: 2,
     locked_read_racing_moves_between_tiers_counts_nothing_twice: 2,
     reads_while_queued_racing_a_shrinks_payment_count_what_is_held: 2,
+    in_flight_while_queued_racing_a_forget_and_a_grant_counts_nothing_twice: 2,
 }
 
 /// What the model's callers were granted: count and amounts (std atomics, as
@@ -269,4 +270,54 @@ fn reads_while_queued_racing_a_shrinks_payment_count_what_is_held(layout: Layout
     drop(waiter);
     drop(own);
     assert_quiescent(&sem, [1, 2]);
+}
+
+/// The lock-free `in_flight()` with acquirers queued reads the capacity,
+/// then the counter word, which `SLOW` no longer tells it anything about.
+/// A `forget` lowers only the capacity; if it did not also write the word
+/// inside its bracket, the read could pair the capacity from before it with
+/// the word as a grant that followed it left it, and count the forgotten
+/// permit again (`[3, 0]` here, where at most 2 were ever held at once;
+/// found by a reviewer). Capacity [3, 1]: A and R hold [1, 0] each, a
+/// waiter is queued for [2, 0]; A forgets its permit while R returns its
+/// own, which grants the waiter.
+fn in_flight_while_queued_racing_a_forget_and_a_grant_counts_nothing_twice(layout: Layout) {
+    let sem = layout.arc([3, 1]);
+    let a = sem.try_acquire_owned([1, 0]).unwrap();
+    let r = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut waiter = Box::pin(sem.acquire([2, 0]));
+    assert!(poll_once(waiter.as_mut(), std::task::Waker::noop()).is_pending());
+
+    // Set once the forget is done; whether R's return began after that.
+    let forgot = Arc::new(AtomicBool::new(false));
+    let returned_after_the_forget = Arc::new(AtomicBool::new(false));
+    let forgetter = {
+        let forgot = Arc::clone(&forgot);
+        thread::spawn(move || {
+            a.forget();
+            forgot.store(true, SeqCst);
+        })
+    };
+    let returner = {
+        let (forgot, after) = (Arc::clone(&forgot), Arc::clone(&returned_after_the_forget));
+        thread::spawn(move || {
+            after.store(forgot.load(SeqCst), SeqCst);
+            drop(r);
+        })
+    };
+    let in_flight = sem.in_flight();
+    let available = sem.available();
+    forgetter.join().unwrap();
+    returner.join().unwrap();
+    if returned_after_the_forget.load(SeqCst) {
+        // A and R, then R alone, then the waiter's 2: never 3 at once.
+        assert!(
+            in_flight[0] <= 2,
+            "in flight {in_flight:?}, more than was ever held at once"
+        );
+    }
+    assert!(available[0] <= 2, "available {available:?}");
+    assert_eq!(sem.capacity(), [2, 1]);
+    drop(waiter);
+    assert_quiescent(&sem, [2, 1]);
 }

@@ -926,6 +926,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// * the take's CAS came after a resize that closed after `before` was
     ///   read: the CAS synchronizes with the clearing of `SLOW`, so the
     ///   load below sees the count moved;
+    /// * for a read of the word whatever its flags (`load_free_of_debt`),
+    ///   where `SLOW` stays set for queued acquirers: every resize writes
+    ///   the word inside its bracket (`change_limits`), so a word read at or
+    ///   after that write (a later grant's CAS is in its release sequence)
+    ///   makes the fence below see the count moved;
     /// * a capacity or debt read here came from a resize that opened after
     ///   `before` was read: the fences make its opening bump visible to the
     ///   load below, which then shows another count.

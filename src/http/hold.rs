@@ -105,7 +105,7 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// asks any of it, however small; the first dimension a request is too
 /// large for decides). Both carry an
 /// `x-multisem-refused` header with the refusal's message, which names the
-/// dimension that was short.
+/// dimension that was short, or says that others were queued ahead.
 ///
 /// For a tower stack that keeps the layer's refusals as errors
 /// ([`UntilResponse`](crate::tower::UntilResponse)), find the refusal with

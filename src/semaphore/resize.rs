@@ -260,10 +260,20 @@ impl<const N: usize> MultiSemaphore<N> {
     /// or `in_flight()` that read the limits on one side of the change and
     /// the counters on the other knows (see `limits_unchanged_since`). The
     /// caller serves the queue after, which sets `SLOW` as it must be.
+    ///
+    /// Inside the bracket every change also writes the counter word, with a
+    /// read-modify-write (of nothing, where `change` wrote it already): a
+    /// lock-free reader that reads the word as a later grant left it (a
+    /// compare-and-swap, in that write's release sequence) then sees the
+    /// opening bump. Where `SLOW` stays set for queued acquirers no clearing
+    /// of it does that, and a `forget`, which changes only the capacity,
+    /// would let `in_flight()` pair the capacity before it with the counters
+    /// after a grant that followed it, and count the forgotten permits too.
     fn change_limits(&self, queue: &mut WaitQueue<N>, change: impl FnOnce()) {
         self.set_slow(queue, true);
         self.open_low_water();
         change();
+        self.counters.add(&[0; N]);
         self.rebase_low_water();
     }
 
