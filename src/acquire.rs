@@ -29,7 +29,7 @@ use crate::counters::FastError;
 use crate::dims::DimNames;
 use crate::error::AcquireError;
 use crate::permit::{OwnedPermit, Permit};
-use crate::semaphore::{Enqueued, MultiSemaphore};
+use crate::semaphore::{Enqueued, Leaving, MultiSemaphore};
 use crate::stats::Event;
 use crate::sync::{self, Arc};
 use crate::waiters::{Notify, Outcome, Parked, Ticket};
@@ -447,7 +447,7 @@ impl<const N: usize> MultiSemaphore<N> {
         let mut looked = false;
         loop {
             if deadline.is_some_and(sync::deadline_passed) {
-                return match self.cancel(ticket, amounts, Some(&parked)) {
+                return match self.cancel(ticket, amounts, Some(&parked), Leaving::TimedOut) {
                     Ok(shortfall) => {
                         self.record(Event::TimedOut(shortfall.dim));
                         Err(AcquireError::Timeout)
@@ -602,7 +602,10 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Waiting<S, N> {
             unreachable!("a pending acquire is queued")
         };
         self.state = State::Done;
-        let result = match self.sem.cancel(ticket, self.amounts, None) {
+        let result = match self
+            .sem
+            .cancel(ticket, self.amounts, None, Leaving::TimedOut)
+        {
             Ok(shortfall) => {
                 self.sem.record(Event::TimedOut(shortfall.dim));
                 let short = (!shortfall.queued_ahead).then_some(shortfall.dim as u8);
@@ -648,7 +651,7 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             return;
         };
         let sem = &*self.sem;
-        let event = match sem.cancel(ticket, self.amounts, None) {
+        let event = match sem.cancel(ticket, self.amounts, None, Leaving::Dropped) {
             // Still queued: it leaves, having taken nothing.
             Ok(_) => Event::Cancelled,
             // A grant raced the drop: the permits are ours, give them back,

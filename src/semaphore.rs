@@ -1649,27 +1649,38 @@ impl<const N: usize> MultiSemaphore<N> {
         None
     }
 
-    /// Gives up a queued request of `amounts` (timeout, or a dropped
-    /// future). `Ok(shortfall)`: it was still queued, held back as
+    /// Gives up a queued request of `amounts` (`why`: its timeout, or a
+    /// dropped future). `Ok(shortfall)`: it was still queued, held back as
     /// `shortfall` says (judged before it left, so before those behind it
     /// took anything), and took nothing; those behind it that now fit are
     /// served. `Err(outcome)`: it had ended first, and a `Granted`
     /// outcome means the caller holds the permits. `parked`: the blocked
     /// thread's flag, for a request made by `wait` (its flag means the whole
     /// request was granted; a clamped grant is in its slot).
+    ///
+    /// A request that times out is served first: one that fits at its
+    /// turn is granted (its grant raced the deadline), never given up to
+    /// those behind it. That turn can come with no visit to the lock since:
+    /// a release that grants more than a batch wakes the batch outside the
+    /// lock before it comes back for the rest, and between a return and its
+    /// visit nobody serves. A dropped future wants nothing: it just leaves.
     pub(crate) fn cancel(
         &self,
         ticket: Ticket,
         amounts: [u64; N],
         parked: Option<&Parked>,
+        why: Leaving,
     ) -> Result<Shortfall, Outcome<N>> {
         let mut wake = WakeList::new();
-        let (result, notify) = {
+        let (result, notify) = 'visit: {
             let mut queue = self.lock();
+            if why == Leaving::TimedOut {
+                self.rebalance(&mut queue, &mut wake);
+            }
             // A grant of the whole request, under this lock, freed the slot
             // of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                return Err(Outcome::Granted(amounts));
+                break 'visit (Err(Outcome::Granted(amounts)), None);
             }
             // Before it leaves: it may be the head itself. What holds it
             // back is judged on what it would be granted (its clamp).
@@ -1726,6 +1737,16 @@ pub(crate) enum Enqueued<const N: usize> {
     Granted([u64; N]),
     /// Queued: wait for the ticket's outcome.
     Queued(Ticket),
+}
+
+/// Why a queued request leaves the queue (`MultiSemaphore::cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaving {
+    /// Its deadline passed or its timer fired: served first, in case its
+    /// turn came and it fits.
+    TimedOut,
+    /// Its future was dropped: it wants nothing any more.
+    Dropped,
 }
 
 /// What `admit` did with a request.

@@ -1818,3 +1818,158 @@ fn a_queue_past_its_kept_slots_stays_in_order_across_cancels_and_drains() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A head that fits when its time runs out.
+
+/// A waker whose first `wake` blocks until the test says go (or 5 s pass):
+/// a task run inline, holding up the release that woke it.
+struct HoldsUpItsWaker {
+    go: Mutex<Option<Receiver<()>>>,
+    waking: AtomicBool,
+}
+
+impl Wake for HoldsUpItsWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.waking.store(true, SeqCst);
+        let go = self.go.lock().unwrap().take();
+        if let Some(go) = go {
+            let _ = go.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Capacity [9, 9]; 8 async waiters of [1, 1], then the timed one under
+/// test, then one more behind it. A return of [9, 9] grants the first 8, a
+/// full batch, and wakes them outside the lock before it comes back for the
+/// rest; the first waker holds that up. Meanwhile the timed one is the head
+/// and fits. Returns the release's thread and `go`, which lets it finish,
+/// once the first waker is held up.
+fn head_that_fits_while_a_batch_wakes(
+    sem: &Arc<Sem>,
+    first_eight: &mut Vec<Pin<Box<multisem::AcquireOwned<2>>>>,
+    queue_the_timed_one: impl FnOnce(),
+    behind: &mut Pin<Box<multisem::AcquireOwned<2>>>,
+) -> (JoinHandle<()>, Sender<()>) {
+    let held = sem.try_acquire_owned([9, 9]).unwrap();
+    let (go, wait) = mpsc::channel();
+    let holds_up = Arc::new(HoldsUpItsWaker {
+        go: Mutex::new(Some(wait)),
+        waking: AtomicBool::new(false),
+    });
+    let held_up = Waker::from(Arc::clone(&holds_up));
+    let (_, plain) = counting_waker();
+    for i in 0..8 {
+        let mut waiter = Box::pin(sem.acquire_owned([1, 1]));
+        let waker = if i == 0 { &held_up } else { &plain };
+        assert!(poll_with(waiter.as_mut(), waker).is_pending());
+        first_eight.push(waiter);
+    }
+    queue_the_timed_one();
+    assert_eq!(sem.waiters(), 9);
+    assert!(poll_with(behind.as_mut(), &plain).is_pending());
+    let release = thread::spawn(move || drop(held));
+    let start = Instant::now();
+    while !holds_up.waking.load(SeqCst) {
+        assert!(start.elapsed() < LIMIT, "the release never woke the batch");
+        thread::yield_now();
+    }
+    assert_eq!(sem.available(), [1, 1]);
+    assert_eq!(
+        sem.head_request(),
+        Some([1, 1]),
+        "the timed one is the head"
+    );
+    (release, go)
+}
+
+/// A queued acquirer whose time runs out while it is the head and fits
+/// (a release woke a full batch ahead of it and has not come back for it
+/// yet) is granted, as a grant that raced its deadline, not timed out: and
+/// the one behind it does not take its permits. On the old code it timed
+/// out and its own visit to the lock served the one behind it (a
+/// reviewer's find). Blocking and async (`with_timeout`) alike.
+#[test]
+fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
+    let _watchdog = Watchdog::this_test(TEST_LIMIT);
+    // Blocking: its 300 ms run out while the batch's first waker holds up.
+    let sem = Arc::new(MultiSemaphore::new([9, 9]));
+    let mut first_eight = Vec::new();
+    let mut behind = Box::pin(sem.acquire_owned([1, 1]));
+    let mut timed = None;
+    let (release, go) = head_that_fits_while_a_batch_wakes(
+        &sem,
+        &mut first_eight,
+        || {
+            let waiter = Arc::clone(&sem);
+            timed = Some(thread::spawn(move || {
+                waiter.acquire_owned_blocking_timeout([1, 1], Duration::from_millis(300))
+            }));
+            let start = Instant::now();
+            while sem.waiters() < 9 {
+                assert!(start.elapsed() < LIMIT, "the timed acquirer never queued");
+                thread::yield_now();
+            }
+        },
+        &mut behind,
+    );
+    // It keeps its permit until the one behind it has been looked at.
+    let got = timed.unwrap().join().unwrap();
+    let (_, plain) = counting_waker();
+    let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
+    go.send(()).unwrap();
+    release.join().unwrap();
+    let got = got.map(|permit| permit.amounts());
+    assert_eq!(
+        got,
+        Ok([1, 1]),
+        "blocking (the one behind it served: {behind_got})"
+    );
+    assert!(!behind_got, "blocking: the one behind it took the permits");
+    drop((first_eight, behind));
+    assert_eq!(sem.available(), [9, 9]);
+
+    // Async: its timer fires while the batch's first waker holds up.
+    let sem = Arc::new(MultiSemaphore::new([9, 9]));
+    let mut first_eight = Vec::new();
+    let mut behind = Box::pin(sem.acquire_owned([1, 1]));
+    let fired = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let fired = Arc::clone(&fired);
+        std::future::poll_fn(move |_| {
+            if fired.load(SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    };
+    let mut timed = Box::pin(sem.acquire_owned([1, 1]).with_timeout(timer));
+    let (_, plain) = counting_waker();
+    let (release, go) = head_that_fits_while_a_batch_wakes(
+        &sem,
+        &mut first_eight,
+        || assert!(poll_with(timed.as_mut(), &plain).is_pending()),
+        &mut behind,
+    );
+    fired.store(true, SeqCst);
+    let got = ready(poll_with(timed.as_mut(), &plain), "its timer fired");
+    let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
+    go.send(()).unwrap();
+    release.join().unwrap();
+    assert_eq!(
+        got.map(|permit| permit.amounts()),
+        Ok([1, 1]),
+        "async (the one behind it served: {behind_got})"
+    );
+    assert!(!behind_got, "async: the one behind it took the permits");
+    // Delivered so far: its grant alone (the batch is not polled again).
+    let stats = sem.stats();
+    assert_eq!((stats.timed_out, stats.acquired_after_wait), (0, 1));
+    drop((first_eight, behind, timed));
+    assert_eq!(sem.available(), [9, 9]);
+}
