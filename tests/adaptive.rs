@@ -2183,9 +2183,10 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
 #[test]
 fn a_fall_the_probe_did_not_cause_keeps_the_typical_delay_from_rising() {
     // Round trips that spread (the small requests take 9 ms, the fastest
-    // 6): the first probe measures 9 ms. Then the limit is held where it
-    // is (as a bound, or a `Min`'s other algorithm, holds it), so no probe
-    // can tell a queue from chance. Before each probe the small requests
+    // 6): the first probe measures 9 ms. Then the limit is held, above
+    // what the algorithm proposes (as a lower bound holds it: `before_probe`
+    // then tells the probe's windows, which a partner holding the limit
+    // below them would hide), so no probe can tell a queue from chance. Before each probe the small requests
     // take 20 ms; through it, 14: their round trip fell all the same, so
     // something else shortened a queue (in a joint controller, the other
     // dimension's probe in the same windows), and what is left of it may
@@ -2195,7 +2196,7 @@ fn a_fall_the_probe_did_not_cause_keeps_the_typical_delay_from_rising() {
         let mut algorithm = BandwidthDelay::default().probe_every(4);
         probed(&mut algorithm, 9, false, 10);
         assert_eq!(algorithm.typical_delay(), Some(0.009));
-        let dim = at(24 * 1024, 24 * 1024);
+        let dim = at(64 * 1024, 64 * 1024);
         for _ in 0..12 {
             let probing = algorithm.before_probe().is_some();
             let mut window = kib_window(3200, 6);
@@ -3202,4 +3203,86 @@ fn gradient2_holds_just_past_its_tolerance_and_ignores_unused_limits() {
     assert_eq!(gradient.update(&window(30_000), &dim(limit, 40)), limit);
     let (mut gradient, limit) = warmed();
     assert_eq!(gradient.update(&window(10_000), &dim(limit, 40)), limit);
+}
+
+/// The preset count is `Min(Aimd, BandwidthDelay)`: while the
+/// `BandwidthDelay` probes, the `Aimd` is shown the limit from before the
+/// probe, so that it does not regrow from the probe's. But where the `Aimd`
+/// itself holds the limit, below what the probe proposes (it backs off from
+/// drops), it must see the limit as it is, or its back-offs do not
+/// compound. Here a good window starts the first probe, then every window
+/// drops 30%, with 30 requests granted before still in flight (which
+/// stretches the probe to dozens of windows): from the window after the
+/// probe began, the preset backs off as its `Aimd` alone does. On the old
+/// code it stuck at 7 for all 12 windows, where alone it fell to 1 (a
+/// reviewer's find).
+#[test]
+fn a_min_partner_holding_the_limit_below_a_probe_backs_off_as_it_would_alone() {
+    let window = |successes: u64, drops: u64| {
+        let mut window = Window::default();
+        window.elapsed = Duration::from_millis(25);
+        (window.successes, window.drops) = (successes, drops);
+        let rtt = Duration::from_millis(5);
+        (window.min_rtt, window.mean_rtt, window.max_rtt) = (rtt, rtt, rtt);
+        window.small_mean_rtt = rtt;
+        window
+    };
+    let run = |algorithm: &mut dyn Algorithm| {
+        let mut limit = 10;
+        let mut windows = vec![(window(400, 0), 10)];
+        windows.extend((0..12).map(|_| (window(280, 120), 30)));
+        windows
+            .into_iter()
+            .map(|(window, peak)| {
+                let mut dim = at(limit, peak);
+                (dim.min, dim.max) = (1, 1000);
+                limit = algorithm.update(&window, &dim).clamp(1, 1000);
+                limit
+            })
+            .collect::<Vec<u64>>()
+    };
+    let mut preset = preset::count();
+    let alone = run(&mut preset.0.clone());
+    let together = run(&mut preset);
+    assert!(alone.ends_with(&[1, 1, 1]), "{alone:?}");
+    // The window in which the probe began is the probe's to hold until a
+    // window shows otherwise: one window late, then in step.
+    assert_eq!(
+        together[2..],
+        alone[2..],
+        "alone {alone:?}, in the preset {together:?}"
+    );
+}
+
+/// The edges the setters document as turning a signal off: an `Aimd`
+/// `tolerance` of 1 never backs off, even on windows of drops alone; a
+/// `Gradient2` whose long term spans 1 or 2 windows (at the default
+/// tolerance) never shrinks however the round trip rises, where 3 windows
+/// do.
+#[test]
+fn the_edges_that_turn_a_signal_off_do_as_their_setters_say() {
+    let mut aimd = Aimd::default().tolerance(1.0);
+    let mut limit = 100;
+    for _ in 0..10 {
+        limit = aimd.update(&answered(0, 100), &at(limit, limit));
+    }
+    assert!(limit >= 100, "{limit}");
+
+    let shrinks = |long_windows: u32| {
+        let mut gradient = Gradient2::default().long_windows(long_windows);
+        let mut limit = 100;
+        let mut seen = Vec::new();
+        // The round trip grows tenfold every window: 1 ms to 10^9 ms.
+        for i in 0..10u32 {
+            let mut window = answered(50, 0);
+            let rtt = Duration::from_millis(10u64.pow(i));
+            (window.min_rtt, window.mean_rtt, window.max_rtt) = (rtt, rtt, rtt);
+            window.small_mean_rtt = rtt;
+            limit = gradient.update(&window, &at(limit, limit));
+            seen.push(limit);
+        }
+        seen.windows(2).any(|pair| pair[1] < pair[0])
+    };
+    assert!(!shrinks(1) && !shrinks(2));
+    assert!(shrinks(3));
 }

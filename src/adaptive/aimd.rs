@@ -102,6 +102,7 @@ impl Aimd {
     }
 
     /// The drop rate a window may have without a back-off (default 0.0: any drop).
+    /// 1.0 turns the back-off off: no window's drop rate exceeds it.
     ///
     /// ```
     /// let a = multisem::adaptive::Aimd::default().tolerance(0.01);

@@ -103,8 +103,9 @@ pub trait Algorithm: Send + 'static {
     /// hands it over with `set_bounds`.
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
 
-    /// While this algorithm probes, the limit in force when its probe
-    /// began; `None` (the default) otherwise.
+    /// While this algorithm probes, and its probe is what holds the limit,
+    /// the limit in force when the probe began; `None` (the default)
+    /// otherwise.
     ///
     /// A probe is a limit lowered on purpose for a few windows, to be
     /// raised again whatever they show ([`BandwidthDelay`](super::BandwidthDelay)
@@ -112,7 +113,10 @@ pub trait Algorithm: Send + 'static {
     /// and measure the round trip without it). [`Min`] shows its other
     /// algorithm this limit instead of the probe's, so that the other does
     /// not take the probe for a limit it must regrow from: an [`Aimd`](super::Aimd)
-    /// would regrow one step a window.
+    /// would regrow one step a window. Where the limit in force came back
+    /// below what the probe proposed, the other holds it (an `Aimd` backing
+    /// off from drops), and must see it as it is: shown the limit from
+    /// before the probe, its back-offs would not compound.
     fn before_probe(&self) -> Option<u64> {
         None
     }
@@ -202,6 +206,11 @@ impl Estimate {
         };
         self.read = (value, limit);
         value
+    }
+
+    /// The limit the last value set gave, if one was set.
+    pub(crate) fn proposed(&self) -> Option<u64> {
+        self.kept.map(|(_, limit)| limit)
     }
 
     /// Keeps `value` and returns it as a limit (rounded down, saturating).

@@ -94,6 +94,12 @@ impl Gradient2 {
 
     /// Windows the long-term average spans (default 20).
     ///
+    /// The limit can shrink only where `tolerance × 2 / (long_windows + 1)`
+    /// is below 1 (the long term's share of a window, times the tolerance):
+    /// with the default tolerance, 3 windows or more. A long term of 1 or 2
+    /// windows follows the short term so closely that the limit never
+    /// shrinks, however the round trip rises.
+    ///
     /// ```
     /// let a = multisem::adaptive::Gradient2::default().long_windows(50);
     /// # let _ = a;
