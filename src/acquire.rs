@@ -86,7 +86,8 @@ impl<const N: usize> MultiSemaphore<N> {
     ///
     /// As [`acquire_blocking`](Self::acquire_blocking), plus [`Timeout`](AcquireError::Timeout),
     /// never before `timeout` has passed. If the grant races the timeout the
-    /// permit is returned: it is never lost.
+    /// permit is returned: it is never lost. A request whose turn has come
+    /// and that fits when its time runs out is granted, not timed out.
     ///
     /// # Blocking
     ///
@@ -763,7 +764,9 @@ impl<'a, const N: usize> Acquire<'a, N> {
     /// # Cancel safety
     ///
     /// As [`acquire`](MultiSemaphore::acquire). If the grant and the timer
-    /// race, the permit is delivered: it is never lost.
+    /// race, the permit is delivered: it is never lost. A request whose
+    /// turn has come and that fits when the timer fires is granted, not
+    /// timed out.
     pub fn with_timeout<T: Future>(self, timer: T) -> AcquireTimeout<'a, N, T> {
         AcquireTimeout {
             waiting: self.waiting,
