@@ -160,9 +160,10 @@ impl<const N: usize> MultiSemaphore<N> {
     /// grow: for `[1024, 100 << 20]`, to `2^19 - 1` messages and `2^35 - 1`
     /// bytes (32 GiB), some 500-fold and 300-fold. To be sure of more, reserve
     /// it with [`builder`](Self::builder). Where fewer bits are spare than
-    /// there are dimensions, some get none: such a dimension can never grow,
-    /// and one started at 0 stays 0, so reserve room for a dimension you
-    /// start paused.
+    /// there are dimensions, some get none: such a dimension grows only
+    /// within the bits its capacity needs already (5 to 7, say), and one
+    /// started at 0 stays 0, so reserve room for a dimension you start
+    /// paused.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -1676,6 +1677,14 @@ impl<const N: usize> MultiSemaphore<N> {
             let mut queue = self.lock();
             if why == Leaving::TimedOut {
                 self.rebalance(&mut queue, &mut wake);
+                // A full batch stops short of it: wake that batch and come
+                // back, as a release does.
+                while wake.is_full() {
+                    drop(queue);
+                    wake.wake_batch();
+                    queue = self.lock();
+                    self.rebalance(&mut queue, &mut wake);
+                }
             }
             // A grant of the whole request, under this lock, freed the slot
             // of a parked thread.

@@ -55,8 +55,8 @@ use std::task::{Context, Poll};
 ///
 /// An item the semaphore refuses (its weight above a capacity, unless the
 /// semaphore was built with
-/// [`clamp_oversized`](crate::Builder::clamp_oversized); or the semaphore
-/// closed) comes out as [`Refused`], with the item, so the caller decides
+/// [`clamp_oversized`](crate::Builder::clamp_oversized), which refuses only
+/// some of a dimension whose `max_capacity` is 0; or the semaphore closed) comes out as [`Refused`], with the item, so the caller decides
 /// whether to skip it, fail the stream or stop. The adaptor then goes on
 /// with the next item: after [`close`](crate::MultiSemaphore::close), every
 /// further item comes out refused, with `Closed` (or `ExceedsCapacity` for

@@ -2183,10 +2183,9 @@ fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
 #[test]
 fn a_fall_the_probe_did_not_cause_keeps_the_typical_delay_from_rising() {
     // Round trips that spread (the small requests take 9 ms, the fastest
-    // 6): the first probe measures 9 ms. Then the limit is held, above
-    // what the algorithm proposes (as a lower bound holds it: `before_probe`
-    // then tells the probe's windows, which a partner holding the limit
-    // below them would hide), so no probe can tell a queue from chance. Before each probe the small requests
+    // 6): the first probe measures 9 ms. Then the limit is held where it
+    // is (as a bound, or a `Min`'s other algorithm, holds it), so no probe
+    // can tell a queue from chance. Before each probe the small requests
     // take 20 ms; through it, 14: their round trip fell all the same, so
     // something else shortened a queue (in a joint controller, the other
     // dimension's probe in the same windows), and what is left of it may
@@ -2196,7 +2195,7 @@ fn a_fall_the_probe_did_not_cause_keeps_the_typical_delay_from_rising() {
         let mut algorithm = BandwidthDelay::default().probe_every(4);
         probed(&mut algorithm, 9, false, 10);
         assert_eq!(algorithm.typical_delay(), Some(0.009));
-        let dim = at(64 * 1024, 64 * 1024);
+        let dim = at(24 * 1024, 24 * 1024);
         for _ in 0..12 {
             let probing = algorithm.before_probe().is_some();
             let mut window = kib_window(3200, 6);
@@ -3207,17 +3206,19 @@ fn gradient2_holds_just_past_its_tolerance_and_ignores_unused_limits() {
 
 /// The preset count is `Min(Aimd, BandwidthDelay)`: while the
 /// `BandwidthDelay` probes, the `Aimd` is shown the limit from before the
-/// probe, so that it does not regrow from the probe's. But where the `Aimd`
-/// itself holds the limit, below what the probe proposes (it backs off from
-/// drops), it must see the limit as it is, or its back-offs do not
-/// compound. Here a good window starts the first probe, then every window
-/// drops 30%, with 30 requests granted before still in flight (which
-/// stretches the probe to dozens of windows): from the window after the
-/// probe began, the preset backs off as its `Aimd` alone does. On the old
-/// code it stuck at 7 for all 12 windows, where alone it fell to 1 (a
-/// reviewer's find).
+/// probe, so that it does not regrow from the probe's. But it must go on
+/// from its own limit where it backs off (from drops) through the probe,
+/// or its back-offs do not compound. Here a good window starts the first
+/// probe, then every window drops 30%, with requests granted before still
+/// in flight (which stretches the probe to dozens of windows): from the
+/// window after the probe began, the preset backs off as its `Aimd` alone
+/// does, whether the `Aimd`'s limit is below the probe's (from 10) or
+/// above it (from 150). The old code stuck at 7 for all 12 windows where
+/// alone it fell to 1 (from 10), and held the probe's 82 for 20 windows,
+/// 58 for 22, then rose to 105 on a window of drops (from 150). (Two
+/// reviewers' finds.)
 #[test]
-fn a_min_partner_holding_the_limit_below_a_probe_backs_off_as_it_would_alone() {
+fn a_min_partner_backing_off_through_a_probe_backs_off_as_it_would_alone() {
     let window = |successes: u64, drops: u64| {
         let mut window = Window::default();
         window.elapsed = Duration::from_millis(25);
@@ -3227,31 +3228,41 @@ fn a_min_partner_holding_the_limit_below_a_probe_backs_off_as_it_would_alone() {
         window.small_mean_rtt = rtt;
         window
     };
-    let run = |algorithm: &mut dyn Algorithm| {
-        let mut limit = 10;
-        let mut windows = vec![(window(400, 0), 10)];
-        windows.extend((0..12).map(|_| (window(280, 120), 30)));
-        windows
-            .into_iter()
-            .map(|(window, peak)| {
-                let mut dim = at(limit, peak);
-                (dim.min, dim.max) = (1, 1000);
-                limit = algorithm.update(&window, &dim).clamp(1, 1000);
-                limit
-            })
-            .collect::<Vec<u64>>()
-    };
-    let mut preset = preset::count();
-    let alone = run(&mut preset.0.clone());
-    let together = run(&mut preset);
-    assert!(alone.ends_with(&[1, 1, 1]), "{alone:?}");
-    // The window in which the probe began is the probe's to hold until a
-    // window shows otherwise: one window late, then in step.
-    assert_eq!(
-        together[2..],
-        alone[2..],
-        "alone {alone:?}, in the preset {together:?}"
-    );
+    for (start, peak) in [(10, 30), (150, 150)] {
+        let run = |algorithm: &mut dyn Algorithm| {
+            let mut limit = start;
+            let mut windows = vec![(window(400, 0), start)];
+            windows.extend((0..60).map(|_| (window(280, 120), peak)));
+            windows
+                .into_iter()
+                .map(|(window, peak)| {
+                    let mut dim = at(limit, peak);
+                    (dim.min, dim.max) = (1, 1000);
+                    limit = algorithm.update(&window, &dim).clamp(1, 1000);
+                    limit
+                })
+                .collect::<Vec<u64>>()
+        };
+        let mut preset = preset::count();
+        let alone = run(&mut preset.0.clone());
+        let together = run(&mut preset);
+        assert!(alone.ends_with(&[1, 1, 1]), "{alone:?}");
+        // What each last returned, before the bounds: the `Min`'s is the
+        // smaller, and a box says what it holds.
+        let (aimd, bytes) = (preset.0.proposed(), preset.1.proposed());
+        assert_eq!(aimd, Some(0));
+        assert!(bytes > aimd);
+        assert_eq!(preset.proposed(), aimd);
+        let boxed: Box<dyn Algorithm> = Box::new(preset);
+        assert_eq!(boxed.proposed(), aimd);
+        // In the window the probe began the `Aimd` was not yet shown its
+        // own limit: one window late, then in step.
+        assert_eq!(
+            together[2..],
+            alone[2..],
+            "from {start}: alone {alone:?}, in the preset {together:?}"
+        );
+    }
 }
 
 /// The edges the setters document as turning a signal off: an `Aimd`
@@ -3285,4 +3296,24 @@ fn the_edges_that_turn_a_signal_off_do_as_their_setters_say() {
     };
     assert!(!shrinks(1) && !shrinks(2));
     assert!(shrinks(3));
+}
+
+/// `Algorithm::proposed` is what the last `update` returned (before the
+/// bounds), for each algorithm of the module; nothing before the first.
+#[test]
+fn each_algorithm_proposes_what_its_last_update_returned() {
+    let algorithms: [Box<dyn Algorithm>; 4] = [
+        Box::new(Aimd::default()),
+        Box::new(Gradient2::default()),
+        Box::new(BandwidthDelay::default()),
+        Box::new(Min(Aimd::default(), Gradient2::default())),
+    ];
+    for mut algorithm in algorithms {
+        assert_eq!(algorithm.proposed(), None);
+        let mut limit = 100;
+        for drops in [0, 0, 5, 0] {
+            limit = algorithm.update(&answered(50, drops), &at(limit, limit));
+            assert_eq!(algorithm.proposed(), Some(limit));
+        }
+    }
 }

@@ -1843,19 +1843,21 @@ impl Wake for HoldsUpItsWaker {
     }
 }
 
-/// Capacity [9, 9]; 8 async waiters of [1, 1], then the timed one under
-/// test, then one more behind it. A return of [9, 9] grants the first 8, a
-/// full batch, and wakes them outside the lock before it comes back for the
-/// rest; the first waker holds that up. Meanwhile the timed one is the head
-/// and fits. Returns the release's thread and `go`, which lets it finish,
-/// once the first waker is held up.
-fn head_that_fits_while_a_batch_wakes(
-    sem: &Arc<Sem>,
-    first_eight: &mut Vec<Pin<Box<multisem::AcquireOwned<2>>>>,
-    queue_the_timed_one: impl FnOnce(),
-    behind: &mut Pin<Box<multisem::AcquireOwned<2>>>,
-) -> (JoinHandle<()>, Sender<()>) {
-    let held = sem.try_acquire_owned([9, 9]).unwrap();
+/// Capacity `ahead + 1` in each dimension; `ahead` async waiters of
+/// [1, 1], then the timed one under test, then one more behind it. A
+/// return of the whole capacity grants the first 8, a full batch, and
+/// wakes them outside the lock before it comes back for the rest; the first
+/// waker holds that up. Meanwhile the timed one fits, behind `ahead - 8`
+/// others that fit too. Returns the semaphore, those ahead, the one behind,
+/// the release's thread and `go`, which lets it finish, once the first
+/// waker is held up.
+fn timed_one_that_fits_while_a_batch_wakes(
+    ahead: u64,
+    queue_the_timed_one: impl FnOnce(&Arc<Sem>),
+) -> BatchWaking {
+    let cap = ahead + 1;
+    let sem = Arc::new(MultiSemaphore::new([cap, cap]));
+    let held = sem.try_acquire_owned([cap, cap]).unwrap();
     let (go, wait) = mpsc::channel();
     let holds_up = Arc::new(HoldsUpItsWaker {
         go: Mutex::new(Some(wait)),
@@ -1863,14 +1865,17 @@ fn head_that_fits_while_a_batch_wakes(
     });
     let held_up = Waker::from(Arc::clone(&holds_up));
     let (_, plain) = counting_waker();
-    for i in 0..8 {
-        let mut waiter = Box::pin(sem.acquire_owned([1, 1]));
-        let waker = if i == 0 { &held_up } else { &plain };
-        assert!(poll_with(waiter.as_mut(), waker).is_pending());
-        first_eight.push(waiter);
-    }
-    queue_the_timed_one();
-    assert_eq!(sem.waiters(), 9);
+    let queued_ahead: Vec<_> = (0..ahead)
+        .map(|i| {
+            let mut waiter = Box::pin(sem.acquire_owned([1, 1]));
+            let waker = if i == 0 { &held_up } else { &plain };
+            assert!(poll_with(waiter.as_mut(), waker).is_pending());
+            waiter
+        })
+        .collect();
+    queue_the_timed_one(&sem);
+    assert_eq!(sem.waiters() as u64, ahead + 1);
+    let mut behind = Box::pin(sem.acquire_owned([1, 1]));
     assert!(poll_with(behind.as_mut(), &plain).is_pending());
     let release = thread::spawn(move || drop(held));
     let start = Instant::now();
@@ -1878,98 +1883,115 @@ fn head_that_fits_while_a_batch_wakes(
         assert!(start.elapsed() < LIMIT, "the release never woke the batch");
         thread::yield_now();
     }
-    assert_eq!(sem.available(), [1, 1]);
-    assert_eq!(
-        sem.head_request(),
-        Some([1, 1]),
-        "the timed one is the head"
-    );
-    (release, go)
+    assert_eq!(sem.available(), [cap - 8, cap - 8]);
+    BatchWaking {
+        sem,
+        ahead: queued_ahead,
+        behind,
+        release,
+        go,
+    }
 }
 
-/// A queued acquirer whose time runs out while it is the head and fits
-/// (a release woke a full batch ahead of it and has not come back for it
-/// yet) is granted, as a grant that raced its deadline, not timed out: and
-/// the one behind it does not take its permits. On the old code it timed
-/// out and its own visit to the lock served the one behind it (a
-/// reviewer's find). Blocking and async (`with_timeout`) alike.
+/// What `timed_one_that_fits_while_a_batch_wakes` set up.
+struct BatchWaking {
+    sem: Arc<Sem>,
+    ahead: Vec<Pin<Box<multisem::AcquireOwned<2>>>>,
+    behind: Pin<Box<multisem::AcquireOwned<2>>>,
+    release: JoinHandle<()>,
+    go: Sender<()>,
+}
+
+/// A queued acquirer whose time runs out while its turn has come and it
+/// fits (a release woke a full batch ahead of it and has not come back
+/// for the rest yet) is granted, as a grant that raced its deadline, not
+/// timed out: and the one behind it does not take its permits. Also with
+/// a second full batch ahead of it that fits, which its own visit serves
+/// and wakes first. On the old code it timed out and its own visit to the
+/// lock served the one behind it (two reviewers' finds). Blocking and
+/// async (`with_timeout`) alike.
 #[test]
 fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
     let _watchdog = Watchdog::this_test(TEST_LIMIT);
     // Blocking: its 300 ms run out while the batch's first waker holds up.
-    let sem = Arc::new(MultiSemaphore::new([9, 9]));
-    let mut first_eight = Vec::new();
-    let mut behind = Box::pin(sem.acquire_owned([1, 1]));
     let mut timed = None;
-    let (release, go) = head_that_fits_while_a_batch_wakes(
-        &sem,
-        &mut first_eight,
-        || {
-            let waiter = Arc::clone(&sem);
-            timed = Some(thread::spawn(move || {
-                waiter.acquire_owned_blocking_timeout([1, 1], Duration::from_millis(300))
-            }));
-            let start = Instant::now();
-            while sem.waiters() < 9 {
-                assert!(start.elapsed() < LIMIT, "the timed acquirer never queued");
-                thread::yield_now();
-            }
-        },
-        &mut behind,
-    );
+    let BatchWaking {
+        sem,
+        ahead,
+        mut behind,
+        release,
+        go,
+    } = timed_one_that_fits_while_a_batch_wakes(8, |sem| {
+        let waiter = Arc::clone(sem);
+        timed = Some(thread::spawn(move || {
+            waiter.acquire_owned_blocking_timeout([1, 1], Duration::from_millis(300))
+        }));
+        let start = Instant::now();
+        while sem.waiters() < 9 {
+            assert!(start.elapsed() < LIMIT, "the timed acquirer never queued");
+            thread::yield_now();
+        }
+    });
     // It keeps its permit until the one behind it has been looked at.
     let got = timed.unwrap().join().unwrap();
     let (_, plain) = counting_waker();
     let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
     go.send(()).unwrap();
     release.join().unwrap();
-    let got = got.map(|permit| permit.amounts());
     assert_eq!(
-        got,
+        got.map(|permit| permit.amounts()),
         Ok([1, 1]),
         "blocking (the one behind it served: {behind_got})"
     );
     assert!(!behind_got, "blocking: the one behind it took the permits");
-    drop((first_eight, behind));
-    assert_eq!(sem.available(), [9, 9]);
+    drop((ahead, behind));
+    assert_eq!(sem.available(), sem.capacity());
 
     // Async: its timer fires while the batch's first waker holds up.
-    let sem = Arc::new(MultiSemaphore::new([9, 9]));
-    let mut first_eight = Vec::new();
-    let mut behind = Box::pin(sem.acquire_owned([1, 1]));
-    let fired = Arc::new(AtomicBool::new(false));
-    let timer = {
-        let fired = Arc::clone(&fired);
-        std::future::poll_fn(move |_| {
-            if fired.load(SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    };
-    let mut timed = Box::pin(sem.acquire_owned([1, 1]).with_timeout(timer));
-    let (_, plain) = counting_waker();
-    let (release, go) = head_that_fits_while_a_batch_wakes(
-        &sem,
-        &mut first_eight,
-        || assert!(poll_with(timed.as_mut(), &plain).is_pending()),
-        &mut behind,
-    );
-    fired.store(true, SeqCst);
-    let got = ready(poll_with(timed.as_mut(), &plain), "its timer fired");
-    let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
-    go.send(()).unwrap();
-    release.join().unwrap();
-    assert_eq!(
-        got.map(|permit| permit.amounts()),
-        Ok([1, 1]),
-        "async (the one behind it served: {behind_got})"
-    );
-    assert!(!behind_got, "async: the one behind it took the permits");
-    // Delivered so far: its grant alone (the batch is not polled again).
-    let stats = sem.stats();
-    assert_eq!((stats.timed_out, stats.acquired_after_wait), (0, 1));
-    drop((first_eight, behind, timed));
-    assert_eq!(sem.available(), [9, 9]);
+    for queued_ahead in [8, 16] {
+        let fired = Arc::new(AtomicBool::new(false));
+        let timer = {
+            let fired = Arc::clone(&fired);
+            std::future::poll_fn(move |_| {
+                if fired.load(SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        };
+        let (_, plain) = counting_waker();
+        let mut timed = None;
+        let BatchWaking {
+            sem,
+            ahead,
+            mut behind,
+            release,
+            go,
+        } = timed_one_that_fits_while_a_batch_wakes(queued_ahead, |sem| {
+            let mut waiter = Box::pin(sem.acquire_owned([1, 1]).with_timeout(timer));
+            assert!(poll_with(waiter.as_mut(), &plain).is_pending());
+            timed = Some(waiter);
+        });
+        let mut timed = timed.unwrap();
+        fired.store(true, SeqCst);
+        let got = ready(poll_with(timed.as_mut(), &plain), "its timer fired");
+        let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
+        go.send(()).unwrap();
+        release.join().unwrap();
+        assert_eq!(
+            got.map(|permit| permit.amounts()),
+            Ok([1, 1]),
+            "async, {queued_ahead} ahead (the one behind it served: {behind_got})"
+        );
+        assert!(
+            !behind_got,
+            "async, {queued_ahead} ahead: the one behind it took the permits"
+        );
+        // Delivered so far: its grant alone (those ahead are not polled again).
+        let stats = sem.stats();
+        assert_eq!((stats.timed_out, stats.acquired_after_wait), (0, 1));
+        drop((ahead, behind, timed));
+        assert_eq!(sem.available(), sem.capacity());
+    }
 }

@@ -207,6 +207,10 @@ impl Aimd {
 }
 
 impl Algorithm for Aimd {
+    fn proposed(&self) -> Option<u64> {
+        self.estimate.proposed()
+    }
+
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
         // A rate above the tolerance (at least 0.0) means drops.

@@ -103,9 +103,8 @@ pub trait Algorithm: Send + 'static {
     /// hands it over with `set_bounds`.
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64;
 
-    /// While this algorithm probes, and its probe is what holds the limit,
-    /// the limit in force when the probe began; `None` (the default)
-    /// otherwise.
+    /// While this algorithm probes, the limit in force when its probe
+    /// began; `None` (the default) otherwise.
     ///
     /// A probe is a limit lowered on purpose for a few windows, to be
     /// raised again whatever they show ([`BandwidthDelay`](super::BandwidthDelay)
@@ -113,11 +112,23 @@ pub trait Algorithm: Send + 'static {
     /// and measure the round trip without it). [`Min`] shows its other
     /// algorithm this limit instead of the probe's, so that the other does
     /// not take the probe for a limit it must regrow from: an [`Aimd`](super::Aimd)
-    /// would regrow one step a window. Where the limit in force came back
-    /// below what the probe proposed, the other holds it (an `Aimd` backing
-    /// off from drops), and must see it as it is: shown the limit from
-    /// before the probe, its back-offs would not compound.
+    /// would regrow one step a window (but never above the other's own last
+    /// limit: see [`proposed`](Self::proposed)).
     fn before_probe(&self) -> Option<u64> {
+        None
+    }
+
+    /// The limit this algorithm's last [`update`](Self::update) returned,
+    /// where it keeps it; `None` (the default) otherwise.
+    ///
+    /// While its partner in a [`Min`] probes, this algorithm is shown the
+    /// limit from before the probe, but never more than this: one that
+    /// backs off through the probe (an [`Aimd`](super::Aimd) seeing drops)
+    /// goes on from its own limit, and its back-offs compound, rather than
+    /// starting again from the limit before the probe every window. The
+    /// algorithms of this module keep it; one that does not is shown the
+    /// limit from before the probe.
+    fn proposed(&self) -> Option<u64> {
         None
     }
 }
@@ -130,6 +141,10 @@ impl<A: Algorithm + ?Sized> Algorithm for Box<A> {
     fn before_probe(&self) -> Option<u64> {
         (**self).before_probe()
     }
+
+    fn proposed(&self) -> Option<u64> {
+        (**self).proposed()
+    }
 }
 
 /// The smaller of two algorithms' limits; both see every window.
@@ -137,6 +152,8 @@ impl<A: Algorithm + ?Sized> Algorithm for Box<A> {
 /// While one of them probes (see [`Algorithm::before_probe`]), the other
 /// is shown the limit in force before the probe, not the probe's: it
 /// neither follows the probe down nor regrows from it once the probe ends.
+/// But never more than its own last limit ([`Algorithm::proposed`]): one
+/// that backs off through the probe goes on from where it backed off to.
 ///
 /// ```
 /// use multisem::adaptive::{Aimd, Gradient2, Min};
@@ -152,11 +169,15 @@ impl<A: Algorithm, B: Algorithm> Algorithm for Min<A, B> {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         // Asked before either updates: a probe's limit was in force through
         // this window if it was under way when the window began.
-        let for_a = past_probe(dim, self.1.before_probe());
-        let for_b = past_probe(dim, self.0.before_probe());
+        let for_a = past_probe(dim, self.1.before_probe(), self.0.proposed());
+        let for_b = past_probe(dim, self.0.before_probe(), self.1.proposed());
         let a = self.0.update(window, &for_a);
         let b = self.1.update(window, &for_b);
         a.min(b)
+    }
+
+    fn proposed(&self) -> Option<u64> {
+        Some(self.0.proposed()?.min(self.1.proposed()?))
     }
 
     fn before_probe(&self) -> Option<u64> {
@@ -168,11 +189,12 @@ impl<A: Algorithm, B: Algorithm> Algorithm for Min<A, B> {
 }
 
 /// `dim` as the partner of an algorithm that probes sees it: with the limit
-/// in force before the probe (never a lower one than now).
-fn past_probe(dim: &Dimension, before_probe: Option<u64>) -> Dimension {
+/// in force before the probe, but not above the partner's own last one
+/// (`own`, where it keeps it), and never a lower one than now.
+fn past_probe(dim: &Dimension, before_probe: Option<u64>, own: Option<u64>) -> Dimension {
     match before_probe {
         Some(before) => Dimension {
-            limit: before.max(dim.limit),
+            limit: own.map_or(before, |own| own.min(before)).max(dim.limit),
             ..*dim
         },
         None => *dim,

@@ -77,9 +77,9 @@ use typical::{Measure, TypicalDelay, small_rtt};
 /// limit from before it, so that a partner in a [`Min`](super::Min) (the
 /// preset count's [`Aimd`](super::Aimd)) does not regrow from the probe's
 /// half a step a window: behind a pool of 50 workers, with round trips
-/// that spread after it, that cost 11% of what the pool served. But not
-/// once a window's limit came back below what the probe proposed: the
-/// partner holds it then (backing off from drops), and sees it as it is.
+/// that spread after it, that cost 11% of what the pool served (nor above
+/// its own last limit, where it backs off through the probe: see
+/// [`Algorithm::proposed`]).
 ///
 /// # Drain
 ///
@@ -236,10 +236,6 @@ pub struct BandwidthDelay {
     probes: Probes,
     typical: TypicalDelay,
     estimate: Estimate,
-    /// A probe is under way, but the limit in force came back below what
-    /// it proposed: something else holds the limit (a partner in a `Min`),
-    /// and `before_probe` says nothing.
-    probe_not_holding: bool,
 }
 
 impl Default for BandwidthDelay {
@@ -255,7 +251,6 @@ impl Default for BandwidthDelay {
             probes: Probes::new(50),
             typical: TypicalDelay::default(),
             estimate: Estimate::default(),
-            probe_not_holding: false,
         }
     }
 }
@@ -451,15 +446,11 @@ impl BandwidthDelay {
 const RATE_REQUESTS: f64 = 8.0;
 
 impl Algorithm for BandwidthDelay {
+    fn proposed(&self) -> Option<u64> {
+        self.estimate.proposed()
+    }
+
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-        // Judged on the window just ended, for the next: a probe that began
-        // in this update is taken to hold the limit until a window shows
-        // otherwise.
-        self.probe_not_holding = self.probes.under_way().is_some()
-            && self
-                .estimate
-                .proposed()
-                .is_some_and(|proposed| dim.limit < proposed);
         self.rates.reserve();
         self.deliveries.reserve();
         self.delays.reserve();
@@ -570,9 +561,6 @@ impl Algorithm for BandwidthDelay {
     }
 
     fn before_probe(&self) -> Option<u64> {
-        if self.probe_not_holding {
-            return None;
-        }
         // `as` floors, as the limit in force was, and saturates.
         self.probes
             .under_way()

@@ -155,6 +155,10 @@ impl Gradient2 {
 }
 
 impl Algorithm for Gradient2 {
+    fn proposed(&self) -> Option<u64> {
+        self.estimate.proposed()
+    }
+
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
         let limit = self.estimate.current(dim.limit);
         if window.successes == 0 {

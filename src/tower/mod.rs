@@ -52,7 +52,8 @@
 //!   ([`TooLarge`]), unless the semaphore clamps oversized requests
 //!   ([`Builder::clamp_oversized`](crate::Builder::clamp_oversized)): then
 //!   it is admitted with that whole capacity once it is free (or, in shed
-//!   mode, shed while it is not).
+//!   mode, shed while it is not), but for some of a dimension whose
+//!   capacity can never leave 0 (its `max_capacity` is 0): refused at once.
 //! * **Typed refusals.** The service's error is tower's
 //!   [`BoxError`]; a refusal is one of [`Shed`], [`TimedOut`], [`TooLarge`]
 //!   or [`Closed`], each naming the dimension that was short where there
