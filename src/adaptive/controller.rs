@@ -728,7 +728,9 @@ impl<const N: usize> ControllerBuilder<N> {
     /// once it is at least `min_duration` long **and** holds at least
     /// `min_samples` drops and successes (default 100 ms and 16).
     /// `Duration::ZERO` with 0 or 1 sample runs them, and may resize, at
-    /// every completion that is not ignored.
+    /// every completion that is not ignored, but for one whose sample a
+    /// close on another thread took at the same moment: that sample is in
+    /// the other's window, and no window closes empty.
     ///
     /// A window starts at the completion that closed the one before; the
     /// first starts at the first completion, which it also counts, so its
