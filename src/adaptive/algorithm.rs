@@ -126,8 +126,8 @@ pub trait Algorithm: Send + 'static {
     /// backs off through the probe (an [`Aimd`](super::Aimd) seeing drops)
     /// goes on from its own limit, and its back-offs compound, rather than
     /// starting again from the limit before the probe every window. The
-    /// algorithms of this module keep it; one that does not is shown the
-    /// limit from before the probe.
+    /// algorithms of this module keep it (a `Min`, where both its sides
+    /// do); one that does not is shown the limit from before the probe.
     fn proposed(&self) -> Option<u64> {
         None
     }
