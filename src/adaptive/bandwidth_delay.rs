@@ -77,9 +77,9 @@ use typical::{Measure, TypicalDelay, small_rtt};
 /// limit from before it, so that a partner in a [`Min`](super::Min) (the
 /// preset count's [`Aimd`](super::Aimd)) does not regrow from the probe's
 /// half a step a window: behind a pool of 50 workers, with round trips
-/// that spread after it, that cost 11% of what the pool served (nor above
-/// its own last limit, where it backs off through the probe: see
-/// [`Algorithm::proposed`]).
+/// that spread after it, that cost 11% of what the pool served. (Where the
+/// partner's own last limit is lower, it is shown that: one that backs off
+/// through the probe goes on from there; see [`Algorithm::proposed`].)
 ///
 /// # Drain
 ///
