@@ -914,3 +914,40 @@ async fn readme_example() {
     assert_eq!(bounded(read_body(response)).await, "3000");
     bounded(until(|| sem.available() == sem.capacity())).await;
 }
+
+/// A request too large for a dimension at 0 answers `503` where that
+/// capacity may grow again (a drain, a lost lease: retry later), but `413`
+/// where its `max_capacity` is 0 too, so that it is 0 for good (on a
+/// clamping semaphore too, which refuses such a request at once).
+#[tokio::test]
+async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
+    use multisem::http::refusal_response;
+    use multisem::tower::{AdmitLayer, BoxError, Refused};
+
+    for (max, clamp, status) in [
+        ([4, 1024], false, StatusCode::SERVICE_UNAVAILABLE),
+        ([4, 0], false, StatusCode::PAYLOAD_TOO_LARGE),
+        ([4, 0], true, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let sem = Arc::new(
+            MultiSemaphore::builder([4, 0])
+                .max_capacity(max)
+                .clamp_oversized(clamp)
+                .build(),
+        );
+        let mut svc = AdmitLayer::new(sem, |bytes: &u64| [1, *bytes])
+            .shed()
+            .layer(service_fn(|_: u64| async { Ok::<_, BoxError>(()) }));
+        let err = bounded(svc.call(5)).await.unwrap_err();
+        let refused = Refused::find(err.as_ref()).expect("a refusal");
+        let Refused::TooLarge(too_large) = &refused else {
+            panic!("too large, not {refused:?}");
+        };
+        assert_eq!(
+            (too_large.capacity(), too_large.max_capacity()),
+            (0, max[1])
+        );
+        let response = refusal_response(&refused, Duration::from_secs(1));
+        assert_eq!(response.status(), status, "max {max:?}, clamp {clamp}");
+    }
+}

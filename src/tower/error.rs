@@ -226,9 +226,9 @@ impl std::error::Error for TimedOut {}
 /// Over HTTP ([`http::refusal_response`](crate::http::refusal_response)
 /// and the `http` layers) this is a `413 Payload Too Large`, whichever
 /// dimension it is: the request can never fit, so retrying it is pointless;
-/// but against a capacity of 0 (a dimension resized to nothing, which
-/// admits no request that asks any of it, however small) a `503 Service
-/// Unavailable`.
+/// but against a capacity of 0 that may grow again (a dimension resized to
+/// nothing, which admits no request that asks any of it, however small) a
+/// `503 Service Unavailable`.
 ///
 /// ```
 /// use multisem::MultiSemaphore;
@@ -251,6 +251,7 @@ pub struct TooLarge {
     pub(crate) name: &'static str,
     pub(crate) requested: u64,
     pub(crate) capacity: u64,
+    pub(crate) max_capacity: u64,
 }
 
 impl TooLarge {
@@ -297,6 +298,20 @@ impl TooLarge {
     /// ```
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// How far that dimension's capacity can grow
+    /// ([`MultiSemaphore::max_capacity`](crate::MultiSemaphore::max_capacity)):
+    /// a capacity of 0 with a maximum of 0 is 0 for good (over HTTP a
+    /// `413`, not the `503` of a dimension resized to 0 for a while).
+    ///
+    /// ```
+    /// # use multisem::tower::TooLarge;
+    /// fn for_good(err: &TooLarge) -> bool { err.max_capacity() < err.requested() }
+    /// # let _ = for_good;
+    /// ```
+    pub fn max_capacity(&self) -> u64 {
+        self.max_capacity
     }
 }
 

@@ -76,6 +76,7 @@ impl<const N: usize> Config<N> {
             name: self.names[dim],
             requested,
             capacity,
+            max_capacity: self.sem.max_capacity()[dim],
         })
     }
 }
