@@ -1350,8 +1350,9 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// `release_slow` for a caller with a result of its own (an acquirer
     /// refused after giving back what its take held for a moment; a dropped
-    /// future giving back a grant): it serves the queue, but a waker's panic
-    /// must not unwind through that result (see `WakeList::finish_quietly`).
+    /// future giving back a grant; a request that timed out, served before
+    /// it gives up): it serves the queue, but a waker's panic must not
+    /// unwind through that result (see `WakeList::finish_quietly`).
     #[cold]
     #[inline(never)]
     fn serve_quietly(&self) {
@@ -1672,24 +1673,18 @@ impl<const N: usize> MultiSemaphore<N> {
         parked: Option<&Parked>,
         why: Leaving,
     ) -> Result<Shortfall, Outcome<N>> {
+        if why == Leaving::TimedOut {
+            // Serve the queue first, through every full batch, as a return
+            // does; a waker's panic must not unwind through our result.
+            self.serve_quietly();
+        }
         let mut wake = WakeList::new();
-        let (result, notify) = 'visit: {
+        let (result, notify) = {
             let mut queue = self.lock();
-            if why == Leaving::TimedOut {
-                self.rebalance(&mut queue, &mut wake);
-                // A full batch stops short of it: wake that batch and come
-                // back, as a release does.
-                while wake.is_full() {
-                    drop(queue);
-                    wake.wake_batch();
-                    queue = self.lock();
-                    self.rebalance(&mut queue, &mut wake);
-                }
-            }
             // A grant of the whole request, under this lock, freed the slot
             // of a parked thread.
             if parked.is_some_and(Parked::granted) {
-                break 'visit (Err(Outcome::Granted(amounts)), None);
+                return Err(Outcome::Granted(amounts));
             }
             // Before it leaves: it may be the head itself. What holds it
             // back is judged on what it would be granted (its clamp).

@@ -1902,6 +1902,35 @@ struct BatchWaking {
     go: Sender<()>,
 }
 
+impl BatchWaking {
+    /// Once the timed one has its result `got` (`what` says which): looks at
+    /// the one behind it, lets the release finish, and checks that the
+    /// timed one was granted [1, 1] and the one behind it nothing; then
+    /// that every permit comes back. Returns the semaphore's statistics
+    /// from before the futures were dropped.
+    fn check(
+        mut self,
+        got: Result<OwnedPermit<2>, AcquireError>,
+        what: &str,
+    ) -> multisem::Stats<2> {
+        let (_, plain) = counting_waker();
+        let behind_got = poll_with(self.behind.as_mut(), &plain).is_ready();
+        self.go.send(()).unwrap();
+        self.release.join().unwrap();
+        let got = got.map(|permit| permit.amounts());
+        assert_eq!(
+            got,
+            Ok([1, 1]),
+            "{what} (the one behind it served: {behind_got})"
+        );
+        assert!(!behind_got, "{what}: the one behind it took the permits");
+        let stats = self.sem.stats();
+        drop((self.ahead, self.behind));
+        assert_eq!(self.sem.available(), self.sem.capacity(), "{what}");
+        stats
+    }
+}
+
 /// A queued acquirer whose time runs out while its turn has come and it
 /// fits (a release woke a full batch ahead of it and has not come back
 /// for the rest yet) is granted, as a grant that raced its deadline, not
@@ -1915,13 +1944,7 @@ fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
     let _watchdog = Watchdog::this_test(TEST_LIMIT);
     // Blocking: its 300 ms run out while the batch's first waker holds up.
     let mut timed = None;
-    let BatchWaking {
-        sem,
-        ahead,
-        mut behind,
-        release,
-        go,
-    } = timed_one_that_fits_while_a_batch_wakes(8, |sem| {
+    let waking = timed_one_that_fits_while_a_batch_wakes(8, |sem| {
         let waiter = Arc::clone(sem);
         timed = Some(thread::spawn(move || {
             waiter.acquire_owned_blocking_timeout([1, 1], Duration::from_millis(300))
@@ -1934,18 +1957,7 @@ fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
     });
     // It keeps its permit until the one behind it has been looked at.
     let got = timed.unwrap().join().unwrap();
-    let (_, plain) = counting_waker();
-    let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
-    go.send(()).unwrap();
-    release.join().unwrap();
-    assert_eq!(
-        got.map(|permit| permit.amounts()),
-        Ok([1, 1]),
-        "blocking (the one behind it served: {behind_got})"
-    );
-    assert!(!behind_got, "blocking: the one behind it took the permits");
-    drop((ahead, behind));
-    assert_eq!(sem.available(), sem.capacity());
+    waking.check(got, "blocking");
 
     // Async: its timer fires while the batch's first waker holds up.
     for queued_ahead in [8, 16] {
@@ -1962,13 +1974,7 @@ fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
         };
         let (_, plain) = counting_waker();
         let mut timed = None;
-        let BatchWaking {
-            sem,
-            ahead,
-            mut behind,
-            release,
-            go,
-        } = timed_one_that_fits_while_a_batch_wakes(queued_ahead, |sem| {
+        let waking = timed_one_that_fits_while_a_batch_wakes(queued_ahead, |sem| {
             let mut waiter = Box::pin(sem.acquire_owned([1, 1]).with_timeout(timer));
             assert!(poll_with(waiter.as_mut(), &plain).is_pending());
             timed = Some(waiter);
@@ -1976,22 +1982,8 @@ fn a_head_that_fits_when_its_time_runs_out_is_granted_not_passed_over() {
         let mut timed = timed.unwrap();
         fired.store(true, SeqCst);
         let got = ready(poll_with(timed.as_mut(), &plain), "its timer fired");
-        let behind_got = poll_with(behind.as_mut(), &plain).is_ready();
-        go.send(()).unwrap();
-        release.join().unwrap();
-        assert_eq!(
-            got.map(|permit| permit.amounts()),
-            Ok([1, 1]),
-            "async, {queued_ahead} ahead (the one behind it served: {behind_got})"
-        );
-        assert!(
-            !behind_got,
-            "async, {queued_ahead} ahead: the one behind it took the permits"
-        );
+        let stats = waking.check(got, &format!("async, {queued_ahead} ahead"));
         // Delivered so far: its grant alone (those ahead are not polled again).
-        let stats = sem.stats();
         assert_eq!((stats.timed_out, stats.acquired_after_wait), (0, 1));
-        drop((ahead, behind, timed));
-        assert_eq!(sem.available(), sem.capacity());
     }
 }
