@@ -56,12 +56,13 @@ use std::task::{Context, Poll};
 /// An item the semaphore refuses (its weight above a capacity, unless the
 /// semaphore was built with
 /// [`clamp_oversized`](crate::Builder::clamp_oversized), which refuses only
-/// some of a dimension whose `max_capacity` is 0; or the semaphore closed) comes out as [`Refused`], with the item, so the caller decides
+/// some of a dimension whose `max_capacity` is 0; or the semaphore
+/// closed) comes out as [`Refused`], with the item, so the caller decides
 /// whether to skip it, fail the stream or stop. The adaptor then goes on
 /// with the next item: after [`close`](crate::MultiSemaphore::close), every
 /// further item comes out refused, with `Closed` (or `ExceedsCapacity` for
-/// one above a capacity, as every acquire checks that first), so an
-/// endless source never ends. Stop on
+/// one the semaphore refuses for its size, as above: every acquire checks
+/// that first), so an endless source never ends. Stop on
 /// [`error.is_closed()`](crate::AcquireError::is_closed), and
 /// take the rest back with [`into_inner`](Admit::into_inner).
 ///
