@@ -681,3 +681,65 @@ fn limits_above_two_to_the_53_move_only_on_a_signal() {
         "a whole one"
     );
 }
+
+/// Just past its tolerance, where the cut and the queue allowance √limit
+/// cancel, Gradient2 holds the limit exactly whatever its smoothing: the
+/// blend `limit × (1 - s) + limit × s` rounded to just below some limits
+/// (23 at 0.3, 3 at 0.05), which the estimate floored to a unit less.
+#[test]
+fn gradient2_holds_a_limit_exactly_whatever_its_smoothing() {
+    let mut moved = vec![];
+    for smoothing in [0.05, 0.1, 0.2, 0.3, 0.33, 0.5, 1.0] {
+        for limit in 2..200 {
+            let mut gradient = Gradient2::default().smoothing(smoothing);
+            // Settle the long term at 10 ms, holding the limit (not in use).
+            gradient.update(&rtt_window(Duration::from_millis(10)), &at(100, 0, 1, 1000));
+            let short = Duration::from_micros(16_500);
+            let long = 0.010 + 2.0 / 21.0 * (short.as_secs_f64() - 0.010);
+            let cut = (1.5 * long / short.as_secs_f64()).clamp(0.5, 1.0);
+            let l = limit as f64;
+            assert!(cut < 1.0, "the window is past the tolerance");
+            let got = gradient.update(&rtt_window(short), &at(limit, limit, 1, 1000));
+            // Where √limit outweighs the cut the proposal is the limit.
+            if l * cut + l.sqrt() >= l && got != limit {
+                moved.push((smoothing, limit, got));
+            }
+        }
+    }
+    assert!(
+        moved.is_empty(),
+        "holds that moved the limit (smoothing, limit, got): {moved:?}"
+    );
+}
+
+/// A `BandwidthDelay` narrowed after use (`delay_windows` on one already
+/// updated) forgets at once what its new span does not cover: the filter
+/// dropped one old sample per new one, so the base delay kept the old
+/// minimum for as many windows as the old span held.
+#[test]
+fn a_narrowed_delay_span_forgets_the_older_delays_at_once() {
+    // 100 ms of 100 requests of 1 KiB, each taking `rtt`.
+    let kib_window = |rtt: Duration| {
+        let mut window = Window::default();
+        (window.elapsed, window.successes) = (Duration::from_millis(100), 100);
+        (window.delivered_bytes, window.weighted_size) = (100 << 10, 1 << 10);
+        (window.min_rtt, window.min_rtt_bytes) = (rtt, 1 << 10);
+        (window.mean_rtt, window.small_mean_rtt) = (rtt, rtt);
+        window
+    };
+    let mut algorithm = BandwidthDelay::default().probe_every(0);
+    let dim = busy(2 * MIB);
+    for _ in 0..10 {
+        algorithm.update(&kib_window(Duration::from_millis(5)), &dim);
+    }
+    // (Less the transfer time of a request at the measured bandwidth.)
+    let base = algorithm.base_delay().unwrap();
+    assert!(base < 0.005, "{base}");
+    let mut algorithm = algorithm.delay_windows(1);
+    algorithm.update(&kib_window(Duration::from_millis(50)), &dim);
+    let base = algorithm.base_delay().unwrap();
+    assert!(
+        base > 0.045,
+        "the base delay {base} s, after one window of 50 ms with a span of 1"
+    );
+}

@@ -192,6 +192,12 @@ impl Algorithm for Gradient2 {
             // even the largest cut, half the limit).
             proposal = proposal.min(limit);
         }
+        if proposal == limit {
+            // A hold keeps the limit exactly: the blend below can round to
+            // just under it (`23 × 0.7 + 23 × 0.3` < 23), which the estimate
+            // would floor to a unit less.
+            return self.estimate.set(limit);
+        }
         self.estimate
             .set(limit * (1.0 - self.smoothing) + proposal * self.smoothing)
     }

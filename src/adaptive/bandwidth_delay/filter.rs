@@ -23,8 +23,12 @@ impl<T: Copy> Windowed<T> {
         }
     }
 
+    /// A span narrower than the samples held forgets the oldest at once,
+    /// so the filter never holds more than its span.
     pub(super) fn set_span(&mut self, span: usize) {
         self.span = span;
+        let excess = self.samples.len().saturating_sub(span);
+        self.samples.drain(..excess);
     }
 
     /// Makes room for the whole span (up to `RESERVED`) at once, so that
