@@ -69,7 +69,9 @@
 //!   [`waiters_blocked_behind_head`](MultiSemaphore::waiters_blocked_behind_head)
 //!   (with two queued or more), or a refusal decided under the lock, as every refusal of a semaphore
 //!   that clamps oversized requests is). Where the capacities fit in one
-//!   64-bit word (for example `[1024, 100 MiB]`), an acquire is one
+//!   64-bit word (their bit widths, a guard bit each, within 56 bits, as
+//!   `[1024, 100 MiB]`'s 40:
+//!   [`is_single_word`](MultiSemaphore::is_single_word) tells), an acquire is one
 //!   compare-and-swap and a release one `fetch_add`, so a concurrent
 //!   `try_acquire` never fails because another call held a dimension it
 //!   then gave back. Larger capacities keep as much

@@ -152,8 +152,9 @@ impl<const N: usize> MultiSemaphore<N> {
 
     /// A semaphore with `capacity[d]` permits in dimension `d`, all available.
     ///
-    /// Where the capacities fit in one 64-bit word with room to spare, every
-    /// acquire is a single compare-and-swap, and the word's spare bits are
+    /// Where the capacities fit the single-word layout with room to spare
+    /// (see [`is_single_word`](Self::is_single_word)), every acquire is a
+    /// single compare-and-swap, and the word's spare bits are
     /// shared out as room to grow by [`add_permits`](Self::add_permits) or
     /// [`set_capacity`](Self::set_capacity).
     /// [`max_capacity`](Self::max_capacity) tells how far each dimension can
@@ -359,6 +360,20 @@ impl<const N: usize> MultiSemaphore<N> {
     /// acquire) rather than the tiered one (a packed front word with one
     /// atomic per dimension behind it), which capacities too large for one
     /// word need.
+    ///
+    /// The single-word layout gives each dimension a field as wide as its
+    /// capacity's bit width (its `max_capacity` where the
+    /// [`builder`](Self::builder) sets one) plus a guard bit, all within 56
+    /// of the word's 64 bits (the rest hold two flags and a tally): `[1024,
+    /// 100 MiB]` needs 11 + 27 + 2 = 40 bits; `[1 Mi, 8 GiB]` needs 21 + 34
+    /// + 2 = 57, one too many.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    ///
+    /// assert!(MultiSemaphore::new([1024, 100 << 20]).is_single_word());
+    /// assert!(!MultiSemaphore::new([1 << 20, 8 << 30]).is_single_word());
+    /// ```
     pub fn is_single_word(&self) -> bool {
         self.counters.is_packed()
     }

@@ -63,7 +63,8 @@ use std::fmt;
 /// ```
 ///
 /// Its `Debug` shows the per-dimension figures by name, where the semaphore
-/// has [names](crate::Builder::names):
+/// has [names](crate::Builder::names) (a dimension without one as
+/// `"dimension {dim}"`, as messages write it):
 ///
 /// ```
 /// use multisem::MultiSemaphore;
@@ -211,18 +212,42 @@ impl<const N: usize> Stats<N> {
     }
 }
 
-/// Per-dimension figures in `Debug` output: by name where there are names.
+/// Per-dimension figures in `Debug` output: by name where any dimension
+/// has one.
 struct PerDim<'a, const N: usize>(&'a [u64; N], DimNames);
 
 impl<const N: usize> fmt::Debug for PerDim<'_, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.1.get(0).is_none() {
+        if (0..N).all(|d| self.1.get(d).is_none()) {
             return fmt::Debug::fmt(self.0, f);
         }
-        let name = |d: usize| self.1.get(d).unwrap_or("?");
         f.debug_map()
-            .entries(self.0.iter().enumerate().map(|(d, v)| (name(d), v)))
+            .entries((0..N).map(|d| {
+                (
+                    DimKey {
+                        dim: d,
+                        names: self.1,
+                    },
+                    &self.0[d],
+                )
+            }))
             .finish()
+    }
+}
+
+/// A dimension as a key of `Debug` output: its name, quoted, or
+/// `"dimension {dim}"` where it has none, as messages write it.
+struct DimKey {
+    dim: usize,
+    names: DimNames,
+}
+
+impl fmt::Debug for DimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.names.get(self.dim) {
+            Some(name) => fmt::Debug::fmt(name, f),
+            None => write!(f, "\"dimension {}\"", self.dim),
+        }
     }
 }
 

@@ -2184,6 +2184,34 @@ fn stats_debug_names_the_dimensions() {
     assert!(debug.contains("exceeded: [0, 1]"), "{debug}");
 }
 
+/// A dimension without a name (an empty one) is written as messages write
+/// it, wherever it is: an unnamed first dimension dropped every name, and
+/// a later one read "?".
+#[test]
+fn stats_debug_writes_an_unnamed_dimension_as_messages_do() {
+    for (names, expected) in [
+        (
+            &["", "bytes"],
+            r#"exceeded: {"dimension 0": 0, "bytes": 1}"#,
+        ),
+        (
+            &["messages", ""],
+            r#"exceeded: {"messages": 0, "dimension 1": 1}"#,
+        ),
+    ] {
+        let sem = MultiSemaphore::builder([1, 10]).names(names).build();
+        let err = sem.try_acquire([0, 11]).unwrap_err();
+        let label = if names[1].is_empty() {
+            "dimension 1"
+        } else {
+            names[1]
+        };
+        assert!(err.to_string().contains(label), "{err}");
+        let debug = format!("{:?}", sem.stats());
+        assert!(debug.contains(expected), "{debug}");
+    }
+}
+
 #[test]
 fn a_future_a_shrink_failed_then_dropped_counts_only_as_exceeded() {
     let sem = MultiSemaphore::new([4, 1000]);
