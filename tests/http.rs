@@ -924,10 +924,14 @@ async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
     use multisem::http::refusal_response;
     use multisem::tower::{AdmitLayer, BoxError, Refused};
 
-    for (max, clamp, status) in [
-        ([4, 1024], false, StatusCode::SERVICE_UNAVAILABLE),
-        ([4, 0], false, StatusCode::PAYLOAD_TOO_LARGE),
-        ([4, 0], true, StatusCode::PAYLOAD_TOO_LARGE),
+    // A request within the maximum may fit once the dimension grows again;
+    // one above it never can, however it grows.
+    for (max, clamp, request, status) in [
+        ([4, 1024], false, 5, StatusCode::SERVICE_UNAVAILABLE),
+        ([4, 1024], false, 1024, StatusCode::SERVICE_UNAVAILABLE),
+        ([4, 1024], false, 1025, StatusCode::PAYLOAD_TOO_LARGE),
+        ([4, 0], false, 5, StatusCode::PAYLOAD_TOO_LARGE),
+        ([4, 0], true, 5, StatusCode::PAYLOAD_TOO_LARGE),
     ] {
         let sem = Arc::new(
             MultiSemaphore::builder([4, 0])
@@ -938,7 +942,7 @@ async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
         let mut svc = AdmitLayer::new(sem, |bytes: &u64| [1, *bytes])
             .shed()
             .layer(service_fn(|_: u64| async { Ok::<_, BoxError>(()) }));
-        let err = bounded(svc.call(5)).await.unwrap_err();
+        let err = bounded(svc.call(request)).await.unwrap_err();
         let refused = Refused::find(err.as_ref()).expect("a refusal");
         let Refused::TooLarge(too_large) = &refused else {
             panic!("too large, not {refused:?}");
@@ -948,6 +952,10 @@ async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
             (0, max[1])
         );
         let response = refusal_response(&refused, Duration::from_secs(1));
-        assert_eq!(response.status(), status, "max {max:?}, clamp {clamp}");
+        assert_eq!(
+            response.status(),
+            status,
+            "max {max:?}, clamp {clamp}, request {request}"
+        );
     }
 }

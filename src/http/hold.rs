@@ -103,9 +103,9 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// [`Closed`](crate::tower::Closed), and for a `TooLarge` against a
 /// capacity of 0 that may grow again (a dimension resized to nothing admits
 /// no request that asks any of it, however small; the first dimension a
-/// request is too large for decides). A dimension whose
-/// [`max_capacity`](crate::MultiSemaphore::max_capacity) is 0 too is 0 for
-/// good: `413`. Both carry an
+/// request is too large for decides). A request above that dimension's
+/// [`max_capacity`](crate::MultiSemaphore::max_capacity) too can never fit
+/// however it grows (a maximum of 0 is 0 for good): `413`. Both carry an
 /// `x-multisem-refused` header with the refusal's message, which names the
 /// dimension that was short, or says that others were queued ahead.
 ///
@@ -139,10 +139,10 @@ pub fn refusal_response(refused: &Refused, retry_after: Duration) -> Response<()
     }
     // A dimension resized to nothing (a drain, a lost lease) refuses every
     // request as too large, a `GET` without a body included: that is the
-    // service's state, not the payload's fault, and it passes (unless its
-    // maximum is 0 too: then it is 0 for good).
+    // service's state, not the payload's fault, and it passes (unless the
+    // request is above its maximum too: then it can never fit).
     if matches!(refused, Refused::TooLarge(too_large)
-        if too_large.capacity() > 0 || too_large.max_capacity() == 0)
+        if too_large.capacity() > 0 || too_large.max_capacity() < too_large.requested())
     {
         *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
         return response;

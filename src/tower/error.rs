@@ -302,8 +302,8 @@ impl TooLarge {
 
     /// How far that dimension's capacity can grow
     /// ([`MultiSemaphore::max_capacity`](crate::MultiSemaphore::max_capacity)):
-    /// a capacity of 0 with a maximum of 0 is 0 for good (over HTTP a
-    /// `413`, not the `503` of a dimension resized to 0 for a while).
+    /// a request above it can never fit (over HTTP a `413`, where a
+    /// dimension resized to 0 for a while answers `503`).
     ///
     /// ```
     /// # use multisem::tower::TooLarge;
