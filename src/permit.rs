@@ -405,7 +405,7 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// Gives `amounts` back to the semaphore now, keeping the rest: for a
     /// size that shrank once known (a message that compressed well), or
     /// work that finishes in parts. All or nothing: queued acquirers that
-    /// now fit are served, as when a permit is dropped.
+    /// now fit are served in turn, as when a permit is dropped.
     ///
     /// ```
     /// use multisem::MultiSemaphore;

@@ -25,7 +25,8 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Grows each dimension's capacity by `amounts`, and what is available
     /// by what is left of them once they have paid any debt of a shrink below
     /// what is in flight (see [`set_capacity`](Self::set_capacity)). Queued
-    /// acquirers that now fit are served.
+    /// acquirers that now fit are served, in turn: first come, first served,
+    /// so one behind a head that still does not fit goes on waiting.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -54,7 +55,7 @@ impl<const N: usize> MultiSemaphore<N> {
     /// returned are absorbed until the books balance; nothing wraps. Queued
     /// acquirers whose request no longer fits the new capacity fail with
     /// [`ExceedsCapacity`](crate::AcquireError::ExceedsCapacity); those that now fit
-    /// are served.
+    /// are served, in turn (as [`add_permits`](Self::add_permits) says).
     ///
     /// ```
     /// use multisem::MultiSemaphore;
