@@ -1270,11 +1270,39 @@ impl<const N: usize> MultiSemaphore<N> {
     /// resize came between its load and its CAS: a value computed from a
     /// capacity since grown never lands. (A low water left high, by a debt
     /// paid or a race between two of these, only sends a take or two out of
-    /// line needlessly, and comes down on the first.) The generation has 6
-    /// bits: a refresh held up while exactly a multiple of 32 resizes ran,
-    /// and that finds the word just as it was, lands; it can then only hide
-    /// a peak (never count one too high) until the next refresh or resize.
+    /// line needlessly, and comes down on the first.)
+    ///
+    /// The generation has 6 bits: a refresh held up while exactly a multiple
+    /// of 32 resizes ran finds the word just as it was, and its CAS lands a
+    /// value computed from limits since changed, which could hide a peak
+    /// until the next resize. So it reads the full count of resizes around
+    /// the attempt, and computes again if one ran.
     fn refresh_low_water(&self) {
+        self.refresh_low_water_pausing(|_| {});
+    }
+
+    /// [`refresh_low_water`](Self::refresh_low_water), calling `pause` at
+    /// each step where a resize could come between (nothing, but in tests).
+    fn refresh_low_water_pausing(&self, mut pause: impl FnMut(RefreshStep)) {
+        loop {
+            // Acquire: with the CAS's Acquire, below.
+            let resizes = self.limits.resizes.load(Ordering::Acquire);
+            if !self.refresh_low_water_once(&mut pause) {
+                return;
+            }
+            // A landed CAS read the word that the last resize's rebase wrote
+            // (Release), or a later one: that resize's opening bump of the
+            // count, before its rebase, is seen here. So a count unchanged
+            // means no resize opened since the load above, and the value
+            // landed was computed from the limits in force.
+            if self.limits.resizes.load(Ordering::Relaxed) == resizes {
+                return;
+            }
+        }
+    }
+
+    /// One attempt of `refresh_low_water`: whether it landed a value.
+    fn refresh_low_water_once(&self, pause: &mut impl FnMut(RefreshStep)) -> bool {
         // Acquire: pairs with the Release of `rebase_low_water`, so that the
         // capacity read below is at least as new as the generation read here.
         let mut current = self.limits.low_water.load(Ordering::Acquire);
@@ -1282,21 +1310,23 @@ impl<const N: usize> MultiSemaphore<N> {
             let generation = Counters::<N>::generation(current);
             if generation % 2 == 1 {
                 // A resize is under way; it rebases the word when done.
-                return;
+                return false;
             }
+            pause(RefreshStep::Loaded);
             let fresh = self.counters.low_water_word(self.watch(), generation);
             if fresh == current {
-                return;
+                return false;
             }
-            // Relaxed on success: the word carries no data. Acquire on
-            // failure: as the load above.
+            pause(RefreshStep::Computed);
+            // Acquire on success: see `refresh_low_water_pausing`; on
+            // failure, as the load above.
             match self.limits.low_water.compare_exchange_weak(
                 current,
                 fresh,
-                Ordering::Relaxed,
+                Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(now) => current = now,
             }
         }
@@ -1766,6 +1796,16 @@ pub(crate) enum Leaving {
     TimedOut,
     /// Its future was dropped: it wants nothing any more.
     Dropped,
+}
+
+/// Where `refresh_low_water` is between its reads, for a test to run a
+/// resize there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshStep {
+    /// The low water read, the limits not yet.
+    Loaded,
+    /// The fresh value computed, its CAS not yet tried.
+    Computed,
 }
 
 /// What `admit` did with a request.

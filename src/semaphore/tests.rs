@@ -513,3 +513,33 @@ fn the_single_word_layouts_reads_take_no_lock_while_acquirers_are_only_queued() 
     drop(waiter);
     assert_eq!((sem.in_flight(), sem.available()), ([0, 0], [2, 1000]));
 }
+
+/// A refresh of the low water held up while 32 resizes ran (the word's
+/// 6-bit generation comes back, the word bit for bit as it was) must not
+/// leave a value computed from a capacity in force only in between: below
+/// the truth, it hid every later peak until the next resize. Here the
+/// refresh computes from a capacity shrunk to 5, then 31 more resizes bring
+/// it back to 10, and its compare-exchange lands.
+#[test]
+fn a_refresh_held_up_while_32_resizes_ran_leaves_no_stale_low_water() {
+    use super::RefreshStep;
+    let sem = MultiSemaphore::new([10]);
+    drop(sem.try_acquire([4]).unwrap());
+    assert_eq!(sem.stats().peak_in_flight, [4]);
+    let mut first_attempt = true;
+    sem.refresh_low_water_pausing(|step| match step {
+        RefreshStep::Loaded if first_attempt => sem.set_capacity([5]).unwrap(),
+        RefreshStep::Computed if first_attempt => {
+            first_attempt = false;
+            for capacity in [10, 5].into_iter().cycle().take(31) {
+                sem.set_capacity([capacity]).unwrap();
+            }
+            assert_eq!(sem.capacity(), [10]);
+        }
+        _ => {}
+    });
+    assert!(!first_attempt, "the resizes ran");
+    // Nothing races from here on: a take of 7 passes the peak of 4.
+    drop(sem.try_acquire([7]).unwrap());
+    assert_eq!(sem.stats().peak_in_flight, [7]);
+}
