@@ -1178,15 +1178,18 @@ impl<const N: usize> MultiSemaphore<N> {
     /// so the request would wait for ever.
     fn check_capacity(&self, amounts: [u64; N], clamps: bool) -> Result<(), (usize, u64)> {
         for (dim, &amount) in amounts.iter().enumerate() {
+            // Relaxed: see `Limits`; exact where it matters, under the lock.
+            // Read once: off the lock a resize may come between two reads,
+            // and the error names the capacity the request was judged by.
+            let capacity = self.limits.capacity[dim].load(Ordering::Relaxed);
             let too_large = if clamps {
+                // (Then the capacity is 0 for good.)
                 amount > 0 && self.max_capacity[dim] == 0
             } else {
-                // Relaxed: see `Limits`; exact where it matters, under the lock.
-                amount > self.limits.capacity[dim].load(Ordering::Relaxed)
+                amount > capacity
             };
             if too_large {
-                // Relaxed: as above (and 0 for good where it clamps).
-                return Err((dim, self.limits.capacity[dim].load(Ordering::Relaxed)));
+                return Err((dim, capacity));
             }
         }
         Ok(())

@@ -115,7 +115,10 @@ cases! {
 /// 50): at no instant is it merely short. So `try_acquire`, a timed acquire
 /// whose deadline has passed (one try) and `try_grow` of a permit to 70
 /// are granted or fail with `ExceedsCapacity`, never `Insufficient` or
-/// `Timeout`, which would tell a caller that a retry may succeed. (They
+/// `Timeout`, which would tell a caller that a retry may succeed; and the
+/// error names the capacity it was judged by, 50, never 100, which the
+/// request fits (a second read of the capacity for the error, after the
+/// check's, told so while a resize ran between). (They
 /// did, on every layout, within a second: the fast path looked at the
 /// counters at 50, the check of the capacities after it read 100, and the
 /// look's shortage was reported; or the locked path, short under the lock
@@ -129,13 +132,13 @@ fn racing_resizes_a_one_shot_acquire_is_granted_or_too_large_never_short() {
         let sem = Arc::new(layout.builder([4, 100]).build());
         let past = Instant::now();
         let (wrong, tries) = while_the_bytes_toggle(&sem, || match sem.try_acquire([1, 60]) {
-            Ok(_) | Err(TryAcquireError::ExceedsCapacity { .. }) => None,
+            Ok(_) | Err(TryAcquireError::ExceedsCapacity { capacity: 50, .. }) => None,
             Err(error) => Some(format!("try_acquire: {error:?}")),
         });
         assert_eq!(wrong, None, "{layout:?}, after {tries} tries");
         let (wrong, tries) = while_the_bytes_toggle(&sem, || {
             match sem.acquire_blocking_deadline([1, 60], past) {
-                Ok(_) | Err(AcquireError::ExceedsCapacity { .. }) => None,
+                Ok(_) | Err(AcquireError::ExceedsCapacity { capacity: 50, .. }) => None,
                 Err(error) => Some(format!("acquire_blocking_deadline: {error:?}")),
             }
         });
@@ -146,7 +149,11 @@ fn racing_resizes_a_one_shot_acquire_is_granted_or_too_large_never_short() {
                 permit.shrink_to([1, 10]);
                 None
             }
-            Err(TryAcquireError::ExceedsCapacity { requested: 70, .. }) => None,
+            Err(TryAcquireError::ExceedsCapacity {
+                requested: 70,
+                capacity: 50,
+                ..
+            }) => None,
             Err(error) => Some(format!("try_grow: {error:?}")),
         });
         assert_eq!(wrong, None, "{layout:?}, after {tries} tries");
