@@ -490,7 +490,7 @@ impl Drop for CallsBack {
     }
 }
 
-/// `clamp_capacity_of_handing_back`, through the controller (the crate
+/// `clamp_capacities_handing_back`, through the controller (the crate
 /// keeps it to itself; `Controller::set_bounds` is the public way in). The
 /// controller drives dimension 0 of a [1, 1] semaphore; P = [1, 0] is out
 /// and a future for [1, 1] waits, its waker calling back into the

@@ -51,6 +51,7 @@ use std::fmt;
 
 pub(crate) mod drain;
 mod resize;
+pub(crate) use resize::Woken;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -1472,20 +1473,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// waker's panic (a release, resize or close), or with
     /// `WakeList::finish_quietly` where the caller holds a result of its own
     /// that unwinding would lose (an acquire, a cancel).
-    fn wake_and_serve(&self, wake: &mut WakeList, failing: bool) {
-        self.serve_batches(wake, failing, WakeList::wake_batch);
-    }
-
-    /// `wake_and_serve`, with `full` done to each full batch (woken, or
-    /// handed over to be woken later) before the next visit.
-    fn serve_batches(
-        &self,
-        wake: &mut WakeList,
-        mut failing: bool,
-        mut full: impl FnMut(&mut WakeList),
-    ) {
+    fn wake_and_serve(&self, wake: &mut WakeList, mut failing: bool) {
         while wake.is_full() {
-            full(wake);
+            wake.wake_batch();
             let mut queue = self.lock();
             if failing {
                 failing = self.fail_oversized(&mut queue, wake, false);

@@ -651,20 +651,6 @@ impl WakeList {
         }
     }
 
-    /// Moves the batch's notifiers to `woken`, to be woken later, and
-    /// empties it. Call only with the lock released: past the first batch,
-    /// `woken` allocates.
-    pub(crate) fn hand_over(&mut self, woken: &mut Woken) {
-        if woken.first.len == 0 {
-            std::mem::swap(&mut self.batch, &mut woken.first.batch);
-            woken.first.len = self.len;
-        } else {
-            let batch = self.batch[..self.len].iter_mut().filter_map(Option::take);
-            woken.rest.extend(batch);
-        }
-        self.len = 0;
-    }
-
     /// Wakes the rest, and discards the first panic of a waker: for a
     /// caller that holds a result of its own (its permits taken, or its
     /// place in the queue) that unwinding would lose. The panic hook has
@@ -675,46 +661,6 @@ impl WakeList {
     }
 }
 
-/// Waiters that a resize granted (or failed) and handed over instead of
-/// waking them (`MultiSemaphore::clamp_capacity_of_handing_back`), for a
-/// caller that resized under a lock of its own: it wakes them once that
-/// lock is released, since a waker may call back into it. The first batch
-/// is kept in place, so that a resize granting no more than a batch
-/// allocates nothing; dropped without [`wake`](Self::wake) (a panic on the
-/// way), it still wakes them all, and swallows their wakers' panics.
-#[derive(Debug, Default)]
-#[must_use = "the waiters must be woken"]
-pub(crate) struct Woken {
-    first: WakeList,
-    rest: Vec<Notify>,
-}
-
-impl Woken {
-    /// Wakes every one of them, then re-raises the first panic of a waker,
-    /// as `WakeList::finish` does (and swallows it, likewise, while this
-    /// thread is already unwinding).
-    pub(crate) fn wake(mut self) {
-        self.wake_all();
-        self.first.finish();
-    }
-
-    /// Wakes them all, keeping the first panic of a waker in `first`.
-    fn wake_all(&mut self) {
-        self.first.wake_batch();
-        for notify in self.rest.drain(..) {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| notify.wake())) {
-                self.first.first_panic.get_or_insert(panic);
-            }
-        }
-    }
-}
-
-impl Drop for Woken {
-    fn drop(&mut self) {
-        self.wake_all();
-    }
-}
-
 /// Drops what holds a waker (a clone the semaphore did not use, a cancelled
 /// waiter's) outside the lock, catching a panic of the waker's drop: the
 /// caller holds a result that unwinding would lose. The panic hook has
@@ -722,82 +668,4 @@ impl Drop for Woken {
 pub(crate) fn drop_quietly<T>(value: T) {
     // Nothing is observed after the panic but the value's absence.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::{Notify, WAKE_BATCH, WakeList, Woken};
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::task::{Wake, Waker};
-
-    /// Counts its wakes; the one made with `panics` panics after counting.
-    struct Counted {
-        wakes: AtomicUsize,
-        panics: bool,
-    }
-
-    impl Wake for Counted {
-        fn wake(self: Arc<Self>) {
-            self.wakes.fetch_add(1, SeqCst);
-            if self.panics {
-                panic!("a waker that panics");
-            }
-        }
-    }
-
-    /// `WAKE_BATCH + 3` waiters handed over as a resize hands them (a full
-    /// batch kept in place, the rest spilled), those at `panicking` with
-    /// wakers that panic.
-    fn handed_over(panicking: &[usize]) -> (Woken, Vec<Arc<Counted>>) {
-        let wakers: Vec<_> = (0..WAKE_BATCH + 3)
-            .map(|i| {
-                Arc::new(Counted {
-                    wakes: AtomicUsize::new(0),
-                    panics: panicking.contains(&i),
-                })
-            })
-            .collect();
-        let mut woken = Woken::default();
-        for batch in wakers.chunks(WAKE_BATCH) {
-            let mut list = WakeList::new();
-            for waker in batch {
-                list.push(Some(Notify::Task(Waker::from(Arc::clone(waker)))));
-            }
-            list.hand_over(&mut woken);
-        }
-        (woken, wakers)
-    }
-
-    fn wakes(wakers: &[Arc<Counted>]) -> Vec<usize> {
-        wakers.iter().map(|w| w.wakes.load(SeqCst)).collect()
-    }
-
-    /// `wake` wakes every one, once, whatever their wakers do (a panic in
-    /// the first batch, or in the middle of the spilled rest), then
-    /// re-raises the first panic; with none, it returns.
-    #[test]
-    fn woken_wakes_everyone_once_then_re_raises() {
-        for panicking in [&[1, WAKE_BATCH][..], &[WAKE_BATCH], &[WAKE_BATCH + 1]] {
-            let (woken, wakers) = handed_over(panicking);
-            let result = catch_unwind(AssertUnwindSafe(|| woken.wake()));
-            assert!(result.is_err(), "{panicking:?}: the panic is re-raised");
-            assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3], "{panicking:?}");
-        }
-        let (woken, wakers) = handed_over(&[]);
-        woken.wake();
-        assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
-    }
-
-    /// Dropped without `wake` (a panic between the resize and its caller's
-    /// wake), it still wakes every one, once, and no waker's panic escapes
-    /// the drop.
-    #[test]
-    fn woken_dropped_unwoken_still_wakes_everyone_once() {
-        let (woken, wakers) = handed_over(&[1, WAKE_BATCH]);
-        assert_eq!(wakes(&wakers), vec![0; WAKE_BATCH + 3]);
-        drop(woken);
-        assert_eq!(wakes(&wakers), vec![1; WAKE_BATCH + 3]);
-    }
 }

@@ -426,35 +426,83 @@ fn bandwidth_delay_filters_fill_without_allocating() {
 }
 
 /// A controller's resize that grants queued waiters wakes them after
-/// letting go of its lock, and for up to a batch of them (8) allocates
-/// nothing to do so.
+/// letting go of its lock, and allocates nothing to do so, however many it
+/// grants: it hands back a batch (8), and waking it serves the queue on. (It
+/// kept every grant past the first batch in a list, which allocated.)
 #[test]
 fn a_controller_resize_that_grants_waiters_allocates_nothing() {
     use multisem::adaptive::{Aimd, Controller};
+    const WAITERS: u64 = 20;
     let sem = Arc::new(MultiSemaphore::new([1, 4096]));
     let ctl = Controller::builder(Arc::clone(&sem))
         .limit(0, 1..=64, Aimd::default())
         .build();
     let held = sem.try_acquire_owned([1, 0]).unwrap();
-    let mut futures: Vec<Fut> = (0..8)
+    let mut futures: Vec<Fut> = (0..WAITERS)
         .map(|_| Box::pin(sem.acquire_owned([1, 1])))
         .collect();
     for round in 0..3u64 {
         for f in &mut futures {
             queue(&sem, f, [1, 1]);
         }
-        // Room for all eight: one resize grants them.
+        // Room for them all: one resize grants them.
         let before = allocs();
-        ctl.set_bounds(0, 9..=64).unwrap();
+        ctl.set_bounds(0, WAITERS + 1..=64).unwrap();
         let allocated = allocs() - before;
+        assert_eq!(sem.waiters(), 0, "every waiter granted");
         if round > 0 {
-            assert_eq!(allocated, 0, "allocations in a resize that grants 8");
+            assert_eq!(
+                allocated, 0,
+                "allocations in a resize that grants {WAITERS}"
+            );
         }
         let permits: Vec<OwnedPermit<2>> = futures.iter_mut().map(granted).collect();
         drop(permits);
         ctl.set_bounds(0, 1..=1).unwrap();
     }
     drop(held);
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// A window that grows two dimensions, each growth granting a waiter,
+/// allocates nothing: both are clamped in one resize, whose grants fit a
+/// batch. (Each dimension was resized on its own, and the second's grants
+/// went to a list past the first's batch, which allocated.)
+#[test]
+fn a_window_that_grows_two_dimensions_granting_waiters_allocates_nothing() {
+    use multisem::adaptive::{Aimd, Controller, Outcome};
+    let sem = Arc::new(MultiSemaphore::new([4, 4096]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=1 << 16, Aimd::default().step(1.0).utilization(0.0))
+        .limit(
+            1,
+            1024..=1 << 28,
+            Aimd::default().step(1024.0).utilization(0.0),
+        )
+        .window(Duration::ZERO, 1)
+        .build();
+    let start = Instant::now();
+    let mut count: Fut = Box::pin(sem.acquire_owned([0, 0]));
+    let mut bytes: Fut = Box::pin(sem.acquire_owned([0, 0]));
+    for round in 0..6u64 {
+        let at = start + Duration::from_millis(100 * round);
+        let tracked = ctl.try_acquire_at([0, 0], at).unwrap();
+        let fill = sem.try_acquire_owned(sem.available()).unwrap();
+        // The head short of a count only; behind it, one short of bytes.
+        queue(&sem, &mut count, [1, 0]);
+        queue(&sem, &mut bytes, [0, 1024]);
+        let before = allocs();
+        tracked.complete_at(Outcome::success(), at + Duration::from_millis(10));
+        let allocated = allocs() - before;
+        assert_eq!(sem.waiters(), 0, "round {round}: both granted");
+        drop((granted(&mut count), granted(&mut bytes), fill));
+        if round > 1 {
+            assert_eq!(
+                allocated, 0,
+                "round {round}: allocations in a window that grants 2"
+            );
+        }
+    }
     assert_eq!(sem.available(), sem.capacity());
 }
 

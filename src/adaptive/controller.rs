@@ -13,8 +13,8 @@ use super::window_due::WindowDue;
 use crate::error::{AcquireError, TryAcquireError};
 use crate::permit::OwnedPermit;
 use crate::semaphore::MultiSemaphore;
+use crate::semaphore::Woken;
 use crate::sync::{Arc, Mutex};
-use crate::waiters::Woken;
 
 /// Sets a [`MultiSemaphore`]'s capacity from the outcomes its permits
 /// report: each adaptive dimension follows its own [`Algorithm`], between
@@ -236,38 +236,43 @@ impl<const N: usize> Controller<N> {
     }
 
     /// Clamps each dimension given a range in `into` (a limit is a range
-    /// of one value), and only those, one at a time
-    /// (`set_capacity_of`): a dimension it does not drive stays whatever its
-    /// owner set, and one it drives comes back to its limit after a resize
-    /// from elsewhere. A capacity already in its range, read without the
-    /// lock, is left as it is (the clamp is nothing at that read, and a
-    /// window that keeps its limit takes no lock); one outside is clamped
-    /// as the semaphore holds it under its lock. Every bound was checked
-    /// against the semaphore's max capacity, so a resize cannot fail; if it
-    /// ever did, the old limit would stay, and the next window would try
-    /// again. Counts a resize where a capacity changed.
+    /// of one value), and only those: a dimension it does not drive stays
+    /// whatever its owner set, and one it drives comes back to its limit
+    /// after a resize from elsewhere. A capacity already in its range, read
+    /// without the lock, is left as it is (the clamp is nothing at that
+    /// read, and a window that keeps its limit takes no lock); those
+    /// outside are clamped in one resize, as the semaphore holds them under
+    /// its lock. Every bound was checked against the semaphore's max
+    /// capacity, so a resize cannot fail; if it ever did, the old limits
+    /// would stay, and the next window would try again. Counts a resize
+    /// where a capacity changed.
     ///
-    /// The waiters the resizes grant are returned, to be woken once the
-    /// caller has let go of `state`'s lock: a waker is user code, and one
-    /// that calls back into the controller (completes a tracked permit,
-    /// reads its limits) must not find the lock held by its own thread.
-    fn resize(&self, state: &mut State<N>, into: [Option<(u64, u64)>; N]) -> Woken {
+    /// Whom the resize grants is returned, to be woken once the caller has
+    /// let go of `state`'s lock: a waker is user code, and one that calls
+    /// back into the controller (completes a tracked permit, reads its
+    /// limits) must not find the lock held by its own thread.
+    fn resize(&self, state: &mut State<N>, into: [Option<(u64, u64)>; N]) -> Woken<'_, N> {
         let capacity = self.sem.capacity();
-        let mut woken = Woken::default();
-        let mut resized = false;
+        let mut clamp = [None; N];
         for (dim, into) in into.into_iter().enumerate() {
             let Some((min, max)) = into else { continue };
             if (min..=max).contains(&capacity[dim]) {
                 state.limits[dim] = capacity[dim];
-                continue;
+            } else {
+                clamp[dim] = Some((min, max));
             }
-            let Ok((before, after)) = self
-                .sem
-                .clamp_capacity_of_handing_back(dim, min, max, &mut woken)
-            else {
-                continue;
-            };
-            resized |= before != after;
+        }
+        if clamp == [None; N] {
+            return Woken::nobody(&self.sem);
+        }
+        let Ok((before, woken)) = self.sem.clamp_capacities_handing_back(clamp) else {
+            return Woken::nobody(&self.sem);
+        };
+        let mut resized = false;
+        for (dim, clamp) in clamp.into_iter().enumerate() {
+            let Some((min, max)) = clamp else { continue };
+            let after = before[dim].clamp(min, max);
+            resized |= before[dim] != after;
             state.limits[dim] = after;
         }
         state.resizes += u64::from(resized);
@@ -521,7 +526,7 @@ impl<const N: usize> Controller<N> {
 
     /// Runs the algorithms on the window, starts the next one and resizes;
     /// returns whom the resizes granted, to wake once `state` is unlocked.
-    fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken {
+    fn close_window(&self, state: &mut State<N>, elapsed: Duration, now: Instant) -> Woken<'_, N> {
         let (window, peak_in_flight) = self.stripes.take(elapsed);
         // The window is spent before any algorithm runs: one that panics
         // must not leave it to be fed again at the next completion.
@@ -777,21 +782,21 @@ impl<const N: usize> ControllerBuilder<N> {
                 *bound = (capacity[d], capacity[d]);
             }
         }
-        // Every clamp first, the wakes after: a waker's panic re-raised by
-        // one clamp must not skip the next. Each clamps the capacity as the
-        // semaphore holds it under its lock.
-        let mut woken = Woken::default();
-        let mut limits = capacity;
-        for (dim, limit) in limits.iter_mut().enumerate() {
-            if self.algorithms[dim].is_some() {
-                let (min, max) = bounds[dim];
-                (_, *limit) = self
-                    .sem
-                    .clamp_capacity_of_handing_back(dim, min, max, &mut woken)
-                    .expect("bounds were checked against the semaphore's max capacity");
-            }
-        }
-        let controller = Arc::new(Controller {
+        // Every driven dimension clamped in one resize, as the semaphore
+        // holds it under its lock, then whom that grants woken (a waker's
+        // panic re-raised then finds every clamp done).
+        let clamp: [_; N] =
+            std::array::from_fn(|d| self.algorithms[d].is_some().then_some(bounds[d]));
+        let (before, woken) = self
+            .sem
+            .clamp_capacities_handing_back(clamp)
+            .expect("bounds were checked against the semaphore's max capacity");
+        woken.wake();
+        let limits = std::array::from_fn(|d| match clamp[d] {
+            Some((min, max)) => before[d].clamp(min, max),
+            None => capacity[d],
+        });
+        Arc::new(Controller {
             sem: self.sem,
             stripes: Stripes::new(),
             due: WindowDue::new(self.min_window),
@@ -805,9 +810,7 @@ impl<const N: usize> ControllerBuilder<N> {
                 windows: 0,
                 resizes: 0,
             }),
-        });
-        woken.wake();
-        controller
+        })
     }
 }
 

@@ -19,7 +19,8 @@ use crate::counters::Short;
 use crate::error::CapacityError;
 use crate::stats::Event;
 use crate::sync::Ordering;
-use crate::waiters::{Outcome, WaitQueue, WakeList, Woken};
+use crate::waiters::{Outcome, WaitQueue, WakeList};
+use std::cell::Cell;
 
 impl<const N: usize> MultiSemaphore<N> {
     /// Grows each dimension's capacity by `amounts`, and what is available
@@ -143,39 +144,40 @@ impl<const N: usize> MultiSemaphore<N> {
         wake.finish();
     }
 
-    /// Clamps dimension `dim`'s capacity into `min..=max`, for a caller
-    /// that resizes under a lock of its own (the adaptive controller; a
-    /// fixed value is `min == max`). The capacity is read under the
+    /// Clamps the capacity of each dimension that `bounds` gives a range
+    /// `(min, max)` into that range, in one resize, for a caller that
+    /// resizes under a lock of its own (the adaptive controller; a fixed
+    /// value is `min == max`). The capacities are read under the
     /// semaphore's lock, so a resize from elsewhere just before is clamped,
-    /// never undone by one read earlier. The waiters the resize grants or
-    /// fails are handed back in `woken` instead of woken here, for the
-    /// caller to wake once its lock is released, since a waker may call back
-    /// into it. Returns the capacity before and after.
-    pub(crate) fn clamp_capacity_of_handing_back(
+    /// never undone by one read earlier. Whom the resize grants or fails is
+    /// not woken here but handed back in [`Woken`], for the caller to wake
+    /// once its lock is released, since a waker may call back into it: the
+    /// first batch, from which waking serves the queue on as any resize
+    /// does, so that handing back never allocates. Returns the capacities
+    /// before.
+    pub(crate) fn clamp_capacities_handing_back(
         &self,
-        dim: usize,
-        min: u64,
-        max: u64,
-        woken: &mut Woken,
-    ) -> Result<(u64, u64), CapacityError> {
-        debug_assert!(dim < N, "the controller's dimensions are checked");
-        debug_assert!(min <= max, "the controller's bounds are checked");
+        bounds: [Option<(u64, u64)>; N],
+    ) -> Result<([u64; N], Woken<'_, N>), CapacityError> {
+        debug_assert!(
+            bounds.iter().flatten().all(|(min, max)| min <= max),
+            "the controller's bounds are checked"
+        );
+        let before: [Cell<u64>; N] = std::array::from_fn(|_| Cell::new(0));
         let mut wake = WakeList::new();
-        let before = std::cell::Cell::new(0);
-        let more = self.resize_locked(
+        let failing = self.resize_locked(
             |old, d| {
-                if d != dim {
-                    return Some(old);
-                }
-                before.set(old);
-                Some(old.clamp(min, max))
+                before[d].set(old);
+                Some(bounds[d].map_or(old, |(min, max)| old.clamp(min, max)))
             },
             &mut wake,
         )?;
-        self.serve_batches(&mut wake, more, |full| full.hand_over(woken));
-        wake.hand_over(woken);
-        let before = before.get();
-        Ok((before, before.clamp(min, max)))
+        let woken = Woken {
+            sem: self,
+            wake,
+            failing,
+        };
+        Ok((before.map(Cell::into_inner), woken))
     }
 
     /// `add_permits` and `set_capacity`: `target(capacity, dim)` gives each
@@ -361,11 +363,75 @@ impl<const N: usize> MultiSemaphore<N> {
     }
 }
 
+/// Whom a resize under a caller's own lock granted or failed
+/// ([`clamp_capacities_handing_back`](MultiSemaphore::clamp_capacities_handing_back)):
+/// a first batch, and whether the queue may hold more to serve. Once the
+/// caller's lock is released, [`wake`](Self::wake) wakes that batch and
+/// serves the queue on, batch by batch, as every resize does (so nothing is
+/// kept past a batch, and nothing allocated). Dropped without `wake` (a
+/// panic on the way), it does the same and swallows the wakers' panics.
+#[must_use = "the waiters must be woken"]
+pub(crate) struct Woken<'a, const N: usize> {
+    sem: &'a MultiSemaphore<N>,
+    wake: WakeList,
+    /// The resize's walk of the queue for requests now too large stopped
+    /// at a full batch (see `wake_and_serve`).
+    failing: bool,
+}
+
+impl<'a, const N: usize> Woken<'a, N> {
+    /// Nobody: for a caller that had nothing to resize.
+    pub(crate) fn nobody(sem: &'a MultiSemaphore<N>) -> Self {
+        Woken {
+            sem,
+            wake: WakeList::new(),
+            failing: false,
+        }
+    }
+
+    /// Wakes them, serving the queue on while a batch comes back full, then
+    /// re-raises the first panic of a waker, as a resize does (and swallows
+    /// it, likewise, while this thread is already unwinding).
+    pub(crate) fn wake(mut self) {
+        self.serve_on();
+        self.wake.finish();
+    }
+
+    fn serve_on(&mut self) {
+        self.sem.wake_and_serve(&mut self.wake, self.failing);
+        // Served: the list is no longer full, and nothing is left to walk.
+        self.failing = false;
+    }
+}
+
+impl<const N: usize> Drop for Woken<'_, N> {
+    fn drop(&mut self) {
+        // After `wake`, or a panic it re-raised: nothing left to do.
+        self.serve_on();
+        self.wake.finish_quietly();
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Woken<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Woken")
+            .field("wake", &self.wake)
+            .field("failing", &self.failing)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::MultiSemaphore;
     use crate::counters::Counters;
     use crate::sync::Ordering;
+    use crate::{AcquireOwned, MultiSemaphore};
+    use std::future::Future;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::{Context, Poll, Wake, Waker};
 
     /// Every resize publishes a low-water word that no earlier one equals,
     /// even when the capacities and peaks it is computed from are the same
@@ -402,5 +468,116 @@ mod tests {
             sem.add_permits([0, 0]).unwrap();
             assert_eq!(sem.limits.low_water.load(Ordering::Relaxed), last);
         }
+    }
+
+    /// Counts its wakes; one made with `panics` panics after counting.
+    struct Counted {
+        wakes: AtomicUsize,
+        panics: bool,
+    }
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.wakes.fetch_add(1, SeqCst);
+            assert!(!self.panics, "a waker that panics");
+        }
+    }
+
+    /// 20 requests of 1 queued on a semaphore of 1, held, with wakers that
+    /// panic at `panicking` (`clamp_capacities_handing_back` to 21 then
+    /// grants them all).
+    fn handed_back(panicking: &[usize]) -> HandedBack {
+        let sem = Arc::new(MultiSemaphore::builder([1]).max_capacity([64]).build());
+        let held = sem.try_acquire_owned([1]).unwrap();
+        let mut waiters = vec![];
+        for i in 0..20 {
+            let waker = Arc::new(Counted {
+                wakes: AtomicUsize::new(0),
+                panics: panicking.contains(&i),
+            });
+            let mut future = Box::pin(Arc::clone(&sem).acquire_owned([1]));
+            let woken = Waker::from(Arc::clone(&waker));
+            assert!(
+                future
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&woken))
+                    .is_pending()
+            );
+            waiters.push((future, waker));
+        }
+        HandedBack {
+            sem,
+            _held: held,
+            waiters,
+        }
+    }
+
+    struct HandedBack {
+        sem: Arc<MultiSemaphore<1>>,
+        _held: crate::OwnedPermit<1>,
+        waiters: Vec<(Pin<Box<AcquireOwned<1>>>, Arc<Counted>)>,
+    }
+
+    impl HandedBack {
+        fn wakes(&self) -> Vec<usize> {
+            self.waiters
+                .iter()
+                .map(|(_, w)| w.wakes.load(SeqCst))
+                .collect()
+        }
+
+        /// Every waiter woken once and granted, nobody left queued.
+        fn check_all_served(&mut self) {
+            assert_eq!(self.wakes(), vec![1; 20]);
+            assert_eq!(self.sem.waiters(), 0);
+            let mut cx = Context::from_waker(Waker::noop());
+            let permits: Vec<_> = (self.waiters.iter_mut())
+                .map(|(future, _)| match future.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(permit)) => permit,
+                    other => panic!("granted, not {other:?}"),
+                })
+                .collect();
+            assert_eq!(self.sem.in_flight(), [21]);
+            drop(permits);
+        }
+    }
+
+    /// A resize handed back holds a batch, not every grant (so it never
+    /// allocates): `wake` wakes it and serves the queue on, waking every
+    /// waiter once whatever their wakers do (a panic in the first batch or
+    /// a later one), then re-raises the first panic; with none, returns.
+    #[test]
+    fn a_handed_back_resize_serves_the_queue_on_when_woken() {
+        for panicking in [&[1, 9][..], &[8], &[19], &[]] {
+            let mut back = handed_back(panicking);
+            let (before, woken) = back
+                .sem
+                .clamp_capacities_handing_back([Some((21, 21))])
+                .unwrap();
+            assert_eq!((before, back.sem.capacity()), ([1], [21]));
+            assert_eq!(
+                back.wakes(),
+                vec![0; 20],
+                "nobody woken under the caller's lock"
+            );
+            assert_eq!(back.sem.waiters(), 12, "a batch of 8 granted");
+            let result = catch_unwind(AssertUnwindSafe(|| woken.wake()));
+            assert_eq!(result.is_err(), !panicking.is_empty(), "{panicking:?}");
+            back.check_all_served();
+        }
+    }
+
+    /// Dropped without `wake` (a panic between the resize and its caller's
+    /// wake), it still serves and wakes every waiter once, and no waker's
+    /// panic escapes the drop.
+    #[test]
+    fn a_handed_back_resize_dropped_unwoken_still_serves_everyone() {
+        let mut back = handed_back(&[1, 9]);
+        let (_, woken) = back
+            .sem
+            .clamp_capacities_handing_back([Some((21, 21))])
+            .unwrap();
+        drop(woken);
+        back.check_all_served();
     }
 }
