@@ -338,6 +338,26 @@ struct Handling {
     peak: AtomicU64,
 }
 
+/// A handler's declared bytes, counted in `Handling` until it is dropped.
+struct Handled<'a> {
+    handling: &'a Handling,
+    bytes: u64,
+}
+
+impl<'a> Handled<'a> {
+    fn enter(handling: &'a Handling, bytes: u64) -> Self {
+        let now = handling.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        handling.peak.fetch_max(now, Ordering::Relaxed);
+        Handled { handling, bytes }
+    }
+}
+
+impl Drop for Handled<'_> {
+    fn drop(&mut self) {
+        self.handling.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 /// The handlers' shared disk: writes one body after another, first come
 /// first served, at `rate` bytes a second.
 struct Disk {
@@ -403,8 +423,9 @@ async fn serve(
         let disk = disk.clone();
         async move {
             let declared = multisem::http::RequestBytes::new(0).bytes(&req);
-            let now = handling.bytes.fetch_add(declared, Ordering::Relaxed) + declared;
-            handling.peak.fetch_max(now, Ordering::Relaxed);
+            // Counted while this handler runs, and uncounted when it ends,
+            // however it ends: hyper drops it when its client goes away.
+            let _handled = Handled::enter(&handling, declared);
             let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
             let done = match disk {
                 // Written to the shared disk, after what came before.
@@ -413,7 +434,6 @@ async fn serve(
                 None => Instant::now() + Duration::from_micros(declared / 64),
             };
             wait_until(done).await;
-            handling.bytes.fetch_sub(declared, Ordering::Relaxed);
             let text = match body {
                 Ok(len) => format!("received {len} bytes\n"),
                 Err(err) => format!("body failed: {err}\n"),
