@@ -1024,8 +1024,10 @@ async fn report(
     let stats = sem.stats();
     let refusals = server_refusals(cfg, &stats);
     let by = |v: [u64; 2]| format!("requests {}, bytes {}", v[0], v[1]);
+    // With the controller, the byte limit in force moved below this bound.
+    let limit = if cfg.adaptive { "upper bound" } else { "limit" };
     outln!(
-        "server: {} admitted; peak {} of request bodies in handlers (limit {})",
+        "server: {} admitted; peak {} of request bodies in handlers ({limit} {})",
         stats.acquired,
         fmt_size(peak),
         fmt_size(cfg.max_bytes),

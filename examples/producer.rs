@@ -727,7 +727,7 @@ fn run(cfg: &Config) -> ExitCode {
     table.print_header();
     let start = Instant::now();
     let mut rates = Vec::new();
-    let elapsed = thread::scope(|s| {
+    let (elapsed, stopping) = thread::scope(|s| {
         let brokers: Vec<_> = (0..cfg.brokers)
             .map(|_| s.spawn(|| broker.run(&counters)))
             .collect();
@@ -787,6 +787,7 @@ fn run(cfg: &Config) -> ExitCode {
         for handle in senders {
             handle.join().expect("sender thread panicked");
         }
+        let stopping = start.elapsed() - elapsed;
         // Wait for what is in flight: the brokers answer it, and each
         // callback's permit comes back.
         if let Limiter::Multi(sem) = &limiter {
@@ -799,13 +800,20 @@ fn run(cfg: &Config) -> ExitCode {
         for handle in brokers {
             handle.join().expect("broker thread panicked");
         }
-        elapsed
+        (elapsed, stopping)
     });
 
-    summary(&limiter, &counters, elapsed, &rates)
+    summary(&limiter, &counters, (elapsed, stopping), &rates)
 }
 
-fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u64]) -> ExitCode {
+/// `times`: how long the senders ran, and how long they took to stop.
+fn summary(
+    limiter: &Limiter,
+    counters: &Counters,
+    times: (Duration, Duration),
+    rates: &[u64],
+) -> ExitCode {
+    let (elapsed, stopping) = times;
     let secs = elapsed.as_secs_f64();
     let sent = read(&counters.sent);
     let sent_bytes = read(&counters.sent_bytes);
@@ -816,6 +824,19 @@ fn summary(limiter: &Limiter, counters: &Counters, elapsed: Duration, rates: &[u
 
     outln!();
     outln!("summary after {secs:.1} s");
+    if let Limiter::Naive(_) = limiter {
+        // No close: a sender queued at the stop waits out its timeout.
+        outln!(
+            "             (then {:.1} s for the senders to stop: with no close, each one queued",
+            stopping.as_secs_f64()
+        );
+        outln!("             at the stop waited out its --timeout-ms; counted below)");
+    } else {
+        outln!(
+            "             (then {:.3} s for the senders to stop: close() woke the queued ones)",
+            stopping.as_secs_f64()
+        );
+    }
     outln!(
         "  sent       {sent} messages, {:.1} MiB ({:.0} msg/s, {:.1} MiB/s)",
         mib(sent_bytes),

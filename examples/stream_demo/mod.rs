@@ -15,8 +15,9 @@
 //! * **the oversized policy**: the semaphore is built with
 //!   `clamp_oversized(true)`, and a few messages are larger than the whole
 //!   byte budget. Each is granted the whole budget, waits its turn for it,
-//!   and is sent alone in it: the demo checks that nothing else held a byte
-//!   while it was in flight.
+//!   and is sent alone in it: the demo checks, as each is sent, that nothing
+//!   else holds a byte (and, at the end, that the bytes in flight never
+//!   passed the budget, which an over-grant meanwhile would break).
 //!
 //! At the end: a summary, and a check that every permit came back and that
 //! the bytes in flight never passed the budget.
