@@ -68,7 +68,8 @@
 //!   [`in_flight`](MultiSemaphore::in_flight),
 //!   [`waiters_blocked_behind_head`](MultiSemaphore::waiters_blocked_behind_head)
 //!   (with two queued or more), or a refusal decided under the lock, as every refusal of a semaphore
-//!   that clamps oversized requests is). Where the capacities fit in one
+//!   that clamps oversized requests is). Where the capacities (or the
+//!   builder's `max_capacity`, where it reserves one) fit in one
 //!   64-bit word (their bit widths, a guard bit each, within 56 bits, as
 //!   `[1024, 100 MiB]`'s 40:
 //!   [`is_single_word`](MultiSemaphore::is_single_word) tells), an acquire is one

@@ -399,8 +399,10 @@ impl BandwidthDelay {
 }
 
 impl BandwidthDelay {
-    /// The bandwidth in bytes per second and the request size the last
-    /// update used (0.0, 0 before any).
+    /// The bandwidth in bytes per second and the request size, over the
+    /// windows its span holds: what the last update used, unless
+    /// [`bandwidth_windows`](Self::bandwidth_windows) narrowed the span
+    /// since (0.0, 0 before any).
     ///
     /// ```
     /// use multisem::adaptive::BandwidthDelay;
@@ -413,7 +415,9 @@ impl BandwidthDelay {
         })
     }
 
-    /// The base delay in seconds the last update used (`None` before any).
+    /// The base delay in seconds, over the windows its span holds: what the
+    /// last update used, unless [`delay_windows`](Self::delay_windows)
+    /// narrowed the span since (`None` before any).
     ///
     /// ```
     /// use multisem::adaptive::BandwidthDelay;
