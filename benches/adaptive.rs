@@ -191,13 +191,19 @@ fn contention(c: &mut Criterion) {
                 })
             });
             let start = Instant::now();
+            // Where each call's clock starts: past the last call's end, so
+            // that it never runs back between criterion's samples (it did,
+            // from `start`, and no window closed while criterion measured).
+            let mut base = 0u64;
             group.bench_function(format!("tracked_complete_at{suffix}/{threads}"), |b| {
                 b.iter_custom(|iters| {
+                    let from = base;
+                    base += iters;
                     // Each thread's clock advances 1 µs an operation, so
                     // windows close (and the semaphore resizes) as they
                     // would at a million completions per second per thread.
                     together(threads, iters, |i| {
-                        tracked_at(&ctl, start + Duration::from_micros(i))
+                        tracked_at(&ctl, start + Duration::from_micros(from + i))
                     })
                 })
             });

@@ -2,8 +2,9 @@
 //! permit once a size is known, each against what a user would write instead,
 //! in one run.
 //!
-//! Run: `cargo bench --features futures --bench producers` (about a minute;
-//! shorten with `-- --warm-up-time 1 --measurement-time 3`). `cargo test
+//! Run: `cargo bench --features futures --bench producers` (about 30 s:
+//! warm-up 1 s and measurement 3 s per benchmark; shorten with e.g.
+//! `-- --warm-up-time 0.5 --measurement-time 1`). `cargo test
 //! --features futures --benches` runs each once.
 //!
 //! Benchmark IDs (`group/function`):
@@ -21,11 +22,15 @@
 //! Before criterion runs, each stream contender sends the workload once and
 //! prints the peak of messages and bytes in flight (bytes counted by the
 //! sends themselves): the budget's bytes bound holds for two of them only.
+//! Then the stream contenders run interleaved, each in turn for 101 rounds,
+//! and the medians of each round's ratios to `stream::Admit` are printed:
+//! the README's ratios (criterion's benchmarks run one after another, and
+//! their ratios move with what the machine does meanwhile).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use futures_util::stream::{self, StreamExt};
@@ -33,7 +38,7 @@ use multisem::MultiSemaphore;
 use multisem::stream::Admit;
 
 mod common;
-use common::XorShift;
+use common::{XorShift, median};
 
 const MESSAGES: usize = 2000;
 const MAX_SIZE: u64 = 64 << 10;
@@ -173,6 +178,37 @@ fn print_peaks() {
     }
 }
 
+/// The stream contenders interleaved, each in turn in every round: the
+/// medians of each round's time and of its ratio to `stream::Admit` (the
+/// first), with the ratios' quartiles.
+fn print_interleaved(rounds: usize) {
+    let rt = runtime();
+    let contenders = contenders();
+    let mut times = vec![Vec::with_capacity(rounds); contenders.len()];
+    for _ in 0..rounds {
+        for ((_, run), times) in contenders.iter().zip(&mut times) {
+            let sizes = workload();
+            let start = Instant::now();
+            rt.block_on(run(sizes, None));
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    eprintln!("stream, interleaved: {rounds} rounds, medians (ratio: each round's, to the first)");
+    for ((name, _), own) in contenders.iter().zip(&times) {
+        let mut ratios: Vec<f64> = own
+            .iter()
+            .zip(&times[0])
+            .map(|(t, base)| t / base)
+            .collect();
+        let ratio = median(&mut ratios);
+        let (low, high) = (ratios[rounds / 4], ratios[rounds * 3 / 4]);
+        eprintln!(
+            "  {name:<22} {:>8.3} ms  {ratio:.2}x (quartiles {low:.2}x-{high:.2}x)",
+            median(&mut own.clone()) * 1e3
+        );
+    }
+}
+
 fn stream_bench(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("stream");
@@ -212,6 +248,7 @@ fn grow_bench(c: &mut Criterion) {
 fn main() {
     if common::run_mode() == common::RunMode::Bench {
         print_peaks();
+        print_interleaved(101);
     }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))

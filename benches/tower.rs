@@ -40,7 +40,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 mod common;
-use common::{RunMode, XorShift};
+use common::{RunMode, XorShift, median};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -85,11 +85,6 @@ fn time_permits(sem: &Arc<MultiSemaphore<2>>, ops: u64) -> f64 {
         drop(black_box(permit));
     }
     started.elapsed().as_nanos() as f64 / ops as f64
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn run_overhead(rounds: usize, ops: u64) {

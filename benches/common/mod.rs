@@ -74,6 +74,12 @@ impl XorShift {
     }
 }
 
+/// The median of `values` (the upper one of an even count), sorting them.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Nearest-rank percentile of an ascending slice (`p` in 0..=100); 0 if empty.
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
