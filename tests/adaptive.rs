@@ -1290,7 +1290,8 @@ fn a_measuring_probe_waits_for_the_requests_granted_before_it() {
 /// completions (the only place a resize or release happens) under an
 /// exclusive one, so while a thread checks, the capacity in force is fixed
 /// and nothing is released: any grant above the capacity in force shows, in
-/// `in_flight()` and in the amounts the test tracks itself.
+/// `in_flight()` and in the amounts the test tracks itself. (So a return
+/// never races a take here: the next test races them.)
 #[test]
 fn no_grant_above_the_capacity_in_force_while_resizing() {
     let _watchdog = Watchdog::this_test(Duration::from_secs(60));
@@ -1365,6 +1366,69 @@ fn no_grant_above_the_capacity_in_force_while_resizing() {
     assert_eq!(sem.available(), sem.capacity(), "nothing leaked");
     assert_eq!(sem.in_flight(), [0, 0]);
     assert_eq!(sem.capacity(), ctl.limits());
+}
+
+/// A controller's shrink far below what is in flight, then the old permits
+/// returned on another thread while this one takes through the controller:
+/// no take is granted until the returns have paid the shrink's debt. The
+/// returner counts a permit out before it drops it, so a grant seen while
+/// `capacity - 1` or more are still out is a grant above the capacity in
+/// force. (The test above cannot see a locked take that ignores the debt:
+/// its returns never race its takes. This one fails within a second with
+/// that mutation, from a reviewer.)
+#[test]
+fn a_controller_shrink_holds_takes_back_while_returns_race_them() {
+    use multisem::OwnedPermit;
+    use std::sync::atomic::AtomicBool;
+    const HELD: u64 = 2000;
+    const SHRUNK: u64 = 5;
+    let _watchdog = Watchdog::this_test(Duration::from_secs(60));
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < 3 || start.elapsed() < Duration::from_secs(1) {
+        rounds += 1;
+        let sem = semaphore([HELD, 1 << 20]);
+        // No window closes: only `set_bounds` resizes.
+        let ctl = Controller::builder(Arc::clone(&sem))
+            .limit(0, 1..=HELD, Aimd::default())
+            .window(Duration::from_secs(3600), u64::MAX)
+            .build();
+        let held: Vec<OwnedPermit<2>> = (0..HELD)
+            .map(|_| sem.try_acquire_owned([1, 0]).unwrap())
+            .collect();
+        ctl.set_bounds(0, SHRUNK..=SHRUNK).unwrap();
+        assert_eq!(sem.capacity()[0], SHRUNK);
+        let out = Arc::new(AtomicU64::new(HELD));
+        let done = Arc::new(AtomicBool::new(false));
+        let returner = {
+            let (out, done) = (Arc::clone(&out), Arc::clone(&done));
+            thread::spawn(move || {
+                for permit in held {
+                    out.fetch_sub(1, SeqCst);
+                    drop(permit);
+                }
+                done.store(true, SeqCst);
+            })
+        };
+        let mut granted = 0;
+        while !done.load(SeqCst) {
+            if let Ok(permit) = ctl.try_acquire([1, 0]) {
+                let still_out = out.load(SeqCst);
+                assert!(
+                    still_out < SHRUNK,
+                    "round {rounds}: granted while {still_out} old permits were out, capacity {SHRUNK}"
+                );
+                granted += 1;
+                permit.complete(Outcome::Ignore);
+            }
+        }
+        returner.join().unwrap();
+        assert_eq!(
+            sem.available(),
+            [SHRUNK, 1 << 20],
+            "round {rounds}, {granted} granted"
+        );
+    }
 }
 
 /// The same without the lock: acquires (blocking and try) race completions

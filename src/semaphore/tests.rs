@@ -254,15 +254,15 @@ fn a_close_is_not_lost_to_a_waker_that_parks_during_enqueue() {
     drop(head);
 }
 
-/// The crate docs promise that while nobody is queued,
-/// `try_acquire` uses atomic operations only, no lock. A refused
-/// `try_acquire` on the tiered layout (capacities too large for one word)
-/// takes the queue lock (to read `available()` for its error), and toggles
-/// `SLOW` on the hot word while it holds it. With the lock held elsewhere,
-/// the refusal must still return at once, as it does in the packed layout.
-/// (Found by a reviewer.)
+/// The crate docs promise that while nobody is queued, `try_acquire` and
+/// dropping a permit use atomic operations only, no lock. With the lock
+/// held elsewhere, a grant, a refusal and a permit's return must each
+/// finish at once, in both layouts. (A refused `try_acquire` on the tiered
+/// layout took the queue lock, to read `available()` for its error: found
+/// by a reviewer. Another found that nothing checked the grant and the
+/// return: every return taking the lock passed the whole suite.)
 #[test]
-fn a_refused_try_acquire_takes_no_lock_when_nobody_is_queued() {
+fn try_acquire_and_a_permits_drop_take_no_lock_when_nobody_is_queued() {
     use std::sync::mpsc;
     use std::time::Duration;
     for (name, sem) in [
@@ -270,24 +270,35 @@ fn a_refused_try_acquire_takes_no_lock_when_nobody_is_queued() {
         ("tiered", Arc::new(MultiSemaphore::new([4, 1 << 55]))),
     ] {
         assert_eq!(sem.is_single_word(), name == "packed");
-        let _held = sem.try_acquire([4, 0]).unwrap();
+        let _held = sem.try_acquire([3, 0]).unwrap();
         assert_eq!(sem.waiters(), 0);
         let (tx, rx) = mpsc::channel();
         let locked = sem.queue.lock(); // the lock, held by "another visitor"
         let worker = {
             let sem = Arc::clone(&sem);
             std::thread::spawn(move || {
-                let result = sem.try_acquire([1, 1]).map(drop);
-                tx.send(result).unwrap();
+                let granted = sem.try_acquire([1, 1]);
+                tx.send(("granted", granted.is_ok())).unwrap();
+                let refused = sem.try_acquire([1, 1]);
+                let insufficient = refused.is_err_and(|e| e.is_insufficient());
+                tx.send(("refused", insufficient)).unwrap();
+                drop(granted);
+                tx.send(("returned", true)).unwrap();
             })
         };
-        let got = rx.recv_timeout(Duration::from_secs(2));
+        let steps: Vec<_> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(2)))
+            .collect();
         drop(locked);
         worker.join().unwrap();
-        let result = got.unwrap_or_else(|_| {
-            panic!("{name}: a refused try_acquire with nobody queued blocked on the queue lock")
-        });
-        assert!(result.unwrap_err().is_insufficient(), "{name}");
+        for (step, expected) in steps.into_iter().zip(["granted", "refused", "returned"]) {
+            assert_eq!(
+                step,
+                Ok((expected, true)),
+                "{name}: with nobody queued, {expected} waited for the queue lock"
+            );
+        }
+        assert_eq!(sem.available(), [1, sem.capacity()[1]], "{name}");
     }
 }
 
