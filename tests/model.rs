@@ -1224,7 +1224,16 @@ fn run<const N: usize>(
                                 capacity,
                                 ..
                             }) => {
-                                prop_assert!(dim < N && amounts[dim] > m.cap[dim]);
+                                // The first dimension whose capacity is too
+                                // small (the error's contract), not any.
+                                prop_assert_eq!(
+                                    Some(dim),
+                                    (0..N).find(|&d| amounts[d] > m.cap[d]),
+                                    "step {}: future for {:?} failed naming dim {}",
+                                    step,
+                                    amounts,
+                                    dim
+                                );
                                 prop_assert_eq!(requested, amounts[dim]);
                                 prop_assert_eq!(capacity, m.cap[dim]);
                             }

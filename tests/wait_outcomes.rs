@@ -263,14 +263,31 @@ fn under_load_every_wait_ends_in_exactly_one_way() {
             let _ = sem.set_capacity([counts, 700 + rng.below(300)]);
             thread::sleep(rng.micros(500));
         }
-        // Waits still queued now end with the close.
+        // Waits still queued now end with the close; one at least: a
+        // request for the whole capacity, queued while this thread holds
+        // some of it, so that nothing but the close can end it.
+        let some = sem
+            .acquire_blocking_timeout([1, 0], Duration::from_secs(10))
+            .expect("the workers return what they hold");
+        let mut whole = pin!(sem.acquire(sem.capacity()));
+        assert!(poll_once(whole.as_mut()).is_pending(), "{layout}");
         sem.close();
+        assert_eq!(
+            poll_once(whole.as_mut()).map(|r| r.map(drop)),
+            Poll::Ready(Err(AcquireError::Closed)),
+            "{layout}"
+        );
+        drop(some);
         stop.store(true, SeqCst);
         for worker in workers {
             worker.join().unwrap();
         }
         let stats = sem.stats();
         assert_every_wait_ended(&sem, layout);
+        assert!(
+            stats.closed_out_while_waiting > 0,
+            "{layout}: no wait ended by the close: {stats:?}"
+        );
         for (way, count) in ["acquired", "timed out", "cancelled"]
             .iter()
             .zip(ended(&stats))
