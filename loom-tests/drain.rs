@@ -1,7 +1,9 @@
 //! Waiting for the semaphore to drain: a drain waiter is woken by whichever
 //! of `close` and the returns comes last, whether it registers before or
 //! after them, async or blocking; a waiter that leaves costs nothing; a take
-//! or a grow that fails on the close neither hides the drain nor undoes it.
+//! or a grow that fails on the close neither hides the drain nor undoes it;
+//! a forget, or a shrink's debt paid by the last return, drains as a
+//! return does.
 //!
 //! A drain waiter never woken leaves its thread parked, which loom reports
 //! as a deadlock.
@@ -19,6 +21,8 @@ models! {
     split_take_failing_on_close_then_drained: 3,
     try_grow_racing_close_then_drained: 3,
     a_take_failing_on_close_never_undoes_a_drain: 3,
+    forget_racing_the_last_return_wakes_the_drain_waiter: 3,
+    drain_racing_a_shrink_below_in_flight_and_its_payment: 3,
 }
 
 /// A permit in two parts returned one dimension at a time, `close`, and an
@@ -150,4 +154,45 @@ fn a_take_failing_on_close_never_undoes_a_drain(layout: Layout) {
     taker.join().unwrap();
     block_on(sem.drained());
     assert_quiescent(&sem, cap);
+}
+
+/// Closed, one permit in two parts: one dropped, the other forgotten, on
+/// two threads, while this thread waits to drain. The forget's visit must
+/// look for the drain as a return's does.
+fn forget_racing_the_last_return_wakes_the_drain_waiter(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let mut first = sem.try_acquire_owned(cap).unwrap();
+    let second = first.split([0, 1]).unwrap();
+    sem.close();
+    let dropper = thread::spawn(move || drop(first));
+    let forgetter = thread::spawn(move || second.forget());
+    sem.drained_blocking();
+    assert_eq!(sem.in_flight(), [0, 0], "drained with nothing in flight");
+    dropper.join().unwrap();
+    forgetter.join().unwrap();
+    assert_eq!(sem.capacity(), [1, 0]);
+    assert_quiescent(&sem, [1, 0]);
+}
+
+/// Closed, [1, 1] out. At once: a shrink to [0, 1] (a debt of 1, which the
+/// return pays), the return, and a blocking drain waiter here. It wakes,
+/// with nothing in flight.
+fn drain_racing_a_shrink_below_in_flight_and_its_payment(layout: Layout) {
+    let cap = [1, 1];
+    let shrunk = [0, 1];
+    let sem = layout.arc(cap);
+    let held = sem.try_acquire_owned(cap).unwrap();
+    sem.close();
+    let shrinker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity(shrunk).unwrap())
+    };
+    let returner = thread::spawn(move || drop(held));
+    sem.drained_blocking();
+    assert_eq!(sem.in_flight(), [0, 0], "drained with nothing in flight");
+    shrinker.join().unwrap();
+    returner.join().unwrap();
+    assert_eq!(sem.in_flight(), [0, 0]);
+    assert_quiescent(&sem, shrunk);
 }

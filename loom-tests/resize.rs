@@ -1,15 +1,17 @@
 //! Issue 5: live limits (`add_permits`, `set_capacity`, `set_capacity_of`)
 //! under concurrency, and the adaptive controller's resize
 //! (`Controller::set_bounds`), which hands the waiters it grants back to be
-//! woken after its own lock is released.
+//! woken after its own lock is released. A forget racing a return into a
+//! shrink's debt, a growth granting an owned acquire being dropped, and a
+//! close racing a shrink keep the books and strand nobody.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::task::{Poll, Wake, Waker};
 
 use loom::thread;
-use multisem::TryAcquireError;
 use multisem::adaptive::{Aimd, Controller};
+use multisem::{AcquireError, TryAcquireError};
 
 use crate::support::{
     Defuse, Exceeds, Ghost, Layout, Sem, WakeFlag, assert_quiescent, block_on, models, poll_once,
@@ -30,6 +32,9 @@ models! {
     try_acquire_racing_a_growth_is_granted_or_too_large: 3,
     try_acquire_racing_a_shrink_is_granted_or_too_large: 3,
     try_grow_racing_a_growth_is_granted_or_too_large: 3,
+    forget_racing_a_return_into_debt_keeps_the_books: 2,
+    add_permits_racing_a_dropped_owned_acquire_passes_it_on: 2,
+    close_racing_a_shrink_and_a_waiter: 3,
 }
 
 /// `available()` must never read more than `bound` in a dimension: a wrapped
@@ -648,4 +653,151 @@ fn try_grow_racing_a_growth_is_granted_or_too_large(layout: Layout) {
     drop(permit);
     resizer.join().unwrap();
     assert_quiescent(&sem, [1, 2]);
+}
+
+/// Capacity [2, 1]; A = [1, 0] and B = [1, 0] are out, and a shrink to
+/// [1, 1] leaves a debt of 1. Then, at once: A is dropped (paying the
+/// debt), B is forgotten, and a waiter queues for [1, 0].
+///
+/// Linearizable outcomes: A first: the debt is paid by A, B's forget
+/// shrinks the capacity to 0 and fails the waiter (or the waiter came
+/// after and is refused for its size). B first: B pays the debt, the
+/// capacity stays 1 and A's return grants the waiter. Whatever the order,
+/// the books balance, and a granted waiter means a capacity of 1.
+fn forget_racing_a_return_into_debt_keeps_the_books(layout: Layout) {
+    let cap = [2, 1];
+    let sem = layout.arc(cap);
+    let a = sem.try_acquire_owned([1, 0]).unwrap();
+    let b = sem.try_acquire_owned([1, 0]).unwrap();
+    sem.set_capacity([1, 1]).unwrap();
+    let ghost = Ghost::new(cap);
+    ghost.take([1, 0]);
+    ghost.take([1, 0]);
+    // The ledger holds 2 against a limit of 1 from now: a shrink below in flight.
+    ghost.lower_limit([1, 1]);
+    let dropper = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            ghost.give([1, 0]);
+            drop(a);
+        })
+    };
+    let forgetter = {
+        let ghost = Arc::clone(&ghost);
+        thread::spawn(move || {
+            ghost.give([1, 0]);
+            b.forget();
+        })
+    };
+    let got = sem.acquire_blocking([1, 0]);
+    let granted = match &got {
+        Ok(permit) => {
+            assert_eq!(permit.amounts(), [1, 0]);
+            ghost.take([1, 0]);
+            ghost.give([1, 0]);
+            true
+        }
+        Err(err) => {
+            assert_eq!(
+                *err,
+                Exceeds {
+                    dim: 0,
+                    requested: 1,
+                    capacity: 0
+                },
+                "the waiter fails only for its size"
+            );
+            false
+        }
+    };
+    drop(got);
+    dropper.join().unwrap();
+    forgetter.join().unwrap();
+    let capacity = sem.capacity();
+    assert!(
+        capacity == [1, 1] || capacity == [0, 1],
+        "capacity {capacity:?}"
+    );
+    if granted {
+        assert_eq!(capacity, [1, 1], "granted, so B paid the debt");
+    }
+    assert_eq!(sem.in_flight(), [0, 0]);
+    assert_quiescent(&sem, capacity);
+}
+
+/// Capacity [1, 1], all held. An owned acquire F for [1, 1] is queued
+/// (polled once), then at once: `add_permits([1, 1])` (which grants F if
+/// it is still queued), a blocking waiter W for [1, 1], and F's drop here.
+/// W must be granted whatever the order: by the growth, or by F's dropped
+/// grant passed on. The held permit comes back at the end.
+fn add_permits_racing_a_dropped_owned_acquire_passes_it_on(layout: Layout) {
+    let cap = [1, 1];
+    let sem = layout.arc(cap);
+    let ghost = Ghost::new([2, 2]);
+    let held = sem.try_acquire_owned(cap).unwrap();
+    ghost.take(cap);
+    let (_flag, waker) = WakeFlag::waker();
+    let mut f = Box::pin(sem.acquire_owned([1, 1]));
+    assert!(poll_once(f.as_mut(), &waker).is_pending());
+    let waiter = {
+        let (sem, ghost) = (Arc::clone(&sem), Arc::clone(&ghost));
+        thread::spawn(move || {
+            let permit = sem
+                .acquire_blocking([1, 1])
+                .expect("W fits the capacity: it must be granted");
+            ghost.take(permit.amounts());
+            ghost.give(permit.amounts());
+            drop(permit);
+        })
+    };
+    let grower = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.add_permits([1, 1]).unwrap())
+    };
+    drop(f);
+    grower.join().unwrap();
+    waiter.join().unwrap();
+    ghost.give(cap);
+    drop(held);
+    let stats = sem.stats();
+    assert_eq!(stats.waits_in_progress(), 0, "{stats:?}");
+    assert_eq!(stats.cancelled, 1, "{stats:?}");
+    assert_quiescent(&sem, [2, 2]);
+}
+
+/// Capacity [2, 2], [1, 1] held. At once: a waiter for [2, 1] (which a
+/// shrink to [1, 2] makes too large), that shrink, and `close`. The waiter
+/// ends with `Closed` or `ExceedsCapacity`, never hangs; then the held
+/// permit comes back and the semaphore drains.
+fn close_racing_a_shrink_and_a_waiter(layout: Layout) {
+    let cap = [2, 2];
+    let shrunk = [1, 2];
+    let sem = layout.arc(cap);
+    let held = sem.try_acquire_owned([1, 1]).unwrap();
+    let waiter = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || match sem.acquire_blocking([2, 1]) {
+            Err(AcquireError::Closed) => {}
+            Err(err) => assert_eq!(
+                err,
+                Exceeds {
+                    dim: 0,
+                    requested: 2,
+                    capacity: 1
+                }
+            ),
+            Ok(permit) => panic!("granted {:?} with [1, 1] held", permit.amounts()),
+        })
+    };
+    let shrinker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity(shrunk).unwrap())
+    };
+    sem.close();
+    waiter.join().unwrap();
+    shrinker.join().unwrap();
+    drop(held);
+    sem.drained_blocking();
+    assert_eq!(sem.in_flight(), [0, 0]);
+    assert_quiescent(&sem, shrunk);
 }

@@ -305,7 +305,8 @@ impl<const N: usize> Default for Stats<N> {
 /// The counters of the paths off the lock-free fast path (the fast path
 /// counts its takes in the counter word itself, and peaks in `Limits`).
 ///
-/// Every operation is Relaxed: they are statistics, synchronizing nothing.
+/// Relaxed, but for the ends of waits: statistics, synchronizing nothing
+/// but a snapshot's view of a wait's end and its start (see `record`).
 #[derive(Debug)]
 pub(crate) struct StatCounters<const N: usize> {
     slow_acquired: AtomicU64,
@@ -395,8 +396,20 @@ impl<const N: usize> StatCounters<N> {
             Event::ExceededWhileWaiting => &self.exceeded_while_waiting,
             Event::Clamped => &self.clamped,
         };
-        // Relaxed: a statistic; exact once the callers are quiet.
-        counter.fetch_add(1, Ordering::Relaxed);
+        // The end of a wait is Release, paired with the snapshot's Acquire
+        // load of it: a snapshot that sees a wait ended then sees it
+        // started (`waited`, counted before, on this thread or under the
+        // lock that orders the two), which it reads after. Relaxed
+        // otherwise: a statistic; exact once the callers are quiet.
+        let order = match event {
+            Event::TimedOut(_)
+            | Event::Cancelled
+            | Event::AcquiredAfterWait
+            | Event::ClosedOutWhileWaiting
+            | Event::ExceededWhileWaiting => Ordering::Release,
+            _ => Ordering::Relaxed,
+        };
+        counter.fetch_add(1, order);
     }
 
     /// A grant off the fast path, delivered to its caller.
@@ -438,12 +451,16 @@ impl<const N: usize> StatCounters<N> {
         let all = |c: &[AtomicU64; N]| -> [u64; N] { std::array::from_fn(|d| load(&c[d])) };
         // The ends of waits are read before `waited`, where they began: a
         // wait that ends between the reads then still counts as in
-        // progress, rather than an end showing without its start.
-        let timed_out_by = all(&self.timed_out_by);
-        let cancelled = load(&self.cancelled);
-        let acquired_after_wait = load(&self.acquired_after_wait);
-        let closed_out_while_waiting = load(&self.closed_out_while_waiting);
-        let exceeded_while_waiting = load(&self.exceeded_while_waiting);
+        // progress, rather than an end showing without its start. Acquire:
+        // pairs with `record`'s Release, so that the read of `waited` below
+        // sees the start of every end read here (two Relaxed loads may be
+        // reordered, by the compiler or the CPU).
+        let end = |c: &AtomicU64| c.load(Ordering::Acquire);
+        let timed_out_by: [u64; N] = std::array::from_fn(|d| end(&self.timed_out_by[d]));
+        let cancelled = end(&self.cancelled);
+        let acquired_after_wait = end(&self.acquired_after_wait);
+        let closed_out_while_waiting = end(&self.closed_out_while_waiting);
+        let exceeded_while_waiting = end(&self.exceeded_while_waiting);
         Stats {
             acquired: {
                 let now = fast_acquired + load(&self.slow_acquired);

@@ -84,6 +84,20 @@ fn quiet_panics() {
 // Unwinding returns permits
 // ---------------------------------------------------------------------------
 
+/// The panic a test raises on purpose, not a failed check before it: a
+/// failed `assert!` or `unwrap` in the closure that panics would otherwise
+/// pass for the panic expected (and unwinding returns what it held, so the
+/// checks after it pass too). The message starts with `expected`.
+#[track_caller]
+fn assert_expected_panic<T: std::fmt::Debug>(result: thread::Result<T>, expected: &str) {
+    let payload = result.expect_err("the closure panics");
+    let message = panic_message(&*payload);
+    assert!(
+        message.starts_with(expected),
+        "failed before its intended panic: {message:?}, not {expected:?}"
+    );
+}
+
 #[test]
 fn permit_returned_when_a_thread_panics_holding_it() {
     quiet_panics();
@@ -101,7 +115,7 @@ fn permit_returned_when_a_thread_panics_holding_it() {
                         panic!("expected: panic while holding permits");
                     })
                     .join();
-                assert!(r.is_err());
+                assert_expected_panic(r, "expected: panic while holding permits");
             });
             assert_quiet(&sem);
         });
@@ -124,7 +138,7 @@ fn permit_returned_by_catch_unwind_in_a_thread() {
                         assert_eq!(sem.available(), [0, 0]);
                         panic!("expected: panic holding split parts");
                     }));
-                    assert!(r.is_err());
+                    assert_expected_panic(r, "expected: panic holding split parts");
                     assert_eq!(sem.available(), CAP);
                 });
             });
@@ -146,7 +160,7 @@ fn owned_permit_returned_when_its_thread_panics() {
                 let _q = q;
                 panic!("expected: panic holding owned permits");
             });
-            assert!(h.join().is_err());
+            assert_expected_panic(h.join(), "expected: panic holding owned permits");
             assert_quiet(&sem);
             // Also when the panicking thread holds the last Arc besides us.
             let weak = Arc::downgrade(&sem);
@@ -156,7 +170,7 @@ fn owned_permit_returned_when_its_thread_panics() {
                 let _p = p;
                 panic!("expected: panic holding the last owned permit");
             });
-            assert!(h.join().is_err());
+            assert_expected_panic(h.join(), "expected: panic holding the last owned permit");
             assert!(weak.upgrade().is_none(), "the semaphore leaked");
         });
     }
@@ -193,7 +207,7 @@ fn panic_between_two_acquisitions_returns_the_first() {
                 thread::sleep(Duration::from_millis(1));
             }
             go_tx.send(()).unwrap();
-            assert!(panicker.join().is_err());
+            assert_expected_panic(panicker.join(), "expected: panic between two acquisitions");
             assert_eq!(waiter.join().unwrap(), Ok(CAP));
             assert_quiet(&sem);
         });
@@ -216,7 +230,7 @@ fn panic_after_first_of_two_acquires_when_second_would_block() {
                     Err(e) => panic!("expected: {e}"),
                 }
             }));
-            assert!(r.is_err());
+            assert_expected_panic(r, "expected: request exceeds capacity in dimension 1");
             assert_eq!(sem.available(), CAP, "the count permit leaked");
             assert_quiet(&sem);
         });
@@ -243,7 +257,7 @@ fn queued_future_dropped_while_unwinding_serves_followers() {
                     hp.wait();
                     panic!("expected: panic with a queued future");
                 }));
-                assert!(r.is_err());
+                assert_expected_panic(r, "expected: panic with a queued future");
             });
             head_polled.wait();
             let mut follower = Box::pin(sem.acquire_owned([1, 100]));
@@ -288,7 +302,7 @@ fn panic_in_a_blocked_threads_neighbour_does_not_stall_it() {
                         panic!("expected: panic releasing everything");
                     })
                     .join();
-                assert!(r.is_err());
+                assert_expected_panic(r, "expected: panic releasing everything");
                 assert_eq!(blocked.join().unwrap(), Ok([2, 2048]));
             });
             assert_quiet(&sem);

@@ -426,7 +426,12 @@ fn worker(ctx: Arc<Ctx>, seed: u64, completers: Vec<Completer>) {
                         panic::panic_any(PANIC_MARKER);
                     }
                 }));
-                if r.is_err() {
+                if let Err(payload) = r {
+                    // Only the deliberate one: a failed check inside
+                    // `acquired` is a failure, not this step's panic.
+                    if payload.downcast_ref::<&str>() != Some(&PANIC_MARKER) {
+                        panic::resume_unwind(payload);
+                    }
                     ctx.books.panics.fetch_add(1, Relaxed);
                 }
                 None

@@ -97,7 +97,8 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 
 /// The HTTP answer to a refusal, with an empty body to fill in:
 /// `413 Payload Too Large` for [`TooLarge`](crate::tower::TooLarge) (the
-/// request can never fit; retrying is pointless), `503 Service Unavailable`
+/// request does not fit the capacity in force; a retry helps only where
+/// that capacity was lowered live and grows back), `503 Service Unavailable`
 /// with `Retry-After` (whole seconds, rounded up, at least 1) for
 /// [`Shed`](crate::tower::Shed), [`TimedOut`](crate::tower::TimedOut) and
 /// [`Closed`](crate::tower::Closed), and for a `TooLarge` against a

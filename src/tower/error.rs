@@ -225,10 +225,12 @@ impl std::error::Error for TimedOut {}
 ///
 /// Over HTTP ([`http::refusal_response`](crate::http::refusal_response)
 /// and the `http` layers) this is a `413 Payload Too Large`, whichever
-/// dimension it is: the request can never fit, so retrying it is pointless;
-/// but against a capacity of 0 that may grow again (a dimension resized to
-/// nothing, which admits no request that asks any of it, however small) a
-/// `503 Service Unavailable`.
+/// dimension it is: the request does not fit the capacity in force, and
+/// retrying it helps only where that capacity grows back (a limit lowered
+/// live); but against a capacity of 0 that may grow again (a dimension
+/// resized to nothing, which admits no request that asks any of it,
+/// however small), and the request within its `max_capacity`, a `503
+/// Service Unavailable`.
 ///
 /// ```
 /// use multisem::MultiSemaphore;
