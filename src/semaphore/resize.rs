@@ -412,15 +412,6 @@ impl<const N: usize> Drop for Woken<'_, N> {
     }
 }
 
-impl<const N: usize> std::fmt::Debug for Woken<'_, N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Woken")
-            .field("wake", &self.wake)
-            .field("failing", &self.failing)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::counters::Counters;
