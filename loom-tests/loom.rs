@@ -71,6 +71,7 @@ mod drain;
 mod grow;
 mod nonblocking;
 mod resize;
+mod snapshots;
 mod stats;
 mod support;
 mod waiting;

@@ -664,9 +664,12 @@ impl<S: Deref<Target = MultiSemaphore<N>>, const N: usize> Drop for Waiting<S, N
             }
             // Woken by `close()` before the drop: counted as closed out, as
             // the poll that never came would have.
+            // `closed_out` first: the end of the wait, counted last
+            // (Release), then shows in a snapshot with it (as in
+            // `record_delivered`).
             Err(Outcome::Closed) => {
-                sem.record(Event::ClosedOutWhileWaiting);
-                Event::ClosedOut
+                sem.record(Event::ClosedOut);
+                Event::ClosedOutWhileWaiting
             }
             // A shrink failed it before the drop; counted (in `exceeded`)
             // when it did, polled or not.
