@@ -8,8 +8,8 @@
 //!   number of waiters, queueing, granting (one at a time or many per
 //!   release), collecting and cancelling allocate nothing.
 //! - A queued waiter costs at most 128 bytes (its future plus the queue's
-//!   memory), at any queue length, where tokio's acquire future alone
-//!   holds 152.
+//!   memory), at any queue length, where tokio, with two semaphores (count
+//!   and bytes), costs 152 (`benches/memory.rs`).
 //! - The memory of a queue's peak is given back once the queue drains.
 //! - A blocked thread that is granted frees its slot: blocking grants, one
 //!   after another, allocate no more of the queue.
@@ -224,8 +224,8 @@ fn bytes_per_waiter(q: usize) -> f64 {
 }
 
 /// The README's promise: at most 128 bytes per queued `[u64; 2]` waiter,
-/// its future included, where a tokio `Semaphore` acquire future alone
-/// holds 152. The queue grows in chunks that double (`2^c - 1` slots in
+/// its future included, where tokio, with two semaphores (count and
+/// bytes), costs 152 (`benches/memory.rs`). The queue grows in chunks that double (`2^c - 1` slots in
 /// `c` chunks), so the worst case is a length that just opens a chunk: a
 /// power of two.
 #[test]
