@@ -10,12 +10,13 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use loom::thread;
-use multisem::AcquireError;
 use multisem::adaptive::{Algorithm, Controller, Dimension, Outcome, Window};
+use multisem::{AcquireError, Stats};
 
 use crate::support::{Layout, assert_quiescent, models, poll_once};
 
 models! {
+    stats_snapshot_racing_the_end_of_a_wait: 2,
     snapshot_racing_a_dropped_closed_out_wait_counts_it_in_closed_out: 2,
     snapshot_racing_a_polled_closed_out_wait_counts_it_in_closed_out: 2,
     snapshot_racing_a_grant_after_wait_counts_it_in_acquired: 2,
@@ -27,10 +28,20 @@ models! {
     peak_counts_overlapping_takes: 3,
 }
 
-/// A queued async acquire that `close` wakes and that is then dropped
-/// unpolled (thread C), while this thread takes a snapshot: every wait
-/// that close ended is "also counted in closed_out".
-fn snapshot_racing_a_dropped_closed_out_wait_counts_it_in_closed_out(layout: Layout) {
+/// How the future that `close` woke ends, on the closing thread.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// Dropped unpolled (`Waiting::drop` counts the close).
+    Dropped,
+    /// Polled (`record_delivered` counts it).
+    Polled,
+}
+
+/// A queued async acquire that `close` wakes, then dropped or polled on
+/// the closing thread, while this thread takes a snapshot: every wait that
+/// close ended is "also counted in closed_out", so the part never shows
+/// above the total.
+fn closed_out_wait_racing_a_snapshot(layout: Layout, ending: Ending) {
     let cap = [1, 1];
     let sem = layout.arc(cap);
     let held = sem.try_acquire_owned(cap).unwrap();
@@ -40,7 +51,13 @@ fn snapshot_racing_a_dropped_closed_out_wait_counts_it_in_closed_out(layout: Lay
         let sem = Arc::clone(&sem);
         thread::spawn(move || {
             sem.close();
-            drop(fut);
+            match ending {
+                Ending::Dropped => drop(fut),
+                Ending::Polled => match poll_once(fut.as_mut(), std::task::Waker::noop()) {
+                    Poll::Ready(Err(AcquireError::Closed)) => {}
+                    other => panic!("{other:?}"),
+                },
+            }
         })
     };
     let s = sem.stats();
@@ -56,28 +73,41 @@ fn snapshot_racing_a_dropped_closed_out_wait_counts_it_in_closed_out(layout: Lay
     assert_eq!((s.closed_out, s.closed_out_while_waiting), (1, 1));
 }
 
-/// As above, but the woken future is polled: `record_delivered` counts
-/// `closed_out` first.
+fn snapshot_racing_a_dropped_closed_out_wait_counts_it_in_closed_out(layout: Layout) {
+    closed_out_wait_racing_a_snapshot(layout, Ending::Dropped);
+}
+
 fn snapshot_racing_a_polled_closed_out_wait_counts_it_in_closed_out(layout: Layout) {
+    closed_out_wait_racing_a_snapshot(layout, Ending::Polled);
+}
+
+/// A snapshot never shows a wait ended (in any way) that it does not show
+/// started: it reads the ends first, with Acquire (`StatCounters::snapshot`).
+fn assert_every_end_has_its_start(s: &Stats<2>) {
+    let ended = s.acquired_after_wait
+        + s.timed_out
+        + s.cancelled
+        + s.closed_out_while_waiting
+        + s.exceeded_while_waiting;
+    let started: u64 = s.waited.iter().sum();
+    assert!(ended <= started, "ended {ended} > started {started}: {s:?}");
+}
+
+/// A wait that may queue on one thread and be granted by a return on
+/// another, while this thread takes a snapshot.
+fn stats_snapshot_racing_the_end_of_a_wait(layout: Layout) {
     let cap = [1, 1];
     let sem = layout.arc(cap);
     let held = sem.try_acquire_owned(cap).unwrap();
-    let mut fut = Box::pin(sem.acquire_owned([1, 1]));
-    assert!(poll_once(fut.as_mut(), std::task::Waker::noop()).is_pending());
-    let closer = {
+    let waiter = {
         let sem = Arc::clone(&sem);
-        thread::spawn(move || {
-            sem.close();
-            match poll_once(fut.as_mut(), std::task::Waker::noop()) {
-                Poll::Ready(Err(AcquireError::Closed)) => {}
-                other => panic!("{other:?}"),
-            }
-        })
+        thread::spawn(move || drop(sem.acquire_blocking([1, 1]).unwrap()))
     };
-    let s = sem.stats();
-    assert!(s.closed_out_while_waiting <= s.closed_out, "{s:?}");
-    closer.join().unwrap();
-    drop(held);
+    let releaser = thread::spawn(move || drop(held));
+    assert_every_end_has_its_start(&sem.stats());
+    waiter.join().unwrap();
+    releaser.join().unwrap();
+    assert_quiescent(&sem, cap);
 }
 
 /// A blocking wait granted by a return on another thread; the snapshot
@@ -138,9 +168,7 @@ fn snapshot_racing_a_timeout_shows_its_start(layout: Layout) {
             }
         })
     };
-    let s = sem.stats();
-    let ended = s.acquired_after_wait + s.timed_out + s.cancelled;
-    assert!(ended <= s.waited.iter().sum(), "{s:?}");
+    assert_every_end_has_its_start(&sem.stats());
     waiter.join().unwrap();
     drop(held);
     assert_quiescent(&sem, cap);
@@ -159,9 +187,7 @@ fn snapshot_racing_a_cancel_shows_its_start(layout: Layout) {
             drop(fut);
         })
     };
-    let s = sem.stats();
-    let ended = s.acquired_after_wait + s.timed_out + s.cancelled;
-    assert!(ended <= s.waited.iter().sum(), "{s:?}");
+    assert_every_end_has_its_start(&sem.stats());
     waiter.join().unwrap();
     drop(held);
     assert_quiescent(&sem, cap);
