@@ -774,6 +774,52 @@ fn no_newcomer_barges_past_a_queued_head() {
     }
 }
 
+/// A shrink between two of `close`'s batches of wakes (here run by a waker
+/// the close woke, before the next batch) fails no queued waiter for its
+/// size: every one queued at the close ends with `Closed`, as `close`
+/// promises. (With 20 queued, the first 8 got `Closed` and the other 12
+/// `ExceedsCapacity`; with 8, all `Closed`. From a reviewer.)
+#[test]
+fn a_shrink_during_a_close_fails_no_queued_waiter_for_its_size() {
+    /// Shrinks the semaphore at its first wake.
+    struct Shrinks {
+        sem: Arc<Sem>,
+        done: AtomicBool,
+    }
+    impl Wake for Shrinks {
+        fn wake(self: Arc<Self>) {
+            if !self.done.swap(true, SeqCst) {
+                self.sem.set_capacity([4, 100]).unwrap();
+            }
+        }
+    }
+    let _w = Watchdog::this_test(TEST_LIMIT);
+    for (layout, sem) in layouts([10, 100]) {
+        let held = sem.try_acquire_owned([10, 100]).unwrap();
+        let shrinks = Waker::from(Arc::new(Shrinks {
+            sem: Arc::clone(&sem),
+            done: AtomicBool::new(false),
+        }));
+        let (_, waker) = counting_waker();
+        let mut futures: Vec<_> = (0..20).map(|_| Box::pin(sem.acquire([5, 0]))).collect();
+        for (i, future) in futures.iter_mut().enumerate() {
+            let first = if i == 0 { &shrinks } else { &waker };
+            assert!(poll_with(future.as_mut(), first).is_pending(), "{layout}");
+        }
+        sem.close();
+        assert_eq!(sem.capacity(), [4, 100], "{layout}: the shrink ran");
+        for (i, future) in futures.iter_mut().enumerate() {
+            assert_eq!(
+                poll_with(future.as_mut(), &waker).map(|r| r.map(drop)),
+                Poll::Ready(Err(AcquireError::Closed)),
+                "{layout}: waiter {i}"
+            );
+        }
+        drop(held);
+        assert_eq!(sem.stats().closed_out_while_waiting, 20, "{layout}");
+    }
+}
+
 /// Go `TestLargeAcquireDoesntStarve`: a request for everything is served while
 /// blocking, async and `try_acquire` newcomers hammer small requests.
 #[test]

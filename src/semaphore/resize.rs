@@ -285,6 +285,9 @@ impl<const N: usize> MultiSemaphore<N> {
     /// Stops at a full batch of wakes; `wake_and_serve` comes back for the
     /// rest. Not where requests are clamped (`Builder::clamp_oversized`):
     /// those follow the capacity instead, granted the capacity of their grant.
+    /// Nor once closed: the queue is then closed out, every waiter with
+    /// `Closed` (`rebalance`), not failed for a size that a shrink between
+    /// two of the close's batches gave it.
     /// Returns whether it stopped at a full batch with entries left to
     /// check; `from_start`: a new walk (a resize), else the walk goes on
     /// where the last one stopped.
@@ -294,7 +297,7 @@ impl<const N: usize> MultiSemaphore<N> {
         wake: &mut WakeList,
         from_start: bool,
     ) -> bool {
-        if self.clamp_oversized {
+        if self.clamp_oversized || self.is_closed() {
             return false;
         }
         if from_start {
