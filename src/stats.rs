@@ -131,6 +131,10 @@ pub struct Stats<const N: usize> {
     /// Includes those dropped by a runtime's timeout: see above.
     pub cancelled: u64,
     /// Acquires, of any kind, refused or woken by [`close`](crate::MultiSemaphore::close).
+    /// A queued one counts when its caller learns it (its future polled or
+    /// dropped, its thread woken), not at the close: one never polled
+    /// again counts in `waits_in_progress` meanwhile. (`exceeded`, by
+    /// contrast, counts a waiter when the shrink fails it.)
     pub closed_out: u64,
     /// Of the waits counted in `waited`: those that ended with a permit
     /// delivered to the caller (their turn came; or, at their deadline, a
