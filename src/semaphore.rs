@@ -384,6 +384,12 @@ impl<const N: usize> MultiSemaphore<N> {
     /// it. Permits already out stay valid and return their amounts when
     /// dropped. Closing twice is harmless; there is no reopening.
     ///
+    /// The order is kept with a shrink that races it: one that came first
+    /// fails every waiter it made too large with
+    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity) (the close
+    /// finishes that shrink's work first), and one that comes after the
+    /// close fails nobody.
+    ///
     /// ```
     /// use multisem::{MultiSemaphore, TryAcquireError};
     ///
@@ -426,13 +432,23 @@ impl<const N: usize> MultiSemaphore<N> {
     /// lets it be granted with the added permits still out.
     pub fn close(&self) {
         let mut wake = WakeList::new();
-        {
+        loop {
             let mut queue = self.lock();
+            // A shrink's walk for the requests it made too large, stopped
+            // at a full batch of wakes (this close runs between two): it
+            // came first, so it is finished first, and every waiter it made
+            // too large fails with `ExceedsCapacity`, not `Closed`.
+            if self.fail_oversized(&mut queue, &mut wake, false) {
+                drop(queue);
+                wake.wake_batch();
+                continue;
+            }
             // Under the lock: an acquirer checks `CLOSED` under it before
             // queueing, so none can queue after this and sleep forever.
             self.counters.close();
             // Closed, the queue is served by closing out its waiters.
             self.rebalance(&mut queue, &mut wake);
+            break;
         }
         self.wake_and_serve(&mut wake, false);
         wake.finish();

@@ -774,49 +774,80 @@ fn no_newcomer_barges_past_a_queued_head() {
     }
 }
 
-/// A shrink between two of `close`'s batches of wakes (here run by a waker
-/// the close woke, before the next batch) fails no queued waiter for its
-/// size: every one queued at the close ends with `Closed`, as `close`
-/// promises. (With 20 queued, the first 8 got `Closed` and the other 12
-/// `ExceedsCapacity`; with 8, all `Closed`. From a reviewer.)
-#[test]
-fn a_shrink_during_a_close_fails_no_queued_waiter_for_its_size() {
-    /// Shrinks the semaphore at its first wake.
-    struct Shrinks {
-        sem: Arc<Sem>,
-        done: AtomicBool,
-    }
-    impl Wake for Shrinks {
-        fn wake(self: Arc<Self>) {
-            if !self.done.swap(true, SeqCst) {
-                self.sem.set_capacity([4, 100]).unwrap();
-            }
+/// Runs `act` at its first wake.
+struct OnFirstWake(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Wake for OnFirstWake {
+    fn wake(self: Arc<Self>) {
+        let act = self.0.lock().unwrap().take();
+        if let Some(act) = act {
+            act();
         }
     }
+}
+
+/// 20 requests for `[5, 0]` queued on `sem` (of `[10, 100]`, held whole),
+/// the first with a waker that runs `act` at its first wake; then `first`
+/// (a close or a shrink, whose batches of 8 wakes run `act` between two);
+/// then how each ended: `E` for `ExceedsCapacity`, `C` for `Closed`.
+fn outcomes_when_a_waker_acts_between_batches(
+    sem: &Arc<Sem>,
+    act: impl FnOnce() + Send + 'static,
+    first: impl FnOnce(),
+) -> String {
+    let held = sem.try_acquire_owned([10, 100]).unwrap();
+    let acts = Waker::from(Arc::new(OnFirstWake(Mutex::new(Some(Box::new(act))))));
+    let (_, waker) = counting_waker();
+    let mut futures: Vec<_> = (0..20).map(|_| Box::pin(sem.acquire([5, 0]))).collect();
+    for (i, future) in futures.iter_mut().enumerate() {
+        let with = if i == 0 { &acts } else { &waker };
+        assert!(poll_with(future.as_mut(), with).is_pending());
+    }
+    first();
+    let ended = futures
+        .iter_mut()
+        .map(|future| match poll_with(future.as_mut(), &waker) {
+            Poll::Ready(Err(AcquireError::ExceedsCapacity { .. })) => 'E',
+            Poll::Ready(Err(AcquireError::Closed)) => 'C',
+            other => panic!("{:?}", other.map(|r| r.map(drop))),
+        })
+        .collect();
+    drop(held);
+    ended
+}
+
+/// A close and a shrink that race keep their order for every waiter, though
+/// each wakes the queue 8 at a time and lets go of the lock between: a
+/// shrink run between two of the close's batches (by a waker the close
+/// woke) fails nobody for its size, every waiter ends `Closed`; a close run
+/// between two of a shrink's batches finishes the shrink's work first,
+/// every waiter it made too large ends `ExceedsCapacity`. (Both split at
+/// the batch: the first 8 one way, the other 12 the other. From two
+/// reviewers.)
+#[test]
+fn a_close_and_a_shrink_that_race_keep_their_order_for_every_waiter() {
     let _w = Watchdog::this_test(TEST_LIMIT);
     for (layout, sem) in layouts([10, 100]) {
-        let held = sem.try_acquire_owned([10, 100]).unwrap();
-        let shrinks = Waker::from(Arc::new(Shrinks {
-            sem: Arc::clone(&sem),
-            done: AtomicBool::new(false),
-        }));
-        let (_, waker) = counting_waker();
-        let mut futures: Vec<_> = (0..20).map(|_| Box::pin(sem.acquire([5, 0]))).collect();
-        for (i, future) in futures.iter_mut().enumerate() {
-            let first = if i == 0 { &shrinks } else { &waker };
-            assert!(poll_with(future.as_mut(), first).is_pending(), "{layout}");
-        }
-        sem.close();
+        let shrinks = Arc::clone(&sem);
+        let ended = outcomes_when_a_waker_acts_between_batches(
+            &sem,
+            move || shrinks.set_capacity([4, 100]).unwrap(),
+            || sem.close(),
+        );
         assert_eq!(sem.capacity(), [4, 100], "{layout}: the shrink ran");
-        for (i, future) in futures.iter_mut().enumerate() {
-            assert_eq!(
-                poll_with(future.as_mut(), &waker).map(|r| r.map(drop)),
-                Poll::Ready(Err(AcquireError::Closed)),
-                "{layout}: waiter {i}"
-            );
-        }
-        drop(held);
+        assert_eq!(ended, "C".repeat(20), "{layout}: the close came first");
         assert_eq!(sem.stats().closed_out_while_waiting, 20, "{layout}");
+    }
+    for (layout, sem) in layouts([10, 100]) {
+        let closes = Arc::clone(&sem);
+        let ended = outcomes_when_a_waker_acts_between_batches(
+            &sem,
+            move || closes.close(),
+            || sem.set_capacity([4, 100]).unwrap(),
+        );
+        assert!(sem.is_closed(), "{layout}: the close ran");
+        assert_eq!(ended, "E".repeat(20), "{layout}: the shrink came first");
+        assert_eq!(sem.stats().exceeded_while_waiting, 20, "{layout}");
     }
 }
 
