@@ -385,10 +385,11 @@ impl<const N: usize> MultiSemaphore<N> {
     /// dropped. Closing twice is harmless; there is no reopening.
     ///
     /// The order is kept with a shrink that races it: one that came first
-    /// fails every waiter it made too large with
-    /// [`ExceedsCapacity`](AcquireError::ExceedsCapacity) (the close
-    /// finishes that shrink's work first), and one that comes after the
-    /// close fails nobody.
+    /// fails with [`ExceedsCapacity`](AcquireError::ExceedsCapacity) every
+    /// waiter still too large when its walk of the queue reaches it (the
+    /// close finishes that walk first; a growth meanwhile lets those it
+    /// has not reached fit again, and the close then closes them out), and
+    /// one that comes after the close fails nobody.
     ///
     /// ```
     /// use multisem::{MultiSemaphore, TryAcquireError};
