@@ -389,7 +389,10 @@ impl<const N: usize> MultiSemaphore<N> {
     /// waiter still too large when its walk of the queue reaches it (the
     /// close finishes that walk first; a growth meanwhile lets those it
     /// has not reached fit again, and the close then closes them out), and
-    /// one that comes after the close fails nobody.
+    /// one that comes after the close fails nobody. A release or growth
+    /// grants the queue 8 at a time too, letting go of its lock between: a
+    /// close that comes between two of its batches closes out those it has
+    /// not granted yet, though they fit.
     ///
     /// ```
     /// use multisem::{MultiSemaphore, TryAcquireError};
