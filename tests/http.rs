@@ -798,6 +798,52 @@ fn request_bytes_weighs_the_declared_length_else_the_default() {
     );
 }
 
+/// A `Content-Length` is digits only (RFC 9110): anything else counts as
+/// absent; a request that declares several lengths, repeated or as a
+/// list, weighs the largest, so it is never admitted below what a server
+/// framing its body by any of them reads.
+#[test]
+fn request_bytes_reads_only_digits_and_weighs_the_largest_of_several_lengths() {
+    use multisem::http::RequestBytes;
+    use multisem::tower::Weigh;
+
+    let weigh = RequestBytes::new(777);
+    let weight_of = |lengths: &[&str]| {
+        let mut builder = Request::builder();
+        for length in lengths {
+            builder = builder.header(http::header::CONTENT_LENGTH, *length);
+        }
+        let (_tx, rx) = mpsc::channel::<Bytes>(1);
+        weigh.weigh(&builder.body(ChannelBody(rx)).unwrap())[1]
+    };
+    for not_a_number in ["+5", "-1", "0x10", "1e3", "", " ", "5 5", "5,", "5, lots"] {
+        assert_eq!(
+            weight_of(&[not_a_number]),
+            777,
+            "Content-Length {not_a_number:?}"
+        );
+    }
+    assert_eq!(weight_of(&["5", "lots"]), 777, "one of two unreadable");
+    assert_eq!(weight_of(&["007"]), 7, "leading zeros");
+    assert_eq!(weight_of(&["42, 42"]), 42, "a list of one length");
+    assert_eq!(weight_of(&["5,\t100000000"]), 100_000_000, "a list");
+    assert_eq!(
+        weight_of(&["5", "100000000"]),
+        100_000_000,
+        "repeated, the larger second"
+    );
+    assert_eq!(
+        weight_of(&["100000000", "5"]),
+        100_000_000,
+        "repeated, the larger first"
+    );
+    assert_eq!(
+        weight_of(&["5", "18446744073709551616"]),
+        u64::MAX,
+        "one past u64::MAX among them"
+    );
+}
+
 /// A shed answer's `Retry-After` is the hold's `retry_after`, in whole
 /// seconds rounded up.
 #[test]

@@ -7,11 +7,16 @@ use http_body::Body;
 /// from the `Content-Length` header, else the body's exact
 /// [`size_hint`](Body::size_hint), else the configured default (a chunked
 /// upload of unknown length). A `Content-Length` that is not a number
-/// counts as absent; one too large for a `u64` weighs `u64::MAX`, so it is
-/// refused as too large (`413`), never admitted at the default (on a
-/// semaphore that clamps oversized requests it is admitted alone, at the
-/// whole capacity, as any oversized request is). hyper refuses both before
-/// a service sees them; other servers may not.
+/// (RFC 9110 allows digits only: no sign, no hexadecimal) counts as absent;
+/// one too large for a `u64` weighs `u64::MAX`, so it is refused as too
+/// large (`413`), never admitted at the default (on a semaphore that clamps
+/// oversized requests it is admitted alone, at the whole capacity, as any
+/// oversized request is). A request that declares several lengths (the
+/// header repeated, or a list such as `42, 42`) weighs the largest: a
+/// server that frames its body by another one reads no more than that, so
+/// it is never admitted below what it sends. hyper refuses lengths that
+/// are not numbers, too large or that differ before a service sees them;
+/// other servers may not.
 ///
 /// The weight is what the request *declares*: a client may send more than
 /// it declared without a `Content-Length`. To hold it to its weight, bound
@@ -63,10 +68,7 @@ impl RequestBytes {
     /// assert_eq!(weight, [1, 5, 1]);
     /// ```
     pub fn bytes<B: Body>(&self, request: &http::Request<B>) -> u64 {
-        request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(declared_length)
+        declared_length(request.headers())
             .or_else(|| request.body().size_hint().exact())
             .unwrap_or(self.default)
     }
@@ -78,12 +80,27 @@ impl<B: Body> Weigh<http::Request<B>, 2> for RequestBytes {
     }
 }
 
-/// A `Content-Length` value as a number of bytes: `None` if it is not a
-/// number, `u64::MAX` for one past it (it declares more than any capacity).
-fn declared_length(value: &http::HeaderValue) -> Option<u64> {
-    match value.to_str().ok()?.trim().parse::<u64>() {
-        Ok(length) => Some(length),
-        Err(err) if *err.kind() == std::num::IntErrorKind::PosOverflow => Some(u64::MAX),
-        Err(_) => None,
+/// The largest length the `Content-Length` headers declare: `None` if
+/// there is none, or if any of them is not a number; `u64::MAX` for one
+/// past it (it declares more than any capacity).
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    let mut largest = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        // A list is allowed where its lengths agree (RFC 9110, 8.6).
+        for element in value.to_str().ok()?.split(',') {
+            let length = decimal(element.trim_matches([' ', '\t']))?;
+            largest = largest.max(Some(length));
+        }
     }
+    largest
+}
+
+/// `digits` as a number: `None` unless it is one or more ASCII digits,
+/// `u64::MAX` where it is past that.
+fn decimal(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits alone fail to parse only past `u64::MAX`.
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
