@@ -392,6 +392,50 @@ fn a_window_whose_algorithm_panics_is_not_counted_again() {
     assert_eq!(ctl.windows(), 2);
 }
 
+/// A `report` whose sample closes a window that panics still restarts the
+/// clock, as `report` promises: a caller that catches the panic and sends
+/// again with the permit is timed from the report, not from the grant (the
+/// first attempt's round trip was counted twice: 12 ms where the retry
+/// took 2). From a reviewer.
+#[test]
+fn a_report_whose_window_panics_still_restarts_the_clock() {
+    let ms = Duration::from_millis;
+    let (recorded, seen) = recorder_of_round_trips();
+    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, recorded)
+        .limit(1, 1..=2 * MIB, PanicsOnce(AtomicUsize::new(0)))
+        .window(Duration::ZERO, 1)
+        .build();
+    let t0 = Instant::now();
+    let mut permit = ctl.try_acquire_at([1, 1], t0).unwrap();
+    let reported = catch_unwind(AssertUnwindSafe(|| {
+        permit.report_at(Outcome::Dropped, t0 + ms(10))
+    }));
+    assert!(reported.is_err(), "the algorithm's panic reaches report");
+    assert_eq!(permit.granted(), t0 + ms(10), "the clock restarted");
+    permit.complete_at(Outcome::success(), t0 + ms(12));
+    // The first window held a drop (no success's round trip), the second
+    // the retry's success.
+    assert_eq!(*seen.lock().unwrap(), [ms(0), ms(2)], "mean round trips");
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// Keeps the limit, recording the mean round trip of every window.
+struct RoundTrips(Arc<std::sync::Mutex<Vec<Duration>>>);
+
+impl Algorithm for RoundTrips {
+    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
+        self.0.lock().unwrap().push(window.mean_rtt);
+        dim.limit
+    }
+}
+
+fn recorder_of_round_trips() -> (RoundTrips, Arc<std::sync::Mutex<Vec<Duration>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    (RoundTrips(Arc::clone(&seen)), seen)
+}
+
 /// `build` clamps the semaphore into every dimension's bounds. A clamp
 /// that grants a waiter whose waker panics re-raises that panic, but only
 /// once every dimension is clamped.

@@ -306,8 +306,12 @@ impl<const N: usize> TrackedPermit<N> {
     /// before the clock's start counts as a round trip of zero, and leaves
     /// the clock where it was.
     pub fn report_at(&mut self, outcome: Outcome, now: Instant) {
-        self.controller.record(self.granted, now, outcome);
-        self.granted = self.granted.max(now);
+        // The clock restarts before the sample goes in: the window it may
+        // close runs the algorithms, and one that panics must not leave the
+        // next attempt timed from the start of this one.
+        let granted = self.granted;
+        self.granted = granted.max(now);
+        self.controller.record(granted, now, outcome);
     }
 
     /// Reports `outcome`, timed from the grant (or the last
