@@ -102,7 +102,9 @@ impl Window {
         }
     }
 
-    /// Delivered bytes per second over the window.
+    /// Delivered bytes per second over the window; 0.0 for a window whose
+    /// `elapsed` is zero, which gives no rate (a controller built with
+    /// `window(Duration::ZERO, ..)` can close one).
     ///
     /// ```
     /// # use multisem::adaptive::Window;
@@ -115,7 +117,8 @@ impl Window {
         self.per_second(self.delivered_bytes)
     }
 
-    /// Successes per second over the window.
+    /// Successes per second over the window; 0.0 for a window whose
+    /// `elapsed` is zero, as [`delivery_rate`](Self::delivery_rate).
     ///
     /// ```
     /// # use multisem::adaptive::Window;
