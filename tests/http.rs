@@ -1005,3 +1005,90 @@ async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
         );
     }
 }
+
+/// `until_body_end(hold)`: refusals "are answered with 413 / 503 responses
+/// as `UntilBodyEnd` answers them", and `UntilBodyEnd::retry_after` "sets
+/// the Retry-After that a 503 answer carries".
+#[test]
+fn a_learning_layer_s_503_carries_its_hold_s_retry_after() {
+    use multisem::adaptive::Outcome;
+    use multisem::http::UntilBodyEnd;
+    use multisem::tower::AdmitLayer;
+    use tower::ServiceExt;
+
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let classify = |_: Result<&Response<Full<Bytes>>, &Infallible>, _: [u64; 2]| Outcome::success();
+    let mut svc = AdmitLayer::adaptive(
+        Arc::clone(&ctl),
+        |_: &Request<Full<Bytes>>| [1, 10],
+        classify,
+    )
+    .until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(5)))
+    .shed()
+    .layer(service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    }));
+    let held = sem.try_acquire([1, 0]).unwrap();
+    let response = futures_executor::block_on(async {
+        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+        svc.ready().await.unwrap().call(request).await.unwrap()
+    });
+    drop(held);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+}
+
+/// A body that fails at once.
+struct Failing;
+
+impl http_body::Body for Failing {
+    type Data = Bytes;
+    type Error = &'static str;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+        std::task::Poll::Ready(Some(Err("reset")))
+    }
+}
+
+/// `PermitBody` "returns it when the body has yielded its last frame,
+/// failed, or been dropped": a failed body need not be dropped first.
+#[test]
+fn a_permit_body_returns_its_permit_when_the_body_fails() {
+    use multisem::http::PermitBody;
+
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let permit = sem.try_acquire_owned([1, 100]).unwrap();
+    let mut body = PermitBody::new(Failing, permit);
+    let frame = futures_executor::block_on(body.frame());
+    assert!(matches!(frame, Some(Err("reset"))));
+    assert!(body.permit().is_none(), "the failure ended the body");
+    assert_eq!(sem.available(), sem.capacity(), "returned at the failure");
+}
+
+/// `http::adaptive_layer`: "429, 503, 504 and service errors are
+/// overload": a service error after the grant is one drop.
+#[test]
+fn an_http_adaptive_layer_counts_a_service_error_as_a_drop() {
+    use multisem::tower::BoxError;
+    use tower::ServiceExt;
+
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let mut svc = multisem::http::adaptive_layer(Arc::clone(&ctl), 1024).layer(service_fn(
+        |_: Request<Full<Bytes>>| async {
+            Err::<Response<Full<Bytes>>, BoxError>("timed out inside".into())
+        },
+    ));
+    let err = futures_executor::block_on(async {
+        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+        svc.ready().await.unwrap().call(request).await.unwrap_err()
+    });
+    assert_eq!(err.to_string(), "timed out inside");
+    let window = ctl.last_window().expect("the error is a sample");
+    assert_eq!((ctl.windows(), window.successes, window.drops), (1, 0, 1));
+    assert_eq!(sem.available(), sem.capacity());
+}

@@ -11,6 +11,9 @@ use metrics::{
 use multisem::MultiSemaphore;
 use multisem::adaptive::{Aimd, Controller, Outcome};
 use multisem::metrics::Exporter;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Every value recorded, by `name{label=value,...}`, and every description
@@ -814,4 +817,136 @@ fn a_recorder_s_panic_on_the_thread_reaches_stop_not_drop() {
     let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
     assert!(message.contains("the recorder panics"), "{message}");
     drop(recording()); // does not panic
+}
+
+/// Each counter of the module's table carries its own figure, per
+/// dimension where it has one: a scenario where those figures all differ
+/// from one another.
+#[test]
+fn every_counter_carries_its_own_figure_in_its_own_dimension() {
+    let memory = Memory::default();
+    let sem = Arc::new(MultiSemaphore::new([4, 1000]));
+    let exporter = Exporter::new(Arc::clone(&sem), "s", ["messages", "bytes"]);
+    let mut cx = Context::from_waker(Waker::noop());
+    let held = sem.try_acquire([0, 1000]).unwrap();
+    // Too large in messages, twice.
+    for _ in 0..2 {
+        assert!(sem.try_acquire([5, 0]).unwrap_err().is_exceeds_capacity());
+    }
+    // Timed out, held back by the bytes.
+    assert!(
+        sem.acquire_blocking_timeout([1, 10], Duration::from_millis(1))
+            .unwrap_err()
+            .is_timeout()
+    );
+    // Queued, then dropped: cancelled, twice.
+    for _ in 0..2 {
+        let mut gone = pin!(sem.acquire([1, 10]));
+        assert!(gone.as_mut().poll(&mut cx).is_pending());
+    }
+    // Queued, then failed by a shrink.
+    let mut outgrown = pin!(sem.acquire([3, 10]));
+    assert!(outgrown.as_mut().poll(&mut cx).is_pending());
+    sem.set_capacity([2, 1000]).unwrap();
+    assert!(
+        matches!(outgrown.as_mut().poll(&mut cx), Poll::Ready(Err(e)) if e.is_exceeds_capacity())
+    );
+    // Queued, then closed out; and one refused by the closed semaphore.
+    let mut closed = pin!(sem.acquire([1, 10]));
+    assert!(closed.as_mut().poll(&mut cx).is_pending());
+    sem.close();
+    assert!(matches!(closed.as_mut().poll(&mut cx), Poll::Ready(Err(e)) if e.is_closed()));
+    assert!(sem.try_acquire([1, 0]).unwrap_err().is_closed());
+    drop(held);
+
+    let stats = sem.stats();
+    // The scenario tells the figures apart.
+    assert_ne!(stats.timed_out_by[0], stats.timed_out_by[1]);
+    assert_ne!(stats.waited[0], stats.waited[1]);
+    assert_ne!(stats.exceeded[0], stats.exceeded[1]);
+    assert_ne!(stats.closed_out, stats.closed_out_while_waiting);
+    assert_ne!(
+        stats.exceeded_while_waiting,
+        stats.exceeded.iter().sum::<u64>()
+    );
+    assert_ne!(stats.cancelled, stats.timed_out);
+    metrics::with_local_recorder(&memory, || exporter.record());
+    for (d, name) in ["messages", "bytes"].into_iter().enumerate() {
+        let dim = |metric: &str| memory.last(&format!("{metric}{{semaphore=s,dimension={name}}}"));
+        assert_eq!(
+            dim("multisem_timed_out_total"),
+            stats.timed_out_by[d] as f64,
+            "{name}"
+        );
+        assert_eq!(
+            dim("multisem_waited_total"),
+            stats.waited[d] as f64,
+            "{name}"
+        );
+        assert_eq!(
+            dim("multisem_exceeded_total"),
+            stats.exceeded[d] as f64,
+            "{name}"
+        );
+        assert_eq!(
+            dim("multisem_refused_total"),
+            stats.refused[d] as f64,
+            "{name}"
+        );
+    }
+    let one = |metric: &str| memory.last(&format!("{metric}{{semaphore=s}}"));
+    assert_eq!(one("multisem_cancelled_total"), stats.cancelled as f64);
+    assert_eq!(one("multisem_closed_out_total"), stats.closed_out as f64);
+    assert_eq!(
+        one("multisem_closed_out_while_waiting_total"),
+        stats.closed_out_while_waiting as f64
+    );
+    assert_eq!(
+        one("multisem_exceeded_while_waiting_total"),
+        stats.exceeded_while_waiting as f64
+    );
+    assert_eq!(one("multisem_acquired_total"), stats.acquired as f64);
+
+    // Clamped grants are not all grants.
+    let clamping = Arc::new(
+        MultiSemaphore::builder([4, 1000])
+            .clamp_oversized(true)
+            .build(),
+    );
+    let exporter = Exporter::new(Arc::clone(&clamping), "c", ["messages", "bytes"]);
+    drop(clamping.try_acquire([1, 10]).unwrap());
+    drop(clamping.try_acquire([1, 5000]).unwrap());
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(memory.last("multisem_acquired_total{semaphore=c}"), 2.0);
+    assert_eq!(memory.last("multisem_clamped_total{semaphore=c}"), 1.0);
+
+    // Windows closed are not resizes made: successes at the top of the
+    // bounds close windows and resize nothing.
+    let learning = Arc::new(MultiSemaphore::new([16, 1 << 20]));
+    let ctl = Controller::builder(Arc::clone(&learning))
+        .limit(0, 1..=16, Aimd::default())
+        .window(Duration::ZERO, 1)
+        .build();
+    let exporter = Exporter::new(Arc::clone(&learning), "a", ["messages", "bytes"])
+        .with_controller(Arc::clone(&ctl));
+    for _ in 0..3 {
+        ctl.try_acquire([1, 10])
+            .unwrap()
+            .complete(Outcome::success());
+    }
+    ctl.try_acquire([1, 10]).unwrap().complete(Outcome::Dropped);
+    assert_ne!(
+        ctl.windows(),
+        ctl.resizes(),
+        "the scenario tells them apart"
+    );
+    metrics::with_local_recorder(&memory, || exporter.record());
+    assert_eq!(
+        memory.last("multisem_adaptive_windows_total{semaphore=a}"),
+        ctl.windows() as f64
+    );
+    assert_eq!(
+        memory.last("multisem_adaptive_resizes_total{semaphore=a}"),
+        ctl.resizes() as f64
+    );
 }

@@ -1195,3 +1195,89 @@ fn refusals_name_their_dimension() {
     assert_eq!(err.to_string(), "semaphore closed");
     assert!(err.is::<Closed>());
 }
+
+/// `AdmitLayer::adaptive`: "Every setting of the layer still applies", and
+/// `Hold::admitted` is called "once per admitted request". In shed mode a
+/// request admitted at once is a sample like any other.
+#[test]
+fn a_shedding_adaptive_layer_reports_each_admitted_request() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let classify = |result: Result<&u64, &BoxError>, amounts: [u64; 2]| match result {
+        Ok(_) => Outcome::delivered(amounts[1]),
+        Err(_) => Outcome::Dropped,
+    };
+    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |n: &u64| [1, *n], classify)
+        .shed()
+        .layer(service_fn(|n: u64| async move { Ok::<_, BoxError>(n) }));
+    let answer = futures_executor::block_on(async { svc.ready().await?.call(100).await });
+    assert_eq!(answer.unwrap(), 100);
+    let window = ctl
+        .last_window()
+        .expect("the admitted request closed a window");
+    assert_eq!(
+        (ctl.windows(), window.successes, window.delivered_bytes),
+        (1, 1, 100)
+    );
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// The wait timeout bounds the wait from `call` (the test
+/// `the_sleep_function_runs_only_for_a_request_that_waits` says "one that
+/// waits is bounded from `call`", and `TimedOut::waited` is counted from
+/// there): a future first polled late gets a timer for what is left.
+#[test]
+fn the_wait_timeout_counts_from_call_not_from_the_first_poll() {
+    let sem = Arc::new(MultiSemaphore::new([1, 100]));
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&asked);
+    let timeout = Duration::from_secs(10);
+    let mut svc = AdmitLayer::new(Arc::clone(&sem), |n: &u64| [1, *n])
+        .wait_timeout(timeout, move |after| {
+            seen.lock().unwrap().push(after);
+            std::future::pending::<()>()
+        })
+        .layer(service_fn(|n: u64| async move { Ok::<_, Infallible>(n) }));
+    let held = sem.try_acquire_owned([1, 0]).unwrap();
+    let mut call = Box::pin(svc.call(1));
+    let late = Duration::from_millis(300);
+    std::thread::sleep(late);
+    assert!(poll_once(call.as_mut()).is_pending(), "queued");
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert!(
+        asked[0] <= timeout - late,
+        "timer for {:?}, but {late:?} of the {timeout:?} had passed since `call`",
+        asked[0]
+    );
+    drop((call, held));
+    assert_eq!(sem.available(), sem.capacity());
+}
+
+/// A learning layer's sample is "timed from the grant": the round trip
+/// includes the time in the service, not only what follows its answer.
+#[tokio::test]
+async fn an_adaptive_layer_times_the_service_from_the_grant() {
+    let sem = Arc::new(MultiSemaphore::new([4, 1 << 20]));
+    let ctl = every_sample(&sem);
+    let classify = |_: Result<&u64, &BoxError>, _: [u64; 2]| Outcome::success();
+    let service_time = Duration::from_millis(200);
+    let mut svc = AdmitLayer::adaptive(Arc::clone(&ctl), |n: &u64| [1, *n], classify).layer(
+        service_fn(move |n: u64| async move {
+            tokio::time::sleep(service_time).await;
+            Ok::<_, BoxError>(n)
+        }),
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        svc.ready().await?.call(10).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.unwrap(), 10);
+    let window = ctl.last_window().expect("a sample");
+    assert!(
+        window.min_rtt >= service_time,
+        "round trip {:?}, the service alone took {service_time:?}",
+        window.min_rtt
+    );
+}
