@@ -1008,35 +1008,46 @@ async fn too_large_for_a_dimension_at_zero_for_good_answers_413() {
 
 /// `until_body_end(hold)`: refusals "are answered with 413 / 503 responses
 /// as `UntilBodyEnd` answers them", and `UntilBodyEnd::retry_after` "sets
-/// the Retry-After that a 503 answer carries".
+/// the Retry-After that a 503 answer carries": on a learning layer, and on
+/// `http::adaptive_layer`'s, whose hold it replaces.
 #[test]
 fn a_learning_layer_s_503_carries_its_hold_s_retry_after() {
     use multisem::adaptive::Outcome;
-    use multisem::http::UntilBodyEnd;
-    use multisem::tower::AdmitLayer;
+    use multisem::http::{RequestBytes, StatusOutcome, UntilBodyEnd};
+    use multisem::tower::{AdmitLayer, Learn};
     use tower::ServiceExt;
+
+    // A macro, not a function: the layers' types differ.
+    macro_rules! retry_after {
+        ($layer:expr, $sem:expr) => {{
+            let mut svc = $layer
+                .shed()
+                .layer(service_fn(|_: Request<Full<Bytes>>| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                }));
+            let held = $sem.try_acquire([1, 0]).unwrap();
+            let response = futures_executor::block_on(async {
+                let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+                svc.ready().await.unwrap().call(request).await.unwrap()
+            });
+            drop(held);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            response.headers()[http::header::RETRY_AFTER].clone()
+        }};
+    }
 
     let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
     let ctl = every_sample(&sem);
     let classify = |_: Result<&Response<Full<Bytes>>, &Infallible>, _: [u64; 2]| Outcome::success();
-    let mut svc = AdmitLayer::adaptive(
-        Arc::clone(&ctl),
-        |_: &Request<Full<Bytes>>| [1, 10],
-        classify,
-    )
-    .until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(5)))
-    .shed()
-    .layer(service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-    }));
-    let held = sem.try_acquire([1, 0]).unwrap();
-    let response = futures_executor::block_on(async {
-        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
-        svc.ready().await.unwrap().call(request).await.unwrap()
-    });
-    drop(held);
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+    let learning = AdmitLayer::adaptive(Arc::clone(&ctl), RequestBytes::new(10), classify)
+        .until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(5)));
+    assert_eq!(retry_after!(learning, sem), "5");
+    let preset: AdmitLayer<RequestBytes, 2, Learn<StatusOutcome, 2, UntilBodyEnd>> =
+        multisem::http::adaptive_layer(Arc::clone(&ctl), 10);
+    assert_eq!(retry_after!(preset.clone(), sem), "1", "the default");
+    let replaced =
+        preset.until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(7)));
+    assert_eq!(retry_after!(replaced, sem), "7");
 }
 
 /// A body that fails at once.

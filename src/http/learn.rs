@@ -220,3 +220,29 @@ impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
         self.map_hold(|learn| learn.holding(hold))
     }
 }
+
+impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N, UntilBodyEnd>> {
+    /// Answers refusals as `hold` does, in place of the [`UntilBodyEnd`]
+    /// this layer holds until now: how a layer from
+    /// [`adaptive_layer`](super::adaptive_layer) sets the `Retry-After` of
+    /// its `503` answers.
+    ///
+    /// ```
+    /// use multisem::MultiSemaphore;
+    /// use multisem::adaptive::Controller;
+    /// use multisem::http::UntilBodyEnd;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let sem = Arc::new(MultiSemaphore::new([256, 64 << 20]));
+    /// let ctl = Controller::builder(sem)
+    ///     .count_and_bytes(0, 8..=4096, 1, (1 << 20)..=(1 << 30))
+    ///     .build();
+    /// let layer = multisem::http::adaptive_layer(ctl, 64 << 10)
+    ///     .until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(5)))
+    ///     .shed();
+    /// # let _ = layer;
+    /// ```
+    pub fn until_body_end(self, hold: UntilBodyEnd) -> Self {
+        self.map_hold(|learn| learn.holding(hold))
+    }
+}

@@ -140,7 +140,10 @@ fn names(sem: &MultiSemaphore<2>) -> [&'static str; 2] {
 /// or one that fails, is reported then, by its status (and its trailers,
 /// if they came). See [`Learn`] for the rest. Give the byte
 /// dimension a lower bound of at least the largest request body you
-/// accept: a request above the byte capacity in force gets a `413`.
+/// accept: a request above the byte capacity in force gets a `413`. A
+/// shed's `503` says `Retry-After: 1`; to say another, give the layer
+/// another [`UntilBodyEnd`] with
+/// [`until_body_end`](AdmitLayer::until_body_end).
 ///
 /// ```
 /// use bytes::Bytes;
