@@ -827,7 +827,7 @@ fn summary(
     if let Limiter::Naive(_) = limiter {
         // No close: a sender queued at the stop waits out its timeout.
         outln!(
-            "             (then {:.1} s for the senders to stop: with no close, each one queued",
+            "             (then {:.3} s for the senders to stop: with no close, each one queued",
             stopping.as_secs_f64()
         );
         outln!("             at the stop waited out its --timeout-ms; counted below)");
