@@ -126,7 +126,8 @@ use typical::{Measure, TypicalDelay, small_rtt};
 ///
 /// * the mean round trip of the small requests
 ///   ([`Window::small_mean_rtt`](super::Window::small_mean_rtt), the
-///   smallest quarter by size), since a larger one's round trip includes
+///   smallest power-of-two size classes holding at least a quarter of
+///   the requests), since a larger one's round trip includes
 ///   its transfer, which at a shared bandwidth lasts longer the more
 ///   transfer with it (and the whole requests of room transfer through the
 ///   probe);
