@@ -21,7 +21,8 @@
 //! the bytes by the preset's bandwidth-delay product), which resizes the
 //! semaphore, and the status line shows the limits in force. The disk is a
 //! byte bottleneck, so the count climbs to its bound and the bytes settle
-//! near the largest request plus the disk's bandwidth-delay product.
+//! near the largest request plus the disk's bandwidth-delay product, above
+//! the default `--max-bytes` of 8 MiB: there they stay at that bound.
 //! `--max-requests` and `--max-bytes` are then the limits' upper bounds.
 //! `--preset-count` puts the preset's count (Little's law) on the count
 //! instead, to see it undercount here (README, "The demo").
