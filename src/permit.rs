@@ -252,6 +252,7 @@ impl<'a, const N: usize> Permit<'a, N> {
     /// assert_eq!((batch.amounts(), first.amounts()), ([1, 35], [1, 25]));
     /// assert!(batch.split([2, 0]).is_none());
     /// ```
+    #[must_use = "the split-off permit is returned as soon as this is dropped"]
     pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
         let amounts = self.held.split(amounts)?;
         Some(Self::new(self.held.sem, amounts))
@@ -475,6 +476,7 @@ impl<const N: usize> OwnedPermit<N> {
 
     /// Moves `amounts` into a new permit, or returns `None` (changing
     /// nothing) if this one holds less; see [`Permit::split`].
+    #[must_use = "the split-off permit is returned as soon as this is dropped"]
     pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
         let amounts = self.held.split(amounts)?;
         Some(Self::new(Arc::clone(&self.held.sem), amounts))

@@ -1830,6 +1830,12 @@ enum Admitted<const N: usize> {
     Grow(usize),
 }
 
+/// A panic that unwinds through any method leaves the semaphore consistent
+/// (see "Exact accounting" and "A panicking waker strands nobody" in the
+/// crate docs), and its internal lock does not poison: a `&MultiSemaphore`
+/// may cross `catch_unwind` as `&tokio::sync::Semaphore` does.
+impl<const N: usize> std::panic::RefUnwindSafe for MultiSemaphore<N> {}
+
 impl<const N: usize> fmt::Debug for MultiSemaphore<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("MultiSemaphore");

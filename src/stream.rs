@@ -293,7 +293,8 @@ impl<S: Stream, F, const N: usize> fmt::Debug for Admit<S, F, N> {
 
 impl<T> fmt::Display for Refused<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "item refused: {}", self.error)
+        // The reason is `source()`: an error reporter prints it once.
+        f.write_str("item refused")
     }
 }
 

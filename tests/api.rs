@@ -2479,6 +2479,60 @@ fn send_sync_bounds() {
     drop((f, g));
 }
 
+/// A semaphore, its permits and a controller cross `catch_unwind` without
+/// `AssertUnwindSafe`, as tokio's semaphore does: a panic through any of
+/// their methods leaves them consistent (their locks do not poison).
+#[test]
+fn the_semaphore_its_permits_and_a_controller_cross_catch_unwind() {
+    use multisem::adaptive::{Aimd, Controller, Outcome};
+    use std::panic::{RefUnwindSafe, UnwindSafe, catch_unwind};
+
+    fn unwind_safe<T: UnwindSafe>(_: &T) {}
+    fn ref_unwind_safe<T: RefUnwindSafe>() {}
+    ref_unwind_safe::<MultiSemaphore<2>>();
+    ref_unwind_safe::<Controller<2>>();
+
+    let sem = MultiSemaphore::new([2, 1024]);
+    let taken = catch_unwind(|| sem.try_acquire([1, 10]).map(|p| p.amounts()));
+    assert_eq!(taken.unwrap(), Ok([1, 10]));
+    let shared = Arc::new(MultiSemaphore::new([2, 1024]));
+    let owned = shared.try_acquire_owned([1, 1]).unwrap();
+    let borrowed = shared.try_acquire([1, 1]).unwrap();
+    unwind_safe(&borrowed);
+    unwind_safe(&shared.acquire([1, 1]));
+    unwind_safe(&shared.acquire_owned([1, 1]));
+    assert_eq!(catch_unwind(move || owned.amounts()).unwrap(), [1, 1]);
+    drop(borrowed);
+
+    let ctl = Controller::builder(Arc::clone(&shared))
+        .limit(0, 1..=2, Aimd::default())
+        .build();
+    let completed = catch_unwind(|| {
+        ctl.try_acquire([1, 1])
+            .map(|permit| permit.complete(Outcome::success()))
+    });
+    assert_eq!(completed.unwrap(), Ok(()));
+    assert_eq!(shared.available(), shared.capacity());
+}
+
+/// The adaptive module's plain values are `Hash` and `Eq`: counted in a
+/// map, kept in a set.
+#[test]
+fn outcomes_windows_and_dimensions_are_hash_and_eq() {
+    use multisem::adaptive::{Dimension, Outcome, Window};
+    use std::collections::{HashMap, HashSet};
+
+    let mut tally: HashMap<Outcome, u64> = HashMap::new();
+    for outcome in [Outcome::success(), Outcome::Dropped, Outcome::success()] {
+        *tally.entry(outcome).or_default() += 1;
+    }
+    assert_eq!(tally[&Outcome::success()], 2);
+    let windows = HashSet::from([Window::default(), Window::default()]);
+    assert_eq!(windows.len(), 1);
+    let dims = HashSet::from([Dimension::default()]);
+    assert!(dims.contains(&Dimension::default()));
+}
+
 #[test]
 fn owned_async_future_runs_on_another_thread() {
     let _wd = Watchdog::new(

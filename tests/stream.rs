@@ -160,11 +160,32 @@ fn an_oversized_item_is_refused_with_the_item_and_the_stream_goes_on() {
             capacity: 1000
         }
     );
+    assert_eq!(refused.to_string(), "item refused");
     assert_eq!(
-        refused.to_string(),
-        "item refused: request exceeds capacity in dimension 1: requested 1001, capacity 1000"
+        std::error::Error::source(refused).unwrap().to_string(),
+        "request exceeds capacity in dimension 1: requested 1001, capacity 1000"
     );
     assert!(matches!(&out[2], Ok(((2, 20), _))));
+}
+
+/// An error reporter that walks `source()` prints a refusal's reason once
+/// (it printed "item refused: semaphore closed: semaphore closed").
+#[test]
+fn a_refusal_s_error_chain_names_its_reason_once() {
+    let sem = Arc::new(MultiSemaphore::new([8, 1024]));
+    sem.close();
+    let mut admit = Admit::new(stream::iter(vec![(0, 1)]), sem, weigh);
+    let refused = futures_executor::block_on(admit.next())
+        .unwrap()
+        .unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(refused);
+    let mut chain = vec![boxed.to_string()];
+    let mut next = boxed.source();
+    while let Some(err) = next {
+        chain.push(err.to_string());
+        next = err.source();
+    }
+    assert_eq!(chain, ["item refused", "semaphore closed"]);
 }
 
 #[test]

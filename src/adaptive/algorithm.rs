@@ -34,7 +34,7 @@ use super::window::Window;
 /// let mut gradient = Gradient2::default();
 /// assert!(gradient.update(&window, &dim) > 100);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Dimension {
     /// Which dimension of the semaphore.

@@ -659,6 +659,11 @@ fn bounds_in_force<const N: usize>(
     std::array::from_fn(|d| algorithms[d].as_ref().map(|_| bounds[d]))
 }
 
+/// A panic that unwinds through the controller (an algorithm's, a waker's)
+/// leaves it consistent: the window is spent and no dimension is resized
+/// for it (see [`Algorithm::update`]), and its lock does not poison.
+impl<const N: usize> std::panic::RefUnwindSafe for Controller<N> {}
+
 impl<const N: usize> fmt::Debug for Controller<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();

@@ -20,7 +20,8 @@ use crate::sync::Arc;
 /// assert_ne!(ok, busy);
 /// # let _ = unrelated;
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The request succeeded; `delivered` is the bytes it moved, if the
     /// caller counts them (a byte limit needs them).
@@ -185,6 +186,7 @@ impl<const N: usize> TrackedPermit<N> {
     /// first.complete(Outcome::delivered(1000)); // the first message is acknowledged
     /// batch.complete(Outcome::delivered(2000)); // then the other two
     /// ```
+    #[must_use = "the split-off permit is returned as soon as this is dropped"]
     pub fn split(&mut self, amounts: [u64; N]) -> Option<Self> {
         let part = self.permit.split(amounts)?;
         Some(self.part(part))

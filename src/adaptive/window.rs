@@ -45,7 +45,7 @@ use super::tracked::Outcome;
 /// // 10% drops: AIMD backs off by its default 0.9.
 /// assert_eq!(Aimd::default().update(&window, &dim), 90);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Window {
     /// How long the window lasted.

@@ -52,6 +52,7 @@ impl UntilBodyEnd {
     /// let hold = UntilBodyEnd::default().retry_after(Duration::from_secs(3));
     /// # let _ = hold;
     /// ```
+    #[must_use = "this returns the changed hold; the original is unchanged"]
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self

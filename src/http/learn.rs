@@ -76,6 +76,7 @@ impl StatusOutcome {
     /// let by_status = StatusOutcome::default().delivering(1);
     /// # let _ = by_status;
     /// ```
+    #[must_use = "this returns the changed classifier; the original is unchanged"]
     pub fn delivering(mut self, dim: usize) -> Self {
         self.delivered = Some(dim);
         self
