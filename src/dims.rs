@@ -51,11 +51,58 @@ impl DimSet {
         self.0 == 0
     }
 
-    /// The dimensions in the set, in increasing order.
-    pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..64).filter(move |&d| self.contains(d))
+    /// The dimensions in the set, in increasing order (as `for d in set`
+    /// walks them).
+    pub fn iter(self) -> DimSetIter {
+        DimSetIter(self.0)
     }
 }
+
+impl IntoIterator for DimSet {
+    type Item = usize;
+    type IntoIter = DimSetIter;
+
+    /// ```
+    /// # use multisem::{MultiSemaphore, TryAcquireError};
+    /// # let sem = MultiSemaphore::new([2, 100, 10]);
+    /// # let _held = sem.try_acquire([2, 0, 10]).unwrap();
+    /// # let TryAcquireError::Insufficient { short, .. } = sem.try_acquire([1, 1, 1]).unwrap_err()
+    /// # else { unreachable!() };
+    /// for dim in short {
+    ///     assert!(dim == 0 || dim == 2);
+    /// }
+    /// ```
+    fn into_iter(self) -> DimSetIter {
+        self.iter()
+    }
+}
+
+/// The dimensions of a [`DimSet`], in increasing order: from
+/// [`DimSet::iter`], or a `for` loop over the set.
+#[derive(Debug, Clone)]
+pub struct DimSetIter(u64);
+
+impl Iterator for DimSetIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let dim = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1; // clears the lowest bit, `dim`'s
+        Some(dim)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.0.count_ones() as usize;
+        (len, Some(len))
+    }
+}
+
+impl ExactSizeIterator for DimSetIter {}
+
+impl std::iter::FusedIterator for DimSetIter {}
 
 impl fmt::Debug for DimSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,5 +189,20 @@ impl fmt::Debug for Labels {
         f.debug_set()
             .entries(self.0.iter().map(|d| self.1.label(d)))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DimSet;
+
+    #[test]
+    fn a_set_walks_every_bit_it_holds_up_to_the_64th() {
+        let all = DimSet::from_bits(u64::MAX);
+        assert!(all.iter().eq(0..64));
+        assert_eq!(all.iter().len(), 64);
+        let ends = DimSet::from_bits(1 | 1 << 63);
+        assert_eq!(ends.into_iter().collect::<Vec<_>>(), [0, 63]);
+        assert_eq!(DimSet::one(63).iter().next(), Some(63));
     }
 }

@@ -217,7 +217,7 @@ pub mod prelude {
         ReleaseError, Stats, TryAcquireError,
     };
 }
-pub use dims::{DimNames, DimSet};
+pub use dims::{DimNames, DimSet, DimSetIter};
 pub use error::{AcquireError, CapacityError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 pub use semaphore::MultiSemaphore;

@@ -2165,6 +2165,38 @@ fn the_short_set_holds_exactly_the_short_dimensions() {
     drop(held);
 }
 
+/// A set walks its dimensions in increasing order, by `iter` or a `for`
+/// loop, with an exact length (28 dimensions of 1: the widest that one
+/// word holds, where a refusal names every short dimension).
+#[test]
+fn a_dim_set_iterates_in_order_with_an_exact_length() {
+    const N: usize = 28;
+    let capacity = [1; N];
+    let sem = MultiSemaphore::new(capacity);
+    let short_at = [0, 5, 6, 17, 26, 27];
+    let mut held_amounts = [0; N];
+    for d in short_at {
+        held_amounts[d] = 1;
+    }
+    let held = sem.try_acquire(held_amounts).unwrap();
+    let Err(TryAcquireError::Insufficient { short, .. }) = sem.try_acquire(capacity) else {
+        panic!("six dimensions are short");
+    };
+    let mut walked = Vec::new();
+    for d in short {
+        walked.push(d);
+    }
+    assert_eq!(walked, short_at);
+    let mut iter = short.iter();
+    assert_eq!(iter.len(), 6);
+    assert_eq!(iter.next(), Some(0));
+    assert_eq!(iter.size_hint(), (5, Some(5)));
+    assert_eq!(iter.by_ref().count(), 5);
+    assert_eq!((iter.next(), iter.len()), (None, 0), "fused, empty");
+    assert_eq!(DimSet::default().into_iter().next(), None);
+    drop(held);
+}
+
 #[test]
 fn stats_debug_names_the_dimensions() {
     let sem = MultiSemaphore::builder([1, 10])
