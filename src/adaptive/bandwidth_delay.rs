@@ -189,8 +189,10 @@ use typical::{Measure, TypicalDelay, small_rtt};
 ///
 /// **A measuring probe waits for the old queue.** It lasts until the
 /// requests granted before it have completed (more in flight than its
-/// limit, by more than the whole requests of room; at most 40 windows
-/// more): where the queue the full limit built takes longer to drain than
+/// limit, by more than the whole requests of room, or less time since it
+/// began than the small requests' round trip before it, their mean plus
+/// twice its standard error; at most 40 windows more): where the queue
+/// the full limit built takes longer to drain than
 /// the probe's own windows, the round trips of its second window are that
 /// queue's, and they fed the product (a count started at 1000 on 4
 /// workers climbed to 850). Then it measures one window later: the
@@ -198,7 +200,15 @@ use typical::{Measure, TypicalDelay, small_rtt};
 /// they fill the window in which the last old one completed (a pool that
 /// shrank from 64 workers to 4 as a probe began gave a typical delay of
 /// 29 ms, against 5.6 before the shrink, and the preset's count stayed at
-/// 100 to 200 for 10 s; now 14 to 33).
+/// 100 to 200 for 10 s; now 14 to 33). Where that round trip is longer
+/// than a window, the last requests granted before the probe complete in
+/// its second window though fewer are in flight than its limit: on the
+/// simulation's broker 10 ms away (all 1 KiB, a standing queue of 6 ms),
+/// 16 of that window's 49 completions were of the old queue, its measure
+/// was 28.3 ms where every request granted after the probe took 25.2, and
+/// the typical delay took the byte limit from 95 to 100 KiB; with the
+/// jitter of real threads (`producer --adaptive --small`), to 128-140 KiB,
+/// whose own queue the next probes measured again.
 ///
 /// **Which probes measure.** The first probe comes with the first window
 /// that measured a rate and a delay (there is no product to halve before),
@@ -489,7 +499,8 @@ impl Algorithm for BandwidthDelay {
             // whose round trips a measure would take.
             let room = self.requests * self.bandwidth().1 as f64;
             let undrained = dim.peak_in_flight as f64 > dim.limit as f64 + room;
-            if let Some(probe) = self.probes.count_probe_window(undrained) {
+            let elapsed = window.elapsed.as_secs_f64();
+            if let Some(probe) = self.probes.count_probe_window(undrained, elapsed) {
                 self.typical.take(&Measure {
                     lowered: limit / probe.limit_before,
                     rtt_before: probe.rtt_before,

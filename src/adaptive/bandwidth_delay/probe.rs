@@ -22,7 +22,8 @@
 //!                                            flight; else measure, no probe
 //! waiting     a window at a time, while      settling once the old queue is
 //!             the old queue is in flight     gone; after 40 windows, measure
-//!                                            as it stands, no probe
+//!             (or less than the round trip   as it stands, no probe
+//!             before it has passed)
 //! settling    1 window                       measure, no probe
 //! ```
 //!
@@ -77,6 +78,8 @@ pub(super) struct Probe {
     /// The small requests' mean round trip and its standard error in the
     /// window before it, in seconds.
     pub(super) rtt_before: (f64, f64),
+    /// Seconds its windows counted so far lasted.
+    age: f64,
 }
 
 impl Probes {
@@ -100,8 +103,14 @@ impl Probes {
         self.under_way.as_ref()
     }
 
-    /// Counts a window of the probe under way. `undrained`: whether
-    /// requests granted before the probe were still in flight through it.
+    /// Counts a window of the probe under way, `elapsed` seconds long.
+    /// `undrained`: whether requests granted before the probe were still in
+    /// flight through it. So they were, too, where the window began less
+    /// than the round trip before the probe (the small requests' mean plus
+    /// twice its standard error) after the probe began: the last of them,
+    /// granted as it began, complete about that long after, however few
+    /// they are (where the round trip exceeds a window, they are fewer
+    /// than the probe's limit, and the measure took their queue).
     ///
     /// A measuring probe whose own windows are over lasts, a window at a
     /// time, while requests granted before it are in flight (at most
@@ -112,8 +121,11 @@ impl Probes {
     ///
     /// Returns the probe if this window was the last of a measuring one:
     /// its round trips are the measure.
-    pub(super) fn count_probe_window(&mut self, undrained: bool) -> Option<Probe> {
+    pub(super) fn count_probe_window(&mut self, undrained: bool, elapsed: f64) -> Option<Probe> {
         let probe = self.under_way.as_mut()?;
+        let (rtt, error) = probe.rtt_before;
+        let undrained = undrained || probe.age < rtt + 2.0 * error;
+        probe.age += elapsed;
         probe.windows_left -= 1;
         if probe.windows_left == 0 && probe.measures && probe.waited < MAX_WAIT {
             if undrained {
@@ -196,6 +208,7 @@ impl Probes {
             waited: 0,
             limit_before,
             rtt_before,
+            age: 0.0,
         });
         true
     }
@@ -226,7 +239,7 @@ mod tests {
         (1..=windows)
             .map(|n| {
                 let measured = probes.under_way().is_some()
-                    && probes.count_probe_window(undrained(n)).is_some();
+                    && probes.count_probe_window(undrained(n), 0.025).is_some();
                 probes.count_window();
                 let half = probes.under_way().is_some()
                     || probes.begin(falling(n), false, 100.0, (0.0, 0.0));
@@ -273,6 +286,26 @@ mod tests {
         // the one after that measures.
         assert_eq!(half(&seen), [1, 2, 3, 4, 5]);
         assert_eq!(measured(&seen), [6]);
+    }
+
+    #[test]
+    fn a_measuring_probe_waits_a_round_trip_before_it_for_the_requests_granted_before_it() {
+        let mut probes = Probes::new(100);
+        // The small requests took 31 ms (standard error 0.2) before it.
+        assert!(probes.begin(false, false, 100.0, (0.031, 0.0002)));
+        // In 25 ms windows, never more in flight than its limit: its second
+        // window began 25 ms after it, before the last request granted
+        // before it completed, so it waits; the third began at 50 ms, and
+        // settles; the fourth measures.
+        assert!(probes.count_probe_window(false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, 0.025).is_some());
+        // Where the round trip is shorter than a window, the second
+        // measures (a fall begins this one).
+        assert!(probes.begin(true, false, 100.0, (0.006, 0.0002)));
+        assert!(probes.count_probe_window(false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, 0.025).is_some());
     }
 
     #[test]
