@@ -2175,6 +2175,71 @@ fn probes(limits: &[u64]) -> Vec<(usize, usize)> {
     found
 }
 
+/// A window of `successes` 1 KiB requests of 25.24 ms, the fastest
+/// `min_ms`, the small ones' mean `mean_ms` with standard error `error_ms`.
+fn queue_window(successes: u64, min_ms: f64, mean_ms: f64, error_ms: f64) -> Window {
+    const KIB: u64 = 1024;
+    let ms = |x: f64| Duration::from_secs_f64(x / 1e3);
+    let mut window = Window::default();
+    window.elapsed = ms(25.24);
+    window.successes = successes;
+    window.delivered_bytes = successes * KIB;
+    (window.min_rtt, window.min_rtt_bytes) = (ms(min_ms), KIB);
+    window.mean_rtt = ms(mean_ms);
+    window.max_rtt = ms(mean_ms + 3.0 * error_ms);
+    window.small_mean_rtt = ms(mean_ms);
+    window.small_rtt_error = ms(error_ms);
+    window.weighted_size = KIB;
+    window
+}
+
+/// A measuring probe where the round trip before it is longer than a
+/// window: the last requests granted before it complete in its second
+/// window, fewer than its limit, so only the time since it began tells
+/// they are there. The windows are the simulation's on a broker 10 ms
+/// away (16 workers, 5 ms overhead, all 1 KiB): 31.8 ms round trips at the
+/// full limit (a standing queue of 6 ms), 25.24 ms for every request
+/// granted after the probe began, and a second window of 16 old and 33
+/// new. Its measure took the old ones: a typical delay of 28.3 ms, which
+/// kept the byte limit up (from a reviewer; in the demo, with real
+/// threads, the limit then held at 128-140 KiB where 92 serve).
+#[test]
+fn a_measuring_probe_waits_out_the_round_trip_before_it() {
+    const KIB: u64 = 1024;
+    let mut bytes = BandwidthDelay::default();
+    let mut dim = Dimension::default();
+    (dim.index, dim.min, dim.max) = (1, KIB, 1 << 30);
+    dim.limit = 100 * KIB;
+    let mut feed = |window: Window, queued: bool, dim: &mut Dimension| {
+        dim.peak_in_flight = if queued {
+            100 * KIB
+        } else {
+            dim.limit.min(100 * KIB)
+        };
+        dim.limit = bytes.update(&window, dim);
+    };
+    // At the full limit, a standing queue; the first probe begins.
+    feed(queue_window(80, 31.46, 31.79, 0.14), true, &mut dim);
+    assert!(
+        dim.limit < 70 * KIB,
+        "the probe lowers the limit: {}",
+        dim.limit
+    );
+    // Its first window: the old queue completes.
+    feed(queue_window(80, 31.46, 31.84, 0.14), true, &mut dim);
+    // Its second: 16 old (31.78 ms) and 33 new (25.24 ms), within the limit.
+    feed(queue_window(49, 25.24, 27.38, 0.45), false, &mut dim);
+    // Then only requests granted during the probe.
+    for _ in 0..3 {
+        feed(queue_window(49, 25.24, 25.24, 0.01), false, &mut dim);
+    }
+    let typical = bytes.typical_delay().expect("the probe measured") * 1e3;
+    assert!(
+        typical < 25.5,
+        "typical delay {typical:.2} ms, where every request granted after the probe took 25.24"
+    );
+}
+
 #[test]
 fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
     // Round trips that spread (the small requests take 9 ms, the fastest
