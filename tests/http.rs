@@ -823,7 +823,25 @@ fn request_bytes_reads_only_digits_and_weighs_the_largest_of_several_lengths() {
             "Content-Length {not_a_number:?}"
         );
     }
+    // One unreadable weighs as an absent length would, but hides no
+    // readable one beside it (a reviewer's case: 100000000 beside "lots"
+    // weighed the default).
     assert_eq!(weight_of(&["5", "lots"]), 777, "one of two unreadable");
+    assert_eq!(
+        weight_of(&["100000000", "lots"]),
+        100_000_000,
+        "the larger readable"
+    );
+    assert_eq!(
+        weight_of(&["100000000, "]),
+        100_000_000,
+        "an empty list element"
+    );
+    assert_eq!(
+        weight_of(&["lots", "100000000"]),
+        100_000_000,
+        "unreadable first"
+    );
     assert_eq!(weight_of(&["007"]), 7, "leading zeros");
     assert_eq!(weight_of(&["42, 42"]), 42, "a list of one length");
     assert_eq!(weight_of(&["5,\t100000000"]), 100_000_000, "a list");

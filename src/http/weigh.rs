@@ -12,7 +12,8 @@ use http_body::Body;
 /// large (`413`), never admitted at the default (on a semaphore that clamps
 /// oversized requests it is admitted alone, at the whole capacity, as any
 /// oversized request is). A request that declares several lengths (the
-/// header repeated, or a list such as `42, 42`) weighs the largest: a
+/// header repeated, or a list such as `42, 42`) weighs the largest (one
+/// among them that is not a number weighs as an absent one would): a
 /// server that frames its body by another one reads no more than that, so
 /// it is never admitted below what it sends. hyper refuses lengths that
 /// are not numbers, too large or that differ before a service sees them;
@@ -68,9 +69,14 @@ impl RequestBytes {
     /// assert_eq!(weight, [1, 5, 1]);
     /// ```
     pub fn bytes<B: Body>(&self, request: &http::Request<B>) -> u64 {
-        declared_length(request.headers())
-            .or_else(|| request.body().size_hint().exact())
-            .unwrap_or(self.default)
+        let undeclared = || request.body().size_hint().exact().unwrap_or(self.default);
+        match declared_lengths(request.headers()) {
+            (Some(largest), false) => largest,
+            // One unreadable length counts as absent (weighed as a body of
+            // no declared length), but not the readable ones beside it.
+            (Some(largest), true) => largest.max(undeclared()),
+            (None, _) => undeclared(),
+        }
     }
 }
 
@@ -80,19 +86,26 @@ impl<B: Body> Weigh<http::Request<B>, 2> for RequestBytes {
     }
 }
 
-/// The largest length the `Content-Length` headers declare: `None` if
-/// there is none, or if any of them is not a number; `u64::MAX` for one
-/// past it (it declares more than any capacity).
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+/// The largest length the `Content-Length` headers declare (`None` if
+/// none is readable; `u64::MAX` for one past it, which declares more than
+/// any capacity), and whether any of them is not a number.
+fn declared_lengths(headers: &http::HeaderMap) -> (Option<u64>, bool) {
     let mut largest = None;
+    let mut unreadable = false;
     for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        let Ok(value) = value.to_str() else {
+            unreadable = true;
+            continue;
+        };
         // A list is allowed where its lengths agree (RFC 9110, 8.6).
-        for element in value.to_str().ok()?.split(',') {
-            let length = decimal(element.trim_matches([' ', '\t']))?;
-            largest = largest.max(Some(length));
+        for element in value.split(',') {
+            match decimal(element.trim_matches([' ', '\t'])) {
+                Some(length) => largest = largest.max(Some(length)),
+                None => unreadable = true,
+            }
         }
     }
-    largest
+    (largest, unreadable)
 }
 
 /// `digits` as a number: `None` unless it is one or more ASCII digits,
