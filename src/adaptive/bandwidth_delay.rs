@@ -164,19 +164,6 @@ use typical::{Measure, TypicalDelay, small_rtt};
 ///   every probe. With none before, the measure counts only if the
 ///   window's fastest request waited for nothing (the queue had drained).
 ///
-/// A probe does not slow the small requests: where their round trip rose
-/// through it (by more than two standard errors), something else did (a
-/// client stalled through the window, a downstream slowed): the last
-/// typical delay stays (with none, the measure counts no higher than the
-/// round trip before the probe, which at the full limit holds the limit's
-/// own queue). Taken
-/// whole, a stall's round trip set the product, whose own queue (the gain
-/// over 1.1 is above 1) kept the small requests' round trip above it, so
-/// the cap on the current window's never bit: with real threads on two
-/// shared cores (`producer --adaptive --small`) the first probe measured
-/// 33.5 ms where requests took 25-26, and the byte limit rose to 121-130
-/// KiB, where 92 serve, until a probe measured again.
-///
 /// A probe that could not lower the limit by a quarter (a bound, or the
 /// other algorithm of a [`Min`](super::Min) holding it lower) cannot tell,
 /// and takes what it measures: the next probe that lowers the limit tests

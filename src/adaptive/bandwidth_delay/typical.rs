@@ -78,18 +78,6 @@ impl TypicalDelay {
     ///   measure stays, no higher than this one (with none, this one counts
     ///   if the window's fastest request waited for nothing).
     ///
-    /// A measure above the round trip before the probe (by more than
-    /// `QUEUED` standard errors) does not count, the last staying (with
-    /// none, it counts no higher than that round trip): a probe does not
-    /// slow the small requests, so what did (a client that stalled
-    /// through the window, a downstream that slowed) is no delay of the
-    /// downstream's when nothing queues. (That round trip itself is no
-    /// bound: at the full limit it holds the limit's own queue.) Taken whole, the typical
-    /// delay sets a product whose own queue keeps the small requests'
-    /// round trip above it, so the cap in [`part_in`](Self::part_in) never
-    /// bites, and the limit holds at the stall's round trip until the next
-    /// measuring probe.
-    ///
     /// A probe that could not lower the limit by a quarter (a bound, or
     /// the other algorithm of a `Min` holding it lower) cannot tell; it
     /// takes what it measures, and the next probe that lowers the limit
@@ -105,18 +93,7 @@ impl TypicalDelay {
         let fell = before - now > QUEUED * before_error.hypot(now_error);
         let queued = tells && fell;
         let held = measure.rate >= 0.5 * (1.0 + measure.lowered) * measure.bandwidth;
-        // A probe does not slow the small requests: a round trip that rose
-        // through it (by as many standard errors) is something else's, a
-        // client that stalled or a downstream that slowed. The last
-        // measure stays; with none, this one counts no higher than the
-        // round trip before the probe.
-        let rose = before > 0.0 && now - before > QUEUED * before_error.hypot(now_error);
         let typical = now + 2.0 * now_error;
-        let typical = match self.seconds {
-            Some(last) if rose => last,
-            None if rose => typical.min(before + 2.0 * before_error),
-            _ => typical,
-        };
         if tells {
             self.behind_bottleneck = queued;
         }
