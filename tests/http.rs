@@ -862,23 +862,18 @@ fn request_bytes_reads_only_digits_and_weighs_the_largest_of_several_lengths() {
     );
 }
 
-/// A shed answer's `Retry-After` is the hold's `retry_after`, in whole
-/// seconds rounded up.
-#[test]
-fn a_shed_answer_carries_the_hold_s_retry_after() {
-    use multisem::http::{RequestBytes, UntilBodyEnd};
-    use multisem::tower::AdmitLayer;
-    use tower::ServiceExt;
-
-    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
-    let hold = UntilBodyEnd::default().retry_after(Duration::from_millis(2500));
-    let retry_after = |layer: AdmitLayer<RequestBytes, 2, UntilBodyEnd>| {
-        let mut svc = layer
+/// The `Retry-After` of a shed `503` from `$layer` (shed, over a service
+/// that answers "ok"), with `$sem`'s one request held: a macro, since the
+/// layers' types differ.
+macro_rules! shed_retry_after {
+    ($layer:expr, $sem:expr) => {{
+        use tower::ServiceExt;
+        let mut svc = $layer
             .shed()
             .layer(service_fn(|_: Request<Full<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
             }));
-        let held = sem.try_acquire([1, 0]).unwrap();
+        let held = $sem.try_acquire([1, 0]).unwrap();
         let response = futures_executor::block_on(async {
             let request = Request::new(Full::new(Bytes::from_static(b"hi")));
             svc.ready().await.unwrap().call(request).await.unwrap()
@@ -886,19 +881,25 @@ fn a_shed_answer_carries_the_hold_s_retry_after() {
         drop(held);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         response.headers()[http::header::RETRY_AFTER].clone()
-    };
+    }};
+}
+
+/// A shed answer's `Retry-After` is the hold's `retry_after`, in whole
+/// seconds rounded up.
+#[test]
+fn a_shed_answer_carries_the_hold_s_retry_after() {
+    use multisem::http::{RequestBytes, UntilBodyEnd};
+    use multisem::tower::AdmitLayer;
+
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let hold = UntilBodyEnd::default().retry_after(Duration::from_millis(2500));
     // On a plain layer, and on `http::layer`'s, which holds until the
     // body's end already.
     let plain = AdmitLayer::new(Arc::clone(&sem), RequestBytes::new(1024)).hold(hold);
-    assert_eq!(retry_after(plain), "3");
-    assert_eq!(
-        retry_after(multisem::http::layer(Arc::clone(&sem), 1024).hold(hold)),
-        "3"
-    );
-    assert_eq!(
-        retry_after(multisem::http::layer(Arc::clone(&sem), 1024)),
-        "1"
-    );
+    assert_eq!(shed_retry_after!(plain, sem), "3");
+    let http_layer = multisem::http::layer(Arc::clone(&sem), 1024);
+    assert_eq!(shed_retry_after!(http_layer.clone().hold(hold), sem), "3");
+    assert_eq!(shed_retry_after!(http_layer, sem), "1");
 }
 
 /// `http::layer` names the dimensions as its semaphore does, or else
@@ -1033,39 +1034,19 @@ fn a_learning_layer_s_503_carries_its_hold_s_retry_after() {
     use multisem::adaptive::Outcome;
     use multisem::http::{RequestBytes, StatusOutcome, UntilBodyEnd};
     use multisem::tower::{AdmitLayer, Learn};
-    use tower::ServiceExt;
-
-    // A macro, not a function: the layers' types differ.
-    macro_rules! retry_after {
-        ($layer:expr, $sem:expr) => {{
-            let mut svc = $layer
-                .shed()
-                .layer(service_fn(|_: Request<Full<Bytes>>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                }));
-            let held = $sem.try_acquire([1, 0]).unwrap();
-            let response = futures_executor::block_on(async {
-                let request = Request::new(Full::new(Bytes::from_static(b"hi")));
-                svc.ready().await.unwrap().call(request).await.unwrap()
-            });
-            drop(held);
-            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-            response.headers()[http::header::RETRY_AFTER].clone()
-        }};
-    }
 
     let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
     let ctl = every_sample(&sem);
     let classify = |_: Result<&Response<Full<Bytes>>, &Infallible>, _: [u64; 2]| Outcome::success();
     let learning = AdmitLayer::adaptive(Arc::clone(&ctl), RequestBytes::new(10), classify)
         .until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(5)));
-    assert_eq!(retry_after!(learning, sem), "5");
+    assert_eq!(shed_retry_after!(learning, sem), "5");
     let preset: AdmitLayer<RequestBytes, 2, Learn<StatusOutcome, 2, UntilBodyEnd>> =
         multisem::http::adaptive_layer(Arc::clone(&ctl), 10);
-    assert_eq!(retry_after!(preset.clone(), sem), "1", "the default");
+    assert_eq!(shed_retry_after!(preset.clone(), sem), "1", "the default");
     let replaced =
         preset.until_body_end(UntilBodyEnd::default().retry_after(Duration::from_secs(7)));
-    assert_eq!(retry_after!(replaced, sem), "7");
+    assert_eq!(shed_retry_after!(replaced, sem), "7");
 }
 
 /// A body that fails at once.

@@ -873,26 +873,14 @@ fn every_counter_carries_its_own_figure_in_its_own_dimension() {
     metrics::with_local_recorder(&memory, || exporter.record());
     for (d, name) in ["messages", "bytes"].into_iter().enumerate() {
         let dim = |metric: &str| memory.last(&format!("{metric}{{semaphore=s,dimension={name}}}"));
-        assert_eq!(
-            dim("multisem_timed_out_total"),
-            stats.timed_out_by[d] as f64,
-            "{name}"
-        );
-        assert_eq!(
-            dim("multisem_waited_total"),
-            stats.waited[d] as f64,
-            "{name}"
-        );
-        assert_eq!(
-            dim("multisem_exceeded_total"),
-            stats.exceeded[d] as f64,
-            "{name}"
-        );
-        assert_eq!(
-            dim("multisem_refused_total"),
-            stats.refused[d] as f64,
-            "{name}"
-        );
+        for (metric, figure) in [
+            ("multisem_timed_out_total", stats.timed_out_by[d]),
+            ("multisem_waited_total", stats.waited[d]),
+            ("multisem_exceeded_total", stats.exceeded[d]),
+            ("multisem_refused_total", stats.refused[d]),
+        ] {
+            assert_eq!(dim(metric), figure as f64, "{metric}, {name}");
+        }
     }
     let one = |metric: &str| memory.last(&format!("{metric}{{semaphore=s}}"));
     assert_eq!(one("multisem_cancelled_total"), stats.cancelled as f64);
