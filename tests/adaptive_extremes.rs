@@ -338,17 +338,22 @@ fn drop_rate_of_a_window_with_huge_counts_does_not_overflow() {
     );
 }
 
-/// Keeps the limit, recording the successes of every window it is shown.
-struct Recorder(Arc<std::sync::Mutex<Vec<u64>>>);
+/// Keeps the limit, recording every window it is shown.
+struct Recorder(Arc<std::sync::Mutex<Vec<Window>>>);
 
 impl Algorithm for Recorder {
     fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-        self.0.lock().unwrap().push(window.successes);
+        self.0.lock().unwrap().push(window.clone());
         dim.limit
     }
 }
 
-fn recorder() -> (Recorder, Arc<std::sync::Mutex<Vec<u64>>>) {
+/// The windows `seen`, each as `field` reads it.
+fn each<T>(seen: &std::sync::Mutex<Vec<Window>>, field: impl Fn(&Window) -> T) -> Vec<T> {
+    seen.lock().unwrap().iter().map(field).collect()
+}
+
+fn recorder() -> (Recorder, Arc<std::sync::Mutex<Vec<Window>>>) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     (Recorder(Arc::clone(&seen)), seen)
 }
@@ -365,19 +370,31 @@ impl Algorithm for PanicsOnce {
     }
 }
 
+/// A controller whose every sample closes a window, with a [`Recorder`] on
+/// dimension 0 and, on dimension 1, an algorithm that panics at the first
+/// window: the semaphore, the controller and the windows recorded.
+fn recorded_then_panicking_once() -> (
+    Arc<MultiSemaphore<2>>,
+    Arc<Controller<2>>,
+    Arc<std::sync::Mutex<Vec<Window>>>,
+) {
+    let (recorded, seen) = recorder();
+    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
+    let ctl = Controller::builder(Arc::clone(&sem))
+        .limit(0, 1..=64, recorded)
+        .limit(1, 1..=2 * MIB, PanicsOnce(AtomicUsize::new(0)))
+        .window(Duration::ZERO, 1)
+        .build();
+    (sem, ctl, seen)
+}
+
 /// A user's algorithm that panics at a window's close: the panic reaches
 /// `complete`, but the window is spent all the same. Dimension 0's
 /// algorithm, which ran before the panic, must not be shown its samples
 /// again with the next window's.
 #[test]
 fn a_window_whose_algorithm_panics_is_not_counted_again() {
-    let (first, seen) = recorder();
-    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=64, first)
-        .limit(1, 1..=2 * MIB, PanicsOnce(AtomicUsize::new(0)))
-        .window(Duration::ZERO, 1)
-        .build();
+    let (sem, ctl, seen) = recorded_then_panicking_once();
     let t0 = Instant::now();
     let completion = |ms| {
         let permit = ctl.try_acquire_at([1, 1], t0).unwrap();
@@ -388,7 +405,7 @@ fn a_window_whose_algorithm_panics_is_not_counted_again() {
     assert_eq!((ctl.windows(), ctl.limits()), (1, [16, MIB]));
     assert_eq!(sem.available(), sem.capacity());
     completion(2)();
-    assert_eq!(*seen.lock().unwrap(), [1, 1], "successes per window");
+    assert_eq!(each(&seen, |w| w.successes), [1, 1], "successes per window");
     assert_eq!(ctl.windows(), 2);
 }
 
@@ -400,13 +417,7 @@ fn a_window_whose_algorithm_panics_is_not_counted_again() {
 #[test]
 fn a_report_whose_window_panics_still_restarts_the_clock() {
     let ms = Duration::from_millis;
-    let (recorded, seen) = recorder_of_round_trips();
-    let sem = Arc::new(MultiSemaphore::new([16, MIB]));
-    let ctl = Controller::builder(Arc::clone(&sem))
-        .limit(0, 1..=64, recorded)
-        .limit(1, 1..=2 * MIB, PanicsOnce(AtomicUsize::new(0)))
-        .window(Duration::ZERO, 1)
-        .build();
+    let (sem, ctl, seen) = recorded_then_panicking_once();
     let t0 = Instant::now();
     let mut permit = ctl.try_acquire_at([1, 1], t0).unwrap();
     let reported = catch_unwind(AssertUnwindSafe(|| {
@@ -417,23 +428,12 @@ fn a_report_whose_window_panics_still_restarts_the_clock() {
     permit.complete_at(Outcome::success(), t0 + ms(12));
     // The first window held a drop (no success's round trip), the second
     // the retry's success.
-    assert_eq!(*seen.lock().unwrap(), [ms(0), ms(2)], "mean round trips");
+    assert_eq!(
+        each(&seen, |w| w.mean_rtt),
+        [ms(0), ms(2)],
+        "mean round trips"
+    );
     assert_eq!(sem.available(), sem.capacity());
-}
-
-/// Keeps the limit, recording the mean round trip of every window.
-struct RoundTrips(Arc<std::sync::Mutex<Vec<Duration>>>);
-
-impl Algorithm for RoundTrips {
-    fn update(&mut self, window: &Window, dim: &Dimension) -> u64 {
-        self.0.lock().unwrap().push(window.mean_rtt);
-        dim.limit
-    }
-}
-
-fn recorder_of_round_trips() -> (RoundTrips, Arc<std::sync::Mutex<Vec<Duration>>>) {
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    (RoundTrips(Arc::clone(&seen)), seen)
 }
 
 /// `build` clamps the semaphore into every dimension's bounds. A clamp

@@ -368,9 +368,6 @@ fn record_counts_clamped_grants() {
 /// and one failed by a shrink, with the waits they add up to.
 #[test]
 fn record_publishes_how_each_wait_ended() {
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
     let memory = Memory::default();
     let sem = Arc::new(MultiSemaphore::new([4, 1000]));
     let exporter = Exporter::new(Arc::clone(&sem), "producer", ["messages", "bytes"]);
