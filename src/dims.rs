@@ -139,6 +139,11 @@ impl DimNames {
             .filter(|name| !name.is_empty())
     }
 
+    /// Every dimension's name, as the builder was given them.
+    pub(crate) fn all(self) -> Option<&'static [&'static str]> {
+        self.0
+    }
+
     /// How dimension `dim` is written in messages: its name, or
     /// `dimension {dim}`.
     pub(crate) fn label(self, dim: usize) -> Label {

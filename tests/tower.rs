@@ -83,7 +83,7 @@ fn bytes_layer(sem: &Arc<MultiSemaphore<2>>) -> AdmitLayer<fn(&u64) -> [u64; 2],
         Arc::clone(sem),
         (|bytes: &u64| [1, *bytes]) as fn(&u64) -> [u64; 2],
     )
-    .names(["requests", "bytes"])
+    .names(&["requests", "bytes"])
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn a_layer_takes_its_semaphore_s_names() {
     let weigh = (|bytes: &u64| [1, *bytes]) as fn(&u64) -> [u64; 2];
     let layer = AdmitLayer::new(Arc::clone(&named), weigh);
     assert!(bounded(refusal_of(layer)).await.contains("octets"));
-    let renamed = AdmitLayer::new(named, weigh).names(["requests", "bytes"]);
+    let renamed = AdmitLayer::new(named, weigh).names(&["requests", "bytes"]);
     assert!(bounded(refusal_of(renamed)).await.contains("bytes"));
 }
 
@@ -384,7 +384,7 @@ fn timed_out_names_the_dimension_short_when_the_time_ran_out() {
     let fire = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let timer = Arc::clone(&fire);
     let mut svc = AdmitLayer::new(Arc::clone(&sem), |amounts: &[u64; 2]| *amounts)
-        .names(["requests", "bytes"])
+        .names(&["requests", "bytes"])
         .wait_timeout(Duration::from_secs(3600), move |_| {
             Flagged(Arc::clone(&timer))
         })
@@ -420,7 +420,7 @@ fn shed_behind_queued_requests_says_nothing_was_available() {
     assert!(poll_once(head.as_mut()).is_pending());
     let shed_of = |amounts: [u64; 2]| {
         let mut svc = AdmitLayer::new(Arc::clone(&sem), move |_: &()| amounts)
-            .names(["requests", "bytes"])
+            .names(&["requests", "bytes"])
             .shed()
             .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
         let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call(()))) else {
@@ -1177,7 +1177,7 @@ fn a_timer_with_an_output_bounds_the_wait() {
 fn refusals_name_their_dimension() {
     let sem = Arc::new(MultiSemaphore::new([4, 1000]));
     let mut svc = AdmitLayer::new(Arc::clone(&sem), |amounts: &[u64; 2]| *amounts)
-        .names(["requests", "bytes"])
+        .names(&["requests", "bytes"])
         .layer(service_fn(|_: [u64; 2]| async { Ok::<_, Infallible>(()) }));
     let Poll::Ready(Err(err)) = poll_once(std::pin::pin!(svc.call([5, 1]))) else {
         panic!("too large at once");

@@ -114,10 +114,11 @@ pub fn layer(
 }
 
 /// The semaphore's dimension names, or `"requests"` and `"bytes"`.
-fn names(sem: &MultiSemaphore<2>) -> [&'static str; 2] {
-    match (sem.names().get(0), sem.names().get(1)) {
-        (Some(requests), Some(bytes)) => [requests, bytes],
-        _ => ["requests", "bytes"],
+fn names(sem: &MultiSemaphore<2>) -> &'static [&'static str; 2] {
+    let given: Option<&[&str; 2]> = sem.names().all().and_then(|names| names.try_into().ok());
+    match given {
+        Some(names @ [requests, bytes]) if !requests.is_empty() && !bytes.is_empty() => names,
+        _ => &["requests", "bytes"],
     }
 }
 

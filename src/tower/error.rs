@@ -29,7 +29,7 @@ fn dimension(f: &mut fmt::Formatter<'_>, dim: usize, name: &str) -> fmt::Result 
 /// # futures_executor::block_on(async {
 /// let sem = Arc::new(MultiSemaphore::new([1, 1024]));
 /// let layer = AdmitLayer::new(sem.clone(), |len: &usize| [1, *len as u64])
-///     .names(["requests", "bytes"])
+///     .names(&["requests", "bytes"])
 ///     .shed();
 /// let mut svc = layer.layer(service_fn(|len: usize| async move { Ok::<_, std::convert::Infallible>(len) }));
 /// let _held = sem.try_acquire([0, 1000]).unwrap();
@@ -240,7 +240,7 @@ impl std::error::Error for TimedOut {}
 ///
 /// # futures_executor::block_on(async {
 /// let sem = Arc::new(MultiSemaphore::new([8, 1024]));
-/// let layer = AdmitLayer::new(sem, |len: &u64| [1, *len]).names(["requests", "bytes"]);
+/// let layer = AdmitLayer::new(sem, |len: &u64| [1, *len]).names(&["requests", "bytes"]);
 /// let mut svc = layer.layer(service_fn(|_: u64| async { Ok::<_, std::convert::Infallible>(()) }));
 /// let err = svc.ready().await.unwrap().call(4096).await.unwrap_err();
 /// let too_large = err.downcast_ref::<TooLarge>().unwrap();

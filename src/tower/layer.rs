@@ -97,7 +97,7 @@ impl<const N: usize> Config<N> {
 /// let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
 /// // Wait up to 2 s for room, first come first served:
 /// let waiting = AdmitLayer::new(sem.clone(), |body: &Vec<u8>| [1, body.len() as u64])
-///     .names(["requests", "bytes"])
+///     .names(&["requests", "bytes"])
 ///     .wait_timeout(Duration::from_secs(2), tokio::time::sleep);
 /// // Or never wait: refuse at once when the request does not fit now.
 /// let shedding = AdmitLayer::new(sem, |body: &Vec<u8>| [1, body.len() as u64]).shed();
@@ -231,7 +231,8 @@ impl<W, C, const N: usize> AdmitLayer<W, N, Learn<C, N>> {
 impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// Names the dimensions (e.g. `["requests", "bytes"]`) for the errors'
     /// messages and [`name`](super::Shed::name)s. By default, the
-    /// semaphore's [names](MultiSemaphore::names), if it has some.
+    /// semaphore's [names](MultiSemaphore::names), if it has some. Names
+    /// are `'static`, as [`Builder::names`](crate::Builder::names)' are.
     ///
     /// ```
     /// use multisem::MultiSemaphore;
@@ -239,11 +240,11 @@ impl<W, const N: usize, H> AdmitLayer<W, N, H> {
     /// use std::sync::Arc;
     ///
     /// let sem = Arc::new(MultiSemaphore::new([16, 1 << 20]));
-    /// let layer = AdmitLayer::new(sem, |b: &Vec<u8>| [1, b.len() as u64]).names(["requests", "bytes"]);
+    /// let layer = AdmitLayer::new(sem, |b: &Vec<u8>| [1, b.len() as u64]).names(&["requests", "bytes"]);
     /// # let _ = layer;
     /// ```
-    pub fn names(mut self, names: [&'static str; N]) -> Self {
-        self.names = names;
+    pub fn names(mut self, names: &'static [&'static str; N]) -> Self {
+        self.names = *names;
         self
     }
 

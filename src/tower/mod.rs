@@ -16,7 +16,7 @@
 //! // At most 64 requests and 1 MiB of payload in flight, over every connection.
 //! let sem = Arc::new(MultiSemaphore::new([64, 1 << 20]));
 //! let layer = AdmitLayer::new(sem.clone(), |payload: &Vec<u8>| [1, payload.len() as u64])
-//!     .names(["requests", "bytes"]);
+//!     .names(&["requests", "bytes"]);
 //! let mut svc = layer.layer(service_fn(|payload: Vec<u8>| async move {
 //!     Ok::<_, std::convert::Infallible>(payload.len())
 //! }));
