@@ -906,31 +906,73 @@ fn a_shed_answer_carries_the_hold_s_retry_after() {
 /// `requests` and `bytes`.
 #[test]
 fn the_http_layer_names_dimensions_as_its_semaphore_does() {
-    use tower::ServiceExt;
-
     let refusal = |sem: MultiSemaphore<2>| {
         let sem = Arc::new(sem);
-        let mut svc = multisem::http::layer(Arc::clone(&sem), 1024)
+        let svc = multisem::http::layer(Arc::clone(&sem), 1024)
             .shed()
             .layer(service_fn(|_: Request<Full<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
             }));
-        let held = sem.try_acquire([1, 0]).unwrap();
-        let response = futures_executor::block_on(async {
-            let request = Request::new(Full::new(Bytes::from_static(b"hi")));
-            svc.ready().await.unwrap().call(request).await.unwrap()
-        });
-        drop(held);
-        response.headers()["x-multisem-refused"]
-            .to_str()
-            .unwrap()
-            .to_owned()
+        refusal_header(svc, &sem)
     };
     let named = MultiSemaphore::builder([1, 1 << 20])
         .names(&["calls", "octets"])
         .build();
     assert!(refusal(named).contains("calls short"));
     assert!(refusal(MultiSemaphore::new([1, 1 << 20])).contains("requests short"));
+}
+
+/// The `x-multisem-refused` header of `svc`'s answer while `sem` is full
+/// in its first dimension.
+fn refusal_header<S, B>(mut svc: S, sem: &MultiSemaphore<2>) -> String
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use tower::ServiceExt;
+
+    let held = sem.try_acquire([1, 0]).unwrap();
+    let response = futures_executor::block_on(async {
+        let request = Request::new(Full::new(Bytes::from_static(b"hi")));
+        svc.ready().await.unwrap().call(request).await.unwrap()
+    });
+    drop(held);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let value = response.headers()["x-multisem-refused"].clone();
+    let text = value.to_str().map(str::to_owned);
+    text.unwrap_or_else(|_| panic!("not visible ASCII: {value:?}"))
+}
+
+/// The `x-multisem-refused` header is visible ASCII (RFC 9110, 5.5),
+/// whatever the message it carries: a dimension's name may be any text, and
+/// a wait under a millisecond reads `µs`.
+#[test]
+fn a_refusal_header_is_visible_ascii_whatever_the_names_and_the_wait() {
+    let handler = || {
+        service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        })
+    };
+    let accented = Arc::new(
+        MultiSemaphore::builder([1, 1 << 20])
+            .names(&["requêtes", "octets"])
+            .build(),
+    );
+    let shed = multisem::http::layer(Arc::clone(&accented), 1024)
+        .shed()
+        .layer(handler());
+    assert_eq!(
+        refusal_header(shed, &accented),
+        "shed: requ?tes short, requested 1, available 0"
+    );
+
+    // A timer that fires at once: the wait is a few microseconds.
+    let sem = Arc::new(MultiSemaphore::new([1, 1 << 20]));
+    let waiting = multisem::http::layer(Arc::clone(&sem), 1024)
+        .wait_timeout(Duration::from_micros(500), |_| std::future::ready(()))
+        .layer(handler());
+    let message = refusal_header(waiting, &sem);
+    assert!(message.starts_with("timed out after "), "{message}");
 }
 
 /// A `PermitBody` tells the size of the body it carries (0 once emptied),

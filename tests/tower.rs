@@ -1281,3 +1281,42 @@ async fn an_adaptive_layer_times_the_service_from_the_grant() {
         window.min_rtt
     );
 }
+
+/// A waiting request keeps the inner service's readiness (the module docs'
+/// "In a stack"): with tower's `ConcurrencyLimit` inside the layer, the
+/// request queued for its permit holds the inner limit's permit too, the
+/// clone left behind is not ready, and dropping the waiting request gives
+/// both back.
+#[tokio::test]
+async fn a_waiting_request_keeps_an_inner_concurrency_limit_s_permit() {
+    let sem = Arc::new(MultiSemaphore::new([1]));
+    let gate = Gate::default();
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(AdmitLayer::new(Arc::clone(&sem), |_: &u64| [1]))
+        .concurrency_limit(2)
+        .service(gate.clone());
+    let mut first = Box::pin(svc.ready().await.unwrap().call(1));
+    assert!(poll_once(first.as_mut()).is_pending());
+    assert_eq!(gate.waiting(), 1);
+    let mut second = Box::pin(svc.ready().await.unwrap().call(2));
+    assert!(
+        poll_once(second.as_mut()).is_pending(),
+        "queued for the permit"
+    );
+    assert_eq!(sem.waiters(), 1);
+
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        svc.poll_ready(&mut cx).is_pending(),
+        "the inner limit is spent"
+    );
+    drop(second);
+    assert_eq!(sem.waiters(), 0);
+    assert!(
+        svc.poll_ready(&mut cx).is_ready(),
+        "its inner permit came back"
+    );
+    gate.open_one();
+    assert_eq!(bounded(first).await.unwrap(), 1);
+    assert_eq!(sem.available(), [1]);
+}

@@ -109,7 +109,9 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// [`max_capacity`](crate::MultiSemaphore::max_capacity) too can never fit
 /// however it grows (a maximum of 0 is 0 for good): `413`. Both carry an
 /// `x-multisem-refused` header with the refusal's message, which names the
-/// dimension that was short, or says that others were queued ahead.
+/// dimension that was short, or says that others were queued ahead (in
+/// visible ASCII, as RFC 9110 asks of new fields: `µs` reads `us`, any
+/// other character outside it `?`).
 ///
 /// For a tower stack that keeps the layer's refusals as errors
 /// ([`UntilResponse`](crate::tower::UntilResponse)), find the refusal with
@@ -136,7 +138,21 @@ impl<B, E, const N: usize> Hold<Response<B>, E, N> for UntilBodyEnd {
 /// ```
 pub fn refusal_response(refused: &Refused, retry_after: Duration) -> Response<()> {
     let mut response = Response::new(());
-    if let Ok(message) = HeaderValue::from_str(&refused.to_string()) {
+    // Visible ASCII only (RFC 9110, 5.5): a wait under a millisecond reads
+    // "µs", and a dimension's name may be any text.
+    let message: String = refused
+        .to_string()
+        .replace('µ', "u")
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(message) = HeaderValue::from_str(&message) {
         response.headers_mut().insert("x-multisem-refused", message);
     }
     // A dimension resized to nothing (a drain, a lost lease) refuses every

@@ -98,6 +98,21 @@
 //! `Fn(Duration) -> impl Future`). The timeout bounds only the wait for the
 //! permit, which is what a queueing budget means; to bound the whole
 //! request, add tower's `TimeoutLayer` outside this one as well.
+//!
+//! # In a stack
+//!
+//! * **A waiting request keeps the inner service's readiness**: the ready
+//!   clone goes with it, so a layer inside this one that reserves in
+//!   `poll_ready` (tower's `ConcurrencyLimit`, `RateLimit`) holds its
+//!   reservation while the request waits for its permit here. Put such
+//!   layers outside this one unless that is what you want.
+//! * `Buffer` works on either side; `LoadShed` outside a shedding layer
+//!   passes its [`Shed`] through, found with [`Refused::find`].
+//! * `Retry` outside: each attempt is admitted anew, and an answered
+//!   attempt's permit comes back when the policy drops its response.
+//! * `Timeout` outside bounds the whole request and takes a waiting one out
+//!   of the queue; inside, it bounds the inner call only (for an adaptive
+//!   layer, a drop sample: see [`Learn`]).
 
 // The docs link to the `http` feature's items, which exist only with it;
 // with `tower` alone those links are left unresolved rather than broken.
