@@ -140,6 +140,7 @@ impl DimNames {
     }
 
     /// Every dimension's name, as the builder was given them.
+    #[cfg(feature = "http")]
     pub(crate) fn all(self) -> Option<&'static [&'static str]> {
         self.0
     }
