@@ -17,6 +17,8 @@ use crate::support::{Layout, WakeFlag, assert_quiescent, models, poll_once};
 models! {
     stats_exact_under_grant_timeout_and_fast_take: 2,
     peak_set_racing_growth_is_not_lost: 2,
+    a_take_loaded_before_a_growth_granted_to_a_waiter_sets_its_peak: 2,
+    a_resize_read_with_the_stats_counts_as_no_acquire: 2,
     in_flight_racing_growth_counts_what_is_held: 2,
     locked_read_racing_moves_between_tiers_counts_nothing_twice: 2,
     reads_while_queued_racing_a_shrinks_payment_count_what_is_held: 2,
@@ -143,6 +145,67 @@ fn peak_set_racing_growth_is_not_lost(layout: Layout) {
     );
     drop((first, second));
     assert_quiescent(&sem, [2, 2]);
+}
+
+/// A fast take loads the counter word (and the low water), and before its
+/// CAS a growth runs whose permits the lock holder grants straight to a
+/// queued request: the word's fields are back as the take loaded them.
+/// Were the word the same bit for bit, the CAS would pass and count the
+/// take against the low water before the growth, and miss the peak its
+/// permits let it set (held: 2, then the waiter's 3 and the take's 1). The
+/// growth steps the word's tally, so the CAS fails and the take looks
+/// again. Whatever the order, the peak is at least what was held at once.
+fn a_take_loaded_before_a_growth_granted_to_a_waiter_sets_its_peak(layout: Layout) {
+    let builder = layout.builder([4, 1]).track_peaks(true);
+    let builder = match layout {
+        Layout::Packed => builder.max_capacity([15, 1]),
+        _ => builder,
+    };
+    let sem = Arc::new(builder.build());
+    // Peak 3, then 2 held: the low water leaves 1 of dimension 0 free.
+    let mut base = sem.try_acquire_owned([3, 0]).unwrap();
+    base.release([1, 0]).unwrap();
+    let taker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.try_acquire_owned([1, 0]).ok())
+    };
+    let (_flag, waker) = WakeFlag::waker();
+    let mut waiter = Box::pin(sem.acquire_owned([3, 0]));
+    assert!(
+        poll_once(waiter.as_mut(), &waker).is_pending(),
+        "2 of 4 free at most"
+    );
+    sem.add_permits([3, 0]).unwrap();
+    let Poll::Ready(Ok(waited)) = poll_once(waiter.as_mut(), &waker) else {
+        panic!("the growth grants the waiter: 7 fit 2, 3 and 1");
+    };
+    // Refused only while the waiter was queued (first come, first served).
+    let took = taker.join().unwrap();
+    // Nothing came back since the base's release: all held now is the peak.
+    let held =
+        base.amounts()[0] + waited.amounts()[0] + took.as_ref().map_or(0, |t| t.amounts()[0]);
+    assert_eq!(
+        sem.stats().peak_in_flight[0],
+        held,
+        "the peak is what is held"
+    );
+    drop((took, waited, base, waiter));
+}
+
+/// A resize steps the fast path's tally (see the model above), and
+/// `stats()` leaves its steps out of `acquired`: read while a resize runs,
+/// after one fast take, it counts that take, and no more.
+fn a_resize_read_with_the_stats_counts_as_no_acquire(layout: Layout) {
+    let sem = layout.arc([2, 2]);
+    drop(sem.try_acquire([1, 1]).unwrap());
+    let resizer = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || sem.set_capacity([3, 3]).unwrap())
+    };
+    assert_eq!(sem.stats().acquired, 1, "while a resize runs");
+    resizer.join().unwrap();
+    assert_eq!(sem.stats().acquired, 1);
+    assert_quiescent(&sem, [3, 3]);
 }
 
 /// `in_flight()` while the capacity grows: its lock-free read checks the

@@ -552,8 +552,31 @@ impl<const N: usize> MultiSemaphore<N> {
                 .peaks()
                 .unwrap_or_else(|| load_all(&self.limits.peak))
         });
-        self.stats
-            .snapshot(self.counters.fast_takes(), peaks, self.names)
+        self.stats.snapshot(self.fast_takes(), peaks, self.names)
+    }
+
+    /// How many fast-path takes have succeeded: the counters' tally, less
+    /// the step each resize adds to it (`Counters::step_for_resize`), one
+    /// per two counts of resizes. Read between the same two counts, no
+    /// resize ran meanwhile (`limits_unchanged_since`: the step is written
+    /// inside the count's bracket, so a tally that shows it shows the count
+    /// moved); else read again under the lock, where none runs. So no
+    /// resize's step counts as a take, nor is one left out for a step not
+    /// read: `Stats::acquired` never runs ahead of the takes.
+    fn fast_takes(&self) -> u64 {
+        // Acquire: pairs with the Release of `rebase_low_water`, so that
+        // the step of every resize counted here is in the tally read below.
+        let before = self.limits.resizes.load(Ordering::Acquire);
+        let tallied = self.counters.tallied();
+        if self.limits_unchanged_since(before) {
+            // Saturating: a tally read while a take's wrap is not yet
+            // flushed lags by 64, and may not hold every resize's step.
+            return tallied.saturating_sub(before / 2);
+        }
+        let _queue = self.lock();
+        // Relaxed: the lock orders it after every resize, none runs now.
+        let resizes = self.limits.resizes.load(Ordering::Relaxed);
+        self.counters.tallied().saturating_sub(resizes / 2)
     }
 
     /// What live permits hold now, per dimension: a snapshot for metrics,

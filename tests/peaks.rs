@@ -97,7 +97,9 @@ fn single_word() {
 /// in its word, then adds them to a total: a tally read before a wrap
 /// added to the total after it counted up to 63 twice), and never less
 /// than an earlier read. In every layout (the tiered one's front word
-/// tallies the same way).
+/// tallies the same way). A third thread resizes meanwhile: each resize
+/// steps the same tally (so that a take's CAS never finds the word it
+/// loaded before a resize), and none counts as an acquire.
 #[test]
 fn acquired_never_runs_ahead_of_the_takes_nor_goes_back() {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst, fence};
@@ -122,6 +124,17 @@ fn acquired_never_runs_ahead_of_the_takes_nor_goes_back() {
                 }
             })
         };
+        let resizer = {
+            let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+            thread::spawn(move || {
+                for k in 0..50_000_000u64 {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    sem.set_capacity([4 + k % 2, 1000]).unwrap();
+                }
+            })
+        };
         let deadline = Instant::now() + stress_time(Duration::from_secs(1));
         let mut last = 0;
         while Instant::now() < deadline && !taker.is_finished() {
@@ -137,8 +150,33 @@ fn acquired_never_runs_ahead_of_the_takes_nor_goes_back() {
         }
         stop.store(true, Relaxed);
         taker.join().unwrap();
+        resizer.join().unwrap();
         let begun = begun.load(Relaxed);
         assert_eq!(sem.stats().acquired, begun, "{layout:?}: exact once quiet");
+    }
+}
+
+/// Resizes step the fast path's tally, as takes do, and count as no
+/// acquires: none alone, 64 of them (a step wraps the tally), or between
+/// takes, in every layout.
+#[test]
+fn resizes_count_as_no_acquires() {
+    for layout in Layout::ALL {
+        let sem = layout.make([4, 1000]);
+        let resize = |times: u64| {
+            for k in 0..times {
+                sem.set_capacity([4 + k % 2, 1000]).unwrap();
+            }
+        };
+        resize(1);
+        assert_eq!(sem.stats().acquired, 0, "{layout:?}");
+        resize(63);
+        assert_eq!(sem.stats().acquired, 0, "{layout:?}: the tally wrapped");
+        for _ in 0..70 {
+            drop(sem.try_acquire([1, 1]).unwrap());
+            resize(3);
+        }
+        assert_eq!(sem.stats().acquired, 70, "{layout:?}");
     }
 }
 

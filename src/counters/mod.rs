@@ -345,12 +345,24 @@ impl<const N: usize> Counters<N> {
         }
     }
 
-    /// How many fast-path takes have succeeded (the locked path counts its
-    /// own grants).
-    pub(crate) fn fast_takes(&self) -> u64 {
+    /// A resize's write of the counter word (of the front, in the tiered
+    /// layout), under the queue lock: its fields unchanged, its tally
+    /// stepped, so that the word differs from every word before the resize
+    /// (see `Packed::try_take_once`).
+    pub(crate) fn step_for_resize(&self) {
         match self {
-            Self::Packed(p) => p.fast_takes(),
-            Self::Tiered(t) => t.fast_takes(),
+            Self::Packed(p) => p.step_for_resize(),
+            Self::Tiered(t) => t.step_for_resize(),
+        }
+    }
+
+    /// How many fast-path takes have succeeded (the locked path counts its
+    /// own grants), plus one per resize (`step_for_resize`): the semaphore
+    /// leaves those out.
+    pub(crate) fn tallied(&self) -> u64 {
+        match self {
+            Self::Packed(p) => p.tallied(),
+            Self::Tiered(t) => t.tallied(),
         }
     }
 

@@ -17,7 +17,7 @@
 //! | `SLOW`    | waiters queued or shrink debt outstanding: use the locked path   |
 //! | field *d* | permits available in dimension *d*, `width[d]` bits              |
 //! | guard *d* | always 0 at rest; set during a take to catch a borrow            |
-//! | tally     | successful fast takes, mod 64; wraps out of the top of the word  |
+//! | tally     | successful fast takes and resizes, mod 64; wraps out of the top  |
 //!
 //! A take subtracts every dimension at once, SWAR style: with every guard bit
 //! set, `(word | GUARDS) - request` borrows from guard *d* exactly when field
@@ -25,7 +25,11 @@
 //! one mask test check all dimensions, and the result (guards cleared) is the
 //! new word. The tally adds one in the same CAS; the take that wraps it to 0
 //! adds 64 to `flushed`, so counting acquisitions costs no extra atomic
-//! operation on the fast path.
+//! operation on the fast path. Every resize adds one to the tally too
+//! ([`Packed::step_for_resize`]; the semaphore leaves those out of its
+//! count of fast takes, one per resize), so that the word a resize leaves
+//! differs from every word before it, even where the permits it added were
+//! granted straight back.
 //!
 //! A fast take whose CAS loses a race pauses before it retries (see
 //! [`Packed::take_contended`]): an immediate retry would pull the word's cache line from
@@ -337,7 +341,15 @@ impl<const N: usize> Packed<N> {
     /// adds permits to the word and lets takes pass again, so a take whose
     /// CAS sees the word as the resize left it also sees the raised low
     /// water. Loaded first, it could be older than the resize while the CAS
-    /// takes the added permits, and miss a new peak.
+    /// takes the added permits, and miss a new peak. Nor can a word loaded
+    /// before a resize be the word the CAS finds after it, the same bit for
+    /// bit, although the fields may be (a growth whose permits the lock
+    /// holder granted straight to queued requests): the resize stepped the
+    /// tally ([`Self::step_for_resize`]). Only 63 more steps of it (fast
+    /// takes or resizes) between the load and the CAS, and the fields as
+    /// they were, bring the word back; then the take counts against the low
+    /// water before the resize, and may miss a peak that the permits the
+    /// growth added let it set (`Stats::peak_in_flight` says so).
     #[inline(always)]
     pub(super) fn try_take_once(&self, amounts: [u64; N], low_water: &AtomicU64) -> Once {
         // Acquire, both: a guess for the CAS, which checks it; and, when
@@ -529,7 +541,7 @@ impl<const N: usize> Packed<N> {
     #[inline(never)]
     fn flush_tally(&self) {
         // Release: after the take that wrapped the tally, so that a reader
-        // that sees these 64 (Acquire, `fast_takes`) sees the wrap too, and
+        // that sees these 64 (Acquire, `tallied`) sees the wrap too, and
         // never counts them twice. (The RMW is a locked one on x86 anyway.)
         self.hot
             .flushed
@@ -771,7 +783,9 @@ impl<const N: usize> Packed<N> {
         self.hot.word.load(Ordering::Relaxed) & CLOSED != 0
     }
 
-    pub(super) fn fast_takes(&self) -> u64 {
+    /// The tally's steps so far: successful fast takes, and one per resize
+    /// ([`Self::step_for_resize`]).
+    pub(super) fn tallied(&self) -> u64 {
         // `flushed` first, Acquire (pairs with the Release in `flush_tally`):
         // the word then shows every wrap whose 64 it counted, so a tally
         // read from before a wrap is never added to that wrap's flush (which
@@ -780,5 +794,17 @@ impl<const N: usize> Packed<N> {
         let flushed = self.hot.flushed.load(Ordering::Acquire);
         let tally = self.hot.word.load(Ordering::Relaxed) >> TALLY_SHIFT;
         flushed + tally
+    }
+
+    /// A resize's write of the word, under the queue lock (see
+    /// `MultiSemaphore::change_limits`): one step of the tally, as a fast
+    /// take's, so that no take's CAS finds the word as it loaded it before
+    /// the resize (see [`Self::try_take_once`]), and a read-modify-write
+    /// that lock-free readers' reads of the word are ordered after.
+    pub(super) fn step_for_resize(&self) {
+        // Release: as a return's (`give`), for the readers that pair with
+        // it; the word's fields are unchanged.
+        let before = self.hot.word.fetch_add(TALLY_ONE, Ordering::Release);
+        self.count_tally(before.wrapping_add(TALLY_ONE));
     }
 }

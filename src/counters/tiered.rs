@@ -279,7 +279,12 @@ impl<const N: usize> Tiered<N> {
         self.front.is_closed()
     }
 
-    pub(super) fn fast_takes(&self) -> u64 {
-        self.front.fast_takes()
+    pub(super) fn tallied(&self) -> u64 {
+        self.front.tallied()
+    }
+
+    /// A resize's write of the front word (see `Packed::step_for_resize`).
+    pub(super) fn step_for_resize(&self) {
+        self.front.step_for_resize();
     }
 }

@@ -265,18 +265,22 @@ impl<const N: usize> MultiSemaphore<N> {
     /// caller serves the queue after, which sets `SLOW` as it must be.
     ///
     /// Inside the bracket every change also writes the counter word, with a
-    /// read-modify-write (of nothing, where `change` wrote it already): a
-    /// lock-free reader that reads the word as a later grant left it (a
-    /// compare-and-swap, in that write's release sequence) then sees the
-    /// opening bump. Where `SLOW` stays set for queued acquirers no clearing
-    /// of it does that, and a `forget`, which changes only the capacity,
-    /// would let `in_flight()` pair the capacity before it with the counters
-    /// after a grant that followed it, and count the forgotten permits too.
+    /// read-modify-write that steps its tally and leaves its fields alone
+    /// (`Counters::step_for_resize`). So a lock-free reader that reads the
+    /// word as a later grant left it (a compare-and-swap, in that write's
+    /// release sequence) then sees the opening bump: where `SLOW` stays set
+    /// for queued acquirers no clearing of it does that, and a `forget`,
+    /// which changes only the capacity, would let `in_flight()` pair the
+    /// capacity before it with the counters after a grant that followed it,
+    /// and count the forgotten permits too. And a fast take that loaded the
+    /// word before the resize cannot find it the same after (a growth whose
+    /// permits went straight to queued requests leaves the fields as they
+    /// were) and take against the low water before it, missing a peak.
     fn change_limits(&self, queue: &mut WaitQueue<N>, change: impl FnOnce()) {
         self.set_slow(queue, true);
         self.open_low_water();
         change();
-        self.counters.add(&[0; N]);
+        self.counters.step_for_resize();
         self.rebase_low_water();
     }
 
