@@ -2240,6 +2240,77 @@ fn a_measuring_probe_waits_out_the_round_trip_before_it() {
     );
 }
 
+/// A client that stalls through a measuring probe (the demo's process,
+/// descheduled on two busy shared cores) records nothing while it does,
+/// and what completed through the stall at its end: the window in which
+/// the stall ended lasts the stall longer (its first late completion
+/// closes it), and the next holds the other late ones, while its fastest
+/// request, granted after the stall, takes what requests took before. The
+/// downstream: 49 requests a window of 25.24 ms, round trips of 25.24 ms
+/// without a queue, a queue beyond that; a stall of 35 ms across the due
+/// of the window before the one the probe measures, the late requests'
+/// round trips 47.6 ms on average (every request in flight, late by 10 to
+/// 35 ms: `producer --adaptive --small` recorded 47.5 ms, standard error
+/// 4.4, when its broker thread slept 35 ms through the first probe). Taken
+/// as it was, the measure (47.6 + 2 × 1.1 ms) set the product, whose own
+/// queue (gain 1.25 over 1.1) kept the small requests' round trip above it,
+/// so that the cap on what the current window's took never bit: the byte
+/// limit held near twice what the downstream needs until the next
+/// measuring probe (in the demo, 115-121 KiB where 92 serve).
+#[test]
+fn a_stall_of_the_client_through_a_measuring_probe_does_not_hold_the_limit_up() {
+    const KIB: u64 = 1024;
+    let ms = |x: f64| Duration::from_secs_f64(x / 1e3);
+    // The limits of 150 windows, the typical delay after them, and the
+    // window whose update first measured it; `stall`: the window holding
+    // the late completions.
+    let run = |stall: Option<usize>| {
+        let mut bytes = preset::bytes();
+        let mut dim = Dimension::default();
+        (dim.index, dim.min, dim.max) = (1, KIB, 1 << 30);
+        dim.limit = 40 * KIB;
+        let (mut limits, mut measured) = (Vec::new(), None);
+        for n in 0..150 {
+            let in_flight = dim.limit as f64 / KIB as f64;
+            let rtt = f64::max(25.24, in_flight / 49.0 * 25.24);
+            let successes = (in_flight.min(49.0)).round() as u64;
+            let mut window = queue_window(successes, 25.24, rtt, 0.05);
+            if stall == Some(n + 1) {
+                // The stall began at this window's due: it lasts 35 ms
+                // longer, and the first late completion closes it.
+                window.elapsed += ms(35.0);
+                window.successes += 1;
+                window.delivered_bytes += KIB;
+                window.max_rtt = ms(60.24);
+                window.small_mean_rtt = ms(rtt + 35.0 / window.successes as f64);
+                window.small_rtt_error = ms(0.7);
+            } else if stall == Some(n) {
+                window = queue_window(successes + 1, 25.24, 47.6, 1.1);
+            }
+            dim.peak_in_flight = dim.limit;
+            dim.limit = bytes.update(&window, &dim);
+            limits.push(dim.limit);
+            if measured.is_none() && bytes.typical_delay().is_some() {
+                measured = Some(n);
+            }
+        }
+        (limits, bytes.typical_delay(), measured)
+    };
+    let (calm, calm_typical, measured) = run(None);
+    let measured = measured.expect("the first probe measures");
+    let (stalled, typical, _) = run(Some(measured));
+    for n in measured + 10..150 {
+        assert!(
+            stalled[n] as f64 <= 1.1 * calm[n] as f64,
+            "window {n}: {} KiB after the stall, {} without it (typical delay {:?} against {:?})",
+            stalled[n] / KIB,
+            calm[n] / KIB,
+            typical,
+            calm_typical
+        );
+    }
+}
+
 #[test]
 fn a_probe_measures_the_typical_delay_only_where_it_can_and_it_matters() {
     // Round trips that spread (the small requests take 9 ms, the fastest

@@ -27,6 +27,10 @@
 //! settling    1 window                       measure, no probe
 //! ```
 //!
+//! A window that would measure but holds completions a stall of the client
+//! recorded late (see `typical::recorded_late`) is no measure: the probe
+//! waits again as if it began then, within the same 40 windows.
+//!
 //! A window of drops alone (an outage) ends any probe at once, without a
 //! measure ([`Probes::abandon`]); the next probe that begins measures.
 
@@ -71,8 +75,11 @@ pub(super) struct Probe {
     /// Whether its last window measures the typical delay.
     measures: bool,
     /// Windows it has waited beyond its own for the requests granted before
-    /// it (`MAX_WAIT` once it waits no more).
+    /// it, its settling window and retakes included (at `MAX_WAIT` it
+    /// measures as it stands).
     waited: u32,
+    /// Whether its next window is the last, the one after its wait.
+    settling: bool,
     /// The limit in force when it began.
     pub(super) limit_before: f64,
     /// The small requests' mean round trip and its standard error in the
@@ -119,21 +126,44 @@ impl Probes {
     /// it, and the window in which the last of the old ones completed is
     /// full of them.
     ///
+    /// `late`: whether this window holds completions that a stall of the
+    /// client recorded late. Where it would be the measure, it is not: the
+    /// probe goes on as if it began as this window ended (the requests
+    /// granted as the stall ended, at once, are the old queue now), within
+    /// the same `MAX_WAIT` windows, after which it measures as it stands.
+    /// Elsewhere it changes nothing.
+    ///
     /// Returns the probe if this window was the last of a measuring one:
     /// its round trips are the measure.
-    pub(super) fn count_probe_window(&mut self, undrained: bool, elapsed: f64) -> Option<Probe> {
+    pub(super) fn count_probe_window(
+        &mut self,
+        undrained: bool,
+        late: bool,
+        elapsed: f64,
+    ) -> Option<Probe> {
         let probe = self.under_way.as_mut()?;
         let (rtt, error) = probe.rtt_before;
         let undrained = undrained || probe.age < rtt + 2.0 * error;
         probe.age += elapsed;
         probe.windows_left -= 1;
         if probe.windows_left == 0 && probe.measures && probe.waited < MAX_WAIT {
-            if undrained {
+            let measures_now = probe.settling || (!undrained && probe.waited == 0);
+            if measures_now && late {
+                // Retake it, as if the probe began now: a round trip's
+                // wait, the window after it, then the measure.
+                probe.age = 0.0;
+                probe.settling = false;
+                probe.waited += 1;
+                probe.windows_left = 1;
+            } else if probe.settling {
+                // The measure.
+            } else if undrained {
                 probe.waited += 1;
                 probe.windows_left = 1;
             } else if probe.waited > 0 {
                 // Settle: the next window is the last.
-                probe.waited = MAX_WAIT;
+                probe.settling = true;
+                probe.waited += 1;
                 probe.windows_left = 1;
             }
         }
@@ -206,6 +236,7 @@ impl Probes {
             windows_left: if measures { MEASURING_WINDOWS } else { 1 },
             measures,
             waited: 0,
+            settling: false,
             limit_before,
             rtt_before,
             age: 0.0,
@@ -239,7 +270,9 @@ mod tests {
         (1..=windows)
             .map(|n| {
                 let measured = probes.under_way().is_some()
-                    && probes.count_probe_window(undrained(n), 0.025).is_some();
+                    && probes
+                        .count_probe_window(undrained(n), false, 0.025)
+                        .is_some();
                 probes.count_window();
                 let half = probes.under_way().is_some()
                     || probes.begin(falling(n), false, 100.0, (0.0, 0.0));
@@ -297,15 +330,45 @@ mod tests {
         // window began 25 ms after it, before the last request granted
         // before it completed, so it waits; the third began at 50 ms, and
         // settles; the fourth measures.
-        assert!(probes.count_probe_window(false, 0.025).is_none());
-        assert!(probes.count_probe_window(false, 0.025).is_none());
-        assert!(probes.count_probe_window(false, 0.025).is_none());
-        assert!(probes.count_probe_window(false, 0.025).is_some());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_some());
         // Where the round trip is shorter than a window, the second
         // measures (a fall begins this one).
         assert!(probes.begin(true, false, 100.0, (0.006, 0.0002)));
-        assert!(probes.count_probe_window(false, 0.025).is_none());
-        assert!(probes.count_probe_window(false, 0.025).is_some());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_some());
+    }
+
+    #[test]
+    fn a_measure_recorded_late_is_retaken_a_round_trip_later() {
+        let mut probes = Probes::new(100);
+        // The small requests took 20 ms before it; 25 ms windows.
+        assert!(probes.begin(false, false, 100.0, (0.020, 0.0002)));
+        // Late completions in a window it does not measure change nothing.
+        assert!(probes.count_probe_window(false, true, 0.025).is_none());
+        // Its second window would measure, but holds completions a stall
+        // recorded late: requests granted as the stall ended complete a
+        // round trip later, so it waits one window (the round trip is not
+        // over when it begins), settles in the next, and measures in the
+        // one after.
+        assert!(probes.count_probe_window(false, true, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_none());
+        assert!(probes.count_probe_window(false, false, 0.025).is_some());
+    }
+
+    #[test]
+    fn measures_recorded_late_are_retaken_within_max_wait_windows() {
+        let mut probes = Probes::new(1000);
+        assert!(probes.begin(false, false, 100.0, (0.020, 0.0002)));
+        // Every window late: its own two, then `MAX_WAIT` more, and the
+        // last measures as it stands.
+        let windows = (1..)
+            .find(|_| probes.count_probe_window(false, true, 0.025).is_some())
+            .unwrap();
+        assert_eq!(windows, MEASURING_WINDOWS + MAX_WAIT);
     }
 
     #[test]

@@ -155,3 +155,51 @@ fn upper_bound(window: &Window) -> f64 {
     let (mean, error) = small_rtt(window);
     mean + 2.0 * error
 }
+
+/// A window that lasted more than this many times the one before it was
+/// stretched: no completion closed it for that long. (The demo's windows,
+/// `producer --adaptive --small`, last up to 1.33 times the one before
+/// them on a calm machine; one its broker's stall of 35 ms stretched, 2.4
+/// times.)
+const STRETCHED: f64 = 1.5;
+
+/// Whether `window`, a measuring probe's measuring window, holds
+/// completions that a stall of the client recorded late: all three of
+///
+/// * a window stretched: this one, or the one before it, lasted more than
+///   `STRETCHED` times the one before that (`lasted`: the two before this
+///   one, in seconds, the older first);
+/// * the small requests' mean round trip above theirs in the window before
+///   the probe (`rtt_before`) by more than `QUEUED` standard errors;
+/// * the window's fastest success no slower than that mean.
+///
+/// A client that stalls (a process descheduled on busy cores) records
+/// nothing while it does, and then what completed through the stall, at
+/// once, late by up to its length: the window in which the stall ended
+/// lasts that much longer (only a completion closes a window, and the
+/// first late one does), and the next holds the other late ones, but also
+/// the request that closes it, granted after the stall, which takes what
+/// requests took before. A probe does not slow the small requests, and a
+/// downstream that slowed would slow the fastest too: a round trip that
+/// rose while the fastest held is a few late completions.
+///
+/// Each of the three happens without a stall: a window stretched where it
+/// waits for the samples it needs (a small limit's requests complete in
+/// bursts a round trip apart), a round trip that rose where the downstream
+/// slowed as the probe began, and both with 1 MiB messages alone on a link
+/// (the simulation's `--downstreams`: a probe's windows of 131 then 356
+/// ms, every round trip 131 ms before it and 178 ms in its measure, the
+/// fastest too; a rule on the rise alone cost that broker its
+/// re-convergence). All three are a stall's, and on a clock that does not
+/// stall (the simulation's) they do not meet.
+pub(super) fn recorded_late(window: &Window, lasted: [f64; 2], rtt_before: (f64, f64)) -> bool {
+    let elapsed = window.elapsed.as_secs_f64();
+    let [older, last] = lasted;
+    let stretched =
+        (older > 0.0 && last > STRETCHED * older) || (last > 0.0 && elapsed > STRETCHED * last);
+    let (before, before_error) = rtt_before;
+    let (now, now_error) = small_rtt(window);
+    let rose = now - before > QUEUED * before_error.hypot(now_error);
+    let fastest_held = window.min_rtt.as_secs_f64() <= before;
+    stretched && rose && fastest_held
+}
