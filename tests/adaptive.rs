@@ -2256,7 +2256,7 @@ fn a_measuring_probe_waits_out_the_round_trip_before_it() {
 /// queue (gain 1.25 over 1.1) kept the small requests' round trip above it,
 /// so that the cap on what the current window's took never bit: the byte
 /// limit held near twice what the downstream needs until the next
-/// measuring probe (in the demo, 115-121 KiB where 92 serve).
+/// measuring probe (in the demo, 101-210 KiB where 92 serve).
 #[test]
 fn a_stall_of_the_client_through_a_measuring_probe_does_not_hold_the_limit_up() {
     const KIB: u64 = 1024;

@@ -231,7 +231,8 @@ use typical::{Measure, TypicalDelay, recorded_late, small_rtt};
 /// trip above it, so that the cap on the current window's never bit: in
 /// the demo, whose broker thread slept 35 ms through the first probe,
 /// the measure was 47.5 ms where requests took 25.5, and the byte limit
-/// stood at 115-121 KiB where 92 serve until the next measuring probe.
+/// stood at 101-210 KiB from the second to the fifth second, where 92
+/// serve, until the next measuring probe.
 /// A stall that begins and ends within the measuring window stretches no
 /// window, and is not seen.
 ///
