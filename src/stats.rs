@@ -164,10 +164,11 @@ pub struct Stats<const N: usize> {
     /// and its note of the peak: that take's peak is then read under the
     /// lock just after, and may miss permits released in between. And but
     /// for a take held up between its first read of the counters and its
-    /// compare-and-swap while a resize ran and, after it, a multiple of 64
-    /// fast takes and resizes less one, which left the counters as it read
-    /// them: its peak is then judged against the capacity before the
-    /// resize, and one that the resize's new permits allowed is missed.
+    /// compare-and-swap while a resize ran and with it a multiple of 64
+    /// steps of the counter word's tally (each fast take and each resize
+    /// is one), leaving the counters as it read them: its peak is then
+    /// judged against the capacity before the resize, and one that the
+    /// resize's new permits allowed is missed.
     pub peak_in_flight: [u64; N],
     /// Whether `peak_in_flight` is kept ([`track_peaks`](crate::Builder::track_peaks),
     /// the default): where it is not, its zeros say nothing, and `Debug`

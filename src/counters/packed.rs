@@ -345,9 +345,9 @@ impl<const N: usize> Packed<N> {
     /// before a resize be the word the CAS finds after it, the same bit for
     /// bit, although the fields may be (a growth whose permits the lock
     /// holder granted straight to queued requests): the resize stepped the
-    /// tally ([`Self::step_for_resize`]). Only 63 more steps of it (fast
-    /// takes or resizes) between the load and the CAS, and the fields as
-    /// they were, bring the word back; then the take counts against the low
+    /// tally ([`Self::step_for_resize`]). Only 63 (or 127, ...) more steps
+    /// of it (fast takes or resizes) between the load and the CAS, and the
+    /// fields as they were, bring the word back; then the take counts against the low
     /// water before the resize, and may miss a peak that the permits the
     /// growth added let it set (`Stats::peak_in_flight` says so).
     #[inline(always)]
