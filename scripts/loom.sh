@@ -17,7 +17,12 @@
 # statistics against a grant, a timeout and a fast take (76 s on the
 # reserve-only layout) and split/merge/forget against try_acquire (72 s on
 # the packed one), together 45% of the rest's time on a slower machine;
-# the other models together take a few minutes. Note that the refused
+# and six more whose 18 tests took 305 of the other 198 tests' 554 seconds
+# at bound 2 (summed over two test threads, on 2 idle cores: shrinks racing
+# a queued waiter, growth racing acquire and release, the lock-free reads
+# with acquirers queued, a granted future dropped before its repoll), cut
+# so that CI stays well inside its 20 minutes; the other models together
+# take a few minutes. Note that the refused
 # give-back's bug (issue 12, item 4) is only reached at bound 2: the full run
 # is the proof, the CI run the guard.
 set -euo pipefail
@@ -30,6 +35,12 @@ heavy=(
     locked_read_racing_moves_between_tiers_counts_nothing_twice
     stats_exact_under_grant_timeout_and_fast_take
     split_merge_forget_racing_try_acquire_keep_exact_accounting
+    set_capacity_shrink_racing_queued_waiter
+    set_capacity_of_shrink_racing_queued_waiter
+    add_permits_racing_acquire_and_release
+    in_flight_while_queued_racing_a_forget_and_a_grant_counts_nothing_twice
+    reads_while_queued_racing_a_shrinks_payment_count_what_is_held
+    granted_future_dropped_before_repoll_passes_permits_on
 )
 
 export RUSTFLAGS="--cfg loom -C debug-assertions"
